@@ -1,0 +1,48 @@
+//! "Did you mean" suggestions for unknown ids.
+
+/// Up to three candidates closest to `input`: those that contain it or are contained by it first,
+/// then those within a normalized Levenshtein similarity of 0.6.
+pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let needle = input.to_ascii_lowercase();
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let hay = c.to_ascii_lowercase();
+            let score = if hay.contains(&needle) || (needle.len() >= 3 && needle.contains(&hay)) {
+                2.0 - (hay.len() as f64 - needle.len() as f64).abs() / 100.0
+            } else {
+                strsim::normalized_levenshtein(&needle, &hay)
+            };
+            (score >= 0.6).then_some((score, c))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}
+
+/// Formats suggestions as "; did you mean a or b?" (empty when there are none).
+pub fn did_you_mean(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [init @ .., last] => format!("; did you mean {} or {last}?", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substring_matches_come_first() {
+        let s = closest("a100", ["a100-40gb", "a100-80gb", "h100-sxm", "a10g"]);
+        assert_eq!(s, vec!["a100-40gb", "a100-80gb"]);
+        assert_eq!(did_you_mean(&s), "; did you mean a100-40gb or a100-80gb?");
+    }
+
+    #[test]
+    fn typos_are_caught() {
+        assert_eq!(closest("llama-2-7bb", ["llama-2-7b", "mistral-7b"]), vec!["llama-2-7b"]);
+        assert!(closest("zzzz", ["llama-2-7b"]).is_empty());
+    }
+}
