@@ -1,7 +1,7 @@
 //! "Did you mean" suggestions for unknown ids.
 
-/// Up to three candidates closest to `input`: those that contain it or are contained by it first,
-/// then those within a normalized Levenshtein similarity of 0.6.
+/// Up to three candidates closest to `input`: those that contain it or are contained by it when
+/// there are any, else those within a normalized Levenshtein similarity of 0.6.
 pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let needle = input.to_ascii_lowercase();
     let mut scored: Vec<(f64, &str)> = candidates
@@ -17,6 +17,10 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    // When the input names a prefix or part of ids, those ids are the answer; typos are a fallback.
+    if scored.first().is_some_and(|(score, _)| *score > 1.0) {
+        scored.retain(|(score, _)| *score > 1.0);
+    }
     scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
 }
 
