@@ -1,0 +1,183 @@
+//! `ModelSpec`: the architecture of a decoder-only transformer, as far as memory and speed care.
+//!
+//! A spec is built from a Hugging Face `config.json` (see `config.rs`) or from GGUF metadata, and
+//! is turned into an exact list of tensors by `tensors.rs`. Every shape the planner needs comes
+//! from here; nothing is guessed from the model's name.
+
+use serde::Serialize;
+
+/// The model families whose `config.json` headroom understands (`model_type` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Llama,
+    Mistral,
+    Mixtral,
+    Qwen2,
+    Gemma,
+    Gemma2,
+    Phi3,
+    Falcon,
+    GptNeox,
+    DeepseekV2,
+    DeepseekV3,
+}
+
+impl Family {
+    /// The `model_type` string of the family's `config.json`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Mistral => "mistral",
+            Family::Mixtral => "mixtral",
+            Family::Qwen2 => "qwen2",
+            Family::Gemma => "gemma",
+            Family::Gemma2 => "gemma2",
+            Family::Phi3 => "phi3",
+            Family::Falcon => "falcon",
+            Family::GptNeox => "gpt_neox",
+            Family::DeepseekV2 => "deepseek_v2",
+            Family::DeepseekV3 => "deepseek_v3",
+        }
+    }
+
+    pub const ALL: [Family; 11] = [
+        Family::Llama,
+        Family::Mistral,
+        Family::Mixtral,
+        Family::Qwen2,
+        Family::Gemma,
+        Family::Gemma2,
+        Family::Phi3,
+        Family::Falcon,
+        Family::GptNeox,
+        Family::DeepseekV2,
+        Family::DeepseekV3,
+    ];
+}
+
+/// Feed-forward block shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlpKind {
+    /// gate, up and down projections (SwiGLU, GeGLU): three `h × i` matrices.
+    Gated,
+    /// up and down projections with a plain activation (GELU): two `h × i` matrices.
+    Plain,
+}
+
+/// Normalisation layers: RMSNorm carries a weight vector, LayerNorm a weight and a bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NormKind {
+    RmsNorm,
+    LayerNorm,
+}
+
+/// What one layer's attention keeps in the KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerAttention {
+    /// Attends to the whole context: caches every token.
+    Full,
+    /// Attends to the last `window` tokens only: caches at most that many.
+    Sliding { window: u64 },
+}
+
+/// Multi-head latent attention (DeepSeek-V2/V3): queries and keys/values go through low-rank
+/// projections, and engines that support it cache only the compressed latent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Mla {
+    /// Rank of the query compression; `None` means a plain `q_proj`.
+    pub q_lora_rank: Option<u64>,
+    pub kv_lora_rank: u64,
+    pub qk_nope_head_dim: u64,
+    pub qk_rope_head_dim: u64,
+    pub v_head_dim: u64,
+}
+
+/// Mixture-of-experts feed-forward layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Moe {
+    /// Routed experts per MoE layer.
+    pub num_experts: u64,
+    /// Routed experts each token uses.
+    pub experts_per_token: u64,
+    /// Intermediate size of one routed expert.
+    pub expert_intermediate_size: u64,
+    /// Intermediate size of the always-on shared expert block (0 when there is none).
+    pub shared_intermediate_size: u64,
+    /// The first layers keep a dense MLP of `intermediate_size` (DeepSeek `first_k_dense_replace`).
+    pub first_dense_layers: u64,
+    /// The router has a per-expert score-correction bias (DeepSeek-V3 `noaux_tc`).
+    pub router_bias: bool,
+}
+
+/// Which linear layers carry a bias vector.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Biases {
+    pub qkv: bool,
+    pub attn_out: bool,
+    pub mlp: bool,
+}
+
+/// The architecture of one model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelSpec {
+    /// Catalog id (`llama-2-7b`) or the name of the local file or directory it came from.
+    pub id: String,
+    pub family: Family,
+    pub hidden_size: u64,
+    pub num_layers: u64,
+    pub num_heads: u64,
+    /// Key/value heads: equal to `num_heads` for MHA, fewer for GQA, 1 for MQA.
+    pub num_kv_heads: u64,
+    /// Per-head dimension of queries, keys and values (explicit `head_dim`, else hidden / heads).
+    pub head_dim: u64,
+    pub vocab_size: u64,
+    /// Dense MLP intermediate size.
+    pub intermediate_size: u64,
+    /// Longest context the model was configured for, in tokens.
+    pub max_context: u64,
+    pub tie_word_embeddings: bool,
+    pub mlp: MlpKind,
+    pub norm: NormKind,
+    /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2, 1 for parallel Falcon-7B).
+    pub norms_per_layer: u64,
+    pub biases: Biases,
+    /// Q, K and V live in one fused matrix in the checkpoint (Phi-3, Falcon, GPT-NeoX).
+    pub fused_qkv: bool,
+    /// Gate and up live in one fused matrix in the checkpoint (Phi-3).
+    pub fused_gate_up: bool,
+    /// One entry per layer.
+    pub layer_attention: Vec<LayerAttention>,
+    pub mla: Option<Mla>,
+    pub moe: Option<Moe>,
+    /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
+    pub native_dtype_bytes: u64,
+}
+
+impl ModelSpec {
+    /// Width of all query heads together (`num_heads · q head dim`).
+    pub fn q_width(&self) -> u64 {
+        match self.mla {
+            Some(m) => self.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim),
+            None => self.num_heads * self.head_dim,
+        }
+    }
+
+    /// Width of the keys (or values) of all KV heads together (`num_kv_heads · head_dim`).
+    pub fn kv_width(&self) -> u64 {
+        self.num_kv_heads * self.head_dim
+    }
+
+    /// Whether layer `layer` has a mixture-of-experts MLP.
+    pub fn is_moe_layer(&self, layer: u64) -> bool {
+        self.moe.is_some_and(|m| layer >= m.first_dense_layers)
+    }
+
+    /// Query heads per KV head (1 for MHA).
+    pub fn gqa_group(&self) -> u64 {
+        self.num_heads / self.num_kv_heads.max(1)
+    }
+}

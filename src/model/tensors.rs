@@ -1,0 +1,286 @@
+//! The exact tensor inventory of a model: every weight matrix, bias and norm vector, with its
+//! shape, derived from a `ModelSpec`. Parameter counts, weight bytes per format and the GGUF
+//! quantizer's per-tensor choices all work from this list.
+//!
+//! Shapes follow PyTorch's `nn.Linear` convention: `rows` = output features, `cols` = input
+//! features, the contiguous dimension along which block quantization (GGUF, GPTQ groups) runs.
+//!
+//! Worked example, Llama-2-7B (h 4096, i 11008, 32 layers, vocab 32000, untied):
+//! embeddings 32000·4096 = 131,072,000 and the same again for lm_head; per layer
+//! 4·4096² (q,k,v,o) + 3·4096·11008 (gate,up,down) + 2·4096 (norms) = 202,383,360;
+//! total 2·131,072,000 + 32·202,383,360 + 4096 (final norm) = 6,738,415,616.
+
+use super::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
+use serde::Serialize;
+
+/// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
+/// llama.cpp's quantizer keys its per-tensor type choices on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    TokenEmbd,
+    Output,
+    OutputNorm,
+    AttnNorm,
+    /// Norms after attention / around the MLP (`ffn_norm`, Gemma 2's post norms).
+    FfnNorm,
+    AttnQ,
+    AttnK,
+    AttnV,
+    /// Fused Q, K and V (Phi-3, Falcon, GPT-NeoX).
+    AttnQkv,
+    AttnOutput,
+    /// MLA: query down-projection, its norm, and up-projection.
+    AttnQA,
+    AttnQANorm,
+    AttnQB,
+    /// MLA: joint KV down-projection (with the shared rope key), its norm, and up-projection.
+    AttnKvAMqa,
+    AttnKvANorm,
+    AttnKvB,
+    FfnGate,
+    FfnUp,
+    /// Fused gate and up (Phi-3).
+    FfnGateUp,
+    FfnDown,
+    /// MoE router (`ffn_gate_inp`) and its score-correction bias (`exp_probs_b`).
+    FfnGateInp,
+    ExpProbsB,
+    FfnGateExps,
+    FfnUpExps,
+    FfnDownExps,
+    FfnGateShexp,
+    FfnUpShexp,
+    FfnDownShexp,
+}
+
+impl Role {
+    /// GGUF base name (`blk.N.` prefix and `.weight` / `.bias` suffix left out).
+    pub fn gguf_name(self) -> &'static str {
+        use Role::*;
+        match self {
+            TokenEmbd => "token_embd",
+            Output => "output",
+            OutputNorm => "output_norm",
+            AttnNorm => "attn_norm",
+            FfnNorm => "ffn_norm",
+            AttnQ => "attn_q",
+            AttnK => "attn_k",
+            AttnV => "attn_v",
+            AttnQkv => "attn_qkv",
+            AttnOutput => "attn_output",
+            AttnQA => "attn_q_a",
+            AttnQANorm => "attn_q_a_norm",
+            AttnQB => "attn_q_b",
+            AttnKvAMqa => "attn_kv_a_mqa",
+            AttnKvANorm => "attn_kv_a_norm",
+            AttnKvB => "attn_kv_b",
+            FfnGate => "ffn_gate",
+            FfnUp => "ffn_up",
+            FfnGateUp => "ffn_gate_up",
+            FfnDown => "ffn_down",
+            FfnGateInp => "ffn_gate_inp",
+            ExpProbsB => "exp_probs_b",
+            FfnGateExps => "ffn_gate_exps",
+            FfnUpExps => "ffn_up_exps",
+            FfnDownExps => "ffn_down_exps",
+            FfnGateShexp => "ffn_gate_shexp",
+            FfnUpShexp => "ffn_up_shexp",
+            FfnDownShexp => "ffn_down_shexp",
+        }
+    }
+
+    /// Norm weight vectors (kept in full precision by every format).
+    pub fn is_norm(self) -> bool {
+        matches!(
+            self,
+            Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvANorm
+        )
+    }
+
+    /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
+    pub fn is_routed_expert(self) -> bool {
+        matches!(self, Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps)
+    }
+
+    /// Linear layers inside decoder blocks: the matrices weight-only quantizers (GPTQ, AWQ,
+    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms and the router are not among them.
+    pub fn is_block_linear(self) -> bool {
+        !self.is_norm()
+            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
+    }
+}
+
+/// Whether a tensor is a weight or a bias vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    Weight,
+    Bias,
+}
+
+/// One tensor (or `copies` identical-shaped tensors, for routed experts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TensorDesc {
+    pub role: Role,
+    pub part: Part,
+    /// Decoder layer, or `None` for embeddings, lm_head and the final norm.
+    pub layer: Option<u32>,
+    /// Output features (1 for vectors).
+    pub rows: u64,
+    /// Input features: the contiguous row length.
+    pub cols: u64,
+    /// Number of tensors of this shape (routed experts per layer; 1 otherwise).
+    pub copies: u64,
+}
+
+impl TensorDesc {
+    pub fn elements(&self) -> u64 {
+        self.rows * self.cols * self.copies
+    }
+
+    /// A 1-D tensor: norm weights and biases.
+    pub fn is_vector(&self) -> bool {
+        self.rows == 1
+    }
+}
+
+/// Every tensor of the model, in checkpoint order.
+pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
+    let mut out = Vec::with_capacity(4 + spec.num_layers as usize * 16);
+    let (h, v) = (spec.hidden_size, spec.vocab_size);
+    out.push(matrix(Role::TokenEmbd, None, v, h));
+    for layer in 0..spec.num_layers {
+        push_layer(spec, layer as u32, &mut out);
+    }
+    push_norm(spec, Role::OutputNorm, None, h, &mut out);
+    if !spec.tie_word_embeddings {
+        out.push(matrix(Role::Output, None, v, h));
+    }
+    out
+}
+
+fn matrix(role: Role, layer: Option<u32>, rows: u64, cols: u64) -> TensorDesc {
+    TensorDesc { role, part: Part::Weight, layer, rows, cols, copies: 1 }
+}
+
+fn bias(role: Role, layer: Option<u32>, len: u64) -> TensorDesc {
+    TensorDesc { role, part: Part::Bias, layer, rows: 1, cols: len, copies: 1 }
+}
+
+fn push_norm(spec: &ModelSpec, role: Role, layer: Option<u32>, len: u64, out: &mut Vec<TensorDesc>) {
+    out.push(TensorDesc { role, part: Part::Weight, layer, rows: 1, cols: len, copies: 1 });
+    if spec.norm == NormKind::LayerNorm {
+        out.push(bias(role, layer, len));
+    }
+}
+
+/// A linear layer `cols -> rows`, with its bias when `has_bias`.
+fn push_linear(role: Role, l: Option<u32>, rows: u64, cols: u64, has_bias: bool, out: &mut Vec<TensorDesc>) {
+    out.push(matrix(role, l, rows, cols));
+    if has_bias {
+        out.push(bias(role, l, rows));
+    }
+}
+
+fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
+    let l = Some(layer);
+    let h = spec.hidden_size;
+    push_norm(spec, Role::AttnNorm, l, h, out);
+    push_attention(spec, l, out);
+    for _ in 1..spec.norms_per_layer {
+        push_norm(spec, Role::FfnNorm, l, h, out);
+    }
+    match spec.moe {
+        Some(moe) if spec.is_moe_layer(layer as u64) => {
+            out.push(matrix(Role::FfnGateInp, l, moe.num_experts, h));
+            if moe.router_bias {
+                out.push(TensorDesc { role: Role::ExpProbsB, part: Part::Bias, layer: l, rows: 1, cols: moe.num_experts, copies: 1 });
+            }
+            let e = moe.expert_intermediate_size;
+            for role in [Role::FfnGateExps, Role::FfnUpExps] {
+                out.push(TensorDesc { copies: moe.num_experts, ..matrix(role, l, e, h) });
+            }
+            out.push(TensorDesc { copies: moe.num_experts, ..matrix(Role::FfnDownExps, l, h, e) });
+            let s = moe.shared_intermediate_size;
+            if s > 0 {
+                out.push(matrix(Role::FfnGateShexp, l, s, h));
+                out.push(matrix(Role::FfnUpShexp, l, s, h));
+                out.push(matrix(Role::FfnDownShexp, l, h, s));
+            }
+        }
+        _ => push_dense_mlp(spec, l, out),
+    }
+}
+
+fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let h = spec.hidden_size;
+    let b = spec.biases;
+    if let Some(m) = spec.mla {
+        let heads = spec.num_heads;
+        match m.q_lora_rank {
+            Some(r) => {
+                out.push(matrix(Role::AttnQA, l, r, h));
+                push_norm(spec, Role::AttnQANorm, l, r, out);
+                out.push(matrix(Role::AttnQB, l, spec.q_width(), r));
+            }
+            None => out.push(matrix(Role::AttnQ, l, spec.q_width(), h)),
+        }
+        out.push(matrix(Role::AttnKvAMqa, l, m.kv_lora_rank + m.qk_rope_head_dim, h));
+        push_norm(spec, Role::AttnKvANorm, l, m.kv_lora_rank, out);
+        let kv_b = heads * (m.qk_nope_head_dim + m.v_head_dim);
+        out.push(matrix(Role::AttnKvB, l, kv_b, m.kv_lora_rank));
+        push_linear(Role::AttnOutput, l, h, heads * m.v_head_dim, b.attn_out, out);
+        return;
+    }
+    let (q, kv) = (spec.q_width(), spec.kv_width());
+    if spec.fused_qkv {
+        push_linear(Role::AttnQkv, l, q + 2 * kv, h, b.qkv, out);
+    } else {
+        push_linear(Role::AttnQ, l, q, h, b.qkv, out);
+        push_linear(Role::AttnK, l, kv, h, b.qkv, out);
+        push_linear(Role::AttnV, l, kv, h, b.qkv, out);
+    }
+    push_linear(Role::AttnOutput, l, h, q, b.attn_out, out);
+}
+
+fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let (h, i, bias) = (spec.hidden_size, spec.intermediate_size, spec.biases.mlp);
+    match spec.mlp {
+        MlpKind::Gated if spec.fused_gate_up => push_linear(Role::FfnGateUp, l, 2 * i, h, bias, out),
+        MlpKind::Gated => {
+            push_linear(Role::FfnGate, l, i, h, bias, out);
+            push_linear(Role::FfnUp, l, i, h, bias, out);
+        }
+        MlpKind::Plain => push_linear(Role::FfnUp, l, i, h, bias, out),
+    }
+    push_linear(Role::FfnDown, l, h, i, bias, out);
+}
+
+/// Parameter counts of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ParamCounts {
+    /// Every parameter (all experts).
+    pub total: u64,
+    /// Parameters one token passes through: routed experts counted `experts_per_token` times.
+    pub active: u64,
+}
+
+/// Total and active parameter counts from the inventory.
+pub fn param_counts(spec: &ModelSpec, tensors: &[TensorDesc]) -> ParamCounts {
+    let total = tensors.iter().map(TensorDesc::elements).sum();
+    let per_token = spec.moe.map_or(1, |m| m.experts_per_token);
+    let active = tensors
+        .iter()
+        .map(|t| if t.role.is_routed_expert() { t.elements() / t.copies * per_token } else { t.elements() })
+        .sum();
+    ParamCounts { total, active }
+}
+
+/// Tokens of KV cache a layer holds for a sequence of `context` tokens.
+pub fn cached_tokens(attention: LayerAttention, context: u64) -> u64 {
+    match attention {
+        LayerAttention::Full => context,
+        LayerAttention::Sliding { window } => context.min(window),
+    }
+}

@@ -1,0 +1,3 @@
+//! Weight and KV-cache formats and their exact sizes.
+
+pub mod ggml;
