@@ -7,5 +7,7 @@
 
 pub mod catalog;
 pub mod model;
+pub mod plan;
 pub mod quant;
+pub mod report;
 pub mod units;

@@ -1,0 +1,122 @@
+//! Command-line definitions (clap derive). Doc comments are the help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Plans the GPU memory and speed a large language model needs, and checks the plan on GPUs.
+#[derive(Debug, Parser)]
+#[command(name = "headroom", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Memory per GPU for a model, format, workload and engine, and whether it fits.
+    Plan(PlanArgs),
+    /// Exact parameter and byte breakdown of a local config.json, model directory, .safetensors,
+    /// model.safetensors.index.json or .gguf (headers only; tensor data is never read).
+    Inspect(InspectArgs),
+    /// The built-in models.
+    Models(ListArgs),
+    /// The built-in GPUs.
+    Gpus(ListArgs),
+    /// The weight and KV-cache formats, with exact bits per weight.
+    Formats(ListArgs),
+}
+
+/// Output format for every command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+    Markdown,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A model directory, config.json, .safetensors, model.safetensors.index.json or .gguf.
+    pub path: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A built-in model id (headroom models) or a path to a model directory, config.json,
+    /// .safetensors, model.safetensors.index.json or .gguf.
+    pub model: String,
+    /// Weight format (headroom formats lists them). Default: the checkpoint's own format
+    /// (bf16 for most; a local file's stored types).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// KV-cache format: bf16, fp16, fp8, q8_0, q4_0. Default: the compute dtype (bf16).
+    #[arg(long = "kv-cache")]
+    pub kv_cache: Option<String>,
+    /// Tokens per sequence (prompt + generated). Default: 4096 or the model's maximum,
+    /// whichever is smaller.
+    #[arg(long)]
+    pub context: Option<u64>,
+    /// Sequences processed together.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// GPU id and optional count, e.g. a100-80gb or rtx-4090:2. Absent: memory only.
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare. Default: llama.cpp for
+    /// GGUF inputs and formats, exllama for gptq, hf otherwise.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
+    /// vLLM: fraction of each GPU's memory the instance may use.
+    #[arg(long, default_value_t = 0.9)]
+    pub gpu_memory_utilization: f64,
+    /// vLLM: KV block size in tokens.
+    #[arg(long, default_value_t = 16)]
+    pub block_size: u64,
+    /// vLLM: tokens in the profile run (default 16384 on GPUs of 70 GiB or more, else 8192).
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u64>,
+    /// vLLM: sequences in the sampler warm-up (default 1024 on GPUs of 70 GiB or more, else 256).
+    #[arg(long)]
+    pub max_num_seqs: Option<u64>,
+    /// llama.cpp: micro-batch size.
+    #[arg(long, default_value_t = 512)]
+    pub ubatch: u64,
+    /// Attention implementation: flash (no score matrix) or eager (materialised scores).
+    #[arg(long, value_enum, default_value_t)]
+    pub attention: AttentionArg,
+    /// hf: compute logits for every prompt position (a plain forward, as evaluation does)
+    /// instead of the last one only (generate).
+    #[arg(long)]
+    pub logits_all: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Tensor,
+    Layer,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum AttentionArg {
+    #[default]
+    Flash,
+    Eager,
+}

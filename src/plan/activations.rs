@@ -1,0 +1,180 @@
+//! Transient memory of an inference forward pass: the largest set of tensors alive at once.
+//!
+//! Layers run one after another and free their intermediates, so the peak is the largest of
+//! three moments within one layer or at the output, not a sum over layers:
+//!
+//! - attention: residual + normed input, Q/K/V (plus RoPE copies in transformers), the output,
+//!   and, without flash attention, the `heads × q_len × kv_len` score matrix;
+//! - MLP: residual + normed input and the intermediate tensors (gated: `gate`, `up` and their
+//!   product, 3·T·i values; plain: 2·T·i);
+//! - output: the logits, `T_out × vocab`, plus the engine's fp32 copies.
+//!
+//! Worked example, Llama-2-7B, transformers `generate` over a 4096-token prompt in bf16:
+//! MLP moment 2·4096·4096·2 + 3·4096·11008·2 = 64 MiB + 258 MiB = 322 MiB; the attention moment
+//! with SDPA is 2·4096·4096·2 + (4096·4096·3 + 4096·4096·2 + 4096·4096)·2 = 256 MiB; logits
+//! of the last token only are 32000·(2+4) B. Peak ≈ 322 MiB.
+
+use super::basis::BasisLog;
+use super::engine::{Engine, EngineOptions};
+use crate::model::spec::{MlpKind, ModelSpec};
+use crate::units::Bytes;
+
+/// The slice of a forward pass one GPU runs.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivationRequest<'a> {
+    pub spec: &'a ModelSpec,
+    pub engine: Engine,
+    pub options: &'a EngineOptions,
+    /// Tokens per sequence (prompt + generated).
+    pub context: u64,
+    pub batch: u64,
+    /// Tensor-parallel degree: heads and intermediate features are divided among GPUs.
+    pub tp: u64,
+    /// This GPU runs decoder layers.
+    pub has_layers: bool,
+    /// This GPU computes the logits.
+    pub has_output: bool,
+    /// vLLM profile-run tokens and sampler warm-up sequences.
+    pub max_batched_tokens: u64,
+    pub max_num_seqs: u64,
+}
+
+/// The peak and where it happens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivationPeak {
+    pub bytes: Bytes,
+    pub moment: &'static str,
+}
+
+/// Live fp32 vocabulary-sized buffers per sequence in vLLM's sampler warm-up
+/// (`vllm/v1/sample/sampler.py`, `ops/topk_topp_sampler.py`, top-k/top-p + random sampling):
+/// logits in the model dtype (½), fp32 logits (1), sorted logits (1), sort indices int64 (2),
+/// top-k/top-p boolean masks (½), softmax of the sorted logits for top-p (1), the scattered
+/// logits (1), the probabilities (1), the exponential noise for sampling (1).
+const VLLM_SAMPLER_FP32_BUFFERS: f64 = 9.0;
+
+/// Tokens one forward pass processes (all sequences) and the tokens per sequence in that pass.
+fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
+    let all = req.context * req.batch;
+    match req.engine {
+        Engine::Hf | Engine::Bare => (all, req.context),
+        Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
+        Engine::LlamaCpp => {
+            let t = req.options.n_ubatch.min(all);
+            (t, t)
+        }
+        // ExLlama processes prompts in chunks of max_input_len (2048 by default).
+        Engine::Exllama => {
+            let chunk = req.context.min(2048);
+            (chunk * req.batch, chunk)
+        }
+    }
+}
+
+/// Bytes per activation element: llama.cpp computes in f32, the others in the 16-bit dtype.
+fn act_bytes(engine: Engine) -> u64 {
+    if engine == Engine::LlamaCpp {
+        4
+    } else {
+        2
+    }
+}
+
+/// The prefill peak on one GPU, with the moment it happens in.
+pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> ActivationPeak {
+    let (t, t_seq) = pass_tokens(req);
+    let mut candidates: Vec<(u64, &'static str)> = Vec::with_capacity(3);
+    if req.has_layers {
+        candidates.push((attention_moment(req, t, t_seq), "attention"));
+        candidates.push((mlp_moment(req, t), "mlp"));
+    }
+    if req.has_output {
+        candidates.push((output_moment(req, t), "logits"));
+    }
+    let (bytes, moment) = candidates.into_iter().max_by_key(|c| c.0).unwrap_or((0, "none"));
+    basis.add(
+        "prefill tokens per forward pass",
+        t,
+        match req.engine {
+            Engine::Vllm => "vLLM profile run: max_num_batched_tokens",
+            Engine::LlamaCpp => "llama.cpp: n_ubatch",
+            Engine::Exllama => "ExLlama: prompt chunks of max_input_len 2048",
+            _ => "whole prompt × batch in one forward",
+        },
+    );
+    basis.add("activation peak moment", moment, "largest live set: attention, MLP or logits");
+    ActivationPeak { bytes: Bytes(bytes), moment }
+}
+
+fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
+    let spec = req.spec;
+    let a = act_bytes(req.engine);
+    let heads = (spec.num_heads / req.tp).max(1);
+    let kv_heads = (spec.num_kv_heads / req.tp).max(1);
+    let q_w = spec.q_width() / req.tp.min(spec.num_heads);
+    let (k_w, v_w) = match spec.mla {
+        Some(m) => (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
+        None => (kv_heads * spec.head_dim, kv_heads * spec.head_dim),
+    };
+    let mut values = 2 * t * spec.hidden_size + t * (q_w + k_w + v_w) + t * q_w;
+    if req.engine == Engine::Hf {
+        // apply_rotary_pos_emb returns new q and k tensors.
+        values += t * (q_w + k_w);
+    }
+    let mut bytes = values * a;
+    if !req.options.flash_attention || req.engine == Engine::Exllama {
+        let kv_len = match req.engine {
+            Engine::LlamaCpp => (req.context * req.batch).next_multiple_of(256),
+            _ => req.context,
+        };
+        let seqs = if req.engine == Engine::LlamaCpp { 1 } else { req.batch };
+        let scores = seqs * heads * t_seq * kv_len;
+        bytes += match req.engine {
+            // eager: bf16 scores + fp32 softmax + the bf16 4-D causal mask; repeat_kv copies
+            // of K and V for every query head.
+            Engine::Hf => scores * 6 + seqs * t_seq * kv_len * 2 + 2 * seqs * heads * kv_len * spec.head_dim * 2,
+            // ggml: f32 KQ and its soft_max.
+            Engine::LlamaCpp => scores * 8,
+            // ExLlama: fp16 attention weights, softmax in place.
+            _ => scores * 2,
+        };
+    }
+    bytes
+}
+
+fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
+    let spec = req.spec;
+    let a = act_bytes(req.engine);
+    let tp = req.tp;
+    let dense_units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
+    let base = 2 * t * spec.hidden_size;
+    let dense = base + dense_units * t * (spec.intermediate_size / tp);
+    let Some(moe) = spec.moe else { return dense * a };
+    let k = moe.experts_per_token;
+    let shared = 3 * t * (moe.shared_intermediate_size / tp);
+    let experts = match req.engine {
+        // transformers loops over experts: one expert's tokens at a time, plus the fp32 router
+        // probabilities and the output accumulator.
+        Engine::Hf => (t * k).div_ceil(moe.num_experts) * 3 * moe.expert_intermediate_size + t * spec.hidden_size + 2 * t * moe.num_experts,
+        // fused MoE kernels: every (token, expert) pair's intermediate at once.
+        _ => t * k * (3 * moe.expert_intermediate_size / tp + spec.hidden_size),
+    };
+    let moe_layer = base + shared + experts;
+    let dense_present = moe.first_dense_layers > 0;
+    (if dense_present { dense.max(moe_layer) } else { moe_layer }) * a
+}
+
+fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
+    let v = req.spec.vocab_size;
+    let h = req.spec.hidden_size;
+    match req.engine {
+        // Without logits_to_keep the whole prompt's logits exist in bf16 and again in fp32.
+        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * (2 + 4),
+        Engine::Hf => t * h * 2 + req.batch * v * (2 + 4),
+        Engine::Vllm => (req.max_num_seqs as f64 * v as f64 * 4.0 * VLLM_SAMPLER_FP32_BUFFERS) as u64,
+        // The compute graph is reserved for a ubatch where every token outputs logits (f32).
+        Engine::LlamaCpp => t * (h + v) * 4,
+        Engine::Exllama => t * h * 2 + req.batch * v * 4,
+        Engine::Bare => req.batch * v * 2,
+    }
+}

@@ -1,0 +1,167 @@
+//! Runtime profiles: what each inference engine allocates besides weights and KV cache, with
+//! every constant named and sourced. The planner's arithmetic is engine-independent; these
+//! profiles say which terms apply and how large the fixed ones are.
+
+use super::device::Generation;
+use crate::units::{Bytes, MIB};
+use serde::Serialize;
+use thiserror::Error;
+
+/// An inference runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// Hugging Face transformers (`generate`, SDPA attention, DynamicCache).
+    Hf,
+    /// vLLM: paged KV cache sized by `gpu_memory_utilization`.
+    Vllm,
+    /// llama.cpp (ggml CUDA backend): KV for `n_ctx` cells, compute buffers per micro-batch.
+    #[serde(rename = "llama.cpp")]
+    LlamaCpp,
+    /// ExLlama: GPTQ kernels, preallocated fp16 cache and temporary buffers.
+    Exllama,
+    /// Weights, KV cache and the unavoidable live activations only: a lower bound.
+    Bare,
+}
+
+#[derive(Debug, Error, PartialEq)]
+#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare")]
+pub struct UnknownEngine(pub String);
+
+impl Engine {
+    pub const ALL: [Engine; 5] = [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Engine::Hf => "hf",
+            Engine::Vllm => "vllm",
+            Engine::LlamaCpp => "llama.cpp",
+            Engine::Exllama => "exllama",
+            Engine::Bare => "bare",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Engine, UnknownEngine> {
+        let lc = s.to_ascii_lowercase();
+        match lc.as_str() {
+            "hf" | "transformers" => Ok(Engine::Hf),
+            "vllm" => Ok(Engine::Vllm),
+            "llama.cpp" | "llamacpp" | "llama-cpp" | "gguf" => Ok(Engine::LlamaCpp),
+            "exllama" | "exllamav2" => Ok(Engine::Exllama),
+            "bare" => Ok(Engine::Bare),
+            _ => Err(UnknownEngine(s.to_string())),
+        }
+    }
+
+    /// Whether the engine runs on PyTorch (and so pays PyTorch's CUDA context and kernels).
+    pub fn uses_torch(self) -> bool {
+        matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama)
+    }
+
+    /// Whether the engine keeps the token-embedding table in host memory (llama.cpp runs the
+    /// embedding lookup on the CPU; ExLlama v1 keeps `embed_tokens` on the CPU).
+    pub fn embeddings_on_host(self) -> bool {
+        matches!(self, Engine::LlamaCpp | Engine::Exllama)
+    }
+}
+
+/// Engine knobs a user may set; `None` means the engine's own default.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EngineOptions {
+    /// vLLM `--gpu-memory-utilization`: the fraction of the whole card this instance may use.
+    pub gpu_memory_utilization: f64,
+    /// vLLM KV block size in tokens.
+    pub block_size: u64,
+    /// vLLM `--max-num-batched-tokens` (profile-run size); default depends on the GPU.
+    pub max_num_batched_tokens: Option<u64>,
+    /// vLLM `--max-num-seqs` (sampler warm-up batch); default depends on the GPU.
+    pub max_num_seqs: Option<u64>,
+    /// llama.cpp `--ubatch-size`.
+    pub n_ubatch: u64,
+    /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
+    /// attention with the full score matrix.
+    pub flash_attention: bool,
+    /// hf: a plain forward over the whole prompt returning every position's logits (evaluation
+    /// or loss computation) instead of `generate`, which keeps only the last position.
+    pub logits_all_positions: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            gpu_memory_utilization: 0.9,
+            block_size: 16,
+            max_num_batched_tokens: None,
+            max_num_seqs: None,
+            n_ubatch: 512,
+            flash_attention: true,
+            logits_all_positions: false,
+        }
+    }
+}
+
+/// A constant with its provenance.
+pub struct Constant {
+    pub name: &'static str,
+    pub bytes: Bytes,
+    pub source: &'static str,
+}
+
+/// CUDA context: what the driver takes per process before the first allocation, including the
+/// loaded kernel images. PyTorch-based engines load far more kernels than ggml.
+pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
+    if !engine.uses_torch() {
+        return Constant {
+            name: "CUDA context (ggml)",
+            bytes: Bytes::from_mib(250),
+            source: "gguf-parser default --platform-footprint 250 MiB VRAM for llama.cpp",
+        };
+    }
+    let (mib, source) = match generation {
+        Generation::Hopper => (
+            // Measured with scripts/device-check.sh (data/measurements/device/): NVML used
+            // memory of a fresh PyTorch process after torch.cuda.init() and a first cuBLAS call.
+            531,
+            "measured on H200, driver 580, torch 2.11 + cu130 (data/measurements)",
+        ),
+        Generation::Blackwell => (600, "Hopper measurement plus larger sm_100 kernel images (estimate)"),
+        Generation::Ampere | Generation::Ada => {
+            (450, "PyTorch with CUDA lazy module loading: 300 MiB–2 GiB range (asmirnov estimator); mid value")
+        }
+        Generation::Volta | Generation::Turing => (350, "PyTorch with lazy loading on pre-Ampere GPUs (estimate)"),
+        Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
+    };
+    Constant { name: "CUDA context (PyTorch)", bytes: Bytes::from_mib(mib), source }
+}
+
+/// vLLM's defaults for the profile run and the sampler warm-up batch, by GPU memory
+/// (`vllm/engine/arg_utils.py::_set_default_args`: GPUs with at least 70 GiB get 1024
+/// sequences and 16384 batched tokens for the LLM class; smaller GPUs 256 and 8192).
+pub fn vllm_defaults(capacity: Bytes) -> (u64, u64) {
+    if capacity.0 >= 70 * 1024 * MIB {
+        (16384, 1024)
+    } else {
+        (8192, 256)
+    }
+}
+
+/// vLLM memory outside PyTorch's allocator (NCCL, cuBLAS handles), as vLLM's startup log
+/// reports it: 0.13 GiB at TP 1, 0.55 GiB at TP 2 (llm-d H100 measurements, vLLM 0.11).
+pub fn vllm_non_torch(tp: u32) -> Constant {
+    let mib = if tp <= 1 { 133 } else { 563 };
+    Constant {
+        name: "vLLM non-torch memory (NCCL, cuBLAS)",
+        bytes: Bytes::from_mib(mib),
+        source: "llm-d vLLM empirical memory profiling, H100, vLLM 0.11: 0.13 GiB TP1, 0.55 GiB TP2",
+    }
+}
+
+/// PyTorch's cuBLAS / cuBLASLt workspaces for the default stream: 4096 KiB × 8 (PyTorch's
+/// default `CUBLAS_WORKSPACE_CONFIG=:4096:8`) for cuBLAS plus the cuBLASLt workspace.
+pub fn torch_cublas_workspace() -> Constant {
+    Constant {
+        name: "cuBLAS workspace",
+        bytes: Bytes::from_mib(32 + 32),
+        source: "PyTorch default CUBLAS_WORKSPACE_CONFIG :4096:8 (32 MiB) + cuBLASLt workspace (32 MiB on Hopper)",
+    }
+}

@@ -1,0 +1,201 @@
+//! The inference memory plan: weights, KV cache, activations, workspace and CUDA context per
+//! GPU, for one engine and one GPU layout, and the verdict.
+
+use super::activations::{prefill_peak, ActivationRequest};
+use super::basis::BasisLog;
+use super::device::Device;
+use super::engine::{self, Engine, EngineOptions};
+use super::kv::{self, KvRequest, KvValueBytes};
+use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
+use crate::model::spec::ModelSpec;
+use crate::units::{Bytes, MIB};
+
+/// Weight bytes by where they sit in the model, so they can be split across GPUs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeightLayout {
+    /// Token-embedding table.
+    pub embedding: Bytes,
+    /// lm_head (when untied) and the final norm.
+    pub output: Bytes,
+    /// Each decoder layer's weights.
+    pub layers: Vec<Bytes>,
+}
+
+impl WeightLayout {
+    pub fn total(&self) -> Bytes {
+        self.embedding + self.output + self.layers.iter().copied().sum()
+    }
+}
+
+/// Everything an inference plan depends on.
+#[derive(Clone, Debug)]
+pub struct InferenceRequest<'a> {
+    pub spec: &'a ModelSpec,
+    pub weights: &'a WeightLayout,
+    pub kv_value_bytes: KvValueBytes,
+    pub context: u64,
+    pub batch: u64,
+    pub engine: Engine,
+    pub options: EngineOptions,
+    pub device: Option<Device>,
+    /// How several GPUs share the model; `None` picks the engine's usual split.
+    pub split: Option<Split>,
+}
+
+/// Plans inference memory on every GPU of the request's device.
+pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
+    validate(req)?;
+    let spec = req.spec;
+    let mut basis = BasisLog::default();
+    let count = req.device.as_ref().map_or(1, |d| d.count as u64);
+    let split = req.split.unwrap_or(if req.engine == Engine::Vllm { Split::Tensor } else { Split::Layer });
+    let tp = if split == Split::Tensor { count } else { 1 };
+    if tp > 1 && (spec.num_heads % tp != 0 || (spec.num_kv_heads % tp != 0 && tp % spec.num_kv_heads != 0)) {
+        return Err(PlanError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
+    }
+    let capacity = req.device.as_ref().map(|d| d.capacity);
+    let (max_batched_tokens, max_num_seqs) = vllm_budget(req, capacity);
+    let kv_req = KvRequest {
+        spec,
+        value_bytes: req.kv_value_bytes,
+        context: req.context,
+        batch: req.batch,
+        engine: req.engine,
+        options: &req.options,
+        tp,
+        max_batched_tokens,
+    };
+    kv::explain(&kv_req, &mut basis);
+    basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
+
+    let gpus = if split == Split::Tensor { 1 } else { count.min(spec.num_layers) };
+    let mut per_gpu = Vec::with_capacity(gpus as usize);
+    for g in 0..gpus {
+        let layers = (g * spec.num_layers / gpus)..((g + 1) * spec.num_layers / gpus);
+        let (first, last) = (g == 0, g == gpus - 1);
+        let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
+        if first && !req.engine.embeddings_on_host() {
+            weights += req.weights.embedding;
+        }
+        if last {
+            weights += req.weights.output;
+        }
+        let weights = Bytes(weights.0 / tp);
+        let act_req = ActivationRequest {
+            spec,
+            engine: req.engine,
+            options: &req.options,
+            context: req.context,
+            batch: req.batch,
+            tp,
+            has_layers: !layers.is_empty(),
+            has_output: last,
+            max_batched_tokens,
+            max_num_seqs,
+        };
+        let mut log = if g == 0 { std::mem::take(&mut basis) } else { BasisLog::default() };
+        let activations = prefill_peak(&act_req, &mut log).bytes;
+        let kv_cache = kv::kv_bytes(&kv_req, layers.clone());
+        let workspace = workspace(req, tp, &act_req, &mut log);
+        let generation = req.device.as_ref().map(|d| d.generation);
+        let context = generation.map_or(engine::cuda_context(req.engine, super::device::Generation::Hopper), |gen| engine::cuda_context(req.engine, gen));
+        if g == 0 {
+            log.add(context.name, context.bytes.0, context.source);
+            basis = log;
+        }
+        let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
+        per_gpu.push(GpuMemory { gpu_index: g as u32, layers: (layers.start, layers.end), memory });
+    }
+    if split == Split::Tensor && tp > 1 {
+        basis.add("tensor parallel", tp, "weights, KV heads and MLP features divided among GPUs (norms replicated, ≪1%)");
+        let one = per_gpu[0].clone();
+        per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..one.clone() }).collect();
+    } else if gpus > 1 {
+        basis.add("layer split", format!("{} layers over {gpus} GPUs", spec.num_layers), "consecutive layers per GPU; embeddings on the first, lm_head on the last");
+    }
+    let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
+    let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, basis: basis.0 };
+    if let Some(device) = &req.device {
+        fit(req, device, &kv_req, &mut plan);
+    }
+    Ok(plan)
+}
+
+fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
+    if req.context == 0 {
+        return Err(PlanError::BadNumber { what: "context", value: "0".into(), fix: "give at least 1 token" });
+    }
+    if req.batch == 0 {
+        return Err(PlanError::BadNumber { what: "batch", value: "0".into(), fix: "give at least 1 sequence" });
+    }
+    if req.context > 1 << 24 {
+        return Err(PlanError::BadNumber { what: "context", value: req.context.to_string(), fix: "give at most 16,777,216 tokens" });
+    }
+    if req.batch > 1 << 20 {
+        return Err(PlanError::BadNumber { what: "batch", value: req.batch.to_string(), fix: "give at most 1,048,576 sequences" });
+    }
+    let u = req.options.gpu_memory_utilization;
+    if !(u > 0.0 && u <= 1.0) {
+        return Err(PlanError::BadNumber { what: "gpu-memory-utilization", value: u.to_string(), fix: "give a fraction in (0, 1]" });
+    }
+    Ok(())
+}
+
+/// vLLM's profile-run token budget and sampler warm-up batch for this GPU.
+fn vllm_budget(req: &InferenceRequest, capacity: Option<Bytes>) -> (u64, u64) {
+    let (tokens, seqs) = engine::vllm_defaults(capacity.unwrap_or(Bytes(80 * 1024 * MIB)));
+    (req.options.max_num_batched_tokens.unwrap_or(tokens), req.options.max_num_seqs.unwrap_or(seqs))
+}
+
+/// Engine buffers that persist besides weights and KV.
+fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut BasisLog) -> Bytes {
+    let mut total = Bytes::ZERO;
+    if req.engine.uses_torch() {
+        let c = engine::torch_cublas_workspace();
+        log.add(c.name, c.bytes.0, c.source);
+        total += c.bytes;
+    }
+    if req.engine == Engine::Vllm {
+        let c = engine::vllm_non_torch(tp as u32);
+        log.add(c.name, c.bytes.0, c.source);
+        total += c.bytes;
+        // CUDA graphs are captured for decode batches up to min(max_num_seqs, 512); their
+        // private pool holds the activations of the largest captured batch.
+        let graph_tokens = act.max_num_seqs.min(512);
+        let graph_req = ActivationRequest { context: 1, batch: graph_tokens, engine: Engine::Bare, has_output: false, ..*act };
+        let graphs = prefill_peak(&graph_req, &mut BasisLog::default()).bytes;
+        log.add("vLLM CUDA graph pool", graphs.0, format!("activations of a {graph_tokens}-token decode batch (largest captured graph)"));
+        total += graphs;
+    }
+    total
+}
+
+fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut Plan) {
+    let capacity = device.capacity;
+    let worst = &plan.memory;
+    let (fits, headroom) = if req.engine == Engine::Vllm {
+        let budget = Bytes((capacity.0 as f64 * req.options.gpu_memory_utilization) as u64);
+        let non_kv = worst.total.saturating_sub(worst.kv_cache).saturating_sub(worst.cuda_context);
+        let pool = budget.saturating_sub(non_kv);
+        let per_token = req.kv_value_bytes.bytes(kv::values_per_token_layer(kv_req) * req.spec.num_layers).max(1);
+        let capacity_tokens = pool.0 / (per_token * req.options.block_size) * req.options.block_size;
+        plan.vllm = Some(VllmReport {
+            gpu_memory_utilization: req.options.gpu_memory_utilization,
+            budget_bytes: budget.0,
+            kv_pool_bytes: pool.0,
+            kv_capacity_tokens: capacity_tokens,
+            max_concurrency: capacity_tokens as f64 / req.context as f64,
+        });
+        let starts = budget.0 + worst.cuda_context.0 <= capacity.0;
+        (starts && non_kv + worst.kv_cache <= budget, budget.0 as i64 - (non_kv + worst.kv_cache).0 as i64)
+    } else {
+        (worst.total <= capacity, capacity.0 as i64 - worst.total.0 as i64)
+    };
+    plan.fit = Some(Fit {
+        gpu: device.id.clone(),
+        gpu_count: device.count,
+        capacity_bytes: capacity.0,
+        fits,
+        headroom_bytes: headroom,
+    });
+}

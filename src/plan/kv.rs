@@ -1,0 +1,133 @@
+//! KV cache size: what each engine actually allocates for `batch` sequences of `context` tokens.
+//!
+//! Per layer and token, standard attention caches K and V for every KV head:
+//! `2 · n_kv · head_dim` values (Korthikanti-style GQA accounting; vLLM `FullAttentionSpec`).
+//! Llama-2-7B in bf16: 2 · 32 · 128 · 2 B = 16 KiB per layer, × 32 layers = 512 KiB per token,
+//! so 4096 tokens take exactly 2 GiB. Llama-2-70B (GQA, 8 KV heads, 80 layers):
+//! 2 · 8 · 128 · 2 · 80 = 320 KiB per token, 1.25 GiB at 4096.
+//!
+//! Multi-head latent attention (DeepSeek-V2/V3) caches one compressed latent of
+//! `kv_lora_rank + qk_rope_head_dim` values per layer in engines that support it (vLLM
+//! `MLAAttentionSpec`, llama.cpp); transformers caches the decompressed per-head K and V.
+//! Sliding-window layers hold at most their window (engine-specific rounding below).
+
+use super::basis::BasisLog;
+use super::engine::{Engine, EngineOptions};
+use crate::model::spec::{LayerAttention, ModelSpec};
+use crate::units::Bytes;
+
+/// Bytes per cached value as an exact ratio: bf16 2/1, fp8 1/1, q8_0 34/32, q4_0 18/32
+/// (ggml blocks of 32 values with an fp16 scale).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvValueBytes {
+    pub num: u64,
+    pub den: u64,
+}
+
+impl KvValueBytes {
+    pub fn bytes(self, values: u64) -> u64 {
+        (values * self.num).div_ceil(self.den)
+    }
+}
+
+/// The KV request: what to cache and for how many tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct KvRequest<'a> {
+    pub spec: &'a ModelSpec,
+    pub value_bytes: KvValueBytes,
+    pub context: u64,
+    pub batch: u64,
+    pub engine: Engine,
+    pub options: &'a EngineOptions,
+    /// Tensor-parallel degree: KV heads are divided among GPUs.
+    pub tp: u64,
+    /// vLLM's profile-run token budget (sliding-window layers keep window + this).
+    pub max_batched_tokens: u64,
+}
+
+/// Values cached per token in one layer, on one tensor-parallel rank.
+pub fn values_per_token_layer(req: &KvRequest) -> u64 {
+    let spec = req.spec;
+    match spec.mla {
+        Some(m) if req.engine != Engine::Hf && req.engine != Engine::Exllama => m.kv_lora_rank + m.qk_rope_head_dim,
+        Some(m) => {
+            let heads = (spec.num_heads / req.tp).max(1);
+            heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+        }
+        None => 2 * (spec.num_kv_heads / req.tp).max(1) * spec.head_dim,
+    }
+}
+
+/// Cells (token slots) one layer holds for the whole batch.
+pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
+    let (ctx, batch) = (req.context, req.batch);
+    let window = match attention {
+        LayerAttention::Full => None,
+        LayerAttention::Sliding { window } => Some(window),
+    };
+    match req.engine {
+        // vllm/v1/kv_cache_interface.py: full layers take ceil(len/block) blocks; sliding layers
+        // keep min(window − 1 + max_num_batched_tokens, len) tokens plus one block.
+        Engine::Vllm => {
+            let bs = req.options.block_size;
+            let blocks = match window {
+                None => ctx.div_ceil(bs),
+                Some(w) => (w - 1 + req.max_batched_tokens).min(ctx).div_ceil(bs) + 1,
+            };
+            blocks * bs * batch
+        }
+        // llama.cpp: one unified cache of n_ctx = batch·context cells padded to 256; SWA layers
+        // keep min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
+        Engine::LlamaCpp => {
+            let n_ctx = (ctx * batch).next_multiple_of(256);
+            match window {
+                None => n_ctx,
+                Some(w) => n_ctx.min((w * batch + req.options.n_ubatch).next_multiple_of(256)),
+            }
+        }
+        // ExLlama preallocates max_seq_len for every layer and has no sliding-window cache.
+        Engine::Exllama => ctx * batch,
+        Engine::Hf | Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
+    }
+}
+
+/// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all).
+pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
+    let per_cell = values_per_token_layer(req);
+    let total = layers
+        .map(|l| req.value_bytes.bytes(per_cell * cells_per_layer(req, req.spec.layer_attention[l as usize])))
+        .sum();
+    Bytes(total)
+}
+
+/// Records the per-token arithmetic in the basis.
+pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
+    let spec = req.spec;
+    let per_cell = values_per_token_layer(req);
+    let per_token = req.value_bytes.bytes(per_cell * spec.num_layers);
+    let formula = match spec.mla {
+        Some(m) if per_cell == m.kv_lora_rank + m.qk_rope_head_dim => {
+            format!("L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)", spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim)
+        }
+        Some(_) => "L·heads·(nope+rope+v)·b (decompressed MLA, as transformers caches it)".to_string(),
+        None => format!(
+            "2·L·n_kv·head_dim·b = 2·{}·{}·{}·b{}",
+            spec.num_layers,
+            (spec.num_kv_heads / req.tp).max(1),
+            spec.head_dim,
+            if req.tp > 1 { " per TP rank" } else { "" }
+        ),
+    };
+    basis.add("kv bytes per token (all layers, no window)", per_token, formula);
+    let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
+    if sliding > 0 {
+        basis.add("sliding-window layers", format!("{sliding} of {}", spec.num_layers), "config.json sliding_window / layer pattern");
+    }
+    let rounding = match req.engine {
+        Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", req.options.block_size),
+        Engine::LlamaCpp => "n_ctx = batch·context padded to 256 cells (llama.cpp)".to_string(),
+        Engine::Exllama => "preallocated for the full context (ExLlama)".to_string(),
+        _ => "exact tokens".to_string(),
+    };
+    basis.add("kv cache allocation", rounding, "engine KV layout");
+}

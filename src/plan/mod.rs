@@ -1,0 +1,134 @@
+//! THE PLANNER: pure arithmetic from a model, a format, a workload and a device to memory per
+//! GPU and a verdict. No file system, no environment, no processes, no GPU: a test enforces it.
+
+pub mod activations;
+pub mod basis;
+pub mod device;
+pub mod engine;
+pub mod inference;
+pub mod kv;
+
+pub use basis::Basis;
+pub use device::{Device, Generation};
+pub use engine::{Engine, EngineOptions};
+pub use inference::{plan_inference, InferenceRequest, WeightLayout};
+pub use kv::KvValueBytes;
+
+use crate::units::Bytes;
+use serde::Serialize;
+use thiserror::Error;
+
+/// How several GPUs share a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Every layer divided among all GPUs (vLLM, Megatron): heads and MLP features.
+    Tensor,
+    /// Consecutive layers per GPU (llama.cpp, ExLlama, transformers `device_map="auto"`).
+    Layer,
+}
+
+/// Memory of one GPU by component, in bytes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MemoryBreakdown {
+    #[serde(rename = "weights_bytes")]
+    pub weights: Bytes,
+    #[serde(rename = "kv_cache_bytes")]
+    pub kv_cache: Bytes,
+    #[serde(rename = "activations_bytes")]
+    pub activations: Bytes,
+    #[serde(rename = "gradients_bytes")]
+    pub gradients: Bytes,
+    /// Optimizer states including fp32 master weights.
+    #[serde(rename = "optimizer_bytes")]
+    pub optimizer: Bytes,
+    #[serde(rename = "workspace_bytes")]
+    pub workspace: Bytes,
+    /// The driver's per-process cost, which frameworks' "max allocated" figures exclude.
+    #[serde(rename = "cuda_context_bytes")]
+    pub cuda_context: Bytes,
+    #[serde(rename = "total_bytes")]
+    pub total: Bytes,
+}
+
+impl MemoryBreakdown {
+    pub fn inference(weights: Bytes, kv_cache: Bytes, activations: Bytes, workspace: Bytes, cuda_context: Bytes) -> Self {
+        MemoryBreakdown {
+            weights,
+            kv_cache,
+            activations,
+            workspace,
+            cuda_context,
+            total: weights + kv_cache + activations + workspace + cuda_context,
+            ..Default::default()
+        }
+    }
+
+    /// (label, bytes) of every component, in display order.
+    pub fn components(&self) -> [(&'static str, Bytes); 7] {
+        [
+            ("weights", self.weights),
+            ("kv cache", self.kv_cache),
+            ("activations", self.activations),
+            ("gradients", self.gradients),
+            ("optimizer", self.optimizer),
+            ("workspace", self.workspace),
+            ("cuda context", self.cuda_context),
+        ]
+    }
+}
+
+/// One GPU's share.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GpuMemory {
+    pub gpu_index: u32,
+    /// Decoder layers on this GPU, as a half-open range.
+    pub layers: (u64, u64),
+    pub memory: MemoryBreakdown,
+}
+
+/// The verdict against a GPU.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fit {
+    pub gpu: String,
+    pub gpu_count: u32,
+    /// Memory of one GPU.
+    pub capacity_bytes: u64,
+    pub fits: bool,
+    /// Capacity left on the busiest GPU (negative: missing bytes). For vLLM, what is left of
+    /// the `gpu_memory_utilization` budget after the requested KV cache.
+    pub headroom_bytes: i64,
+}
+
+/// vLLM's own view: the KV pool it preallocates and what it holds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VllmReport {
+    pub gpu_memory_utilization: f64,
+    /// utilization × capacity.
+    pub budget_bytes: u64,
+    /// budget − weights − activation peak − non-torch − graphs: preallocated for KV.
+    pub kv_pool_bytes: u64,
+    pub kv_capacity_tokens: u64,
+    /// KV capacity ÷ tokens per sequence (vLLM's "Maximum concurrency").
+    pub max_concurrency: f64,
+}
+
+/// A complete memory plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Plan {
+    /// The busiest GPU's memory.
+    pub memory: MemoryBreakdown,
+    pub per_gpu: Vec<GpuMemory>,
+    pub fit: Option<Fit>,
+    pub vllm: Option<VllmReport>,
+    pub basis: Vec<Basis>,
+}
+
+/// Requests the planner refuses, each naming the input and the fix.
+#[derive(Debug, Error, PartialEq)]
+pub enum PlanError {
+    #[error("--{what} {value} is invalid: {fix}")]
+    BadNumber { what: &'static str, value: String, fix: &'static str },
+    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads; use a GPU count that does, or --split layer")]
+    TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },
+}

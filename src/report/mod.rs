@@ -1,0 +1,100 @@
+//! Renderers: one file per output format. A plan becomes a `PlanReport` (the JSON contract of
+//! DESIGN.md plus a few added fields); listings (`models`, `gpus`, `formats`, `inspect`) become
+//! a `Listing` of headers and rows.
+
+pub mod csv;
+pub mod json;
+pub mod markdown;
+pub mod table;
+
+use crate::plan::{Basis, Fit, GpuMemory, MemoryBreakdown, VllmReport};
+use serde::Serialize;
+
+/// What the model is, as the plan counted it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelSummary {
+    pub id: String,
+    pub parameters: u64,
+    pub active_parameters: u64,
+    pub trainable_parameters: u64,
+}
+
+/// The workload the plan answers for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RequestSummary {
+    pub weights: String,
+    pub kv_cache: String,
+    pub context: u64,
+    pub batch: u64,
+    pub engine: String,
+    pub mode: String,
+}
+
+/// Speed estimates; null until the throughput model fills them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Throughput {
+    pub prefill_tokens_per_s: Option<f64>,
+    pub decode_tokens_per_s: Option<f64>,
+    pub time_to_first_token_s: Option<f64>,
+    pub train_tokens_per_s: Option<f64>,
+}
+
+/// A plan as rendered: field names are the stable JSON contract.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlanReport {
+    pub model: ModelSummary,
+    pub request: RequestSummary,
+    /// The busiest GPU's memory (all values per GPU).
+    pub memory: MemoryBreakdown,
+    pub per_gpu: Vec<GpuMemory>,
+    pub fit: Option<Fit>,
+    pub throughput: Throughput,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vllm: Option<VllmReport>,
+    pub basis: Vec<Basis>,
+}
+
+/// A table of strings with a JSON twin (for `--format json`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing {
+    pub title: String,
+    pub headers: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+    pub json: serde_json::Value,
+}
+
+/// The component rows of a plan: (component, GiB, share of total).
+pub(crate) fn component_rows(memory: &MemoryBreakdown) -> Vec<[String; 3]> {
+    let total = memory.total.0.max(1) as f64;
+    let mut rows: Vec<[String; 3]> = memory
+        .components()
+        .into_iter()
+        .filter(|(_, b)| b.0 > 0)
+        .map(|(name, b)| [name.to_string(), format!("{:.2}", b.gib()), format!("{:.1}%", 100.0 * b.0 as f64 / total)])
+        .collect();
+    rows.push(["total".into(), format!("{:.2}", memory.total.gib()), "100.0%".into()]);
+    rows
+}
+
+/// One-line headline of a plan.
+pub(crate) fn headline(r: &PlanReport) -> String {
+    format!(
+        "{} · {} weights · {} KV · context {} · batch {} · {}",
+        r.model.id, r.request.weights, r.request.kv_cache, r.request.context, r.request.batch, r.request.engine
+    )
+}
+
+/// The verdict sentence, or a note that no GPU was given.
+pub(crate) fn verdict(r: &PlanReport) -> String {
+    let Some(fit) = &r.fit else {
+        return "no --gpu given: memory only".to_string();
+    };
+    let cap = fit.capacity_bytes as f64 / (1u64 << 30) as f64;
+    let head = fit.headroom_bytes as f64 / (1u64 << 30) as f64;
+    let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
+    if fit.fits {
+        format!("FITS on {gpus} ({cap:.2} GiB per GPU): {head:.2} GiB headroom on the busiest GPU")
+    } else {
+        format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): {:.2} GiB short on the busiest GPU", -head)
+    }
+}

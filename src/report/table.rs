@@ -1,0 +1,60 @@
+//! Terminal tables (comfy-table).
+
+use super::{component_rows, headline, verdict, Listing, PlanReport};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+
+fn new_table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header(headers.to_vec());
+    t
+}
+
+pub fn plan(r: &PlanReport) -> String {
+    let mut t = new_table(&["component", "GiB", "share"]);
+    for row in component_rows(&r.memory) {
+        t.add_row(row.to_vec());
+    }
+    for col in 1..3 {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut out = format!("{}\n{t}\n{}\n", headline(r), verdict(r));
+    if r.per_gpu.len() > 1 {
+        let mut g = new_table(&["gpu", "layers", "weights GiB", "kv GiB", "total GiB"]);
+        for gpu in &r.per_gpu {
+            g.add_row(vec![
+                gpu.gpu_index.to_string(),
+                format!("{}..{}", gpu.layers.0, gpu.layers.1),
+                format!("{:.2}", gpu.memory.weights.gib()),
+                format!("{:.2}", gpu.memory.kv_cache.gib()),
+                format!("{:.2}", gpu.memory.total.gib()),
+            ]);
+        }
+        out.push_str(&format!("{g}\n"));
+    }
+    if let Some(v) = &r.vllm {
+        out.push_str(&format!(
+            "vLLM: KV pool {:.2} GiB at gpu_memory_utilization {} holds {} tokens: {:.1} concurrent sequences of {} tokens\n",
+            v.kv_pool_bytes as f64 / (1u64 << 30) as f64,
+            v.gpu_memory_utilization,
+            v.kv_capacity_tokens,
+            v.max_concurrency,
+            r.request.context
+        ));
+    }
+    let mut b = new_table(&["basis", "value", "source"]);
+    for item in &r.basis {
+        b.add_row(vec![item.name.as_str(), item.value.as_str(), item.source.as_str()]);
+    }
+    out.push_str(&format!("{b}\n"));
+    out
+}
+
+pub fn listing(l: &Listing) -> String {
+    let mut t = new_table(&l.headers);
+    for r in &l.rows {
+        t.add_row(r.clone());
+    }
+    format!("{t}\n")
+}
