@@ -6,6 +6,8 @@
 //! formats), `plan` (the pure planner), `report` (renderers), `commands` (the CLI glue).
 
 pub mod catalog;
+pub mod cli;
+pub mod commands;
 pub mod model;
 pub mod plan;
 pub mod quant;

@@ -1,1 +1,22 @@
-fn main() {}
+//! The `headroom` binary: parse the command line, run the command, map errors to exit codes
+//! (0 success, including "does not fit"; 1 bad input or unreadable file; 2 usage, from clap).
+
+use clap::Parser;
+use headroom::cli::Cli;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match headroom::commands::run(&cli.command) {
+        Ok(out) => {
+            // A closed pipe (`| head`) is not an error worth reporting.
+            let _ = std::io::stdout().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

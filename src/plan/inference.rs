@@ -8,6 +8,7 @@ use super::engine::{self, Engine, EngineOptions};
 use super::kv::{self, KvRequest, KvValueBytes};
 use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
+use crate::model::tensors::{Role, TensorDesc};
 use crate::units::{Bytes, MIB};
 
 /// Weight bytes by where they sit in the model, so they can be split across GPUs.
@@ -22,6 +23,20 @@ pub struct WeightLayout {
 }
 
 impl WeightLayout {
+    /// Sums `bytes_of` over an inventory, by position in the model.
+    pub fn from_inventory(num_layers: u64, tensors: &[TensorDesc], bytes_of: impl Fn(&TensorDesc) -> Bytes) -> Self {
+        let mut layout = WeightLayout { layers: vec![Bytes::ZERO; num_layers as usize], ..Default::default() };
+        for t in tensors {
+            let b = bytes_of(t);
+            match (t.layer, t.role) {
+                (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
+                (_, Role::TokenEmbd) => layout.embedding += b,
+                _ => layout.output += b,
+            }
+        }
+        layout
+    }
+
     pub fn total(&self) -> Bytes {
         self.embedding + self.output + self.layers.iter().copied().sum()
     }

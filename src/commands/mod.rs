@@ -1,0 +1,41 @@
+//! One file per subcommand: parse arguments into domain values, call the planner or readers,
+//! render the report. `anyhow` lives here only.
+
+pub mod formats;
+pub mod gpus;
+pub mod inspect;
+pub mod models;
+pub mod plan;
+mod source;
+
+use crate::cli::{Command, OutputFormat};
+use crate::report::{self, Listing, PlanReport};
+
+/// Runs a command and returns what to print on stdout.
+pub fn run(command: &Command) -> anyhow::Result<String> {
+    match command {
+        Command::Plan(args) => plan::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Models(args) => Ok(render_listing(&models::listing(), args.format)),
+        Command::Gpus(args) => Ok(render_listing(&gpus::listing(), args.format)),
+        Command::Formats(args) => Ok(render_listing(&formats::listing(), args.format)),
+    }
+}
+
+pub(crate) fn render_listing(l: &Listing, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Table => report::table::listing(l),
+        OutputFormat::Json => report::json::render(&l.json) + "\n",
+        OutputFormat::Markdown => report::markdown::listing(l),
+        OutputFormat::Csv => report::csv::listing(l),
+    }
+}
+
+pub(crate) fn render_plan(r: &PlanReport, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Table => report::table::plan(r),
+        OutputFormat::Json => report::json::render(r) + "\n",
+        OutputFormat::Markdown => report::markdown::plan(r),
+        OutputFormat::Csv => report::csv::plan(r),
+    }
+}

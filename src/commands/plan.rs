@@ -1,0 +1,92 @@
+//! `headroom plan MODEL [options]`: memory per GPU and the verdict.
+
+use super::render_plan;
+use super::source::{resolve, ResolvedModel};
+use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec};
+use crate::cli::{AttentionArg, PlanArgs, SplitArg};
+use crate::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, Split, WeightLayout};
+use crate::quant::{KvFormat, WeightFormat};
+use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
+
+pub fn run(args: &PlanArgs) -> anyhow::Result<String> {
+    let model = resolve(&args.model)?;
+    let report = plan_report(&model, args)?;
+    Ok(render_plan(&report, args.format))
+}
+
+/// Builds the request from the arguments and plans it.
+pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    let spec = &model.spec;
+    let format = match &args.weights {
+        Some(w) => WeightFormat::parse(w)?,
+        None => model.default_format,
+    };
+    let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or("bf16"))?;
+    let engine = match &args.engine {
+        Some(e) => Engine::parse(e)?,
+        None if matches!(format, WeightFormat::Gguf(_)) => Engine::LlamaCpp,
+        None => Engine::Hf,
+    };
+    let context = args.context.unwrap_or(4096.min(spec.max_context));
+    let device = args.gpu.as_deref().map(parse_gpu_arg).transpose()?.map(|(gpu, count)| device(gpu, count));
+    let weights = WeightLayout::from_inventory(spec.num_layers, &model.tensors, |t| format.tensor_bytes(t, spec));
+    let options = EngineOptions {
+        gpu_memory_utilization: args.gpu_memory_utilization,
+        block_size: args.block_size,
+        max_num_batched_tokens: args.max_num_batched_tokens,
+        max_num_seqs: args.max_num_seqs,
+        n_ubatch: args.ubatch,
+        flash_attention: args.attention == AttentionArg::Flash,
+        logits_all_positions: args.logits_all,
+    };
+    let req = InferenceRequest {
+        spec,
+        weights: &weights,
+        kv,
+        context,
+        batch: args.batch,
+        engine,
+        options,
+        device,
+        split: args.split.map(|s| match s {
+            SplitArg::Tensor => Split::Tensor,
+            SplitArg::Layer => Split::Layer,
+        }),
+    };
+    let plan = plan_inference(&req)?;
+    Ok(PlanReport {
+        model: ModelSummary {
+            id: spec.id.clone(),
+            parameters: model.counts.total,
+            active_parameters: model.counts.active,
+            trainable_parameters: 0,
+        },
+        request: RequestSummary {
+            weights: format.id().to_string(),
+            kv_cache: kv.id().to_string(),
+            context,
+            batch: args.batch,
+            engine: engine.id().to_string(),
+            mode: "infer".to_string(),
+        },
+        memory: plan.memory,
+        per_gpu: plan.per_gpu,
+        fit: plan.fit,
+        throughput: Throughput::default(),
+        vllm: plan.vllm,
+        basis: plan.basis,
+    })
+}
+
+fn device(gpu: &GpuSpec, count: u32) -> Device {
+    let generation = match gpu.arch {
+        Arch::Volta => Generation::Volta,
+        Arch::Turing => Generation::Turing,
+        Arch::Ampere => Generation::Ampere,
+        Arch::Ada => Generation::Ada,
+        Arch::Hopper => Generation::Hopper,
+        Arch::Blackwell => Generation::Blackwell,
+        _ => Generation::Other,
+    };
+    Device { id: gpu.id.clone(), capacity: crate::units::Bytes(gpu.memory_bytes()), count, generation }
+}
