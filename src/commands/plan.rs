@@ -9,9 +9,12 @@ use crate::quant::{KvFormat, WeightFormat};
 use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<String> {
-    let model = resolve(&args.model)?;
-    let report = plan_report(&model, args)?;
-    Ok(render_plan(&report, args.format))
+    Ok(render_plan(&report(args)?, args.format))
+}
+
+/// Resolves the model and plans it: the report every output format renders.
+pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    plan_report(&resolve(&args.model)?, args)
 }
 
 /// Builds the request from the arguments and plans it.

@@ -1,0 +1,43 @@
+//! `headroom models`: the built-in catalog with exact parameter counts.
+
+use crate::catalog::models::ModelCatalog;
+use crate::model::tensors::{inventory, param_counts};
+use crate::report::Listing;
+use serde_json::json;
+
+pub fn listing() -> Listing {
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for m in ModelCatalog::builtin().iter() {
+        let spec = m.spec();
+        let counts = param_counts(spec, &inventory(spec));
+        let attention = match (spec.mla, spec.num_kv_heads) {
+            (Some(_), _) => "MLA".to_string(),
+            (None, kv) if kv == spec.num_heads => format!("MHA {kv}"),
+            (None, 1) => "MQA".to_string(),
+            (None, kv) => format!("GQA {}/{kv}", spec.num_heads),
+        };
+        rows.push(vec![
+            m.entry.id.clone(),
+            spec.family.model_type().to_string(),
+            format!("{:.2} B", counts.total as f64 / 1e9),
+            format!("{:.2} B", counts.active as f64 / 1e9),
+            spec.num_layers.to_string(),
+            attention,
+            spec.max_context.to_string(),
+        ]);
+        items.push(json!({
+            "id": m.entry.id, "name": m.entry.name, "hf_repo": m.entry.hf_repo,
+            "family": spec.family.model_type(), "parameters": counts.total,
+            "active_parameters": counts.active, "layers": spec.num_layers,
+            "hidden_size": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.num_kv_heads,
+            "head_dim": spec.head_dim, "vocab_size": spec.vocab_size, "max_context": spec.max_context,
+        }));
+    }
+    Listing {
+        title: "built-in models".into(),
+        headers: vec!["id", "family", "parameters", "active", "layers", "attention", "max context"],
+        rows,
+        json: json!(items),
+    }
+}

@@ -1,0 +1,106 @@
+//! Every published measurement in data/measurements/published.toml is a test: the planner's
+//! prediction for the record's setup must land within the record's tolerance.
+
+use clap::Parser;
+use headroom::cli::{Cli, Command};
+use headroom::commands::plan::report;
+use headroom::report::PlanReport;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct File {
+    record: Vec<Record>,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    id: String,
+    args: String,
+    compare: String,
+    value: toml::Value,
+    unit: Option<String>,
+    tolerance: Option<f64>,
+    justification: String,
+}
+
+fn records() -> Vec<Record> {
+    let text = include_str!("../data/measurements/published.toml");
+    toml::from_str::<File>(text).expect("published.toml parses").record
+}
+
+fn plan(args: &str) -> PlanReport {
+    let argv = ["headroom", "plan"].into_iter().chain(args.split_whitespace());
+    let Command::Plan(plan_args) = Cli::try_parse_from(argv).expect("record args parse").command else {
+        unreachable!("argv starts with plan")
+    };
+    report(&plan_args).expect("record plans")
+}
+
+fn unit_bytes(unit: &str) -> f64 {
+    match unit {
+        "GB" => 1e9,
+        "GiB" => (1u64 << 30) as f64,
+        "MB" => 1e6,
+        "MiB" => (1u64 << 20) as f64,
+        other => panic!("unknown unit {other}"),
+    }
+}
+
+/// The planned quantity a record compares against, in bytes, summed over GPUs.
+fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
+    r.per_gpu
+        .iter()
+        .map(|g| {
+            let m = &g.memory;
+            match compare {
+                "allocated" => (m.total.0 - m.cuda_context.0) as f64,
+                "weights" => m.weights.0 as f64,
+                "kv_cache" => m.kv_cache.0 as f64,
+                other => panic!("unknown compare {other}"),
+            }
+        })
+        .sum()
+}
+
+/// (id, measured, predicted, relative error, tolerance) for every numeric record.
+fn errors() -> Vec<(String, f64, f64, f64, f64)> {
+    let mut out = Vec::new();
+    for rec in records() {
+        if rec.compare == "fits" {
+            continue;
+        }
+        let unit = unit_bytes(rec.unit.as_deref().expect("numeric records have a unit"));
+        let measured = rec.value.as_float().or(rec.value.as_integer().map(|i| i as f64)).expect("numeric value") * unit;
+        let predicted = predicted_bytes(&plan(&rec.args), &rec.compare);
+        let tolerance = rec.tolerance.expect("numeric records have a tolerance");
+        out.push((rec.id, measured / unit, predicted / unit, (predicted - measured) / measured, tolerance));
+    }
+    out
+}
+
+#[test]
+fn every_record_is_justified() {
+    for rec in records() {
+        assert!(rec.justification.len() > 20, "{}: justify the tolerance", rec.id);
+    }
+}
+
+#[test]
+fn numeric_records_are_within_tolerance() {
+    let mut failures = Vec::new();
+    for (id, measured, predicted, err, tol) in errors() {
+        println!("{id:45} measured {measured:>10.3} predicted {predicted:>10.3} error {:+.2}% (tolerance {:.1}%)", err * 100.0, tol * 100.0);
+        if err.abs() > tol {
+            failures.push(id);
+        }
+    }
+    assert!(failures.is_empty(), "outside tolerance: {failures:?}");
+}
+
+#[test]
+fn verdict_records_match() {
+    for rec in records().into_iter().filter(|r| r.compare == "fits") {
+        let fits = plan(&rec.args).fit.expect("fits records name a GPU").fits;
+        assert_eq!(Some(fits), rec.value.as_bool(), "{}", rec.id);
+    }
+}
