@@ -83,8 +83,10 @@ const TABLE: [(GgmlType, u32, &str, u64, u64); 32] = [
 ];
 
 impl GgmlType {
+    /// TABLE lists the variants in declaration order, so a variant indexes its own row (a test
+    /// checks it); the weight-byte sums call this per tensor, so it must not search.
     fn row(self) -> &'static (GgmlType, u32, &'static str, u64, u64) {
-        TABLE.iter().find(|r| r.0 == self).expect("every variant is in TABLE")
+        &TABLE[self as usize]
     }
 
     /// The type with GGUF id `id`, if ggml still defines it.
@@ -94,7 +96,10 @@ impl GgmlType {
 
     /// The type named `name` (case-insensitive, as llama.cpp prints it: `q4_K`, `Q6_K`, `f16`).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        TABLE.iter().find(|r| r.2.eq_ignore_ascii_case(name)).map(|r| r.0)
+        TABLE
+            .iter()
+            .find(|r| r.2.eq_ignore_ascii_case(name))
+            .map(|r| r.0)
     }
 
     pub fn id(self) -> u32 {
@@ -148,6 +153,13 @@ mod tests {
     }
 
     #[test]
+    fn table_rows_are_in_variant_order() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert_eq!(row.0 as usize, i, "{} is out of place", row.2);
+        }
+    }
+
+    #[test]
     fn ids_round_trip_and_unknown_ids_are_none() {
         for row in TABLE {
             assert_eq!(GgmlType::from_id(row.1), Some(row.0));
@@ -159,7 +171,10 @@ mod tests {
 
     #[test]
     fn rows_not_a_multiple_of_the_block_are_rejected() {
-        assert_eq!(GgmlType::Q4_K.tensor_bytes(4096 * 4096, 4096), Some(4096 * 4096 / 256 * 144));
+        assert_eq!(
+            GgmlType::Q4_K.tensor_bytes(4096 * 4096, 4096),
+            Some(4096 * 4096 / 256 * 144)
+        );
         assert_eq!(GgmlType::Q4_K.tensor_bytes(100 * 200, 200), None);
     }
 }

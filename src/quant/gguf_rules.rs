@@ -1,0 +1,351 @@
+//! Which GGML type `llama-quantize` gives each tensor of a GGUF file type.
+//!
+//! The rules restate, in our own terms, `llama_tensor_get_type_impl`, `tensor_type_fallback`
+//! and `tensor_allows_quantization` of llama.cpp `src/llama-quant.cpp` (ggml-org/llama.cpp at
+//! commit 007dbbf3; the mixes have changed over releases, so files made by old releases can
+//! differ), plus the conversion rules of `convert_hf_to_gguf.py` for what the quantizer leaves
+//! alone (1-D tensors, norms, biases and MoE routers are written F32).
+//!
+//! The main promotions: `output` (and a tied `token_embd`) goes to Q6_K unless the file is Q8_0;
+//! `attn_v` (with `attn_qkv` and `attn_kv_b`, which the quantizer treats alike) and `ffn_down`
+//! get more bits on the layers `use_more_bits` picks (the first and last eighth, and every third
+//! layer between) for Q4_K_M / Q5_K_M, on the first layers for Q3_K_M / Q4_K_S; Q2_K and Q3_K
+//! mixes raise `attn_output`; GQA (n_head / n_head_kv ≥ 4), 70B-class models, 8-expert MoE and
+//! Falcon have their own cases. A type whose block does not divide the row length falls back
+//! (Q4_K → Q5_0, Q6_K → Q8_0, IQ*_XS → IQ4_NL, Q2_K/Q3_K → Q4_0; F16 when even that fails).
+//!
+//! llama.cpp counts tensors as it walks them in layer order (`weight_name_comparer`,
+//! src/llama-model-loader.h); with one `attn_v`-like and one `ffn_down` tensor per layer that
+//! count is the layer index, which is what we use. Where it counts several `ffn_down` tensors per
+//! layer (routed and shared experts, IQ1/IQ2 file types) we reproduce the count. DeepSeek's MLA is
+//! converted with one KV head (n_head_kv = 1), so its GQA ratio is its head count.
+//!
+//! Worked example, Llama-2-7B Q4_K_M: 16 of 32 layers have `attn_v` (16.8M weights) and `ffn_down`
+//! (45.1M) in Q6_K (6.5625 bpw), the rest Q4_K (4.5 bpw); `token_embd` Q4_K, `output` Q6_K; norms
+//! F32: 4,080,263,168 bytes of tensors, against a published file size of 4.081 GB.
+
+use super::ggml::GgmlType;
+use super::gguf::GgufFileType;
+use crate::model::spec::{Family, ModelSpec};
+use crate::model::tensors::{Part, Role, TensorDesc};
+
+use GgmlType as G;
+use GgufFileType as F;
+
+/// llama.cpp's coarse tensor classes (`tensor_category`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Category {
+    TokenEmbd,
+    Output,
+    /// attn_v, attn_qkv and attn_kv_b (`category_is_attn_v`).
+    AttnV,
+    AttnK,
+    AttnQ,
+    AttnOutput,
+    FfnUp,
+    FfnGate,
+    FfnDown,
+    Other,
+}
+
+fn category(role: Role) -> Category {
+    use Role::*;
+    match role {
+        TokenEmbd => Category::TokenEmbd,
+        Output => Category::Output,
+        AttnV | AttnQkv | AttnKvB => Category::AttnV,
+        AttnK => Category::AttnK,
+        AttnQ => Category::AttnQ,
+        AttnOutput => Category::AttnOutput,
+        FfnUp | FfnGateUp | FfnUpExps | FfnUpShexp => Category::FfnUp,
+        FfnGate | FfnGateExps | FfnGateShexp => Category::FfnGate,
+        FfnDown | FfnDownExps | FfnDownShexp => Category::FfnDown,
+        _ => Category::Other,
+    }
+}
+
+/// The model facts the rules look at (llama.cpp `hparams` and `llm_type`).
+struct Model {
+    n_layer: i64,
+    /// Routed experts (`hparams.n_expert`, 0 for dense models).
+    n_expert: u64,
+    /// n_head / n_head_kv.
+    n_gqa: u64,
+    falcon: bool,
+    /// llama.cpp `LLM_TYPE_70B`: Llama-architecture models with 80 layers and GQA (Llama 2/3
+    /// 70B), and Qwen2 with 80 layers.
+    is_70b: bool,
+    tied: bool,
+}
+
+impl Model {
+    fn new(spec: &ModelSpec) -> Model {
+        let n_expert = spec.moe.map_or(0, |m| m.num_experts);
+        let n_gqa = if spec.mla.is_some() {
+            spec.num_heads
+        } else {
+            spec.gqa_group()
+        };
+        let llama_arch = matches!(
+            spec.family,
+            Family::Llama | Family::Mistral | Family::Mixtral
+        );
+        let is_70b = spec.num_layers == 80
+            && ((llama_arch && n_expert != 8 && spec.num_kv_heads != spec.num_heads)
+                || spec.family == Family::Qwen2);
+        Model {
+            n_layer: spec.num_layers as i64,
+            n_expert,
+            n_gqa,
+            falcon: spec.family == Family::Falcon,
+            is_70b,
+            tied: spec.tie_word_embeddings,
+        }
+    }
+}
+
+/// llama.cpp's `use_more_bits`: the first and last eighth of the layers, and every third between.
+fn use_more_bits(i: i64, n: i64) -> bool {
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+}
+
+/// Position of `t` among the `ffn_down`-like tensors in llama.cpp's walk (layer order, then name:
+/// `ffn_down`, `ffn_down_exps`, `ffn_down_shexp`).
+fn ffn_down_index(spec: &ModelSpec, t: &TensorDesc) -> i64 {
+    let layer = t.layer.unwrap_or(0) as u64;
+    let Some(moe) = spec.moe else {
+        return layer as i64;
+    };
+    let per_moe_layer = 1 + u64::from(moe.shared_intermediate_size > 0);
+    let dense_before = layer.min(moe.first_dense_layers);
+    let shexp = u64::from(t.role == Role::FfnDownShexp);
+    (dense_before + (layer - dense_before) * per_moe_layer + shexp) as i64
+}
+
+/// The type llama.cpp falls back to when `ty`'s block does not divide the row length `cols`.
+fn fallback(ty: GgmlType, cols: u64) -> GgmlType {
+    if cols % ty.block_size() == 0 {
+        return ty;
+    }
+    let alt = match ty {
+        G::IQ1_S
+        | G::IQ1_M
+        | G::IQ2_XXS
+        | G::IQ2_XS
+        | G::IQ2_S
+        | G::IQ3_XXS
+        | G::IQ3_S
+        | G::IQ4_XS => G::IQ4_NL,
+        G::Q2_K | G::Q3_K | G::TQ1_0 | G::TQ2_0 => G::Q4_0,
+        G::Q4_K => G::Q5_0,
+        G::Q5_K => G::Q5_1,
+        G::Q6_K => G::Q8_0,
+        // llama.cpp stops with "no tensor type fallback"; F16 is the type that can hold it.
+        _ => G::F16,
+    };
+    if cols % alt.block_size() == 0 {
+        alt
+    } else {
+        G::F16
+    }
+}
+
+impl GgufFileType {
+    /// The GGML type of tensor `t` in a GGUF file of this type made from `spec`.
+    pub fn tensor_type(self, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+        if t.is_vector() || t.part == Part::Bias || t.role.is_norm() || t.role == Role::FfnGateInp {
+            return G::F32;
+        }
+        let default = self.default_type();
+        if !self.is_quantized() {
+            return default;
+        }
+        fallback(self.promote(default, t, spec), t.cols)
+    }
+
+    /// `llama_tensor_get_type_impl`: the mix's choice for a quantizable 2-D weight.
+    fn promote(self, default: GgmlType, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+        let m = Model::new(spec);
+        let cat = category(t.role);
+        let layer = i64::from(t.layer.unwrap_or(0));
+        if cat == Category::Output || (m.tied && cat == Category::TokenEmbd) {
+            return self.output_type(default, t, &m);
+        }
+        if self == F::Mxfp4Moe {
+            return if t.copies > 1 { G::MXFP4 } else { G::Q8_0 };
+        }
+        if cat == Category::TokenEmbd {
+            return match self {
+                F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ1_M => G::Q2_K,
+                F::IQ2_S | F::IQ2_M | F::IQ3_XXS => G::IQ3_S,
+                F::TQ1_0 | F::TQ2_0 => G::Q4_K,
+                _ => default,
+            };
+        }
+        if matches!(
+            self,
+            F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
+        ) {
+            return self.very_low_bit(default, cat, ffn_down_index(spec, t), &m);
+        }
+        match cat {
+            Category::AttnV => self.attn_v(default, layer, &m),
+            Category::AttnK if m.n_expert == 8 => G::Q8_0,
+            Category::AttnK | Category::AttnQ => match self {
+                F::IQ3_XS => G::IQ3_XXS,
+                F::IQ3_XXS => G::IQ2_S,
+                _ => default,
+            },
+            Category::FfnDown => self.ffn_down(default, layer, &m),
+            Category::AttnOutput => self.attn_output(default, &m),
+            Category::FfnGate | Category::FfnUp => {
+                let middle = layer >= m.n_layer / 8 && layer < 7 * m.n_layer / 8;
+                if self == F::IQ3_XS && middle {
+                    G::IQ3_XXS
+                } else {
+                    default
+                }
+            }
+            _ => default,
+        }
+    }
+
+    fn output_type(self, default: GgmlType, t: &TensorDesc, m: &Model) -> GgmlType {
+        if self == F::Mxfp4Moe || m.falcon || t.cols % default.block_size() != 0 {
+            G::Q8_0
+        } else if matches!(
+            self,
+            F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
+        ) {
+            G::Q5_K
+        } else if default != G::Q8_0 {
+            G::Q6_K
+        } else {
+            default
+        }
+    }
+
+    /// IQ1 / IQ2 mixes. `i_down` is llama.cpp's running count of `ffn_down` tensors.
+    fn very_low_bit(self, default: GgmlType, cat: Category, i_down: i64, m: &Model) -> GgmlType {
+        let iq2_sm = matches!(self, F::IQ2_S | F::IQ2_M);
+        let low = if iq2_sm { G::IQ3_S } else { G::Q2_K };
+        match cat {
+            Category::AttnV if m.n_gqa >= 4 || m.n_expert >= 4 => G::Q4_K,
+            Category::AttnV => low,
+            Category::AttnK if m.n_expert == 8 => G::Q4_K,
+            Category::FfnDown if i_down < m.n_layer / 8 => low,
+            Category::AttnOutput if m.n_expert == 8 => G::Q5_K,
+            Category::AttnOutput if matches!(self, F::IQ1_S | F::IQ1_M) => G::IQ2_XXS,
+            Category::AttnOutput if iq2_sm => G::IQ3_S,
+            _ => default,
+        }
+    }
+
+    /// attn_v, attn_qkv, attn_kv_b; `i` is the layer (llama.cpp's `i_attention_wv`).
+    fn attn_v(self, default: GgmlType, i: i64, m: &Model) -> GgmlType {
+        let gqa4 = m.n_gqa >= 4;
+        let mut ty = match self {
+            F::Q2_K if gqa4 => G::Q4_K,
+            F::Q2_K => G::Q3_K,
+            F::Q2_K_S if gqa4 => G::Q4_K,
+            F::IQ3_XXS if gqa4 => G::Q4_K,
+            // With an importance matrix (IQ3_XXS needs one) attn_v stays IQ3_XXS.
+            F::IQ3_XS | F::IQ3_S if gqa4 => G::Q4_K,
+            F::IQ3_M => G::Q4_K,
+            F::Q3_K_M if i < 2 => G::Q5_K,
+            F::Q3_K_M => G::Q4_K,
+            F::Q3_K_L => G::Q5_K,
+            F::IQ4_NL | F::IQ4_XS if gqa4 => G::Q5_K,
+            F::Q4_K_M | F::Q5_K_M if use_more_bits(i, m.n_layer) => G::Q6_K,
+            F::Q4_K_S if i < 4 => G::Q5_K,
+            _ => default,
+        };
+        if m.is_70b && matches!(ty, G::Q3_K | G::Q4_K) {
+            ty = G::Q5_K;
+        }
+        if m.n_expert == 8 {
+            ty = G::Q8_0;
+        }
+        ty
+    }
+
+    /// ffn_down and its expert variants; `i` is the layer.
+    fn ffn_down(self, default: GgmlType, i: i64, m: &Model) -> GgmlType {
+        let n = m.n_layer;
+        let more = use_more_bits(i, n);
+        match self {
+            F::Q2_K => G::Q3_K,
+            F::Q2_K_S if i < n / 8 => G::Q4_K,
+            F::Q3_K_M if i < n / 16 => G::Q5_K,
+            F::Q3_K_M if !m.falcon || more => G::Q4_K,
+            F::Q3_K_M => G::Q3_K,
+            F::IQ3_M if i < n / 8 || (m.n_expert == 8 && more) => G::Q4_K,
+            F::Q3_K_L if m.falcon => G::Q4_K,
+            F::Q3_K_L => G::Q5_K,
+            F::Q4_K_M if m.falcon && i < n / 16 => G::Q6_K,
+            F::Q4_K_M if m.falcon && more => G::Q5_K,
+            F::Q4_K_M if m.falcon => G::Q4_K,
+            F::Q4_K_M if more => G::Q6_K,
+            // Made without an importance matrix (with one, llama.cpp keeps IQ4 here and moves
+            // Q4_0 / Q5_0 to Q4_1 / Q5_1 instead).
+            F::IQ4_NL | F::IQ4_XS if i < n / 8 => G::Q5_K,
+            F::Q5_K_M if more => G::Q6_K,
+            F::Q4_K_S if !m.falcon && i < n / 8 => G::Q5_K,
+            _ => default,
+        }
+    }
+
+    fn attn_output(self, default: GgmlType, m: &Model) -> GgmlType {
+        if m.falcon {
+            return if self == F::Q3_K_L { G::Q4_K } else { default };
+        }
+        if m.n_expert == 8 {
+            let bumped = matches!(
+                self,
+                F::Q2_K
+                    | F::IQ3_XS
+                    | F::IQ3_XXS
+                    | F::Q3_K_S
+                    | F::Q3_K_M
+                    | F::IQ4_NL
+                    | F::Q4_K_S
+                    | F::Q4_K_M
+                    | F::IQ3_S
+                    | F::IQ3_M
+                    | F::IQ4_XS
+            );
+            return if bumped { G::Q5_K } else { default };
+        }
+        match self {
+            F::Q2_K => G::Q3_K,
+            F::IQ3_XXS => G::IQ3_S,
+            F::Q3_K_M | F::IQ3_M => G::Q4_K,
+            F::Q3_K_L => G::Q5_K,
+            _ => default,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn use_more_bits_picks_half_of_32_layers() {
+        let picked: Vec<i64> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
+        assert_eq!(
+            picked,
+            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
+        );
+    }
+
+    #[test]
+    fn fallbacks_follow_llama_cpp() {
+        assert_eq!(fallback(G::Q4_K, 4096), G::Q4_K);
+        assert_eq!(fallback(G::Q4_K, 11008 + 32), G::Q5_0);
+        assert_eq!(fallback(G::Q6_K, 160), G::Q8_0);
+        assert_eq!(fallback(G::IQ4_XS, 96), G::IQ4_NL);
+        assert_eq!(fallback(G::Q2_K, 48), G::F16);
+        assert_eq!(fallback(G::Q4_0, 48), G::F16);
+    }
+}
