@@ -5,7 +5,8 @@ use super::activations::{prefill_peak, ActivationRequest};
 use super::basis::BasisLog;
 use super::device::Device;
 use super::engine::{self, Engine, EngineOptions};
-use super::kv::{self, KvRequest, KvValueBytes};
+use super::kv::{self, KvRequest};
+use crate::quant::KvFormat;
 use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
@@ -47,7 +48,7 @@ impl WeightLayout {
 pub struct InferenceRequest<'a> {
     pub spec: &'a ModelSpec,
     pub weights: &'a WeightLayout,
-    pub kv_value_bytes: KvValueBytes,
+    pub kv: KvFormat,
     pub context: u64,
     pub batch: u64,
     pub engine: Engine,
@@ -72,7 +73,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let (max_batched_tokens, max_num_seqs) = vllm_budget(req, capacity);
     let kv_req = KvRequest {
         spec,
-        value_bytes: req.kv_value_bytes,
+        format: req.kv,
         context: req.context,
         batch: req.batch,
         engine: req.engine,
@@ -192,7 +193,7 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
         let budget = Bytes((capacity.0 as f64 * req.options.gpu_memory_utilization) as u64);
         let non_kv = worst.total.saturating_sub(worst.kv_cache).saturating_sub(worst.cuda_context);
         let pool = budget.saturating_sub(non_kv);
-        let per_token = req.kv_value_bytes.bytes(kv::values_per_token_layer(kv_req) * req.spec.num_layers).max(1);
+        let per_token = req.kv.bytes(kv::values_per_token_layer(kv_req), req.spec.num_layers).0.max(1);
         let capacity_tokens = pool.0 / (per_token * req.options.block_size) * req.options.block_size;
         plan.vllm = Some(VllmReport {
             gpu_memory_utilization: req.options.gpu_memory_utilization,

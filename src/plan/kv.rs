@@ -14,27 +14,14 @@
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
 use crate::model::spec::{LayerAttention, ModelSpec};
+use crate::quant::KvFormat;
 use crate::units::Bytes;
-
-/// Bytes per cached value as an exact ratio: bf16 2/1, fp8 1/1, q8_0 34/32, q4_0 18/32
-/// (ggml blocks of 32 values with an fp16 scale).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KvValueBytes {
-    pub num: u64,
-    pub den: u64,
-}
-
-impl KvValueBytes {
-    pub fn bytes(self, values: u64) -> u64 {
-        (values * self.num).div_ceil(self.den)
-    }
-}
 
 /// The KV request: what to cache and for how many tokens.
 #[derive(Clone, Copy, Debug)]
 pub struct KvRequest<'a> {
     pub spec: &'a ModelSpec,
-    pub value_bytes: KvValueBytes,
+    pub format: KvFormat,
     pub context: u64,
     pub batch: u64,
     pub engine: Engine,
@@ -95,16 +82,16 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let per_cell = values_per_token_layer(req);
     let total = layers
-        .map(|l| req.value_bytes.bytes(per_cell * cells_per_layer(req, req.spec.layer_attention[l as usize])))
+        .map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize])))
         .sum();
-    Bytes(total)
+    total
 }
 
 /// Records the per-token arithmetic in the basis.
 pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let spec = req.spec;
     let per_cell = values_per_token_layer(req);
-    let per_token = req.value_bytes.bytes(per_cell * spec.num_layers);
+    let per_token = req.format.bytes(per_cell, spec.num_layers).0;
     let formula = match spec.mla {
         Some(m) if per_cell == m.kv_lora_rank + m.qk_rope_head_dim => {
             format!("L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)", spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim)

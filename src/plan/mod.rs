@@ -12,7 +12,6 @@ pub use basis::Basis;
 pub use device::{Device, Generation};
 pub use engine::{Engine, EngineOptions};
 pub use inference::{plan_inference, InferenceRequest, WeightLayout};
-pub use kv::KvValueBytes;
 
 use crate::units::Bytes;
 use serde::Serialize;

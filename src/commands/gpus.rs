@@ -1,0 +1,39 @@
+//! `headroom gpus`: the built-in GPU catalog.
+
+use crate::catalog::gpus::GpuCatalog;
+use crate::report::Listing;
+use serde_json::json;
+
+pub fn listing() -> Listing {
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for g in GpuCatalog::builtin().iter() {
+        let bf16 = g.tflops.bf16.or(g.tflops.fp16);
+        let price = g.price.as_ref().map(|p| match (p.hourly_usd, p.purchase_usd) {
+            (Some(h), _) => format!("${h:.2}/h"),
+            (None, Some(buy)) => format!("${buy}"),
+            (None, None) => String::new(),
+        });
+        rows.push(vec![
+            g.id.clone(),
+            g.name.clone(),
+            format!("{:.1}", g.memory_bytes() as f64 / (1u64 << 30) as f64),
+            format!("{:.0}", g.bandwidth_gb_s),
+            bf16.map_or("—".into(), |t| format!("{t:.0}")),
+            g.interconnect.as_ref().map_or("—".into(), |i| format!("{:?} {:.0} GB/s", i.kind, i.bandwidth_gb_s).to_lowercase()),
+            price.unwrap_or_default(),
+        ]);
+        items.push(json!({
+            "id": g.id, "name": g.name, "memory_bytes": g.memory_bytes(), "memory_note": g.memory_note,
+            "bandwidth_gb_s": g.bandwidth_gb_s, "bf16_tflops": bf16,
+            "tdp_w": g.tdp_w, "hourly_usd": g.price.as_ref().and_then(|p| p.hourly_usd),
+            "purchase_usd": g.price.as_ref().and_then(|p| p.purchase_usd), "sources": g.sources,
+        }));
+    }
+    Listing {
+        title: "built-in GPUs (memory as the driver reports it)".into(),
+        headers: vec!["id", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "interconnect", "price"],
+        rows,
+        json: json!(items),
+    }
+}
