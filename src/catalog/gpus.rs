@@ -1,0 +1,435 @@
+//! The built-in GPU catalog: one [`GpuSpec`] per accelerator, read from `data/gpus.toml`.
+//!
+//! The TOML file is embedded in the binary and parsed once, on first use, by
+//! [`GpuCatalog::builtin`]. Every number in it carries a source (see the file's legend); a field
+//! with no public source is left out rather than guessed, which is why most fields are optional.
+//!
+//! Units live in the field names: `memory_mib` is the usable memory the driver reports
+//! (`nvidia-smi` total, in MiB), `bandwidth_gb_s` is in GB/s (1e9 bytes), and [`Tflops`] holds
+//! dense (no 2:4 sparsity) peaks in 1e12 operations per second.
+//!
+//! ```
+//! use headroom::catalog::gpus::{parse_gpu_arg, GpuCatalog};
+//!
+//! let h100 = GpuCatalog::builtin().get("h100-sxm").unwrap();
+//! assert_eq!(h100.memory_mib, 81_559);
+//! let (gpu, count) = parse_gpu_arg("rtx-4090:2").unwrap();
+//! assert_eq!((gpu.id.as_str(), count), ("rtx-4090", 2));
+//! ```
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::catalog::suggest::{closest, did_you_mean};
+
+/// The most GPUs one `--gpu ID:COUNT` argument may ask for.
+pub const MAX_GPU_COUNT: u32 = 1024;
+
+const BUILTIN_TOML: &str = include_str!("../../data/gpus.toml");
+
+/// Who makes the accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vendor {
+    Nvidia,
+    Amd,
+    Intel,
+    Apple,
+}
+
+/// Micro-architecture (generation) of the accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    Volta,
+    Turing,
+    Ampere,
+    Ada,
+    Hopper,
+    Blackwell,
+    Cdna2,
+    Cdna3,
+    Gaudi2,
+    Gaudi3,
+    AppleM2,
+    AppleM3,
+    AppleM4,
+}
+
+impl Arch {
+    /// The vendor that designs this architecture.
+    pub fn vendor(self) -> Vendor {
+        match self {
+            Arch::Volta | Arch::Turing | Arch::Ampere | Arch::Ada | Arch::Hopper => Vendor::Nvidia,
+            Arch::Blackwell => Vendor::Nvidia,
+            Arch::Cdna2 | Arch::Cdna3 => Vendor::Amd,
+            Arch::Gaudi2 | Arch::Gaudi3 => Vendor::Intel,
+            Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 => Vendor::Apple,
+        }
+    }
+}
+
+/// Dense peak throughput per data type, in TFLOPS (TOPS for `int8`); `None` where the hardware
+/// lacks the type or no source gives the number. Tensor / matrix-core rates except `fp32`, which is
+/// the non-tensor (vector) FP32 rate. GeForce cards list FP16/BF16/FP8 with FP32 accumulation.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tflops {
+    pub fp32: Option<f64>,
+    pub tf32: Option<f64>,
+    pub fp16: Option<f64>,
+    pub bf16: Option<f64>,
+    pub fp8: Option<f64>,
+    pub int8: Option<f64>,
+    pub fp4: Option<f64>,
+}
+
+impl Tflops {
+    /// The data-type keys, narrowest last.
+    pub const KEYS: [&'static str; 7] = ["fp32", "tf32", "fp16", "bf16", "fp8", "int8", "fp4"];
+
+    /// The TFLOPS for a data type name (`bf16`, `bfloat16`, `fp16`, `float16`, `fp32`, `tf32`,
+    /// `fp8`, `int8`, `fp4`, case-insensitive); `None` if unknown or absent.
+    pub fn get(&self, dtype: &str) -> Option<f64> {
+        match dtype.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => self.fp32,
+            "tf32" => self.tf32,
+            "fp16" | "f16" | "float16" | "half" => self.fp16,
+            "bf16" | "bfloat16" => self.bf16,
+            "fp8" | "f8" | "float8" => self.fp8,
+            "int8" | "i8" => self.int8,
+            "fp4" | "f4" | "float4" => self.fp4,
+            _ => None,
+        }
+    }
+
+    /// Every present value with its key, in the order of [`Tflops::KEYS`].
+    pub fn entries(&self) -> Vec<(&'static str, f64)> {
+        Self::KEYS
+            .iter()
+            .filter_map(|&k| self.get(k).map(|v| (k, v)))
+            .collect()
+    }
+}
+
+/// Kind of GPU-to-GPU link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    Nvlink2,
+    Nvlink3,
+    Nvlink4,
+    Nvlink5,
+    Pcie3,
+    Pcie4,
+    Pcie5,
+    InfinityFabric,
+    Roce,
+}
+
+/// The link every pair of GPUs in a typical multi-GPU node can use. Two-card bridges (NVLink
+/// bridges on PCIe cards) are noted in the data's comments, not modelled here.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interconnect {
+    pub kind: LinkKind,
+    /// GB/s (1e9 bytes): total bidirectional as the vendor quotes it for NVLink, Infinity Fabric
+    /// and RoCE; per direction for PCIe.
+    pub bandwidth_gb_s: f64,
+}
+
+/// PCI Express generation of the host link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PcieGen {
+    Gen3,
+    Gen4,
+    Gen5,
+    Gen6,
+}
+
+/// What the GPU costs, where a source gives it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// US dollars: launch MSRP for consumer cards, a quoted price otherwise.
+    pub purchase_usd: Option<u32>,
+    /// US dollars per GPU-hour, a commonly quoted on-demand cloud price.
+    pub hourly_usd: Option<f64>,
+    pub source: String,
+}
+
+/// One accelerator of the catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// Lowercase, unique id used on the command line (`h100-sxm`).
+    pub id: String,
+    pub name: String,
+    pub vendor: Vendor,
+    pub arch: Arch,
+    /// CUDA compute capability (`"9.0"`); NVIDIA only.
+    pub compute_capability: Option<String>,
+    /// Usable memory in MiB as the driver reports it, else the vendor capacity converted.
+    pub memory_mib: u64,
+    /// Where `memory_mib` comes from.
+    pub memory_note: String,
+    /// Peak memory bandwidth, GB/s (1e9 bytes per second).
+    pub bandwidth_gb_s: f64,
+    pub tflops: Tflops,
+    pub interconnect: Option<Interconnect>,
+    pub pcie: Option<PcieGen>,
+    /// Board power, watts.
+    pub tdp_w: Option<u32>,
+    pub price: Option<Price>,
+    /// CPU and GPU share one memory pool (Apple silicon).
+    #[serde(default)]
+    pub unified_memory: bool,
+    /// Where every number of the entry comes from.
+    pub sources: Vec<String>,
+}
+
+impl GpuSpec {
+    /// Usable memory in bytes (`memory_mib` × 2^20).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib * 1024 * 1024
+    }
+
+    /// Peak memory bandwidth in bytes per second (`bandwidth_gb_s` × 1e9).
+    pub fn bandwidth_bytes_per_s(&self) -> f64 {
+        self.bandwidth_gb_s * 1e9
+    }
+
+    /// Dense peak for a data type in FLOP/s (OP/s for `int8`); `None` if the GPU lacks it.
+    pub fn peak_flops(&self, dtype: &str) -> Option<f64> {
+        self.tflops.get(dtype).map(|t| t * 1e12)
+    }
+}
+
+/// An id that is not in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown GPU '{id}'{} (headroom gpus lists all)", did_you_mean(.suggestions))]
+pub struct UnknownGpu {
+    pub id: String,
+    pub suggestions: Vec<String>,
+}
+
+/// A `--gpu ID[:COUNT]` argument that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GpuArgError {
+    #[error("empty GPU argument; expected ID or ID:COUNT, e.g. rtx-4090:2")]
+    Empty,
+    #[error("missing GPU id in '{arg}'; expected ID or ID:COUNT, e.g. rtx-4090:2")]
+    MissingId { arg: String },
+    #[error(
+        "invalid GPU count '{count}' in '{arg}'; expected a whole number from 1 to {MAX_GPU_COUNT}"
+    )]
+    InvalidCount { arg: String, count: String },
+    #[error(transparent)]
+    UnknownGpu(#[from] UnknownGpu),
+}
+
+/// A catalog file that does not parse or breaks a rule.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("GPU catalog does not parse: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("GPU catalog entry '{id}': {problem}")]
+    Invalid { id: String, problem: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    gpu: Vec<GpuSpec>,
+}
+
+/// All known GPUs, in file order.
+#[derive(Debug, Clone)]
+pub struct GpuCatalog {
+    gpus: Vec<GpuSpec>,
+}
+
+impl GpuCatalog {
+    /// The catalog embedded from `data/gpus.toml`, parsed once.
+    pub fn builtin() -> &'static GpuCatalog {
+        static BUILTIN: OnceLock<GpuCatalog> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            GpuCatalog::from_toml_str(BUILTIN_TOML)
+                .unwrap_or_else(|e| panic!("built-in data/gpus.toml is invalid: {e}"))
+        })
+    }
+
+    /// Parses and validates a catalog in the `data/gpus.toml` format.
+    pub fn from_toml_str(text: &str) -> Result<GpuCatalog, CatalogError> {
+        let file: CatalogFile = toml::from_str(text)?;
+        let catalog = GpuCatalog { gpus: file.gpu };
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    /// Looks up a GPU by id (case-insensitive, surrounding spaces ignored).
+    pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
+        let wanted = id.trim().to_ascii_lowercase();
+        self.gpus
+            .iter()
+            .find(|g| g.id == wanted)
+            .ok_or_else(|| UnknownGpu {
+                id: id.trim().to_string(),
+                suggestions: closest(&wanted, self.gpus.iter().map(|g| g.id.as_str())),
+            })
+    }
+
+    /// Every GPU, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &GpuSpec> {
+        self.gpus.iter()
+    }
+
+    /// Parses `ID` or `ID:COUNT` (count 1..=[`MAX_GPU_COUNT`], default 1).
+    pub fn parse_gpu_arg(&self, arg: &str) -> Result<(&GpuSpec, u32), GpuArgError> {
+        let trimmed = arg.trim();
+        if trimmed.is_empty() {
+            return Err(GpuArgError::Empty);
+        }
+        let (id, count) = match trimmed.split_once(':') {
+            None => (trimmed, 1),
+            Some((id, count)) => (id.trim(), parse_count(trimmed, count.trim())?),
+        };
+        if id.is_empty() {
+            return Err(GpuArgError::MissingId {
+                arg: trimmed.to_string(),
+            });
+        }
+        Ok((self.get(id)?, count))
+    }
+
+    fn validate(&self) -> Result<(), CatalogError> {
+        let mut seen = HashSet::new();
+        for gpu in &self.gpus {
+            let problem = match check_entry(gpu) {
+                Err(problem) => problem,
+                Ok(()) if seen.insert(gpu.id.as_str()) => continue,
+                Ok(()) => "duplicate id",
+            };
+            let id = gpu.id.clone();
+            return Err(CatalogError::Invalid {
+                id,
+                problem: problem.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`GpuCatalog::parse_gpu_arg`] on the built-in catalog.
+pub fn parse_gpu_arg(arg: &str) -> Result<(&'static GpuSpec, u32), GpuArgError> {
+    GpuCatalog::builtin().parse_gpu_arg(arg)
+}
+
+fn parse_count(arg: &str, count: &str) -> Result<u32, GpuArgError> {
+    match count.parse::<u32>() {
+        Ok(n) if (1..=MAX_GPU_COUNT).contains(&n) => Ok(n),
+        _ => Err(GpuArgError::InvalidCount {
+            arg: arg.to_string(),
+            count: count.to_string(),
+        }),
+    }
+}
+
+/// The first rule an entry breaks, if any.
+fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    let id_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    let link = gpu.interconnect.as_ref().map(|i| i.bandwidth_gb_s);
+    let hourly = gpu.price.as_ref().and_then(|p| p.hourly_usd);
+    let id_ok = !gpu.id.is_empty() && gpu.id.chars().all(id_char);
+    let arch_ok = gpu.arch.vendor() == gpu.vendor;
+    let cc_ok = gpu.compute_capability.is_none() || gpu.vendor == Vendor::Nvidia;
+    let unified_ok = !gpu.unified_memory || gpu.vendor == Vendor::Apple;
+    let sizes_ok = gpu.memory_mib > 0 && positive(gpu.bandwidth_gb_s);
+    let tflops_ok = gpu.tflops.entries().iter().all(|(_, v)| positive(*v));
+    let noted = !gpu.memory_note.trim().is_empty();
+    let sourced = gpu.sources.iter().any(|s| !s.trim().is_empty());
+    let rules = [
+        (id_ok, "id must use only a-z, 0-9 and '-'"),
+        (arch_ok, "arch does not belong to the vendor"),
+        (cc_ok, "compute_capability is NVIDIA-only"),
+        (unified_ok, "unified_memory is Apple-only"),
+        (sizes_ok, "memory and bandwidth must be positive"),
+        (tflops_ok, "every tflops value must be positive"),
+        (link.is_none_or(positive), "link bandwidth must be positive"),
+        (hourly.is_none_or(positive), "hourly price must be positive"),
+        (noted, "memory_note is required"),
+        (sourced, "at least one source is required"),
+    ];
+    rules
+        .iter()
+        .find(|(ok, _)| !ok)
+        .map_or(Ok(()), |(_, problem)| Err(problem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"
+        [[gpu]]
+        id = "test-gpu"
+        name = "Test GPU"
+        vendor = "nvidia"
+        arch = "hopper"
+        compute_capability = "9.0"
+        memory_mib = 1024
+        memory_note = "made up for a unit test"
+        bandwidth_gb_s = 1000.0
+        tflops = { fp32 = 10.0, bf16 = 100.0, fp8 = 200.0 }
+        interconnect = { kind = "nvlink4", bandwidth_gb_s = 900.0 }
+        pcie = "gen5"
+        sources = ["unit test"]
+    "#;
+
+    #[test]
+    fn units_convert_exactly() {
+        let cat = GpuCatalog::from_toml_str(ONE).unwrap();
+        let gpu = cat.get("test-gpu").unwrap();
+        assert_eq!(gpu.memory_bytes(), 1024 * 1024 * 1024);
+        assert_eq!(gpu.bandwidth_bytes_per_s(), 1.0e12);
+        assert_eq!(gpu.peak_flops("bf16"), Some(100.0e12));
+        assert_eq!(gpu.peak_flops("BFloat16"), Some(100.0e12));
+        assert_eq!(gpu.peak_flops("fp16"), None);
+        assert_eq!(gpu.peak_flops("fp64"), None);
+        assert_eq!(gpu.interconnect.as_ref().unwrap().kind, LinkKind::Nvlink4);
+        assert_eq!(gpu.pcie, Some(PcieGen::Gen5));
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let twice = format!("{ONE}\n{ONE}");
+        let err = GpuCatalog::from_toml_str(&twice).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "GPU catalog entry 'test-gpu': duplicate id"
+        );
+    }
+
+    #[test]
+    fn broken_entries_are_rejected() {
+        for (from, to, needle) in [
+            ("id = \"test-gpu\"", "id = \"Test-GPU\"", "a-z, 0-9"),
+            ("vendor = \"nvidia\"", "vendor = \"amd\"", "does not belong"),
+            ("bf16 = 100.0", "bf16 = 0.0", "tflops"),
+            ("sources = [\"unit test\"]", "sources = []", "source"),
+            (
+                "pcie = \"gen5\"",
+                "pcie = \"gen5\"\nflops = 1",
+                "unknown field",
+            ),
+        ] {
+            let err = GpuCatalog::from_toml_str(&ONE.replace(from, to)).unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+}
