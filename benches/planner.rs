@@ -20,7 +20,12 @@ fn request<'a>(spec: &'a headroom::model::spec::ModelSpec, weights: &'a WeightLa
         batch: 1,
         engine: Engine::Hf,
         options: EngineOptions::default(),
-        device: Some(Device { id: "a100-80gb".into(), capacity: Bytes(85_899_345_920), count: 1, generation: Generation::Ampere }),
+        device: Some(Device {
+            id: "a100-80gb".into(),
+            capacity: Bytes(85_899_345_920),
+            count: 1,
+            generation: Generation::Ampere,
+        }),
         split: None,
     }
 }
@@ -45,7 +50,8 @@ fn sweep(c: &mut Criterion) {
             let mut total = 0u64;
             for (spec, tensors) in &models {
                 for format in WeightFormat::all() {
-                    let weights = WeightLayout::from_inventory(spec.num_layers, tensors, |t| format.tensor_bytes(t, spec));
+                    let weights =
+                        WeightLayout::from_inventory(spec.num_layers, tensors, |t| format.tensor_bytes(t, spec));
                     total += plan_inference(&request(spec, &weights)).unwrap().memory.total.0;
                 }
             }

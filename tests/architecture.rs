@@ -20,7 +20,17 @@ fn planner_is_pure() {
     let mut files = Vec::new();
     rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan"), &mut files);
     assert!(!files.is_empty());
-    let forbidden = ["std::fs", "std::process", "std::env", "crate::gpu", "crate::bench", "crate::catalog", "crate::commands", "cudarc", "nvml_wrapper"];
+    let forbidden = [
+        "std::fs",
+        "std::process",
+        "std::env",
+        "crate::gpu",
+        "crate::bench",
+        "crate::catalog",
+        "crate::commands",
+        "cudarc",
+        "nvml_wrapper",
+    ];
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         for f in forbidden {

@@ -2,9 +2,7 @@
 //! sizes, llama.cpp's per-tensor promotions on other architectures, and properties over random
 //! tensor shapes.
 
-use headroom::model::spec::{
-    Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind,
-};
+use headroom::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 use headroom::model::tensors::{inventory, Part, Role, TensorDesc};
 use headroom::quant::ggml::GgmlType;
 use headroom::quant::{GgufFileType, StoredType, WeightFormat};
@@ -58,13 +56,7 @@ fn mixtral() -> ModelSpec {
         first_dense_layers: 0,
         router_bias: false,
     };
-    ModelSpec {
-        id: "mixtral".into(),
-        family: Family::Mixtral,
-        num_kv_heads: 8,
-        moe: Some(moe),
-        ..llama_2_7b()
-    }
+    ModelSpec { id: "mixtral".into(), family: Family::Mixtral, num_kv_heads: 8, moe: Some(moe), ..llama_2_7b() }
 }
 
 /// A small DeepSeek-V3-shaped model: MLA, one dense layer, then routed + shared experts.
@@ -107,10 +99,7 @@ fn fmt(id: &str) -> WeightFormat {
 /// The GGML type `id` gives the tensor of `role` in `layer`.
 fn ggml(id: &str, spec: &ModelSpec, role: Role, layer: Option<u32>) -> GgmlType {
     let tensors = inventory(spec);
-    let t = tensors
-        .iter()
-        .find(|t| t.role == role && t.layer == layer && t.part == Part::Weight)
-        .unwrap();
+    let t = tensors.iter().find(|t| t.role == role && t.layer == layer && t.part == Part::Weight).unwrap();
     match fmt(id).tensor_type(t, spec) {
         StoredType::Ggml(g) => g,
         other => panic!("{id} stored {role:?} as {}", other.name()),
@@ -121,14 +110,8 @@ fn ggml(id: &str, spec: &ModelSpec, role: Role, layer: Option<u32>) -> GgmlType 
 fn bf16_llama_2_7b_is_two_bytes_per_parameter() {
     let spec = llama_2_7b();
     let tensors = inventory(&spec);
-    assert_eq!(
-        fmt("bf16").weight_bytes(&spec, &tensors).0,
-        2 * 6_738_415_616
-    );
-    assert_eq!(
-        fmt("fp32").weight_bytes(&spec, &tensors).0,
-        4 * 6_738_415_616
-    );
+    assert_eq!(fmt("bf16").weight_bytes(&spec, &tensors).0, 2 * 6_738_415_616);
+    assert_eq!(fmt("fp32").weight_bytes(&spec, &tensors).0, 4 * 6_738_415_616);
 }
 
 /// Published Llama-2-7B GGUF file sizes (GB = 1e9). The file adds metadata and the tokenizer
@@ -137,19 +120,12 @@ fn bf16_llama_2_7b_is_two_bytes_per_parameter() {
 fn llama_2_7b_gguf_sizes_match_published_files() {
     let spec = llama_2_7b();
     let tensors = inventory(&spec);
-    for (id, published_gb) in [
-        ("q4_0", 3.826),
-        ("q4_k_m", 4.081),
-        ("q5_k_m", 4.783),
-        ("q3_k_m", 3.298),
-        ("q2_k", 2.533),
-    ] {
+    for (id, published_gb) in
+        [("q4_0", 3.826), ("q4_k_m", 4.081), ("q5_k_m", 4.783), ("q3_k_m", 3.298), ("q2_k", 2.533)]
+    {
         let predicted = fmt(id).weight_bytes(&spec, &tensors).gb();
         let error = (predicted - published_gb) / published_gb;
-        assert!(
-            predicted < published_gb && error.abs() < 0.003,
-            "{id}: {predicted:.4} GB vs {published_gb} GB"
-        );
+        assert!(predicted < published_gb && error.abs() < 0.003, "{id}: {predicted:.4} GB vs {published_gb} GB");
     }
     assert_eq!(fmt("q4_k_m").weight_bytes(&spec, &tensors).0, 4_080_263_168);
 }
@@ -158,22 +134,11 @@ fn llama_2_7b_gguf_sizes_match_published_files() {
 fn llama_2_7b_q4_k_m_mix() {
     let spec = llama_2_7b();
     let down = |l| ggml("q4_k_m", &spec, Role::FfnDown, Some(l));
-    assert_eq!(
-        (down(0), down(4), down(6), down(28)),
-        (
-            GgmlType::Q6_K,
-            GgmlType::Q4_K,
-            GgmlType::Q6_K,
-            GgmlType::Q6_K
-        )
-    );
+    assert_eq!((down(0), down(4), down(6), down(28)), (GgmlType::Q6_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q6_K));
     assert_eq!(ggml("q4_k_m", &spec, Role::AttnQ, Some(0)), GgmlType::Q4_K);
     assert_eq!(ggml("q4_k_m", &spec, Role::Output, None), GgmlType::Q6_K);
     assert_eq!(ggml("q4_k_m", &spec, Role::TokenEmbd, None), GgmlType::Q4_K);
-    assert_eq!(
-        ggml("q4_k_m", &spec, Role::AttnNorm, Some(3)),
-        GgmlType::F32
-    );
+    assert_eq!(ggml("q4_k_m", &spec, Role::AttnNorm, Some(3)), GgmlType::F32);
     assert_eq!(ggml("q8_0", &spec, Role::Output, None), GgmlType::Q8_0);
     assert_eq!(ggml("q3_k_m", &spec, Role::AttnV, Some(1)), GgmlType::Q5_K);
     assert_eq!(ggml("q3_k_m", &spec, Role::AttnV, Some(2)), GgmlType::Q4_K);
@@ -190,60 +155,25 @@ fn seventy_b_gqa_and_experts_promote_attn_v() {
     let moe = mixtral();
     assert_eq!(ggml("q4_k_m", &moe, Role::AttnV, Some(5)), GgmlType::Q8_0);
     assert_eq!(ggml("q4_k_m", &moe, Role::AttnK, Some(5)), GgmlType::Q8_0);
-    assert_eq!(
-        ggml("q4_k_m", &moe, Role::AttnOutput, Some(5)),
-        GgmlType::Q5_K
-    );
-    assert_eq!(
-        ggml("q4_k_m", &moe, Role::FfnDownExps, Some(6)),
-        GgmlType::Q6_K
-    );
-    assert_eq!(
-        ggml("q4_k_m", &moe, Role::FfnDownExps, Some(7)),
-        GgmlType::Q4_K
-    );
-    assert_eq!(
-        ggml("q4_k_m", &moe, Role::FfnGateInp, Some(7)),
-        GgmlType::F32
-    );
+    assert_eq!(ggml("q4_k_m", &moe, Role::AttnOutput, Some(5)), GgmlType::Q5_K);
+    assert_eq!(ggml("q4_k_m", &moe, Role::FfnDownExps, Some(6)), GgmlType::Q6_K);
+    assert_eq!(ggml("q4_k_m", &moe, Role::FfnDownExps, Some(7)), GgmlType::Q4_K);
+    assert_eq!(ggml("q4_k_m", &moe, Role::FfnGateInp, Some(7)), GgmlType::F32);
 }
 
 #[test]
 fn falcon_tied_and_odd_rows_follow_llama_cpp() {
-    let falcon = ModelSpec {
-        family: Family::Falcon,
-        fused_qkv: true,
-        mlp: MlpKind::Plain,
-        ..llama_2_7b()
-    };
+    let falcon = ModelSpec { family: Family::Falcon, fused_qkv: true, mlp: MlpKind::Plain, ..llama_2_7b() };
     assert_eq!(ggml("q4_k_m", &falcon, Role::Output, None), GgmlType::Q8_0);
-    assert_eq!(
-        ggml("q4_k_m", &falcon, Role::FfnDown, Some(1)),
-        GgmlType::Q6_K
-    );
-    assert_eq!(
-        ggml("q4_k_m", &falcon, Role::FfnDown, Some(6)),
-        GgmlType::Q5_K
-    );
-    assert_eq!(
-        ggml("q4_k_m", &falcon, Role::FfnDown, Some(7)),
-        GgmlType::Q4_K
-    );
+    assert_eq!(ggml("q4_k_m", &falcon, Role::FfnDown, Some(1)), GgmlType::Q6_K);
+    assert_eq!(ggml("q4_k_m", &falcon, Role::FfnDown, Some(6)), GgmlType::Q5_K);
+    assert_eq!(ggml("q4_k_m", &falcon, Role::FfnDown, Some(7)), GgmlType::Q4_K);
     // attn_qkv goes through the attn_v rules.
-    assert_eq!(
-        ggml("q4_k_m", &falcon, Role::AttnQkv, Some(6)),
-        GgmlType::Q6_K
-    );
-    let tied = ModelSpec {
-        tie_word_embeddings: true,
-        ..llama_2_7b()
-    };
+    assert_eq!(ggml("q4_k_m", &falcon, Role::AttnQkv, Some(6)), GgmlType::Q6_K);
+    let tied = ModelSpec { tie_word_embeddings: true, ..llama_2_7b() };
     assert_eq!(ggml("q4_k_m", &tied, Role::TokenEmbd, None), GgmlType::Q6_K);
     // Rows of 11040 (a multiple of 32, not of 256): Q4_K falls back to Q5_0, Q6_K to Q8_0.
-    let odd = ModelSpec {
-        intermediate_size: 11040,
-        ..llama_2_7b()
-    };
+    let odd = ModelSpec { intermediate_size: 11040, ..llama_2_7b() };
     assert_eq!(ggml("q4_k_m", &odd, Role::FfnDown, Some(4)), GgmlType::Q5_0);
     assert_eq!(ggml("q4_k_m", &odd, Role::FfnDown, Some(0)), GgmlType::Q8_0);
     assert_eq!(ggml("q4_k_m", &odd, Role::FfnUp, Some(0)), GgmlType::Q4_K);
@@ -252,26 +182,14 @@ fn falcon_tied_and_odd_rows_follow_llama_cpp() {
 #[test]
 fn moe_file_types_and_expert_counts() {
     let ds = deepseek_like(16);
-    assert_eq!(
-        ggml("mxfp4_moe", &ds, Role::FfnUpExps, Some(3)),
-        GgmlType::MXFP4
-    );
-    assert_eq!(
-        ggml("mxfp4_moe", &ds, Role::FfnUpShexp, Some(3)),
-        GgmlType::Q8_0
-    );
+    assert_eq!(ggml("mxfp4_moe", &ds, Role::FfnUpExps, Some(3)), GgmlType::MXFP4);
+    assert_eq!(ggml("mxfp4_moe", &ds, Role::FfnUpShexp, Some(3)), GgmlType::Q8_0);
     assert_eq!(ggml("mxfp4_moe", &ds, Role::Output, None), GgmlType::Q8_0);
     // IQ2_XXS counts ffn_down tensors, not layers: the first 16/8 = 2 are layer 0's dense
     // ffn_down and layer 1's ffn_down_exps; layer 1's ffn_down_shexp is the third.
     assert_eq!(ggml("iq2_xxs", &ds, Role::FfnDown, Some(0)), GgmlType::Q2_K);
-    assert_eq!(
-        ggml("iq2_xxs", &ds, Role::FfnDownExps, Some(1)),
-        GgmlType::Q2_K
-    );
-    assert_eq!(
-        ggml("iq2_xxs", &ds, Role::FfnDownShexp, Some(1)),
-        GgmlType::IQ2_XXS
-    );
+    assert_eq!(ggml("iq2_xxs", &ds, Role::FfnDownExps, Some(1)), GgmlType::Q2_K);
+    assert_eq!(ggml("iq2_xxs", &ds, Role::FfnDownShexp, Some(1)), GgmlType::IQ2_XXS);
     assert_eq!(ggml("iq2_xxs", &ds, Role::AttnKvB, Some(1)), GgmlType::Q4_K);
     assert_eq!(ggml("iq2_xxs", &ds, Role::Output, None), GgmlType::Q5_K);
 }
@@ -280,25 +198,13 @@ fn moe_file_types_and_expert_counts() {
 fn checkpoint_quantizers_leave_embeddings_norms_and_routers_alone() {
     let spec = mixtral();
     let tensors = inventory(&spec);
-    for id in [
-        "fp8", "int8", "nf4", "nf4-dq", "gptq", "awq", "mxfp4", "nvfp4",
-    ] {
+    for id in ["fp8", "int8", "nf4", "nf4-dq", "gptq", "awq", "mxfp4", "nvfp4"] {
         for t in &tensors {
             let stored = fmt(id).tensor_type(t, &spec);
             let quantized = matches!(stored, StoredType::Quantized(_));
-            assert_eq!(
-                quantized,
-                t.role.is_block_linear() && t.part == Part::Weight,
-                "{id} {:?}",
-                t.role
-            );
+            assert_eq!(quantized, t.role.is_block_linear() && t.part == Part::Weight, "{id} {:?}", t.role);
             if !quantized {
-                assert_eq!(
-                    stored.tensor_bytes(t),
-                    2 * t.elements(),
-                    "{id} {:?}",
-                    t.role
-                );
+                assert_eq!(stored.tensor_bytes(t), 2 * t.elements(), "{id} {:?}", t.role);
             }
         }
     }
@@ -307,26 +213,15 @@ fn checkpoint_quantizers_leave_embeddings_norms_and_routers_alone() {
 #[test]
 fn gptq_g128_q_proj_is_exact() {
     let spec = llama_2_7b();
-    let q = inventory(&spec)
-        .into_iter()
-        .find(|t| t.role == Role::AttnQ)
-        .unwrap();
-    let expected =
-        4096 * 4096 / 2 + (4096 / 128) * 4096 * 2 + (4096 / 128) * (4096 / 8) * 4 + 4096 * 4;
+    let q = inventory(&spec).into_iter().find(|t| t.role == Role::AttnQ).unwrap();
+    let expected = 4096 * 4096 / 2 + (4096 / 128) * 4096 * 2 + (4096 / 128) * (4096 / 8) * 4 + 4096 * 4;
     assert_eq!(fmt("gptq").tensor_bytes(&q, &spec).0, expected);
 }
 
 #[test]
 fn bits_per_weight_on_a_large_matrix() {
     let spec = llama_2_7b();
-    let t = TensorDesc {
-        role: Role::FfnUp,
-        part: Part::Weight,
-        layer: Some(0),
-        rows: 16384,
-        cols: 16384,
-        copies: 1,
-    };
+    let t = TensorDesc { role: Role::FfnUp, part: Part::Weight, layer: Some(0), rows: 16384, cols: 16384, copies: 1 };
     let bpw = |id: &str| 8.0 * fmt(id).tensor_bytes(&t, &spec).0 as f64 / t.elements() as f64;
     assert!((bpw("nf4-dq") - 4.127).abs() < 1e-3, "{}", bpw("nf4-dq"));
     assert!((bpw("nf4") - 4.5).abs() < 1e-5);
@@ -351,23 +246,10 @@ const ROLES: [Role; 10] = [
 
 fn tensor() -> impl Strategy<Value = TensorDesc> {
     let dim = prop_oneof![(1u64..64).prop_map(|k| k * 256), 1u64..20_000];
-    (0..ROLES.len(), dim.clone(), dim, 1u64..4, 0u32..32).prop_map(
-        |(r, rows, cols, copies, layer)| {
-            let layer = if matches!(ROLES[r], Role::TokenEmbd | Role::Output) {
-                None
-            } else {
-                Some(layer)
-            };
-            TensorDesc {
-                role: ROLES[r],
-                part: Part::Weight,
-                layer,
-                rows,
-                cols,
-                copies,
-            }
-        },
-    )
+    (0..ROLES.len(), dim.clone(), dim, 1u64..4, 0u32..32).prop_map(|(r, rows, cols, copies, layer)| {
+        let layer = if matches!(ROLES[r], Role::TokenEmbd | Role::Output) { None } else { Some(layer) };
+        TensorDesc { role: ROLES[r], part: Part::Weight, layer, rows, cols, copies }
+    })
 }
 
 proptest! {
@@ -420,12 +302,7 @@ fn every_format_sizes_every_model() {
             let bytes = format.weight_bytes(&spec, &tensors);
             assert!(bytes.0 > 0, "{}", format.id());
             if format.is_quantized() {
-                assert!(
-                    bytes < bf16,
-                    "{} on {}: {bytes} ≥ bf16 {bf16}",
-                    format.id(),
-                    spec.id
-                );
+                assert!(bytes < bf16, "{} on {}: {bytes} ≥ bf16 {bf16}", format.id(), spec.id);
             }
         }
     }

@@ -71,26 +71,14 @@ fn every_number_is_positive_and_plausible() {
     for gpu in all() {
         let gib = gpu.memory_mib as f64 / 1024.0;
         assert!((8.0..=256.0).contains(&gib), "{}: {gib} GiB", gpu.id);
-        assert!(
-            (100.0..=10_000.0).contains(&gpu.bandwidth_gb_s),
-            "{}",
-            gpu.id
-        );
+        assert!((100.0..=10_000.0).contains(&gpu.bandwidth_gb_s), "{}", gpu.id);
         for (key, tflops) in gpu.tflops.entries() {
-            assert!(
-                tflops > 0.0 && tflops < 20_000.0,
-                "{}: {key} = {tflops}",
-                gpu.id
-            );
+            assert!(tflops > 0.0 && tflops < 20_000.0, "{}: {key} = {tflops}", gpu.id);
         }
         if let Some(link) = &gpu.interconnect {
             assert!(link.bandwidth_gb_s > 0.0, "{}", gpu.id);
         }
-        assert!(
-            gpu.tdp_w.is_none_or(|w| (20..=1500).contains(&w)),
-            "{}",
-            gpu.id
-        );
+        assert!(gpu.tdp_w.is_none_or(|w| (20..=1500).contains(&w)), "{}", gpu.id);
     }
 }
 
@@ -114,11 +102,7 @@ fn dense_peaks_are_ordered_like_real_hardware() {
         le(t.fp4, twice(t.fp8), "fp4 <= 2 x fp8");
         le(t.int8, twice(twice(t.bf16)), "int8 <= 4 x bf16");
         if let (Some(f16), Some(b16)) = (t.fp16, t.bf16) {
-            assert!(
-                (f16 - b16).abs() <= 0.01 * b16,
-                "{}: fp16 {f16} vs bf16 {b16}",
-                gpu.id
-            );
+            assert!((f16 - b16).abs() <= 0.01 * b16, "{}: fp16 {f16} vs bf16 {b16}", gpu.id);
         }
     }
 }
@@ -129,12 +113,7 @@ fn vendor_specific_fields_match_the_vendor() {
         assert_eq!(gpu.arch.vendor(), gpu.vendor, "{}", gpu.id);
         let nvidia = gpu.vendor == Vendor::Nvidia;
         assert_eq!(gpu.compute_capability.is_some(), nvidia, "{}", gpu.id);
-        assert_eq!(
-            gpu.unified_memory,
-            gpu.vendor == Vendor::Apple,
-            "{}",
-            gpu.id
-        );
+        assert_eq!(gpu.unified_memory, gpu.vendor == Vendor::Apple, "{}", gpu.id);
     }
 }
 
@@ -161,11 +140,7 @@ fn every_entry_names_its_sources() {
         assert!(!gpu.memory_note.trim().is_empty(), "{}", gpu.id);
         if let Some(price) = &gpu.price {
             assert!(!price.source.trim().is_empty(), "{}", gpu.id);
-            assert!(
-                price.purchase_usd.is_some() || price.hourly_usd.is_some(),
-                "{}",
-                gpu.id
-            );
+            assert!(price.purchase_usd.is_some() || price.hourly_usd.is_some(), "{}", gpu.id);
         }
     }
 }
@@ -188,30 +163,15 @@ fn gpu_arguments_parse() {
     let (gpu, n) = parse_gpu_arg("a100-80gb").unwrap();
     assert_eq!((gpu.id.as_str(), n), ("a100-80gb", 1));
     assert_eq!(parse_gpu_arg("H100-SXM:8").unwrap().1, 8);
-    for bad in [
-        "rtx-4090:0",
-        "rtx-4090:x",
-        "rtx-4090:",
-        "rtx-4090:1025",
-        "rtx-4090:-1",
-    ] {
-        assert!(
-            matches!(parse_gpu_arg(bad), Err(GpuArgError::InvalidCount { .. })),
-            "{bad}"
-        );
+    for bad in ["rtx-4090:0", "rtx-4090:x", "rtx-4090:", "rtx-4090:1025", "rtx-4090:-1"] {
+        assert!(matches!(parse_gpu_arg(bad), Err(GpuArgError::InvalidCount { .. })), "{bad}");
     }
     assert_eq!(parse_gpu_arg(" rtx-4090 : 4 ").unwrap().1, 4);
     assert_eq!(parse_gpu_arg("b200:1024").unwrap().1, 1024);
     assert_eq!(parse_gpu_arg("").unwrap_err(), GpuArgError::Empty);
     assert_eq!(parse_gpu_arg("   ").unwrap_err(), GpuArgError::Empty);
-    assert!(matches!(
-        parse_gpu_arg(":2"),
-        Err(GpuArgError::MissingId { .. })
-    ));
-    assert!(matches!(
-        parse_gpu_arg("nope:2"),
-        Err(GpuArgError::UnknownGpu(_))
-    ));
+    assert!(matches!(parse_gpu_arg(":2"), Err(GpuArgError::MissingId { .. })));
+    assert!(matches!(parse_gpu_arg("nope:2"), Err(GpuArgError::UnknownGpu(_))));
     assert_eq!(
         parse_gpu_arg("rtx-4090:0").unwrap_err().to_string(),
         "invalid GPU count '0' in 'rtx-4090:0'; expected a whole number from 1 to 1024"
@@ -221,20 +181,11 @@ fn gpu_arguments_parse() {
 #[test]
 fn unknown_gpu_message_suggests_and_points_to_the_list() {
     let msg = parse_gpu_arg("a100:4").unwrap_err().to_string();
-    assert!(
-        msg.starts_with("unknown GPU 'a100'; did you mean "),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("a100-40gb") && msg.contains("a100-80gb"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("unknown GPU 'a100'; did you mean "), "{msg}");
+    assert!(msg.contains("a100-40gb") && msg.contains("a100-80gb"), "{msg}");
     assert!(msg.ends_with("? (headroom gpus lists all)"), "{msg}");
     let none = GpuCatalog::builtin().get("zzzz").unwrap_err();
-    assert_eq!(
-        none.to_string(),
-        "unknown GPU 'zzzz' (headroom gpus lists all)"
-    );
+    assert_eq!(none.to_string(), "unknown GPU 'zzzz' (headroom gpus lists all)");
     let typo = GpuCatalog::builtin().get("rtx-4900").unwrap_err();
     assert!(typo.suggestions.contains(&"rtx-4090".to_string()), "{typo}");
 }

@@ -21,6 +21,8 @@ struct Record {
     unit: Option<String>,
     tolerance: Option<f64>,
     justification: String,
+    /// "excluded": recorded with its reason, not tested.
+    status: Option<String>,
 }
 
 fn records() -> Vec<Record> {
@@ -66,7 +68,7 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
 fn errors() -> Vec<(String, f64, f64, f64, f64)> {
     let mut out = Vec::new();
     for rec in records() {
-        if rec.compare == "fits" {
+        if rec.compare == "fits" || rec.status.as_deref() == Some("excluded") {
             continue;
         }
         let unit = unit_bytes(rec.unit.as_deref().expect("numeric records have a unit"));
@@ -89,7 +91,11 @@ fn every_record_is_justified() {
 fn numeric_records_are_within_tolerance() {
     let mut failures = Vec::new();
     for (id, measured, predicted, err, tol) in errors() {
-        println!("{id:45} measured {measured:>10.3} predicted {predicted:>10.3} error {:+.2}% (tolerance {:.1}%)", err * 100.0, tol * 100.0);
+        println!(
+            "{id:45} measured {measured:>10.3} predicted {predicted:>10.3} error {:+.2}% (tolerance {:.1}%)",
+            err * 100.0,
+            tol * 100.0
+        );
         if err.abs() > tol {
             failures.push(id);
         }
@@ -99,7 +105,7 @@ fn numeric_records_are_within_tolerance() {
 
 #[test]
 fn verdict_records_match() {
-    for rec in records().into_iter().filter(|r| r.compare == "fits") {
+    for rec in records().into_iter().filter(|r| r.compare == "fits" && r.status.as_deref() != Some("excluded")) {
         let fits = plan(&rec.args).fit.expect("fits records name a GPU").fits;
         assert_eq!(Some(fits), rec.value.as_bool(), "{}", rec.id);
     }

@@ -26,9 +26,21 @@ fn every_entry_parses_with_unique_ids() {
 #[test]
 fn required_ids_exist() {
     for id in [
-        "llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b",
-        "mistral-7b", "mixtral-8x7b", "qwen2.5-7b", "qwen2.5-72b", "gemma-2-9b", "gemma-2-27b",
-        "phi-3-mini", "deepseek-v3", "falcon-40b",
+        "llama-2-7b",
+        "llama-2-13b",
+        "llama-2-70b",
+        "llama-3.1-8b",
+        "llama-3.1-70b",
+        "llama-3.1-405b",
+        "mistral-7b",
+        "mixtral-8x7b",
+        "qwen2.5-7b",
+        "qwen2.5-72b",
+        "gemma-2-9b",
+        "gemma-2-27b",
+        "phi-3-mini",
+        "deepseek-v3",
+        "falcon-40b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -54,7 +66,8 @@ fn rounded_published_counts_match() {
     let near = |id: &str, total: f64, active: f64| {
         let (t, a) = counts(id);
         assert!((t as f64 / 1e9 - total).abs() / total < 0.005, "{id} total {t}");
-        assert!((a as f64 / 1e9 - active).abs() / active < 0.01, "{id} active {a}");
+        // Active counts are published rounded to two figures ("37B"): 2%.
+        assert!((a as f64 / 1e9 - active).abs() / active < 0.02, "{id} active {a}");
     };
     near("mixtral-8x7b", 46.7, 12.9);
     near("deepseek-v3", 671.0, 37.0);

@@ -108,10 +108,7 @@ impl Tflops {
 
     /// Every present value with its key, in the order of [`Tflops::KEYS`].
     pub fn entries(&self) -> Vec<(&'static str, f64)> {
-        Self::KEYS
-            .iter()
-            .filter_map(|&k| self.get(k).map(|v| (k, v)))
-            .collect()
+        Self::KEYS.iter().filter_map(|&k| self.get(k).map(|v| (k, v))).collect()
     }
 }
 
@@ -224,9 +221,7 @@ pub enum GpuArgError {
     Empty,
     #[error("missing GPU id in '{arg}'; expected ID or ID:COUNT, e.g. rtx-4090:2")]
     MissingId { arg: String },
-    #[error(
-        "invalid GPU count '{count}' in '{arg}'; expected a whole number from 1 to {MAX_GPU_COUNT}"
-    )]
+    #[error("invalid GPU count '{count}' in '{arg}'; expected a whole number from 1 to {MAX_GPU_COUNT}")]
     InvalidCount { arg: String, count: String },
     #[error(transparent)]
     UnknownGpu(#[from] UnknownGpu),
@@ -274,13 +269,10 @@ impl GpuCatalog {
     /// Looks up a GPU by id (case-insensitive, surrounding spaces ignored).
     pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
         let wanted = id.trim().to_ascii_lowercase();
-        self.gpus
-            .iter()
-            .find(|g| g.id == wanted)
-            .ok_or_else(|| UnknownGpu {
-                id: id.trim().to_string(),
-                suggestions: closest(&wanted, self.gpus.iter().map(|g| g.id.as_str())),
-            })
+        self.gpus.iter().find(|g| g.id == wanted).ok_or_else(|| UnknownGpu {
+            id: id.trim().to_string(),
+            suggestions: closest(&wanted, self.gpus.iter().map(|g| g.id.as_str())),
+        })
     }
 
     /// Every GPU, in file order.
@@ -299,9 +291,7 @@ impl GpuCatalog {
             Some((id, count)) => (id.trim(), parse_count(trimmed, count.trim())?),
         };
         if id.is_empty() {
-            return Err(GpuArgError::MissingId {
-                arg: trimmed.to_string(),
-            });
+            return Err(GpuArgError::MissingId { arg: trimmed.to_string() });
         }
         Ok((self.get(id)?, count))
     }
@@ -315,10 +305,7 @@ impl GpuCatalog {
                 Ok(()) => "duplicate id",
             };
             let id = gpu.id.clone();
-            return Err(CatalogError::Invalid {
-                id,
-                problem: problem.to_string(),
-            });
+            return Err(CatalogError::Invalid { id, problem: problem.to_string() });
         }
         Ok(())
     }
@@ -332,10 +319,7 @@ pub fn parse_gpu_arg(arg: &str) -> Result<(&'static GpuSpec, u32), GpuArgError> 
 fn parse_count(arg: &str, count: &str) -> Result<u32, GpuArgError> {
     match count.parse::<u32>() {
         Ok(n) if (1..=MAX_GPU_COUNT).contains(&n) => Ok(n),
-        _ => Err(GpuArgError::InvalidCount {
-            arg: arg.to_string(),
-            count: count.to_string(),
-        }),
+        _ => Err(GpuArgError::InvalidCount { arg: arg.to_string(), count: count.to_string() }),
     }
 }
 
@@ -365,10 +349,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         (noted, "memory_note is required"),
         (sourced, "at least one source is required"),
     ];
-    rules
-        .iter()
-        .find(|(ok, _)| !ok)
-        .map_or(Ok(()), |(_, problem)| Err(problem))
+    rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
 }
 
 #[cfg(test)]
@@ -409,10 +390,7 @@ mod tests {
     fn duplicate_ids_are_rejected() {
         let twice = format!("{ONE}\n{ONE}");
         let err = GpuCatalog::from_toml_str(&twice).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "GPU catalog entry 'test-gpu': duplicate id"
-        );
+        assert_eq!(err.to_string(), "GPU catalog entry 'test-gpu': duplicate id");
     }
 
     #[test]
@@ -422,11 +400,7 @@ mod tests {
             ("vendor = \"nvidia\"", "vendor = \"amd\"", "does not belong"),
             ("bf16 = 100.0", "bf16 = 0.0", "tflops"),
             ("sources = [\"unit test\"]", "sources = []", "source"),
-            (
-                "pcie = \"gen5\"",
-                "pcie = \"gen5\"\nflops = 1",
-                "unknown field",
-            ),
+            ("pcie = \"gen5\"", "pcie = \"gen5\"\nflops = 1", "unknown field"),
         ] {
             let err = GpuCatalog::from_toml_str(&ONE.replace(from, to)).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");

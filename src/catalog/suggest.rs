@@ -8,8 +8,10 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .into_iter()
         .filter_map(|c| {
             let hay = c.to_ascii_lowercase();
-            let score = if hay.contains(&needle) || (needle.len() >= 3 && needle.contains(&hay)) {
-                2.0 - (hay.len() as f64 - needle.len() as f64).abs() / 100.0
+            let score = if hay.contains(&needle) {
+                3.0 - (hay.len() as f64 - needle.len() as f64).abs() / 100.0
+            } else if hay.len() >= 3 && needle.contains(&hay) {
+                2.0 - (needle.len() as f64 - hay.len() as f64).abs() / 100.0
             } else {
                 strsim::normalized_levenshtein(&needle, &hay)
             };
@@ -17,9 +19,9 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    // When the input names a prefix or part of ids, those ids are the answer; typos are a fallback.
-    if scored.first().is_some_and(|(score, _)| *score > 1.0) {
-        scored.retain(|(score, _)| *score > 1.0);
+    // Ids that contain the input beat ids the input contains, which beat typos.
+    if let Some(tier) = scored.first().map(|(score, _)| score.floor()).filter(|t| *t >= 2.0) {
+        scored.retain(|(score, _)| score.floor() == tier);
     }
     scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
 }
@@ -39,7 +41,7 @@ mod tests {
 
     #[test]
     fn substring_matches_come_first() {
-        let s = closest("a100", ["a100-40gb", "a100-80gb", "h100-sxm", "a10g"]);
+        let s = closest("a100", ["a10", "a100-40gb", "a100-80gb", "h100-sxm", "a10g"]);
         assert_eq!(s, vec!["a100-40gb", "a100-80gb"]);
         assert_eq!(did_you_mean(&s), "; did you mean a100-40gb or a100-80gb?");
     }

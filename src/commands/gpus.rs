@@ -20,7 +20,9 @@ pub fn listing() -> Listing {
             format!("{:.1}", g.memory_bytes() as f64 / (1u64 << 30) as f64),
             format!("{:.0}", g.bandwidth_gb_s),
             bf16.map_or("—".into(), |t| format!("{t:.0}")),
-            g.interconnect.as_ref().map_or("—".into(), |i| format!("{:?} {:.0} GB/s", i.kind, i.bandwidth_gb_s).to_lowercase()),
+            g.interconnect
+                .as_ref()
+                .map_or("—".into(), |i| format!("{:?} {:.0} GB/s", i.kind, i.bandwidth_gb_s).to_lowercase()),
             price.unwrap_or_default(),
         ]);
         items.push(json!({

@@ -33,8 +33,14 @@ pub fn resolve(input: &str) -> anyhow::Result<ResolvedModel> {
     if path.exists() {
         return resolve_path(path);
     }
-    if input.contains(['/', '\\']) || input.ends_with(".json") || input.ends_with(".gguf") || input.ends_with(".safetensors") {
-        bail!("model path '{input}' does not exist; check the path, or pass a built-in id (headroom models lists them)");
+    if input.contains(['/', '\\'])
+        || input.ends_with(".json")
+        || input.ends_with(".gguf")
+        || input.ends_with(".safetensors")
+    {
+        bail!(
+            "model path '{input}' does not exist; check the path, or pass a built-in id (headroom models lists them)"
+        );
     }
     let model = ModelCatalog::builtin().get(input)?;
     ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_deref())
@@ -45,7 +51,11 @@ fn resolve_path(path: &Path) -> anyhow::Result<ResolvedModel> {
     if config.file_name().is_some_and(|n| n == "config.json") || config.extension().is_some_and(|e| e == "json") {
         let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
         let id = path.file_stem().map_or("local".into(), |s| s.to_string_lossy().into_owned());
-        let id = if id == "config" { config.parent().and_then(|p| p.file_name()).map_or(id.clone(), |n| n.to_string_lossy().into_owned()) } else { id };
+        let id = if id == "config" {
+            config.parent().and_then(|p| p.file_name()).map_or(id.clone(), |n| n.to_string_lossy().into_owned())
+        } else {
+            id
+        };
         let parsed = parse_config(&text, &id, &config.display().to_string())?;
         return ResolvedModel::from_spec(parsed.spec, parsed.native_format.as_deref());
     }

@@ -5,7 +5,7 @@
 //! 4·h MLP and LayerNorm with biases). Fields that the class would derive (such as `head_dim =
 //! hidden_size / num_attention_heads`) are derived the same way; an explicit `head_dim` wins.
 
-use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, Moe, ModelSpec, NormKind};
+use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -14,10 +14,7 @@ use thiserror::Error;
 pub enum ConfigError {
     #[error("{source_name}: not valid JSON ({reason}); pass a Hugging Face config.json")]
     NotJson { source_name: String, reason: String },
-    #[error(
-        "{source_name}: model_type '{model_type}' is not supported; supported: {}",
-        supported_types()
-    )]
+    #[error("{source_name}: model_type '{model_type}' is not supported; supported: {}", supported_types())]
     UnsupportedFamily { source_name: String, model_type: String },
     #[error("{source_name}: missing field '{field}' (required for {family} models)")]
     MissingField { source_name: String, field: &'static str, family: &'static str },
@@ -46,10 +43,8 @@ const MAX_EXPERTS: u64 = 65_536;
 
 /// Parses `config.json` text. `source_name` names the input in error messages.
 pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedConfig, ConfigError> {
-    let json: Value = serde_json::from_str(text).map_err(|e| ConfigError::NotJson {
-        source_name: source_name.to_string(),
-        reason: e.to_string(),
-    })?;
+    let json: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::NotJson { source_name: source_name.to_string(), reason: e.to_string() })?;
     let reader = Reader { json: &json, source_name };
     let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
     let family = Family::ALL.into_iter().find(|f| f.model_type() == model_type).ok_or_else(|| {
@@ -112,12 +107,7 @@ impl Reader<'_> {
     }
 
     fn bad(&self, field: &'static str, value: u64, reason: &'static str) -> ConfigError {
-        ConfigError::BadValue {
-            source_name: self.source_name.to_string(),
-            field,
-            value: value.to_string(),
-            reason,
-        }
+        ConfigError::BadValue { source_name: self.source_name.to_string(), field, value: value.to_string(), reason }
     }
 }
 

@@ -181,3 +181,19 @@ impl ModelSpec {
         self.num_heads / self.num_kv_heads.max(1)
     }
 }
+
+impl ModelSpec {
+    /// Elements of the largest weight matrix inside a decoder layer (one expert for MoE): the
+    /// size of scratch buffers that hold one dequantized matrix.
+    pub fn largest_layer_matrix(&self) -> u64 {
+        let h = self.hidden_size;
+        let mlp = match self.moe {
+            Some(m) if m.first_dense_layers == 0 => m.expert_intermediate_size.max(m.shared_intermediate_size),
+            _ => self.intermediate_size,
+        };
+        let gate_up = if self.fused_gate_up { 2 } else { 1 };
+        (h * mlp * gate_up)
+            .max(h * self.q_width())
+            .max(h * (self.q_width() + 2 * self.kv_width()) * self.fused_qkv as u64)
+    }
+}

@@ -92,10 +92,7 @@ impl Role {
 
     /// Norm weight vectors (kept in full precision by every format).
     pub fn is_norm(self) -> bool {
-        matches!(
-            self,
-            Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvANorm
-        )
+        matches!(self, Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvANorm)
     }
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
@@ -106,8 +103,7 @@ impl Role {
     /// Linear layers inside decoder blocks: the matrices weight-only quantizers (GPTQ, AWQ,
     /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms and the router are not among them.
     pub fn is_block_linear(self) -> bool {
-        !self.is_norm()
-            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
+        !self.is_norm() && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
     }
 }
 
@@ -195,7 +191,14 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
         Some(moe) if spec.is_moe_layer(layer as u64) => {
             out.push(matrix(Role::FfnGateInp, l, moe.num_experts, h));
             if moe.router_bias {
-                out.push(TensorDesc { role: Role::ExpProbsB, part: Part::Bias, layer: l, rows: 1, cols: moe.num_experts, copies: 1 });
+                out.push(TensorDesc {
+                    role: Role::ExpProbsB,
+                    part: Part::Bias,
+                    layer: l,
+                    rows: 1,
+                    cols: moe.num_experts,
+                    copies: 1,
+                });
             }
             let e = moe.expert_intermediate_size;
             for role in [Role::FfnGateExps, Role::FfnUpExps] {

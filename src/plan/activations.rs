@@ -155,7 +155,11 @@ fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
     let experts = match req.engine {
         // transformers loops over experts: one expert's tokens at a time, plus the fp32 router
         // probabilities and the output accumulator.
-        Engine::Hf => (t * k).div_ceil(moe.num_experts) * 3 * moe.expert_intermediate_size + t * spec.hidden_size + 2 * t * moe.num_experts,
+        Engine::Hf => {
+            (t * k).div_ceil(moe.num_experts) * 3 * moe.expert_intermediate_size
+                + t * spec.hidden_size
+                + 2 * t * moe.num_experts
+        }
         // fused MoE kernels: every (token, expert) pair's intermediate at once.
         _ => t * k * (3 * moe.expert_intermediate_size / tp + spec.hidden_size),
     };

@@ -6,10 +6,10 @@ use super::basis::BasisLog;
 use super::device::Device;
 use super::engine::{self, Engine, EngineOptions};
 use super::kv::{self, KvRequest};
-use crate::quant::KvFormat;
 use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
+use crate::quant::KvFormat;
 use crate::units::{Bytes, MIB};
 
 /// Weight bytes by where they sit in the model, so they can be split across GPUs.
@@ -114,7 +114,9 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         let kv_cache = kv::kv_bytes(&kv_req, layers.clone());
         let workspace = workspace(req, tp, &act_req, &mut log);
         let generation = req.device.as_ref().map(|d| d.generation);
-        let context = generation.map_or(engine::cuda_context(req.engine, super::device::Generation::Hopper), |gen| engine::cuda_context(req.engine, gen));
+        let context = generation.map_or(engine::cuda_context(req.engine, super::device::Generation::Hopper), |gen| {
+            engine::cuda_context(req.engine, gen)
+        });
         if g == 0 {
             log.add(context.name, context.bytes.0, context.source);
             basis = log;
@@ -123,11 +125,19 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         per_gpu.push(GpuMemory { gpu_index: g as u32, layers: (layers.start, layers.end), memory });
     }
     if split == Split::Tensor && tp > 1 {
-        basis.add("tensor parallel", tp, "weights, KV heads and MLP features divided among GPUs (norms replicated, ≪1%)");
+        basis.add(
+            "tensor parallel",
+            tp,
+            "weights, KV heads and MLP features divided among GPUs (norms replicated, ≪1%)",
+        );
         let one = per_gpu[0].clone();
         per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..one.clone() }).collect();
     } else if gpus > 1 {
-        basis.add("layer split", format!("{} layers over {gpus} GPUs", spec.num_layers), "consecutive layers per GPU; embeddings on the first, lm_head on the last");
+        basis.add(
+            "layer split",
+            format!("{} layers over {gpus} GPUs", spec.num_layers),
+            "consecutive layers per GPU; embeddings on the first, lm_head on the last",
+        );
     }
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
     let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, basis: basis.0 };
@@ -145,14 +155,26 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
         return Err(PlanError::BadNumber { what: "batch", value: "0".into(), fix: "give at least 1 sequence" });
     }
     if req.context > 1 << 24 {
-        return Err(PlanError::BadNumber { what: "context", value: req.context.to_string(), fix: "give at most 16,777,216 tokens" });
+        return Err(PlanError::BadNumber {
+            what: "context",
+            value: req.context.to_string(),
+            fix: "give at most 16,777,216 tokens",
+        });
     }
     if req.batch > 1 << 20 {
-        return Err(PlanError::BadNumber { what: "batch", value: req.batch.to_string(), fix: "give at most 1,048,576 sequences" });
+        return Err(PlanError::BadNumber {
+            what: "batch",
+            value: req.batch.to_string(),
+            fix: "give at most 1,048,576 sequences",
+        });
     }
     let u = req.options.gpu_memory_utilization;
     if !(u > 0.0 && u <= 1.0) {
-        return Err(PlanError::BadNumber { what: "gpu-memory-utilization", value: u.to_string(), fix: "give a fraction in (0, 1]" });
+        return Err(PlanError::BadNumber {
+            what: "gpu-memory-utilization",
+            value: u.to_string(),
+            fix: "give a fraction in (0, 1]",
+        });
     }
     Ok(())
 }
@@ -171,6 +193,13 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         log.add(c.name, c.bytes.0, c.source);
         total += c.bytes;
     }
+    if req.engine == Engine::Exllama {
+        // ExLlama reconstructs fp16 weights for prompt passes into one scratch buffer sized for
+        // the largest quantized matrix (`temp_dq`, max over layers of qweight elements × 8).
+        let temp_dq = Bytes(req.spec.largest_layer_matrix() / tp * 2);
+        log.add("ExLlama dequantization scratch (temp_dq)", temp_dq.0, "largest layer matrix in fp16");
+        total += temp_dq;
+    }
     if req.engine == Engine::Vllm {
         let c = engine::vllm_non_torch(tp as u32);
         log.add(c.name, c.bytes.0, c.source);
@@ -178,9 +207,14 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         // CUDA graphs are captured for decode batches up to min(max_num_seqs, 512); their
         // private pool holds the activations of the largest captured batch.
         let graph_tokens = act.max_num_seqs.min(512);
-        let graph_req = ActivationRequest { context: 1, batch: graph_tokens, engine: Engine::Bare, has_output: false, ..*act };
+        let graph_req =
+            ActivationRequest { context: 1, batch: graph_tokens, engine: Engine::Bare, has_output: false, ..*act };
         let graphs = prefill_peak(&graph_req, &mut BasisLog::default()).bytes;
-        log.add("vLLM CUDA graph pool", graphs.0, format!("activations of a {graph_tokens}-token decode batch (largest captured graph)"));
+        log.add(
+            "vLLM CUDA graph pool",
+            graphs.0,
+            format!("activations of a {graph_tokens}-token decode batch (largest captured graph)"),
+        );
         total += graphs;
     }
     total

@@ -81,9 +81,8 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 /// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let per_cell = values_per_token_layer(req);
-    let total = layers
-        .map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize])))
-        .sum();
+    let total =
+        layers.map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize]))).sum();
     total
 }
 
@@ -94,7 +93,10 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let per_token = req.format.bytes(per_cell, spec.num_layers).0;
     let formula = match spec.mla {
         Some(m) if per_cell == m.kv_lora_rank + m.qk_rope_head_dim => {
-            format!("L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)", spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim)
+            format!(
+                "L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)",
+                spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim
+            )
         }
         Some(_) => "L·heads·(nope+rope+v)·b (decompressed MLA, as transformers caches it)".to_string(),
         None => format!(
@@ -108,7 +110,11 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     basis.add("kv bytes per token (all layers, no window)", per_token, formula);
     let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
     if sliding > 0 {
-        basis.add("sliding-window layers", format!("{sliding} of {}", spec.num_layers), "config.json sliding_window / layer pattern");
+        basis.add(
+            "sliding-window layers",
+            format!("{sliding} of {}", spec.num_layers),
+            "config.json sliding_window / layer pattern",
+        );
     }
     let rounding = match req.engine {
         Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", req.options.block_size),

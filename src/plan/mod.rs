@@ -51,7 +51,13 @@ pub struct MemoryBreakdown {
 }
 
 impl MemoryBreakdown {
-    pub fn inference(weights: Bytes, kv_cache: Bytes, activations: Bytes, workspace: Bytes, cuda_context: Bytes) -> Self {
+    pub fn inference(
+        weights: Bytes,
+        kv_cache: Bytes,
+        activations: Bytes,
+        workspace: Bytes,
+        cuda_context: Bytes,
+    ) -> Self {
         MemoryBreakdown {
             weights,
             kv_cache,

@@ -96,10 +96,7 @@ impl GgmlType {
 
     /// The type named `name` (case-insensitive, as llama.cpp prints it: `q4_K`, `Q6_K`, `f16`).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        TABLE
-            .iter()
-            .find(|r| r.2.eq_ignore_ascii_case(name))
-            .map(|r| r.0)
+        TABLE.iter().find(|r| r.2.eq_ignore_ascii_case(name)).map(|r| r.0)
     }
 
     pub fn id(self) -> u32 {
@@ -171,10 +168,7 @@ mod tests {
 
     #[test]
     fn rows_not_a_multiple_of_the_block_are_rejected() {
-        assert_eq!(
-            GgmlType::Q4_K.tensor_bytes(4096 * 4096, 4096),
-            Some(4096 * 4096 / 256 * 144)
-        );
+        assert_eq!(GgmlType::Q4_K.tensor_bytes(4096 * 4096, 4096), Some(4096 * 4096 / 256 * 144));
         assert_eq!(GgmlType::Q4_K.tensor_bytes(100 * 200, 200), None);
     }
 }

@@ -127,15 +127,7 @@ impl GgufFileType {
     pub fn needs_imatrix(self) -> bool {
         matches!(
             self,
-            F::IQ3_XS
-                | F::IQ3_XXS
-                | F::Q2_K_S
-                | F::IQ2_M
-                | F::IQ2_S
-                | F::IQ2_XS
-                | F::IQ2_XXS
-                | F::IQ1_M
-                | F::IQ1_S
+            F::IQ3_XS | F::IQ3_XXS | F::Q2_K_S | F::IQ2_M | F::IQ2_S | F::IQ2_XS | F::IQ2_XXS | F::IQ1_M | F::IQ1_S
         )
     }
 }

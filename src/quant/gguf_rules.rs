@@ -81,18 +81,10 @@ struct Model {
 impl Model {
     fn new(spec: &ModelSpec) -> Model {
         let n_expert = spec.moe.map_or(0, |m| m.num_experts);
-        let n_gqa = if spec.mla.is_some() {
-            spec.num_heads
-        } else {
-            spec.gqa_group()
-        };
-        let llama_arch = matches!(
-            spec.family,
-            Family::Llama | Family::Mistral | Family::Mixtral
-        );
+        let n_gqa = if spec.mla.is_some() { spec.num_heads } else { spec.gqa_group() };
+        let llama_arch = matches!(spec.family, Family::Llama | Family::Mistral | Family::Mixtral);
         let is_70b = spec.num_layers == 80
-            && ((llama_arch && n_expert != 8 && spec.num_kv_heads != spec.num_heads)
-                || spec.family == Family::Qwen2);
+            && ((llama_arch && n_expert != 8 && spec.num_kv_heads != spec.num_heads) || spec.family == Family::Qwen2);
         Model {
             n_layer: spec.num_layers as i64,
             n_expert,
@@ -128,14 +120,7 @@ fn fallback(ty: GgmlType, cols: u64) -> GgmlType {
         return ty;
     }
     let alt = match ty {
-        G::IQ1_S
-        | G::IQ1_M
-        | G::IQ2_XXS
-        | G::IQ2_XS
-        | G::IQ2_S
-        | G::IQ3_XXS
-        | G::IQ3_S
-        | G::IQ4_XS => G::IQ4_NL,
+        G::IQ1_S | G::IQ1_M | G::IQ2_XXS | G::IQ2_XS | G::IQ2_S | G::IQ3_XXS | G::IQ3_S | G::IQ4_XS => G::IQ4_NL,
         G::Q2_K | G::Q3_K | G::TQ1_0 | G::TQ2_0 => G::Q4_0,
         G::Q4_K => G::Q5_0,
         G::Q5_K => G::Q5_1,
@@ -182,10 +167,7 @@ impl GgufFileType {
                 _ => default,
             };
         }
-        if matches!(
-            self,
-            F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
-        ) {
+        if matches!(self, F::IQ2_XXS | F::IQ2_XS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M) {
             return self.very_low_bit(default, cat, ffn_down_index(spec, t), &m);
         }
         match cat {
@@ -213,10 +195,7 @@ impl GgufFileType {
     fn output_type(self, default: GgmlType, t: &TensorDesc, m: &Model) -> GgmlType {
         if self == F::Mxfp4Moe || m.falcon || t.cols % default.block_size() != 0 {
             G::Q8_0
-        } else if matches!(
-            self,
-            F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M
-        ) {
+        } else if matches!(self, F::IQ2_XXS | F::IQ2_XS | F::IQ3_XXS | F::IQ1_S | F::IQ2_S | F::IQ2_M | F::IQ1_M) {
             G::Q5_K
         } else if default != G::Q8_0 {
             G::Q6_K
@@ -333,10 +312,7 @@ mod tests {
     #[test]
     fn use_more_bits_picks_half_of_32_layers() {
         let picked: Vec<i64> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
-        assert_eq!(
-            picked,
-            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
-        );
+        assert_eq!(picked, [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
     }
 
     #[test]

@@ -38,21 +38,9 @@ pub struct UnknownKvFormat {
 const ALL: [(KvFormat, &str, &str); 5] = [
     (KvFormat::Bf16, "bf16", "bfloat16, 2 bytes per element"),
     (KvFormat::Fp16, "fp16", "float16, 2 bytes per element"),
-    (
-        KvFormat::Fp8,
-        "fp8",
-        "FP8 E4M3, 1 byte per element (vLLM --kv-cache-dtype fp8)",
-    ),
-    (
-        KvFormat::Q8_0,
-        "q8_0",
-        "llama.cpp q8_0: 34 bytes per 32 elements (8.5 bits)",
-    ),
-    (
-        KvFormat::Q4_0,
-        "q4_0",
-        "llama.cpp q4_0: 18 bytes per 32 elements (4.5 bits)",
-    ),
+    (KvFormat::Fp8, "fp8", "FP8 E4M3, 1 byte per element (vLLM --kv-cache-dtype fp8)"),
+    (KvFormat::Q8_0, "q8_0", "llama.cpp q8_0: 34 bytes per 32 elements (8.5 bits)"),
+    (KvFormat::Q4_0, "q4_0", "llama.cpp q4_0: 18 bytes per 32 elements (4.5 bits)"),
 ];
 
 impl KvFormat {
@@ -71,13 +59,10 @@ impl KvFormat {
         if wanted == "f16" {
             return Ok(KvFormat::Fp16);
         }
-        ALL.iter()
-            .find(|r| r.1 == wanted)
-            .map(|r| r.0)
-            .ok_or_else(|| UnknownKvFormat {
-                input: input.to_string(),
-                suggestions: closest(input, ALL.iter().map(|r| r.1)),
-            })
+        ALL.iter().find(|r| r.1 == wanted).map(|r| r.0).ok_or_else(|| UnknownKvFormat {
+            input: input.to_string(),
+            suggestions: closest(input, ALL.iter().map(|r| r.1)),
+        })
     }
 
     pub fn id(self) -> &'static str {
@@ -102,9 +87,7 @@ impl KvFormat {
         match self {
             KvFormat::Bf16 | KvFormat::Fp16 => 16.0,
             KvFormat::Fp8 => 8.0,
-            KvFormat::Q8_0 | KvFormat::Q4_0 => {
-                self.ggml_type().map_or(0.0, GgmlType::bits_per_weight)
-            }
+            KvFormat::Q8_0 | KvFormat::Q4_0 => self.ggml_type().map_or(0.0, GgmlType::bits_per_weight),
         }
     }
 
@@ -180,9 +163,6 @@ mod tests {
     #[test]
     fn unknown_ids_suggest() {
         let err = KvFormat::parse("q8").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown KV-cache format 'q8'; did you mean q8_0? (headroom formats lists all)"
-        );
+        assert_eq!(err.to_string(), "unknown KV-cache format 'q8'; did you mean q8_0? (headroom formats lists all)");
     }
 }

@@ -188,9 +188,7 @@ impl StoredType {
     pub fn tensor_bytes(self, t: &TensorDesc) -> u64 {
         match self {
             StoredType::Float(f) => t.elements() * f.bytes(),
-            StoredType::Ggml(g) => {
-                t.rows * t.copies * t.cols.div_ceil(g.block_size()) * g.type_size()
-            }
+            StoredType::Ggml(g) => t.rows * t.copies * t.cols.div_ceil(g.block_size()) * g.type_size(),
             StoredType::Quantized(q) => t.copies * q.matrix_bytes(t.rows, t.cols),
         }
     }
@@ -231,19 +229,10 @@ mod tests {
 
     #[test]
     fn nominal_bits_match_large_matrices() {
-        for q in [
-            QuantScheme::Nf4,
-            QuantScheme::Nf4Double,
-            QuantScheme::Mxfp4,
-            QuantScheme::Nvfp4,
-        ] {
+        for q in [QuantScheme::Nf4, QuantScheme::Nf4Double, QuantScheme::Mxfp4, QuantScheme::Nvfp4] {
             let (n, k) = (16_384, 16_384);
             let bpw = 8.0 * q.matrix_bytes(n, k) as f64 / (n * k) as f64;
-            assert!(
-                (bpw - q.nominal_bits_per_weight()).abs() < 1e-3,
-                "{}: {bpw}",
-                q.name()
-            );
+            assert!((bpw - q.nominal_bits_per_weight()).abs() < 1e-3, "{}: {bpw}", q.name());
         }
         assert!((QuantScheme::Nf4Double.nominal_bits_per_weight() - 4.127).abs() < 5e-4);
     }

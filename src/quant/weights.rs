@@ -89,10 +89,7 @@ static ALL: [WeightFormat; COUNT] = {
 };
 
 fn quantized_row(q: QuantScheme) -> &'static (QuantScheme, &'static str, &'static str) {
-    QUANTIZED
-        .iter()
-        .find(|r| r.0 == q)
-        .expect("every scheme has a row")
+    QUANTIZED.iter().find(|r| r.0 == q).expect("every scheme has a row")
 }
 
 /// Lower case, with `-` and `_` alike, so `Q4-K-M` and `nf4_dq` find their formats.
@@ -109,13 +106,10 @@ impl WeightFormat {
     /// The format with id `input`: case-insensitive, `-` and `_` interchangeable.
     pub fn parse(input: &str) -> Result<WeightFormat, UnknownFormat> {
         let wanted = normalize(input);
-        ALL.iter()
-            .copied()
-            .find(|f| normalize(f.id()) == wanted)
-            .ok_or_else(|| UnknownFormat {
-                input: input.to_string(),
-                suggestions: closest(input, ALL.iter().map(|f| f.id())),
-            })
+        ALL.iter().copied().find(|f| normalize(f.id()) == wanted).ok_or_else(|| UnknownFormat {
+            input: input.to_string(),
+            suggestions: closest(input, ALL.iter().map(|f| f.id())),
+        })
     }
 
     /// The id users type: `bf16`, `nf4-dq`, `q4_k_m`.
@@ -192,12 +186,7 @@ impl WeightFormat {
 
     /// Exact bytes of all `tensors` (the model's `inventory`) in this format.
     pub fn weight_bytes(self, spec: &ModelSpec, tensors: &[TensorDesc]) -> Bytes {
-        Bytes(
-            tensors
-                .iter()
-                .map(|t| self.tensor_type(t, spec).tensor_bytes(t))
-                .sum(),
-        )
+        Bytes(tensors.iter().map(|t| self.tensor_type(t, spec).tensor_bytes(t)).sum())
     }
 }
 
@@ -257,37 +246,19 @@ mod tests {
 
     #[test]
     fn parsing_is_case_and_separator_insensitive() {
-        assert_eq!(
-            WeightFormat::parse("Q4_K_M"),
-            Ok(WeightFormat::Gguf(GgufFileType::Q4_K_M))
-        );
-        assert_eq!(
-            WeightFormat::parse("q4-k-m"),
-            Ok(WeightFormat::Gguf(GgufFileType::Q4_K_M))
-        );
-        assert_eq!(
-            WeightFormat::parse("NF4_DQ"),
-            Ok(WeightFormat::Quantized(Q::Nf4Double))
-        );
-        assert_eq!(
-            WeightFormat::parse(" bf16 "),
-            Ok(WeightFormat::Float(FloatType::Bf16))
-        );
+        assert_eq!(WeightFormat::parse("Q4_K_M"), Ok(WeightFormat::Gguf(GgufFileType::Q4_K_M)));
+        assert_eq!(WeightFormat::parse("q4-k-m"), Ok(WeightFormat::Gguf(GgufFileType::Q4_K_M)));
+        assert_eq!(WeightFormat::parse("NF4_DQ"), Ok(WeightFormat::Quantized(Q::Nf4Double)));
+        assert_eq!(WeightFormat::parse(" bf16 "), Ok(WeightFormat::Float(FloatType::Bf16)));
     }
 
     #[test]
     fn unknown_ids_suggest_the_closest() {
         let err = WeightFormat::parse("q4km").unwrap_err();
         assert_eq!(err.suggestions, ["q4_k_m"]);
-        assert_eq!(
-            err.to_string(),
-            "unknown weight format 'q4km'; did you mean q4_k_m? (headroom formats lists all)"
-        );
+        assert_eq!(err.to_string(), "unknown weight format 'q4km'; did you mean q4_k_m? (headroom formats lists all)");
         let err = WeightFormat::parse("zzzzzz").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown weight format 'zzzzzz' (headroom formats lists all)"
-        );
+        assert_eq!(err.to_string(), "unknown weight format 'zzzzzz' (headroom formats lists all)");
     }
 
     #[test]

@@ -19,7 +19,12 @@ pub fn plan(r: &PlanReport) -> String {
     let mut out = vec![line(["component", "bytes", "gib", "share"].map(String::from))];
     let total = r.memory.total.0.max(1) as f64;
     for (name, b) in r.memory.components().into_iter().chain([("total", r.memory.total)]) {
-        out.push(line([name.to_string(), b.0.to_string(), format!("{:.4}", b.gib()), format!("{:.4}", b.0 as f64 / total)]));
+        out.push(line([
+            name.to_string(),
+            b.0.to_string(),
+            format!("{:.4}", b.gib()),
+            format!("{:.4}", b.0 as f64 / total),
+        ]));
     }
     out.join("\n") + "\n"
 }

@@ -3,7 +3,8 @@
 use super::{component_rows, headline, verdict, Listing, PlanReport};
 
 fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = format!("| {} |\n|{}|\n", headers.join(" | "), headers.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+    let mut out =
+        format!("| {} |\n|{}|\n", headers.join(" | "), headers.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
     for r in rows {
         out.push_str(&format!("| {} |\n", r.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | ")));
     }
@@ -12,7 +13,8 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 pub fn plan(r: &PlanReport) -> String {
     let rows: Vec<Vec<String>> = component_rows(&r.memory).into_iter().map(Vec::from).collect();
-    let basis: Vec<Vec<String>> = r.basis.iter().map(|b| vec![b.name.clone(), b.value.clone(), b.source.clone()]).collect();
+    let basis: Vec<Vec<String>> =
+        r.basis.iter().map(|b| vec![b.name.clone(), b.value.clone(), b.source.clone()]).collect();
     format!(
         "### {}\n\n{}\n**{}**\n\n{}",
         headline(r),

@@ -1,0 +1,154 @@
+//! `headroom plan` as a user runs it: the contract numbers, the launch-discussion facts, and bad
+//! input.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn headroom() -> Command {
+    Command::cargo_bin("headroom").unwrap()
+}
+
+fn plan_json(args: &str) -> Value {
+    let out = headroom().arg("plan").args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+fn fits(v: &Value) -> bool {
+    v.pointer("/fit/fits").and_then(Value::as_bool).unwrap()
+}
+
+#[test]
+fn llama2_7b_bf16_contract_numbers() {
+    let v = plan_json("llama-2-7b --weights bf16 --context 4096 --gpu a100-80gb");
+    let weights = u(&v, "/memory/weights_bytes") as f64;
+    assert!((weights - 13_476_831_232.0).abs() / 13_476_831_232.0 < 0.005);
+    assert_eq!(u(&v, "/memory/kv_cache_bytes"), 2_147_483_648);
+    assert_eq!(u(&v, "/model/parameters"), 6_738_415_616);
+    assert_eq!(u(&v, "/model/trainable_parameters"), 0);
+    let m = &v["memory"];
+    let sum: u64 = [
+        "weights_bytes",
+        "kv_cache_bytes",
+        "activations_bytes",
+        "gradients_bytes",
+        "optimizer_bytes",
+        "workspace_bytes",
+        "cuda_context_bytes",
+    ]
+    .iter()
+    .map(|k| m[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(sum, u(&v, "/memory/total_bytes"));
+    assert_eq!(v["fit"]["gpu"], "a100-80gb");
+    assert!(fits(&v));
+    assert!(v["throughput"].is_object() && v["basis"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn llama2_70b_gqa_kv_cache_is_exact() {
+    let v = plan_json("llama-2-70b --weights bf16 --context 4096");
+    assert_eq!(u(&v, "/memory/kv_cache_bytes"), 1_342_177_280);
+    assert!(v["fit"].is_null());
+}
+
+/// Llama 2 launch discussions: 70B in 4-bit GPTQ loads in about 36–38 GB.
+#[test]
+fn llama2_70b_gptq_loads_in_36_to_38_gb() {
+    let v = plan_json("llama-2-70b --weights gptq --context 4096 --gpu a100-80gb");
+    let loaded = (u(&v, "/memory/weights_bytes") + u(&v, "/memory/cuda_context_bytes")) as f64 / 1e9;
+    assert!((36.0..=38.0).contains(&loaded), "{loaded} GB");
+}
+
+/// 7B in fp16 is served on a 24 GB A10G.
+#[test]
+fn llama2_7b_fp16_serves_on_a10g() {
+    assert!(fits(&plan_json("llama-2-7b --weights fp16 --context 4096 --gpu a10g")));
+}
+
+/// 13B in fp16 does not fit 24 GB and fits an A100.
+#[test]
+fn llama2_13b_fp16_needs_an_a100() {
+    assert!(!fits(&plan_json("llama-2-13b --weights fp16 --context 4096 --gpu a10g")));
+    assert!(!fits(&plan_json("llama-2-13b --weights fp16 --context 4096 --gpu rtx-4090")));
+    assert!(fits(&plan_json("llama-2-13b --weights fp16 --context 4096 --gpu a100-40gb")));
+}
+
+/// 70B in fp16 needs several 80 GB GPUs.
+#[test]
+fn llama2_70b_fp16_needs_several_80gb_gpus() {
+    assert!(!fits(&plan_json("llama-2-70b --weights fp16 --context 4096 --gpu a100-80gb")));
+    let two = plan_json("llama-2-70b --weights fp16 --context 4096 --gpu a100-80gb:2");
+    assert!(fits(&two));
+    assert_eq!(two["per_gpu"].as_array().unwrap().len(), 2);
+    let tp = plan_json("llama-2-70b --weights fp16 --context 4096 --gpu h100-sxm:4 --engine vllm");
+    assert!(fits(&tp));
+    assert_eq!(u(&tp, "/memory/kv_cache_bytes"), 1_342_177_280 / 4);
+    assert!(u(&tp, "/vllm/kv_capacity_tokens") > 4096);
+}
+
+fn error_of(args: &[&str]) -> (i32, String) {
+    let out = headroom().args(args).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn unknown_names_fail_with_suggestions_on_one_line() {
+    for (args, needle) in [
+        (vec!["plan", "llama-2-7", "--gpu", "a100-80gb"], "llama-2-7b"),
+        (vec!["plan", "llama-2-7b", "--gpu", "a100"], "a100-40gb"),
+        (vec!["plan", "llama-2-7b", "--weights", "q4km"], "q4_k_m"),
+        (vec!["plan", "llama-2-7b", "--kv-cache", "fp9"], "fp8"),
+        (vec!["plan", "llama-2-7b", "--engine", "vlm"], "vllm"),
+    ] {
+        let (code, err) = error_of(&args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn bad_numbers_are_clear_errors() {
+    for args in [
+        vec!["plan", "llama-2-7b", "--context", "0"],
+        vec!["plan", "llama-2-7b", "--batch", "0"],
+        vec!["plan", "llama-2-7b", "--context", "99999999999"],
+        vec!["plan", "llama-2-7b", "--gpu", "rtx-4090:0"],
+        vec!["plan", "llama-2-7b", "--engine", "vllm", "--gpu-memory-utilization", "1.5"],
+        vec!["plan", "./no/such/config.json"],
+    ] {
+        let (code, err) = error_of(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    let (code, _) = error_of(&["plan", "llama-2-7b", "--context", "-5"]);
+    assert_eq!(code, 2, "clap rejects negative numbers as usage errors");
+}
+
+#[test]
+fn tensor_parallel_must_divide_heads() {
+    let (code, err) = error_of(&["plan", "llama-2-7b", "--gpu", "rtx-4090:3", "--engine", "vllm"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("tensor parallel degree 3"), "{err}");
+}
+
+#[test]
+fn every_output_format_renders() {
+    for format in ["table", "json", "markdown", "csv"] {
+        for cmd in [vec!["plan", "mixtral-8x7b", "--gpu", "h100-sxm"], vec!["models"], vec!["gpus"], vec!["formats"]] {
+            let out = headroom().args(&cmd).args(["--format", format]).output().unwrap();
+            assert!(out.status.success(), "{cmd:?} {format}");
+            assert!(!out.stdout.is_empty());
+        }
+    }
+}
+
+#[test]
+fn plan_json_snapshot() {
+    insta::assert_json_snapshot!(plan_json("llama-2-7b --weights bf16 --context 4096 --gpu a100-80gb"));
+}
