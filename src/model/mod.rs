@@ -1,6 +1,10 @@
 //! Model architecture: the spec (`spec`), its exact tensor inventory (`tensors`), and the readers
-//! that build them from Hugging Face `config.json` files.
+//! that build them from Hugging Face `config.json` files; the header readers for local checkpoints
+//! (`safetensors`, `gguf`, and `local`, which opens either and classifies their tensors).
 
 pub mod config;
+pub mod gguf;
+pub mod local;
+pub mod safetensors;
 pub mod spec;
 pub mod tensors;

@@ -1,0 +1,231 @@
+//! `gguf_to_spec`: a `ModelSpec` from GGUF metadata and tensor infos, so a `.gguf` file can be
+//! planned without its `config.json`.
+//!
+//! Keys are llama.cpp's (`llama-arch.cpp`, `LLM_KV_NAMES`), prefixed with the architecture:
+//! `llama.block_count`, `llama.embedding_length`, `llama.attention.head_count_kv` ... What the
+//! metadata does not say is read from the tensors where it can be (tied embeddings = no
+//! `output.weight`; biases, fused QKV and Falcon's second norm from layer 0's tensor names; the
+//! vocabulary from `token_embd`'s shape) and otherwise follows the family's conventions (norm and
+//! MLP kinds). GGUF does not record the original checkpoint dtype; `native_dtype_bytes` is 2, the
+//! bf16/fp16 every supported family ships in.
+//!
+//! DeepSeek MLA: current converters write `attention.key_length_mla` / `value_length_mla` for the
+//! per-head dims (and `key_length` = kv_lora_rank + rope dim, the latent cache width); older ones
+//! wrote the per-head dims in `key_length` / `value_length`. Both are read. `head_dim` of an MLA
+//! spec is the query/key head dim (qk_nope + qk_rope), with `num_kv_heads = num_heads` as in the
+//! Hugging Face config. A `deepseek2` file whose router has a score-correction bias
+//! (`exp_probs_b`) is DeepSeek-V3 (`noaux_tc` routing); without it, DeepSeek-V2.
+
+use super::{GgufFile, GgufValue};
+use crate::model::local::LocalFileError;
+use crate::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
+
+/// GGUF architectures `gguf_to_spec` understands.
+pub const SUPPORTED_ARCHITECTURES: [&str; 8] =
+    ["llama", "qwen2", "gemma", "gemma2", "phi3", "falcon", "gptneox", "deepseek2"];
+
+/// Most layers accepted (the largest real models have under 200).
+const MAX_LAYERS: u64 = 1 << 16;
+
+/// The architecture of the model in `file`.
+pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
+    let arch = file.architecture().ok_or_else(|| missing(file, "general.architecture"))?;
+    let k = Keys { file, arch };
+    let expert_count = k.opt("expert_count")?.unwrap_or(0);
+    let family = family(&k, expert_count)?;
+    let hidden = k.nonzero("embedding_length")?;
+    let layers = k.nonzero("block_count")?;
+    if layers > MAX_LAYERS {
+        return Err(k.bad(format!("block_count {layers} is over the limit of {MAX_LAYERS}")));
+    }
+    let heads = k.nonzero("attention.head_count")?;
+    let intermediate = k.req("feed_forward_length")?;
+    let mla = mla(&k)?;
+    let head_dim = match mla {
+        Some(m) => m.qk_nope_head_dim + m.qk_rope_head_dim,
+        None => k.opt("attention.key_length")?.unwrap_or(hidden / heads),
+    };
+    let num_kv_heads = match mla {
+        Some(_) => heads,
+        None => k.opt("attention.head_count_kv")?.unwrap_or(heads),
+    };
+    let has = |name: &str| file.tensor(name).is_some();
+    let plain = matches!(family, Family::Falcon | Family::GptNeox);
+    Ok(ModelSpec {
+        id: model_id(file, arch),
+        family,
+        hidden_size: hidden,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads,
+        head_dim,
+        vocab_size: vocab(&k)?,
+        intermediate_size: intermediate,
+        max_context: k.req("context_length")?,
+        tie_word_embeddings: !has("output.weight"),
+        mlp: if plain { MlpKind::Plain } else { MlpKind::Gated },
+        norm: if plain { NormKind::LayerNorm } else { NormKind::RmsNorm },
+        norms_per_layer: match family {
+            Family::Gemma2 => 4,
+            Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
+            _ => 2,
+        },
+        biases: Biases {
+            qkv: has("blk.0.attn_qkv.bias") || has("blk.0.attn_q.bias"),
+            attn_out: has("blk.0.attn_output.bias"),
+            mlp: has("blk.0.ffn_down.bias"),
+        },
+        fused_qkv: has("blk.0.attn_qkv.weight"),
+        // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows.
+        fused_gate_up: family == Family::Phi3 && !has("blk.0.ffn_gate.weight"),
+        layer_attention: layer_attention(&k, family, layers)?,
+        mla,
+        moe: moe(&k, expert_count, intermediate)?,
+        native_dtype_bytes: 2,
+    })
+}
+
+/// Reads `{arch}.{name}` keys as counts.
+struct Keys<'a> {
+    file: &'a GgufFile,
+    arch: &'a str,
+}
+
+impl Keys<'_> {
+    /// `{arch}.{name}` as a count up to `u32::MAX`, or `None` when absent.
+    fn opt(&self, name: &str) -> Result<Option<u64>, LocalFileError> {
+        let key = format!("{}.{name}", self.arch);
+        let Some(value) = self.file.get(&key) else {
+            return Ok(None);
+        };
+        match value.as_u64() {
+            Some(n) if n <= u64::from(u32::MAX) => Ok(Some(n)),
+            _ => Err(self.bad(format!("'{key}' holds {}, not a count", describe(value)))),
+        }
+    }
+
+    fn req(&self, name: &str) -> Result<u64, LocalFileError> {
+        self.opt(name)?.ok_or_else(|| missing(self.file, &format!("{}.{name}", self.arch)))
+    }
+
+    fn nonzero(&self, name: &str) -> Result<u64, LocalFileError> {
+        match self.req(name)? {
+            0 => Err(self.bad(format!("'{}.{name}' is 0", self.arch))),
+            n => Ok(n),
+        }
+    }
+
+    fn bad(&self, reason: String) -> LocalFileError {
+        LocalFileError::malformed(&self.file.path, reason)
+    }
+}
+
+fn describe(value: &GgufValue) -> String {
+    match value {
+        GgufValue::Array(a) => format!("an array of {} {:?} items", a.len, a.item_type),
+        other => format!("{other:?}"),
+    }
+}
+
+fn missing(file: &GgufFile, key: &str) -> LocalFileError {
+    LocalFileError::MissingKey { path: file.path.clone(), key: key.to_string() }
+}
+
+fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
+    Ok(match k.arch {
+        "llama" if expert_count > 0 => Family::Mixtral,
+        "llama" => Family::Llama,
+        "qwen2" => Family::Qwen2,
+        "gemma" => Family::Gemma,
+        "gemma2" => Family::Gemma2,
+        "phi3" => Family::Phi3,
+        "falcon" => Family::Falcon,
+        "gptneox" => Family::GptNeox,
+        "deepseek2" if has_router_bias(k.file) => Family::DeepseekV3,
+        "deepseek2" => Family::DeepseekV2,
+        other => {
+            return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
+        }
+    })
+}
+
+fn has_router_bias(file: &GgufFile) -> bool {
+    file.tensors.iter().any(|t| t.name.ends_with(".exp_probs_b.bias"))
+}
+
+/// The file's stem (`Llama-3-8B-Q4_K_M`), else `general.name`, else the architecture.
+fn model_id(file: &GgufFile, arch: &str) -> String {
+    let stem = file.path.file_stem().and_then(|s| s.to_str()).filter(|s| !s.starts_with('<'));
+    let name = file.get("general.name").and_then(GgufValue::as_str);
+    stem.or(name).unwrap_or(arch).to_string()
+}
+
+/// Rows of `token_embd` (its exact shape), else `{arch}.vocab_size`, else the token list's length.
+fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
+    let rows = k.file.tensor("token_embd.weight").and_then(|t| t.dims.get(1).copied());
+    let tokens = || k.file.get("tokenizer.ggml.tokens").and_then(GgufValue::array_len);
+    let vocab = match rows {
+        Some(rows) => Some(rows),
+        None => k.opt("vocab_size")?.or_else(tokens),
+    };
+    match vocab {
+        Some(v) if v > 0 && v <= u64::from(u32::MAX) => Ok(v),
+        Some(v) => Err(k.bad(format!("vocabulary of {v} tokens"))),
+        None => Err(missing(k.file, "tokenizer.ggml.tokens")),
+    }
+}
+
+/// Gemma 2 alternates sliding (even layers) and global attention; Phi-3 slides on every layer
+/// when it has a window. Other families attend to the full context.
+fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
+    let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
+    let sliding = |layer: u64| match (family, window) {
+        (Family::Gemma2, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
+        (Family::Phi3, Some(window)) => LayerAttention::Sliding { window },
+        _ => LayerAttention::Full,
+    };
+    Ok((0..layers).map(sliding).collect())
+}
+
+fn mla(k: &Keys<'_>) -> Result<Option<Mla>, LocalFileError> {
+    if k.arch != "deepseek2" {
+        return Ok(None);
+    }
+    let kv_lora_rank = k.nonzero("attention.kv_lora_rank")?;
+    let q_lora_rank = k.opt("attention.q_lora_rank")?.filter(|&r| r > 0);
+    let rope = k.req("rope.dimension_count")?;
+    let (key_name, key_len) = match k.opt("attention.key_length_mla")? {
+        Some(len) => ("attention.key_length_mla", len),
+        None => ("attention.key_length", k.req("attention.key_length")?),
+    };
+    let qk_nope_head_dim = key_len
+        .checked_sub(rope)
+        .ok_or_else(|| k.bad(format!("{key_name} {key_len} is smaller than rope.dimension_count {rope}")))?;
+    let v_head_dim = match k.opt("attention.value_length_mla")? {
+        Some(len) => len,
+        None => k.req("attention.value_length")?,
+    };
+    Ok(Some(Mla { q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim: rope, v_head_dim }))
+}
+
+/// Mixture of experts. The shared-expert width is read from the `ffn_up_shexp` tensor where there
+/// is one (exact whatever the converter wrote), else `expert_shared_count × expert width`.
+fn moe(k: &Keys<'_>, expert_count: u64, intermediate: u64) -> Result<Option<Moe>, LocalFileError> {
+    if expert_count == 0 {
+        return Ok(None);
+    }
+    let expert_intermediate_size = k.opt("expert_feed_forward_length")?.unwrap_or(intermediate);
+    let shared_rows = k.file.tensors.iter().find(|t| t.name.ends_with(".ffn_up_shexp.weight"));
+    let shared_intermediate_size = match shared_rows.and_then(|t| t.dims.get(1)) {
+        Some(&rows) => rows,
+        None => k.opt("expert_shared_count")?.unwrap_or(0) * expert_intermediate_size,
+    };
+    Ok(Some(Moe {
+        num_experts: expert_count,
+        experts_per_token: k.nonzero("expert_used_count")?,
+        expert_intermediate_size,
+        shared_intermediate_size,
+        first_dense_layers: k.opt("leading_dense_block_count")?.unwrap_or(0),
+        router_bias: has_router_bias(k.file),
+    }))
+}

@@ -1,0 +1,259 @@
+//! `classify`: what a checkpoint tensor does (`Role`) and which decoder layer it belongs to, from
+//! its name alone, for Hugging Face and GGUF naming alike.
+//!
+//! A name is read in three steps. (1) The layer: the number after a layer container segment
+//! (`model.layers.12.`, `transformer.h.3.`, `gpt_neox.layers.0.`, `blk.12.`). (2) The parameter
+//! part at the end is dropped: `weight`, `bias`, and the parts quantizers add beside or below it
+//! (GPTQ/AWQ `qweight` `qzeros` `scales` `g_idx`; bitsandbytes `weight.absmax`, `weight.quant_map`,
+//! `weight.nested_absmax`, `weight.quant_state.bitsandbytes__nf4`, `SCB`; FP8 `weight_scale`,
+//! `weight_scale_inv`, `input_scale`; compressed-tensors `weight_packed` ...). (3) The module name
+//! left at the end gives the role, refined by the path above it: under `experts` a gate/up/down
+//! projection is a routed expert, under `shared_experts` a shared one; `dense` and `c_proj` are
+//! attention outputs under an attention module.
+
+use crate::model::tensors::Role;
+
+/// Segments after which a layer number follows.
+const LAYER_CONTAINERS: [&str; 5] = ["layers", "h", "blocks", "blk", "layer"];
+
+/// Trailing parts that name a parameter of a module, not the module.
+const PARAMETER_PARTS: [&str; 23] = [
+    "weight",
+    "bias",
+    "qweight",
+    "qzeros",
+    "scales",
+    "g_idx",
+    "SCB",
+    "weight_format",
+    "absmax",
+    "quant_map",
+    "nested_absmax",
+    "nested_quant_map",
+    "quant_state",
+    "bitsandbytes__nf4",
+    "bitsandbytes__fp4",
+    "weight_scale",
+    "weight_scale_inv",
+    "input_scale",
+    "weight_packed",
+    "weight_shape",
+    "weight_zero_point",
+    "weight_global_scale",
+    "input_global_scale",
+];
+
+/// Every role, for looking GGUF names up through `Role::gguf_name`.
+const ROLES: [Role; 28] = [
+    Role::TokenEmbd,
+    Role::Output,
+    Role::OutputNorm,
+    Role::AttnNorm,
+    Role::FfnNorm,
+    Role::AttnQ,
+    Role::AttnK,
+    Role::AttnV,
+    Role::AttnQkv,
+    Role::AttnOutput,
+    Role::AttnQA,
+    Role::AttnQANorm,
+    Role::AttnQB,
+    Role::AttnKvAMqa,
+    Role::AttnKvANorm,
+    Role::AttnKvB,
+    Role::FfnGate,
+    Role::FfnUp,
+    Role::FfnGateUp,
+    Role::FfnDown,
+    Role::FfnGateInp,
+    Role::ExpProbsB,
+    Role::FfnGateExps,
+    Role::FfnUpExps,
+    Role::FfnDownExps,
+    Role::FfnGateShexp,
+    Role::FfnUpShexp,
+    Role::FfnDownShexp,
+];
+
+/// The role and decoder layer of the tensor called `name`; `None` where the name is not one
+/// headroom knows (rotary buffers, vision towers, q/k norms ...).
+pub fn classify(name: &str) -> (Option<Role>, Option<u32>) {
+    let segments: Vec<&str> = name.split('.').collect();
+    let (layer, body) = split_layer(&segments);
+    if body.last() == Some(&"e_score_correction_bias") {
+        return (Some(Role::ExpProbsB), layer);
+    }
+    let module = strip_parameter_parts(body);
+    let role = match layer {
+        Some(_) => layer_role(module),
+        None => global_role(module),
+    };
+    (role, layer)
+}
+
+/// Whether `segment` names a parameter of a module (or a part a quantizer stores beside it)
+/// rather than the module: `weight`, `qzeros`, `absmax` ...
+pub(crate) fn is_parameter_part(segment: &str) -> bool {
+    PARAMETER_PARTS.contains(&segment)
+}
+
+fn split_layer<'a>(segments: &'a [&'a str]) -> (Option<u32>, &'a [&'a str]) {
+    for (i, pair) in segments.windows(2).enumerate() {
+        if let [container, number] = pair {
+            if LAYER_CONTAINERS.contains(container) {
+                if let Ok(layer) = number.parse::<u32>() {
+                    return (Some(layer), segments.get(i + 2..).unwrap_or_default());
+                }
+            }
+        }
+    }
+    (None, segments)
+}
+
+fn strip_parameter_parts<'a>(mut body: &'a [&'a str]) -> &'a [&'a str] {
+    while let Some((last, rest)) = body.split_last() {
+        if !is_parameter_part(last) {
+            break;
+        }
+        body = rest;
+    }
+    body
+}
+
+fn gguf_role(name: &str) -> Option<Role> {
+    ROLES.into_iter().find(|r| r.gguf_name() == name).or(match name {
+        // Newer DeepSeek conversions split attn_kv_b into its K and V halves.
+        "attn_k_b" | "attn_v_b" => Some(Role::AttnKvB),
+        "attn_norm_2" | "post_attention_norm" | "post_ffw_norm" => Some(Role::FfnNorm),
+        _ => None,
+    })
+}
+
+fn global_role(module: &[&str]) -> Option<Role> {
+    let leaf = *module.last()?;
+    match leaf {
+        "embed_tokens" | "wte" | "word_embeddings" | "embed_in" | "tok_embeddings" => Some(Role::TokenEmbd),
+        "lm_head" | "embed_out" => Some(Role::Output),
+        "norm" | "ln_f" | "final_layernorm" | "final_layer_norm" | "final_norm" => Some(Role::OutputNorm),
+        _ => gguf_role(leaf).filter(|r| matches!(r, Role::TokenEmbd | Role::Output | Role::OutputNorm)),
+    }
+}
+
+/// Where a gate, up or down projection sits: a dense MLP, a routed expert or a shared expert.
+#[derive(Clone, Copy)]
+enum Mlp {
+    Dense,
+    Routed,
+    Shared,
+}
+
+fn layer_role(module: &[&str]) -> Option<Role> {
+    let (leaf, path) = module.split_last()?;
+    let parent = path.last().copied().unwrap_or("");
+    let mlp = if path.iter().any(|s| matches!(*s, "shared_experts" | "shared_expert" | "shared_mlp")) {
+        Mlp::Shared
+    } else if path.contains(&"experts") {
+        Mlp::Routed
+    } else {
+        Mlp::Dense
+    };
+    let attention = matches!(parent, "attention" | "self_attention" | "self_attn" | "attn");
+    let ffn = |dense, routed, shared| match mlp {
+        Mlp::Dense => Some(dense),
+        Mlp::Routed => Some(routed),
+        Mlp::Shared => Some(shared),
+    };
+    use Role::*;
+    match *leaf {
+        "q_proj" | "wq" | "query" => Some(AttnQ),
+        "k_proj" | "wk" | "key" => Some(AttnK),
+        "v_proj" | "wv" | "value" => Some(AttnV),
+        "qkv_proj" | "query_key_value" | "Wqkv" | "W_pack" | "c_attn" => Some(AttnQkv),
+        "o_proj" | "wo" | "out_proj" => Some(AttnOutput),
+        "dense" | "c_proj" if attention => Some(AttnOutput),
+        "q_a_proj" => Some(AttnQA),
+        "q_a_layernorm" => Some(AttnQANorm),
+        "q_b_proj" => Some(AttnQB),
+        "kv_a_proj_with_mqa" => Some(AttnKvAMqa),
+        "kv_a_layernorm" => Some(AttnKvANorm),
+        "kv_b_proj" => Some(AttnKvB),
+        "gate_proj" | "w1" => ffn(FfnGate, FfnGateExps, FfnGateShexp),
+        "up_proj" | "w3" | "dense_h_to_4h" | "fc1" | "c_fc" | "fc_in" => ffn(FfnUp, FfnUpExps, FfnUpShexp),
+        "down_proj" | "w2" | "dense_4h_to_h" | "fc2" | "fc_out" | "c_proj" => ffn(FfnDown, FfnDownExps, FfnDownShexp),
+        "gate_up_proj" => matches!(mlp, Mlp::Dense).then_some(FfnGateUp),
+        "gate" | "router" => matches!(mlp, Mlp::Dense).then_some(FfnGateInp),
+        "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
+        "post_attention_layernorm" | "ln_2" | "ln_mlp" | "pre_feedforward_layernorm" | "post_feedforward_layernorm" => {
+            Some(FfnNorm)
+        }
+        other => gguf_role(other).filter(|r| !matches!(r, TokenEmbd | Output | OutputNorm)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Role::*;
+
+    fn check(name: &str, role: Option<Role>, layer: Option<u32>) {
+        assert_eq!(classify(name), (role, layer), "{name}");
+    }
+
+    #[test]
+    fn hugging_face_names() {
+        check("model.layers.12.self_attn.q_proj.weight", Some(AttnQ), Some(12));
+        check("model.layers.0.self_attn.o_proj.weight", Some(AttnOutput), Some(0));
+        check("model.layers.1.mlp.experts.3.w1.weight", Some(FfnGateExps), Some(1));
+        check("model.layers.1.block_sparse_moe.experts.3.w2.weight", Some(FfnDownExps), Some(1));
+        check("model.layers.1.block_sparse_moe.gate.weight", Some(FfnGateInp), Some(1));
+        check("model.layers.5.mlp.experts.7.gate_proj.weight", Some(FfnGateExps), Some(5));
+        check("model.layers.5.mlp.shared_experts.up_proj.weight", Some(FfnUpShexp), Some(5));
+        check("model.layers.5.mlp.gate.e_score_correction_bias", Some(ExpProbsB), Some(5));
+        check("model.layers.2.self_attn.kv_a_proj_with_mqa.weight", Some(AttnKvAMqa), Some(2));
+        check("model.layers.2.self_attn.kv_a_layernorm.weight", Some(AttnKvANorm), Some(2));
+        check("model.layers.2.self_attn.qkv_proj.weight", Some(AttnQkv), Some(2));
+        check("model.layers.2.mlp.gate_up_proj.weight", Some(FfnGateUp), Some(2));
+        check("transformer.h.3.self_attention.query_key_value.weight", Some(AttnQkv), Some(3));
+        check("transformer.h.3.self_attention.dense.weight", Some(AttnOutput), Some(3));
+        check("transformer.h.3.mlp.dense_4h_to_h.weight", Some(FfnDown), Some(3));
+        check("transformer.h.3.ln_mlp.bias", Some(FfnNorm), Some(3));
+        check("gpt_neox.layers.0.attention.query_key_value.bias", Some(AttnQkv), Some(0));
+        check("gpt_neox.layers.0.attention.dense.weight", Some(AttnOutput), Some(0));
+        check("gpt_neox.layers.0.attention.rotary_emb.inv_freq", None, Some(0));
+        check("lm_head.weight", Some(Output), None);
+        check("model.embed_tokens.weight", Some(TokenEmbd), None);
+        check("model.norm.weight", Some(OutputNorm), None);
+        check("gpt_neox.final_layer_norm.weight", Some(OutputNorm), None);
+        check("model.layers.4.post_feedforward_layernorm.weight", Some(FfnNorm), Some(4));
+    }
+
+    #[test]
+    fn quantizer_parts_keep_their_module_role() {
+        for part in ["qweight", "qzeros", "scales", "g_idx", "weight_scale", "weight_scale_inv", "SCB"] {
+            check(&format!("model.layers.7.mlp.down_proj.{part}"), Some(FfnDown), Some(7));
+        }
+        for part in ["absmax", "quant_map", "nested_absmax", "quant_state.bitsandbytes__nf4"] {
+            check(&format!("model.layers.7.self_attn.v_proj.weight.{part}"), Some(AttnV), Some(7));
+        }
+    }
+
+    #[test]
+    fn gguf_names() {
+        check("blk.12.attn_q.weight", Some(AttnQ), Some(12));
+        check("blk.3.ffn_gate_exps.weight", Some(FfnGateExps), Some(3));
+        check("blk.3.exp_probs_b.bias", Some(ExpProbsB), Some(3));
+        check("blk.3.attn_k_b.weight", Some(AttnKvB), Some(3));
+        check("blk.0.post_ffw_norm.weight", Some(FfnNorm), Some(0));
+        check("token_embd.weight", Some(TokenEmbd), None);
+        check("output.weight", Some(Output), None);
+        check("output_norm.weight", Some(OutputNorm), None);
+        check("rope_freqs.weight", None, None);
+    }
+
+    #[test]
+    fn every_role_is_in_the_lookup_table() {
+        for role in ROLES {
+            assert_eq!(gguf_role(role.gguf_name()), Some(role));
+        }
+    }
+}

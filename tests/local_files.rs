@@ -1,0 +1,341 @@
+//! Local model files: synthetic safetensors (single and sharded) and GGUF files in temporary
+//! directories, read back header-only; exact bytes, roles, specs, and the error for each kind of
+//! damage.
+
+mod support;
+
+use headroom::model::gguf::{gguf_to_spec, parse_gguf_bytes, read_gguf};
+use headroom::model::local::{LocalFileError, LocalFormat, LocalModel};
+use headroom::model::safetensors::{parse_header_bytes, read_header};
+use headroom::model::spec::{Biases, Family, LayerAttention, MlpKind, ModelSpec, NormKind};
+use headroom::model::tensors::{inventory, param_counts, Role};
+use headroom::quant::ggml::GgmlType;
+use std::fs;
+use std::path::Path;
+use support::*;
+use tempfile::TempDir;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn llama_spec(hidden: u64, heads: u64, kv_heads: u64, ffn: u64, vocab: u64, tied: bool) -> ModelSpec {
+    ModelSpec {
+        id: "test".into(),
+        family: Family::Llama,
+        hidden_size: hidden,
+        num_layers: 2,
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim: hidden / heads,
+        vocab_size: vocab,
+        intermediate_size: ffn,
+        max_context: 4096,
+        tie_word_embeddings: tied,
+        mlp: MlpKind::Gated,
+        norm: NormKind::RmsNorm,
+        norms_per_layer: 2,
+        biases: Biases::default(),
+        fused_qkv: false,
+        fused_gate_up: false,
+        layer_attention: vec![LayerAttention::Full; 2],
+        mla: None,
+        moe: None,
+        native_dtype_bytes: 2,
+    }
+}
+
+// ---------------------------------------------------------------- safetensors
+
+#[test]
+fn llama_safetensors_has_exact_bytes_roles_and_layers() {
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "model.safetensors", &safetensors_owned(&llama_tensors(0..2, true, true)));
+    write(dir.path(), "config.json", b"{}");
+    let model = LocalModel::open(dir.path()).unwrap();
+    assert_eq!(model.format, LocalFormat::Safetensors);
+    assert_eq!(model.config_path, Some(dir.path().join("config.json")));
+
+    let spec = llama_spec(64, 4, 2, 128, 100, false);
+    let params = param_counts(&spec, &inventory(&spec)).total;
+    assert_eq!(model.parameter_count(), params);
+    assert_eq!(model.total_bytes(), 2 * params);
+    assert_eq!(model.bytes_by_dtype(), vec![("BF16".to_string(), 2 * params)]);
+
+    let roles = model.bytes_by_role();
+    let bytes_of = |role| roles.iter().find(|(r, _)| *r == Some(role)).map(|(_, b)| *b);
+    assert_eq!(bytes_of(Role::AttnK), Some(2 * 32 * 64 * 2));
+    assert_eq!(bytes_of(Role::FfnDown), Some(2 * 64 * 128 * 2));
+    assert_eq!(bytes_of(Role::Output), Some(100 * 64 * 2));
+    assert_eq!(bytes_of(Role::FfnNorm), Some(2 * 64 * 2));
+    assert!(roles.iter().all(|(r, _)| r.is_some()));
+
+    let q1 = model.tensors.iter().find(|t| t.name == "model.layers.1.self_attn.q_proj.weight").unwrap();
+    assert_eq!((q1.role, q1.layer, q1.shape.as_slice(), q1.bytes), (Some(Role::AttnQ), Some(1), &[64, 64][..], 8192));
+    assert_eq!(LocalModel::open(&dir.path().join("model.safetensors")).unwrap().tensors, model.tensors);
+}
+
+#[test]
+fn sharded_safetensors_read_every_shard_once() {
+    let dir = TempDir::new().unwrap();
+    let first = llama_tensors(0..1, true, false);
+    let second = llama_tensors(1..2, false, true);
+    write(dir.path(), "model-00001-of-00002.safetensors", &safetensors_owned(&first));
+    write(dir.path(), "model-00002-of-00002.safetensors", &safetensors_owned(&second));
+    let map: serde_json::Map<String, serde_json::Value> = first
+        .iter()
+        .map(|t| (t.0.clone(), "model-00001-of-00002.safetensors".into()))
+        .chain(second.iter().map(|t| (t.0.clone(), "model-00002-of-00002.safetensors".into())))
+        .collect();
+    let index = serde_json::json!({"metadata": {"total_size": 12345}, "weight_map": map}).to_string();
+    let index_path = write(dir.path(), "model.safetensors.index.json", index.as_bytes());
+
+    let model = LocalModel::open(dir.path()).unwrap();
+    assert_eq!(model.format, LocalFormat::ShardedSafetensors);
+    assert_eq!(model.files.len(), 2);
+    assert_eq!(model.declared_total_bytes, Some(12345));
+    let spec = llama_spec(64, 4, 2, 128, 100, false);
+    assert_eq!(model.parameter_count(), param_counts(&spec, &inventory(&spec)).total);
+    assert_eq!(LocalModel::open(&index_path).unwrap().total_bytes(), model.total_bytes());
+
+    // A missing shard is named; a tensor the index misplaces is caught.
+    fs::remove_file(dir.path().join("model-00002-of-00002.safetensors")).unwrap();
+    let err = LocalModel::open(dir.path()).unwrap_err();
+    assert!(matches!(&err, LocalFileError::MissingShard { shard, .. } if shard == "model-00002-of-00002.safetensors"));
+    assert!(err.to_string().contains("download it"), "{err}");
+    write(dir.path(), "model-00002-of-00002.safetensors", &safetensors_owned(&second[1..]));
+    let err = LocalModel::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("model.layers.1.input_layernorm.weight"), "{err}");
+}
+
+#[test]
+fn shards_without_an_index_are_all_read() {
+    let dir = TempDir::new().unwrap();
+    write(dir.path(), "a.safetensors", &safetensors_owned(&llama_tensors(0..1, true, false)));
+    write(dir.path(), "b.safetensors", &safetensors_owned(&llama_tensors(1..2, false, true)));
+    let model = LocalModel::open(dir.path()).unwrap();
+    assert_eq!(model.format, LocalFormat::ShardedSafetensors);
+    assert_eq!(model.tensors.len(), 2 + 2 * 9 + 1);
+    write(dir.path(), "c.safetensors", &safetensors_owned(&llama_tensors(1..2, false, false)));
+    let err = LocalModel::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("more than one"), "{err}");
+}
+
+#[test]
+fn damaged_safetensors_give_the_right_error() {
+    let good = safetensors(&[("w", "BF16", &[4, 4])]);
+    assert!(parse_header_bytes(&good).is_ok());
+    let dir = TempDir::new().unwrap();
+
+    let cut = write(dir.path(), "cut.safetensors", &good[..20]);
+    assert!(matches!(read_header(&cut), Err(LocalFileError::Truncated { .. })));
+    let short = write(dir.path(), "short.safetensors", &good[..5]);
+    assert!(matches!(read_header(&short), Err(LocalFileError::Truncated { .. })));
+    let no_data = write(dir.path(), "nodata.safetensors", &good[..good.len() - 1]);
+    let err = read_header(&no_data).unwrap_err();
+    assert!(matches!(&err, LocalFileError::Truncated { what, .. } if what.contains("'w'")), "{err}");
+
+    let mut huge = good.clone();
+    huge[..8].copy_from_slice(&(200u64 << 20).to_le_bytes());
+    let err = parse_header_bytes(&huge).unwrap_err();
+    assert!(matches!(err, LocalFileError::HeaderTooLarge { len, .. } if len == 200 << 20));
+
+    let bad_json = safetensors_from_json("{\"w\": [1, 2", 0);
+    assert!(matches!(parse_header_bytes(&bad_json), Err(LocalFileError::Malformed { .. })));
+    let unknown = safetensors_from_json(r#"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}}"#, 1);
+    let err = parse_header_bytes(&unknown).unwrap_err();
+    assert!(matches!(&err, LocalFileError::UnknownDtype { tensor, dtype, .. } if tensor == "w" && dtype == "Q4"));
+    assert!(err.to_string().contains("BF16"), "{err}");
+    let wrong_size = safetensors_from_json(r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, 4);
+    assert!(matches!(parse_header_bytes(&wrong_size), Err(LocalFileError::Malformed { .. })));
+}
+
+#[test]
+fn open_explains_what_it_cannot_use() {
+    let dir = TempDir::new().unwrap();
+    let err = LocalModel::open(&dir.path().join("nope")).unwrap_err();
+    assert!(matches!(err, LocalFileError::NotFound { .. }));
+    assert!(err.to_string().contains("check the path"));
+    assert!(matches!(LocalModel::open(dir.path()), Err(LocalFileError::NoModelFiles { .. })));
+    let config = write(dir.path(), "config.json", b"{}");
+    assert!(matches!(LocalModel::open(&config), Err(LocalFileError::UnsupportedFile { .. })));
+    write(dir.path(), "a.gguf", &llama_gguf(false).build());
+    write(dir.path(), "b.gguf", &llama_gguf(true).build());
+    let err = LocalModel::open(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("a.gguf, b.gguf"), "{err}");
+}
+
+// ---------------------------------------------------------------- GGUF
+
+#[test]
+fn gguf_tensors_have_exact_block_bytes() {
+    let dir = TempDir::new().unwrap();
+    let path = write(dir.path(), "tiny-Q4_K_M.gguf", &llama_gguf(false).build());
+    let model = LocalModel::open(&path).unwrap();
+    assert_eq!(model.format, LocalFormat::Gguf);
+    let gguf = model.gguf.as_ref().unwrap();
+    assert_eq!((gguf.version, gguf.alignment), (3, 32));
+    assert_eq!(gguf.architecture(), Some("llama"));
+    assert_eq!(gguf.file_type_name(), Some("Q4_K_M"));
+    assert_eq!(gguf.get("tokenizer.ggml.tokens").and_then(|v| v.array_len()), Some(300));
+
+    // q4_K: 144 bytes per 256 weights; q6_K: 210; f32: 4 per weight.
+    let q4 = |n: u64| n / 256 * 144;
+    let q6 = |n: u64| n / 256 * 210;
+    let embd = &model.tensors[0];
+    assert_eq!((embd.dtype.as_str(), embd.shape.as_slice(), embd.bytes), ("q4_K", &[300, 256][..], q4(300 * 256)));
+    let layer = q4(256 * 256) * 2 + q4(256 * 128) + q6(256 * 128) + q4(256 * 512) * 2 + q6(512 * 256) + 2 * 256 * 4;
+    let total = q4(300 * 256) + 2 * layer + 256 * 4 + q6(300 * 256);
+    assert_eq!(model.total_bytes(), total);
+    let dtypes = model.bytes_by_dtype();
+    assert_eq!(dtypes.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), ["q4_K", "q6_K", "f32"]);
+
+    let spec = gguf_to_spec(gguf).unwrap();
+    assert_eq!(model.parameter_count(), param_counts(&spec, &inventory(&spec)).total);
+    let down = model.tensors.iter().find(|t| t.name == "blk.1.ffn_down.weight").unwrap();
+    assert_eq!((down.role, down.layer, down.dtype.as_str()), (Some(Role::FfnDown), Some(1), "q6_K"));
+}
+
+#[test]
+fn gguf_spec_matches_the_metadata() {
+    let spec = gguf_to_spec(&parse_gguf_bytes(&llama_gguf(false).build()).unwrap()).unwrap();
+    let mut expected = llama_spec(256, 4, 2, 512, 300, false);
+    expected.id = "Tiny Llama".into();
+    assert_eq!(spec, expected);
+    let tied = gguf_to_spec(&parse_gguf_bytes(&llama_gguf(true).build()).unwrap()).unwrap();
+    assert!(tied.tie_word_embeddings);
+}
+
+#[test]
+fn gguf_alignment_and_versions() {
+    let mut g = llama_gguf(false).alignment(64);
+    g.version = 2;
+    let file = parse_gguf_bytes(&g.build()).unwrap();
+    assert_eq!((file.version, file.alignment, file.data_offset % 64), (2, 64, 0));
+    g.version = 1;
+    assert!(matches!(parse_gguf_bytes(&g.build()), Err(LocalFileError::UnsupportedVersion { version: 1, .. })));
+    let odd = llama_metadata().u32("general.alignment", 48).build();
+    assert!(matches!(parse_gguf_bytes(&odd), Err(LocalFileError::Malformed { .. })));
+}
+
+#[test]
+fn gemma2_slides_on_even_layers() {
+    use GgmlType::*;
+    let g = Gguf::default()
+        .str("general.architecture", "gemma2")
+        .u32("gemma2.block_count", 2)
+        .u32("gemma2.context_length", 8192)
+        .u32("gemma2.embedding_length", 256)
+        .u32("gemma2.feed_forward_length", 512)
+        .u32("gemma2.attention.head_count", 2)
+        .u32("gemma2.attention.head_count_kv", 1)
+        .u32("gemma2.attention.key_length", 256)
+        .u32("gemma2.attention.sliding_window", 4096)
+        .tensor("token_embd.weight", &[256, 1000], Q8_0);
+    let spec = gguf_to_spec(&parse_gguf_bytes(&g.build()).unwrap()).unwrap();
+    assert_eq!(spec.family, Family::Gemma2);
+    assert_eq!((spec.head_dim, spec.vocab_size, spec.norms_per_layer), (256, 1000, 4));
+    assert!(spec.tie_word_embeddings);
+    let window = LayerAttention::Sliding { window: 4096 };
+    assert_eq!(spec.layer_attention, vec![window, LayerAttention::Full]);
+}
+
+#[test]
+fn deepseek2_gives_mla_and_moe() {
+    use GgmlType::*;
+    let mut g = Gguf::default()
+        .str("general.architecture", "deepseek2")
+        .u32("deepseek2.block_count", 3)
+        .u32("deepseek2.context_length", 163840)
+        .u32("deepseek2.embedding_length", 256)
+        .u32("deepseek2.feed_forward_length", 1024)
+        .u32("deepseek2.attention.head_count", 4)
+        .u32("deepseek2.attention.head_count_kv", 1)
+        .u32("deepseek2.attention.key_length", 512 + 64)
+        .u32("deepseek2.attention.key_length_mla", 192)
+        .u32("deepseek2.attention.value_length_mla", 128)
+        .u32("deepseek2.attention.q_lora_rank", 384)
+        .u32("deepseek2.attention.kv_lora_rank", 512)
+        .u32("deepseek2.rope.dimension_count", 64)
+        .u32("deepseek2.expert_count", 8)
+        .u32("deepseek2.expert_used_count", 2)
+        .u32("deepseek2.expert_feed_forward_length", 256)
+        .u32("deepseek2.expert_shared_count", 1)
+        .u32("deepseek2.leading_dense_block_count", 1)
+        .tensor("token_embd.weight", &[256, 512], Q8_0)
+        .tensor("output.weight", &[256, 512], Q8_0);
+    for l in 1..3 {
+        g = g.tensor(&format!("blk.{l}.exp_probs_b.bias"), &[8], F32).tensor(
+            &format!("blk.{l}.ffn_up_shexp.weight"),
+            &[256, 256],
+            Q8_0,
+        );
+    }
+    let spec = gguf_to_spec(&parse_gguf_bytes(&g.build()).unwrap()).unwrap();
+    assert_eq!(spec.family, Family::DeepseekV3);
+    let mla = spec.mla.unwrap();
+    assert_eq!((mla.q_lora_rank, mla.kv_lora_rank), (Some(384), 512));
+    assert_eq!((mla.qk_nope_head_dim, mla.qk_rope_head_dim, mla.v_head_dim), (128, 64, 128));
+    assert_eq!((spec.head_dim, spec.num_kv_heads), (192, 4));
+    let moe = spec.moe.unwrap();
+    assert_eq!((moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size), (8, 2, 256));
+    assert_eq!((moe.shared_intermediate_size, moe.first_dense_layers, moe.router_bias), (256, 1, true));
+}
+
+#[test]
+fn gguf_spec_errors_name_the_key() {
+    let no_layers = Gguf::default().str("general.architecture", "llama").u32("llama.embedding_length", 64);
+    let err = gguf_to_spec(&parse_gguf_bytes(&no_layers.build()).unwrap()).unwrap_err();
+    assert!(matches!(&err, LocalFileError::MissingKey { key, .. } if key == "llama.block_count"), "{err}");
+    let mamba = Gguf::default().str("general.architecture", "mamba");
+    let err = gguf_to_spec(&parse_gguf_bytes(&mamba.build()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("'mamba' is not supported"), "{err}");
+    let per_layer = Gguf::default()
+        .str("general.architecture", "llama")
+        .u32("llama.block_count", 2)
+        .u32("llama.embedding_length", 64)
+        .u32("llama.attention.head_count", 4)
+        .u32("llama.feed_forward_length", 128)
+        .i32s("llama.attention.head_count_kv", &[2, 2]);
+    let err = gguf_to_spec(&parse_gguf_bytes(&per_layer.build()).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("holds an array of 2 I32 items, not a count"), "{err}");
+    let twice = llama_metadata().u32("llama.block_count", 3);
+    let err = parse_gguf_bytes(&twice.build()).unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+}
+
+#[test]
+fn damaged_gguf_gives_the_right_error() {
+    let good = llama_gguf(false).build();
+    let dir = TempDir::new().unwrap();
+    let mut bad_magic = good.clone();
+    bad_magic[..4].copy_from_slice(b"GGML");
+    let err = parse_gguf_bytes(&bad_magic).unwrap_err();
+    assert!(matches!(&err, LocalFileError::BadMagic { found, .. } if found == "GGML"), "{err}");
+
+    let cut = write(dir.path(), "cut.gguf", &good[..200]);
+    let err = read_gguf(&cut).unwrap_err();
+    assert!(matches!(&err, LocalFileError::Truncated { what, .. } if what.contains("metadata")), "{err}");
+    let no_data = write(dir.path(), "nodata.gguf", &good[..good.len() - 10]);
+    let err = read_gguf(&no_data).unwrap_err();
+    assert!(matches!(&err, LocalFileError::Truncated { what, .. } if what.contains("output.weight")), "{err}");
+
+    let unknown = llama_metadata().tensor_raw("blk.0.attn_q.weight", &[256, 256], 4, 0);
+    let err = parse_gguf_bytes(&unknown.build()).unwrap_err();
+    assert!(matches!(&err, LocalFileError::UnknownGgmlType { id: 4, tensor, .. } if tensor == "blk.0.attn_q.weight"));
+    assert!(err.to_string().contains("id 4"), "{err}");
+
+    let five_dims = llama_metadata().tensor_raw("x", &[1, 1, 1, 1, 1], 0, 4);
+    assert!(parse_gguf_bytes(&five_dims.build()).unwrap_err().to_string().contains("5 dimensions"));
+    let ragged = llama_metadata().tensor_raw("x", &[100, 2], GgmlType::Q4_K.id(), 0);
+    assert!(parse_gguf_bytes(&ragged.build()).unwrap_err().to_string().contains("not a multiple"));
+    let bad_bool = llama_metadata().bool("general.flag", 2);
+    assert!(parse_gguf_bytes(&bad_bool.build()).unwrap_err().to_string().contains("not a bool"));
+
+    let mut long_string = Gguf::default().str("general.architecture", "llama").build();
+    let len_at = 4 + 4 + 8 + 8 + 8 + "general.architecture".len() + 4;
+    long_string[len_at..len_at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(parse_gguf_bytes(&long_string).unwrap_err().to_string().contains("over the"));
+}
