@@ -24,15 +24,22 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
         Some(w) => WeightFormat::parse(w)?,
         None => model.default_format,
     };
+    // A local file's stored bytes win over formulas unless --weights asks for another format.
+    let from_file = model.file.as_ref().filter(|_| args.weights.is_none());
+    let is_gguf = from_file.map_or(matches!(format, WeightFormat::Gguf(_)), |f| f.model.gguf.is_some());
     let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or("bf16"))?;
     let engine = match &args.engine {
         Some(e) => Engine::parse(e)?,
-        None if matches!(format, WeightFormat::Gguf(_)) => Engine::LlamaCpp,
+        None if is_gguf => Engine::LlamaCpp,
         None => Engine::Hf,
     };
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = args.gpu.as_deref().map(parse_gpu_arg).transpose()?.map(|(gpu, count)| device(gpu, count));
-    let weights = WeightLayout::from_inventory(spec.num_layers, &model.tensors, |t| format.tensor_bytes(t, spec));
+    let weights = match from_file {
+        Some(file) => file.layout.clone(),
+        None => WeightLayout::from_inventory(spec.num_layers, &model.tensors, |t| format.tensor_bytes(t, spec)),
+    };
+    let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {
         gpu_memory_utilization: args.gpu_memory_utilization,
         block_size: args.block_size,
@@ -65,7 +72,7 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
             trainable_parameters: 0,
         },
         request: RequestSummary {
-            weights: format.id().to_string(),
+            weights: weights_label,
             kv_cache: kv.id().to_string(),
             context,
             batch: args.batch,

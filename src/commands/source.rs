@@ -1,13 +1,20 @@
-//! Resolves the MODEL argument: a built-in id, or a local config.json / model directory /
-//! safetensors / GGUF file.
+//! Resolves the MODEL argument: a built-in id, or a local config.json, model directory,
+//! safetensors file, sharded index or GGUF file.
 
 use crate::catalog::models::ModelCatalog;
 use crate::model::config::parse_config;
+use crate::model::gguf::gguf_to_spec;
+use crate::model::local::{LocalFileError, LocalFormat, LocalModel};
 use crate::model::spec::ModelSpec;
-use crate::model::tensors::{inventory, param_counts, ParamCounts, TensorDesc};
+use crate::model::tensors::{inventory, param_counts, ParamCounts, Role, TensorDesc};
+use crate::plan::WeightLayout;
 use crate::quant::WeightFormat;
+use crate::units::Bytes;
 use anyhow::{bail, Context};
 use std::path::Path;
+
+/// No real model comes near this many parameters: beyond it a config is corrupt or a typo.
+const MAX_PARAMETERS: u64 = 1_000_000_000_000_000;
 
 /// A model ready to plan.
 pub struct ResolvedModel {
@@ -16,14 +23,33 @@ pub struct ResolvedModel {
     pub counts: ParamCounts,
     /// The format when `--weights` is absent: the checkpoint's own (bf16 for most).
     pub default_format: WeightFormat,
+    /// Exact stored bytes when the input had tensor headers (safetensors or GGUF).
+    pub file: Option<FileWeights>,
+}
+
+/// What the local files hold, from their headers.
+pub struct FileWeights {
+    pub model: LocalModel,
+    pub layout: WeightLayout,
+    /// e.g. `file: Q4_K_M` or `file: BF16`.
+    pub label: String,
 }
 
 impl ResolvedModel {
-    fn from_spec(spec: ModelSpec, native: Option<&str>) -> anyhow::Result<Self> {
+    fn from_spec(spec: ModelSpec, native: Option<&str>, file: Option<LocalModel>) -> anyhow::Result<Self> {
         let tensors = inventory(&spec);
         let counts = param_counts(&spec, &tensors);
+        if counts.total > MAX_PARAMETERS {
+            bail!(
+                "{}: the architecture describes {} parameters, beyond any real model; check the config's sizes",
+                spec.id,
+                counts.total
+            );
+        }
         let default_format = WeightFormat::parse(native.unwrap_or("bf16"))?;
-        Ok(ResolvedModel { spec, tensors, counts, default_format })
+        let file =
+            file.map(|model| FileWeights { layout: file_layout(&spec, &model), label: file_label(&model), model });
+        Ok(ResolvedModel { spec, tensors, counts, default_format, file })
     }
 }
 
@@ -33,31 +59,75 @@ pub fn resolve(input: &str) -> anyhow::Result<ResolvedModel> {
     if path.exists() {
         return resolve_path(path);
     }
-    if input.contains(['/', '\\'])
-        || input.ends_with(".json")
-        || input.ends_with(".gguf")
-        || input.ends_with(".safetensors")
-    {
+    if input.contains(['/', '\\']) || [".json", ".gguf", ".safetensors"].iter().any(|e| input.ends_with(e)) {
         bail!(
             "model path '{input}' does not exist; check the path, or pass a built-in id (headroom models lists them)"
         );
     }
     let model = ModelCatalog::builtin().get(input)?;
-    ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_deref())
+    ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_deref(), None)
 }
 
 fn resolve_path(path: &Path) -> anyhow::Result<ResolvedModel> {
-    let config = if path.is_dir() { path.join("config.json") } else { path.to_path_buf() };
-    if config.file_name().is_some_and(|n| n == "config.json") || config.extension().is_some_and(|e| e == "json") {
-        let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
-        let id = path.file_stem().map_or("local".into(), |s| s.to_string_lossy().into_owned());
-        let id = if id == "config" {
-            config.parent().and_then(|p| p.file_name()).map_or(id.clone(), |n| n.to_string_lossy().into_owned())
-        } else {
-            id
-        };
-        let parsed = parse_config(&text, &id, &config.display().to_string())?;
-        return ResolvedModel::from_spec(parsed.spec, parsed.native_format.as_deref());
+    let is_index = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".index.json"));
+    if path.extension().is_some_and(|e| e == "json") && !is_index {
+        return from_config(path, None);
     }
-    bail!("{}: not a config.json or model directory; pass a Hugging Face config.json, a directory holding one, a .safetensors or a .gguf", path.display())
+    let local = match LocalModel::open(path) {
+        Ok(local) => local,
+        // A directory with a config.json but no weights is planned from the config alone.
+        Err(LocalFileError::NoModelFiles { .. }) if path.join("config.json").is_file() => {
+            return from_config(&path.join("config.json"), None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if local.format == LocalFormat::Gguf {
+        let gguf = local.gguf.as_ref().context("GGUF model without its header")?;
+        let spec = gguf_to_spec(gguf)?;
+        return ResolvedModel::from_spec(spec, Some("bf16"), Some(local));
+    }
+    let Some(config) = local.config_path.clone().or_else(|| sibling_config(path)) else {
+        bail!(
+            "{}: no config.json beside the safetensors; headroom needs it for the architecture (put the model's config.json in the same directory)",
+            path.display()
+        );
+    };
+    from_config(&config, Some(local))
+}
+
+fn sibling_config(path: &Path) -> Option<std::path::PathBuf> {
+    let config = path.parent()?.join("config.json");
+    config.is_file().then_some(config)
+}
+
+fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<ResolvedModel> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let dir_name = config.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let stem = config.file_stem().map_or("local".into(), |s| s.to_string_lossy().into_owned());
+    let id = if stem == "config" { dir_name.unwrap_or(stem) } else { stem };
+    let parsed = parse_config(&text, &id, &config.display().to_string())?;
+    ResolvedModel::from_spec(parsed.spec, parsed.native_format.as_deref(), local)
+}
+
+/// Stored bytes by position in the model, from the file headers.
+fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
+    let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
+    for t in &model.tensors {
+        let b = Bytes(t.bytes);
+        match (t.layer, t.role) {
+            (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
+            (_, Some(Role::TokenEmbd)) => layout.embedding += b,
+            _ => layout.output += b,
+        }
+    }
+    layout
+}
+
+/// The file's format as users know it: GGUF file type, else the dominant dtype.
+fn file_label(model: &LocalModel) -> String {
+    if let Some(name) = model.gguf.as_ref().and_then(|g| g.file_type_name()) {
+        return format!("file: {name}");
+    }
+    let dominant = model.bytes_by_dtype().into_iter().max_by_key(|(_, b)| *b).map(|(d, _)| d);
+    format!("file: {}", dominant.unwrap_or_else(|| "empty".into()))
 }

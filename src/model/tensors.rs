@@ -131,8 +131,10 @@ pub struct TensorDesc {
 }
 
 impl TensorDesc {
+    /// Elements of all copies (saturating, so an absurd config cannot overflow; the resolver
+    /// rejects implausible totals).
     pub fn elements(&self) -> u64 {
-        self.rows * self.cols * self.copies
+        self.rows.saturating_mul(self.cols).saturating_mul(self.copies)
     }
 
     /// A 1-D tensor: norm weights and biases.
@@ -271,12 +273,12 @@ pub struct ParamCounts {
 
 /// Total and active parameter counts from the inventory.
 pub fn param_counts(spec: &ModelSpec, tensors: &[TensorDesc]) -> ParamCounts {
-    let total = tensors.iter().map(TensorDesc::elements).sum();
+    let total = tensors.iter().map(TensorDesc::elements).fold(0u64, u64::saturating_add);
     let per_token = spec.moe.map_or(1, |m| m.experts_per_token);
     let active = tensors
         .iter()
         .map(|t| if t.role.is_routed_expert() { t.elements() / t.copies * per_token } else { t.elements() })
-        .sum();
+        .fold(0u64, u64::saturating_add);
     ParamCounts { total, active }
 }
 

@@ -81,9 +81,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 /// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let per_cell = values_per_token_layer(req);
-    let total =
-        layers.map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize]))).sum();
-    total
+    layers.map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize]))).sum()
 }
 
 /// Records the per-token arithmetic in the basis.

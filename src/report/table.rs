@@ -56,5 +56,5 @@ pub fn listing(l: &Listing) -> String {
     for r in &l.rows {
         t.add_row(r.clone());
     }
-    format!("{t}\n")
+    format!("{}\n{t}\n", l.title)
 }
