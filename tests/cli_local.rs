@@ -1,0 +1,97 @@
+//! `plan` and `inspect` on local files: stored bytes win over formulas; broken files fail
+//! cleanly.
+
+mod support;
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+use std::fs;
+
+fn headroom() -> Command {
+    Command::cargo_bin("headroom").unwrap()
+}
+
+/// config.json of the support module's Llama-shaped safetensors model.
+fn tiny_llama_config() -> String {
+    json!({
+        "model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+        "max_position_embeddings": 512, "torch_dtype": "bfloat16"
+    })
+    .to_string()
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let out = headroom().args(args).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn safetensors_directory_is_planned_from_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), tiny_llama_config()).unwrap();
+    let tensors = support::llama_tensors(0..2, true, true);
+    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    let path = dir.path().to_str().unwrap();
+
+    // 2 layers × (64 + 64·64 + 2·32·64 + 64·64 + 64 + 3·64·128) + 2·100·64 + 64 elements, bf16.
+    let params = 2 * (64 + 4096 + 4096 + 4096 + 64 + 3 * 8192) + 2 * 6400 + 64;
+    let plan = json_of(&["plan", path, "--context", "128"]);
+    assert_eq!(plan["model"]["parameters"], params);
+    assert_eq!(plan["memory"]["weights_bytes"], 2 * params);
+    assert_eq!(plan["request"]["weights"], "file: BF16");
+    // KV: 2 layers · 2 · 2 KV heads · 16 · 2 B · 128 tokens.
+    assert_eq!(plan["memory"]["kv_cache_bytes"], 2 * 2 * 2 * 16 * 2 * 128);
+
+    let inspect = json_of(&["inspect", path]);
+    assert_eq!(inspect["total_bytes"], 2 * params);
+    // --weights overrides the file: the architecture in another format.
+    let q = json_of(&["plan", path, "--weights", "fp32", "--context", "128"]);
+    assert_eq!(q["memory"]["weights_bytes"], 4 * params);
+}
+
+#[test]
+fn gguf_file_defaults_to_llama_cpp_and_its_stored_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.gguf");
+    fs::write(&file, support::llama_gguf(false).build()).unwrap();
+    let plan = json_of(&["plan", file.to_str().unwrap(), "--context", "256"]);
+    assert_eq!(plan["request"]["engine"], "llama.cpp");
+    assert_eq!(plan["request"]["weights"], "file: Q4_K_M");
+    let inspect = json_of(&["inspect", file.to_str().unwrap()]);
+    let types: Vec<&str> = inspect["groups"].as_array().unwrap().iter().map(|g| g["stored_as"].as_str().unwrap()).collect();
+    assert!(types.contains(&"q4_K") && types.contains(&"q6_K") && types.contains(&"f32"), "{types:?}");
+}
+
+#[test]
+fn broken_files_fail_with_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("truncated.gguf", support::llama_gguf(false).build()[..100].to_vec()),
+        ("garbage.safetensors", b"not a safetensors file at all".to_vec()),
+        ("config.json", b"{\"model_type\": \"llama\", \"hidden_size\": 0}".to_vec()),
+        ("weird.json", b"{ not json".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        for cmd in ["plan", "inspect"] {
+            let out = headroom().args([cmd, path.to_str().unwrap()]).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{name}: {err}");
+            assert!(err.contains(name) || err.contains("config"), "{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn unsupported_architecture_names_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    fs::write(&path, r#"{"model_type": "mamba", "hidden_size": 64}"#).unwrap();
+    let out = headroom().args(["plan", path.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mamba") && err.contains("llama"), "{err}");
+}
