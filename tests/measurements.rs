@@ -50,6 +50,10 @@ fn unit_bytes(unit: &str) -> f64 {
 
 /// The planned quantity a record compares against, in bytes, summed over GPUs.
 fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
+    if compare == "vllm_kv_pool" {
+        let pool = r.vllm.as_ref().expect("vllm records run the vllm engine").kv_pool_bytes;
+        return pool as f64 * r.per_gpu.len() as f64;
+    }
     r.per_gpu
         .iter()
         .map(|g| {
@@ -58,6 +62,7 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
                 "allocated" => (m.total.0 - m.cuda_context.0) as f64,
                 "weights" => m.weights.0 as f64,
                 "kv_cache" => m.kv_cache.0 as f64,
+                "activations" => m.activations.0 as f64,
                 other => panic!("unknown compare {other}"),
             }
         })
