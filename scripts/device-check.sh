@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# device-check.sh DIR [PART] — ground-truth measurements with PyTorch on a lent GPU.
+#
+# The lead runs, on the device machine, from the repository root:
+#     scripts/device-check.sh "$OUT"
+# PART (optional): context | torch | infer | train | headroom | all (default).
+#
+# Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
+# `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
+# case runs. A global budget (DEVICE_CHECK_BUDGET_S, default 480 s) skips the cases that no
+# longer fit, so the whole run stays inside one 10-minute device call. Expected: ~4-5 min on
+# an H100.
+#
+# Files written into DIR (7; the device transport returns at most 8, no subfolders):
+#   run.json            date UTC, host, nvidia-smi (name, driver, memory.total), package
+#                       versions, the exact command line, and at the end every case's rc/wall
+#   context.json        [record] CUDA context cost step by step (NVML, cudaMemGetInfo, torch)
+#   torch_kernels.json  [record] D2D copy GB/s, matmul TFLOPS bf16/fp16/fp32/tf32, SDPA TFLOPS
+#   infer.json          [records] transformers generate / prefill / decode / full forward
+#   train.json          [records] one training step's memory by phase, and step time
+#   headroom.json       [records] target/release/headroom --version and plan --format json
+#   log.txt             everything printed (the summary table is at its end)
+# Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
+set -euo pipefail
+
+usage() { echo "usage: $0 DIR [context|torch|infer|train|headroom|all]" >&2; exit 2; }
+[[ $# -ge 1 && $# -le 2 ]] || usage
+DIR=$1
+PART=${2:-all}
+case "$PART" in all | context | torch | infer | train | headroom) ;; *) usage ;; esac
+
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd) # absolute, resolved before the cd below
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PY=${PYTHON:-python3}
+GT="$ROOT/scripts/ground_truth.py"
+BUDGET_S=${DEVICE_CHECK_BUDGET_S:-480}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/device-check.XXXXXX") # scratch: never inside DIR
+CASES_TSV="$WORK/cases.tsv"
+: >"$CASES_TSV"
+CMDLINE="$0 $*"
+
+export LC_ALL=C PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+export HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false HF_HOME="$WORK/hf"
+
+exec 3>&1 4>&2
+exec > >(tee -a "$DIR/log.txt") 2>&1
+TEE_PID=$!
+T0=$EPOCHREALTIME
+
+cleanup() {
+  rm -f "$DIR"/.*.tmp 2>/dev/null || true
+  exec 1>&3 2>&4
+  wait "$TEE_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+want() { [[ $PART == all || $PART == "$1" ]]; }
+
+# run_case CASE_ID FILE TIMEOUT_S SUBCOMMAND [ARGS...]
+run_case() {
+  local id=$1 file=$DIR/$2 limit=$3
+  shift 3
+  local used left
+  used=$(elapsed "$T0")
+  left=$((BUDGET_S - ${used%.*}))
+  if ((left < 25)); then
+    echo "=== $id: SKIPPED, ${used}s of the ${BUDGET_S}s budget used"
+    "$PY" "$GT" finish --out "$file" --case-id "$id" --rc -1 --wall-s 0 --skipped \
+      --reason "skipped: ${used}s of the ${BUDGET_S}s budget used" || true
+    printf '%s\t%s\t%s\t%s\n' "$id" "$(basename "$file")" -1 0 >>"$CASES_TSV"
+    return 0
+  fi
+  if ((limit > left)); then limit=$left; fi
+  echo "=== $id (timeout ${limit}s, t=${used}s)"
+  local t0=$EPOCHREALTIME rc=0
+  set +e
+  timeout -k 10 "$limit" "$PY" "$GT" "$@" --out "$file" --case-id "$id" 2>&1 | tee "$WORK/case.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  local wall
+  wall=$(elapsed "$t0")
+  "$PY" "$GT" finish --out "$file" --case-id "$id" --rc "$rc" --wall-s "$wall" \
+    --timeout-s "$limit" --log "$WORK/case.log" || echo "[warn] could not close record $id"
+  printf '%s\t%s\t%s\t%s\n' "$id" "$(basename "$file")" "$rc" "$wall" >>"$CASES_TSV"
+}
+
+echo "device-check: $CMDLINE (part $PART, budget ${BUDGET_S}s) $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+"$PY" "$GT" runinfo --out "$DIR/run.json" --cmdline "$CMDLINE" --part "$PART" ||
+  echo "[warn] run.json not written"
+
+# ── cases ─────────────────────────────────────────────────────────────────────────────────
+# inference: MODEL:CONTEXT:BATCH:ATTN (bf16, 32 new tokens)
+INFER=(
+  llama-2-7b:4096:1:sdpa
+  llama-2-7b:4096:1:eager
+  llama-2-13b:4096:1:sdpa
+  mistral-7b:4096:1:sdpa
+  qwen2.5-7b:4096:1:sdpa
+  llama-2-7b:4096:4:sdpa
+  llama-3.1-8b:8192:1:sdpa
+)
+# training: CASE_ID|MODEL|ground_truth.py train options|headroom plan options
+TRAIN=(
+  "train-llama-2-7b-lora-r8-qv-s1304-bf16|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16"
+  "train-llama-2-7b-lora-r16-all-s1304-bf16|llama-2-7b|--mode lora --lora-rank 16 --lora-targets all-linear --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --expect-trainable 39976960|--mode lora --lora-rank 16 --lora-targets all-linear --context 1304 --batch 1 --optimizer adamw --weights bf16"
+  "train-llama-2-7b-full-s1024-bf16|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --expect-trainable 6738415616|--mode full --context 1024 --batch 1 --optimizer adamw --weights bf16"
+  "train-tinyllama-1.1b-full-s2048-b2-amp|tinyllama-1.1b|--mode full --seq 2048 --batch 2 --precision amp --expect-trainable 1100048384|--mode full --context 2048 --batch 2 --optimizer adamw --weights fp32"
+  "train-llama-2-7b-lora-r8-qv-s1304-bf16-ckpt|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --checkpointing --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16 --checkpointing full"
+  "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16"
+)
+
+if want context; then
+  run_case context-cuda context.json 60 context
+fi
+
+if want torch; then
+  run_case torch-kernels torch_kernels.json 90 torch
+fi
+
+if want infer; then
+  for spec in "${INFER[@]}"; do
+    IFS=: read -r model ctx batch attn <<<"$spec"
+    run_case "infer-$model-bf16-c$ctx-b$batch-$attn" infer.json 120 \
+      infer --model "$model" --dtype bf16 --context "$ctx" --new-tokens 32 --batch "$batch" \
+      --attn "$attn"
+  done
+fi
+
+if want train; then
+  for spec in "${TRAIN[@]}"; do
+    IFS='|' read -r id model opts _plan <<<"$spec"
+    # shellcheck disable=SC2086 # opts is a word list on purpose
+    run_case "$id" train.json 150 train --model "$model" $opts
+  done
+fi
+
+if want headroom; then
+  HR=target/release/headroom
+  if [[ -x $HR ]]; then
+    GPU_ID=${HEADROOM_GPU:-h100-sxm}
+    if [[ -z ${HEADROOM_GPU:-} ]] && nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
+      GPU_ID=h200
+    fi
+    PLANS=()
+    for spec in "${TRAIN[@]}"; do
+      IFS='|' read -r id model _opts plan <<<"$spec"
+      PLANS+=("$id|$model|$plan")
+    done
+    echo "=== headroom ($HR, --gpu $GPU_ID)"
+    t0=$EPOCHREALTIME
+    rc=0
+    timeout -k 5 120 "$PY" "$GT" headroom --out "$DIR/headroom.json" --bin "$HR" --gpu "$GPU_ID" \
+      --infer "${INFER[@]}" --train "${PLANS[@]}" || rc=$?
+    printf '%s\t%s\t%s\t%s\n' headroom headroom.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+  else
+    echo "=== headroom: $HR not built here; skipped"
+  fi
+fi
+
+"$PY" "$GT" runinfo-finish --out "$DIR/run.json" --cases-tsv "$CASES_TSV" \
+  --wall-s "$(elapsed "$T0")" || echo "[warn] run.json not finished"
+"$PY" "$GT" summary --dir "$DIR" || true
+echo "device-check done in $(elapsed "$T0")s; files: $(cd "$DIR" && echo *)"

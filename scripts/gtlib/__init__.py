@@ -1,0 +1,1 @@
+"""Measurement code behind scripts/ground_truth.py (see that file)."""
