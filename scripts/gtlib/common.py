@@ -402,15 +402,10 @@ def load_model_config(model):
     path = Path(model)
     if not path.is_file():
         path = REPO_ROOT / "data" / "models" / f"{model}.json"
-    if path.is_file():
-        raw = json.loads(path.read_text())
-        source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-    else:
-        fallback = json.loads((Path(__file__).parent / "fallback_configs.json").read_text())
-        if model not in fallback["configs"]:
-            raise FileNotFoundError(f"no data/models/{model}.json and no fallback config for it")
-        raw = fallback["configs"][model]
-        source = f"scripts/gtlib/fallback_configs.json[{model}] (data/models/{model}.json missing)"
+    if not path.is_file():
+        raise FileNotFoundError(f"no model config {path}; pass a data/models id or a config.json")
+    raw = json.loads(path.read_text())
+    source = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "config.json").write_text(json.dumps(raw))
         try:
