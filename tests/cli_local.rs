@@ -60,7 +60,8 @@ fn gguf_file_defaults_to_llama_cpp_and_its_stored_types() {
     assert_eq!(plan["request"]["engine"], "llama.cpp");
     assert_eq!(plan["request"]["weights"], "file: Q4_K_M");
     let inspect = json_of(&["inspect", file.to_str().unwrap()]);
-    let types: Vec<&str> = inspect["groups"].as_array().unwrap().iter().map(|g| g["stored_as"].as_str().unwrap()).collect();
+    let types: Vec<&str> =
+        inspect["groups"].as_array().unwrap().iter().map(|g| g["stored_as"].as_str().unwrap()).collect();
     assert!(types.contains(&"q4_K") && types.contains(&"q6_K") && types.contains(&"f32"), "{types:?}");
 }
 

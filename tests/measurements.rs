@@ -25,9 +25,28 @@ struct Record {
     status: Option<String>,
 }
 
+/// Every record file in data/measurements/.
+const FILES: [(&str, &str); 2] = [
+    ("published.toml", include_str!("../data/measurements/published.toml")),
+    ("device-h200-2026-11-27.toml", include_str!("../data/measurements/device-h200-2026-11-27.toml")),
+];
+
 fn records() -> Vec<Record> {
-    let text = include_str!("../data/measurements/published.toml");
-    toml::from_str::<File>(text).expect("published.toml parses").record
+    FILES
+        .iter()
+        .flat_map(|(name, text)| toml::from_str::<File>(text).unwrap_or_else(|e| panic!("{name}: {e}")).record)
+        .collect()
+}
+
+#[test]
+fn every_record_file_is_tested() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/measurements");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".toml") {
+            assert!(FILES.iter().any(|(f, _)| *f == name), "{name} is not in FILES");
+        }
+    }
 }
 
 fn plan(args: &str) -> PlanReport {
@@ -44,6 +63,7 @@ fn unit_bytes(unit: &str) -> f64 {
         "GiB" => (1u64 << 30) as f64,
         "MB" => 1e6,
         "MiB" => (1u64 << 20) as f64,
+        "B" => 1.0,
         other => panic!("unknown unit {other}"),
     }
 }
@@ -60,6 +80,7 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
             let m = &g.memory;
             match compare {
                 "allocated" => (m.total.0 - m.cuda_context.0) as f64,
+                "allocated_no_kv" => (m.total.0 - m.cuda_context.0 - m.kv_cache.0) as f64,
                 "weights" => m.weights.0 as f64,
                 "kv_cache" => m.kv_cache.0 as f64,
                 "activations" => m.activations.0 as f64,
@@ -80,7 +101,9 @@ fn errors() -> Vec<(String, f64, f64, f64, f64)> {
         let measured = rec.value.as_float().or(rec.value.as_integer().map(|i| i as f64)).expect("numeric value") * unit;
         let predicted = predicted_bytes(&plan(&rec.args), &rec.compare);
         let tolerance = rec.tolerance.expect("numeric records have a tolerance");
-        out.push((rec.id, measured / unit, predicted / unit, (predicted - measured) / measured, tolerance));
+        // Byte-valued records display in GiB.
+        let shown = if unit == 1.0 { (1u64 << 30) as f64 } else { unit };
+        out.push((rec.id, measured / shown, predicted / shown, (predicted - measured) / measured, tolerance));
     }
     out
 }

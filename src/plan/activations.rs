@@ -16,7 +16,7 @@
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
-use crate::model::spec::{MlpKind, ModelSpec};
+use crate::model::spec::{Family, MlpKind, ModelSpec};
 use crate::units::Bytes;
 
 /// The slice of a forward pass one GPU runs.
@@ -106,6 +106,30 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
     ActivationPeak { bytes: Bytes(bytes), moment }
 }
 
+/// Values every layer moment carries: the residual stream and the normed input (2·T·h); in
+/// transformers also the embedding output that `Model.forward` keeps referenced as
+/// `inputs_embeds` for the whole pass (T·h) and the rotary cos/sin tables (2·T·head_dim).
+fn stream_values(req: &ActivationRequest, t: u64) -> u64 {
+    let spec = req.spec;
+    let mut values = 2 * t * spec.hidden_size;
+    if req.engine == Engine::Hf {
+        values += t * spec.hidden_size + 2 * t * spec.head_dim;
+    }
+    values
+}
+
+/// Whether attention materialises the `heads × q_len × kv_len` score matrix.
+fn materialises_scores(req: &ActivationRequest) -> bool {
+    match req.engine {
+        Engine::Exllama => true,
+        // transformers' Falcon attention peaks like eager attention even with SDPA: measured
+        // ~9.3 B per score element for Falcon-7B at 2,048 tokens on an H200 (transformers 5.17,
+        // data/measurements/device/2026-11-27-h200/infer2.json).
+        Engine::Hf if req.spec.family == Family::Falcon => true,
+        _ => !req.options.flash_attention,
+    }
+}
+
 fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
     let spec = req.spec;
     let a = act_bytes(req.engine);
@@ -116,13 +140,13 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         Some(m) => (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
         None => (kv_heads * spec.head_dim, kv_heads * spec.head_dim),
     };
-    let mut values = 2 * t * spec.hidden_size + t * (q_w + k_w + v_w) + t * q_w;
+    let mut values = stream_values(req, t) + t * (q_w + k_w + v_w) + t * q_w;
     if req.engine == Engine::Hf {
         // apply_rotary_pos_emb returns new q and k tensors.
         values += t * (q_w + k_w);
     }
     let mut bytes = values * a;
-    if !req.options.flash_attention || req.engine == Engine::Exllama {
+    if materialises_scores(req) {
         let kv_len = match req.engine {
             Engine::LlamaCpp => (req.context * req.batch).next_multiple_of(256),
             _ => req.context,
@@ -130,9 +154,15 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         let seqs = if req.engine == Engine::LlamaCpp { 1 } else { req.batch };
         let scores = seqs * heads * t_seq * kv_len;
         bytes += match req.engine {
-            // eager: bf16 scores + fp32 softmax + the bf16 4-D causal mask; repeat_kv copies
-            // of K and V for every query head.
-            Engine::Hf => scores * 6 + seqs * t_seq * kv_len * 2 + 2 * seqs * heads * kv_len * spec.head_dim * 2,
+            // transformers eager_attention_forward: the scaled bf16 scores (2 B), softmax with
+            // dtype=float32 first casts them to an fp32 copy (4 B) and writes an fp32 result
+            // (4 B): 10 B per element at the peak (measured 9.9 B on an H200, Llama-2-7B at
+            // 4,064 tokens); plus the bf16 4-D causal mask and, for GQA, repeat_kv's copies of
+            // K and V for every query head.
+            Engine::Hf => {
+                let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
+                scores * 10 + seqs * t_seq * kv_len * 2 + repeat
+            }
             // ggml: f32 KQ and its soft_max.
             Engine::LlamaCpp => scores * 8,
             // ExLlama: fp16 attention weights, softmax in place.
@@ -147,7 +177,7 @@ fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
     let a = act_bytes(req.engine);
     let tp = req.tp;
     let dense_units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
-    let base = 2 * t * spec.hidden_size;
+    let base = stream_values(req, t);
     let dense = base + dense_units * t * (spec.intermediate_size / tp);
     let Some(moe) = spec.moe else { return dense * a };
     let k = moe.experts_per_token;
@@ -172,8 +202,9 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
     let v = req.spec.vocab_size;
     let h = req.spec.hidden_size;
     match req.engine {
-        // Without logits_to_keep the whole prompt's logits exist in bf16 and again in fp32.
-        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * (2 + 4),
+        // A plain forward returns every position's logits in the model dtype (transformers 5
+        // upcasts to fp32 only inside the loss; measured bf16 logits on an H200).
+        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * 2,
         Engine::Hf => t * h * 2 + req.batch * v * (2 + 4),
         Engine::Vllm => (req.max_num_seqs as f64 * v as f64 * 4.0 * VLLM_SAMPLER_FP32_BUFFERS) as u64,
         // The compute graph is reserved for a ubatch where every token outputs logits (f32).

@@ -118,17 +118,18 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
         };
     }
     let (mib, source) = match generation {
-        Generation::Hopper => (
-            // Measured with scripts/device-check.sh (data/measurements/device/): NVML used
-            // memory of a fresh PyTorch process after torch.cuda.init() and a first cuBLAS call.
-            531,
-            "measured on H200, driver 580, torch 2.11 + cu130 (data/measurements)",
-        ),
-        Generation::Blackwell => (600, "Hopper measurement plus larger sm_100 kernel images (estimate)"),
-        Generation::Ampere | Generation::Ada => {
-            (450, "PyTorch with CUDA lazy module loading: 300 MiB–2 GiB range (asmirnov estimator); mid value")
+        // Measured: NVML per-process memory minus PyTorch's reserved pool, in a fresh process
+        // after torch.cuda.init(), a first cuBLAS matmul and a first SDPA call (H200, driver
+        // 580.159.04, torch 2.11.0+cu130; data/measurements/device/2026-11-27-h200/context.json).
+        Generation::Hopper => {
+            (684, "measured on H200, driver 580, torch 2.11 + cu130: NVML process memory − torch reserved")
         }
-        Generation::Volta | Generation::Turing => (350, "PyTorch with lazy loading on pre-Ampere GPUs (estimate)"),
+        // The context is the CUDA runtime, the cuBLAS handle and the kernel images loaded so
+        // far, which differ little between generations; until a device record exists for them
+        // the Hopper measurement stands in.
+        Generation::Volta | Generation::Turing | Generation::Ampere | Generation::Ada | Generation::Blackwell => {
+            (684, "Hopper measurement (H200, torch 2.11 + cu130); not yet measured on this generation")
+        }
         Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
     };
     Constant { name: "CUDA context (PyTorch)", bytes: Bytes::from_mib(mib), source }
@@ -156,12 +157,14 @@ pub fn vllm_non_torch(tp: u32) -> Constant {
     }
 }
 
-/// PyTorch's cuBLAS / cuBLASLt workspaces for the default stream: 4096 KiB × 8 (PyTorch's
-/// default `CUBLAS_WORKSPACE_CONFIG=:4096:8`) for cuBLAS plus the cuBLASLt workspace.
+/// PyTorch's cuBLAS workspace for the default stream, allocated from its caching allocator (so
+/// it counts in `max_memory_allocated`): measured 32 MiB left reserved after a bf16 matmul and
+/// `empty_cache()` on an H200 (data/measurements/device/2026-11-27-h200/context.json), matching
+/// PyTorch's default `CUBLAS_WORKSPACE_CONFIG=:4096:8` (8 × 4 MiB).
 pub fn torch_cublas_workspace() -> Constant {
     Constant {
         name: "cuBLAS workspace",
-        bytes: Bytes::from_mib(32 + 32),
-        source: "PyTorch default CUBLAS_WORKSPACE_CONFIG :4096:8 (32 MiB) + cuBLASLt workspace (32 MiB on Hopper)",
+        bytes: Bytes::from_mib(32),
+        source: "measured on H200 (torch 2.11): 32 MiB = PyTorch default CUBLAS_WORKSPACE_CONFIG :4096:8",
     }
 }

@@ -7,8 +7,9 @@
 //! 2 · 8 · 128 · 2 · 80 = 320 KiB per token, 1.25 GiB at 4096.
 //!
 //! Multi-head latent attention (DeepSeek-V2/V3) caches one compressed latent of
-//! `kv_lora_rank + qk_rope_head_dim` values per layer in engines that support it (vLLM
-//! `MLAAttentionSpec`, llama.cpp); transformers caches the decompressed per-head K and V.
+//! `kv_lora_rank + qk_rope_head_dim` values per layer (vLLM `MLAAttentionSpec`, llama.cpp, and
+//! transformers 5: measured 1,152 B per token and layer for DeepSeek-V2-Lite on an H200,
+//! data/measurements/device/2026-11-27-h200/infer2.json).
 //! Sliding-window layers hold at most their window (engine-specific rounding below).
 
 use super::basis::BasisLog;
@@ -36,11 +37,8 @@ pub struct KvRequest<'a> {
 pub fn values_per_token_layer(req: &KvRequest) -> u64 {
     let spec = req.spec;
     match spec.mla {
-        Some(m) if req.engine != Engine::Hf && req.engine != Engine::Exllama => m.kv_lora_rank + m.qk_rope_head_dim,
-        Some(m) => {
-            let heads = (spec.num_heads / req.tp).max(1);
-            heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
-        }
+        // The latent is shared by all heads, so every tensor-parallel rank keeps all of it.
+        Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
         None => 2 * (spec.num_kv_heads / req.tp).max(1) * spec.head_dim,
     }
 }
@@ -74,7 +72,12 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         }
         // ExLlama preallocates max_seq_len for every layer and has no sliding-window cache.
         Engine::Exllama => ctx * batch,
-        Engine::Hf | Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
+        // transformers' sliding-window cache layers keep only the window after decoding starts,
+        // but the prefill's full-prompt K/V stay alive until then: the peak holds every token
+        // (Phi-3-mini, window 2,047, 4,064-token prompt: 1.5 GiB at the peak, 0.75 GiB after;
+        // H200, transformers 5.17, data/measurements/device/2026-11-27-h200/infer2.json).
+        Engine::Hf => ctx * batch,
+        Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
     }
 }
 
@@ -90,13 +93,12 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let per_cell = values_per_token_layer(req);
     let per_token = req.format.bytes(per_cell, spec.num_layers).0;
     let formula = match spec.mla {
-        Some(m) if per_cell == m.kv_lora_rank + m.qk_rope_head_dim => {
+        Some(m) => {
             format!(
                 "L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)",
                 spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim
             )
         }
-        Some(_) => "L·heads·(nope+rope+v)·b (decompressed MLA, as transformers caches it)".to_string(),
         None => format!(
             "2·L·n_kv·head_dim·b = 2·{}·{}·{}·b{}",
             spec.num_layers,
