@@ -285,3 +285,88 @@ fn native_format(json: &Value) -> Option<String> {
     };
     Some(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tensors::{inventory, param_counts};
+
+    const LLAMA_2_7B: &str = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000,
+        "max_position_embeddings": 4096, "torch_dtype": "float16"}"#;
+
+    #[test]
+    fn llama_defaults_are_the_transformers_class_defaults() {
+        let spec = parse_config(LLAMA_2_7B, "llama-2-7b", "test").unwrap().spec;
+        assert_eq!((spec.num_kv_heads, spec.head_dim), (32, 128));
+        assert!(!spec.tie_word_embeddings);
+        assert_eq!(spec.biases, Biases::default());
+        assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+        assert_eq!(param_counts(&spec, &inventory(&spec)).total, 6_738_415_616);
+    }
+
+    #[test]
+    fn gemma2_alternates_sliding_and_global_layers_and_ties_embeddings() {
+        let text = r#"{"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+            "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 256, "vocab_size": 256000, "sliding_window": 4096}"#;
+        let spec = parse_config(text, "g", "test").unwrap().spec;
+        assert!(spec.tie_word_embeddings);
+        assert_eq!(spec.norms_per_layer, 4);
+        assert_eq!(spec.layer_attention[0], LayerAttention::Sliding { window: 4096 });
+        assert_eq!(spec.layer_attention[1], LayerAttention::Full);
+    }
+
+    #[test]
+    fn qwen2_slides_only_when_asked() {
+        let text = r#"{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": 100, "sliding_window": 32, "use_sliding_window": false}"#;
+        let spec = parse_config(text, "q", "test").unwrap().spec;
+        assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+        assert!(spec.biases.qkv && !spec.biases.attn_out);
+    }
+
+    #[test]
+    fn quantization_config_names_the_native_format() {
+        let text = LLAMA_2_7B.replace(
+            "\"torch_dtype\"",
+            r#""quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}, "torch_dtype""#,
+        );
+        assert_eq!(parse_config(&text, "x", "t").unwrap().native_format.as_deref(), Some("gptq"));
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let err = |text: &str| parse_config(text, "x", "cfg.json").unwrap_err().to_string();
+        assert!(err("{").contains("not valid JSON"));
+        assert!(err(r#"{"model_type": "mamba"}"#).contains("'mamba' is not supported"));
+        assert!(err(r#"{"model_type": "llama"}"#).contains("missing field 'hidden_size'"));
+        let zero = LLAMA_2_7B.replace("\"hidden_size\": 4096", "\"hidden_size\": 0");
+        assert!(err(&zero).contains("'hidden_size' = 0"));
+        let gqa = LLAMA_2_7B.replace("\"vocab_size\"", "\"num_key_value_heads\": 5, \"vocab_size\"");
+        assert!(err(&gqa).contains("must divide num_attention_heads"));
+        let huge = LLAMA_2_7B.replace("\"num_hidden_layers\": 32", "\"num_hidden_layers\": 99999999");
+        assert!(err(&huge).contains("implausibly large"));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary JSON objects with llama-ish fields of arbitrary values never panic.
+        #[test]
+        fn arbitrary_values_never_panic(
+            hidden in proptest::num::i64::ANY, layers in proptest::num::i64::ANY,
+            heads in 0i64..100, kv in 0i64..100, family in 0usize..11, text in ".{0,40}",
+        ) {
+            let json = serde_json::json!({
+                "model_type": Family::ALL[family].model_type(), "hidden_size": hidden,
+                "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+                "vocab_size": 1000, "intermediate_size": 64, "n_routed_experts": 8,
+                "moe_intermediate_size": 16, "num_experts_per_tok": 2, "num_local_experts": 4,
+                "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8,
+                "sliding_window": text.len(), "layer_types": [text.clone()],
+            });
+            let _ = parse_config(&json.to_string(), "p", "prop");
+            let _ = parse_config(&text, "p", "prop");
+        }
+    }
+}

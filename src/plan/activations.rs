@@ -10,9 +10,12 @@
 //! - output: the logits, `T_out × vocab`, plus the engine's fp32 copies.
 //!
 //! Worked example, Llama-2-7B, transformers `generate` over a 4096-token prompt in bf16:
-//! MLP moment 2·4096·4096·2 + 3·4096·11008·2 = 64 MiB + 258 MiB = 322 MiB; the attention moment
-//! with SDPA is 2·4096·4096·2 + (4096·4096·3 + 4096·4096·2 + 4096·4096)·2 = 256 MiB; logits
-//! of the last token only are 32000·(2+4) B. Peak ≈ 322 MiB.
+//! the stream is residual + normed input + the held `inputs_embeds` (3·4096·4096) plus the
+//! rotary tables (2·4096·128); the MLP moment adds gate·up products 3·4096·11008, so
+//! (50,331,648 + 1,048,576 + 135,266,304) · 2 B = 373,293,056 B (356 MiB). The attention moment
+//! with SDPA is smaller (q, k, v, the RoPE copies and the output: 7·4096·4096 values on top of
+//! the stream); logits of the last token only are 32000·(2+4) B. Measured on an H200: 390 MiB
+//! over weights and KV, of which 32 MiB is the cuBLAS workspace.
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
@@ -211,5 +214,67 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         Engine::LlamaCpp => t * (h + v) * 4,
         Engine::Exllama => t * h * 2 + req.batch * v * 4,
         Engine::Bare => req.batch * v * 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+
+    fn llama_2_7b() -> ModelSpec {
+        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
+        parse_config(text, "llama-2-7b", "t").unwrap().spec
+    }
+
+    fn peak(spec: &ModelSpec, engine: Engine, options: &EngineOptions, context: u64) -> ActivationPeak {
+        let req = ActivationRequest {
+            spec,
+            engine,
+            options,
+            context,
+            batch: 1,
+            tp: 1,
+            has_layers: true,
+            has_output: true,
+            max_batched_tokens: 8192,
+            max_num_seqs: 256,
+        };
+        prefill_peak(&req, &mut BasisLog::default())
+    }
+
+    /// The module doc's worked example.
+    #[test]
+    fn llama_2_7b_generate_peaks_in_the_mlp() {
+        let p = peak(&llama_2_7b(), Engine::Hf, &EngineOptions::default(), 4096);
+        assert_eq!(p, ActivationPeak { bytes: Bytes(373_293_056), moment: "mlp" });
+    }
+
+    /// Eager attention: 10 B per score element, 32 heads × 4096² at 4096 tokens.
+    #[test]
+    fn eager_attention_peaks_on_the_score_matrix() {
+        let eager = EngineOptions { flash_attention: false, ..EngineOptions::default() };
+        let p = peak(&llama_2_7b(), Engine::Hf, &eager, 4096);
+        assert_eq!(p.moment, "attention");
+        assert!(p.bytes.0 > 32 * 4096 * 4096 * 10);
+    }
+
+    /// All positions' logits with a Llama-3-sized vocabulary: 4096 × 128256 × 2 B on top of the
+    /// hidden states, more than the MLP moment.
+    #[test]
+    fn logits_of_every_position_can_be_the_peak() {
+        let all = EngineOptions { logits_all_positions: true, ..EngineOptions::default() };
+        let big_vocab = ModelSpec { vocab_size: 128_256, ..llama_2_7b() };
+        let p = peak(&big_vocab, Engine::Hf, &all, 4096);
+        assert_eq!(p, ActivationPeak { bytes: Bytes(4096 * 4096 * 2 + 4096 * 128_256 * 2), moment: "logits" });
+    }
+
+    /// vLLM's peak does not grow with the context: the profile run has a fixed token budget.
+    #[test]
+    fn vllm_peak_is_independent_of_context() {
+        let s = llama_2_7b();
+        let o = EngineOptions::default();
+        assert_eq!(peak(&s, Engine::Vllm, &o, 2048), peak(&s, Engine::Vllm, &o, 32768));
     }
 }

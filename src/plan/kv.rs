@@ -124,3 +124,58 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     };
     basis.add("kv cache allocation", rounding, "engine KV layout");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+
+    fn spec(extra: &str) -> ModelSpec {
+        let text = format!(
+            r#"{{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "vocab_size": 32000 {extra}}}"#
+        );
+        parse_config(&text, "t", "t").unwrap().spec
+    }
+
+    fn kv(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, format: KvFormat) -> u64 {
+        let options = EngineOptions::default();
+        let req =
+            KvRequest { spec, format, context, batch, engine, options: &options, tp: 1, max_batched_tokens: 8192 };
+        kv_bytes(&req, 0..spec.num_layers).0
+    }
+
+    /// The module doc's arithmetic: Llama-2-7B, 512 KiB per token, 2 GiB at 4096 tokens.
+    #[test]
+    fn llama_2_7b_is_two_gib_at_4096_in_every_engine() {
+        let s = spec("");
+        for engine in Engine::ALL {
+            assert_eq!(kv(&s, engine, 4096, 1, KvFormat::Bf16), 2 << 30, "{engine:?}");
+        }
+        assert_eq!(kv(&s, Engine::Hf, 4096, 1, KvFormat::Fp8), 1 << 30);
+        // q8_0: 34 bytes per 32 values.
+        assert_eq!(kv(&s, Engine::LlamaCpp, 4096, 1, KvFormat::Q8_0), (1u64 << 30) / 32 * 34);
+    }
+
+    #[test]
+    fn engines_round_differently() {
+        let s = spec("");
+        let per_token = 512 * 1024;
+        // vLLM: 100 tokens take 7 blocks of 16.
+        assert_eq!(kv(&s, Engine::Vllm, 100, 1, KvFormat::Bf16), 112 * per_token);
+        // llama.cpp: 2 × 100 cells padded to 256.
+        assert_eq!(kv(&s, Engine::LlamaCpp, 100, 2, KvFormat::Bf16), 256 * per_token);
+        assert_eq!(kv(&s, Engine::Hf, 100, 2, KvFormat::Bf16), 200 * per_token);
+    }
+
+    #[test]
+    fn sliding_windows_cap_what_engines_keep() {
+        let s = spec(r#", "model_type": "mistral", "num_key_value_heads": 8, "sliding_window": 1024"#);
+        let per_token_layer = 2 * 8 * 128 * 2;
+        assert_eq!(kv(&s, Engine::Bare, 8192, 1, KvFormat::Bf16), 32 * 1024 * per_token_layer);
+        // transformers holds the whole prompt at the prefill peak.
+        assert_eq!(kv(&s, Engine::Hf, 8192, 1, KvFormat::Bf16), 32 * 8192 * per_token_layer);
+        // vLLM: min(1024 − 1 + 8192, 8192) tokens → 512 blocks, plus one.
+        assert_eq!(kv(&s, Engine::Vllm, 8192, 1, KvFormat::Bf16), 32 * 513 * 16 * per_token_layer);
+    }
+}
