@@ -152,3 +152,9 @@ fn every_output_format_renders() {
 fn plan_json_snapshot() {
     insta::assert_json_snapshot!(plan_json("llama-2-7b --weights bf16 --context 4096 --gpu a100-80gb"));
 }
+
+#[test]
+fn plan_table_snapshot() {
+    let out = headroom().args(["plan", "mixtral-8x7b", "--weights", "q4_k_m", "--gpu", "rtx-4090:2"]).output().unwrap();
+    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+}

@@ -27,12 +27,14 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
     // A local file's stored bytes win over formulas unless --weights asks for another format.
     let from_file = model.file.as_ref().filter(|_| args.weights.is_none());
     let is_gguf = from_file.map_or(matches!(format, WeightFormat::Gguf(_)), |f| f.model.gguf.is_some());
-    let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or("bf16"))?;
     let engine = match &args.engine {
         Some(e) => Engine::parse(e)?,
         None if is_gguf => Engine::LlamaCpp,
         None => Engine::Hf,
     };
+    // The cache defaults to the compute dtype: bf16, or f16 in llama.cpp.
+    let default_kv = if engine == Engine::LlamaCpp { "fp16" } else { "bf16" };
+    let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or(default_kv))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = args.gpu.as_deref().map(parse_gpu_arg).transpose()?.map(|(gpu, count)| device(gpu, count));
     let weights = match from_file {
