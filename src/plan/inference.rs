@@ -3,7 +3,7 @@
 
 use super::activations::{prefill_peak, ActivationRequest};
 use super::basis::BasisLog;
-use super::device::Device;
+use super::device::{Device, Generation};
 use super::engine::{self, Engine, EngineOptions};
 use super::kv::{self, KvRequest};
 use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
@@ -69,9 +69,8 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     if tp > 1 && (spec.num_heads % tp != 0 || (spec.num_kv_heads % tp != 0 && tp % spec.num_kv_heads != 0)) {
         return Err(PlanError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
     }
-    let capacity = req.device.as_ref().map(|d| d.capacity);
-    let (max_batched_tokens, max_num_seqs) = vllm_budget(req, capacity);
-    let kv_req = KvRequest {
+    let (max_batched_tokens, max_num_seqs) = vllm_budget(req, req.device.as_ref().map(|d| d.capacity));
+    let kv = KvRequest {
         spec,
         format: req.kv,
         context: req.context,
@@ -81,70 +80,83 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         tp,
         max_batched_tokens,
     };
-    kv::explain(&kv_req, &mut basis);
+    kv::explain(&kv, &mut basis);
     basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
 
-    let gpus = if split == Split::Tensor { 1 } else { count.min(spec.num_layers) };
-    let mut per_gpu = Vec::with_capacity(gpus as usize);
-    for g in 0..gpus {
-        let layers = (g * spec.num_layers / gpus)..((g + 1) * spec.num_layers / gpus);
-        let (first, last) = (g == 0, g == gpus - 1);
-        let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
-        if first && !req.engine.embeddings_on_host() {
-            weights += req.weights.embedding;
-        }
-        if last {
-            weights += req.weights.output;
-        }
-        let weights = Bytes(weights.0 / tp);
-        let act_req = ActivationRequest {
-            spec,
-            engine: req.engine,
-            options: &req.options,
-            context: req.context,
-            batch: req.batch,
-            tp,
-            has_layers: !layers.is_empty(),
-            has_output: last,
-            max_batched_tokens,
-            max_num_seqs,
-        };
-        let mut log = if g == 0 { std::mem::take(&mut basis) } else { BasisLog::default() };
-        let activations = prefill_peak(&act_req, &mut log).bytes;
-        let kv_cache = kv::kv_bytes(&kv_req, layers.clone());
-        let workspace = workspace(req, tp, &act_req, &mut log);
-        let generation = req.device.as_ref().map(|d| d.generation);
-        let context = generation.map_or(engine::cuda_context(req.engine, super::device::Generation::Hopper), |gen| {
-            engine::cuda_context(req.engine, gen)
-        });
-        if g == 0 {
-            log.add(context.name, context.bytes.0, context.source);
-            basis = log;
-        }
-        let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
-        per_gpu.push(GpuMemory { gpu_index: g as u32, layers: (layers.start, layers.end), memory });
+    // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
+    let stages = if split == Split::Tensor { 1 } else { count.min(spec.num_layers) };
+    let layout = Layout { kv, tp, stages, max_num_seqs };
+    let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
+    for stage in 0..stages {
+        let mut scratch = BasisLog::default();
+        per_gpu.push(stage_memory(req, &layout, stage, if stage == 0 { &mut basis } else { &mut scratch }));
     }
-    if split == Split::Tensor && tp > 1 {
+    if tp > 1 {
         basis.add(
             "tensor parallel",
             tp,
             "weights, KV heads and MLP features divided among GPUs (norms replicated, ≪1%)",
         );
-        let one = per_gpu[0].clone();
-        per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..one.clone() }).collect();
-    } else if gpus > 1 {
+        per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..per_gpu[0].clone() }).collect();
+    } else if stages > 1 {
         basis.add(
             "layer split",
-            format!("{} layers over {gpus} GPUs", spec.num_layers),
+            format!("{} layers over {stages} GPUs", spec.num_layers),
             "consecutive layers per GPU; embeddings on the first, lm_head on the last",
         );
     }
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
     let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, basis: basis.0 };
     if let Some(device) = &req.device {
-        fit(req, device, &kv_req, &mut plan);
+        fit(req, device, &layout.kv, &mut plan);
     }
     Ok(plan)
+}
+
+/// How the model is laid over the GPUs.
+struct Layout<'a> {
+    kv: KvRequest<'a>,
+    /// Tensor-parallel degree (1 with a layer split).
+    tp: u64,
+    /// Pipeline stages of a layer split (1 with tensor parallelism).
+    stages: u64,
+    max_num_seqs: u64,
+}
+
+/// Memory of the GPU that runs pipeline stage `stage`.
+fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut BasisLog) -> GpuMemory {
+    let spec = req.spec;
+    let stages = layout.stages;
+    let layers = (stage * spec.num_layers / stages)..((stage + 1) * spec.num_layers / stages);
+    let (first, last) = (stage == 0, stage == stages - 1);
+    let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
+    if first && !req.engine.embeddings_on_host() {
+        weights += req.weights.embedding;
+    }
+    if last {
+        weights += req.weights.output;
+    }
+    let act = ActivationRequest {
+        spec,
+        engine: req.engine,
+        options: &req.options,
+        context: req.context,
+        batch: req.batch,
+        tp: layout.tp,
+        has_layers: !layers.is_empty(),
+        has_output: last,
+        max_batched_tokens: layout.kv.max_batched_tokens,
+        max_num_seqs: layout.max_num_seqs,
+    };
+    let activations = prefill_peak(&act, log).bytes;
+    let kv_cache = kv::kv_bytes(&layout.kv, layers.clone());
+    let workspace = workspace(req, layout.tp, &act, log);
+    let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
+    let context = engine::cuda_context(req.engine, generation);
+    log.add(context.name, context.bytes.0, context.source);
+    let memory =
+        MemoryBreakdown::inference(Bytes(weights.0 / layout.tp), kv_cache, activations, workspace, context.bytes);
+    GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }
 }
 
 fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
