@@ -114,6 +114,9 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
     let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
     for t in &model.tensors {
         let b = Bytes(t.bytes);
+        if t.role.is_some_and(Role::is_routed_expert) {
+            layout.routed_experts += b;
+        }
         match (t.layer, t.role) {
             (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
             (_, Some(Role::TokenEmbd)) => layout.embedding += b,

@@ -21,6 +21,9 @@ pub struct WeightLayout {
     pub output: Bytes,
     /// Each decoder layer's weights.
     pub layers: Vec<Bytes>,
+    /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
+    /// only the experts a token is routed to.
+    pub routed_experts: Bytes,
 }
 
 impl WeightLayout {
@@ -29,6 +32,9 @@ impl WeightLayout {
         let mut layout = WeightLayout { layers: vec![Bytes::ZERO; num_layers as usize], ..Default::default() };
         for t in tensors {
             let b = bytes_of(t);
+            if t.role.is_routed_expert() {
+                layout.routed_experts += b;
+            }
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
                 (_, Role::TokenEmbd) => layout.embedding += b,
