@@ -103,6 +103,10 @@ pub struct PlanArgs {
     /// instead of the last one only (generate).
     #[arg(long)]
     pub logits_all: bool,
+    /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
+    /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
