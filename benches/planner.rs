@@ -1,7 +1,7 @@
 //! Planner speed: one plan, and every built-in model × every weight format.
 //!
-//! `cargo bench --bench planner`. Targets: one plan in a few microseconds; the sweep in
-//! milliseconds.
+//! `cargo bench --bench planner`. Targets: one plan in a few microseconds; the sweeps in
+//! milliseconds (the `fit` sweep under 5 ms).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use headroom::catalog::models::ModelCatalog;
@@ -60,5 +60,21 @@ fn sweep(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, one_plan, sweep);
+/// `headroom fit llama-2-70b --weights gptq` in process: every catalog GPU × 1, 2, 4, 8, memory
+/// and speed, sorted. Target: under 5 ms.
+fn fit_sweep(c: &mut Criterion) {
+    use clap::Parser;
+    let cli = headroom::cli::Cli::try_parse_from(["headroom", "fit", "llama-2-70b", "--weights", "gptq"]).unwrap();
+    let headroom::cli::Command::Fit(args) = cli.command else { unreachable!("argv starts with fit") };
+    c.bench_function("fit llama-2-70b gptq (catalog × 1,2,4,8)", |b| {
+        b.iter(|| black_box(headroom::commands::fit::sweep(&args).unwrap().len()))
+    });
+    let cli = headroom::cli::Cli::try_parse_from(["headroom", "plan", "llama-2-7b", "--gpu", "h100-sxm"]).unwrap();
+    let headroom::cli::Command::Plan(args) = cli.command else { unreachable!("argv starts with plan") };
+    c.bench_function("plan llama-2-7b on h100-sxm with speed (report)", |b| {
+        b.iter(|| black_box(headroom::commands::plan::report(&args).unwrap()))
+    });
+}
+
+criterion_group!(benches, one_plan, sweep, fit_sweep);
 criterion_main!(benches);

@@ -24,6 +24,30 @@ pub enum Command {
     Gpus(ListArgs),
     /// The weight and KV-cache formats, with exact bits per weight.
     Formats(ListArgs),
+    /// Every catalog GPU at 1, 2, 4 and 8 per node that fits the plan, cheapest first, with
+    /// tokens/s, price per hour and cost per million tokens.
+    Fit(FitArgs),
+    /// The largest context, batch and (vLLM) concurrency that fit on a GPU.
+    Max(MaxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Keep only setups whose aggregate decode speed reaches this many tokens/s.
+    #[arg(long)]
+    pub min_decode_tokens_per_s: Option<f64>,
+    /// Keep only setups costing at most this many US dollars per hour (all GPUs together).
+    #[arg(long)]
+    pub max_price_per_hour: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MaxArgs {
+    /// Plan options; --gpu is required.
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// Output format for every command.
@@ -52,7 +76,7 @@ pub struct InspectArgs {
     pub format: OutputFormat,
 }
 
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct PlanArgs {
     /// A built-in model id (headroom models) or a path to a model directory, config.json,
     /// .safetensors, model.safetensors.index.json or .gguf.
@@ -103,6 +127,10 @@ pub struct PlanArgs {
     /// instead of the last one only (generate).
     #[arg(long)]
     pub logits_all: bool,
+    /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
+    /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,

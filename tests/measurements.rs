@@ -26,8 +26,9 @@ struct Record {
 }
 
 /// Every record file in data/measurements/.
-const FILES: [(&str, &str); 2] = [
+const FILES: [(&str, &str); 3] = [
     ("published.toml", include_str!("../data/measurements/published.toml")),
+    ("published-speed.toml", include_str!("../data/measurements/published-speed.toml")),
     ("device-h200-2026-11-27.toml", include_str!("../data/measurements/device-h200-2026-11-27.toml")),
 ];
 
@@ -59,6 +60,7 @@ fn plan(args: &str) -> PlanReport {
 
 fn unit_bytes(unit: &str) -> f64 {
     match unit {
+        "tok/s" | "s" => 1.0,
         "GB" => 1e9,
         "GiB" => (1u64 << 30) as f64,
         "MB" => 1e6,
@@ -68,8 +70,24 @@ fn unit_bytes(unit: &str) -> f64 {
     }
 }
 
-/// The planned quantity a record compares against, in bytes, summed over GPUs.
+/// A planned speed: tokens per second or seconds.
+fn predicted_speed(r: &PlanReport, compare: &str) -> Option<f64> {
+    let t = &r.throughput;
+    let value = match compare {
+        "decode_tokens_per_s" => t.decode_tokens_per_s,
+        "decode_tokens_per_s_per_sequence" => t.decode_tokens_per_s_per_sequence,
+        "prefill_tokens_per_s" => t.prefill_tokens_per_s,
+        "time_to_first_token_s" => t.time_to_first_token_s,
+        _ => return None,
+    };
+    Some(value.unwrap_or_else(|| panic!("{compare} is null for {}", r.model.id)))
+}
+
+/// The planned quantity a record compares against, in bytes, summed over GPUs (or a speed).
 fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
+    if let Some(speed) = predicted_speed(r, compare) {
+        return speed;
+    }
     if compare == "vllm_kv_pool" {
         let pool = r.vllm.as_ref().expect("vllm records run the vllm engine").kv_pool_bytes;
         return pool as f64 * r.per_gpu.len() as f64;
@@ -101,8 +119,9 @@ fn errors() -> Vec<(String, f64, f64, f64, f64)> {
         let measured = rec.value.as_float().or(rec.value.as_integer().map(|i| i as f64)).expect("numeric value") * unit;
         let predicted = predicted_bytes(&plan(&rec.args), &rec.compare);
         let tolerance = rec.tolerance.expect("numeric records have a tolerance");
-        // Byte-valued records display in GiB.
-        let shown = if unit == 1.0 { (1u64 << 30) as f64 } else { unit };
+        // Byte-valued records display in GiB; speeds as they are.
+        let is_speed = matches!(rec.unit.as_deref(), Some("tok/s" | "s"));
+        let shown = if unit == 1.0 && !is_speed { (1u64 << 30) as f64 } else { unit };
         out.push((rec.id, measured / shown, predicted / shown, (predicted - measured) / measured, tolerance));
     }
     out

@@ -1,9 +1,11 @@
 //! One file per subcommand: parse arguments into domain values, call the planner or readers,
 //! render the report. `anyhow` lives here only.
 
+pub mod fit;
 pub mod formats;
 pub mod gpus;
 pub mod inspect;
+pub mod max;
 pub mod models;
 pub mod plan;
 mod source;
@@ -19,6 +21,8 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Models(args) => Ok(render_listing(&models::listing(), args.format)),
         Command::Gpus(args) => Ok(render_listing(&gpus::listing(), args.format)),
         Command::Formats(args) => Ok(render_listing(&formats::listing(), args.format)),
+        Command::Fit(args) => fit::run(args),
+        Command::Max(args) => max::run(args),
     }
 }
 

@@ -2,11 +2,18 @@
 
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
-use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec};
+use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
 use crate::cli::{AttentionArg, PlanArgs, SplitArg};
-use crate::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, Split, WeightLayout};
+use crate::plan::basis::BasisLog;
+use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
+use crate::plan::{
+    plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
+    Split, WeightLayout,
+};
 use crate::quant::{KvFormat, WeightFormat};
 use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
+use crate::units::{BytesPerSec, FlopsPerSec};
+use anyhow::Context;
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<String> {
     Ok(render_plan(&report(args)?, args.format))
@@ -19,6 +26,26 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 
 /// Builds the request from the arguments and plans it.
 pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
+    plan_report_on(model, args, gpu, load_calibration(args)?.as_ref())
+}
+
+/// Reads `--calibration FILE`, if given.
+pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> {
+    let Some(path) = &args.calibration else { return Ok(None) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading calibration {}", path.display()))?;
+    let cal = serde_json::from_str(&text)
+        .with_context(|| format!("calibration {} does not match the documented shape", path.display()))?;
+    Ok(Some(cal))
+}
+
+/// Plans on `gpu` (ignoring `args.gpu`), with an already loaded calibration.
+pub fn plan_report_on(
+    model: &ResolvedModel,
+    args: &PlanArgs,
+    gpu: Option<(&GpuSpec, u32)>,
+    calibration: Option<&Calibration>,
+) -> anyhow::Result<PlanReport> {
     let spec = &model.spec;
     let format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,
@@ -36,7 +63,7 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
     let default_kv = if engine == Engine::LlamaCpp { "fp16" } else { "bf16" };
     let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or(default_kv))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
-    let device = args.gpu.as_deref().map(parse_gpu_arg).transpose()?.map(|(gpu, count)| device(gpu, count));
+    let device = gpu.map(|(gpu, count)| device(gpu, count));
     let weights = match from_file {
         Some(file) => file.layout.clone(),
         None => WeightLayout::from_inventory(spec.num_layers, &model.tensors, |t| format.tensor_bytes(t, spec)),
@@ -65,7 +92,11 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
             SplitArg::Layer => Split::Layer,
         }),
     };
-    let plan = plan_inference(&req)?;
+    let mut plan = plan_inference(&req)?;
+    let throughput = match gpu {
+        Some((gpu, _)) => speed(&req, &mut plan, gpu, model, format.is_quantized(), calibration)?,
+        None => Throughput::default(),
+    };
     Ok(PlanReport {
         model: ModelSummary {
             id: spec.id.clone(),
@@ -84,7 +115,7 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
         memory: plan.memory,
         per_gpu: plan.per_gpu,
         fit: plan.fit,
-        throughput: Throughput::default(),
+        throughput,
         vllm: plan.vllm,
         basis: plan.basis,
     })
@@ -101,4 +132,62 @@ fn device(gpu: &GpuSpec, count: u32) -> Device {
         _ => Generation::Other,
     };
     Device { id: gpu.id.clone(), capacity: crate::units::Bytes(gpu.memory_bytes()), count, generation }
+}
+
+/// The speed of a memory plan on `gpu`; appends its constants to the plan's basis.
+fn speed(
+    req: &InferenceRequest,
+    plan: &mut Plan,
+    gpu: &GpuSpec,
+    model: &ResolvedModel,
+    quantized: bool,
+    calibration: Option<&Calibration>,
+) -> anyhow::Result<Throughput> {
+    let device = device_speed(gpu);
+    let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
+    let mut efficiency = Efficiency::defaults(req.engine, generation);
+    if let Some(cal) = calibration {
+        efficiency.calibrate(cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
+        anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
+    }
+    let params = Params { total: model.counts.total, active: model.counts.active };
+    let sreq = SpeedRequest { inference: req, plan, device: &device, efficiency: &efficiency, params, quantized };
+    let mut basis = BasisLog::default();
+    let s = plan_speed(&sreq, &mut basis);
+    plan.basis.extend(basis.0);
+    Ok(Throughput {
+        prefill_tokens_per_s: s.prefill_tokens_per_s,
+        decode_tokens_per_s: s.decode_tokens_per_s,
+        time_to_first_token_s: s.time_to_first_token_s,
+        train_tokens_per_s: None,
+        inter_token_latency_s: s.inter_token_latency_s,
+        decode_tokens_per_s_per_sequence: s.decode_tokens_per_s_per_sequence,
+        max_concurrency: plan.vllm.as_ref().map(|v| v.max_concurrency),
+    })
+}
+
+/// What the speed model needs of a catalog GPU. GeForce cards run fp16-accumulate GEMMs at twice
+/// the FP32-accumulate rate the catalog lists (data/gpus.toml rules); NVLink and vendor-link
+/// totals are bidirectional, so one direction is half.
+pub fn device_speed(gpu: &GpuSpec) -> DeviceSpeed {
+    let flops = |t: Option<f64>| t.map(|t| FlopsPerSec(t * 1e12));
+    let peak_16bit = flops(gpu.tflops.bf16.or(gpu.tflops.fp16));
+    let geforce = gpu.name.contains("GeForce");
+    let link = gpu.interconnect.as_ref().map(|i| {
+        let (kind, per_direction) = match i.kind {
+            CatalogLink::Nvlink2 | CatalogLink::Nvlink3 | CatalogLink::Nvlink4 | CatalogLink::Nvlink5 => {
+                (LinkKind::Nvlink, i.bandwidth_gb_s / 2.0)
+            }
+            CatalogLink::Pcie3 | CatalogLink::Pcie4 | CatalogLink::Pcie5 => (LinkKind::Pcie, i.bandwidth_gb_s),
+            CatalogLink::InfinityFabric | CatalogLink::Roce => (LinkKind::Other, i.bandwidth_gb_s / 2.0),
+        };
+        Link { kind, bandwidth_per_direction: BytesPerSec(per_direction * 1e9) }
+    });
+    DeviceSpeed {
+        bandwidth: BytesPerSec(gpu.bandwidth_bytes_per_s()),
+        peak_16bit,
+        peak_16bit_fp16_acc: flops(gpu.tflops.fp16.filter(|_| geforce).map(|t| 2.0 * t)),
+        peak_8bit: flops(gpu.tflops.fp8.or(gpu.tflops.int8)),
+        link,
+    }
 }

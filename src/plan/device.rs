@@ -2,7 +2,7 @@
 //! (which sets the CUDA context cost). Built by the command layer from the GPU catalog, so the
 //! planner stays free of catalog and I/O code.
 
-use crate::units::Bytes;
+use crate::units::{Bytes, BytesPerSec, FlopsPerSec};
 use serde::Serialize;
 
 /// GPU generation, for per-generation runtime costs.
@@ -28,4 +28,40 @@ pub struct Device {
     pub capacity: Bytes,
     pub count: u32,
     pub generation: Generation,
+}
+
+/// Kind of GPU-to-GPU link, as far as collective latency cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    Nvlink,
+    Pcie,
+    /// Infinity Fabric, RoCE and other vendor links.
+    Other,
+}
+
+/// The link between two GPUs of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Link {
+    pub kind: LinkKind,
+    /// Bytes per second in one direction (NVLink totals are halved by the command layer).
+    pub bandwidth_per_direction: BytesPerSec,
+}
+
+/// What the speed model needs of one GPU, filled by the command layer from the catalog. Peaks
+/// are dense (no 2:4 sparsity); `None` where the catalog has no number, which makes the speeds
+/// that need it null rather than guessed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct DeviceSpeed {
+    /// Peak memory bandwidth.
+    pub bandwidth: BytesPerSec,
+    /// Dense 16-bit tensor peak (bf16, else fp16) with FP32 accumulation.
+    pub peak_16bit: Option<FlopsPerSec>,
+    /// Dense 16-bit peak with FP16 accumulation where it is faster (GeForce cards run it at twice
+    /// the FP32-accumulate rate; engines whose GEMMs accumulate in fp16 get it, e.g. ExLlama).
+    pub peak_16bit_fp16_acc: Option<FlopsPerSec>,
+    /// Dense 8-bit peak (fp8, else int8), for fp8 weights.
+    pub peak_8bit: Option<FlopsPerSec>,
+    /// GPU-to-GPU link; `None` when the catalog gives none.
+    pub link: Option<Link>,
 }

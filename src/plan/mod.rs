@@ -7,9 +7,10 @@ pub mod device;
 pub mod engine;
 pub mod inference;
 pub mod kv;
+pub mod throughput;
 
 pub use basis::Basis;
-pub use device::{Device, Generation};
+pub use device::{Device, DeviceSpeed, Generation, Link, LinkKind};
 pub use engine::{Engine, EngineOptions};
 pub use inference::{plan_inference, InferenceRequest, WeightLayout};
 

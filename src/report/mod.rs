@@ -30,13 +30,25 @@ pub struct RequestSummary {
     pub mode: String,
 }
 
-/// Speed estimates; null until the throughput model fills them.
+/// Speed estimates; null where they don't apply (no GPU, or a number the catalog lacks).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Throughput {
+    /// Prompt tokens per second of the whole batch.
     pub prefill_tokens_per_s: Option<f64>,
+    /// Generated tokens per second of the whole batch (`--batch` sequences).
     pub decode_tokens_per_s: Option<f64>,
+    /// Prefill time of the whole batch, seconds.
     pub time_to_first_token_s: Option<f64>,
     pub train_tokens_per_s: Option<f64>,
+    /// Seconds per decode step with the full context cached.
+    #[serde(default)]
+    pub inter_token_latency_s: Option<f64>,
+    /// Generated tokens per second of one sequence.
+    #[serde(default)]
+    pub decode_tokens_per_s_per_sequence: Option<f64>,
+    /// vLLM: sequences of `context` tokens the KV pool holds at once.
+    #[serde(default)]
+    pub max_concurrency: Option<f64>,
 }
 
 /// A plan as rendered: field names are the stable JSON contract.
@@ -97,4 +109,23 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     } else {
         format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): {:.2} GiB short on the busiest GPU", -head)
     }
+}
+
+/// One line of speeds, or `None` when the plan has none.
+pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
+    let t = &r.throughput;
+    let decode = t.decode_tokens_per_s?;
+    let mut line = format!(
+        "speed: decode {decode:.1} tok/s ({:.1} per sequence, {:.1} ms per token)",
+        t.decode_tokens_per_s_per_sequence.unwrap_or(decode),
+        t.inter_token_latency_s.unwrap_or(0.0) * 1e3
+    );
+    match (t.prefill_tokens_per_s, t.time_to_first_token_s) {
+        (Some(p), Some(ttft)) => line.push_str(&format!(" · prefill {p:.0} tok/s, first token after {:.3} s", ttft)),
+        _ => line.push_str(" · prefill unknown (no TFLOPS for this GPU)"),
+    }
+    if let Some(c) = t.max_concurrency {
+        line.push_str(&format!(" · vLLM concurrency {c:.1}"));
+    }
+    Some(line)
 }

@@ -1,6 +1,6 @@
 //! Terminal tables (comfy-table).
 
-use super::{component_rows, headline, verdict, Listing, PlanReport};
+use super::{component_rows, headline, speed_line, verdict, Listing, PlanReport};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 fn new_table(headers: &[&str]) -> Table {
@@ -20,6 +20,9 @@ pub fn plan(r: &PlanReport) -> String {
         }
     }
     let mut out = format!("{}\n{t}\n{}\n", headline(r), verdict(r));
+    if let Some(speed) = speed_line(r) {
+        out.push_str(&format!("{speed}\n"));
+    }
     if r.per_gpu.len() > 1 {
         let mut g = new_table(&["gpu", "layers", "weights GiB", "kv GiB", "total GiB"]);
         for gpu in &r.per_gpu {

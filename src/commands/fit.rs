@@ -1,0 +1,128 @@
+//! `headroom fit MODEL [plan options]`: every catalog GPU at 1, 2, 4 and 8 per node that fits,
+//! cheapest first, with speed and cost.
+//!
+//! Price per hour is the catalog's on-demand cloud price per GPU where it has one; consumer and
+//! workstation cards with only a purchase price are amortized over three years of continuous use
+//! plus their board power at US$0.15/kWh (shown as `basis` of the price). Cost per million
+//! tokens = price per hour ÷ (aggregate decode tokens/s × 3,600) × 10⁶.
+
+use super::plan::{load_calibration, plan_report_on};
+use super::render_listing;
+use super::source::resolve;
+use crate::catalog::gpus::{GpuCatalog, GpuSpec};
+use crate::cli::{FitArgs, OutputFormat};
+use crate::report::{self, Listing, PlanReport};
+use anyhow::ensure;
+use serde::Serialize;
+
+/// GPUs per node that `fit` tries.
+pub const COUNTS: [u32; 4] = [1, 2, 4, 8];
+/// Amortization of a purchase price: three years of hours.
+const AMORTIZATION_HOURS: f64 = 3.0 * 8760.0;
+/// Electricity price for amortized cards, US$ per kWh.
+const POWER_USD_PER_KWH: f64 = 0.15;
+
+/// What a setup costs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Price {
+    /// All GPUs together, US$ per hour.
+    pub per_hour_usd: f64,
+    /// US$ per million generated tokens at the aggregate decode speed.
+    pub per_million_tokens_usd: Option<f64>,
+    pub basis: String,
+}
+
+/// One row of `fit`: a plan on one setup, and its price (null when the catalog has none).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FitRow {
+    #[serde(flatten)]
+    pub report: PlanReport,
+    pub price: Option<Price>,
+}
+
+/// Price per hour of one GPU, and how it was derived.
+fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
+    let p = gpu.price.as_ref()?;
+    if let Some(h) = p.hourly_usd {
+        return Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"));
+    }
+    let purchase = p.purchase_usd? as f64;
+    let power = gpu.tdp_w.map_or(0.0, |w| w as f64 / 1000.0 * POWER_USD_PER_KWH);
+    Some((purchase / AMORTIZATION_HOURS + power, "purchase price over 3 years + board power at $0.15/kWh"))
+}
+
+fn price(gpu: &GpuSpec, count: u32, decode_tokens_per_s: Option<f64>) -> Option<Price> {
+    let (per_gpu, basis) = gpu_price(gpu)?;
+    let per_hour_usd = per_gpu * count as f64;
+    let per_million_tokens_usd = decode_tokens_per_s.filter(|t| *t > 0.0).map(|t| per_hour_usd / (t * 3600.0) * 1e6);
+    Some(Price { per_hour_usd, per_million_tokens_usd, basis: basis.to_string() })
+}
+
+/// Plans every catalog GPU × count; keeps what fits and passes the filters, cheapest first
+/// (setups without a price last, then fastest first).
+pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
+    ensure!(args.plan.gpu.is_none(), "fit tries every catalog GPU; drop --gpu (headroom plan checks one setup)");
+    let model = resolve(&args.plan.model)?;
+    let calibration = load_calibration(&args.plan)?;
+    let mut rows = Vec::new();
+    for gpu in GpuCatalog::builtin().iter() {
+        for count in COUNTS {
+            // A layout the model cannot take (heads not divisible by the TP degree) is skipped.
+            let Ok(report) = plan_report_on(&model, &args.plan, Some((gpu, count)), calibration.as_ref()) else {
+                continue;
+            };
+            if !report.fit.as_ref().is_some_and(|f| f.fits) {
+                continue;
+            }
+            let decode = report.throughput.decode_tokens_per_s;
+            if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
+                continue;
+            }
+            let price = price(gpu, count, decode);
+            if args.max_price_per_hour.is_some_and(|max| price.as_ref().is_none_or(|p| p.per_hour_usd > max)) {
+                continue;
+            }
+            rows.push(FitRow { report, price });
+        }
+    }
+    rows.sort_by(|a, b| {
+        let key = |r: &FitRow| r.price.as_ref().map_or(f64::INFINITY, |p| p.per_hour_usd);
+        let speed = |r: &FitRow| r.report.throughput.decode_tokens_per_s.unwrap_or(0.0);
+        key(a).total_cmp(&key(b)).then(speed(b).total_cmp(&speed(a)))
+    });
+    Ok(rows)
+}
+
+pub fn run(args: &FitArgs) -> anyhow::Result<String> {
+    let rows = sweep(args)?;
+    Ok(match args.plan.format {
+        OutputFormat::Json => report::json::render(&rows) + "\n",
+        format => render_listing(&listing(&rows, &args.plan.model), format),
+    })
+}
+
+fn listing(rows: &[FitRow], model: &str) -> Listing {
+    let opt = |v: Option<f64>, digits: usize| v.map_or("—".to_string(), |v| format!("{v:.digits$}"));
+    let table = rows
+        .iter()
+        .map(|r| {
+            let fit = r.report.fit.as_ref().expect("fit rows have a GPU");
+            let t = &r.report.throughput;
+            vec![
+                fit.gpu.clone(),
+                fit.gpu_count.to_string(),
+                format!("{:.2}", fit.headroom_bytes as f64 / (1u64 << 30) as f64),
+                opt(t.decode_tokens_per_s, 1),
+                opt(t.time_to_first_token_s, 3),
+                opt(r.price.as_ref().map(|p| p.per_hour_usd), 2),
+                opt(r.price.as_ref().and_then(|p| p.per_million_tokens_usd), 2),
+            ]
+        })
+        .collect();
+    Listing {
+        title: format!("{model}: {} setups that fit, cheapest first", rows.len()),
+        headers: vec!["gpu", "count", "headroom GiB", "decode tok/s", "TTFT s", "$/hour", "$/M tokens"],
+        rows: table,
+        json: serde_json::Value::Null,
+    }
+}

@@ -1,0 +1,135 @@
+//! `headroom max MODEL --gpu G [plan options]`: the largest context, batch and vLLM concurrency
+//! that fit, by binary search over the pure planner (fits is monotone in context and batch).
+
+use super::plan::{load_calibration, plan_report_on};
+use super::render_listing;
+use super::source::{resolve, ResolvedModel};
+use crate::catalog::gpus::{parse_gpu_arg, GpuSpec};
+use crate::cli::{MaxArgs, OutputFormat, PlanArgs};
+use crate::plan::throughput::Calibration;
+use crate::report::{self, Listing};
+use anyhow::Context;
+use serde::Serialize;
+
+/// Planner limits (plan/inference.rs `validate`).
+const CONTEXT_LIMIT: u64 = 1 << 24;
+const BATCH_LIMIT: u64 = 1 << 20;
+
+/// The answer; a field is null where it does not apply (nothing fits, or not vLLM).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MaxReport {
+    pub model: String,
+    pub gpu: String,
+    pub gpu_count: u32,
+    pub engine: String,
+    /// Largest context (tokens per sequence) at `--batch` that fits; may exceed the model's
+    /// trained maximum, which `model_max_context` gives.
+    pub max_context: Option<u64>,
+    pub model_max_context: u64,
+    /// Largest batch at `--context` that fits.
+    pub max_batch: Option<u64>,
+    /// vLLM: whole sequences of `--context` tokens its KV pool holds at once.
+    pub max_concurrency: Option<u64>,
+    pub context: u64,
+    pub batch: u64,
+}
+
+struct Search<'a> {
+    model: &'a ResolvedModel,
+    gpu: (&'a GpuSpec, u32),
+    calibration: Option<&'a Calibration>,
+}
+
+impl Search<'_> {
+    fn fits(&self, args: &PlanArgs, context: u64, batch: u64) -> bool {
+        let args = PlanArgs { context: Some(context), batch, calibration: None, ..args.clone() };
+        plan_report_on(self.model, &args, Some(self.gpu), self.calibration).is_ok_and(|r| r.fit.is_some_and(|f| f.fits))
+    }
+}
+
+/// The largest `n` in `1..=limit` with `fits(n)`, or `None` when even 1 does not fit.
+pub fn largest(limit: u64, fits: impl Fn(u64) -> bool) -> Option<u64> {
+    if !fits(1) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1u64, 2u64);
+    while hi <= limit && fits(hi) {
+        lo = hi;
+        hi *= 2;
+    }
+    let mut hi = hi.min(limit + 1); // fits(lo), !fits(hi) or hi beyond the limit
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
+pub fn run(args: &MaxArgs) -> anyhow::Result<String> {
+    let r = report(&args.plan)?;
+    Ok(match args.plan.format {
+        OutputFormat::Json => report::json::render(&r) + "\n",
+        format => render_listing(&listing(&r), format),
+    })
+}
+
+pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
+    let gpu_arg = args.gpu.as_deref().context("max needs --gpu ID[:COUNT], e.g. --gpu rtx-4090")?;
+    let gpu = parse_gpu_arg(gpu_arg)?;
+    let model = resolve(&args.model)?;
+    let calibration = load_calibration(args)?;
+    let base = plan_report_on(&model, args, Some(gpu), calibration.as_ref())?;
+    let search = Search { model: &model, gpu, calibration: calibration.as_ref() };
+    let context = base.request.context;
+    Ok(MaxReport {
+        model: base.model.id.clone(),
+        gpu: gpu.0.id.clone(),
+        gpu_count: gpu.1,
+        engine: base.request.engine.clone(),
+        max_context: largest(CONTEXT_LIMIT, |c| search.fits(args, c, args.batch)),
+        model_max_context: model.spec.max_context,
+        max_batch: largest(BATCH_LIMIT, |b| search.fits(args, context, b)),
+        max_concurrency: base.vllm.as_ref().map(|v| v.max_concurrency.floor() as u64),
+        context,
+        batch: args.batch,
+    })
+}
+
+fn listing(r: &MaxReport) -> Listing {
+    let opt = |v: Option<u64>| v.map_or("does not fit".to_string(), |v| v.to_string());
+    let mut rows = vec![
+        vec![
+            format!("max context at batch {}", r.batch),
+            opt(r.max_context),
+            format!("model trained to {}", r.model_max_context),
+        ],
+        vec![format!("max batch at context {}", r.context), opt(r.max_batch), String::new()],
+    ];
+    if let Some(c) = r.max_concurrency {
+        rows.push(vec![format!("vLLM concurrency at context {}", r.context), c.to_string(), String::new()]);
+    }
+    let gpus = if r.gpu_count > 1 { format!("{}× {}", r.gpu_count, r.gpu) } else { r.gpu.clone() };
+    Listing {
+        title: format!("{} on {gpus} ({})", r.model, r.engine),
+        headers: vec!["limit", "value", "note"],
+        rows,
+        json: serde_json::Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest;
+
+    #[test]
+    fn largest_finds_the_boundary() {
+        assert_eq!(largest(1 << 24, |n| n <= 12_345), Some(12_345));
+        assert_eq!(largest(100, |_| true), Some(100));
+        assert_eq!(largest(100, |_| false), None);
+        assert_eq!(largest(1, |n| n <= 1), Some(1));
+    }
+}

@@ -1,0 +1,126 @@
+use super::*;
+use crate::model::config::parse_config;
+use crate::model::spec::ModelSpec;
+use crate::model::tensors::{inventory, param_counts};
+use crate::plan::device::{Device, Generation, Link};
+use crate::plan::{plan_inference, EngineOptions, WeightLayout};
+use crate::quant::{KvFormat, WeightFormat};
+use crate::units::{Bytes, BytesPerSec, FlopsPerSec};
+
+fn spec(extra: &str) -> ModelSpec {
+    let text = format!(
+        r#"{{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000,
+        "max_position_embeddings": 4096 {extra}}}"#
+    );
+    parse_config(&text, "t", "t").unwrap().spec
+}
+
+fn h200() -> DeviceSpeed {
+    DeviceSpeed {
+        bandwidth: BytesPerSec(4.8e12),
+        peak_16bit: Some(FlopsPerSec(989.4e12)),
+        peak_16bit_fp16_acc: None,
+        peak_8bit: Some(FlopsPerSec(1978.9e12)),
+        link: Some(Link { kind: LinkKind::Nvlink, bandwidth_per_direction: BytesPerSec(450e9) }),
+    }
+}
+
+/// Plans `spec` in bf16 on `count` H200s and returns its speed.
+fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32, device: &DeviceSpeed) -> Speed {
+    let tensors = inventory(spec);
+    let counts = param_counts(spec, &tensors);
+    let format = WeightFormat::parse("bf16").unwrap();
+    let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
+    let req = InferenceRequest {
+        spec,
+        weights: &weights,
+        kv: KvFormat::Bf16,
+        context,
+        batch,
+        engine,
+        options: EngineOptions::default(),
+        device: Some(Device {
+            id: "h200".into(),
+            capacity: Bytes(150e9 as u64),
+            count,
+            generation: Generation::Hopper,
+        }),
+        split: None,
+    };
+    let plan = plan_inference(&req).unwrap();
+    let efficiency = Efficiency::defaults(engine, Generation::Hopper);
+    let sreq = SpeedRequest {
+        inference: &req,
+        plan: &plan,
+        device,
+        efficiency: &efficiency,
+        params: Params { total: counts.total, active: counts.active },
+        quantized: false,
+    };
+    plan_speed(&sreq, &mut BasisLog::default())
+}
+
+/// The module doc: Llama-2-7B on an H200 with transformers is host-bound at 22.4 ms + 0.5 ms.
+#[test]
+fn llama2_7b_hf_decode_is_host_bound() {
+    let s = speed(&spec(""), Engine::Hf, 4096, 1, 1, &h200());
+    let step = s.inter_token_latency_s.unwrap();
+    let attention = 2.0 * 1024.0 * 1024.0 * 1024.0 / (4.8e12 * 0.885);
+    assert!((step - (32.0 * 0.70e-3 + attention)).abs() < 1e-6, "{step}");
+    assert!((s.decode_tokens_per_s.unwrap() - 43.7).abs() < 0.2);
+}
+
+/// Without host overhead (bare) decode is the bandwidth roofline: (13.48 GB − 0.26 GB embedding
+/// lookup + 2.15 GB KV) /
+/// (0.885 × 4.8 TB/s) = 3.62 ms.
+#[test]
+fn bare_decode_is_the_bandwidth_roofline() {
+    let s = speed(&spec(""), Engine::Bare, 4096, 1, 1, &h200());
+    let bytes = 13_476_831_232.0 - 262_144_000.0 + 2.0 * 1024.0 * 1024.0 * 1024.0;
+    let step = s.inter_token_latency_s.unwrap();
+    assert!((step / (bytes / (4.8e12 * 0.885)) - 1.0).abs() < 0.002, "{step}");
+}
+
+/// Prefill of 4,064 tokens: 5.70e13 FLOPs at 0.50 × 989.4 TFLOPS = 115 ms.
+#[test]
+fn llama2_7b_hf_prefill() {
+    let s = speed(&spec(""), Engine::Hf, 4064, 1, 1, &h200());
+    let t = s.time_to_first_token_s.unwrap();
+    assert!((t - 0.1153).abs() < 0.001, "{t}");
+    assert!((s.prefill_tokens_per_s.unwrap() - 4064.0 / t).abs() < 1e-6);
+}
+
+/// Tensor parallel all-reduces: 2 per layer; at TP 2 a decode token of 8,192·2 bytes costs
+/// 80·2·(16,384/450e9 + 2·10 µs) on a 70B-shaped model.
+#[test]
+fn tensor_parallel_adds_ring_all_reduces() {
+    let s70 = spec(
+        r#", "hidden_size": 8192, "num_hidden_layers": 80, "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": 28672"#,
+    );
+    let one = speed(&s70, Engine::Vllm, 4096, 1, 1, &h200()).inter_token_latency_s.unwrap();
+    let two = speed(&s70, Engine::Vllm, 4096, 1, 2, &h200()).inter_token_latency_s.unwrap();
+    let comm = 80.0 * 2.0 * (16384.0 / 450e9 + 2.0 * 10e-6);
+    assert!(((two - one / 2.0) - comm).abs() < 1e-4, "one {one} two {two} comm {comm}");
+}
+
+#[test]
+fn missing_peak_gives_null_prefill_not_a_guess() {
+    let mut d = h200();
+    d.peak_16bit = None;
+    let s = speed(&spec(""), Engine::Vllm, 4096, 1, 1, &d);
+    assert!(s.prefill_tokens_per_s.is_none() && s.time_to_first_token_s.is_none());
+    assert!(s.decode_tokens_per_s.is_some());
+    d.link = None;
+    let multi = speed(&spec(""), Engine::Vllm, 4096, 1, 2, &d);
+    assert!(multi.decode_tokens_per_s.is_none());
+}
+
+/// Large batches become compute-bound: aggregate decode grows sublinearly.
+#[test]
+fn large_batches_hit_compute() {
+    let s = spec(r#", "num_key_value_heads": 8"#);
+    let b1 = speed(&s, Engine::Bare, 512, 1, 1, &h200()).decode_tokens_per_s.unwrap();
+    let b512 = speed(&s, Engine::Bare, 512, 512, 1, &h200()).decode_tokens_per_s.unwrap();
+    assert!(b512 > 50.0 * b1 && b512 < 512.0 * b1, "{b1} {b512}");
+}

@@ -1,0 +1,160 @@
+//! The work of one prefill and one decode step: FLOPs and bytes, before any hardware.
+
+use super::super::kv::{self, KvRequest};
+use super::super::{Engine, EngineOptions, InferenceRequest};
+use crate::model::spec::{LayerAttention, ModelSpec};
+
+/// Parameter counts the arithmetic needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Params {
+    /// Every parameter (all experts).
+    pub total: u64,
+    /// Parameters one token passes through (routed experts counted `experts_per_token` times),
+    /// embeddings included.
+    pub active: u64,
+}
+
+/// Parameters of the matmuls one decoded token runs: the active parameters without the
+/// embedding lookup (an untied embedding is a gather, not a matmul; a tied one is the lm_head).
+///
+/// Llama-2-7B: 6,738,415,616 − 32,000·4,096 = 6,607,343,616, so 2·that = 13.2 GFLOP per token.
+pub fn matmul_params(spec: &ModelSpec, p: Params) -> u64 {
+    let embed = spec.vocab_size * spec.hidden_size;
+    if spec.tie_word_embeddings {
+        p.active
+    } else {
+        p.active.saturating_sub(embed)
+    }
+}
+
+/// Causal attention FLOPs per (query, key) pair in one layer: `2·n_heads·(d_qk + d_v)` (QKᵀ and
+/// PV, a multiply-add each). Llama-2-7B: 2·32·(128+128) = 16,384 = 4·h.
+pub fn attention_flops_per_pair(spec: &ModelSpec) -> u64 {
+    let d_qk = spec.q_width() / spec.num_heads.max(1);
+    let d_v = spec.mla.map_or(spec.head_dim, |m| m.v_head_dim);
+    2 * spec.num_heads * (d_qk + d_v)
+}
+
+/// (query, key) pairs a causal prefill of `t` tokens computes in a layer: `t²/2`, or with a
+/// window `w < t`: `w²/2 + (t − w)·w`.
+pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
+    let t = t as f64;
+    match attention {
+        LayerAttention::Sliding { window } if (window as f64) < t => {
+            let w = window as f64;
+            w * w / 2.0 + (t - w) * w
+        }
+        _ => t * t / 2.0,
+    }
+}
+
+/// Prefill FLOPs for `batch` prompts of `t` tokens: `2·B·t·(P_mm − V·h) + 2·B·V·h` (lm_head on the
+/// last position only, as `generate` does) plus causal attention `Σ_layers pairs·2·n_h·(d_qk+d_v)`.
+///
+/// Llama-2-7B, 4,064 tokens: 2·4,064·6,476,271,616 = 5.264e13 + lm_head 2.6e8 + attention
+/// 32·4,064²/2·16,384 = 4.33e12, so 5.70e13 FLOPs; at 0.50 of 989 TFLOPS that is 115 ms (H200
+/// measured 122.6 ms, infer.json).
+pub fn prefill_flops(spec: &ModelSpec, p: Params, t: u64, batch: u64, options: &EngineOptions) -> f64 {
+    let lm = (spec.vocab_size * spec.hidden_size) as f64;
+    let mm = matmul_params(spec, p) as f64;
+    let (b, tf) = (batch as f64, t as f64);
+    let linear = if options.logits_all_positions { 2.0 * b * tf * mm } else { 2.0 * b * (tf * (mm - lm) + lm) };
+    let per_pair = attention_flops_per_pair(spec) as f64;
+    let attention: f64 = spec.layer_attention.iter().map(|a| causal_pairs(*a, t) * per_pair).sum();
+    linear + b * attention
+}
+
+/// Decode FLOPs of one step: `2·B·P_mm` plus attention over every cached key.
+pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f64, f64) {
+    let linear = 2.0 * batch as f64 * matmul_params(spec, p) as f64;
+    let per_pair = attention_flops_per_pair(spec) as f64;
+    let keys: u64 = spec.layer_attention.iter().map(|a| crate::model::tensors::cached_tokens(*a, context)).sum();
+    (linear, batch as f64 * keys as f64 * per_pair)
+}
+
+/// Weight bytes one decode step reads, all GPUs together: every layer weight except the
+/// routed experts, the experts the batch touches, and the lm_head (the embedding table when
+/// tied). A batch of B touches `E·(1 − (1 − k/E)^B)` of E experts per layer in expectation
+/// (uniform routing).
+///
+/// Mixtral-8x7B at batch 1 reads 2 of 8 experts: 1 − 6/8 = 0.25 of the expert bytes.
+pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
+    let w = req.weights;
+    let layers: u64 = w.layers.iter().map(|b| b.0).sum();
+    let dense = layers.saturating_sub(w.routed_experts.0) as f64;
+    let touched = req.spec.moe.map_or(1.0, |m| {
+        let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
+        1.0 - miss.powf(batch as f64)
+    });
+    let lm_head = w.output.0 + if req.spec.tie_word_embeddings { w.embedding.0 } else { 0 };
+    dense + w.routed_experts.0 as f64 * touched + lm_head as f64
+}
+
+/// KV bytes one decode step reads for the whole batch: each layer's cached tokens (a sliding
+/// window caps them), in the cache format. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence.
+pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 {
+    let options = EngineOptions::default();
+    let kv = KvRequest {
+        spec: req.spec,
+        format: req.kv,
+        context,
+        batch,
+        engine: Engine::Bare,
+        options: &options,
+        tp: 1,
+        max_batched_tokens: 0,
+    };
+    kv::kv_bytes(&kv, 0..req.spec.num_layers).0 as f64
+}
+
+/// Linear layers per decoder layer (separate kernels when their dequantization is not fused):
+/// q, k, v, o (one qkv when fused) and the MLP's two or three (gate+up fused counts one).
+pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
+    let attn = if spec.fused_qkv { 2 } else { 4 };
+    let mlp = match spec.mlp {
+        crate::model::spec::MlpKind::Gated if spec.fused_gate_up => 2,
+        crate::model::spec::MlpKind::Gated => 3,
+        crate::model::spec::MlpKind::Plain => 2,
+    };
+    attn + mlp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+
+    pub(crate) fn llama2_7b() -> ModelSpec {
+        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000,
+            "max_position_embeddings": 4096}"#;
+        parse_config(text, "llama-2-7b", "llama-2-7b").unwrap().spec
+    }
+
+    const P7B: Params = Params { total: 6_738_415_616, active: 6_738_415_616 };
+
+    #[test]
+    fn llama2_7b_matmul_params_and_pair_flops() {
+        let s = llama2_7b();
+        assert_eq!(matmul_params(&s, P7B), 6_607_343_616);
+        assert_eq!(attention_flops_per_pair(&s), 4 * 4096);
+        assert_eq!(linears_per_layer(&s), 7);
+    }
+
+    /// The doc's arithmetic: 5.70e13 FLOPs for a 4,064-token prefill.
+    #[test]
+    fn llama2_7b_prefill_flops() {
+        let s = llama2_7b();
+        let f = prefill_flops(&s, P7B, 4064, 1, &EngineOptions::default());
+        let expected = 2.0 * 4064.0 * 6_476_271_616.0 + 2.0 * 131_072_000.0 + 32.0 * 4064.0 * 4064.0 / 2.0 * 16384.0;
+        assert!((f - expected).abs() / expected < 1e-12);
+        assert!((f / 5.70e13 - 1.0).abs() < 0.01, "{f}");
+    }
+
+    #[test]
+    fn windows_cap_attention_pairs() {
+        assert_eq!(causal_pairs(LayerAttention::Full, 10), 50.0);
+        assert_eq!(causal_pairs(LayerAttention::Sliding { window: 4 }, 10), 8.0 + 24.0);
+        assert_eq!(causal_pairs(LayerAttention::Sliding { window: 40 }, 10), 50.0);
+    }
+}

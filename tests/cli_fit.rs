@@ -1,0 +1,118 @@
+//! `headroom fit` and `headroom max` as a user runs them: exit codes, JSON shapes, the must-holds.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn headroom() -> Command {
+    Command::cargo_bin("headroom").unwrap()
+}
+
+fn json(args: &str) -> Value {
+    let out = headroom().args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn price(row: &Value) -> f64 {
+    row["price"]["per_hour_usd"].as_f64().unwrap_or(f64::INFINITY)
+}
+
+/// 70B GPTQ: single 48 GB and 80 GB cards and multi-GPU consumer setups, cheapest first; a
+/// single 24 GB card does not fit and is left out.
+#[test]
+fn fit_llama2_70b_gptq() {
+    let v = json("fit llama-2-70b --weights gptq");
+    let rows = v.as_array().unwrap();
+    let has = |gpu: &str, n: u64| rows.iter().any(|r| r["fit"]["gpu"] == gpu && r["fit"]["gpu_count"] == n);
+    for (gpu, n) in [("rtx-a6000", 1), ("l40s", 1), ("a100-80gb", 1), ("h100-sxm", 1), ("rtx-4090", 2), ("rtx-3090", 2)]
+    {
+        assert!(has(gpu, n), "{gpu}:{n} missing");
+    }
+    assert!(!has("rtx-4090", 1) && !has("a10", 1) && !has("l4", 1));
+    assert!(rows.iter().all(|r| r["fit"]["fits"] == true));
+    let prices: Vec<f64> = rows.iter().map(price).collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "not cheapest first: {prices:?}");
+    // Shaped like `plan`'s output, plus a price.
+    let first = &rows[0];
+    for key in ["model", "memory", "fit", "throughput", "basis", "price"] {
+        assert!(first.get(key).is_some(), "{key} missing");
+    }
+    assert!(first["price"]["per_hour_usd"].as_f64().unwrap() > 0.0);
+    assert!(first["price"]["per_million_tokens_usd"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn fit_filters() {
+    let v = json("fit llama-2-7b --weights bf16 --engine vllm --min-decode-tokens-per-s 150 --max-price-per-hour 4");
+    let rows = v.as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(r["throughput"]["decode_tokens_per_s"].as_f64().unwrap() >= 150.0);
+        assert!(price(r) <= 4.0);
+    }
+}
+
+#[test]
+fn fit_rejects_gpu_and_bad_input() {
+    let out = headroom().args(["fit", "llama-2-7b", "--gpu", "h100-sxm"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop --gpu"));
+    let out = headroom().args(["fit", "no-such-model"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = headroom().args(["fit", "llama-2-7b", "--max-price-per-hour", "cheap"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Llama-2-7B bf16 on an RTX 4090: the largest context that fits, and it is the boundary.
+#[test]
+fn max_context_is_the_fit_boundary() {
+    let v = json("max llama-2-7b --gpu rtx-4090 --weights bf16");
+    let c = v["max_context"].as_u64().unwrap();
+    assert!(c > 4096 && c < 40_000, "{c}");
+    assert!(v["max_batch"].as_u64().unwrap() >= 1);
+    assert!(v["max_concurrency"].is_null(), "hf has no concurrency");
+    let fits = |ctx: u64| {
+        json(&format!("plan llama-2-7b --gpu rtx-4090 --weights bf16 --context {ctx}"))["fit"]["fits"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(fits(c) && !fits(c + 1));
+}
+
+#[test]
+fn max_vllm_reports_concurrency_and_nothing_fits_is_null() {
+    let v = json("max llama-2-7b --gpu h100-sxm --engine vllm --context 4096");
+    assert!(v["max_concurrency"].as_u64().unwrap() >= 20);
+    let v = json("max llama-2-70b --gpu rtx-4090 --weights bf16");
+    assert!(v["max_context"].is_null() && v["max_batch"].is_null());
+    let out = headroom().args(["max", "llama-2-7b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--gpu"));
+}
+
+#[test]
+fn plan_reports_speed_and_null_without_tflops() {
+    let v = json("plan llama-2-7b --gpu m4-max --weights q4_k_m");
+    assert!(v["throughput"]["prefill_tokens_per_s"].is_null());
+    assert!(v["throughput"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let v = json("plan llama-2-7b --gpu h200");
+    assert!(v["throughput"]["time_to_first_token_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn calibration_file_is_applied_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cal.json");
+    std::fs::write(&path, r#"{"engines": {"hf": {"host_per_layer_ms": 2.0}}}"#).unwrap();
+    let args = format!("plan llama-2-7b --gpu h200 --calibration {}", path.display());
+    let v = json(&args);
+    let latency = v["throughput"]["inter_token_latency_s"].as_f64().unwrap();
+    assert!((latency - 0.064).abs() < 0.002, "{latency}");
+    std::fs::write(&path, r#"{"engines": {"hf": {"bandwidth": 3.0}}}"#).unwrap();
+    let out = headroom().args(args.split_whitespace()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(&path, r#"{"engine": {}}"#).unwrap();
+    let out = headroom().args(args.split_whitespace()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("documented shape"));
+}
