@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod models;
 pub mod plan;
 mod source;
+mod train;
 
 use crate::cli::{Command, OutputFormat};
 use crate::report::{self, Listing, PlanReport};

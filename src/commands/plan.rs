@@ -3,7 +3,7 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec};
-use crate::cli::{AttentionArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, ModeArg, PlanArgs, SplitArg};
 use crate::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, Split, WeightLayout};
 use crate::quant::{KvFormat, WeightFormat};
 use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
@@ -19,6 +19,9 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 
 /// Builds the request from the arguments and plans it.
 pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    if args.train.mode != ModeArg::Infer {
+        return super::train::train_report(model, args);
+    }
     let spec = &model.spec;
     let format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,
@@ -86,11 +89,12 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
         fit: plan.fit,
         throughput: Throughput::default(),
         vllm: plan.vllm,
+        training: None,
         basis: plan.basis,
     })
 }
 
-fn device(gpu: &GpuSpec, count: u32) -> Device {
+pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
     let generation = match gpu.arch {
         Arch::Volta => Generation::Volta,
         Arch::Turing => Generation::Turing,

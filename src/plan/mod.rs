@@ -7,6 +7,7 @@ pub mod device;
 pub mod engine;
 pub mod inference;
 pub mod kv;
+pub mod training;
 
 pub use basis::Basis;
 pub use device::{Device, Generation};

@@ -7,6 +7,7 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use crate::plan::training::TrainingSummary;
 use crate::plan::{Basis, Fit, GpuMemory, MemoryBreakdown, VllmReport};
 use serde::Serialize;
 
@@ -51,6 +52,9 @@ pub struct PlanReport {
     pub throughput: Throughput,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vllm: Option<VllmReport>,
+    /// Training runs: phases, per-model shares, host memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSummary>,
     pub basis: Vec<Basis>,
 }
 
