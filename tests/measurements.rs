@@ -26,9 +26,10 @@ struct Record {
 }
 
 /// Every record file in data/measurements/.
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 4] = [
     ("published.toml", include_str!("../data/measurements/published.toml")),
     ("device-h200-2026-11-27.toml", include_str!("../data/measurements/device-h200-2026-11-27.toml")),
+    ("published-train.toml", include_str!("../data/measurements/published-train.toml")),
     ("device-h200-2026-11-27-train.toml", include_str!("../data/measurements/device-h200-2026-11-27-train.toml")),
 ];
 

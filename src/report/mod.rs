@@ -102,3 +102,42 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
         format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): {:.2} GiB short on the busiest GPU", -head)
     }
 }
+
+/// Training plans: rows of (phase, moment, activations, gradients, total GiB) and of each
+/// model's share (role, model, trainable, weights, gradients, optimizer GiB).
+pub(crate) type Rows = Vec<Vec<String>>;
+
+pub(crate) fn training_rows(r: &PlanReport) -> Option<(Rows, Rows)> {
+    let t = r.training.as_ref()?;
+    let gib = |b: u64| format!("{:.2}", b as f64 / (1u64 << 30) as f64);
+    let phases = t
+        .phases
+        .iter()
+        .map(|p| {
+            let mark = if p.phase == t.peak_phase { " (peak)" } else { "" };
+            let m = &p.memory;
+            vec![
+                format!("{}{mark}", p.phase),
+                p.moment.clone(),
+                gib(m.activations.0),
+                gib(m.gradients.0),
+                gib(m.total.0),
+            ]
+        })
+        .collect();
+    let models = t
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                format!("{:?}", m.role).to_lowercase(),
+                m.model.clone(),
+                m.trainable_parameters.to_string(),
+                gib(m.weights_bytes),
+                gib(m.gradients_bytes),
+                gib(m.optimizer_bytes),
+            ]
+        })
+        .collect();
+    Some((phases, models))
+}
