@@ -11,6 +11,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once per process, so the size of `PlanArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Memory per GPU for a model, format, workload and engine, and whether it fits.
@@ -131,9 +133,111 @@ pub struct PlanArgs {
     /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    #[command(flatten)]
+    pub train: TrainArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+}
+
+/// Training options of `plan` (used when --mode is not infer).
+#[derive(Clone, Debug, Args)]
+pub struct TrainArgs {
+    /// infer, or a training mode: full, lora, qlora, dpo, ppo, grpo.
+    #[arg(long, value_enum, default_value_t)]
+    pub mode: ModeArg,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t)]
+    pub optimizer: OptimizerArg,
+    /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16; amp: fp32
+    /// parameters under bf16 autocast.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: PrecisionArg,
+    /// Activation checkpointing.
+    #[arg(long, value_enum, default_value_t)]
+    pub checkpointing: CheckpointingArg,
+    /// ZeRO / FSDP stage over the data-parallel ranks (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub zero: u8,
+    /// Tensor-parallel degree (with sequence parallelism).
+    #[arg(long, default_value_t = 1)]
+    pub tp: u64,
+    /// Pipeline-parallel degree (1F1B).
+    #[arg(long, default_value_t = 1)]
+    pub pp: u64,
+    /// CPU offload of optimizer states, or of parameters too (ZeRO-3).
+    #[arg(long, value_enum, default_value_t)]
+    pub offload: OffloadArg,
+    /// Micro-batches accumulated per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: u64,
+    /// LoRA rank (default 8). For dpo/ppo/grpo, giving it trains the policy with LoRA.
+    #[arg(long)]
+    pub lora_rank: Option<u64>,
+    /// LoRA targets: all-linear, attention, or module names such as q_proj,v_proj.
+    #[arg(long, default_value = "all-linear")]
+    pub lora_targets: String,
+    /// dpo/ppo/grpo reference model id, or "precomputed" (dpo: reference log-probs on disk).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// ppo critic model id (default: the policy's model).
+    #[arg(long)]
+    pub critic: Option<String>,
+    /// ppo reward model id (default: the policy's model).
+    #[arg(long)]
+    pub reward: Option<String>,
+    /// grpo completions generated per prompt.
+    #[arg(long, default_value_t = 8)]
+    pub group_size: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    #[default]
+    Infer,
+    Full,
+    Lora,
+    Qlora,
+    Dpo,
+    Ppo,
+    Grpo,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    #[default]
+    Adamw,
+    #[value(name = "adamw-8bit")]
+    Adamw8bit,
+    #[value(name = "paged-adamw-8bit")]
+    PagedAdamw8bit,
+    Sgd,
+    Adafactor,
+    Lion,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    #[default]
+    Mixed,
+    Bf16,
+    Amp,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum CheckpointingArg {
+    #[default]
+    None,
+    Selective,
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OffloadArg {
+    #[default]
+    None,
+    Optimizer,
+    Params,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

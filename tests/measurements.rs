@@ -26,10 +26,12 @@ struct Record {
 }
 
 /// Every record file in data/measurements/.
-const FILES: [(&str, &str); 3] = [
+const FILES: [(&str, &str); 5] = [
     ("published.toml", include_str!("../data/measurements/published.toml")),
     ("published-speed.toml", include_str!("../data/measurements/published-speed.toml")),
     ("device-h200-2026-11-27.toml", include_str!("../data/measurements/device-h200-2026-11-27.toml")),
+    ("published-train.toml", include_str!("../data/measurements/published-train.toml")),
+    ("device-h200-2026-11-27-train.toml", include_str!("../data/measurements/device-h200-2026-11-27-train.toml")),
 ];
 
 fn records() -> Vec<Record> {
@@ -92,6 +94,9 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
         let pool = r.vllm.as_ref().expect("vllm records run the vllm engine").kv_pool_bytes;
         return pool as f64 * r.per_gpu.len() as f64;
     }
+    if let Some(v) = training_bytes(r, compare) {
+        return v;
+    }
     r.per_gpu
         .iter()
         .map(|g| {
@@ -106,6 +111,22 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
             }
         })
         .sum()
+}
+
+/// Training quantities of the busiest GPU (training records are single-GPU).
+fn training_bytes(r: &PlanReport, compare: &str) -> Option<f64> {
+    let t = r.training.as_ref()?;
+    let allocated = |m: &headroom::plan::MemoryBreakdown| (m.total.0 - m.cuda_context.0) as f64;
+    let sum = |f: fn(&headroom::plan::training::ModelShare) -> u64| t.models.iter().map(f).sum::<u64>() as f64;
+    Some(match compare {
+        "train_saved" => t.saved_activations_bytes as f64,
+        "train_gradients" => sum(|m| m.gradients_bytes),
+        "train_optimizer" => sum(|m| m.optimizer_bytes),
+        _ => match compare.strip_prefix("phase:") {
+            Some(name) => allocated(&t.phases.iter().find(|p| p.phase == name).expect("phase exists").memory),
+            None => return None,
+        },
+    })
 }
 
 /// (id, measured, predicted, relative error, tolerance) for every numeric record.

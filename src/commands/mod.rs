@@ -9,6 +9,7 @@ pub mod max;
 pub mod models;
 pub mod plan;
 mod source;
+mod train;
 
 use crate::cli::{Command, OutputFormat};
 use crate::report::{self, Listing, PlanReport};

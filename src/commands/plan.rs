@@ -3,7 +3,7 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
-use crate::cli::{AttentionArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, ModeArg, PlanArgs, SplitArg};
 use crate::plan::basis::BasisLog;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
@@ -26,6 +26,9 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 
 /// Builds the request from the arguments and plans it.
 pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    if args.train.mode != ModeArg::Infer {
+        return super::train::train_report(model, args);
+    }
     let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
     plan_report_on(model, args, gpu, load_calibration(args)?.as_ref())
 }
@@ -117,11 +120,12 @@ pub fn plan_report_on(
         fit: plan.fit,
         throughput,
         vllm: plan.vllm,
+        training: None,
         basis: plan.basis,
     })
 }
 
-fn device(gpu: &GpuSpec, count: u32) -> Device {
+pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
     let generation = match gpu.arch {
         Arch::Volta => Generation::Volta,
         Arch::Turing => Generation::Turing,

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod inference;
 pub mod kv;
 pub mod throughput;
+pub mod training;
 
 pub use basis::Basis;
 pub use device::{Device, DeviceSpeed, Generation, Link, LinkKind};

@@ -7,6 +7,7 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use crate::plan::training::TrainingSummary;
 use crate::plan::{Basis, Fit, GpuMemory, MemoryBreakdown, VllmReport};
 use serde::Serialize;
 
@@ -63,6 +64,9 @@ pub struct PlanReport {
     pub throughput: Throughput,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vllm: Option<VllmReport>,
+    /// Training runs: phases, per-model shares, host memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSummary>,
     pub basis: Vec<Basis>,
 }
 
@@ -128,4 +132,43 @@ pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
         line.push_str(&format!(" · vLLM concurrency {c:.1}"));
     }
     Some(line)
+}
+
+/// Training plans: rows of (phase, moment, activations, gradients, total GiB) and of each
+/// model's share (role, model, trainable, weights, gradients, optimizer GiB).
+pub(crate) type Rows = Vec<Vec<String>>;
+
+pub(crate) fn training_rows(r: &PlanReport) -> Option<(Rows, Rows)> {
+    let t = r.training.as_ref()?;
+    let gib = |b: u64| format!("{:.2}", b as f64 / (1u64 << 30) as f64);
+    let phases = t
+        .phases
+        .iter()
+        .map(|p| {
+            let mark = if p.phase == t.peak_phase { " (peak)" } else { "" };
+            let m = &p.memory;
+            vec![
+                format!("{}{mark}", p.phase),
+                p.moment.clone(),
+                gib(m.activations.0),
+                gib(m.gradients.0),
+                gib(m.total.0),
+            ]
+        })
+        .collect();
+    let models = t
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                format!("{:?}", m.role).to_lowercase(),
+                m.model.clone(),
+                m.trainable_parameters.to_string(),
+                gib(m.weights_bytes),
+                gib(m.gradients_bytes),
+                gib(m.optimizer_bytes),
+            ]
+        })
+        .collect();
+    Some((phases, models))
 }

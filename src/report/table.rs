@@ -1,6 +1,6 @@
 //! Terminal tables (comfy-table).
 
-use super::{component_rows, headline, speed_line, verdict, Listing, PlanReport};
+use super::{component_rows, headline, speed_line, training_rows, verdict, Listing, PlanReport};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 fn new_table(headers: &[&str]) -> Table {
@@ -45,6 +45,17 @@ pub fn plan(r: &PlanReport) -> String {
             v.max_concurrency,
             r.request.context
         ));
+    }
+    if let Some((phases, models)) = training_rows(r) {
+        let mut p = new_table(&["phase", "moment", "activations GiB", "gradients GiB", "total GiB"]);
+        for row in phases {
+            p.add_row(row);
+        }
+        let mut m = new_table(&["model", "id", "trainable", "weights GiB", "gradients GiB", "optimizer GiB"]);
+        for row in models {
+            m.add_row(row);
+        }
+        out.push_str(&format!("{p}\n{m}\n"));
     }
     let mut b = new_table(&["basis", "value", "source"]);
     for item in &r.basis {

@@ -1,0 +1,279 @@
+//! Training activations: what the forward pass saves for the backward pass, per layer and token,
+//! and the transient peaks around the loss.
+//!
+//! Start: Korthikanti et al. 2022 (arXiv 2205.05198) count `s·b·h·(34 + 5·a·s/h)` bytes per
+//! layer for a GPT layer with 16-bit activations: attention 11·sbh + 5·as²b (QKV input 2, Q and
+//! K 4, softmax output 2·as², dropout mask as², dropout output 2·as², V 2, projection input 2,
+//! dropout mask 1), MLP 19·sbh (input 2, GELU input 8, GELU output 8, mask 1), LayerNorms 4·sbh.
+//! What the architecture and the framework change, term by term (transformers + PyTorch autograd,
+//! which saves a tensor only when the gradient that needs it is required):
+//! - no dropout (every modern config has 0.0): the masks and dropout outputs disappear;
+//! - flash / SDPA attention: no `as²` terms; it saves q, k, v, its output and an fp32
+//!   log-sum-exp per head instead (with GQA, k and v at `n_kv·head_dim`). Eager attention saves
+//!   the fp32 softmax and the bf16 probabilities (6 B per score) and repeat_kv's copies;
+//! - RMSNorm upcasts to fp32 (`hidden.to(float32)`): it saves 4·h, not 2·h, plus the normalised
+//!   value (2·h) only when its weight is trained;
+//! - a linear layer saves its input only when its weight is trained, or when a LoRA adapter (or
+//!   bitsandbytes' 4-bit matmul, which keeps its input for the input gradient) reads it; inputs
+//!   shared by several consumers in the same dtype are stored once;
+//! - SwiGLU: gate output (SiLU input), SiLU output and up output (3·i) plus down's input (i)
+//!   instead of GELU's 2·4h; a plain GELU MLP saves up output (i) and down's input (i);
+//! - the loss: logits are upcast to fp32 and `log_softmax` keeps its fp32 output, 4·V per token,
+//!   often the largest single term.
+//!
+//! Worked example, Llama-2-7B, LoRA r8 on q_proj,v_proj, bf16, SDPA, per layer and token:
+//! norm inputs 2·4·4096, the shared q/v input 2·4096, q, k, v and output 4·2·4096, log-sum-exp
+//! 32·4, SwiGLU 3·2·11008: 139,904 B; × 32 layers × 1304 tokens = 5,837,914,112 B; plus the
+//! final norm 4·4096 and the log-probabilities 4·32000 per token: 6,026,190,848 B. Measured on
+//! an H200 (transformers 5.17): 6,070,623,744 B (−0.7%; the rest is allocator rounding).
+
+use super::lora::LoraTargets;
+use crate::model::spec::{MlpKind, ModelSpec, NormKind};
+use crate::model::tensors::Role;
+
+/// How a model is trained, as far as saved activations care.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivationSetup<'a> {
+    pub spec: &'a ModelSpec,
+    /// Full fine-tuning: every weight is trained.
+    pub base_trainable: bool,
+    /// LoRA targets, with the adapters' dtype bytes.
+    pub targets: Option<&'a LoraTargets>,
+    pub adapter_bytes: u64,
+    /// Frozen 4-bit base (bitsandbytes `MatMul4Bit` saves its input).
+    pub frozen_saves_input: bool,
+    /// fp32 parameters under `torch.autocast(bfloat16)`: fp32 residual stream, per-op casts.
+    pub autocast: bool,
+    /// No score matrix is saved (flash attention, or selective recomputation).
+    pub flash: bool,
+    /// Tokens per sequence (the eager score matrix grows with it).
+    pub seq: u64,
+}
+
+/// Bytes of the 16-bit compute dtype.
+const A: u64 = 2;
+
+/// One saved term: what it is and its bytes per token.
+pub type Term = (&'static str, u64);
+
+impl ActivationSetup<'_> {
+    /// Bytes of the residual stream's dtype.
+    fn residual(&self) -> u64 {
+        if self.autocast {
+            4
+        } else {
+            A
+        }
+    }
+
+    /// Bytes one consumer of a layer input needs: 16-bit under autocast (every op casts), the
+    /// adapters' dtype for LoRA (peft casts x to it), the compute dtype for base linears.
+    fn consumers(&self, roles: &[Role]) -> Vec<u64> {
+        let mut out = Vec::new();
+        for &role in roles {
+            if self.base_trainable || self.frozen_saves_input {
+                out.push(A);
+            }
+            if self.targets.is_some_and(|t| t.covers_role(role)) {
+                out.push(if self.autocast { A } else { self.adapter_bytes });
+            }
+        }
+        out
+    }
+
+    /// A layer input of `width` in `dtype` bytes read by `roles`: stored once for consumers of
+    /// its own dtype (unless already saved by another op), once per consumer that casts it.
+    fn input_point(&self, roles: &[Role], width: u64, dtype: u64, already_saved: bool) -> u64 {
+        let wants = self.consumers(roles);
+        let shared = wants.contains(&dtype) && !already_saved;
+        let copies: u64 = wants.iter().filter(|&&b| b != dtype).sum();
+        (shared as u64 * dtype + copies) * width
+    }
+
+    /// A norm: its input (fp32 for RMSNorm's upcast) and, when trained, the normalised value.
+    fn norm(&self) -> u64 {
+        let h = self.spec.hidden_size;
+        let input = match self.spec.norm {
+            NormKind::RmsNorm => 4 * h,
+            NormKind::LayerNorm => self.residual() * h,
+        };
+        let weight = (self.base_trainable && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
+        input + weight
+    }
+}
+
+fn attention_inputs(spec: &ModelSpec) -> Vec<Role> {
+    match (spec.mla, spec.fused_qkv) {
+        (Some(m), _) => vec![if m.q_lora_rank.is_some() { Role::AttnQA } else { Role::AttnQ }, Role::AttnKvAMqa],
+        (None, true) => vec![Role::AttnQkv],
+        (None, false) => vec![Role::AttnQ, Role::AttnK, Role::AttnV],
+    }
+}
+
+fn mlp_inputs(spec: &ModelSpec) -> Vec<Role> {
+    match spec.mlp {
+        MlpKind::Gated if spec.fused_gate_up => vec![Role::FfnGateUp],
+        MlpKind::Gated => vec![Role::FfnGate, Role::FfnUp],
+        MlpKind::Plain => vec![Role::FfnUp],
+    }
+}
+
+/// Saved bytes per token of decoder layer `layer`, itemised.
+pub fn layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
+    let spec = s.spec;
+    let h = spec.hidden_size;
+    let heads = spec.num_heads;
+    let (q_w, k_w, v_w) = match spec.mla {
+        Some(m) => (spec.q_width(), heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
+        None => (spec.q_width(), spec.kv_width(), spec.kv_width()),
+    };
+    let norm_out = if s.autocast { 4 } else { A };
+    let mut attn_in = attention_inputs(spec);
+    let mut mlp_in = mlp_inputs(spec);
+    // Parallel attention + MLP from one norm (Falcon-7B): one input point for both.
+    if spec.norms_per_layer == 1 {
+        attn_in.append(&mut mlp_in);
+    }
+    let mut terms: Vec<Term> = vec![
+        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm()),
+        ("attention input, per consumer", s.input_point(&attn_in, h, norm_out, false)),
+    ];
+    if s.flash {
+        terms.push(("q, k, v after RoPE and the attention output (flash/SDPA)", A * (2 * q_w + k_w + v_w)));
+        terms.push(("softmax log-sum-exp, fp32 per head", 4 * heads));
+        terms.push(("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], v_w, A, true)));
+    } else {
+        // Eager: q·kᵀ saves q and the repeated k; the fp32 softmax output (4 B) and its bf16 cast
+        // (2 B) per score; probs·v saves the repeated v; the output is a transposed copy.
+        let full = heads * spec.head_dim;
+        terms.push(("q, repeated k and v (eager)", A * (q_w + 2 * full)));
+        terms.push(("scores: fp32 softmax + bf16 probabilities (Korthikanti 5as/h)", 6 * heads * s.seq));
+        terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], v_w, A, false)));
+    }
+    if !mlp_in.is_empty() {
+        terms.push(("MLP input, per consumer", s.input_point(&mlp_in, h, norm_out, false)));
+    }
+    terms.extend(mlp_terms(s, layer));
+    terms
+}
+
+/// The feed-forward block's saved intermediates.
+fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
+    let spec = s.spec;
+    let units = if spec.mlp == MlpKind::Gated { 3 } else { 1 };
+    let down = |i: u64| s.input_point(&[Role::FfnDown], i, A, false);
+    let Some(moe) = spec.moe.filter(|_| spec.is_moe_layer(layer)) else {
+        let i = spec.intermediate_size;
+        return vec![("MLP intermediates (gate, SiLU, up / GELU input)", units * A * i), ("down_proj input", down(i))];
+    };
+    // Routed experts: every token's k experts keep their own intermediates; the gathered expert
+    // inputs are saved when the expert weights are trained; the router keeps fp32 logits and
+    // probabilities. Shared experts as a dense MLP.
+    let (k, e, sh) = (moe.experts_per_token, moe.expert_intermediate_size, moe.shared_intermediate_size);
+    let gathered = if s.base_trainable { k * A * spec.hidden_size } else { 0 };
+    vec![
+        ("routed expert intermediates (k experts per token)", k * (3 * A * e + down(e))),
+        ("expert inputs gathered per (token, expert)", gathered),
+        ("router logits and probabilities, fp32", 2 * 4 * moe.num_experts),
+        ("shared expert intermediates", if sh > 0 { 3 * A * sh + down(sh) } else { 0 }),
+    ]
+}
+
+/// Saved bytes per token after the last layer: final norm, lm_head input, fp32 log-probs.
+pub fn output_terms(s: &ActivationSetup, tp: u64) -> Vec<Term> {
+    // A trained lm_head saves its 16-bit input (the norm output, or autocast's cast of it).
+    let lm_head = s.base_trainable as u64 * A * s.spec.hidden_size;
+    vec![
+        ("final norm", s.norm()),
+        ("lm_head input (trained lm_head)", lm_head),
+        ("log-probabilities, fp32 (logits upcast for the loss)", 4 * s.spec.vocab_size / tp),
+    ]
+}
+
+/// Transient bytes per token at the loss, above what is saved: forward holds the 16-bit logits
+/// and their fp32 upcast next to the log-probabilities; backward holds the fp32 gradient of the
+/// log-probabilities and of the logits (measured on an H200: +250 MB and +334 MB for Llama-2-7B
+/// at 1,304 tokens, i.e. (2 + 4)·V and 8·V).
+pub fn loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
+    let v = spec.vocab_size / tp;
+    ((A + 4) * v, 8 * v)
+}
+
+/// Transient bytes per token inside one layer: forward, the unsaved MLP product and outputs;
+/// backward, the gradients of the MLP intermediates (3·i) and of the residual stream.
+pub fn layer_transients(s: &ActivationSetup) -> (u64, u64) {
+    let spec = s.spec;
+    let i = match spec.moe {
+        Some(m) if m.first_dense_layers == 0 => m.experts_per_token * m.expert_intermediate_size,
+        _ => spec.intermediate_size,
+    };
+    let h = spec.hidden_size;
+    (A * (i + 2 * h), A * 3 * i + (s.residual() + A) * h)
+}
+
+pub fn sum(terms: &[Term]) -> u64 {
+    terms.iter().map(|t| t.1).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+
+    fn llama_2_7b() -> ModelSpec {
+        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
+        parse_config(text, "llama-2-7b", "t").unwrap().spec
+    }
+
+    fn setup<'a>(spec: &'a ModelSpec, targets: Option<&'a LoraTargets>) -> ActivationSetup<'a> {
+        ActivationSetup {
+            spec,
+            base_trainable: targets.is_none(),
+            targets,
+            adapter_bytes: 2,
+            frozen_saves_input: false,
+            autocast: false,
+            flash: true,
+            seq: 1304,
+        }
+    }
+
+    /// The module doc's worked example.
+    #[test]
+    fn llama_2_7b_lora_qv_saves_139904_bytes_per_layer_token() {
+        let spec = llama_2_7b();
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        let s = setup(&spec, Some(&t));
+        assert_eq!(sum(&layer_terms(&s, 0)), 139_904);
+        let total = 32 * 1304 * 139_904 + 1304 * sum(&output_terms(&s, 1));
+        assert_eq!(total, 6_026_190_848);
+    }
+
+    /// Full fine-tuning adds the norm outputs (2·2h), the trained linears' inputs (o_proj shares
+    /// the attention output) and down's input (2i): 24h + 8i + lse = 186,496 B.
+    #[test]
+    fn full_fine_tuning_saves_every_linear_input() {
+        let spec = llama_2_7b();
+        assert_eq!(sum(&layer_terms(&setup(&spec, None), 0)), 24 * 4096 + 8 * 11008 + 128);
+    }
+
+    /// fp32 adapters (peft's default) cast the bf16 input to fp32 once per adapter: +6h over
+    /// bf16 adapters for q and v (measured +24,608 B per layer and token on an H200).
+    #[test]
+    fn fp32_adapters_cast_their_input() {
+        let spec = llama_2_7b();
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        let bf16 = sum(&layer_terms(&setup(&spec, Some(&t)), 0));
+        let fp32 = sum(&layer_terms(&ActivationSetup { adapter_bytes: 4, ..setup(&spec, Some(&t)) }, 0));
+        assert_eq!(fp32 - bf16, 6 * 4096);
+    }
+
+    /// Eager attention grows with the sequence: 6 B per score, 32 heads × 1304 keys.
+    #[test]
+    fn eager_attention_saves_scores() {
+        let spec = llama_2_7b();
+        let eager = ActivationSetup { flash: false, ..setup(&spec, None) };
+        assert!(sum(&layer_terms(&eager, 0)) > 6 * 32 * 1304);
+    }
+}

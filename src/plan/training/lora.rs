@@ -1,0 +1,153 @@
+//! LoRA adapters: which block linears get one, and their exact parameters.
+//!
+//! A rank-`r` adapter on an `out × in` matrix adds `A` (`r × in`) and `B` (`out × r`):
+//! `r·(in + out)` parameters (Hu et al. 2021; peft `LoraLayer.update_layer`).
+//!
+//! Targets come from the inventory's roles, never from names of a particular checkpoint:
+//! - `all-linear`: every linear layer inside the decoder blocks (`Role::is_block_linear`) except
+//!   routed experts (transformers 5 stores them as fused 3-D parameters, not `nn.Linear`, so
+//!   peft's `all-linear` does not wrap them) — the MoE router is not a block linear either;
+//! - `attention`: q, k, v and o projections (or the fused QKV / MLA projections);
+//! - a list of peft module names: `q_proj,v_proj`, `gate_proj`, `qkv_proj`, `gate_up_proj` ...
+//!
+//! Worked example, Llama-2-7B (h 4096, i 11008, 32 layers): rank 16 on all linears adds per layer
+//! 4·16·(4096+4096) + 2·16·(4096+11008) + 16·(11008+4096) = 1,249,280, so 39,976,960 in all;
+//! rank 8 on q_proj and v_proj adds 2·8·8192·32 = 4,194,304.
+
+use crate::model::tensors::{Part, Role, TensorDesc};
+use thiserror::Error;
+
+/// Which linears carry adapters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoraTargets {
+    AllLinear,
+    Attention,
+    Roles(Vec<Role>),
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum LoraError {
+    #[error("unknown --lora-targets module '{0}'; use all-linear, attention, or names such as q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
+    UnknownModule(String),
+    #[error(
+        "--lora-targets {0} matches no linear layer of this model (fused checkpoints use qkv_proj / gate_up_proj)"
+    )]
+    NoMatch(String),
+}
+
+impl LoraTargets {
+    pub fn parse(s: &str) -> Result<LoraTargets, LoraError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all-linear" | "all_linear" | "all" => return Ok(LoraTargets::AllLinear),
+            "attention" | "attn" => return Ok(LoraTargets::Attention),
+            _ => {}
+        }
+        let roles = s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| module_role(n).ok_or_else(|| LoraError::UnknownModule(n.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if roles.is_empty() {
+            return Err(LoraError::UnknownModule(s.to_string()));
+        }
+        Ok(LoraTargets::Roles(roles))
+    }
+
+    /// Whether a tensor gets an adapter.
+    pub fn covers(&self, t: &TensorDesc) -> bool {
+        t.part == Part::Weight && self.covers_role(t.role)
+    }
+
+    /// Whether the weight matrices of `role` get adapters.
+    pub fn covers_role(&self, role: Role) -> bool {
+        if !role.is_block_linear() || role.is_routed_expert() {
+            return false;
+        }
+        match self {
+            LoraTargets::AllLinear => true,
+            LoraTargets::Attention => is_attention(role),
+            LoraTargets::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+fn is_attention(role: Role) -> bool {
+    use Role::*;
+    matches!(role, AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB)
+}
+
+/// peft module name → inventory role.
+fn module_role(name: &str) -> Option<Role> {
+    use Role::*;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "q_proj" | "query" => AttnQ,
+        "k_proj" | "key" => AttnK,
+        "v_proj" | "value" => AttnV,
+        "o_proj" | "dense" | "out_proj" => AttnOutput,
+        "qkv_proj" | "query_key_value" | "c_attn" => AttnQkv,
+        "q_a_proj" => AttnQA,
+        "q_b_proj" => AttnQB,
+        "kv_a_proj_with_mqa" => AttnKvAMqa,
+        "kv_b_proj" => AttnKvB,
+        "gate_proj" | "w1" => FfnGate,
+        "up_proj" | "w3" | "dense_h_to_4h" | "fc1" => FfnUp,
+        "gate_up_proj" => FfnGateUp,
+        "down_proj" | "w2" | "dense_4h_to_h" | "fc2" => FfnDown,
+        _ => return None,
+    })
+}
+
+/// Adapter parameters of one adapted matrix: `r·(in + out)`.
+pub fn adapter_params(t: &TensorDesc, rank: u64) -> u64 {
+    rank * (t.rows + t.cols) * t.copies
+}
+
+/// The adapter tensors (A and B of every adapted matrix), as `(rows, cols)` pairs, and their
+/// parameter total. Errors when the targets match nothing.
+pub fn adapters(tensors: &[TensorDesc], rank: u64, targets: &LoraTargets) -> Result<Vec<(u64, u64)>, LoraError> {
+    let mut out = Vec::new();
+    for t in tensors.iter().filter(|t| targets.covers(t)) {
+        for _ in 0..t.copies {
+            out.push((rank, t.cols));
+            out.push((t.rows, rank));
+        }
+    }
+    if out.is_empty() {
+        return Err(LoraError::NoMatch(format!("{targets:?}")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+    use crate::model::tensors::inventory;
+
+    fn llama_2_7b() -> Vec<TensorDesc> {
+        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
+        inventory(&parse_config(text, "llama-2-7b", "t").unwrap().spec)
+    }
+
+    fn count(targets: &str, rank: u64) -> u64 {
+        let t = LoraTargets::parse(targets).unwrap();
+        adapters(&llama_2_7b(), rank, &t).unwrap().iter().map(|(r, c)| r * c).sum()
+    }
+
+    /// The module doc's worked example (the issue's must-hold numbers).
+    #[test]
+    fn llama_2_7b_adapter_counts() {
+        assert_eq!(count("all-linear", 16), 39_976_960);
+        assert_eq!(count("q_proj,v_proj", 8), 4_194_304);
+        assert_eq!(count("attention", 8), 2 * 4_194_304);
+    }
+
+    #[test]
+    fn unknown_and_unmatched_targets_are_errors() {
+        assert!(matches!(LoraTargets::parse("q_prj"), Err(LoraError::UnknownModule(_))));
+        let fused = LoraTargets::parse("qkv_proj").unwrap();
+        assert!(matches!(adapters(&llama_2_7b(), 8, &fused), Err(LoraError::NoMatch(_))));
+    }
+}

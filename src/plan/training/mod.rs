@@ -1,0 +1,194 @@
+//! The training memory plan: full fine-tuning, LoRA, QLoRA and the RLHF family (DPO, PPO,
+//! GRPO), with ZeRO, offload, tensor and pipeline parallelism, by phase.
+//!
+//! A training step has three phases, and the peak is the largest moment of any of them:
+//! - forward: model states + the activations saved so far + the loss's transient logits;
+//! - backward: starts with every saved activation plus the loss gradients, frees activations
+//!   layer by layer while gradients accumulate, and ends with all gradients;
+//! - optimizer step: model states + gradients + the step's temporaries.
+//!
+//! `memory` in the plan is the composition of the peak moment; every phase's own breakdown is in
+//! `TrainingSummary::phases`, and each model's share (RLHF runs several) in `models`.
+//! Modules: `lora` (adapters), `optimizer` (states), `activations` (saved for backward),
+//! `state` (per-model bytes on a GPU), `parallel` (ZeRO/TP/PP), `phases` (moments), `rlhf`.
+
+pub mod activations;
+pub mod lora;
+pub mod optimizer;
+pub mod parallel;
+mod phases;
+pub mod rlhf;
+mod state;
+
+pub use lora::{LoraError, LoraTargets};
+pub use optimizer::Optimizer;
+pub use parallel::{Offload, Parallel};
+pub use phases::plan_training;
+
+use super::device::Device;
+use super::MemoryBreakdown;
+use crate::model::spec::ModelSpec;
+use crate::model::tensors::TensorDesc;
+use crate::quant::WeightFormat;
+use serde::Serialize;
+use thiserror::Error;
+
+/// What a training run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Full,
+    Lora,
+    Qlora,
+    Dpo,
+    Ppo,
+    Grpo,
+}
+
+impl Mode {
+    pub fn id(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Lora => "lora",
+            Mode::Qlora => "qlora",
+            Mode::Dpo => "dpo",
+            Mode::Ppo => "ppo",
+            Mode::Grpo => "grpo",
+        }
+    }
+}
+
+/// Number formats of the trained parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// 16-bit weights and gradients, fp32 master weights (LoRA: fp32 adapters).
+    Mixed,
+    /// Everything in bf16, no master copy (LitGPT `bf16-true`).
+    Bf16,
+    /// fp32 parameters under `torch.autocast(bfloat16)` (PyTorch AMP).
+    Amp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Checkpointing {
+    None,
+    /// Recompute the attention core (Korthikanti): the score matrix is never saved.
+    Selective,
+    /// Save each layer's input only and recompute the layer in the backward pass.
+    Full,
+}
+
+/// How one model's weights are treated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    Full,
+    Lora { rank: u64, targets: LoraTargets },
+    Frozen,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelRole {
+    Policy,
+    Reference,
+    Critic,
+    Reward,
+}
+
+/// One model of a training run.
+#[derive(Clone, Debug)]
+pub struct ModelInput<'a> {
+    pub role: ModelRole,
+    pub spec: &'a ModelSpec,
+    pub tensors: &'a [TensorDesc],
+    /// Storage of the base weights.
+    pub format: WeightFormat,
+    pub method: Method,
+}
+
+/// Everything a training plan depends on.
+#[derive(Clone, Debug)]
+pub struct TrainingRequest<'a> {
+    pub mode: Mode,
+    /// The trained policy first; then reference, critic, reward as the mode needs.
+    pub models: Vec<ModelInput<'a>>,
+    pub precision: Precision,
+    pub optimizer: Optimizer,
+    pub checkpointing: Checkpointing,
+    pub flash_attention: bool,
+    /// Tokens per sequence (prompt + completion for RLHF).
+    pub seq: u64,
+    /// Sequences per micro-batch (prompts for GRPO, pairs for DPO).
+    pub micro_batch: u64,
+    pub grad_accum: u64,
+    /// GRPO completions per prompt.
+    pub group_size: u64,
+    pub parallel: Parallel,
+    pub device: Option<Device>,
+}
+
+/// One phase's memory at its largest moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseMemory {
+    pub phase: String,
+    /// The moment within the phase where it peaks.
+    pub moment: String,
+    pub memory: MemoryBreakdown,
+}
+
+/// One model's share of the busiest GPU.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelShare {
+    pub role: ModelRole,
+    pub model: String,
+    pub trainable_parameters: u64,
+    pub weights_bytes: u64,
+    pub gradients_bytes: u64,
+    pub optimizer_bytes: u64,
+    /// Offloaded to host RAM (CPU offload), per GPU.
+    pub host_bytes: u64,
+}
+
+/// The training-specific part of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainingSummary {
+    pub mode: Mode,
+    pub trainable_parameters: u64,
+    /// The phase the peak falls in.
+    pub peak_phase: String,
+    pub phases: Vec<PhaseMemory>,
+    pub models: Vec<ModelShare>,
+    /// Activations saved by the forward pass for the backward pass, on the busiest GPU.
+    pub saved_activations_bytes: u64,
+    /// Host memory per GPU for offloaded (or paged) states.
+    pub host_bytes: u64,
+}
+
+/// Requests the training planner refuses, each naming the conflict and the fix.
+#[derive(Debug, Error, PartialEq)]
+pub enum TrainingError {
+    #[error("--{what} {value} is invalid: {fix}")]
+    BadNumber { what: &'static str, value: String, fix: &'static str },
+    #[error("--mode qlora needs a 4-bit base (--weights nf4 or nf4-dq), not {0}")]
+    QloraNeeds4Bit(String),
+    #[error("--mode {mode} trains the base weights, which must be fp32, fp16 or bf16, not {weights}; use --mode qlora for a quantized base")]
+    TrainsQuantized { mode: &'static str, weights: String },
+    #[error("--precision amp keeps fp32 parameters; drop --weights {0} or use --precision mixed")]
+    AmpNeedsFp32(String),
+    #[error("{gpus} GPUs cannot be split into tensor parallel {tp} × pipeline parallel {pp}; use a GPU count divisible by tp·pp")]
+    Layout { gpus: u64, tp: u64, pp: u64 },
+    #[error("--zero {0} does not exist; use 0, 1, 2 or 3")]
+    ZeroStage(u8),
+    #[error("--zero {zero} shards over data-parallel ranks, but {gpus} GPU(s) leave {dp}; use more GPUs (--gpu ID:N) or drop --zero")]
+    ZeroNeedsDataParallel { zero: u8, gpus: u64, dp: u64 },
+    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads; use a --tp that does")]
+    TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },
+    #[error("pipeline parallel degree {pp} exceeds the model's {layers} layers")]
+    PipelineTooDeep { pp: u64, layers: u64 },
+    #[error("--offload params needs --zero 3 (parameters are offloaded only when sharded)")]
+    OffloadParamsNeedsZero3,
+    #[error(transparent)]
+    Lora(#[from] LoraError),
+}

@@ -1,0 +1,315 @@
+//! The moments of a training step and the plan built from them.
+//!
+//! Measured on an H200 (transformers 5.17, torch 2.11; data/measurements/device/2026-11-27-h200/
+//! train.json), for Llama-2-7B with LoRA the backward peak is its first moment (all saved
+//! activations + the fp32 loss gradients), for full fine-tuning in bf16 it is the optimizer step
+//! (all gradients + one foreach copy), and for TinyLlama under AMP it is again the backward start.
+//! The model below evaluates every such moment and reports the largest.
+
+use super::activations::{self as act, ActivationSetup};
+use super::state::{model_state, ModelState};
+use super::{
+    rlhf, Checkpointing, Method, Mode, ModelInput, ModelRole, ModelShare, PhaseMemory, Precision, TrainingError,
+    TrainingRequest, TrainingSummary,
+};
+use crate::model::tensors::TensorDesc;
+use crate::plan::basis::BasisLog;
+use crate::plan::device::Generation;
+use crate::plan::engine::{self, Engine};
+use crate::plan::{Fit, GpuMemory, MemoryBreakdown, Plan};
+use crate::quant::{QuantScheme, WeightFormat};
+use crate::units::Bytes;
+
+/// Saved activations and transients of one trained model on one stage, per micro-batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Profile {
+    /// The stage's layers (or their inputs alone under full checkpointing).
+    pub layers: u64,
+    /// autocast's bf16 weight copies, saved by each micro-batch's graph.
+    pub copies: u64,
+    /// After the last layer (last stage only).
+    pub output: u64,
+    pub loss_fwd: u64,
+    pub loss_bwd: u64,
+    pub layer_fwd: u64,
+    /// Backward transient of one layer, including its recomputation under checkpointing.
+    pub layer_bwd: u64,
+    pub in_flight: u64,
+}
+
+/// Bytes with the total filled in.
+pub(super) fn breakdown(mut m: MemoryBreakdown) -> MemoryBreakdown {
+    m.total = m.weights + m.kv_cache + m.activations + m.gradients + m.optimizer + m.workspace + m.cuda_context;
+    m
+}
+
+/// Plans training memory on every GPU.
+pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), TrainingError> {
+    validate(req)?;
+    let mut basis = BasisLog::default();
+    let p = req.parallel;
+    let mut stages = Vec::new();
+    for stage in 0..p.pp {
+        let mut scratch = BasisLog::default();
+        stages.push(stage_plan(req, stage, if stage == 0 { &mut basis } else { &mut scratch })?);
+    }
+    let busiest = (0..stages.len()).max_by_key(|&s| stages[s].0.memory.total).unwrap_or(0);
+    let (peak, phases, states, saved) = stages[busiest].clone();
+    let per_stage = p.gpus / p.pp;
+    let policy = &req.models[0];
+    let mut per_gpu = Vec::new();
+    for (s, st) in stages.iter().enumerate() {
+        let layers = p.stage_layers(s as u64, policy.spec.num_layers);
+        for r in 0..per_stage {
+            let gpu_index = (s as u64 * per_stage + r) as u32;
+            per_gpu.push(GpuMemory { gpu_index, layers: (layers.start, layers.end), memory: st.0.memory.clone() });
+        }
+    }
+    basis.add("peak phase", &peak.phase, format!("largest moment: {}", peak.moment));
+    let models = req
+        .models
+        .iter()
+        .zip(&states)
+        .map(|(m, s)| ModelShare {
+            role: m.role,
+            model: m.spec.id.clone(),
+            trainable_parameters: s.trainable,
+            weights_bytes: s.weights.0,
+            gradients_bytes: s.gradients.0,
+            optimizer_bytes: s.optimizer.0,
+            host_bytes: s.host.0,
+        })
+        .collect();
+    let summary = TrainingSummary {
+        mode: req.mode,
+        trainable_parameters: states.iter().map(|s| s.trainable).sum(),
+        peak_phase: peak.phase.clone(),
+        phases,
+        models,
+        saved_activations_bytes: saved,
+        host_bytes: states.iter().map(|s| s.host.0).sum(),
+    };
+    let fit = req.device.as_ref().map(|d| Fit {
+        gpu: d.id.clone(),
+        gpu_count: d.count,
+        capacity_bytes: d.capacity.0,
+        fits: peak.memory.total <= d.capacity,
+        headroom_bytes: d.capacity.0 as i64 - peak.memory.total.0 as i64,
+    });
+    Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, basis: basis.0 }, summary))
+}
+
+type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64);
+
+/// Every phase of one pipeline stage, its peak, the model states and the saved activations.
+fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<StagePlan, TrainingError> {
+    let p = &req.parallel;
+    let states = req
+        .models
+        .iter()
+        .map(|m| model_state(m, req.precision, req.optimizer, p, stage))
+        .collect::<Result<Vec<_>, _>>()?;
+    let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
+    let ctx = engine::cuda_context(Engine::Hf, generation);
+    let cublas = engine::torch_cublas_workspace();
+    log.add(ctx.name, ctx.bytes.0, ctx.source);
+    log.add(
+        "cuBLAS workspaces (forward thread + autograd backward thread)",
+        2 * cublas.bytes.0,
+        "2 × 32 MiB: measured 67,108,864 B beyond weights and states before each step (H200)",
+    );
+    let base = breakdown(MemoryBreakdown {
+        weights: states.iter().map(|s| s.weights).sum(),
+        optimizer: states.iter().map(|s| s.optimizer).sum(),
+        workspace: Bytes(2 * cublas.bytes.0) + states.iter().map(|s| s.buffers).sum(),
+        cuda_context: ctx.bytes,
+        ..Default::default()
+    });
+    explain_states(req, &states[0], log);
+    let tokens = req.seq * req.micro_batch * rlhf::sequences_per_prompt(req);
+    let policy = profile(req, &req.models[0], stage, tokens, log);
+    let prefix = if req.mode == Mode::Ppo { "actor " } else { "" };
+    let mut phases = rlhf::before_training(req, stage, &base, log);
+    phases.extend(train_phases(req, prefix, &base, &policy, &states[0]));
+    if let Some(i) = req.models.iter().position(|m| m.role == ModelRole::Critic) {
+        let critic = profile(req, &req.models[i], stage, tokens, &mut BasisLog::default());
+        phases.extend(train_phases(req, "critic ", &base, &critic, &states[i]));
+    }
+    let saved = policy.in_flight * (policy.layers + policy.copies) + policy.output;
+    let peak = phases.iter().max_by_key(|ph| ph.memory.total).cloned().expect("a trained model has phases");
+    Ok((peak, phases, states, saved))
+}
+
+fn explain_states(req: &TrainingRequest, s: &ModelState, log: &mut BasisLog) {
+    let precision = match req.precision {
+        Precision::Mixed => "16-bit weights and gradients, fp32 master + states (LoRA: fp32 adapters)",
+        Precision::Bf16 => "pure bf16: weights, gradients and states in bf16, no master",
+        Precision::Amp => "fp32 parameters, gradients and states; bf16 autocast compute",
+    };
+    log.add("precision", format!("{:?}", req.precision).to_lowercase(), precision);
+    log.add("optimizer", req.optimizer.id(), req.optimizer.source());
+    log.add("trainable parameters (policy)", s.trainable, "full: every tensor; LoRA: r·(in + out) per adapted matrix");
+    log.add("optimizer step temporaries (per GPU)", s.step.0, "foreach copy of the states' size; fused: none");
+    if req.optimizer.is_paged() {
+        log.add("pageable to host", s.optimizer.0, "paged optimizer states evict to host RAM under memory pressure");
+    }
+}
+
+/// The saved-activation profile of model `m` on `stage` for `tokens` tokens per micro-batch.
+fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: &mut BasisLog) -> Profile {
+    let p = &req.parallel;
+    let spec = m.spec;
+    let (targets, adapter_bytes) = match &m.method {
+        Method::Lora { targets, .. } => (Some(targets), if req.precision == Precision::Bf16 { 2 } else { 4 }),
+        _ => (None, 0),
+    };
+    let setup = ActivationSetup {
+        spec,
+        base_trainable: m.method == Method::Full,
+        targets,
+        adapter_bytes,
+        frozen_saves_input: matches!(m.format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)),
+        autocast: req.precision == Precision::Amp,
+        flash: req.flash_attention || req.checkpointing != Checkpointing::None,
+        seq: req.seq,
+    };
+    let layers = p.stage_layers(stage, spec.num_layers);
+    let last = stage == p.pp - 1;
+    let tp = p.tp;
+    let per_layer: Vec<u64> = layers.clone().map(|l| act::sum(&act::layer_terms(&setup, l))).collect();
+    let largest = per_layer.iter().copied().max().unwrap_or(0);
+    let (layer_fwd, mut layer_bwd) = act::layer_transients(&setup);
+    let residual = if setup.autocast { 4 } else { 2 };
+    let saved_layers = match req.checkpointing {
+        Checkpointing::Full => {
+            layer_bwd += largest;
+            per_layer.len() as u64 * residual * spec.hidden_size
+        }
+        _ => per_layer.iter().sum(),
+    };
+    let (loss_fwd, loss_bwd) = if m.role == ModelRole::Critic { (0, 0) } else { act::loss_transients(spec, tp) };
+    let mut out_terms = act::output_terms(&setup, tp);
+    if m.role == ModelRole::Critic {
+        out_terms.pop(); // a value head: no vocabulary-sized log-probabilities
+    }
+    let copies = if setup.autocast { autocast_copies(m.tensors, &layers, last) / tp } else { 0 };
+    let micro_batches = req.grad_accum;
+    let prof = Profile {
+        layers: tokens * saved_layers / tp,
+        copies,
+        output: if last { tokens * act::sum(&out_terms) / tp } else { 0 },
+        loss_fwd: if last { tokens * loss_fwd } else { 0 },
+        loss_bwd: if last { tokens * loss_bwd } else { 0 },
+        layer_fwd: tokens * layer_fwd / tp,
+        layer_bwd: tokens * layer_bwd / tp,
+        in_flight: p.in_flight(stage, micro_batches),
+    };
+    for (name, bytes) in act::layer_terms(&setup, layers.start) {
+        log.add(
+            format!("saved per layer and token: {name}"),
+            bytes,
+            "activations.rs (Korthikanti 2022, per architecture)",
+        );
+    }
+    for (name, bytes) in out_terms {
+        log.add(format!("saved per token after the layers: {name}"), bytes, "activations.rs");
+    }
+    log.add("tokens per micro-batch", tokens, "seq × micro-batch (× 2 for DPO pairs, × group size for GRPO)");
+    log.add(
+        "saved activations (per GPU)",
+        prof.in_flight * (prof.layers + prof.copies) + prof.output,
+        "Σ layers × tokens ÷ tp, × in-flight micro-batches",
+    );
+    prof
+}
+
+/// autocast's bf16 copies of the stage's linear weights (and lm_head), 2 B per element.
+fn autocast_copies(tensors: &[TensorDesc], layers: &std::ops::Range<u64>, last: bool) -> u64 {
+    use crate::model::tensors::Role;
+    tensors
+        .iter()
+        .filter(|t| match t.layer {
+            Some(l) => layers.contains(&(l as u64)) && t.role.is_block_linear(),
+            None => last && t.role == Role::Output,
+        })
+        .map(|t| 2 * t.elements())
+        .sum()
+}
+
+/// Forward, backward and optimizer phases of one trained model over `base`.
+pub(super) fn train_phases(
+    req: &TrainingRequest,
+    prefix: &str,
+    base: &MemoryBreakdown,
+    f: &Profile,
+    s: &ModelState,
+) -> Vec<PhaseMemory> {
+    let held = if req.grad_accum > 1 { s.gradients } else { Bytes::ZERO };
+    let acts = f.in_flight * (f.layers + f.copies);
+    let at = |activations: u64, gradients: Bytes, extra: Bytes| {
+        breakdown(MemoryBreakdown {
+            activations: Bytes(activations),
+            gradients,
+            workspace: base.workspace + extra,
+            ..base.clone()
+        })
+    };
+    let phase = |name: &str, moments: Vec<(&str, MemoryBreakdown)>| {
+        let (moment, memory) = moments.into_iter().max_by_key(|m| m.1.total).expect("moments");
+        PhaseMemory { phase: format!("{prefix}{name}"), moment: moment.to_string(), memory }
+    };
+    vec![
+        phase(
+            "forward",
+            vec![
+                ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, held, Bytes::ZERO)),
+                ("last layer's intermediates", at(acts + f.output + f.layer_fwd, held, Bytes::ZERO)),
+            ],
+        ),
+        phase(
+            "backward",
+            vec![
+                (
+                    "start: loss gradients over all saved activations",
+                    at(acts + f.output + f.loss_bwd, held, Bytes::ZERO),
+                ),
+                ("first layer backward", at(acts + f.layer_bwd, held, Bytes::ZERO)),
+                ("end: all gradients", at(f.layer_bwd, s.gradients, Bytes::ZERO)),
+            ],
+        ),
+        phase("optimizer", vec![("step: gradients + temporaries", at(0, s.gradients, s.step))]),
+    ]
+}
+
+fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
+    for (what, v, fix) in [
+        ("context", req.seq, "give at least 1 token"),
+        ("batch", req.micro_batch, "give at least 1 sequence"),
+        ("grad-accum", req.grad_accum, "give at least 1 micro-batch"),
+        ("group-size", req.group_size, "give at least 1 completion per prompt"),
+    ] {
+        if v == 0 || v > 1 << 24 {
+            return Err(TrainingError::BadNumber { what, value: v.to_string(), fix });
+        }
+    }
+    let policy = &req.models[0];
+    req.parallel.validate(policy.spec)?;
+    for m in &req.models {
+        validate_format(req, m)?;
+    }
+    Ok(())
+}
+
+fn validate_format(req: &TrainingRequest, m: &ModelInput) -> Result<(), TrainingError> {
+    let four_bit = matches!(m.format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double));
+    if req.mode == Mode::Qlora && m.role == ModelRole::Policy && !four_bit {
+        return Err(TrainingError::QloraNeeds4Bit(m.format.id().to_string()));
+    }
+    if m.method == Method::Full && m.format.is_quantized() {
+        return Err(TrainingError::TrainsQuantized { mode: req.mode.id(), weights: m.format.id().to_string() });
+    }
+    if req.precision == Precision::Amp && m.method == Method::Full && m.format.compute_dtype_bytes() != 4 {
+        return Err(TrainingError::AmpNeedsFp32(m.format.id().to_string()));
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Model states on one GPU: weights (adapters included), gradients, optimizer states (fp32
+//! masters included), the optimizer step's temporaries, and what is offloaded to host memory.
+//!
+//! Bytes per trainable element by precision (ZeRO paper's 16Ψ for mixed precision AdamW):
+//!
+//! | precision | weights | gradients | master | AdamW m + v | step temporaries |
+//! |---|---|---|---|---|---|
+//! | `mixed` (16-bit weights, fp32 master) | 2 | 2 | 4 | 8 | none (fused step, as DeepSpeed/Megatron) |
+//! | `bf16` (pure bf16, PyTorch foreach AdamW) | 2 | 2 | – | 4 | one 2-byte copy |
+//! | `amp` (fp32 parameters + autocast) | 4 | 4 | – | 8 | one 4-byte copy |
+//!
+//! LoRA adapters are fp32 under `mixed` and `amp` (peft's default `autocast_adapter_dtype`) and
+//! bf16 under `bf16`; their gradients and states follow their dtype, with no separate master.
+//!
+//! Worked example, Llama-2-7B full fine-tuning, `mixed`, AdamW, one GPU: weights and gradients
+//! 13,476,831,232 B each (2 B/param), optimizer 80,860,987,392 B (12 B/param).
+
+use super::lora;
+use super::parallel::{Offload, Parallel};
+use super::{Method, ModelInput, Precision, TrainingError};
+use crate::model::tensors::{Role, TensorDesc};
+use crate::plan::training::optimizer::Optimizer;
+use crate::units::Bytes;
+
+/// One model's states on one GPU of a pipeline stage.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelState {
+    pub weights: Bytes,
+    pub gradients: Bytes,
+    pub optimizer: Bytes,
+    /// The optimizer step's temporaries.
+    pub step: Bytes,
+    /// ZeRO-3 gathered layers and the gradient reduce-scatter bucket.
+    pub buffers: Bytes,
+    /// Offloaded to host memory.
+    pub host: Bytes,
+    /// Trainable parameters of the whole model.
+    pub trainable: u64,
+}
+
+/// Byte widths of one trainable element: (gradient, master, optimizer state, adapter weight).
+fn widths(method: &Method, precision: Precision) -> (u64, u64, u64, u64) {
+    match (method, precision) {
+        (Method::Full, Precision::Mixed) => (2, 4, 4, 0),
+        (Method::Full, Precision::Bf16) => (2, 0, 2, 0),
+        (Method::Full, Precision::Amp) => (4, 0, 4, 0),
+        (_, Precision::Bf16) => (2, 0, 2, 2),
+        _ => (4, 0, 4, 4),
+    }
+}
+
+/// Whether tensor `t` sits on pipeline stage `stage`.
+fn on_stage(t: &TensorDesc, layers: &std::ops::Range<u64>, stage: u64, stages: u64) -> bool {
+    match t.layer {
+        Some(l) => layers.contains(&(l as u64)),
+        None if t.role == Role::TokenEmbd => stage == 0,
+        None => stage == stages - 1,
+    }
+}
+
+/// The trainable tensors of a model on a stage, as (rows, cols) element grids.
+pub fn trainable_tensors(m: &ModelInput, tensors: &[TensorDesc]) -> Result<Vec<(u64, u64)>, TrainingError> {
+    Ok(match &m.method {
+        Method::Full => tensors.iter().map(|t| (t.rows, t.cols * t.copies)).collect(),
+        Method::Lora { rank, targets } if !tensors.is_empty() => lora::adapters(tensors, *rank, targets)?,
+        _ => Vec::new(),
+    })
+}
+
+/// States of model `m` on one GPU of pipeline stage `stage`.
+pub fn model_state(
+    m: &ModelInput,
+    precision: Precision,
+    optimizer: Optimizer,
+    parallel: &Parallel,
+    stage: u64,
+) -> Result<ModelState, TrainingError> {
+    let spec = m.spec;
+    let layers = parallel.stage_layers(stage, spec.num_layers);
+    let here: Vec<TensorDesc> =
+        m.tensors.iter().copied().filter(|t| on_stage(t, &layers, stage, parallel.pp)).collect();
+    let trainable = trainable_tensors(m, &here)?;
+    let elements: u64 = trainable.iter().map(|(r, c)| r * c).sum();
+    let (grad_b, master_b, state_b, adapter_b) = widths(&m.method, precision);
+    let base: u64 = here.iter().map(|t| m.format.tensor_bytes(t, spec).0).sum();
+    let states: u64 = trainable.iter().map(|&(r, c)| optimizer.state_bytes(r, c, state_b)).sum();
+    let fused = m.method == Method::Full && precision == Precision::Mixed;
+    let step = if fused { 0 } else { optimizer.step_transient(&trainable, state_b) };
+    let sh = parallel.shards();
+    let mut s = ModelState {
+        weights: Bytes((base + elements * adapter_b) / sh.weights),
+        gradients: Bytes(elements * grad_b / sh.gradients),
+        optimizer: Bytes((elements * master_b + states) / sh.optimizer),
+        step: Bytes(step / sh.optimizer),
+        buffers: Bytes(buffers(m, &here, parallel, grad_b, &layers)),
+        host: Bytes::ZERO,
+        trainable: total_trainable(m)?,
+    };
+    if parallel.offload != Offload::None {
+        s.host = s.optimizer + s.step;
+        s.optimizer = Bytes::ZERO;
+        s.step = Bytes::ZERO;
+    }
+    if parallel.offload == Offload::Params {
+        s.host += s.weights;
+        s.weights = Bytes::ZERO;
+    }
+    Ok(s)
+}
+
+/// Trainable parameters of the whole model.
+pub fn total_trainable(m: &ModelInput) -> Result<u64, TrainingError> {
+    Ok(trainable_tensors(m, m.tensors)?.iter().map(|(r, c)| r * c).sum())
+}
+
+/// ZeRO-3: the gathered current and prefetched layer in 16-bit; ZeRO-2/3: one layer's full
+/// gradients before the reduce-scatter. Sized by the stage's largest layer.
+fn buffers(m: &ModelInput, here: &[TensorDesc], p: &Parallel, grad_b: u64, layers: &std::ops::Range<u64>) -> u64 {
+    if p.zero < 2 {
+        return 0;
+    }
+    let layer_elements =
+        |l: u64| -> u64 { here.iter().filter(|t| t.layer == Some(l as u32)).map(TensorDesc::elements).sum() };
+    let largest = layers.clone().map(layer_elements).max().unwrap_or(0) / p.tp;
+    let gathered = if p.zero == 3 { 2 * 2 * largest } else { 0 };
+    let bucket = if m.method == Method::Full { largest * grad_b } else { 0 };
+    gathered + bucket
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::parse_config;
+    use crate::model::tensors::inventory;
+    use crate::quant::{FloatType, WeightFormat};
+
+    /// The module doc's worked example.
+    #[test]
+    fn llama_2_7b_mixed_adamw_is_2_2_12() {
+        let spec = parse_config(
+            r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#,
+            "llama-2-7b",
+            "t",
+        )
+        .unwrap()
+        .spec;
+        let tensors = inventory(&spec);
+        let m = ModelInput {
+            role: super::super::ModelRole::Policy,
+            spec: &spec,
+            tensors: &tensors,
+            format: WeightFormat::Float(FloatType::Bf16),
+            method: Method::Full,
+        };
+        let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, &Parallel::single(), 0).unwrap();
+        assert_eq!((s.weights.0, s.gradients.0, s.optimizer.0), (13_476_831_232, 13_476_831_232, 80_860_987_392));
+        assert_eq!(s.step, Bytes::ZERO);
+    }
+}

@@ -1,0 +1,122 @@
+//! `headroom plan --mode ...` as a user runs it: the must-hold numbers, the Llama 2
+//! launch-discussion facts, and invalid combinations.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn headroom() -> Command {
+    Command::cargo_bin("headroom").unwrap()
+}
+
+fn plan_json(args: &str) -> Value {
+    let out = headroom().arg("plan").args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+fn fits(v: &Value) -> bool {
+    v.pointer("/fit/fits").and_then(Value::as_bool).unwrap()
+}
+
+const P7B: f64 = 6_738_415_616.0;
+
+#[test]
+fn full_mixed_adamw_is_2_and_12_bytes_per_parameter() {
+    let v = plan_json("llama-2-7b --mode full --optimizer adamw --context 1024 --gpu h100-sxm");
+    assert_eq!(u(&v, "/model/trainable_parameters"), 6_738_415_616);
+    let grads = u(&v, "/memory/gradients_bytes") as f64 / P7B;
+    let opt = u(&v, "/memory/optimizer_bytes") as f64 / P7B;
+    assert!((grads - 2.0).abs() / 2.0 < 0.01, "{grads}");
+    assert!((opt - 12.0).abs() / 12.0 < 0.01, "{opt}");
+    // A fused mixed-precision step adds no temporaries: the peak holds every gradient.
+    assert!(["backward", "optimizer"].contains(&v["training"]["peak_phase"].as_str().unwrap()));
+    assert_eq!(v["training"]["phases"].as_array().unwrap().len(), 3);
+    assert!(!fits(&v), "16 B/param of 6.7e9 is more than 80 GB");
+}
+
+#[test]
+fn zero3_over_8_gpus_divides_model_states_by_8_plus_gather_buffers() {
+    let one = plan_json("llama-2-7b --mode full --context 1024");
+    let z3 = plan_json("llama-2-7b --mode full --context 1024 --zero 3 --gpu a100-80gb:8");
+    // The peak moment of ZeRO-3 is the backward start (no gradients yet): compare model states.
+    for field in ["weights_bytes", "gradients_bytes", "optimizer_bytes"] {
+        let path = format!("/training/models/0/{field}");
+        let (a, b) = (u(&one, &path), u(&z3, &path));
+        assert!(b.abs_diff(a / 8) <= 8, "{field}: {b} vs {a}/8");
+    }
+    let buffers = u(&z3, "/memory/workspace_bytes") - u(&one, "/memory/workspace_bytes");
+    assert_eq!(buffers, 3 * 2 * 202_383_360, "two gathered layers + one layer's gradients, bf16");
+    assert_eq!(z3["per_gpu"].as_array().unwrap().len(), 8);
+    assert!(fits(&z3));
+}
+
+#[test]
+fn lora_trainable_parameters() {
+    let all = plan_json("llama-2-7b --mode lora --lora-rank 16 --lora-targets all-linear");
+    assert_eq!(u(&all, "/model/trainable_parameters"), 39_976_960);
+    let qv = plan_json("llama-2-7b --mode lora --lora-rank 8 --lora-targets q_proj,v_proj");
+    assert_eq!(u(&qv, "/model/trainable_parameters"), 4_194_304);
+}
+
+/// Llama 2 launch discussions: 7B QLoRA trains on a free 16 GB T4 (Colab, gradient
+/// checkpointing, short Alpaca-style sequences).
+#[test]
+fn qlora_7b_trains_on_a_t4() {
+    assert!(fits(&plan_json("llama-2-7b --mode qlora --context 512 --checkpointing full --gpu t4")));
+}
+
+/// 70B QLoRA trains on one 80 GB A100 (Dettmers et al.: 65B on one 48 GB GPU).
+#[test]
+fn qlora_70b_trains_on_one_a100_80gb() {
+    let v = plan_json("llama-2-70b --mode qlora --context 1024 --checkpointing full --gpu a100-80gb");
+    assert!(fits(&v));
+    assert!(!fits(&plan_json("llama-2-70b --mode lora --context 1024 --checkpointing full --gpu a100-80gb")));
+}
+
+/// RLHF needs far more than supervised fine-tuning of the same model: PPO keeps four models.
+#[test]
+fn ppo_needs_far_more_than_sft() {
+    let sft = plan_json("llama-2-7b --mode full --context 1024");
+    let ppo = plan_json("llama-2-7b --mode ppo --context 1024");
+    assert!(u(&ppo, "/memory/total_bytes") as f64 > 1.5 * u(&sft, "/memory/total_bytes") as f64);
+    let roles: Vec<&str> =
+        ppo["training"]["models"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["policy", "reference", "critic", "reward"]);
+    let grpo = plan_json("llama-2-7b --mode grpo --context 1024 --group-size 8");
+    assert!(grpo["training"]["phases"].as_array().unwrap().iter().any(|p| p["phase"] == "generation"));
+    let dpo = plan_json("llama-2-7b --mode dpo --context 1024");
+    assert_eq!(dpo["training"]["models"].as_array().unwrap().len(), 2);
+}
+
+fn error_of(args: &str) -> (i32, String) {
+    let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn invalid_combinations_are_one_line_errors() {
+    for (args, needle) in [
+        ("llama-2-7b --mode qlora --weights fp32", "4-bit base"),
+        ("llama-2-7b --mode full --zero 3", "--zero 3"),
+        ("llama-2-7b --mode full --tp 3 --gpu a100-80gb:3", "tensor parallel degree 3"),
+        ("llama-2-7b --mode full --weights nf4", "quantized base"),
+        ("llama-2-7b --mode full --offload params --gpu a100-80gb:2 --zero 2", "--zero 3"),
+        ("llama-2-7b --mode lora --lora-targets q_prj", "q_prj"),
+    ] {
+        let (code, err) = error_of(args);
+        assert_eq!(code, 1, "{args}: {err}");
+        assert!(err.contains(needle), "{args}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn training_table_shows_phases() {
+    let out = headroom().args(["plan", "llama-2-7b", "--mode", "ppo", "--context", "512"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("phase") && text.contains("critic backward") && text.contains("reward"), "{text}");
+}
