@@ -20,10 +20,36 @@ pub enum Command {
     Inspect(InspectArgs),
     /// The built-in models.
     Models(ListArgs),
-    /// The built-in GPUs.
-    Gpus(ListArgs),
+    /// The built-in GPUs, or with --local the GPUs on this machine (NVML).
+    Gpus(GpusArgs),
     /// The weight and KV-cache formats, with exact bits per weight.
     Formats(ListArgs),
+    /// Runs the kernel suite on local GPU 0: correctness checks, then achieved GB/s and TFLOPS
+    /// against the catalog peaks (needs an NVIDIA driver, NVRTC and cuBLAS; exit 3 without).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GpusArgs {
+    /// List the GPUs on this machine, matched to catalog entries (exit 3 without a driver).
+    #[arg(long)]
+    pub local: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Fewer repeats and smaller buffers (about a minute on an H100).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the full profile (device, every sample, efficiency factors) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Output format of the results table.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
 }
 
 /// Output format for every command.
