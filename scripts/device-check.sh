@@ -3,7 +3,8 @@
 #
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
-# PART (optional): context | torch | infer | train | headroom | all (default).
+# PART (optional): bench | context | torch | infer | train | headroom | all (default; bench runs
+# first: target/release/headroom bench --quick, our own kernels, ~1 min).
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
 # `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
@@ -11,7 +12,7 @@
 # longer fit, so the whole run stays inside one 10-minute device call. Expected: ~4-5 min on
 # an H100.
 #
-# Files written into DIR (7; the device transport returns at most 8, no subfolders):
+# Files written into DIR (8; the device transport returns at most 8, no subfolders):
 #   run.json            date UTC, host, nvidia-smi (name, driver, memory.total), package
 #                       versions, the exact command line, and at the end every case's rc/wall
 #   context.json        [record] CUDA context cost step by step (NVML, cudaMemGetInfo, torch)
@@ -19,15 +20,16 @@
 #   infer.json          [records] transformers generate / prefill / decode / full forward
 #   train.json          [records] one training step's memory by phase, and step time
 #   headroom.json       [records] target/release/headroom --version and plan --format json
+#   bench.json          headroom bench --quick --json: our kernels (copy, GEMM, attention, GEMV...)
 #   log.txt             everything printed (the summary table is at its end)
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [context|torch|infer|train|headroom|all]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|headroom|all]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
-case "$PART" in all | context | torch | infer | train | headroom) ;; *) usage ;; esac
+case "$PART" in all | bench | context | torch | infer | train | headroom) ;; *) usage ;; esac
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd) # absolute, resolved before the cd below
@@ -113,6 +115,42 @@ TRAIN=(
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16"
 )
 
+# ── our own kernels (headroom bench) ─────────────────────────────────────────────────────────
+# NVRTC and cuBLAS come from the CUDA toolkit or the python nvidia-* wheels; cudarc loads
+# libnvrtc.so.13 / libcublas.so.13 / libcublasLt.so.13 through LD_LIBRARY_PATH.
+cuda_lib_dirs() {
+  "$PY" - <<'PYEOF' 2>/dev/null || true
+import glob, os
+dirs = []
+try:
+    import nvidia
+    for root in list(nvidia.__path__):
+        dirs += sorted(glob.glob(os.path.join(root, "*", "lib")))
+except Exception:
+    pass
+dirs += sorted(glob.glob("/usr/local/cuda*/lib64")) + sorted(glob.glob("/usr/local/cuda*/targets/x86_64-linux/lib"))
+keep = [d for d in dirs if glob.glob(os.path.join(d, "libnvrtc.so*")) or glob.glob(os.path.join(d, "libcublas*.so*"))]
+print(":".join(dict.fromkeys(keep)))
+PYEOF
+  ldconfig -p 2>/dev/null | awk '/libnvrtc\.so|libcublas\.so/ { print $NF }' | xargs -r -n1 dirname | sort -u | paste -sd: -
+}
+
+if want bench; then
+  HR=target/release/headroom
+  if [[ -x $HR ]]; then
+    LIBS=$(cuda_lib_dirs | paste -sd: - | sed 's/^://; s/:$//')
+    echo "=== bench ($HR bench --quick; CUDA libraries from: ${LIBS:-none found})"
+    t0=$EPOCHREALTIME
+    rc=0
+    LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 170 "$HR" bench --quick \
+      --json "$DIR/bench.json" || rc=$?
+    echo "=== bench rc=$rc in $(elapsed "$t0")s"
+    printf '%s\t%s\t%s\t%s\n' bench bench.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+  else
+    echo "=== bench: $HR not built here; skipped (build it with cargo build --release and carry it)"
+  fi
+fi
+
 if want context; then
   run_case context-cuda context.json 60 context
 fi
@@ -159,6 +197,35 @@ if want headroom; then
   else
     echo "=== headroom: $HR not built here; skipped"
   fi
+fi
+
+# Our kernels against PyTorch, measured in this same run (bench.json vs torch_kernels.json).
+if [[ -s $DIR/bench.json && -s $DIR/torch_kernels.json ]]; then
+  "$PY" - "$DIR/bench.json" "$DIR/torch_kernels.json" <<'PYEOF' || echo "[warn] ratios not computed"
+import json, sys
+ours = {r["name"]: r for r in json.load(open(sys.argv[1]))["results"]}
+torch = json.load(open(sys.argv[2]))
+torch = torch[0] if isinstance(torch, list) else torch
+def pick(prefix, key):
+    for name, r in ours.items():
+        if name.startswith(prefix):
+            return r.get(key), r.get("error")
+    return None, "not run"
+def line(label, got, err, ref, need):
+    if got is None or not ref:
+        print(f"  {label:<44} n/a ({err or 'no torch value'})"); return
+    ratio = got / ref
+    print(f"  {label:<44} {got:10.1f} / {ref:10.1f} = {ratio:6.1%}  need >= {need:.0%}  {'PASS' if ratio >= need else 'FAIL'}")
+copy = torch.get("copy", {}).get("median_gb_s")
+print("=== headroom kernels vs PyTorch (same GPU, same run)")
+g, e = pick("bandwidth copy", "achieved_gb_s"); line("copy GB/s (read+write) vs torch copy", g, e, copy, 0.90)
+g, e = pick("gemm bf16 8192", "achieved_tflops")
+line("bf16 GEMM 8192^3 TFLOPS vs torch.matmul", g, e, torch.get("matmul", {}).get("bf16", {}).get("median_tflops"), 0.95)
+g, e = pick("attention prefill b1 h32/32 seq 4096", "achieved_tflops")
+line("prefill attn s4096 d128 causal vs SDPA", g, e, torch.get("sdpa", {}).get("mha_default", {}).get("median_tflops"), 0.50)
+g, e = pick("attention decode", "achieved_gb_s"); line("decode attention GB/s vs torch copy GB/s", g, e, copy, 0.75)
+g, e = pick("gemv int4", "achieved_gb_s"); line("int4 GEMV GB/s vs torch copy GB/s", g, e, copy, 0.75)
+PYEOF
 fi
 
 "$PY" "$GT" runinfo-finish --out "$DIR/run.json" --cases-tsv "$CASES_TSV" \

@@ -22,8 +22,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// The built-in models.
     Models(ListArgs),
-    /// The built-in GPUs.
-    Gpus(ListArgs),
+    /// The built-in GPUs, or with --local the GPUs on this machine (NVML).
+    Gpus(GpusArgs),
     /// The weight and KV-cache formats, with exact bits per weight.
     Formats(ListArgs),
     /// Every catalog GPU at 1, 2, 4 and 8 per node that fits the plan, cheapest first, with
@@ -31,6 +31,9 @@ pub enum Command {
     Fit(FitArgs),
     /// The largest context, batch and (vLLM) concurrency that fit on a GPU.
     Max(MaxArgs),
+    /// Runs the kernel suite on local GPU 0: correctness checks, then achieved GB/s and TFLOPS
+    /// against the catalog peaks (needs an NVIDIA driver, NVRTC and cuBLAS; exit 3 without).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,29 @@ pub struct MaxArgs {
     /// Plan options; --gpu is required.
     #[command(flatten)]
     pub plan: PlanArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GpusArgs {
+    /// List the GPUs on this machine, matched to catalog entries (exit 3 without a driver).
+    #[arg(long)]
+    pub local: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Fewer repeats and smaller buffers (about a minute on an H100).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the full profile (device, every sample, efficiency factors) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Output format of the results table.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
 }
 
 /// Output format for every command.

@@ -5,9 +5,11 @@
 //! `model` (architecture and tensor accounting, local file readers), `quant` (weight and KV
 //! formats), `plan` (the pure planner), `report` (renderers), `commands` (the CLI glue).
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod commands;
+pub mod gpu;
 pub mod model;
 pub mod plan;
 pub mod quant;

@@ -1,5 +1,6 @@
 //! The `headroom` binary: parse the command line, run the command, map errors to exit codes
-//! (0 success, including "does not fit"; 1 bad input or unreadable file; 2 usage, from clap).
+//! (0 success, including "does not fit"; 1 bad input or unreadable file; 2 usage, from clap;
+//! 3 no usable GPU for a GPU command: a `GpuError` whose `is_no_gpu()` holds).
 
 use clap::Parser;
 use headroom::cli::Cli;
@@ -16,7 +17,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            let no_gpu = e.downcast_ref::<headroom::gpu::GpuError>().is_some_and(|g| g.is_no_gpu());
+            ExitCode::from(if no_gpu { 3 } else { 1 })
         }
     }
 }

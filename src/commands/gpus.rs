@@ -39,3 +39,36 @@ pub fn listing() -> Listing {
         json: json!(items),
     }
 }
+
+/// `headroom gpus --local`: the GPUs NVML sees, each matched to its catalog entry.
+pub fn local() -> Result<Listing, crate::gpu::GpuError> {
+    let devices = crate::gpu::nvml::devices()?;
+    let gib = |b: u64| format!("{:.1}", b as f64 / (1u64 << 30) as f64);
+    let rows = devices
+        .iter()
+        .map(|d| {
+            vec![
+                d.index.to_string(),
+                d.name.clone(),
+                crate::bench::report::match_catalog(&d.name, d.memory_total_bytes)
+                    .map_or("—".into(), |g| g.id.clone()),
+                gib(d.memory_total_bytes),
+                gib(d.memory_used_bytes),
+                format!("{}.{}", d.compute_capability.0, d.compute_capability.1),
+                d.power_w.map_or("—".into(), |w| format!("{w:.0}")),
+                d.temperature_c.map_or("—".into(), |t| t.to_string()),
+                d.processes.len().to_string(),
+            ]
+        })
+        .collect();
+    Ok(Listing {
+        title: format!(
+            "local GPUs (driver {}, CUDA {})",
+            devices.first().map_or("", |d| d.driver_version.as_str()),
+            devices.first().map_or("", |d| d.cuda_version.as_str())
+        ),
+        headers: vec!["#", "name", "catalog", "memory GiB", "used GiB", "cc", "power W", "°C", "processes"],
+        rows,
+        json: serde_json::to_value(&devices).unwrap_or_default(),
+    })
+}

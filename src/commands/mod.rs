@@ -1,6 +1,7 @@
 //! One file per subcommand: parse arguments into domain values, call the planner or readers,
 //! render the report. `anyhow` lives here only.
 
+pub mod bench;
 pub mod fit;
 pub mod formats;
 pub mod gpus;
@@ -20,7 +21,9 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Plan(args) => plan::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Models(args) => Ok(render_listing(&models::listing(), args.format)),
+        Command::Gpus(args) if args.local => Ok(render_listing(&gpus::local()?, args.format)),
         Command::Gpus(args) => Ok(render_listing(&gpus::listing(), args.format)),
+        Command::Bench(args) => bench::run(args),
         Command::Formats(args) => Ok(render_listing(&formats::listing(), args.format)),
         Command::Fit(args) => fit::run(args),
         Command::Max(args) => max::run(args),

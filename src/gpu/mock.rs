@@ -1,0 +1,71 @@
+//! A scripted [`Gpu`] for tests: each workload's check result and per-launch time come from a
+//! table, so the scheduler, statistics and reports run without a device.
+
+use super::{Check, DeviceInfo, Gpu, GpuError, Workload};
+
+/// What the mock does for one workload (matched by name).
+#[derive(Clone, Debug)]
+pub enum Script {
+    /// Passes its check; each launch takes `ms_per_launch` (+ the jitter sequence, cycled).
+    Ok { ms_per_launch: f64, jitter_ms: Vec<f64> },
+    /// Fails its correctness check with this error.
+    WrongResult { max_rel_error: f64 },
+    /// `prepare` runs out of memory.
+    OutOfMemory,
+}
+
+/// The mock device.
+pub struct MockGpu {
+    info: DeviceInfo,
+    scripts: Vec<(String, Script)>,
+    current: Option<Script>,
+    calls: usize,
+    /// Every call in order (`prepare NAME`, `time N`, `release`), for assertions.
+    pub log: Vec<String>,
+}
+
+impl MockGpu {
+    pub fn new(info: DeviceInfo, scripts: Vec<(String, Script)>) -> Self {
+        MockGpu { info, scripts, current: None, calls: 0, log: Vec::new() }
+    }
+}
+
+impl Gpu for MockGpu {
+    fn device(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn prepare(&mut self, w: &Workload) -> Result<Check, GpuError> {
+        let name = w.name();
+        self.log.push(format!("prepare {name}"));
+        let script = self.scripts.iter().find(|(n, _)| *n == name).map(|(_, s)| s.clone());
+        let script = script.unwrap_or(Script::Ok { ms_per_launch: 1.0, jitter_ms: vec![] });
+        let check = |e: f64| Check { reference: "mock".into(), max_rel_error: e, tolerance: 1e-2, passed: e <= 1e-2 };
+        match &script {
+            Script::OutOfMemory => {
+                Err(GpuError::OutOfMemory { what: name, requested_bytes: w.footprint_bytes(), free_bytes: 0 })
+            }
+            Script::WrongResult { max_rel_error } => Ok(check(*max_rel_error)),
+            Script::Ok { .. } => {
+                self.current = Some(script);
+                self.calls = 0;
+                Ok(check(0.0))
+            }
+        }
+    }
+
+    fn time(&mut self, launches: u32) -> Result<f64, GpuError> {
+        self.log.push(format!("time {launches}"));
+        let Some(Script::Ok { ms_per_launch, jitter_ms }) = &self.current else {
+            return Err(GpuError::Unsupported("time before prepare".into()));
+        };
+        let j = if jitter_ms.is_empty() { 0.0 } else { jitter_ms[self.calls % jitter_ms.len()] };
+        self.calls += 1;
+        Ok((ms_per_launch + j) * launches as f64)
+    }
+
+    fn release(&mut self) {
+        self.log.push("release".into());
+        self.current = None;
+    }
+}

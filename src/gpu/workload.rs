@@ -1,0 +1,194 @@
+//! What the benchmark runs: one [`Workload`] per kernel and size, with the bytes it must move and
+//! the floating-point operations it does, so a time becomes GB/s or TFLOPS.
+
+use serde::Serialize;
+
+/// A GEMM data type on cuBLAS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GemmDtype {
+    Fp32,
+    Tf32,
+    Fp16,
+    Bf16,
+    Int8,
+}
+
+impl GemmDtype {
+    /// The catalog key (`crate::catalog::gpus::Tflops::get`).
+    pub fn key(self) -> &'static str {
+        match self {
+            GemmDtype::Fp32 => "fp32",
+            GemmDtype::Tf32 => "tf32",
+            GemmDtype::Fp16 => "fp16",
+            GemmDtype::Bf16 => "bf16",
+            GemmDtype::Int8 => "int8",
+        }
+    }
+    /// Bytes per input element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            GemmDtype::Fp32 | GemmDtype::Tf32 => 4,
+            GemmDtype::Fp16 | GemmDtype::Bf16 => 2,
+            GemmDtype::Int8 => 1,
+        }
+    }
+}
+
+/// One benchmark case. Sizes are element counts unless a name says bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Workload {
+    /// Read, write or copy `bytes` per buffer with 16-byte accesses.
+    Bandwidth { op: BandwidthOp, bytes: u64 },
+    /// C = A·B, m×k by k×n, through cuBLAS.
+    Gemm { dtype: GemmDtype, m: u64, n: u64, k: u64 },
+    /// One decode step of attention over a bf16 KV cache of `ctx` tokens.
+    AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64 },
+    /// Causal prefill attention, bf16, `seq` tokens.
+    AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64 },
+    /// y = W·x with 4-bit weights (group 128, fp16 scales), n rows × k.
+    GemvInt4 { n: u64, k: u64 },
+    /// y = W·x with int8 weights (per-row fp16 scale), n rows × k.
+    GemvInt8 { n: u64, k: u64 },
+    /// RMSNorm over `rows` rows of `dim`, bf16.
+    RmsNorm { rows: u64, dim: u64 },
+    /// Rotary embedding in place, bf16.
+    Rope { tokens: u64, heads: u64, head_dim: u64 },
+    /// silu(gate)·up over `n` bf16 elements.
+    SiluGate { n: u64 },
+    /// One AdamW step over `n` fp32 parameters.
+    AdamW { n: u64 },
+}
+
+/// Which bandwidth pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BandwidthOp {
+    Read,
+    Write,
+    Copy,
+}
+
+/// Whether a workload is judged by bytes or by operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    Memory,
+    Compute,
+}
+
+impl Workload {
+    /// A short unique name, e.g. `gemm bf16 8192³`.
+    pub fn name(&self) -> String {
+        match self {
+            Workload::Bandwidth { op, .. } => format!("bandwidth {}", format!("{op:?}").to_lowercase()),
+            Workload::Gemm { dtype, m, n, k } if m == n && n == k => format!("gemm {} {m}³", dtype.key()),
+            Workload::Gemm { dtype, m, n, k } => format!("gemm {} {m}×{n}×{k}", dtype.key()),
+            Workload::AttentionDecode { batch, heads, kv_heads, ctx, .. } => {
+                format!("attention decode b{batch} h{heads}/{kv_heads} ctx {ctx}")
+            }
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+                format!("attention prefill b{batch} h{heads}/{kv_heads} seq {seq} d{head_dim} causal")
+            }
+            Workload::GemvInt4 { n, k } => format!("gemv int4 g128 {n}×{k}"),
+            Workload::GemvInt8 { n, k } => format!("gemv int8 {n}×{k}"),
+            Workload::RmsNorm { rows, dim } => format!("rmsnorm {rows}×{dim}"),
+            Workload::Rope { tokens, heads, head_dim } => format!("rope {tokens}×{heads}×{head_dim}"),
+            Workload::SiluGate { n } => format!("silu-gate {n}"),
+            Workload::AdamW { n } => format!("adamw {n}"),
+        }
+    }
+
+    /// Bytes the workload must move to and from device memory per launch.
+    pub fn bytes(&self) -> u64 {
+        match *self {
+            Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
+            Workload::Bandwidth { bytes, .. } => bytes,
+            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + 4 * m * n,
+            Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
+                2 * (2 * batch * kv_heads * ctx * head_dim + 2 * batch * heads * head_dim)
+            }
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+                2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
+            }
+            Workload::GemvInt4 { n, k } => n * k / 2 + 2 * n * (k / 128) + 2 * k + 2 * n,
+            Workload::GemvInt8 { n, k } => n * k + 2 * n + 2 * k + 2 * n,
+            Workload::RmsNorm { rows, dim } => 2 * (2 * rows * dim + dim),
+            Workload::Rope { tokens, heads, head_dim } => 4 * tokens * heads * head_dim + 4 * tokens * head_dim,
+            Workload::SiluGate { n } => 6 * n,
+            Workload::AdamW { n } => 28 * n,
+        }
+    }
+
+    /// Floating-point (or integer) operations per launch; 2 per multiply-add.
+    pub fn flops(&self) -> u64 {
+        match *self {
+            Workload::Bandwidth { .. } => 0,
+            Workload::Gemm { m, n, k, .. } => 2 * m * n * k,
+            Workload::AttentionDecode { batch, heads, ctx, head_dim, .. } => 4 * batch * heads * ctx * head_dim,
+            // 4·b·h·s²·d / 2, the convention of scripts/gtlib/kernels.py (causal halves the work).
+            Workload::AttentionPrefill { batch, heads, seq, head_dim, .. } => 2 * batch * heads * seq * seq * head_dim,
+            Workload::GemvInt4 { n, k } | Workload::GemvInt8 { n, k } => 2 * n * k,
+            Workload::RmsNorm { rows, dim } => 4 * rows * dim,
+            Workload::Rope { tokens, heads, head_dim } => 3 * tokens * heads * head_dim,
+            Workload::SiluGate { n } => 5 * n,
+            Workload::AdamW { n } => 16 * n,
+        }
+    }
+
+    /// What limits it: prefill attention and GEMMs by operations, everything else by bytes.
+    pub fn bound(&self) -> Bound {
+        match self {
+            Workload::Gemm { .. } | Workload::AttentionPrefill { .. } => Bound::Compute,
+            _ => Bound::Memory,
+        }
+    }
+
+    /// The catalog TFLOPS key a compute-bound workload is compared with.
+    pub fn peak_key(&self) -> Option<&'static str> {
+        match self {
+            Workload::Gemm { dtype, .. } => Some(dtype.key()),
+            Workload::AttentionPrefill { .. } => Some("bf16"),
+            _ => None,
+        }
+    }
+
+    /// Device memory the full-size case allocates, in bytes (before rotation copies).
+    pub fn footprint_bytes(&self) -> u64 {
+        match *self {
+            Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
+            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + 4 * m * n,
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+                2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
+            }
+            _ => self.bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_flops_match_the_pytorch_convention() {
+        // scripts/gtlib/kernels.py: b1 h32 s4096 d128 causal → 137438953472 flops.
+        let w = Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128 };
+        assert_eq!(w.flops(), 137_438_953_472);
+        assert_eq!(w.bound(), Bound::Compute);
+    }
+
+    #[test]
+    fn bytes_of_copy_count_read_and_write() {
+        let w = Workload::Bandwidth { op: BandwidthOp::Copy, bytes: 1 << 30 };
+        assert_eq!(w.bytes(), 2 << 30);
+        assert_eq!(w.name(), "bandwidth copy");
+    }
+
+    #[test]
+    fn int4_gemv_bytes_include_scales() {
+        let w = Workload::GemvInt4 { n: 8192, k: 8192 };
+        assert_eq!(w.bytes(), 8192 * 4096 + 2 * 8192 * 64 + 2 * 8192 + 2 * 8192);
+    }
+}
