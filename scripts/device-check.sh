@@ -3,7 +3,7 @@
 #
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
-# PART (optional): bench | context | torch | infer | train | headroom | all (default; bench runs
+# PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer | train | headroom | all (default; bench runs
 # first: target/release/headroom bench --quick, our own kernels, ~1 min).
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
@@ -25,11 +25,13 @@
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|headroom|all]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|headroom|all][,...]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
-case "$PART" in all | bench | context | torch | infer | train | headroom) ;; *) usage ;; esac
+for part in ${PART//,/ }; do
+  case "$part" in all | bench | context | torch | infer | train | headroom) ;; *) usage ;; esac
+done
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd) # absolute, resolved before the cd below
@@ -60,7 +62,7 @@ cleanup() {
 trap cleanup EXIT
 
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-want() { [[ $PART == all || $PART == "$1" ]]; }
+want() { [[ $PART == all || ",$PART," == *",$1,"* ]]; }
 
 # run_case CASE_ID FILE TIMEOUT_S SUBCOMMAND [ARGS...]
 run_case() {
