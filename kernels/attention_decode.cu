@@ -27,31 +27,38 @@ __device__ __forceinline__ void attn_decode_split(const bf16_t* __restrict__ q, 
     qs[i / DEC_D][i % DEC_D] = bf16_to_f32(q[((u64)b * heads + kvh * G) * DEC_D + i]);
   __syncthreads();
 
-  // Pass 1a: scores, one thread per key (a key row is 16 uint4; consecutive threads, consecutive rows).
-  for (int kk = t; kk < DEC_CHUNK; kk += DEC_THREADS) {
-    const int key = key0 + kk;
-    float dot[G];
+  // Pass 1a: scores. As in P·V below, 16 threads share a key row (coalesced 16-byte slices: thread t
+  // owns dims 8·(t % 16) .. +7 of every 8th key from t / 16), and the 16 partial dot products are
+  // summed with shuffles inside the aligned 16-lane group.
+  const int dc = t & 15, kg = t >> 4;
+  float qf[G][8];
 #pragma unroll
-    for (int g = 0; g < G; ++g) dot[g] = 0.f;
-    if (key < ctx) {
-      const uint4* row = reinterpret_cast<const uint4*>(kc + kv_base + (u64)key * DEC_D);
-      uint4 kr[16];
+  for (int g = 0; g < G; ++g)
 #pragma unroll
-      for (int j = 0; j < 16; ++j) kr[j] = __ldcs(row + j);
+    for (int e = 0; e < 8; ++e) qf[g][e] = qs[g][dc * 8 + e];
+  for (int kk0 = kg; kk0 < DEC_CHUNK; kk0 += 32) {
+    uint4 kr[4];
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        const float kf[8] = {bf16_lo(kr[j].x), bf16_hi(kr[j].x), bf16_lo(kr[j].y), bf16_hi(kr[j].y),
-                             bf16_lo(kr[j].z), bf16_hi(kr[j].z), bf16_lo(kr[j].w), bf16_hi(kr[j].w)};
-#pragma unroll
-        for (int g = 0; g < G; ++g) {
-          const float4 a = *reinterpret_cast<const float4*>(&qs[g][j * 8]);
-          const float4 c = *reinterpret_cast<const float4*>(&qs[g][j * 8 + 4]);
-          dot[g] += a.x * kf[0] + a.y * kf[1] + a.z * kf[2] + a.w * kf[3] + c.x * kf[4] + c.y * kf[5] + c.z * kf[6] + c.w * kf[7];
-        }
-      }
+    for (int u = 0; u < 4; ++u) {
+      const int key = key0 + kk0 + u * 8;
+      kr[u] = key < ctx ? __ldcs(reinterpret_cast<const uint4*>(kc + kv_base + (u64)key * DEC_D) + dc)
+                        : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
-    for (int g = 0; g < G; ++g) ps[g][kk] = key < ctx ? dot[g] * scale_log2 : -HR_INF;
+    for (int u = 0; u < 4; ++u) {
+      const int kk = kk0 + u * 8;
+      const float kf[8] = {bf16_lo(kr[u].x), bf16_hi(kr[u].x), bf16_lo(kr[u].y), bf16_hi(kr[u].y),
+                           bf16_lo(kr[u].z), bf16_hi(kr[u].z), bf16_lo(kr[u].w), bf16_hi(kr[u].w)};
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float dot = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot = fmaf(qf[g][e], kf[e], dot);
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+        if (dc == 0) ps[g][kk] = key0 + kk < ctx ? dot * scale_log2 : -HR_INF;
+      }
+    }
   }
   __syncthreads();
 
@@ -72,8 +79,7 @@ __device__ __forceinline__ void attn_decode_split(const bf16_t* __restrict__ q, 
   }
   __syncthreads();
 
-  // Pass 1c: P·V; thread t owns 8 dims (t % 16) of every 8th key starting at t / 16.
-  const int dc = t & 15, kg = t >> 4;
+  // Pass 1c: P·V with the same thread layout as pass 1a.
   float acc[G][8];
 #pragma unroll
   for (int g = 0; g < G; ++g)

@@ -102,9 +102,12 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                 return Err(GpuError::Unsupported(format!("gemv with k = {k} (k ≤ 16384, a multiple of 128)")));
             }
             let f = gpu.function("gemv", if int4 { "gemv_int4_bf16" } else { "gemv_int8_bf16" })?;
+            // Three blocks per SM (80 registers, 32 KiB shared each), grid-striding over rows (8 warps × 2 rows per block and pass):
+            // x is staged into shared memory once per block (kernels/gemv.cu).
+            let blocks = n.div_ceil(16).clamp(1, gpu.sm_count() as u64 * 3) as u32;
             vec![s(
                 f,
-                cfg((n.div_ceil(4) as u32, 1, 1), 256, 0),
+                cfg((blocks, 1, 1), 256, 0),
                 vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(n as i32), I32(k as i32)],
             )]
         }
