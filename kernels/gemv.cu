@@ -39,14 +39,47 @@ __device__ __forceinline__ void gemv_store(const float (&acc)[GEMV_ROWS], int r0
   }
 }
 
+// f16x2 arithmetic by PTX (no cuda_fp16.h under NVRTC from the wheel).
+__device__ __forceinline__ unsigned hsub2(unsigned a, unsigned b) {
+  unsigned d;
+  asm("sub.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+__device__ __forceinline__ unsigned hfma2(unsigned a, unsigned b, unsigned c) {
+  unsigned d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+__device__ __forceinline__ float h2_sum(unsigned h) {
+  return f16_to_f32((f16_t)(h & 0xffffu)) + f16_to_f32((f16_t)(h >> 16));
+}
+
+// x for the int4 kernel, staged as f16 pairs in nibble order: for chunk c (32 weights, 4 words),
+// word j, shift i (0..3) the pair is (x[32c + 8j + i], x[32c + 8j + i + 4]), matching the two
+// nibbles `(word >> 4i) & 0x000F000F` extracts. 16 pairs (64 bytes) per chunk.
+__device__ __forceinline__ void gemv_stage_x_pairs(const bf16_t* __restrict__ x, unsigned* xp, int k) {
+  for (int p = threadIdx.x; p < k / 2; p += GEMV_THREADS) {
+    const int c = p / 16, j = (p % 16) / 4, i = p % 4, base = 32 * c + 8 * j + i;
+    xp[p] = (unsigned)f32_to_f16(bf16_to_f32(x[base])) | ((unsigned)f32_to_f16(bf16_to_f32(x[base + 4])) << 16);
+  }
+  __syncthreads();
+}
+
+// Dequantisation costs more instructions than the weight stream allows in fp32, so the int4
+// kernel works on f16 pairs: `(w >> 4i) & 0x000F000F | 0x64006400` is the f16 pair (1024 + n_a,
+// 1024 + n_b) (the exponent of 1024 leaves one unit per mantissa step); subtracting 1032 gives
+// (n − 8) exactly, and one fma.f16x2 multiplies-adds two weights. Each chunk's 32 products are
+// summed in f16x2 (magnitudes ≤ 8 · |x| · 32) and then in fp32 with the group scale.
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {
   __shared__ uint4 xs[GEMV_MAX_K / 8];
-  gemv_stage_x(x, xs, k);
+  unsigned* xp = reinterpret_cast<unsigned*>(xs);
+  gemv_stage_x_pairs(x, xp, k);
   const int lane = threadIdx.x & 31;
   const int chunks = k / 32, groups = k / 128;  // a chunk: 32 weights in one uint4
   const int row_step = gridDim.x * GEMV_WARPS * GEMV_ROWS;
+  const unsigned magic = 0x64006400u, bias = 0x64086408u;  // f16 pairs (1024, 1024), (1032, 1032)
   for (int r0 = (blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * GEMV_ROWS; r0 < n_rows; r0 += row_step) {
     float acc[GEMV_ROWS];
 #pragma unroll
@@ -67,22 +100,22 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
       for (int u = 0; u < GEMV_UNROLL; ++u) {
         const int c = c0 + 32 * u;
         if (c >= chunks) continue;
-        float xf[32];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) gemv_x8(xs, c * 4 + q, xf + 8 * q);
+        const uint4* xc = xs + c * 4;  // 16 pairs
+        const uint4 xq[4] = {xc[0], xc[1], xc[2], xc[3]};
+        const unsigned xv[16] = {xq[0].x, xq[0].y, xq[0].z, xq[0].w, xq[1].x, xq[1].y, xq[1].z, xq[1].w,
+                                 xq[2].x, xq[2].y, xq[2].z, xq[2].w, xq[3].x, xq[3].y, xq[3].z, xq[3].w};
 #pragma unroll
         for (int r = 0; r < GEMV_ROWS; ++r) {
           const unsigned words[4] = {w[u][r].x, w[u][r].y, w[u][r].z, w[u][r].w};
-          float part = 0.f;
+          unsigned part = 0u;  // f16 pair (0, 0)
 #pragma unroll
           for (int j = 0; j < 4; ++j)
 #pragma unroll
-            for (int i = 0; i < 8; ++i) {
-              // 0x4B000000 | n is the float 2^23 + n; subtracting 2^23 + 8 leaves n − 8 exactly.
-              const float q = __int_as_float(0x4B000000 | ((words[j] >> (4 * i)) & 0xF)) - 8388616.f;
-              part = fmaf(q, xf[j * 8 + i], part);
+            for (int i = 0; i < 4; ++i) {
+              const unsigned q = hsub2(((words[j] >> (4 * i)) & 0x000F000Fu) | magic, bias);
+              part = hfma2(q, xv[j * 4 + i], part);
             }
-          acc[r] = fmaf(part, s[u][r], acc[r]);
+          acc[r] = fmaf(h2_sum(part), s[u][r], acc[r]);
         }
       }
     }
