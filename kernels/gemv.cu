@@ -9,8 +9,8 @@
 // and to do nothing else between them: x (k ≤ GEMV_MAX_K) is staged once per block in shared
 // memory; each warp then streams GEMV_ROWS rows at a time, every lane taking 16-byte chunks
 // (GEMV_UNROLL per row per step, all issued before any arithmetic), and reduces with warp
-// shuffles only: no block-wide synchronisation inside the row loop. Launch with a grid of about
-// two blocks per SM (grid-stride over rows). Weights stream with __ldcs (read once, evict first).
+// shuffles only: no block-wide synchronisation inside the row loop. Launch with a few blocks per SM
+// (grid-stride over rows; src/gpu/cuda/setup.rs). Weights stream with __ldcs (read once, evict first).
 // The int4 dequantisation stays in fp32: doing it in f16 pairs (two weights per instruction)
 // failed the correctness check on an H200 even with f16 sums of only 8 products (2.05e-2 > 2e-2;
 // data/measurements/device/2026-11-27-h200-bench-3 and -4).
