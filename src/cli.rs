@@ -169,7 +169,8 @@ pub struct PlanArgs {
 /// Training options of `plan` (used when --mode is not infer).
 #[derive(Clone, Debug, Args)]
 pub struct TrainArgs {
-    /// infer, or a training mode: full, lora, qlora, dpo, ppo, grpo.
+    /// infer, or a training mode: full, lora, qlora, dpo, ppo, grpo, best-of-n (rejection
+    /// sampling: --group-size completions per prompt, scored by --reward, then a supervised step).
     #[arg(long, value_enum, default_value_t)]
     pub mode: ModeArg,
     /// Optimizer.
@@ -209,10 +210,10 @@ pub struct TrainArgs {
     /// ppo critic model id (default: the policy's model).
     #[arg(long)]
     pub critic: Option<String>,
-    /// ppo reward model id (default: the policy's model).
+    /// ppo / best-of-n reward model id (default: the policy's model).
     #[arg(long)]
     pub reward: Option<String>,
-    /// grpo completions generated per prompt.
+    /// grpo / best-of-n completions generated per prompt.
     #[arg(long, default_value_t = 8)]
     pub group_size: u64,
 }
@@ -227,6 +228,7 @@ pub enum ModeArg {
     Dpo,
     Ppo,
     Grpo,
+    BestOfN,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

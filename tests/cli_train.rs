@@ -120,3 +120,20 @@ fn training_table_shows_phases() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("phase") && text.contains("critic backward") && text.contains("reward"), "{text}");
 }
+
+/// Rejection sampling / best-of-n: the policy generates n completions per prompt (n times the KV
+/// cache of one), a frozen reward model scores them, and the step trains on one per prompt.
+#[test]
+fn best_of_n_generates_n_and_trains_on_one() {
+    let v = plan_json("llama-2-7b --mode best-of-n --lora-rank 16 --group-size 8 --context 1024 --gpu a100-80gb");
+    let roles: Vec<&str> =
+        v["training"]["models"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["policy", "reward"]);
+    let phases = v["training"]["phases"].as_array().unwrap();
+    let generation = phases.iter().find(|p| p["phase"] == "generation").expect("a generation phase");
+    // 8 sequences × 1024 tokens × 512 KiB.
+    assert_eq!(u(generation, "/memory/kv_cache_bytes"), 8 * 1024 * 512 * 1024);
+    let sft = plan_json("llama-2-7b --mode lora --lora-rank 16 --context 1024 --gpu a100-80gb");
+    assert_eq!(u(&v, "/model/trainable_parameters"), u(&sft, "/model/trainable_parameters"));
+    assert!(fits(&v));
+}

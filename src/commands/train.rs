@@ -1,4 +1,4 @@
-//! `headroom plan MODEL --mode full|lora|qlora|dpo|ppo|grpo`: builds the training request from
+//! `headroom plan MODEL --mode full|lora|qlora|dpo|ppo|grpo|best-of-n`: builds the training request from
 //! the arguments (resolving the extra RLHF models) and renders the training plan.
 
 use super::plan::device;
@@ -98,6 +98,7 @@ fn mode(m: ModeArg) -> Mode {
         ModeArg::Dpo => Mode::Dpo,
         ModeArg::Ppo => Mode::Ppo,
         ModeArg::Grpo => Mode::Grpo,
+        ModeArg::BestOfN => Mode::BestOfN,
     }
 }
 
@@ -148,6 +149,8 @@ fn extra_models(mode: Mode, args: &PlanArgs) -> anyhow::Result<Vec<(ModelRole, O
     }
     if mode == Mode::Ppo {
         out.push((ModelRole::Critic, load(&t.critic)?));
+    }
+    if matches!(mode, Mode::Ppo | Mode::BestOfN) {
         out.push((ModelRole::Reward, load(&t.reward)?));
     }
     Ok(out)

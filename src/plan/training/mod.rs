@@ -43,6 +43,9 @@ pub enum Mode {
     Dpo,
     Ppo,
     Grpo,
+    /// Rejection sampling / best-of-n: generate n completions per prompt, score them with a
+    /// reward model, then a supervised step on the best one.
+    BestOfN,
 }
 
 impl Mode {
@@ -54,6 +57,7 @@ impl Mode {
             Mode::Dpo => "dpo",
             Mode::Ppo => "ppo",
             Mode::Grpo => "grpo",
+            Mode::BestOfN => "best-of-n",
         }
     }
 }

@@ -11,6 +11,9 @@
 //!   log-probs, rewards, values), then actor and critic train one after the other.
 //! - GRPO (Shao et al. 2024): no critic; each prompt is generated `group_size` times, and the
 //!   policy trains on all of them.
+//! - Rejection sampling / best-of-n (Touvron et al. 2023, Llama 2 §3.2.3): the policy generates
+//!   `group_size` completions per prompt, a frozen reward model scores them, and the policy takes
+//!   a supervised step on the best one only.
 //!
 //! No-grad forwards hold the 16-bit logits, their fp32 upcast and the fp32 log-softmax
 //! (2 + 4 + 4 B per vocabulary entry and token) beside one layer's intermediates.
@@ -33,6 +36,15 @@ pub fn sequences_per_prompt(req: &TrainingRequest) -> u64 {
         Mode::Dpo => 2,
         Mode::Grpo => req.group_size,
         _ => 1,
+    }
+}
+
+/// Sequences generated per prompt in the rollout phase (0: the mode does not generate).
+fn rollouts_per_prompt(req: &TrainingRequest) -> u64 {
+    match req.mode {
+        Mode::Ppo => 1,
+        Mode::Grpo | Mode::BestOfN => req.group_size,
+        _ => 0,
     }
 }
 
@@ -66,6 +78,7 @@ pub fn before_training(
     log: &mut BasisLog,
 ) -> Vec<PhaseMemory> {
     let tokens = req.seq * req.micro_batch * sequences_per_prompt(req);
+    let rollout_tokens = req.seq * req.micro_batch * rollouts_per_prompt(req);
     let with = |activations: u64, kv: Bytes| {
         breakdown(MemoryBreakdown { activations: Bytes(activations), kv_cache: kv, ..base.clone() })
     };
@@ -79,9 +92,9 @@ pub fn before_training(
             memory: with(a, Bytes::ZERO),
         });
     }
-    if matches!(req.mode, Mode::Ppo | Mode::Grpo) {
+    if rollouts_per_prompt(req) > 0 {
         let policy = &req.models[0];
-        let sequences = req.micro_batch * sequences_per_prompt(req);
+        let sequences = req.micro_batch * rollouts_per_prompt(req);
         let options = EngineOptions::default();
         let kv = KvRequest {
             spec: policy.spec,
@@ -107,7 +120,7 @@ pub fn before_training(
         });
         let scoring = [ModelRole::Policy, ModelRole::Reference, ModelRole::Reward, ModelRole::Critic]
             .into_iter()
-            .map(|r| no_grad_forward(req, r, stage, tokens))
+            .map(|r| no_grad_forward(req, r, stage, rollout_tokens))
             .max()
             .unwrap_or(0);
         out.push(PhaseMemory {
