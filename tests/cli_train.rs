@@ -137,3 +137,16 @@ fn best_of_n_generates_n_and_trains_on_one() {
     assert_eq!(u(&v, "/model/trainable_parameters"), u(&sft, "/model/trainable_parameters"));
     assert!(fits(&v));
 }
+
+/// With a 128k vocabulary the loss dominates long sequences; a chunked loss keeps one chunk's
+/// logits instead of the sequence's fp32 log-probabilities (4 B × 128,256 × 8,192 = 3.9 GiB saved).
+#[test]
+fn chunked_loss_removes_the_vocabulary_sized_peak() {
+    let args = "llama-3.1-8b --mode lora --lora-rank 16 --context 8192 --checkpointing full";
+    let whole = plan_json(args);
+    let chunked = plan_json(&format!("{args} --loss-chunk 1024"));
+    let saved = |v: &Value| u(v, "/training/saved_activations_bytes");
+    let vocab_fp32 = 4 * 128_256 * 8192;
+    assert!(saved(&whole) - saved(&chunked) > vocab_fp32 * 9 / 10, "{} vs {}", saved(&whole), saved(&chunked));
+    assert!(u(&chunked, "/memory/total_bytes") + (4u64 << 30) < u(&whole, "/memory/total_bytes"));
+}

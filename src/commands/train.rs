@@ -61,6 +61,7 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         micro_batch: args.batch,
         grad_accum: t.grad_accum,
         group_size: t.group_size,
+        loss_chunk: t.loss_chunk,
         parallel: Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) },
         device: gpu.map(|(g, count)| device(g, count)),
     };

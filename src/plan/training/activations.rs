@@ -199,6 +199,16 @@ pub fn loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
     ((A + 4) * v, 8 * v)
 }
 
+/// Chunked cross-entropy (torchtune's chunked loss, Liger's fused linear cross-entropy): only a
+/// chunk's logits exist at a time, so nothing vocabulary-sized is saved; the forward holds one
+/// chunk's 16-bit logits, fp32 upcast and log-probabilities ((A + 4 + 4)·V per token), the
+/// backward recomputes them and adds their fp32 gradients (8·V). The hidden states feeding the
+/// lm_head are kept for the recompute (A·h per token, unless a trained lm_head saves them anyway).
+pub fn chunked_loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
+    let v = spec.vocab_size / tp;
+    ((A + 8) * v, (A + 8 + 8) * v)
+}
+
 /// Transient bytes per token inside one layer: forward, the unsaved MLP product and outputs;
 /// backward, the gradients of the MLP intermediates (3·i) and of the residual stream.
 pub fn layer_transients(s: &ActivationSetup) -> (u64, u64) {

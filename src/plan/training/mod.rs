@@ -129,6 +129,9 @@ pub struct TrainingRequest<'a> {
     pub grad_accum: u64,
     /// GRPO completions per prompt.
     pub group_size: u64,
+    /// Chunked cross-entropy: logits exist for this many tokens at a time and are recomputed
+    /// in the backward pass (`None`: the whole sequence's logits at once).
+    pub loss_chunk: Option<u64>,
     pub parallel: Parallel,
     pub device: Option<Device>,
 }

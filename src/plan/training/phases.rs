@@ -187,10 +187,19 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         }
         _ => per_layer.iter().sum(),
     };
-    let (loss_fwd, loss_bwd) = if m.role == ModelRole::Critic { (0, 0) } else { act::loss_transients(spec, tp) };
+    let chunk = req.loss_chunk.map(|c| c.min(tokens));
+    let (loss_fwd, loss_bwd) = match (m.role, chunk) {
+        (ModelRole::Critic, _) => (0, 0),
+        (_, None) => act::loss_transients(spec, tp),
+        (_, Some(_)) => act::chunked_loss_transients(spec, tp),
+    };
+    let loss_tokens = chunk.unwrap_or(tokens);
     let mut out_terms = act::output_terms(&setup, tp);
-    if m.role == ModelRole::Critic {
-        out_terms.pop(); // a value head: no vocabulary-sized log-probabilities
+    if m.role == ModelRole::Critic || chunk.is_some() {
+        out_terms.pop(); // a value head, or a chunked loss: no vocabulary-sized log-probabilities
+    }
+    if chunk.is_some() && !setup.base_trainable {
+        out_terms.push(("hidden states kept for the chunked loss's recompute", 2 * spec.hidden_size));
     }
     let copies = if setup.autocast { autocast_copies(m.tensors, &layers, last) / tp } else { 0 };
     let micro_batches = req.grad_accum;
@@ -198,8 +207,8 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         layers: tokens * saved_layers / tp,
         copies,
         output: if last { tokens * act::sum(&out_terms) / tp } else { 0 },
-        loss_fwd: if last { tokens * loss_fwd } else { 0 },
-        loss_bwd: if last { tokens * loss_bwd } else { 0 },
+        loss_fwd: if last { loss_tokens * loss_fwd } else { 0 },
+        loss_bwd: if last { loss_tokens * loss_bwd } else { 0 },
         layer_fwd: tokens * layer_fwd / tp,
         layer_bwd: tokens * layer_bwd / tp,
         in_flight: p.in_flight(stage, micro_batches),
