@@ -3,13 +3,9 @@
 
 mod support;
 
-use assert_cmd::Command;
 use serde_json::{json, Value};
 use std::fs;
-
-fn headroom() -> Command {
-    Command::cargo_bin("headroom").unwrap()
-}
+use support::cli::headroom;
 
 /// config.json of the support module's Llama-shaped safetensors model.
 fn tiny_llama_config() -> String {

@@ -1,26 +1,9 @@
 //! `headroom plan` as a user runs it: the contract numbers, the launch-discussion facts, and bad
 //! input.
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod support;
 
-fn headroom() -> Command {
-    Command::cargo_bin("headroom").unwrap()
-}
-
-fn plan_json(args: &str) -> Value {
-    let out = headroom().arg("plan").args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
-}
-
-fn fits(v: &Value) -> bool {
-    v.pointer("/fit/fits").and_then(Value::as_bool).unwrap()
-}
+use support::cli::{fits, headroom, plan_json, u};
 
 #[test]
 fn llama2_7b_bf16_contract_numbers() {

@@ -291,9 +291,7 @@ mod tests {
     use super::*;
     use crate::model::tensors::{inventory, param_counts};
 
-    const LLAMA_2_7B: &str = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-        "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000,
-        "max_position_embeddings": 4096, "torch_dtype": "float16"}"#;
+    use crate::model::testing::LLAMA_2_7B_CONFIG as LLAMA_2_7B;
 
     #[test]
     fn llama_defaults_are_the_transformers_class_defaults() {

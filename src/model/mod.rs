@@ -8,3 +8,5 @@ pub mod local;
 pub mod safetensors;
 pub mod spec;
 pub mod tensors;
+#[cfg(test)]
+pub(crate) mod testing;

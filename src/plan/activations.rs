@@ -220,13 +220,7 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::parse_config;
-
-    fn llama_2_7b() -> ModelSpec {
-        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
-        parse_config(text, "llama-2-7b", "t").unwrap().spec
-    }
+    use crate::model::testing::llama_2_7b;
 
     fn peak(spec: &ModelSpec, engine: Engine, options: &EngineOptions, context: u64) -> ActivationPeak {
         let req = ActivationRequest {

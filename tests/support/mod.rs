@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use headroom::quant::ggml::GgmlType;
 use serde_json::{json, Map, Value};
 

@@ -122,20 +122,13 @@ pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::parse_config;
-
-    pub(crate) fn llama2_7b() -> ModelSpec {
-        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000,
-            "max_position_embeddings": 4096}"#;
-        parse_config(text, "llama-2-7b", "llama-2-7b").unwrap().spec
-    }
+    pub(crate) use crate::model::testing::llama_2_7b;
 
     const P7B: Params = Params { total: 6_738_415_616, active: 6_738_415_616 };
 
     #[test]
     fn llama2_7b_matmul_params_and_pair_flops() {
-        let s = llama2_7b();
+        let s = llama_2_7b();
         assert_eq!(matmul_params(&s, P7B), 6_607_343_616);
         assert_eq!(attention_flops_per_pair(&s), 4 * 4096);
         assert_eq!(linears_per_layer(&s), 7);
@@ -144,7 +137,7 @@ mod tests {
     /// The doc's arithmetic: 5.70e13 FLOPs for a 4,064-token prefill.
     #[test]
     fn llama2_7b_prefill_flops() {
-        let s = llama2_7b();
+        let s = llama_2_7b();
         let f = prefill_flops(&s, P7B, 4064, 1, &EngineOptions::default());
         let expected = 2.0 * 4064.0 * 6_476_271_616.0 + 2.0 * 131_072_000.0 + 32.0 * 4064.0 * 4064.0 / 2.0 * 16384.0;
         assert!((f - expected).abs() / expected < 1e-12);

@@ -228,13 +228,7 @@ pub fn sum(terms: &[Term]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::parse_config;
-
-    fn llama_2_7b() -> ModelSpec {
-        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
-        parse_config(text, "llama-2-7b", "t").unwrap().spec
-    }
+    use crate::model::testing::llama_2_7b;
 
     fn setup<'a>(spec: &'a ModelSpec, targets: Option<&'a LoraTargets>) -> ActivationSetup<'a> {
         ActivationSetup {

@@ -122,13 +122,11 @@ pub fn adapters(tensors: &[TensorDesc], rank: u64, targets: &LoraTargets) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::parse_config;
     use crate::model::tensors::inventory;
+    use crate::model::testing;
 
     fn llama_2_7b() -> Vec<TensorDesc> {
-        let text = r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#;
-        inventory(&parse_config(text, "llama-2-7b", "t").unwrap().spec)
+        inventory(&testing::llama_2_7b())
     }
 
     fn count(targets: &str, rank: u64) -> u64 {

@@ -130,21 +130,14 @@ fn buffers(m: &ModelInput, here: &[TensorDesc], p: &Parallel, grad_b: u64, layer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::parse_config;
     use crate::model::tensors::inventory;
+    use crate::model::testing::llama_2_7b;
     use crate::quant::{FloatType, WeightFormat};
 
     /// The module doc's worked example.
     #[test]
     fn llama_2_7b_mixed_adamw_is_2_2_12() {
-        let spec = parse_config(
-            r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32000}"#,
-            "llama-2-7b",
-            "t",
-        )
-        .unwrap()
-        .spec;
+        let spec = llama_2_7b();
         let tensors = inventory(&spec);
         let m = ModelInput {
             role: super::super::ModelRole::Policy,

@@ -1,0 +1,25 @@
+//! Running the `headroom` binary as a user does, and reading its JSON.
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub fn headroom() -> Command {
+    Command::cargo_bin("headroom").unwrap()
+}
+
+/// `headroom plan ARGS --format json`, which must succeed.
+pub fn plan_json(args: &str) -> Value {
+    let out = headroom().arg("plan").args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The unsigned integer at a JSON pointer.
+pub fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+/// The plan's verdict.
+pub fn fits(v: &Value) -> bool {
+    v.pointer("/fit/fits").and_then(Value::as_bool).unwrap()
+}
