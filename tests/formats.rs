@@ -248,7 +248,8 @@ fn tensor() -> impl Strategy<Value = TensorDesc> {
     let dim = prop_oneof![(1u64..64).prop_map(|k| k * 256), 1u64..20_000];
     (0..ROLES.len(), dim.clone(), dim, 1u64..4, 0u32..32).prop_map(|(r, rows, cols, copies, layer)| {
         let layer = if matches!(ROLES[r], Role::TokenEmbd | Role::Output) { None } else { Some(layer) };
-        TensorDesc { role: ROLES[r], part: Part::Weight, layer, rows, cols, copies }
+        // One row is a vector (norm-like) by definition and keeps full precision: matrices here.
+        TensorDesc { role: ROLES[r], part: Part::Weight, layer, rows: rows.max(2), cols, copies }
     })
 }
 
