@@ -141,3 +141,16 @@ fn plan_table_snapshot() {
     let out = headroom().args(["plan", "mixtral-8x7b", "--weights", "q4_k_m", "--gpu", "rtx-4090:2"]).output().unwrap();
     insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
 }
+
+/// A `headroom bench --json` profile calibrates the planner: the H200's achieved copy bandwidth
+/// (3,908 GB/s of 4,800) replaces the default bandwidth efficiency.
+#[test]
+fn bench_profile_calibrates_the_plan() {
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/data/measurements/device/2026-11-27-h200-bench-2/bench.json");
+    let v = plan_json(&format!("llama-2-7b --weights bf16 --engine bare --gpu h200 --calibration {profile}"));
+    let basis = v["basis"].as_array().unwrap();
+    let bw = basis.iter().find(|b| b["name"] == "bandwidth efficiency").expect("bandwidth basis");
+    assert!(bw["source"].as_str().unwrap().contains("headroom bench on NVIDIA H200"), "{bw}");
+    let eff: f64 = bw["value"].as_str().unwrap().parse().unwrap();
+    assert!((eff - 3907.7 / 4800.0).abs() < 0.002, "{eff}");
+}

@@ -34,12 +34,38 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
 }
 
 /// Reads `--calibration FILE`, if given.
+/// Reads `--calibration FILE`, if given: a calibration file (plan/throughput/efficiency.rs) or a
+/// `headroom bench --json` profile, whose achieved copy bandwidth and bf16 GEMM rate calibrate
+/// the GPU it ran on.
 pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> {
     let Some(path) = &args.calibration else { return Ok(None) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading calibration {}", path.display()))?;
-    let cal = serde_json::from_str(&text)
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("calibration {} is not JSON", path.display()))?;
+    if value.get("results").is_some() && value.get("schema_version").is_some() {
+        value = calibration_from_bench(&value).with_context(|| {
+            format!("bench profile {} has no catalog GPU or no copy / bf16 GEMM result", path.display())
+        })?;
+    }
+    let cal = serde_json::from_value(value)
         .with_context(|| format!("calibration {} does not match the documented shape", path.display()))?;
     Ok(Some(cal))
+}
+
+/// The calibration a bench profile implies: achieved copy GB/s and bf16 GEMM TFLOPS of its GPU.
+fn calibration_from_bench(profile: &serde_json::Value) -> Option<serde_json::Value> {
+    let gpu = profile.get("catalog_id")?.as_str()?;
+    let results = profile.get("results")?.as_array()?;
+    let achieved = |name: &str, field: &str| {
+        results.iter().find(|r| r["name"] == name && r["check"]["passed"] == true).and_then(|r| r[field].as_f64())
+    };
+    let bandwidth = achieved("bandwidth copy", "achieved_gb_s")?;
+    let gemm = achieved("gemm bf16 8192³", "achieved_tflops")?;
+    let device = profile["device"]["name"].as_str().unwrap_or("unknown GPU");
+    Some(serde_json::json!({
+        "description": format!("headroom bench on {device}"),
+        "gpus": { gpu: { "bandwidth_gb_s": bandwidth, "bf16_tflops": gemm } },
+    }))
 }
 
 /// Plans on `gpu` (ignoring `args.gpu`), with an already loaded calibration.
