@@ -41,7 +41,7 @@ pub struct FitRow {
 }
 
 /// Price per hour of one GPU, and how it was derived.
-fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
+pub(crate) fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
     let p = gpu.price.as_ref()?;
     if let Some(h) = p.hourly_usd {
         return Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"));
