@@ -46,6 +46,10 @@ pub struct FitArgs {
     /// Keep only setups costing at most this many US dollars per hour (all GPUs together).
     #[arg(long)]
     pub max_price_per_hour: Option<f64>,
+    /// With --gpu ID[:COUNT]: every weight format that fits that setup instead of every GPU,
+    /// ranked by bits per weight (a quality proxy, higher first), then decode speed.
+    #[arg(long)]
+    pub best_format: bool,
 }
 
 #[derive(Debug, Args)]
