@@ -46,6 +46,10 @@ pub struct FitArgs {
     /// Keep only setups costing at most this many US dollars per hour (all GPUs together).
     #[arg(long)]
     pub max_price_per_hour: Option<f64>,
+    /// With --gpu ID[:COUNT]: every weight format that fits that setup instead of every GPU,
+    /// ranked by bits per weight (a quality proxy, higher first), then decode speed.
+    #[arg(long)]
+    pub best_format: bool,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +224,18 @@ pub struct TrainArgs {
     /// (recomputed in backward), instead of the whole sequence at once.
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]
     pub loss_chunk: Option<u64>,
+    /// Nodes of `--gpu ID:COUNT` GPUs each (data parallel across them; training speed).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub nodes: u64,
+    /// Bandwidth between nodes per GPU and direction, GB/s (default: InfiniBand NDR 400 Gb/s).
+    #[arg(long, default_value_t = crate::plan::throughput::training::DEFAULT_INTER_NODE_GB_S)]
+    pub inter_node_gb_s: f64,
+    /// Do not overlap the gradient all-reduce with the backward pass.
+    #[arg(long)]
+    pub no_overlap: bool,
+    /// Tokens to train on: adds the time to train and its cost (catalog price × GPUs).
+    #[arg(long, value_name = "TOKENS")]
+    pub train_tokens: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -116,3 +116,30 @@ fn calibration_file_is_applied_and_checked() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("documented shape"));
 }
+
+/// `fit --best-format --gpu`: every weight format that fits that one setup, most bits per weight
+/// first (ties: faster decode first), shaped like fit's rows plus `bits_per_weight`. 70B in 16
+/// or 8 bits does not fit two 24 GB cards; 4-bit formats do.
+#[test]
+fn best_format_ranks_fitting_formats_by_bits() {
+    let v = json("fit llama-2-70b --gpu rtx-4090:2 --context 4096 --best-format");
+    let rows = v.as_array().unwrap();
+    let weights: Vec<&str> = rows.iter().map(|r| r["request"]["weights"].as_str().unwrap()).collect();
+    for absent in ["bf16", "fp16", "q8_0", "int8"] {
+        assert!(!weights.contains(&absent), "{absent} cannot fit 48 GB: {weights:?}");
+    }
+    for present in ["q4_k_m", "gptq", "nf4"] {
+        assert!(weights.contains(&present), "{present} missing: {weights:?}");
+    }
+    let bits: Vec<f64> = rows.iter().map(|r| r["bits_per_weight"].as_f64().unwrap()).collect();
+    assert!(bits.windows(2).all(|w| w[0] >= w[1]), "not most bits first: {bits:?}");
+    assert!(bits[0] > 5.0 && bits[0] < 8.0, "{bits:?}");
+    for r in rows {
+        assert_eq!(r["fit"]["fits"], true);
+        assert_eq!(r["fit"]["gpu_count"], 2);
+        assert!(r.get("price").is_some() && r.get("throughput").is_some());
+    }
+    let out = headroom().args(["fit", "llama-2-7b", "--best-format"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--gpu"));
+}

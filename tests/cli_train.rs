@@ -134,3 +134,43 @@ fn chunked_loss_removes_the_vocabulary_sized_peak() {
     assert!(saved(&whole) - saved(&chunked) > vocab_fp32 * 9 / 10, "{} vs {}", saved(&whole), saved(&chunked));
     assert!(u(&chunked, "/memory/total_bytes") + (4u64 << 30) < u(&whole, "/memory/total_bytes"));
 }
+
+/// `--train-tokens`: the time is tokens ÷ tokens/s, the cost that time × the catalog's hourly
+/// price × GPUs; the table shows one speed line.
+#[test]
+fn train_tokens_give_time_and_cost() {
+    let v = plan_json("llama-2-7b --mode lora --context 2048 --gpu h100-sxm:2 --train-tokens 1e9");
+    let rate = v["throughput"]["train_tokens_per_s"].as_f64().unwrap();
+    let s = &v["training_speed"];
+    let time = s["time_to_train_s"].as_f64().unwrap();
+    assert!((time - 1e9 / rate).abs() / time < 1e-9, "{time} vs {rate}");
+    assert_eq!(u(&v, "/training_speed/tokens_per_step"), 2 * 2048);
+    assert!(s["mfu"].as_f64().unwrap() > 0.1 && s["mfu"].as_f64().unwrap() < 0.78);
+    let cost = s["cost_usd"].as_f64().unwrap();
+    let hourly = cost / (time / 3600.0) / 2.0;
+    assert!(hourly > 0.5 && hourly < 20.0, "per GPU-hour {hourly}");
+    let out =
+        headroom().args("plan llama-2-7b --mode lora --gpu h100-sxm --train-tokens 1e9".split(' ')).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("speed: train")).count(), 1, "{text}");
+    // Inference and RLHF plans have no training speed; training without a GPU neither.
+    assert!(plan_json("llama-2-7b --mode full --context 1024")["throughput"]["train_tokens_per_s"].is_null());
+}
+
+/// `--nodes`: the gradient all-reduce crosses the 50 GB/s NIC instead of NVLink, so 2 nodes of 8
+/// spend more time communicating than 1 node of 8, and `--no-overlap` exposes all of it.
+#[test]
+fn nodes_slow_the_all_reduce() {
+    let args = "llama-2-7b --mode full --context 4096 --zero 3 --gpu h100-sxm:8";
+    let one = plan_json(args);
+    let two = plan_json(&format!("{args} --nodes 2"));
+    let comm = |v: &Value| v["training_speed"]["communication_s"].as_f64().unwrap();
+    assert!(comm(&two) > 5.0 * comm(&one), "{} vs {}", comm(&two), comm(&one));
+    assert_eq!(u(&two, "/training_speed/tokens_per_step"), 16 * 4096);
+    assert_eq!(u(&two, "/fit/gpu_count"), 16);
+    let exposed = plan_json(&format!("{args} --nodes 2 --no-overlap"));
+    assert_eq!(exposed["training_speed"]["exposed_communication_s"], exposed["training_speed"]["communication_s"]);
+    let (code, err) = error_of("llama-2-7b --mode full --nodes 2");
+    assert_eq!(code, 1);
+    assert!(err.contains("--nodes 2 needs --gpu"), "{err}");
+}

@@ -80,6 +80,8 @@ fn predicted_speed(r: &PlanReport, compare: &str) -> Option<f64> {
         "decode_tokens_per_s_per_sequence" => t.decode_tokens_per_s_per_sequence,
         "prefill_tokens_per_s" => t.prefill_tokens_per_s,
         "time_to_first_token_s" => t.time_to_first_token_s,
+        "train_tokens_per_s" => t.train_tokens_per_s,
+        "train_step_time_s" => r.training_speed.as_ref().map(|s| s.step_time_s),
         _ => return None,
     };
     Some(value.unwrap_or_else(|| panic!("{compare} is null for {}", r.model.id)))

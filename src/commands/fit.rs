@@ -5,12 +5,17 @@
 //! workstation cards with only a purchase price are amortized over three years of continuous use
 //! plus their board power at US$0.15/kWh (shown as `basis` of the price). Cost per million
 //! tokens = price per hour ÷ (aggregate decode tokens/s × 3,600) × 10⁶.
+//!
+//! `--best-format --gpu ID[:COUNT]` turns the sweep around: one setup, every weight format
+//! (`headroom formats`) that fits it, ranked by the model's whole-file bits per weight (a quality
+//! proxy: more bits, less quantization error), then by decode speed.
 
 use super::plan::{load_calibration, plan_report_on};
 use super::render_listing;
 use super::source::resolve;
-use crate::catalog::gpus::{GpuCatalog, GpuSpec};
+use crate::catalog::gpus::{parse_gpu_arg, GpuCatalog, GpuSpec};
 use crate::cli::{FitArgs, OutputFormat};
+use crate::quant::WeightFormat;
 use crate::report::{self, Listing, PlanReport};
 use anyhow::ensure;
 use serde::Serialize;
@@ -40,8 +45,17 @@ pub struct FitRow {
     pub price: Option<Price>,
 }
 
+/// One row of `fit --best-format`: a fit row and the format's bits per weight on this model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FormatRow {
+    #[serde(flatten)]
+    pub row: FitRow,
+    /// Weight bytes × 8 ÷ parameters (unquantized embeddings, norms and scales included).
+    pub bits_per_weight: f64,
+}
+
 /// Price per hour of one GPU, and how it was derived.
-fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
+pub(crate) fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
     let p = gpu.price.as_ref()?;
     if let Some(h) = p.hourly_usd {
         return Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"));
@@ -93,7 +107,49 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     Ok(rows)
 }
 
+/// Plans every weight format on the `--gpu` setup; keeps what fits and passes the filters, most
+/// bits per weight first, then fastest decode.
+pub fn format_sweep(args: &FitArgs) -> anyhow::Result<Vec<FormatRow>> {
+    let gpu_arg = args.plan.gpu.as_deref();
+    let gpu_arg =
+        gpu_arg.ok_or_else(|| anyhow::anyhow!("--best-format ranks formats on one setup; give --gpu ID[:COUNT]"))?;
+    ensure!(args.plan.weights.is_none(), "--best-format tries every weight format; drop --weights");
+    let (gpu, count) = parse_gpu_arg(gpu_arg)?;
+    let model = resolve(&args.plan.model)?;
+    let calibration = load_calibration(&args.plan)?;
+    let params = model.counts.total.max(1) as f64;
+    let mut rows = Vec::new();
+    for format in WeightFormat::all() {
+        let plan_args = crate::cli::PlanArgs { weights: Some(format.id().to_string()), ..args.plan.clone() };
+        // A format the model or engine cannot take is skipped, like a layout in `sweep`.
+        let Ok(report) = plan_report_on(&model, &plan_args, Some((gpu, count)), calibration.as_ref()) else {
+            continue;
+        };
+        if !report.fit.as_ref().is_some_and(|f| f.fits) {
+            continue;
+        }
+        let decode = report.throughput.decode_tokens_per_s;
+        if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
+            continue;
+        }
+        let bits_per_weight = format.weight_bytes(&model.spec, &model.tensors).0 as f64 * 8.0 / params;
+        rows.push(FormatRow { row: FitRow { report, price: price(gpu, count, decode) }, bits_per_weight });
+    }
+    rows.sort_by(|a, b| {
+        let speed = |r: &FormatRow| r.row.report.throughput.decode_tokens_per_s.unwrap_or(0.0);
+        b.bits_per_weight.total_cmp(&a.bits_per_weight).then(speed(b).total_cmp(&speed(a)))
+    });
+    Ok(rows)
+}
+
 pub fn run(args: &FitArgs) -> anyhow::Result<String> {
+    if args.best_format {
+        let rows = format_sweep(args)?;
+        return Ok(match args.plan.format {
+            OutputFormat::Json => report::json::render(&rows) + "\n",
+            format => render_listing(&format_listing(&rows, &args.plan.model), format),
+        });
+    }
     let rows = sweep(args)?;
     Ok(match args.plan.format {
         OutputFormat::Json => report::json::render(&rows) + "\n",
@@ -122,6 +178,35 @@ fn listing(rows: &[FitRow], model: &str) -> Listing {
     Listing {
         title: format!("{model}: {} setups that fit, cheapest first", rows.len()),
         headers: vec!["gpu", "count", "headroom GiB", "decode tok/s", "TTFT s", "$/hour", "$/M tokens"],
+        rows: table,
+        json: serde_json::Value::Null,
+    }
+}
+
+fn format_listing(rows: &[FormatRow], model: &str) -> Listing {
+    let opt = |v: Option<f64>, digits: usize| v.map_or("—".to_string(), |v| format!("{v:.digits$}"));
+    let table = rows
+        .iter()
+        .map(|r| {
+            let fit = r.row.report.fit.as_ref().expect("format rows have a GPU");
+            let t = &r.row.report.throughput;
+            vec![
+                r.row.report.request.weights.clone(),
+                format!("{:.3}", r.bits_per_weight),
+                format!("{:.2}", fit.headroom_bytes as f64 / (1u64 << 30) as f64),
+                opt(t.decode_tokens_per_s, 1),
+                opt(t.time_to_first_token_s, 3),
+                r.row.report.request.engine.clone(),
+            ]
+        })
+        .collect();
+    let setup = rows
+        .first()
+        .and_then(|r| r.row.report.fit.as_ref())
+        .map_or(String::new(), |f| format!(" on {}× {}", f.gpu_count, f.gpu));
+    Listing {
+        title: format!("{model}{setup}: {} weight formats that fit, most bits per weight first", rows.len()),
+        headers: vec!["weights", "bits/weight", "headroom GiB", "decode tok/s", "TTFT s", "engine"],
         rows: table,
         json: serde_json::Value::Null,
     }

@@ -147,6 +147,7 @@ pub fn plan_report_on(
         throughput,
         vllm: plan.vllm,
         training: None,
+        training_speed: None,
         basis: plan.basis,
     })
 }

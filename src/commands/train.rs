@@ -1,12 +1,19 @@
 //! `headroom plan MODEL --mode full|lora|qlora|dpo|ppo|grpo|best-of-n`: builds the training request from
 //! the arguments (resolving the extra RLHF models) and renders the training plan.
 
-use super::plan::device;
+use super::fit::gpu_price;
+use super::plan::{device, device_speed, load_calibration};
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::parse_gpu_arg;
+use crate::catalog::gpus::GpuSpec;
 use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, OptimizerArg, PlanArgs, PrecisionArg};
+use crate::plan::basis::BasisLog;
+use crate::plan::throughput::training::{
+    train_speed, QuantizedBase, TrainSpeedRequest, Trained, TrainingEfficiency, TrainingSpeed,
+};
+use crate::plan::throughput::{efficiency::gemm, work::linears_per_layer, Efficiency, Params};
 use crate::plan::training::{
-    plan_training, Checkpointing, LoraTargets, Method, Mode, ModelInput, ModelRole, Offload, Optimizer, Parallel,
+    lora, plan_training, Checkpointing, LoraTargets, Method, Mode, ModelInput, ModelRole, Offload, Optimizer, Parallel,
     Precision, TrainingRequest,
 };
 use crate::quant::{FloatType, QuantScheme, WeightFormat};
@@ -44,6 +51,8 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         models.push(ModelInput { role: *role, spec: &m.spec, tensors: &m.tensors, format, method });
     }
     let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
+    anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
+    let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
     let gpus = gpu.map_or(t.tp * t.pp, |(_, count)| count as u64);
     let context = args.context.unwrap_or(4096.min(model.spec.max_context));
     let req = TrainingRequest {
@@ -65,7 +74,20 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         parallel: Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) },
         device: gpu.map(|(g, count)| device(g, count)),
     };
-    let (plan, summary) = plan_training(&req)?;
+    let (mut plan, summary) = plan_training(&req)?;
+    let speed = match gpu {
+        Some((g, _)) if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora) => {
+            let mut basis = BasisLog(std::mem::take(&mut plan.basis));
+            let s = speed(model, args, &req, g, summary.trainable_parameters, &mut basis)?;
+            plan.basis = basis.0;
+            s
+        }
+        _ => None,
+    };
+    let throughput = Throughput {
+        train_tokens_per_s: speed.as_ref().map(|s| s.tokens_per_step as f64 / s.step_time_s),
+        ..Throughput::default()
+    };
     Ok(PlanReport {
         model: ModelSummary {
             id: model.spec.id.clone(),
@@ -84,9 +106,10 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         memory: plan.memory,
         per_gpu: plan.per_gpu,
         fit: plan.fit,
-        throughput: Throughput::default(),
+        throughput,
         vllm: None,
         training: Some(summary),
+        training_speed: speed,
         basis: plan.basis,
     })
 }
@@ -155,4 +178,89 @@ fn extra_models(mode: Mode, args: &PlanArgs) -> anyhow::Result<Vec<(ModelRole, O
         out.push((ModelRole::Reward, load(&t.reward)?));
     }
     Ok(out)
+}
+
+/// The speed of a supervised step (full, LoRA, QLoRA) on `gpu`, with `--train-tokens` time and
+/// cost; `None` where the catalog lacks the GPU's TFLOPS or link.
+fn speed(
+    model: &ResolvedModel,
+    args: &PlanArgs,
+    req: &TrainingRequest,
+    gpu: &GpuSpec,
+    trainable: u64,
+    basis: &mut BasisLog,
+) -> anyhow::Result<Option<TrainingSpeed>> {
+    let t = &args.train;
+    let policy = &req.models[0];
+    let spec = &model.spec;
+    let generation = device(gpu, 1).generation;
+    let mut efficiency = Efficiency::defaults(crate::plan::Engine::Hf, generation);
+    let device = device_speed(gpu);
+    if let Some(cal) = load_calibration(args)? {
+        efficiency.calibrate(
+            &cal,
+            crate::plan::Engine::Hf,
+            &gpu.id,
+            (device.bandwidth.0, device.peak_16bit.map(|p| p.0)),
+        );
+        anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
+    }
+    let trained = match &policy.method {
+        Method::Lora { rank, targets } => {
+            let a = lora::adapters(&model.tensors, *rank, targets)?;
+            Trained::Lora { params: a.iter().map(|(r, c)| r * c).sum(), matrices: a.len() as u64 / 2 }
+        }
+        _ => Trained::Full,
+    };
+    let quantized = policy.format.is_quantized().then(|| {
+        let linears = model.tensors.iter().filter(|d| d.role.is_block_linear());
+        let (bytes, elements) = linears.fold((0u64, 0u64), |(b, e), d| {
+            (b + policy.format.tensor_bytes(d, spec).0, e + d.rows * d.cols * d.copies)
+        });
+        QuantizedBase {
+            stored_bytes: bytes as f64,
+            elements: elements as f64,
+            linears: spec.num_layers * linears_per_layer(spec),
+        }
+    });
+    let wide = |p: Precision| if p == Precision::Bf16 { 2.0 } else { 4.0 };
+    let gradient_bytes = match (req.precision, trained) {
+        (Precision::Mixed, Trained::Full) => 2.0,
+        (p, _) => wide(p),
+    };
+    let sreq = TrainSpeedRequest {
+        spec,
+        params: Params { total: model.counts.total, active: model.counts.active },
+        trained,
+        quantized,
+        checkpointing: req.checkpointing,
+        optimizer: req.optimizer,
+        trainable,
+        state_bytes: wide(req.precision),
+        gradient_bytes,
+        weight_bytes: if req.precision == Precision::Amp { 4.0 } else { 2.0 } * model.counts.total as f64,
+        seq: req.seq,
+        micro_batch: req.micro_batch,
+        grad_accum: req.grad_accum,
+        parallel: req.parallel,
+        nodes: t.nodes,
+        inter_node_bytes_per_s: t.inter_node_gb_s * 1e9,
+        overlap: !t.no_overlap,
+        device: &device,
+        efficiency: &efficiency,
+    };
+    let Some(mut s) = train_speed(&sreq, &TrainingEfficiency::defaults(gemm(generation)), basis) else {
+        basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");
+        return Ok(None);
+    };
+    if let Some(tokens) = t.train_tokens {
+        anyhow::ensure!(tokens > 0.0, "--train-tokens {tokens} is invalid: give a positive token count");
+        let seconds = tokens / (s.tokens_per_step as f64 / s.step_time_s);
+        s.time_to_train_s = Some(seconds);
+        if let Some((per_gpu, source)) = gpu_price(gpu) {
+            s.cost_usd = Some(seconds / 3600.0 * per_gpu * req.parallel.gpus as f64);
+            basis.add("price per GPU-hour (US$)", format!("{per_gpu:.2}"), source);
+        }
+    }
+    Ok(Some(s))
 }

@@ -7,6 +7,7 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use crate::plan::throughput::training::TrainingSpeed;
 use crate::plan::training::TrainingSummary;
 use crate::plan::{Basis, Fit, GpuMemory, MemoryBreakdown, VllmReport};
 use serde::Serialize;
@@ -67,6 +68,9 @@ pub struct PlanReport {
     /// Training runs: phases, per-model shares, host memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSummary>,
+    /// Training runs on a GPU: step time, tokens and FLOPs per step, MFU, communication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training_speed: Option<TrainingSpeed>,
     pub basis: Vec<Basis>,
 }
 
@@ -117,6 +121,9 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
 
 /// One line of speeds, or `None` when the plan has none.
 pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
+    if let Some(s) = &r.training_speed {
+        return Some(train_speed_line(s));
+    }
     let t = &r.throughput;
     let decode = t.decode_tokens_per_s?;
     let mut line = format!(
@@ -132,6 +139,26 @@ pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
         line.push_str(&format!(" · vLLM concurrency {c:.1}"));
     }
     Some(line)
+}
+
+/// One line of training speed: tokens/s, step, MFU, communication, and the `--train-tokens` time.
+fn train_speed_line(s: &TrainingSpeed) -> String {
+    let mut line = format!(
+        "speed: train {:.0} tok/s ({} tokens per {:.3} s step, MFU {:.2}, communication {:.3} s of which {:.3} s exposed)",
+        s.tokens_per_step as f64 / s.step_time_s,
+        s.tokens_per_step,
+        s.step_time_s,
+        s.mfu,
+        s.communication_s,
+        s.exposed_communication_s
+    );
+    if let Some(t) = s.time_to_train_s {
+        line.push_str(&format!(" · {:.1} h to train", t / 3600.0));
+    }
+    if let Some(c) = s.cost_usd {
+        line.push_str(&format!(", US${c:.0}"));
+    }
+    line
 }
 
 /// Training plans: rows of (phase, moment, activations, gradients, total GiB) and of each

@@ -74,7 +74,7 @@ fn bandwidth(generation: Generation) -> Factor {
 }
 
 /// Large-GEMM fraction by generation: an upper bound for any engine's compute.
-fn gemm(generation: Generation) -> Factor {
+pub(crate) fn gemm(generation: Generation) -> Factor {
     match generation {
         Generation::Hopper => f(0.78, "H200 bf16 matmul 8192³: 771 of 989 TFLOPS (torch_kernels.json)"),
         _ => f(0.78, "Hopper GEMM measurement (771/989 on H200); not yet measured on this generation"),

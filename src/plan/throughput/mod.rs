@@ -15,6 +15,7 @@
 //! (measured 34.6, median step; infer.json).
 
 pub mod efficiency;
+pub mod training;
 pub mod work;
 
 pub use efficiency::{Calibration, Efficiency, Factor};
