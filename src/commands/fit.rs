@@ -60,9 +60,14 @@ pub(crate) fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
     if let Some(h) = p.hourly_usd {
         return Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"));
     }
-    let purchase = p.purchase_usd? as f64;
-    let power = gpu.tdp_w.map_or(0.0, |w| w as f64 / 1000.0 * POWER_USD_PER_KWH);
-    Some((purchase / AMORTIZATION_HOURS + power, "purchase price over 3 years + board power at $0.15/kWh"))
+    let amortized = p.purchase_usd? as f64 / AMORTIZATION_HOURS;
+    Some(match gpu.tdp_w {
+        Some(w) => (
+            amortized + w as f64 / 1000.0 * POWER_USD_PER_KWH,
+            "purchase price over 3 years + board power at $0.15/kWh",
+        ),
+        None => (amortized, "purchase price over 3 years (board power unknown: not included)"),
+    })
 }
 
 fn price(gpu: &GpuSpec, count: u32, decode_tokens_per_s: Option<f64>) -> Option<Price> {
