@@ -7,3 +7,4 @@ pub mod report;
 pub mod stats;
 pub mod suite;
 pub mod watch;
+pub mod watch_report;

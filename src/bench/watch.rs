@@ -239,4 +239,4 @@ pub fn compare(predicted_bytes: u64, peaks: &Peaks) -> Comparison {
 
 #[cfg(test)]
 #[path = "watch_tests.rs"]
-mod tests;
+pub(crate) mod tests;
