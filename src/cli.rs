@@ -34,6 +34,10 @@ pub enum Command {
     /// Runs the kernel suite on local GPU 0: correctness checks, then achieved GB/s and TFLOPS
     /// against the catalog peaks (needs an NVIDIA driver, NVRTC and cuBLAS; exit 3 without).
     Bench(BenchArgs),
+    /// Runs a command and samples GPU memory while it runs (NVML, every --interval-ms): the
+    /// peak of its process tree and of each GPU, a timeline chart, and with --plan the plan's
+    /// error. Exit 3 without NVML (the command is not started), 1 when the command fails.
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +84,42 @@ pub struct BenchArgs {
     /// Output format of the results table.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Milliseconds between samples.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+    /// Also write the timeline as an SVG line chart.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Plan arguments to check against the measurement, e.g.
+    /// "llama-2-7b --weights bf16 --context 4096 --gpu h100-sxm": the plan's total per GPU is
+    /// compared with the busiest GPU's peak process-tree memory.
+    #[arg(long, value_name = "PLAN ARGS")]
+    pub plan: Option<String>,
+    /// Output format: table (summary and chart) or json (summary and every sample).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: WatchFormat,
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// The value of `watch --plan`, parsed as `plan`'s arguments.
+#[derive(Debug, Parser)]
+#[command(name = "--plan", no_binary_name = true)]
+pub struct PlanLine {
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 /// Output format for every command.

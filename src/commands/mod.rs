@@ -11,6 +11,7 @@ pub mod models;
 pub mod plan;
 mod source;
 mod train;
+pub mod watch;
 
 use crate::cli::{Command, OutputFormat};
 use crate::report::{self, Listing, PlanReport};
@@ -27,6 +28,7 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Formats(args) => Ok(render_listing(&formats::listing(), args.format)),
         Command::Fit(args) => fit::run(args),
         Command::Max(args) => max::run(args),
+        Command::Watch(args) => watch::run(args),
     }
 }
 

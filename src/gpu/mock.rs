@@ -69,3 +69,36 @@ impl Gpu for MockGpu {
         self.current = None;
     }
 }
+
+/// A scripted [`MemorySampler`](super::memory::MemorySampler): returns its samples in order
+/// (`None` stands for a failed NVML read), then repeats the last one.
+pub struct ScriptedSampler {
+    samples: Vec<Option<Vec<super::memory::DeviceMemory>>>,
+    next: usize,
+}
+
+impl ScriptedSampler {
+    pub fn new(samples: Vec<Option<Vec<super::memory::DeviceMemory>>>) -> Self {
+        ScriptedSampler { samples, next: 0 }
+    }
+}
+
+impl super::memory::MemorySampler for ScriptedSampler {
+    fn sample(&mut self) -> Result<Vec<super::memory::DeviceMemory>, GpuError> {
+        let i = self.next.min(self.samples.len().saturating_sub(1));
+        self.next += 1;
+        match self.samples.get(i) {
+            Some(Some(s)) => Ok(s.clone()),
+            _ => Err(GpuError::Nvml("scripted failure".into())),
+        }
+    }
+}
+
+/// A [`ProcessTree`](super::memory::ProcessTree) with fixed members besides the root.
+pub struct FixedTree(pub Vec<u32>);
+
+impl super::memory::ProcessTree for FixedTree {
+    fn members(&mut self, root: u32) -> std::collections::HashSet<u32> {
+        self.0.iter().copied().chain([root]).collect()
+    }
+}

@@ -5,11 +5,13 @@
 //!
 //! The seam is the [`Gpu`] trait: the benchmark scheduler (`crate::bench`) asks it to prepare a
 //! [`Workload`] (compile, allocate, fill, check against a CPU reference) and to time launches; the
-//! CUDA implementation is [`cuda::CudaGpu`], and [`mock::MockGpu`] answers tests.
+//! CUDA implementation is [`cuda::CudaGpu`], and [`mock::MockGpu`] answers tests. `headroom watch`
+//! samples memory through [`memory::MemorySampler`] (NVML), scripted by [`mock::ScriptedSampler`].
 
 pub mod cuda;
 pub mod host;
 pub mod kernels;
+pub mod memory;
 pub mod mock;
 pub mod nvml;
 pub mod reference;

@@ -2,6 +2,7 @@
 //! DESIGN.md plus a few added fields); listings (`models`, `gpus`, `formats`, `inspect`) become
 //! a `Listing` of headers and rows.
 
+pub mod chart;
 pub mod csv;
 pub mod json;
 pub mod markdown;
