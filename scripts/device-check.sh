@@ -3,8 +3,9 @@
 #
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
-# PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer | train | headroom | all (default; bench runs
-# first: target/release/headroom bench --quick, our own kernels, ~1 min).
+# PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer |
+# train | watch | headroom | all (default: every part but headroom, since the transport returns at
+# most 8 files; bench runs first: target/release/headroom bench --quick, our kernels, ~1 min).
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
 # `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
@@ -19,18 +20,19 @@
 #   torch_kernels.json  [record] D2D copy GB/s, matmul TFLOPS bf16/fp16/fp32/tf32, SDPA TFLOPS
 #   infer.json          [records] transformers generate / prefill / decode / full forward
 #   train.json          [records] one training step's memory by phase, and step time
+#   watch.json          headroom watch --format json around a llama-2-7b generate, with --plan
 #   headroom.json       [records] target/release/headroom --version and plan --format json
 #   bench.json          headroom bench --quick --json: our kernels (copy, GEMM, attention, GEMV...)
 #   log.txt             everything printed (the summary table is at its end)
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|headroom|all][,...]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|headroom|all][,...]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
 for part in ${PART//,/ }; do
-  case "$part" in all | bench | context | torch | infer | train | headroom) ;; *) usage ;; esac
+  case "$part" in all | bench | context | torch | infer | train | headroom | watch) ;; *) usage ;; esac
 done
 
 mkdir -p "$DIR"
@@ -178,7 +180,31 @@ if want train; then
   done
 fi
 
-if want headroom; then
+# headroom watch around a real transformers client (issue 6): the process tree's NVML peak
+# against the plan's total (CUDA context included).
+if want watch; then
+  HR=target/release/headroom
+  if [[ -x $HR ]]; then
+    GPU_ID=${HEADROOM_GPU:-h100-sxm}
+    if [[ -z ${HEADROOM_GPU:-} ]] && nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
+      GPU_ID=h200
+    fi
+    echo "=== watch ($HR watch around a llama-2-7b generate, --gpu $GPU_ID)"
+    t0=$EPOCHREALTIME
+    rc=0
+    timeout -k 5 150 "$HR" watch --interval-ms 50 --format json \
+      --plan "llama-2-7b --weights bf16 --context 4096 --engine hf --gpu $GPU_ID" -- \
+      sh -c '"$@" >>"$0" 2>&1' "$WORK/watch-child.log" \
+      "$PY" "$GT" infer --model llama-2-7b --dtype bf16 --context 4096 --new-tokens 32 --batch 1 \
+      --attn sdpa --out "$WORK/watch-infer.json" --case-id watch-infer >"$DIR/watch.json" || rc=$?
+    # The client runs as a grandchild (sh, then python): watch must count the whole tree.
+    printf '%s\t%s\t%s\t%s\n' watch watch.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+  else
+    echo "=== watch: $HR not built here; skipped"
+  fi
+fi
+
+if [[ ",$PART," == *",headroom,"* ]]; then
   HR=target/release/headroom
   if [[ -x $HR ]]; then
     GPU_ID=${HEADROOM_GPU:-h100-sxm}
