@@ -31,6 +31,7 @@ fn llama_2_7b() -> ModelSpec {
         mla: None,
         moe: None,
         native_dtype_bytes: 2,
+        logit_softcap: false,
     }
 }
 

@@ -44,6 +44,7 @@ fn llama_spec(hidden: u64, heads: u64, kv_heads: u64, ffn: u64, vocab: u64, tied
         mla: None,
         moe: None,
         native_dtype_bytes: 2,
+        logit_softcap: false,
     }
 }
 

@@ -190,6 +190,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         layer_attention,
         mla,
         moe,
+        logit_softcap: r.json.get("final_logit_softcapping").is_some_and(|v| v.as_f64().is_some_and(|c| c > 0.0)),
         native_dtype_bytes: match r.str("torch_dtype").or(r.str("dtype")) {
             Some("float32") => 4,
             _ => 2,

@@ -155,6 +155,9 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
     pub native_dtype_bytes: u64,
+    /// The logits are soft-capped (`cap · tanh(logits / cap)`, Gemma 2's
+    /// `final_logit_softcapping`): each step of it materialises another vocabulary-sized tensor.
+    pub logit_softcap: bool,
 }
 
 impl ModelSpec {

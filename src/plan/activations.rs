@@ -207,7 +207,10 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
     match req.engine {
         // A plain forward returns every position's logits in the model dtype (transformers 5
         // upcasts to fp32 only inside the loss; measured bf16 logits on an H200).
-        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * 2,
+        // Gemma 2 soft-caps the logits (divide, tanh, multiply): each op writes a new tensor
+        // while its input is alive, so two copies exist at once (measured 3.97 GiB over weights
+        // for Gemma-2-9B at 4,096 tokens on an H200, two 2.1 GB logits tensors).
+        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * 2 * (1 + req.spec.logit_softcap as u64),
         Engine::Hf => t * h * 2 + req.batch * v * (2 + 4),
         Engine::Vllm => (req.max_num_seqs as f64 * v as f64 * 4.0 * VLLM_SAMPLER_FP32_BUFFERS) as u64,
         // The compute graph is reserved for a ubatch where every token outputs logits (f32).

@@ -82,6 +82,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         mla,
         moe: moe(&k, expert_count, intermediate)?,
         native_dtype_bytes: 2,
+        logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
     })
 }
 
