@@ -245,6 +245,10 @@ pub struct TrainArgs {
     /// LoRA rank (default 8). For dpo/ppo/grpo, giving it trains the policy with LoRA.
     #[arg(long)]
     pub lora_rank: Option<u64>,
+    /// LoRA dropout probability on the adapters' input (peft's default 0; LitGPT uses 0.05):
+    /// when positive, each adapter saves its own dropped input and a mask.
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_dropout: f64,
     /// LoRA targets: all-linear, attention, or module names such as q_proj,v_proj.
     #[arg(long, default_value = "all-linear")]
     pub lora_targets: String,

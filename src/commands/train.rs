@@ -55,6 +55,11 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
     let gpus = gpu.map_or(t.tp * t.pp, |(_, count)| count as u64);
     let context = args.context.unwrap_or(4096.min(model.spec.max_context));
+    anyhow::ensure!(
+        (0.0..1.0).contains(&t.lora_dropout),
+        "--lora-dropout {} is invalid: give a probability in [0, 1)",
+        t.lora_dropout
+    );
     let req = TrainingRequest {
         mode,
         models,
@@ -65,6 +70,7 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
             CheckpointingArg::Selective => Checkpointing::Selective,
             CheckpointingArg::Full => Checkpointing::Full,
         },
+        lora_dropout: t.lora_dropout,
         flash_attention: args.attention == AttentionArg::Flash,
         seq: context,
         micro_batch: args.batch,

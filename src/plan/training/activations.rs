@@ -40,6 +40,10 @@ pub struct ActivationSetup<'a> {
     /// LoRA targets, with the adapters' dtype bytes.
     pub targets: Option<&'a LoraTargets>,
     pub adapter_bytes: u64,
+    /// LoRA dropout is active (p > 0): each adapter saves its own dropped copy of the input
+    /// (adapter dtype) and the dropout mask (1 B per element, PyTorch's bool mask) instead of
+    /// sharing the layer input.
+    pub lora_dropout: bool,
     /// Frozen 4-bit base (bitsandbytes `MatMul4Bit` saves its input).
     pub frozen_saves_input: bool,
     /// fp32 parameters under `torch.autocast(bfloat16)`: fp32 residual stream, per-op casts.
@@ -74,7 +78,7 @@ impl ActivationSetup<'_> {
             if self.base_trainable || self.frozen_saves_input {
                 out.push(A);
             }
-            if self.targets.is_some_and(|t| t.covers_role(role)) {
+            if self.targets.is_some_and(|t| t.covers_role(role)) && !self.lora_dropout {
                 out.push(if self.autocast { A } else { self.adapter_bytes });
             }
         }
@@ -87,7 +91,17 @@ impl ActivationSetup<'_> {
         let wants = self.consumers(roles);
         let shared = wants.contains(&dtype) && !already_saved;
         let copies: u64 = wants.iter().filter(|&&b| b != dtype).sum();
-        (shared as u64 * dtype + copies) * width
+        (shared as u64 * dtype + copies + self.dropout_saves(roles)) * width
+    }
+
+    /// Per element of the input: what adapters behind an active dropout save (their dropped
+    /// copy in the adapter dtype, and the bool mask).
+    fn dropout_saves(&self, roles: &[Role]) -> u64 {
+        if !self.lora_dropout {
+            return 0;
+        }
+        let adapters = roles.iter().filter(|&&r| self.targets.is_some_and(|t| t.covers_role(r))).count() as u64;
+        adapters * ((if self.autocast { A } else { self.adapter_bytes }) + 1)
     }
 
     /// A norm: its input (fp32 for RMSNorm's upcast) and, when trained, the normalised value.
@@ -236,6 +250,7 @@ mod tests {
             base_trainable: targets.is_none(),
             targets,
             adapter_bytes: 2,
+            lora_dropout: false,
             frozen_saves_input: false,
             autocast: false,
             flash: true,
@@ -271,6 +286,17 @@ mod tests {
         let bf16 = sum(&layer_terms(&setup(&spec, Some(&t)), 0));
         let fp32 = sum(&layer_terms(&ActivationSetup { adapter_bytes: 4, ..setup(&spec, Some(&t)) }, 0));
         assert_eq!(fp32 - bf16, 6 * 4096);
+    }
+
+    /// LoRA dropout: q and v each save a dropped bf16 copy of the normed input and a bool mask
+    /// (2 × 3h) instead of sharing the input itself (2h): +4h per layer and token.
+    #[test]
+    fn lora_dropout_saves_a_copy_and_a_mask_per_adapter() {
+        let spec = llama_2_7b();
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        let plain = sum(&layer_terms(&setup(&spec, Some(&t)), 0));
+        let dropout = sum(&layer_terms(&ActivationSetup { lora_dropout: true, ..setup(&spec, Some(&t)) }, 0));
+        assert_eq!(dropout - plain, 4 * 4096);
     }
 
     /// Eager attention grows with the sequence: 6 B per score, 32 heads × 1304 keys.

@@ -121,6 +121,8 @@ pub struct TrainingRequest<'a> {
     pub precision: Precision,
     pub optimizer: Optimizer,
     pub checkpointing: Checkpointing,
+    /// LoRA dropout probability (peft's default 0; LitGPT's 0.05).
+    pub lora_dropout: f64,
     pub flash_attention: bool,
     /// Tokens per sequence (prompt + completion for RLHF).
     pub seq: u64,

@@ -168,6 +168,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         base_trainable: m.method == Method::Full,
         targets,
         adapter_bytes,
+        lora_dropout: req.lora_dropout > 0.0,
         frozen_saves_input: matches!(m.format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)),
         autocast: req.precision == Precision::Amp,
         flash: req.flash_attention || req.checkpointing != Checkpointing::None,

@@ -57,6 +57,7 @@ fn no_grad_forward(req: &TrainingRequest, role: ModelRole, stage: u64, tokens: u
         base_trainable: false,
         targets: None,
         adapter_bytes: 2,
+        lora_dropout: false,
         frozen_saves_input: false,
         autocast: false,
         flash: true,
