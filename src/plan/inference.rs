@@ -186,6 +186,13 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             fix: "give at most 1,048,576 sequences",
         });
     }
+    if !super::limits::workload_fits_arithmetic(req.spec, req.batch, req.context) {
+        return Err(PlanError::BadNumber {
+            what: "batch × context",
+            value: format!("{} × {}", req.batch, req.context),
+            fix: "this workload's buffers exceed 1 EiB; reduce --batch or --context",
+        });
+    }
     let u = req.options.gpu_memory_utilization;
     if !(u > 0.0 && u <= 1.0) {
         return Err(PlanError::BadNumber {

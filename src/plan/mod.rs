@@ -7,6 +7,7 @@ pub mod device;
 pub mod engine;
 pub mod inference;
 pub mod kv;
+pub mod limits;
 pub mod throughput;
 pub mod training;
 

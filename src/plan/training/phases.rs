@@ -303,6 +303,14 @@ fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
         }
     }
     let policy = &req.models[0];
+    let sequences = req.micro_batch * req.group_size.max(2);
+    if !crate::plan::limits::workload_fits_arithmetic(policy.spec, sequences, req.seq) {
+        return Err(TrainingError::BadNumber {
+            what: "batch × context",
+            value: format!("{} × {}", req.micro_batch, req.seq),
+            fix: "this workload's buffers exceed 1 EiB; reduce --batch, --context or --group-size",
+        });
+    }
     req.parallel.validate(policy.spec)?;
     for m in &req.models {
         validate_format(req, m)?;
