@@ -90,18 +90,7 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
             let Ok(report) = plan_report_on(&model, &args.plan, Some((gpu, count)), calibration.as_ref()) else {
                 continue;
             };
-            if !report.fit.as_ref().is_some_and(|f| f.fits) {
-                continue;
-            }
-            let decode = report.throughput.decode_tokens_per_s;
-            if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
-                continue;
-            }
-            let price = price(gpu, count, decode);
-            if args.max_price_per_hour.is_some_and(|max| price.as_ref().is_none_or(|p| p.per_hour_usd > max)) {
-                continue;
-            }
-            rows.push(FitRow { report, price });
+            rows.extend(keep(args, report, gpu, count));
         }
     }
     rows.sort_by(|a, b| {
@@ -130,21 +119,32 @@ pub fn format_sweep(args: &FitArgs) -> anyhow::Result<Vec<FormatRow>> {
         let Ok(report) = plan_report_on(&model, &plan_args, Some((gpu, count)), calibration.as_ref()) else {
             continue;
         };
-        if !report.fit.as_ref().is_some_and(|f| f.fits) {
-            continue;
+        if let Some(row) = keep(args, report, gpu, count) {
+            let bits_per_weight = format.weight_bytes(&model.spec, &model.tensors).0 as f64 * 8.0 / params;
+            rows.push(FormatRow { row, bits_per_weight });
         }
-        let decode = report.throughput.decode_tokens_per_s;
-        if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
-            continue;
-        }
-        let bits_per_weight = format.weight_bytes(&model.spec, &model.tensors).0 as f64 * 8.0 / params;
-        rows.push(FormatRow { row: FitRow { report, price: price(gpu, count, decode) }, bits_per_weight });
     }
     rows.sort_by(|a, b| {
         let speed = |r: &FormatRow| r.row.report.throughput.decode_tokens_per_s.unwrap_or(0.0);
         b.bits_per_weight.total_cmp(&a.bits_per_weight).then(speed(b).total_cmp(&speed(a)))
     });
     Ok(rows)
+}
+
+/// The row for a planned setup, if it fits and passes the speed and price filters.
+fn keep(args: &FitArgs, report: PlanReport, gpu: &GpuSpec, count: u32) -> Option<FitRow> {
+    if !report.fit.as_ref().is_some_and(|f| f.fits) {
+        return None;
+    }
+    let decode = report.throughput.decode_tokens_per_s;
+    if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
+        return None;
+    }
+    let price = price(gpu, count, decode);
+    if args.max_price_per_hour.is_some_and(|max| price.as_ref().is_none_or(|p| p.per_hour_usd > max)) {
+        return None;
+    }
+    Some(FitRow { report, price })
 }
 
 pub fn run(args: &FitArgs) -> anyhow::Result<String> {

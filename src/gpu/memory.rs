@@ -6,7 +6,6 @@
 //! [`MemorySampler`] (NVML) and [`ProcessTree`] (the host's process table).
 
 use super::{GpuError, GpuProcess};
-use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::Nvml;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -63,20 +62,7 @@ fn device_memory(nvml: &Nvml, index: u32) -> Result<DeviceMemory, GpuError> {
     let nvml_err = |e: nvml_wrapper::error::NvmlError| GpuError::Nvml(format!("GPU {index}: {e}"));
     let d = nvml.device_by_index(index).map_err(nvml_err)?;
     let mem = d.memory_info().map_err(nvml_err)?;
-    // Some drivers refuse the process list (vGPU, MIG without instance access): device memory
-    // alone is still worth recording.
-    let processes = d
-        .running_compute_processes()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| GpuProcess {
-            pid: p.pid,
-            used_bytes: match p.used_gpu_memory {
-                UsedGpuMemory::Used(b) => Some(b),
-                UsedGpuMemory::Unavailable => None,
-            },
-        })
-        .collect();
+    let processes = super::nvml::compute_processes(&d);
     Ok(DeviceMemory { index, used_bytes: mem.used, total_bytes: mem.total, processes })
 }
 

@@ -33,18 +33,7 @@ fn describe(nvml: &Nvml, index: u32, driver: &str, cuda: &str) -> Result<DeviceI
     let d = nvml.device_by_index(index).map_err(|e| GpuError::Nvml(e.to_string()))?;
     let mem = d.memory_info().map_err(|e| GpuError::Nvml(e.to_string()))?;
     let cc = d.cuda_compute_capability().map(|c| (c.major as u32, c.minor as u32)).unwrap_or((0, 0));
-    let processes = d
-        .running_compute_processes()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| GpuProcess {
-            pid: p.pid,
-            used_bytes: match p.used_gpu_memory {
-                UsedGpuMemory::Used(b) => Some(b),
-                UsedGpuMemory::Unavailable => None,
-            },
-        })
-        .collect();
+    let processes = compute_processes(&d);
     Ok(DeviceInfo {
         index,
         name: d.name().unwrap_or_default(),
@@ -67,4 +56,20 @@ fn describe(nvml: &Nvml, index: u32, driver: &str, cuda: &str) -> Result<DeviceI
         cuda_version: cuda.to_string(),
         processes,
     })
+}
+
+/// The compute processes on a device with their memory. Some drivers refuse the list (vGPU, MIG
+/// without instance access): then it is empty, and device memory alone is still worth having.
+pub(crate) fn compute_processes(d: &nvml_wrapper::Device) -> Vec<GpuProcess> {
+    d.running_compute_processes()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| GpuProcess {
+            pid: p.pid,
+            used_bytes: match p.used_gpu_memory {
+                UsedGpuMemory::Used(b) => Some(b),
+                UsedGpuMemory::Unavailable => None,
+            },
+        })
+        .collect()
 }
