@@ -2,10 +2,11 @@
 # check-kernels.sh — compiles every kernel in kernels/ the way `headroom bench` does at run time
 # (cudarc NVRTC, dynamic loading) to PTX for compute_80 and compute_90, then assembles each PTX
 # with ptxas for sm_80 and sm_90. No GPU needed. The NVRTC 13.0 and nvcc (ptxas) wheels from PyPI
-# are cached in $HEADROOM_CUDA_CACHE (default .cache/cuda-wheels, ignored by git) and reused.
+# are cached in $HEADROOM_CUDA_CACHE (default ~/.cache/headroom/cuda-wheels) and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CACHE=${HEADROOM_CUDA_CACHE:-$PWD/.cache/cuda-wheels}
+# Outside the checkout, so CI's fresh clones on the same machine reuse it.
+CACHE=${HEADROOM_CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/headroom/cuda-wheels}
 VER=13.0.88
 mkdir -p "$CACHE"
 if [[ ! -x $CACHE/nvidia/cu13/bin/ptxas || ! -e $CACHE/nvidia/cu13/lib/libnvrtc.so.13 ]]; then
