@@ -192,6 +192,10 @@ pub struct PlanArgs {
     /// llama.cpp: micro-batch size.
     #[arg(long, default_value_t = 512)]
     pub ubatch: u64,
+    /// llama.cpp: decoder layers offloaded to the GPUs (-ngl); the rest and their KV cache stay in
+    /// host RAM. More than the layer count also offloads the output layer. Default: everything.
+    #[arg(long, alias = "ngl")]
+    pub n_gpu_layers: Option<u64>,
     /// Attention implementation: flash (no score matrix) or eager (materialised scores).
     #[arg(long, value_enum, default_value_t)]
     pub attention: AttentionArg,

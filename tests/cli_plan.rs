@@ -154,3 +154,39 @@ fn bench_profile_calibrates_the_plan() {
     let eff: f64 = bw["value"].as_str().unwrap().parse().unwrap();
     assert!((eff - 3907.7 / 4800.0).abs() < 0.002, "{eff}");
 }
+
+/// llama.cpp partial offload: the last N layers and their KV on the GPU, the rest (with the
+/// embeddings and, below all layers, the output layer) in host RAM; the total is conserved.
+#[test]
+fn n_gpu_layers_splits_weights_and_kv_between_gpu_and_host() {
+    let all = plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090:2");
+    let part = plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090 --n-gpu-layers 40");
+    let gpu_weights: u64 = all["per_gpu"].as_array().unwrap().iter().map(|g| u(g, "/memory/weights_bytes")).sum();
+    let host = &part["host"];
+    assert_eq!(
+        u(&part, "/memory/weights_bytes") + u(host, "/weights_bytes"),
+        gpu_weights + u(&all, "/host/weights_bytes")
+    );
+    // 40 of 80 layers: half the KV cache (1.25 GiB at 4096 tokens, f16) on each side.
+    assert_eq!(u(&part, "/memory/kv_cache_bytes"), 1_342_177_280 / 2);
+    assert_eq!(u(host, "/kv_cache_bytes"), 1_342_177_280 / 2);
+    assert!(part["throughput"]["decode_tokens_per_s"].is_null(), "CPU layers: no GPU-only speed");
+    let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", "hf", "--n-gpu-layers", "8"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("llama.cpp"), "{err}");
+}
+
+#[test]
+fn max_reports_the_most_gpu_layers_that_fit() {
+    let out = headroom()
+        .args(["max", "llama-2-70b", "--weights", "q4_k_m", "--gpu", "rtx-4090", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = v["max_gpu_layers"].as_u64().expect("llama.cpp reports max_gpu_layers");
+    assert!((1..80).contains(&n), "{n}");
+    let fits = |n: u64| {
+        plan_json(&format!("llama-2-70b --weights q4_k_m --gpu rtx-4090 --n-gpu-layers {n}"))["fit"]["fits"] == true
+    };
+    assert!(fits(n) && !fits(n + 1));
+}

@@ -26,10 +26,15 @@ pub struct MaxReport {
     /// trained maximum, which `model_max_context` gives.
     pub max_context: Option<u64>,
     pub model_max_context: u64,
+    /// Decoder layers of the model.
+    pub model_layers: u64,
     /// Largest batch at `--context` that fits.
     pub max_batch: Option<u64>,
     /// vLLM: whole sequences of `--context` tokens its KV pool holds at once.
     pub max_concurrency: Option<u64>,
+    /// llama.cpp: the most decoder layers `--n-gpu-layers` can offload at `--context` and
+    /// `--batch` (layers + 1 means the output layer too: everything on the GPUs).
+    pub max_gpu_layers: Option<u64>,
     pub context: u64,
     pub batch: u64,
 }
@@ -42,7 +47,11 @@ struct Search<'a> {
 
 impl Search<'_> {
     fn fits(&self, args: &PlanArgs, context: u64, batch: u64) -> bool {
-        let args = PlanArgs { context: Some(context), batch, calibration: None, ..args.clone() };
+        self.fits_with(&PlanArgs { context: Some(context), batch, ..args.clone() })
+    }
+
+    fn fits_with(&self, args: &PlanArgs) -> bool {
+        let args = PlanArgs { calibration: None, ..args.clone() };
         plan_report_on(self.model, &args, Some(self.gpu), self.calibration).is_ok_and(|r| r.fit.is_some_and(|f| f.fits))
     }
 }
@@ -92,8 +101,17 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         engine: base.request.engine.clone(),
         max_context: largest(CONTEXT_LIMIT, |c| search.fits(args, c, args.batch)),
         model_max_context: model.spec.max_context,
+        model_layers: model.spec.num_layers,
         max_batch: largest(BATCH_LIMIT, |b| search.fits(args, context, b)),
         max_concurrency: base.vllm.as_ref().map(|v| v.max_concurrency.floor() as u64),
+        max_gpu_layers: (base.request.engine == "llama.cpp")
+            .then(|| {
+                let args = PlanArgs { context: Some(context), ..args.clone() };
+                largest(model.spec.num_layers + 1, |n| {
+                    search.fits_with(&PlanArgs { n_gpu_layers: Some(n), ..args.clone() })
+                })
+            })
+            .flatten(),
         context,
         batch: args.batch,
     })
@@ -109,6 +127,15 @@ fn listing(r: &MaxReport) -> Listing {
         ],
         vec![format!("max batch at context {}", r.context), opt(r.max_batch), String::new()],
     ];
+    if r.engine == "llama.cpp" {
+        let layers = r.model_layers;
+        let note = match r.max_gpu_layers {
+            Some(n) if n > layers => "every layer and the output layer".to_string(),
+            Some(_) => format!("of {layers}; the rest run on the CPU"),
+            None => String::new(),
+        };
+        rows.push(vec![format!("max --n-gpu-layers at context {}", r.context), opt(r.max_gpu_layers), note]);
+    }
     if let Some(c) = r.max_concurrency {
         rows.push(vec![format!("vLLM concurrency at context {}", r.context), c.to_string(), String::new()]);
     }

@@ -104,6 +104,7 @@ pub fn plan_report_on(
         max_num_batched_tokens: args.max_num_batched_tokens,
         max_num_seqs: args.max_num_seqs,
         n_ubatch: args.ubatch,
+        gpu_layers: args.n_gpu_layers,
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
     };
@@ -122,7 +123,18 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
+    let layers_on_host = args.n_gpu_layers.is_some_and(|n| n < spec.num_layers);
     let throughput = match gpu {
+        // Host-resident layers run at the CPU's memory bandwidth, which the catalog does not
+        // know: no speed rather than a GPU-only one.
+        Some(_) if layers_on_host => {
+            plan.basis.push(crate::plan::Basis {
+                name: "speed".into(),
+                value: "not estimated".into(),
+                source: "layers on the host run at CPU memory bandwidth, which is not modelled".into(),
+            });
+            Throughput::default()
+        }
         Some((gpu, _)) => speed(&req, &mut plan, gpu, model, format.is_quantized(), calibration)?,
         None => Throughput::default(),
     };
@@ -146,6 +158,7 @@ pub fn plan_report_on(
         fit: plan.fit,
         throughput,
         vllm: plan.vllm,
+        host: plan.host,
         training: None,
         training_speed: None,
         basis: plan.basis,

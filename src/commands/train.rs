@@ -114,6 +114,7 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         fit: plan.fit,
         throughput,
         vllm: None,
+        host: None,
         training: Some(summary),
         training_speed: speed,
         basis: plan.basis,

@@ -78,6 +78,9 @@ pub struct EngineOptions {
     pub max_num_seqs: Option<u64>,
     /// llama.cpp `--ubatch-size`.
     pub n_ubatch: u64,
+    /// llama.cpp `--n-gpu-layers`: the last N decoder layers (and their KV cache) run on the
+    /// GPUs, the rest on the host; above the layer count the output layer moves too. `None`: all.
+    pub gpu_layers: Option<u64>,
     /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
     /// attention with the full score matrix.
     pub flash_attention: bool,
@@ -94,6 +97,7 @@ impl Default for EngineOptions {
             max_num_batched_tokens: None,
             max_num_seqs: None,
             n_ubatch: 512,
+            gpu_layers: None,
             flash_attention: true,
             logits_all_positions: false,
         }

@@ -6,7 +6,7 @@ use super::basis::BasisLog;
 use super::device::{Device, Generation};
 use super::engine::{self, Engine, EngineOptions};
 use super::kv::{self, KvRequest};
-use super::{Fit, GpuMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
+use super::{Fit, GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
 use crate::quant::KvFormat;
@@ -89,9 +89,13 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     kv::explain(&kv, &mut basis);
     basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
 
+    // llama.cpp --n-gpu-layers: layers [gpu_start, L) on the GPUs (llama.cpp's i_gpu_start).
+    let gpu_layers = req.options.gpu_layers.map_or(spec.num_layers, |n| n.min(spec.num_layers));
+    let gpu_start = spec.num_layers - gpu_layers;
+    let output_on_gpu = req.options.gpu_layers.is_none_or(|n| n > spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
-    let stages = if split == Split::Tensor { 1 } else { count.min(spec.num_layers) };
-    let layout = Layout { kv, tp, stages, max_num_seqs };
+    let stages = if split == Split::Tensor { 1 } else { count.min(gpu_layers).max(1) };
+    let layout = Layout { kv, tp, stages, max_num_seqs, gpu_start, output_on_gpu };
     let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
     for stage in 0..stages {
         let mut scratch = BasisLog::default();
@@ -111,8 +115,9 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
             "consecutive layers per GPU; embeddings on the first, lm_head on the last",
         );
     }
+    let host = host_memory(req, &layout, &mut basis);
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
-    let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, basis: basis.0 };
+    let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, host, basis: basis.0 };
     if let Some(device) = &req.device {
         fit(req, device, &layout.kv, &mut plan);
     }
@@ -126,6 +131,10 @@ struct Layout<'a> {
     tp: u64,
     /// Pipeline stages of a layer split (1 with tensor parallelism).
     stages: u64,
+    /// First decoder layer on a GPU (llama.cpp --n-gpu-layers; 0 otherwise).
+    gpu_start: u64,
+    /// The final norm and lm_head run on the last GPU.
+    output_on_gpu: bool,
     max_num_seqs: u64,
 }
 
@@ -133,8 +142,9 @@ struct Layout<'a> {
 fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut BasisLog) -> GpuMemory {
     let spec = req.spec;
     let stages = layout.stages;
-    let layers = (stage * spec.num_layers / stages)..((stage + 1) * spec.num_layers / stages);
-    let (first, last) = (stage == 0, stage == stages - 1);
+    let on_gpu = spec.num_layers - layout.gpu_start;
+    let layers = (layout.gpu_start + stage * on_gpu / stages)..(layout.gpu_start + (stage + 1) * on_gpu / stages);
+    let (first, last) = (stage == 0 && layout.gpu_start == 0, stage == stages - 1 && layout.output_on_gpu);
     let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
     if first && !req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
@@ -165,7 +175,39 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }
 }
 
+/// What the host holds: embeddings kept there by the engine, and with llama.cpp's
+/// --n-gpu-layers the layers (and their KV cache) and output layer left on the CPU.
+fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) -> Option<HostMemory> {
+    let on_host = 0..layout.gpu_start;
+    let mut weights: Bytes = req.weights.layers[..layout.gpu_start as usize].iter().copied().sum();
+    if req.engine.embeddings_on_host() {
+        weights += req.weights.embedding;
+    }
+    if !layout.output_on_gpu {
+        weights += req.weights.output;
+    }
+    let kv_cache = kv::kv_bytes(&layout.kv, on_host);
+    if weights.0 == 0 {
+        return None;
+    }
+    if layout.gpu_start > 0 {
+        basis.add(
+            "layers on the host",
+            format!("{} of {} (--n-gpu-layers {})", layout.gpu_start, req.spec.num_layers, req.spec.num_layers - layout.gpu_start),
+            "llama.cpp offloads the last n layers (i_gpu_start = n_layer − n_gpu_layers); the rest and their KV stay in RAM",
+        );
+    }
+    Some(HostMemory { weights_bytes: weights.0, kv_cache_bytes: kv_cache.0, total_bytes: (weights + kv_cache).0 })
+}
+
 fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
+    if req.options.gpu_layers.is_some() && req.engine != Engine::LlamaCpp {
+        return Err(PlanError::BadNumber {
+            what: "n-gpu-layers",
+            value: req.options.gpu_layers.unwrap_or_default().to_string(),
+            fix: "partial offload is modelled for --engine llama.cpp only",
+        });
+    }
     if req.context == 0 {
         return Err(PlanError::BadNumber { what: "context", value: "0".into(), fix: "give at least 1 token" });
     }

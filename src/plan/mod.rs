@@ -121,6 +121,14 @@ pub struct VllmReport {
     pub max_concurrency: f64,
 }
 
+/// Memory a plan needs in host RAM (CPU-resident weights and KV cache), in bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostMemory {
+    pub weights_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub total_bytes: u64,
+}
+
 /// A complete memory plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Plan {
@@ -129,6 +137,8 @@ pub struct Plan {
     pub per_gpu: Vec<GpuMemory>,
     pub fit: Option<Fit>,
     pub vllm: Option<VllmReport>,
+    /// Host RAM the engine needs besides the GPUs (null when everything sits on the GPUs).
+    pub host: Option<HostMemory>,
     pub basis: Vec<Basis>,
 }
 

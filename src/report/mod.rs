@@ -10,7 +10,7 @@ pub mod table;
 
 use crate::plan::throughput::training::TrainingSpeed;
 use crate::plan::training::TrainingSummary;
-use crate::plan::{Basis, Fit, GpuMemory, MemoryBreakdown, VllmReport};
+use crate::plan::{Basis, Fit, GpuMemory, HostMemory, MemoryBreakdown, VllmReport};
 use serde::Serialize;
 
 /// What the model is, as the plan counted it.
@@ -66,6 +66,9 @@ pub struct PlanReport {
     pub throughput: Throughput,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vllm: Option<VllmReport>,
+    /// Host RAM besides the GPUs: weights and KV cache the engine keeps on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostMemory>,
     /// Training runs: phases, per-model shares, host memory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSummary>,

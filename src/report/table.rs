@@ -20,6 +20,15 @@ pub fn plan(r: &PlanReport) -> String {
         }
     }
     let mut out = format!("{}\n{t}\n{}\n", headline(r), verdict(r));
+    if let Some(h) = &r.host {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        out.push_str(&format!(
+            "host RAM: {:.2} GiB ({:.2} GiB weights, {:.2} GiB KV cache on the CPU)\n",
+            gib(h.total_bytes),
+            gib(h.weights_bytes),
+            gib(h.kv_cache_bytes)
+        ));
+    }
     if let Some(speed) = speed_line(r) {
         out.push_str(&format!("{speed}\n"));
     }

@@ -96,7 +96,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         fits: peak.memory.total <= d.capacity,
         headroom_bytes: d.capacity.0 as i64 - peak.memory.total.0 as i64,
     });
-    Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, basis: basis.0 }, summary))
+    Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, host: None, basis: basis.0 }, summary))
 }
 
 type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64);
