@@ -54,6 +54,18 @@ pub struct FitArgs {
     /// ranked by bits per weight (a quality proxy, higher first), then decode speed.
     #[arg(long)]
     pub best_format: bool,
+    /// Which prices rank the setups: cloud (on-demand hourly prices only), own (purchase price
+    /// over 3 years plus power, only), or any (cloud where the catalog has it, else own).
+    #[arg(long, value_enum, default_value_t)]
+    pub pricing: PricingArg,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PricingArg {
+    #[default]
+    Any,
+    Cloud,
+    Own,
 }
 
 #[derive(Debug, Args)]

@@ -143,3 +143,19 @@ fn best_format_ranks_fitting_formats_by_bits() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--gpu"));
 }
+
+/// `--pricing cloud` ranks by on-demand hourly prices only, `--pricing own` by purchase prices
+/// only; setups without such a price keep a null price and sort last.
+#[test]
+fn pricing_chooses_cloud_or_ownership_costs() {
+    for (pricing, needle) in [("cloud", "on-demand cloud"), ("own", "purchase price")] {
+        let rows = json(&format!("fit llama-2-13b --weights q4_k_m --pricing {pricing}"));
+        let rows = rows.as_array().unwrap();
+        let priced: Vec<&Value> = rows.iter().filter(|r| !r["price"].is_null()).collect();
+        assert!(!priced.is_empty(), "{pricing}");
+        assert!(priced.iter().all(|r| r["price"]["basis"].as_str().unwrap().contains(needle)), "{pricing}");
+        let first_unpriced = rows.iter().position(|r| r["price"].is_null()).unwrap_or(rows.len());
+        assert!(rows[first_unpriced..].iter().all(|r| r["price"].is_null()), "{pricing}: unpriced rows last");
+        assert!(priced.windows(2).all(|w| price(w[0]) <= price(w[1])), "{pricing}: cheapest first");
+    }
+}

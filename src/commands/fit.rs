@@ -3,7 +3,8 @@
 //!
 //! Price per hour is the catalog's on-demand cloud price per GPU where it has one; consumer and
 //! workstation cards with only a purchase price are amortized over three years of continuous use
-//! plus their board power at US$0.15/kWh (shown as `basis` of the price). Cost per million
+//! plus their board power at US$0.15/kWh (shown as `basis` of the price); `--pricing cloud` or
+//! `--pricing own` ranks by one kind of price only. Cost per million
 //! tokens = price per hour ÷ (aggregate decode tokens/s × 3,600) × 10⁶.
 //!
 //! `--best-format --gpu ID[:COUNT]` turns the sweep around: one setup, every weight format
@@ -14,7 +15,7 @@ use super::plan::{load_calibration, plan_report_on};
 use super::render_listing;
 use super::source::resolve;
 use crate::catalog::gpus::{parse_gpu_arg, GpuCatalog, GpuSpec};
-use crate::cli::{FitArgs, OutputFormat};
+use crate::cli::{FitArgs, OutputFormat, PricingArg};
 use crate::quant::WeightFormat;
 use crate::report::{self, Listing, PlanReport};
 use anyhow::ensure;
@@ -56,11 +57,18 @@ pub struct FormatRow {
 
 /// Price per hour of one GPU, and how it was derived.
 pub(crate) fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
-    let p = gpu.price.as_ref()?;
-    if let Some(h) = p.hourly_usd {
-        return Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"));
-    }
-    let amortized = p.purchase_usd? as f64 / AMORTIZATION_HOURS;
+    cloud_price(gpu).or_else(|| own_price(gpu))
+}
+
+/// On-demand cloud price of one GPU-hour, where the catalog has one.
+fn cloud_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
+    let h = gpu.price.as_ref()?.hourly_usd?;
+    Some((h, "on-demand cloud price per GPU-hour (GPU catalog)"))
+}
+
+/// What owning the GPU costs per hour: purchase price over three years, plus power.
+fn own_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
+    let amortized = gpu.price.as_ref()?.purchase_usd? as f64 / AMORTIZATION_HOURS;
     Some(match gpu.tdp_w {
         Some(w) => (
             amortized + w as f64 / 1000.0 * POWER_USD_PER_KWH,
@@ -70,8 +78,12 @@ pub(crate) fn gpu_price(gpu: &GpuSpec) -> Option<(f64, &'static str)> {
     })
 }
 
-fn price(gpu: &GpuSpec, count: u32, decode_tokens_per_s: Option<f64>) -> Option<Price> {
-    let (per_gpu, basis) = gpu_price(gpu)?;
+fn price(pricing: PricingArg, gpu: &GpuSpec, count: u32, decode_tokens_per_s: Option<f64>) -> Option<Price> {
+    let (per_gpu, basis) = match pricing {
+        PricingArg::Any => gpu_price(gpu),
+        PricingArg::Cloud => cloud_price(gpu),
+        PricingArg::Own => own_price(gpu),
+    }?;
     let per_hour_usd = per_gpu * count as f64;
     let per_million_tokens_usd = decode_tokens_per_s.filter(|t| *t > 0.0).map(|t| per_hour_usd / (t * 3600.0) * 1e6);
     Some(Price { per_hour_usd, per_million_tokens_usd, basis: basis.to_string() })
@@ -140,7 +152,7 @@ fn keep(args: &FitArgs, report: PlanReport, gpu: &GpuSpec, count: u32) -> Option
     if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
         return None;
     }
-    let price = price(gpu, count, decode);
+    let price = price(args.pricing, gpu, count, decode);
     if args.max_price_per_hour.is_some_and(|max| price.as_ref().is_none_or(|p| p.per_hour_usd > max)) {
         return None;
     }
