@@ -2,50 +2,20 @@
 //! sizes, llama.cpp's per-tensor promotions on other architectures, and properties over random
 //! tensor shapes.
 
-use headroom::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
+use headroom::model::spec::{Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe};
 use headroom::model::tensors::{inventory, Part, Role, TensorDesc};
 use headroom::quant::ggml::GgmlType;
 use headroom::quant::{GgufFileType, StoredType, WeightFormat};
 use proptest::prelude::*;
 
+mod support;
+
 fn llama_2_7b() -> ModelSpec {
-    ModelSpec {
-        id: "llama-2-7b".into(),
-        family: Family::Llama,
-        hidden_size: 4096,
-        num_layers: 32,
-        num_heads: 32,
-        num_kv_heads: 32,
-        head_dim: 128,
-        vocab_size: 32000,
-        intermediate_size: 11008,
-        max_context: 4096,
-        tie_word_embeddings: false,
-        mlp: MlpKind::Gated,
-        norm: NormKind::RmsNorm,
-        norms_per_layer: 2,
-        biases: Biases::default(),
-        fused_qkv: false,
-        fused_gate_up: false,
-        layer_attention: vec![LayerAttention::Full; 32],
-        mla: None,
-        moe: None,
-        native_dtype_bytes: 2,
-        logit_softcap: false,
-    }
+    ModelSpec { id: "llama-2-7b".into(), ..support::llama_spec(32, 4096, 32, 32, 11008, 32000, false) }
 }
 
 fn llama_2_70b() -> ModelSpec {
-    ModelSpec {
-        id: "llama-2-70b".into(),
-        hidden_size: 8192,
-        num_layers: 80,
-        num_heads: 64,
-        num_kv_heads: 8,
-        intermediate_size: 28672,
-        layer_attention: vec![LayerAttention::Full; 80],
-        ..llama_2_7b()
-    }
+    ModelSpec { id: "llama-2-70b".into(), ..support::llama_spec(80, 8192, 64, 8, 28672, 32000, false) }
 }
 
 fn mixtral() -> ModelSpec {

@@ -7,7 +7,7 @@ mod support;
 use headroom::model::gguf::{gguf_to_spec, parse_gguf_bytes, read_gguf};
 use headroom::model::local::{LocalFileError, LocalFormat, LocalModel};
 use headroom::model::safetensors::{parse_header_bytes, read_header};
-use headroom::model::spec::{Biases, Family, LayerAttention, MlpKind, ModelSpec, NormKind};
+use headroom::model::spec::{Family, LayerAttention, ModelSpec};
 use headroom::model::tensors::{inventory, param_counts, Role};
 use headroom::quant::ggml::GgmlType;
 use std::fs;
@@ -22,30 +22,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
 }
 
 fn llama_spec(hidden: u64, heads: u64, kv_heads: u64, ffn: u64, vocab: u64, tied: bool) -> ModelSpec {
-    ModelSpec {
-        id: "test".into(),
-        family: Family::Llama,
-        hidden_size: hidden,
-        num_layers: 2,
-        num_heads: heads,
-        num_kv_heads: kv_heads,
-        head_dim: hidden / heads,
-        vocab_size: vocab,
-        intermediate_size: ffn,
-        max_context: 4096,
-        tie_word_embeddings: tied,
-        mlp: MlpKind::Gated,
-        norm: NormKind::RmsNorm,
-        norms_per_layer: 2,
-        biases: Biases::default(),
-        fused_qkv: false,
-        fused_gate_up: false,
-        layer_attention: vec![LayerAttention::Full; 2],
-        mla: None,
-        moe: None,
-        native_dtype_bytes: 2,
-        logit_softcap: false,
-    }
+    support::llama_spec(2, hidden, heads, kv_heads, ffn, vocab, tied)
 }
 
 // ---------------------------------------------------------------- safetensors

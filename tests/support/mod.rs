@@ -5,6 +5,7 @@
 
 pub mod cli;
 
+use headroom::model::spec::{Biases, Family, LayerAttention, MlpKind, ModelSpec, NormKind};
 use headroom::quant::ggml::GgmlType;
 use serde_json::{json, Map, Value};
 
@@ -230,4 +231,32 @@ pub fn llama_gguf(tied: bool) -> Gguf {
         g = g.tensor("output.weight", &[256, 300], Q6_K);
     }
     g
+}
+
+/// A Llama-architecture spec (RMSNorm, SwiGLU, no biases, full attention) from its sizes.
+pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64, vocab: u64, tied: bool) -> ModelSpec {
+    ModelSpec {
+        id: "test".into(),
+        family: Family::Llama,
+        hidden_size: hidden,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        head_dim: hidden / heads,
+        vocab_size: vocab,
+        intermediate_size: ffn,
+        max_context: 4096,
+        tie_word_embeddings: tied,
+        mlp: MlpKind::Gated,
+        norm: NormKind::RmsNorm,
+        norms_per_layer: 2,
+        biases: Biases::default(),
+        fused_qkv: false,
+        fused_gate_up: false,
+        layer_attention: vec![LayerAttention::Full; layers as usize],
+        mla: None,
+        moe: None,
+        native_dtype_bytes: 2,
+        logit_softcap: false,
+    }
 }
