@@ -15,3 +15,4 @@ pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod units;
+pub mod validate;
