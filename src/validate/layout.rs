@@ -14,7 +14,7 @@
 
 use super::backend::bf16_bytes;
 use crate::model::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
-use crate::model::tensors::{inventory, Part, Role, TensorDesc};
+use crate::model::tensors::{inventory, Part, TensorDesc};
 use crate::quant::stored::{FloatType, QuantScheme, StoredType};
 use crate::quant::WeightFormat;
 use thiserror::Error;
