@@ -19,7 +19,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
     #[test]
     fn speeds_respect_the_rooflines(
-        model_i in 0usize..64, gpu_i in 0usize..64, count_i in 0usize..4, engine_i in 0usize..5,
+        model_i in 0usize..64, gpu_i in 0usize..64, count_i in 0usize..4, engine_i in 0usize..6,
         format_i in 0usize..5, context in 1u64..40_000, batch in 1u64..300,
     ) {
         let models: Vec<_> = ModelCatalog::builtin().iter().collect();

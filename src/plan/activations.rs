@@ -60,7 +60,7 @@ const VLLM_SAMPLER_FP32_BUFFERS: f64 = 9.0;
 fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
     let all = req.context * req.batch;
     match req.engine {
-        Engine::Hf | Engine::Bare => (all, req.context),
+        Engine::Hf | Engine::Bare | Engine::Headroom => (all, req.context),
         Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
         Engine::LlamaCpp => {
             let t = req.options.n_ubatch.min(all);
@@ -129,6 +129,8 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
         // ~9.3 B per score element for Falcon-7B at 2,048 tokens on an H200 (transformers 5.17,
         // data/measurements/device/2026-11-27-h200/infer2.json).
         Engine::Hf if req.spec.family == Family::Falcon => true,
+        // Our prefill kernel is flash-style: scores stay in registers.
+        Engine::Headroom => false,
         _ => !req.options.flash_attention,
     }
 }
@@ -147,6 +149,10 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
     if req.engine == Engine::Hf {
         // apply_rotary_pos_emb returns new q and k tensors.
         values += t * (q_w + k_w);
+    }
+    if req.engine == Engine::Headroom {
+        // The prefill kernel reads q head-major: a copy of q besides the head-major output.
+        values += t * q_w;
     }
     let mut bytes = values * a;
     if materialises_scores(req) {
@@ -179,7 +185,12 @@ fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
     let spec = req.spec;
     let a = act_bytes(req.engine);
     let tp = req.tp;
-    let dense_units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
+    // gate, up and their product; headroom's engine writes the product over gate.
+    let dense_units = match (spec.mlp, req.engine) {
+        (MlpKind::Gated, Engine::Headroom) => 2,
+        (MlpKind::Gated, _) => 3,
+        _ => 2,
+    };
     let base = stream_values(req, t);
     let dense = base + dense_units * t * (spec.intermediate_size / tp);
     let Some(moe) = spec.moe else { return dense * a };
@@ -217,6 +228,8 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         Engine::LlamaCpp => t * (h + v) * 4,
         Engine::Exllama => t * h * 2 + req.batch * v * 4,
         Engine::Bare => req.batch * v * 2,
+        // The logits buffer is part of the workspace; the final norm writes into the arena.
+        Engine::Headroom => 0,
     }
 }
 

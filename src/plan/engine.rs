@@ -22,14 +22,18 @@ pub enum Engine {
     Exllama,
     /// Weights, KV cache and the unavoidable live activations only: a lower bound.
     Bare,
+    /// headroom's own engine, the one `headroom validate` runs: our kernels and cuBLAS, one
+    /// weight slab, a KV cache for the whole context, one activation arena and a workspace.
+    Headroom,
 }
 
 #[derive(Debug, Error, PartialEq)]
-#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare")]
+#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom")]
 pub struct UnknownEngine(pub String);
 
 impl Engine {
-    pub const ALL: [Engine; 5] = [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare];
+    pub const ALL: [Engine; 6] =
+        [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare, Engine::Headroom];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -38,6 +42,7 @@ impl Engine {
             Engine::LlamaCpp => "llama.cpp",
             Engine::Exllama => "exllama",
             Engine::Bare => "bare",
+            Engine::Headroom => "headroom",
         }
     }
 
@@ -49,6 +54,7 @@ impl Engine {
             "llama.cpp" | "llamacpp" | "llama-cpp" | "gguf" => Ok(Engine::LlamaCpp),
             "exllama" | "exllamav2" => Ok(Engine::Exllama),
             "bare" => Ok(Engine::Bare),
+            "headroom" => Ok(Engine::Headroom),
             _ => Err(UnknownEngine(s.to_string())),
         }
     }
@@ -114,6 +120,13 @@ pub struct Constant {
 /// CUDA context: what the driver takes per process before the first allocation, including the
 /// loaded kernel images. PyTorch-based engines load far more kernels than ggml.
 pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
+    if engine == Engine::Headroom {
+        return Constant {
+            name: "CUDA context (headroom)",
+            bytes: Bytes::from_mib(250),
+            source: "not yet measured: a non-PyTorch CUDA process with cuBLAS, as gguf-parser's 250 MiB; validate's 'context' phase measures it",
+        };
+    }
     if !engine.uses_torch() {
         return Constant {
             name: "CUDA context (ggml)",

@@ -24,6 +24,9 @@ pub struct WeightLayout {
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
+    /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
+    /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
+    pub largest_quantized_matrix: u64,
 }
 
 impl WeightLayout {
@@ -34,6 +37,10 @@ impl WeightLayout {
             let b = bytes_of(t);
             if t.role.is_routed_expert() {
                 layout.routed_experts += b;
+            }
+            let matrix = t.rows * t.cols;
+            if t.layer.is_some() && !t.is_vector() && b.0 < 2 * t.elements() {
+                layout.largest_quantized_matrix = layout.largest_quantized_matrix.max(matrix);
             }
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
@@ -260,6 +267,9 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         log.add(c.name, c.bytes.0, c.source);
         total += c.bytes;
     }
+    if req.engine == Engine::Headroom {
+        total += headroom_workspace(req, log);
+    }
     if req.engine == Engine::Exllama {
         // ExLlama reconstructs fp16 weights for prompt passes into one scratch buffer sized for
         // the largest quantized matrix (`temp_dq`, max over layers of qweight elements × 8).
@@ -283,6 +293,45 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
             format!("activations of a {graph_tokens}-token decode batch (largest captured graph)"),
         );
         total += graphs;
+    }
+    total
+}
+
+/// The workspace slab of headroom's engine (validate/layout.rs allocates the same buffers).
+/// Llama-2-7B, batch 1, context 4096, bf16, on a Hopper GPU: 32 MiB cuBLAS + 64,000 B logits +
+/// 2,097,152 B rotary tables + 16,384 B token ids + 32·16·130·4 = 266,240 B decode partials.
+fn headroom_workspace(req: &InferenceRequest, log: &mut BasisLog) -> Bytes {
+    let spec = req.spec;
+    let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
+    let (batch, ctx) = (req.batch, req.context);
+    let blas_mib = if matches!(generation, Generation::Hopper | Generation::Blackwell) { 32 } else { 4 };
+    let splits = ctx.div_ceil(256);
+    let items = [
+        (
+            "cuBLAS workspace",
+            blas_mib << 20,
+            "cublasSetWorkspace: NVIDIA's recommended 32 MiB on Hopper and newer, 4 MiB before",
+        ),
+        ("logits", batch * spec.vocab_size * 2, "batch × vocab bf16, last token of each sequence"),
+        ("rotary tables", 2 * ctx * (spec.head_dim / 2) * 4, "cos and sin, f32, context × head_dim/2"),
+        ("token ids", batch * ctx * 4, "i32 per token"),
+        (
+            "decode attention partials",
+            batch * spec.num_heads * splits * (spec.head_dim + 2) * 4,
+            "split-K partials per 256 keys: f32 output and (max, sum) per head",
+        ),
+        (
+            "dequantized weight (prefill)",
+            req.weights.largest_quantized_matrix * 2,
+            "largest quantized layer matrix in bf16",
+        ),
+    ];
+    let mut total = Bytes::ZERO;
+    for (name, bytes, source) in items {
+        if bytes > 0 {
+            log.add(format!("headroom workspace: {name}"), bytes, source);
+            total += Bytes(bytes);
+        }
     }
     total
 }

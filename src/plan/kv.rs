@@ -78,6 +78,8 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // H200, transformers 5.17, data/measurements/device/2026-11-27-h200/infer2.json).
         Engine::Hf => ctx * batch,
         Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
+        // One cache for the whole context per sequence (validate runs full-attention models).
+        Engine::Headroom => ctx * batch,
     }
 }
 

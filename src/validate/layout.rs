@@ -299,6 +299,41 @@ mod tests {
         assert!(matches!(layout(&wide, bf16, &req(4096), 9), Err(Unsupported::Shape { .. })));
     }
 
+    /// The planner's `headroom` engine predicts exactly what the engine allocates.
+    #[test]
+    fn the_planner_predicts_every_slab() {
+        use crate::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, WeightLayout};
+        use crate::quant::KvFormat;
+        use crate::units::Bytes;
+        let spec = llama_2_7b();
+        let tensors = inventory(&spec);
+        for (id, batch) in [("bf16", 1), ("bf16", 4), ("awq", 1), ("gptq", 1)] {
+            let format = WeightFormat::parse(id).unwrap();
+            let r = Request { batch, ..req(4096) };
+            let l = layout(&spec, format, &r, 9).unwrap();
+            let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, &spec));
+            let device =
+                Device { id: "h200".into(), capacity: Bytes(141 << 30), count: 1, generation: Generation::Hopper };
+            let plan = plan_inference(&InferenceRequest {
+                spec: &spec,
+                weights: &weights,
+                kv: KvFormat::Bf16,
+                context: r.context,
+                batch,
+                engine: Engine::Headroom,
+                options: EngineOptions::default(),
+                device: Some(device),
+                split: None,
+            })
+            .unwrap();
+            let m = &plan.memory;
+            assert_eq!(m.weights.0, l.weight_bytes(), "{id} weights");
+            assert_eq!(m.kv_cache.0, l.kv_bytes(), "{id} kv");
+            assert_eq!(m.activations.0, l.arena_bytes(), "{id} b{batch} arena");
+            assert_eq!(m.workspace.0, l.workspace_bytes(), "{id} b{batch} workspace");
+        }
+    }
+
     #[test]
     fn prompt_is_a_multiple_of_the_prefill_tile() {
         assert_eq!(prompt_for(4096, 64), 4032);

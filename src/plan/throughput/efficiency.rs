@@ -62,6 +62,11 @@ pub struct Efficiency {
     pub allreduce_latency_s: Factor,
 }
 
+/// Kernel launches per decoder layer and decode step in headroom's engine (validate/engine.rs):
+/// 2 RMSNorms, 7 linear layers, 2 RoPE, 2 KV-cache writes, 2 attention passes (split and
+/// reduce), 2 residual adds, 1 SiLU-gate.
+const HEADROOM_LAUNCHES_PER_LAYER: f64 = 18.0;
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -122,6 +127,14 @@ impl Efficiency {
                 e.prefill_compute = gemm(generation);
                 e.decode_compute = gemm(generation);
             }
+            Engine::Headroom => {
+                e.prefill_compute = gemm(generation);
+                e.decode_compute = gemm(generation);
+                e.host_per_layer_s = f(
+                    HEADROOM_LAUNCHES_PER_LAYER * 3e-6,
+                    "headroom validate: 18 launches per decode layer × 3 µs host time each (assumed, typical cuLaunchKernel / cuBLAS dispatch; validate reports the measured enqueue time)",
+                );
+            }
             Engine::Vllm | Engine::LlamaCpp => {}
         }
         e
@@ -135,7 +148,7 @@ impl Efficiency {
             if let Some(bw) = g.bandwidth_gb_s.filter(|_| peaks.0 > 0.0) {
                 self.bandwidth = Factor { value: (bw * 1e9 / peaks.0).min(1.0), source: origin("achieved bandwidth") };
             }
-            if let (Some(t), Some(peak), Engine::Bare) = (g.bf16_tflops, peaks.1, engine) {
+            if let (Some(t), Some(peak), Engine::Bare | Engine::Headroom) = (g.bf16_tflops, peaks.1, engine) {
                 let v = (t * 1e12 / peak).min(1.0);
                 self.prefill_compute = Factor { value: v, source: origin("achieved bf16 GEMM") };
                 self.decode_compute = Factor { value: v, source: origin("achieved bf16 GEMM") };

@@ -103,13 +103,14 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
     let memory = inf.weights.total().0 as f64 / bw;
-    let dequant = if req.quantized && matches!(inf.engine, Engine::Hf | Engine::Exllama | Engine::LlamaCpp) {
-        let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-        let elements = work::matmul_params(inf.spec, work::Params { active: req.params.total, ..req.params });
-        (layer_bytes as f64 + 2.0 * elements as f64) / bw
-    } else {
-        0.0
-    };
+    let dequant =
+        if req.quantized && matches!(inf.engine, Engine::Hf | Engine::Exllama | Engine::LlamaCpp | Engine::Headroom) {
+            let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
+            let elements = work::matmul_params(inf.spec, work::Params { active: req.params.total, ..req.params });
+            (layer_bytes as f64 + 2.0 * elements as f64) / bw
+        } else {
+            0.0
+        };
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     Some(compute.max(memory) + dequant + communication_s(req, act)?)
 }
