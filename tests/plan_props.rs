@@ -24,13 +24,13 @@ proptest! {
 
     #[test]
     fn inference_plans_never_panic(
-        model in 0usize..37, engine in 0usize..5, ctx_exp in 0u32..25, batch_exp in 0u32..21,
+        model in 0usize..37, engine in 0usize..6, ctx_exp in 0u32..25, batch_exp in 0u32..21,
         gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
         eager in any::<bool>(),
     ) {
         let ids = model_ids();
         let id = &ids[model % ids.len()];
-        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare"][engine];
+        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let _ = plan(&format!(
             "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention}",
