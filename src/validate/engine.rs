@@ -258,10 +258,12 @@ impl Model {
         Ok(())
     }
 
-    /// Writes `ids` (i32, `batch × seq`) for the next forward pass.
-    pub fn set_tokens<B: LayerBackend>(&self, b: &mut B, ids: &[u32]) -> Result<(), GpuError> {
+    /// Writes token ids (i32) starting at slot `at` of the id buffer. A pass at position `pos0`
+    /// reads its `batch × seq` ids from slot `pos0 × batch`: a prefill's `[batch][seq]` from 0,
+    /// decode step p's `[batch]` from p·batch, so every step's ids can be written up front.
+    pub fn set_tokens<B: LayerBackend>(&self, b: &mut B, at: u64, ids: &[u32]) -> Result<(), GpuError> {
         let bytes: Vec<u8> = ids.iter().flat_map(|&i| (i % self.spec.vocab_size as u32).to_le_bytes()).collect();
-        b.upload(self.ids, &bytes)
+        b.upload(Buf { bytes: bytes.len() as u64, ..self.ids.skip(at * 4) }, &bytes)
     }
 
     /// One forward pass over `seq` tokens per sequence starting at position `pos0`: prefill
@@ -299,7 +301,7 @@ impl Model {
         let kv_heads = Heads { heads: s.num_kv_heads, ..q_heads };
         let cap = self.req.context;
 
-        b.embed(self.ids, self.embed, x, t, h)?;
+        b.embed(self.ids.skip(pos0 * batch * 4), self.embed, x, t, h)?;
         for (layer, w) in self.layers.iter().enumerate() {
             let (kc, vc) = self.kv[layer];
             b.rmsnorm(x, w.attn_norm, n, t, h, EPS)?;
@@ -395,16 +397,16 @@ mod tests {
         };
         let mut one = CpuLayers::new();
         let whole = build(&mut one, format, batch, 128);
-        whole.set_tokens(&mut one, &per_seq(0..128)).unwrap();
+        whole.set_tokens(&mut one, 0, &per_seq(0..128)).unwrap();
         whole.forward(&mut one, 128, 0).unwrap();
         let want = whole.logits(&mut one).unwrap();
 
         let mut two = CpuLayers::new();
         let steps = build(&mut two, format, batch, 64);
-        steps.set_tokens(&mut two, &per_seq(0..64)).unwrap();
+        steps.set_tokens(&mut two, 0, &per_seq(0..64)).unwrap();
         steps.forward(&mut two, 64, 0).unwrap();
         for p in 64..128 {
-            steps.set_tokens(&mut two, &per_seq(p..p + 1)).unwrap();
+            steps.set_tokens(&mut two, (p + shift) * batch, &per_seq(p..p + 1)).unwrap();
             steps.forward(&mut two, 1, p + shift).unwrap();
         }
         let got = steps.logits(&mut two).unwrap();

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod cpu;
 pub mod engine;
 pub mod layout;
+pub mod run;
 
 /// The small model validate checks its GPU kernels with against [`cpu::CpuLayers`]: two layers,
 /// GQA with two query heads per KV head, head_dim 128 (explicit, wider than hidden / heads).
