@@ -4,8 +4,9 @@
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
 # PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer |
-# train | watch | headroom | all (default: every part but headroom, since the transport returns at
-# most 8 files; bench runs first: target/release/headroom bench --quick, our kernels, ~1 min).
+# train | watch | validate | headroom | all. The default, all, is bench, torch, validate and watch:
+# what still needs measuring (context, infer and train were measured on an H200 on 2026-11-27;
+# name them to rerun them). The transport returns at most 8 files.
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
 # `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
@@ -20,19 +21,22 @@
 #   torch_kernels.json  [record] D2D copy GB/s, matmul TFLOPS bf16/fp16/fp32/tf32, SDPA TFLOPS
 #   infer.json          [records] transformers generate / prefill / decode / full forward
 #   train.json          [records] one training step's memory by phase, and step time
-#   watch.json          headroom watch --format json around a llama-2-7b generate, with --plan
+#   watch.json          [records] headroom watch --format json around transformers clients with
+#                       --plan: a llama-2-7b generate, a LoRA step and a full fine-tuning step
+#   validate.json       [records] headroom validate: our engine on llama-2-7b bf16 and 4-bit,
+#                       llama-2-13b bf16 and llama-2-70b 4-bit at 4096, NVML per phase
 #   headroom.json       [records] target/release/headroom --version and plan --format json
 #   bench.json          headroom bench --quick --json: our kernels (copy, GEMM, attention, GEMV...)
 #   log.txt             everything printed (the summary table is at its end)
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|headroom|all][,...]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|validate|headroom|all][,...]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
 for part in ${PART//,/ }; do
-  case "$part" in all | bench | context | torch | infer | train | headroom | watch) ;; *) usage ;; esac
+  case "$part" in all | bench | context | torch | infer | train | headroom | watch | validate) ;; *) usage ;; esac
 done
 
 mkdir -p "$DIR"
@@ -64,7 +68,8 @@ cleanup() {
 trap cleanup EXIT
 
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-want() { [[ $PART == all || ",$PART," == *",$1,"* ]]; }
+ALL_PARTS=bench,torch,validate,watch
+want() { [[ ",${PART/#all/$ALL_PARTS}," == *",$1,"* ]]; }
 
 # run_case CASE_ID FILE TIMEOUT_S SUBCOMMAND [ARGS...]
 run_case() {
@@ -180,37 +185,110 @@ if want train; then
   done
 fi
 
-# headroom watch around a real transformers client (issue 6): the process tree's NVML peak
-# against the plan's total (CUDA context included).
+# The GPU catalog id of this machine's GPU, for --plan / --gpu.
+gpu_id() {
+  if [[ -n ${HEADROOM_GPU:-} ]]; then
+    echo "$HEADROOM_GPU"
+  elif nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
+    echo h200
+  else
+    echo h100-sxm
+  fi
+}
+
+# Merges the JSON files given after the output into one JSON array (each file's value, or an
+# error record when a file is missing or broken).
+merge_json() {
+  "$PY" - "$@" <<'PYEOF'
+import json, sys
+out, items = sys.argv[1], []
+for path in sys.argv[2:]:
+    label, _, f = path.partition("=")
+    try:
+        items.append({"case_id": label, "report": json.load(open(f))})
+    except Exception as e:
+        items.append({"case_id": label, "error": f"{type(e).__name__}: {e}"})
+json.dump(items, open(out, "w"), indent=1)
+PYEOF
+}
+
+# headroom watch around real transformers clients (issue 6): the process tree's NVML peak
+# against the plan's total (CUDA context included). The client runs as a grandchild (sh, then
+# python): watch must count the whole tree.
+WATCH=(
+  "watch-llama-2-7b-generate-c4096|--weights bf16 --context 4096 --engine hf|infer --model llama-2-7b --dtype bf16 --context 4096 --new-tokens 32 --batch 1 --attn sdpa"
+  "${TRAIN[1]}"
+  "${TRAIN[2]}"
+)
 if want watch; then
   HR=target/release/headroom
   if [[ -x $HR ]]; then
-    GPU_ID=${HEADROOM_GPU:-h100-sxm}
-    if [[ -z ${HEADROOM_GPU:-} ]] && nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
-      GPU_ID=h200
-    fi
-    echo "=== watch ($HR watch around a llama-2-7b generate, --gpu $GPU_ID)"
-    t0=$EPOCHREALTIME
-    rc=0
-    timeout -k 5 150 "$HR" watch --interval-ms 50 --format json \
-      --plan "llama-2-7b --weights bf16 --context 4096 --engine hf --gpu $GPU_ID" -- \
-      sh -c '"$@" >>"$0" 2>&1' "$WORK/watch-child.log" \
-      "$PY" "$GT" infer --model llama-2-7b --dtype bf16 --context 4096 --new-tokens 32 --batch 1 \
-      --attn sdpa --out "$WORK/watch-infer.json" --case-id watch-infer >"$DIR/watch.json" || rc=$?
-    # The client runs as a grandchild (sh, then python): watch must count the whole tree.
-    printf '%s\t%s\t%s\t%s\n' watch watch.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+    GPU_ID=$(gpu_id)
+    FILES=()
+    for spec in "${WATCH[@]}"; do
+      IFS='|' read -r id a b c <<<"$spec"
+      if [[ -n $c ]]; then # a TRAIN entry: id|model|train options|plan options
+        plan="$a $c" client="train --model $a $b"
+      else
+        plan="llama-2-7b $a" client=$b
+      fi
+      used=$(elapsed "$T0")
+      if ((BUDGET_S - ${used%.*} < 60)); then echo "=== $id: SKIPPED (budget)"; continue; fi
+      echo "=== watch $id (--plan \"$plan --gpu $GPU_ID\")"
+      t0=$EPOCHREALTIME
+      rc=0
+      # shellcheck disable=SC2086,SC2016 # client is a word list; $@ and $0 belong to sh -c
+      timeout -k 5 170 "$HR" watch --interval-ms 50 --format json --plan "$plan --gpu $GPU_ID" -- \
+        sh -c '"$@" >>"$0" 2>&1' "$WORK/watch-child.log" \
+        "$PY" "$GT" $client --out "$WORK/$id-gt.json" --case-id "$id" >"$WORK/$id.json" || rc=$?
+      printf '%s\t%s\t%s\t%s\n' "$id" watch.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+      FILES+=("$id=$WORK/$id.json" "$id-client=$WORK/$id-gt.json")
+    done
+    merge_json "$DIR/watch.json" "${FILES[@]}" || echo "[warn] watch.json not written"
+    tail -n 30 "$WORK/watch-child.log" 2>/dev/null || true
   else
     echo "=== watch: $HR not built here; skipped"
+  fi
+fi
+
+# headroom validate (issue 6): our engine on the planned configuration, NVML after each phase.
+VALIDATE=(
+  "llama-2-7b --weights bf16 --context 4096"
+  "llama-2-7b --weights awq --context 4096"
+  "llama-2-13b --weights bf16 --context 4096"
+  "llama-2-70b --weights awq --context 4096"
+  "llama-2-7b --weights bf16 --context 4096 --batch 4"
+)
+if want validate; then
+  HR=target/release/headroom
+  if [[ -x $HR ]]; then
+    LIBS=$(cuda_lib_dirs | paste -sd: - | sed 's/^://; s/:$//')
+    FILES=()
+    n=0
+    for args in "${VALIDATE[@]}"; do
+      n=$((n + 1))
+      id="validate-$(echo "$args" | tr -s ' -' '-' | sed 's/^-//')"
+      used=$(elapsed "$T0")
+      if ((BUDGET_S - ${used%.*} < 40)); then echo "=== $id: SKIPPED (budget)"; continue; fi
+      echo "=== $id"
+      t0=$EPOCHREALTIME
+      rc=0
+      # shellcheck disable=SC2086 # args is a word list on purpose
+      LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 150 "$HR" validate $args \
+        --json "$WORK/validate-$n.json" || rc=$?
+      printf '%s\t%s\t%s\t%s\n' "$id" validate.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+      FILES+=("$id=$WORK/validate-$n.json")
+    done
+    merge_json "$DIR/validate.json" "${FILES[@]}" || echo "[warn] validate.json not written"
+  else
+    echo "=== validate: $HR not built here; skipped"
   fi
 fi
 
 if [[ ",$PART," == *",headroom,"* ]]; then
   HR=target/release/headroom
   if [[ -x $HR ]]; then
-    GPU_ID=${HEADROOM_GPU:-h100-sxm}
-    if [[ -z ${HEADROOM_GPU:-} ]] && nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
-      GPU_ID=h200
-    fi
+    GPU_ID=$(gpu_id)
     PLANS=()
     for spec in "${TRAIN[@]}"; do
       IFS='|' read -r id model _opts plan <<<"$spec"

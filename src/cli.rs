@@ -38,6 +38,27 @@ pub enum Command {
     /// peak of its process tree and of each GPU, a timeline chart, and with --plan the plan's
     /// error. Exit 3 without NVML (the command is not started), 1 when the command fails.
     Watch(WatchArgs),
+    /// Runs the plan for real on local GPU 0 with headroom's own engine (random weights of the
+    /// exact shapes and format, bf16 or 4-bit gptq/awq; Llama-style models): memory after each
+    /// phase (NVML) and prefill / decode speed against `plan --engine headroom`, plus a check of
+    /// the kernels' logits against a CPU reference. Exit 3 without a GPU.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Decode steps after the prompt; the prompt is the largest multiple of 64 tokens that
+    /// leaves room for them in --context.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub decode_steps: u64,
+    /// Also write the record (prediction, measurement, errors, kernel checks) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Skip the kernel check (the GPU's logits against the CPU reference on a small model).
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -182,8 +203,8 @@ pub struct PlanArgs {
     /// GPU id and optional count, e.g. a100-80gb or rtx-4090:2. Absent: memory only.
     #[arg(long)]
     pub gpu: Option<String>,
-    /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare. Default: llama.cpp for
-    /// GGUF inputs and formats, exllama for gptq, hf otherwise.
+    /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
+    /// engine). Default: llama.cpp for GGUF inputs and formats, exllama for gptq, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.

@@ -46,3 +46,31 @@ fn gpus_without_local_still_lists_the_catalog() {
         .success()
         .stdout(predicate::str::contains("h100-sxm"));
 }
+
+#[test]
+fn validate_without_a_driver_exits_3_after_checking_its_input() {
+    if !no_gpu_here() {
+        return;
+    }
+    Command::cargo_bin("headroom")
+        .unwrap()
+        .args(["validate", "llama-2-7b", "--weights", "awq"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("driver").and(predicate::str::contains("panicked").not()))
+        .stderr(predicate::function(|s: &str| s.trim_end().lines().count() == 1));
+}
+
+/// Input the engine cannot run is an input error (exit 1), GPU or not.
+#[test]
+fn validate_refuses_what_its_engine_cannot_run_with_exit_1() {
+    for args in [["validate", "mixtral-8x7b", "--weights", "bf16"], ["validate", "llama-2-7b", "--weights", "q4_k_m"]] {
+        Command::cargo_bin("headroom")
+            .unwrap()
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("validate").and(predicate::str::contains("panicked").not()))
+            .stderr(predicate::function(|s: &str| s.trim_end().lines().count() == 1));
+    }
+}

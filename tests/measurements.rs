@@ -105,6 +105,9 @@ fn predicted_bytes(r: &PlanReport, compare: &str) -> f64 {
             let m = &g.memory;
             match compare {
                 "allocated" => (m.total.0 - m.cuda_context.0) as f64,
+                // NVML's per-process figure (headroom validate and watch): context included.
+                "total" => m.total.0 as f64,
+                "cuda_context" => m.cuda_context.0 as f64,
                 "allocated_no_kv" => (m.total.0 - m.cuda_context.0 - m.kv_cache.0) as f64,
                 "weights" => m.weights.0 as f64,
                 "kv_cache" => m.kv_cache.0 as f64,

@@ -11,6 +11,7 @@ pub mod models;
 pub mod plan;
 mod source;
 mod train;
+pub mod validate;
 pub mod watch;
 
 use crate::cli::{Command, OutputFormat};
@@ -29,6 +30,7 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Fit(args) => fit::run(args),
         Command::Max(args) => max::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
 

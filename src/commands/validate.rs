@@ -1,0 +1,259 @@
+//! `headroom validate MODEL [plan options]`: runs the planned configuration on local GPU 0 with
+//! headroom's own engine (random weights of the exact shapes and format), measures memory after
+//! each phase with NVML and times a prefill and decode steps, then prints predicted against
+//! measured. The model and request are checked before any GPU is touched, so bad input exits 1
+//! and a machine without a GPU exits 3.
+
+use super::source::{resolve, ResolvedModel};
+use crate::bench::report::match_catalog;
+use crate::catalog::gpus::{parse_gpu_arg, GpuSpec};
+use crate::cli::{OutputFormat, ValidateArgs};
+use crate::gpu::{DeviceInfo, GpuError};
+use crate::plan::throughput::Efficiency;
+use crate::plan::{Engine, Generation};
+use crate::quant::WeightFormat;
+use crate::validate::backend::LayerBackend;
+use crate::validate::layout::{layout, prompt_for, Layout, Request};
+use crate::validate::report::{DeviceSummary, Predicted, Record};
+use crate::validate::run::{kernel_check, measure, MemoryProbe};
+use anyhow::Context;
+
+pub fn run(args: &ValidateArgs) -> anyhow::Result<String> {
+    let model = resolve(&args.plan.model)?;
+    // Input errors first (exit 1), before any GPU is touched.
+    let setup = Setup::new(&model, args, 9)?;
+    crate::gpu::cuda::driver_present()?;
+    let mut probe = crate::validate::probe::NvmlProbe::open()?;
+    let nvml_info = crate::gpu::nvml::devices().ok().and_then(|d| d.into_iter().next());
+    let gpu = crate::gpu::cuda::CudaGpu::open(0, nvml_info)?;
+    let mut layers = crate::gpu::cuda::layer::CudaLayers::new(gpu);
+    let device = layers.device().clone();
+    let record = validate_on(&mut layers, &mut probe, &model, args, &device, setup)?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&record)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let format = if args.plan.format == OutputFormat::Json { OutputFormat::Json } else { OutputFormat::Table };
+    Ok(super::render_listing(&record.listing(), format))
+}
+
+/// The format, request and allocation layout of a validate run.
+pub struct Setup {
+    format: WeightFormat,
+    req: Request,
+}
+
+impl Setup {
+    /// Checks the model, format and request are ones the engine runs (`major`: the GPU's
+    /// compute capability, which sets the cuBLAS workspace).
+    pub fn new(model: &ResolvedModel, args: &ValidateArgs, major: u32) -> anyhow::Result<Setup> {
+        let p = &args.plan;
+        if p.engine.as_deref().is_some_and(|e| Engine::parse(e) != Ok(Engine::Headroom)) {
+            anyhow::bail!("validate runs headroom's own engine; drop --engine (its plan is `--engine headroom`)");
+        }
+        if p.train.mode != crate::cli::ModeArg::Infer {
+            anyhow::bail!("validate runs inference; drop --mode (training steps are not validated yet)");
+        }
+        let format = match &p.weights {
+            Some(w) => WeightFormat::parse(w)?,
+            None => model.default_format,
+        };
+        let context = p.context.unwrap_or(4096.min(model.spec.max_context));
+        let req = Request { batch: p.batch, context, prompt: prompt_for(context, args.decode_steps) };
+        let setup = Setup { format, req };
+        setup.layout(model, major)?;
+        Ok(setup)
+    }
+
+    fn layout(&self, model: &ResolvedModel, major: u32) -> anyhow::Result<Layout> {
+        Ok(layout(&model.spec, self.format, &self.req, major)?)
+    }
+}
+
+/// The catalog entry the prediction uses: `--gpu`, else the local device's match.
+fn catalog_gpu(args: &ValidateArgs, device: &DeviceInfo) -> anyhow::Result<Option<&'static GpuSpec>> {
+    Ok(match &args.plan.gpu {
+        Some(g) => Some(parse_gpu_arg(g)?.0),
+        None => match_catalog(&device.name, device.memory_total_bytes),
+    })
+}
+
+/// The planner's view of the run, through `plan --engine headroom`.
+fn predict(
+    model: &ResolvedModel,
+    args: &ValidateArgs,
+    setup: &Setup,
+    gpu: Option<&'static GpuSpec>,
+) -> anyhow::Result<Predicted> {
+    let mut plan_args = args.plan.clone();
+    plan_args.engine = Some("headroom".into());
+    plan_args.weights = Some(setup.format.id().to_string());
+    plan_args.context = Some(setup.req.context);
+    let calibration = super::plan::load_calibration(&plan_args)?;
+    let on = gpu.map(|g| (g, 1));
+    let full = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
+    plan_args.context = Some(setup.req.prompt);
+    let prompt = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
+    let m = &full.memory;
+    let generation = gpu.map_or(Generation::Hopper, |g| super::plan::device(g, 1).generation);
+    let host = Efficiency::defaults(Engine::Headroom, generation).host_per_layer_s.value;
+    Ok(Predicted {
+        cuda_context_bytes: m.cuda_context.0,
+        weights_bytes: m.weights.0,
+        kv_cache_bytes: m.kv_cache.0,
+        activations_bytes: m.activations.0,
+        workspace_bytes: m.workspace.0,
+        total_bytes: m.total.0,
+        prefill_tokens_per_s: prompt.throughput.prefill_tokens_per_s,
+        decode_tokens_per_s: full.throughput.decode_tokens_per_s,
+        decode_host_ms_per_step: gpu.map(|_| host * model.spec.num_layers as f64 * 1e3),
+    })
+}
+
+/// Predicts, measures (when the plan fits in the free memory) and checks the kernels on `b`.
+pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
+    b: &mut B,
+    probe: &mut P,
+    model: &ResolvedModel,
+    args: &ValidateArgs,
+    device: &DeviceInfo,
+    setup: Setup,
+) -> anyhow::Result<Record> {
+    let major = device.compute_capability.0;
+    let lay = setup.layout(model, major)?;
+    let gpu = catalog_gpu(args, device)?;
+    let predicted = predict(model, args, &setup, gpu)?;
+    let needed = predicted.total_bytes - predicted.cuda_context_bytes;
+    let fits = needed <= device.memory_free_bytes;
+    let (measured, note) = if !fits {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let note = format!(
+            "does not fit: the plan needs {:.2} GiB besides the CUDA context, {:.2} GiB are free",
+            gib(needed),
+            gib(device.memory_free_bytes)
+        );
+        (None, Some(note))
+    } else {
+        match measure(b, probe, &model.spec, &lay, &setup.req) {
+            Ok(m) => (Some(m), None),
+            Err(e @ GpuError::OutOfMemory { .. }) => (None, Some(format!("ran out of memory: {e}"))),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut checks = Vec::new();
+    if !args.no_check {
+        let formats: &[&str] = if setup.format.is_quantized() { &["bf16", "awq"] } else { &["bf16"] };
+        for f in formats {
+            checks.push(kernel_check(b, f)?);
+        }
+    }
+    let mut record = Record {
+        schema: "headroom-validate/1",
+        model: model.spec.id.clone(),
+        weights: setup.format.id().to_string(),
+        context: setup.req.context,
+        batch: setup.req.batch,
+        device: DeviceSummary {
+            name: device.name.clone(),
+            catalog_id: gpu.map(|g| g.id.clone()),
+            memory_total_bytes: device.memory_total_bytes,
+            compute_capability: format!("{}.{}", device.compute_capability.0, device.compute_capability.1),
+            driver_version: device.driver_version.clone(),
+            cuda_version: device.cuda_version.clone(),
+        },
+        fits,
+        note,
+        predicted,
+        measured,
+        memory: Vec::new(),
+        speed: Vec::new(),
+        kernel_checks: checks,
+    };
+    record.compare();
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::validate::cpu::CpuLayers;
+    use clap::Parser;
+
+    struct Slabs(u64);
+    impl MemoryProbe for Slabs {
+        fn process_bytes(&mut self) -> Option<u64> {
+            self.0 += 1 << 20;
+            Some(self.0)
+        }
+        fn method(&self) -> String {
+            "test".into()
+        }
+    }
+
+    fn args(line: &str) -> ValidateArgs {
+        match Cli::try_parse_from(format!("headroom validate {line}").split_whitespace()).unwrap().command {
+            Command::Validate(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    fn tiny_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), crate::validate::TINY_CONFIG).unwrap();
+        dir
+    }
+
+    fn h200(free: u64) -> DeviceInfo {
+        DeviceInfo {
+            name: "NVIDIA H200".into(),
+            memory_total_bytes: 150_754_820_096,
+            memory_free_bytes: free,
+            compute_capability: (9, 0),
+            ..Default::default()
+        }
+    }
+
+    /// The whole command path on the CPU backend: a tiny model, predicted against "measured".
+    #[test]
+    fn validates_a_small_model_on_the_cpu_backend() {
+        let dir = tiny_dir();
+        let a = args(&format!("{} --context 128 --decode-steps 8", dir.path().join("config.json").display()));
+        let model = resolve(&a.plan.model).unwrap();
+        let setup = Setup::new(&model, &a, 9).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(100 << 30), setup).unwrap();
+        assert!(r.fits && r.note.is_none());
+        let m = r.measured.as_ref().unwrap();
+        assert_eq!((m.prompt_tokens, m.decode_steps), (64, 64));
+        assert_eq!(r.device.catalog_id.as_deref(), Some("h200"));
+        assert!(r.predicted.decode_tokens_per_s.is_some() && r.predicted.prefill_tokens_per_s.is_some());
+        assert!(r.kernel_checks.iter().all(|c| c.passed) && r.kernel_checks.len() == 1);
+        assert_eq!(r.memory.len(), 5);
+    }
+
+    #[test]
+    fn a_plan_larger_than_free_memory_is_reported_not_run() {
+        let a = args("llama-2-70b --weights bf16 --no-check");
+        let model = resolve(&a.plan.model).unwrap();
+        let setup = Setup::new(&model, &a, 9).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(80 << 30), setup).unwrap();
+        assert!(!r.fits && r.measured.is_none());
+        assert!(r.note.as_deref().unwrap().starts_with("does not fit"));
+    }
+
+    #[test]
+    fn unsupported_input_is_refused_before_the_gpu() {
+        for (line, want) in [
+            ("llama-2-7b --engine vllm", "headroom's own engine"),
+            ("llama-2-7b --mode lora", "drop --mode"),
+            ("llama-2-7b --weights q4_k_m", "4-bit group-128"),
+            ("mixtral-8x7b", "mixture-of-experts"),
+            ("llama-2-7b --weights awq --batch 2", "one sequence"),
+        ] {
+            let a = args(line);
+            let model = resolve(&a.plan.model).unwrap();
+            let e = Setup::new(&model, &a, 9).err().unwrap_or_else(|| panic!("{line} was accepted"));
+            assert!(format!("{e:#}").contains(want), "{line}: {e:#}");
+        }
+    }
+}
