@@ -235,7 +235,10 @@ impl LayerBackend for CudaLayers {
             return Ok(());
         }
         if pos0.saturating_add(h.seq) > cap {
-            return Err(unsupported(format!("writing rows {pos0}..{} of a {cap}-row cache", pos0 + h.seq)));
+            return Err(unsupported(format!(
+                "writing rows {pos0}..{} of a {cap}-row cache",
+                pos0.saturating_add(h.seq)
+            )));
         }
         let args = vec![
             Arg::Ptr(self.at(src, bytes(&[2, n]), 2, "to_heads source")?),
