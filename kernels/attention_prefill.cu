@@ -1,7 +1,9 @@
 // attention_prefill.cu — causal attention for a prompt (flash-attention-2 style), bf16 in and out,
 // fp32 accumulation on tensor cores through inline PTX mma.sync.m16n8k16 (sm_80+), GQA.
 //
-// q, o [batch][heads][seq][128]; k, v [batch][kv_heads][seq][128]. Grid (seq/64, heads, batch),
+// q, o [batch][heads][seq][128]; k, v [batch][kv_heads][kv_cap][128] (kv_cap ≥ seq rows per
+// (sequence, KV head); the keys are rows 0..seq, so a KV cache with spare rows is read in place;
+// the benchmark passes kv_cap = seq). Grid (seq/64, heads, batch),
 // 128 threads (4 warps × 16 query rows). K and V tiles of 64 keys are double-buffered in shared
 // memory with cp.async (rows padded to 136 elements: conflict-free ldmatrix); S = Q·Kᵀ and
 // O += P·V stay in registers; the softmax is online, in log2 units. seq must be a multiple of 64.
@@ -60,7 +62,7 @@ __device__ __forceinline__ void pf_load_tile(bf16_t* ks, bf16_t* vs, const bf16_
 
 extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_bf16(
     const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    bf16_t* __restrict__ o, int seq, int kv_heads, float scale_log2) {
+    bf16_t* __restrict__ o, int seq, int kv_heads, int kv_cap, float scale_log2) {
   extern __shared__ __align__(16) bf16_t pf_smem[];
   const int n_tiles = gridDim.x;
   const int qt = n_tiles - 1 - blockIdx.x;  // longest rows first
@@ -68,8 +70,8 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_bf16(
   const int kvh = h / (heads / kv_heads);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
   const bf16_t* qg = q + (((u64)b * heads + h) * seq + (u64)qt * PF_BR) * PF_D;
-  const bf16_t* kg = k + ((u64)b * kv_heads + kvh) * seq * PF_D;
-  const bf16_t* vg = v + ((u64)b * kv_heads + kvh) * seq * PF_D;
+  const bf16_t* kg = k + ((u64)b * kv_heads + kvh) * kv_cap * PF_D;
+  const bf16_t* vg = v + ((u64)b * kv_heads + kvh) * kv_cap * PF_D;
   bf16_t* og = o + (((u64)b * heads + h) * seq + (u64)qt * PF_BR) * PF_D;
 
   // Q fragments (A operand, row-major 16×16 per k-step), straight from global memory.

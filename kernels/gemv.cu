@@ -6,11 +6,13 @@
 // gemv_int8_bf16: int8 [n][k] row-major with one fp16 scale per row: w[r][k] = q[r][k] · scale[r].
 //
 // Decode GEMV is a pure weight stream, so the kernel is organised to keep many loads in flight
-// and to do nothing else between them: x (k ≤ GEMV_MAX_K) is staged once per block in shared
-// memory; each warp then streams GEMV_ROWS rows at a time, every lane taking 16-byte chunks
-// (GEMV_UNROLL per row per step, all issued before any arithmetic), and reduces with warp
-// shuffles only: no block-wide synchronisation inside the row loop. Launch with a few blocks per SM
-// (grid-stride over rows; src/gpu/cuda/setup.rs). Weights stream with __ldcs (read once, evict first).
+// and to do nothing else between them: x (k ≤ GEMV_MAX_K) is staged once per block in dynamic
+// shared memory of k·2 bytes (the host passes shared_mem_bytes = k·2 and raises the function's
+// dynamic shared-memory limit when k·2 > 48 KiB); each warp then streams GEMV_ROWS rows at a time,
+// every lane taking 16-byte chunks (GEMV_UNROLL per row per step, all issued before any
+// arithmetic), and reduces with warp shuffles only: no block-wide synchronisation inside the row
+// loop. Launch with a few blocks per SM (grid-stride over rows; src/gpu/cuda/setup.rs and
+// src/gpu/cuda/layer.rs). Weights stream with __ldcs (read once, evict first).
 // The int4 dequantisation stays in fp32: doing it in f16 pairs (two weights per instruction)
 // failed the correctness check on an H200 even with f16 sums of only 8 products (2.05e-2 > 2e-2;
 // data/measurements/device/2026-11-27-h200-bench-3 and -4).
@@ -18,9 +20,9 @@
 #define GEMV_WARPS (GEMV_THREADS / 32)
 #define GEMV_ROWS 2
 #define GEMV_UNROLL 4
-#define GEMV_MAX_K 16384
+#define GEMV_MAX_K 32768  // 64 KiB of x; src/gpu/cuda/launch.rs GEMV_MAX_K
 
-// Copies x (k bf16, k a multiple of 8) into shared memory.
+// Copies x (k bf16, k a multiple of 8, 16-byte aligned) into shared memory (k·2 bytes, dynamic).
 __device__ __forceinline__ void gemv_stage_x(const bf16_t* __restrict__ x, uint4* xs, int k) {
   const uint4* src = reinterpret_cast<const uint4*>(x);
   for (int i = threadIdx.x; i < k / 8; i += GEMV_THREADS) xs[i] = src[i];
@@ -45,7 +47,7 @@ __device__ __forceinline__ void gemv_store(const float (&acc)[GEMV_ROWS], int r0
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {
-  __shared__ uint4 xs[GEMV_MAX_K / 8];
+  extern __shared__ uint4 xs[];  // k / 8 entries: k·2 bytes of dynamic shared memory
   gemv_stage_x(x, xs, k);
   const int lane = threadIdx.x & 31;
   const int chunks = k / 32, groups = k / 128;  // a chunk: 32 weights in one uint4
@@ -96,7 +98,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int8_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {
-  __shared__ uint4 xs[GEMV_MAX_K / 8];
+  extern __shared__ uint4 xs[];  // k / 8 entries: k·2 bytes of dynamic shared memory
   gemv_stage_x(x, xs, k);
   const int lane = threadIdx.x & 31;
   const int chunks = k / 16;  // a chunk: 16 weights in one uint4

@@ -3,6 +3,8 @@
 //! managed memory, never more than is free), CUDA events with timing for every measurement.
 //! Per-workload set-up and correctness checks live in `setup.rs`.
 
+mod launch;
+pub mod layer;
 mod setup;
 
 use super::kernels::{self, Family};
@@ -24,8 +26,9 @@ pub(crate) enum Arg {
     F32(f32),
 }
 
-/// A cuBLAS GemmEx call on raw device pointers (column-major, as cuBLAS sees it).
-#[derive(Clone, Copy, Debug)]
+/// A cuBLAS GemmEx call on raw device pointers (column-major, as cuBLAS sees it):
+/// `C (m×n, ldc) = op(A) · op(B)` with `op(A)` m×k and `op(B)` k×n.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GemmCall {
     pub dtype: super::workload::GemmDtype,
     pub m: i32,
@@ -34,6 +37,23 @@ pub(crate) struct GemmCall {
     pub a: u64,
     pub b: u64,
     pub c: u64,
+    /// `op(A) = Aᵀ` (A stored k×m, column-major).
+    pub trans_a: bool,
+    /// `op(B) = Bᵀ` (B stored n×k, column-major).
+    pub trans_b: bool,
+    pub lda: i32,
+    pub ldb: i32,
+    pub ldc: i32,
+}
+
+impl GemmCall {
+    /// The benchmark's GEMM on packed operands: A m×k (int8: stored transposed, k×m, as IMMA
+    /// wants), B k×n, C m×n, all column-major with no padding.
+    pub(crate) fn packed(dtype: super::workload::GemmDtype, m: i32, n: i32, k: i32, a: u64, b: u64, c: u64) -> Self {
+        let int8 = dtype == super::workload::GemmDtype::Int8;
+        let (trans_a, lda) = if int8 { (true, k) } else { (false, m) };
+        GemmCall { dtype, m, n, k, a, b, c, trans_a, trans_b: false, lda, ldb: k, ldc: m }
+    }
 }
 
 /// One launch: a kernel or a cuBLAS call.
@@ -205,11 +225,8 @@ impl CudaGpu {
         }
     }
 
-    fn gemm(&mut self, g: &GemmCall) -> Result<(), GpuError> {
-        use super::workload::GemmDtype as D;
-        use cudarc::cublas::sys::{
-            cublasComputeType_t as CT, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType as DT,
-        };
+    /// The cuBLAS handle on this stream, created on first use.
+    pub(crate) fn blas_handle(&mut self) -> Result<cudarc::cublas::sys::cublasHandle_t, GpuError> {
         if self.blas.is_none() {
             // SAFETY: only tries to dlopen the libraries.
             let present =
@@ -221,7 +238,18 @@ impl CudaGpu {
                 .map_err(|e| GpuError::Cublas { context: "cublasCreate".into(), detail: format!("{e:?}") })?;
             self.blas = Some(blas);
         }
-        let Some(blas) = self.blas.as_ref() else { return Err(GpuError::CublasNotFound) };
+        match self.blas.as_ref() {
+            Some(blas) => Ok(*blas.handle()),
+            None => Err(GpuError::CublasNotFound),
+        }
+    }
+
+    fn gemm(&mut self, g: &GemmCall) -> Result<(), GpuError> {
+        use super::workload::GemmDtype as D;
+        use cudarc::cublas::sys::{
+            cublasComputeType_t as CT, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType as DT,
+        };
+        let handle = self.blas_handle()?;
         let (in_t, out_t, compute) = match g.dtype {
             D::Fp32 => (DT::CUDA_R_32F, DT::CUDA_R_32F, CT::CUBLAS_COMPUTE_32F),
             D::Tf32 => (DT::CUDA_R_32F, DT::CUDA_R_32F, CT::CUBLAS_COMPUTE_32F_FAST_TF32),
@@ -235,28 +263,28 @@ impl CudaGpu {
         } else {
             (&one_f as *const f32 as _, &zero_f as *const f32 as _)
         };
-        // int8 (IMMA) wants A transposed: C = Aᵀ·B with A stored k×m.
-        let (op_a, lda) = if g.dtype == D::Int8 { (Op::CUBLAS_OP_T, g.k) } else { (Op::CUBLAS_OP_N, g.m) };
-        // SAFETY: a, b, c are live device buffers of at least m·k, k·n and m·n elements.
+        let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+        // SAFETY: a, b, c are live device buffers holding op(A), op(B) and C at their leading
+        // dimensions (each caller checks its operands' sizes).
         unsafe {
             cudarc::cublas::result::gemm_ex(
-                *blas.handle(),
-                op_a,
-                Op::CUBLAS_OP_N,
+                handle,
+                op(g.trans_a),
+                op(g.trans_b),
                 g.m,
                 g.n,
                 g.k,
                 alpha,
                 g.a as *const _,
                 in_t,
-                lda,
+                g.lda,
                 g.b as *const _,
                 in_t,
-                g.k,
+                g.ldb,
                 beta,
                 g.c as *mut _,
                 out_t,
-                g.m,
+                g.ldc,
                 compute,
                 cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )

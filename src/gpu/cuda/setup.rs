@@ -1,20 +1,17 @@
 //! Per-workload set-up: the launch steps for a shape, the full-size buffers (filled on the device
 //! with random values), and the correctness check on a small case against `gpu::reference`.
 
+use super::launch::{self, cfg};
 use super::{Arg, CudaGpu, GemmCall, Step};
 use crate::gpu::reference::{self as r, AttnShape, Rng};
 use crate::gpu::workload::{BandwidthOp, GemmDtype, Workload};
 use crate::gpu::{Check, GpuError};
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::CudaSlice;
 
 type Bufs = Vec<CudaSlice<u8>>;
 
-fn cfg(grid: (u32, u32, u32), block: u32, smem: u32) -> LaunchConfig {
-    LaunchConfig { grid_dim: grid, block_dim: (block, 1, 1), shared_mem_bytes: smem }
-}
-
-fn grid_for(gpu: &CudaGpu, n: u64, block: u64) -> u32 {
-    (n.div_ceil(block)).clamp(1, gpu.sm_count() as u64 * 16) as u32
+fn grid_for(gpu: &CudaGpu, n: u64, block: u32) -> u32 {
+    launch::grid_stride(n, block, gpu.sm_count())
 }
 
 /// Launch steps of a workload on given device pointers (`p`, in the order each arm documents).
@@ -40,7 +37,7 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
         }
         // p: a, b, c
         Workload::Gemm { dtype, m, n, k } => {
-            vec![Step::Gemm(GemmCall { dtype, m: m as i32, n: n as i32, k: k as i32, a: p[0], b: p[1], c: p[2] })]
+            vec![Step::Gemm(GemmCall::packed(dtype, m as i32, n as i32, k as i32, p[0], p[1], p[2]))]
         }
         // p: q, k, v, ws_o, ws_ml, o
         Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
@@ -50,14 +47,14 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                     "decode attention with head_dim {head_dim}, {gsize} heads per KV head"
                 )));
             }
-            let splits = ctx.div_ceil(256);
+            let (split_cfg, reduce_cfg, splits) = launch::decode(batch, heads, kv_heads, ctx);
             let split = gpu.function("attention_decode", &format!("attn_decode_split_g{gsize}"))?;
             let reduce = gpu.function("attention_decode", "attn_decode_reduce")?;
-            let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
+            let scale = launch::attn_scale_log2(head_dim);
             vec![
                 s(
                     split,
-                    cfg((splits as u32, kv_heads as u32, batch as u32), 128, 0),
+                    split_cfg,
                     vec![
                         Ptr(p[0]),
                         Ptr(p[1]),
@@ -69,11 +66,7 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                         F32(scale),
                     ],
                 ),
-                s(
-                    reduce,
-                    cfg((heads as u32, batch as u32, 1), 128, 0),
-                    vec![Ptr(p[3]), Ptr(p[4]), Ptr(p[5]), I32(splits as i32)],
-                ),
+                s(reduce, reduce_cfg, vec![Ptr(p[3]), Ptr(p[4]), Ptr(p[5]), I32(splits as i32)]),
             ]
         }
         // p: q, k, v, o
@@ -82,34 +75,25 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                 return Err(GpuError::Unsupported(format!("prefill attention with head_dim {head_dim}, seq {seq}")));
             }
             let f = gpu.function("attention_prefill", "attn_prefill_bf16")?;
-            let smem = 4 * 64 * 136 * 2;
-            f.set_attribute(
-                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                smem,
-            )
-            .map_err(|e| GpuError::driver("raising the prefill kernel's shared-memory limit", e))?;
-            let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
+            launch::allow_smem(&f, launch::PREFILL_SMEM, "attn_prefill_bf16")?;
+            let scale = launch::attn_scale_log2(head_dim);
+            // K and V hold exactly `seq` rows per (sequence, KV head): kv_cap = seq.
+            let (seq, kv_heads) = (seq as i32, kv_heads as i32);
             vec![s(
                 f,
-                cfg(((seq / 64) as u32, heads as u32, batch as u32), 128, smem as u32),
-                vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(seq as i32), I32(kv_heads as i32), F32(scale)],
+                launch::prefill(batch, heads, seq as u64),
+                vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(seq), I32(kv_heads), I32(seq), F32(scale)],
             )]
         }
         // p: qweight, scales, x, y
         Workload::GemvInt4 { n, k } | Workload::GemvInt8 { n, k } => {
-            let int4 = matches!(w, Workload::GemvInt4 { .. });
-            if k > 16384 || k % 128 != 0 {
-                return Err(GpuError::Unsupported(format!("gemv with k = {k} (k ≤ 16384, a multiple of 128)")));
-            }
-            let f = gpu.function("gemv", if int4 { "gemv_int4_bf16" } else { "gemv_int8_bf16" })?;
-            // Three blocks per SM (80 registers, 32 KiB shared each), grid-striding over rows (8 warps × 2 rows per block and pass):
-            // x is staged into shared memory once per block (kernels/gemv.cu).
-            let blocks = n.div_ceil(16).clamp(1, gpu.sm_count() as u64 * 3) as u32;
-            vec![s(
-                f,
-                cfg((blocks, 1, 1), 256, 0),
-                vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(n as i32), I32(k as i32)],
-            )]
+            let name = if matches!(w, Workload::GemvInt4 { .. }) { "gemv_int4_bf16" } else { "gemv_int8_bf16" };
+            // Three blocks per SM grid-striding over rows (8 warps × 2 rows per block and pass); x
+            // is staged once per block in k·2 bytes of dynamic shared memory (kernels/gemv.cu).
+            let c = launch::gemv(n, k, gpu.sm_count())?;
+            let f = gpu.function("gemv", name)?;
+            launch::allow_smem(&f, c.shared_mem_bytes, name)?;
+            vec![s(f, c, vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(n as i32), I32(k as i32)])]
         }
         // p: x, w, y
         Workload::RmsNorm { rows, dim } => {
@@ -124,10 +108,12 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
         Workload::Rope { tokens, heads, head_dim } => {
             let f = gpu.function("rope", "rope_bf16")?;
             let g = grid_for(gpu, tokens * heads * head_dim / 2, 256);
+            // One sequence of `tokens` tokens from position 0: token t uses table row t.
+            let (tokens, heads, head_dim) = (tokens as i32, heads as i32, head_dim as i32);
             vec![s(
                 f,
                 cfg((g, 1, 1), 256, 0),
-                vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), I32(tokens as i32), I32(heads as i32), I32(head_dim as i32)],
+                vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), I32(tokens), I32(heads), I32(head_dim), I32(tokens), I32(0)],
             )]
         }
         // p: gate, up, out
