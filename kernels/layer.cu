@@ -25,12 +25,12 @@ extern "C" __global__ void add_bf16(bf16_t* __restrict__ x, const bf16_t* __rest
   LAYER_FOR(i, n) x[i] = f32_to_bf16(bf16_to_f32(x[i]) + bf16_to_f32(y[i]));
 }
 
-// to_heads_bf16: dst[b][h][pos0 + t][d] = src[b][t][h][d].
+// split_heads_bf16: dst[b][h][pos0 + t][d] = src[b][t][h][d].
 //   src [batch][seq][heads][head_dim] token-major; dst [batch][heads][cap][head_dim] head-major with
 //   `cap` rows per (sequence, head), pos0 + seq ≤ cap (a KV cache, or q with cap = seq, pos0 = 0).
 //   Thread i reads src element i: d = i % head_dim, h = (i / head_dim) % heads,
 //   t = (i / (head_dim·heads)) % seq, b = i / (head_dim·heads·seq).
-extern "C" __global__ void to_heads_bf16(const bf16_t* __restrict__ src, bf16_t* __restrict__ dst, int batch,
+extern "C" __global__ void split_heads_bf16(const bf16_t* __restrict__ src, bf16_t* __restrict__ dst, int batch,
                                          int seq, int heads, int head_dim, int cap, int pos0) {
   LAYER_FOR(i, (u64)batch * seq * heads * head_dim) {
     const u64 d = i % head_dim;
@@ -43,10 +43,10 @@ extern "C" __global__ void to_heads_bf16(const bf16_t* __restrict__ src, bf16_t*
   }
 }
 
-// from_heads_bf16: dst[b][t][h][d] = src[b][h][t][d].
+// merge_heads_bf16: dst[b][t][h][d] = src[b][h][t][d].
 //   src [batch][heads][seq][head_dim] head-major; dst [batch][seq][heads][head_dim] token-major.
-//   Thread i writes dst element i, decomposed as in to_heads_bf16.
-extern "C" __global__ void from_heads_bf16(const bf16_t* __restrict__ src, bf16_t* __restrict__ dst, int batch,
+//   Thread i writes dst element i, decomposed as in split_heads_bf16.
+extern "C" __global__ void merge_heads_bf16(const bf16_t* __restrict__ src, bf16_t* __restrict__ dst, int batch,
                                            int seq, int heads, int head_dim) {
   LAYER_FOR(i, (u64)batch * seq * heads * head_dim) {
     const u64 d = i % head_dim;

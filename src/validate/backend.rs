@@ -113,9 +113,9 @@ pub trait LayerBackend {
     /// position `pos0 + t`; `cos`, `sin` f32 `[positions][head_dim/2]`.
     fn rope(&mut self, x: Buf, cos: Buf, sin: Buf, h: Heads, pos0: u64) -> Result<(), GpuError>;
     /// `dst[b][h][pos0 + t][:] = src[b][t][h][:]`, dst having `cap` rows per head.
-    fn to_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError>;
+    fn split_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError>;
     /// `dst[b][t][h][:] = src[b][h][t][:]`.
-    fn from_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError>;
+    fn merge_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError>;
     /// Causal attention of `q [b][heads][seq][d]` over cache rows `0..seq`, into `o` (same layout).
     fn attention_prefill(&mut self, q: Buf, k: Buf, v: Buf, o: Buf, a: Attn) -> Result<(), GpuError>;
     /// One query per sequence, `q, o [b][heads][d]`, over cache rows `0..seq`; `ws` holds the

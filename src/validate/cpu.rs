@@ -221,7 +221,7 @@ impl LayerBackend for CpuLayers {
         self.write_bf16(x, &out)
     }
 
-    fn to_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError> {
+    fn split_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError> {
         let v = self.read_bf16(src, h.batch * h.seq * h.heads * h.head_dim)?;
         let d = h.head_dim as usize;
         for b in 0..h.batch {
@@ -236,7 +236,7 @@ impl LayerBackend for CpuLayers {
         Ok(())
     }
 
-    fn from_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError> {
+    fn merge_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError> {
         let v = self.read_bf16(src, h.batch * h.seq * h.heads * h.head_dim)?;
         let d = h.head_dim as usize;
         let mut out = vec![0f32; v.len()];

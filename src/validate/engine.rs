@@ -310,14 +310,14 @@ impl Model {
             b.linear(&w.v, n, h, v, t, self.dequant)?;
             b.rope(q, self.cos, self.sin, q_heads, pos0)?;
             b.rope(k, self.cos, self.sin, kv_heads, pos0)?;
-            b.to_heads(k, kc, kv_heads, cap, pos0)?;
-            b.to_heads(v, vc, kv_heads, cap, pos0)?;
+            b.split_heads(k, kc, kv_heads, cap, pos0)?;
+            b.split_heads(v, vc, kv_heads, cap, pos0)?;
             let attn = Attn { batch, heads: s.num_heads, kv_heads: s.num_kv_heads, head_dim: d, seq, cap };
             // The token-major output, input of the output projection.
             let o = if seq > 1 {
-                b.to_heads(q, qh, q_heads, seq, 0)?;
+                b.split_heads(q, qh, q_heads, seq, 0)?;
                 b.attention_prefill(qh, kc, vc, oh, attn)?;
-                b.from_heads(oh, q, q_heads)?;
+                b.merge_heads(oh, q, q_heads)?;
                 q
             } else {
                 // One token per sequence: [b][heads][d] is already token-major.

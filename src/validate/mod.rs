@@ -6,8 +6,8 @@ pub mod backend;
 pub mod cpu;
 pub mod engine;
 pub mod layout;
-pub mod report;
 pub mod probe;
+pub mod report;
 pub mod run;
 
 /// The small model validate checks its GPU kernels with against [`cpu::CpuLayers`]: two layers,

@@ -126,7 +126,10 @@ impl Record {
             self.model, self.weights, self.context, self.batch, self.device.name
         );
         if let Some(m) = &self.measured {
-            title += &format!(" · prompt {} + {} decode steps · memory: {}", m.prompt_tokens, m.decode_steps, m.memory_method);
+            title += &format!(
+                " · prompt {} + {} decode steps · memory: {}",
+                m.prompt_tokens, m.decode_steps, m.memory_method
+            );
         }
         if let Some(note) = &self.note {
             title += &format!("\n{note}");

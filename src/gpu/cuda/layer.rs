@@ -229,7 +229,7 @@ impl LayerBackend for CudaLayers {
         self.kernel("rope", "rope_bf16", c, args)
     }
 
-    fn to_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError> {
+    fn split_heads(&mut self, src: Buf, dst: Buf, h: Heads, cap: u64, pos0: u64) -> Result<(), GpuError> {
         let n = bytes(&[h.batch, h.seq, h.heads, h.head_dim]);
         if n == 0 {
             return Ok(());
@@ -241,8 +241,8 @@ impl LayerBackend for CudaLayers {
             )));
         }
         let args = vec![
-            Arg::Ptr(self.at(src, bytes(&[2, n]), 2, "to_heads source")?),
-            Arg::Ptr(self.at(dst, bytes(&[2, h.batch, h.heads, cap, h.head_dim]), 2, "to_heads destination")?),
+            Arg::Ptr(self.at(src, bytes(&[2, n]), 2, "split_heads source")?),
+            Arg::Ptr(self.at(dst, bytes(&[2, h.batch, h.heads, cap, h.head_dim]), 2, "split_heads destination")?),
             Arg::I32(int(h.batch, "batch")?),
             Arg::I32(int(h.seq, "seq")?),
             Arg::I32(int(h.heads, "heads")?),
@@ -250,23 +250,23 @@ impl LayerBackend for CudaLayers {
             Arg::I32(int(cap, "cache rows")?),
             Arg::I32(int(pos0, "pos0")?),
         ];
-        self.kernel("layer", "to_heads_bf16", self.elementwise(n), args)
+        self.kernel("layer", "split_heads_bf16", self.elementwise(n), args)
     }
 
-    fn from_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError> {
+    fn merge_heads(&mut self, src: Buf, dst: Buf, h: Heads) -> Result<(), GpuError> {
         let n = bytes(&[h.batch, h.seq, h.heads, h.head_dim]);
         if n == 0 {
             return Ok(());
         }
         let args = vec![
-            Arg::Ptr(self.at(src, bytes(&[2, n]), 2, "from_heads source")?),
-            Arg::Ptr(self.at(dst, bytes(&[2, n]), 2, "from_heads destination")?),
+            Arg::Ptr(self.at(src, bytes(&[2, n]), 2, "merge_heads source")?),
+            Arg::Ptr(self.at(dst, bytes(&[2, n]), 2, "merge_heads destination")?),
             Arg::I32(int(h.batch, "batch")?),
             Arg::I32(int(h.seq, "seq")?),
             Arg::I32(int(h.heads, "heads")?),
             Arg::I32(int(h.head_dim, "head_dim")?),
         ];
-        self.kernel("layer", "from_heads_bf16", self.elementwise(n), args)
+        self.kernel("layer", "merge_heads_bf16", self.elementwise(n), args)
     }
 
     fn attention_prefill(&mut self, q: Buf, k: Buf, v: Buf, o: Buf, a: Attn) -> Result<(), GpuError> {
