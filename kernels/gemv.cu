@@ -95,6 +95,118 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
   }
 }
 
+// gemv_int4_q8_bf16: the same 4-bit weights, with x quantized first, per 32 values, to int8 with one
+// f32 scale d = max|x| / 127 (round to nearest even; llama.cpp's q8 activations), so a 32-weight
+// chunk costs 8 dp4a on the raw nibbles instead of 32 dequantize-and-FMA sequences:
+//   Σ (q − 8)·x ≈ d · (Σ q·xq − 8·Σ xq).
+// Each block quantizes x into dynamic shared memory (k + k/4 bytes): per chunk c two uint4 (the
+// bytes that pair with the even nibbles 0, 2, 4, 6 of its four weight words, then with the odd
+// ones), then f32 d[k/32], then s32 Σxq[k/32]. The CPU twin is gpu::reference::gemv_int4_q8.
+__device__ __forceinline__ int q8_round(float v) {
+  int i;
+  asm("cvt.rni.s32.f32 %0, %1;" : "=r"(i) : "f"(v));
+  return i;
+}
+
+// Σ of four unsigned bytes of a times four signed bytes of b, plus c.
+__device__ __forceinline__ int dp4a_us(unsigned a, unsigned b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+__device__ __forceinline__ unsigned pack_s8x4(int a, int b, int c, int d) {
+  return (unsigned)(a & 0xff) | ((unsigned)(b & 0xff) << 8) | ((unsigned)(c & 0xff) << 16) | ((unsigned)(d & 0xff) << 24);
+}
+
+__device__ __forceinline__ void gemv_stage_q8(const bf16_t* __restrict__ x, uint4* xq, float* xd, int* xsum, int k) {
+  const uint4* src = reinterpret_cast<const uint4*>(x);
+  for (int c = threadIdx.x; c < k / 32; c += GEMV_THREADS) {
+    float v[32];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const uint4 u = src[c * 4 + q];
+      v[8 * q + 0] = bf16_lo(u.x); v[8 * q + 1] = bf16_hi(u.x); v[8 * q + 2] = bf16_lo(u.y); v[8 * q + 3] = bf16_hi(u.y);
+      v[8 * q + 4] = bf16_lo(u.z); v[8 * q + 5] = bf16_hi(u.z); v[8 * q + 6] = bf16_lo(u.w); v[8 * q + 7] = bf16_hi(u.w);
+    }
+    float amax = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) amax = fmaxf(amax, fabsf(v[i]));
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int q[32], sum = 0;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      q[i] = max(-127, min(127, q8_round(v[i] * inv)));
+      sum += q[i];
+    }
+    unsigned e[4], o[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      e[j] = pack_s8x4(q[8 * j], q[8 * j + 2], q[8 * j + 4], q[8 * j + 6]);
+      o[j] = pack_s8x4(q[8 * j + 1], q[8 * j + 3], q[8 * j + 5], q[8 * j + 7]);
+    }
+    xq[2 * c] = make_uint4(e[0], e[1], e[2], e[3]);
+    xq[2 * c + 1] = make_uint4(o[0], o[1], o[2], o[3]);
+    xd[c] = amax / 127.f;
+    xsum[c] = sum;
+  }
+  __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_q8_bf16(
+    const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
+    bf16_t* __restrict__ y, int n_rows, int k) {
+  extern __shared__ uint4 q8s[];  // k + k/4 bytes: see above
+  const int chunks = k / 32, groups = k / 128;
+  uint4* xq = q8s;
+  float* xd = reinterpret_cast<float*>(q8s + 2 * chunks);
+  int* xsum = reinterpret_cast<int*>(xd + chunks);
+  gemv_stage_q8(x, xq, xd, xsum, k);
+  const int lane = threadIdx.x & 31;
+  const int row_step = gridDim.x * GEMV_WARPS * GEMV_ROWS;
+  for (int r0 = (blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * GEMV_ROWS; r0 < n_rows; r0 += row_step) {
+    float acc[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) acc[r] = 0.f;
+    for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_UNROLL) {
+      uint4 w[GEMV_UNROLL][GEMV_ROWS];
+      float s[GEMV_UNROLL][GEMV_ROWS];
+#pragma unroll
+      for (int u = 0; u < GEMV_UNROLL; ++u)
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+          const int c = c0 + 32 * u, row = r0 + r;
+          const bool ok = c < chunks && row < n_rows;
+          w[u][r] = ok ? __ldcs(qw + (u64)row * chunks + c) : make_uint4(0, 0, 0, 0);
+          s[u][r] = ok ? f16_to_f32(scales[(u64)row * groups + c / 4]) : 0.f;
+        }
+#pragma unroll
+      for (int u = 0; u < GEMV_UNROLL; ++u) {
+        const int c = c0 + 32 * u;
+        if (c >= chunks) continue;
+        const uint4 e = xq[2 * c], o = xq[2 * c + 1];
+        const float d = xd[c];
+        const int zero = 8 * xsum[c];
+#pragma unroll
+        for (int r = 0; r < GEMV_ROWS; ++r) {
+          const uint4 ww = w[u][r];
+          int dot = 0;
+          dot = dp4a_us(ww.x & 0x0F0F0F0Fu, e.x, dot);
+          dot = dp4a_us((ww.x >> 4) & 0x0F0F0F0Fu, o.x, dot);
+          dot = dp4a_us(ww.y & 0x0F0F0F0Fu, e.y, dot);
+          dot = dp4a_us((ww.y >> 4) & 0x0F0F0F0Fu, o.y, dot);
+          dot = dp4a_us(ww.z & 0x0F0F0F0Fu, e.z, dot);
+          dot = dp4a_us((ww.z >> 4) & 0x0F0F0F0Fu, o.z, dot);
+          dot = dp4a_us(ww.w & 0x0F0F0F0Fu, e.w, dot);
+          dot = dp4a_us((ww.w >> 4) & 0x0F0F0F0Fu, o.w, dot);
+          acc[r] = fmaf((float)(dot - zero) * d, s[u][r], acc[r]);
+        }
+      }
+    }
+    gemv_store(acc, r0, n_rows, y);
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int8_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {

@@ -111,6 +111,44 @@ pub fn gemv_int4(qweight: &[u32], scales: &[f32], x: &[f32], n: usize, k: usize)
         .collect()
 }
 
+/// x quantized per 32 values to int8 as `gemv_int4_q8_bf16` does (kernels/gemv.cu): scale
+/// d = max|x| / 127, values round-to-nearest-even of x·(127 / max|x|), clamped to ±127; all in f32
+/// like the kernel, so the codes match bit for bit. Returns (codes, d per chunk).
+pub fn quantize_q8_32(x: &[f32]) -> (Vec<i32>, Vec<f32>) {
+    let mut codes = Vec::with_capacity(x.len());
+    let mut scales = Vec::with_capacity(x.len() / 32);
+    for chunk in x.chunks(32) {
+        let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        codes.extend(chunk.iter().map(|&v| ((v * inv).round_ties_even() as i32).clamp(-127, 127)));
+        scales.push(amax / 127.0);
+    }
+    (codes, scales)
+}
+
+/// The 4-bit GEMV with int8-quantized x (`gemv_int4_q8_bf16`): per 32-weight chunk the integer
+/// dot product Σ (q − 8)·xq, times the chunk's x scale and the group's weight scale.
+pub fn gemv_int4_q8(qweight: &[u32], scales: &[f32], x: &[f32], n: usize, k: usize) -> Vec<f32> {
+    let (xq, xd) = quantize_q8_32(x);
+    (0..n)
+        .map(|r| {
+            let mut acc = 0f64;
+            for c in 0..k / 32 {
+                let dot: i64 = (0..32)
+                    .map(|i| {
+                        let kk = 32 * c + i;
+                        let word = qweight[r * k / 8 + kk / 8];
+                        let q = ((word >> (4 * (kk % 8))) & 0xf) as i64 - 8;
+                        q * xq[kk] as i64
+                    })
+                    .sum();
+                acc += dot as f64 * xd[c] as f64 * scales[r * k / 128 + c / 4] as f64;
+            }
+            acc as f32
+        })
+        .collect()
+}
+
 /// int8 GEMV: `q` [n][k] row-major, one scale per row.
 pub fn gemv_int8(q: &[i8], scales: &[f32], x: &[f32], n: usize, k: usize) -> Vec<f32> {
     (0..n)
@@ -242,6 +280,35 @@ mod tests {
         assert!((y[2] - (3.0 * c + 1.0 * s)).abs() < 1e-6);
         let n = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>();
         assert!((n(&x) - n(&y)).abs() < 1e-4);
+    }
+
+    /// Codes round half to even and the chunk's largest magnitude maps to ±127.
+    #[test]
+    fn q8_quantization_matches_the_kernel_rules() {
+        let mut x = vec![0f32; 32];
+        x[0] = -2.0;
+        x[1] = 1.0; // 63.5 → 64 (ties to even)
+        x[2] = 3.0 / 127.0 * 2.0; // 3.0 exactly
+        let (q, d) = quantize_q8_32(&x);
+        assert_eq!((q[0], q[1], q[2], q[3]), (-127, 64, 3, 0));
+        assert_eq!(d, vec![2.0 / 127.0]);
+        assert_eq!(quantize_q8_32(&[0.0; 32]), (vec![0; 32], vec![0.0]));
+    }
+
+    /// The int8-activation GEMV stays within the quantization error of the exact one.
+    #[test]
+    fn q8_gemv_approximates_the_exact_gemv() {
+        let mut rng = Rng::new(7);
+        let (n, k) = (4, 256);
+        let qw: Vec<u32> = (0..n * k / 8).map(|_| rng.next_u32()).collect();
+        let sc: Vec<f32> = (0..n * k / 128).map(|_| 0.01 + 0.01 * rng.uniform().abs()).collect();
+        let x = rng.bf16_values(k, 1.0);
+        let (exact, approx) = (gemv_int4(&qw, &sc, &x, n, k), gemv_int4_q8(&qw, &sc, &x, n, k));
+        let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (a, b) in exact.iter().zip(&approx) {
+            assert!((a - b).abs() < 0.02 * scale, "{a} vs {b}");
+        }
+        assert!(exact.iter().zip(&approx).any(|(a, b)| a != b), "quantization changes something");
     }
 
     #[test]
