@@ -56,7 +56,8 @@ pub struct ValidateArgs {
     /// Also write the record (prediction, measurement, errors, kernel checks) as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Skip the kernel check (the GPU's logits against the CPU reference on a small model).
+    /// Leave the kernel check (the GPU's logits against the CPU reference on a small model) out
+    /// of the report; the small model still runs first, as the warm-up.
     #[arg(long)]
     pub no_check: bool,
 }

@@ -123,6 +123,17 @@ pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
     let lay = setup.layout(model, major)?;
     let gpu = catalog_gpu(args, device)?;
     let predicted = predict(model, args, &setup, gpu)?;
+    // The kernel check doubles as the warm-up: it compiles every kernel and starts cuBLAS, so
+    // the context sample after it holds the whole runtime, as the planner's context does.
+    let mut checks = Vec::new();
+    let formats: &[&str] = if setup.format.is_quantized() { &["bf16", "awq"] } else { &["bf16"] };
+    for f in formats {
+        let check = kernel_check(b, f).with_context(|| format!("the kernel check ({f}) on the small model"))?;
+        if !args.no_check {
+            checks.push(check);
+        }
+    }
+    b.release_all()?;
     let needed = predicted.total_bytes - predicted.cuda_context_bytes;
     let fits = needed <= device.memory_free_bytes;
     let (measured, note) = if !fits {
@@ -140,13 +151,6 @@ pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
             Err(e) => return Err(e.into()),
         }
     };
-    let mut checks = Vec::new();
-    if !args.no_check {
-        let formats: &[&str] = if setup.format.is_quantized() { &["bf16", "awq"] } else { &["bf16"] };
-        for f in formats {
-            checks.push(kernel_check(b, f)?);
-        }
-    }
     let mut record = Record {
         schema: "headroom-validate/1",
         model: model.spec.id.clone(),

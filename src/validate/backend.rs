@@ -132,6 +132,9 @@ pub trait LayerBackend {
     fn elapsed_ms(&mut self, from: usize, to: usize) -> Result<f64, GpuError>;
     /// Waits for all queued work.
     fn sync(&mut self) -> Result<(), GpuError>;
+    /// Waits, then frees every slab (their `Buf`s become invalid) and detaches the cuBLAS
+    /// workspace: what stays is the runtime itself (context, compiled kernels, library handles).
+    fn release_all(&mut self) -> Result<(), GpuError>;
 }
 
 /// Bytes of `n` elements of bf16.

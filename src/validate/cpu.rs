@@ -303,4 +303,9 @@ impl LayerBackend for CpuLayers {
     fn sync(&mut self) -> Result<(), GpuError> {
         Ok(())
     }
+
+    fn release_all(&mut self) -> Result<(), GpuError> {
+        self.slabs.clear();
+        Ok(())
+    }
 }

@@ -370,4 +370,19 @@ impl LayerBackend for CudaLayers {
     fn sync(&mut self) -> Result<(), GpuError> {
         self.gpu.sync()
     }
+
+    fn release_all(&mut self) -> Result<(), GpuError> {
+        self.gpu.sync()?;
+        let handle = self.gpu.blas_handle()?;
+        self.bind()?;
+        // SAFETY: the handle is live; a null workspace of 0 bytes detaches the one in a slab
+        // about to be freed (no cuBLAS call is queued: the stream is idle).
+        unsafe { cudarc::cublas::sys::cublasSetWorkspace_v2(handle, std::ptr::null_mut(), 0) }.result().map_err(
+            |e| GpuError::Cublas { context: "cublasSetWorkspace (detach)".into(), detail: format!("{e:?}") },
+        )?;
+        self.spans.clear();
+        // Frees are stream-ordered (cuMemFreeAsync); the pool returns the memory at the sync.
+        self.slabs.clear();
+        self.gpu.sync()
+    }
 }
