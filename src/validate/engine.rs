@@ -262,6 +262,13 @@ impl Model {
     /// reads its `batch × seq` ids from slot `pos0 × batch`: a prefill's `[batch][seq]` from 0,
     /// decode step p's `[batch]` from p·batch, so every step's ids can be written up front.
     pub fn set_tokens<B: LayerBackend>(&self, b: &mut B, at: u64, ids: &[u32]) -> Result<(), GpuError> {
+        if (at + ids.len() as u64) * 4 > self.ids.bytes {
+            return Err(GpuError::Unsupported(format!(
+                "{} token ids at slot {at}: the id buffer holds {}",
+                ids.len(),
+                self.ids.bytes / 4
+            )));
+        }
         let bytes: Vec<u8> = ids.iter().flat_map(|&i| (i % self.spec.vocab_size as u32).to_le_bytes()).collect();
         b.upload(Buf { bytes: bytes.len() as u64, ..self.ids.skip(at * 4) }, &bytes)
     }
@@ -272,6 +279,13 @@ impl Model {
     pub fn forward<B: LayerBackend>(&self, b: &mut B, seq: u64, pos0: u64) -> Result<(), GpuError> {
         let s = &self.spec;
         let batch = self.req.batch;
+        // A prefill starts at position 0: its attention reads cache rows 0..seq.
+        if seq == 0 || (seq > 1 && pos0 != 0) || pos0 + seq > self.req.context {
+            return Err(GpuError::Unsupported(format!(
+                "a pass of {seq} tokens at position {pos0} (prefill from 0, or one token, within the context {})",
+                self.req.context
+            )));
+        }
         let t = batch * seq;
         let (h, qw, kvw, i, d) = (s.hidden_size, s.q_width(), s.kv_width(), s.intermediate_size, s.head_dim);
         let (x, n) = (self.x, self.n);

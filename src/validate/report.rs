@@ -196,6 +196,7 @@ mod tests {
             prefill_ms: 4032.0,
             decode_ms: 2000.0,
             decode_host_ms_per_step: 1.5,
+            launch_bound: false,
             logits_finite: true,
         }
     }

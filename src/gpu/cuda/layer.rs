@@ -22,12 +22,21 @@ pub struct CudaLayers {
     spans: Vec<Span>,
     slabs: Vec<CudaSlice<u8>>,
     marks: Vec<CudaEvent>,
+    /// Kernels looked up once, with the dynamic shared memory their limit was raised to: a
+    /// decode step launches ~18 kernels per layer, and the host time per launch is measured.
+    functions: std::collections::HashMap<&'static str, (cudarc::driver::CudaFunction, u32)>,
 }
 
 impl CudaLayers {
     /// Takes over an opened device: everything `validate` allocates lives as long as this value.
     pub fn new(gpu: CudaGpu) -> Self {
-        CudaLayers { gpu, spans: Vec::new(), slabs: Vec::new(), marks: Vec::new() }
+        CudaLayers {
+            gpu,
+            spans: Vec::new(),
+            slabs: Vec::new(),
+            marks: Vec::new(),
+            functions: std::collections::HashMap::new(),
+        }
     }
 
     /// The device underneath (its free memory, compiled kernels).
@@ -50,9 +59,23 @@ impl CudaLayers {
         cfg((launch::grid_stride(items, 256, self.gpu.sm_count()), 1, 1), 256, 0)
     }
 
-    fn kernel(&mut self, family: &'static str, name: &str, c: LaunchConfig, args: Vec<Arg>) -> Result<(), GpuError> {
-        let f = self.gpu.function(family, name)?;
-        launch::allow_smem(&f, c.shared_mem_bytes, name)?;
+    fn kernel(
+        &mut self,
+        family: &'static str,
+        name: &'static str,
+        c: LaunchConfig,
+        args: Vec<Arg>,
+    ) -> Result<(), GpuError> {
+        let f = match self.functions.get(name) {
+            Some((f, raised)) if *raised >= c.shared_mem_bytes => f.clone(),
+            _ => {
+                let f = self.gpu.function(family, name)?;
+                launch::allow_smem(&f, c.shared_mem_bytes, name)?;
+                let raised = self.functions.get(name).map_or(0, |e| e.1).max(c.shared_mem_bytes);
+                self.functions.insert(name, (f.clone(), raised));
+                f
+            }
+        };
         self.gpu.run_step(&Step::Kernel { f, cfg: c, args })
     }
 
@@ -322,7 +345,13 @@ impl LayerBackend for CudaLayers {
             Arg::I32(int(a.cap, "cache rows")?),
             Arg::F32(launch::attn_scale_log2(a.head_dim)),
         ];
-        self.kernel("attention_decode", &format!("attn_decode_split_g{group}"), split_cfg, split)?;
+        let split_kernel = match group {
+            1 => "attn_decode_split_g1",
+            2 => "attn_decode_split_g2",
+            4 => "attn_decode_split_g4",
+            _ => "attn_decode_split_g8",
+        };
+        self.kernel("attention_decode", split_kernel, split_cfg, split)?;
         let reduce = vec![Arg::Ptr(pw), Arg::Ptr(pw + ml), Arg::Ptr(po), Arg::I32(int(splits, "decode splits")?)];
         self.kernel("attention_decode", "attn_decode_reduce", reduce_cfg, reduce)
     }
