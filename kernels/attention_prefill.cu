@@ -3,16 +3,18 @@
 //
 // q, o [batch][heads][seq][128]; k, v [batch][kv_heads][kv_cap][128] (kv_cap ≥ seq rows per
 // (sequence, KV head); the keys are rows 0..seq, so a KV cache with spare rows is read in place;
-// the benchmark passes kv_cap = seq). Grid (seq/64, heads, batch),
-// 128 threads (4 warps × 16 query rows). K and V tiles of 64 keys are double-buffered in shared
-// memory with cp.async (rows padded to 136 elements: conflict-free ldmatrix); S = Q·Kᵀ and
-// O += P·V stay in registers; the softmax is online, in log2 units. seq must be a multiple of 64.
+// the benchmark passes kv_cap = seq). Two tile heights, one body (attn_prefill<BR>):
+//   attn_prefill_bf16:       BR = 64 query rows per block, 128 threads; seq a multiple of 64;
+//   attn_prefill_br128_bf16: BR = 128 rows, 256 threads (each K/V tile serves twice the queries);
+//                            seq a multiple of 128.
+// Grid (seq/BR, heads, batch), 4 or 8 warps × 16 query rows. K and V tiles of 64 keys are
+// double-buffered in shared memory with cp.async (rows padded to 136 elements: conflict-free
+// ldmatrix); S = Q·Kᵀ and O += P·V stay in registers; the softmax is online, in log2 units. A
+// warp skips the key tiles that lie wholly after its last row (the diagonal of BR = 128).
 // Dynamic shared memory: PF_SMEM_BYTES (the host raises the function's limit above 48 KiB).
 #define PF_D 128
-#define PF_BR 64
 #define PF_BC 64
 #define PF_LD 136
-#define PF_THREADS 128
 #define PF_TILE_ELEMS (PF_BC * PF_LD)
 #define PF_SMEM_BYTES (4 * PF_TILE_ELEMS * 2)
 
@@ -49,10 +51,11 @@ __device__ __forceinline__ unsigned cvt_bf16x2(float lo, float hi) {
 }
 
 // Issues the cp.async copies of one 64-key tile of K and V (16 KiB each) into shared memory.
+template <int THREADS>
 __device__ __forceinline__ void pf_load_tile(bf16_t* ks, bf16_t* vs, const bf16_t* kg, const bf16_t* vg, int key0) {
 #pragma unroll
-  for (int i = 0; i < (PF_BC * PF_D / 8) / PF_THREADS; ++i) {
-    const int c = threadIdx.x + i * PF_THREADS;  // 16-byte chunk: row c / 16, column (c % 16) * 8
+  for (int i = 0; i < (PF_BC * PF_D / 8) / THREADS; ++i) {
+    const int c = threadIdx.x + i * THREADS;  // 16-byte chunk: row c / 16, column (c % 16) * 8
     const int r = c >> 4, col = (c & 15) * 8;
     cp_async16(smem_u32(ks + r * PF_LD + col), kg + (u64)(key0 + r) * PF_D + col);
     cp_async16(smem_u32(vs + r * PF_LD + col), vg + (u64)(key0 + r) * PF_D + col);
@@ -60,19 +63,21 @@ __device__ __forceinline__ void pf_load_tile(bf16_t* ks, bf16_t* vs, const bf16_
   asm volatile("cp.async.commit_group;");
 }
 
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_bf16(
-    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-    bf16_t* __restrict__ o, int seq, int kv_heads, int kv_cap, float scale_log2) {
+template <int BR>
+__device__ __forceinline__ void attn_prefill(const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
+                                             const bf16_t* __restrict__ v, bf16_t* __restrict__ o, int seq,
+                                             int kv_heads, int kv_cap, float scale_log2) {
+  constexpr int THREADS = BR * 2;  // BR / 16 warps
   extern __shared__ __align__(16) bf16_t pf_smem[];
   const int n_tiles = gridDim.x;
   const int qt = n_tiles - 1 - blockIdx.x;  // longest rows first
   const int h = blockIdx.y, b = blockIdx.z, heads = gridDim.y;
   const int kvh = h / (heads / kv_heads);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
-  const bf16_t* qg = q + (((u64)b * heads + h) * seq + (u64)qt * PF_BR) * PF_D;
+  const bf16_t* qg = q + (((u64)b * heads + h) * seq + (u64)qt * BR) * PF_D;
   const bf16_t* kg = k + ((u64)b * kv_heads + kvh) * kv_cap * PF_D;
   const bf16_t* vg = v + ((u64)b * kv_heads + kvh) * kv_cap * PF_D;
-  bf16_t* og = o + (((u64)b * heads + h) * seq + (u64)qt * PF_BR) * PF_D;
+  bf16_t* og = o + (((u64)b * heads + h) * seq + (u64)qt * BR) * PF_D;
 
   // Q fragments (A operand, row-major 16×16 per k-step), straight from global memory.
   unsigned qa[PF_D / 16][4];
@@ -89,20 +94,26 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_bf16(
 #pragma unroll
   for (int i = 0; i < PF_D / 8; ++i) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.f;
   float m_lo = -HR_INF, m_hi = -HR_INF, l_lo = 0.f, l_hi = 0.f;
-  const int row_lo = qt * PF_BR + r_lo, row_hi = qt * PF_BR + r_hi;
+  const int row_lo = qt * BR + r_lo, row_hi = qt * BR + r_hi;
+  const int last = (qt * BR + BR - 1) / PF_BC;  // the last key tile any row of this block sees
 
-  pf_load_tile(pf_smem, pf_smem + 2 * PF_TILE_ELEMS, kg, vg, 0);
-  for (int j = 0; j <= qt; ++j) {
+  pf_load_tile<THREADS>(pf_smem, pf_smem + 2 * PF_TILE_ELEMS, kg, vg, 0);
+  for (int j = 0; j <= last; ++j) {
     bf16_t* ks = pf_smem + (j & 1) * PF_TILE_ELEMS;
     bf16_t* vs = pf_smem + (2 + (j & 1)) * PF_TILE_ELEMS;
-    if (j < qt) {
-      pf_load_tile(pf_smem + ((j + 1) & 1) * PF_TILE_ELEMS, pf_smem + (2 + ((j + 1) & 1)) * PF_TILE_ELEMS, kg, vg,
-                   (j + 1) * PF_BC);
+    if (j < last) {
+      pf_load_tile<THREADS>(pf_smem + ((j + 1) & 1) * PF_TILE_ELEMS,
+                            pf_smem + (2 + ((j + 1) & 1)) * PF_TILE_ELEMS, kg, vg, (j + 1) * PF_BC);
       asm volatile("cp.async.wait_group 1;");
     } else {
       asm volatile("cp.async.wait_group 0;");
     }
     __syncthreads();
+    // Rows r_lo..r_hi of this warp see no key of this tile: nothing to do but the barriers.
+    if (j * PF_BC > qt * BR + warp * 16 + 15) {
+      __syncthreads();
+      continue;
+    }
 
     // S = Q·Kᵀ: 16 rows × 64 keys per warp.
     float s[PF_BC / 8][4];
@@ -191,4 +202,16 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attn_prefill_bf16(
     *reinterpret_cast<unsigned*>(og + (u64)r_lo * PF_D + c) = cvt_bf16x2(oacc[dt][0] * inv_lo, oacc[dt][1] * inv_lo);
     *reinterpret_cast<unsigned*>(og + (u64)r_hi * PF_D + c) = cvt_bf16x2(oacc[dt][2] * inv_hi, oacc[dt][3] * inv_hi);
   }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_bf16(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+    bf16_t* __restrict__ o, int seq, int kv_heads, int kv_cap, float scale_log2) {
+  attn_prefill<64>(q, k, v, o, seq, kv_heads, kv_cap, scale_log2);
+}
+
+extern "C" __global__ void __launch_bounds__(256) attn_prefill_br128_bf16(
+    const bf16_t* __restrict__ q, const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+    bf16_t* __restrict__ o, int seq, int kv_heads, int kv_cap, float scale_log2) {
+  attn_prefill<128>(q, k, v, o, seq, kv_heads, kv_cap, scale_log2);
 }
