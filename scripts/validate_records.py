@@ -62,7 +62,7 @@ def main():
              justification="our engine allocates exactly the planned slabs; NVML adds the context, module images and cuBLAS's own memory.")
         emit(out, id=f"{gpu}-validate-{r['model']}-{r['weights']}-c{ctx}-b{r['batch']}-context", source=src,
              args=f"{base} --context {ctx}", compare="cuda_context", value=context_bytes, unit="B", tolerance=0.15,
-             justification="NVML per-process memory before the first allocation: context, NVRTC modules not yet loaded.")
+             justification="NVML per-process memory after the warm-up, before the first slab: context, our kernels, cuBLAS handle.")
         prefill = r["batch"] * m["prompt_tokens"] / (m["prefill_ms"] / 1e3)
         decode = r["batch"] * m["decode_steps"] / (m["decode_ms"] / 1e3)
         emit(out, id=f"{gpu}-validate-{r['model']}-{r['weights']}-p{m['prompt_tokens']}-b{r['batch']}-prefill", source=src,
