@@ -164,6 +164,28 @@ mod tests {
         assert!(match_catalog("Mystery Card", gib).is_none());
     }
 
+    /// The fp8 GEMM is judged against the catalog's `fp8` peak where the GPU has one (H100 SXM:
+    /// 1978.9 dense TFLOPS) and has no efficiency where it has none (A100).
+    #[test]
+    fn fp8_gemm_is_judged_against_the_fp8_peak() {
+        let fp8 = Workload::Gemm { dtype: GemmDtype::Fp8, m: 8192, n: 8192, k: 8192 };
+        let rate = |name: &str, gib: u64| {
+            let info = DeviceInfo { name: name.into(), memory_total_bytes: gib << 30, ..Default::default() };
+            let mut gpu = MockGpu::new(info, vec![(fp8.name(), Script::Ok { ms_per_launch: 1.0, jitter_ms: vec![] })]);
+            let results =
+                run(&mut gpu, std::slice::from_ref(&fp8), Plan { warmups: 0, repeats: 3, min_sample_ms: 1 }, |_| {});
+            profile(gpu.device(), HostInfo::default(), true, results).results.remove(0)
+        };
+        let h100 = rate("NVIDIA H100 80GB HBM3", 80);
+        assert_eq!(h100.case.name, "gemm fp8 8192³");
+        assert!((h100.achieved_tflops.unwrap() - 1_099.511_627_776).abs() < 1e-6);
+        assert_eq!(h100.catalog_peak, Some(1978.9));
+        assert!((h100.efficiency.unwrap() - 1_099.511_627_776 / 1978.9).abs() < 1e-9);
+        assert_eq!(h100.bytes_per_launch, 4 * 8192 * 8192);
+        let a100 = rate("NVIDIA A100-SXM4-80GB", 80);
+        assert!(a100.achieved_tflops.is_some() && a100.catalog_peak.is_none() && a100.efficiency.is_none());
+    }
+
     #[test]
     fn profile_computes_rates_and_efficiency_against_the_catalog() {
         let ws = vec![

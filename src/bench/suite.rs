@@ -41,6 +41,7 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         Workload::Gemm { dtype: GemmDtype::Fp16, m: 8192, n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Tf32, m: 8192, n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Int8, m: 8192, n: 8192, k: 8192 },
+        Workload::Gemm { dtype: GemmDtype::Fp8, m: 8192, n: 8192, k: 8192 },
         Workload::RmsNorm { rows: 4096, dim: 8192 },
         Workload::Rope { tokens: 4096, heads: 32, head_dim: 128 },
         Workload::SiluGate { n: 64 << 20 },
@@ -191,5 +192,31 @@ mod tests {
             assert!(names.iter().any(|n| n.starts_with(want)), "{want} missing from {names:?}");
         }
         assert!(workloads(false).len() > workloads(true).len());
+    }
+
+    /// Every GEMM type of issue 5, fp8 right after int8 in both schedules.
+    #[test]
+    fn the_suite_runs_fp8_after_int8() {
+        for quick in [true, false] {
+            let names: Vec<String> = workloads(quick).iter().map(|w| w.name()).collect();
+            let at = |n: &str| names.iter().position(|x| x == n);
+            assert_eq!(at("gemm fp8 8192³"), at("gemm int8 8192³").map(|i| i + 1), "{names:?}");
+            for t in ["bf16", "fp16", "tf32", "int8", "fp8"] {
+                assert!(at(&format!("gemm {t} 8192³")).is_some(), "{t} missing from {names:?}");
+            }
+        }
+        assert!(workloads(false).iter().any(|w| w.name() == "gemm fp32 8192³"));
+    }
+
+    /// A GPU without FP8 tensor cores reports the case and runs the next one.
+    #[test]
+    fn an_unsupported_fp8_gemm_is_reported_and_the_suite_continues() {
+        let fp8 = Workload::Gemm { dtype: GemmDtype::Fp8, m: 8192, n: 8192, k: 8192 };
+        let ws = vec![fp8.clone(), Workload::RmsNorm { rows: 4096, dim: 8192 }];
+        let mut gpu = mock(vec![(fp8.name(), Script::Unsupported { what: "fp8 GEMM (needs sm_89+)".into() })]);
+        let rs = run(&mut gpu, &ws, Plan { warmups: 0, repeats: 2, min_sample_ms: 1 }, |_| {});
+        assert_eq!(rs[0].error.as_deref(), Some("fp8 GEMM (needs sm_89+) is not supported on this device"));
+        assert!(rs[0].summary.is_none() && rs[0].check.is_none());
+        assert!(rs[1].error.is_none() && rs[1].summary.is_some());
     }
 }

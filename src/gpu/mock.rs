@@ -12,6 +12,8 @@ pub enum Script {
     WrongResult { max_rel_error: f64 },
     /// `prepare` runs out of memory.
     OutOfMemory,
+    /// `prepare` finds the device cannot run it (`what` as in [`GpuError::Unsupported`]).
+    Unsupported { what: String },
 }
 
 /// The mock device.
@@ -45,6 +47,7 @@ impl Gpu for MockGpu {
             Script::OutOfMemory => {
                 Err(GpuError::OutOfMemory { what: name, requested_bytes: w.footprint_bytes(), free_bytes: 0 })
             }
+            Script::Unsupported { what } => Err(GpuError::Unsupported(what.clone())),
             Script::WrongResult { max_rel_error } => Ok(check(*max_rel_error)),
             Script::Ok { .. } => {
                 self.current = Some(script);

@@ -41,6 +41,30 @@ pub fn f32_to_f16(f: f32) -> u16 {
     sign | (((e + 15) as u16) << 10) | m as u16
 }
 
+/// FP8 E4M3 bits (the OCP "e4m3fn" format cuBLASLt's `CUDA_R_8F_E4M3` reads) → f32: sign, 4
+/// exponent bits with bias 7, 3 mantissa bits; exponent 0 is subnormal (m·2⁻⁹); no infinities, and
+/// only `S.1111.111` (0x7F, 0xFF) is NaN, so the largest finite value is 0x7E = 1.75·2⁸ = 448.
+pub fn e4m3_to_f32(x: u8) -> f32 {
+    let sign = if x & 0x80 != 0 { -1.0 } else { 1.0 };
+    let (exp, man) = (((x >> 3) & 0xf) as i32, (x & 7) as f32);
+    if exp == 15 && man == 7.0 {
+        return f32::NAN;
+    }
+    let v = if exp == 0 { man * 2f32.powi(-9) } else { (1.0 + man / 8.0) * 2f32.powi(exp - 7) };
+    sign * v
+}
+
+/// Bits `fill_e4m3` (kernels/fill.cu) keeps from a random word, and the bits it sets: per byte,
+/// sign and mantissa random, exponent field 0b01xx (4..=7), so every byte is a finite E4M3 value
+/// of magnitude 0.125 to 1.875, never NaN.
+pub const E4M3_FILL_KEEP: u32 = 0x9f9f_9f9f;
+pub const E4M3_FILL_SET: u32 = 0x2020_2020;
+
+/// Four E4M3 values from random bits, as `fill_e4m3` makes them on the device.
+pub fn e4m3_fill_word(random: u32) -> u32 {
+    (random & E4M3_FILL_KEEP) | E4M3_FILL_SET
+}
+
 /// RMSNorm of each row of `x` (rows × dim) with weight `w`.
 pub fn rmsnorm(x: &[f32], w: &[f32], dim: usize, eps: f32) -> Vec<f32> {
     let mut y = Vec::with_capacity(x.len());
@@ -261,6 +285,50 @@ mod tests {
             assert!((back - v).abs() <= v.abs() * 1e-3 + 1e-7, "{v} -> {back}");
         }
         assert_eq!(f32_to_f16(1.0), 0x3c00);
+    }
+
+    #[test]
+    fn e4m3_decodes_bit_exactly() {
+        for (bits, want) in [
+            (0x38u8, 1.0f32),
+            (0x40, 2.0),
+            (0x3c, 1.5),
+            (0x30, 0.5),
+            (0x7e, 448.0),
+            (0xfe, -448.0),
+            (0xb8, -1.0),
+            (0x08, 2f32.powi(-6)), // smallest normal
+            (0x01, 2f32.powi(-9)), // smallest subnormal
+            (0x07, 7.0 * 2f32.powi(-9)),
+            (0x86, -6.0 * 2f32.powi(-9)),
+            (0x00, 0.0),
+        ] {
+            assert_eq!(e4m3_to_f32(bits), want, "{bits:#04x}");
+        }
+        assert!(e4m3_to_f32(0x80) == 0.0 && e4m3_to_f32(0x80).is_sign_negative());
+        assert!(e4m3_to_f32(0x7f).is_nan() && e4m3_to_f32(0xff).is_nan());
+        // Exponent 15 is an ordinary binade apart from its NaN: 0x78 = 256, 0x7d = 416.
+        assert_eq!((e4m3_to_f32(0x78), e4m3_to_f32(0x7d)), (256.0, 416.0));
+        let finite = (0..=255u8).filter(|b| e4m3_to_f32(*b).is_finite()).count();
+        assert_eq!(finite, 254);
+    }
+
+    /// Every byte the fill can make is finite, 0.125 ≤ |v| ≤ 1.875, and both signs occur.
+    #[test]
+    fn e4m3_fill_bytes_are_finite_and_moderate() {
+        let mut seen = std::collections::BTreeSet::new();
+        for b in 0..=255u32 {
+            let word = e4m3_fill_word(b * 0x0101_0101);
+            for byte in word.to_le_bytes() {
+                let v = e4m3_to_f32(byte);
+                assert!(v.is_finite() && (0.125..=1.875).contains(&v.abs()), "{byte:#04x} -> {v}");
+                seen.insert(byte);
+            }
+        }
+        assert_eq!(seen.len(), 64); // sign × 4 exponents × 8 mantissas
+        assert!(seen.contains(&0x38) && seen.contains(&0xb8));
+        let src = crate::gpu::kernels::family("fill").unwrap().source;
+        assert!(src.contains("0x9f9f9f9fu") && src.contains("0x20202020u"), "fill_e4m3 and the mirror disagree");
     }
 
     #[test]

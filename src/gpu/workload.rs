@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-/// A GEMM data type on cuBLAS.
+/// A GEMM data type: cuBLAS GemmEx for all but fp8, which runs through cuBLASLt (E4M3 inputs,
+/// bf16 output, fp32 accumulation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GemmDtype {
@@ -12,6 +13,8 @@ pub enum GemmDtype {
     Fp16,
     Bf16,
     Int8,
+    /// FP8 E4M3 inputs, bf16 output (sm_89+).
+    Fp8,
 }
 
 impl GemmDtype {
@@ -23,6 +26,7 @@ impl GemmDtype {
             GemmDtype::Fp16 => "fp16",
             GemmDtype::Bf16 => "bf16",
             GemmDtype::Int8 => "int8",
+            GemmDtype::Fp8 => "fp8",
         }
     }
     /// Bytes per input element.
@@ -30,7 +34,25 @@ impl GemmDtype {
         match self {
             GemmDtype::Fp32 | GemmDtype::Tf32 => 4,
             GemmDtype::Fp16 | GemmDtype::Bf16 => 2,
-            GemmDtype::Int8 => 1,
+            GemmDtype::Int8 | GemmDtype::Fp8 => 1,
+        }
+    }
+    /// Bytes per output element as the GEMM writes it: fp32, int32 for int8, the input type for
+    /// fp16 and bf16, bf16 for fp8.
+    pub fn out_bytes(self) -> u64 {
+        match self {
+            GemmDtype::Fp32 | GemmDtype::Tf32 | GemmDtype::Int8 => 4,
+            GemmDtype::Fp16 | GemmDtype::Bf16 | GemmDtype::Fp8 => 2,
+        }
+    }
+    /// Output bytes per element that [`Workload::bytes`] and [`Workload::footprint_bytes`] count:
+    /// 4 for every type but fp8 (fp16 and bf16 write 2, but their rows have always counted 4, and
+    /// recorded profiles in `data/measurements/` carry those numbers), the real 2 for fp8.
+    fn accounted_out_bytes(self) -> u64 {
+        if self == GemmDtype::Fp8 {
+            self.out_bytes()
+        } else {
+            4
         }
     }
 }
@@ -41,7 +63,7 @@ impl GemmDtype {
 pub enum Workload {
     /// Read, write or copy `bytes` per buffer with 16-byte accesses.
     Bandwidth { op: BandwidthOp, bytes: u64 },
-    /// C = A·B, m×k by k×n, through cuBLAS.
+    /// C = A·B, m×k by k×n, through cuBLAS (fp8: cuBLASLt).
     Gemm { dtype: GemmDtype, m: u64, n: u64, k: u64 },
     /// One decode step of attention over a bf16 KV cache of `ctx` tokens.
     AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64 },
@@ -105,7 +127,7 @@ impl Workload {
         match *self {
             Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
             Workload::Bandwidth { bytes, .. } => bytes,
-            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + 4 * m * n,
+            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + dtype.accounted_out_bytes() * m * n,
             Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
                 2 * (2 * batch * kv_heads * ctx * head_dim + 2 * batch * heads * head_dim)
             }
@@ -158,7 +180,7 @@ impl Workload {
     pub fn footprint_bytes(&self) -> u64 {
         match *self {
             Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
-            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + 4 * m * n,
+            Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + dtype.accounted_out_bytes() * m * n,
             Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
                 2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
             }
@@ -184,6 +206,28 @@ mod tests {
         let w = Workload::Bandwidth { op: BandwidthOp::Copy, bytes: 1 << 30 };
         assert_eq!(w.bytes(), 2 << 30);
         assert_eq!(w.name(), "bandwidth copy");
+    }
+
+    /// fp8 reads 1-byte E4M3 A and B and writes a 2-byte bf16 D; the older types keep their
+    /// numbers (C counted as 4 bytes).
+    #[test]
+    fn fp8_gemm_counts_one_byte_inputs_and_a_bf16_output() {
+        let s = 8192u64 * 8192;
+        let w = Workload::Gemm { dtype: GemmDtype::Fp8, m: 8192, n: 8192, k: 8192 };
+        assert_eq!(w.name(), "gemm fp8 8192³");
+        assert_eq!(w.bytes(), s + s + 2 * s);
+        assert_eq!(w.footprint_bytes(), 268_435_456);
+        assert_eq!(w.flops(), 1_099_511_627_776);
+        assert_eq!((w.bound(), w.peak_key()), (Bound::Compute, Some("fp8")));
+        assert_eq!(serde_json::to_value(w).unwrap()["dtype"], "fp8");
+        let bytes = |dtype| Workload::Gemm { dtype, m: 8192, n: 8192, k: 8192 }.bytes();
+        assert_eq!(bytes(GemmDtype::Bf16), 2 * 2 * s + 4 * s);
+        assert_eq!(bytes(GemmDtype::Fp16), 536_870_912);
+        assert_eq!(bytes(GemmDtype::Int8), 2 * s + 4 * s);
+        assert_eq!(bytes(GemmDtype::Fp32), 4 * 2 * s + 4 * s);
+        let out = [GemmDtype::Fp32, GemmDtype::Tf32, GemmDtype::Fp16, GemmDtype::Bf16, GemmDtype::Int8, GemmDtype::Fp8]
+            .map(GemmDtype::out_bytes);
+        assert_eq!(out, [4, 4, 2, 2, 4, 2]);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The CUDA implementation of [`Gpu`] (cudarc, driver API): one context and stream on device 0,
 //! kernel modules compiled by NVRTC on first use and cached, plain `cuMemAlloc` buffers (never
 //! managed memory, never more than is free), CUDA events with timing for every measurement.
-//! Per-workload set-up and correctness checks live in `setup.rs`.
+//! Per-workload set-up and correctness checks live in `setup.rs`; the FP8 GEMM, which only
+//! cuBLASLt offers, in `lt.rs`.
 
 mod launch;
 pub mod layer;
+mod lt;
 mod setup;
 
 use super::kernels::{self, Family};
@@ -47,11 +49,11 @@ pub(crate) struct GemmCall {
 }
 
 impl GemmCall {
-    /// The benchmark's GEMM on packed operands: A m×k (int8: stored transposed, k×m, as IMMA
-    /// wants), B k×n, C m×n, all column-major with no padding.
+    /// The benchmark's GEMM on packed operands: A m×k (int8 and fp8: stored transposed, k×m, as
+    /// IMMA and cuBLASLt's FP8 kernels want), B k×n, C m×n, all column-major with no padding.
     pub(crate) fn packed(dtype: super::workload::GemmDtype, m: i32, n: i32, k: i32, a: u64, b: u64, c: u64) -> Self {
-        let int8 = dtype == super::workload::GemmDtype::Int8;
-        let (trans_a, lda) = if int8 { (true, k) } else { (false, m) };
+        use super::workload::GemmDtype as D;
+        let (trans_a, lda) = if matches!(dtype, D::Int8 | D::Fp8) { (true, k) } else { (false, m) };
         GemmCall { dtype, m, n, k, a, b, c, trans_a, trans_b: false, lda, ldb: k, ldc: m }
     }
 }
@@ -77,6 +79,8 @@ pub struct CudaGpu {
     stream: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
     blas: Option<cudarc::cublas::CudaBlas>,
+    /// cuBLASLt for the FP8 GEMM, created on first use.
+    lt: Option<lt::Lt>,
     prepared: Option<Prepared>,
 }
 
@@ -116,7 +120,7 @@ impl CudaGpu {
             info.memory_free_bytes = free as u64;
             info.memory_total_bytes = total as u64;
         }
-        Ok(CudaGpu { info, ctx, stream, modules: HashMap::new(), blas: None, prepared: None })
+        Ok(CudaGpu { info, ctx, stream, modules: HashMap::new(), blas: None, lt: None, prepared: None })
     }
 
     fn sm_count(&self) -> u32 {
@@ -186,10 +190,12 @@ impl CudaGpu {
         self.stream.clone_dtoh(buf).map_err(|e| GpuError::driver("copy to host", e))
     }
 
-    /// Fills a buffer with random values on the device: `kind` is u32, f32, bf16 or f16.
+    /// Fills a buffer with random values on the device: `kind` is u32, f32, bf16, f16 or e4m3
+    /// (finite FP8 values, written four per word; `scale` is ignored for u32 and e4m3).
     pub(crate) fn fill(&mut self, ptr: u64, bytes: u64, kind: &str, seed: u32, scale: f32) -> Result<(), GpuError> {
         let (name, elem) = match kind {
             "u32" => ("fill_u32", 4),
+            "e4m3" => ("fill_e4m3", 4),
             "f32" => ("fill_f32", 4),
             "f16" => ("fill_f16", 2),
             _ => ("fill_bf16", 2),
@@ -197,7 +203,7 @@ impl CudaGpu {
         let f = self.function("fill", name)?;
         let n = bytes / elem;
         let mut args = vec![Arg::Ptr(ptr), Arg::U64(n), Arg::U32(seed)];
-        if kind != "u32" {
+        if !matches!(kind, "u32" | "e4m3") {
             args.push(Arg::F32(scale));
         }
         let cfg = LaunchConfig { grid_dim: (self.sm_count() * 8, 1, 1), block_dim: (256, 1, 1), shared_mem_bytes: 0 };
@@ -249,14 +255,15 @@ impl CudaGpu {
         use cudarc::cublas::sys::{
             cublasComputeType_t as CT, cublasGemmAlgo_t, cublasOperation_t as Op, cudaDataType as DT,
         };
-        let handle = self.blas_handle()?;
         let (in_t, out_t, compute) = match g.dtype {
             D::Fp32 => (DT::CUDA_R_32F, DT::CUDA_R_32F, CT::CUBLAS_COMPUTE_32F),
             D::Tf32 => (DT::CUDA_R_32F, DT::CUDA_R_32F, CT::CUBLAS_COMPUTE_32F_FAST_TF32),
             D::Fp16 => (DT::CUDA_R_16F, DT::CUDA_R_16F, CT::CUBLAS_COMPUTE_32F),
             D::Bf16 => (DT::CUDA_R_16BF, DT::CUDA_R_16BF, CT::CUBLAS_COMPUTE_32F),
             D::Int8 => (DT::CUDA_R_8I, DT::CUDA_R_32I, CT::CUBLAS_COMPUTE_32I),
+            D::Fp8 => return self.gemm_fp8(g),
         };
+        let handle = self.blas_handle()?;
         let (one_f, zero_f, one_i, zero_i) = (1f32, 0f32, 1i32, 0i32);
         let (alpha, beta): (*const std::ffi::c_void, *const std::ffi::c_void) = if g.dtype == D::Int8 {
             (&one_i as *const i32 as _, &zero_i as *const i32 as _)

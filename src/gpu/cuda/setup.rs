@@ -35,7 +35,7 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                 }
             }
         }
-        // p: a, b, c
+        // p: a, b, c (fp8: A stored k×m, as int8; lt.rs checks the shape)
         Workload::Gemm { dtype, m, n, k } => {
             vec![Step::Gemm(GemmCall::packed(dtype, m as i32, n as i32, k as i32, p[0], p[1], p[2]))]
         }
@@ -162,8 +162,9 @@ fn buffers(w: &Workload) -> Vec<(u64, &'static str, f32)> {
                 GemmDtype::Fp16 => "f16",
                 GemmDtype::Bf16 => "bf16",
                 GemmDtype::Int8 => "u32",
+                GemmDtype::Fp8 => "e4m3",
             };
-            let out = if dtype == GemmDtype::Int8 { 4 } else { dtype.bytes() };
+            let out = dtype.out_bytes();
             vec![(m * k * dtype.bytes(), kind, 1.0), (k * n * dtype.bytes(), kind, 1.0), (m * n * out, "none", 0.0)]
         }
         Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
@@ -305,6 +306,8 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
                     run(gpu, &small, &[pa, pb, pc])?;
                     gpu.download(&c)?.iter().map(|&x| x as f32).collect()
                 }
+                // Random E4M3 values rather than small integers: its own check.
+                GemmDtype::Fp8 => return check_fp8(gpu, &mut rng),
             };
             Ok(verdict("cpu reference (exact small integers)", &got, &want, 1.0, 1e-6))
         }
@@ -438,6 +441,31 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             Ok(verdict("cpu reference", &gpu.download(&pb)?, &p, 1e-3, 1e-4))
         }
     }
+}
+
+/// FP8: A (stored k×m, row i of A contiguous) and B (k×n) hold random E4M3 bytes made as
+/// `fill_e4m3` makes them (|v| 0.125 to 1.875); the reference decodes them and sums in f64. The
+/// bf16 output rounds to within 2⁻⁹ relative, so atol 1 (typical |D| ≈ 6 at k = 128) and
+/// tolerance 1e-2 pass rounding with 5× margin while a wrong layout or decode errs by O(1).
+/// m ≠ n ≠ k, all multiples of 16, so a swapped dimension or leading dimension shows.
+fn check_fp8(gpu: &mut CudaGpu, rng: &mut Rng) -> Result<Check, GpuError> {
+    let (m, n, k) = (256usize, 192usize, 128usize);
+    let mut e4m3 = |len: usize| -> Vec<u8> {
+        (0..len / 4).flat_map(|_| r::e4m3_fill_word(rng.next_u32()).to_le_bytes()).collect()
+    };
+    let (a, b) = (e4m3(m * k), e4m3(k * n));
+    let decode = |v: &[u8]| -> Vec<f64> { v.iter().map(|&x| r::e4m3_to_f32(x) as f64).collect() };
+    let (af, bf) = (decode(&a), decode(&b));
+    let mut want = vec![0f32; m * n];
+    for j in 0..n {
+        for i in 0..m {
+            want[j * m + i] = (0..k).map(|l| af[i * k + l] * bf[j * k + l]).sum::<f64>() as f32;
+        }
+    }
+    let ((_a, pa), (_b, pb), (d, pd)) = (gpu.upload(&a)?, gpu.upload(&b)?, gpu.upload(&vec![0u16; m * n])?);
+    let small = Workload::Gemm { dtype: GemmDtype::Fp8, m: m as u64, n: n as u64, k: k as u64 };
+    run(gpu, &small, &[pa, pb, pd])?;
+    Ok(verdict("cpu reference (e4m3 inputs, f64)", &from_bf16(&gpu.download(&d)?), &want, 1.0, 1e-2))
 }
 
 fn run(gpu: &mut CudaGpu, w: &Workload, ptrs: &[u64]) -> Result<(), GpuError> {
