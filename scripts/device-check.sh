@@ -327,10 +327,16 @@ print("=== headroom kernels vs PyTorch (same GPU, same run)")
 g, e = pick("bandwidth copy", "achieved_gb_s"); line("copy GB/s (read+write) vs torch copy", g, e, copy, 0.90)
 g, e = pick("gemm bf16 8192", "achieved_tflops")
 line("bf16 GEMM 8192^3 TFLOPS vs torch.matmul", g, e, torch.get("matmul", {}).get("bf16", {}).get("median_tflops"), 0.95)
+sdpa = torch.get("sdpa", {}).get("mha_default", {}).get("median_tflops")
 g, e = pick("attention prefill b1 h32/32 seq 4096", "achieved_tflops")
-line("prefill attn s4096 d128 causal vs SDPA", g, e, torch.get("sdpa", {}).get("mha_default", {}).get("median_tflops"), 0.50)
+line("prefill attn s4096 d128 causal vs SDPA", g, e, sdpa, 0.50)
+g, e = pick("attention prefill br128 b1 h32/32 seq 4096", "achieved_tflops")
+line("  128-row tiles (candidate) vs SDPA", g, e, sdpa, 0.50)
 g, e = pick("attention decode", "achieved_gb_s"); line("decode attention GB/s vs torch copy GB/s", g, e, copy, 0.75)
-g, e = pick("gemv int4", "achieved_gb_s"); line("int4 GEMV GB/s vs torch copy GB/s", g, e, copy, 0.75)
+g, e = pick("gemv int4 g128", "achieved_gb_s"); line("int4 GEMV GB/s vs torch copy GB/s", g, e, copy, 0.75)
+g, e = pick("gemv int4×q8 g128", "achieved_gb_s"); line("  int8-x dp4a (candidate) vs torch copy GB/s", g, e, copy, 0.75)
+g, e = pick("gemm fp8 8192", "achieved_tflops")
+line("fp8 GEMM 8192^3 TFLOPS vs bf16 torch.matmul (info)", g, e, torch.get("matmul", {}).get("bf16", {}).get("median_tflops"), 1.0)
 PYEOF
 fi
 

@@ -34,9 +34,11 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         Workload::Bandwidth { op: BandwidthOp::Read, bytes: bw },
         Workload::Bandwidth { op: BandwidthOp::Write, bytes: bw },
         Workload::Gemm { dtype: GemmDtype::Bf16, m: 8192, n: 8192, k: 8192 },
-        Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128 },
+        Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 64 },
+        Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 128 },
         Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128 },
         Workload::GemvInt4 { n: 28672, k: 8192 },
+        Workload::GemvInt4Q8 { n: 28672, k: 8192 },
         Workload::GemvInt8 { n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Fp16, m: 8192, n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Tf32, m: 8192, n: 8192, k: 8192 },
@@ -49,7 +51,10 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
     ];
     if !quick {
         w.insert(10, Workload::Gemm { dtype: GemmDtype::Fp32, m: 8192, n: 8192, k: 8192 });
-        w.insert(5, Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 8, seq: 4096, head_dim: 128 });
+        w.insert(
+            5,
+            Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 8, seq: 4096, head_dim: 128, tile: 64 },
+        );
     }
     w
 }

@@ -68,9 +68,12 @@ pub enum Workload {
     /// One decode step of attention over a bf16 KV cache of `ctx` tokens.
     AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64 },
     /// Causal prefill attention, bf16, `seq` tokens.
-    AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64 },
+    /// `tile` query rows per block: 64 (`attn_prefill_bf16`) or 128 (`attn_prefill_br128_bf16`).
+    AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64, tile: u64 },
     /// y = W·x with 4-bit weights (group 128, fp16 scales), n rows × k.
     GemvInt4 { n: u64, k: u64 },
+    /// The same 4-bit weights times x quantized to int8 per 32 values (dp4a).
+    GemvInt4Q8 { n: u64, k: u64 },
     /// y = W·x with int8 weights (per-row fp16 scale), n rows × k.
     GemvInt8 { n: u64, k: u64 },
     /// RMSNorm over `rows` rows of `dim`, bf16.
@@ -110,10 +113,12 @@ impl Workload {
             Workload::AttentionDecode { batch, heads, kv_heads, ctx, .. } => {
                 format!("attention decode b{batch} h{heads}/{kv_heads} ctx {ctx}")
             }
-            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
-                format!("attention prefill b{batch} h{heads}/{kv_heads} seq {seq} d{head_dim} causal")
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, tile } => {
+                let variant = if *tile == 64 { String::new() } else { format!("br{tile} ") };
+                format!("attention prefill {variant}b{batch} h{heads}/{kv_heads} seq {seq} d{head_dim} causal")
             }
             Workload::GemvInt4 { n, k } => format!("gemv int4 g128 {n}×{k}"),
+            Workload::GemvInt4Q8 { n, k } => format!("gemv int4×q8 g128 {n}×{k}"),
             Workload::GemvInt8 { n, k } => format!("gemv int8 {n}×{k}"),
             Workload::RmsNorm { rows, dim } => format!("rmsnorm {rows}×{dim}"),
             Workload::Rope { tokens, heads, head_dim } => format!("rope {tokens}×{heads}×{head_dim}"),
@@ -131,10 +136,12 @@ impl Workload {
             Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
                 2 * (2 * batch * kv_heads * ctx * head_dim + 2 * batch * heads * head_dim)
             }
-            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
                 2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
             }
-            Workload::GemvInt4 { n, k } => n * k / 2 + 2 * n * (k / 128) + 2 * k + 2 * n,
+            Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } => {
+                n * k / 2 + 2 * n * (k / 128) + 2 * k + 2 * n
+            }
             Workload::GemvInt8 { n, k } => n * k + 2 * n + 2 * k + 2 * n,
             Workload::RmsNorm { rows, dim } => 2 * (2 * rows * dim + dim),
             Workload::Rope { tokens, heads, head_dim } => 4 * tokens * heads * head_dim + 4 * tokens * head_dim,
@@ -151,7 +158,7 @@ impl Workload {
             Workload::AttentionDecode { batch, heads, ctx, head_dim, .. } => 4 * batch * heads * ctx * head_dim,
             // 4·b·h·s²·d / 2, the convention of scripts/gtlib/kernels.py (causal halves the work).
             Workload::AttentionPrefill { batch, heads, seq, head_dim, .. } => 2 * batch * heads * seq * seq * head_dim,
-            Workload::GemvInt4 { n, k } | Workload::GemvInt8 { n, k } => 2 * n * k,
+            Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt8 { n, k } => 2 * n * k,
             Workload::RmsNorm { rows, dim } => 4 * rows * dim,
             Workload::Rope { tokens, heads, head_dim } => 3 * tokens * heads * head_dim,
             Workload::SiluGate { n } => 5 * n,
@@ -181,7 +188,7 @@ impl Workload {
         match *self {
             Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
             Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + dtype.accounted_out_bytes() * m * n,
-            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
                 2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
             }
             _ => self.bytes(),
@@ -196,7 +203,7 @@ mod tests {
     #[test]
     fn prefill_flops_match_the_pytorch_convention() {
         // scripts/gtlib/kernels.py: b1 h32 s4096 d128 causal → 137438953472 flops.
-        let w = Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128 };
+        let w = Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 64 };
         assert_eq!(w.flops(), 137_438_953_472);
         assert_eq!(w.bound(), Bound::Compute);
     }

@@ -65,10 +65,18 @@ pub(crate) fn allow_smem(f: &CudaFunction, bytes: u32, kernel: &str) -> Result<(
     .map_err(|e| GpuError::driver(format!("raising {kernel}'s shared-memory limit to {bytes} bytes"), e))
 }
 
-/// Prefill attention: one block of 128 threads per (64 query rows, head, sequence), with
-/// [`PREFILL_SMEM`] of dynamic shared memory.
-pub(crate) fn prefill(batch: u64, heads: u64, seq: u64) -> LaunchConfig {
-    cfg(((seq / PREFILL_ROWS) as u32, heads as u32, batch as u32), 128, PREFILL_SMEM)
+/// Prefill attention: one block of 2·`tile` threads (16 query rows per warp) per (`tile` query
+/// rows, head, sequence), with [`PREFILL_SMEM`] of dynamic shared memory. `tile` is 64
+/// (`attn_prefill_bf16`) or 128 (`attn_prefill_br128_bf16`).
+pub(crate) fn prefill(batch: u64, heads: u64, seq: u64, tile: u64) -> LaunchConfig {
+    cfg(((seq / tile) as u32, heads as u32, batch as u32), 2 * tile as u32, PREFILL_SMEM)
+}
+
+/// The 4-bit GEMV over int8-quantized x (`gemv_int4_q8_bf16`): the grid of [`gemv`], with
+/// k + k/4 bytes of shared memory (codes, then an f32 scale and an s32 sum per 32 values).
+pub(crate) fn gemv_q8(rows: u64, k: u64, sm_count: u32) -> Result<LaunchConfig, GpuError> {
+    let c = gemv(rows, k, sm_count)?;
+    Ok(LaunchConfig { shared_mem_bytes: (k + k / 4) as u32, ..c })
 }
 
 /// Decode attention over `ctx` keys: the split pass, grid (⌈ctx/256⌉, kv_heads, batch), and the
@@ -178,8 +186,12 @@ mod tests {
 
     #[test]
     fn attention_grids() {
-        let p = prefill(2, 32, 4096);
-        assert_eq!((p.grid_dim, p.shared_mem_bytes), ((64, 32, 2), 69_632));
+        let p = prefill(2, 32, 4096, 64);
+        assert_eq!((p.grid_dim, p.block_dim.0, p.shared_mem_bytes), ((64, 32, 2), 128, 69_632));
+        let wide = prefill(2, 32, 4096, 128);
+        assert_eq!((wide.grid_dim, wide.block_dim.0), ((32, 32, 2), 256));
+        // The int8-x GEMV: 8192 codes + 256 scales + 256 sums.
+        assert_eq!(gemv_q8(28672, 8192, 132).unwrap().shared_mem_bytes, 10_240);
         let (s, r, splits) = decode(2, 32, 8, 700);
         assert_eq!((s.grid_dim, r.grid_dim, splits), ((3, 8, 2), (32, 2, 1), 3));
         // log2(e) / √128 = 1.442695 / 11.313708

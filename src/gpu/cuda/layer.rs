@@ -312,7 +312,7 @@ impl LayerBackend for CudaLayers {
             Arg::I32(int(a.cap, "cache rows")?),
             Arg::F32(launch::attn_scale_log2(a.head_dim)),
         ];
-        let c = launch::prefill(a.batch, a.heads, a.seq);
+        let c = launch::prefill(a.batch, a.heads, a.seq, launch::PREFILL_ROWS);
         self.kernel("attention_prefill", "attn_prefill_bf16", c, args)
     }
 

@@ -70,27 +70,38 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
             ]
         }
         // p: q, k, v, o
-        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
-            if head_dim != 128 || seq % 64 != 0 || heads % kv_heads != 0 {
-                return Err(GpuError::Unsupported(format!("prefill attention with head_dim {head_dim}, seq {seq}")));
+        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, tile } => {
+            let name = match tile {
+                64 => "attn_prefill_bf16",
+                128 => "attn_prefill_br128_bf16",
+                _ => return Err(GpuError::Unsupported(format!("prefill attention tiles of {tile} rows (64 or 128)"))),
+            };
+            if head_dim != 128 || seq % tile != 0 || heads % kv_heads != 0 {
+                return Err(GpuError::Unsupported(format!(
+                    "prefill attention with head_dim {head_dim}, seq {seq} (a multiple of {tile})"
+                )));
             }
-            let f = gpu.function("attention_prefill", "attn_prefill_bf16")?;
-            launch::allow_smem(&f, launch::PREFILL_SMEM, "attn_prefill_bf16")?;
+            let f = gpu.function("attention_prefill", name)?;
+            launch::allow_smem(&f, launch::PREFILL_SMEM, name)?;
             let scale = launch::attn_scale_log2(head_dim);
             // K and V hold exactly `seq` rows per (sequence, KV head): kv_cap = seq.
             let (seq, kv_heads) = (seq as i32, kv_heads as i32);
             vec![s(
                 f,
-                launch::prefill(batch, heads, seq as u64),
+                launch::prefill(batch, heads, seq as u64, tile),
                 vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(seq), I32(kv_heads), I32(seq), F32(scale)],
             )]
         }
         // p: qweight, scales, x, y
-        Workload::GemvInt4 { n, k } | Workload::GemvInt8 { n, k } => {
-            let name = if matches!(w, Workload::GemvInt4 { .. }) { "gemv_int4_bf16" } else { "gemv_int8_bf16" };
+        Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt8 { n, k } => {
             // Three blocks per SM grid-striding over rows (8 warps × 2 rows per block and pass); x
-            // is staged once per block in k·2 bytes of dynamic shared memory (kernels/gemv.cu).
-            let c = launch::gemv(n, k, gpu.sm_count())?;
+            // is staged once per block in dynamic shared memory: k·2 bytes, or k + k/4 bytes
+            // quantized to int8 (kernels/gemv.cu).
+            let (name, c) = match w {
+                Workload::GemvInt4 { .. } => ("gemv_int4_bf16", launch::gemv(n, k, gpu.sm_count())?),
+                Workload::GemvInt4Q8 { .. } => ("gemv_int4_q8_bf16", launch::gemv_q8(n, k, gpu.sm_count())?),
+                _ => ("gemv_int8_bf16", launch::gemv(n, k, gpu.sm_count())?),
+            };
             let f = gpu.function("gemv", name)?;
             launch::allow_smem(&f, c.shared_mem_bytes, name)?;
             vec![s(f, c, vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(n as i32), I32(k as i32)])]
@@ -178,11 +189,11 @@ fn buffers(w: &Workload) -> Vec<(u64, &'static str, f32)> {
                 (2 * batch * heads * head_dim, "none", 0.0),
             ]
         }
-        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim } => {
+        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
             let (q, kv) = (2 * batch * heads * seq * head_dim, 2 * batch * kv_heads * seq * head_dim);
             vec![(q, "bf16", 1.0), (kv, "bf16", 1.0), (kv, "bf16", 1.0), (q, "none", 0.0)]
         }
-        Workload::GemvInt4 { n, k } => {
+        Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } => {
             vec![(n * k / 2, "u32", 0.0), (2 * n * (k / 128), "f16", 0.01), (2 * k, "bf16", 1.0), (2 * n, "none", 0.0)]
         }
         Workload::GemvInt8 { n, k } => {
@@ -343,16 +354,25 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             run(gpu, &small, &[pq, pk, pv, pwo, pwm, po])?;
             Ok(verdict("cpu reference", &from_bf16(&gpu.download(&o)?), &want, 0.02, 0.05))
         }
-        Workload::AttentionPrefill { heads, kv_heads, head_dim, .. } => {
+        Workload::AttentionPrefill { heads, kv_heads, head_dim, tile, .. } => {
             let g = (heads / kv_heads).max(1) as usize;
-            let s = AttnShape { batch: 1, heads: 2 * g, kv_heads: 2, seq: 192, head_dim: head_dim as usize };
+            // Three query tiles: the diagonal, a full one and the first.
+            let seq = 3 * tile as usize;
+            let s = AttnShape { batch: 1, heads: 2 * g, kv_heads: 2, seq, head_dim: head_dim as usize };
             let (q, k, v) = (
                 rng.bf16_values(s.heads * s.seq * s.head_dim, 1.0),
                 rng.bf16_values(s.kv_heads * s.seq * s.head_dim, 1.0),
                 rng.bf16_values(s.kv_heads * s.seq * s.head_dim, 1.0),
             );
             let want = r::attention_causal(&q, &k, &v, s);
-            let small = Workload::AttentionPrefill { batch: 1, heads: s.heads as u64, kv_heads: 2, seq: 192, head_dim };
+            let small = Workload::AttentionPrefill {
+                batch: 1,
+                heads: s.heads as u64,
+                kv_heads: 2,
+                seq: seq as u64,
+                head_dim,
+                tile,
+            };
             let (_q, pq) = gpu.upload(&bf16s(&q))?;
             let (_k, pk) = gpu.upload(&bf16s(&k))?;
             let (_v, pv) = gpu.upload(&bf16s(&v))?;
@@ -360,19 +380,26 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             run(gpu, &small, &[pq, pk, pv, po])?;
             Ok(verdict("cpu reference", &from_bf16(&gpu.download(&o)?), &want, 0.02, 0.05))
         }
-        Workload::GemvInt4 { k, .. } => {
+        // The int8-activation variant is held to its bit-exact CPU twin (the quantization of x is
+        // its design, not an error of the kernel).
+        Workload::GemvInt4 { k, .. } | Workload::GemvInt4Q8 { k, .. } => {
             let n = 64usize;
             let k = k as usize;
             let qw: Vec<u32> = (0..n * k / 8).map(|_| rng.next_u32()).collect();
             let sc: Vec<f32> =
                 (0..n * k / 128).map(|_| r::f16_to_f32(r::f32_to_f16(0.01 + 0.01 * rng.uniform().abs()))).collect();
             let x = rng.bf16_values(k, 1.0);
-            let want = r::gemv_int4(&qw, &sc, &x, n, k);
+            let (small, want) = match w {
+                Workload::GemvInt4 { .. } => {
+                    (Workload::GemvInt4 { n: n as u64, k: k as u64 }, r::gemv_int4(&qw, &sc, &x, n, k))
+                }
+                _ => (Workload::GemvInt4Q8 { n: n as u64, k: k as u64 }, r::gemv_int4_q8(&qw, &sc, &x, n, k)),
+            };
             let (_a, pa) = gpu.upload(&qw)?;
             let (_b, pb) = gpu.upload(&sc.iter().map(|&v| r::f32_to_f16(v)).collect::<Vec<u16>>())?;
             let (_c, pc) = gpu.upload(&bf16s(&x))?;
             let (y, py) = gpu.upload(&vec![0u16; n])?;
-            run(gpu, &Workload::GemvInt4 { n: n as u64, k: k as u64 }, &[pa, pb, pc, py])?;
+            run(gpu, &small, &[pa, pb, pc, py])?;
             Ok(verdict("cpu reference", &from_bf16(&gpu.download(&y)?), &want, 0.05, 0.02))
         }
         Workload::GemvInt8 { k, .. } => {
