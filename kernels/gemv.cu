@@ -44,13 +44,30 @@ __device__ __forceinline__ void gemv_store(const float (&acc)[GEMV_ROWS], int r0
   }
 }
 
+// Issues every load of one step of the 4-bit row loop before any arithmetic: GEMV_UNROLL chunks
+// (32 weights, one uint4) of each of the warp's GEMV_ROWS rows from lane c0, and their group scales.
+__device__ __forceinline__ void gemv_load_int4(const uint4* __restrict__ qw, const f16_t* __restrict__ scales,
+                                               int r0, int c0, int n_rows, int k,
+                                               uint4 (&w)[GEMV_UNROLL][GEMV_ROWS], float (&s)[GEMV_UNROLL][GEMV_ROWS]) {
+  const int chunks = k / 32, groups = k / 128;
+#pragma unroll
+  for (int u = 0; u < GEMV_UNROLL; ++u)
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; ++r) {
+      const int c = c0 + 32 * u, row = r0 + r;
+      const bool ok = c < chunks && row < n_rows;
+      w[u][r] = ok ? __ldcs(qw + (u64)row * chunks + c) : make_uint4(0, 0, 0, 0);
+      s[u][r] = ok ? f16_to_f32(scales[(u64)row * groups + c / 4]) : 0.f;
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {
   extern __shared__ uint4 xs[];  // k / 8 entries: k·2 bytes of dynamic shared memory
   gemv_stage_x(x, xs, k);
   const int lane = threadIdx.x & 31;
-  const int chunks = k / 32, groups = k / 128;  // a chunk: 32 weights in one uint4
+  const int chunks = k / 32;  // a chunk: 32 weights in one uint4
   const int row_step = gridDim.x * GEMV_WARPS * GEMV_ROWS;
   for (int r0 = (blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * GEMV_ROWS; r0 < n_rows; r0 += row_step) {
     float acc[GEMV_ROWS];
@@ -59,15 +76,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_bf16(
     for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_UNROLL) {
       uint4 w[GEMV_UNROLL][GEMV_ROWS];
       float s[GEMV_UNROLL][GEMV_ROWS];
-#pragma unroll
-      for (int u = 0; u < GEMV_UNROLL; ++u)
-#pragma unroll
-        for (int r = 0; r < GEMV_ROWS; ++r) {
-          const int c = c0 + 32 * u, row = r0 + r;
-          const bool ok = c < chunks && row < n_rows;
-          w[u][r] = ok ? __ldcs(qw + (u64)row * chunks + c) : make_uint4(0, 0, 0, 0);
-          s[u][r] = ok ? f16_to_f32(scales[(u64)row * groups + c / 4]) : 0.f;
-        }
+      gemv_load_int4(qw, scales, r0, c0, n_rows, k, w, s);
 #pragma unroll
       for (int u = 0; u < GEMV_UNROLL; ++u) {
         const int c = c0 + 32 * u;
@@ -157,7 +166,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_q8_bf16(
     const uint4* __restrict__ qw, const f16_t* __restrict__ scales, const bf16_t* __restrict__ x,
     bf16_t* __restrict__ y, int n_rows, int k) {
   extern __shared__ uint4 q8s[];  // k + k/4 bytes: see above
-  const int chunks = k / 32, groups = k / 128;
+  const int chunks = k / 32;
   uint4* xq = q8s;
   float* xd = reinterpret_cast<float*>(q8s + 2 * chunks);
   int* xsum = reinterpret_cast<int*>(xd + chunks);
@@ -171,15 +180,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_THREADS) gemv_int4_q8_bf16(
     for (int c0 = lane; c0 < chunks; c0 += 32 * GEMV_UNROLL) {
       uint4 w[GEMV_UNROLL][GEMV_ROWS];
       float s[GEMV_UNROLL][GEMV_ROWS];
-#pragma unroll
-      for (int u = 0; u < GEMV_UNROLL; ++u)
-#pragma unroll
-        for (int r = 0; r < GEMV_ROWS; ++r) {
-          const int c = c0 + 32 * u, row = r0 + r;
-          const bool ok = c < chunks && row < n_rows;
-          w[u][r] = ok ? __ldcs(qw + (u64)row * chunks + c) : make_uint4(0, 0, 0, 0);
-          s[u][r] = ok ? f16_to_f32(scales[(u64)row * groups + c / 4]) : 0.f;
-        }
+      gemv_load_int4(qw, scales, r0, c0, n_rows, k, w, s);
 #pragma unroll
       for (int u = 0; u < GEMV_UNROLL; ++u) {
         const int c = c0 + 32 * u;

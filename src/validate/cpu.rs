@@ -38,6 +38,17 @@ pub fn host_fill(fill: Fill, bytes: u64, seed: u32, scale: f32) -> Vec<u8> {
     out
 }
 
+/// The reference's shape of an attention call (keys: the first `seq` cache rows).
+fn attn_shape(a: &Attn) -> AttnShape {
+    AttnShape {
+        batch: a.batch as usize,
+        heads: a.heads as usize,
+        kv_heads: a.kv_heads as usize,
+        seq: a.seq as usize,
+        head_dim: a.head_dim as usize,
+    }
+}
+
 fn unsupported(what: String) -> GpuError {
     GpuError::Unsupported(what)
 }
@@ -253,26 +264,14 @@ impl LayerBackend for CpuLayers {
     }
 
     fn attention_prefill(&mut self, q: Buf, k: Buf, v: Buf, o: Buf, a: Attn) -> Result<(), GpuError> {
-        let shape = AttnShape {
-            batch: a.batch as usize,
-            heads: a.heads as usize,
-            kv_heads: a.kv_heads as usize,
-            seq: a.seq as usize,
-            head_dim: a.head_dim as usize,
-        };
+        let shape = attn_shape(&a);
         let qv = self.read_bf16(q, a.batch * a.heads * a.seq * a.head_dim)?;
         let out = r::attention_causal(&qv, &self.cache_rows(k, &a)?, &self.cache_rows(v, &a)?, shape);
         self.write_bf16(o, &out)
     }
 
     fn attention_decode(&mut self, q: Buf, k: Buf, v: Buf, o: Buf, _ws: Buf, a: Attn) -> Result<(), GpuError> {
-        let shape = AttnShape {
-            batch: a.batch as usize,
-            heads: a.heads as usize,
-            kv_heads: a.kv_heads as usize,
-            seq: a.seq as usize,
-            head_dim: a.head_dim as usize,
-        };
+        let shape = attn_shape(&a);
         let qv = self.read_bf16(q, a.batch * a.heads * a.head_dim)?;
         let out = r::attention_decode(&qv, &self.cache_rows(k, &a)?, &self.cache_rows(v, &a)?, shape);
         self.write_bf16(o, &out)
