@@ -1,0 +1,72 @@
+//! validate's engine and the planner's `headroom` profile describe the same buffers: for every
+//! catalog model the engine runs, any format it takes, batch and context, the plan's weights, KV
+//! cache, activations and workspace equal the engine's slabs to the byte. And a model or request
+//! the engine cannot run is refused with an error, never a panic.
+
+use headroom::catalog::models::ModelCatalog;
+use headroom::model::tensors::inventory;
+use headroom::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, WeightLayout};
+use headroom::quant::{KvFormat, WeightFormat};
+use headroom::units::Bytes;
+use headroom::validate::layout::{layout, prompt_for, Request};
+use proptest::prelude::*;
+
+const FORMATS: [&str; 5] = ["bf16", "fp16", "gptq", "awq", "q4_k_m"];
+
+proptest! {
+    // About a third of the draws are models, formats or requests the engine refuses.
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn the_plan_predicts_the_engine_slabs(
+        model_i in 0usize..64, format_i in 0usize..5, batch in 1u64..9, context in 1u64..40_000,
+        hopper in any::<bool>(),
+    ) {
+        let models: Vec<_> = ModelCatalog::builtin().iter().collect();
+        let spec = models[model_i % models.len()].spec();
+        let format = WeightFormat::parse(FORMATS[format_i]).unwrap();
+        let req = Request { batch, context, prompt: prompt_for(context, 64) };
+        let major = if hopper { 9 } else { 8 };
+        // Refusals are errors, never panics; what runs is predicted exactly.
+        let Ok(lay) = layout(spec, format, &req, major) else { return Ok(()) };
+        let tensors = inventory(spec);
+        let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
+        let generation = if hopper { Generation::Hopper } else { Generation::Ampere };
+        let device = Device { id: "gpu".into(), capacity: Bytes(1 << 50), count: 1, generation };
+        let plan = plan_inference(&InferenceRequest {
+            spec,
+            weights: &weights,
+            kv: KvFormat::Bf16,
+            context,
+            batch,
+            engine: Engine::Headroom,
+            options: EngineOptions::default(),
+            device: Some(device),
+            split: None,
+        })
+        .unwrap();
+        let m = &plan.memory;
+        prop_assert_eq!(m.weights.0, lay.weight_bytes(), "{} weights", spec.id);
+        prop_assert_eq!(m.kv_cache.0, lay.kv_bytes(), "{} kv", spec.id);
+        prop_assert_eq!(m.activations.0, lay.arena_bytes(), "{} arena", spec.id);
+        prop_assert_eq!(m.workspace.0, lay.workspace_bytes(), "{} workspace", spec.id);
+    }
+}
+
+/// Which catalog models the engine runs: the Llama-style ones with head_dim 128.
+#[test]
+fn the_engine_runs_the_llama_style_catalog_models() {
+    let bf16 = WeightFormat::parse("bf16").unwrap();
+    let req = Request { batch: 1, context: 4096, prompt: 4032 };
+    let runs: Vec<String> = ModelCatalog::builtin()
+        .iter()
+        .filter(|m| layout(m.spec(), bf16, &req, 9).is_ok())
+        .map(|m| m.entry.id.clone())
+        .collect();
+    for id in ["llama-2-7b", "llama-2-13b", "llama-2-70b", "llama-3.1-8b"] {
+        assert!(runs.iter().any(|r| r == id), "{id} not runnable: {runs:?}");
+    }
+    for id in ["mixtral-8x7b", "deepseek-v2-lite", "falcon-7b", "gemma-2-9b"] {
+        assert!(!runs.iter().any(|r| r == id), "{id} should be refused");
+    }
+}
