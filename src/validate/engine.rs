@@ -47,13 +47,18 @@ struct LayerWeights {
 }
 
 /// The model on a backend: its weights, KV cache, arena and workspace.
-pub struct Model {
-    spec: ModelSpec,
-    req: Request,
+/// Where each weight of the model lives.
+struct Weights {
     embed: Buf,
     out_norm: Buf,
     lm_head: Linear,
     layers: Vec<LayerWeights>,
+}
+
+pub struct Model {
+    spec: ModelSpec,
+    req: Request,
+    w: Weights,
     kv: Vec<(Buf, Buf)>,
     x: Buf,
     n: Buf,
@@ -133,11 +138,8 @@ impl KvLoaded {
         let (cos_buf, sin_buf) = split_half(rotary);
         b.upload(cos_buf, &cos)?;
         b.upload(sin_buf, &sin)?;
-        let mut model = Model {
-            embed: Buf { slab: 0, offset: 0, bytes: 0 },
-            out_norm: Buf { slab: 0, offset: 0, bytes: 0 },
-            lm_head: Linear::Bf16 { w: Buf { slab: 0, offset: 0, bytes: 0 }, rows: 0, cols: 0 },
-            layers: Vec::new(),
+        Ok(Model {
+            w: Weights::bind(&spec, &tensors)?,
             kv: self.kv,
             x: arena[0],
             n: arena[1],
@@ -150,9 +152,7 @@ impl KvLoaded {
             dequant: named("dequantized"),
             spec,
             req,
-        };
-        model.bind(&tensors)?;
-        Ok(model)
+        })
     }
 }
 
@@ -205,59 +205,54 @@ fn fill_tensor<B: LayerBackend>(
     Ok(())
 }
 
-impl Model {
-    /// Assigns the loaded tensors to their places in the model.
-    fn bind(&mut self, tensors: &[(TensorAlloc, Vec<Buf>)]) -> Result<(), GpuError> {
-        let linear = |t: &TensorAlloc, p: &[Buf]| match t.storage {
-            Storage::Bf16 => Linear::Bf16 { w: p[0], rows: t.desc.rows, cols: t.desc.cols },
-            Storage::Int4(_) => Linear::Int4 { qweight: p[0], scales: p[1], rows: t.desc.rows, cols: t.desc.cols },
+impl Weights {
+    /// Finds every tensor's place in the model.
+    fn bind(spec: &ModelSpec, tensors: &[(TensorAlloc, Vec<Buf>)]) -> Result<Weights, GpuError> {
+        let find = |layer: Option<u32>, role: Role| {
+            tensors
+                .iter()
+                .find(|(t, _)| t.desc.layer == layer && t.desc.role == role)
+                .ok_or_else(|| GpuError::Unsupported(format!("{} has no {role:?} tensor in layer {layer:?}", spec.id)))
         };
-        let none = Buf { slab: 0, offset: 0, bytes: 0 };
-        let blank = Linear::Bf16 { w: none, rows: 0, cols: 0 };
-        self.layers = (0..self.spec.num_layers)
-            .map(|_| LayerWeights {
-                attn_norm: none,
-                ffn_norm: none,
-                q: blank,
-                k: blank,
-                v: blank,
-                o: blank,
-                gate: blank,
-                up: blank,
-                down: blank,
+        let vector = |layer, role| find(layer, role).map(|(_, p)| p[0]);
+        let linear = |layer, role| {
+            find(layer, role).map(|(t, p)| match t.storage {
+                Storage::Bf16 => Linear::Bf16 { w: p[0], rows: t.desc.rows, cols: t.desc.cols },
+                Storage::Int4(_) => Linear::Int4 { qweight: p[0], scales: p[1], rows: t.desc.rows, cols: t.desc.cols },
             })
-            .collect();
-        let mut lm_head = None;
-        for (t, p) in tensors {
-            let Some(layer) = t.desc.layer else {
-                match t.desc.role {
-                    Role::TokenEmbd => self.embed = p[0],
-                    Role::OutputNorm => self.out_norm = p[0],
-                    Role::Output => lm_head = Some(linear(t, p)),
-                    _ => {}
-                }
-                continue;
-            };
-            let l = &mut self.layers[layer as usize];
-            match t.desc.role {
-                Role::AttnNorm => l.attn_norm = p[0],
-                Role::FfnNorm => l.ffn_norm = p[0],
-                Role::AttnQ => l.q = linear(t, p),
-                Role::AttnK => l.k = linear(t, p),
-                Role::AttnV => l.v = linear(t, p),
-                Role::AttnOutput => l.o = linear(t, p),
-                Role::FfnGate => l.gate = linear(t, p),
-                Role::FfnUp => l.up = linear(t, p),
-                Role::FfnDown => l.down = linear(t, p),
-                other => return Err(GpuError::Unsupported(format!("validate has no place for tensor {other:?}"))),
-            }
-        }
-        // Tied embeddings: the output layer is the embedding table.
-        self.lm_head =
-            lm_head.unwrap_or(Linear::Bf16 { w: self.embed, rows: self.spec.vocab_size, cols: self.spec.hidden_size });
-        Ok(())
+        };
+        let embed = vector(None, Role::TokenEmbd)?;
+        let layers = (0..spec.num_layers as u32)
+            .map(|l| {
+                let l = Some(l);
+                Ok(LayerWeights {
+                    attn_norm: vector(l, Role::AttnNorm)?,
+                    ffn_norm: vector(l, Role::FfnNorm)?,
+                    q: linear(l, Role::AttnQ)?,
+                    k: linear(l, Role::AttnK)?,
+                    v: linear(l, Role::AttnV)?,
+                    o: linear(l, Role::AttnOutput)?,
+                    gate: linear(l, Role::FfnGate)?,
+                    up: linear(l, Role::FfnUp)?,
+                    down: linear(l, Role::FfnDown)?,
+                })
+            })
+            .collect::<Result<Vec<_>, GpuError>>()?;
+        Ok(Weights {
+            embed,
+            out_norm: vector(None, Role::OutputNorm)?,
+            // Tied embeddings: the output layer is the embedding table.
+            lm_head: linear(None, Role::Output).unwrap_or(Linear::Bf16 {
+                w: embed,
+                rows: spec.vocab_size,
+                cols: spec.hidden_size,
+            }),
+            layers,
+        })
     }
+}
 
+impl Model {
     /// Writes token ids (i32) starting at slot `at` of the id buffer. A pass at position `pos0`
     /// reads its `batch × seq` ids from slot `pos0 × batch`: a prefill's `[batch][seq]` from 0,
     /// decode step p's `[batch]` from p·batch, so every step's ids can be written up front.
@@ -315,8 +310,8 @@ impl Model {
         let kv_heads = Heads { heads: s.num_kv_heads, ..q_heads };
         let cap = self.req.context;
 
-        b.embed(self.ids.skip(pos0 * batch * 4), self.embed, x, t, h)?;
-        for (layer, w) in self.layers.iter().enumerate() {
+        b.embed(self.ids.skip(pos0 * batch * 4), self.w.embed, x, t, h)?;
+        for (layer, w) in self.w.layers.iter().enumerate() {
             let (kc, vc) = self.kv[layer];
             b.rmsnorm(x, w.attn_norm, n, t, h, EPS)?;
             b.linear(&w.q, n, h, q, t, self.dequant)?;
@@ -347,9 +342,9 @@ impl Model {
             b.linear(&w.down, gate, i, n, t, self.dequant)?;
             b.add(x, n, t * h)?;
         }
-        b.rmsnorm(x, self.out_norm, n, t, h, EPS)?;
+        b.rmsnorm(x, self.w.out_norm, n, t, h, EPS)?;
         // The last token of each sequence: rows seq−1, 2·seq−1, ...
-        b.linear(&self.lm_head, n.skip(bf16_bytes((seq - 1) * h)), seq * h, self.logits, batch, self.dequant)
+        b.linear(&self.w.lm_head, n.skip(bf16_bytes((seq - 1) * h)), seq * h, self.logits, batch, self.dequant)
     }
 
     /// The logits of the last forward pass, `[batch][vocab]`.
