@@ -21,7 +21,7 @@ use anyhow::Context;
 pub fn run(args: &ValidateArgs) -> anyhow::Result<String> {
     let model = resolve(&args.plan.model)?;
     // Input errors first (exit 1), before any GPU is touched.
-    let setup = Setup::new(&model, args, 9)?;
+    let setup = Setup::new(&model, args)?;
     crate::gpu::cuda::driver_present()?;
     let mut probe = crate::validate::probe::NvmlProbe::open()?;
     let nvml_info = crate::gpu::nvml::devices().ok().and_then(|d| d.into_iter().next());
@@ -44,9 +44,8 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Checks the model, format and request are ones the engine runs (`major`: the GPU's
-    /// compute capability, which sets the cuBLAS workspace).
-    pub fn new(model: &ResolvedModel, args: &ValidateArgs, major: u32) -> anyhow::Result<Setup> {
+    /// Checks the model, format and request are ones the engine runs.
+    pub fn new(model: &ResolvedModel, args: &ValidateArgs) -> anyhow::Result<Setup> {
         let p = &args.plan;
         if p.engine.as_deref().is_some_and(|e| Engine::parse(e) != Ok(Engine::Headroom)) {
             anyhow::bail!("validate runs headroom's own engine; drop --engine (its plan is `--engine headroom`)");
@@ -61,7 +60,8 @@ impl Setup {
         let context = p.context.unwrap_or(4096.min(model.spec.max_context));
         let req = Request { batch: p.batch, context, prompt: prompt_for(context, args.decode_steps) };
         let setup = Setup { format, req };
-        setup.layout(model, major)?;
+        // Any compute capability: it only sizes the cuBLAS workspace.
+        setup.layout(model, 9)?;
         Ok(setup)
     }
 
@@ -224,7 +224,7 @@ mod tests {
         let dir = tiny_dir();
         let a = args(&format!("{} --context 128 --decode-steps 8", dir.path().join("config.json").display()));
         let model = resolve(&a.plan.model).unwrap();
-        let setup = Setup::new(&model, &a, 9).unwrap();
+        let setup = Setup::new(&model, &a).unwrap();
         let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(100 << 30), setup).unwrap();
         assert!(r.fits && r.note.is_none());
         let m = r.measured.as_ref().unwrap();
@@ -239,7 +239,7 @@ mod tests {
     fn a_plan_larger_than_free_memory_is_reported_not_run() {
         let a = args("llama-2-70b --weights bf16 --no-check");
         let model = resolve(&a.plan.model).unwrap();
-        let setup = Setup::new(&model, &a, 9).unwrap();
+        let setup = Setup::new(&model, &a).unwrap();
         let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(80 << 30), setup).unwrap();
         assert!(!r.fits && r.measured.is_none());
         assert!(r.note.as_deref().unwrap().starts_with("does not fit"));
@@ -256,7 +256,7 @@ mod tests {
         ] {
             let a = args(line);
             let model = resolve(&a.plan.model).unwrap();
-            let e = Setup::new(&model, &a, 9).err().unwrap_or_else(|| panic!("{line} was accepted"));
+            let e = Setup::new(&model, &a).err().unwrap_or_else(|| panic!("{line} was accepted"));
             assert!(format!("{e:#}").contains(want), "{line}: {e:#}");
         }
     }
