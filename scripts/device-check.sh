@@ -6,7 +6,7 @@
 # PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer |
 # train | watch | validate | headroom | all. The default, all, is bench, torch, validate and watch:
 # what still needs measuring (context, infer and train were measured on an H200 on 2026-11-27;
-# name them to rerun them). The transport returns at most 8 files.
+# name them to rerun them); validate runs first. The transport returns at most 8 files.
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
 # `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
@@ -144,6 +144,68 @@ PYEOF
   ldconfig -p 2>/dev/null | awk '/libnvrtc\.so|libcublas\.so/ { print $NF }' | xargs -r -n1 dirname | sort -u | paste -sd: -
 }
 
+# The GPU catalog id of this machine's GPU, for --plan / --gpu.
+gpu_id() {
+  if [[ -n ${HEADROOM_GPU:-} ]]; then
+    echo "$HEADROOM_GPU"
+  elif nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
+    echo h200
+  else
+    echo h100-sxm
+  fi
+}
+
+# Merges the JSON files given after the output into one JSON array (each file's value, or an
+# error record when a file is missing or broken).
+merge_json() {
+  "$PY" - "$@" <<'PYEOF'
+import json, sys
+out, items = sys.argv[1], []
+for path in sys.argv[2:]:
+    label, _, f = path.partition("=")
+    try:
+        items.append({"case_id": label, "report": json.load(open(f))})
+    except Exception as e:
+        items.append({"case_id": label, "error": f"{type(e).__name__}: {e}"})
+json.dump(items, open(out, "w"), indent=1)
+PYEOF
+}
+
+# headroom validate (issue 6): our engine on the planned configuration, NVML after each phase.
+# First, because nothing else measures it; the 70B case last (the longest).
+VALIDATE=(
+  "llama-2-7b --weights bf16 --context 4096"
+  "llama-2-7b --weights awq --context 4096"
+  "llama-2-13b --weights bf16 --context 4096"
+  "llama-2-7b --weights bf16 --context 4096 --batch 4"
+  "llama-2-70b --weights awq --context 4096"
+)
+if want validate; then
+  HR=target/release/headroom
+  if [[ -x $HR ]]; then
+    LIBS=$(cuda_lib_dirs | paste -sd: - | sed 's/^://; s/:$//')
+    FILES=()
+    n=0
+    for args in "${VALIDATE[@]}"; do
+      n=$((n + 1))
+      id="validate-$(echo "$args" | tr -s ' -' '-' | sed 's/^-//')"
+      used=$(elapsed "$T0")
+      if ((BUDGET_S - ${used%.*} < 40)); then echo "=== $id: SKIPPED (budget)"; continue; fi
+      echo "=== $id"
+      t0=$EPOCHREALTIME
+      rc=0
+      # shellcheck disable=SC2086 # args is a word list on purpose
+      LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 120 "$HR" validate $args \
+        --json "$WORK/validate-$n.json" || rc=$?
+      printf '%s\t%s\t%s\t%s\n' "$id" validate.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+      FILES+=("$id=$WORK/validate-$n.json")
+    done
+    merge_json "$DIR/validate.json" "${FILES[@]}" || echo "[warn] validate.json not written"
+  else
+    echo "=== validate: $HR not built here; skipped"
+  fi
+fi
+
 if want bench; then
   HR=target/release/headroom
   if [[ -x $HR ]]; then
@@ -185,33 +247,6 @@ if want train; then
   done
 fi
 
-# The GPU catalog id of this machine's GPU, for --plan / --gpu.
-gpu_id() {
-  if [[ -n ${HEADROOM_GPU:-} ]]; then
-    echo "$HEADROOM_GPU"
-  elif nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H200; then
-    echo h200
-  else
-    echo h100-sxm
-  fi
-}
-
-# Merges the JSON files given after the output into one JSON array (each file's value, or an
-# error record when a file is missing or broken).
-merge_json() {
-  "$PY" - "$@" <<'PYEOF'
-import json, sys
-out, items = sys.argv[1], []
-for path in sys.argv[2:]:
-    label, _, f = path.partition("=")
-    try:
-        items.append({"case_id": label, "report": json.load(open(f))})
-    except Exception as e:
-        items.append({"case_id": label, "error": f"{type(e).__name__}: {e}"})
-json.dump(items, open(out, "w"), indent=1)
-PYEOF
-}
-
 # headroom watch around real transformers clients (issue 6): the process tree's NVML peak
 # against the plan's total (CUDA context included). The client runs as a grandchild (sh, then
 # python): watch must count the whole tree.
@@ -248,40 +283,6 @@ if want watch; then
     tail -n 30 "$WORK/watch-child.log" 2>/dev/null || true
   else
     echo "=== watch: $HR not built here; skipped"
-  fi
-fi
-
-# headroom validate (issue 6): our engine on the planned configuration, NVML after each phase.
-VALIDATE=(
-  "llama-2-7b --weights bf16 --context 4096"
-  "llama-2-7b --weights awq --context 4096"
-  "llama-2-13b --weights bf16 --context 4096"
-  "llama-2-70b --weights awq --context 4096"
-  "llama-2-7b --weights bf16 --context 4096 --batch 4"
-)
-if want validate; then
-  HR=target/release/headroom
-  if [[ -x $HR ]]; then
-    LIBS=$(cuda_lib_dirs | paste -sd: - | sed 's/^://; s/:$//')
-    FILES=()
-    n=0
-    for args in "${VALIDATE[@]}"; do
-      n=$((n + 1))
-      id="validate-$(echo "$args" | tr -s ' -' '-' | sed 's/^-//')"
-      used=$(elapsed "$T0")
-      if ((BUDGET_S - ${used%.*} < 40)); then echo "=== $id: SKIPPED (budget)"; continue; fi
-      echo "=== $id"
-      t0=$EPOCHREALTIME
-      rc=0
-      # shellcheck disable=SC2086 # args is a word list on purpose
-      LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 150 "$HR" validate $args \
-        --json "$WORK/validate-$n.json" || rc=$?
-      printf '%s\t%s\t%s\t%s\n' "$id" validate.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
-      FILES+=("$id=$WORK/validate-$n.json")
-    done
-    merge_json "$DIR/validate.json" "${FILES[@]}" || echo "[warn] validate.json not written"
-  else
-    echo "=== validate: $HR not built here; skipped"
   fi
 fi
 
