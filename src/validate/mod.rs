@@ -9,6 +9,7 @@ pub mod layout;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod train_backend;
 
 /// The small model validate checks its GPU kernels with against [`cpu::CpuLayers`]: two layers,
 /// GQA with two query heads per KV head, head_dim 128 (explicit, wider than hidden / heads).
