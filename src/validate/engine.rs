@@ -21,7 +21,7 @@ use crate::model::spec::ModelSpec;
 use crate::model::tensors::Role;
 
 /// RMSNorm epsilon (Llama 2's `rms_norm_eps`; the value does not change the work).
-const EPS: f32 = 1e-5;
+pub(super) const EPS: f32 = 1e-5;
 /// RoPE base (Llama 2's `rope_theta`; the value does not change the work).
 const ROPE_THETA: f64 = 10_000.0;
 
@@ -34,26 +34,28 @@ pub enum Init {
     Host,
 }
 
-struct LayerWeights {
-    attn_norm: Buf,
-    ffn_norm: Buf,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+/// One decoder layer's weights.
+pub(super) struct LayerWeights {
+    pub attn_norm: Buf,
+    pub ffn_norm: Buf,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+/// Where each weight of the model lives.
+pub(super) struct Weights {
+    pub embed: Buf,
+    pub out_norm: Buf,
+    pub lm_head: Linear,
+    pub layers: Vec<LayerWeights>,
 }
 
 /// The model on a backend: its weights, KV cache, arena and workspace.
-/// Where each weight of the model lives.
-struct Weights {
-    embed: Buf,
-    out_norm: Buf,
-    lm_head: Linear,
-    layers: Vec<LayerWeights>,
-}
 
 pub struct Model {
     spec: ModelSpec,
@@ -81,17 +83,27 @@ impl Model {
         req: &Request,
         init: Init,
     ) -> Result<WeightsLoaded, GpuError> {
-        let sizes: Vec<u64> = layout.tensors.iter().flat_map(|t| t.parts.iter().copied()).collect();
-        let bufs = b.alloc_slab("weights", &sizes)?;
-        let mut it = bufs.into_iter();
-        let mut loaded = Vec::with_capacity(layout.tensors.len());
-        for (i, t) in layout.tensors.iter().enumerate() {
-            let parts: Vec<Buf> = it.by_ref().take(t.parts.len()).collect();
-            fill_tensor(b, t, &parts, 1 + i as u32, init)?;
-            loaded.push((t.clone(), parts));
-        }
-        Ok(WeightsLoaded { tensors: loaded, spec: spec.clone(), req: req.clone() })
+        let tensors = load_tensors(b, &layout.tensors, init)?;
+        Ok(WeightsLoaded { tensors, spec: spec.clone(), req: req.clone() })
     }
+}
+
+/// Allocates one slab for `tensors` and fills each: every tensor with its parts' buffers.
+pub(super) fn load_tensors<B: LayerBackend>(
+    b: &mut B,
+    tensors: &[TensorAlloc],
+    init: Init,
+) -> Result<Vec<(TensorAlloc, Vec<Buf>)>, GpuError> {
+    let sizes: Vec<u64> = tensors.iter().flat_map(|t| t.parts.iter().copied()).collect();
+    let bufs = b.alloc_slab("weights", &sizes)?;
+    let mut it = bufs.into_iter();
+    let mut loaded = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        let parts: Vec<Buf> = it.by_ref().take(t.parts.len()).collect();
+        fill_tensor(b, t, &parts, 1 + i as u32, init)?;
+        loaded.push((t.clone(), parts));
+    }
+    Ok(loaded)
 }
 
 /// Weights on the device, waiting for the KV cache and the arena.
@@ -162,7 +174,7 @@ fn split_half(b: Buf) -> (Buf, Buf) {
 }
 
 /// cos and sin f32 `[positions][head_dim/2]`, position p and pair j at angle p·θ^(−2j/d).
-fn rotary_tables(positions: u64, head_dim: u64) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn rotary_tables(positions: u64, head_dim: u64) -> (Vec<u8>, Vec<u8>) {
     let half = head_dim / 2;
     let (mut cos, mut sin) = (Vec::new(), Vec::new());
     for p in 0..positions {
@@ -207,7 +219,7 @@ fn fill_tensor<B: LayerBackend>(
 
 impl Weights {
     /// Finds every tensor's place in the model.
-    fn bind(spec: &ModelSpec, tensors: &[(TensorAlloc, Vec<Buf>)]) -> Result<Weights, GpuError> {
+    pub(super) fn bind(spec: &ModelSpec, tensors: &[(TensorAlloc, Vec<Buf>)]) -> Result<Weights, GpuError> {
         let find = |layer: Option<u32>, role: Role| {
             tensors
                 .iter()

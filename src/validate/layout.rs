@@ -186,13 +186,17 @@ fn tensor_alloc(spec: &ModelSpec, format: WeightFormat, t: &TensorDesc) -> Tenso
     }
 }
 
+/// Every weight tensor of `spec` as the engine allocates it in `format`.
+pub fn weight_tensors(spec: &ModelSpec, format: WeightFormat) -> Vec<TensorAlloc> {
+    inventory(spec).iter().filter(|t| t.part == Part::Weight).map(|t| tensor_alloc(spec, format, t)).collect()
+}
+
 /// The engine's allocations for `spec` in `format` on a GPU of compute capability `major`.
 pub fn layout(spec: &ModelSpec, format: WeightFormat, req: &Request, major: u32) -> Result<Layout, Unsupported> {
     check_model(spec)?;
     let st = storage(format)?;
     check_request(spec, st, req)?;
-    let tensors: Vec<TensorAlloc> =
-        inventory(spec).iter().filter(|t| t.part == Part::Weight).map(|t| tensor_alloc(spec, format, t)).collect();
+    let tensors = weight_tensors(spec, format);
     let (h, q, kv, i) = (spec.hidden_size, spec.q_width(), spec.kv_width(), spec.intermediate_size);
     let t = req.batch * req.context;
     let scratch = bf16_bytes(t * (3 * q + 2 * kv)).max(bf16_bytes(2 * t * i));

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod train;
 pub mod train_backend;
 
 /// The small model validate checks its GPU kernels with against [`cpu::CpuLayers`]: two layers,
