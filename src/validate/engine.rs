@@ -56,7 +56,6 @@ pub(super) struct Weights {
 }
 
 /// The model on a backend: its weights, KV cache, arena and workspace.
-
 pub struct Model {
     spec: ModelSpec,
     req: Request,
