@@ -70,3 +70,27 @@ fn the_engine_runs_the_llama_style_catalog_models() {
         assert!(!runs.iter().any(|r| r == id), "{id} should be refused");
     }
 }
+
+/// The training step: `plan --mode full --engine headroom` predicts the step's buffers exactly.
+#[test]
+fn the_training_plan_predicts_the_step_buffers() {
+    use clap::Parser;
+    use headroom::cli::{Cli, Command};
+    use headroom::validate::train::{train_layout, TrainRequest};
+    for (model, seq, batch) in [("llama-2-7b", 1024, 1), ("llama-2-13b", 2048, 2), ("llama-3.1-8b", 512, 4)] {
+        let line = format!(
+            "headroom plan {model} --mode full --precision mixed --optimizer adamw --engine headroom --context {seq} --batch {batch} --gpu h200"
+        );
+        let Command::Plan(args) = Cli::try_parse_from(line.split_whitespace()).unwrap().command else { unreachable!() };
+        let r = headroom::commands::plan::report(&args).unwrap();
+        let spec = ModelCatalog::builtin().get(model).unwrap().spec();
+        let l = train_layout(spec, TrainRequest { batch, seq }, 9).unwrap();
+        let m = &r.memory;
+        assert_eq!(m.weights.0, l.weight_bytes(), "{model} weights");
+        assert_eq!(m.gradients.0, l.gradients, "{model} gradients");
+        assert_eq!(m.optimizer.0, l.optimizer, "{model} optimizer");
+        assert_eq!(m.activations.0, l.saved_bytes() + l.scratch, "{model} activations");
+        assert_eq!(m.workspace.0, l.workspace_bytes(), "{model} workspace");
+        assert_eq!(r.training.as_ref().unwrap().saved_activations_bytes, l.saved_bytes());
+    }
+}

@@ -50,6 +50,15 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         let method = if *role == ModelRole::Critic { policy_method.clone() } else { Method::Frozen };
         models.push(ModelInput { role: *role, spec: &m.spec, tensors: &m.tensors, format, method });
     }
+    // Training plans model transformers + PyTorch, or headroom's own engine (validate).
+    let engine = match args.engine.as_deref().map(crate::plan::Engine::parse).transpose()? {
+        None | Some(crate::plan::Engine::Hf) => crate::plan::Engine::Hf,
+        Some(crate::plan::Engine::Headroom) => crate::plan::Engine::Headroom,
+        Some(other) => anyhow::bail!(
+            "--engine {} plans inference only; training plans use hf (transformers) or headroom (validate's engine)",
+            other.id()
+        ),
+    };
     let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
@@ -79,10 +88,11 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
         loss_chunk: t.loss_chunk,
         parallel: Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) },
         device: gpu.map(|(g, count)| device(g, count)),
+        engine,
     };
     let (mut plan, summary) = plan_training(&req)?;
     let speed = match gpu {
-        Some((g, _)) if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora) => {
+        Some((g, _)) if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora) && engine == crate::plan::Engine::Hf => {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
             let s = speed(model, args, &req, g, summary.trainable_parameters, &mut basis)?;
             plan.basis = basis.0;
@@ -106,7 +116,7 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
             kv_cache: "bf16".to_string(),
             context,
             batch: args.batch,
-            engine: "hf".to_string(),
+            engine: engine.id().to_string(),
             mode: mode.id().to_string(),
         },
         memory: plan.memory,

@@ -13,6 +13,7 @@
 //! `state` (per-model bytes on a GPU), `parallel` (ZeRO/TP/PP), `phases` (moments), `rlhf`.
 
 pub mod activations;
+pub mod headroom;
 pub mod lora;
 pub mod optimizer;
 pub mod parallel;
@@ -136,6 +137,9 @@ pub struct TrainingRequest<'a> {
     pub loss_chunk: Option<u64>,
     pub parallel: Parallel,
     pub device: Option<Device>,
+    /// Hf: transformers and PyTorch autograd (dynamic allocation, phases). Headroom:
+    /// `validate`'s training step, every buffer allocated up front.
+    pub engine: crate::plan::Engine,
 }
 
 /// One phase's memory at its largest moment.

@@ -49,7 +49,14 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
     let mut basis = BasisLog::default();
     let p = req.parallel;
     let mut stages = Vec::new();
-    for stage in 0..p.pp {
+    if req.engine == Engine::Headroom {
+        super::headroom::check(req)?;
+        let state = model_state(&req.models[0], req.precision, req.optimizer, &p, 0)?;
+        explain_states(req, &state, &mut basis);
+        let (phase, saved) = super::headroom::step(req, &mut basis)?;
+        stages.push((phase.clone(), vec![phase], vec![state], saved));
+    }
+    for stage in 0..if stages.is_empty() { p.pp } else { 0 } {
         let mut scratch = BasisLog::default();
         stages.push(stage_plan(req, stage, if stage == 0 { &mut basis } else { &mut scratch })?);
     }
