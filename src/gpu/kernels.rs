@@ -26,7 +26,7 @@ macro_rules! family {
 }
 
 /// Every kernel family, in the order the suite uses them.
-pub const FAMILIES: [Family; 10] = [
+pub const FAMILIES: [Family; 11] = [
     family!("fill", 70),
     family!("bandwidth", 70),
     family!("attention_decode", 70),
@@ -36,6 +36,7 @@ pub const FAMILIES: [Family; 10] = [
     family!("silu_gate", 70),
     family!("adamw", 70),
     family!("layer", 70),
+    family!("train", 70),
     family!("attention_prefill", 80),
 ];
 

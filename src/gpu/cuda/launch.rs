@@ -1,7 +1,9 @@
 //! Launch configurations of the kernels `bench` (setup.rs) and `validate` (layer.rs) share, as
 //! pure functions of the shapes so they are tested without a GPU: grids, block sizes, dynamic
 //! shared memory and the shape limits each kernel is written for (each `kernels/*.cu` header
-//! documents its indexing).
+//! documents its indexing). The training step's kernels and GEMMs are in `train`.
+
+pub(crate) mod train;
 
 use super::GemmCall;
 use crate::gpu::workload::GemmDtype;
@@ -130,6 +132,7 @@ pub(crate) fn linear_gemm(
         lda: k,
         ldb,
         ldc: m,
+        accumulate: false,
     })
 }
 
@@ -222,7 +225,7 @@ mod tests {
     fn linear_maps_row_major_onto_column_major_gemm() {
         let g = linear_gemm(11008, 4096, 4096, 4096, (1, 2, 3)).unwrap();
         assert_eq!((g.m, g.n, g.k, g.lda, g.ldb, g.ldc), (11008, 4096, 4096, 4096, 4096, 11008));
-        assert!(g.trans_a && !g.trans_b && g.dtype == GemmDtype::Bf16);
+        assert!(g.trans_a && !g.trans_b && !g.accumulate && g.dtype == GemmDtype::Bf16);
         assert_eq!((g.a, g.b, g.c), (1, 2, 3));
         let q = linear_gemm(4096, 4096, 7, 12288, (1, 2, 3)).unwrap();
         assert_eq!((q.n, q.ldb), (7, 12288));
@@ -239,6 +242,7 @@ mod tests {
         assert_eq!((f.trans_a, f.trans_b, f.lda, f.ldb, f.ldc), (false, false, 96, 64, 96));
         let i = GemmCall::packed(GemmDtype::Int8, 96, 80, 64, 1, 2, 3);
         assert_eq!((i.trans_a, i.trans_b, i.lda, i.ldb, i.ldc), (true, false, 64, 64, 96));
+        assert!(!f.accumulate && !i.accumulate);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! attention kernels) and cuBLAS GemmEx for bf16 linear layers. Every call checks the buffers it
 //! is given (inside their slab, large and aligned enough for the kernel) and the shape (what the
 //! kernel is written for) first, and answers [`GpuError::Unsupported`] instead of launching.
+//! The training step's operations (`TrainBackend`) are in `train.rs`.
 
 use super::launch::{self, cfg};
 use super::{Arg, CudaGpu, Step};
@@ -14,6 +15,7 @@ use cudarc::driver::{CudaEvent, CudaSlice, LaunchConfig};
 use slab::{bytes, int, pack, resolve, unsupported, Span, ALIGN};
 
 mod slab;
+mod train;
 
 /// `validate`'s operations on a CUDA device (see the module doc).
 pub struct CudaLayers {

@@ -69,6 +69,9 @@ pub(crate) fn shape(g: &GemmCall) -> Result<Fp8Shape, GpuError> {
     if g.dtype != GemmDtype::Fp8 {
         return unsupported("not an fp8 call");
     }
+    if g.accumulate {
+        return unsupported("the FP8 path writes C (beta = 0) and cannot accumulate into it");
+    }
     if !g.trans_a || g.trans_b {
         return unsupported("cuBLASLt's FP8 kernels take only A transposed and B not (TN)");
     }
@@ -319,6 +322,7 @@ mod tests {
             GemmCall { ldc: 128, ..g },
             GemmCall { n: 0, ..g },
             GemmCall { dtype: GemmDtype::Bf16, ..g },
+            GemmCall { accumulate: true, ..g },
         ] {
             assert!(matches!(shape(&bad), Err(GpuError::Unsupported(_))), "{bad:?}");
         }

@@ -29,7 +29,7 @@ pub(crate) enum Arg {
 }
 
 /// A cuBLAS GemmEx call on raw device pointers (column-major, as cuBLAS sees it):
-/// `C (m×n, ldc) = op(A) · op(B)` with `op(A)` m×k and `op(B)` k×n.
+/// `C (m×n, ldc) = op(A) · op(B)` (or `+=`, see `accumulate`) with `op(A)` m×k and `op(B)` k×n.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GemmCall {
     pub dtype: super::workload::GemmDtype,
@@ -46,6 +46,9 @@ pub(crate) struct GemmCall {
     pub lda: i32,
     pub ldb: i32,
     pub ldc: i32,
+    /// `C += op(A) · op(B)` (beta = 1) instead of `C = op(A) · op(B)` (beta = 0). Only the
+    /// training backward's input gradient accumulates; the FP8 path takes beta = 0 only.
+    pub accumulate: bool,
 }
 
 impl GemmCall {
@@ -54,7 +57,7 @@ impl GemmCall {
     pub(crate) fn packed(dtype: super::workload::GemmDtype, m: i32, n: i32, k: i32, a: u64, b: u64, c: u64) -> Self {
         use super::workload::GemmDtype as D;
         let (trans_a, lda) = if matches!(dtype, D::Int8 | D::Fp8) { (true, k) } else { (false, m) };
-        GemmCall { dtype, m, n, k, a, b, c, trans_a, trans_b: false, lda, ldb: k, ldc: m }
+        GemmCall { dtype, m, n, k, a, b, c, trans_a, trans_b: false, lda, ldb: k, ldc: m, accumulate: false }
     }
 }
 
@@ -265,10 +268,11 @@ impl CudaGpu {
         };
         let handle = self.blas_handle()?;
         let (one_f, zero_f, one_i, zero_i) = (1f32, 0f32, 1i32, 0i32);
-        let (alpha, beta): (*const std::ffi::c_void, *const std::ffi::c_void) = if g.dtype == D::Int8 {
-            (&one_i as *const i32 as _, &zero_i as *const i32 as _)
-        } else {
-            (&one_f as *const f32 as _, &zero_f as *const f32 as _)
+        let (alpha, beta): (*const std::ffi::c_void, *const std::ffi::c_void) = match (g.dtype, g.accumulate) {
+            (D::Int8, false) => (&one_i as *const i32 as _, &zero_i as *const i32 as _),
+            (D::Int8, true) => (&one_i as *const i32 as _, &one_i as *const i32 as _),
+            (_, false) => (&one_f as *const f32 as _, &zero_f as *const f32 as _),
+            (_, true) => (&one_f as *const f32 as _, &one_f as *const f32 as _),
         };
         let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
         // SAFETY: a, b, c are live device buffers holding op(A), op(B) and C at their leading
