@@ -7,15 +7,17 @@
 use super::source::{resolve, ResolvedModel};
 use crate::bench::report::match_catalog;
 use crate::catalog::gpus::{parse_gpu_arg, GpuSpec};
-use crate::cli::{OutputFormat, ValidateArgs};
+use crate::cli::{ModeArg, OptimizerArg, OutputFormat, PrecisionArg, ValidateArgs};
 use crate::gpu::{DeviceInfo, GpuError};
 use crate::plan::throughput::Efficiency;
 use crate::plan::{Engine, Generation};
 use crate::quant::WeightFormat;
-use crate::validate::backend::LayerBackend;
-use crate::validate::layout::{layout, prompt_for, Layout, Request};
+use crate::validate::layout::{layout, prompt_for, Request};
 use crate::validate::report::{DeviceSummary, Predicted, Record};
 use crate::validate::run::{kernel_check, measure, MemoryProbe};
+use crate::validate::train::{train_layout, TrainRequest};
+use crate::validate::train_backend::TrainBackend;
+use crate::validate::train_run::{measure_training, train_kernel_check};
 use anyhow::Context;
 
 pub fn run(args: &ValidateArgs) -> anyhow::Result<String> {
@@ -37,10 +39,17 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<String> {
     Ok(super::render_listing(&record.listing(), format))
 }
 
-/// The format, request and allocation layout of a validate run.
+/// What a validate run does: inference (prefill and decode) or one full fine-tuning step.
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    Infer(Request),
+    Train(TrainRequest),
+}
+
+/// The format and request of a validate run, checked against what the engine runs.
 pub struct Setup {
     format: WeightFormat,
-    req: Request,
+    work: Work,
 }
 
 impl Setup {
@@ -50,23 +59,31 @@ impl Setup {
         if p.engine.as_deref().is_some_and(|e| Engine::parse(e) != Ok(Engine::Headroom)) {
             anyhow::bail!("validate runs headroom's own engine; drop --engine (its plan is `--engine headroom`)");
         }
-        if p.train.mode != crate::cli::ModeArg::Infer {
-            anyhow::bail!("validate runs inference; drop --mode (training steps are not validated yet)");
-        }
         let format = match &p.weights {
             Some(w) => WeightFormat::parse(w)?,
             None => model.default_format,
         };
         let context = p.context.unwrap_or(4096.min(model.spec.max_context));
-        let req = Request { batch: p.batch, context, prompt: prompt_for(context, args.decode_steps) };
-        let setup = Setup { format, req };
-        // Any compute capability: it only sizes the cuBLAS workspace.
-        setup.layout(model, 9)?;
-        Ok(setup)
-    }
-
-    fn layout(&self, model: &ResolvedModel, major: u32) -> anyhow::Result<Layout> {
-        Ok(layout(&model.spec, self.format, &self.req, major)?)
+        let work = match p.train.mode {
+            ModeArg::Infer => {
+                let req = Request { batch: p.batch, context, prompt: prompt_for(context, args.decode_steps) };
+                // Any compute capability: it only sizes the cuBLAS workspace.
+                layout(&model.spec, format, &req, 9)?;
+                Work::Infer(req)
+            }
+            ModeArg::Full => {
+                anyhow::ensure!(
+                    !format.is_quantized(),
+                    "validate trains bf16 weights; drop --weights {} for --mode full",
+                    format.id()
+                );
+                let req = TrainRequest { batch: p.batch, seq: context };
+                train_layout(&model.spec, req, 9)?;
+                Work::Train(req)
+            }
+            _ => anyhow::bail!("validate runs inference or --mode full (one fine-tuning step); drop --mode"),
+        };
+        Ok(Setup { format, work })
     }
 }
 
@@ -78,7 +95,8 @@ fn catalog_gpu(args: &ValidateArgs, device: &DeviceInfo) -> anyhow::Result<Optio
     })
 }
 
-/// The planner's view of the run, through `plan --engine headroom`.
+/// The planner's view of the run, through `plan --engine headroom` (with `--mode full
+/// --precision mixed --optimizer adamw` for a training step).
 fn predict(
     model: &ResolvedModel,
     args: &ValidateArgs,
@@ -88,30 +106,50 @@ fn predict(
     let mut plan_args = args.plan.clone();
     plan_args.engine = Some("headroom".into());
     plan_args.weights = Some(setup.format.id().to_string());
-    plan_args.context = Some(setup.req.context);
     let calibration = super::plan::load_calibration(&plan_args)?;
     let on = gpu.map(|g| (g, 1));
-    let full = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
-    plan_args.context = Some(setup.req.prompt);
-    let prompt = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
-    let m = &full.memory;
-    let generation = gpu.map_or(Generation::Hopper, |g| super::plan::device(g, 1).generation);
-    let host = Efficiency::defaults(Engine::Headroom, generation).host_per_layer_s.value;
-    Ok(Predicted {
-        cuda_context_bytes: m.cuda_context.0,
-        weights_bytes: m.weights.0,
-        kv_cache_bytes: m.kv_cache.0,
-        activations_bytes: m.activations.0,
-        workspace_bytes: m.workspace.0,
-        total_bytes: m.total.0,
-        prefill_tokens_per_s: prompt.throughput.prefill_tokens_per_s,
-        decode_tokens_per_s: full.throughput.decode_tokens_per_s,
-        decode_host_ms_per_step: gpu.map(|_| host * model.spec.num_layers as f64 * 1e3),
-    })
+    let memory = |r: &crate::report::PlanReport| {
+        let m = &r.memory;
+        Predicted {
+            cuda_context_bytes: m.cuda_context.0,
+            weights_bytes: m.weights.0,
+            kv_cache_bytes: m.kv_cache.0,
+            activations_bytes: m.activations.0,
+            gradients_bytes: m.gradients.0,
+            optimizer_bytes: m.optimizer.0,
+            workspace_bytes: m.workspace.0,
+            total_bytes: m.total.0,
+            ..Predicted::default()
+        }
+    };
+    match setup.work {
+        Work::Infer(req) => {
+            plan_args.context = Some(req.context);
+            let full = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
+            plan_args.context = Some(req.prompt);
+            let prompt = super::plan::plan_report_on(model, &plan_args, on, calibration.as_ref())?;
+            let generation = gpu.map_or(Generation::Hopper, |g| super::plan::device(g, 1).generation);
+            let host = Efficiency::defaults(Engine::Headroom, generation).host_per_layer_s.value;
+            Ok(Predicted {
+                prefill_tokens_per_s: prompt.throughput.prefill_tokens_per_s,
+                decode_tokens_per_s: full.throughput.decode_tokens_per_s,
+                decode_host_ms_per_step: gpu.map(|_| host * model.spec.num_layers as f64 * 1e3),
+                ..memory(&full)
+            })
+        }
+        Work::Train(req) => {
+            plan_args.context = Some(req.seq);
+            plan_args.train.precision = PrecisionArg::Mixed;
+            plan_args.train.optimizer = OptimizerArg::Adamw;
+            plan_args.gpu = gpu.map(|g| g.id.clone());
+            let r = super::train::train_report(model, &plan_args)?;
+            Ok(memory(&r))
+        }
+    }
 }
 
 /// Predicts, measures (when the plan fits in the free memory) and checks the kernels on `b`.
-pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
+pub fn validate_on<B: TrainBackend, P: MemoryProbe>(
     b: &mut B,
     probe: &mut P,
     model: &ResolvedModel,
@@ -120,15 +158,22 @@ pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
     setup: Setup,
 ) -> anyhow::Result<Record> {
     let major = device.compute_capability.0;
-    let lay = setup.layout(model, major)?;
     let gpu = catalog_gpu(args, device)?;
     let predicted = predict(model, args, &setup, gpu)?;
-    // The kernel check doubles as the warm-up: it compiles every kernel and starts cuBLAS, so
-    // the context sample after it holds the whole runtime, as the planner's context does.
+    // The kernel checks double as the warm-up: they compile every kernel and start cuBLAS, so
+    // the context sample after them holds the whole runtime, as the planner's context does.
+    let names: &[&str] = match setup.work {
+        Work::Train(_) => &["bf16", "training step"],
+        Work::Infer(_) if setup.format.is_quantized() => &["bf16", "awq"],
+        Work::Infer(_) => &["bf16"],
+    };
     let mut checks = Vec::new();
-    let formats: &[&str] = if setup.format.is_quantized() { &["bf16", "awq"] } else { &["bf16"] };
-    for f in formats {
-        let check = kernel_check(b, f).with_context(|| format!("the kernel check ({f}) on the small model"))?;
+    for &name in names {
+        let check = match name {
+            "training step" => train_kernel_check(b),
+            format => kernel_check(b, format),
+        }
+        .with_context(|| format!("the kernel check ({name}) on the small model"))?;
         if !args.no_check {
             checks.push(check);
         }
@@ -136,27 +181,46 @@ pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
     b.release_all()?;
     let needed = predicted.total_bytes - predicted.cuda_context_bytes;
     let fits = needed <= device.memory_free_bytes;
-    let (measured, note) = if !fits {
+    let mut note = None;
+    let (mut measured, mut measured_training) = (None, None);
+    let oom = |e: GpuError| match e {
+        GpuError::OutOfMemory { .. } => Ok(format!("ran out of memory: {e}")),
+        e => Err(e),
+    };
+    if !fits {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let note = format!(
+        note = Some(format!(
             "does not fit: the plan needs {:.2} GiB besides the CUDA context, {:.2} GiB are free",
             gib(needed),
             gib(device.memory_free_bytes)
-        );
-        (None, Some(note))
+        ));
     } else {
-        match measure(b, probe, &model.spec, &lay, &setup.req) {
-            Ok(m) => (Some(m), None),
-            Err(e @ GpuError::OutOfMemory { .. }) => (None, Some(format!("ran out of memory: {e}"))),
-            Err(e) => return Err(e.into()),
+        match setup.work {
+            Work::Infer(req) => {
+                match measure(b, probe, &model.spec, &layout(&model.spec, setup.format, &req, major)?, &req) {
+                    Ok(m) => measured = Some(m),
+                    Err(e) => note = Some(oom(e)?),
+                }
+            }
+            Work::Train(req) => {
+                match measure_training(b, probe, &model.spec, &train_layout(&model.spec, req, major)?, req) {
+                    Ok(m) => measured_training = Some(m),
+                    Err(e) => note = Some(oom(e)?),
+                }
+            }
         }
+    }
+    let (context, batch, mode) = match setup.work {
+        Work::Infer(r) => (r.context, r.batch, "infer"),
+        Work::Train(r) => (r.seq, r.batch, "full"),
     };
     let mut record = Record {
         schema: "headroom-validate/1",
         model: model.spec.id.clone(),
+        mode,
         weights: setup.format.id().to_string(),
-        context: setup.req.context,
-        batch: setup.req.batch,
+        context,
+        batch,
         device: DeviceSummary {
             name: device.name.clone(),
             catalog_id: gpu.map(|g| g.id.clone()),
@@ -169,6 +233,7 @@ pub fn validate_on<B: LayerBackend, P: MemoryProbe>(
         note,
         predicted,
         measured,
+        measured_training,
         memory: Vec::new(),
         speed: Vec::new(),
         kernel_checks: checks,
@@ -235,6 +300,29 @@ mod tests {
         assert_eq!(r.memory.len(), 5);
     }
 
+    /// A training step on the CPU backend: states and saved activations predicted, one step
+    /// measured, the training kernels checked.
+    #[test]
+    fn validates_a_training_step_on_the_cpu_backend() {
+        let dir = tiny_dir();
+        let a = args(&format!("{} --mode full --context 64", dir.path().join("config.json").display()));
+        let model = resolve(&a.plan.model).unwrap();
+        let setup = Setup::new(&model, &a).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(100 << 30), setup).unwrap();
+        assert_eq!((r.mode, r.fits), ("full", true));
+        let m = r.measured_training.as_ref().unwrap();
+        assert!(m.loss_after < m.loss_before);
+        assert!(
+            r.predicted.gradients_bytes > 0 && r.predicted.optimizer_bytes == 6 * r.predicted.gradients_bytes,
+            "{:?}",
+            r.predicted
+        );
+        let names: Vec<_> = r.kernel_checks.iter().map(|c| c.check.as_str()).collect();
+        assert_eq!(names, ["bf16", "training step"]);
+        assert!(r.kernel_checks.iter().all(|c| c.passed));
+        assert!(r.memory.iter().any(|c| c.name == "gradients + optimizer states" && c.measured.is_some()));
+    }
+
     #[test]
     fn a_plan_larger_than_free_memory_is_reported_not_run() {
         let a = args("llama-2-70b --weights bf16 --no-check");
@@ -250,6 +338,8 @@ mod tests {
         for (line, want) in [
             ("llama-2-7b --engine vllm", "headroom's own engine"),
             ("llama-2-7b --mode lora", "drop --mode"),
+            ("llama-2-7b --mode full --weights awq", "trains bf16"),
+            ("llama-2-7b --mode full --context 100", "multiple of 64"),
             ("llama-2-7b --weights q4_k_m", "4-bit group-128"),
             ("mixtral-8x7b", "mixture-of-experts"),
             ("llama-2-7b --weights awq --batch 2", "one sequence"),

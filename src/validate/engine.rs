@@ -83,7 +83,7 @@ impl Model {
         init: Init,
     ) -> Result<WeightsLoaded, GpuError> {
         let tensors = load_tensors(b, &layout.tensors, init)?;
-        Ok(WeightsLoaded { tensors, spec: spec.clone(), req: req.clone() })
+        Ok(WeightsLoaded { tensors, spec: spec.clone(), req: *req })
     }
 }
 

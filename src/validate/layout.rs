@@ -81,7 +81,7 @@ impl TensorAlloc {
 }
 
 /// The engine's request: a model, a format, and the sequences it runs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Request {
     pub batch: u64,
     /// KV rows per sequence: prompt plus generated tokens.

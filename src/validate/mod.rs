@@ -11,6 +11,7 @@ pub mod report;
 pub mod run;
 pub mod train;
 pub mod train_backend;
+pub mod train_run;
 
 /// The small model validate checks its GPU kernels with against [`cpu::CpuLayers`]: two layers,
 /// GQA with two query heads per KV head, head_dim 128 (explicit, wider than hidden / heads).

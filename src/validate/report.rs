@@ -3,6 +3,7 @@
 //! keeps so CI can hold later planners to it.
 
 use super::run::{KernelCheck, Measured};
+use super::train_run::TrainMeasured;
 use crate::report::Listing;
 use serde::Serialize;
 
@@ -13,6 +14,8 @@ pub struct Predicted {
     pub weights_bytes: u64,
     pub kv_cache_bytes: u64,
     pub activations_bytes: u64,
+    pub gradients_bytes: u64,
+    pub optimizer_bytes: u64,
     pub workspace_bytes: u64,
     pub total_bytes: u64,
     /// At the prompt length validate runs (the prefill), null without a catalog GPU.
@@ -59,6 +62,8 @@ pub struct DeviceSummary {
 pub struct Record {
     pub schema: &'static str,
     pub model: String,
+    /// `infer`, or `full` for a fine-tuning step.
+    pub mode: &'static str,
     pub weights: String,
     pub context: u64,
     pub batch: u64,
@@ -69,6 +74,8 @@ pub struct Record {
     pub note: Option<String>,
     pub predicted: Predicted,
     pub measured: Option<Measured>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_training: Option<TrainMeasured>,
     /// Memory components in bytes, then speeds in tokens/s.
     pub memory: Vec<Comparison>,
     pub speed: Vec<Comparison>,
@@ -81,6 +88,9 @@ impl Record {
     /// weights, allocating the KV cache, and everything after (arena, workspace, cuBLAS's own
     /// allocations, module images) added.
     pub fn compare(&mut self) {
+        if self.mode == "full" {
+            return self.compare_training();
+        }
         let p = &self.predicted;
         let m = self.measured.as_ref();
         let at = |phase: &str| m.and_then(|m| m.after(phase)).map(|b| b as f64);
@@ -105,6 +115,37 @@ impl Record {
         ];
     }
 
+    /// A training step's comparisons: the context, the weights, the gradients and optimizer
+    /// states, and everything after (saved activations, scratch, workspace, cuBLAS).
+    fn compare_training(&mut self) {
+        let p = &self.predicted;
+        let m = self.measured_training.as_ref();
+        let at = |phase: &str| m.and_then(|m| m.phases.iter().find(|x| x.phase == phase)).and_then(|x| x.process_bytes);
+        let at = |phase: &str| at(phase).map(|b| b as f64);
+        let delta = |to: Option<f64>, from: Option<f64>| to.zip(from).map(|(a, b)| a - b);
+        let peak = m.and_then(|m| m.phases.iter().filter_map(|x| x.process_bytes).max()).map(|b| b as f64);
+        let f = |b: u64| Some(b as f64);
+        self.memory = vec![
+            Comparison::new("cuda context", f(p.cuda_context_bytes), at("context")),
+            Comparison::new("weights", f(p.weights_bytes), delta(at("weights"), at("context"))),
+            Comparison::new(
+                "gradients + optimizer states",
+                f(p.gradients_bytes + p.optimizer_bytes),
+                delta(at("gradients and optimizer states"), at("weights")),
+            ),
+            Comparison::new(
+                "activations + workspace",
+                f(p.activations_bytes + p.workspace_bytes),
+                delta(peak, at("gradients and optimizer states")),
+            ),
+            Comparison::new("total (peak)", f(p.total_bytes), peak),
+        ];
+        self.speed = vec![
+            Comparison::new("train tokens/s", None, m.map(TrainMeasured::tokens_per_s)),
+            Comparison::new("step ms (forward, backward, AdamW)", None, m.map(TrainMeasured::step_ms)),
+        ];
+    }
+
     /// The table `validate` prints.
     pub fn listing(&self) -> Listing {
         let gib = |v: Option<f64>| v.map_or("-".to_string(), |b| format!("{:.3} GiB", b / (1u64 << 30) as f64));
@@ -114,10 +155,11 @@ impl Record {
             self.memory.iter().map(|c| vec![c.name.clone(), gib(c.predicted), gib(c.measured), err(c.error)]).collect();
         rows.extend(self.speed.iter().map(|c| vec![c.name.clone(), rate(c.predicted), rate(c.measured), err(c.error)]));
         for k in &self.kernel_checks {
+            let errors: Vec<String> = k.errors.iter().map(|e| format!("{} {:.2}%", e.name, 100.0 * e.error)).collect();
             rows.push(vec![
-                format!("kernel check ({})", k.format),
+                format!("kernel check ({})", k.check),
                 format!("≤ {:.1}%", 100.0 * k.tolerance),
-                format!("{:.2}% / {:.2}%", 100.0 * k.prefill_error, 100.0 * k.decode_error),
+                if k.errors.len() > 3 { format!("worst {:.2}%", 100.0 * k.worst()) } else { errors.join(", ") },
                 if k.passed { "pass".into() } else { "FAIL".into() },
             ]);
         }
@@ -129,6 +171,12 @@ impl Record {
             title += &format!(
                 " · prompt {} + {} decode steps · memory: {}",
                 m.prompt_tokens, m.decode_steps, m.memory_method
+            );
+        }
+        if let Some(m) = &self.measured_training {
+            title += &format!(
+                " · one step of {}×{} tokens, loss {:.4} → {:.4} · memory: {}",
+                m.batch, m.seq, m.loss_before, m.loss_after, m.memory_method
             );
         }
         if let Some(note) = &self.note {
@@ -152,6 +200,7 @@ mod tests {
         let mut r = Record {
             schema: "headroom-validate/1",
             model: "llama-2-7b".into(),
+            mode: "infer",
             weights: "bf16".into(),
             context: 4096,
             batch: 1,
@@ -168,8 +217,10 @@ mod tests {
                 prefill_tokens_per_s: Some(1000.0),
                 decode_tokens_per_s: Some(40.0),
                 decode_host_ms_per_step: Some(1.8),
+                ..Predicted::default()
             },
             measured,
+            measured_training: None,
             memory: vec![],
             speed: vec![],
             kernel_checks: vec![],

@@ -20,8 +20,9 @@ use crate::gpu::GpuError;
 use crate::model::spec::ModelSpec;
 use crate::quant::WeightFormat;
 
-/// The optimizer step `validate` takes (PyTorch's AdamW defaults, a small learning rate).
-pub const ADAMW: AdamW = AdamW { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step: 1 };
+/// The optimizer step `validate` takes: PyTorch's AdamW defaults with a learning rate large
+/// enough that the first step moves bf16 weights (so the loss after it shows the step worked).
+pub const ADAMW: AdamW = AdamW { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step: 1 };
 
 /// A training step's shape: `batch` sequences of `seq` tokens (a multiple of 64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -419,6 +420,16 @@ impl TrainModel {
         b.linear_backward_weight(dk, sv.n1, self.grad(&w.k)?, kvw, h, t)?;
         b.linear_backward_weight(dv, sv.n1, self.grad(&w.v)?, kvw, h, t)?;
         b.rmsnorm_backward(sv.x_in, w.attn_norm, dn, g, self.state(w.attn_norm)?.grad, t, h, EPS)
+    }
+
+    /// Every tensor's gradient buffer, in checkpoint order.
+    pub fn gradients(&self) -> Vec<Buf> {
+        self.states.iter().map(|s| s.grad).collect()
+    }
+
+    /// Every tensor's bf16 weight buffer, in checkpoint order.
+    pub fn weights(&self) -> Vec<Buf> {
+        self.states.iter().map(|s| s.weight).collect()
     }
 
     /// AdamW on every tensor: masters, m and v updated, the bf16 weights rewritten.
