@@ -4,7 +4,8 @@
     python3 scripts/device_records.py validate DIR/validate.json --date 2026-11-27 > data/measurements/device-h200-DATE-validate.toml
     python3 scripts/device_records.py watch DIR/watch.json --date 2026-11-27 > data/measurements/device-h200-DATE-watch.toml
 
-validate: each `headroom validate` record becomes up to four tested records: the NVML
+validate: each `headroom validate` record becomes up to four tested records (a training step
+one: its peak): the NVML
 per-process peak against the plan's total (`compare = "total"`, tolerance 8%: issue 6's worst
 case; the median is held to 3% by the summary test), the CUDA context, and prefill / decode
 tokens per second (tolerance 10%). Records whose kernel check failed, or that measured nothing,
@@ -56,7 +57,7 @@ def validate_records(items, date, out):
         if not r:
             out.append(f"# {case}: no record ({item.get('error', 'missing')})")
             continue
-        m = r.get("measured")
+        m = r.get("measured") or r.get("measured_training")
         checks = r.get("kernel_checks", [])
         if not m:
             out.append(f"# {case}: nothing measured ({r.get('note')})")
@@ -69,11 +70,18 @@ def validate_records(items, date, out):
             out.append(f"# {case}: {r['device']['name']} has no catalog entry")
             continue
         dev = r["device"]
-        base = f"{r['model']} --weights {r['weights']} --batch {r['batch']} --engine headroom --gpu {gpu}"
+        model = r.get("model_input", r["model"])
+        base = f"{model} --weights {r['weights']} --batch {r['batch']} --engine headroom --gpu {gpu}"
         ctx = r["context"]
         src = f"validate.json case {case} ({dev['name']}, driver {dev['driver_version']}, {date})"
         peak = max(p["process_bytes"] for p in m["phases"] if p["process_bytes"] is not None)
         context_bytes = next(p["process_bytes"] for p in m["phases"] if p["phase"] == "context")
+        if r.get("mode") == "full":
+            emit(out, id=f"{gpu}-validate-train-{r['model']}-s{ctx}-b{r['batch']}-peak", source=src,
+                 args=f"{base} --mode full --precision mixed --optimizer adamw --context {ctx}", compare="total",
+                 value=peak, unit="B", tolerance=0.08,
+                 justification="our training step allocates its buffers up front; NVML adds the context, module images and cuBLAS's own memory.")
+            continue
         emit(out, id=f"{gpu}-validate-{r['model']}-{r['weights']}-c{ctx}-b{r['batch']}-peak", source=src,
              args=f"{base} --context {ctx}", compare="total", value=peak, unit="B", tolerance=0.08,
              justification="our engine allocates exactly the planned slabs; NVML adds the context, module images and cuBLAS's own memory.")

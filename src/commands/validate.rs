@@ -217,6 +217,7 @@ pub fn validate_on<B: TrainBackend, P: MemoryProbe>(
     let mut record = Record {
         schema: "headroom-validate/1",
         model: model.spec.id.clone(),
+        model_input: args.plan.model.clone(),
         mode,
         weights: setup.format.id().to_string(),
         context,

@@ -62,6 +62,8 @@ pub struct DeviceSummary {
 pub struct Record {
     pub schema: &'static str,
     pub model: String,
+    /// The model argument as given (a catalog id or a path), so the record can be re-planned.
+    pub model_input: String,
     /// `infer`, or `full` for a fine-tuning step.
     pub mode: &'static str,
     pub weights: String,
@@ -200,6 +202,7 @@ mod tests {
         let mut r = Record {
             schema: "headroom-validate/1",
             model: "llama-2-7b".into(),
+            model_input: "llama-2-7b".into(),
             mode: "infer",
             weights: "bf16".into(),
             context: 4096,
