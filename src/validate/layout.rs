@@ -2,7 +2,8 @@
 //! one slab of weights (every tensor in the planned format, zeros and `g_idx` included), one
 //! slab of KV cache, one activation arena, one workspace slab. The planner's `headroom` engine
 //! profile (`plan::engine`, `plan::activations`) predicts the same buffers from its own formulas;
-//! a property test (tests/validate_props.rs) holds the two to the byte, and `validate` then checks both against NVML.
+//! a property test (tests/validate_props.rs) holds the two to the byte, and `validate` then
+//! checks both against NVML.
 //!
 //! The arena holds the residual stream `x` and the normed input `n` (T·h each, T = batch ×
 //! context tokens) and one scratch region shared by the two moments of a layer:
