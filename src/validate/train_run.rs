@@ -6,7 +6,7 @@ use super::engine::Init;
 use super::run::{relative, KernelCheck, MemoryProbe, PhaseMemory};
 use super::train::{train_layout, TrainLayout, TrainModel, TrainRequest, ADAMW};
 use super::train_backend::TrainBackend;
-use crate::gpu::reference::bf16_to_f32;
+use crate::gpu::reference::{bf16_to_f32, f32_to_bf16};
 use crate::gpu::GpuError;
 use crate::model::spec::ModelSpec;
 use serde::Serialize;
@@ -103,8 +103,11 @@ pub fn train_kernel_check<B: TrainBackend>(b: &mut B) -> Result<KernelCheck, Gpu
         .spec;
     let req = TrainRequest { batch: 1, seq: 64 };
     let lay = train_layout(&spec, req, 9).map_err(|e| GpuError::Unsupported(e.to_string()))?;
-    let gpu = step_outputs(b, &spec, &lay, req)?;
-    let cpu = step_outputs(&mut CpuLayers::new(), &spec, &lay, req)?;
+    let gpu = step_outputs(b, &spec, &lay, req, None)?;
+    // The reference's AdamW step starts from the GPU's gradients: AdamW's first step moves each
+    // weight by ±lr whatever the gradient's size, so a near-zero gradient whose sign differs
+    // between the two would otherwise look like a wrong update.
+    let cpu = step_outputs(&mut CpuLayers::new(), &spec, &lay, req, Some(&gpu.1))?;
     let mut errors = vec![("loss".to_string(), ((gpu.0 - cpu.0) / cpu.0).abs())];
     let worst = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().zip(b).map(|(x, y)| relative(x, y)).fold(0.0, f64::max);
     errors.push(("gradients (worst tensor)".to_string(), worst(&gpu.1, &cpu.1)));
@@ -114,12 +117,14 @@ pub fn train_kernel_check<B: TrainBackend>(b: &mut B) -> Result<KernelCheck, Gpu
 
 type StepOutputs = (f64, Vec<Vec<f32>>, Vec<Vec<f32>>);
 
-/// Loss, gradients and updated weights of one step of the small model with host-made weights.
+/// Loss, gradients and updated weights of one step of the small model with host-made weights;
+/// with `grads_in`, the optimizer step uses those gradients instead of its own.
 fn step_outputs<B: TrainBackend>(
     b: &mut B,
     spec: &ModelSpec,
     lay: &TrainLayout,
     req: TrainRequest,
+    grads_in: Option<&[Vec<f32>]>,
 ) -> Result<StepOutputs, GpuError> {
     let model = TrainModel::build(b, spec, lay, req, Init::Host, |_, _| Ok(()))?;
     model.set_batch(b, 5)?;
@@ -127,6 +132,12 @@ fn step_outputs<B: TrainBackend>(
     let loss = model.loss(b)?;
     model.backward(b)?;
     let grads = model.gradients().iter().map(|&g| bf16s(b, g)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(given) = grads_in {
+        for (&buf, g) in model.gradients().iter().zip(given) {
+            let bytes: Vec<u8> = g.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect();
+            b.upload(buf, &bytes)?;
+        }
+    }
     // A step large enough to move every bf16 weight.
     model.optimizer_step(b, crate::gpu::reference::AdamW { lr: 1e-2, ..ADAMW })?;
     let weights = model.weights().iter().map(|&w| bf16s(b, w)).collect::<Result<Vec<_>, _>>()?;
@@ -173,5 +184,24 @@ mod tests {
     fn the_training_check_compares_loss_gradients_and_weights() {
         let c = train_kernel_check(&mut CpuLayers::new()).unwrap();
         assert!(c.passed && c.worst() == 0.0 && c.errors.len() == 3, "{c:?}");
+    }
+
+    /// A gradient whose sign differs between the two sides does not fail the update check: the
+    /// reference steps from the given gradients (AdamW's first step is ±lr whatever their size).
+    #[test]
+    fn the_update_check_steps_from_the_same_gradients() {
+        let spec = crate::model::config::parse_config(crate::validate::TINY_CONFIG, "tiny", "t").unwrap().spec;
+        let req = TrainRequest { batch: 1, seq: 64 };
+        let lay = train_layout(&spec, req, 9).unwrap();
+        let mut mine = step_outputs(&mut CpuLayers::new(), &spec, &lay, req, None).unwrap();
+        // Flip one small gradient, as a GPU's different rounding might.
+        let (t, i) = (0, mine.1[0].iter().position(|g| g.abs() > 0.0).unwrap());
+        mine.1[t][i] = -mine.1[t][i];
+        let theirs = step_outputs(&mut CpuLayers::new(), &spec, &lay, req, Some(&mine.1)).unwrap();
+        let own = step_outputs(&mut CpuLayers::new(), &spec, &lay, req, None).unwrap();
+        assert!(relative(&theirs.2[t], &own.2[t]) > 0.0, "the given gradient was used");
+        // The updates from the same (flipped) gradients agree with a step taken from them.
+        let again = step_outputs(&mut CpuLayers::new(), &spec, &lay, req, Some(&mine.1)).unwrap();
+        assert_eq!(theirs.2, again.2);
     }
 }
