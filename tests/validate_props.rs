@@ -94,3 +94,22 @@ fn the_training_plan_predicts_the_step_buffers() {
         assert_eq!(r.training.as_ref().unwrap().saved_activations_bytes, l.saved_bytes());
     }
 }
+
+/// The plan arguments scripts/device_records.py writes into measurement records plan without
+/// error, so a device run's records can be committed as they come (the 1.3B training shape is
+/// the config kept in data/measurements/configs).
+#[test]
+fn device_record_arguments_plan() {
+    use clap::Parser;
+    use headroom::cli::{Cli, Command};
+    for args in [
+        "llama-2-7b --weights bf16 --batch 1 --engine headroom --gpu h200 --context 4096",
+        "llama-2-70b --weights awq --batch 1 --engine headroom --gpu h100-sxm --context 4032",
+        "data/measurements/configs/llama-1.3b-shaped --weights bf16 --batch 1 --engine headroom --gpu h100-sxm --mode full --precision mixed --optimizer adamw --context 1024",
+    ] {
+        let line = format!("headroom plan {args}");
+        let Command::Plan(a) = Cli::try_parse_from(line.split_whitespace()).unwrap().command else { unreachable!() };
+        let r = headroom::commands::plan::report(&a).unwrap_or_else(|e| panic!("{args}: {e:#}"));
+        assert!(r.memory.total.0 > 0 && r.fit.as_ref().is_some_and(|f| f.fits), "{args}");
+    }
+}
