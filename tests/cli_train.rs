@@ -76,6 +76,19 @@ fn ppo_needs_far_more_than_sft() {
     assert_eq!(dpo["training"]["models"].as_array().unwrap().len(), 2);
 }
 
+/// DPO has a speed: two sequences per pair plus the reference's forward, slower per pair than
+/// supervised training on one sequence, faster with precomputed reference log-probs; against a
+/// reference of another architecture the model says it cannot tell.
+#[test]
+fn dpo_steps_have_a_speed() {
+    let step = |args: &str| plan_json(args)["training_speed"]["step_time_s"].as_f64();
+    let sft = step("llama-2-7b --mode full --context 1024 --gpu h200").unwrap();
+    let dpo = step("llama-2-7b --mode dpo --context 1024 --gpu h200").unwrap();
+    let precomputed = step("llama-2-7b --mode dpo --context 1024 --gpu h200 --reference precomputed").unwrap();
+    assert!(dpo > precomputed && precomputed > sft, "{sft} {precomputed} {dpo}");
+    assert_eq!(step("llama-2-7b --mode dpo --context 1024 --gpu h200 --reference llama-2-13b"), None);
+}
+
 fn error_of(args: &str) -> (i32, String) {
     let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -19,7 +19,7 @@ proptest! {
     fn full_training_never_beats_peak_over_6n(
         model_i in 0usize..64, gpu_i in 0usize..64, count_i in 0usize..4, nodes in 1u64..4,
         zero in 0u8..4, ckpt_i in 0usize..3, seq in 1u64..16_384, batch in 1u64..16,
-        grad_accum in 1u64..8, overlap: bool,
+        grad_accum in 1u64..8, overlap: bool, frozen in 0u64..2,
     ) {
         let models: Vec<_> = ModelCatalog::builtin().iter().collect();
         let gpus: Vec<_> = GpuCatalog::builtin().iter().collect();
@@ -47,12 +47,15 @@ proptest! {
             overlap,
             device: &device,
             efficiency: &efficiency,
+            frozen_forwards: frozen,
         };
         let gemm = Factor { value: 0.78, source: "test".into() };
         match train_speed(&req, &TrainingEfficiency::defaults(gemm), &mut BasisLog::default()) {
             Some(s) => {
                 let tokens_per_s = s.tokens_per_step as f64 / s.step_time_s;
-                let bound = count as f64 * device.peak_16bit.unwrap().0 / (6.0 * counts.active as f64);
+                // A frozen forward adds 2·N per token: the bound is peak over (6 + 2·frozen)·N.
+                let per_token = (6.0 + 2.0 * frozen as f64) * counts.active as f64;
+                let bound = count as f64 * device.peak_16bit.unwrap().0 / per_token;
                 prop_assert!(tokens_per_s <= bound, "{tokens_per_s} > {bound} on {} × {count}", gpu.id);
                 prop_assert!(s.mfu > 0.0 && s.mfu < 1.0, "mfu {}", s.mfu);
             }

@@ -92,7 +92,10 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
     };
     let (mut plan, summary) = plan_training(&req)?;
     let speed = match gpu {
-        Some((g, _)) if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora) && engine == crate::plan::Engine::Hf => {
+        Some((g, _))
+            if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo)
+                && engine == crate::plan::Engine::Hf =>
+        {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
             let s = speed(model, args, &req, g, summary.trainable_parameters, &mut basis)?;
             plan.basis = basis.0;
@@ -197,8 +200,11 @@ fn extra_models(mode: Mode, args: &PlanArgs) -> anyhow::Result<Vec<(ModelRole, O
     Ok(out)
 }
 
-/// The speed of a supervised step (full, LoRA, QLoRA) on `gpu`, with `--train-tokens` time and
-/// cost; `None` where the catalog lacks the GPU's TFLOPS or link.
+/// The speed of a supervised step (full, LoRA, QLoRA) or a DPO step on `gpu`, with
+/// `--train-tokens` time and cost; `None` where the catalog lacks the GPU's TFLOPS or link, or
+/// for DPO against a reference model of another architecture.
+/// DPO trains on chosen and rejected completions (two sequences per pair) after the reference
+/// model's no-grad forward over both (none with `--reference precomputed`).
 fn speed(
     model: &ResolvedModel,
     args: &PlanArgs,
@@ -210,6 +216,19 @@ fn speed(
     let t = &args.train;
     let policy = &req.models[0];
     let spec = &model.spec;
+    let frozen_forwards = match (req.mode, t.reference.as_deref()) {
+        (Mode::Dpo, Some("precomputed")) => 0,
+        (Mode::Dpo, Some(other)) => {
+            basis.add(
+                "training speed",
+                "not modelled",
+                format!("DPO against reference {other}: the speed model runs frozen forwards of the policy's architecture only"),
+            );
+            return Ok(None);
+        }
+        (Mode::Dpo, None) => 1,
+        _ => 0,
+    };
     let generation = device(gpu, 1).generation;
     let mut efficiency = Efficiency::defaults(crate::plan::Engine::Hf, generation);
     let device = device_speed(gpu);
@@ -257,7 +276,7 @@ fn speed(
         gradient_bytes,
         weight_bytes: if req.precision == Precision::Amp { 4.0 } else { 2.0 } * model.counts.total as f64,
         seq: req.seq,
-        micro_batch: req.micro_batch,
+        micro_batch: req.micro_batch * crate::plan::training::rlhf::sequences_per_prompt(req),
         grad_accum: req.grad_accum,
         parallel: req.parallel,
         nodes: t.nodes,
@@ -265,6 +284,7 @@ fn speed(
         overlap: !t.no_overlap,
         device: &device,
         efficiency: &efficiency,
+        frozen_forwards,
     };
     let Some(mut s) = train_speed(&sreq, &TrainingEfficiency::defaults(gemm(generation)), basis) else {
         basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");

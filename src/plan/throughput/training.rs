@@ -8,7 +8,9 @@
 //!   adapters' own `6·A·T`;
 //! - causal attention: forward `Σ_layers pairs·2·n_h·(d_qk+d_v)` per sequence (`2·L·s²·h` for
 //!   Llama), backward twice that;
-//! - full checkpointing runs the forward once more (selective: the attention core once more).
+//! - full checkpointing runs the forward once more (selective: the attention core once more);
+//! - DPO trains on two sequences per pair (chosen, rejected) after a frozen reference's no-grad
+//!   forward over both: `2·N·T` and one attention forward more (Rafailov et al. 2023).
 //!
 //! Time on one GPU: GEMM FLOPs at the measured large-GEMM fraction of peak (771 of 989 TFLOPS on
 //! an H200), plus the non-GEMM kernels (norms, activations, rotary, residuals, attention
@@ -86,6 +88,9 @@ pub struct TrainSpeedRequest<'a> {
     pub overlap: bool,
     pub device: &'a DeviceSpeed,
     pub efficiency: &'a Efficiency,
+    /// No-grad forward passes of frozen copies of the policy's architecture over the same tokens,
+    /// per micro-batch (DPO's reference model: 1).
+    pub frozen_forwards: u64,
 }
 
 /// The speed of one optimizer step, as rendered under `training_speed`.
@@ -159,6 +164,16 @@ fn optimizer_accesses(o: Optimizer) -> f64 {
 ///
 /// Llama-2-7B full fine-tune, 1 × 1,024 tokens: linear 6·6,738,415,616·1,024 = 4.140e13,
 /// attention 3·32·1,024²/2·16,384 = 8.25e11.
+/// (linear, attention) FLOPs of one plain forward over a micro-batch: `2·N_active·T` and the
+/// causal attention forward.
+pub fn forward_flops(req: &TrainSpeedRequest) -> (f64, f64) {
+    let tokens = (req.seq * req.micro_batch) as f64;
+    let per_pair = attention_flops_per_pair(req.spec) as f64;
+    let attn_fwd: f64 = req.spec.layer_attention.iter().map(|a| causal_pairs(*a, req.seq) * per_pair).sum::<f64>()
+        * req.micro_batch as f64;
+    (2.0 * req.params.active as f64 * tokens, attn_fwd)
+}
+
 pub fn micro_batch_flops(req: &TrainSpeedRequest) -> (f64, f64) {
     let tokens = (req.seq * req.micro_batch) as f64;
     let n = req.params.active as f64;
@@ -166,9 +181,7 @@ pub fn micro_batch_flops(req: &TrainSpeedRequest) -> (f64, f64) {
         Trained::Full => (4.0 * n, 0.0),
         Trained::Lora { params, .. } => (2.0 * n, 6.0 * params as f64),
     };
-    let per_pair = attention_flops_per_pair(req.spec) as f64;
-    let attn_fwd: f64 = req.spec.layer_attention.iter().map(|a| causal_pairs(*a, req.seq) * per_pair).sum::<f64>()
-        * req.micro_batch as f64;
+    let attn_fwd = forward_flops(req).1;
     let (re_linear, re_attn) = match req.checkpointing {
         Checkpointing::Full => (2.0 * n, attn_fwd),
         Checkpointing::Selective => (0.0, attn_fwd),
@@ -240,7 +253,13 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     });
     // 1F1B pipeline bubble: (pp − 1) idle slots over `grad_accum` micro-batches.
     let bubble = 1.0 + (p.pp as f64 - 1.0) / micro;
-    let compute_s = micro * bubble * ((gemm_s + non_gemm_s + dequant) / split + adapters / p.pp as f64);
+    // Frozen models' no-grad forwards (DPO's reference): the forward's GEMMs, 2·N·T plus the
+    // attention forward, and the forward's share of the non-GEMM traffic, a third (the backward
+    // touches each activation about twice, as its FLOPs are twice the forward's).
+    let frozen = req.frozen_forwards as f64;
+    let (fwd_linear, fwd_attention) = forward_flops(req);
+    let frozen_s = frozen * ((fwd_linear + fwd_attention) / (peak * t.gemm.value) + non_gemm_s / recompute / 3.0);
+    let compute_s = micro * bubble * ((gemm_s + non_gemm_s + dequant + frozen_s) / split + adapters / p.pp as f64);
     let opt_shard = (split * if p.zero >= 1 { p.dp() as f64 } else { 1.0 }).max(1.0);
     let optimizer_s = optimizer_accesses(req.optimizer) * req.state_bytes * req.trainable as f64 / opt_shard / bw;
     let dp_s = data_parallel_s(req)?;
@@ -249,7 +268,7 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let exposed_dp = if req.overlap { (dp_s - window).max(0.0) } else { dp_s };
     let step = compute_s + optimizer_s + tp_s + exposed_dp;
     let dp = p.dp() as f64;
-    let flops_per_step = (linear + attention) * micro * dp;
+    let flops_per_step = (linear + attention + frozen * (fwd_linear + fwd_attention)) * micro * dp;
     let speed = TrainingSpeed {
         step_time_s: step,
         tokens_per_step: req.seq * req.micro_batch * req.grad_accum * p.dp(),
@@ -270,6 +289,13 @@ fn log_basis(req: &TrainSpeedRequest, t: &TrainingEfficiency, s: &TrainingSpeed,
         Trained::Lora { .. } => "2·N forward + 2·N backward (frozen base: input gradients) + 6·A adapters",
     };
     b.add("training FLOPs per step", format!("{:.3e}", s.flops_per_step), format!("{rule}; attention 3× forward"));
+    if req.frozen_forwards > 0 {
+        b.add(
+            "frozen forwards per micro-batch",
+            req.frozen_forwards,
+            "DPO: the reference model's no-grad forward over chosen and rejected (2·N·T + attention)",
+        );
+    }
     b.add("training GEMM efficiency", format!("{:.3}", t.gemm.value), t.gemm.source.clone());
     b.add("training non-GEMM bytes per layer·token·hidden", t.non_gemm_bytes.value, t.non_gemm_bytes.source.clone());
     if matches!(req.trained, Trained::Lora { .. }) {

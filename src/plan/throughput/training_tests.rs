@@ -39,6 +39,7 @@ fn full_7b<'a>(spec: &'a ModelSpec, device: &'a DeviceSpeed, e: &'a Efficiency) 
         overlap: true,
         device,
         efficiency: e,
+        frozen_forwards: 0,
     }
 }
 
@@ -57,6 +58,25 @@ fn llama2_7b_full_flops_per_token() {
     assert_eq!(attention, 3.0 * 32.0 * 1024.0 * 1024.0 / 2.0 * 16384.0);
     let per_token = (linear + attention) / 1024.0;
     assert!((per_token - (6.0 * 6.738e9 + 8.05e8)).abs() / per_token < 1e-3, "{per_token}");
+}
+
+/// DPO: a pair is two sequences, and the reference's forward adds 2·N per token and one
+/// attention forward; its time is that work at the GEMM rate plus a third of the non-GEMM traffic.
+#[test]
+fn dpo_adds_the_reference_forward() {
+    let (spec, d, e) = (llama_2_7b(), h200(), Efficiency::defaults(Engine::Hf, Generation::Hopper));
+    let pairs = TrainSpeedRequest { micro_batch: 2, ..full_7b(&spec, &d, &e) };
+    let sft = run(&pairs);
+    let dpo = run(&TrainSpeedRequest { frozen_forwards: 1, ..pairs.clone() });
+    let (linear, attention) = micro_batch_flops(&pairs);
+    let (fwd_linear, fwd_attention) = forward_flops(&pairs);
+    assert_eq!(fwd_linear, linear / 3.0);
+    assert_eq!(fwd_attention, attention / 3.0);
+    assert_eq!(dpo.flops_per_step, sft.flops_per_step + fwd_linear + fwd_attention);
+    assert_eq!(dpo.tokens_per_step, sft.tokens_per_step);
+    let extra = dpo.step_time_s - sft.step_time_s;
+    // GEMMs 2·N·2048 + attention at 771 TFLOPS ≈ 36.4 ms, non-GEMM 80.8 / 3 ms ≈ 26.9 ms.
+    assert!((extra - 0.0633).abs() < 0.002, "{extra}");
 }
 
 /// The module doc's step: 54.7 + 40.4 + 66.6 ms = 161.7 ms.
