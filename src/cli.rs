@@ -302,6 +302,10 @@ pub struct TrainArgs {
     /// grpo / best-of-n completions generated per prompt.
     #[arg(long, default_value_t = 8)]
     pub group_size: u64,
+    /// grpo / best-of-n: tokens generated per completion (the end of --context); with --gpu the
+    /// training speed then includes the rollout (generation and scoring).
+    #[arg(long)]
+    pub response_tokens: Option<u64>,
     /// Chunked cross-entropy: compute the logits and loss this many tokens at a time
     /// (recomputed in backward), instead of the whole sequence at once.
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]

@@ -89,6 +89,23 @@ fn dpo_steps_have_a_speed() {
     assert_eq!(step("llama-2-7b --mode dpo --context 1024 --gpu h200 --reference llama-2-13b"), None);
 }
 
+/// GRPO and best-of-n steps include their rollout once --response-tokens says how long the
+/// completions are: generation dominates, and more completions per prompt take longer.
+#[test]
+fn rollout_steps_have_a_speed_with_response_tokens() {
+    let step = |args: &str| plan_json(args)["training_speed"]["step_time_s"].as_f64();
+    let base = "llama-2-7b --context 1024 --gpu h200";
+    assert_eq!(step(&format!("{base} --mode grpo --group-size 8")), None);
+    let g8 = step(&format!("{base} --mode grpo --group-size 8 --response-tokens 512")).unwrap();
+    let g4 = step(&format!("{base} --mode grpo --group-size 4 --response-tokens 512")).unwrap();
+    let sft = step(&format!("{base} --mode full --batch 8")).unwrap();
+    assert!(g8 > g4 && g8 > 5.0 * sft, "grpo g8 {g8}, g4 {g4}, sft over the same tokens {sft}");
+    let bon = plan_json(&format!("{base} --mode best-of-n --group-size 4 --response-tokens 256"));
+    assert!(bon["basis"].as_array().unwrap().iter().any(|b| b["name"] == "rollout: scoring (s per micro-batch)"));
+    let (code, err) = error_of("llama-2-7b --context 1024 --gpu h200 --mode grpo --response-tokens 1024");
+    assert!(code == 1 && err.contains("--response-tokens 1024"), "{err}");
+}
+
 fn error_of(args: &str) -> (i32, String) {
     let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod max;
 pub mod models;
 pub mod plan;
+mod rollout;
 mod source;
 mod train;
 pub mod validate;

@@ -93,11 +93,11 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
     let (mut plan, summary) = plan_training(&req)?;
     let speed = match gpu {
         Some((g, _))
-            if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo)
+            if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo | Mode::Grpo | Mode::BestOfN)
                 && engine == crate::plan::Engine::Hf =>
         {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
-            let s = speed(model, args, &req, g, summary.trainable_parameters, &mut basis)?;
+            let s = speed(model, &extra, args, &req, g, summary.trainable_parameters, &mut basis)?;
             plan.basis = basis.0;
             s
         }
@@ -207,15 +207,32 @@ fn extra_models(mode: Mode, args: &PlanArgs) -> anyhow::Result<Vec<(ModelRole, O
 /// model's no-grad forward over both (none with `--reference precomputed`).
 fn speed(
     model: &ResolvedModel,
+    extra: &[(ModelRole, Option<ResolvedModel>)],
     args: &PlanArgs,
     req: &TrainingRequest,
-    gpu: &GpuSpec,
+    gpu: &'static GpuSpec,
     trainable: u64,
     basis: &mut BasisLog,
 ) -> anyhow::Result<Option<TrainingSpeed>> {
     let t = &args.train;
     let policy = &req.models[0];
     let spec = &model.spec;
+    let rollout = matches!(req.mode, Mode::Grpo | Mode::BestOfN);
+    if rollout {
+        let Some(r) = t.response_tokens else {
+            basis.add(
+                "training speed",
+                "not modelled",
+                "give --response-tokens: the rollout's generation time depends on it",
+            );
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            r >= 1 && r < req.seq,
+            "--response-tokens {r} is invalid: give 1 to {} (the completion is the end of --context)",
+            req.seq - 1
+        );
+    }
     let frozen_forwards = match (req.mode, t.reference.as_deref()) {
         (Mode::Dpo, Some("precomputed")) => 0,
         (Mode::Dpo, Some(other)) => {
@@ -290,6 +307,16 @@ fn speed(
         basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");
         return Ok(None);
     };
+    if let Some(response) = t.response_tokens.filter(|_| rollout) {
+        let Some((seconds, flops)) = super::rollout::rollout_s(model, extra, args, req, gpu, response, basis)? else {
+            return Ok(None);
+        };
+        // Every data-parallel rank rolls out its own micro-batches before training on them.
+        s.step_time_s += req.grad_accum as f64 * seconds;
+        s.flops_per_step += flops * (req.grad_accum * req.parallel.dp()) as f64;
+        s.mfu =
+            s.flops_per_step / (s.step_time_s * req.parallel.gpus as f64 * device.peak_16bit.map_or(f64::NAN, |p| p.0));
+    }
     if let Some(tokens) = t.train_tokens {
         anyhow::ensure!(tokens > 0.0, "--train-tokens {tokens} is invalid: give a positive token count");
         let seconds = tokens / (s.tokens_per_step as f64 / s.step_time_s);

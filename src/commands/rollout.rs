@@ -1,0 +1,80 @@
+//! The rollout part of a GRPO or rejection-sampling (best-of-n) step: the policy generates
+//! `--group-size` completions of `--response-tokens` tokens for each prompt with transformers'
+//! `generate` (TRL's default), then frozen models score them with no-grad forwards (GRPO: the
+//! reference, when one is kept; best-of-n: the reward model). Each time comes from the
+//! inference speed model of `plan` (engine hf) for that model, batch and length: generation is a
+//! prefill of the prompts plus one decode step per response token at the mean cached length;
+//! a scoring forward is a prefill over the whole sequences.
+//!
+//! Worked example, Llama-2-7B GRPO on an H200, 1 prompt × 8 completions, 512 prompt and 512
+//! response tokens: prefill 8×512 tokens ≈ 0.1 s, 512 steps at batch 8 and 768 cached tokens at
+//! transformers' host-bound ≈ 23 ms a step ≈ 11.8 s; the reference's scoring forward 0.2 s; the
+//! training step over 8 sequences of 1,024 tokens about 0.9 s: generation dominates, as it does
+//! in practice.
+
+use super::plan::plan_report_on;
+use super::source::ResolvedModel;
+use crate::catalog::gpus::GpuSpec;
+use crate::cli::{ModeArg, PlanArgs};
+use crate::plan::basis::BasisLog;
+use crate::plan::training::{Mode, ModelRole, TrainingRequest};
+
+/// Seconds of one micro-batch's rollout (generation and scoring), and its FLOPs; `None` where a
+/// speed is unknown (a GPU without TFLOPS in the catalog).
+pub(super) fn rollout_s(
+    policy: &ResolvedModel,
+    extra: &[(ModelRole, Option<ResolvedModel>)],
+    args: &PlanArgs,
+    req: &TrainingRequest,
+    gpu: &'static GpuSpec,
+    response: u64,
+    basis: &mut BasisLog,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    let prompts = req.micro_batch;
+    let sequences = prompts * req.group_size;
+    let prompt = req.seq - response;
+    let tp = req.parallel.tp as u32;
+    // One inference plan's throughput for `m` at `batch` sequences of `context` tokens.
+    let infer = |m: &ResolvedModel, batch: u64, context: u64| -> anyhow::Result<crate::report::Throughput> {
+        let mut a = args.clone();
+        a.train.mode = ModeArg::Infer;
+        a.engine = Some("hf".into());
+        a.batch = batch;
+        a.context = Some(context);
+        a.weights = Some(req.models[0].format.id().to_string());
+        Ok(plan_report_on(m, &a, Some((gpu, tp)), None)?.throughput)
+    };
+    let prefill = infer(policy, sequences, prompt)?.time_to_first_token_s;
+    let step = infer(policy, sequences, prompt + response / 2)?.inter_token_latency_s;
+    let (Some(prefill), Some(step)) = (prefill, step) else { return Ok(None) };
+    let generation = prefill + response as f64 * step;
+    let n = |m: &ResolvedModel| m.counts.active as f64;
+    let mut flops = 2.0 * n(policy) * (sequences * req.seq) as f64;
+    let scorer = match req.mode {
+        Mode::Grpo => ModelRole::Reference,
+        _ => ModelRole::Reward,
+    };
+    let mut scoring = 0.0;
+    if req.models.iter().any(|m| m.role == scorer) {
+        let m = extra.iter().find(|e| e.0 == scorer).and_then(|e| e.1.as_ref()).unwrap_or(policy);
+        let Some(forward) = infer(m, sequences, req.seq)?.time_to_first_token_s else { return Ok(None) };
+        scoring = forward;
+        flops += 2.0 * n(m) * (sequences * req.seq) as f64;
+    }
+    basis.add(
+        "rollout: generation (s per micro-batch)",
+        format!("{generation:.3}"),
+        format!(
+            "transformers generate: {sequences} sequences, prefill of {prompt} tokens + {response} decode steps at {} cached tokens",
+            prompt + response / 2
+        ),
+    );
+    if scoring > 0.0 {
+        basis.add(
+            "rollout: scoring (s per micro-batch)",
+            format!("{scoring:.3}"),
+            format!("no-grad forward of the {scorer:?} model over {sequences} sequences").to_lowercase(),
+        );
+    }
+    Ok(Some((generation + scoring, flops)))
+}
