@@ -302,7 +302,7 @@ pub struct TrainArgs {
     /// grpo / best-of-n completions generated per prompt.
     #[arg(long, default_value_t = 8)]
     pub group_size: u64,
-    /// grpo / best-of-n: tokens generated per completion (the end of --context); with --gpu the
+    /// ppo / grpo / best-of-n: tokens generated per completion (the end of --context); with --gpu the
     /// training speed then includes the rollout (generation and scoring).
     #[arg(long)]
     pub response_tokens: Option<u64>,

@@ -89,7 +89,7 @@ fn dpo_steps_have_a_speed() {
     assert_eq!(step("llama-2-7b --mode dpo --context 1024 --gpu h200 --reference llama-2-13b"), None);
 }
 
-/// GRPO and best-of-n steps include their rollout once --response-tokens says how long the
+/// PPO, GRPO and best-of-n steps include their rollout once --response-tokens says how long the
 /// completions are: generation dominates, and more completions per prompt take longer.
 #[test]
 fn rollout_steps_have_a_speed_with_response_tokens() {
@@ -102,6 +102,12 @@ fn rollout_steps_have_a_speed_with_response_tokens() {
     assert!(g8 > g4 && g8 > 5.0 * sft, "grpo g8 {g8}, g4 {g4}, sft over the same tokens {sft}");
     let bon = plan_json(&format!("{base} --mode best-of-n --group-size 4 --response-tokens 256"));
     assert!(bon["basis"].as_array().unwrap().iter().any(|b| b["name"] == "rollout: scoring (s per micro-batch)"));
+    // PPO: one completion per prompt, four scoring forwards, and the critic's step after the actor's.
+    let ppo = plan_json(&format!("{base} --mode ppo --response-tokens 512"));
+    let names: Vec<&str> = ppo["basis"].as_array().unwrap().iter().filter_map(|b| b["name"].as_str()).collect();
+    assert!(names.contains(&"critic training step (s)") && names.contains(&"rollout: scoring (s per micro-batch)"));
+    let ppo_step = ppo["training_speed"]["step_time_s"].as_f64().unwrap();
+    assert!(ppo_step > step(&format!("{base} --mode full")).unwrap() * 2.0, "{ppo_step}");
     let (code, err) = error_of("llama-2-7b --context 1024 --gpu h200 --mode grpo --response-tokens 1024");
     assert!(code == 1 && err.contains("--response-tokens 1024"), "{err}");
 }

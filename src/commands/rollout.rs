@@ -1,7 +1,9 @@
-//! The rollout part of a GRPO or rejection-sampling (best-of-n) step: the policy generates
-//! `--group-size` completions of `--response-tokens` tokens for each prompt with transformers'
-//! `generate` (TRL's default), then frozen models score them with no-grad forwards (GRPO: the
-//! reference, when one is kept; best-of-n: the reward model). Each time comes from the
+//! The rollout part of a PPO, GRPO or rejection-sampling (best-of-n) step: the policy generates
+//! completions of `--response-tokens` tokens (`--group-size` per prompt for GRPO and best-of-n,
+//! one for PPO) with transformers' `generate` (TRL's default), then no-grad forwards score them
+//! (GRPO: the reference, when one is kept; best-of-n: the reward model; PPO: the actor's own
+//! log-probabilities, the reference, the reward model and the critic's values). Each time comes
+//! from the
 //! inference speed model of `plan` (engine hf) for that model, batch and length: generation is a
 //! prefill of the prompts plus one decode step per response token at the mean cached length;
 //! a scoring forward is a prefill over the whole sequences.
@@ -30,8 +32,8 @@ pub(super) fn rollout_s(
     response: u64,
     basis: &mut BasisLog,
 ) -> anyhow::Result<Option<(f64, f64)>> {
-    let prompts = req.micro_batch;
-    let sequences = prompts * req.group_size;
+    let per_prompt = if req.mode == Mode::Ppo { 1 } else { req.group_size };
+    let sequences = req.micro_batch * per_prompt;
     let prompt = req.seq - response;
     let tp = req.parallel.tp as u32;
     // One inference plan's throughput for `m` at `batch` sequences of `context` tokens.
@@ -50,16 +52,27 @@ pub(super) fn rollout_s(
     let generation = prefill + response as f64 * step;
     let n = |m: &ResolvedModel| m.counts.active as f64;
     let mut flops = 2.0 * n(policy) * (sequences * req.seq) as f64;
-    let scorer = match req.mode {
-        Mode::Grpo => ModelRole::Reference,
-        _ => ModelRole::Reward,
+    let scorers: &[ModelRole] = match req.mode {
+        Mode::Grpo => &[ModelRole::Reference],
+        Mode::Ppo => &[ModelRole::Policy, ModelRole::Reference, ModelRole::Reward, ModelRole::Critic],
+        _ => &[ModelRole::Reward],
     };
     let mut scoring = 0.0;
-    if req.models.iter().any(|m| m.role == scorer) {
-        let m = extra.iter().find(|e| e.0 == scorer).and_then(|e| e.1.as_ref()).unwrap_or(policy);
+    let mut names = Vec::new();
+    // The policy always scores (PPO's log-probabilities); the others when the plan keeps them
+    // (a LoRA policy's reference is its own base: the same forward).
+    for &role in scorers {
+        let kept = role == ModelRole::Policy
+            || req.models.iter().any(|m| m.role == role)
+            || (role == ModelRole::Reference && req.models[0].method != crate::plan::training::Method::Full);
+        if !kept {
+            continue;
+        }
+        let m = extra.iter().find(|e| e.0 == role).and_then(|e| e.1.as_ref()).unwrap_or(policy);
         let Some(forward) = infer(m, sequences, req.seq)?.time_to_first_token_s else { return Ok(None) };
-        scoring = forward;
+        scoring += forward;
         flops += 2.0 * n(m) * (sequences * req.seq) as f64;
+        names.push(format!("{role:?}").to_lowercase());
     }
     basis.add(
         "rollout: generation (s per micro-batch)",
@@ -73,7 +86,7 @@ pub(super) fn rollout_s(
         basis.add(
             "rollout: scoring (s per micro-batch)",
             format!("{scoring:.3}"),
-            format!("no-grad forward of the {scorer:?} model over {sequences} sequences").to_lowercase(),
+            format!("no-grad forwards ({}) over {sequences} sequences", names.join(", ")),
         );
     }
     Ok(Some((generation + scoring, flops)))

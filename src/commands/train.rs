@@ -93,8 +93,10 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
     let (mut plan, summary) = plan_training(&req)?;
     let speed = match gpu {
         Some((g, _))
-            if matches!(mode, Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo | Mode::Grpo | Mode::BestOfN)
-                && engine == crate::plan::Engine::Hf =>
+            if matches!(
+                mode,
+                Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo | Mode::Grpo | Mode::BestOfN | Mode::Ppo
+            ) && engine == crate::plan::Engine::Hf =>
         {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
             let s = speed(model, &extra, args, &req, g, summary.trainable_parameters, &mut basis)?;
@@ -217,7 +219,7 @@ fn speed(
     let t = &args.train;
     let policy = &req.models[0];
     let spec = &model.spec;
-    let rollout = matches!(req.mode, Mode::Grpo | Mode::BestOfN);
+    let rollout = matches!(req.mode, Mode::Grpo | Mode::BestOfN | Mode::Ppo);
     if rollout {
         let Some(r) = t.response_tokens else {
             basis.add(
@@ -307,6 +309,19 @@ fn speed(
         basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");
         return Ok(None);
     };
+    if req.mode == Mode::Ppo {
+        // The critic trains after the actor, on the same sequences: its step, scaled from the
+        // actor's by active parameters (the same model by default: the same step).
+        let critic = extra.iter().find(|e| e.0 == ModelRole::Critic).and_then(|e| e.1.as_ref()).unwrap_or(model);
+        let ratio = critic.counts.active as f64 / model.counts.active as f64;
+        basis.add(
+            "critic training step (s)",
+            format!("{:.3}", s.step_time_s * ratio),
+            "the actor's step × critic/actor active parameters",
+        );
+        s.step_time_s *= 1.0 + ratio;
+        s.flops_per_step *= 1.0 + ratio;
+    }
     if let Some(response) = t.response_tokens.filter(|_| rollout) {
         let Some((seconds, flops)) = super::rollout::rollout_s(model, extra, args, req, gpu, response, basis)? else {
             return Ok(None);
