@@ -306,6 +306,10 @@ pub struct TrainArgs {
     /// training speed then includes the rollout (generation and scoring).
     #[arg(long)]
     pub response_tokens: Option<u64>,
+    /// ppo / grpo / best-of-n: what generates the rollouts: hf (transformers generate, TRL's
+    /// default) or vllm (TRL `use_vllm`, OpenRLHF, veRL).
+    #[arg(long, default_value = "hf", value_parser = ["hf", "vllm"])]
+    pub rollout_engine: String,
     /// Chunked cross-entropy: compute the logits and loss this many tokens at a time
     /// (recomputed in backward), instead of the whole sequence at once.
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..))]

@@ -108,6 +108,9 @@ fn rollout_steps_have_a_speed_with_response_tokens() {
     assert!(names.contains(&"critic training step (s)") && names.contains(&"rollout: scoring (s per micro-batch)"));
     let ppo_step = ppo["training_speed"]["step_time_s"].as_f64().unwrap();
     assert!(ppo_step > step(&format!("{base} --mode full")).unwrap() * 2.0, "{ppo_step}");
+    // vLLM rollouts have no per-layer host bound: far faster generation.
+    let vllm = step(&format!("{base} --mode grpo --group-size 8 --response-tokens 512 --rollout-engine vllm")).unwrap();
+    assert!(vllm < g8 / 2.0, "vllm {vllm} vs hf {g8}");
     let (code, err) = error_of("llama-2-7b --context 1024 --gpu h200 --mode grpo --response-tokens 1024");
     assert!(code == 1 && err.contains("--response-tokens 1024"), "{err}");
 }

@@ -1,10 +1,10 @@
 //! The rollout part of a PPO, GRPO or rejection-sampling (best-of-n) step: the policy generates
 //! completions of `--response-tokens` tokens (`--group-size` per prompt for GRPO and best-of-n,
-//! one for PPO) with transformers' `generate` (TRL's default), then no-grad forwards score them
-//! (GRPO: the reference, when one is kept; best-of-n: the reward model; PPO: the actor's own
-//! log-probabilities, the reference, the reward model and the critic's values). Each time comes
-//! from the
-//! inference speed model of `plan` (engine hf) for that model, batch and length: generation is a
+//! one for PPO) with transformers' `generate` (TRL's default) or vLLM (`--rollout-engine vllm`),
+//! then no-grad forwards score them (GRPO: the reference, when one is kept; best-of-n: the reward
+//! model; PPO: the actor's own log-probabilities, the reference, the reward model and the
+//! critic's values). Each time comes from the inference speed model of `plan` for that model,
+//! engine, batch and length: generation is a
 //! prefill of the prompts plus one decode step per response token at the mean cached length;
 //! a scoring forward is a prefill over the whole sequences.
 //!
@@ -37,17 +37,19 @@ pub(super) fn rollout_s(
     let prompt = req.seq - response;
     let tp = req.parallel.tp as u32;
     // One inference plan's throughput for `m` at `batch` sequences of `context` tokens.
-    let infer = |m: &ResolvedModel, batch: u64, context: u64| -> anyhow::Result<crate::report::Throughput> {
-        let mut a = args.clone();
-        a.train.mode = ModeArg::Infer;
-        a.engine = Some("hf".into());
-        a.batch = batch;
-        a.context = Some(context);
-        a.weights = Some(req.models[0].format.id().to_string());
-        Ok(plan_report_on(m, &a, Some((gpu, tp)), None)?.throughput)
-    };
-    let prefill = infer(policy, sequences, prompt)?.time_to_first_token_s;
-    let step = infer(policy, sequences, prompt + response / 2)?.inter_token_latency_s;
+    let infer =
+        |m: &ResolvedModel, batch: u64, context: u64, engine: &str| -> anyhow::Result<crate::report::Throughput> {
+            let mut a = args.clone();
+            a.train.mode = ModeArg::Infer;
+            a.engine = Some(engine.to_string());
+            a.batch = batch;
+            a.context = Some(context);
+            a.weights = Some(req.models[0].format.id().to_string());
+            Ok(plan_report_on(m, &a, Some((gpu, tp)), None)?.throughput)
+        };
+    let generator = args.train.rollout_engine.as_str();
+    let prefill = infer(policy, sequences, prompt, generator)?.time_to_first_token_s;
+    let step = infer(policy, sequences, prompt + response / 2, generator)?.inter_token_latency_s;
     let (Some(prefill), Some(step)) = (prefill, step) else { return Ok(None) };
     let generation = prefill + response as f64 * step;
     let n = |m: &ResolvedModel| m.counts.active as f64;
@@ -69,7 +71,8 @@ pub(super) fn rollout_s(
             continue;
         }
         let m = extra.iter().find(|e| e.0 == role).and_then(|e| e.1.as_ref()).unwrap_or(policy);
-        let Some(forward) = infer(m, sequences, req.seq)?.time_to_first_token_s else { return Ok(None) };
+        // Scoring runs in the training framework (transformers), whatever generated.
+        let Some(forward) = infer(m, sequences, req.seq, "hf")?.time_to_first_token_s else { return Ok(None) };
         scoring += forward;
         flops += 2.0 * n(m) * (sequences * req.seq) as f64;
         names.push(format!("{role:?}").to_lowercase());
@@ -78,7 +81,8 @@ pub(super) fn rollout_s(
         "rollout: generation (s per micro-batch)",
         format!("{generation:.3}"),
         format!(
-            "transformers generate: {sequences} sequences, prefill of {prompt} tokens + {response} decode steps at {} cached tokens",
+            "{} generate: {sequences} sequences, prefill of {prompt} tokens + {response} decode steps at {} cached tokens",
+            args.train.rollout_engine,
             prompt + response / 2
         ),
     );
