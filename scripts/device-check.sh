@@ -202,7 +202,7 @@ if want validate; then
       t0=$EPOCHREALTIME
       rc=0
       # shellcheck disable=SC2086 # args is a word list on purpose
-      LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 120 "$HR" validate $args \
+      LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 90 "$HR" validate $args \
         --json "$WORK/validate-$n.json" || rc=$?
       printf '%s\t%s\t%s\t%s\n' "$id" validate.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
       FILES+=("$id=$WORK/validate-$n.json")
