@@ -21,10 +21,17 @@ ORDER = [
     "published inference memory, KV and file sizes",
     "LitGPT fine-tuning memory (published)",
     "published speed (LitGPT, ExLlama)",
+    "headroom validate: our engine under NVML (ours)",
+    "headroom watch around transformers (ours)",
 ]
 
 
 def group(record_id: str) -> str:
+    # Records from scripts/device_records.py: `<gpu>-validate-...` and `watch-...`.
+    if "-validate-" in record_id:
+        return ORDER[7]
+    if record_id.startswith("watch-"):
+        return ORDER[8]
     if record_id.startswith("h200-train-speed"):
         return ORDER[3]
     if record_id.startswith("h200-train"):
