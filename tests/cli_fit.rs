@@ -159,3 +159,32 @@ fn pricing_chooses_cloud_or_ownership_costs() {
         assert!(priced.windows(2).all(|w| price(w[0]) <= price(w[1])), "{pricing}: cheapest first");
     }
 }
+
+/// `fit` and `max` answer for a training `--mode` as they do for inference: the setups that
+/// train the model, priced per million trained tokens, and the largest context a training step
+/// fits at, which is the boundary of `plan --mode`.
+#[test]
+fn fit_and_max_answer_for_training_modes() {
+    let rows = json("fit llama-2-7b --mode lora --context 1024");
+    let rows = rows.as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert_eq!(r["request"]["mode"], "lora");
+        assert!(r["training"]["phases"].is_array(), "a training plan");
+        assert!(r["fit"]["fits"].as_bool().unwrap());
+    }
+    // LoRA on 7B needs more than inference: the smallest cards that serve it cannot train it.
+    let serve = json("fit llama-2-7b --context 1024");
+    assert!(serve.as_array().unwrap().len() > rows.len());
+    assert!(rows.iter().any(|r| r["price"]["per_million_tokens_usd"].as_f64().is_some()));
+
+    let v = json("max llama-2-7b --gpu h100-sxm --mode lora");
+    let c = v["max_context"].as_u64().unwrap();
+    let fits = |ctx: u64| {
+        json(&format!("plan llama-2-7b --gpu h100-sxm --mode lora --context {ctx}"))["fit"]["fits"].as_bool().unwrap()
+    };
+    assert!(fits(c) && !fits(c + 1), "{c}");
+    let out =
+        headroom().args(["fit", "llama-2-7b", "--mode", "lora", "--min-decode-tokens-per-s", "10"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

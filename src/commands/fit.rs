@@ -5,7 +5,8 @@
 //! workstation cards with only a purchase price are amortized over three years of continuous use
 //! plus their board power at US$0.15/kWh (shown as `basis` of the price); `--pricing cloud` or
 //! `--pricing own` ranks by one kind of price only. Cost per million
-//! tokens = price per hour ÷ (aggregate decode tokens/s × 3,600) × 10⁶.
+//! tokens = price per hour ÷ (aggregate decode tokens/s × 3,600) × 10⁶; with a training `--mode`,
+//! the setups that train the model and the cost per million trained tokens.
 //!
 //! `--best-format --gpu ID[:COUNT]` turns the sweep around: one setup, every weight format
 //! (`headroom formats`) that fits it, ranked by the model's whole-file bits per weight (a quality
@@ -33,7 +34,8 @@ const POWER_USD_PER_KWH: f64 = 0.15;
 pub struct Price {
     /// All GPUs together, US$ per hour.
     pub per_hour_usd: f64,
-    /// US$ per million generated tokens at the aggregate decode speed.
+    /// US$ per million generated tokens at the aggregate decode speed (trained tokens at the
+    /// training speed for a training `--mode`).
     pub per_million_tokens_usd: Option<f64>,
     pub basis: String,
 }
@@ -93,6 +95,10 @@ fn price(pricing: PricingArg, gpu: &GpuSpec, count: u32, decode_tokens_per_s: Op
 /// (setups without a price last, then fastest first).
 pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     ensure!(args.plan.gpu.is_none(), "fit tries every catalog GPU; drop --gpu (headroom plan checks one setup)");
+    ensure!(
+        args.plan.train.mode == crate::cli::ModeArg::Infer || args.min_decode_tokens_per_s.is_none(),
+        "--min-decode-tokens-per-s filters inference setups; drop it with --mode"
+    );
     let model = resolve(&args.plan.model)?;
     let calibration = load_calibration(&args.plan)?;
     let mut rows = Vec::new();
@@ -107,7 +113,10 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     }
     rows.sort_by(|a, b| {
         let key = |r: &FitRow| r.price.as_ref().map_or(f64::INFINITY, |p| p.per_hour_usd);
-        let speed = |r: &FitRow| r.report.throughput.decode_tokens_per_s.unwrap_or(0.0);
+        let speed = |r: &FitRow| {
+            let t = &r.report.throughput;
+            t.decode_tokens_per_s.or(t.train_tokens_per_s).unwrap_or(0.0)
+        };
         key(a).total_cmp(&key(b)).then(speed(b).total_cmp(&speed(a)))
     });
     Ok(rows)
@@ -148,11 +157,12 @@ fn keep(args: &FitArgs, report: PlanReport, gpu: &GpuSpec, count: u32) -> Option
     if !report.fit.as_ref().is_some_and(|f| f.fits) {
         return None;
     }
-    let decode = report.throughput.decode_tokens_per_s;
+    let t = &report.throughput;
+    let decode = t.decode_tokens_per_s;
     if args.min_decode_tokens_per_s.is_some_and(|min| decode.is_none_or(|d| d < min)) {
         return None;
     }
-    let price = price(args.pricing, gpu, count, decode);
+    let price = price(args.pricing, gpu, count, decode.or(t.train_tokens_per_s));
     if args.max_price_per_hour.is_some_and(|max| price.as_ref().is_none_or(|p| p.per_hour_usd > max)) {
         return None;
     }
@@ -170,31 +180,44 @@ pub fn run(args: &FitArgs) -> anyhow::Result<String> {
     let rows = sweep(args)?;
     Ok(match args.plan.format {
         OutputFormat::Json => report::json::render(&rows) + "\n",
-        format => render_listing(&listing(&rows, &args.plan.model), format),
+        format => render_listing(
+            &listing(&rows, &args.plan.model, args.plan.train.mode != crate::cli::ModeArg::Infer),
+            format,
+        ),
     })
 }
 
-fn listing(rows: &[FitRow], model: &str) -> Listing {
+fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
     let opt = |v: Option<f64>, digits: usize| v.map_or("—".to_string(), |v| format!("{v:.digits$}"));
     let table = rows
         .iter()
         .map(|r| {
             let fit = r.report.fit.as_ref().expect("fit rows have a GPU");
             let t = &r.report.throughput;
+            let (speed, time) = if training {
+                (t.train_tokens_per_s, r.report.training_speed.as_ref().map(|s| s.step_time_s))
+            } else {
+                (t.decode_tokens_per_s, t.time_to_first_token_s)
+            };
             vec![
                 fit.gpu.clone(),
                 fit.gpu_count.to_string(),
                 format!("{:.2}", fit.headroom_bytes as f64 / (1u64 << 30) as f64),
-                opt(t.decode_tokens_per_s, 1),
-                opt(t.time_to_first_token_s, 3),
+                opt(speed, 1),
+                opt(time, 3),
                 opt(r.price.as_ref().map(|p| p.per_hour_usd), 2),
                 opt(r.price.as_ref().and_then(|p| p.per_million_tokens_usd), 2),
             ]
         })
         .collect();
+    let (what, headers) = if training {
+        ("train it", vec!["gpu", "count", "headroom GiB", "train tok/s", "step s", "$/hour", "$/M trained tokens"])
+    } else {
+        ("fit", vec!["gpu", "count", "headroom GiB", "decode tok/s", "TTFT s", "$/hour", "$/M tokens"])
+    };
     Listing {
-        title: format!("{model}: {} setups that fit, cheapest first", rows.len()),
-        headers: vec!["gpu", "count", "headroom GiB", "decode tok/s", "TTFT s", "$/hour", "$/M tokens"],
+        title: format!("{model}: {} setups that {what}, cheapest first", rows.len()),
+        headers,
         rows: table,
         json: serde_json::Value::Null,
     }

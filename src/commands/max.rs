@@ -41,7 +41,7 @@ pub struct MaxReport {
 
 struct Search<'a> {
     model: &'a ResolvedModel,
-    gpu: (&'a GpuSpec, u32),
+    gpu: (&'static GpuSpec, u32),
     calibration: Option<&'a Calibration>,
 }
 

@@ -72,9 +72,12 @@ fn calibration_from_bench(profile: &serde_json::Value) -> Option<serde_json::Val
 pub fn plan_report_on(
     model: &ResolvedModel,
     args: &PlanArgs,
-    gpu: Option<(&GpuSpec, u32)>,
+    gpu: Option<(&'static GpuSpec, u32)>,
     calibration: Option<&Calibration>,
 ) -> anyhow::Result<PlanReport> {
+    if args.train.mode != ModeArg::Infer {
+        return super::train::train_report_on(model, args, gpu);
+    }
     let spec = &model.spec;
     let format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,

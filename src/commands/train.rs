@@ -23,6 +23,16 @@ use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
 const DEFAULT_LORA_RANK: u64 = 8;
 
 pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
+    train_report_on(model, args, gpu)
+}
+
+/// The training plan on `gpu` (GPUs per node), ignoring `args.gpu`: what `fit` and `max` sweep.
+pub fn train_report_on(
+    model: &ResolvedModel,
+    args: &PlanArgs,
+    gpu: Option<(&'static GpuSpec, u32)>,
+) -> anyhow::Result<PlanReport> {
     let t = &args.train;
     let mode = mode(t.mode);
     let precision = match t.precision {
@@ -59,7 +69,6 @@ pub fn train_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pl
             other.id()
         ),
     };
-    let gpu = args.gpu.as_deref().map(parse_gpu_arg).transpose()?;
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
     let gpus = gpu.map_or(t.tp * t.pp, |(_, count)| count as u64);
