@@ -101,6 +101,8 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     );
     let model = resolve(&args.plan.model)?;
     let calibration = load_calibration(&args.plan)?;
+    // Input errors that no setup can fix surface here, not as an empty sweep.
+    plan_report_on(&model, &args.plan, None, calibration.as_ref())?;
     let mut rows = Vec::new();
     for gpu in GpuCatalog::builtin().iter() {
         for count in COUNTS {
