@@ -184,7 +184,8 @@ fn fit_and_max_answer_for_training_modes() {
         json(&format!("plan llama-2-7b --gpu h100-sxm --mode lora --context {ctx}"))["fit"]["fits"].as_bool().unwrap()
     };
     assert!(fits(c) && !fits(c + 1), "{c}");
-    let out =
-        headroom().args(["fit", "llama-2-7b", "--mode", "lora", "--min-decode-tokens-per-s", "10"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    for args in [["--mode", "lora", "--min-decode-tokens-per-s", "10"], ["--mode", "full", "--engine", "vllm"]] {
+        let out = headroom().args(["fit", "llama-2-7b"]).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
 }
