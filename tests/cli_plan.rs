@@ -190,3 +190,21 @@ fn max_reports_the_most_gpu_layers_that_fit() {
     };
     assert!(fits(n) && !fits(n + 1));
 }
+
+/// An option the chosen mode would ignore is an error naming it, not a silently different plan.
+#[test]
+fn options_of_the_other_mode_are_refused() {
+    for (args, needle) in [
+        (&["plan", "llama-2-7b", "--mode", "full", "--kv-cache", "fp8"][..], "--kv-cache applies to inference"),
+        (&["plan", "llama-2-7b", "--mode", "best-of-n", "--n-gpu-layers", "4"][..], "--mode best-of-n"),
+        (&["plan", "llama-2-7b", "--lora-rank", "16"][..], "--lora-rank applies to training"),
+        (&["plan", "llama-2-7b", "--zero", "3"][..], "--zero applies to training"),
+        (&["max", "llama-2-7b", "--gpu", "h100-sxm", "--checkpointing", "full"][..], "--checkpointing"),
+        (&["fit", "llama-2-7b", "--mode", "lora", "--logits-all"][..], "--logits-all"),
+    ] {
+        let out = headroom().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
+    }
+}

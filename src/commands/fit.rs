@@ -94,6 +94,7 @@ fn price(pricing: PricingArg, gpu: &GpuSpec, count: u32, decode_tokens_per_s: Op
 /// Plans every catalog GPU × count; keeps what fits and passes the filters, cheapest first
 /// (setups without a price last, then fastest first).
 pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
+    super::plan::check_mode_options(&args.plan)?;
     ensure!(args.plan.gpu.is_none(), "fit tries every catalog GPU; drop --gpu (headroom plan checks one setup)");
     ensure!(
         args.plan.train.mode == crate::cli::ModeArg::Infer || args.min_decode_tokens_per_s.is_none(),
@@ -127,6 +128,7 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
 /// Plans every weight format on the `--gpu` setup; keeps what fits and passes the filters, most
 /// bits per weight first, then fastest decode.
 pub fn format_sweep(args: &FitArgs) -> anyhow::Result<Vec<FormatRow>> {
+    super::plan::check_mode_options(&args.plan)?;
     let gpu_arg = args.plan.gpu.as_deref();
     let gpu_arg =
         gpu_arg.ok_or_else(|| anyhow::anyhow!("--best-format ranks formats on one setup; give --gpu ID[:COUNT]"))?;

@@ -87,6 +87,7 @@ pub fn run(args: &MaxArgs) -> anyhow::Result<String> {
 }
 
 pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
+    super::plan::check_mode_options(args)?;
     let gpu_arg = args.gpu.as_deref().context("max needs --gpu ID[:COUNT], e.g. --gpu rtx-4090")?;
     let gpu = parse_gpu_arg(gpu_arg)?;
     let model = resolve(&args.model)?;

@@ -3,7 +3,7 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
-use crate::cli::{AttentionArg, ModeArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
 use crate::plan::basis::BasisLog;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
@@ -21,7 +21,62 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<String> {
 
 /// Resolves the model and plans it: the report every output format renders.
 pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
+    check_mode_options(args)?;
     plan_report(&resolve(&args.model)?, args)
+}
+
+/// Refuses options the chosen mode would silently ignore: inference knobs on a training plan,
+/// training knobs on an inference plan (those with a default count only when changed).
+pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
+    let t = &args.train;
+    let training = t.mode != ModeArg::Infer;
+    let set = |on: bool, name: &'static str| on.then_some(name);
+    let ignored: Vec<&str> = if training {
+        [
+            set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
+            set(args.kv_cache.is_some(), "--kv-cache"),
+            set(args.logits_all, "--logits-all"),
+            set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
+            set(args.max_num_seqs.is_some(), "--max-num-seqs"),
+            set(args.split.is_some(), "--split"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    } else {
+        [
+            set(t.lora_rank.is_some(), "--lora-rank"),
+            set(t.reference.is_some(), "--reference"),
+            set(t.critic.is_some(), "--critic"),
+            set(t.reward.is_some(), "--reward"),
+            set(t.response_tokens.is_some(), "--response-tokens"),
+            set(t.train_tokens.is_some(), "--train-tokens"),
+            set(t.loss_chunk.is_some(), "--loss-chunk"),
+            set(t.zero != 0, "--zero"),
+            set(t.tp != 1, "--tp"),
+            set(t.pp != 1, "--pp"),
+            set(t.grad_accum != 1, "--grad-accum"),
+            set(t.nodes != 1, "--nodes"),
+            set(t.no_overlap, "--no-overlap"),
+            set(t.checkpointing != CheckpointingArg::None, "--checkpointing"),
+            set(t.offload != OffloadArg::None, "--offload"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    };
+    match (ignored.first(), training) {
+        (Some(o), true) => anyhow::bail!("{o} applies to inference plans; drop it with --mode {}", mode_id(t.mode)),
+        (Some(o), false) => {
+            anyhow::bail!("{o} applies to training plans; add --mode (full, lora, qlora, ...) or drop it")
+        }
+        (None, _) => Ok(()),
+    }
+}
+
+fn mode_id(m: ModeArg) -> String {
+    use clap::ValueEnum;
+    m.to_possible_value().map_or_else(|| format!("{m:?}"), |v| v.get_name().to_string())
 }
 
 /// Builds the request from the arguments and plans it.

@@ -59,6 +59,11 @@ impl Setup {
         if p.engine.as_deref().is_some_and(|e| Engine::parse(e) != Ok(Engine::Headroom)) {
             anyhow::bail!("validate runs headroom's own engine; drop --engine (its plan is `--engine headroom`)");
         }
+        super::plan::check_mode_options(p)?;
+        anyhow::ensure!(
+            p.kv_cache.as_deref().is_none_or(|k| k.eq_ignore_ascii_case("bf16")),
+            "validate's engine keeps a bf16 KV cache; drop --kv-cache"
+        );
         let format = match &p.weights {
             Some(w) => WeightFormat::parse(w)?,
             None => model.default_format,
