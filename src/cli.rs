@@ -205,7 +205,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub gpu: Option<String>,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
-    /// engine). Default: llama.cpp for GGUF inputs and formats, exllama for gptq, hf otherwise.
+    /// engine). Default: llama.cpp for GGUF inputs and formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.

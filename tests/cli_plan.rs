@@ -208,3 +208,22 @@ fn options_of_the_other_mode_are_refused() {
         assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
     }
 }
+
+/// A weight format the engine does not load as stored is an error that says what to plan.
+#[test]
+fn engines_refuse_formats_they_do_not_load() {
+    for (engine, weights, needle) in [
+        ("hf", "q4_k_m", "dequantizes GGUF"),
+        ("llama.cpp", "awq", "GGUF"),
+        ("exllama", "awq", "GPTQ"),
+        ("headroom", "q4_k_m", "gptq and awq"),
+    ] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--weights", weights]);
+        assert_eq!(code, 1, "{engine} {weights}: {err}");
+        assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{engine} {weights}: {err}");
+    }
+    for (engine, weights) in [("exllama", "gptq"), ("vllm", "q4_k_m"), ("llama.cpp", "bf16"), ("hf", "nf4")] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--weights", weights]);
+        assert_eq!(code, 0, "{engine} {weights}: {err}");
+    }
+}

@@ -146,6 +146,11 @@ pub fn plan_report_on(
         None if is_gguf => Engine::LlamaCpp,
         None => Engine::Hf,
     };
+    if from_file.is_none() {
+        engine
+            .loads(format)
+            .map_err(|why| anyhow::anyhow!("--engine {} with --weights {}: {why}", engine.id(), format.id()))?;
+    }
     // The cache defaults to the compute dtype: bf16, or f16 in llama.cpp.
     let default_kv = if engine == Engine::LlamaCpp { "fp16" } else { "bf16" };
     let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or(default_kv))?;

@@ -3,6 +3,7 @@
 //! profiles say which terms apply and how large the fixed ones are.
 
 use super::device::Generation;
+use crate::quant::WeightFormat;
 use crate::units::{Bytes, MIB};
 use serde::Serialize;
 use thiserror::Error;
@@ -62,6 +63,31 @@ impl Engine {
     /// Whether the engine runs on PyTorch (and so pays PyTorch's CUDA context and kernels).
     pub fn uses_torch(self) -> bool {
         matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama)
+    }
+
+    /// Whether the engine loads weights stored in `format` as they are; `Err` says what to plan
+    /// instead. llama.cpp runs GGUF files (float checkpoints convert to GGUF F32/F16/BF16 at
+    /// the same size); ExLlama runs GPTQ and 16-bit checkpoints (exllamav2 README); transformers
+    /// dequantizes a GGUF file to the torch dtype on load (transformers docs, "GGUF and
+    /// interaction with Transformers"); headroom's engine runs bf16/fp16 and 4-bit group-128 GPTQ
+    /// or AWQ (validate).
+    pub fn loads(self, format: WeightFormat) -> Result<(), &'static str> {
+        use crate::quant::stored::{FloatType as F, QuantScheme as Q};
+        match (self, format) {
+            (Engine::LlamaCpp, WeightFormat::Quantized(_)) => {
+                Err("llama.cpp runs GGUF files: plan a GGUF type (headroom formats lists them, e.g. q4_k_m) or a float checkpoint")
+            }
+            (Engine::Exllama, WeightFormat::Float(F::F16 | F::Bf16))
+            | (Engine::Exllama, WeightFormat::Quantized(Q::GptqG128 | Q::GptqG32 | Q::Gptq8G128)) => Ok(()),
+            (Engine::Exllama, _) => Err("ExLlama runs GPTQ and 16-bit checkpoints: plan --weights gptq or fp16, or another engine"),
+            (Engine::Hf, WeightFormat::Gguf(_)) => {
+                Err("transformers dequantizes GGUF files on load: plan the loaded model with --weights fp16 or bf16, or use --engine llama.cpp")
+            }
+            (Engine::Headroom, WeightFormat::Float(F::F16 | F::Bf16))
+            | (Engine::Headroom, WeightFormat::Quantized(Q::GptqG128 | Q::AwqG128)) => Ok(()),
+            (Engine::Headroom, _) => Err("headroom's engine runs bf16, fp16, gptq and awq weights"),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the engine keeps the token-embedding table in host memory (llama.cpp runs the
