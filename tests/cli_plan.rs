@@ -222,6 +222,8 @@ fn engines_refuse_formats_they_do_not_load() {
         assert_eq!(code, 1, "{engine} {weights}: {err}");
         assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{engine} {weights}: {err}");
     }
+    let (code, err) = error_of(&["plan", "llama-2-7b", "--mode", "lora", "--weights", "q4_k_m"]);
+    assert!(code == 1 && err.contains("dequantizes GGUF"), "{err}");
     for (engine, weights) in [("exllama", "gptq"), ("vllm", "q4_k_m"), ("llama.cpp", "bf16"), ("hf", "nf4")] {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--weights", weights]);
         assert_eq!(code, 0, "{engine} {weights}: {err}");

@@ -46,6 +46,13 @@ pub fn train_report_on(
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
         (None, _, _) => model.default_format,
     };
+    if matches!(format, WeightFormat::Gguf(_)) {
+        anyhow::bail!(
+            "--weights {}: {}",
+            format.id(),
+            crate::plan::Engine::Hf.loads(format).err().unwrap_or("training runs on transformers")
+        );
+    }
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
     let mut models = vec![ModelInput {
