@@ -209,7 +209,8 @@ fn options_of_the_other_mode_are_refused() {
     }
 }
 
-/// A weight format the engine does not load as stored is an error that says what to plan.
+/// A weight format the engine does not load as stored, or a KV-cache format it does not offer,
+/// is an error that says what to plan.
 #[test]
 fn engines_refuse_formats_they_do_not_load() {
     for (engine, weights, needle) in [
@@ -221,6 +222,14 @@ fn engines_refuse_formats_they_do_not_load() {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--weights", weights]);
         assert_eq!(code, 1, "{engine} {weights}: {err}");
         assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{engine} {weights}: {err}");
+    }
+    for (engine, kv, needle) in [("vllm", "q8_0", "fp8 only"), ("llama.cpp", "fp8", "no FP8"), ("hf", "fp8", "4-bit")] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--kv-cache", kv]);
+        assert!(code == 1 && err.contains(needle), "{engine} {kv}: {err}");
+    }
+    for (engine, kv) in [("vllm", "fp8"), ("llama.cpp", "q8_0"), ("hf", "q4_0"), ("exllama", "q4_0")] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--kv-cache", kv]);
+        assert_eq!(code, 0, "{engine} {kv}: {err}");
     }
     let (code, err) = error_of(&["plan", "llama-2-7b", "--mode", "lora", "--weights", "q4_k_m"]);
     assert!(code == 1 && err.contains("dequantizes GGUF"), "{err}");

@@ -154,6 +154,9 @@ pub fn plan_report_on(
     // The cache defaults to the compute dtype: bf16, or f16 in llama.cpp.
     let default_kv = if engine == Engine::LlamaCpp { "fp16" } else { "bf16" };
     let kv = KvFormat::parse(args.kv_cache.as_deref().unwrap_or(default_kv))?;
+    engine
+        .stores_kv(kv)
+        .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = gpu.map(|(gpu, count)| device(gpu, count));
     let weights = match from_file {

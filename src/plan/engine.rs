@@ -3,7 +3,7 @@
 //! profiles say which terms apply and how large the fixed ones are.
 
 use super::device::Generation;
-use crate::quant::WeightFormat;
+use crate::quant::{KvFormat, WeightFormat};
 use crate::units::{Bytes, MIB};
 use serde::Serialize;
 use thiserror::Error;
@@ -86,6 +86,24 @@ impl Engine {
             (Engine::Headroom, WeightFormat::Float(F::F16 | F::Bf16))
             | (Engine::Headroom, WeightFormat::Quantized(Q::GptqG128 | Q::AwqG128)) => Ok(()),
             (Engine::Headroom, _) => Err("headroom's engine runs bf16, fp16, gptq and awq weights"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the engine can keep its KV cache in `kv`; `Err` says what it offers. vLLM
+    /// quantizes the cache to FP8 only (`--kv-cache-dtype fp8`); llama.cpp's `--cache-type-k/v`
+    /// take f16, bf16 and GGML block types, not FP8; transformers' quantized cache (quanto int4,
+    /// `cache_implementation="quantized"`) is closest to q4_0; headroom's engine keeps bf16.
+    pub fn stores_kv(self, kv: KvFormat) -> Result<(), &'static str> {
+        use KvFormat as K;
+        match (self, kv) {
+            (Engine::Vllm, K::Q8_0 | K::Q4_0) => Err("vLLM quantizes the KV cache to fp8 only: use --kv-cache fp8"),
+            (Engine::LlamaCpp, K::Fp8) => Err("llama.cpp has no FP8 cache: use --kv-cache q8_0"),
+            (Engine::Hf, K::Fp8 | K::Q8_0) => {
+                Err("transformers' quantized cache is 4-bit (quanto int4): use --kv-cache q4_0, or bf16")
+            }
+            (Engine::Headroom, K::Bf16) => Ok(()),
+            (Engine::Headroom, _) => Err("headroom's engine keeps a bf16 KV cache"),
             _ => Ok(()),
         }
     }
