@@ -223,11 +223,12 @@ fn engines_refuse_formats_they_do_not_load() {
         assert_eq!(code, 1, "{engine} {weights}: {err}");
         assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{engine} {weights}: {err}");
     }
-    for (engine, kv, needle) in [("vllm", "q8_0", "fp8 only"), ("llama.cpp", "fp8", "no FP8"), ("hf", "fp8", "4-bit")] {
+    for (engine, kv, needle) in [("vllm", "q8_0", "fp8 only"), ("llama.cpp", "fp8", "no FP8"), ("hf", "fp8", "integer")]
+    {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--kv-cache", kv]);
         assert!(code == 1 && err.contains(needle), "{engine} {kv}: {err}");
     }
-    for (engine, kv) in [("vllm", "fp8"), ("llama.cpp", "q8_0"), ("hf", "q4_0"), ("exllama", "q4_0")] {
+    for (engine, kv) in [("vllm", "fp8"), ("llama.cpp", "q8_0"), ("hf", "q4_0"), ("hf", "q8_0"), ("exllama", "q4_0")] {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--kv-cache", kv]);
         assert_eq!(code, 0, "{engine} {kv}: {err}");
     }

@@ -92,15 +92,16 @@ impl Engine {
 
     /// Whether the engine can keep its KV cache in `kv`; `Err` says what it offers. vLLM
     /// quantizes the cache to FP8 only (`--kv-cache-dtype fp8`); llama.cpp's `--cache-type-k/v`
-    /// take f16, bf16 and GGML block types, not FP8; transformers' quantized cache (quanto int4,
-    /// `cache_implementation="quantized"`) is closest to q4_0; headroom's engine keeps bf16.
+    /// take f16, bf16 and GGML block types, not FP8; transformers' quantized caches
+    /// (`cache_implementation="quantized"`: quanto int2/int4, HQQ up to 8 bits) are integer, closest
+    /// to q4_0 and q8_0; headroom's engine keeps bf16.
     pub fn stores_kv(self, kv: KvFormat) -> Result<(), &'static str> {
         use KvFormat as K;
         match (self, kv) {
             (Engine::Vllm, K::Q8_0 | K::Q4_0) => Err("vLLM quantizes the KV cache to fp8 only: use --kv-cache fp8"),
             (Engine::LlamaCpp, K::Fp8) => Err("llama.cpp has no FP8 cache: use --kv-cache q8_0"),
-            (Engine::Hf, K::Fp8 | K::Q8_0) => {
-                Err("transformers' quantized cache is 4-bit (quanto int4): use --kv-cache q4_0, or bf16")
+            (Engine::Hf, K::Fp8) => {
+                Err("transformers' quantized caches are integer (quanto, HQQ): use --kv-cache q4_0 or q8_0")
             }
             (Engine::Headroom, K::Bf16) => Ok(()),
             (Engine::Headroom, _) => Err("headroom's engine keeps a bf16 KV cache"),
