@@ -239,3 +239,21 @@ fn engines_refuse_formats_they_do_not_load() {
         assert_eq!(code, 0, "{engine} {weights}: {err}");
     }
 }
+
+/// Engines run on their platforms only: no vLLM or ExLlama on Apple silicon, no ExLlama or
+/// llama.cpp on Gaudi, headroom's CUDA engine on NVIDIA Ampere and newer; `fit` leaves the rest out.
+#[test]
+fn engines_run_on_their_platforms_only() {
+    for (engine, gpu) in [("vllm", "m4-max"), ("exllama", "gaudi3"), ("llama.cpp", "gaudi3"), ("headroom", "t4")] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--gpu", gpu]);
+        assert!(code == 1 && err.contains("does not run on"), "{engine} on {gpu}: {err}");
+    }
+    for (engine, gpu) in [("vllm", "mi300x"), ("llama.cpp", "m4-max"), ("hf", "gaudi3"), ("headroom", "a100-80gb")] {
+        let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--gpu", gpu]);
+        assert_eq!(code, 0, "{engine} on {gpu}: {err}");
+    }
+    let out = headroom().args(["fit", "llama-2-7b", "--engine", "vllm", "--format", "json"]).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gpus: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["fit"]["gpu"].as_str().unwrap()).collect();
+    assert!(gpus.contains(&"mi300x") && !gpus.iter().any(|g| ["m2-ultra", "m3-max", "m4-max"].contains(g)), "{gpus:?}");
+}

@@ -25,6 +25,33 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
     plan_report(&resolve(&args.model)?, args)
 }
 
+/// Whether `engine` runs on `gpu`'s platform: vLLM on NVIDIA, AMD (ROCm) and Gaudi (vllm-gaudi),
+/// not Apple silicon (no Metal backend); ExLlama on NVIDIA and AMD (CUDA/HIP kernels);
+/// llama.cpp on NVIDIA, AMD and Apple (CUDA, HIP, Metal), not Gaudi; headroom's engine on
+/// NVIDIA Ampere and newer (its kernels are CUDA, prefill attention needs sm_80);
+/// transformers everywhere.
+pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
+    use crate::catalog::gpus::Arch as A;
+    let apple = matches!(gpu.arch, A::AppleM2 | A::AppleM3 | A::AppleM4);
+    let gaudi = matches!(gpu.arch, A::Gaudi2 | A::Gaudi3);
+    let amd = matches!(gpu.arch, A::Cdna2 | A::Cdna3);
+    let ok = match engine {
+        Engine::Vllm => !apple,
+        Engine::Exllama => !apple && !gaudi,
+        Engine::LlamaCpp => !gaudi,
+        Engine::Headroom => !(apple || gaudi || amd || matches!(gpu.arch, A::Volta | A::Turing)),
+        Engine::Hf | Engine::Bare => true,
+    };
+    anyhow::ensure!(
+        ok,
+        "--engine {} does not run on {} ({:?}); pick another engine or GPU",
+        engine.id(),
+        gpu.id,
+        gpu.arch
+    );
+    Ok(())
+}
+
 /// Refuses options the chosen mode would silently ignore: inference knobs on a training plan,
 /// training knobs on an inference plan (those with a default count only when changed).
 pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
@@ -146,6 +173,9 @@ pub fn plan_report_on(
         None if is_gguf => Engine::LlamaCpp,
         None => Engine::Hf,
     };
+    if let Some((g, _)) = gpu {
+        runs_on(engine, g)?;
+    }
     if from_file.is_none() {
         engine
             .loads(format)

@@ -77,6 +77,9 @@ pub fn train_report_on(
         ),
     };
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
+    if let Some((g, _)) = gpu {
+        super::plan::runs_on(engine, g)?;
+    }
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
     let gpus = gpu.map_or(t.tp * t.pp, |(_, count)| count as u64);
     let context = args.context.unwrap_or(4096.min(model.spec.max_context));
