@@ -26,8 +26,8 @@ pub enum Command {
     Gpus(GpusArgs),
     /// The weight and KV-cache formats, with exact bits per weight.
     Formats(ListArgs),
-    /// Every catalog GPU at 1, 2, 4 and 8 per node that fits the plan, cheapest first, with
-    /// tokens/s, price per hour and cost per million tokens.
+    /// Every catalog GPU at 1, 2, 4 and 8 per node that fits the plan (or, with --mode, trains
+    /// the model), cheapest first, with tokens/s, price per hour and cost per million tokens.
     Fit(FitArgs),
     /// The largest context, batch and (vLLM) concurrency that fit on a GPU.
     Max(MaxArgs),
@@ -41,7 +41,8 @@ pub enum Command {
     /// Runs the plan for real on local GPU 0 with headroom's own engine (random weights of the
     /// exact shapes and format, bf16 or 4-bit gptq/awq; Llama-style models): memory after each
     /// phase (NVML) and prefill / decode speed against `plan --engine headroom`, plus a check of
-    /// the kernels' logits against a CPU reference. Exit 3 without a GPU.
+    /// the kernels' logits against a CPU reference; with --mode full, one fine-tuning step instead.
+    /// Exit 3 without a GPU.
     Validate(ValidateArgs),
 }
 
