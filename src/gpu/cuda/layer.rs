@@ -24,21 +24,12 @@ pub struct CudaLayers {
     spans: Vec<Span>,
     slabs: Vec<CudaSlice<u8>>,
     marks: Vec<CudaEvent>,
-    /// Kernels looked up once, with the dynamic shared memory their limit was raised to: a
-    /// decode step launches ~18 kernels per layer, and the host time per launch is measured.
-    functions: std::collections::HashMap<&'static str, (cudarc::driver::CudaFunction, u32)>,
 }
 
 impl CudaLayers {
     /// Takes over an opened device: everything `validate` allocates lives as long as this value.
     pub fn new(gpu: CudaGpu) -> Self {
-        CudaLayers {
-            gpu,
-            spans: Vec::new(),
-            slabs: Vec::new(),
-            marks: Vec::new(),
-            functions: std::collections::HashMap::new(),
-        }
+        CudaLayers { gpu, spans: Vec::new(), slabs: Vec::new(), marks: Vec::new() }
     }
 
     /// The device underneath (its free memory, compiled kernels).
@@ -68,16 +59,7 @@ impl CudaLayers {
         c: LaunchConfig,
         args: Vec<Arg>,
     ) -> Result<(), GpuError> {
-        let f = match self.functions.get(name) {
-            Some((f, raised)) if *raised >= c.shared_mem_bytes => f.clone(),
-            _ => {
-                let f = self.gpu.function(family, name)?;
-                launch::allow_smem(&f, c.shared_mem_bytes, name)?;
-                let raised = self.functions.get(name).map_or(0, |e| e.1).max(c.shared_mem_bytes);
-                self.functions.insert(name, (f.clone(), raised));
-                f
-            }
-        };
+        let f = self.gpu.function_with_smem(family, name, c.shared_mem_bytes)?;
         self.gpu.run_step(&Step::Kernel { f, cfg: c, args })
     }
 

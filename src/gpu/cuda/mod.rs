@@ -81,6 +81,9 @@ pub struct CudaGpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     modules: HashMap<&'static str, Arc<CudaModule>>,
+    /// Kernels looked up once, with the dynamic shared memory their limit has been raised to:
+    /// validate's decode launches ~18 kernels per layer and step, and its host time is measured.
+    functions: HashMap<String, (CudaFunction, u32)>,
     blas: Option<cudarc::cublas::CudaBlas>,
     /// cuBLASLt for the FP8 GEMM, created on first use.
     lt: Option<lt::Lt>,
@@ -123,7 +126,16 @@ impl CudaGpu {
             info.memory_free_bytes = free as u64;
             info.memory_total_bytes = total as u64;
         }
-        Ok(CudaGpu { info, ctx, stream, modules: HashMap::new(), blas: None, lt: None, prepared: None })
+        Ok(CudaGpu {
+            info,
+            ctx,
+            stream,
+            modules: HashMap::new(),
+            functions: HashMap::new(),
+            blas: None,
+            lt: None,
+            prepared: None,
+        })
     }
 
     fn sm_count(&self) -> u32 {
@@ -136,6 +148,28 @@ impl CudaGpu {
 
     /// The kernel `name` from family `family`, compiling the family on first use.
     pub(crate) fn function(&mut self, family: &'static str, name: &str) -> Result<CudaFunction, GpuError> {
+        self.function_with_smem(family, name, 0)
+    }
+
+    /// The kernel `name`, its dynamic shared-memory limit raised to at least `smem` bytes; both
+    /// the lookup and the raise happen once per kernel.
+    pub(crate) fn function_with_smem(
+        &mut self,
+        family: &'static str,
+        name: &str,
+        smem: u32,
+    ) -> Result<CudaFunction, GpuError> {
+        let f = match self.functions.get(name) {
+            Some((f, raised)) if *raised >= smem => return Ok(f.clone()),
+            Some((f, _)) => f.clone(),
+            None => self.load_function(family, name)?,
+        };
+        launch::allow_smem(&f, smem, name)?;
+        self.functions.insert(name.to_string(), (f.clone(), smem));
+        Ok(f)
+    }
+
+    fn load_function(&mut self, family: &'static str, name: &str) -> Result<CudaFunction, GpuError> {
         let fam: &'static Family = kernels::family(family).ok_or_else(|| GpuError::Unsupported(family.into()))?;
         let (major, minor) = self.info.compute_capability;
         if major * 10 + minor < fam.min_sm {

@@ -81,8 +81,7 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                     "prefill attention with head_dim {head_dim}, seq {seq} (a multiple of {tile})"
                 )));
             }
-            let f = gpu.function("attention_prefill", name)?;
-            launch::allow_smem(&f, launch::PREFILL_SMEM, name)?;
+            let f = gpu.function_with_smem("attention_prefill", name, launch::PREFILL_SMEM)?;
             let scale = launch::attn_scale_log2(head_dim);
             // K and V hold exactly `seq` rows per (sequence, KV head): kv_cap = seq.
             let (seq, kv_heads) = (seq as i32, kv_heads as i32);
@@ -102,8 +101,7 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
                 Workload::GemvInt4Q8 { .. } => ("gemv_int4_q8_bf16", launch::gemv_q8(n, k, gpu.sm_count())?),
                 _ => ("gemv_int8_bf16", launch::gemv(n, k, gpu.sm_count())?),
             };
-            let f = gpu.function("gemv", name)?;
-            launch::allow_smem(&f, c.shared_mem_bytes, name)?;
+            let f = gpu.function_with_smem("gemv", name, c.shared_mem_bytes)?;
             vec![s(f, c, vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(n as i32), I32(k as i32)])]
         }
         // p: x, w, y
