@@ -255,15 +255,8 @@ mod tests {
     use crate::validate::cpu::CpuLayers;
     use clap::Parser;
 
-    struct Slabs(u64);
-    impl MemoryProbe for Slabs {
-        fn process_bytes(&mut self) -> Option<u64> {
-            self.0 += 1 << 20;
-            Some(self.0)
-        }
-        fn method(&self) -> String {
-            "test".into()
-        }
+    fn probe() -> crate::validate::run::CountingProbe {
+        crate::validate::run::CountingProbe { bytes: 0, step: 1 << 20 }
     }
 
     fn args(line: &str) -> ValidateArgs {
@@ -296,7 +289,7 @@ mod tests {
         let a = args(&format!("{} --context 128 --decode-steps 8", dir.path().join("config.json").display()));
         let model = resolve(&a.plan.model).unwrap();
         let setup = Setup::new(&model, &a).unwrap();
-        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(100 << 30), setup).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut probe(), &model, &a, &h200(100 << 30), setup).unwrap();
         assert!(r.fits && r.note.is_none());
         let m = r.measured.as_ref().unwrap();
         assert_eq!((m.prompt_tokens, m.decode_steps), (64, 64));
@@ -314,7 +307,7 @@ mod tests {
         let a = args(&format!("{} --mode full --context 64", dir.path().join("config.json").display()));
         let model = resolve(&a.plan.model).unwrap();
         let setup = Setup::new(&model, &a).unwrap();
-        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(100 << 30), setup).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut probe(), &model, &a, &h200(100 << 30), setup).unwrap();
         assert_eq!((r.mode, r.fits), ("full", true));
         let m = r.measured_training.as_ref().unwrap();
         assert!(m.loss_after < m.loss_before);
@@ -334,7 +327,7 @@ mod tests {
         let a = args("llama-2-70b --weights bf16 --no-check");
         let model = resolve(&a.plan.model).unwrap();
         let setup = Setup::new(&model, &a).unwrap();
-        let r = validate_on(&mut CpuLayers::new(), &mut Slabs(0), &model, &a, &h200(80 << 30), setup).unwrap();
+        let r = validate_on(&mut CpuLayers::new(), &mut probe(), &model, &a, &h200(80 << 30), setup).unwrap();
         assert!(!r.fits && r.measured.is_none());
         assert!(r.note.as_deref().unwrap().starts_with("does not fit"));
     }

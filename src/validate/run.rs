@@ -20,6 +20,24 @@ pub trait MemoryProbe {
     fn method(&self) -> String;
 }
 
+/// A probe for tests: each sample reads `step` bytes more than the one before.
+#[cfg(test)]
+pub(crate) struct CountingProbe {
+    pub bytes: u64,
+    pub step: u64,
+}
+
+#[cfg(test)]
+impl MemoryProbe for CountingProbe {
+    fn process_bytes(&mut self) -> Option<u64> {
+        self.bytes += self.step;
+        Some(self.bytes)
+    }
+    fn method(&self) -> String {
+        "counter".into()
+    }
+}
+
 /// Process memory after one phase.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PhaseMemory {
@@ -237,23 +255,12 @@ mod tests {
     use super::*;
 
     /// A probe that reports the CPU backend's slab bytes plus a fixed "context".
-    struct Counting(u64);
-    impl MemoryProbe for Counting {
-        fn process_bytes(&mut self) -> Option<u64> {
-            self.0 += 1;
-            Some(self.0)
-        }
-        fn method(&self) -> String {
-            "counter".into()
-        }
-    }
-
     #[test]
     fn a_run_samples_every_phase_in_order_and_times_both_passes() {
         let spec = crate::model::config::parse_config(crate::validate::TINY_CONFIG, "tiny", "t").unwrap().spec;
         let req = Request { batch: 1, context: 80, prompt: 64 };
         let lay = layout(&spec, WeightFormat::parse("bf16").unwrap(), &req, 8).unwrap();
-        let m = measure(&mut CpuLayers::new(), &mut Counting(0), &spec, &lay, &req).unwrap();
+        let m = measure(&mut CpuLayers::new(), &mut CountingProbe { bytes: 0, step: 1 }, &spec, &lay, &req).unwrap();
         let names: Vec<_> = m.phases.iter().map(|p| p.phase).collect();
         assert_eq!(names, ["context", "weights", "kv cache", "arena", "prefill", "decode"]);
         assert_eq!((m.prompt_tokens, m.decode_steps), (64, 16));

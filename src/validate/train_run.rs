@@ -153,23 +153,19 @@ fn bf16s<B: LayerBackend>(b: &mut B, buf: super::backend::Buf) -> Result<Vec<f32
 mod tests {
     use super::*;
 
-    struct Counting(u64);
-    impl MemoryProbe for Counting {
-        fn process_bytes(&mut self) -> Option<u64> {
-            self.0 += 10;
-            Some(self.0)
-        }
-        fn method(&self) -> String {
-            "counter".into()
-        }
-    }
-
     #[test]
     fn a_measured_step_samples_every_phase_and_learns() {
         let spec = crate::model::config::parse_config(crate::validate::TINY_CONFIG, "tiny", "t").unwrap().spec;
         let req = TrainRequest { batch: 1, seq: 64 };
         let lay = train_layout(&spec, req, 8).unwrap();
-        let m = measure_training(&mut CpuLayers::new(), &mut Counting(0), &spec, &lay, req).unwrap();
+        let m = measure_training(
+            &mut CpuLayers::new(),
+            &mut crate::validate::run::CountingProbe { bytes: 0, step: 10 },
+            &spec,
+            &lay,
+            req,
+        )
+        .unwrap();
         let names: Vec<_> = m.phases.iter().map(|p| p.phase).collect();
         assert_eq!(
             names,
