@@ -2,7 +2,7 @@
 //! with the kernel checks. `--json FILE` writes it; its shape is what `data/measurements/`
 //! keeps so CI can hold later planners to it.
 
-use super::run::{KernelCheck, Measured};
+use super::run::{after, peak, KernelCheck, Measured, PhaseMemory};
 use super::train_run::TrainMeasured;
 use crate::report::Listing;
 use serde::Serialize;
@@ -84,6 +84,24 @@ pub struct Record {
     pub kernel_checks: Vec<KernelCheck>,
 }
 
+/// Memory comparisons from process memory after each phase: the context, then what loading the
+/// weights added, what the `middle` phase added (KV cache, or gradients and optimizer states:
+/// (name, predicted bytes, phase)), and everything after it up to the peak.
+fn memory_rows(p: &Predicted, phases: Option<&[PhaseMemory]>, middle: (&str, u64, &str)) -> Vec<Comparison> {
+    let at = |phase: &str| phases.and_then(|ph| after(ph, phase)).map(|b| b as f64);
+    let delta = |to: Option<f64>, from: Option<f64>| to.zip(from).map(|(a, b)| a - b);
+    let top = phases.and_then(peak).map(|b| b as f64);
+    let f = |b: u64| Some(b as f64);
+    let (name, predicted, phase) = middle;
+    vec![
+        Comparison::new("cuda context", f(p.cuda_context_bytes), at("context")),
+        Comparison::new("weights", f(p.weights_bytes), delta(at("weights"), at("context"))),
+        Comparison::new(name, f(predicted), delta(at(phase), at("weights"))),
+        Comparison::new("activations + workspace", f(p.activations_bytes + p.workspace_bytes), delta(top, at(phase))),
+        Comparison::new("total (peak)", f(p.total_bytes), top),
+    ]
+}
+
 impl Record {
     /// Fills the comparisons from the prediction and the measurement. Measured components are
     /// differences of process memory between phases: the context, then what loading the
@@ -95,21 +113,7 @@ impl Record {
         }
         let p = &self.predicted;
         let m = self.measured.as_ref();
-        let at = |phase: &str| m.and_then(|m| m.after(phase)).map(|b| b as f64);
-        let delta = |to: Option<f64>, from: Option<f64>| to.zip(from).map(|(a, b)| a - b);
-        let peak = m.and_then(Measured::peak).map(|b| b as f64);
-        let f = |b: u64| Some(b as f64);
-        self.memory = vec![
-            Comparison::new("cuda context", f(p.cuda_context_bytes), at("context")),
-            Comparison::new("weights", f(p.weights_bytes), delta(at("weights"), at("context"))),
-            Comparison::new("kv cache", f(p.kv_cache_bytes), delta(at("kv cache"), at("weights"))),
-            Comparison::new(
-                "activations + workspace",
-                f(p.activations_bytes + p.workspace_bytes),
-                delta(peak, at("kv cache")),
-            ),
-            Comparison::new("total (peak)", f(p.total_bytes), peak),
-        ];
+        self.memory = memory_rows(p, m.map(|m| &m.phases[..]), ("kv cache", p.kv_cache_bytes, "kv cache"));
         self.speed = vec![
             Comparison::new("prefill tokens/s", p.prefill_tokens_per_s, m.map(Measured::prefill_tokens_per_s)),
             Comparison::new("decode tokens/s", p.decode_tokens_per_s, m.map(Measured::decode_tokens_per_s)),
@@ -122,26 +126,9 @@ impl Record {
     fn compare_training(&mut self) {
         let p = &self.predicted;
         let m = self.measured_training.as_ref();
-        let at = |phase: &str| m.and_then(|m| m.phases.iter().find(|x| x.phase == phase)).and_then(|x| x.process_bytes);
-        let at = |phase: &str| at(phase).map(|b| b as f64);
-        let delta = |to: Option<f64>, from: Option<f64>| to.zip(from).map(|(a, b)| a - b);
-        let peak = m.and_then(|m| m.phases.iter().filter_map(|x| x.process_bytes).max()).map(|b| b as f64);
-        let f = |b: u64| Some(b as f64);
-        self.memory = vec![
-            Comparison::new("cuda context", f(p.cuda_context_bytes), at("context")),
-            Comparison::new("weights", f(p.weights_bytes), delta(at("weights"), at("context"))),
-            Comparison::new(
-                "gradients + optimizer states",
-                f(p.gradients_bytes + p.optimizer_bytes),
-                delta(at("gradients and optimizer states"), at("weights")),
-            ),
-            Comparison::new(
-                "activations + workspace",
-                f(p.activations_bytes + p.workspace_bytes),
-                delta(peak, at("gradients and optimizer states")),
-            ),
-            Comparison::new("total (peak)", f(p.total_bytes), peak),
-        ];
+        let states =
+            ("gradients + optimizer states", p.gradients_bytes + p.optimizer_bytes, "gradients and optimizer states");
+        self.memory = memory_rows(p, m.map(|m| &m.phases[..]), states);
         self.speed = vec![
             Comparison::new("train tokens/s", None, m.map(TrainMeasured::tokens_per_s)),
             Comparison::new("step ms (forward, backward, AdamW)", None, m.map(TrainMeasured::step_ms)),

@@ -77,12 +77,22 @@ impl Measured {
     }
     /// Memory after `phase`.
     pub fn after(&self, phase: &str) -> Option<u64> {
-        self.phases.iter().find(|p| p.phase == phase).and_then(|p| p.process_bytes)
+        after(&self.phases, phase)
     }
     /// The largest sample.
     pub fn peak(&self) -> Option<u64> {
-        self.phases.iter().filter_map(|p| p.process_bytes).max()
+        peak(&self.phases)
     }
+}
+
+/// Memory after `phase` among `phases`.
+pub fn after(phases: &[PhaseMemory], phase: &str) -> Option<u64> {
+    phases.iter().find(|p| p.phase == phase).and_then(|p| p.process_bytes)
+}
+
+/// The largest sample among `phases`.
+pub fn peak(phases: &[PhaseMemory]) -> Option<u64> {
+    phases.iter().filter_map(|p| p.process_bytes).max()
 }
 
 /// Runs `spec` in `format` for `req` on `b`, sampling memory through `probe`. The context
