@@ -69,6 +69,15 @@ cleanup() {
 trap cleanup EXIT
 
 elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+# record_case ID FILE RC WALL_S — one line of run.json's case list.
+record_case() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$CASES_TSV"; }
+# budget_short SECONDS — true (and says so) when less than SECONDS of the budget are left.
+budget_short() {
+  local used
+  used=$(elapsed "$T0")
+  if ((BUDGET_S - ${used%.*} < $1)); then echo "=== $2: SKIPPED (${used}s of the ${BUDGET_S}s budget used)"; return 0; fi
+  return 1
+}
 ALL_PARTS=bench,torch,validate,watch
 want() { [[ ",${PART/#all/$ALL_PARTS}," == *",$1,"* ]]; }
 
@@ -83,7 +92,7 @@ run_case() {
     echo "=== $id: SKIPPED, ${used}s of the ${BUDGET_S}s budget used"
     "$PY" "$GT" finish --out "$file" --case-id "$id" --rc -1 --wall-s 0 --skipped \
       --reason "skipped: ${used}s of the ${BUDGET_S}s budget used" || true
-    printf '%s\t%s\t%s\t%s\n' "$id" "$(basename "$file")" -1 0 >>"$CASES_TSV"
+    record_case "$id" "$(basename "$file")" -1 0
     return 0
   fi
   if ((limit > left)); then limit=$left; fi
@@ -97,7 +106,7 @@ run_case() {
   wall=$(elapsed "$t0")
   "$PY" "$GT" finish --out "$file" --case-id "$id" --rc "$rc" --wall-s "$wall" \
     --timeout-s "$limit" --log "$WORK/case.log" || echo "[warn] could not close record $id"
-  printf '%s\t%s\t%s\t%s\n' "$id" "$(basename "$file")" "$rc" "$wall" >>"$CASES_TSV"
+  record_case "$id" "$(basename "$file")" "$rc" "$wall"
 }
 
 echo "device-check: $CMDLINE (part $PART, budget ${BUDGET_S}s) $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -196,15 +205,14 @@ if want validate; then
     for args in "${VALIDATE[@]}"; do
       n=$((n + 1))
       id="validate-$(echo "${args/#data\/measurements\/configs\//}" | tr -s ' /' '-' | sed 's/--/-/g; s/^-//')"
-      used=$(elapsed "$T0")
-      if ((BUDGET_S - ${used%.*} < 40)); then echo "=== $id: SKIPPED (budget)"; continue; fi
+      if budget_short 40 "$id"; then continue; fi
       echo "=== $id"
       t0=$EPOCHREALTIME
       rc=0
       # shellcheck disable=SC2086 # args is a word list on purpose
       LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 90 "$HR" validate $args \
         --json "$WORK/validate-$n.json" || rc=$?
-      printf '%s\t%s\t%s\t%s\n' "$id" validate.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+      record_case "$id" validate.json "$rc" "$(elapsed "$t0")"
       FILES+=("$id=$WORK/validate-$n.json")
     done
     merge_json "$DIR/validate.json" "${FILES[@]}" || echo "[warn] validate.json not written"
@@ -223,7 +231,7 @@ if want bench; then
     LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout -k 10 170 "$HR" bench --quick \
       --json "$DIR/bench.json" || rc=$?
     echo "=== bench rc=$rc in $(elapsed "$t0")s"
-    printf '%s\t%s\t%s\t%s\n' bench bench.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+    record_case bench bench.json "$rc" "$(elapsed "$t0")"
   else
     echo "=== bench: $HR not built here; skipped (build it with cargo build --release and carry it)"
   fi
@@ -274,8 +282,7 @@ if want watch; then
       else
         plan="llama-2-7b $a" client=$b
       fi
-      used=$(elapsed "$T0")
-      if ((BUDGET_S - ${used%.*} < 60)); then echo "=== $id: SKIPPED (budget)"; continue; fi
+      if budget_short 60 "$id"; then continue; fi
       echo "=== watch $id (--plan \"$plan --gpu $GPU_ID\")"
       t0=$EPOCHREALTIME
       rc=0
@@ -283,7 +290,7 @@ if want watch; then
       timeout -k 5 170 "$HR" watch --interval-ms 50 --format json --plan "$plan --gpu $GPU_ID" -- \
         sh -c '"$@" >>"$0" 2>&1' "$WORK/watch-child.log" \
         "$PY" "$GT" $client --out "$WORK/$id-gt.json" --case-id "$id" >"$WORK/$id.json" || rc=$?
-      printf '%s\t%s\t%s\t%s\n' "$id" watch.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+      record_case "$id" watch.json "$rc" "$(elapsed "$t0")"
       FILES+=("$id=$WORK/$id.json" "$id-client=$WORK/$id-gt.json")
     done
     merge_json "$DIR/watch.json" "${FILES[@]}" || echo "[warn] watch.json not written"
@@ -307,7 +314,7 @@ if [[ ",$PART," == *",headroom,"* ]]; then
     rc=0
     timeout -k 5 120 "$PY" "$GT" headroom --out "$DIR/headroom.json" --bin "$HR" --gpu "$GPU_ID" \
       --infer "${INFER[@]}" --train "${PLANS[@]}" || rc=$?
-    printf '%s\t%s\t%s\t%s\n' headroom headroom.json "$rc" "$(elapsed "$t0")" >>"$CASES_TSV"
+    record_case headroom headroom.json "$rc" "$(elapsed "$t0")"
   else
     echo "=== headroom: $HR not built here; skipped"
   fi
