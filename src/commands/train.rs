@@ -46,13 +46,16 @@ pub fn train_report_on(
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
         (None, _, _) => model.default_format,
     };
-    if matches!(format, WeightFormat::Gguf(_)) {
-        anyhow::bail!(
-            "--weights {}: {}",
-            format.id(),
-            crate::plan::Engine::Hf.loads(format).err().unwrap_or("training runs on transformers")
-        );
-    }
+    // Training plans model transformers + PyTorch, or headroom's own engine (validate).
+    let engine = match args.engine.as_deref().map(crate::plan::Engine::parse).transpose()? {
+        None | Some(crate::plan::Engine::Hf) => crate::plan::Engine::Hf,
+        Some(crate::plan::Engine::Headroom) => crate::plan::Engine::Headroom,
+        Some(other) => anyhow::bail!(
+            "--engine {} plans inference only; training plans use hf (transformers) or headroom (validate's engine)",
+            other.id()
+        ),
+    };
+    engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
     let mut models = vec![ModelInput {
@@ -67,15 +70,6 @@ pub fn train_report_on(
         let method = if *role == ModelRole::Critic { policy_method.clone() } else { Method::Frozen };
         models.push(ModelInput { role: *role, spec: &m.spec, tensors: &m.tensors, format, method });
     }
-    // Training plans model transformers + PyTorch, or headroom's own engine (validate).
-    let engine = match args.engine.as_deref().map(crate::plan::Engine::parse).transpose()? {
-        None | Some(crate::plan::Engine::Hf) => crate::plan::Engine::Hf,
-        Some(crate::plan::Engine::Headroom) => crate::plan::Engine::Headroom,
-        Some(other) => anyhow::bail!(
-            "--engine {} plans inference only; training plans use hf (transformers) or headroom (validate's engine)",
-            other.id()
-        ),
-    };
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
     if let Some((g, _)) = gpu {
         super::plan::runs_on(engine, g)?;
