@@ -366,10 +366,6 @@ impl Model {
             .map(|c| crate::gpu::reference::bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
             .collect())
     }
-
-    pub fn request(&self) -> &Request {
-        &self.req
-    }
 }
 
 /// Token ids for a pass: a deterministic sequence (the values do not change the work).

@@ -75,14 +75,6 @@ impl Measured {
     pub fn decode_tokens_per_s(&self) -> f64 {
         (self.batch * self.decode_steps) as f64 / (self.decode_ms / 1e3)
     }
-    /// Memory after `phase`.
-    pub fn after(&self, phase: &str) -> Option<u64> {
-        after(&self.phases, phase)
-    }
-    /// The largest sample.
-    pub fn peak(&self) -> Option<u64> {
-        peak(&self.phases)
-    }
 }
 
 /// Memory after `phase` among `phases`.
@@ -275,7 +267,7 @@ mod tests {
         assert_eq!(names, ["context", "weights", "kv cache", "arena", "prefill", "decode"]);
         assert_eq!((m.prompt_tokens, m.decode_steps), (64, 16));
         assert!(m.prefill_ms > 0.0 && m.decode_ms > 0.0 && m.logits_finite);
-        assert_eq!(m.peak(), Some(6));
+        assert_eq!(peak(&m.phases), Some(6));
     }
 
     /// The CPU against itself passes; a NaN or a wrong length fails.
