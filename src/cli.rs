@@ -212,9 +212,10 @@ pub struct PlanArgs {
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.
     #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
-    /// vLLM: fraction of each GPU's memory the instance may use.
-    #[arg(long, default_value_t = 0.9)]
-    pub gpu_memory_utilization: f64,
+    /// vLLM: fraction of each GPU's memory the instance may use (default 0.9; for a colocated
+    /// rollout engine, `--rollout-engine vllm`, TRL's default 0.3).
+    #[arg(long)]
+    pub gpu_memory_utilization: Option<f64>,
     /// vLLM: KV block size in tokens.
     #[arg(long, default_value_t = 16)]
     pub block_size: u64,
@@ -307,9 +308,11 @@ pub struct TrainArgs {
     /// training speed then includes the rollout (generation and scoring).
     #[arg(long)]
     pub response_tokens: Option<u64>,
-    /// ppo / grpo / best-of-n: what generates the rollouts: hf (transformers generate, TRL's
-    /// default) or vllm (TRL `use_vllm`, OpenRLHF, veRL).
-    #[arg(long, default_value = "hf", value_parser = ["hf", "vllm"])]
+    /// ppo / grpo / best-of-n: what generates the rollouts: hf (transformers generate in the
+    /// training process, TRL's default), vllm (vLLM colocated on the training GPUs, holding
+    /// --gpu-memory-utilization of each: TRL `use_vllm` colocate mode, OpenRLHF and veRL hybrid
+    /// engines) or vllm-server (vLLM on other GPUs: TRL `vllm_mode="server"`).
+    #[arg(long, default_value = "hf", value_parser = ["hf", "vllm", "vllm-server"])]
     pub rollout_engine: String,
     /// Chunked cross-entropy: compute the logits and loss this many tokens at a time
     /// (recomputed in backward), instead of the whole sequence at once.

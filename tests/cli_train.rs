@@ -115,26 +115,79 @@ fn rollout_steps_have_a_speed_with_response_tokens() {
     assert!(code == 1 && err.contains("--response-tokens 1024"), "{err}");
 }
 
+/// A colocated vLLM engine holds `--gpu-memory-utilization` of each GPU (TRL's 0.3 by default)
+/// for the whole run in place of transformers' per-phase rollout KV cache; a vLLM server on other
+/// GPUs holds nothing there; a share too small for one sequence's KV cannot start.
+#[test]
+fn colocated_vllm_rollouts_reserve_their_share() {
+    let base = "tinyllama-1.1b --mode grpo --group-size 8 --context 1024 --gpu h100-sxm";
+    let phases = |v: &Value| -> Vec<String> {
+        v["training"]["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap().to_string()).collect()
+    };
+    let hf = plan_json(base);
+    let colocated = plan_json(&format!("{base} --rollout-engine vllm"));
+    let server = plan_json(&format!("{base} --rollout-engine vllm-server"));
+    assert!(phases(&hf).contains(&"generation".to_string()));
+    assert!(
+        !phases(&colocated).contains(&"generation".to_string()) && !phases(&server).contains(&"generation".to_string())
+    );
+    let capacity = u(&colocated, "/fit/capacity_bytes") as f64;
+    let reserved = u(&colocated, "/memory/rollout_engine_bytes") as f64;
+    assert!((reserved / capacity - 0.3).abs() < 1e-6, "{reserved} of {capacity}");
+    assert_eq!(u(&server, "/memory/rollout_engine_bytes"), 0);
+    assert_eq!(u(&hf, "/memory/rollout_engine_bytes"), 0);
+    // The training step's own peak is the same; only the colocated share adds to it.
+    let train_peak = |v: &Value| {
+        v["training"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["phase"] == "backward")
+            .map(|p| u(p, "/memory/total_bytes"))
+            .next()
+            .unwrap()
+    };
+    assert_eq!(train_peak(&colocated) - train_peak(&server), reserved as u64);
+    let half = plan_json(&format!("{base} --rollout-engine vllm --gpu-memory-utilization 0.5"));
+    assert!(u(&half, "/memory/rollout_engine_bytes") > reserved as u64);
+    // 2% of 80 GB cannot hold 1.1B parameters in bf16, let alone a KV pool: vLLM would not start.
+    let tiny = plan_json(&format!("{base} --rollout-engine vllm --gpu-memory-utilization 0.02"));
+    assert!(!fits(&tiny) && tiny["fit"]["headroom_bytes"].as_i64().unwrap() > 0);
+    assert!(tiny["basis"].as_array().unwrap().iter().any(|b| b["name"] == "colocated vLLM cannot start"));
+    assert_one_line_errors(&[
+        ("tinyllama-1.1b --mode grpo --rollout-engine vllm", "--gpu"),
+        ("tinyllama-1.1b --mode lora --rollout-engine vllm --gpu h100-sxm", "ppo, grpo and best-of-n"),
+        ("tinyllama-1.1b --mode grpo --gpu-memory-utilization 0.4 --gpu h100-sxm", "--rollout-engine vllm"),
+        ("tinyllama-1.1b --rollout-engine vllm", "training plans"),
+        ("tinyllama-1.1b --mode grpo --rollout-engine vllm --gpu-memory-utilization 1.0 --gpu h100-sxm", "(0, 1)"),
+    ]);
+}
+
 fn error_of(args: &str) -> (i32, String) {
     let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Each `plan ARGS` fails with exit 1 and one line of error that contains its needle.
+fn assert_one_line_errors(cases: &[(&str, &str)]) {
+    for (args, needle) in cases {
+        let (code, err) = error_of(args);
+        assert_eq!(code, 1, "{args}: {err}");
+        assert!(err.contains(needle), "{args}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn invalid_combinations_are_one_line_errors() {
-    for (args, needle) in [
+    assert_one_line_errors(&[
         ("llama-2-7b --mode qlora --weights fp32", "4-bit base"),
         ("llama-2-7b --mode full --zero 3", "--zero 3"),
         ("llama-2-7b --mode full --tp 3 --gpu a100-80gb:3", "tensor parallel degree 3"),
         ("llama-2-7b --mode full --weights nf4", "quantized base"),
         ("llama-2-7b --mode full --offload params --gpu a100-80gb:2 --zero 2", "--zero 3"),
         ("llama-2-7b --mode lora --lora-targets q_prj", "q_prj"),
-    ] {
-        let (code, err) = error_of(args);
-        assert_eq!(code, 1, "{args}: {err}");
-        assert!(err.contains(needle), "{args}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    }
+    ]);
 }
 
 #[test]

@@ -87,11 +87,22 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(t.no_overlap, "--no-overlap"),
             set(t.checkpointing != CheckpointingArg::None, "--checkpointing"),
             set(t.offload != OffloadArg::None, "--offload"),
+            set(t.rollout_engine != "hf", "--rollout-engine"),
         ]
         .into_iter()
         .flatten()
         .collect()
     };
+    let rollouts = matches!(t.mode, ModeArg::Ppo | ModeArg::Grpo | ModeArg::BestOfN);
+    anyhow::ensure!(
+        !training || rollouts || t.rollout_engine == "hf",
+        "--rollout-engine applies to ppo, grpo and best-of-n, which generate; drop it with --mode {}",
+        mode_id(t.mode)
+    );
+    anyhow::ensure!(
+        !training || args.gpu_memory_utilization.is_none() || t.rollout_engine == "vllm",
+        "--gpu-memory-utilization applies to a colocated vLLM rollout engine in training plans: add --rollout-engine vllm or drop it"
+    );
     match (ignored.first(), training) {
         (Some(o), true) => anyhow::bail!("{o} applies to inference plans; drop it with --mode {}", mode_id(t.mode)),
         (Some(o), false) => {
@@ -195,7 +206,7 @@ pub fn plan_report_on(
     };
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {
-        gpu_memory_utilization: args.gpu_memory_utilization,
+        gpu_memory_utilization: args.gpu_memory_utilization.unwrap_or(EngineOptions::default().gpu_memory_utilization),
         block_size: args.block_size,
         max_num_batched_tokens: args.max_num_batched_tokens,
         max_num_seqs: args.max_num_seqs,

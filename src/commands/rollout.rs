@@ -19,7 +19,63 @@ use super::source::ResolvedModel;
 use crate::catalog::gpus::GpuSpec;
 use crate::cli::{ModeArg, PlanArgs};
 use crate::plan::basis::BasisLog;
-use crate::plan::training::{Mode, ModelRole, TrainingRequest};
+use crate::plan::training::{Mode, ModelRole, RolloutEngine, TrainingRequest};
+use crate::quant::{FloatType, WeightFormat};
+use crate::units::Bytes;
+
+/// TRL's `vllm_gpu_memory_utilization` default for a colocated engine (GRPOConfig, TRL ≥ 0.18).
+const COLOCATED_VLLM_UTILIZATION: f64 = 0.3;
+
+/// The weights a rollout engine generates with: transformers uses the policy as trained (NF4
+/// for QLoRA); vLLM holds a 16-bit copy, into which TRL, OpenRLHF and veRL load the merged
+/// weights after each step.
+fn rollout_weights(engine: &str, trained: WeightFormat) -> WeightFormat {
+    match trained {
+        WeightFormat::Float(FloatType::F16 | FloatType::Bf16) => trained,
+        _ if engine == "hf" => trained,
+        _ => WeightFormat::Float(FloatType::Bf16),
+    }
+}
+
+/// The rollout engine of a training plan on `gpu` (`tp` GPUs per model replica). A colocated
+/// vLLM engine is sized by vLLM's own inference plan for the policy at the chosen
+/// `gpu_memory_utilization`: what is left of that share after its 16-bit weights, profiled
+/// activations and non-torch memory is its KV pool.
+pub(super) fn rollout_engine(
+    policy: &ResolvedModel,
+    args: &PlanArgs,
+    gpu: Option<(&'static GpuSpec, u32)>,
+    trained: WeightFormat,
+    seq: u64,
+) -> anyhow::Result<RolloutEngine> {
+    let t = &args.train;
+    let rollouts = matches!(t.mode, ModeArg::Ppo | ModeArg::Grpo | ModeArg::BestOfN);
+    match t.rollout_engine.as_str() {
+        "vllm" if rollouts => {}
+        "vllm-server" => return Ok(RolloutEngine::VllmServer),
+        _ => return Ok(RolloutEngine::Hf),
+    }
+    let Some((g, _)) = gpu else {
+        anyhow::bail!(
+            "--rollout-engine vllm reserves a share of each GPU's memory: give --gpu, or plan a vLLM server on other GPUs with --rollout-engine vllm-server"
+        )
+    };
+    let utilization = args.gpu_memory_utilization.unwrap_or(COLOCATED_VLLM_UTILIZATION);
+    anyhow::ensure!(
+        utilization > 0.0 && utilization < 1.0,
+        "--gpu-memory-utilization {utilization} is invalid: a colocated engine shares the GPU, give a fraction in (0, 1)"
+    );
+    let mut a = args.clone();
+    a.train.mode = ModeArg::Infer;
+    a.engine = Some("vllm".into());
+    a.weights = Some(rollout_weights("vllm", trained).id().to_string());
+    a.batch = 1;
+    a.context = Some(seq);
+    a.gpu_memory_utilization = Some(utilization);
+    let plan = plan_report_on(policy, &a, Some((g, t.tp as u32)), None)?;
+    let v = plan.vllm.ok_or_else(|| anyhow::anyhow!("the vLLM plan of {} has no KV pool", policy.spec.id))?;
+    Ok(RolloutEngine::VllmColocated { reserved: Bytes(v.budget_bytes), kv_capacity_tokens: v.kv_capacity_tokens })
+}
 
 /// Seconds of one micro-batch's rollout (generation and scoring), and its FLOPs; `None` where a
 /// speed is unknown (a GPU without TFLOPS in the catalog).
@@ -44,14 +100,20 @@ pub(super) fn rollout_s(
             a.engine = Some(engine.to_string());
             a.batch = batch;
             a.context = Some(context);
-            a.weights = Some(req.models[0].format.id().to_string());
+            a.weights = Some(rollout_weights(engine, req.models[0].format).id().to_string());
             Ok(plan_report_on(m, &a, Some((gpu, tp)), None)?.throughput)
         };
-    let generator = args.train.rollout_engine.as_str();
-    let prefill = infer(policy, sequences, prompt, generator)?.time_to_first_token_s;
-    let step = infer(policy, sequences, prompt + response / 2, generator)?.inter_token_latency_s;
+    let generator = if args.train.rollout_engine == "hf" { "hf" } else { "vllm" };
+    // A colocated pool too small for every sequence at full length generates in waves.
+    let concurrent = match req.rollout {
+        RolloutEngine::VllmColocated { kv_capacity_tokens, .. } => (kv_capacity_tokens / req.seq).clamp(1, sequences),
+        _ => sequences,
+    };
+    let waves = sequences.div_ceil(concurrent);
+    let prefill = infer(policy, concurrent, prompt, generator)?.time_to_first_token_s;
+    let step = infer(policy, concurrent, prompt + response / 2, generator)?.inter_token_latency_s;
     let (Some(prefill), Some(step)) = (prefill, step) else { return Ok(None) };
-    let generation = prefill + response as f64 * step;
+    let generation = waves as f64 * (prefill + response as f64 * step);
     let n = |m: &ResolvedModel| m.counts.active as f64;
     let mut flops = 2.0 * n(policy) * (sequences * req.seq) as f64;
     let scorers: &[ModelRole] = match req.mode {
@@ -81,7 +143,7 @@ pub(super) fn rollout_s(
         "rollout: generation (s per micro-batch)",
         format!("{generation:.3}"),
         format!(
-            "{} generate: {sequences} sequences, prefill of {prompt} tokens + {response} decode steps at {} cached tokens",
+            "{} generate: {sequences} sequences ({waves} wave(s) of {concurrent}), prefill of {prompt} tokens + {response} decode steps at {} cached tokens",
             args.train.rollout_engine,
             prompt + response / 2
         ),

@@ -102,6 +102,7 @@ pub fn train_report_on(
         parallel: Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) },
         device: gpu.map(|(g, count)| device(g, count)),
         engine,
+        rollout: super::rollout::rollout_engine(model, args, gpu, format, context)?,
     };
     let (mut plan, summary) = plan_training(&req)?;
     let speed = match gpu {

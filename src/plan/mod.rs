@@ -46,6 +46,10 @@ pub struct MemoryBreakdown {
     pub optimizer: Bytes,
     #[serde(rename = "workspace_bytes")]
     pub workspace: Bytes,
+    /// A rollout engine colocated with training (vLLM's `gpu_memory_utilization` share of the
+    /// GPU, holding its own weights and KV pool); 0 otherwise.
+    #[serde(rename = "rollout_engine_bytes")]
+    pub rollout_engine: Bytes,
     /// The driver's per-process cost, which frameworks' "max allocated" figures exclude.
     #[serde(rename = "cuda_context_bytes")]
     pub cuda_context: Bytes,
@@ -73,7 +77,7 @@ impl MemoryBreakdown {
     }
 
     /// (label, bytes) of every component, in display order.
-    pub fn components(&self) -> [(&'static str, Bytes); 7] {
+    pub fn components(&self) -> [(&'static str, Bytes); 8] {
         [
             ("weights", self.weights),
             ("kv cache", self.kv_cache),
@@ -81,6 +85,7 @@ impl MemoryBreakdown {
             ("gradients", self.gradients),
             ("optimizer", self.optimizer),
             ("workspace", self.workspace),
+            ("rollout engine", self.rollout_engine),
             ("cuda context", self.cuda_context),
         ]
     }

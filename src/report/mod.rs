@@ -118,6 +118,8 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
     if fit.fits {
         format!("FITS on {gpus} ({cap:.2} GiB per GPU): {head:.2} GiB headroom on the busiest GPU")
+    } else if head >= 0.0 {
+        format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): the memory adds up, but the engine cannot start (see the basis)")
     } else {
         format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): {:.2} GiB short on the busiest GPU", -head)
     }

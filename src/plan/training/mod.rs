@@ -31,6 +31,7 @@ use super::MemoryBreakdown;
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::TensorDesc;
 use crate::quant::WeightFormat;
+use crate::units::Bytes;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -83,6 +84,21 @@ pub enum Checkpointing {
     Selective,
     /// Save each layer's input only and recompute the layer in the backward pass.
     Full,
+}
+
+/// What generates the rollouts of PPO, GRPO and best-of-n, and what it holds on a training GPU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RolloutEngine {
+    /// transformers `generate` in the training process: a KV cache for every rollout sequence
+    /// while generating (TRL's default without `use_vllm`).
+    Hf,
+    /// vLLM inside the training process (TRL `vllm_mode="colocate"`, veRL's and OpenRLHF's
+    /// hybrid engines): it takes `reserved` = `gpu_memory_utilization` × GPU memory at start-up
+    /// and keeps it for the whole run (its own 16-bit weights, activations and KV pool); the pool
+    /// holds `kv_capacity_tokens`, and vLLM refuses to start when that is under one sequence.
+    VllmColocated { reserved: Bytes, kv_capacity_tokens: u64 },
+    /// vLLM on other GPUs (TRL `vllm_mode="server"`): nothing on the training GPUs.
+    VllmServer,
 }
 
 /// How one model's weights are treated.
@@ -140,6 +156,7 @@ pub struct TrainingRequest<'a> {
     /// Hf: transformers and PyTorch autograd (dynamic allocation, phases). Headroom:
     /// `validate`'s training step, every buffer allocated up front.
     pub engine: crate::plan::Engine,
+    pub rollout: RolloutEngine,
 }
 
 /// One phase's memory at its largest moment.

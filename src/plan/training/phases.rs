@@ -39,7 +39,14 @@ pub(super) struct Profile {
 
 /// Bytes with the total filled in.
 pub(super) fn breakdown(mut m: MemoryBreakdown) -> MemoryBreakdown {
-    m.total = m.weights + m.kv_cache + m.activations + m.gradients + m.optimizer + m.workspace + m.cuda_context;
+    m.total = m.weights
+        + m.kv_cache
+        + m.activations
+        + m.gradients
+        + m.optimizer
+        + m.workspace
+        + m.rollout_engine
+        + m.cuda_context;
     m
 }
 
@@ -100,7 +107,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         gpu: d.id.clone(),
         gpu_count: d.count,
         capacity_bytes: d.capacity.0,
-        fits: peak.memory.total <= d.capacity,
+        fits: peak.memory.total <= d.capacity && rlhf::rollout_engine_starts(req),
         headroom_bytes: d.capacity.0 as i64 - peak.memory.total.0 as i64,
     });
     Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, host: None, basis: basis.0 }, summary))
@@ -129,6 +136,7 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
         weights: states.iter().map(|s| s.weights).sum(),
         optimizer: states.iter().map(|s| s.optimizer).sum(),
         workspace: Bytes(2 * cublas.bytes.0) + states.iter().map(|s| s.buffers).sum(),
+        rollout_engine: rlhf::colocated_engine(req, log),
         cuda_context: ctx.bytes,
         ..Default::default()
     });

@@ -15,6 +15,11 @@
 //!   `group_size` completions per prompt, a frozen reward model scores them, and the policy takes
 //!   a supervised step on the best one only.
 //!
+//! - Rollout engines: transformers `generate` allocates the rollout KV cache in the generation
+//!   phase only; a colocated vLLM engine (TRL's colocate mode, veRL's and OpenRLHF's hybrid
+//!   engines) holds its `gpu_memory_utilization` share in every phase; a vLLM server lives on
+//!   other GPUs. vLLM's sleep mode (releasing the share while training) is not modelled.
+//!
 //! No-grad forwards hold the 16-bit logits, their fp32 upcast and the fp32 log-softmax
 //! (2 + 4 + 4 B per vocabulary entry and token) beside one layer's intermediates.
 //! Worked example, Llama-2-7B GRPO, 4 prompts × group 8 × 1024 tokens: generation caches
@@ -22,7 +27,7 @@
 
 use super::activations::{layer_transients, ActivationSetup};
 use super::phases::breakdown;
-use super::{Mode, ModelRole, PhaseMemory, TrainingRequest};
+use super::{Mode, ModelRole, PhaseMemory, RolloutEngine, TrainingRequest};
 use crate::plan::basis::BasisLog;
 use crate::plan::engine::{Engine, EngineOptions};
 use crate::plan::kv::{kv_bytes, KvRequest};
@@ -45,6 +50,47 @@ fn rollouts_per_prompt(req: &TrainingRequest) -> u64 {
         Mode::Ppo => 1,
         Mode::Grpo | Mode::BestOfN => req.group_size,
         _ => 0,
+    }
+}
+
+/// The bytes a colocated rollout engine holds on every training GPU for the whole run (0 for
+/// transformers generate, which allocates per phase, and for a vLLM server on other GPUs).
+/// Worked example: TRL GRPO with vLLM colocated on an 80 GiB H100 at TRL's default
+/// `vllm_gpu_memory_utilization` 0.3 reserves 0.3 × 85,520,809,984 B = 25,656,242,995 B ≈ 23.9 GiB.
+pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
+    match req.rollout {
+        RolloutEngine::VllmColocated { reserved, kv_capacity_tokens } if rollouts_per_prompt(req) > 0 => {
+            log.add(
+                "colocated vLLM rollout engine",
+                reserved.0,
+                format!(
+                    "gpu_memory_utilization × GPU memory, held for the whole run: its 16-bit weights, \
+                     activations and a KV pool of {kv_capacity_tokens} tokens"
+                ),
+            );
+            if kv_capacity_tokens < req.seq {
+                log.add(
+                    "colocated vLLM cannot start",
+                    kv_capacity_tokens,
+                    format!(
+                        "its KV pool holds fewer tokens than one {}-token sequence: raise --gpu-memory-utilization",
+                        req.seq
+                    ),
+                );
+            }
+            reserved
+        }
+        _ => Bytes::ZERO,
+    }
+}
+
+/// Whether the rollout engine starts: vLLM refuses a KV pool smaller than one sequence.
+pub fn rollout_engine_starts(req: &TrainingRequest) -> bool {
+    match req.rollout {
+        RolloutEngine::VllmColocated { kv_capacity_tokens, .. } if rollouts_per_prompt(req) > 0 => {
+            kv_capacity_tokens >= req.seq
+        }
+        _ => true,
     }
 }
 
@@ -93,7 +139,7 @@ pub fn before_training(
             memory: with(a, Bytes::ZERO),
         });
     }
-    if rollouts_per_prompt(req) > 0 {
+    if rollouts_per_prompt(req) > 0 && req.rollout == RolloutEngine::Hf {
         let policy = &req.models[0];
         let sequences = req.micro_batch * rollouts_per_prompt(req);
         let options = EngineOptions::default();
@@ -119,6 +165,8 @@ pub fn before_training(
             moment: "rollouts at full length".into(),
             memory: with(decode, kv),
         });
+    }
+    if rollouts_per_prompt(req) > 0 {
         let scoring = [ModelRole::Policy, ModelRole::Reference, ModelRole::Reward, ModelRole::Critic]
             .into_iter()
             .map(|r| no_grad_forward(req, r, stage, rollout_tokens))
