@@ -11,10 +11,15 @@ use headroom::quant::{KvFormat, WeightFormat};
 use headroom::units::Bytes;
 use std::hint::black_box;
 
-fn request<'a>(spec: &'a headroom::model::spec::ModelSpec, weights: &'a WeightLayout) -> InferenceRequest<'a> {
+fn request<'a>(
+    spec: &'a headroom::model::spec::ModelSpec,
+    weights: &'a WeightLayout,
+    format: WeightFormat,
+) -> InferenceRequest<'a> {
     InferenceRequest {
         spec,
         weights,
+        format,
         kv: KvFormat::Bf16,
         context: 4096,
         batch: 1,
@@ -38,7 +43,7 @@ fn one_plan(c: &mut Criterion) {
     c.bench_function("plan llama-2-7b bf16 4096 (weights + plan)", |b| {
         b.iter(|| {
             let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
-            black_box(plan_inference(&request(spec, &weights)).unwrap())
+            black_box(plan_inference(&request(spec, &weights, format)).unwrap())
         })
     });
 }
@@ -52,7 +57,7 @@ fn sweep(c: &mut Criterion) {
                 for format in WeightFormat::all() {
                     let weights =
                         WeightLayout::from_inventory(spec.num_layers, tensors, |t| format.tensor_bytes(t, spec));
-                    total += plan_inference(&request(spec, &weights)).unwrap().memory.total.0;
+                    total += plan_inference(&request(spec, &weights, *format)).unwrap().memory.total.0;
                 }
             }
             black_box(total)

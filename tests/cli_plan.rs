@@ -257,3 +257,26 @@ fn engines_run_on_their_platforms_only() {
     let gpus: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["fit"]["gpu"].as_str().unwrap()).collect();
     assert!(gpus.contains(&"mi300x") && !gpus.iter().any(|g| ["m2-ultra", "m3-max", "m4-max"].contains(g)), "{gpus:?}");
 }
+
+/// LitGPT's bitsandbytes plugin quantizes lm_head too, a tied checkpoint loads into two
+/// matrices, and the prompt's GEMM on the largest quantized matrix (lm_head) holds its fp16
+/// dequantization and a bf16 copy at once.
+#[test]
+fn litgpt_engine_mechanisms() {
+    let plan = |args: &str| plan_json(&format!("{args} --context 64 --gpu a100-40gb"));
+    let basis = |v: &serde_json::Value, name: &str| -> u64 {
+        let b = v["basis"].as_array().unwrap().iter().find(|b| b["name"] == name).unwrap_or_else(|| panic!("{name}"));
+        b["value"].as_str().unwrap().parse().unwrap()
+    };
+    let (hf, lit) = (plan("llama-2-7b --weights nf4 --engine hf"), plan("llama-2-7b --weights nf4 --engine litgpt"));
+    // lm_head: 32,000 × 4,096 in bf16 (262,144,000 B) against NF4 (4 bits + fp32 absmax per 64).
+    let lm_head_nf4 = 32_000 * 4_096 / 2 + 32_000 * 4_096 / 64 * 4 + 16 * 4;
+    assert_eq!(u(&hf, "/memory/weights_bytes") - u(&lit, "/memory/weights_bytes"), 262_144_000 - lm_head_nf4);
+    assert_eq!(basis(&lit, "dequantized weight (prompt GEMMs)"), 4 * 32_000 * 4_096);
+    assert_eq!(basis(&hf, "dequantized weight (prompt GEMMs)"), 2 * 11_008 * 4_096, "transformers keeps lm_head bf16");
+    // Falcon-40B ties lm_head to the embedding; LitGPT builds both.
+    let w = |engine: &str| u(&plan(&format!("falcon-40b --weights bf16 --engine {engine}")), "/memory/weights_bytes");
+    assert_eq!(w("litgpt") - w("hf"), 65_024 * 8_192 * 2);
+    let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", "litgpt", "--weights", "gptq"]);
+    assert!(code == 1 && err.contains("bitsandbytes"), "{err}");
+}

@@ -33,7 +33,7 @@ proptest! {
         let counts = param_counts(spec, &tensors);
         let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
         let req = InferenceRequest {
-            spec, weights: &weights, kv: KvFormat::Bf16, context, batch, engine,
+            spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine,
             options: EngineOptions::default(),
             device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.memory_bytes()), count, generation: Generation::Ampere }),
             split: None,

@@ -35,7 +35,7 @@ proptest! {
         let device = Device { id: "gpu".into(), capacity: Bytes(1 << 50), count: 1, generation };
         let plan = plan_inference(&InferenceRequest {
             spec,
-            weights: &weights,
+            weights: &weights, format,
             kv: KvFormat::Bf16,
             context,
             batch,

@@ -40,7 +40,7 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
         Engine::Exllama => !apple && !gaudi,
         Engine::LlamaCpp => !gaudi,
         Engine::Headroom => !(apple || gaudi || amd || matches!(gpu.arch, A::Volta | A::Turing)),
-        Engine::Hf | Engine::Bare => true,
+        Engine::Hf | Engine::Bare | Engine::Litgpt => true,
     };
     anyhow::ensure!(
         ok,
@@ -200,9 +200,16 @@ pub fn plan_report_on(
         .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = gpu.map(|(gpu, count)| device(gpu, count));
+    let mut tensors = model.tensors.clone();
+    if engine.unties_embeddings() && spec.tie_word_embeddings {
+        tensors.push(crate::model::tensors::output_matrix(spec));
+    }
     let weights = match from_file {
         Some(file) => file.layout.clone(),
-        None => WeightLayout::from_inventory(spec.num_layers, &model.tensors, |t| format.tensor_bytes(t, spec)),
+        None if engine.quantizes_lm_head() => {
+            WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes_quantizing_lm_head(t, spec))
+        }
+        None => WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec)),
     };
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {
@@ -218,6 +225,7 @@ pub fn plan_report_on(
     let req = InferenceRequest {
         spec,
         weights: &weights,
+        format,
         kv,
         context,
         batch: args.batch,

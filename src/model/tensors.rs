@@ -153,9 +153,14 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     }
     push_norm(spec, Role::OutputNorm, None, h, &mut out);
     if !spec.tie_word_embeddings {
-        out.push(matrix(Role::Output, None, v, h));
+        out.push(output_matrix(spec));
     }
     out
+}
+
+/// The lm_head matrix (vocab × hidden), which tied checkpoints share with the embedding.
+pub fn output_matrix(spec: &ModelSpec) -> TensorDesc {
+    matrix(Role::Output, None, spec.vocab_size, spec.hidden_size)
 }
 
 fn matrix(role: Role, layer: Option<u32>, rows: u64, cols: u64) -> TensorDesc {

@@ -60,7 +60,7 @@ const VLLM_SAMPLER_FP32_BUFFERS: f64 = 9.0;
 fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
     let all = req.context * req.batch;
     match req.engine {
-        Engine::Hf | Engine::Bare | Engine::Headroom => (all, req.context),
+        Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt => (all, req.context),
         Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
         Engine::LlamaCpp => {
             let t = req.options.n_ubatch.min(all);
@@ -146,9 +146,13 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         None => (kv_heads * spec.head_dim, kv_heads * spec.head_dim),
     };
     let mut values = stream_values(req, t) + t * (q_w + k_w + v_w) + t * q_w;
-    if req.engine == Engine::Hf {
-        // apply_rotary_pos_emb returns new q and k tensors.
+    if matches!(req.engine, Engine::Hf | Engine::Litgpt) {
+        // apply_rotary_pos_emb (transformers) and apply_rope (LitGPT) return new q and k tensors.
         values += t * (q_w + k_w);
+    }
+    if req.engine == Engine::Litgpt && heads > kv_heads {
+        // LitGPT expands K and V to every query head before SDPA (`k.expand(...).reshape`).
+        values += 2 * t * (heads - kv_heads) * spec.head_dim;
     }
     if req.engine == Engine::Headroom {
         // The prefill kernel reads q head-major: a copy of q besides the head-major output.
@@ -223,6 +227,9 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         // for Gemma-2-9B at 4,096 tokens on an H200, two 2.1 GB logits tensors).
         Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * 2 * (1 + req.spec.logit_softcap as u64),
         Engine::Hf => t * h * 2 + req.batch * v * (2 + 4),
+        // LitGPT's GPT.forward returns every position's logits (bf16); generate samples from
+        // the last one's fp32 probabilities.
+        Engine::Litgpt => t * h * 2 + t * v * 2 + req.batch * v * 4,
         Engine::Vllm => (req.max_num_seqs as f64 * v as f64 * 4.0 * VLLM_SAMPLER_FP32_BUFFERS) as u64,
         // The compute graph is reserved for a ubatch where every token outputs logits (f32).
         Engine::LlamaCpp => t * (h + v) * 4,

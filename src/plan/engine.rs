@@ -26,15 +26,20 @@ pub enum Engine {
     /// headroom's own engine, the one `headroom validate` runs: our kernels and cuBLAS, one
     /// weight slab, a KV cache for the whole context, one activation arena and a workspace.
     Headroom,
+    /// LitGPT (Lightning AI): plain PyTorch like transformers, but Fabric's bitsandbytes plugin
+    /// quantizes every `nn.Linear`, lm_head included (with bitsandbytes 0.42, which LitGPT pins,
+    /// or 0.41 in its 2023 resource tables), and `GPT` builds lm_head and the embedding as two
+    /// matrices even for tied checkpoints.
+    Litgpt,
 }
 
 #[derive(Debug, Error, PartialEq)]
-#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom")]
+#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom, litgpt")]
 pub struct UnknownEngine(pub String);
 
 impl Engine {
-    pub const ALL: [Engine; 6] =
-        [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare, Engine::Headroom];
+    pub const ALL: [Engine; 7] =
+        [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare, Engine::Headroom, Engine::Litgpt];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -44,6 +49,7 @@ impl Engine {
             Engine::Exllama => "exllama",
             Engine::Bare => "bare",
             Engine::Headroom => "headroom",
+            Engine::Litgpt => "litgpt",
         }
     }
 
@@ -56,13 +62,46 @@ impl Engine {
             "exllama" | "exllamav2" => Ok(Engine::Exllama),
             "bare" => Ok(Engine::Bare),
             "headroom" => Ok(Engine::Headroom),
+            "litgpt" | "lit-gpt" => Ok(Engine::Litgpt),
             _ => Err(UnknownEngine(s.to_string())),
         }
     }
 
     /// Whether the engine runs on PyTorch (and so pays PyTorch's CUDA context and kernels).
     pub fn uses_torch(self) -> bool {
-        matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama)
+        matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama | Engine::Litgpt)
+    }
+
+    /// Whether a tied checkpoint's embedding and lm_head become two matrices: LitGPT's `GPT`
+    /// always builds `transformer.wte` and `lm_head` as separate parameters.
+    pub fn unties_embeddings(self) -> bool {
+        self == Engine::Litgpt
+    }
+
+    /// Whether 4-bit bitsandbytes quantization covers the output projection too: LitGPT's
+    /// Fabric plugin replaces every `nn.Linear`; transformers keeps lm_head in 16-bit
+    /// (`llm_int8_skip_modules` defaults to the output embedding).
+    pub fn quantizes_lm_head(self) -> bool {
+        self == Engine::Litgpt
+    }
+
+    /// Bytes per element of the transient a multi-token GEMM on quantized weights allocates
+    /// when it dequantizes the whole matrix first (0 for engines with fused or preallocated
+    /// dequantization, and for LLM.int8(), whose matmul runs on the int8 codes).
+    /// bitsandbytes' `matmul_4bit` runs `dequantize_4bit(W).to(compute dtype)`: one 16-bit copy
+    /// when the stored dtype is the compute dtype (transformers loads bf16 weights and computes
+    /// in bf16); two under LitGPT, whose bitsandbytes (0.41 and 0.42; 0.43 dropped the cast)
+    /// casts each weight to fp16 before quantizing (`Params4bit.cuda`: `.half()`), so the fp16
+    /// result is copied to bf16 while it is still alive. transformers' GPTQ and AWQ kernels dequantize a prompt's
+    /// weights into one 16-bit matrix too (AWQ's GEMM path above its batch threshold, exllamav2's
+    /// `temp_dq`).
+    pub fn dequantized_bytes_per_weight(self, format: WeightFormat) -> u64 {
+        use crate::quant::stored::QuantScheme as Q;
+        match (self, format) {
+            (Engine::Litgpt, WeightFormat::Quantized(Q::Nf4 | Q::Nf4Double)) => 4,
+            (Engine::Hf, WeightFormat::Quantized(Q::Nf4 | Q::Nf4Double | Q::GptqG128 | Q::GptqG32 | Q::AwqG128)) => 2,
+            _ => 0,
+        }
     }
 
     /// Whether the engine loads weights stored in `format` as they are; `Err` says what to plan
@@ -86,6 +125,11 @@ impl Engine {
             (Engine::Headroom, WeightFormat::Float(F::F16 | F::Bf16))
             | (Engine::Headroom, WeightFormat::Quantized(Q::GptqG128 | Q::AwqG128)) => Ok(()),
             (Engine::Headroom, _) => Err("headroom's engine runs bf16, fp16, gptq and awq weights"),
+            (Engine::Litgpt, WeightFormat::Float(_))
+            | (Engine::Litgpt, WeightFormat::Quantized(Q::Nf4 | Q::Nf4Double | Q::Int8Row)) => Ok(()),
+            (Engine::Litgpt, _) => {
+                Err("LitGPT quantizes with bitsandbytes: plan --weights nf4, nf4-dq or int8, or a float checkpoint")
+            }
             _ => Ok(()),
         }
     }
@@ -105,6 +149,8 @@ impl Engine {
             }
             (Engine::Headroom, K::Bf16) => Ok(()),
             (Engine::Headroom, _) => Err("headroom's engine keeps a bf16 KV cache"),
+            (Engine::Litgpt, K::Bf16) => Ok(()),
+            (Engine::Litgpt, _) => Err("LitGPT keeps the KV cache in the model's 16-bit dtype: use --kv-cache bf16"),
             _ => Ok(()),
         }
     }

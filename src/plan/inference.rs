@@ -9,7 +9,7 @@ use super::kv::{self, KvRequest};
 use super::{Fit, GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
-use crate::quant::KvFormat;
+use crate::quant::{KvFormat, WeightFormat};
 use crate::units::{Bytes, MIB};
 
 /// Weight bytes by where they sit in the model, so they can be split across GPUs.
@@ -24,8 +24,9 @@ pub struct WeightLayout {
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
-    /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
-    /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
+    /// Elements of the largest matrix stored in fewer than 16 bits per weight (0 when none is;
+    /// lm_head where the engine quantizes it): engines that dequantize before a GEMM need a
+    /// 16-bit scratch this large.
     pub largest_quantized_matrix: u64,
 }
 
@@ -39,7 +40,7 @@ impl WeightLayout {
                 layout.routed_experts += b;
             }
             let matrix = t.rows * t.cols;
-            if t.layer.is_some() && !t.is_vector() && b.0 < 2 * t.elements() {
+            if !t.is_vector() && b.0 < 2 * t.elements() {
                 layout.largest_quantized_matrix = layout.largest_quantized_matrix.max(matrix);
             }
             match (t.layer, t.role) {
@@ -61,6 +62,8 @@ impl WeightLayout {
 pub struct InferenceRequest<'a> {
     pub spec: &'a ModelSpec,
     pub weights: &'a WeightLayout,
+    /// The format `weights` was laid out in.
+    pub format: WeightFormat,
     pub kv: KvFormat,
     pub context: u64,
     pub batch: u64,
@@ -269,6 +272,21 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
     }
     if req.engine == Engine::Headroom {
         total += headroom_workspace(req, log);
+    }
+    let per_weight = req.engine.dequantized_bytes_per_weight(req.format);
+    let dequantized = req.weights.largest_quantized_matrix / tp * per_weight;
+    if dequantized > 0 {
+        // Live during the prompt's GEMM on that matrix, beside that moment's activations.
+        log.add(
+            "dequantized weight (prompt GEMMs)",
+            dequantized,
+            format!(
+                "largest quantized matrix × {} B: bitsandbytes dequantize_4bit{} / GPTQ-AWQ dequantization before the GEMM",
+                per_weight,
+                if per_weight > 2 { " in fp16, then .to(bf16)" } else { "" }
+            ),
+        );
+        total += Bytes(dequantized);
     }
     if req.engine == Engine::Exllama {
         // ExLlama reconstructs fp16 weights for prompt passes into one scratch buffer sized for

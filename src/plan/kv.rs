@@ -77,6 +77,10 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // (Phi-3-mini, window 2,047, 4,064-token prompt: 1.5 GiB at the peak, 0.75 GiB after;
         // H200, transformers 5.17, data/measurements/device/2026-11-27-h200/infer2.json).
         Engine::Hf => ctx * batch,
+        // LitGPT: `set_kv_cache(max_seq_length)` for every sequence, no sliding-window cache; its
+        // cache holds the model's KV heads (litgpt 2024+; its 2023 releases cached K and V
+        // expanded to every query head).
+        Engine::Litgpt => ctx * batch,
         Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
         // One cache for the whole context per sequence (validate runs full-attention models).
         Engine::Headroom => ctx * batch,

@@ -17,7 +17,7 @@ use super::gguf::GgufFileType;
 use super::stored::{FloatType, QuantScheme, StoredType};
 use crate::catalog::suggest::{closest, did_you_mean};
 use crate::model::spec::ModelSpec;
-use crate::model::tensors::{Part, TensorDesc};
+use crate::model::tensors::{Part, Role, TensorDesc};
 use crate::units::Bytes;
 use serde::{Serialize, Serializer};
 
@@ -182,6 +182,19 @@ impl WeightFormat {
     /// `g_idx` and per-tensor constants.
     pub fn tensor_bytes(self, t: &TensorDesc, spec: &ModelSpec) -> Bytes {
         Bytes(self.tensor_type(t, spec).tensor_bytes(t))
+    }
+
+    /// Exact bytes of tensor `t` under a quantizer that covers lm_head like every other linear
+    /// layer (LitGPT's bitsandbytes plugin replaces every `nn.Linear`); other tensors as
+    /// `tensor_bytes`. Llama-2-7B's lm_head in NF4: 131,072,000 weights × 4.5 bits = 73.7 MB
+    /// instead of 262 MB in bf16.
+    pub fn tensor_bytes_quantizing_lm_head(self, t: &TensorDesc, spec: &ModelSpec) -> Bytes {
+        match self {
+            WeightFormat::Quantized(q) if t.role == Role::Output && !t.is_vector() && t.part != Part::Bias => {
+                Bytes(StoredType::Quantized(q).tensor_bytes(t))
+            }
+            _ => self.tensor_bytes(t, spec),
+        }
     }
 
     /// Exact bytes of all `tensors` (the model's `inventory`) in this format.

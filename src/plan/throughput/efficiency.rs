@@ -11,7 +11,8 @@
 //!   "engines": { "hf": { "bandwidth": 0.885, "prefill_compute": 0.50, "decode_compute": 0.30,
 //!                        "kv_read": 1.0,
 //!                        "host_per_layer_ms": 0.70, "host_per_moe_layer_ms": 1.2,
-//!                        "host_per_quantized_linear_ms": 0.063, "kernel_gap_per_layer_us": 0 } }
+//!                        "host_per_quantized_linear_ms": 0.078,
+//!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 } }
 //! }
 //! ```
 //!
@@ -56,6 +57,9 @@ pub struct Efficiency {
     pub host_per_moe_layer_s: Factor,
     /// Extra host time per quantized linear layer (separate dequantization kernels).
     pub host_per_quantized_linear_s: Factor,
+    /// Further host time per NF4 double-quantized linear: bitsandbytes first dequantizes the
+    /// 8-bit absmax (`dequantize_blockwise`, one more kernel) before the 4-bit GEMV.
+    pub host_per_double_quant_linear_s: Factor,
     /// GPU time per layer and step not covered by the roofline (gaps between small kernels).
     pub kernel_gap_per_layer_s: Factor,
     /// Latency of one all-reduce step on the GPU link.
@@ -98,6 +102,7 @@ impl Efficiency {
             host_per_layer_s: zero("CUDA graphs or a compiled loop: no per-layer host bound"),
             host_per_moe_layer_s: zero("fused MoE kernels"),
             host_per_quantized_linear_s: zero("dequantization fused into the GEMM"),
+            host_per_double_quant_linear_s: zero("no nested quantization state"),
             kernel_gap_per_layer_s: zero("CUDA graphs: no launch gaps modelled (lower bound)"),
             allreduce_latency_s: f(
                 10e-6,
@@ -105,7 +110,8 @@ impl Efficiency {
             ),
         };
         match engine {
-            Engine::Hf => {
+            // LitGPT's generate is the same eager PyTorch loop on the host.
+            Engine::Hf | Engine::Litgpt => {
                 e.prefill_compute = f(
                     0.50,
                     "H200 transformers 5.17 SDPA prefill: 465–530 TFLOPS of 989 over 4 dense models (infer.json)",
@@ -113,7 +119,8 @@ impl Efficiency {
                 e.host_per_layer_s = f(0.70e-3, "H200 host, transformers 5.17 eager decode: median step 22–23 ms for 32-layer 7–8B models (infer.json)");
                 e.host_per_moe_layer_s =
                     f(1.2e-3, "H200 host: Mixtral 63 ms / 32 layers, DeepSeek-V2-Lite 48 ms / 27 layers (infer2.json)");
-                e.host_per_quantized_linear_s = f(0.063e-3, "LitGPT + bitsandbytes on A100 (rows 57–62): ~90 µs per quantized linear on a 1.0 ms/layer host, scaled to 0.70 ms/layer");
+                e.host_per_quantized_linear_s = f(0.078e-3, "LitGPT + bitsandbytes on A100 (rows 56–57): 0.112 ms per NF4 linear on a 1.0 ms/layer host, scaled to 0.70 ms/layer");
+                e.host_per_double_quant_linear_s = f(0.034e-3, "LitGPT + bitsandbytes on A100 (row 57): nf4-dq 0.048 ms per linear slower than nf4 on a 1.0 ms/layer host, scaled to 0.70 ms/layer");
             }
             Engine::Exllama => {
                 e.prefill_compute =
@@ -172,6 +179,12 @@ impl Efficiency {
             1e-3,
             "host_per_quantized_linear_ms",
         );
+        set(
+            &mut self.host_per_double_quant_linear_s,
+            c.host_per_double_quant_linear_ms,
+            1e-3,
+            "host_per_double_quant_linear_ms",
+        );
         set(&mut self.kernel_gap_per_layer_s, c.kernel_gap_per_layer_us, 1e-6, "kernel_gap_per_layer_us");
     }
 
@@ -182,6 +195,7 @@ impl Efficiency {
             &self.host_per_layer_s,
             &self.host_per_moe_layer_s,
             &self.host_per_quantized_linear_s,
+            &self.host_per_double_quant_linear_s,
             &self.kernel_gap_per_layer_s,
             &self.allreduce_latency_s,
         ];
@@ -222,6 +236,7 @@ pub struct EngineCalibration {
     pub host_per_layer_ms: Option<f64>,
     pub host_per_moe_layer_ms: Option<f64>,
     pub host_per_quantized_linear_ms: Option<f64>,
+    pub host_per_double_quant_linear_ms: Option<f64>,
     pub kernel_gap_per_layer_us: Option<f64>,
 }
 

@@ -25,6 +25,7 @@ use super::basis::BasisLog;
 use super::device::{DeviceSpeed, LinkKind};
 use super::engine::Engine;
 use super::{InferenceRequest, Plan};
+use crate::quant::WeightFormat;
 use serde::Serialize;
 
 /// Speeds of one plan; `None` where the hardware lacks the number needed.
@@ -103,14 +104,15 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
     let memory = inf.weights.total().0 as f64 / bw;
-    let dequant =
-        if req.quantized && matches!(inf.engine, Engine::Hf | Engine::Exllama | Engine::LlamaCpp | Engine::Headroom) {
-            let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-            let elements = work::matmul_params(inf.spec, work::Params { active: req.params.total, ..req.params });
-            (layer_bytes as f64 + 2.0 * elements as f64) / bw
-        } else {
-            0.0
-        };
+    let dequant = if req.quantized
+        && matches!(inf.engine, Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::LlamaCpp | Engine::Headroom)
+    {
+        let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
+        let elements = work::matmul_params(inf.spec, work::Params { active: req.params.total, ..req.params });
+        (layer_bytes as f64 + 2.0 * elements as f64) / bw
+    } else {
+        0.0
+    };
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     Some(compute.max(memory) + dequant + communication_s(req, act)?)
 }
@@ -130,12 +132,19 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let attention = kv.max(compute(attn_flops));
     let layers = spec.num_layers as f64;
     let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as f64;
-    let quantized_linears = if req.quantized { layers * work::linears_per_layer(spec) as f64 } else { 0.0 };
-    let host = layers * e.host_per_layer_s.value
-        + moe_layers * e.host_per_moe_layer_s.value
-        + quantized_linears * e.host_per_quantized_linear_s.value;
+    let quantized_linears =
+        if req.quantized { work::quantized_linears_per_token(spec, inf.engine) as f64 } else { 0.0 };
+    let per_linear = e.host_per_quantized_linear_s.value
+        + if double_quant(inf) { e.host_per_double_quant_linear_s.value } else { 0.0 };
+    let host =
+        layers * e.host_per_layer_s.value + moe_layers * e.host_per_moe_layer_s.value + quantized_linears * per_linear;
     let act = (inf.batch * spec.hidden_size * 2) as f64;
     Some(linear.max(host) + attention + layers * e.kernel_gap_per_layer_s.value + communication_s(req, act)?)
+}
+
+/// NF4 with a quantized absmax (bitsandbytes double quantization).
+fn double_quant(inf: &InferenceRequest) -> bool {
+    inf.format == WeightFormat::Quantized(crate::quant::QuantScheme::Nf4Double)
 }
 
 /// Every speed of a plan, with the constants used written to `basis`.
@@ -163,6 +172,10 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     if req.quantized && e.host_per_quantized_linear_s.value > 0.0 {
         let f = &e.host_per_quantized_linear_s;
         basis.add("host time per quantized linear (ms)", format!("{:.3}", f.value * 1e3), f.source.clone());
+    }
+    if double_quant(inf) && e.host_per_double_quant_linear_s.value > 0.0 {
+        let f = &e.host_per_double_quant_linear_s;
+        basis.add("host time per double-quantized linear (ms)", format!("{:.3}", f.value * 1e3), f.source.clone());
     }
     if inf.spec.moe.is_some() {
         let f = &e.host_per_moe_layer_s;

@@ -35,6 +35,7 @@ fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32,
     let req = InferenceRequest {
         spec,
         weights: &weights,
+        format,
         kv: KvFormat::Bf16,
         context,
         batch,

@@ -119,6 +119,21 @@ pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
     attn + mlp
 }
 
+/// Quantized linear layers one decode step runs, each a separate dequantizing kernel. LitGPT
+/// fuses q, k and v into one `attn` linear in every model, keeps the MLP's linears separate,
+/// and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against transformers'
+/// 32 × 7 = 224.
+pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
+    if engine != Engine::Litgpt {
+        return spec.num_layers * linears_per_layer(spec);
+    }
+    let mlp = match spec.mlp {
+        crate::model::spec::MlpKind::Gated => 3,
+        crate::model::spec::MlpKind::Plain => 2,
+    };
+    spec.num_layers * (2 + mlp) + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +147,8 @@ mod tests {
         assert_eq!(matmul_params(&s, P7B), 6_607_343_616);
         assert_eq!(attention_flops_per_pair(&s), 4 * 4096);
         assert_eq!(linears_per_layer(&s), 7);
+        assert_eq!(quantized_linears_per_token(&s, Engine::Hf), 224);
+        assert_eq!(quantized_linears_per_token(&s, Engine::Litgpt), 161);
     }
 
     /// The doc's arithmetic: 5.70e13 FLOPs for a 4,064-token prefill.
