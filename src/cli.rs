@@ -206,7 +206,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub gpu: Option<String>,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
-    /// engine). Default: llama.cpp for GGUF inputs and formats, hf otherwise.
+    /// engine), litgpt. Training plans: hf, litgpt or headroom. Default: llama.cpp for GGUF
+    /// inputs and formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.

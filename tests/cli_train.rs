@@ -266,3 +266,16 @@ fn nodes_slow_the_all_reduce() {
     assert_eq!(code, 1);
     assert!(err.contains("--nodes 2 needs --gpu"), "{err}");
 }
+
+/// LitGPT trains with its own model code: its QLoRA quantizes lm_head (smaller weights) but
+/// dequantizes it whole in forward and backward, so the 7B step peaks higher than transformers'.
+#[test]
+fn litgpt_training_plans() {
+    let base = "llama-2-7b --mode qlora --weights nf4 --lora-targets q_proj,v_proj --lora-dropout 0.05 --precision bf16 --context 1304";
+    let hf = plan_json(base);
+    let lit = plan_json(&format!("{base} --engine litgpt"));
+    assert!(u(&lit, "/memory/weights_bytes") < u(&hf, "/memory/weights_bytes"), "NF4 lm_head");
+    assert!(u(&lit, "/memory/total_bytes") > u(&hf, "/memory/total_bytes") + 500_000_000);
+    assert_eq!(lit["request"]["engine"], "litgpt");
+    assert_one_line_errors(&[("llama-2-7b --mode lora --engine vllm", "litgpt")]);
+}

@@ -16,6 +16,7 @@ use crate::plan::training::{
     lora, plan_training, Checkpointing, LoraTargets, Method, Mode, ModelInput, ModelRole, Offload, Optimizer, Parallel,
     Precision, TrainingRequest,
 };
+use crate::plan::Engine;
 use crate::quant::{FloatType, QuantScheme, WeightFormat};
 use crate::report::{ModelSummary, PlanReport, RequestSummary, Throughput};
 
@@ -46,29 +47,41 @@ pub fn train_report_on(
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
         (None, _, _) => model.default_format,
     };
-    // Training plans model transformers + PyTorch, or headroom's own engine (validate).
-    let engine = match args.engine.as_deref().map(crate::plan::Engine::parse).transpose()? {
-        None | Some(crate::plan::Engine::Hf) => crate::plan::Engine::Hf,
-        Some(crate::plan::Engine::Headroom) => crate::plan::Engine::Headroom,
+    // Training plans model transformers + PyTorch, LitGPT, or headroom's own engine (validate).
+    let engine = match args.engine.as_deref().map(Engine::parse).transpose()? {
+        None | Some(Engine::Hf) => Engine::Hf,
+        Some(e @ (Engine::Headroom | Engine::Litgpt)) => e,
         Some(other) => anyhow::bail!(
-            "--engine {} plans inference only; training plans use hf (transformers) or headroom (validate's engine)",
+            "--engine {} plans inference only; training plans use hf (transformers), litgpt or headroom (validate's engine)",
             other.id()
         ),
     };
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
+    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
+    let tensors_of = |m: &ResolvedModel| {
+        let mut t = m.tensors.clone();
+        if engine.unties_embeddings() && m.spec.tie_word_embeddings {
+            t.push(crate::model::tensors::output_matrix(&m.spec));
+        }
+        t
+    };
+    let policy_tensors = tensors_of(model);
+    let extra_tensors: Vec<_> = extra.iter().map(|(_, r)| tensors_of(r.as_ref().unwrap_or(model))).collect();
+    let quantized_lm_head = engine.quantizes_lm_head() && format.is_quantized();
     let mut models = vec![ModelInput {
         role: ModelRole::Policy,
         spec: &model.spec,
-        tensors: &model.tensors,
+        tensors: &policy_tensors,
         format,
         method: policy_method.clone(),
+        quantized_lm_head,
     }];
-    for (role, resolved) in &extra {
+    for ((role, resolved), tensors) in extra.iter().zip(&extra_tensors) {
         let m = resolved.as_ref().unwrap_or(model);
         let method = if *role == ModelRole::Critic { policy_method.clone() } else { Method::Frozen };
-        models.push(ModelInput { role: *role, spec: &m.spec, tensors: &m.tensors, format, method });
+        models.push(ModelInput { role: *role, spec: &m.spec, tensors, format, method, quantized_lm_head });
     }
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
     if let Some((g, _)) = gpu {
@@ -110,7 +123,7 @@ pub fn train_report_on(
             if matches!(
                 mode,
                 Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo | Mode::Grpo | Mode::BestOfN | Mode::Ppo
-            ) && engine == crate::plan::Engine::Hf =>
+            ) && matches!(engine, Engine::Hf | Engine::Litgpt) =>
         {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
             let s = speed(model, &extra, args, &req, g, summary.trainable_parameters, &mut basis)?;
@@ -263,15 +276,10 @@ fn speed(
         _ => 0,
     };
     let generation = device(gpu, 1).generation;
-    let mut efficiency = Efficiency::defaults(crate::plan::Engine::Hf, generation);
+    let mut efficiency = Efficiency::defaults(Engine::Hf, generation);
     let device = device_speed(gpu);
     if let Some(cal) = load_calibration(args)? {
-        efficiency.calibrate(
-            &cal,
-            crate::plan::Engine::Hf,
-            &gpu.id,
-            (device.bandwidth.0, device.peak_16bit.map(|p| p.0)),
-        );
+        efficiency.calibrate(&cal, Engine::Hf, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let trained = match &policy.method {

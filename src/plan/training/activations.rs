@@ -21,6 +21,9 @@
 //! - the loss: logits are upcast to fp32 and `log_softmax` keeps its fp32 output, 4·V per token,
 //!   often the largest single term.
 //!
+//! LitGPT's model code differs in its attention and loss (`litgpt_attention_terms`,
+//! `output_terms`); QLoRA's dequantized weights are transients (phases.rs).
+//!
 //! Worked example, Llama-2-7B, LoRA r8 on q_proj,v_proj, bf16, SDPA, per layer and token:
 //! norm inputs 2·4·4096, the shared q/v input 2·4096, q, k, v and output 4·2·4096, log-sum-exp
 //! 32·4, SwiGLU 3·2·11008: 139,904 B; × 32 layers × 1304 tokens = 5,837,914,112 B; plus the
@@ -52,6 +55,8 @@ pub struct ActivationSetup<'a> {
     pub flash: bool,
     /// Tokens per sequence (the eager score matrix grows with it).
     pub seq: u64,
+    /// LitGPT's `GPT` instead of transformers (see `litgpt_attention_terms`, `output_terms`).
+    pub litgpt: bool,
 }
 
 /// Bytes of the 16-bit compute dtype.
@@ -148,6 +153,17 @@ pub fn layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if spec.norms_per_layer == 1 {
         attn_in.append(&mut mlp_in);
     }
+    if s.litgpt && s.flash && spec.mla.is_none() {
+        let mut terms =
+            vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm())];
+        let (attention, input_saved) = litgpt_attention_terms(s, q_w, k_w, v_w, norm_out);
+        terms.extend(attention);
+        // One norm feeding attention and MLP (Falcon-7B): the MLP shares a saved input.
+        let shared = spec.norms_per_layer == 1 && input_saved;
+        terms.push(("MLP input, per consumer", s.input_point(&mlp_inputs(spec), h, norm_out, shared)));
+        terms.extend(mlp_terms(s, layer));
+        return terms;
+    }
     let mut terms: Vec<Term> = vec![
         ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm()),
         ("attention input, per consumer", s.input_point(&attn_in, h, norm_out, false)),
@@ -169,6 +185,56 @@ pub fn layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     }
     terms.extend(mlp_terms(s, layer));
     terms
+}
+
+/// LitGPT's attention (lit_gpt/model.py and lora.py): q, k and v are one `attn` linear in every
+/// model, with one `LoRAQKVLinear` adapter for whichever of q, k, v are enabled. Its dropout runs
+/// once on the shared input (one dropped copy and mask, not one per adapted projection); its
+/// `zero_pad` scatters the adapter output into a qkv-wide tensor with `index_copy`, whose backward
+/// keeps the scattered source (the enabled widths, 16-bit). With as many KV heads as query heads,
+/// v stays a strided view of the fused qkv output, so SDPA saving v keeps the whole qkv buffer;
+/// grouped-query K and V are expanded to every query head and copied first. Llama-2-7B, LoRA on
+/// query and value, dropout 0.05: one 3·h dropout save instead of peft's two (−3·h), the index_copy
+/// source 2·2·h, the rest of the qkv buffer 2·2·h: 5·h = 20,480 B more per layer and token than
+/// transformers + peft. Also says whether the input itself (norm dtype) is saved.
+fn litgpt_attention_terms(s: &ActivationSetup, q_w: u64, k_w: u64, v_w: u64, norm_out: u64) -> (Vec<Term>, bool) {
+    let spec = s.spec;
+    let h = spec.hidden_size;
+    let enabled: u64 = [(Role::AttnQ, q_w), (Role::AttnK, k_w), (Role::AttnV, v_w), (Role::AttnQkv, q_w + k_w + v_w)]
+        .iter()
+        .filter(|(r, _)| s.targets.is_some_and(|t| t.covers_role(*r)))
+        .map(|&(_, w)| w)
+        .sum::<u64>()
+        .min(q_w + k_w + v_w);
+    let adapter = enabled > 0;
+    let mut consumers = Vec::new();
+    if s.base_trainable || s.frozen_saves_input {
+        consumers.push(A);
+    }
+    let adapter_dtype = if s.autocast { A } else { s.adapter_bytes };
+    let dropout = if adapter && s.lora_dropout { adapter_dtype + 1 } else { 0 };
+    if adapter && !s.lora_dropout {
+        consumers.push(adapter_dtype);
+    }
+    let shared = consumers.contains(&norm_out) as u64 * norm_out;
+    let copies: u64 = consumers.iter().filter(|&&b| b != norm_out).sum();
+    let grouped = spec.num_kv_heads < spec.num_heads;
+    let qkv_saved = if grouped { A * 4 * q_w } else { A * (2 * q_w + k_w + v_w) + A * (q_w + k_w) };
+    let terms = vec![
+        ("attention input: base and one qkv adapter (one dropout)", (shared + copies + dropout) * h),
+        ("LoRA qkv zero_pad: index_copy keeps its source", if adapter { A * enabled } else { 0 }),
+        (
+            if grouped {
+                "q, expanded k and v, and the attention output (SDPA)"
+            } else {
+                "q, k after RoPE, the whole fused qkv (v is a view of it) and the attention output"
+            },
+            qkv_saved,
+        ),
+        ("softmax log-sum-exp, fp32 per head", 4 * spec.num_heads),
+        ("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], v_w, A, true)),
+    ];
+    (terms, shared > 0)
 }
 
 /// The feed-forward block's saved intermediates.
@@ -194,15 +260,34 @@ fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
 }
 
 /// Saved bytes per token after the last layer: final norm, lm_head input, fp32 log-probs.
+/// LitGPT's LoRA script runs lm_head in chunks of 128 tokens (`lm_head_chunk_size`) and keeps
+/// every chunk's bf16 logits, and its `chunked_cross_entropy` keeps each chunk's bf16
+/// log-softmax: 2·V + 2·V, the same bytes as transformers' fp32 log-probabilities; its
+/// bitsandbytes plugin quantizes lm_head, whose 4-bit matmul saves its input.
 pub fn output_terms(s: &ActivationSetup, tp: u64) -> Vec<Term> {
+    let v = s.spec.vocab_size / tp;
     // A trained lm_head saves its 16-bit input (the norm output, or autocast's cast of it).
-    let lm_head = s.base_trainable as u64 * A * s.spec.hidden_size;
-    vec![
-        ("final norm", s.norm()),
-        ("lm_head input (trained lm_head)", lm_head),
-        ("log-probabilities, fp32 (logits upcast for the loss)", 4 * s.spec.vocab_size / tp),
-    ]
+    let saves_input = s.base_trainable || (s.litgpt && s.frozen_saves_input);
+    let lm_head = saves_input as u64 * A * s.spec.hidden_size;
+    let mut terms = vec![("final norm", s.norm()), ("lm_head input (trained or 4-bit lm_head)", lm_head)];
+    if s.litgpt {
+        terms.push(("logits, bf16, every 128-token chunk kept for the loss", A * v));
+        terms.push(("log-softmax, bf16 (chunked_cross_entropy)", A * v));
+    } else {
+        terms.push(("log-probabilities, fp32 (logits upcast for the loss)", 4 * v));
+    }
+    terms
 }
+
+/// LitGPT's chunked loss: transients exist for one 128-token chunk at a time (`LITGPT_CHUNK`
+/// tokens): backward writes the bf16 gradients of its log-softmax and of its logits (2·V + 2·V);
+/// the forward's bf16 cross-entropy keeps nothing beyond the saved log-softmax.
+pub fn litgpt_loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
+    (0, 2 * A * spec.vocab_size / tp)
+}
+
+/// LitGPT's `lm_head_chunk_size` in its fine-tuning scripts.
+pub const LITGPT_CHUNK: u64 = 128;
 
 /// Transient bytes per token at the loss, above what is saved: forward holds the 16-bit logits
 /// and their fp32 upcast next to the log-probabilities; backward holds the fp32 gradient of the
@@ -255,6 +340,7 @@ mod tests {
             autocast: false,
             flash: true,
             seq: 1304,
+            litgpt: false,
         }
     }
 
@@ -275,6 +361,27 @@ mod tests {
     fn full_fine_tuning_saves_every_linear_input() {
         let spec = llama_2_7b();
         assert_eq!(sum(&layer_terms(&setup(&spec, None), 0)), 24 * 4096 + 8 * 11008 + 128);
+    }
+
+    /// LitGPT's LoRA on query and value with dropout: one dropout save on the fused input (−3h
+    /// against peft's two), zero_pad's index_copy source (+4h) and the rest of the fused qkv
+    /// buffer kept by the v view (+4h); the head keeps bf16 logits and log-softmax (4·V, as
+    /// transformers' fp32 log-probabilities). Grouped-query models copy expanded K and V instead.
+    #[test]
+    fn litgpt_lora_saves_5h_more_than_peft() {
+        let spec = llama_2_7b();
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        let peft = ActivationSetup { lora_dropout: true, ..setup(&spec, Some(&t)) };
+        let lit = ActivationSetup { litgpt: true, ..peft };
+        assert_eq!(sum(&layer_terms(&lit, 0)) - sum(&layer_terms(&peft, 0)), 5 * 4096);
+        assert_eq!(sum(&output_terms(&lit, 1)), sum(&output_terms(&peft, 1)));
+        let mut gqa = llama_2_7b();
+        gqa.num_kv_heads = 8;
+        let (peft, lit) = (ActivationSetup { spec: &gqa, ..peft }, ActivationSetup { spec: &gqa, ..lit });
+        let qkv =
+            |s: &ActivationSetup| layer_terms(s, 0).iter().filter(|t| t.0.starts_with("q, ")).map(|t| t.1).sum::<u64>();
+        assert_eq!(qkv(&lit), 2 * 4 * 4096, "q, expanded k and v, output");
+        assert_eq!(qkv(&peft), 2 * (2 * 4096 + 2 * 1024));
     }
 
     /// fp32 adapters (peft's default) cast the bf16 input to fp32 once per adapter: +6h over

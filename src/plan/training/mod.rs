@@ -127,6 +127,20 @@ pub struct ModelInput<'a> {
     /// Storage of the base weights.
     pub format: WeightFormat,
     pub method: Method,
+    /// The quantizer covers lm_head too (LitGPT's bitsandbytes plugin); `tensors` then lists
+    /// lm_head even for a tied checkpoint, as LitGPT builds both matrices.
+    pub quantized_lm_head: bool,
+}
+
+impl ModelInput<'_> {
+    /// Stored bytes of tensor `t` of this model.
+    pub fn tensor_bytes(&self, t: &TensorDesc) -> Bytes {
+        if self.quantized_lm_head {
+            self.format.tensor_bytes_quantizing_lm_head(t, self.spec)
+        } else {
+            self.format.tensor_bytes(t, self.spec)
+        }
+    }
 }
 
 /// Everything a training plan depends on.

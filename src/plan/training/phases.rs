@@ -188,6 +188,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         autocast: req.precision == Precision::Amp,
         flash: req.flash_attention || req.checkpointing != Checkpointing::None,
         seq: req.seq,
+        litgpt: req.engine == Engine::Litgpt,
     };
     let layers = p.stage_layers(stage, spec.num_layers);
     let last = stage == p.pp - 1;
@@ -206,10 +207,15 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
     let chunk = req.loss_chunk.map(|c| c.min(tokens));
     let (loss_fwd, loss_bwd) = match (m.role, chunk) {
         (ModelRole::Critic, _) => (0, 0),
+        (_, None) if setup.litgpt => act::litgpt_loss_transients(spec, tp),
         (_, None) => act::loss_transients(spec, tp),
         (_, Some(_)) => act::chunked_loss_transients(spec, tp),
     };
-    let loss_tokens = chunk.unwrap_or(tokens);
+    let loss_tokens = match chunk {
+        None if setup.litgpt => act::LITGPT_CHUNK.min(tokens),
+        _ => chunk.unwrap_or(tokens),
+    };
+    let (layer_dequant, head_dequant) = dequantized_transients(req, m, &layers);
     let mut out_terms = act::output_terms(&setup, tp);
     if m.role == ModelRole::Critic || chunk.is_some() {
         out_terms.pop(); // a value head, or a chunked loss: no vocabulary-sized log-probabilities
@@ -223,10 +229,10 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         layers: tokens * saved_layers / tp,
         copies,
         output: if last { tokens * act::sum(&out_terms) / tp } else { 0 },
-        loss_fwd: if last { loss_tokens * loss_fwd } else { 0 },
-        loss_bwd: if last { loss_tokens * loss_bwd } else { 0 },
-        layer_fwd: tokens * layer_fwd / tp,
-        layer_bwd: tokens * layer_bwd / tp,
+        loss_fwd: if last { loss_tokens * loss_fwd + head_dequant } else { 0 },
+        loss_bwd: if last { loss_tokens * loss_bwd + head_dequant } else { 0 },
+        layer_fwd: tokens * layer_fwd / tp + layer_dequant,
+        layer_bwd: tokens * layer_bwd / tp + layer_dequant,
         in_flight: p.in_flight(stage, micro_batches),
     };
     for (name, bytes) in act::layer_terms(&setup, layers.start) {
@@ -246,6 +252,29 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         "Σ layers × tokens ÷ tp, × in-flight micro-batches",
     );
     prof
+}
+
+/// The 16-bit copies a 4-bit base's matmuls make in forward and backward (bitsandbytes
+/// `MatMul4Bit` dequantizes the whole weight each time; see `Engine::dequantized_bytes_per_weight`):
+/// the stage's largest quantized layer matrix, and lm_head where the engine quantizes it (last
+/// stage). Llama-2-7B QLoRA under LitGPT: 4 B × 11,008 × 4,096 = 180 MB in a layer, 4 B × 32,000
+/// × 4,096 = 524 MB at lm_head.
+fn dequantized_transients(req: &TrainingRequest, m: &ModelInput, layers: &std::ops::Range<u64>) -> (u64, u64) {
+    let per_weight = req.engine.dequantized_bytes_per_weight(m.format);
+    if per_weight == 0 || m.method == Method::Full {
+        return (0, 0);
+    }
+    let tp = req.parallel.tp;
+    let layer = m
+        .tensors
+        .iter()
+        .filter(|t| t.layer.is_some_and(|l| layers.contains(&(l as u64))) && t.role.is_block_linear())
+        .map(|t| t.rows * t.cols)
+        .max()
+        .unwrap_or(0);
+    let last = layers.end == m.spec.num_layers;
+    let head = if last && m.quantized_lm_head { m.spec.vocab_size * m.spec.hidden_size } else { 0 };
+    (per_weight * layer / tp, per_weight * head / tp)
 }
 
 /// autocast's bf16 copies of the stage's linear weights (and lm_head), 2 B per element.
@@ -288,7 +317,8 @@ pub(super) fn train_phases(
             "forward",
             vec![
                 ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, held, Bytes::ZERO)),
-                ("last layer's intermediates", at(acts + f.output + f.layer_fwd, held, Bytes::ZERO)),
+                // Before lm_head: nothing after the layers exists yet.
+                ("last layer's intermediates", at(acts + f.layer_fwd, held, Bytes::ZERO)),
             ],
         ),
         phase(

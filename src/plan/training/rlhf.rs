@@ -108,6 +108,7 @@ fn no_grad_forward(req: &TrainingRequest, role: ModelRole, stage: u64, tokens: u
         autocast: false,
         flash: true,
         seq: req.seq,
+        litgpt: req.engine == Engine::Litgpt,
     };
     let tp = req.parallel.tp;
     let layer = tokens * layer_transients(&setup).0 / tp;

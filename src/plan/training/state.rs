@@ -82,7 +82,7 @@ pub fn model_state(
     let trainable = trainable_tensors(m, &here)?;
     let elements: u64 = trainable.iter().map(|(r, c)| r * c).sum();
     let (grad_b, master_b, state_b, adapter_b) = widths(&m.method, precision);
-    let base: u64 = here.iter().map(|t| m.format.tensor_bytes(t, spec).0).sum();
+    let base: u64 = here.iter().map(|t| m.tensor_bytes(t).0).sum();
     let states: u64 = trainable.iter().map(|&(r, c)| optimizer.state_bytes(r, c, state_b)).sum();
     let fused = m.method == Method::Full && precision == Precision::Mixed;
     let step = if fused { 0 } else { optimizer.step_transient(&trainable, state_b) };
@@ -145,6 +145,7 @@ mod tests {
             tensors: &tensors,
             format: WeightFormat::Float(FloatType::Bf16),
             method: Method::Full,
+            quantized_lm_head: false,
         };
         let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, &Parallel::single(), 0).unwrap();
         assert_eq!((s.weights.0, s.gradients.0, s.optimizer.0), (13_476_831_232, 13_476_831_232, 80_860_987_392));
