@@ -92,9 +92,9 @@ impl Engine {
     /// when the stored dtype is the compute dtype (transformers loads bf16 weights and computes
     /// in bf16); two under LitGPT, whose bitsandbytes (0.41 and 0.42; 0.43 dropped the cast)
     /// casts each weight to fp16 before quantizing (`Params4bit.cuda`: `.half()`), so the fp16
-    /// result is copied to bf16 while it is still alive. transformers' GPTQ and AWQ kernels dequantize a prompt's
-    /// weights into one 16-bit matrix too (AWQ's GEMM path above its batch threshold, exllamav2's
-    /// `temp_dq`).
+    /// result is copied to bf16 while it is still alive. transformers' GPTQ and AWQ kernels
+    /// dequantize a prompt's weights into one 16-bit matrix too (AWQ's GEMM path above its batch
+    /// threshold, exllamav2's `temp_dq`).
     pub fn dequantized_bytes_per_weight(self, format: WeightFormat) -> u64 {
         use crate::quant::stored::QuantScheme as Q;
         match (self, format) {

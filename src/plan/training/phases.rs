@@ -216,6 +216,13 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         _ => chunk.unwrap_or(tokens),
     };
     let (layer_dequant, head_dequant) = dequantized_transients(req, m, &layers);
+    if layer_dequant + head_dequant > 0 {
+        log.add(
+            "dequantized 4-bit weights (transient, per GPU)",
+            format!("{layer_dequant} in a layer, {head_dequant} at lm_head"),
+            "largest matrix × bytes per weight of the 16-bit copies bitsandbytes makes in forward and backward",
+        );
+    }
     let mut out_terms = act::output_terms(&setup, tp);
     if m.role == ModelRole::Critic || chunk.is_some() {
         out_terms.pop(); // a value head, or a chunked loss: no vocabulary-sized log-probabilities
