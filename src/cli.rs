@@ -344,6 +344,11 @@ pub enum ModeArg {
     Ppo,
     Grpo,
     BestOfN,
+    /// LLaMA-Adapter (LitGPT `finetune/adapter.py`): learned prompts and zero-init gates.
+    Adapter,
+    /// LLaMA-Adapter v2 (LitGPT `finetune/adapter_v2.py`): adds a bias and scale to every linear
+    /// layer and trains the norms.
+    AdapterV2,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -279,3 +279,19 @@ fn litgpt_training_plans() {
     assert_eq!(lit["request"]["engine"], "litgpt");
     assert_one_line_errors(&[("llama-2-7b --mode lora --engine vllm", "litgpt")]);
 }
+
+/// LLaMA-Adapter is LitGPT's: it plans with LitGPT's model code by default, refuses other
+/// engines and LoRA options, and v2 (scales on every linear output, trained norms) saves more.
+#[test]
+fn adapter_modes_plan_litgpt() {
+    let base = "llama-2-7b --precision bf16 --context 1304";
+    let v1 = plan_json(&format!("{base} --mode adapter"));
+    let v2 = plan_json(&format!("{base} --mode adapter-v2"));
+    assert_eq!(v1["request"]["engine"], "litgpt");
+    assert_eq!((u(&v1, "/model/trainable_parameters"), u(&v2, "/model/trainable_parameters")), (1_229_760, 4_279_744));
+    assert!(u(&v2, "/training/saved_activations_bytes") > u(&v1, "/training/saved_activations_bytes") + 4_000_000_000);
+    assert_one_line_errors(&[
+        ("llama-2-7b --mode adapter --engine hf", "--engine litgpt"),
+        ("llama-2-7b --mode adapter --lora-rank 8", "--lora-rank"),
+    ]);
+}

@@ -11,7 +11,7 @@ use crate::plan::basis::BasisLog;
 use crate::plan::throughput::training::{
     train_speed, QuantizedBase, TrainSpeedRequest, Trained, TrainingEfficiency, TrainingSpeed,
 };
-use crate::plan::throughput::{efficiency::gemm, work::linears_per_layer, Efficiency, Params};
+use crate::plan::throughput::{efficiency::gemm, work::quantized_linears_per_token, Efficiency, Params};
 use crate::plan::training::{
     lora, plan_training, Checkpointing, LoraTargets, Method, Mode, ModelInput, ModelRole, Offload, Optimizer, Parallel,
     Precision, TrainingRequest,
@@ -48,7 +48,13 @@ pub fn train_report_on(
         (None, _, _) => model.default_format,
     };
     // Training plans model transformers + PyTorch, LitGPT, or headroom's own engine (validate).
+    let adapter = matches!(mode, Mode::Adapter | Mode::AdapterV2);
     let engine = match args.engine.as_deref().map(Engine::parse).transpose()? {
+        // LLaMA-Adapter is LitGPT's fine-tuning method.
+        None if adapter => Engine::Litgpt,
+        Some(e) if adapter && e != Engine::Litgpt => {
+            anyhow::bail!("--mode {} is LitGPT's LLaMA-Adapter: use --engine litgpt (the default for it)", mode.id())
+        }
         None | Some(Engine::Hf) => Engine::Hf,
         Some(e @ (Engine::Headroom | Engine::Litgpt)) => e,
         Some(other) => anyhow::bail!(
@@ -122,7 +128,15 @@ pub fn train_report_on(
         Some((g, _))
             if matches!(
                 mode,
-                Mode::Full | Mode::Lora | Mode::Qlora | Mode::Dpo | Mode::Grpo | Mode::BestOfN | Mode::Ppo
+                Mode::Full
+                    | Mode::Lora
+                    | Mode::Qlora
+                    | Mode::Dpo
+                    | Mode::Grpo
+                    | Mode::BestOfN
+                    | Mode::Ppo
+                    | Mode::Adapter
+                    | Mode::AdapterV2
             ) && matches!(engine, Engine::Hf | Engine::Litgpt) =>
         {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
@@ -172,6 +186,8 @@ fn mode(m: ModeArg) -> Mode {
         ModeArg::Ppo => Mode::Ppo,
         ModeArg::Grpo => Mode::Grpo,
         ModeArg::BestOfN => Mode::BestOfN,
+        ModeArg::Adapter => Mode::Adapter,
+        ModeArg::AdapterV2 => Mode::AdapterV2,
     }
 }
 
@@ -196,6 +212,14 @@ fn offload(o: OffloadArg) -> Offload {
 
 /// LoRA for lora/qlora, and for the RLHF modes when a rank is given; full otherwise.
 fn policy_method(mode: Mode, rank: Option<u64>, targets: &str) -> anyhow::Result<Method> {
+    if matches!(mode, Mode::Adapter | Mode::AdapterV2) {
+        anyhow::ensure!(rank.is_none(), "--lora-rank applies to LoRA; LLaMA-Adapter has no rank: drop it");
+        return Ok(Method::Adapter {
+            prompt_length: crate::plan::training::ADAPTER_PROMPT_LENGTH,
+            start_layer: crate::plan::training::ADAPTER_START_LAYER,
+            v2: mode == Mode::AdapterV2,
+        });
+    }
     let lora = matches!(mode, Mode::Lora | Mode::Qlora) || (mode != Mode::Full && rank.is_some());
     if !lora {
         return Ok(Method::Full);
@@ -287,6 +311,9 @@ fn speed(
             let a = lora::adapters(&model.tensors, *rank, targets)?;
             Trained::Lora { params: a.iter().map(|(r, c)| r * c).sum(), matrices: a.len() as u64 / 2 }
         }
+        // A frozen base too: forward and input gradients, no weight gradients; the prompts and
+        // gates are no matrices of their own.
+        Method::Adapter { .. } => Trained::Lora { params: trainable, matrices: 0 },
         _ => Trained::Full,
     };
     let quantized = policy.format.is_quantized().then(|| {
@@ -297,7 +324,7 @@ fn speed(
         QuantizedBase {
             stored_bytes: bytes as f64,
             elements: elements as f64,
-            linears: spec.num_layers * linears_per_layer(spec),
+            linears: quantized_linears_per_token(spec, req.engine),
         }
     });
     let wide = |p: Precision| if p == Precision::Bf16 { 2.0 } else { 4.0 };

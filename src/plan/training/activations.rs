@@ -57,6 +57,17 @@ pub struct ActivationSetup<'a> {
     pub seq: u64,
     /// LitGPT's `GPT` instead of transformers (see `litgpt_attention_terms`, `output_terms`).
     pub litgpt: bool,
+    /// LLaMA-Adapter (see `adapter_terms`).
+    pub adapter: Option<AdapterActivations>,
+}
+
+/// What LLaMA-Adapter changes in the saved activations.
+#[derive(Clone, Copy, Debug)]
+pub struct AdapterActivations {
+    /// First layer with a learned prompt.
+    pub start_layer: u64,
+    /// v2: a scale and bias on every linear's output, trainable norms.
+    pub v2: bool,
 }
 
 /// Bytes of the 16-bit compute dtype.
@@ -116,7 +127,8 @@ impl ActivationSetup<'_> {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        let weight = (self.base_trainable && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
+        let trained = self.base_trainable || self.adapter.is_some_and(|a| a.v2);
+        let weight = (trained && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
         input + weight
     }
 }
@@ -139,6 +151,48 @@ fn mlp_inputs(spec: &ModelSpec) -> Vec<Role> {
 
 /// Saved bytes per token of decoder layer `layer`, itemised.
 pub fn layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
+    match s.adapter {
+        // Nothing before the first prompt needs a gradient: autograd records nothing there.
+        Some(a) if !a.v2 && layer < a.start_layer => Vec::new(),
+        Some(a) => {
+            let mut terms = base_layer_terms(s, layer);
+            terms.extend(adapter_terms(s, a, layer));
+            terms
+        }
+        None => base_layer_terms(s, layer),
+    }
+}
+
+/// LLaMA-Adapter's own saves per layer and token (LitGPT `adapter.py`, `adapter_v2.py`): from
+/// the first prompted layer, the prompt attention's output (gated by a trained factor, so it is
+/// kept: 16-bit over q's width) and its fp32 log-sum-exp; in v2, every linear layer's output
+/// plus bias, which the trained scale multiplies (Llama-2-7B: 2 × (12,288 + 4,096 + 2 × 11,008 +
+/// 4,096) = 84,992 B).
+fn adapter_terms(s: &ActivationSetup, a: AdapterActivations, layer: u64) -> Vec<Term> {
+    let spec = s.spec;
+    let prompt = if layer >= a.start_layer { A * spec.q_width() + 4 * spec.num_heads } else { 0 };
+    let mut terms = vec![("adapter prompt attention output (gated) and log-sum-exp", prompt)];
+    if a.v2 {
+        terms.push(("adapter v2: every linear's output + bias (the scale's input)", A * linear_outputs(spec, layer)));
+    }
+    terms
+}
+
+/// Output features of every linear layer of decoder layer `layer`.
+fn linear_outputs(spec: &ModelSpec, layer: u64) -> u64 {
+    if spec.mla.is_some() || spec.moe.is_some() {
+        return crate::model::tensors::inventory(spec)
+            .iter()
+            .filter(|t| t.layer == Some(layer as u32) && t.part == crate::model::tensors::Part::Weight)
+            .filter(|t| t.role.is_block_linear())
+            .map(|t| t.rows * t.copies)
+            .sum();
+    }
+    let mlp = if spec.mlp == MlpKind::Gated { 2 * spec.intermediate_size } else { spec.intermediate_size };
+    spec.q_width() + 2 * spec.kv_width() + spec.hidden_size + mlp + spec.hidden_size
+}
+
+fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let spec = s.spec;
     let h = spec.hidden_size;
     let heads = spec.num_heads;
@@ -270,6 +324,9 @@ pub fn output_terms(s: &ActivationSetup, tp: u64) -> Vec<Term> {
     let saves_input = s.base_trainable || (s.litgpt && s.frozen_saves_input);
     let lm_head = saves_input as u64 * A * s.spec.hidden_size;
     let mut terms = vec![("final norm", s.norm()), ("lm_head input (trained or 4-bit lm_head)", lm_head)];
+    if s.adapter.is_some_and(|a| a.v2) {
+        terms.push(("adapter v2: lm_head output + bias (the scale's input)", A * v));
+    }
     if s.litgpt {
         terms.push(("logits, bf16, every 128-token chunk kept for the loss", A * v));
         terms.push(("log-softmax, bf16 (chunked_cross_entropy)", A * v));
@@ -341,6 +398,7 @@ mod tests {
             flash: true,
             seq: 1304,
             litgpt: false,
+            adapter: None,
         }
     }
 

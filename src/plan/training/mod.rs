@@ -48,6 +48,12 @@ pub enum Mode {
     /// Rejection sampling / best-of-n: generate n completions per prompt, score them with a
     /// reward model, then a supervised step on the best one.
     BestOfN,
+    /// LLaMA-Adapter (Zhang et al. 2023; LitGPT): a frozen base with learned prompt tokens
+    /// attended to from `ADAPTER_START_LAYER` on, behind zero-initialised gates.
+    Adapter,
+    /// LLaMA-Adapter v2 (Gao et al. 2023; LitGPT): adapter v1 plus a bias and a scale on every
+    /// linear layer's output and trainable norms.
+    AdapterV2,
 }
 
 impl Mode {
@@ -60,6 +66,8 @@ impl Mode {
             Mode::Ppo => "ppo",
             Mode::Grpo => "grpo",
             Mode::BestOfN => "best-of-n",
+            Mode::Adapter => "adapter",
+            Mode::AdapterV2 => "adapter-v2",
         }
     }
 }
@@ -105,9 +113,24 @@ pub enum RolloutEngine {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Method {
     Full,
-    Lora { rank: u64, targets: LoraTargets },
+    Lora {
+        rank: u64,
+        targets: LoraTargets,
+    },
+    /// LLaMA-Adapter: `prompt_length` learned tokens and one gate per head in every layer from
+    /// `start_layer` on; v2 adds a bias and a scale per output feature of every linear layer
+    /// (lm_head included) and trains the norms (LitGPT `adapter_v2.py`).
+    Adapter {
+        prompt_length: u64,
+        start_layer: u64,
+        v2: bool,
+    },
     Frozen,
 }
+
+/// LitGPT's adapter defaults (`Config.adapter_prompt_length`, `adapter_start_layer`).
+pub const ADAPTER_PROMPT_LENGTH: u64 = 10;
+pub const ADAPTER_START_LAYER: u64 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -189,6 +189,10 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         flash: req.flash_attention || req.checkpointing != Checkpointing::None,
         seq: req.seq,
         litgpt: req.engine == Engine::Litgpt,
+        adapter: match m.method {
+            Method::Adapter { start_layer, v2, .. } => Some(act::AdapterActivations { start_layer, v2 }),
+            _ => None,
+        },
     };
     let layers = p.stage_layers(stage, spec.num_layers);
     let last = stage == p.pp - 1;

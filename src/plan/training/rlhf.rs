@@ -109,6 +109,7 @@ fn no_grad_forward(req: &TrainingRequest, role: ModelRole, stage: u64, tokens: u
         flash: true,
         seq: req.seq,
         litgpt: req.engine == Engine::Litgpt,
+        adapter: None,
     };
     let tp = req.parallel.tp;
     let layer = tokens * layer_transients(&setup).0 / tp;

@@ -18,7 +18,8 @@
 use super::lora;
 use super::parallel::{Offload, Parallel};
 use super::{Method, ModelInput, Precision, TrainingError};
-use crate::model::tensors::{Role, TensorDesc};
+use crate::model::spec::ModelSpec;
+use crate::model::tensors::{Part, Role, TensorDesc};
 use crate::plan::training::optimizer::Optimizer;
 use crate::units::Bytes;
 
@@ -63,8 +64,36 @@ pub fn trainable_tensors(m: &ModelInput, tensors: &[TensorDesc]) -> Result<Vec<(
     Ok(match &m.method {
         Method::Full => tensors.iter().map(|t| (t.rows, t.cols * t.copies)).collect(),
         Method::Lora { rank, targets } if !tensors.is_empty() => lora::adapters(tensors, *rank, targets)?,
+        Method::Adapter { prompt_length, start_layer, v2 } => {
+            adapter_tensors(m.spec, tensors, *prompt_length, *start_layer, *v2)
+        }
         _ => Vec::new(),
     })
+}
+
+/// LLaMA-Adapter's trainable tensors among `tensors` (one stage's): in every layer from
+/// `start_layer` on, the prompt (`prompt_length × hidden`) and one gate per head; v2 adds a bias
+/// and a scale per output feature of every linear layer (lm_head included) and trains the norms'
+/// weights and biases. Llama-2-7B: 30 × (10 × 4,096 + 32) = 1,229,760; v2 adds 32 layers × 2 ×
+/// 42,496 outputs + 2 × 32,000 (lm_head) + 65 norms × 4,096 = 3,049,984, so 4,279,744 in all
+/// (the trainable counts LitGPT's resource tables print).
+fn adapter_tensors(spec: &ModelSpec, tensors: &[TensorDesc], prompt: u64, start: u64, v2: bool) -> Vec<(u64, u64)> {
+    let layers: std::collections::BTreeSet<u32> = tensors.iter().filter_map(|t| t.layer).collect();
+    let mut out = Vec::new();
+    for _ in layers.iter().filter(|&&l| l as u64 >= start) {
+        out.push((prompt, spec.hidden_size));
+        out.push((1, spec.num_heads));
+    }
+    if v2 {
+        for t in tensors {
+            if t.part == Part::Weight && (t.role.is_block_linear() || t.role == Role::Output) {
+                out.push((2, t.rows * t.copies));
+            } else if t.role.is_norm() {
+                out.push((t.rows, t.cols));
+            }
+        }
+    }
+    out
 }
 
 /// States of model `m` on one GPU of pipeline stage `stage`.
@@ -150,5 +179,26 @@ mod tests {
         let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, &Parallel::single(), 0).unwrap();
         assert_eq!((s.weights.0, s.gradients.0, s.optimizer.0), (13_476_831_232, 13_476_831_232, 80_860_987_392));
         assert_eq!(s.step, Bytes::ZERO);
+    }
+
+    /// The trainable counts LitGPT's resource tables print for Llama-2-7B.
+    #[test]
+    fn llama_adapter_trains_what_litgpt_prints() {
+        let spec = llama_2_7b();
+        let tensors = inventory(&spec);
+        let count = |v2| {
+            let method = Method::Adapter { prompt_length: 10, start_layer: 2, v2 };
+            let m = ModelInput {
+                role: super::super::ModelRole::Policy,
+                spec: &spec,
+                tensors: &tensors,
+                format: WeightFormat::Float(FloatType::Bf16),
+                method,
+                quantized_lm_head: false,
+            };
+            total_trainable(&m).unwrap()
+        };
+        assert_eq!(count(false), 1_229_760);
+        assert_eq!(count(true), 4_279_744);
     }
 }
