@@ -220,6 +220,51 @@ fn gemma2_slides_on_even_layers() {
     assert_eq!(spec.layer_attention, vec![window, LayerAttention::Full]);
 }
 
+/// llama.cpp's phi2 layout (`llama_model_phi2::load_arch_tensors`): LayerNorm weights and biases,
+/// a fused `attn_qkv` with bias (older converters; newer ones write attn_q/k/v), biased
+/// attn_output, ffn_up and ffn_down, and an `output.bias` on the lm_head.
+#[test]
+fn phi2_counts_every_bias_and_the_lm_head_bias() {
+    use GgmlType::*;
+    let mut g = Gguf::default()
+        .str("general.architecture", "phi2")
+        .u32("phi2.block_count", 2)
+        .u32("phi2.context_length", 2048)
+        .u32("phi2.embedding_length", 256)
+        .u32("phi2.feed_forward_length", 1024)
+        .u32("phi2.attention.head_count", 4)
+        .u32("phi2.attention.head_count_kv", 4)
+        .tensor("token_embd.weight", &[256, 512], Q8_0);
+    for l in 0..2 {
+        let t = |n: &str, part: &str| format!("blk.{l}.{n}.{part}");
+        g = g
+            .tensor(&t("attn_norm", "weight"), &[256], F32)
+            .tensor(&t("attn_norm", "bias"), &[256], F32)
+            .tensor(&t("attn_qkv", "weight"), &[256, 768], Q8_0)
+            .tensor(&t("attn_qkv", "bias"), &[768], F32)
+            .tensor(&t("attn_output", "weight"), &[256, 256], Q8_0)
+            .tensor(&t("attn_output", "bias"), &[256], F32)
+            .tensor(&t("ffn_up", "weight"), &[256, 1024], Q8_0)
+            .tensor(&t("ffn_up", "bias"), &[1024], F32)
+            .tensor(&t("ffn_down", "weight"), &[1024, 256], Q8_0)
+            .tensor(&t("ffn_down", "bias"), &[256], F32);
+    }
+    g = g
+        .tensor("output_norm.weight", &[256], F32)
+        .tensor("output_norm.bias", &[256], F32)
+        .tensor("output.weight", &[256, 512], Q8_0)
+        .tensor("output.bias", &[512], F32);
+    let dir = TempDir::new().unwrap();
+    let model = LocalModel::open(&write(dir.path(), "phi-2.Q8_0.gguf", &g.build())).unwrap();
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!(spec.family, Family::Phi);
+    assert_eq!((spec.norms_per_layer, spec.fused_qkv, spec.tie_word_embeddings), (1, true, false));
+    assert!(spec.biases.qkv && spec.biases.attn_out && spec.biases.mlp && spec.biases.lm_head);
+    assert_eq!(model.parameter_count(), param_counts(&spec, &inventory(&spec)).total);
+    let lm_bias = model.tensors.iter().find(|t| t.name == "output.bias").unwrap();
+    assert_eq!((lm_bias.role, lm_bias.layer), (Some(Role::Output), None));
+}
+
 #[test]
 fn deepseek2_gives_mla_and_moe() {
     use GgmlType::*;

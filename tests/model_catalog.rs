@@ -41,6 +41,10 @@ fn required_ids_exist() {
         "phi-3-mini",
         "deepseek-v3",
         "falcon-40b",
+        "phi-1.5",
+        "phi-2",
+        "stablelm-base-alpha-3b",
+        "stablelm-base-alpha-7b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -56,6 +60,19 @@ fn published_exact_counts_come_out_exactly() {
     assert_eq!(counts("llama-2-7b").0, 6_738_415_616);
     assert_eq!(counts("llama-2-13b").0, 13_015_864_320);
     assert_eq!(counts("llama-2-70b").0, 68_976_648_192);
+    assert_eq!(counts("phi-1.5").0, 1_418_270_720);
+    assert_eq!(counts("phi-2").0, 2_779_683_840);
+}
+
+/// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the
+/// StableLM README's 3,638,525,952 and 7,869,358,080 are within 0.05%.
+#[test]
+fn stablelm_alpha_counts() {
+    assert_eq!(counts("stablelm-base-alpha-3b").0, 3_637_321_728);
+    assert_eq!(counts("stablelm-base-alpha-7b").0, 7_868_755_968);
+    for (id, readme) in [("stablelm-base-alpha-3b", 3_638_525_952u64), ("stablelm-base-alpha-7b", 7_869_358_080)] {
+        assert!((counts(id).0 as f64 / readme as f64 - 1.0).abs() < 5e-4, "{id}");
+    }
 }
 
 /// Published rounded figures: Mixtral 46.7 B total / 12.9 B active (Mistral AI), DeepSeek-V3

@@ -2,7 +2,8 @@
 //!
 //! Each family's defaults are those of its transformers configuration class (e.g. `Gemma2Config`
 //! ties the embeddings and alternates sliding-window and global layers; `FalconConfig` uses a
-//! 4·h MLP and LayerNorm with biases). Fields that the class would derive (such as `head_dim =
+//! 4·h MLP and LayerNorm with biases; `PhiConfig` keeps separate embeddings and puts biases on
+//! every linear layer, lm_head included). Fields that the class would derive (such as `head_dim =
 //! hidden_size / num_attention_heads`) are derived the same way; an explicit `head_dim` wins.
 
 use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
@@ -137,18 +138,29 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let tie_default = matches!(family, Gemma | Gemma2 | Falcon);
     let falcon_bias = r.bool_or("bias", false);
     let biases = match family {
-        Qwen2 => Biases { qkv: true, attn_out: false, mlp: false },
-        GptNeox => Biases { qkv: true, attn_out: true, mlp: true },
-        Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias },
-        DeepseekV2 | DeepseekV3 => Biases { qkv: false, attn_out: r.bool_or("attention_bias", false), mlp: false },
+        Qwen2 => Biases { qkv: true, ..Biases::default() },
+        GptNeox => Biases { qkv: true, attn_out: true, mlp: true, lm_head: false },
+        Phi => Biases { qkv: true, attn_out: true, mlp: true, lm_head: true },
+        Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias, lm_head: false },
+        DeepseekV2 | DeepseekV3 => Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() },
         _ => {
             let attn = r.bool_or("attention_bias", false);
-            Biases { qkv: attn, attn_out: attn, mlp: r.bool_or("mlp_bias", false) }
+            Biases { qkv: attn, attn_out: attn, mlp: r.bool_or("mlp_bias", false), lm_head: false }
         }
     };
+    if family == Phi && r.bool_or("qk_layernorm", false) {
+        return Err(ConfigError::BadValue {
+            source_name: r.source_name.to_string(),
+            field: "qk_layernorm",
+            value: "true".into(),
+            reason: "per-head q/k LayerNorms are not modelled (no released phi checkpoint uses them)",
+        });
+    }
     let norms_per_layer = match family {
         Gemma2 => 4,
         Falcon if !r.bool_or("new_decoder_architecture", false) && r.bool_or("parallel_attn", true) => 1,
+        // One input_layernorm feeds attention and MLP in parallel.
+        Phi => 1,
         _ => 2,
     };
     let mla = match family {
@@ -181,8 +193,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         intermediate_size: intermediate,
         max_context,
         tie_word_embeddings: r.bool_or("tie_word_embeddings", tie_default),
-        mlp: if matches!(family, Falcon | GptNeox) { MlpKind::Plain } else { MlpKind::Gated },
-        norm: if matches!(family, Falcon | GptNeox) { NormKind::LayerNorm } else { NormKind::RmsNorm },
+        mlp: if matches!(family, Falcon | GptNeox | Phi) { MlpKind::Plain } else { MlpKind::Gated },
+        norm: if matches!(family, Falcon | GptNeox | Phi) { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer,
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
@@ -326,6 +338,30 @@ mod tests {
         assert!(spec.biases.qkv && !spec.biases.attn_out);
     }
 
+    /// Published counts: phi-1.5 1,418,270,720 and phi-2 2,779,683,840 (Hugging Face Hub
+    /// safetensors metadata). Per layer 4·(h²+h) + 2·h·i + i + h + 2·h, plus an untied lm_head
+    /// with a vocab-long bias: phi-2 = 2·131,072,000 + 51,200 + 32·78,671,360 + 5,120.
+    #[test]
+    fn phi_has_biases_everywhere_one_layernorm_and_an_lm_head_bias() {
+        let phi = |h: u64, i: u64, layers: u64, rotary: f64| {
+            let text = serde_json::json!({"model_type": "phi", "hidden_size": h, "intermediate_size": i,
+                "num_hidden_layers": layers, "num_attention_heads": 32, "vocab_size": 51200,
+                "partial_rotary_factor": rotary, "tie_word_embeddings": false, "qk_layernorm": false});
+            parse_config(&text.to_string(), "phi", "test").unwrap().spec
+        };
+        let phi_1_5 = phi(2048, 8192, 24, 0.5);
+        assert_eq!((phi_1_5.num_kv_heads, phi_1_5.norms_per_layer, phi_1_5.mlp), (32, 1, MlpKind::Plain));
+        assert_eq!(phi_1_5.biases, Biases { qkv: true, attn_out: true, mlp: true, lm_head: true });
+        assert!(!phi_1_5.fused_qkv && !phi_1_5.tie_word_embeddings && phi_1_5.norm == NormKind::LayerNorm);
+        assert_eq!(param_counts(&phi_1_5, &inventory(&phi_1_5)).total, 1_418_270_720);
+        let phi_2 = phi(2560, 10240, 32, 0.4);
+        assert_eq!(param_counts(&phi_2, &inventory(&phi_2)).total, 2_779_683_840);
+        let qk_norm = r#"{"model_type": "phi", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 100, "qk_layernorm": true}"#;
+        let err = parse_config(qk_norm, "p", "cfg.json").unwrap_err().to_string();
+        assert!(err.contains("'qk_layernorm' = true"), "{err}");
+    }
+
     #[test]
     fn quantization_config_names_the_native_format() {
         let text = LLAMA_2_7B.replace(
@@ -354,7 +390,7 @@ mod tests {
         #[test]
         fn arbitrary_values_never_panic(
             hidden in proptest::num::i64::ANY, layers in proptest::num::i64::ANY,
-            heads in 0i64..100, kv in 0i64..100, family in 0usize..11, text in ".{0,40}",
+            heads in 0i64..100, kv in 0i64..100, family in 0usize..Family::ALL.len(), text in ".{0,40}",
         ) {
             let json = serde_json::json!({
                 "model_type": Family::ALL[family].model_type(), "hidden_size": hidden,

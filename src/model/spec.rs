@@ -16,6 +16,8 @@ pub enum Family {
     Qwen2,
     Gemma,
     Gemma2,
+    /// Microsoft phi-1, phi-1.5, phi-2 (`PhiForCausalLM`).
+    Phi,
     Phi3,
     Falcon,
     GptNeox,
@@ -33,6 +35,7 @@ impl Family {
             Family::Qwen2 => "qwen2",
             Family::Gemma => "gemma",
             Family::Gemma2 => "gemma2",
+            Family::Phi => "phi",
             Family::Phi3 => "phi3",
             Family::Falcon => "falcon",
             Family::GptNeox => "gpt_neox",
@@ -41,13 +44,14 @@ impl Family {
         }
     }
 
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
         Family::Qwen2,
         Family::Gemma,
         Family::Gemma2,
+        Family::Phi,
         Family::Phi3,
         Family::Falcon,
         Family::GptNeox,
@@ -119,6 +123,9 @@ pub struct Biases {
     pub qkv: bool,
     pub attn_out: bool,
     pub mlp: bool,
+    /// The lm_head has a `vocab`-long bias (Phi's `nn.Linear(h, V, bias=True)`); it stays even
+    /// when the weight is tied to the embedding.
+    pub lm_head: bool,
 }
 
 /// The architecture of one model.
@@ -142,7 +149,8 @@ pub struct ModelSpec {
     pub tie_word_embeddings: bool,
     pub mlp: MlpKind,
     pub norm: NormKind,
-    /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2, 1 for parallel Falcon-7B).
+    /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2, 1 for parallel Falcon-7B
+    /// and Phi).
     pub norms_per_layer: u64,
     pub biases: Biases,
     /// Q, K and V live in one fused matrix in the checkpoint (Phi-3, Falcon, GPT-NeoX).

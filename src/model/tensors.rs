@@ -9,6 +9,11 @@
 //! embeddings 32000·4096 = 131,072,000 and the same again for lm_head; per layer
 //! 4·4096² (q,k,v,o) + 3·4096·11008 (gate,up,down) + 2·4096 (norms) = 202,383,360;
 //! total 2·131,072,000 + 32·202,383,360 + 4096 (final norm) = 6,738,415,616.
+//!
+//! Phi-2 (h 2560, i 10240, 32 layers, vocab 51200, untied, biases everywhere, one LayerNorm per
+//! layer): embeddings 131,072,000; per layer 4·(2560²+2560) (q,k,v,dense), 2·2560·10240 +
+//! 10240 + 2560 (fc1, fc2) and 2·2560 (input_layernorm) = 78,671,360; final LayerNorm 5,120;
+//! lm_head 131,072,000 plus its bias 51,200; total 2,779,683,840.
 
 use super::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
 use serde::Serialize;
@@ -154,6 +159,9 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     push_norm(spec, Role::OutputNorm, None, h, &mut out);
     if !spec.tie_word_embeddings {
         out.push(output_matrix(spec));
+    }
+    if spec.biases.lm_head {
+        out.push(bias(Role::Output, None, v));
     }
     out
 }

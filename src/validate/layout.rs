@@ -135,7 +135,7 @@ pub fn check_model(spec: &ModelSpec) -> Result<(), Unsupported> {
     if spec.mlp != MlpKind::Gated {
         return arch("a plain (ungated) MLP");
     }
-    if spec.biases.qkv || spec.biases.attn_out || spec.biases.mlp {
+    if spec.biases.qkv || spec.biases.attn_out || spec.biases.mlp || spec.biases.lm_head {
         return arch("bias vectors");
     }
     if spec.fused_qkv || spec.fused_gate_up {

@@ -4,9 +4,10 @@
 //! Keys are llama.cpp's (`llama-arch.cpp`, `LLM_KV_NAMES`), prefixed with the architecture:
 //! `llama.block_count`, `llama.embedding_length`, `llama.attention.head_count_kv` ... What the
 //! metadata does not say is read from the tensors where it can be (tied embeddings = no
-//! `output.weight`; biases, fused QKV and Falcon's second norm from layer 0's tensor names; the
-//! vocabulary from `token_embd`'s shape) and otherwise follows the family's conventions (norm and
-//! MLP kinds). GGUF does not record the original checkpoint dtype; `native_dtype_bytes` is 2, the
+//! `output.weight`; the lm_head bias = an `output.bias` (phi2); biases, fused QKV and Falcon's
+//! second norm from layer 0's tensor names; the vocabulary from `token_embd`'s shape) and
+//! otherwise follows the family's conventions (norm and MLP kinds; phi2 has one LayerNorm per
+//! layer). GGUF does not record the original checkpoint dtype; `native_dtype_bytes` is 2, the
 //! bf16/fp16 every supported family ships in.
 //!
 //! DeepSeek MLA: current converters write `attention.key_length_mla` / `value_length_mla` for the
@@ -21,8 +22,8 @@ use crate::model::local::LocalFileError;
 use crate::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 8] =
-    ["llama", "qwen2", "gemma", "gemma2", "phi3", "falcon", "gptneox", "deepseek2"];
+pub const SUPPORTED_ARCHITECTURES: [&str; 9] =
+    ["llama", "qwen2", "gemma", "gemma2", "phi2", "phi3", "falcon", "gptneox", "deepseek2"];
 
 /// Most layers accepted (the largest real models have under 200).
 const MAX_LAYERS: u64 = 1 << 16;
@@ -50,7 +51,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         None => k.opt("attention.head_count_kv")?.unwrap_or(heads),
     };
     let has = |name: &str| file.tensor(name).is_some();
-    let plain = matches!(family, Family::Falcon | Family::GptNeox);
+    let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi);
     Ok(ModelSpec {
         id: model_id(file, arch),
         family,
@@ -68,12 +69,14 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         norms_per_layer: match family {
             Family::Gemma2 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
+            Family::Phi => 1,
             _ => 2,
         },
         biases: Biases {
             qkv: has("blk.0.attn_qkv.bias") || has("blk.0.attn_q.bias"),
             attn_out: has("blk.0.attn_output.bias"),
             mlp: has("blk.0.ffn_down.bias"),
+            lm_head: has("output.bias"),
         },
         fused_qkv: has("blk.0.attn_qkv.weight"),
         // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows.
@@ -139,6 +142,8 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "qwen2" => Family::Qwen2,
         "gemma" => Family::Gemma,
         "gemma2" => Family::Gemma2,
+        // llama.cpp's `phi2` covers phi-1, phi-1.5 and phi-2 (`PhiForCausalLM`).
+        "phi2" => Family::Phi,
         "phi3" => Family::Phi3,
         "falcon" => Family::Falcon,
         "gptneox" => Family::GptNeox,

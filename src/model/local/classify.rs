@@ -225,6 +225,13 @@ mod tests {
         check("model.norm.weight", Some(OutputNorm), None);
         check("gpt_neox.final_layer_norm.weight", Some(OutputNorm), None);
         check("model.layers.4.post_feedforward_layernorm.weight", Some(FfnNorm), Some(4));
+        // Phi (phi-1.5, phi-2): `dense` under self_attn, fc1/fc2, one input_layernorm, lm_head bias.
+        check("model.layers.3.self_attn.dense.bias", Some(AttnOutput), Some(3));
+        check("model.layers.3.mlp.fc1.weight", Some(FfnUp), Some(3));
+        check("model.layers.3.mlp.fc2.bias", Some(FfnDown), Some(3));
+        check("model.layers.3.input_layernorm.bias", Some(AttnNorm), Some(3));
+        check("model.final_layernorm.bias", Some(OutputNorm), None);
+        check("lm_head.bias", Some(Output), None);
     }
 
     #[test]
