@@ -261,10 +261,11 @@ pub struct TrainArgs {
     /// Optimizer.
     #[arg(long, value_enum, default_value_t)]
     pub optimizer: OptimizerArg,
-    /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16; amp: fp32
-    /// parameters under bf16 autocast.
-    #[arg(long, value_enum, default_value_t)]
-    pub precision: PrecisionArg,
+    /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16 (LitGPT
+    /// bf16-true); amp: fp32 parameters under bf16 autocast (LitGPT bf16-mixed). Default: mixed;
+    /// with --engine litgpt its own default, bf16-mixed, or bf16-true for a 4-bit base.
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
     /// Activation checkpointing.
     #[arg(long, value_enum, default_value_t)]
     pub checkpointing: CheckpointingArg,

@@ -277,7 +277,19 @@ fn litgpt_training_plans() {
     assert!(u(&lit, "/memory/weights_bytes") < u(&hf, "/memory/weights_bytes"), "NF4 lm_head");
     assert!(u(&lit, "/memory/total_bytes") > u(&hf, "/memory/total_bytes") + 500_000_000);
     assert_eq!(lit["request"]["engine"], "litgpt");
-    assert_one_line_errors(&[("llama-2-7b --mode lora --engine vllm", "litgpt")]);
+    // LitGPT's own defaults and limits: bf16-mixed (fp32 weights) unless the base is 4-bit.
+    let lora = plan_json("llama-2-7b --mode lora --engine litgpt --context 1024");
+    assert!(lora["basis"].as_array().unwrap().iter().any(|b| b["name"] == "precision" && b["value"] == "amp"));
+    assert_one_line_errors(&[
+        ("llama-2-7b --mode lora --engine vllm", "litgpt"),
+        ("llama-2-7b --mode lora --engine litgpt --precision mixed", "not a LitGPT precision"),
+        ("llama-2-7b --mode qlora --engine litgpt --precision amp", "bf16-true"),
+        ("llama-2-7b --mode grpo --engine litgpt", "TRL"),
+        ("deepseek-v2-lite --mode lora --engine litgpt", "latent attention"),
+        ("llama-2-7b --mode lora --engine litgpt --attention eager", "eager"),
+        ("llama-2-7b --mode lora --engine litgpt --loss-chunk 256", "--loss-chunk"),
+        ("llama-2-7b --mode lora --response-tokens 64", "--response-tokens"),
+    ]);
 }
 
 /// LLaMA-Adapter is LitGPT's: it plans with LitGPT's model code by default, refuses other
@@ -293,5 +305,7 @@ fn adapter_modes_plan_litgpt() {
     assert_one_line_errors(&[
         ("llama-2-7b --mode adapter --engine hf", "--engine litgpt"),
         ("llama-2-7b --mode adapter --lora-rank 8", "--lora-rank"),
+        ("llama-2-7b --mode adapter --lora-targets q_proj", "--lora-targets"),
+        ("llama-2-7b --mode adapter-v2 --lora-dropout 0.1", "--lora-dropout"),
     ]);
 }

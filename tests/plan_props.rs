@@ -24,13 +24,13 @@ proptest! {
 
     #[test]
     fn inference_plans_never_panic(
-        model in 0usize..41, engine in 0usize..6, ctx_exp in 0u32..25, batch_exp in 0u32..21,
+        model in 0usize..1000, engine in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..21,
         gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
         eager in any::<bool>(),
     ) {
         let ids = model_ids();
         let id = &ids[model % ids.len()];
-        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom"][engine];
+        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let _ = plan(&format!(
             "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention}",
@@ -40,14 +40,18 @@ proptest! {
 
     #[test]
     fn training_plans_never_panic(
-        model in 0usize..41, mode in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..12,
+        model in 0usize..1000, mode in 0usize..9, ctx_exp in 0u32..25, batch_exp in 0u32..12,
         zero in 0u8..4, gpus in prop::sample::select(vec!["a100-80gb:8", "h100-sxm:1", "rtx-4090:2"]),
+        engine in prop::sample::select(vec!["hf", "litgpt"]),
+        rollout in prop::sample::select(vec!["hf", "vllm", "vllm-server"]),
     ) {
         let ids = model_ids();
         let id = &ids[model % ids.len()];
-        let mode = ["full", "lora", "qlora", "dpo", "ppo", "grpo", "best-of-n"][mode];
+        let mode = ["full", "lora", "qlora", "dpo", "ppo", "grpo", "best-of-n", "adapter", "adapter-v2"][mode];
+        let generates = matches!(mode, "ppo" | "grpo" | "best-of-n");
+        let rollout = if generates { format!("--rollout-engine {rollout} --response-tokens 1") } else { String::new() };
         let _ = plan(&format!(
-            "{id} --mode {mode} --context {} --batch {} --zero {zero} --gpu {gpus}",
+            "{id} --mode {mode} --context {} --batch {} --zero {zero} --gpu {gpus} --engine {engine} {rollout}",
             1u64 << ctx_exp, 1u64 << batch_exp
         ));
     }
@@ -57,5 +61,12 @@ proptest! {
 #[test]
 fn generated_arguments_are_valid() {
     assert_eq!(plan("llama-2-7b --engine hf --context 4096 --batch 1 --gpu h100-sxm:8 --attention eager"), Ok(()));
-    assert_eq!(plan("mixtral-8x7b --mode best-of-n --context 1024 --batch 2 --zero 3 --gpu a100-80gb:8"), Ok(()));
+    assert_eq!(
+        plan("mixtral-8x7b --mode best-of-n --context 1024 --batch 2 --zero 3 --gpu a100-80gb:8 --engine hf --rollout-engine vllm --response-tokens 1"),
+        Ok(())
+    );
+    assert_eq!(
+        plan("llama-2-7b --mode adapter-v2 --context 1024 --batch 2 --zero 3 --gpu a100-80gb:8 --engine litgpt"),
+        Ok(())
+    );
 }

@@ -94,11 +94,15 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
         .collect()
     };
     let rollouts = matches!(t.mode, ModeArg::Ppo | ModeArg::Grpo | ModeArg::BestOfN);
-    anyhow::ensure!(
-        !training || rollouts || t.rollout_engine == "hf",
-        "--rollout-engine applies to ppo, grpo and best-of-n, which generate; drop it with --mode {}",
-        mode_id(t.mode)
-    );
+    for (set, option) in
+        [(t.rollout_engine != "hf", "--rollout-engine"), (t.response_tokens.is_some(), "--response-tokens")]
+    {
+        anyhow::ensure!(
+            !training || rollouts || !set,
+            "{option} applies to ppo, grpo and best-of-n, which generate; drop it with --mode {}",
+            mode_id(t.mode)
+        );
+    }
     anyhow::ensure!(
         !training || args.gpu_memory_utilization.is_none() || t.rollout_engine == "vllm",
         "--gpu-memory-utilization applies to a colocated vLLM rollout engine in training plans: add --rollout-engine vllm or drop it"
@@ -200,16 +204,31 @@ pub fn plan_report_on(
         .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = gpu.map(|(gpu, count)| device(gpu, count));
-    let mut tensors = model.tensors.clone();
-    if engine.unties_embeddings() && spec.tie_word_embeddings {
-        tensors.push(crate::model::tensors::output_matrix(spec));
-    }
-    let weights = match from_file {
-        Some(file) => file.layout.clone(),
-        None if engine.quantizes_lm_head() => {
-            WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes_quantizing_lm_head(t, spec))
+    let bytes_of = |t: &crate::model::tensors::TensorDesc| {
+        if engine.quantizes_lm_head() {
+            format.tensor_bytes_quantizing_lm_head(t, spec)
+        } else {
+            format.tensor_bytes(t, spec)
         }
-        None => WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec)),
+    };
+    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
+    let untied = engine.unties_embeddings() && spec.tie_word_embeddings;
+    let lm_head = crate::model::tensors::output_matrix(spec);
+    let weights = match from_file {
+        Some(file) => {
+            let mut layout = file.layout.clone();
+            if untied {
+                layout.output += bytes_of(&lm_head);
+            }
+            layout
+        }
+        None => {
+            let mut tensors = model.tensors.clone();
+            if untied {
+                tensors.push(lm_head);
+            }
+            WeightLayout::from_inventory(spec.num_layers, &tensors, bytes_of)
+        }
     };
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {

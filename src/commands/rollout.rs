@@ -72,9 +72,17 @@ pub(super) fn rollout_engine(
     a.batch = 1;
     a.context = Some(seq);
     a.gpu_memory_utilization = Some(utilization);
-    let plan = plan_report_on(policy, &a, Some((g, t.tp as u32)), None)?;
+    let plan = plan_report_on(policy, &a, Some((g, t.tp as u32)), None)
+        .map_err(|e| anyhow::anyhow!("--rollout-engine vllm (vLLM's own plan of the policy on {}): {e}", g.id))?;
     let v = plan.vllm.ok_or_else(|| anyhow::anyhow!("the vLLM plan of {} has no KV pool", policy.spec.id))?;
-    Ok(RolloutEngine::VllmColocated { reserved: Bytes(v.budget_bytes), kv_capacity_tokens: v.kv_capacity_tokens })
+    // The planned batch is one sequence: what vLLM needs besides its pool, plus that sequence.
+    let m = &plan.memory;
+    let minimum = m.total.saturating_sub(m.cuda_context);
+    Ok(RolloutEngine::VllmColocated {
+        reserved: Bytes(v.budget_bytes),
+        kv_capacity_tokens: v.kv_capacity_tokens,
+        minimum,
+    })
 }
 
 /// Seconds of one micro-batch's rollout (generation and scoring), and its FLOPs; `None` where a

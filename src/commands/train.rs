@@ -7,6 +7,7 @@ use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::parse_gpu_arg;
 use crate::catalog::gpus::GpuSpec;
 use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, OptimizerArg, PlanArgs, PrecisionArg};
+use crate::model::tensors::Role;
 use crate::plan::basis::BasisLog;
 use crate::plan::throughput::training::{
     train_speed, QuantizedBase, TrainSpeedRequest, Trained, TrainingEfficiency, TrainingSpeed,
@@ -36,17 +37,6 @@ pub fn train_report_on(
 ) -> anyhow::Result<PlanReport> {
     let t = &args.train;
     let mode = mode(t.mode);
-    let precision = match t.precision {
-        PrecisionArg::Mixed => Precision::Mixed,
-        PrecisionArg::Bf16 => Precision::Bf16,
-        PrecisionArg::Amp => Precision::Amp,
-    };
-    let format = match (&args.weights, mode, precision) {
-        (Some(w), _, _) => WeightFormat::parse(w)?,
-        (None, _, Precision::Amp) => WeightFormat::Float(FloatType::F32),
-        (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
-        (None, _, _) => model.default_format,
-    };
     // Training plans model transformers + PyTorch, LitGPT, or headroom's own engine (validate).
     let adapter = matches!(mode, Mode::Adapter | Mode::AdapterV2);
     let engine = match args.engine.as_deref().map(Engine::parse).transpose()? {
@@ -62,6 +52,18 @@ pub fn train_report_on(
             other.id()
         ),
     };
+    let given = args.weights.as_deref().map(WeightFormat::parse).transpose()?;
+    let four_bit = given.map_or(mode == Mode::Qlora, |f| f.is_quantized());
+    let precision = precision(t.precision, engine, four_bit)?;
+    let format = match (given, mode, precision) {
+        (Some(w), _, _) => w,
+        (None, _, Precision::Amp) => WeightFormat::Float(FloatType::F32),
+        (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
+        (None, _, _) => model.default_format,
+    };
+    if engine == Engine::Litgpt {
+        litgpt_supports(mode, args, model)?;
+    }
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
@@ -101,6 +103,8 @@ pub fn train_report_on(
         "--lora-dropout {} is invalid: give a probability in [0, 1)",
         t.lora_dropout
     );
+    let parallel = Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) };
+    parallel.validate(&model.spec)?;
     let req = TrainingRequest {
         mode,
         models,
@@ -118,9 +122,10 @@ pub fn train_report_on(
         grad_accum: t.grad_accum,
         group_size: t.group_size,
         loss_chunk: t.loss_chunk,
-        parallel: Parallel { gpus, tp: t.tp, pp: t.pp, zero: t.zero, offload: offload(t.offload) },
+        parallel,
         device: gpu.map(|(g, count)| device(g, count)),
         engine,
+        // After the parallel layout is known to be valid: the rollout engine is planned on it.
         rollout: super::rollout::rollout_engine(model, args, gpu, format, context)?,
     };
     let (mut plan, summary) = plan_training(&req)?;
@@ -175,6 +180,66 @@ pub fn train_report_on(
         training_speed: speed,
         basis: plan.basis,
     })
+}
+
+/// The training precision: as given, or the framework's default. LitGPT trains in bf16-true
+/// (`bf16`) or bf16-mixed (`amp`, its default), and refuses mixed precision with bitsandbytes.
+fn precision(given: Option<PrecisionArg>, engine: Engine, four_bit: bool) -> anyhow::Result<Precision> {
+    let litgpt = engine == Engine::Litgpt;
+    Ok(match given {
+        Some(PrecisionArg::Mixed) if litgpt => anyhow::bail!(
+            "--precision mixed (16-bit weights with an fp32 master copy) is not a LitGPT precision: use bf16 (bf16-true) or amp (bf16-mixed)"
+        ),
+        Some(PrecisionArg::Amp) if litgpt && four_bit => {
+            anyhow::bail!("LitGPT refuses bitsandbytes quantization with mixed precision: use --precision bf16 (bf16-true)")
+        }
+        Some(PrecisionArg::Mixed) => Precision::Mixed,
+        Some(PrecisionArg::Bf16) => Precision::Bf16,
+        Some(PrecisionArg::Amp) => Precision::Amp,
+        None if litgpt && four_bit => Precision::Bf16,
+        None if litgpt => Precision::Amp,
+        None => Precision::Mixed,
+    })
+}
+
+/// What LitGPT's scripts cannot run: RLHF modes, multi-head latent attention, eager attention,
+/// an external chunked loss, and LoRA options under LLaMA-Adapter (or an adapter with no layer
+/// to adapt).
+fn litgpt_supports(mode: Mode, args: &PlanArgs, model: &ResolvedModel) -> anyhow::Result<()> {
+    let t = &args.train;
+    anyhow::ensure!(
+        !matches!(mode, Mode::Dpo | Mode::Ppo | Mode::Grpo | Mode::BestOfN),
+        "LitGPT has no {} trainer: plan --mode {} with --engine hf (TRL)",
+        mode.id(),
+        mode.id()
+    );
+    anyhow::ensure!(
+        model.spec.mla.is_none(),
+        "{} uses multi-head latent attention, which LitGPT does not implement: plan it with --engine hf",
+        model.spec.id
+    );
+    anyhow::ensure!(
+        args.attention != AttentionArg::Eager,
+        "LitGPT always runs scaled_dot_product_attention: drop --attention eager"
+    );
+    anyhow::ensure!(
+        t.loss_chunk.is_none(),
+        "LitGPT chunks its loss itself (lm_head_chunk_size 128): drop --loss-chunk"
+    );
+    if matches!(mode, Mode::Adapter | Mode::AdapterV2) {
+        anyhow::ensure!(
+            t.lora_targets == "all-linear" && t.lora_dropout == 0.0,
+            "--lora-targets and --lora-dropout apply to LoRA; LLaMA-Adapter has neither: drop them"
+        );
+        let start = crate::plan::training::ADAPTER_START_LAYER;
+        anyhow::ensure!(
+            model.spec.num_layers > start,
+            "{} has {} layers; LLaMA-Adapter's prompts start at layer {start}: nothing would train",
+            model.spec.id,
+            model.spec.num_layers
+        );
+    }
+    Ok(())
 }
 
 fn mode(m: ModeArg) -> Mode {
@@ -300,10 +365,10 @@ fn speed(
         _ => 0,
     };
     let generation = device(gpu, 1).generation;
-    let mut efficiency = Efficiency::defaults(Engine::Hf, generation);
+    let mut efficiency = Efficiency::defaults(req.engine, generation);
     let device = device_speed(gpu);
     if let Some(cal) = load_calibration(args)? {
-        efficiency.calibrate(&cal, Engine::Hf, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
+        efficiency.calibrate(&cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let trained = match &policy.method {
@@ -317,10 +382,12 @@ fn speed(
         _ => Trained::Full,
     };
     let quantized = policy.format.is_quantized().then(|| {
-        let linears = model.tensors.iter().filter(|d| d.role.is_block_linear());
-        let (bytes, elements) = linears.fold((0u64, 0u64), |(b, e), d| {
-            (b + policy.format.tensor_bytes(d, spec).0, e + d.rows * d.cols * d.copies)
+        // The quantized linears: the blocks', and lm_head where the engine quantizes it.
+        let linears = policy.tensors.iter().filter(|d| {
+            d.role.is_block_linear() || (policy.quantized_lm_head && d.role == Role::Output && !d.is_vector())
         });
+        let (bytes, elements) =
+            linears.fold((0u64, 0u64), |(b, e), d| (b + policy.tensor_bytes(d).0, e + d.rows * d.cols * d.copies));
         QuantizedBase {
             stored_bytes: bytes as f64,
             elements: elements as f64,

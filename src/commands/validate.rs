@@ -144,7 +144,7 @@ fn predict(
         }
         Work::Train(req) => {
             plan_args.context = Some(req.seq);
-            plan_args.train.precision = PrecisionArg::Mixed;
+            plan_args.train.precision = Some(PrecisionArg::Mixed);
             plan_args.train.optimizer = OptimizerArg::Adamw;
             plan_args.gpu = gpu.map(|g| g.id.clone());
             let r = super::train::train_report(model, &plan_args)?;

@@ -24,10 +24,11 @@ pub struct WeightLayout {
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
-    /// Elements of the largest matrix stored in fewer than 16 bits per weight (0 when none is;
-    /// lm_head where the engine quantizes it): engines that dequantize before a GEMM need a
-    /// 16-bit scratch this large.
+    /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
+    /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
     pub largest_quantized_matrix: u64,
+    /// Elements of lm_head when it is stored in fewer than 16 bits (LitGPT's bitsandbytes).
+    pub quantized_output_matrix: u64,
 }
 
 impl WeightLayout {
@@ -41,7 +42,11 @@ impl WeightLayout {
             }
             let matrix = t.rows * t.cols;
             if !t.is_vector() && b.0 < 2 * t.elements() {
-                layout.largest_quantized_matrix = layout.largest_quantized_matrix.max(matrix);
+                match (t.layer, t.role) {
+                    (Some(_), _) => layout.largest_quantized_matrix = layout.largest_quantized_matrix.max(matrix),
+                    (None, Role::Output) => layout.quantized_output_matrix = matrix,
+                    _ => {}
+                }
             }
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
@@ -274,7 +279,10 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         total += headroom_workspace(req, log);
     }
     let per_weight = req.engine.dequantized_bytes_per_weight(req.format);
-    let dequantized = req.weights.largest_quantized_matrix / tp * per_weight;
+    let w = req.weights;
+    let largest =
+        (act.has_layers as u64 * w.largest_quantized_matrix).max(act.has_output as u64 * w.quantized_output_matrix);
+    let dequantized = largest / tp * per_weight;
     if dequantized > 0 {
         // Live during the prompt's GEMM on that matrix, beside that moment's activations.
         log.add(

@@ -185,7 +185,10 @@ fn linear_outputs(spec: &ModelSpec, layer: u64) -> u64 {
             .iter()
             .filter(|t| t.layer == Some(layer as u32) && t.part == crate::model::tensors::Part::Weight)
             .filter(|t| t.role.is_block_linear())
-            .map(|t| t.rows * t.copies)
+            // A token runs through `experts_per_token` of the routed experts only.
+            .map(|t| {
+                t.rows * if t.role.is_routed_expert() { spec.moe.map_or(1, |m| m.experts_per_token) } else { t.copies }
+            })
             .sum();
     }
     let mlp = if spec.mlp == MlpKind::Gated { 2 * spec.intermediate_size } else { spec.intermediate_size };
@@ -200,6 +203,8 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         Some(m) => (spec.q_width(), heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
         None => (spec.q_width(), spec.kv_width(), spec.kv_width()),
     };
+    // The attention output, o_proj's input: every head's values.
+    let o_w = spec.mla.map_or(q_w, |m| heads * m.v_head_dim);
     let norm_out = if s.autocast { 4 } else { A };
     let mut attn_in = attention_inputs(spec);
     let mut mlp_in = mlp_inputs(spec);
@@ -207,7 +212,8 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if spec.norms_per_layer == 1 {
         attn_in.append(&mut mlp_in);
     }
-    if s.litgpt && s.flash && spec.mla.is_none() {
+    // LitGPT always runs scaled_dot_product_attention (commands refuse eager attention and MLA).
+    if s.litgpt && spec.mla.is_none() {
         let mut terms =
             vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm())];
         let (attention, input_saved) = litgpt_attention_terms(s, q_w, k_w, v_w, norm_out);
@@ -225,14 +231,14 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if s.flash {
         terms.push(("q, k, v after RoPE and the attention output (flash/SDPA)", A * (2 * q_w + k_w + v_w)));
         terms.push(("softmax log-sum-exp, fp32 per head", 4 * heads));
-        terms.push(("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], v_w, A, true)));
+        terms.push(("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], o_w, A, true)));
     } else {
         // Eager: q·kᵀ saves q and the repeated k; the fp32 softmax output (4 B) and its bf16 cast
         // (2 B) per score; probs·v saves the repeated v; the output is a transposed copy.
         let full = heads * spec.head_dim;
         terms.push(("q, repeated k and v (eager)", A * (q_w + 2 * full)));
         terms.push(("scores: fp32 softmax + bf16 probabilities (Korthikanti 5as/h)", 6 * heads * s.seq));
-        terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], v_w, A, false)));
+        terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], o_w, A, false)));
     }
     if !mlp_in.is_empty() {
         terms.push(("MLP input, per consumer", s.input_point(&mlp_in, h, norm_out, false)));
@@ -286,7 +292,7 @@ fn litgpt_attention_terms(s: &ActivationSetup, q_w: u64, k_w: u64, v_w: u64, nor
             qkv_saved,
         ),
         ("softmax log-sum-exp, fp32 per head", 4 * spec.num_heads),
-        ("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], v_w, A, true)),
+        ("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], q_w, A, true)),
     ];
     (terms, shared > 0)
 }
@@ -318,8 +324,10 @@ fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
 /// every chunk's bf16 logits, and its `chunked_cross_entropy` keeps each chunk's bf16
 /// log-softmax: 2·V + 2·V, the same bytes as transformers' fp32 log-probabilities; its
 /// bitsandbytes plugin quantizes lm_head, whose 4-bit matmul saves its input.
-pub fn output_terms(s: &ActivationSetup, tp: u64) -> Vec<Term> {
-    let v = s.spec.vocab_size / tp;
+/// `loss_head` false: a value head (critic) or a chunked, recomputed loss, with nothing
+/// vocabulary-sized kept.
+pub fn output_terms(s: &ActivationSetup, tp: u64, loss_head: bool) -> Vec<Term> {
+    let v = if loss_head { s.spec.vocab_size / tp } else { 0 };
     // A trained lm_head saves its 16-bit input (the norm output, or autocast's cast of it).
     let saves_input = s.base_trainable || (s.litgpt && s.frozen_saves_input);
     let lm_head = saves_input as u64 * A * s.spec.hidden_size;
@@ -409,7 +417,7 @@ mod tests {
         let t = LoraTargets::parse("q_proj,v_proj").unwrap();
         let s = setup(&spec, Some(&t));
         assert_eq!(sum(&layer_terms(&s, 0)), 139_904);
-        let total = 32 * 1304 * 139_904 + 1304 * sum(&output_terms(&s, 1));
+        let total = 32 * 1304 * 139_904 + 1304 * sum(&output_terms(&s, 1, true));
         assert_eq!(total, 6_026_190_848);
     }
 
@@ -432,7 +440,7 @@ mod tests {
         let peft = ActivationSetup { lora_dropout: true, ..setup(&spec, Some(&t)) };
         let lit = ActivationSetup { litgpt: true, ..peft };
         assert_eq!(sum(&layer_terms(&lit, 0)) - sum(&layer_terms(&peft, 0)), 5 * 4096);
-        assert_eq!(sum(&output_terms(&lit, 1)), sum(&output_terms(&peft, 1)));
+        assert_eq!(sum(&output_terms(&lit, 1, true)), sum(&output_terms(&peft, 1, true)));
         let mut gqa = llama_2_7b();
         gqa.num_kv_heads = 8;
         let (peft, lit) = (ActivationSetup { spec: &gqa, ..peft }, ActivationSetup { spec: &gqa, ..lit });

@@ -227,10 +227,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
             "largest matrix × bytes per weight of the 16-bit copies bitsandbytes makes in forward and backward",
         );
     }
-    let mut out_terms = act::output_terms(&setup, tp);
-    if m.role == ModelRole::Critic || chunk.is_some() {
-        out_terms.pop(); // a value head, or a chunked loss: no vocabulary-sized log-probabilities
-    }
+    let mut out_terms = act::output_terms(&setup, tp, m.role != ModelRole::Critic && chunk.is_none());
     if chunk.is_some() && !setup.base_trainable {
         out_terms.push(("hidden states kept for the chunked loss's recompute", 2 * spec.hidden_size));
     }

@@ -59,7 +59,7 @@ fn rollouts_per_prompt(req: &TrainingRequest) -> u64 {
 /// `vllm_gpu_memory_utilization` 0.3 reserves 0.3 × 85,520,809,984 B = 25,656,242,995 B ≈ 23.9 GiB.
 pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
     match req.rollout {
-        RolloutEngine::VllmColocated { reserved, kv_capacity_tokens } if rollouts_per_prompt(req) > 0 => {
+        RolloutEngine::VllmColocated { reserved, kv_capacity_tokens, minimum } if rollouts_per_prompt(req) > 0 => {
             log.add(
                 "colocated vLLM rollout engine",
                 reserved.0,
@@ -69,11 +69,18 @@ pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
                 ),
             );
             if kv_capacity_tokens < req.seq {
+                let capacity = req.device.as_ref().map_or(0, |d| d.capacity.0).max(1);
+                let share = minimum.0 as f64 / capacity as f64;
+                let fix = if share < 1.0 {
+                    format!("raise --gpu-memory-utilization to at least {:.2}", share.max(0.01))
+                } else {
+                    "no share of one GPU holds it: use --rollout-engine vllm-server or a larger --tp".to_string()
+                };
                 log.add(
                     "colocated vLLM cannot start",
-                    kv_capacity_tokens,
+                    minimum.0,
                     format!(
-                        "its KV pool holds fewer tokens than one {}-token sequence: raise --gpu-memory-utilization",
+                        "bytes it needs for its 16-bit weights, activations and one {}-token sequence: {fix}",
                         req.seq
                     ),
                 );
