@@ -28,6 +28,7 @@ fn request<'a>(
         device: Some(Device {
             id: "a100-80gb".into(),
             capacity: Bytes(85_899_345_920),
+            in_use: Bytes::ZERO,
             count: 1,
             generation: Generation::Ampere,
         }),

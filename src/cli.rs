@@ -205,6 +205,10 @@ pub struct PlanArgs {
     /// GPU id and optional count, e.g. a100-80gb or rtx-4090:2. Absent: memory only.
     #[arg(long)]
     pub gpu: Option<String>,
+    /// GiB other processes already hold on each GPU (a desktop session, another job; `headroom
+    /// gpus --local` shows it): the verdict uses what is left.
+    #[arg(long, value_name = "GIB")]
+    pub in_use: Option<f64>,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
     /// engine), litgpt. Training plans: hf, litgpt or headroom. Default: llama.cpp for GGUF
     /// inputs and formats, hf otherwise.

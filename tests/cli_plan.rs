@@ -280,3 +280,30 @@ fn litgpt_engine_mechanisms() {
     let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", "litgpt", "--weights", "gptq"]);
     assert!(code == 1 && err.contains("bitsandbytes"), "{err}");
 }
+
+/// `--in-use` takes what other processes hold off each GPU: a plan that fits an idle RTX 4090
+/// with a few GiB to spare does not fit once a desktop holds them; vLLM asks for its share of the
+/// whole card and refuses to start when that much is not free.
+#[test]
+fn in_use_memory_counts_against_the_verdict() {
+    let idle = plan_json("llama-3.1-8b --weights bf16 --context 8192 --gpu rtx-4090");
+    let spare = idle["fit"]["headroom_bytes"].as_i64().unwrap();
+    assert!(fits(&idle) && spare > 1 << 30, "{spare}");
+    let gib = (spare as f64 / (1u64 << 30) as f64 + 0.5).to_string();
+    let busy = plan_json(&format!("llama-3.1-8b --weights bf16 --context 8192 --gpu rtx-4090 --in-use {gib}"));
+    assert!(!fits(&busy));
+    assert_eq!(
+        busy["fit"]["in_use_bytes"].as_u64().unwrap(),
+        (gib.parse::<f64>().unwrap() * (1u64 << 30) as f64) as u64
+    );
+    assert_eq!(u(&busy, "/memory/total_bytes"), u(&idle, "/memory/total_bytes"));
+    let vllm = plan_json("llama-3.1-8b --engine vllm --gpu rtx-4090 --in-use 3");
+    assert!(!fits(&vllm) && vllm["basis"].as_array().unwrap().iter().any(|b| b["name"] == "vLLM cannot start"));
+    for (args, needle) in [
+        (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "30"], "--in-use 30"),
+        (vec!["plan", "llama-3.1-8b", "--in-use", "1"], "needs --gpu"),
+    ] {
+        let (code, err) = error_of(&args);
+        assert!(code == 1 && err.contains(needle), "{err}");
+    }
+}

@@ -22,6 +22,10 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<String> {
 /// Resolves the model and plans it: the report every output format renders.
 pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
     check_mode_options(args)?;
+    anyhow::ensure!(
+        args.in_use.is_none() || args.gpu.is_some(),
+        "--in-use needs --gpu: it is memory held on those GPUs"
+    );
     plan_report(&resolve(&args.model)?, args)
 }
 
@@ -203,7 +207,7 @@ pub fn plan_report_on(
         .stores_kv(kv)
         .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
-    let device = gpu.map(|(gpu, count)| device(gpu, count));
+    let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &crate::model::tensors::TensorDesc| {
         if engine.quantizes_lm_head() {
             format.tensor_bytes_quantizing_lm_head(t, spec)
@@ -299,6 +303,21 @@ pub fn plan_report_on(
     })
 }
 
+/// The planned GPUs less what `--in-use` says other processes hold on each.
+pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
+    let mut d = device(gpu, count);
+    if let Some(gib) = args.in_use {
+        let cap = d.capacity.gib();
+        anyhow::ensure!(
+            gib.is_finite() && (0.0..cap).contains(&gib),
+            "--in-use {gib} is invalid: give the GiB other processes hold on each {} (0 to {cap:.2})",
+            gpu.id
+        );
+        d.in_use = crate::units::Bytes((gib * (1u64 << 30) as f64) as u64);
+    }
+    Ok(d)
+}
+
 pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
     let generation = match gpu.arch {
         Arch::Volta => Generation::Volta,
@@ -309,7 +328,13 @@ pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
         Arch::Blackwell => Generation::Blackwell,
         _ => Generation::Other,
     };
-    Device { id: gpu.id.clone(), capacity: crate::units::Bytes(gpu.memory_bytes()), count, generation }
+    Device {
+        id: gpu.id.clone(),
+        capacity: crate::units::Bytes(gpu.memory_bytes()),
+        in_use: crate::units::Bytes::ZERO,
+        count,
+        generation,
+    }
 }
 
 /// The speed of a memory plan on `gpu`; appends its constants to the plan's basis.

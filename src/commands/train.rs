@@ -123,7 +123,7 @@ pub fn train_report_on(
         group_size: t.group_size,
         loss_chunk: t.loss_chunk,
         parallel,
-        device: gpu.map(|(g, count)| device(g, count)),
+        device: gpu.map(|(g, count)| super::plan::device_in_use(g, count, args)).transpose()?,
         engine,
         // After the parallel layout is known to be valid: the rollout engine is planned on it.
         rollout: super::rollout::rollout_engine(model, args, gpu, format, context)?,

@@ -26,6 +26,8 @@ pub struct Device {
     pub id: String,
     /// Memory of one GPU, as the driver reports it.
     pub capacity: Bytes,
+    /// Memory other processes already hold on each GPU (a desktop session, another job).
+    pub in_use: Bytes,
     pub count: u32,
     pub generation: Generation,
 }

@@ -364,6 +364,7 @@ fn headroom_workspace(req: &InferenceRequest, log: &mut BasisLog) -> Bytes {
 
 fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut Plan) {
     let capacity = device.capacity;
+    let in_use = device.in_use;
     let worst = &plan.memory;
     let (fits, headroom) = if req.engine == Engine::Vllm {
         let budget = Bytes((capacity.0 as f64 * req.options.gpu_memory_utilization) as u64);
@@ -378,15 +379,27 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
             kv_capacity_tokens: capacity_tokens,
             max_concurrency: capacity_tokens as f64 / req.context as f64,
         });
-        let starts = budget.0 + worst.cuda_context.0 <= capacity.0;
+        // vLLM asks for utilization × the whole card and refuses to start when less is free.
+        let starts = budget.0 + worst.cuda_context.0 + in_use.0 <= capacity.0;
+        if !starts {
+            plan.basis.push(super::Basis {
+                name: "vLLM cannot start".into(),
+                value: budget.0.to_string(),
+                source: format!(
+                    "gpu_memory_utilization × GPU memory, more than is free ({} B after the CUDA context and other processes): lower --gpu-memory-utilization",
+                    capacity.0.saturating_sub(worst.cuda_context.0 + in_use.0)
+                ),
+            });
+        }
         (starts && non_kv + worst.kv_cache <= budget, budget.0 as i64 - (non_kv + worst.kv_cache).0 as i64)
     } else {
-        (worst.total <= capacity, capacity.0 as i64 - worst.total.0 as i64)
+        (worst.total + in_use <= capacity, capacity.0 as i64 - (worst.total + in_use).0 as i64)
     };
     plan.fit = Some(Fit {
         gpu: device.id.clone(),
         gpu_count: device.count,
         capacity_bytes: capacity.0,
+        in_use_bytes: in_use.0,
         fits,
         headroom_bytes: headroom,
     });

@@ -107,6 +107,8 @@ pub struct Fit {
     pub gpu_count: u32,
     /// Memory of one GPU.
     pub capacity_bytes: u64,
+    /// Held by other processes on each GPU (`--in-use`), not available to the plan.
+    pub in_use_bytes: u64,
     pub fits: bool,
     /// Capacity left on the busiest GPU (negative: missing bytes). For vLLM, what is left of
     /// the `gpu_memory_utilization` budget after the requested KV cache.

@@ -113,15 +113,19 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let Some(fit) = &r.fit else {
         return "no --gpu given: memory only".to_string();
     };
-    let cap = fit.capacity_bytes as f64 / (1u64 << 30) as f64;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let head = fit.headroom_bytes as f64 / (1u64 << 30) as f64;
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
+    let per_gpu = match fit.in_use_bytes {
+        0 => format!("{:.2} GiB per GPU", gib(fit.capacity_bytes)),
+        used => format!("{:.2} GiB per GPU, {:.2} GiB in use by others", gib(fit.capacity_bytes), gib(used)),
+    };
     if fit.fits {
-        format!("FITS on {gpus} ({cap:.2} GiB per GPU): {head:.2} GiB headroom on the busiest GPU")
+        format!("FITS on {gpus} ({per_gpu}): {head:.2} GiB headroom on the busiest GPU")
     } else if head >= 0.0 {
-        format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): the memory adds up, but the engine cannot start (see the basis)")
+        format!("DOES NOT FIT on {gpus} ({per_gpu}): the memory adds up, but the engine cannot start (see the basis)")
     } else {
-        format!("DOES NOT FIT on {gpus} ({cap:.2} GiB per GPU): {:.2} GiB short on the busiest GPU", -head)
+        format!("DOES NOT FIT on {gpus} ({per_gpu}): {:.2} GiB short on the busiest GPU", -head)
     }
 }
 

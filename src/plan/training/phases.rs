@@ -107,8 +107,9 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         gpu: d.id.clone(),
         gpu_count: d.count,
         capacity_bytes: d.capacity.0,
-        fits: peak.memory.total <= d.capacity && rlhf::rollout_engine_starts(req),
-        headroom_bytes: d.capacity.0 as i64 - peak.memory.total.0 as i64,
+        in_use_bytes: d.in_use.0,
+        fits: peak.memory.total + d.in_use <= d.capacity && rlhf::rollout_engine_starts(req),
+        headroom_bytes: d.capacity.0 as i64 - (peak.memory.total + d.in_use).0 as i64,
     });
     Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, host: None, basis: basis.0 }, summary))
 }
