@@ -24,7 +24,7 @@ proptest! {
 
     #[test]
     fn inference_plans_never_panic(
-        model in 0usize..41, engine in 0usize..6, ctx_exp in 0u32..25, batch_exp in 0u32..21,
+        model in 0usize..47, engine in 0usize..6, ctx_exp in 0u32..25, batch_exp in 0u32..21,
         gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
         eager in any::<bool>(),
     ) {
@@ -40,7 +40,7 @@ proptest! {
 
     #[test]
     fn training_plans_never_panic(
-        model in 0usize..41, mode in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..12,
+        model in 0usize..47, mode in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..12,
         zero in 0u8..4, gpus in prop::sample::select(vec!["a100-80gb:8", "h100-sxm:1", "rtx-4090:2"]),
     ) {
         let ids = model_ids();
