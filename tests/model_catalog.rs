@@ -2,6 +2,7 @@
 //! exactly where a source states them.
 
 use headroom::catalog::models::ModelCatalog;
+use headroom::model::spec::LayerAttention;
 use headroom::model::tensors::{inventory, param_counts};
 use std::collections::HashSet;
 
@@ -45,6 +46,12 @@ fn required_ids_exist() {
         "phi-2",
         "stablelm-base-alpha-3b",
         "stablelm-base-alpha-7b",
+        "qwen3-0.6b",
+        "qwen3-8b",
+        "qwen3-32b",
+        "qwen3-30b-a3b",
+        "gemma-3-1b",
+        "gemma-3-27b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -62,6 +69,42 @@ fn published_exact_counts_come_out_exactly() {
     assert_eq!(counts("llama-2-70b").0, 68_976_648_192);
     assert_eq!(counts("phi-1.5").0, 1_418_270_720);
     assert_eq!(counts("phi-2").0, 2_779_683_840);
+    // keras-hub's presets (qwen3_presets.py, qwen3_moe_presets.py, gemma3_presets.py).
+    assert_eq!(counts("qwen3-0.6b").0, 596_049_920);
+    assert_eq!(counts("qwen3-8b").0, 8_190_735_360);
+    assert_eq!(counts("qwen3-32b").0, 32_762_123_264);
+    assert_eq!(counts("qwen3-30b-a3b").0, 30_532_122_624);
+    assert_eq!(counts("gemma-3-1b").0, 999_885_952);
+}
+
+/// Qwen3-30B-A3B: "30.5B total, 3.3B activated" (model card). Per layer, attention 18,874,368,
+/// router 128·2048, norms 2·2048 + 2·128, and 8 of the 128 experts of 3·2048·768 = 4,718,592;
+/// embeddings and lm_head 2·151,936·2048: 3,353,032,704 active.
+#[test]
+fn qwen3_moe_active_parameters() {
+    assert_eq!(counts("qwen3-30b-a3b").1, 3_353_032_704);
+    assert_eq!(counts("qwen3-8b").1, counts("qwen3-8b").0);
+}
+
+/// Gemma 3 27B's language model, at the vocabulary its embedding really has (262,208 rows:
+/// `text_config` leaves vocab_size to the class default). keras-hub publishes 27,009,002,240 for
+/// the text-only model with 262,144 rows, exactly 64·5376 fewer, and 27,432,406,640 for MedGemma
+/// 27B, which adds the SigLIP tower (416,866,032) and the projector (1152·5376 + 1152) that the
+/// catalog entry leaves out.
+#[test]
+fn gemma3_27b_language_model_count_and_window_pattern() {
+    let (language, _) = counts("gemma-3-27b");
+    assert_eq!(language, 27_009_346_304);
+    assert_eq!(language - 64 * 5376, 27_009_002_240);
+    assert_eq!(language + 416_866_032 + 1152 * 5376 + 1152, 27_432_406_640);
+    let spec = ModelCatalog::builtin().get("gemma-3-27b").unwrap().spec().clone();
+    assert_eq!((spec.vocab_size, spec.max_context, spec.head_dim), (262_208, 131_072, 128));
+    let global: Vec<usize> = (0..62).filter(|&l| spec.layer_attention[l] == LayerAttention::Full).collect();
+    assert_eq!(global, (0..10).map(|k| 6 * k + 5).collect::<Vec<_>>());
+    assert!(spec
+        .layer_attention
+        .iter()
+        .all(|a| matches!(a, LayerAttention::Full | LayerAttention::Sliding { window: 1024 })));
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the

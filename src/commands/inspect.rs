@@ -73,7 +73,7 @@ fn group_of(role: Role) -> &'static str {
     match role {
         TokenEmbd => "embeddings",
         Output => "lm_head",
-        OutputNorm | AttnNorm | FfnNorm | AttnQANorm | AttnKvANorm => "norms",
+        OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB => "attention",
         FfnGate | FfnUp | FfnGateUp | FfnDown => "mlp",
         FfnGateInp | ExpProbsB => "router",

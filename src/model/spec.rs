@@ -23,6 +23,13 @@ pub enum Family {
     GptNeox,
     DeepseekV2,
     DeepseekV3,
+    /// Qwen3 dense (`Qwen3ForCausalLM`): Llama-like with per-head q/k RMSNorms.
+    Qwen3,
+    /// Qwen3 mixture of experts (`Qwen3MoeForCausalLM`).
+    Qwen3Moe,
+    /// Gemma 3's language model (`Gemma3ForCausalLM`; `Gemma3ForConditionalGeneration` nests it in
+    /// `text_config`).
+    Gemma3,
 }
 
 impl Family {
@@ -41,10 +48,13 @@ impl Family {
             Family::GptNeox => "gpt_neox",
             Family::DeepseekV2 => "deepseek_v2",
             Family::DeepseekV3 => "deepseek_v3",
+            Family::Qwen3 => "qwen3",
+            Family::Qwen3Moe => "qwen3_moe",
+            Family::Gemma3 => "gemma3_text",
         }
     }
 
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 15] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -57,6 +67,9 @@ impl Family {
         Family::GptNeox,
         Family::DeepseekV2,
         Family::DeepseekV3,
+        Family::Qwen3,
+        Family::Qwen3Moe,
+        Family::Gemma3,
     ];
 }
 
@@ -111,7 +124,8 @@ pub struct Moe {
     pub expert_intermediate_size: u64,
     /// Intermediate size of the always-on shared expert block (0 when there is none).
     pub shared_intermediate_size: u64,
-    /// The first layers keep a dense MLP of `intermediate_size` (DeepSeek `first_k_dense_replace`).
+    /// The first layers keep a dense MLP of `intermediate_size` (DeepSeek `first_k_dense_replace`;
+    /// a Qwen3-MoE `mlp_only_layers` of `[0, 1, ..., k-1]`).
     pub first_dense_layers: u64,
     /// The router has a per-expert score-correction bias (DeepSeek-V3 `noaux_tc`).
     pub router_bias: bool,
@@ -149,12 +163,15 @@ pub struct ModelSpec {
     pub tie_word_embeddings: bool,
     pub mlp: MlpKind,
     pub norm: NormKind,
-    /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2, 1 for parallel Falcon-7B
-    /// and Phi).
+    /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2 and 3, 1 for parallel
+    /// Falcon-7B and Phi).
     pub norms_per_layer: u64,
     pub biases: Biases,
     /// Q, K and V live in one fused matrix in the checkpoint (Phi-3, Falcon, GPT-NeoX).
     pub fused_qkv: bool,
+    /// Queries and keys pass a per-head RMSNorm before RoPE (Qwen3's and Gemma 3's `q_norm` and
+    /// `k_norm`): two `head_dim`-long weight vectors per layer, shared by all heads.
+    pub qk_norm: bool,
     /// Gate and up live in one fused matrix in the checkpoint (Phi-3).
     pub fused_gate_up: bool,
     /// One entry per layer.

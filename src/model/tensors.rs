@@ -14,6 +14,11 @@
 //! layer): embeddings 131,072,000; per layer 4·(2560²+2560) (q,k,v,dense), 2·2560·10240 +
 //! 10240 + 2560 (fc1, fc2) and 2·2560 (input_layernorm) = 78,671,360; final LayerNorm 5,120;
 //! lm_head 131,072,000 plus its bias 51,200; total 2,779,683,840.
+//!
+//! Qwen3-8B (h 4096, i 12288, 36 layers, 32 heads and 8 KV heads of head_dim 128, vocab 151936,
+//! untied, q/k norms): embeddings 622,329,856 and the same for lm_head; per layer q and o
+//! 2·4096·4096, k and v 2·1024·4096, gate/up/down 3·4096·12288, norms 2·4096 and q_norm + k_norm
+//! 2·128 = 192,946,432; total 2·622,329,856 + 36·192,946,432 + 4096 = 8,190,735,360.
 
 use super::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
 use serde::Serialize;
@@ -35,6 +40,9 @@ pub enum Role {
     /// Fused Q, K and V (Phi-3, Falcon, GPT-NeoX).
     AttnQkv,
     AttnOutput,
+    /// Per-head RMSNorms of queries and keys (Qwen3, Gemma 3): `head_dim`-long weights.
+    AttnQNorm,
+    AttnKNorm,
     /// MLA: query down-projection, its norm, and up-projection.
     AttnQA,
     AttnQANorm,
@@ -74,6 +82,8 @@ impl Role {
             AttnV => "attn_v",
             AttnQkv => "attn_qkv",
             AttnOutput => "attn_output",
+            AttnQNorm => "attn_q_norm",
+            AttnKNorm => "attn_k_norm",
             AttnQA => "attn_q_a",
             AttnQANorm => "attn_q_a_norm",
             AttnQB => "attn_q_b",
@@ -97,7 +107,8 @@ impl Role {
 
     /// Norm weight vectors (kept in full precision by every format).
     pub fn is_norm(self) -> bool {
-        matches!(self, Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvANorm)
+        use Role::*;
+        matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm)
     }
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
@@ -260,6 +271,10 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
         push_linear(Role::AttnV, l, kv, h, b.qkv, out);
     }
     push_linear(Role::AttnOutput, l, h, q, b.attn_out, out);
+    if spec.qk_norm {
+        push_norm(spec, Role::AttnQNorm, l, spec.head_dim, out);
+        push_norm(spec, Role::AttnKNorm, l, spec.head_dim, out);
+    }
 }
 
 fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {

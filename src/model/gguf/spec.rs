@@ -4,11 +4,12 @@
 //! Keys are llama.cpp's (`llama-arch.cpp`, `LLM_KV_NAMES`), prefixed with the architecture:
 //! `llama.block_count`, `llama.embedding_length`, `llama.attention.head_count_kv` ... What the
 //! metadata does not say is read from the tensors where it can be (tied embeddings = no
-//! `output.weight`; the lm_head bias = an `output.bias` (phi2); biases, fused QKV and Falcon's
-//! second norm from layer 0's tensor names; the vocabulary from `token_embd`'s shape) and
-//! otherwise follows the family's conventions (norm and MLP kinds; phi2 has one LayerNorm per
-//! layer). GGUF does not record the original checkpoint dtype; `native_dtype_bytes` is 2, the
-//! bf16/fp16 every supported family ships in.
+//! `output.weight`; the lm_head bias = an `output.bias` (phi2); biases, fused QKV, Falcon's second
+//! norm and the q/k norms (`attn_q_norm`: Qwen3, Gemma 3) from layer 0's tensor names; the
+//! vocabulary from `token_embd`'s shape) and otherwise follows the family's conventions (norm and
+//! MLP kinds; phi2 has one LayerNorm per layer; Gemma 3's window pattern). GGUF does not record
+//! the original checkpoint dtype; `native_dtype_bytes` is 2, the bf16/fp16 every supported family
+//! ships in.
 //!
 //! DeepSeek MLA: current converters write `attention.key_length_mla` / `value_length_mla` for the
 //! per-head dims (and `key_length` = kv_lora_rank + rope dim, the latent cache width); older ones
@@ -22,8 +23,20 @@ use crate::model::local::LocalFileError;
 use crate::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 9] =
-    ["llama", "qwen2", "gemma", "gemma2", "phi2", "phi3", "falcon", "gptneox", "deepseek2"];
+pub const SUPPORTED_ARCHITECTURES: [&str; 12] = [
+    "llama",
+    "qwen2",
+    "qwen3",
+    "qwen3moe",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi2",
+    "phi3",
+    "falcon",
+    "gptneox",
+    "deepseek2",
+];
 
 /// Most layers accepted (the largest real models have under 200).
 const MAX_LAYERS: u64 = 1 << 16;
@@ -67,7 +80,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         mlp: if plain { MlpKind::Plain } else { MlpKind::Gated },
         norm: if plain { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer: match family {
-            Family::Gemma2 => 4,
+            Family::Gemma2 | Family::Gemma3 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
             Family::Phi => 1,
             _ => 2,
@@ -79,6 +92,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
             lm_head: has("output.bias"),
         },
         fused_qkv: has("blk.0.attn_qkv.weight"),
+        qk_norm: has("blk.0.attn_q_norm.weight"),
         // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows.
         fused_gate_up: family == Family::Phi3 && !has("blk.0.ffn_gate.weight"),
         layer_attention: layer_attention(&k, family, layers)?,
@@ -140,8 +154,11 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "llama" if expert_count > 0 => Family::Mixtral,
         "llama" => Family::Llama,
         "qwen2" => Family::Qwen2,
+        "qwen3" => Family::Qwen3,
+        "qwen3moe" => Family::Qwen3Moe,
         "gemma" => Family::Gemma,
         "gemma2" => Family::Gemma2,
+        "gemma3" => Family::Gemma3,
         // llama.cpp's `phi2` covers phi-1, phi-1.5 and phi-2 (`PhiForCausalLM`).
         "phi2" => Family::Phi,
         "phi3" => Family::Phi3,
@@ -181,12 +198,14 @@ fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
     }
 }
 
-/// Gemma 2 alternates sliding (even layers) and global attention; Phi-3 slides on every layer
-/// when it has a window. Other families attend to the full context.
+/// Gemma 2 alternates sliding (even layers) and global attention; Gemma 3 slides on five layers
+/// of every six (llama.cpp `set_swa_pattern(6)`: layer i is global when (i + 1) % 6 == 0); Phi-3
+/// slides on every layer when it has a window. Other families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
     let sliding = |layer: u64| match (family, window) {
         (Family::Gemma2, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
+        (Family::Gemma3, Some(window)) if (layer + 1) % 6 != 0 => LayerAttention::Sliding { window },
         (Family::Phi3, Some(window)) => LayerAttention::Sliding { window },
         _ => LayerAttention::Full,
     };

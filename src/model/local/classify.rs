@@ -9,7 +9,8 @@
 //! `weight_scale_inv`, `input_scale`; compressed-tensors `weight_packed` ...). (3) The module name
 //! left at the end gives the role, refined by the path above it: under `experts` a gate/up/down
 //! projection is a routed expert, under `shared_experts` a shared one; `dense` and `c_proj` are
-//! attention outputs under an attention module.
+//! attention outputs under an attention module. Tensors of a multimodal checkpoint outside its
+//! language model (a vision tower, a projector) get neither a role nor a layer.
 
 use crate::model::tensors::Role;
 
@@ -44,7 +45,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 ];
 
 /// Every role, for looking GGUF names up through `Role::gguf_name`.
-const ROLES: [Role; 28] = [
+const ROLES: [Role; 30] = [
     Role::TokenEmbd,
     Role::Output,
     Role::OutputNorm,
@@ -55,6 +56,8 @@ const ROLES: [Role; 28] = [
     Role::AttnV,
     Role::AttnQkv,
     Role::AttnOutput,
+    Role::AttnQNorm,
+    Role::AttnKNorm,
     Role::AttnQA,
     Role::AttnQANorm,
     Role::AttnQB,
@@ -75,10 +78,18 @@ const ROLES: [Role; 28] = [
     Role::FfnDownShexp,
 ];
 
+/// Modules of a multimodal checkpoint outside its language model (Gemma 3's SigLIP
+/// `vision_tower` and `multi_modal_projector`, Qwen2-VL's `visual`): their layers are not decoder
+/// layers.
+const NOT_LANGUAGE_MODEL: [&str; 4] = ["vision_tower", "vision_model", "multi_modal_projector", "visual"];
+
 /// The role and decoder layer of the tensor called `name`; `None` where the name is not one
-/// headroom knows (rotary buffers, vision towers, q/k norms ...).
+/// headroom knows (rotary buffers, vision towers and projectors ...).
 pub fn classify(name: &str) -> (Option<Role>, Option<u32>) {
     let segments: Vec<&str> = name.split('.').collect();
+    if segments.iter().any(|s| NOT_LANGUAGE_MODEL.contains(s)) {
+        return (None, None);
+    }
     let (layer, body) = split_layer(&segments);
     if body.last() == Some(&"e_score_correction_bias") {
         return (Some(Role::ExpProbsB), layer);
@@ -170,6 +181,8 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "v_proj" | "wv" | "value" => Some(AttnV),
         "qkv_proj" | "query_key_value" | "Wqkv" | "W_pack" | "c_attn" => Some(AttnQkv),
         "o_proj" | "wo" | "out_proj" => Some(AttnOutput),
+        "q_norm" if attention => Some(AttnQNorm),
+        "k_norm" if attention => Some(AttnKNorm),
         "dense" | "c_proj" if attention => Some(AttnOutput),
         "q_a_proj" => Some(AttnQA),
         "q_a_layernorm" => Some(AttnQANorm),
@@ -232,6 +245,15 @@ mod tests {
         check("model.layers.3.input_layernorm.bias", Some(AttnNorm), Some(3));
         check("model.final_layernorm.bias", Some(OutputNorm), None);
         check("lm_head.bias", Some(Output), None);
+        // Qwen3 and Gemma 3: per-head q/k RMSNorms; Gemma 3's multimodal checkpoint nests the
+        // language model and keeps the vision tower and projector out of the decoder layers.
+        check("model.layers.5.self_attn.q_norm.weight", Some(AttnQNorm), Some(5));
+        check("language_model.model.layers.5.self_attn.k_norm.weight", Some(AttnKNorm), Some(5));
+        check("model.language_model.layers.61.mlp.down_proj.weight", Some(FfnDown), Some(61));
+        check("vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight", None, None);
+        check("multi_modal_projector.mm_input_projection_weight", None, None);
+        check("model.layers.7.mlp.experts.127.down_proj.weight", Some(FfnDownExps), Some(7));
+        check("model.layers.7.mlp.gate.weight", Some(FfnGateInp), Some(7));
     }
 
     #[test]
@@ -251,6 +273,8 @@ mod tests {
         check("blk.3.exp_probs_b.bias", Some(ExpProbsB), Some(3));
         check("blk.3.attn_k_b.weight", Some(AttnKvB), Some(3));
         check("blk.0.post_ffw_norm.weight", Some(FfnNorm), Some(0));
+        check("blk.4.attn_q_norm.weight", Some(AttnQNorm), Some(4));
+        check("blk.4.attn_k_norm.weight", Some(AttnKNorm), Some(4));
         check("token_embd.weight", Some(TokenEmbd), None);
         check("output.weight", Some(Output), None);
         check("output_norm.weight", Some(OutputNorm), None);

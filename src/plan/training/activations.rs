@@ -12,7 +12,8 @@
 //!   log-sum-exp per head instead (with GQA, k and v at `n_kv·head_dim`). Eager attention saves
 //!   the fp32 softmax and the bf16 probabilities (6 B per score) and repeat_kv's copies;
 //! - RMSNorm upcasts to fp32 (`hidden.to(float32)`): it saves 4·h, not 2·h, plus the normalised
-//!   value (2·h) only when its weight is trained;
+//!   value (2·h) only when its weight is trained; Qwen3's and Gemma 3's per-head q/k norms save
+//!   fp32 copies of q and k the same way (`qk_norms`);
 //! - a linear layer saves its input only when its weight is trained, or when a LoRA adapter (or
 //!   bitsandbytes' 4-bit matmul, which keeps its input for the input gradient) reads it; inputs
 //!   shared by several consumers in the same dtype are stored once;
@@ -31,7 +32,7 @@
 //! an H200 (transformers 5.17): 6,070,623,744 B (−0.7%; the rest is allocator rounding).
 
 use super::lora::LoraTargets;
-use crate::model::spec::{MlpKind, ModelSpec, NormKind};
+use crate::model::spec::{Family, MlpKind, ModelSpec, NormKind};
 use crate::model::tensors::Role;
 
 /// How a model is trained, as far as saved activations care.
@@ -127,9 +128,24 @@ impl ActivationSetup<'_> {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        let trained = self.base_trainable || self.adapter.is_some_and(|a| a.v2);
-        let weight = (trained && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
+        let weight = (self.norms_trained() && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
         input + weight
+    }
+
+    /// Norm weights get gradients: full fine-tuning, or LLaMA-Adapter v2 (which trains them).
+    fn norms_trained(&self) -> bool {
+        self.base_trainable || self.adapter.is_some_and(|a| a.v2)
+    }
+
+    /// Qwen3's and Gemma 3's per-head q/k RMSNorms, over q_w + k_w elements per token: each saves
+    /// its input upcast to fp32 (4 B) for the variance, and when its weight is trained the
+    /// normalised value the weight multiplies: `Qwen3RMSNorm` casts it back to the 16-bit input
+    /// dtype first (2 B), `Gemma3RMSNorm` and LitGPT's `RMSNorm` multiply in fp32 (4 B). RoPE
+    /// after them saves only its cos/sin tables. Qwen3-8B, full fine-tuning, per layer and token:
+    /// (4 + 2)·(4096 + 1024) = 30,720 B.
+    fn qk_norms(&self, q_w: u64, k_w: u64) -> u64 {
+        let normalised = if self.spec.family == Family::Gemma3 || self.litgpt { 4 } else { A };
+        (4 + self.norms_trained() as u64 * normalised) * (q_w + k_w)
     }
 }
 
@@ -212,10 +228,13 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if spec.norms_per_layer == 1 {
         attn_in.append(&mut mlp_in);
     }
+    let qk_norms =
+        ("q/k norm inputs (fp32 upcast) and trained norm outputs", spec.qk_norm as u64 * s.qk_norms(q_w, k_w));
     // LitGPT always runs scaled_dot_product_attention (commands refuse eager attention and MLA).
     if s.litgpt && spec.mla.is_none() {
         let mut terms =
             vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm())];
+        terms.push(qk_norms);
         let (attention, input_saved) = litgpt_attention_terms(s, q_w, k_w, v_w, norm_out);
         terms.extend(attention);
         // One norm feeding attention and MLP (Falcon-7B): the MLP shares a saved input.
@@ -227,6 +246,7 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let mut terms: Vec<Term> = vec![
         ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm()),
         ("attention input, per consumer", s.input_point(&attn_in, h, norm_out, false)),
+        qk_norms,
     ];
     if s.flash {
         terms.push(("q, k, v after RoPE and the attention output (flash/SDPA)", A * (2 * q_w + k_w + v_w)));
@@ -470,6 +490,30 @@ mod tests {
         let plain = sum(&layer_terms(&setup(&spec, Some(&t)), 0));
         let dropout = sum(&layer_terms(&ActivationSetup { lora_dropout: true, ..setup(&spec, Some(&t)) }, 0));
         assert_eq!(dropout - plain, 4 * 4096);
+    }
+
+    /// `qk_norms`' Qwen3-8B figure: full fine-tuning saves (4 + 2)·(4096 + 1024) B per layer and
+    /// token for the q/k norms, LoRA (frozen norms) only their fp32 inputs; Gemma 3 keeps its
+    /// normalised values in fp32; models without q/k norms save nothing here.
+    #[test]
+    fn qk_norms_save_fp32_q_and_k() {
+        let spec = |model_type: &str| {
+            let text = format!(
+                r#"{{"model_type": "{model_type}", "hidden_size": 4096, "intermediate_size": 12288,
+                "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+                "head_dim": 128, "vocab_size": 151936}}"#
+            );
+            crate::model::config::parse_config(&text, model_type, "test").unwrap().spec
+        };
+        let term = |s: &ActivationSetup| {
+            layer_terms(s, 0).iter().filter(|t| t.0.starts_with("q/k norm")).map(|t| t.1).sum::<u64>()
+        };
+        let qwen3 = spec("qwen3");
+        assert_eq!(term(&setup(&qwen3, None)), 30_720);
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        assert_eq!(term(&setup(&qwen3, Some(&t))), 4 * 5120);
+        assert_eq!(term(&setup(&spec("gemma3_text"), None)), 8 * 5120);
+        assert_eq!(term(&setup(&llama_2_7b(), None)), 0);
     }
 
     /// Eager attention grows with the sequence: 6 B per score, 32 heads × 1304 keys.

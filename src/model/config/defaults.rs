@@ -1,0 +1,55 @@
+//! What a family's transformers configuration class fills in when `config.json` leaves a field
+//! out. Only the fields whose class default a released checkpoint relies on are listed; for the
+//! others a missing field is an error that names it.
+//!
+//! `Gemma3TextConfig` (transformers `configuration_gemma3.py`): vocab_size 262,208,
+//! num_attention_heads 8, num_key_value_heads 4, head_dim 256, max_position_embeddings 131,072,
+//! sliding_window 4096, tie_word_embeddings true. Gemma 3 4B/12B/27B's `text_config` omits the
+//! vocabulary (so their embeddings have 262,208 rows: 262,144 text tokens and 64 image tokens),
+//! the context and, for 4B, the heads. `Qwen3Config`: head_dim 128, max_position_embeddings
+//! 32,768; `Qwen3MoeConfig` derives head_dim from hidden / heads like Llama.
+
+use crate::model::spec::Family;
+
+/// Class defaults of one family; `None` means the field is required (or derived).
+pub(super) struct ClassDefaults {
+    pub vocab_size: Option<u64>,
+    pub num_attention_heads: Option<u64>,
+    /// `None`: as many KV heads as query heads.
+    pub num_key_value_heads: Option<u64>,
+    /// `None`: hidden_size / num_attention_heads.
+    pub head_dim: Option<u64>,
+    /// Tokens.
+    pub max_context: u64,
+    pub tie_word_embeddings: bool,
+    /// Tokens; `None`: no window unless the config gives one.
+    pub sliding_window: Option<u64>,
+}
+
+impl ClassDefaults {
+    pub fn of(family: Family) -> ClassDefaults {
+        let base = ClassDefaults {
+            vocab_size: None,
+            num_attention_heads: None,
+            num_key_value_heads: None,
+            head_dim: None,
+            max_context: 2048,
+            tie_word_embeddings: matches!(family, Family::Gemma | Family::Gemma2 | Family::Falcon),
+            sliding_window: None,
+        };
+        match family {
+            Family::Gemma3 => ClassDefaults {
+                vocab_size: Some(262_208),
+                num_attention_heads: Some(8),
+                num_key_value_heads: Some(4),
+                head_dim: Some(256),
+                max_context: 131_072,
+                tie_word_embeddings: true,
+                sliding_window: Some(4096),
+            },
+            Family::Qwen3 => ClassDefaults { head_dim: Some(128), max_context: 32_768, ..base },
+            Family::Qwen3Moe => ClassDefaults { max_context: 32_768, ..base },
+            _ => base,
+        }
+    }
+}

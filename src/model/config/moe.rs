@@ -1,0 +1,82 @@
+//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3 and Qwen3-MoE.
+//!
+//! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
+//! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
+//! `intermediate_size`. The sparse block is a router `gate` (num_experts × hidden, no bias) and
+//! `num_experts` SwiGLU experts of `moe_intermediate_size`, with no shared expert. Every released
+//! checkpoint (30B-A3B, 235B-A22B) has step 1 and no dense layers; dense layers are representable
+//! only as a leading run (`mlp_only_layers` = [0, 1, ..., k-1]), so other layouts are rejected.
+
+use super::{ConfigError, Reader, MAX_DIM, MAX_EXPERTS, MAX_LAYERS};
+use crate::model::spec::{Family, Moe};
+use serde_json::Value;
+
+pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
+    match family {
+        Family::Mixtral => Ok(Some(Moe {
+            num_experts: r.req_u64(&["num_local_experts"], family, MAX_EXPERTS)?,
+            experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+            expert_intermediate_size: intermediate,
+            shared_intermediate_size: 0,
+            first_dense_layers: 0,
+            router_bias: false,
+        })),
+        Family::DeepseekV2 | Family::DeepseekV3 => {
+            let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else {
+                return Ok(None);
+            };
+            let expert_size = r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?;
+            let shared = r.opt_u64(&["n_shared_experts"], MAX_EXPERTS)?.unwrap_or(0);
+            Ok(Some(Moe {
+                num_experts: experts,
+                experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+                expert_intermediate_size: expert_size,
+                shared_intermediate_size: shared * expert_size,
+                first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
+                router_bias: r.str("topk_method") == Some("noaux_tc"),
+            }))
+        }
+        Family::Qwen3Moe => Ok(Some(Moe {
+            num_experts: r.req_u64(&["num_experts"], family, MAX_EXPERTS)?,
+            experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+            expert_intermediate_size: r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+            shared_intermediate_size: 0,
+            first_dense_layers: qwen3_dense_prefix(r)?,
+            router_bias: false,
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// The leading dense layers of a Qwen3-MoE config, or an error naming the field whose layout a
+/// spec cannot hold.
+fn qwen3_dense_prefix(r: &Reader) -> Result<u64, ConfigError> {
+    let bad = |field: &'static str, value: String, reason: &'static str| ConfigError::BadValue {
+        source_name: r.source_name.to_string(),
+        field,
+        value,
+        reason,
+    };
+    let step = r.opt_u64(&["decoder_sparse_step"], MAX_LAYERS)?.unwrap_or(1);
+    if step > 1 {
+        let reason = "only decoder_sparse_step 1 (every layer sparse) is modelled, as in every released Qwen3-MoE";
+        return Err(bad("decoder_sparse_step", step.to_string(), reason));
+    }
+    let dense = match r.json.get("mlp_only_layers") {
+        None | Some(Value::Null) => return Ok(0),
+        Some(Value::Array(layers)) => layers.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>().map(|mut l| {
+            l.sort_unstable();
+            l.dedup();
+            l
+        }),
+        Some(_) => None,
+    };
+    let value = || r.json.get("mlp_only_layers").map_or(String::new(), Value::to_string);
+    match dense {
+        Some(layers) if layers.iter().enumerate().all(|(i, &l)| l == i as u64) => Ok(layers.len() as u64),
+        Some(_) => {
+            Err(bad("mlp_only_layers", value(), "only a leading run of dense layers [0, 1, ..., k-1] is modelled"))
+        }
+        None => Err(bad("mlp_only_layers", value(), "expected a list of layer indices")),
+    }
+}

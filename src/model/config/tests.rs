@@ -1,0 +1,199 @@
+//! Tests of the config.json reader: class defaults, each family's layout, exact counts.
+
+use super::*;
+use crate::model::tensors::{inventory, param_counts};
+
+use crate::model::testing::LLAMA_2_7B_CONFIG as LLAMA_2_7B;
+
+#[test]
+fn llama_defaults_are_the_transformers_class_defaults() {
+    let spec = parse_config(LLAMA_2_7B, "llama-2-7b", "test").unwrap().spec;
+    assert_eq!((spec.num_kv_heads, spec.head_dim), (32, 128));
+    assert!(!spec.tie_word_embeddings);
+    assert_eq!(spec.biases, Biases::default());
+    assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, 6_738_415_616);
+}
+
+#[test]
+fn gemma2_alternates_sliding_and_global_layers_and_ties_embeddings() {
+    let text = r#"{"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+        "num_hidden_layers": 42, "num_attention_heads": 16, "num_key_value_heads": 8,
+        "head_dim": 256, "vocab_size": 256000, "sliding_window": 4096}"#;
+    let spec = parse_config(text, "g", "test").unwrap().spec;
+    assert!(spec.tie_word_embeddings);
+    assert_eq!(spec.norms_per_layer, 4);
+    assert_eq!(spec.layer_attention[0], LayerAttention::Sliding { window: 4096 });
+    assert_eq!(spec.layer_attention[1], LayerAttention::Full);
+}
+
+#[test]
+fn qwen2_slides_only_when_asked() {
+    let text = r#"{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 100, "sliding_window": 32, "use_sliding_window": false}"#;
+    let spec = parse_config(text, "q", "test").unwrap().spec;
+    assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+    assert!(spec.biases.qkv && !spec.biases.attn_out);
+}
+
+/// Published counts: phi-1.5 1,418,270,720 and phi-2 2,779,683,840 (Hugging Face Hub
+/// safetensors metadata). Per layer 4·(h²+h) + 2·h·i + i + h + 2·h, plus an untied lm_head
+/// with a vocab-long bias: phi-2 = 2·131,072,000 + 51,200 + 32·78,671,360 + 5,120.
+#[test]
+fn phi_has_biases_everywhere_one_layernorm_and_an_lm_head_bias() {
+    let phi = |h: u64, i: u64, layers: u64, rotary: f64| {
+        let text = serde_json::json!({"model_type": "phi", "hidden_size": h, "intermediate_size": i,
+            "num_hidden_layers": layers, "num_attention_heads": 32, "vocab_size": 51200,
+            "partial_rotary_factor": rotary, "tie_word_embeddings": false, "qk_layernorm": false});
+        parse_config(&text.to_string(), "phi", "test").unwrap().spec
+    };
+    let phi_1_5 = phi(2048, 8192, 24, 0.5);
+    assert_eq!((phi_1_5.num_kv_heads, phi_1_5.norms_per_layer, phi_1_5.mlp), (32, 1, MlpKind::Plain));
+    assert_eq!(phi_1_5.biases, Biases { qkv: true, attn_out: true, mlp: true, lm_head: true });
+    assert!(!phi_1_5.fused_qkv && !phi_1_5.tie_word_embeddings && phi_1_5.norm == NormKind::LayerNorm);
+    assert_eq!(param_counts(&phi_1_5, &inventory(&phi_1_5)).total, 1_418_270_720);
+    let phi_2 = phi(2560, 10240, 32, 0.4);
+    assert_eq!(param_counts(&phi_2, &inventory(&phi_2)).total, 2_779_683_840);
+    let qk_norm = r#"{"model_type": "phi", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "vocab_size": 100, "qk_layernorm": true}"#;
+    let err = parse_config(qk_norm, "p", "cfg.json").unwrap_err().to_string();
+    assert!(err.contains("'qk_layernorm' = true"), "{err}");
+}
+
+/// Gemma 3 1B's fields: 26 layers, window 512 on five of every six (layers 5, 11, 17 and 23 are
+/// global), q/k norms, four norms per layer, tied embeddings, no logit soft-capping. Published
+/// count 999,885,952 (keras-hub): embeddings 262,144·1152 = 301,989,888; per layer q and o
+/// 2·1152·1024, k and v 2·1152·256, GeGLU 3·1152·6912, norms 4·1152 + 2·256 = 26,842,112;
+/// 301,989,888 + 26·26,842,112 + 1152 (final norm).
+const GEMMA_3_1B: &str = r#"{"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912,
+    "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256,
+    "vocab_size": 262144, "sliding_window": 512, "sliding_window_pattern": 6,
+    "final_logit_softcapping": null, "max_position_embeddings": 32768}"#;
+
+#[test]
+fn gemma3_slides_on_five_layers_of_six() {
+    let spec = parse_config(GEMMA_3_1B, "g", "test").unwrap().spec;
+    let global: Vec<usize> = (0..26).filter(|&l| spec.layer_attention[l] == LayerAttention::Full).collect();
+    assert_eq!(global, [5, 11, 17, 23]);
+    assert_eq!(spec.layer_attention[0], LayerAttention::Sliding { window: 512 });
+    assert!(spec.qk_norm && spec.tie_word_embeddings && !spec.logit_softcap);
+    assert_eq!((spec.norms_per_layer, spec.mlp, spec.norm), (4, MlpKind::Gated, NormKind::RmsNorm));
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, 999_885_952);
+    // Newer configs write the pattern out; `layer_types` wins over `sliding_window_pattern`.
+    let types: Vec<&str> = (0..26).map(|l| if l % 2 == 0 { "sliding_attention" } else { "full_attention" }).collect();
+    let explicit = GEMMA_3_1B.replace("\"sliding_window_pattern\": 6", &format!("\"layer_types\": {types:?}"));
+    let spec = parse_config(&explicit, "g", "test").unwrap().spec;
+    assert_eq!(spec.layer_attention[1], LayerAttention::Full);
+    assert_eq!(spec.layer_attention[4], LayerAttention::Sliding { window: 512 });
+}
+
+/// `Gemma3ForConditionalGeneration` keeps the language model in `text_config`, which the
+/// official 4B file leaves nearly empty: Gemma3TextConfig's defaults fill it (vocab 262,208,
+/// 8 heads, 4 KV heads, head_dim 256, window 4096, pattern 6, context 131,072, tied) and the
+/// dtype comes from the top level.
+#[test]
+fn gemma3_wrapper_reads_text_config_with_class_defaults() {
+    let text = r#"{"model_type": "gemma3", "torch_dtype": "float32", "vision_config": {"hidden_size": 1152},
+        "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
+        "num_hidden_layers": 34}}"#;
+    let spec = parse_config(text, "g", "test").unwrap().spec;
+    assert_eq!(spec.family, Family::Gemma3);
+    assert_eq!((spec.vocab_size, spec.num_heads, spec.num_kv_heads, spec.head_dim), (262_208, 8, 4, 256));
+    assert_eq!((spec.max_context, spec.native_dtype_bytes), (131_072, 4));
+    assert_eq!(spec.layer_attention[0], LayerAttention::Sliding { window: 4096 });
+    assert_eq!(spec.layer_attention[5], LayerAttention::Full);
+    assert!(spec.tie_word_embeddings);
+    let err = parse_config(r#"{"model_type": "gemma3"}"#, "g", "cfg.json").unwrap_err().to_string();
+    assert!(err.contains("missing field 'text_config' (required for gemma3 models)"), "{err}");
+}
+
+/// Qwen3: `head_dim` defaults to 128 (not hidden / heads), q/k norms, no qkv bias, and a window
+/// only with `use_sliding_window`, from layer `max_window_layers` (default 28) on.
+#[test]
+fn qwen3_has_qk_norms_and_slides_only_when_asked() {
+    let base = r#"{"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072,
+        "num_hidden_layers": 30, "num_attention_heads": 16, "num_key_value_heads": 8,
+        "vocab_size": 151936, "tie_word_embeddings": true, "sliding_window": null, "use_sliding_window": false}"#;
+    let spec = parse_config(base, "q", "test").unwrap().spec;
+    assert_eq!((spec.head_dim, spec.q_width()), (128, 2048));
+    assert!(spec.qk_norm && spec.biases == Biases::default());
+    assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+    // Qwen3-0.6B's layer (15,730,944 with 2·128 of q/k norms), tied embeddings.
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, 151_936 * 1024 + 30 * 15_730_944 + 1024);
+    let sliding = base.replace(
+        "\"sliding_window\": null, \"use_sliding_window\": false",
+        "\"sliding_window\": 4096, \"use_sliding_window\": true",
+    );
+    let spec = parse_config(&sliding, "q", "test").unwrap().spec;
+    assert_eq!(spec.layer_attention[27], LayerAttention::Full);
+    assert_eq!(spec.layer_attention[28], LayerAttention::Sliding { window: 4096 });
+}
+
+/// Qwen3-MoE: routed experts in every layer, router without bias, no shared expert; a leading
+/// run of `mlp_only_layers` is dense; layouts a spec cannot hold are refused by field name.
+#[test]
+fn qwen3_moe_experts_and_refused_layouts() {
+    let moe = |extra: &str| {
+        format!(
+            r#"{{"model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144,
+            "num_hidden_layers": 4, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+            "vocab_size": 151936, "num_experts": 128, "num_experts_per_tok": 8,
+            "moe_intermediate_size": 768{extra}}}"#
+        )
+    };
+    let spec = parse_config(&moe(r#", "decoder_sparse_step": 1, "mlp_only_layers": []"#), "m", "t").unwrap().spec;
+    let m = spec.moe.unwrap();
+    assert_eq!((m.num_experts, m.experts_per_token, m.expert_intermediate_size), (128, 8, 768));
+    assert_eq!((m.shared_intermediate_size, m.first_dense_layers, m.router_bias), (0, 0, false));
+    assert!(spec.qk_norm && (0..4).all(|l| spec.is_moe_layer(l)));
+    let dense = parse_config(&moe(r#", "mlp_only_layers": [1, 0]"#), "m", "t").unwrap().spec;
+    assert_eq!(dense.moe.unwrap().first_dense_layers, 2);
+    let err = |extra: &str| parse_config(&moe(extra), "m", "cfg.json").unwrap_err().to_string();
+    assert!(err(r#", "decoder_sparse_step": 2"#).contains("'decoder_sparse_step' = 2"));
+    assert!(err(r#", "mlp_only_layers": [3]"#).contains("'mlp_only_layers' = [3]"));
+    assert!(err(r#", "mlp_only_layers": "all""#).contains("expected a list of layer indices"));
+}
+
+#[test]
+fn quantization_config_names_the_native_format() {
+    let text = LLAMA_2_7B.replace(
+        "\"torch_dtype\"",
+        r#""quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}, "torch_dtype""#,
+    );
+    assert_eq!(parse_config(&text, "x", "t").unwrap().native_format.as_deref(), Some("gptq"));
+}
+
+#[test]
+fn bad_configs_name_the_field() {
+    let err = |text: &str| parse_config(text, "x", "cfg.json").unwrap_err().to_string();
+    assert!(err("{").contains("not valid JSON"));
+    assert!(err(r#"{"model_type": "mamba"}"#).contains("'mamba' is not supported"));
+    assert!(err(r#"{"model_type": "llama"}"#).contains("missing field 'hidden_size'"));
+    let zero = LLAMA_2_7B.replace("\"hidden_size\": 4096", "\"hidden_size\": 0");
+    assert!(err(&zero).contains("'hidden_size' = 0"));
+    let gqa = LLAMA_2_7B.replace("\"vocab_size\"", "\"num_key_value_heads\": 5, \"vocab_size\"");
+    assert!(err(&gqa).contains("must divide num_attention_heads"));
+    let huge = LLAMA_2_7B.replace("\"num_hidden_layers\": 32", "\"num_hidden_layers\": 99999999");
+    assert!(err(&huge).contains("implausibly large"));
+}
+
+proptest::proptest! {
+    /// Arbitrary JSON objects with llama-ish fields of arbitrary values never panic.
+    #[test]
+    fn arbitrary_values_never_panic(
+        hidden in proptest::num::i64::ANY, layers in proptest::num::i64::ANY,
+        heads in 0i64..100, kv in 0i64..100, family in 0usize..Family::ALL.len(), text in ".{0,40}",
+    ) {
+        let json = serde_json::json!({
+            "model_type": Family::ALL[family].model_type(), "hidden_size": hidden,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+            "vocab_size": 1000, "intermediate_size": 64, "n_routed_experts": 8,
+            "moe_intermediate_size": 16, "num_experts_per_tok": 2, "num_local_experts": 4,
+            "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 8,
+            "sliding_window": text.len(), "layer_types": [text.clone()],
+        });
+        let _ = parse_config(&json.to_string(), "p", "prop");
+        let _ = parse_config(&text, "p", "prop");
+    }
+}
