@@ -45,9 +45,8 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
     match family {
         Family::Gemma2 => layer % 2 == 0,
         Family::Gemma3 => (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0,
-        Family::Qwen2 => layer >= field("max_window_layers").unwrap_or(0),
-        // `Qwen3Config.max_window_layers` defaults to 28.
-        Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),
+        // `Qwen2Config` and `Qwen3Config` default `max_window_layers` to 28.
+        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),
         _ => true,
     }
 }

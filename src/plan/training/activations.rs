@@ -128,7 +128,11 @@ impl ActivationSetup<'_> {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        let weight = (self.norms_trained() && self.spec.norm == NormKind::RmsNorm) as u64 * self.residual() * h;
+        // Gemma multiplies by (1 + weight) in fp32 before casting back, so a trained weight keeps the
+        // fp32 normalised value; Llama-style norms cast first and keep the 16-bit one.
+        let gemma = matches!(self.spec.family, Family::Gemma | Family::Gemma2 | Family::Gemma3);
+        let normed = if gemma { 4 } else { self.residual() };
+        let weight = (self.norms_trained() && self.spec.norm == NormKind::RmsNorm) as u64 * normed * h;
         input + weight
     }
 
@@ -468,6 +472,20 @@ mod tests {
             |s: &ActivationSetup| layer_terms(s, 0).iter().filter(|t| t.0.starts_with("q, ")).map(|t| t.1).sum::<u64>();
         assert_eq!(qkv(&lit), 2 * 4 * 4096, "q, expanded k and v, output");
         assert_eq!(qkv(&peft), 2 * (2 * 4096 + 2 * 1024));
+    }
+
+    /// A trained Gemma norm keeps its fp32 normalised value (Gemma multiplies by 1 + weight in
+    /// fp32): 4·h + 4·h per norm under full fine-tuning, against Llama's 4·h + 2·h.
+    #[test]
+    fn trained_gemma_norms_keep_fp32_outputs() {
+        let text = r#"{"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+            "num_hidden_layers": 2, "num_attention_heads": 16, "num_key_value_heads": 8,
+            "head_dim": 256, "vocab_size": 256000, "sliding_window": 4096}"#;
+        let spec = crate::model::config::parse_config(text, "g", "test").unwrap().spec;
+        let norms = |s: &ActivationSetup| layer_terms(s, 0).iter().find(|t| t.0.starts_with("norm inputs")).unwrap().1;
+        assert_eq!(norms(&setup(&spec, None)), 4 * (4 + 4) * 3584);
+        let llama = llama_2_7b();
+        assert_eq!(norms(&setup(&llama, None)), 2 * (4 + 2) * 4096);
     }
 
     /// fp32 adapters (peft's default) cast the bf16 input to fp32 once per adapter: +6h over
