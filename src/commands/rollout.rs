@@ -6,7 +6,12 @@
 //! critic's values). Each time comes from the inference speed model of `plan` for that model,
 //! engine, batch and length: generation is a
 //! prefill of the prompts plus one decode step per response token at the mean cached length;
-//! a scoring forward is a prefill over the whole sequences.
+//! a scoring forward is a prefill over the whole sequences. A vLLM server (`vllm-server`) is
+//! timed as if on GPUs like the training ones; a colocated engine (`vllm`) generates in waves
+//! when its KV pool cannot hold every sequence at once.
+//!
+//! `rollout_engine` sizes the colocated engine's memory: the `gpu_memory_utilization` share of
+//! each training GPU that vLLM takes, and the KV pool its own plan of the policy leaves in it.
 //!
 //! Worked example, Llama-2-7B GRPO on an H200, 1 prompt × 8 completions, 512 prompt and 512
 //! response tokens: prefill 8×512 tokens ≈ 0.1 s, 512 steps at batch 8 and 768 cached tokens at
