@@ -128,10 +128,11 @@ impl ActivationSetup<'_> {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        // Gemma multiplies by (1 + weight) in fp32 before casting back, so a trained weight keeps the
-        // fp32 normalised value; Llama-style norms cast first and keep the 16-bit one.
+        // Gemma's norms (by 1 + weight) and LitGPT's `RMSNorm` multiply by the weight in fp32
+        // before casting back, so a trained weight keeps the fp32 normalised value; transformers'
+        // Llama-style norms cast first and keep the 16-bit one.
         let gemma = matches!(self.spec.family, Family::Gemma | Family::Gemma2 | Family::Gemma3);
-        let normed = if gemma { 4 } else { self.residual() };
+        let normed = if gemma || self.litgpt { 4 } else { self.residual() };
         let weight = (self.norms_trained() && self.spec.norm == NormKind::RmsNorm) as u64 * normed * h;
         input + weight
     }
