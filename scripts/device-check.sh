@@ -4,9 +4,14 @@
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
 # PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer |
-# train | watch | validate | headroom | all. The default, all, is bench, torch, validate and watch:
-# what still needs measuring (context, infer and train were measured on an H200 on 2026-11-27;
-# name them to rerun them); validate runs first. The transport returns at most 8 files.
+# train | watch | validate | headroom | litgpt | all. The default, all, is bench, torch, validate
+# and watch: what still needs measuring (context, infer and train were measured on an H200 on
+# 2026-11-27; name them to rerun them); validate runs first. The transport returns at most 8 files.
+# litgpt (LitGPT's own LoRA and LLaMA-Adapter steps, for `plan --engine litgpt`) needs LitGPT's
+# wheel, which the image lacks: fetch it here first,
+#     python3 -m pip download --no-deps --only-binary=:all: -d .whl litgpt==0.5.13
+# and `run` with carry [".whl", "target/release/headroom"]; the part installs .whl/*.whl into a
+# scratch directory (no network there).
 #
 # Every case runs in a fresh python3 process (its own CUDA context and peaks) under its own
 # `timeout`; a case that fails, runs out of memory or hangs leaves an error record and the next
@@ -28,16 +33,17 @@
 #                       fine-tuning step (a 1.3B Llama shape; llama-2-7b), NVML per phase
 #   headroom.json       [records] target/release/headroom --version and plan --format json
 #   bench.json          headroom bench --quick --json: our kernels (copy, GEMM, attention, GEMV...)
+#   litgpt.json         [records] LitGPT fine-tuning steps by phase (part litgpt only)
 #   log.txt             everything printed (the summary table is at its end)
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|validate|headroom|all][,...]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|validate|headroom|litgpt|all][,...]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
 for part in ${PART//,/ }; do
-  case "$part" in all | bench | context | torch | infer | train | headroom | watch | validate) ;; *) usage ;; esac
+  case "$part" in all | bench | context | torch | infer | train | headroom | watch | validate | litgpt) ;; *) usage ;; esac
 done
 
 mkdir -p "$DIR"
@@ -259,6 +265,25 @@ if want train; then
     IFS='|' read -r id model opts _plan <<<"$spec"
     # shellcheck disable=SC2086 # opts is a word list on purpose
     run_case "$id" train.json 150 train --model "$model" $opts
+  done
+fi
+
+# LitGPT's own fine-tuning steps (bf16-true, as its resource tables ran), for `plan --engine
+# litgpt`: CASE_ID|LitGPT config|ground_truth.py litgpt options|headroom plan options.
+LITGPT=(
+  "litgpt-llama-2-7b-lora-r8-qv-d05-s1304|Llama-2-7b-hf|--mode lora --seq 1304 --lora-rank 8 --lora-alpha 16 --lora-dropout 0.05 --expect-trainable 4194304|llama-2-7b --engine litgpt --mode lora --precision bf16 --lora-rank 8 --lora-dropout 0.05 --lora-targets q_proj,v_proj --context 1304"
+  "litgpt-llama-2-7b-adapter-s1304|Llama-2-7b-hf|--mode adapter --seq 1304 --expect-trainable 1229760|llama-2-7b --engine litgpt --mode adapter --precision bf16 --context 1304"
+  "litgpt-llama-2-7b-adapter-v2-s1304|Llama-2-7b-hf|--mode adapter-v2 --seq 1304 --expect-trainable 4279744|llama-2-7b --engine litgpt --mode adapter-v2 --precision bf16 --context 1304"
+)
+if want litgpt; then
+  if compgen -G ".whl/litgpt-*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl
+    export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  for spec in "${LITGPT[@]}"; do
+    IFS='|' read -r id config opts plan <<<"$spec"
+    # shellcheck disable=SC2086 # opts is a word list on purpose
+    run_case "$id" litgpt.json 150 litgpt --config-name "$config" $opts --plan-args "$plan --gpu $(gpu_id)"
   done
 fi
 

@@ -10,6 +10,7 @@ case in its own process so CUDA contexts and peaks never mix.
   torch     copy bandwidth, matmul TFLOPS (bf16/fp16/fp32/tf32, 8192^3), causal SDPA TFLOPS
   infer     model.generate / prefill / decode / full-forward memory and speed for one config
   train     one training step's memory by phase (full or LoRA; bf16 or amp), and step time
+  litgpt    the same for LitGPT's own model code (LoRA, LLaMA-Adapter v1/v2; bf16-true)
   runinfo, runinfo-finish, finish, summary, headroom: bookkeeping (no torch needed)
 
 Field names carry their units: _bytes, _s, _tokens_per_s, _tflops, _gb_s (GB = 1e9 bytes).
@@ -75,6 +76,19 @@ def parser():
     p.add_argument("--expect-trainable", type=int, help="published trainable count to check")
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
 
+    p = sub.add_parser("litgpt", help="LitGPT fine-tuning step memory by phase")
+    common(p)
+    p.add_argument("--config-name", required=True, help="LitGPT config name, e.g. Llama-2-7b-hf")
+    p.add_argument("--mode", required=True, choices=["lora", "adapter", "adapter-v2"])
+    p.add_argument("--seq", type=int, required=True)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-alpha", type=int, default=16)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--expect-trainable", type=int, help="published trainable count to check")
+    p.add_argument("--plan-args", help="the `headroom plan` arguments of this setup (kept in the record)")
+
     p = sub.add_parser("runinfo", help="write run.json")
     p.add_argument("--out", required=True)
     p.add_argument("--cmdline", default="")
@@ -116,6 +130,8 @@ def main():
         from gtlib.infer import cmd_infer as fn
     elif args.cmd == "train":
         from gtlib.train import cmd_train as fn
+    elif args.cmd == "litgpt":
+        from gtlib.litgpt import cmd_litgpt as fn
     else:
         from gtlib import meta
 

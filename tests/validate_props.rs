@@ -113,3 +113,29 @@ fn device_record_arguments_plan() {
         assert!(r.memory.total.0 > 0 && r.fit.as_ref().is_some_and(|f| f.fits), "{args}");
     }
 }
+
+/// The plan arguments of device-check's training and LitGPT cases (`ID|MODEL|options|plan
+/// options` lines) plan without error on the device's GPU, so their records convert as they come.
+#[test]
+fn device_check_case_plans_are_valid() {
+    use clap::Parser;
+    use headroom::cli::{Cli, Command};
+    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/device-check.sh")).unwrap();
+    let cases: Vec<(&str, &str)> = script
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.strip_suffix('"'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.len() == 4 && (f[0].starts_with("train-") || f[0].starts_with("litgpt-"))).then(|| (f[1], f[3]))
+        })
+        .collect();
+    assert!(cases.len() >= 9, "found {} cases", cases.len());
+    for (model, plan) in cases {
+        // TRAIN lines give the model separately; LITGPT lines carry it (their field 2 is LitGPT's config name).
+        let args =
+            if plan.starts_with("--") { format!("{model} {plan} --gpu h200") } else { format!("{plan} --gpu h200") };
+        let line = format!("headroom plan {args}");
+        let Command::Plan(a) = Cli::try_parse_from(line.split_whitespace()).unwrap().command else { unreachable!() };
+        headroom::commands::plan::report(&a).unwrap_or_else(|e| panic!("{args}: {e:#}"));
+    }
+}

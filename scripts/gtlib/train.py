@@ -143,10 +143,14 @@ def cmd_train(args):
             autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
         else:
             autocast = contextlib.nullcontext
+        def loss_fn():
+            with autocast():
+                return model(input_ids=ids, labels=ids, use_cache=False).loss
+
         steps = []
         rec["steps"] = steps
         for i in range(args.steps):
-            steps.append(train_step(torch, model, opt, ids, autocast, nvml, i + 1))
+            steps.append(train_step(torch, model, opt, loss_fn, nvml, i + 1))
             rec.save()
             if "error" in steps[-1]:
                 break
@@ -159,9 +163,10 @@ def cmd_train(args):
         raise
 
 
-def train_step(torch, model, opt, ids, autocast, nvml, number):
-    """One step, phase by phase. Peaks are per phase; forward_saved_bytes is what the forward
-    left allocated for the backward (activations, the loss graph)."""
+def train_step(torch, model, opt, loss_fn, nvml, number):
+    """One step, phase by phase: loss_fn() runs the forward and returns the loss. Peaks are per
+    phase; forward_saved_bytes is what the forward left allocated for the backward (activations,
+    the loss graph)."""
     s = {"step": number}
     try:
         # No empty_cache here: a training loop never calls it, and a timed step that has to
@@ -172,10 +177,7 @@ def train_step(torch, model, opt, ids, autocast, nvml, number):
         s["before"] = snapshot(nvml, "before")
         torch.cuda.synchronize()
         t_start = time.perf_counter()
-        with autocast():
-            out = model(input_ids=ids, labels=ids, use_cache=False)
-        loss = out.loss
-        del out
+        loss = loss_fn()
         torch.cuda.synchronize()
         t_fwd = time.perf_counter()
         s["forward"] = snapshot(nvml, "after_forward")
