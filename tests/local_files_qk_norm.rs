@@ -129,18 +129,44 @@ fn gemma3_gguf_slides_on_five_layers_of_six() {
     assert_eq!(spec.layer_attention, expected);
 }
 
-/// A `Gemma3ForConditionalGeneration` checkpoint (transformers 4.50's on-disk names): the
-/// language model's tensors match the spec read from `text_config` exactly; the vision tower
-/// and projector have no role and no decoder layer.
+/// A `Gemma3ForConditionalGeneration` checkpoint (transformers 4.50's on-disk names), with a tiny
+/// SigLIP tower (16 wide, 32 MLP, one layer, 4-pixel patches of 8: 4 positions) and projector:
+/// the language model's tensors match the spec read from `text_config` exactly, the tower's and
+/// projector's match its `vision_config` exactly, and none of them is in a decoder layer.
 #[test]
 fn gemma3_multimodal_safetensors_separate_the_vision_tower() {
     let mut tensors: Vec<(String, &str, Vec<u64>)> = vec![
         ("language_model.model.embed_tokens.weight".into(), "BF16", vec![100, 64]),
         ("language_model.model.norm.weight".into(), "BF16", vec![64]),
-        ("vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight".into(), "BF16", vec![16, 16]),
         ("multi_modal_projector.mm_input_projection_weight".into(), "BF16", vec![16, 64]),
         ("multi_modal_projector.mm_soft_emb_norm.weight".into(), "BF16", vec![16]),
     ];
+    let v = |n: &str| format!("vision_tower.vision_model.{n}");
+    for (name, shape) in [
+        ("embeddings.patch_embedding.weight", vec![16, 3, 4, 4]),
+        ("embeddings.patch_embedding.bias", vec![16]),
+        ("embeddings.position_embedding.weight", vec![4, 16]),
+        ("encoder.layers.0.layer_norm1.weight", vec![16]),
+        ("encoder.layers.0.layer_norm1.bias", vec![16]),
+        ("encoder.layers.0.self_attn.q_proj.weight", vec![16, 16]),
+        ("encoder.layers.0.self_attn.q_proj.bias", vec![16]),
+        ("encoder.layers.0.self_attn.k_proj.weight", vec![16, 16]),
+        ("encoder.layers.0.self_attn.k_proj.bias", vec![16]),
+        ("encoder.layers.0.self_attn.v_proj.weight", vec![16, 16]),
+        ("encoder.layers.0.self_attn.v_proj.bias", vec![16]),
+        ("encoder.layers.0.self_attn.out_proj.weight", vec![16, 16]),
+        ("encoder.layers.0.self_attn.out_proj.bias", vec![16]),
+        ("encoder.layers.0.layer_norm2.weight", vec![16]),
+        ("encoder.layers.0.layer_norm2.bias", vec![16]),
+        ("encoder.layers.0.mlp.fc1.weight", vec![32, 16]),
+        ("encoder.layers.0.mlp.fc1.bias", vec![32]),
+        ("encoder.layers.0.mlp.fc2.weight", vec![16, 32]),
+        ("encoder.layers.0.mlp.fc2.bias", vec![16]),
+        ("post_layernorm.weight", vec![16]),
+        ("post_layernorm.bias", vec![16]),
+    ] {
+        tensors.push((v(name), "BF16", shape));
+    }
     for l in 0..2 {
         let p = |n: &str| format!("language_model.model.layers.{l}.{n}.weight");
         for (name, shape) in [
@@ -161,7 +187,10 @@ fn gemma3_multimodal_safetensors_separate_the_vision_tower() {
             tensors.push((p(name), "BF16", shape));
         }
     }
-    let config = r#"{"model_type": "gemma3", "torch_dtype": "bfloat16", "vision_config": {"hidden_size": 16},
+    let config = r#"{"model_type": "gemma3", "torch_dtype": "bfloat16",
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 32,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "patch_size": 4, "image_size": 8,
+        "vision_use_head": false},
         "text_config": {"model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 128,
         "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32,
         "vocab_size": 100, "sliding_window": 16}}"#;
@@ -170,12 +199,19 @@ fn gemma3_multimodal_safetensors_separate_the_vision_tower() {
     fs::write(dir.path().join("config.json"), config).unwrap();
     let model = LocalModel::open(dir.path()).unwrap();
     let spec = parse_config(config, "gemma3-tiny", "config.json").unwrap().spec;
-    let language: u64 = model.tensors.iter().filter(|t| t.role.is_some()).map(|t| t.elements()).sum();
-    assert_eq!(language, param_counts(&spec, &inventory(&spec)).total);
-    let outside: Vec<_> =
-        model.tensors.iter().filter(|t| t.role.is_none()).map(|t| (t.name.as_str(), t.layer)).collect();
-    assert_eq!(outside.len(), 3);
-    assert!(outside.iter().all(|(name, layer)| !name.starts_with("language_model") && layer.is_none()));
+    let counts = param_counts(&spec, &inventory(&spec));
+    assert!(model.tensors.iter().all(|t| t.role.is_some()));
+    assert_eq!(model.parameter_count(), counts.total);
+    let vision = |is: bool| -> u64 {
+        model.tensors.iter().filter(|t| t.role.is_some_and(Role::is_vision) == is).map(|t| t.elements()).sum()
+    };
+    assert_eq!(vision(false), counts.active);
+    // 16·48 + 16 + 4·16 + 4·(16·16 + 16) + 32·16 + 32 + 16·32 + 16 + 3·2·16; 16·64 + 16.
+    assert_eq!(vision(true), 3_104 + 1_040);
+    assert_eq!(vision(true), spec.vision.unwrap().parameters());
+    let outside = model.tensors.iter().filter(|t| !t.name.starts_with("language_model"));
+    assert!(outside.clone().all(|t| t.layer.is_none() && t.role.is_some_and(Role::is_vision)));
+    assert_eq!(outside.count(), 23);
     let k_norm = model.tensors.iter().find(|t| t.name.ends_with("layers.1.self_attn.k_norm.weight")).unwrap();
     assert_eq!((k_norm.role, k_norm.layer), (Some(Role::AttnKNorm), Some(1)));
 }

@@ -86,17 +86,18 @@ fn qwen3_moe_active_parameters() {
     assert_eq!(counts("qwen3-8b").1, counts("qwen3-8b").0);
 }
 
-/// Gemma 3 27B's language model, at the vocabulary its embedding really has (262,208 rows:
-/// `text_config` leaves vocab_size to the class default). keras-hub publishes 27,009,002,240 for
-/// the text-only model with 262,144 rows, exactly 64·5376 fewer, and 27,432,406,640 for MedGemma
-/// 27B, which adds the SigLIP tower (416,866,032) and the projector (1152·5376 + 1152) that the
-/// catalog entry leaves out.
+/// Gemma 3 27B: the language model at the vocabulary its embedding really has (262,208 rows:
+/// `text_config` leaves vocab_size to the class default) is the active count; keras-hub
+/// publishes 27,009,002,240 for the text-only model with 262,144 rows, exactly 64·5376 fewer.
+/// The total adds the SigLIP tower (416,866,032) and the projector (1152·5376 + 1152): keras-hub's
+/// 27,432,406,640 for MedGemma 27B.
 #[test]
-fn gemma3_27b_language_model_count_and_window_pattern() {
-    let (language, _) = counts("gemma-3-27b");
+fn gemma3_27b_counts_and_window_pattern() {
+    let (total, language) = counts("gemma-3-27b");
     assert_eq!(language, 27_009_346_304);
     assert_eq!(language - 64 * 5376, 27_009_002_240);
-    assert_eq!(language + 416_866_032 + 1152 * 5376 + 1152, 27_432_406_640);
+    assert_eq!(total, language + 416_866_032 + 1152 * 5376 + 1152);
+    assert_eq!(total, 27_432_406_640);
     let spec = ModelCatalog::builtin().get("gemma-3-27b").unwrap().spec().clone();
     assert_eq!((spec.vocab_size, spec.max_context, spec.head_dim), (262_208, 131_072, 128));
     let global: Vec<usize> = (0..62).filter(|&l| spec.layer_attention[l] == LayerAttention::Full).collect();
@@ -105,6 +106,65 @@ fn gemma3_27b_language_model_count_and_window_pattern() {
         .layer_attention
         .iter()
         .all(|a| matches!(a, LayerAttention::Full | LayerAttention::Sliding { window: 1024 })));
+}
+
+/// Every other catalog model's total and active counts, as they were before multimodal
+/// checkpoints gained their vision tower: only `gemma3` wrappers have one.
+#[test]
+fn text_only_models_keep_their_counts() {
+    let before: [(&str, u64, u64); 46] = [
+        ("llama-2-7b", 6_738_415_616, 6_738_415_616),
+        ("llama-2-13b", 13_015_864_320, 13_015_864_320),
+        ("llama-2-70b", 68_976_648_192, 68_976_648_192),
+        ("llama-3.1-8b", 8_030_261_248, 8_030_261_248),
+        ("llama-3.1-70b", 70_553_706_496, 70_553_706_496),
+        ("llama-3.1-405b", 405_853_388_800, 405_853_388_800),
+        ("llama-3.2-1b", 1_235_814_400, 1_235_814_400),
+        ("llama-3.2-3b", 3_212_749_824, 3_212_749_824),
+        ("llama-3.3-70b", 70_553_706_496, 70_553_706_496),
+        ("llama-7b", 6_738_415_616, 6_738_415_616),
+        ("llama-13b", 13_015_864_320, 13_015_864_320),
+        ("llama-30b", 32_528_943_616, 32_528_943_616),
+        ("llama-65b", 65_285_660_672, 65_285_660_672),
+        ("codellama-34b", 33_743_970_304, 33_743_970_304),
+        ("tinyllama-1.1b", 1_100_048_384, 1_100_048_384),
+        ("mistral-7b", 7_241_732_096, 7_241_732_096),
+        ("mixtral-8x7b", 46_702_792_704, 12_879_925_248),
+        ("mixtral-8x22b", 140_620_634_112, 39_152_031_744),
+        ("mistral-nemo-12b", 12_247_782_400, 12_247_782_400),
+        ("qwen2.5-0.5b", 494_032_768, 494_032_768),
+        ("qwen2.5-7b", 7_615_616_512, 7_615_616_512),
+        ("qwen2.5-14b", 14_770_033_664, 14_770_033_664),
+        ("qwen2.5-32b", 32_763_876_352, 32_763_876_352),
+        ("qwen2.5-72b", 72_706_203_648, 72_706_203_648),
+        ("qwen3-0.6b", 596_049_920, 596_049_920),
+        ("qwen3-8b", 8_190_735_360, 8_190_735_360),
+        ("qwen3-32b", 32_762_123_264, 32_762_123_264),
+        ("qwen3-30b-a3b", 30_532_122_624, 3_353_032_704),
+        ("gemma-7b", 8_537_680_896, 8_537_680_896),
+        ("gemma-2-2b", 2_614_341_888, 2_614_341_888),
+        ("gemma-2-9b", 9_241_705_984, 9_241_705_984),
+        ("gemma-2-27b", 27_227_128_320, 27_227_128_320),
+        ("gemma-3-1b", 999_885_952, 999_885_952),
+        ("phi-3-mini", 3_821_079_552, 3_821_079_552),
+        ("phi-3-medium", 13_960_238_080, 13_960_238_080),
+        ("phi-1.5", 1_418_270_720, 1_418_270_720),
+        ("phi-2", 2_779_683_840, 2_779_683_840),
+        ("deepseek-v3", 671_026_419_200, 37_552_297_472),
+        ("deepseek-v2", 235_741_434_880, 21_375_800_320),
+        ("deepseek-v2-lite", 15_706_484_224, 2_661_150_208),
+        ("falcon-40b", 41_303_293_952, 41_303_293_952),
+        ("falcon-7b", 6_921_720_704, 6_921_720_704),
+        ("gpt-neox-20b", 20_554_567_680, 20_554_567_680),
+        ("pythia-1b", 1_011_781_632, 1_011_781_632),
+        ("stablelm-base-alpha-3b", 3_637_321_728, 3_637_321_728),
+        ("stablelm-base-alpha-7b", 7_868_755_968, 7_868_755_968),
+    ];
+    for (id, total, active) in before {
+        assert_eq!(counts(id), (total, active), "{id}");
+        assert!(ModelCatalog::builtin().get(id).unwrap().spec().vision.is_none(), "{id}");
+    }
+    assert_eq!(before.len() + 1, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the

@@ -79,5 +79,8 @@ fn group_of(role: Role) -> &'static str {
         FfnGateInp | ExpProbsB => "router",
         FfnGateExps | FfnUpExps | FfnDownExps => "routed experts",
         FfnGateShexp | FfnUpShexp | FfnDownShexp => "shared experts",
+        VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
+        | VisionFfnUp | VisionFfnDown => "vision tower",
+        MmSoftEmbNorm | MmInputProjection => "projector",
     }
 }

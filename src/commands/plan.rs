@@ -221,6 +221,9 @@ pub fn plan_report_on(
     let weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();
+            if !engine.builds_vision_tower() {
+                layout.vision = crate::units::Bytes::ZERO;
+            }
             if untied {
                 layout.output += bytes_of(&lm_head);
             }
@@ -228,6 +231,9 @@ pub fn plan_report_on(
         }
         None => {
             let mut tensors = model.tensors.clone();
+            if !engine.builds_vision_tower() {
+                tensors.retain(|t| !t.role.is_vision());
+            }
             if untied {
                 tensors.push(lm_head);
             }

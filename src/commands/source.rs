@@ -120,6 +120,7 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
         match (t.layer, t.role) {
             (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
             (_, Some(Role::TokenEmbd)) => layout.embedding += b,
+            (_, Some(r)) if r.is_vision() => layout.vision += b,
             _ => layout.output += b,
         }
     }

@@ -67,9 +67,13 @@ pub fn train_report_on(
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
-    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
+    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints, and
+    // leaves a multimodal checkpoint's vision tower out.
     let tensors_of = |m: &ResolvedModel| {
         let mut t = m.tensors.clone();
+        if !engine.builds_vision_tower() {
+            t.retain(|d| !d.role.is_vision());
+        }
         if engine.unties_embeddings() && m.spec.tie_word_embeddings {
             t.push(crate::model::tensors::output_matrix(&m.spec));
         }
@@ -372,8 +376,11 @@ fn speed(
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let trained = match &policy.method {
+        // Text batches never run the vision encoder: its adapters add no work.
         Method::Lora { rank, targets } => {
-            let a = lora::adapters(&model.tensors, *rank, targets)?;
+            let text: Vec<_> = model.tensors.iter().filter(|t| !t.role.is_vision()).copied().collect();
+            // Targets that match only the vision encoder (`fc1` on Gemma 3) leave nothing here.
+            let a = lora::adapters(&text, *rank, targets).unwrap_or_default();
             Trained::Lora { params: a.iter().map(|(r, c)| r * c).sum(), matrices: a.len() as u64 / 2 }
         }
         // A frozen base too: forward and input gradients, no weight gradients; the prompts and

@@ -9,12 +9,13 @@
 //! same way; an explicit `head_dim` wins.
 //!
 //! A multimodal wrapper whose language model is a supported family (`gemma3`:
-//! `Gemma3ForConditionalGeneration`) is read from its `text_config`: the language model is
-//! planned, the vision tower and projector are not (see `WRAPPERS`).
+//! `Gemma3ForConditionalGeneration`) is read from its `text_config`, and its SigLIP vision tower
+//! and projector from `vision_config` (see `WRAPPERS` and `vision.rs`).
 
 mod attention;
 mod defaults;
 mod moe;
+mod vision;
 
 use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, NormKind};
 use attention::{falcon_kv_heads, layer_slides, sliding_window};
@@ -40,16 +41,19 @@ fn supported_types() -> String {
     families.chain(WRAPPERS.iter().map(|w| w.model_type)).collect::<Vec<_>>().join(", ")
 }
 
-/// A multimodal `model_type` whose language model is a supported family, nested under `key`.
+/// A multimodal `model_type` whose language model is a supported family, nested under `key`,
+/// with its vision encoder under `vision`.
 struct Wrapper {
     model_type: &'static str,
     family: Family,
     key: &'static str,
+    vision: &'static str,
 }
 
 /// `Gemma3ForConditionalGeneration`: the Gemma 3 language model in `text_config`, beside a SigLIP
-/// vision tower and a projector that are not planned (27B: 416,866,032 + 6,194,304 parameters).
-const WRAPPERS: [Wrapper; 1] = [Wrapper { model_type: "gemma3", family: Family::Gemma3, key: "text_config" }];
+/// vision tower and a projector in `vision_config` (27B: 416,866,032 + 6,194,304 parameters).
+const WRAPPERS: [Wrapper; 1] =
+    [Wrapper { model_type: "gemma3", family: Family::Gemma3, key: "text_config", vision: "vision_config" }];
 
 /// A parsed config: the spec plus what the checkpoint says about its own weight format.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,7 +76,8 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
         .map_err(|e| ConfigError::NotJson { source_name: source_name.to_string(), reason: e.to_string() })?;
     let model_type = json.get("model_type").and_then(Value::as_str).unwrap_or("");
     let nested;
-    let (family, fields) = match WRAPPERS.iter().find(|w| w.model_type == model_type) {
+    let wrapper = WRAPPERS.iter().find(|w| w.model_type == model_type);
+    let (family, fields) = match wrapper {
         Some(wrapper) => {
             nested = language_model(&json, wrapper, source_name)?;
             (wrapper.family, &nested)
@@ -87,7 +92,10 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
             (family, &json)
         }
     };
-    let spec = build_spec(&Reader { json: fields, source_name }, family, id)?;
+    let mut spec = build_spec(&Reader { json: fields, source_name }, family, id)?;
+    if let Some(w) = wrapper {
+        spec.vision = Some(vision::parse_vision(&json, w.vision, w.model_type, source_name, spec.hidden_size)?);
+    }
     Ok(ParsedConfig { spec, native_format: native_format(&json) })
 }
 
@@ -271,6 +279,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             Some("float32") => 4,
             _ => 2,
         },
+        vision: None,
     })
 }
 

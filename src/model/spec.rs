@@ -4,6 +4,7 @@
 //! is turned into an exact list of tensors by `tensors.rs`. Every shape the planner needs comes
 //! from here; nothing is guessed from the model's name.
 
+use super::vision::VisionTower;
 use serde::Serialize;
 
 /// The model families whose `config.json` headroom understands (`model_type` in the config).
@@ -28,7 +29,7 @@ pub enum Family {
     /// Qwen3 mixture of experts (`Qwen3MoeForCausalLM`).
     Qwen3Moe,
     /// Gemma 3's language model (`Gemma3ForCausalLM`; `Gemma3ForConditionalGeneration` nests it in
-    /// `text_config`).
+    /// `text_config`, beside the vision tower of `ModelSpec::vision`).
     Gemma3,
 }
 
@@ -183,6 +184,9 @@ pub struct ModelSpec {
     /// The logits are soft-capped (`cap · tanh(logits / cap)`, Gemma 2's
     /// `final_logit_softcapping`): each step of it materialises another vocabulary-sized tensor.
     pub logit_softcap: bool,
+    /// The vision encoder and projector of a multimodal checkpoint (Gemma 3 4B/12B/27B's
+    /// `vision_config`); `None` for text-only models.
+    pub vision: Option<VisionTower>,
 }
 
 impl ModelSpec {

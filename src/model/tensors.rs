@@ -19,6 +19,10 @@
 //! untied, q/k norms): embeddings 622,329,856 and the same for lm_head; per layer q and o
 //! 2·4096·4096, k and v 2·1024·4096, gate/up/down 3·4096·12288, norms 2·4096 and q_norm + k_norm
 //! 2·128 = 192,946,432; total 2·622,329,856 + 36·192,946,432 + 4096 = 8,190,735,360.
+//!
+//! A multimodal checkpoint (Gemma 3 4B/12B/27B) adds its vision encoder and projector after the
+//! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
+//! quantized, never in the active (per-token) parameters.
 
 use super::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
 use serde::Serialize;
@@ -65,6 +69,24 @@ pub enum Role {
     FfnGateShexp,
     FfnUpShexp,
     FfnDownShexp,
+    /// SigLIP vision encoder (`vision_tower`, see `vision.rs`): the patch-embedding convolution
+    /// (`hidden × channels·patch²`, with bias) and the learned position embeddings.
+    VisionPatchEmbd,
+    VisionPosEmbd,
+    /// The encoder's LayerNorms (`layer_norm1`, `layer_norm2`, `post_layernorm`): weight and bias.
+    VisionNorm,
+    /// The encoder's `q_proj`, `k_proj`, `v_proj`, `out_proj`, `fc1` and `fc2` (`nn.Linear`, with
+    /// biases).
+    VisionAttnQ,
+    VisionAttnK,
+    VisionAttnV,
+    VisionAttnOutput,
+    VisionFfnUp,
+    VisionFfnDown,
+    /// Gemma 3's `multi_modal_projector`: the RMSNorm over the vision width and the bare
+    /// `vision hidden × text hidden` projection parameter.
+    MmSoftEmbNorm,
+    MmInputProjection,
 }
 
 impl Role {
@@ -102,10 +124,23 @@ impl Role {
             FfnGateShexp => "ffn_gate_shexp",
             FfnUpShexp => "ffn_up_shexp",
             FfnDownShexp => "ffn_down_shexp",
+            // llama.cpp keeps these in a separate mmproj file (clip.cpp names; `v.ln` stands for
+            // its `v.blk.N.ln1`, `ln2` and `v.post_ln`).
+            VisionPatchEmbd => "v.patch_embd",
+            VisionPosEmbd => "v.position_embd",
+            VisionNorm => "v.ln",
+            VisionAttnQ => "v.attn_q",
+            VisionAttnK => "v.attn_k",
+            VisionAttnV => "v.attn_v",
+            VisionAttnOutput => "v.attn_out",
+            VisionFfnUp => "v.ffn_up",
+            VisionFfnDown => "v.ffn_down",
+            MmSoftEmbNorm => "mm.soft_emb_norm",
+            MmInputProjection => "mm.input_projection",
         }
     }
 
-    /// Norm weight vectors (kept in full precision by every format).
+    /// Norm weight vectors of the language model (kept in full precision by every format).
     pub fn is_norm(self) -> bool {
         use Role::*;
         matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm)
@@ -117,9 +152,41 @@ impl Role {
     }
 
     /// Linear layers inside decoder blocks: the matrices weight-only quantizers (GPTQ, AWQ,
-    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms and the router are not among them.
+    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms, the router and the vision
+    /// encoder and projector are not among them.
     pub fn is_block_linear(self) -> bool {
-        !self.is_norm() && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
+        !self.is_norm()
+            && !self.is_vision()
+            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
+    }
+
+    /// The vision encoder and projector of a multimodal checkpoint: weights on the GPU that
+    /// holds the embedding, in the checkpoint's 16-bit dtype under every format, run only on
+    /// images (not in the active parameters, no text activations).
+    pub fn is_vision(self) -> bool {
+        use Role::*;
+        matches!(
+            self,
+            VisionPatchEmbd
+                | VisionPosEmbd
+                | VisionNorm
+                | VisionAttnQ
+                | VisionAttnK
+                | VisionAttnV
+                | VisionAttnOutput
+                | VisionFfnUp
+                | VisionFfnDown
+                | MmSoftEmbNorm
+                | MmInputProjection
+        )
+    }
+
+    /// The vision encoder's `nn.Linear` modules (q, k, v, out, fc1, fc2): what peft's
+    /// `all-linear` wraps besides the decoder's linears. The patch convolution, the position
+    /// table and the projector's bare parameter are not linears.
+    pub fn is_vision_linear(self) -> bool {
+        use Role::*;
+        matches!(self, VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput | VisionFfnUp | VisionFfnDown)
     }
 }
 
@@ -136,7 +203,8 @@ pub enum Part {
 pub struct TensorDesc {
     pub role: Role,
     pub part: Part,
-    /// Decoder layer, or `None` for embeddings, lm_head and the final norm.
+    /// Decoder layer, or `None` for embeddings, lm_head, the final norm and the vision encoder
+    /// and projector (whose role says which).
     pub layer: Option<u32>,
     /// Output features (1 for vectors).
     pub rows: u64,
@@ -159,7 +227,8 @@ impl TensorDesc {
     }
 }
 
-/// Every tensor of the model, in checkpoint order.
+/// Every tensor of the model: the language model in checkpoint order, then the vision encoder and
+/// projector of a multimodal checkpoint.
 pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     let mut out = Vec::with_capacity(4 + spec.num_layers as usize * 16);
     let (h, v) = (spec.hidden_size, spec.vocab_size);
@@ -173,6 +242,9 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     }
     if spec.biases.lm_head {
         out.push(bias(Role::Output, None, v));
+    }
+    if let Some(vision) = &spec.vision {
+        vision.push_tensors(&mut out);
     }
     out
 }
@@ -295,7 +367,8 @@ fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
 pub struct ParamCounts {
     /// Every parameter (all experts).
     pub total: u64,
-    /// Parameters one token passes through: routed experts counted `experts_per_token` times.
+    /// Parameters one token passes through: routed experts counted `experts_per_token` times,
+    /// the vision encoder and projector (which run on images only) not at all.
     pub active: u64,
 }
 
@@ -305,7 +378,11 @@ pub fn param_counts(spec: &ModelSpec, tensors: &[TensorDesc]) -> ParamCounts {
     let per_token = spec.moe.map_or(1, |m| m.experts_per_token);
     let active = tensors
         .iter()
-        .map(|t| if t.role.is_routed_expert() { t.elements() / t.copies * per_token } else { t.elements() })
+        .map(|t| match t.role {
+            r if r.is_vision() => 0,
+            r if r.is_routed_expert() => t.elements() / t.copies * per_token,
+            _ => t.elements(),
+        })
         .fold(0u64, u64::saturating_add);
     ParamCounts { total, active }
 }

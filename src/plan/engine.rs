@@ -78,6 +78,14 @@ impl Engine {
         self == Engine::Litgpt
     }
 
+    /// Whether the engine loads a multimodal checkpoint's vision encoder and projector. LitGPT's
+    /// Gemma 3 is text only: `convert_hf_checkpoint.py` (`copy_weights_gemma_3`) skips every
+    /// `vision_tower` and `multi_modal_projector` tensor. The others load them (transformers'
+    /// `Gemma3ForConditionalGeneration`, vLLM's `gemma3_mm`, llama.cpp's mmproj).
+    pub fn builds_vision_tower(self) -> bool {
+        self != Engine::Litgpt
+    }
+
     /// Whether 4-bit bitsandbytes quantization covers the output projection too: LitGPT's
     /// Fabric plugin replaces every `nn.Linear`; transformers keeps lm_head in 16-bit
     /// (`llm_int8_skip_modules` defaults to the output embedding).

@@ -19,6 +19,9 @@ pub struct WeightLayout {
     pub embedding: Bytes,
     /// lm_head (when untied) and the final norm.
     pub output: Bytes,
+    /// A multimodal checkpoint's vision encoder and projector: on the GPU that runs the first
+    /// stage (with the embedding), divided like the layers under tensor parallelism.
+    pub vision: Bytes,
     /// Each decoder layer's weights.
     pub layers: Vec<Bytes>,
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
@@ -51,6 +54,7 @@ impl WeightLayout {
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
                 (_, Role::TokenEmbd) => layout.embedding += b,
+                (_, r) if r.is_vision() => layout.vision += b,
                 _ => layout.output += b,
             }
         }
@@ -58,6 +62,11 @@ impl WeightLayout {
     }
 
     pub fn total(&self) -> Bytes {
+        self.language_model() + self.vision
+    }
+
+    /// Every weight but the vision encoder and projector: what a text prompt reads.
+    pub fn language_model(&self) -> Bytes {
         self.embedding + self.output + self.layers.iter().copied().sum()
     }
 }
@@ -103,6 +112,13 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     };
     kv::explain(&kv, &mut basis);
     basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
+    if req.weights.vision > Bytes::ZERO {
+        basis.add(
+            "vision tower + projector (16-bit)",
+            req.weights.vision.0,
+            "SigLIP encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+        );
+    }
 
     // llama.cpp --n-gpu-layers: layers [gpu_start, L) on the GPUs (llama.cpp's i_gpu_start).
     let gpu_layers = req.options.gpu_layers.map_or(spec.num_layers, |n| n.min(spec.num_layers));
@@ -163,6 +179,10 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
     if first && !req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
+    }
+    // llama.cpp offloads its mmproj to the GPU whatever --n-gpu-layers says (mtmd's default).
+    if stage == 0 {
+        weights += req.weights.vision;
     }
     if last {
         weights += req.weights.output;

@@ -136,8 +136,13 @@ fn fallback(ty: GgmlType, cols: u64) -> GgmlType {
 }
 
 impl GgufFileType {
-    /// The GGML type of tensor `t` in a GGUF file of this type made from `spec`.
+    /// The GGML type of tensor `t` in a GGUF file of this type made from `spec`. A multimodal
+    /// checkpoint's vision encoder and projector go to llama.cpp's separate mmproj file, which
+    /// is published in F16 whatever the text file's type.
     pub fn tensor_type(self, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+        if t.role.is_vision() {
+            return G::F16;
+        }
         if t.is_vector() || t.part == Part::Bias || t.role.is_norm() || t.role == Role::FfnGateInp {
             return G::F32;
         }

@@ -9,6 +9,13 @@
 //! - GGUF file types (`q4_k_m`, `q8_0`, `iq4_xs` ...): every tensor gets the type llama.cpp's
 //!   quantizer would give it (`gguf_rules.rs`).
 //!
+//! A multimodal checkpoint's vision encoder and projector (`Role::is_vision`) stay in the
+//! checkpoint's 16-bit dtype under every quantized format, as the quantizers that walk the
+//! decoder blocks (GPTQ, AWQ) leave them; llama.cpp reads them from a separate mmproj file,
+//! published in f16, so GGUF formats count them as F16 whatever the text file type. transformers'
+//! on-the-fly bitsandbytes also quantizes SigLIP's linears unless `llm_int8_skip_modules` names
+//! the tower; the 16-bit count is then an upper bound (by ~0.6 GB for Gemma 3 27B in NF4).
+//!
 //! Worked example, Llama-2-7B (6,738,415,616 parameters): `bf16` is 2 bytes each,
 //! 13,476,831,232 B; `gptq` stores each `q_proj` (4096×4096) in 8,732,672 B instead of
 //! 33,554,432; `q4_k_m` totals 4,080,263,168 B.
@@ -167,7 +174,7 @@ impl WeightFormat {
             WeightFormat::Gguf(g) => StoredType::Ggml(g.tensor_type(t, spec)),
             WeightFormat::Quantized(q) => {
                 let vector = t.is_vector() || t.part == Part::Bias || t.role.is_norm();
-                if vector {
+                if vector || t.role.is_vision() {
                     StoredType::Float(native_float(spec))
                 } else if t.role.is_block_linear() {
                     StoredType::Quantized(q)
@@ -203,7 +210,8 @@ impl WeightFormat {
     }
 }
 
-/// The checkpoint's own dtype, for norms and biases (a 2-byte dtype is shown as bf16).
+/// The checkpoint's own dtype, for norms, biases and the vision tower (a 2-byte dtype is shown
+/// as bf16).
 fn native_float(spec: &ModelSpec) -> FloatType {
     if spec.native_dtype_bytes >= 4 {
         FloatType::F32

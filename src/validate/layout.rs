@@ -123,6 +123,9 @@ impl Layout {
 /// Checks the model is one the engine runs: Llama-style, head_dim 128, GQA groups of 1–8.
 pub fn check_model(spec: &ModelSpec) -> Result<(), Unsupported> {
     let arch = |what: &str| Err(Unsupported::Architecture { model: spec.id.clone(), what: what.to_string() });
+    if spec.vision.is_some() {
+        return arch("a vision tower (multimodal checkpoint)");
+    }
     if spec.moe.is_some() {
         return arch("mixture-of-experts layers");
     }
@@ -303,8 +306,11 @@ mod tests {
         let awq = WeightFormat::parse("awq").unwrap();
         let two = Request { batch: 2, ..req(4096) };
         assert!(matches!(layout(&spec, awq, &two, 9), Err(Unsupported::Request { what: "batch", .. })));
-        let wide = ModelSpec { head_dim: 64, num_heads: 64, num_kv_heads: 64, ..spec };
+        let wide = ModelSpec { head_dim: 64, num_heads: 64, num_kv_heads: 64, ..spec.clone() };
         assert!(matches!(layout(&wide, bf16, &req(4096), 9), Err(Unsupported::Shape { .. })));
+        let gemma3 = crate::catalog::models::ModelCatalog::builtin().get("gemma-3-27b").unwrap().spec();
+        let err = layout(gemma3, bf16, &req(4096), 9).unwrap_err().to_string();
+        assert!(err.contains("gemma-3-27b has a vision tower"), "{err}");
     }
 
     #[test]

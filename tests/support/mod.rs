@@ -259,5 +259,6 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         moe: None,
         native_dtype_bytes: 2,
         logit_softcap: false,
+        vision: None,
     }
 }

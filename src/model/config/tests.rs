@@ -88,16 +88,23 @@ fn gemma3_slides_on_five_layers_of_six() {
     assert_eq!(spec.layer_attention[4], LayerAttention::Sliding { window: 512 });
 }
 
+/// Gemma 3 4B/12B/27B's `vision_config`, as the official files write it.
+const GEMMA_3_VISION: &str = r#"{"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+    "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+    "patch_size": 14, "vision_use_head": false}"#;
+
 /// `Gemma3ForConditionalGeneration` keeps the language model in `text_config`, which the
 /// official 4B file leaves nearly empty: Gemma3TextConfig's defaults fill it (vocab 262,208,
 /// 8 heads, 4 KV heads, head_dim 256, window 4096, pattern 6, context 131,072, tied) and the
 /// dtype comes from the top level.
 #[test]
 fn gemma3_wrapper_reads_text_config_with_class_defaults() {
-    let text = r#"{"model_type": "gemma3", "torch_dtype": "float32", "vision_config": {"hidden_size": 1152},
-        "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
-        "num_hidden_layers": 34}}"#;
-    let spec = parse_config(text, "g", "test").unwrap().spec;
+    let text = format!(
+        r#"{{"model_type": "gemma3", "torch_dtype": "float32", "vision_config": {GEMMA_3_VISION},
+        "text_config": {{"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
+        "num_hidden_layers": 34}}}}"#
+    );
+    let spec = parse_config(&text, "g", "test").unwrap().spec;
     assert_eq!(spec.family, Family::Gemma3);
     assert_eq!((spec.vocab_size, spec.num_heads, spec.num_kv_heads, spec.head_dim), (262_208, 8, 4, 256));
     assert_eq!((spec.max_context, spec.native_dtype_bytes), (131_072, 4));
@@ -106,6 +113,48 @@ fn gemma3_wrapper_reads_text_config_with_class_defaults() {
     assert!(spec.tie_word_embeddings);
     let err = parse_config(r#"{"model_type": "gemma3"}"#, "g", "cfg.json").unwrap_err().to_string();
     assert!(err.contains("missing field 'text_config' (required for gemma3 models)"), "{err}");
+}
+
+/// The wrapper's SigLIP tower comes from `vision_config` (absent fields take
+/// SiglipVisionConfig's defaults, `num_channels` 3 among them) and projects into the text
+/// width: Gemma 3 4B's 2560 gives 1152·2560 + 1152 for the projector. Text-only configs have no
+/// tower; a tower transformers would build differently is refused by field name.
+#[test]
+fn gemma3_wrapper_reads_the_vision_tower() {
+    let config = |vision: &str| {
+        format!(
+            r#"{{"model_type": "gemma3", "vision_config": {vision}, "text_config": {{"hidden_size": 2560,
+            "intermediate_size": 10240, "num_hidden_layers": 34}}}}"#
+        )
+    };
+    let spec = parse_config(&config(GEMMA_3_VISION), "g", "test").unwrap().spec;
+    let v = spec.vision.unwrap();
+    assert_eq!((v.hidden_size, v.intermediate_size, v.num_layers, v.num_heads), (1152, 4304, 27, 16));
+    assert_eq!((v.patch_size, v.image_size, v.num_channels, v.text_hidden_size), (14, 896, 3, 2560));
+    assert_eq!(v.parameters(), 416_866_032 + 1152 * 2560 + 1152);
+    assert!(parse_config(GEMMA_3_1B, "g", "test").unwrap().spec.vision.is_none());
+    let defaults = parse_config(&config(r#"{"vision_use_head": false}"#), "g", "t").unwrap().spec.vision.unwrap();
+    assert_eq!(
+        (defaults.hidden_size, defaults.num_layers, defaults.image_size, defaults.patch_size),
+        (768, 12, 224, 16)
+    );
+    let err = |vision: &str| parse_config(&config(vision), "g", "cfg.json").unwrap_err().to_string();
+    let head = err(r#"{"hidden_size": 1152}"#);
+    assert!(head.contains("cfg.json (vision_config): field 'vision_use_head' = (absent)"), "{head}");
+    assert!(err(r#"{"vision_use_head": true}"#).contains("'vision_use_head' = true"));
+    let clip = err(r#"{"model_type": "clip_vision_model", "vision_use_head": false}"#);
+    assert!(clip.contains("'model_type' = clip_vision_model"), "{clip}");
+    let heads = err(r#"{"hidden_size": 1152, "num_attention_heads": 7, "vision_use_head": false}"#);
+    assert!(heads.contains("'num_attention_heads' = 7"), "{heads}");
+    let missing = parse_config(
+        r#"{"model_type": "gemma3", "text_config": {"hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 2}}"#,
+        "g",
+        "cfg.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("missing field 'vision_config' (required for gemma3 models)"), "{missing}");
 }
 
 /// Qwen3: `head_dim` defaults to 128 (not hidden / heads), q/k norms, no qkv bias, and a window

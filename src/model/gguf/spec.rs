@@ -100,6 +100,9 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         moe: moe(&k, expert_count, intermediate)?,
         native_dtype_bytes: 2,
         logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
+        // llama.cpp keeps a multimodal model's vision encoder in a separate mmproj file; the
+        // text GGUF has none.
+        vision: None,
     })
 }
 

@@ -10,7 +10,9 @@
 //! left at the end gives the role, refined by the path above it: under `experts` a gate/up/down
 //! projection is a routed expert, under `shared_experts` a shared one; `dense` and `c_proj` are
 //! attention outputs under an attention module. Tensors of a multimodal checkpoint outside its
-//! language model (a vision tower, a projector) get neither a role nor a layer.
+//! language model never get a decoder layer: Gemma 3's SigLIP `vision_tower` and
+//! `multi_modal_projector` get the vision roles (`Role::is_vision`), other towers (Qwen2-VL's
+//! `visual`) no role.
 
 use crate::model::tensors::Role;
 
@@ -44,7 +46,8 @@ const PARAMETER_PARTS: [&str; 23] = [
     "input_global_scale",
 ];
 
-/// Every role, for looking GGUF names up through `Role::gguf_name`.
+/// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
+/// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
 const ROLES: [Role; 30] = [
     Role::TokenEmbd,
     Role::Output,
@@ -78,16 +81,20 @@ const ROLES: [Role; 30] = [
     Role::FfnDownShexp,
 ];
 
-/// Modules of a multimodal checkpoint outside its language model (Gemma 3's SigLIP
-/// `vision_tower` and `multi_modal_projector`, Qwen2-VL's `visual`): their layers are not decoder
-/// layers.
-const NOT_LANGUAGE_MODEL: [&str; 4] = ["vision_tower", "vision_model", "multi_modal_projector", "visual"];
+/// Modules of a multimodal checkpoint outside its language model: their layers are not decoder
+/// layers. Gemma 3's SigLIP `vision_tower` (`vision_model` inside it) and `multi_modal_projector`
+/// are modelled; Qwen2-VL's `visual` is not.
+const VISION: [&str; 3] = ["vision_tower", "vision_model", "multi_modal_projector"];
+const OTHER_TOWERS: [&str; 1] = ["visual"];
 
 /// The role and decoder layer of the tensor called `name`; `None` where the name is not one
-/// headroom knows (rotary buffers, vision towers and projectors ...).
+/// headroom knows (rotary buffers, unmodelled vision towers ...).
 pub fn classify(name: &str) -> (Option<Role>, Option<u32>) {
     let segments: Vec<&str> = name.split('.').collect();
-    if segments.iter().any(|s| NOT_LANGUAGE_MODEL.contains(s)) {
+    if segments.iter().any(|s| VISION.contains(s)) {
+        return (vision_role(strip_parameter_parts(&segments)), None);
+    }
+    if segments.iter().any(|s| OTHER_TOWERS.contains(s)) {
         return (None, None);
     }
     let (layer, body) = split_layer(&segments);
@@ -148,6 +155,26 @@ fn global_role(module: &[&str]) -> Option<Role> {
         "norm" | "ln_f" | "final_layernorm" | "final_layer_norm" | "final_norm" => Some(Role::OutputNorm),
         _ => gguf_role(leaf).filter(|r| matches!(r, Role::TokenEmbd | Role::Output | Role::OutputNorm)),
     }
+}
+
+/// The SigLIP encoder's and Gemma 3 projector's module names (transformers `modeling_siglip.py`,
+/// `modeling_gemma3.py`); the projection is a bare parameter, so its name is its leaf.
+fn vision_role(module: &[&str]) -> Option<Role> {
+    use Role::*;
+    Some(match *module.last()? {
+        "patch_embedding" => VisionPatchEmbd,
+        "position_embedding" => VisionPosEmbd,
+        "layer_norm1" | "layer_norm2" | "post_layernorm" => VisionNorm,
+        "q_proj" => VisionAttnQ,
+        "k_proj" => VisionAttnK,
+        "v_proj" => VisionAttnV,
+        "out_proj" => VisionAttnOutput,
+        "fc1" => VisionFfnUp,
+        "fc2" => VisionFfnDown,
+        "mm_soft_emb_norm" => MmSoftEmbNorm,
+        "mm_input_projection_weight" => MmInputProjection,
+        _ => return None,
+    })
 }
 
 /// Where a gate, up or down projection sits: a dense MLP, a routed expert or a shared expert.
@@ -250,10 +277,28 @@ mod tests {
         check("model.layers.5.self_attn.q_norm.weight", Some(AttnQNorm), Some(5));
         check("language_model.model.layers.5.self_attn.k_norm.weight", Some(AttnKNorm), Some(5));
         check("model.language_model.layers.61.mlp.down_proj.weight", Some(FfnDown), Some(61));
-        check("vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight", None, None);
-        check("multi_modal_projector.mm_input_projection_weight", None, None);
+        check("vision_tower.vision_model.encoder.layers.3.self_attn.q_proj.weight", Some(VisionAttnQ), None);
+        check("multi_modal_projector.mm_input_projection_weight", Some(MmInputProjection), None);
         check("model.layers.7.mlp.experts.127.down_proj.weight", Some(FfnDownExps), Some(7));
         check("model.layers.7.mlp.gate.weight", Some(FfnGateInp), Some(7));
+    }
+
+    /// Gemma 3's vision tower and projector, under transformers 4.50's names and 4.52's
+    /// (`model.` prefix): vision roles, never a decoder layer.
+    #[test]
+    fn gemma3_vision_names() {
+        let tower = "vision_tower.vision_model";
+        check(&format!("{tower}.embeddings.patch_embedding.weight"), Some(VisionPatchEmbd), None);
+        check(&format!("{tower}.embeddings.patch_embedding.bias"), Some(VisionPatchEmbd), None);
+        check(&format!("{tower}.embeddings.position_embedding.weight"), Some(VisionPosEmbd), None);
+        check(&format!("{tower}.encoder.layers.26.layer_norm2.bias"), Some(VisionNorm), None);
+        check(&format!("{tower}.encoder.layers.0.self_attn.out_proj.weight"), Some(VisionAttnOutput), None);
+        check(&format!("{tower}.encoder.layers.0.mlp.fc1.bias"), Some(VisionFfnUp), None);
+        check(&format!("model.{tower}.encoder.layers.4.mlp.fc2.weight"), Some(VisionFfnDown), None);
+        check(&format!("model.{tower}.post_layernorm.weight"), Some(VisionNorm), None);
+        check("model.multi_modal_projector.mm_soft_emb_norm.weight", Some(MmSoftEmbNorm), None);
+        check(&format!("{tower}.encoder.layers.0.self_attn.k_proj.weight.absmax"), Some(VisionAttnK), None);
+        check("visual.blocks.0.attn.qkv.weight", None, None);
     }
 
     #[test]

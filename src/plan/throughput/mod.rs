@@ -103,12 +103,15 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let flops = work::prefill_flops(inf.spec, req.params, inf.context, inf.batch, &inf.options);
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
-    let memory = inf.weights.total().0 as f64 / bw;
+    // A text prompt never runs the vision encoder: its weights are not read.
+    let memory = inf.weights.language_model().0 as f64 / bw;
     let dequant = if req.quantized
         && matches!(inf.engine, Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::LlamaCpp | Engine::Headroom)
     {
         let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-        let elements = work::matmul_params(inf.spec, work::Params { active: req.params.total, ..req.params });
+        let vision = inf.spec.vision.map_or(0, |v| v.parameters());
+        let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
+        let elements = work::matmul_params(inf.spec, all_experts);
         (layer_bytes as f64 + 2.0 * elements as f64) / bw
     } else {
         0.0

@@ -6,13 +6,23 @@
 //! Targets come from the inventory's roles, never from names of a particular checkpoint:
 //! - `all-linear`: every linear layer inside the decoder blocks (`Role::is_block_linear`) except
 //!   routed experts (transformers 5 stores them as fused 3-D parameters, not `nn.Linear`, so
-//!   peft's `all-linear` does not wrap them) — the MoE router is not a block linear either;
-//! - `attention`: q, k, v and o projections (or the fused QKV / MLA projections);
+//!   peft's `all-linear` does not wrap them) — the MoE router is not a block linear either —
+//!   and a multimodal checkpoint's vision-encoder linears (`Role::is_vision_linear`): peft's
+//!   `_maybe_include_all_linear_layers` takes every `nn.Linear` but the output embedding, so
+//!   SigLIP's q/k/v/out_proj and fc1/fc2 are in; the patch `Conv2d` and the projector's bare
+//!   parameter are not linears;
+//! - `attention`: the decoder's q, k, v and o projections (or the fused QKV / MLA projections);
 //! - a list of peft module names: `q_proj,v_proj`, `gate_proj`, `qkv_proj`, `gate_up_proj` ...
+//!   matched as peft matches them, by the module's last name anywhere in the model: `q_proj`,
+//!   `k_proj`, `v_proj`, `out_proj`, `fc1` and `fc2` also name SigLIP's linears, `o_proj` does not.
+//!   A name stands for a role in every family (`fc1` is Phi's up projection), so on Gemma 3
+//!   `out_proj`, `fc1` and `fc2` also select the decoder's o/up/down projections, which peft
+//!   would not: those three lists over-count there.
 //!
 //! Worked example, Llama-2-7B (h 4096, i 11008, 32 layers): rank 16 on all linears adds per layer
 //! 4·16·(4096+4096) + 2·16·(4096+11008) + 16·(11008+4096) = 1,249,280, so 39,976,960 in all;
-//! rank 8 on q_proj and v_proj adds 2·8·8192·32 = 4,194,304.
+//! rank 8 on q_proj and v_proj adds 2·8·8192·32 = 4,194,304. Gemma 3 27B's SigLIP adds per
+//! layer r·(4·(1152+1152) + 2·(1152+4304)) = 20,128·r, 27 layers: 543,456·r.
 
 use crate::model::tensors::{Part, Role, TensorDesc};
 use thiserror::Error;
@@ -42,12 +52,11 @@ impl LoraTargets {
             "attention" | "attn" => return Ok(LoraTargets::Attention),
             _ => {}
         }
-        let roles = s
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(|n| module_role(n).ok_or_else(|| LoraError::UnknownModule(n.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut roles = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            roles.push(module_role(name).ok_or_else(|| LoraError::UnknownModule(name.to_string()))?);
+            roles.extend(vision_module_role(name));
+        }
         if roles.is_empty() {
             return Err(LoraError::UnknownModule(s.to_string()));
         }
@@ -61,7 +70,8 @@ impl LoraTargets {
 
     /// Whether the weight matrices of `role` get adapters.
     pub fn covers_role(&self, role: Role) -> bool {
-        if !role.is_block_linear() || role.is_routed_expert() {
+        let linear = (role.is_block_linear() && !role.is_routed_expert()) || role.is_vision_linear();
+        if !linear {
             return false;
         }
         match self {
@@ -94,6 +104,21 @@ fn module_role(name: &str) -> Option<Role> {
         "up_proj" | "w3" | "dense_h_to_4h" | "fc1" => FfnUp,
         "gate_up_proj" => FfnGateUp,
         "down_proj" | "w2" | "dense_4h_to_h" | "fc2" => FfnDown,
+        _ => return None,
+    })
+}
+
+/// The SigLIP linear a peft module name also matches (SigLIP names: `q_proj`, `k_proj`,
+/// `v_proj`, `out_proj`, `mlp.fc1`, `mlp.fc2`).
+fn vision_module_role(name: &str) -> Option<Role> {
+    use Role::*;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "q_proj" => VisionAttnQ,
+        "k_proj" => VisionAttnK,
+        "v_proj" => VisionAttnV,
+        "out_proj" => VisionAttnOutput,
+        "fc1" => VisionFfnUp,
+        "fc2" => VisionFfnDown,
         _ => return None,
     })
 }

@@ -14,6 +14,11 @@
 //!
 //! Worked example, Llama-2-7B full fine-tuning, `mixed`, AdamW, one GPU: weights and gradients
 //! 13,476,831,232 B each (2 B/param), optimizer 80,860,987,392 B (12 B/param).
+//!
+//! A multimodal checkpoint's vision encoder and projector are trained like any other tensor
+//! under full fine-tuning (transformers leaves every parameter trainable), and get LoRA adapters
+//! where the targets cover their linears (peft's `all-linear` does): an upper bound for
+//! text-only data, where they receive no gradients and PyTorch's optimizers create no state.
 
 use super::lora;
 use super::parallel::{Offload, Parallel};
@@ -50,11 +55,12 @@ fn widths(method: &Method, precision: Precision) -> (u64, u64, u64, u64) {
     }
 }
 
-/// Whether tensor `t` sits on pipeline stage `stage`.
+/// Whether tensor `t` sits on pipeline stage `stage`: the embedding and a multimodal
+/// checkpoint's vision encoder and projector on the first, lm_head and the final norm on the last.
 fn on_stage(t: &TensorDesc, layers: &std::ops::Range<u64>, stage: u64, stages: u64) -> bool {
     match t.layer {
         Some(l) => layers.contains(&(l as u64)),
-        None if t.role == Role::TokenEmbd => stage == 0,
+        None if t.role == Role::TokenEmbd || t.role.is_vision() => stage == 0,
         None => stage == stages - 1,
     }
 }
