@@ -12,7 +12,6 @@ use super::{
     rlhf, Checkpointing, Method, Mode, ModelInput, ModelRole, ModelShare, PhaseMemory, Precision, TrainingError,
     TrainingRequest, TrainingSummary,
 };
-use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::device::Generation;
 use crate::plan::engine::{self, Engine};
@@ -232,7 +231,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
     if chunk.is_some() && !setup.base_trainable {
         out_terms.push(("hidden states kept for the chunked loss's recompute", 2 * spec.hidden_size));
     }
-    let copies = if setup.autocast { autocast_copies(m.tensors, &layers, last) / tp } else { 0 };
+    let copies = if setup.autocast { autocast_copies(m, &layers, last) / tp } else { 0 };
     let micro_batches = req.grad_accum;
     let prof = Profile {
         layers: tokens * saved_layers / tp,
@@ -286,15 +285,17 @@ fn dequantized_transients(req: &TrainingRequest, m: &ModelInput, layers: &std::o
     (per_weight * layer / tp, per_weight * head / tp)
 }
 
-/// autocast's bf16 copies of the stage's linear weights (and lm_head), 2 B per element.
-fn autocast_copies(tensors: &[TensorDesc], layers: &std::ops::Range<u64>, last: bool) -> u64 {
+/// autocast's bf16 copies of the stage's fp32 linear weights (and lm_head), 2 B per element; a
+/// 4-bit linear is dequantized by its own kernel instead (see `dequantized_transients`).
+fn autocast_copies(m: &ModelInput, layers: &std::ops::Range<u64>, last: bool) -> u64 {
     use crate::model::tensors::Role;
-    tensors
+    m.tensors
         .iter()
         .filter(|t| match t.layer {
             Some(l) => layers.contains(&(l as u64)) && t.role.is_block_linear(),
             None => last && t.role == Role::Output,
         })
+        .filter(|t| matches!(m.format.tensor_type(t, m.spec), crate::quant::StoredType::Float(_)))
         .map(|t| 2 * t.elements())
         .sum()
 }
