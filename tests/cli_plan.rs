@@ -300,7 +300,8 @@ fn in_use_memory_counts_against_the_verdict() {
     let vllm = plan_json("llama-3.1-8b --engine vllm --gpu rtx-4090 --in-use 3");
     assert!(!fits(&vllm) && vllm["basis"].as_array().unwrap().iter().any(|b| b["name"] == "vLLM cannot start"));
     for (args, needle) in [
-        (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "30"], "--in-use 30"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "30"], "--in-use 30.000"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "nan"], "--in-use NaN"),
         (vec!["plan", "llama-3.1-8b", "--in-use", "1"], "needs --gpu"),
     ] {
         let (code, err) = error_of(&args);

@@ -97,6 +97,12 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
         .flatten()
         .collect()
     };
+    if let Some(gib) = args.in_use {
+        anyhow::ensure!(
+            gib.is_finite() && gib >= 0.0,
+            "--in-use {gib:.3} is invalid: give the GiB other processes hold on each GPU (0 or more)"
+        );
+    }
     let rollouts = matches!(t.mode, ModeArg::Ppo | ModeArg::Grpo | ModeArg::BestOfN);
     for (set, option) in
         [(t.rollout_engine != "hf", "--rollout-engine"), (t.response_tokens.is_some(), "--response-tokens")]
@@ -316,7 +322,7 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
         let cap = d.capacity.gib();
         anyhow::ensure!(
             gib.is_finite() && (0.0..cap).contains(&gib),
-            "--in-use {gib} is invalid: give the GiB other processes hold on each {} (0 to {cap:.2})",
+            "--in-use {gib:.3} is invalid: give the GiB other processes hold on each {} (0 to {cap:.2})",
             gpu.id
         );
         d.in_use = crate::units::Bytes((gib * (1u64 << 30) as f64) as u64);

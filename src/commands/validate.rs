@@ -60,6 +60,7 @@ impl Setup {
             anyhow::bail!("validate runs headroom's own engine; drop --engine (its plan is `--engine headroom`)");
         }
         super::plan::check_mode_options(p)?;
+        anyhow::ensure!(p.in_use.is_none(), "validate measures what is free on the GPU itself; drop --in-use");
         anyhow::ensure!(
             p.kv_cache.as_deref().is_none_or(|k| k.eq_ignore_ascii_case("bf16")),
             "validate's engine keeps a bf16 KV cache; drop --kv-cache"

@@ -12,8 +12,9 @@
 //!   log-sum-exp per head instead (with GQA, k and v at `n_kv·head_dim`). Eager attention saves
 //!   the fp32 softmax and the bf16 probabilities (6 B per score) and repeat_kv's copies;
 //! - RMSNorm upcasts to fp32 (`hidden.to(float32)`): it saves 4·h, not 2·h, plus the normalised
-//!   value (2·h) only when its weight is trained; Qwen3's and Gemma 3's per-head q/k norms save
-//!   fp32 copies of q and k the same way (`qk_norms`);
+//!   value only when its weight is trained (2·h; 4·h for Gemma and LitGPT, which multiply in
+//!   fp32); Qwen3's and Gemma 3's per-head q/k norms save fp32 copies of q and k the same way
+//!   (`qk_norms`);
 //! - a linear layer saves its input only when its weight is trained, or when a LoRA adapter (or
 //!   bitsandbytes' 4-bit matmul, which keeps its input for the input gradient) reads it; inputs
 //!   shared by several consumers in the same dtype are stored once;
@@ -121,25 +122,33 @@ impl ActivationSetup<'_> {
         adapters * ((if self.autocast { A } else { self.adapter_bytes }) + 1)
     }
 
-    /// A norm: its input (fp32 for RMSNorm's upcast) and, when trained, the normalised value.
-    fn norm(&self) -> u64 {
+    /// What one norm saves: its input (fp32 for RMSNorm's upcast), and the normalised value the
+    /// weight multiplies when `trained`. Gemma's norms (by 1 + weight) and LitGPT's `RMSNorm`
+    /// multiply in fp32 before casting back, so they keep an fp32 normalised value; transformers'
+    /// Llama-style norms cast first and keep the 16-bit one.
+    fn norm(&self, trained: bool) -> u64 {
         let h = self.spec.hidden_size;
         let input = match self.spec.norm {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        // Gemma's norms (by 1 + weight) and LitGPT's `RMSNorm` multiply by the weight in fp32
-        // before casting back, so a trained weight keeps the fp32 normalised value; transformers'
-        // Llama-style norms cast first and keep the 16-bit one.
         let gemma = matches!(self.spec.family, Family::Gemma | Family::Gemma2 | Family::Gemma3);
         let normed = if gemma || self.litgpt { 4 } else { self.residual() };
-        let weight = (self.norms_trained() && self.spec.norm == NormKind::RmsNorm) as u64 * normed * h;
+        let weight = (trained && self.spec.norm == NormKind::RmsNorm) as u64 * normed * h;
         input + weight
     }
 
-    /// Norm weights get gradients: full fine-tuning, or LLaMA-Adapter v2 (which trains them).
-    fn norms_trained(&self) -> bool {
-        self.base_trainable || self.adapter.is_some_and(|a| a.v2)
+    /// A layer's norms: full fine-tuning trains them all; LLaMA-Adapter v2 trains LitGPT's
+    /// `norm_1` and `norm_2` only (not Gemma's post-norms, nor the q/k norms).
+    fn layer_norms(&self) -> u64 {
+        let n = self.spec.norms_per_layer;
+        let trained = if self.base_trainable { n } else { self.adapter.map_or(0, |a| a.v2 as u64 * n.min(2)) };
+        trained * self.norm(true) + (n - trained) * self.norm(false)
+    }
+
+    /// The final norm (LitGPT `ln_f`): trained by full fine-tuning and by LLaMA-Adapter v2.
+    fn final_norm(&self) -> u64 {
+        self.norm(self.base_trainable || self.adapter.is_some_and(|a| a.v2))
     }
 
     /// Qwen3's and Gemma 3's per-head q/k RMSNorms, over q_w + k_w elements per token: each saves
@@ -150,7 +159,7 @@ impl ActivationSetup<'_> {
     /// (4 + 2)·(4096 + 1024) = 30,720 B.
     fn qk_norms(&self, q_w: u64, k_w: u64) -> u64 {
         let normalised = if self.spec.family == Family::Gemma3 || self.litgpt { 4 } else { A };
-        (4 + self.norms_trained() as u64 * normalised) * (q_w + k_w)
+        (4 + self.base_trainable as u64 * normalised) * (q_w + k_w)
     }
 }
 
@@ -237,8 +246,7 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         ("q/k norm inputs (fp32 upcast) and trained norm outputs", spec.qk_norm as u64 * s.qk_norms(q_w, k_w));
     // LitGPT always runs scaled_dot_product_attention (commands refuse eager attention and MLA).
     if s.litgpt && spec.mla.is_none() {
-        let mut terms =
-            vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm())];
+        let mut terms = vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms())];
         terms.push(qk_norms);
         let (attention, input_saved) = litgpt_attention_terms(s, q_w, k_w, v_w, norm_out);
         terms.extend(attention);
@@ -249,7 +257,7 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         return terms;
     }
     let mut terms: Vec<Term> = vec![
-        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", spec.norms_per_layer * s.norm()),
+        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
         ("attention input, per consumer", s.input_point(&attn_in, h, norm_out, false)),
         qk_norms,
     ];
@@ -356,7 +364,7 @@ pub fn output_terms(s: &ActivationSetup, tp: u64, loss_head: bool) -> Vec<Term> 
     // A trained lm_head saves its 16-bit input (the norm output, or autocast's cast of it).
     let saves_input = s.base_trainable || (s.litgpt && s.frozen_saves_input);
     let lm_head = saves_input as u64 * A * s.spec.hidden_size;
-    let mut terms = vec![("final norm", s.norm()), ("lm_head input (trained or 4-bit lm_head)", lm_head)];
+    let mut terms = vec![("final norm", s.final_norm()), ("lm_head input (trained or 4-bit lm_head)", lm_head)];
     if s.adapter.is_some_and(|a| a.v2) {
         terms.push(("adapter v2: lm_head output + bias (the scale's input)", A * v));
     }

@@ -104,11 +104,20 @@ fn adapter_tensors(spec: &ModelSpec, tensors: &[TensorDesc], prompt: u64, start:
         out.push((1, spec.num_heads));
     }
     if v2 {
+        // LitGPT's adapter_filter trains `norm_1`, `norm_2` and `ln_f`: a layer's first two norms
+        // (not Gemma's post-norms, nor the q/k norms) and the final one.
+        let mut norms_seen: std::collections::HashMap<(Option<u32>, Role), u64> = Default::default();
         for t in tensors {
             if t.part == Part::Weight && (t.role.is_block_linear() || t.role == Role::Output) {
                 out.push((2, t.rows * t.copies));
-            } else if t.role.is_norm() {
-                out.push((t.rows, t.cols));
+            } else if matches!(t.role, Role::AttnNorm | Role::FfnNorm | Role::OutputNorm) {
+                let seen = norms_seen.entry((t.layer, t.role)).or_default();
+                // A LayerNorm's weight and bias come in pairs: one norm per role and layer.
+                let per_norm = if spec.norm == crate::model::spec::NormKind::LayerNorm { 2 } else { 1 };
+                if *seen < per_norm {
+                    *seen += 1;
+                    out.push((t.rows, t.cols));
+                }
             }
         }
     }
