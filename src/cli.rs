@@ -209,6 +209,10 @@ pub struct PlanArgs {
     /// gpus --local` shows it): the verdict uses what is left.
     #[arg(long, value_name = "GIB")]
     pub in_use: Option<f64>,
+    /// A multimodal checkpoint served or trained on text only: leave its vision encoder out
+    /// (llama.cpp without --mmproj, vLLM with no image per prompt, transformers' text-only class).
+    #[arg(long)]
+    pub text_only: bool,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
     /// engine), litgpt. Training plans: hf, litgpt or headroom. Default: llama.cpp for GGUF
     /// inputs and formats, hf otherwise.

@@ -152,3 +152,20 @@ fn engines_that_build_the_tower_count_it() {
     let full = plan_json(&["plan", "gemma-3-27b", "--mode", "full", "--context", "512"]);
     assert_eq!(full["training"]["trainable_parameters"], 27_432_406_640u64);
 }
+
+/// `--text-only` leaves the tower and projector out (846,120,672 B for Gemma 3 27B in 16-bit),
+/// for inference and training alike, and is refused for a model without one.
+#[test]
+fn text_only_leaves_the_tower_out() {
+    use support::cli::{plan_json, u};
+    // LoRA on all-linear also drops the vision linears' adapters: 543,456 · r fp32 parameters.
+    for (mode, adapters) in [("", 0), ("--mode lora --lora-rank 8", 543_456 * 8 * 4)] {
+        let with = plan_json(&format!("gemma-3-27b --weights bf16 --context 1024 {mode}"));
+        let without = plan_json(&format!("gemma-3-27b --weights bf16 --context 1024 --text-only {mode}"));
+        let dropped = u(&with, "/memory/weights_bytes") - u(&without, "/memory/weights_bytes");
+        assert_eq!(dropped, 846_120_672 + adapters, "{mode}");
+    }
+    let out = headroom().args(["plan", "gemma-3-1b", "--text-only"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(1) && err.contains("no vision encoder"), "{err}");
+}

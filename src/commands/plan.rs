@@ -224,10 +224,18 @@ pub fn plan_report_on(
     // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
     let untied = engine.unties_embeddings() && spec.tie_word_embeddings;
     let lm_head = crate::model::tensors::output_matrix(spec);
+    // A multimodal checkpoint's vision tower, unless the engine leaves it out or the user serves
+    // text only (llama.cpp without --mmproj, vLLM with no image per prompt).
+    anyhow::ensure!(
+        !args.text_only || model.tensors.iter().any(|t| t.role.is_vision()),
+        "--text-only: {} has no vision encoder to leave out; drop it",
+        spec.id
+    );
+    let vision = engine.builds_vision_tower() && !args.text_only;
     let weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();
-            if !engine.builds_vision_tower() {
+            if !vision {
                 layout.vision = crate::units::Bytes::ZERO;
             }
             if untied {
@@ -237,7 +245,7 @@ pub fn plan_report_on(
         }
         None => {
             let mut tensors = model.tensors.clone();
-            if !engine.builds_vision_tower() {
+            if !vision {
                 tensors.retain(|t| !t.role.is_vision());
             }
             if untied {

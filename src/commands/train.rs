@@ -65,13 +65,18 @@ pub fn train_report_on(
         litgpt_supports(mode, args, model)?;
     }
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
+    anyhow::ensure!(
+        !args.text_only || model.tensors.iter().any(|t| t.role.is_vision()),
+        "--text-only: {} has no vision encoder to leave out; drop it",
+        model.spec.id
+    );
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
     // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints, and
     // leaves a multimodal checkpoint's vision tower out.
     let tensors_of = |m: &ResolvedModel| {
         let mut t = m.tensors.clone();
-        if !engine.builds_vision_tower() {
+        if !engine.builds_vision_tower() || args.text_only {
             t.retain(|d| !d.role.is_vision());
         }
         if engine.unties_embeddings() && m.spec.tie_word_embeddings {
