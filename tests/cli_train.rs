@@ -62,6 +62,9 @@ fn qlora_under_amp_keeps_unquantized_tensors_in_fp32() {
         u(&plan_json(&format!("llama-2-7b --mode qlora --weights nf4 --precision {p}")), "/memory/weights_bytes")
     };
     assert_eq!(w("amp") - w("mixed"), (2 * 32_000 * 4_096 + 65 * 4_096) * 2);
+    // QLoRA's default base is NF4 double-quant under any precision.
+    let amp = plan_json("llama-2-7b --mode qlora --precision amp");
+    assert_eq!(amp["request"]["weights"], "nf4-dq");
 }
 
 /// 70B QLoRA trains on one 80 GB A100 (Dettmers et al.: 65B on one 48 GB GPU).

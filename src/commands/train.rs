@@ -57,8 +57,8 @@ pub fn train_report_on(
     let precision = precision(t.precision, engine, four_bit)?;
     let format = match (given, mode, precision) {
         (Some(w), _, _) => w,
-        (None, _, Precision::Amp) => WeightFormat::Float(FloatType::F32),
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
+        (None, _, Precision::Amp) => WeightFormat::Float(FloatType::F32),
         (None, _, _) => model.default_format,
     };
     if engine == Engine::Litgpt {
