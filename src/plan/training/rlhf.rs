@@ -72,7 +72,8 @@ pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
                 let capacity = req.device.as_ref().map_or(0, |d| d.capacity.0).max(1);
                 let share = minimum.0 as f64 / capacity as f64;
                 let fix = if share < 1.0 {
-                    format!("raise --gpu-memory-utilization to at least {:.2}", share.max(0.01))
+                    // Rounded up: the printed share must be enough.
+                    format!("raise --gpu-memory-utilization to at least {:.2}", (share * 100.0).ceil() / 100.0)
                 } else {
                     "no share of one GPU holds it: use --rollout-engine vllm-server or a larger --tp".to_string()
                 };
