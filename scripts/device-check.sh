@@ -7,8 +7,8 @@
 # train | watch | validate | headroom | litgpt | all. The default, all, is bench, torch, validate
 # and watch: what still needs measuring (context, infer and train were measured on an H200 on
 # 2026-11-27; name them to rerun them); validate runs first. The transport returns at most 8 files.
-# litgpt (LitGPT's own LoRA and LLaMA-Adapter steps, for `plan --engine litgpt`) needs LitGPT's
-# wheel, which the image lacks: fetch it here first,
+# litgpt (LitGPT's own LoRA and LLaMA-Adapter steps, for `plan --engine litgpt`; last in `all`
+# when its wheel is present) needs LitGPT's wheel, which the image lacks: fetch it here first,
 #     python3 -m pip download --no-deps --only-binary=:all: -d .whl litgpt==0.5.13
 # and `run` with carry [".whl", "target/release/headroom"]; the part installs .whl/*.whl into a
 # scratch directory (no network there).
@@ -33,7 +33,7 @@
 #                       fine-tuning step (a 1.3B Llama shape; llama-2-7b), NVML per phase
 #   headroom.json       [records] target/release/headroom --version and plan --format json
 #   bench.json          headroom bench --quick --json: our kernels (copy, GEMM, attention, GEMV...)
-#   litgpt.json         [records] LitGPT fine-tuning steps by phase (part litgpt only)
+#   litgpt.json         [records] LitGPT fine-tuning steps by phase (part litgpt)
 #   log.txt             everything printed (the summary table is at its end)
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
@@ -85,6 +85,8 @@ budget_short() {
   return 1
 }
 ALL_PARTS=bench,torch,validate,watch
+# LitGPT's wheel present (see the header): its cases run last in `all`, when the budget allows.
+if compgen -G ".whl/litgpt-*.whl" >/dev/null; then ALL_PARTS+=,litgpt; fi
 want() { [[ ",${PART/#all/$ALL_PARTS}," == *",$1,"* ]]; }
 
 # run_case CASE_ID FILE TIMEOUT_S SUBCOMMAND [ARGS...]
@@ -268,25 +270,6 @@ if want train; then
   done
 fi
 
-# LitGPT's own fine-tuning steps (bf16-true, as its resource tables ran), for `plan --engine
-# litgpt`: CASE_ID|LitGPT config|ground_truth.py litgpt options|headroom plan options.
-LITGPT=(
-  "litgpt-llama-2-7b-lora-r8-qv-d05-s1304|Llama-2-7b-hf|--mode lora --seq 1304 --lora-rank 8 --lora-alpha 16 --lora-dropout 0.05 --expect-trainable 4194304|llama-2-7b --engine litgpt --mode lora --precision bf16 --lora-rank 8 --lora-dropout 0.05 --lora-targets q_proj,v_proj --context 1304"
-  "litgpt-llama-2-7b-adapter-s1304|Llama-2-7b-hf|--mode adapter --seq 1304 --expect-trainable 1229760|llama-2-7b --engine litgpt --mode adapter --precision bf16 --context 1304"
-  "litgpt-llama-2-7b-adapter-v2-s1304|Llama-2-7b-hf|--mode adapter-v2 --seq 1304 --expect-trainable 4279744|llama-2-7b --engine litgpt --mode adapter-v2 --precision bf16 --context 1304"
-)
-if want litgpt; then
-  if compgen -G ".whl/litgpt-*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl
-    export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
-  fi
-  for spec in "${LITGPT[@]}"; do
-    IFS='|' read -r id config opts plan <<<"$spec"
-    # shellcheck disable=SC2086 # opts is a word list on purpose
-    run_case "$id" litgpt.json 150 litgpt --config-name "$config" $opts --plan-args "$plan --gpu $(gpu_id)"
-  done
-fi
-
 # headroom watch around real transformers clients (issue 6): the process tree's NVML peak
 # against the plan's total (CUDA context included). The client runs as a grandchild (sh, then
 # python): watch must count the whole tree.
@@ -323,6 +306,26 @@ if want watch; then
   else
     echo "=== watch: $HR not built here; skipped"
   fi
+fi
+
+# LitGPT's own fine-tuning steps (bf16-true, as its resource tables ran), for `plan --engine
+# litgpt`: CASE_ID|LitGPT config|ground_truth.py litgpt options|headroom plan options.
+LITGPT=(
+  "litgpt-llama-2-7b-lora-r8-qv-d05-s1304|Llama-2-7b-hf|--mode lora --seq 1304 --lora-rank 8 --lora-alpha 16 --lora-dropout 0.05 --expect-trainable 4194304|llama-2-7b --engine litgpt --mode lora --precision bf16 --lora-rank 8 --lora-dropout 0.05 --lora-targets q_proj,v_proj --context 1304"
+  "litgpt-llama-2-7b-adapter-s1304|Llama-2-7b-hf|--mode adapter --seq 1304 --expect-trainable 1229760|llama-2-7b --engine litgpt --mode adapter --precision bf16 --context 1304"
+  "litgpt-llama-2-7b-adapter-v2-s1304|Llama-2-7b-hf|--mode adapter-v2 --seq 1304 --expect-trainable 4279744|llama-2-7b --engine litgpt --mode adapter-v2 --precision bf16 --context 1304"
+)
+if want litgpt; then
+  if compgen -G ".whl/litgpt-*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl ||
+      echo "[warn] the .whl wheels did not install; the litgpt cases will fail to import"
+    export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  for spec in "${LITGPT[@]}"; do
+    IFS='|' read -r id config opts plan <<<"$spec"
+    # shellcheck disable=SC2086 # opts is a word list on purpose
+    run_case "$id" litgpt.json 150 litgpt --config-name "$config" $opts --plan-args "$plan --gpu $(gpu_id)"
+  done
 fi
 
 if [[ ",$PART," == *",headroom,"* ]]; then
