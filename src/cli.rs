@@ -44,6 +44,19 @@ pub enum Command {
     /// the kernels' logits against a CPU reference; with --mode full, one fine-tuning step instead.
     /// Exit 3 without a GPU.
     Validate(ValidateArgs),
+    /// The planner's track record: every measurement built in (published rows and our GPU runs),
+    /// planned now and compared with what was measured: median and worst error by group.
+    Accuracy(AccuracyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccuracyArgs {
+    /// Every record, not the summary by group.
+    #[arg(long)]
+    pub records: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -198,3 +198,17 @@ fn fit_refuses_a_bad_in_use() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--in-use") && err.trim_end().lines().count() == 1, "{err}");
 }
+
+/// `headroom accuracy` plans every built-in measurement now: every group's records sit within
+/// their tolerances (the tests of tests/measurements.rs), and `--records` lists each one.
+#[test]
+fn accuracy_prints_the_track_record() {
+    let groups = json("accuracy");
+    let groups = groups.as_array().unwrap();
+    assert!(groups.len() >= 5);
+    let total: u64 = groups.iter().map(|g| g["records"].as_u64().unwrap()).sum();
+    let within: u64 = groups.iter().map(|g| g["within_tolerance"].as_u64().unwrap()).sum();
+    assert!(total >= 150 && within == total, "{within} of {total}");
+    let records = json("accuracy --records");
+    assert_eq!(records.as_array().unwrap().len() as u64, total);
+}

@@ -1,6 +1,7 @@
 //! One file per subcommand: parse arguments into domain values, call the planner or readers,
 //! render the report. `anyhow` lives here only.
 
+pub mod accuracy;
 pub mod bench;
 pub mod fit;
 pub mod formats;
@@ -32,6 +33,7 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Max(args) => max::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Accuracy(args) => Ok(render_listing(&accuracy::listing(args.records)?, args.format)),
     }
 }
 
