@@ -9,7 +9,7 @@
 # 2026-11-27; name them to rerun them); validate runs first. The transport returns at most 8 files.
 # litgpt (LitGPT's own LoRA and LLaMA-Adapter steps, for `plan --engine litgpt`; last in `all`
 # when its wheel is present) needs LitGPT's wheel, which the image lacks: fetch it here first,
-#     python3 -m pip download --no-deps --only-binary=:all: -d .whl litgpt==0.5.13
+#     python3 -m pip download --no-deps --only-binary=:all: -d .whl litgpt==0.5.13 "lightning>=2.6.1,<2.7"
 # and `run` with carry [".whl", "target/release/headroom"]; the part installs .whl/*.whl into a
 # scratch directory (no network there).
 #
@@ -321,11 +321,17 @@ if want litgpt; then
       echo "[warn] the .whl wheels did not install; the litgpt cases will fail to import"
     export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
   fi
-  for spec in "${LITGPT[@]}"; do
-    IFS='|' read -r id config opts plan <<<"$spec"
-    # shellcheck disable=SC2086 # opts is a word list on purpose
-    run_case "$id" litgpt.json 150 litgpt --config-name "$config" $opts --plan-args "$plan --gpu $(gpu_id)"
-  done
+  # The cases need LitGPT and the Lightning it was built for: check once, before any case.
+  if "$PY" -c "import sys; sys.path.insert(0, 'scripts'); from gtlib.litgpt import import_flavour
+for mode in ('lora', 'adapter', 'adapter-v2'): import_flavour(mode)" 2>"$WORK/litgpt-import.log"; then
+    for spec in "${LITGPT[@]}"; do
+      IFS='|' read -r id config opts plan <<<"$spec"
+      # shellcheck disable=SC2086 # opts is a word list on purpose
+      run_case "$id" litgpt.json 150 litgpt --config-name "$config" $opts --plan-args "$plan --gpu $(gpu_id)"
+    done
+  else
+    echo "=== litgpt: SKIPPED, LitGPT does not import: $(tail -n 1 "$WORK/litgpt-import.log")"
+  fi
 fi
 
 if [[ ",$PART," == *",headroom,"* ]]; then

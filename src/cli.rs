@@ -283,10 +283,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t)]
     pub optimizer: OptimizerArg,
     /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16 (LitGPT
-    /// bf16-true); amp: fp32 parameters under bf16 autocast (LitGPT bf16-mixed; with a 4-bit
-    /// base, peft's prepare_model_for_kbit_training as TRL runs it: fp32 embeddings, lm_head and
-    /// norms). Default: mixed; with --engine litgpt its own default, bf16-mixed, or bf16-true
-    /// for a 4-bit base.
+    /// bf16-true); amp: fp32 parameters under bf16 autocast (LitGPT bf16-mixed; a 4-bit base
+    /// keeps its 16-bit embeddings and lm_head). Default: mixed; with --engine litgpt its own
+    /// default, bf16-mixed, or bf16-true for a 4-bit base.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
     /// Activation checkpointing.

@@ -223,6 +223,9 @@ pub fn median_and_worst(errors: &[f64]) -> Option<(f64, f64)> {
     let mut e: Vec<f64> = errors.iter().map(|x| x.abs()).collect();
     e.sort_by(f64::total_cmp);
     let n = e.len();
+    if n == 0 {
+        return None;
+    }
     let median = if n % 2 == 1 { *e.get(n / 2)? } else { (e.get(n / 2 - 1)? + e.get(n / 2)?) / 2.0 };
     Some((median, *e.last()?))
 }
@@ -240,9 +243,10 @@ pub fn listing(all_records: bool) -> anyhow::Result<Listing> {
     };
     let mut placed: Vec<(usize, Option<Outcome>, Option<bool>)> = Vec::new();
     for (group, rec) in records()? {
-        if let Some(o) = outcome(&rec)? {
+        let id = &rec.id;
+        if let Some(o) = outcome(&rec).with_context(|| format!("record {id}"))? {
             placed.push((slot(format!("{group} · {}", o.kind())), Some(o), None));
-        } else if let Some((measured, planned)) = verdict(&rec)? {
+        } else if let Some((measured, planned)) = verdict(&rec).with_context(|| format!("record {id}"))? {
             placed.push((slot(format!("{group} · memory")), None, Some(measured == planned)));
         }
     }
@@ -275,7 +279,9 @@ pub fn listing(all_records: bool) -> anyhow::Result<Listing> {
             }
         }
         return Ok(Listing {
-            title: "every tested record: the planner now against what was measured".into(),
+            title:
+                "every numeric record (the fits verdicts are in the summary): the planner now against what was measured"
+                    .into(),
             headers: vec!["record", "measured", "predicted", "unit", "error", "tolerance"],
             rows,
             json: json!(items),
@@ -286,17 +292,18 @@ pub fn listing(all_records: bool) -> anyhow::Result<Listing> {
     for (group, outcomes, verdicts, right) in &by_group {
         let errors: Vec<f64> = outcomes.iter().map(|o| o.error).collect();
         let within = outcomes.iter().filter(|o| o.error.abs() <= o.tolerance).count();
-        let (median, worst) = median_and_worst(&errors).unwrap_or((0.0, 0.0));
+        let summary = median_and_worst(&errors);
         rows.push(vec![
             group.clone(),
             outcomes.len().to_string(),
-            pct(median),
-            pct(worst),
+            summary.map_or("—".into(), |s| pct(s.0)),
+            summary.map_or("—".into(), |s| pct(s.1)),
             format!("{within} of {}", outcomes.len()),
             if *verdicts > 0 { format!("{right} of {verdicts}") } else { "—".into() },
         ]);
-        items.push(json!({"group": group, "records": outcomes.len(), "median_abs_error": median,
-            "worst_abs_error": worst, "within_tolerance": within, "verdicts": verdicts, "verdicts_right": right}));
+        items.push(json!({"group": group, "records": outcomes.len(), "median_abs_error": summary.map(|s| s.0),
+            "worst_abs_error": summary.map(|s| s.1), "within_tolerance": within, "verdicts": verdicts,
+            "verdicts_right": right}));
     }
     Ok(Listing {
         title: "the planner's track record: every measurement in data/measurements, planned now (--records lists each)"

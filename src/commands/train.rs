@@ -384,8 +384,7 @@ fn speed(
         // Text batches never run the vision encoder: its adapters add no work.
         Method::Lora { rank, targets } => {
             let text: Vec<_> = model.tensors.iter().filter(|t| !t.role.is_vision()).copied().collect();
-            // Targets that match only the vision encoder (`fc1` on Gemma 3) leave nothing here.
-            let a = lora::adapters(&text, *rank, targets).unwrap_or_default();
+            let a = lora::adapters(&text, *rank, targets)?;
             Trained::Lora { params: a.iter().map(|(r, c)| r * c).sum(), matrices: a.len() as u64 / 2 }
         }
         // A frozen base too: forward and input gradients, no weight gradients; the prompts and

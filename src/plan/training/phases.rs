@@ -286,7 +286,8 @@ fn dequantized_transients(req: &TrainingRequest, m: &ModelInput, layers: &std::o
 }
 
 /// autocast's bf16 copies of the stage's fp32 linear weights (and lm_head), 2 B per element; a
-/// 4-bit linear is dequantized by its own kernel instead (see `dequantized_transients`).
+/// 4-bit linear is dequantized by its own kernel instead (see `dequantized_transients`), and a
+/// 4-bit checkpoint's 16-bit lm_head needs no copy.
 fn autocast_copies(m: &ModelInput, layers: &std::ops::Range<u64>, last: bool) -> u64 {
     use crate::model::tensors::Role;
     m.tensors
@@ -295,7 +296,9 @@ fn autocast_copies(m: &ModelInput, layers: &std::ops::Range<u64>, last: bool) ->
             Some(l) => layers.contains(&(l as u64)) && t.role.is_block_linear(),
             None => last && t.role == Role::Output,
         })
-        .filter(|t| matches!(m.format.tensor_type(t, m.spec), crate::quant::StoredType::Float(_)))
+        .filter(|t| {
+            matches!(m.format.tensor_type(t, m.spec), crate::quant::StoredType::Float(crate::quant::FloatType::F32))
+        })
         .map(|t| 2 * t.elements())
         .sum()
 }

@@ -77,19 +77,6 @@ pub fn trainable_tensors(m: &ModelInput, tensors: &[TensorDesc]) -> Result<Vec<(
     })
 }
 
-/// Stored bytes of base tensor `t`. Under AMP a 4-bit base keeps its unquantized tensors
-/// (embeddings, lm_head, norms) in fp32: peft's `prepare_model_for_kbit_training`, which TRL's
-/// trainers call for a 4-bit model, upcasts every non-quantized parameter (Llama-2-7B: 2 × 32,000
-/// × 4,096 + 65 × 4,096 elements at 4 B instead of 2 B, +0.53 GB).
-fn base_bytes(m: &ModelInput, t: &TensorDesc, precision: Precision) -> u64 {
-    let float = matches!(m.format.tensor_type(t, m.spec), crate::quant::StoredType::Float(_));
-    if precision == Precision::Amp && m.format.is_quantized() && float && !m.quantized_lm_head {
-        4 * t.elements()
-    } else {
-        m.tensor_bytes(t).0
-    }
-}
-
 /// LLaMA-Adapter's trainable tensors among `tensors` (one stage's): in every layer from
 /// `start_layer` on, the prompt (`prompt_length × hidden`) and one gate per head; v2 adds a bias
 /// and a scale per output feature of every linear layer (lm_head included) and trains the norms'
@@ -139,7 +126,7 @@ pub fn model_state(
     let trainable = trainable_tensors(m, &here)?;
     let elements: u64 = trainable.iter().map(|(r, c)| r * c).sum();
     let (grad_b, master_b, state_b, adapter_b) = widths(&m.method, precision);
-    let base: u64 = here.iter().map(|t| base_bytes(m, t, precision)).sum();
+    let base: u64 = here.iter().map(|t| m.tensor_bytes(t).0).sum();
     let states: u64 = trainable.iter().map(|&(r, c)| optimizer.state_bytes(r, c, state_b)).sum();
     let fused = m.method == Method::Full && precision == Precision::Mixed;
     let step = if fused { 0 } else { optimizer.step_transient(&trainable, state_b) };
