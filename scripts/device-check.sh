@@ -384,6 +384,7 @@ line("  128-row tiles (candidate) vs SDPA", g, e, sdpa, 0.50)
 g, e = pick("attention decode", "achieved_gb_s"); line("decode attention GB/s vs torch copy GB/s", g, e, copy, 0.75)
 g, e = pick("gemv int4 g128", "achieved_gb_s"); line("int4 GEMV GB/s vs torch copy GB/s", g, e, copy, 0.75)
 g, e = pick("gemv int4×q8 g128", "achieved_gb_s"); line("  int8-x dp4a (candidate) vs torch copy GB/s", g, e, copy, 0.75)
+g, e = pick("gemv int4 v2 g128", "achieved_gb_s"); line("  exact, 3 ops/weight (candidate) vs torch copy", g, e, copy, 0.75)
 g, e = pick("gemm fp8 8192", "achieved_tflops")
 line("fp8 GEMM 8192^3 TFLOPS vs bf16 torch.matmul (info)", g, e, torch.get("matmul", {}).get("bf16", {}).get("median_tflops"), 1.0)
 PYEOF

@@ -39,6 +39,7 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128 },
         Workload::GemvInt4 { n: 28672, k: 8192 },
         Workload::GemvInt4Q8 { n: 28672, k: 8192 },
+        Workload::GemvInt4V2 { n: 28672, k: 8192 },
         Workload::GemvInt8 { n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Fp16, m: 8192, n: 8192, k: 8192 },
         Workload::Gemm { dtype: GemmDtype::Tf32, m: 8192, n: 8192, k: 8192 },

@@ -74,6 +74,8 @@ pub enum Workload {
     GemvInt4 { n: u64, k: u64 },
     /// The same 4-bit weights times x quantized to int8 per 32 values (dp4a).
     GemvInt4Q8 { n: u64, k: u64 },
+    /// The same product as `GemvInt4`, three instructions per weight (`gemv_int4_v2_bf16`).
+    GemvInt4V2 { n: u64, k: u64 },
     /// y = W·x with int8 weights (per-row fp16 scale), n rows × k.
     GemvInt8 { n: u64, k: u64 },
     /// RMSNorm over `rows` rows of `dim`, bf16.
@@ -119,6 +121,7 @@ impl Workload {
             }
             Workload::GemvInt4 { n, k } => format!("gemv int4 g128 {n}×{k}"),
             Workload::GemvInt4Q8 { n, k } => format!("gemv int4×q8 g128 {n}×{k}"),
+            Workload::GemvInt4V2 { n, k } => format!("gemv int4 v2 g128 {n}×{k}"),
             Workload::GemvInt8 { n, k } => format!("gemv int8 {n}×{k}"),
             Workload::RmsNorm { rows, dim } => format!("rmsnorm {rows}×{dim}"),
             Workload::Rope { tokens, heads, head_dim } => format!("rope {tokens}×{heads}×{head_dim}"),
@@ -139,7 +142,7 @@ impl Workload {
             Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
                 2 * seq * head_dim * batch * (2 * heads + 2 * kv_heads)
             }
-            Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } => {
+            Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt4V2 { n, k } => {
                 n * k / 2 + 2 * n * (k / 128) + 2 * k + 2 * n
             }
             Workload::GemvInt8 { n, k } => n * k + 2 * n + 2 * k + 2 * n,
@@ -158,7 +161,10 @@ impl Workload {
             Workload::AttentionDecode { batch, heads, ctx, head_dim, .. } => 4 * batch * heads * ctx * head_dim,
             // 4·b·h·s²·d / 2, the convention of scripts/gtlib/kernels.py (causal halves the work).
             Workload::AttentionPrefill { batch, heads, seq, head_dim, .. } => 2 * batch * heads * seq * seq * head_dim,
-            Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt8 { n, k } => 2 * n * k,
+            Workload::GemvInt4 { n, k }
+            | Workload::GemvInt4Q8 { n, k }
+            | Workload::GemvInt4V2 { n, k }
+            | Workload::GemvInt8 { n, k } => 2 * n * k,
             Workload::RmsNorm { rows, dim } => 4 * rows * dim,
             Workload::Rope { tokens, heads, head_dim } => 3 * tokens * heads * head_dim,
             Workload::SiluGate { n } => 5 * n,

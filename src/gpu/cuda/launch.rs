@@ -81,6 +81,13 @@ pub(crate) fn gemv_q8(rows: u64, k: u64, sm_count: u32) -> Result<LaunchConfig, 
     Ok(LaunchConfig { shared_mem_bytes: (k + k / 4) as u32, ..c })
 }
 
+/// The 4-bit GEMV with f32 x (`gemv_int4_v2_bf16`): the grid of [`gemv`], with k·4 bytes of x
+/// and k/8 bytes of chunk sums in shared memory (k = 8,192: 33,792 bytes).
+pub(crate) fn gemv_v2(rows: u64, k: u64, sm_count: u32) -> Result<LaunchConfig, GpuError> {
+    let c = gemv(rows, k, sm_count)?;
+    Ok(LaunchConfig { shared_mem_bytes: (4 * k + k / 8) as u32, ..c })
+}
+
 /// Decode attention over `ctx` keys: the split pass, grid (⌈ctx/256⌉, kv_heads, batch), and the
 /// reduction, grid (heads, batch), both 128 threads (one per dimension); and the split count.
 pub(crate) fn decode(batch: u64, heads: u64, kv_heads: u64, ctx: u64) -> (LaunchConfig, LaunchConfig, u64) {
@@ -195,6 +202,7 @@ mod tests {
         assert_eq!((wide.grid_dim, wide.block_dim.0), ((32, 32, 2), 256));
         // The int8-x GEMV: 8192 codes + 256 scales + 256 sums.
         assert_eq!(gemv_q8(28672, 8192, 132).unwrap().shared_mem_bytes, 10_240);
+        assert_eq!(gemv_v2(28672, 8192, 132).unwrap().shared_mem_bytes, 33_792);
         let (s, r, splits) = decode(2, 32, 8, 700);
         assert_eq!((s.grid_dim, r.grid_dim, splits), ((3, 8, 2), (32, 2, 1), 3));
         // log2(e) / √128 = 1.442695 / 11.313708

@@ -92,13 +92,17 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
             )]
         }
         // p: qweight, scales, x, y
-        Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt8 { n, k } => {
+        Workload::GemvInt4 { n, k }
+        | Workload::GemvInt4Q8 { n, k }
+        | Workload::GemvInt4V2 { n, k }
+        | Workload::GemvInt8 { n, k } => {
             // Three blocks per SM grid-striding over rows (8 warps × 2 rows per block and pass); x
             // is staged once per block in dynamic shared memory: k·2 bytes, or k + k/4 bytes
             // quantized to int8 (kernels/gemv.cu).
             let (name, c) = match w {
                 Workload::GemvInt4 { .. } => ("gemv_int4_bf16", launch::gemv(n, k, gpu.sm_count())?),
                 Workload::GemvInt4Q8 { .. } => ("gemv_int4_q8_bf16", launch::gemv_q8(n, k, gpu.sm_count())?),
+                Workload::GemvInt4V2 { .. } => ("gemv_int4_v2_bf16", launch::gemv_v2(n, k, gpu.sm_count())?),
                 _ => ("gemv_int8_bf16", launch::gemv(n, k, gpu.sm_count())?),
             };
             let f = gpu.function_with_smem("gemv", name, c.shared_mem_bytes)?;
@@ -191,7 +195,7 @@ fn buffers(w: &Workload) -> Vec<(u64, &'static str, f32)> {
             let (q, kv) = (2 * batch * heads * seq * head_dim, 2 * batch * kv_heads * seq * head_dim);
             vec![(q, "bf16", 1.0), (kv, "bf16", 1.0), (kv, "bf16", 1.0), (q, "none", 0.0)]
         }
-        Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } => {
+        Workload::GemvInt4 { n, k } | Workload::GemvInt4Q8 { n, k } | Workload::GemvInt4V2 { n, k } => {
             vec![(n * k / 2, "u32", 0.0), (2 * n * (k / 128), "f16", 0.01), (2 * k, "bf16", 1.0), (2 * n, "none", 0.0)]
         }
         Workload::GemvInt8 { n, k } => {
@@ -380,7 +384,7 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
         }
         // The int8-activation variant is held to its bit-exact CPU twin (the quantization of x is
         // its design, not an error of the kernel).
-        Workload::GemvInt4 { k, .. } | Workload::GemvInt4Q8 { k, .. } => {
+        Workload::GemvInt4 { k, .. } | Workload::GemvInt4Q8 { k, .. } | Workload::GemvInt4V2 { k, .. } => {
             let n = 64usize;
             let k = k as usize;
             let qw: Vec<u32> = (0..n * k / 8).map(|_| rng.next_u32()).collect();
@@ -390,6 +394,10 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             let (small, want) = match w {
                 Workload::GemvInt4 { .. } => {
                     (Workload::GemvInt4 { n: n as u64, k: k as u64 }, r::gemv_int4(&qw, &sc, &x, n, k))
+                }
+                // v2 computes the same product in another order: the same reference and tolerance.
+                Workload::GemvInt4V2 { .. } => {
+                    (Workload::GemvInt4V2 { n: n as u64, k: k as u64 }, r::gemv_int4(&qw, &sc, &x, n, k))
                 }
                 _ => (Workload::GemvInt4Q8 { n: n as u64, k: k as u64 }, r::gemv_int4_q8(&qw, &sc, &x, n, k)),
             };
