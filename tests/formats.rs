@@ -26,6 +26,7 @@ fn mixtral() -> ModelSpec {
         shared_intermediate_size: 0,
         first_dense_layers: 0,
         router_bias: false,
+        expert_biases: false,
     };
     ModelSpec { id: "mixtral".into(), family: Family::Mixtral, num_kv_heads: 8, moe: Some(moe), ..llama_2_7b() }
 }
@@ -46,6 +47,7 @@ fn deepseek_like(layers: u64) -> ModelSpec {
         shared_intermediate_size: 2048,
         first_dense_layers: 1,
         router_bias: true,
+        expert_biases: false,
     };
     ModelSpec {
         id: "deepseek-like".into(),
@@ -165,6 +167,8 @@ fn moe_file_types_and_expert_counts() {
     assert_eq!(ggml("iq2_xxs", &ds, Role::Output, None), GgmlType::Q5_K);
 }
 
+/// MXFP4 on a mixture of experts covers the routed experts only, as the `quant_method: mxfp4`
+/// checkpoints (gpt-oss) and their loaders do; on a dense model, every block linear.
 #[test]
 fn checkpoint_quantizers_leave_embeddings_norms_and_routers_alone() {
     let spec = mixtral();
@@ -173,12 +177,16 @@ fn checkpoint_quantizers_leave_embeddings_norms_and_routers_alone() {
         for t in &tensors {
             let stored = fmt(id).tensor_type(t, &spec);
             let quantized = matches!(stored, StoredType::Quantized(_));
-            assert_eq!(quantized, t.role.is_block_linear() && t.part == Part::Weight, "{id} {:?}", t.role);
+            let covered = if id == "mxfp4" { t.role.is_routed_expert() } else { t.role.is_block_linear() };
+            assert_eq!(quantized, covered && t.part == Part::Weight, "{id} {:?}", t.role);
             if !quantized {
                 assert_eq!(stored.tensor_bytes(t), 2 * t.elements(), "{id} {:?}", t.role);
             }
         }
     }
+    let dense = llama_2_7b();
+    let q = inventory(&dense).into_iter().find(|t| t.role == Role::AttnQ).unwrap();
+    assert!(matches!(fmt("mxfp4").tensor_type(&q, &dense), StoredType::Quantized(_)));
 }
 
 #[test]

@@ -52,6 +52,8 @@ fn required_ids_exist() {
         "qwen3-30b-a3b",
         "gemma-3-1b",
         "gemma-3-27b",
+        "gpt-oss-20b",
+        "gpt-oss-120b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -112,7 +114,7 @@ fn gemma3_27b_counts_and_window_pattern() {
 /// checkpoints gained their vision tower: only `gemma3` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 46] = [
+    let before: [(&str, u64, u64); 48] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -153,6 +155,9 @@ fn text_only_models_keep_their_counts() {
         ("deepseek-v3", 671_026_419_200, 37_552_297_472),
         ("deepseek-v2", 235_741_434_880, 21_375_800_320),
         ("deepseek-v2-lite", 15_706_484_224, 2_661_150_208),
+        // The model card's 20.91B / 116.83B; active here counts the embedding (tests/gpt_oss.rs).
+        ("gpt-oss-20b", 20_914_757_184, 4_187_440_704),
+        ("gpt-oss-120b", 116_829_156_672, 5_711_982_912),
         ("falcon-40b", 41_303_293_952, 41_303_293_952),
         ("falcon-7b", 6_921_720_704, 6_921_720_704),
         ("gpt-neox-20b", 20_554_567_680, 20_554_567_680),

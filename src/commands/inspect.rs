@@ -74,10 +74,12 @@ fn group_of(role: Role) -> &'static str {
         TokenEmbd => "embeddings",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
-        AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB => "attention",
+        AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
+            "attention"
+        }
         FfnGate | FfnUp | FfnGateUp | FfnDown => "mlp",
         FfnGateInp | ExpProbsB => "router",
-        FfnGateExps | FfnUpExps | FfnDownExps => "routed experts",
+        FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",
         FfnGateShexp | FfnUpShexp | FfnDownShexp => "shared experts",
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
         | VisionFfnUp | VisionFfnDown => "vision tower",

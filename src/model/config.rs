@@ -4,7 +4,8 @@
 //! ties the embeddings and alternates sliding-window and global layers; `FalconConfig` uses a
 //! 4·h MLP and LayerNorm with biases; `PhiConfig` keeps separate embeddings and puts biases on
 //! every linear layer, lm_head included; `Gemma3TextConfig` fills in the vocabulary, heads,
-//! head_dim and window that Gemma 3's official files leave out, see `defaults.rs`). Fields that
+//! head_dim and window that Gemma 3's official files leave out, see `defaults.rs`; `GptOssConfig`
+//! puts biases on q, k, v and o and alternates a 128-token window with full attention). Fields that
 //! the class would derive (such as `head_dim = hidden_size / num_attention_heads`) are derived the
 //! same way; an explicit `head_dim` wins.
 //!
@@ -214,6 +215,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Phi => Biases { qkv: true, attn_out: true, mlp: true, lm_head: true },
         Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias, lm_head: false },
         DeepseekV2 | DeepseekV3 => Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() },
+        // `GptOssConfig.attention_bias` defaults to true; its MLP is all experts, whose biases
+        // are the `Moe`'s.
+        GptOss => {
+            let attn = r.bool_or("attention_bias", true);
+            Biases { qkv: attn, attn_out: attn, ..Biases::default() }
+        }
         _ => {
             let attn = r.bool_or("attention_bias", false);
             Biases { qkv: attn, attn_out: attn, mlp: r.bool_or("mlp_bias", false), lm_head: false }
@@ -269,8 +276,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         norms_per_layer,
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
-        fused_gate_up: family == Phi3,
+        fused_gate_up: matches!(family, Phi3 | GptOss),
         qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3),
+        attn_sinks: family == GptOss,
         layer_attention,
         mla,
         moe,

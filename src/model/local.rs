@@ -154,6 +154,7 @@ impl LocalModel {
     ///   beside a `g_idx` of `in` entries, so it counts `in × out` exactly; without `g_idx`
     ///   (AWQ `[in, out/8]`) it counts 32/4 = 8 weights per int32, the 4-bit default;
     /// - compressed-tensors `weight_packed` counts 2 weights per byte of its container (4-bit);
+    /// - gpt-oss's MXFP4 `*_blocks` (U8) count 2 weights per byte and their `*_scales` 0;
     /// - a bitsandbytes 4-bit `weight` (one with a `weight.absmax` or `weight.quant_state.*`
     ///   beside it) counts 2 weights per stored byte.
     ///

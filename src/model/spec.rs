@@ -31,6 +31,10 @@ pub enum Family {
     /// Gemma 3's language model (`Gemma3ForCausalLM`; `Gemma3ForConditionalGeneration` nests it in
     /// `text_config`, beside the vision tower of `ModelSpec::vision`).
     Gemma3,
+    /// OpenAI gpt-oss (`GptOssForCausalLM`): every layer a mixture of experts with biased router
+    /// and experts (gate and up fused), q/k/v/o biases, per-head attention sinks, and sliding
+    /// and full attention alternating.
+    GptOss,
 }
 
 impl Family {
@@ -52,10 +56,11 @@ impl Family {
             Family::Qwen3 => "qwen3",
             Family::Qwen3Moe => "qwen3_moe",
             Family::Gemma3 => "gemma3_text",
+            Family::GptOss => "gpt_oss",
         }
     }
 
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -71,6 +76,7 @@ impl Family {
         Family::Qwen3,
         Family::Qwen3Moe,
         Family::Gemma3,
+        Family::GptOss,
     ];
 }
 
@@ -130,6 +136,10 @@ pub struct Moe {
     pub first_dense_layers: u64,
     /// The router has a per-expert score-correction bias (DeepSeek-V3 `noaux_tc`).
     pub router_bias: bool,
+    /// The router and every routed expert are affine, each with its own bias (gpt-oss:
+    /// `router.bias` [experts], `gate_up_proj_bias` [experts, 2·intermediate] and
+    /// `down_proj_bias` [experts, hidden]).
+    pub expert_biases: bool,
 }
 
 /// Which linear layers carry a bias vector.
@@ -173,8 +183,12 @@ pub struct ModelSpec {
     /// Queries and keys pass a per-head RMSNorm before RoPE (Qwen3's and Gemma 3's `q_norm` and
     /// `k_norm`): two `head_dim`-long weight vectors per layer, shared by all heads.
     pub qk_norm: bool,
-    /// Gate and up live in one fused matrix in the checkpoint (Phi-3).
+    /// Gate and up live in one fused matrix in the checkpoint: the dense MLP's (Phi-3) or each
+    /// routed expert's (gpt-oss `experts.gate_up_proj`).
     pub fused_gate_up: bool,
+    /// Each layer has a learned attention sink per query head (gpt-oss `self_attn.sinks`): a
+    /// `num_heads`-long vector of logits that joins every softmax and is then dropped.
+    pub attn_sinks: bool,
     /// One entry per layer.
     pub layer_attention: Vec<LayerAttention>,
     pub mla: Option<Mla>,

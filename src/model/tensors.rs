@@ -20,11 +20,18 @@
 //! 2·4096·4096, k and v 2·1024·4096, gate/up/down 3·4096·12288, norms 2·4096 and q_norm + k_norm
 //! 2·128 = 192,946,432; total 2·622,329,856 + 36·192,946,432 + 4096 = 8,190,735,360.
 //!
+//! gpt-oss-20b (h 2880, 24 layers, 64 heads and 8 KV heads of head_dim 64, vocab 201088, untied,
+//! 32 experts of intermediate 2880, 4 per token): embeddings 579,133,440 and the same for
+//! lm_head; per layer q and o 2·4096·2880 and k and v 2·512·2880 with their biases (4096 + 512 +
+//! 512 + 2880), 64 sinks, norms 2·2880, the router 32·2880 + 32 and 32 experts of gate_up
+//! 5760·2880 + 5760 and down 2880·2880 + 2880 = 823,186,976; total 2·579,133,440 + 24 ·
+//! 823,186,976 + 2880 = 20,914,757,184, the model card's 20.91B.
+//!
 //! A multimodal checkpoint (Gemma 3 4B/12B/27B) adds its vision encoder and projector after the
 //! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
 //! quantized, never in the active (per-token) parameters.
 
-use super::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
+use super::spec::{LayerAttention, MlpKind, ModelSpec, Moe, NormKind};
 use serde::Serialize;
 
 /// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
@@ -47,6 +54,9 @@ pub enum Role {
     /// Per-head RMSNorms of queries and keys (Qwen3, Gemma 3): `head_dim`-long weights.
     AttnQNorm,
     AttnKNorm,
+    /// gpt-oss's per-head attention sink logits (`self_attn.sinks`): a `num_heads`-long vector,
+    /// kept in the checkpoint's dtype like a norm, never quantized nor adapted.
+    AttnSinks,
     /// MLA: query down-projection, its norm, and up-projection.
     AttnQA,
     AttnQANorm,
@@ -65,6 +75,8 @@ pub enum Role {
     ExpProbsB,
     FfnGateExps,
     FfnUpExps,
+    /// Each routed expert's gate and up in one matrix (gpt-oss `experts.gate_up_proj`).
+    FfnGateUpExps,
     FfnDownExps,
     FfnGateShexp,
     FfnUpShexp,
@@ -106,6 +118,7 @@ impl Role {
             AttnOutput => "attn_output",
             AttnQNorm => "attn_q_norm",
             AttnKNorm => "attn_k_norm",
+            AttnSinks => "attn_sinks",
             AttnQA => "attn_q_a",
             AttnQANorm => "attn_q_a_norm",
             AttnQB => "attn_q_b",
@@ -120,6 +133,7 @@ impl Role {
             ExpProbsB => "exp_probs_b",
             FfnGateExps => "ffn_gate_exps",
             FfnUpExps => "ffn_up_exps",
+            FfnGateUpExps => "ffn_gate_up_exps",
             FfnDownExps => "ffn_down_exps",
             FfnGateShexp => "ffn_gate_shexp",
             FfnUpShexp => "ffn_up_shexp",
@@ -148,16 +162,16 @@ impl Role {
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
     pub fn is_routed_expert(self) -> bool {
-        matches!(self, Role::FfnGateExps | Role::FfnUpExps | Role::FfnDownExps)
+        matches!(self, Role::FfnGateExps | Role::FfnUpExps | Role::FfnGateUpExps | Role::FfnDownExps)
     }
 
     /// Linear layers inside decoder blocks: the matrices weight-only quantizers (GPTQ, AWQ,
-    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms, the router and the vision
-    /// encoder and projector are not among them.
+    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms, attention sinks, the router and
+    /// the vision encoder and projector are not among them.
     pub fn is_block_linear(self) -> bool {
         !self.is_norm()
             && !self.is_vision()
-            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB)
+            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB | Role::AttnSinks)
     }
 
     /// The vision encoder and projector of a multimodal checkpoint: weights on the GPU that
@@ -287,7 +301,7 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
     }
     match spec.moe {
         Some(moe) if spec.is_moe_layer(layer as u64) => {
-            out.push(matrix(Role::FfnGateInp, l, moe.num_experts, h));
+            push_linear(Role::FfnGateInp, l, moe.num_experts, h, moe.expert_biases, out);
             if moe.router_bias {
                 out.push(TensorDesc {
                     role: Role::ExpProbsB,
@@ -298,11 +312,7 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
                     copies: 1,
                 });
             }
-            let e = moe.expert_intermediate_size;
-            for role in [Role::FfnGateExps, Role::FfnUpExps] {
-                out.push(TensorDesc { copies: moe.num_experts, ..matrix(role, l, e, h) });
-            }
-            out.push(TensorDesc { copies: moe.num_experts, ..matrix(Role::FfnDownExps, l, h, e) });
+            push_routed_experts(spec, moe, l, out);
             let s = moe.shared_intermediate_size;
             if s > 0 {
                 out.push(matrix(Role::FfnGateShexp, l, s, h));
@@ -312,6 +322,25 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
         }
         _ => push_dense_mlp(spec, l, out),
     }
+}
+
+/// The routed experts of one layer: `num_experts` copies of each projection (gate and up, or
+/// gpt-oss's fused gate_up of 2·intermediate rows), each copy with its bias when the experts are
+/// affine.
+fn push_routed_experts(spec: &ModelSpec, moe: Moe, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let (h, e) = (spec.hidden_size, moe.expert_intermediate_size);
+    let experts = |role, rows, cols, out: &mut Vec<TensorDesc>| {
+        let mut tensors = Vec::with_capacity(2);
+        push_linear(role, l, rows, cols, moe.expert_biases, &mut tensors);
+        out.extend(tensors.into_iter().map(|t| TensorDesc { copies: moe.num_experts, ..t }));
+    };
+    if spec.fused_gate_up {
+        experts(Role::FfnGateUpExps, 2 * e, h, out);
+    } else {
+        experts(Role::FfnGateExps, e, h, out);
+        experts(Role::FfnUpExps, e, h, out);
+    }
+    experts(Role::FfnDownExps, h, e, out);
 }
 
 fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
@@ -346,6 +375,16 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     if spec.qk_norm {
         push_norm(spec, Role::AttnQNorm, l, spec.head_dim, out);
         push_norm(spec, Role::AttnKNorm, l, spec.head_dim, out);
+    }
+    if spec.attn_sinks {
+        out.push(TensorDesc {
+            role: Role::AttnSinks,
+            part: Part::Weight,
+            layer: l,
+            rows: 1,
+            cols: spec.num_heads,
+            copies: 1,
+        });
     }
 }
 

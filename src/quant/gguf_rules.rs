@@ -57,7 +57,7 @@ fn category(role: Role) -> Category {
         AttnK => Category::AttnK,
         AttnQ => Category::AttnQ,
         AttnOutput => Category::AttnOutput,
-        FfnUp | FfnGateUp | FfnUpExps | FfnUpShexp => Category::FfnUp,
+        FfnUp | FfnGateUp | FfnUpExps | FfnGateUpExps | FfnUpShexp => Category::FfnUp,
         FfnGate | FfnGateExps | FfnGateShexp => Category::FfnGate,
         FfnDown | FfnDownExps | FfnDownShexp => Category::FfnDown,
         _ => Category::Other,

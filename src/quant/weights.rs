@@ -5,7 +5,13 @@
 //! - weight-only quantized checkpoints (`fp8`, `fp8-block`, `int8`, `nf4`, `nf4-dq`, `gptq`,
 //!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`): only the linear layers inside decoder
 //!   blocks (`Role::is_block_linear`) are quantized, with the layouts of `stored.rs`; embeddings,
-//!   lm_head and MoE routers stay 16-bit, norms and biases keep the checkpoint's own dtype;
+//!   lm_head and MoE routers stay 16-bit, norms and biases keep the checkpoint's own dtype.
+//!   `mxfp4` on a mixture-of-experts model quantizes the routed experts only, as the checkpoints
+//!   that ship it do (gpt-oss: `quantization_config.quant_method = "mxfp4"` with attention,
+//!   router, embeddings and lm_head in `modules_to_not_convert`) and as the loaders of that
+//!   `quant_method` can (transformers' `Mxfp4HfQuantizer` replaces only the experts module;
+//!   vLLM's `Mxfp4Config` gives fused-MoE layers the MXFP4 method and keeps linear layers
+//!   unquantized);
 //! - GGUF file types (`q4_k_m`, `q8_0`, `iq4_xs` ...): every tensor gets the type llama.cpp's
 //!   quantizer would give it (`gguf_rules.rs`).
 //!
@@ -176,7 +182,7 @@ impl WeightFormat {
                 let vector = t.is_vector() || t.part == Part::Bias || t.role.is_norm();
                 if vector || t.role.is_vision() {
                     StoredType::Float(native_float(spec))
-                } else if t.role.is_block_linear() {
+                } else if quantizes(q, t, spec) {
                     StoredType::Quantized(q)
                 } else {
                     StoredType::Float(half_for(q))
@@ -207,6 +213,17 @@ impl WeightFormat {
     /// Exact bytes of all `tensors` (the model's `inventory`) in this format.
     pub fn weight_bytes(self, spec: &ModelSpec, tensors: &[TensorDesc]) -> Bytes {
         Bytes(tensors.iter().map(|t| self.tensor_type(t, spec).tensor_bytes(t)).sum())
+    }
+}
+
+/// Whether scheme `q` quantizes weight matrix `t`: every linear layer inside the decoder blocks,
+/// except that MXFP4 on a mixture-of-experts model covers the routed experts only (gpt-oss-120b:
+/// 36 × 128 experts of 5760 × 2880 and 2880 × 2880 in 60,914,073,600 B, the other 2,167,371,072
+/// parameters in bf16).
+fn quantizes(q: QuantScheme, t: &TensorDesc, spec: &ModelSpec) -> bool {
+    match q {
+        Q::Mxfp4 if spec.moe.is_some() => t.role.is_routed_expert(),
+        _ => t.role.is_block_linear(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! Sources: transformers `Qwen2Config` / `Qwen3Config` (`use_sliding_window`, then layers from
 //! `max_window_layers` on slide), `Gemma2Config` (even layers slide), `Gemma3TextConfig` (layer i
 //! is global when (i + 1) % `sliding_window_pattern` == 0, pattern 6: five sliding layers, then
-//! one global). Newer configs write the pattern out as `layer_types`, which wins when present.
+//! one global), `GptOssConfig` (even layers slide, window 128). Newer configs write the pattern
+//! out as `layer_types`, which wins when present (gpt-oss's official files do).
 
 use super::defaults::ClassDefaults;
 use super::{ConfigError, Reader, MAX_DIM};
@@ -23,27 +24,28 @@ pub(super) fn falcon_kv_heads(r: &Reader, heads: u64) -> Result<u64, ConfigError
 }
 
 /// The sliding window the family applies, if any (Qwen2 and Qwen3 only with `use_sliding_window`;
-/// Gemma 3 always, 4096 when the config leaves it out).
+/// Gemma 3 and gpt-oss always, 4096 and 128 when the config leaves it out).
 pub(super) fn sliding_window(r: &Reader, family: Family, d: &ClassDefaults) -> Result<Option<u64>, ConfigError> {
     let window = || r.opt_u64(&["sliding_window"], 1 << 26);
     match family {
         Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 => window(),
-        Family::Gemma3 => Ok(window()?.or(d.sliding_window)),
+        Family::Gemma3 | Family::GptOss => Ok(window()?.or(d.sliding_window)),
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe if r.bool_or("use_sliding_window", false) => window(),
         _ => Ok(None),
     }
 }
 
 /// Whether `layer` uses the sliding window: explicit `layer_types` first, else the family's
-/// pattern (Gemma 2: even layers; Gemma 3: all but every `sliding_window_pattern`-th; Qwen2 and
-/// Qwen3: layers from `max_window_layers` on; others: all).
+/// pattern (Gemma 2 and gpt-oss: even layers; Gemma 3: all but every
+/// `sliding_window_pattern`-th; Qwen2 and Qwen3: layers from `max_window_layers` on; others: all).
 pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
     if let Some(types) = r.json.get("layer_types").and_then(Value::as_array) {
         return types.get(layer as usize).and_then(Value::as_str) == Some("sliding_attention");
     }
     let field = |name: &str| r.json.get(name).and_then(Value::as_u64);
     match family {
-        Family::Gemma2 => layer % 2 == 0,
+        // `GptOssConfig`: layer i slides when (i + 1) % 2 != 0.
+        Family::Gemma2 | Family::GptOss => layer % 2 == 0,
         Family::Gemma3 => (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0,
         // `Qwen2Config` and `Qwen3Config` default `max_window_layers` to 28.
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),

@@ -1,4 +1,4 @@
-//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3 and Qwen3-MoE.
+//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE and gpt-oss.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -6,6 +6,12 @@
 //! `num_experts` SwiGLU experts of `moe_intermediate_size`, with no shared expert. Every released
 //! checkpoint (30B-A3B, 235B-A22B) has step 1 and no dense layers; dense layers are representable
 //! only as a leading run (`mlp_only_layers` = [0, 1, ..., k-1]), so other layouts are rejected.
+//!
+//! gpt-oss (transformers `GptOssMLP`): every layer is sparse. `GptOssTopKRouter` is a weight
+//! [num_local_experts, hidden] with a bias [num_local_experts]; `GptOssExperts` holds each
+//! expert's fused `gate_up_proj` (hidden → 2·intermediate_size, gate and up interleaved) with a
+//! bias of 2·intermediate_size and `down_proj` (intermediate_size → hidden) with a bias of
+//! hidden. No shared expert.
 
 use super::{ConfigError, Reader, MAX_DIM, MAX_EXPERTS, MAX_LAYERS};
 use crate::model::spec::{Family, Moe};
@@ -20,6 +26,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             shared_intermediate_size: 0,
             first_dense_layers: 0,
             router_bias: false,
+            expert_biases: false,
         })),
         Family::DeepseekV2 | Family::DeepseekV3 => {
             let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else {
@@ -34,6 +41,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 shared_intermediate_size: shared * expert_size,
                 first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
                 router_bias: r.str("topk_method") == Some("noaux_tc"),
+                expert_biases: false,
             }))
         }
         Family::Qwen3Moe => Ok(Some(Moe {
@@ -43,6 +51,17 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             shared_intermediate_size: 0,
             first_dense_layers: qwen3_dense_prefix(r)?,
             router_bias: false,
+            expert_biases: false,
+        })),
+        // `GptOssConfig` names the expert count `num_local_experts` (alias `num_experts`).
+        Family::GptOss => Ok(Some(Moe {
+            num_experts: r.req_u64(&["num_local_experts", "num_experts"], family, MAX_EXPERTS)?,
+            experts_per_token: r.req_u64(&["num_experts_per_tok", "experts_per_token"], family, MAX_EXPERTS)?,
+            expert_intermediate_size: intermediate,
+            shared_intermediate_size: 0,
+            first_dense_layers: 0,
+            router_bias: false,
+            expert_biases: true,
         })),
         _ => Ok(None),
     }

@@ -204,6 +204,41 @@ fn qwen3_moe_experts_and_refused_layouts() {
     assert!(err(r#", "mlp_only_layers": "all""#).contains("expected a list of layer indices"));
 }
 
+/// gpt-oss (`GptOssConfig`): q/k/v/o biases and a 128-token window on even layers by default,
+/// per-head sinks, and every layer a biased router with biased experts whose gate and up are one
+/// matrix; `layer_types` overrides the pattern and `quant_method: mxfp4` names the format.
+#[test]
+fn gpt_oss_defaults_sinks_and_affine_experts() {
+    let text = r#"{"model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 32,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "vocab_size": 100, "num_local_experts": 8, "num_experts_per_tok": 2,
+        "quantization_config": {"quant_method": "mxfp4"}}"#;
+    let parsed = parse_config(text, "g", "t").unwrap();
+    let spec = parsed.spec;
+    assert_eq!(parsed.native_format.as_deref(), Some("mxfp4"));
+    assert_eq!((spec.biases.qkv, spec.biases.attn_out, spec.biases.mlp), (true, true, false));
+    assert!(spec.attn_sinks && spec.fused_gate_up && !spec.tie_word_embeddings && !spec.qk_norm);
+    assert_eq!(spec.max_context, 131_072);
+    let sliding = LayerAttention::Sliding { window: 128 };
+    assert_eq!(spec.layer_attention, [sliding, LayerAttention::Full, sliding, LayerAttention::Full]);
+    let m = spec.moe.unwrap();
+    assert_eq!((m.num_experts, m.experts_per_token, m.expert_intermediate_size), (8, 2, 32));
+    assert!(m.expert_biases && !m.router_bias && m.first_dense_layers == 0);
+    // Per layer: q, o 64·64 + 64 each; k, v 32·64 + 32 each; 4 sinks; 2 norms of 64; router
+    // 8·64 + 8; 8 experts of gate_up 64·64 + 64 and down 64·32 + 64.
+    let layer = 2 * (4096 + 64) + 2 * (2048 + 32) + 4 + 128 + 520 + 8 * (4096 + 64 + 2048 + 64);
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, 4 * layer + 2 * 6400 + 64);
+    let types = text.replace(
+        r#""vocab_size""#,
+        r#""layer_types": ["full_attention", "sliding_attention", "full_attention", "full_attention"],
+        "sliding_window": 64, "attention_bias": false, "vocab_size""#,
+    );
+    let spec = parse_config(&types, "g", "t").unwrap().spec;
+    let sliding = LayerAttention::Sliding { window: 64 };
+    assert_eq!(spec.layer_attention, [LayerAttention::Full, sliding, LayerAttention::Full, LayerAttention::Full]);
+    assert_eq!(spec.biases, Biases::default());
+}
+
 #[test]
 fn quantization_config_names_the_native_format() {
     let text = LLAMA_2_7B.replace(

@@ -17,13 +17,18 @@
 //! spec is the query/key head dim (qk_nope + qk_rope), with `num_kv_heads = num_heads` as in the
 //! Hugging Face config. A `deepseek2` file whose router has a score-correction bias
 //! (`exp_probs_b`) is DeepSeek-V3 (`noaux_tc` routing); without it, DeepSeek-V2.
+//!
+//! gpt-oss (`gpt-oss`, llama.cpp `LLM_ARCH_OPENAI_MOE`): `attn_sinks` per layer, biases on the
+//! router (`ffn_gate_inp.bias`) and on every expert projection (`ffn_*_exps.bias`), the experts'
+//! gate and up split into `ffn_gate_exps` / `ffn_up_exps` by `convert_hf_to_gguf.py` (or kept as
+//! `ffn_gate_up_exps` when it fuses them), and the 128-token window on even layers.
 
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
 use crate::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 12] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 13] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -36,6 +41,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 12] = [
     "falcon",
     "gptneox",
     "deepseek2",
+    "gpt-oss",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -93,8 +99,11 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         },
         fused_qkv: has("blk.0.attn_qkv.weight"),
         qk_norm: has("blk.0.attn_q_norm.weight"),
-        // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows.
-        fused_gate_up: family == Family::Phi3 && !has("blk.0.ffn_gate.weight"),
+        // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows;
+        // gpt-oss's converter splits the experts' gate_up unless asked to fuse them.
+        fused_gate_up: (family == Family::Phi3 && !has("blk.0.ffn_gate.weight"))
+            || has("blk.0.ffn_gate_up_exps.weight"),
+        attn_sinks: has("blk.0.attn_sinks.weight"),
         layer_attention: layer_attention(&k, family, layers)?,
         mla,
         moe: moe(&k, expert_count, intermediate)?,
@@ -169,6 +178,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "gptneox" => Family::GptNeox,
         "deepseek2" if has_router_bias(k.file) => Family::DeepseekV3,
         "deepseek2" => Family::DeepseekV2,
+        "gpt-oss" => Family::GptOss,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
@@ -201,13 +211,14 @@ fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
     }
 }
 
-/// Gemma 2 alternates sliding (even layers) and global attention; Gemma 3 slides on five layers
-/// of every six (llama.cpp `set_swa_pattern(6)`: layer i is global when (i + 1) % 6 == 0); Phi-3
-/// slides on every layer when it has a window. Other families attend to the full context.
+/// Gemma 2 and gpt-oss alternate sliding (even layers) and global attention (llama.cpp
+/// `set_swa_pattern(2)`); Gemma 3 slides on five layers of every six (`set_swa_pattern(6)`: layer
+/// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window. Other
+/// families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
     let sliding = |layer: u64| match (family, window) {
-        (Family::Gemma2, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
+        (Family::Gemma2 | Family::GptOss, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
         (Family::Gemma3, Some(window)) if (layer + 1) % 6 != 0 => LayerAttention::Sliding { window },
         (Family::Phi3, Some(window)) => LayerAttention::Sliding { window },
         _ => LayerAttention::Full,
@@ -255,5 +266,6 @@ fn moe(k: &Keys<'_>, expert_count: u64, intermediate: u64) -> Result<Option<Moe>
         shared_intermediate_size,
         first_dense_layers: k.opt("leading_dense_block_count")?.unwrap_or(0),
         router_bias: has_router_bias(k.file),
+        expert_biases: k.file.tensors.iter().any(|t| t.name.ends_with(".ffn_down_exps.bias")),
     }))
 }

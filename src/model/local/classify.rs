@@ -9,10 +9,12 @@
 //! `weight_scale_inv`, `input_scale`; compressed-tensors `weight_packed` ...). (3) The module name
 //! left at the end gives the role, refined by the path above it: under `experts` a gate/up/down
 //! projection is a routed expert, under `shared_experts` a shared one; `dense` and `c_proj` are
-//! attention outputs under an attention module. Tensors of a multimodal checkpoint outside its
-//! language model never get a decoder layer: Gemma 3's SigLIP `vision_tower` and
-//! `multi_modal_projector` get the vision roles (`Role::is_vision`), other towers (Qwen2-VL's
-//! `visual`) no role.
+//! attention outputs under an attention module. gpt-oss keeps all experts of a layer in bare
+//! tensors named after the projection plus a suffix (`experts.gate_up_proj_blocks`,
+//! `experts.down_proj_bias`); the suffix leaves the role as it is. Tensors of a multimodal
+//! checkpoint outside its language model never get a decoder layer: Gemma 3's SigLIP
+//! `vision_tower` and `multi_modal_projector` get the vision roles (`Role::is_vision`), other
+//! towers (Qwen2-VL's `visual`) no role.
 
 use crate::model::tensors::Role;
 
@@ -48,7 +50,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 30] = [
+const ROLES: [Role; 32] = [
     Role::TokenEmbd,
     Role::Output,
     Role::OutputNorm,
@@ -61,6 +63,7 @@ const ROLES: [Role; 30] = [
     Role::AttnOutput,
     Role::AttnQNorm,
     Role::AttnKNorm,
+    Role::AttnSinks,
     Role::AttnQA,
     Role::AttnQANorm,
     Role::AttnQB,
@@ -75,6 +78,7 @@ const ROLES: [Role; 30] = [
     Role::ExpProbsB,
     Role::FfnGateExps,
     Role::FfnUpExps,
+    Role::FfnGateUpExps,
     Role::FfnDownExps,
     Role::FfnGateShexp,
     Role::FfnUpShexp,
@@ -185,8 +189,14 @@ enum Mlp {
     Shared,
 }
 
+/// Suffixes gpt-oss's checkpoint appends to its experts' parameters, which are bare tensors of
+/// the `experts` module rather than submodules: `gate_up_proj_bias`, and the MXFP4 halves
+/// `down_proj_blocks` (FP4 codes) and `down_proj_scales` (E8M0 scales).
+const PARAMETER_SUFFIXES: [&str; 3] = ["_blocks", "_scales", "_bias"];
+
 fn layer_role(module: &[&str]) -> Option<Role> {
-    let (leaf, path) = module.split_last()?;
+    let (&leaf, path) = module.split_last()?;
+    let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
     let mlp = if path.iter().any(|s| matches!(*s, "shared_experts" | "shared_expert" | "shared_mlp")) {
         Mlp::Shared
@@ -202,7 +212,7 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         Mlp::Shared => Some(shared),
     };
     use Role::*;
-    match *leaf {
+    match leaf {
         "q_proj" | "wq" | "query" => Some(AttnQ),
         "k_proj" | "wk" | "key" => Some(AttnK),
         "v_proj" | "wv" | "value" => Some(AttnV),
@@ -210,6 +220,7 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "o_proj" | "wo" | "out_proj" => Some(AttnOutput),
         "q_norm" if attention => Some(AttnQNorm),
         "k_norm" if attention => Some(AttnKNorm),
+        "sinks" if attention => Some(AttnSinks),
         "dense" | "c_proj" if attention => Some(AttnOutput),
         "q_a_proj" => Some(AttnQA),
         "q_a_layernorm" => Some(AttnQANorm),
@@ -220,7 +231,11 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "gate_proj" | "w1" => ffn(FfnGate, FfnGateExps, FfnGateShexp),
         "up_proj" | "w3" | "dense_h_to_4h" | "fc1" | "c_fc" | "fc_in" => ffn(FfnUp, FfnUpExps, FfnUpShexp),
         "down_proj" | "w2" | "dense_4h_to_h" | "fc2" | "fc_out" | "c_proj" => ffn(FfnDown, FfnDownExps, FfnDownShexp),
-        "gate_up_proj" => matches!(mlp, Mlp::Dense).then_some(FfnGateUp),
+        "gate_up_proj" => match mlp {
+            Mlp::Dense => Some(FfnGateUp),
+            Mlp::Routed => Some(FfnGateUpExps),
+            Mlp::Shared => None,
+        },
         "gate" | "router" => matches!(mlp, Mlp::Dense).then_some(FfnGateInp),
         "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
         "post_attention_layernorm" | "ln_2" | "ln_mlp" | "pre_feedforward_layernorm" | "post_feedforward_layernorm" => {
@@ -281,6 +296,30 @@ mod tests {
         check("multi_modal_projector.mm_input_projection_weight", Some(MmInputProjection), None);
         check("model.layers.7.mlp.experts.127.down_proj.weight", Some(FfnDownExps), Some(7));
         check("model.layers.7.mlp.gate.weight", Some(FfnGateInp), Some(7));
+    }
+
+    /// gpt-oss's safetensors (openai/gpt-oss-120b `model.safetensors.index.json`): sinks, the
+    /// biased router, and the experts' MXFP4 blocks and scales beside their bf16 biases.
+    #[test]
+    fn gpt_oss_names() {
+        check("model.layers.0.self_attn.sinks", Some(AttnSinks), Some(0));
+        check("model.layers.0.self_attn.q_proj.bias", Some(AttnQ), Some(0));
+        check("model.layers.0.mlp.router.weight", Some(FfnGateInp), Some(0));
+        check("model.layers.0.mlp.router.bias", Some(FfnGateInp), Some(0));
+        check("model.layers.3.mlp.experts.gate_up_proj_blocks", Some(FfnGateUpExps), Some(3));
+        check("model.layers.3.mlp.experts.gate_up_proj_scales", Some(FfnGateUpExps), Some(3));
+        check("model.layers.3.mlp.experts.gate_up_proj_bias", Some(FfnGateUpExps), Some(3));
+        check("model.layers.3.mlp.experts.gate_up_proj", Some(FfnGateUpExps), Some(3));
+        check("model.layers.3.mlp.experts.down_proj_blocks", Some(FfnDownExps), Some(3));
+        check("model.layers.3.mlp.experts.down_proj_scales", Some(FfnDownExps), Some(3));
+        check("model.layers.3.mlp.experts.down_proj_bias", Some(FfnDownExps), Some(3));
+        check("model.layers.3.post_attention_layernorm.weight", Some(FfnNorm), Some(3));
+        // llama.cpp's gpt-oss GGUF.
+        check("blk.5.attn_sinks.weight", Some(AttnSinks), Some(5));
+        check("blk.5.ffn_gate_inp.bias", Some(FfnGateInp), Some(5));
+        check("blk.5.ffn_up_exps.bias", Some(FfnUpExps), Some(5));
+        check("blk.5.ffn_gate_up_exps.weight", Some(FfnGateUpExps), Some(5));
+        check("blk.5.post_attention_norm.weight", Some(FfnNorm), Some(5));
     }
 
     /// Gemma 3's vision tower and projector, under transformers 4.50's names and 4.52's

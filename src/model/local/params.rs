@@ -23,6 +23,9 @@ fn logical_weights(t: &LocalTensor, by_name: &HashMap<&str, &LocalTensor>) -> u6
             _ => elements.saturating_mul(container_bits / 4),
         },
         "weight_packed" => elements.saturating_mul(container_bits / 4),
+        // gpt-oss's MXFP4 experts: two FP4 codes per byte of `*_blocks`, one E8M0 scale per 32.
+        part if part.ends_with("_blocks") => elements.saturating_mul(container_bits / 4),
+        part if part.ends_with("_scales") => 0,
         "weight" if is_bnb_4bit(&t.name, by_name) => elements.saturating_mul(2),
         "weight" | "bias" => elements,
         "inv_freq" | "masked_bias" => 0,
@@ -83,6 +86,22 @@ mod tests {
             tensor(&format!("{w}.quant_state.bitsandbytes__nf4"), "U8", &[120]),
         ];
         assert_eq!(count(nf4), 4096 * 4096);
+    }
+
+    /// gpt-oss-20b layer 0's experts: 32 × 5760 × 2880 gate_up and 32 × 2880 × 2880 down
+    /// weights stored as U8 blocks of 16 bytes per 32, with U8 scales and bf16 biases.
+    #[test]
+    fn mxfp4_blocks_unpack_two_weights_per_byte() {
+        let p = "model.layers.0.mlp.experts";
+        let tensors = vec![
+            tensor(&format!("{p}.gate_up_proj_blocks"), "U8", &[32, 5760, 90, 16]),
+            tensor(&format!("{p}.gate_up_proj_scales"), "U8", &[32, 5760, 90]),
+            tensor(&format!("{p}.gate_up_proj_bias"), "BF16", &[32, 5760]),
+            tensor(&format!("{p}.down_proj_blocks"), "U8", &[32, 2880, 90, 16]),
+            tensor(&format!("{p}.down_proj_scales"), "U8", &[32, 2880, 90]),
+            tensor(&format!("{p}.down_proj_bias"), "BF16", &[32, 2880]),
+        ];
+        assert_eq!(count(tensors), 32 * (5760 * 2880 + 5760 + 2880 * 2880 + 2880));
     }
 
     #[test]
