@@ -87,7 +87,7 @@ budget_short() {
 ALL_PARTS=bench,torch,validate,watch
 # LitGPT's wheel present (see the header): its cases run last in `all`, when the budget allows.
 if compgen -G ".whl/litgpt-*.whl" >/dev/null; then ALL_PARTS+=,litgpt; fi
-want() { [[ ",${PART/#all/$ALL_PARTS}," == *",$1,"* ]]; }
+want() { [[ ",${PART//all/$ALL_PARTS}," == *",$1,"* ]]; }
 
 # run_case CASE_ID FILE TIMEOUT_S SUBCOMMAND [ARGS...]
 run_case() {

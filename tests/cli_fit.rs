@@ -193,10 +193,12 @@ fn fit_and_max_answer_for_training_modes() {
 /// A bad `--in-use` is one error before the sweep, not an empty list of setups.
 #[test]
 fn fit_refuses_a_bad_in_use() {
-    let out = headroom().args(["fit", "gemma-3-1b", "--in-use", "nan"]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("--in-use") && err.trim_end().lines().count() == 1, "{err}");
+    for value in ["nan", "500"] {
+        let out = headroom().args(["fit", "gemma-3-1b", "--in-use", value]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("--in-use") && err.trim_end().lines().count() == 1, "{err}");
+    }
 }
 
 /// `headroom accuracy` plans every built-in measurement now: every group's records sit within

@@ -104,6 +104,14 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     let calibration = load_calibration(&args.plan)?;
     // Input errors that no setup can fix surface here, not as an empty sweep.
     plan_report_on(&model, &args.plan, None, calibration.as_ref())?;
+    if let Some(gib) = args.plan.in_use {
+        let largest = GpuCatalog::builtin().iter().map(|g| g.memory_bytes()).max().unwrap_or(0);
+        ensure!(
+            gib * ((1u64 << 30) as f64) < largest as f64,
+            "--in-use {gib:.3} is more than any catalog GPU holds ({:.2} GiB at most)",
+            largest as f64 / (1u64 << 30) as f64
+        );
+    }
     let mut rows = Vec::new();
     for gpu in GpuCatalog::builtin().iter() {
         for count in COUNTS {
