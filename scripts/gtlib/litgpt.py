@@ -18,7 +18,7 @@ import sys
 import types
 
 from .common import Nvml, Recorder, env_info, model_accounting, pkg_version, snapshot
-from .train import optimizer_state_bytes, summarise, train_step
+from .train import optimizer_state_bytes, run_steps
 
 FLAVOURS = {"lora": "litgpt.lora", "adapter": "litgpt.adapter", "adapter-v2": "litgpt.adapter_v2"}
 MARK = {
@@ -103,17 +103,10 @@ def cmd_litgpt(args):
             logits[-1] = logits[-1][..., :-1, :]
             return utils.chunked_cross_entropy(logits, ids[..., 1:])
 
-        steps = []
-        rec["steps"] = steps
-        for i in range(args.steps):
-            steps.append(train_step(torch, model, opt, loss_fn, nvml, i + 1))
-            rec.save()
-            if "error" in steps[-1]:
-                break
-        timed = [s["step_s"] for s in steps[1:] if "step_s" in s]
-        rec["summary"] = {**summarise(steps, timed, args.batch * args.seq), "padded_vocab_size": vocab}
+        run_steps(torch, rec, model, opt, loss_fn, nvml, args)
+        rec["summary"]["padded_vocab_size"] = vocab
         rec["optimizer_state_bytes_final"] = optimizer_state_bytes(torch, opt)
-        rec.finish("ok" if all("error" not in s for s in steps) else "partial")
+        rec.finish("ok" if all("error" not in s for s in rec["steps"]) else "partial")
     except Exception as exc:  # noqa: BLE001
         rec.fail(exc)
         raise

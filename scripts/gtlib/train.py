@@ -147,20 +147,25 @@ def cmd_train(args):
             with autocast():
                 return model(input_ids=ids, labels=ids, use_cache=False).loss
 
-        steps = []
-        rec["steps"] = steps
-        for i in range(args.steps):
-            steps.append(train_step(torch, model, opt, loss_fn, nvml, i + 1))
-            rec.save()
-            if "error" in steps[-1]:
-                break
-        timed = [s["step_s"] for s in steps[1:] if "step_s" in s]
-        tokens = args.batch * args.seq
-        rec["summary"] = summarise(steps, timed, tokens)
-        rec.finish("ok" if all("error" not in s for s in steps) else "partial")
+        run_steps(torch, rec, model, opt, loss_fn, nvml, args)
+        rec.finish("ok" if all("error" not in s for s in rec["steps"]) else "partial")
     except Exception as exc:  # noqa: BLE001
         rec.fail(exc)
         raise
+
+
+def run_steps(torch, rec, model, opt, loss_fn, nvml, args):
+    """args.steps steps into rec["steps"] (saved after each; stops at the first error), then
+    rec["summary"] over args.batch × args.seq tokens per step."""
+    steps = []
+    rec["steps"] = steps
+    for i in range(args.steps):
+        steps.append(train_step(torch, model, opt, loss_fn, nvml, i + 1))
+        rec.save()
+        if "error" in steps[-1]:
+            break
+    timed = [s["step_s"] for s in steps[1:] if "step_s" in s]
+    rec["summary"] = summarise(steps, timed, args.batch * args.seq)
 
 
 def train_step(torch, model, opt, loss_fn, nvml, number):

@@ -234,30 +234,25 @@ pub fn median_and_worst(errors: &[f64]) -> Option<(f64, f64)> {
 pub fn listing(all_records: bool) -> anyhow::Result<Listing> {
     // (group · memory or speed, numeric outcomes, fits verdicts, verdicts the plan gets right)
     let mut by_group: Vec<(String, Vec<Outcome>, usize, usize)> = Vec::new();
-    let mut slot = |name: String| match by_group.iter().position(|g| g.0 == name) {
-        Some(i) => i,
-        None => {
-            by_group.push((name, Vec::new(), 0, 0));
-            by_group.len() - 1
-        }
-    };
-    let mut placed: Vec<(usize, Option<Outcome>, Option<bool>)> = Vec::new();
+    // The group's entry, added in file order the first time it is seen.
+    fn entry(
+        groups: &mut Vec<(String, Vec<Outcome>, usize, usize)>,
+        name: String,
+    ) -> &mut (String, Vec<Outcome>, usize, usize) {
+        let i = groups.iter().position(|g| g.0 == name).unwrap_or_else(|| {
+            groups.push((name, Vec::new(), 0, 0));
+            groups.len() - 1
+        });
+        &mut groups[i]
+    }
     for (group, rec) in records()? {
         let id = &rec.id;
         if let Some(o) = outcome(&rec).with_context(|| format!("record {id}"))? {
-            placed.push((slot(format!("{group} · {}", o.kind())), Some(o), None));
+            entry(&mut by_group, format!("{group} · {}", o.kind())).1.push(o);
         } else if let Some((measured, planned)) = verdict(&rec).with_context(|| format!("record {id}"))? {
-            placed.push((slot(format!("{group} · memory")), None, Some(measured == planned)));
-        }
-    }
-    for (i, o, right) in placed {
-        match (o, right) {
-            (Some(o), _) => by_group[i].1.push(o),
-            (None, Some(right)) => {
-                by_group[i].2 += 1;
-                by_group[i].3 += right as usize;
-            }
-            (None, None) => {}
+            let g = entry(&mut by_group, format!("{group} · memory"));
+            g.2 += 1;
+            g.3 += (measured == planned) as usize;
         }
     }
     let pct = |x: f64| format!("{:.2}%", x * 100.0);

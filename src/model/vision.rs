@@ -26,6 +26,21 @@
 use super::tensors::{Part, Role, TensorDesc};
 use serde::Serialize;
 
+/// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
+/// `fc1`, `fc2`): what checkpoint classification and peft's module names share.
+pub fn linear_role(name: &str) -> Option<Role> {
+    use Role::*;
+    Some(match name {
+        "q_proj" => VisionAttnQ,
+        "k_proj" => VisionAttnK,
+        "v_proj" => VisionAttnV,
+        "out_proj" => VisionAttnOutput,
+        "fc1" => VisionFfnUp,
+        "fc2" => VisionFfnDown,
+        _ => return None,
+    })
+}
+
 /// A SigLIP vision encoder and the Gemma 3 projector behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct VisionTower {

@@ -165,19 +165,14 @@ fn global_role(module: &[&str]) -> Option<Role> {
 /// `modeling_gemma3.py`); the projection is a bare parameter, so its name is its leaf.
 fn vision_role(module: &[&str]) -> Option<Role> {
     use Role::*;
-    Some(match *module.last()? {
+    let leaf = *module.last()?;
+    Some(match leaf {
         "patch_embedding" => VisionPatchEmbd,
         "position_embedding" => VisionPosEmbd,
         "layer_norm1" | "layer_norm2" | "post_layernorm" => VisionNorm,
-        "q_proj" => VisionAttnQ,
-        "k_proj" => VisionAttnK,
-        "v_proj" => VisionAttnV,
-        "out_proj" => VisionAttnOutput,
-        "fc1" => VisionFfnUp,
-        "fc2" => VisionFfnDown,
         "mm_soft_emb_norm" => MmSoftEmbNorm,
         "mm_input_projection_weight" => MmInputProjection,
-        _ => return None,
+        _ => return crate::model::vision::linear_role(leaf),
     })
 }
 

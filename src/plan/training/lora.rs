@@ -111,16 +111,7 @@ fn module_role(name: &str) -> Option<Role> {
 /// The SigLIP linear a peft module name also matches (SigLIP names: `q_proj`, `k_proj`,
 /// `v_proj`, `out_proj`, `mlp.fc1`, `mlp.fc2`).
 fn vision_module_role(name: &str) -> Option<Role> {
-    use Role::*;
-    Some(match name.to_ascii_lowercase().as_str() {
-        "q_proj" => VisionAttnQ,
-        "k_proj" => VisionAttnK,
-        "v_proj" => VisionAttnV,
-        "out_proj" => VisionAttnOutput,
-        "fc1" => VisionFfnUp,
-        "fc2" => VisionFfnDown,
-        _ => return None,
-    })
+    crate::model::vision::linear_role(&name.to_ascii_lowercase())
 }
 
 /// Adapter parameters of one adapted matrix: `r·(in + out)`.
