@@ -4,6 +4,7 @@ use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
 use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
+use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
@@ -144,6 +145,35 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
 /// Reads `--calibration FILE`, if given: a calibration file (plan/throughput/efficiency.rs) or a
 /// `headroom bench --json` profile, whose achieved copy bandwidth and bf16 GEMM rate calibrate
 /// the GPU it ran on.
+/// Whether `engine` builds `model`'s vision tower: not where the engine leaves it out or the user
+/// serves text only (llama.cpp without --mmproj, vLLM with no image per prompt).
+pub fn keeps_vision(engine: Engine, model: &ResolvedModel, text_only: bool) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        !text_only || model.tensors.iter().any(|t| t.role.is_vision()),
+        "--text-only: {} has no vision encoder to leave out; drop it",
+        model.spec.id
+    );
+    Ok(engine.builds_vision_tower() && !text_only)
+}
+
+/// LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
+fn unties(engine: Engine, model: &ResolvedModel) -> bool {
+    engine.unties_embeddings() && model.spec.tie_word_embeddings
+}
+
+/// The tensors `engine` builds from `model`: its inventory, less the vision tower unless
+/// `vision`, plus a separate lm_head where the engine unties a tied checkpoint.
+pub fn built_tensors(engine: Engine, model: &ResolvedModel, vision: bool) -> Vec<TensorDesc> {
+    let mut tensors = model.tensors.clone();
+    if !vision {
+        tensors.retain(|t| !t.role.is_vision());
+    }
+    if unties(engine, model) {
+        tensors.push(crate::model::tensors::output_matrix(&model.spec));
+    }
+    tensors
+}
+
 pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> {
     let Some(path) = &args.calibration else { return Ok(None) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading calibration {}", path.display()))?;
@@ -214,45 +244,20 @@ pub fn plan_report_on(
         .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
-    let bytes_of = |t: &crate::model::tensors::TensorDesc| {
-        if engine.quantizes_lm_head() {
-            format.tensor_bytes_quantizing_lm_head(t, spec)
-        } else {
-            format.tensor_bytes(t, spec)
-        }
-    };
-    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints.
-    let untied = engine.unties_embeddings() && spec.tie_word_embeddings;
-    let lm_head = crate::model::tensors::output_matrix(spec);
-    // A multimodal checkpoint's vision tower, unless the engine leaves it out or the user serves
-    // text only (llama.cpp without --mmproj, vLLM with no image per prompt).
-    anyhow::ensure!(
-        !args.text_only || model.tensors.iter().any(|t| t.role.is_vision()),
-        "--text-only: {} has no vision encoder to leave out; drop it",
-        spec.id
-    );
-    let vision = engine.builds_vision_tower() && !args.text_only;
+    let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
+    let vision = keeps_vision(engine, model, args.text_only)?;
     let weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();
             if !vision {
                 layout.vision = crate::units::Bytes::ZERO;
             }
-            if untied {
-                layout.output += bytes_of(&lm_head);
+            if unties(engine, model) {
+                layout.output += bytes_of(&crate::model::tensors::output_matrix(spec));
             }
             layout
         }
-        None => {
-            let mut tensors = model.tensors.clone();
-            if !vision {
-                tensors.retain(|t| !t.role.is_vision());
-            }
-            if untied {
-                tensors.push(lm_head);
-            }
-            WeightLayout::from_inventory(spec.num_layers, &tensors, bytes_of)
-        }
+        None => WeightLayout::from_inventory(spec.num_layers, &built_tensors(engine, model, vision), bytes_of),
     };
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {

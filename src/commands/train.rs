@@ -2,7 +2,7 @@
 //! the arguments (resolving the extra RLHF models) and renders the training plan.
 
 use super::fit::gpu_price;
-use super::plan::{device, device_speed, load_calibration};
+use super::plan::{built_tensors, device, device_speed, keeps_vision, load_calibration};
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::parse_gpu_arg;
 use crate::catalog::gpus::GpuSpec;
@@ -65,25 +65,10 @@ pub fn train_report_on(
         litgpt_supports(mode, args, model)?;
     }
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
-    anyhow::ensure!(
-        !args.text_only || model.tensors.iter().any(|t| t.role.is_vision()),
-        "--text-only: {} has no vision encoder to leave out; drop it",
-        model.spec.id
-    );
+    let vision = keeps_vision(engine, model, args.text_only)?;
     let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     let extra = extra_models(mode, args)?;
-    // LitGPT builds lm_head and the embedding as two matrices even for tied checkpoints, and
-    // leaves a multimodal checkpoint's vision tower out.
-    let tensors_of = |m: &ResolvedModel| {
-        let mut t = m.tensors.clone();
-        if !engine.builds_vision_tower() || args.text_only {
-            t.retain(|d| !d.role.is_vision());
-        }
-        if engine.unties_embeddings() && m.spec.tie_word_embeddings {
-            t.push(crate::model::tensors::output_matrix(&m.spec));
-        }
-        t
-    };
+    let tensors_of = |m: &ResolvedModel| built_tensors(engine, m, vision);
     let policy_tensors = tensors_of(model);
     let extra_tensors: Vec<_> = extra.iter().map(|(_, r)| tensors_of(r.as_ref().unwrap_or(model))).collect();
     let quantized_lm_head = engine.quantizes_lm_head() && format.is_quantized();

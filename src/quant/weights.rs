@@ -197,13 +197,15 @@ impl WeightFormat {
         Bytes(self.tensor_type(t, spec).tensor_bytes(t))
     }
 
-    /// Exact bytes of tensor `t` under a quantizer that covers lm_head like every other linear
-    /// layer (LitGPT's bitsandbytes plugin replaces every `nn.Linear`); other tensors as
-    /// `tensor_bytes`. Llama-2-7B's lm_head in NF4: 131,072,000 weights × 4.5 bits = 73.7 MB
-    /// instead of 262 MB in bf16.
-    pub fn tensor_bytes_quantizing_lm_head(self, t: &TensorDesc, spec: &ModelSpec) -> Bytes {
+    /// Exact bytes of tensor `t`, where `quantized_lm_head` says the quantizer covers lm_head
+    /// like every other linear layer (LitGPT's bitsandbytes plugin replaces every `nn.Linear`);
+    /// other tensors as `tensor_bytes`. Llama-2-7B's lm_head in NF4: 131,072,000 weights ×
+    /// 4.5 bits = 73.7 MB instead of 262 MB in bf16.
+    pub fn tensor_bytes_with_head(self, t: &TensorDesc, spec: &ModelSpec, quantized_lm_head: bool) -> Bytes {
         match self {
-            WeightFormat::Quantized(q) if t.role == Role::Output && !t.is_vector() && t.part != Part::Bias => {
+            WeightFormat::Quantized(q)
+                if quantized_lm_head && t.role == Role::Output && !t.is_vector() && t.part != Part::Bias =>
+            {
                 Bytes(StoredType::Quantized(q).tensor_bytes(t))
             }
             _ => self.tensor_bytes(t, spec),

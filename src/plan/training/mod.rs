@@ -159,11 +159,7 @@ pub struct ModelInput<'a> {
 impl ModelInput<'_> {
     /// Stored bytes of tensor `t` of this model.
     pub fn tensor_bytes(&self, t: &TensorDesc) -> Bytes {
-        if self.quantized_lm_head {
-            self.format.tensor_bytes_quantizing_lm_head(t, self.spec)
-        } else {
-            self.format.tensor_bytes(t, self.spec)
-        }
+        self.format.tensor_bytes_with_head(t, self.spec, self.quantized_lm_head)
     }
 }
 
