@@ -25,6 +25,7 @@ fn mixtral() -> ModelSpec {
         expert_intermediate_size: 14336,
         shared_intermediate_size: 0,
         first_dense_layers: 0,
+        shared_expert_gate: false,
         router_bias: false,
         expert_biases: false,
     };
@@ -46,6 +47,7 @@ fn deepseek_like(layers: u64) -> ModelSpec {
         expert_intermediate_size: 2048,
         shared_intermediate_size: 2048,
         first_dense_layers: 1,
+        shared_expert_gate: false,
         router_bias: true,
         expert_biases: false,
     };

@@ -54,6 +54,7 @@ fn required_ids_exist() {
         "gemma-3-27b",
         "gpt-oss-20b",
         "gpt-oss-120b",
+        "qwen3-next-80b-a3b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -164,6 +165,7 @@ fn text_only_models_keep_their_counts() {
         ("pythia-1b", 1_011_781_632, 1_011_781_632),
         ("stablelm-base-alpha-3b", 3_637_321_728, 3_637_321_728),
         ("stablelm-base-alpha-7b", 7_868_755_968, 7_868_755_968),
+        ("qwen3-next-80b-a3b", 79_674_391_296, 3_874_929_408),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

@@ -74,13 +74,14 @@ fn group_of(role: Role) -> &'static str {
         TokenEmbd => "embeddings",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
+        SsmInQkvz | SsmBa | SsmConv1d | SsmDt | SsmA | SsmNorm | SsmOut => "linear attention",
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
             "attention"
         }
         FfnGate | FfnUp | FfnGateUp | FfnDown => "mlp",
         FfnGateInp | ExpProbsB => "router",
         FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",
-        FfnGateShexp | FfnUpShexp | FfnDownShexp => "shared experts",
+        FfnGateShexp | FfnUpShexp | FfnDownShexp | FfnGateInpShexp => "shared experts",
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
         | VisionFfnUp | VisionFfnDown => "vision tower",
         MmSoftEmbNorm | MmInputProjection => "projector",

@@ -57,6 +57,21 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `engine` implements `spec`'s architecture. Linear-attention hybrids (Qwen3-Next's
+/// Gated DeltaNet) run in transformers (4.57+), vLLM (0.10.2+) and llama.cpp (`qwen3next`), not in
+/// ExLlama (Llama-family only), LitGPT (no DeltaNet block) or headroom's engine (attention
+/// layers only).
+pub fn runs_model(engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyhow::Result<()> {
+    let hybrid_ok = matches!(engine, Engine::Hf | Engine::Vllm | Engine::LlamaCpp | Engine::Bare);
+    anyhow::ensure!(
+        spec.linear_attention.is_none() || hybrid_ok,
+        "--engine {}: {} has linear-attention (Gated DeltaNet) layers, which it does not implement; use --engine hf, vllm or llama.cpp",
+        engine.id(),
+        spec.id
+    );
+    Ok(())
+}
+
 /// Refuses options the chosen mode would silently ignore: inference knobs on a training plan,
 /// training knobs on an inference plan (those with a default count only when changed).
 pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
@@ -141,10 +156,6 @@ pub fn plan_report(model: &ResolvedModel, args: &PlanArgs) -> anyhow::Result<Pla
     plan_report_on(model, args, gpu, load_calibration(args)?.as_ref())
 }
 
-/// Reads `--calibration FILE`, if given.
-/// Reads `--calibration FILE`, if given: a calibration file (plan/throughput/efficiency.rs) or a
-/// `headroom bench --json` profile, whose achieved copy bandwidth and bf16 GEMM rate calibrate
-/// the GPU it ran on.
 /// Whether `engine` builds `model`'s vision tower: not where the engine leaves it out or the user
 /// serves text only (llama.cpp without --mmproj, vLLM with no image per prompt).
 pub fn keeps_vision(engine: Engine, model: &ResolvedModel, text_only: bool) -> anyhow::Result<bool> {
@@ -174,6 +185,9 @@ pub fn built_tensors(engine: Engine, model: &ResolvedModel, vision: bool) -> Vec
     tensors
 }
 
+/// Reads `--calibration FILE`, if given: a calibration file (plan/throughput/efficiency.rs) or a
+/// `headroom bench --json` profile, whose achieved copy bandwidth and bf16 GEMM rate calibrate
+/// the GPU it ran on.
 pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> {
     let Some(path) = &args.calibration else { return Ok(None) };
     let text = std::fs::read_to_string(path).with_context(|| format!("reading calibration {}", path.display()))?;
@@ -231,6 +245,7 @@ pub fn plan_report_on(
     if let Some((g, _)) = gpu {
         runs_on(engine, g)?;
     }
+    runs_model(engine, spec)?;
     if from_file.is_none() {
         engine
             .loads(format)

@@ -89,6 +89,7 @@ pub fn train_report_on(
     if let Some((g, _)) = gpu {
         super::plan::runs_on(engine, g)?;
     }
+    super::plan::runs_model(engine, &model.spec)?;
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
     let gpus = gpu.map_or(t.tp * t.pp, |(_, count)| count as u64);
     let context = args.context.unwrap_or(4096.min(model.spec.max_context));

@@ -19,7 +19,7 @@ mod moe;
 mod vision;
 
 use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, NormKind};
-use attention::{falcon_kv_heads, layer_slides, sliding_window};
+use attention::{falcon_kv_heads, layer_is_linear, layer_slides, linear_attention, sliding_window};
 use defaults::ClassDefaults;
 use serde_json::Value;
 use thiserror::Error;
@@ -253,8 +253,10 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     };
     let moe = moe::parse_moe(r, family, intermediate)?;
     let window = sliding_window(r, family, &d)?;
+    let linear = linear_attention(r, family)?;
     let layer_attention = (0..layers)
         .map(|layer| match window {
+            _ if linear.is_some() && layer_is_linear(r, layer) => LayerAttention::Linear,
             Some(w) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
             _ => LayerAttention::Full,
         })
@@ -277,10 +279,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
         fused_gate_up: matches!(family, Phi3 | GptOss),
-        qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3),
+        qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next),
         attn_sinks: family == GptOss,
+        attn_output_gate: family == Qwen3Next,
         layer_attention,
         mla,
+        linear_attention: linear,
         moe,
         logit_softcap: r.json.get("final_logit_softcapping").is_some_and(|v| v.as_f64().is_some_and(|c| c > 0.0)),
         native_dtype_bytes: match r.str("torch_dtype").or(r.str("dtype")) {

@@ -35,6 +35,10 @@ pub enum Family {
     /// and experts (gate and up fused), q/k/v/o biases, per-head attention sinks, and sliding
     /// and full attention alternating.
     GptOss,
+    /// Qwen3-Next (`Qwen3NextForCausalLM`): a hybrid of Gated DeltaNet linear-attention layers
+    /// and gated full-attention layers (three to one), every layer a mixture of experts with a
+    /// gated shared expert.
+    Qwen3Next,
 }
 
 impl Family {
@@ -57,10 +61,11 @@ impl Family {
             Family::Qwen3Moe => "qwen3_moe",
             Family::Gemma3 => "gemma3_text",
             Family::GptOss => "gpt_oss",
+            Family::Qwen3Next => "qwen3_next",
         }
     }
 
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 17] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -77,6 +82,7 @@ impl Family {
         Family::Qwen3Moe,
         Family::Gemma3,
         Family::GptOss,
+        Family::Qwen3Next,
     ];
 }
 
@@ -106,6 +112,56 @@ pub enum LayerAttention {
     Full,
     /// Attends to the last `window` tokens only: caches at most that many.
     Sliding { window: u64 },
+    /// Linear attention (Gated DeltaNet, `ModelSpec::linear_attention`): no tokens cached, a
+    /// fixed-size recurrent state and a short convolution window per sequence instead.
+    Linear,
+}
+
+/// Gated DeltaNet linear attention (Yang et al. 2024, arXiv 2412.06464; transformers
+/// `Qwen3NextGatedDeltaNet`). Per token, `in_proj_qkvz` makes queries and keys for the key heads
+/// and values and an output gate `z` for the value heads, `in_proj_ba` a write strength β and a
+/// decay α per value head; q, k and v pass a causal depthwise convolution of `conv_kernel` taps;
+/// each value head keeps a `key_head_dim × value_head_dim` state matrix `S`, updated
+/// `S ← α·S + β·(v − S·k)·kᵀ` and read `o = S·q`; a gated RMSNorm and `out_proj` follow.
+///
+/// Qwen3-Next-80B-A3B: 16 key heads and 32 value heads of 128, kernel 4: key_dim 2048,
+/// value_dim 4096, conv_dim 8192; a state of 32·128·128 = 524,288 values per layer and sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LinearAttention {
+    pub num_key_heads: u64,
+    pub num_value_heads: u64,
+    pub key_head_dim: u64,
+    pub value_head_dim: u64,
+    /// Taps of the causal convolution over q, k and v (`linear_conv_kernel_dim`).
+    pub conv_kernel: u64,
+}
+
+impl LinearAttention {
+    /// Width of all queries (or all keys): `num_key_heads · key_head_dim`.
+    pub fn key_dim(&self) -> u64 {
+        self.num_key_heads * self.key_head_dim
+    }
+
+    /// Width of all values (and of the output gate `z`): `num_value_heads · value_head_dim`.
+    pub fn value_dim(&self) -> u64 {
+        self.num_value_heads * self.value_head_dim
+    }
+
+    /// Channels of the convolution: q, k and v together, `2·key_dim + value_dim`.
+    pub fn conv_dim(&self) -> u64 {
+        2 * self.key_dim() + self.value_dim()
+    }
+
+    /// Values of one sequence's recurrent state in one layer: `num_value_heads · d_k · d_v`.
+    pub fn state_values(&self) -> u64 {
+        self.num_value_heads * self.key_head_dim * self.value_head_dim
+    }
+
+    /// Values of one sequence's convolution state in one layer: the last `kernel − 1` inputs of
+    /// every channel.
+    pub fn conv_state_values(&self) -> u64 {
+        self.conv_dim() * (self.conv_kernel - 1)
+    }
 }
 
 /// Multi-head latent attention (DeepSeek-V2/V3): queries and keys/values go through low-rank
@@ -134,6 +190,9 @@ pub struct Moe {
     /// The first layers keep a dense MLP of `intermediate_size` (DeepSeek `first_k_dense_replace`;
     /// a Qwen3-MoE `mlp_only_layers` of `[0, 1, ..., k-1]`).
     pub first_dense_layers: u64,
+    /// The shared expert's output is scaled by `sigmoid(shared_expert_gate(x))`, a `1 × hidden`
+    /// linear (Qwen2-MoE, Qwen3-Next).
+    pub shared_expert_gate: bool,
     /// The router has a per-expert score-correction bias (DeepSeek-V3 `noaux_tc`).
     pub router_bias: bool,
     /// The router and every routed expert are affine, each with its own bias (gpt-oss:
@@ -189,9 +248,14 @@ pub struct ModelSpec {
     /// Each layer has a learned attention sink per query head (gpt-oss `self_attn.sinks`): a
     /// `num_heads`-long vector of logits that joins every softmax and is then dropped.
     pub attn_sinks: bool,
+    /// Attention gates its output per element by `sigmoid` of a second query-sized projection
+    /// (Qwen3-Next's `q_proj` has `2 · num_heads · head_dim` outputs: the queries and the gate).
+    pub attn_output_gate: bool,
     /// One entry per layer.
     pub layer_attention: Vec<LayerAttention>,
     pub mla: Option<Mla>,
+    /// The shape of the `LayerAttention::Linear` layers (Qwen3-Next's Gated DeltaNet).
+    pub linear_attention: Option<LinearAttention>,
     pub moe: Option<Moe>,
     /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
     pub native_dtype_bytes: u64,
@@ -222,6 +286,21 @@ impl ModelSpec {
         self.moe.is_some_and(|m| layer >= m.first_dense_layers)
     }
 
+    /// Whether layer `layer` is a linear-attention (Gated DeltaNet) layer.
+    pub fn is_linear_layer(&self, layer: u64) -> bool {
+        self.layer_attention.get(layer as usize) == Some(&LayerAttention::Linear)
+    }
+
+    /// Layers with softmax attention and a KV cache (all but the linear-attention layers).
+    pub fn attention_layers(&self) -> u64 {
+        self.layer_attention.iter().filter(|a| **a != LayerAttention::Linear).count() as u64
+    }
+
+    /// Output rows of the query projection: the queries, and with an output gate the gate too.
+    pub fn q_proj_rows(&self) -> u64 {
+        self.q_width() * (1 + self.attn_output_gate as u64)
+    }
+
     /// Query heads per KV head (1 for MHA).
     pub fn gqa_group(&self) -> u64 {
         self.num_heads / self.num_kv_heads.max(1)
@@ -238,8 +317,11 @@ impl ModelSpec {
             _ => self.intermediate_size,
         };
         let gate_up = if self.fused_gate_up { 2 } else { 1 };
+        // Gated DeltaNet's fused input projection: q, k, v and z.
+        let linear_in = self.linear_attention.map_or(0, |la| h * (2 * la.key_dim() + 2 * la.value_dim()));
         (h * mlp * gate_up)
-            .max(h * self.q_width())
+            .max(h * self.q_proj_rows())
             .max(h * (self.q_width() + 2 * self.kv_width()) * self.fused_qkv as u64)
+            .max(linear_in)
     }
 }

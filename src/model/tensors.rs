@@ -27,11 +27,24 @@
 //! 5760·2880 + 5760 and down 2880·2880 + 2880 = 823,186,976; total 2·579,133,440 + 24 ·
 //! 823,186,976 + 2880 = 20,914,757,184, the model card's 20.91B.
 //!
+//! Qwen3-Next-80B-A3B (h 2048, 48 layers: 36 Gated DeltaNet and 12 gated full attention, 512
+//! experts of 512 and a shared expert of 512 in every layer, vocab 151936, untied): embeddings
+//! 311,164,928 and the same for lm_head; a DeltaNet layer in_proj_qkvz 12288·2048, in_proj_ba
+//! 64·2048, conv 8192·4, dt_bias and A_log 2·32, norm 128, out_proj 2048·4096 = 33,718,464; an
+//! attention layer q_proj (queries and gate) 8192·2048, k and v 2·512·2048, o 2048·4096, q/k norms
+//! 2·256 = 27,263,488; every layer's MoE block router 512·2048, experts 512·3·512·2048, shared
+//! expert 3·512·2048 and its gate 2048 = 1,614,809,088, and two norms 2·2048; total
+//! 2·311,164,928 + 36·33,718,464 + 12·27,263,488 + 48·(1,614,809,088 + 4096) + 2048 =
+//! 79,674,391,296, the
+//! published total of the same architecture without its multi-token-prediction layer
+//! (Qwen3-Coder-Next; the 80B-A3B checkpoints add a 1,650,471,424-parameter MTP block that
+//! engines load only for speculative decoding).
+//!
 //! A multimodal checkpoint (Gemma 3 4B/12B/27B) adds its vision encoder and projector after the
 //! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
 //! quantized, never in the active (per-token) parameters.
 
-use super::spec::{LayerAttention, MlpKind, ModelSpec, Moe, NormKind};
+use super::spec::{LayerAttention, LinearAttention, MlpKind, ModelSpec, Moe, NormKind};
 use serde::Serialize;
 
 /// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
@@ -81,6 +94,21 @@ pub enum Role {
     FfnGateShexp,
     FfnUpShexp,
     FfnDownShexp,
+    /// The shared expert's output gate (Qwen3-Next `shared_expert_gate`, `1 × hidden`).
+    FfnGateInpShexp,
+    /// Gated DeltaNet (`linear_attn.*`): the fused input projection to q, k, v and the output
+    /// gate z (`in_proj_qkvz`), and to β and α (`in_proj_ba`).
+    SsmInQkvz,
+    SsmBa,
+    /// The depthwise causal convolution over q, k and v (`conv1d`, `conv_dim × kernel`, no bias).
+    SsmConv1d,
+    /// Per-value-head decay parameters (`dt_bias`, `A_log`).
+    SsmDt,
+    SsmA,
+    /// The gated RMSNorm over each value head (`norm`, `value_head_dim` long).
+    SsmNorm,
+    /// The output projection (`out_proj`, value_dim → hidden).
+    SsmOut,
     /// SigLIP vision encoder (`vision_tower`, see `vision.rs`): the patch-embedding convolution
     /// (`hidden × channels·patch²`, with bias) and the learned position embeddings.
     VisionPatchEmbd,
@@ -138,6 +166,14 @@ impl Role {
             FfnGateShexp => "ffn_gate_shexp",
             FfnUpShexp => "ffn_up_shexp",
             FfnDownShexp => "ffn_down_shexp",
+            FfnGateInpShexp => "ffn_gate_inp_shexp",
+            SsmInQkvz => "ssm_in",
+            SsmBa => "ssm_ba",
+            SsmConv1d => "ssm_conv1d",
+            SsmDt => "ssm_dt",
+            SsmA => "ssm_a",
+            SsmNorm => "ssm_norm",
+            SsmOut => "ssm_out",
             // llama.cpp keeps these in a separate mmproj file (clip.cpp names; `v.ln` stands for
             // its `v.blk.N.ln1`, `ln2` and `v.post_ln`).
             VisionPatchEmbd => "v.patch_embd",
@@ -157,7 +193,13 @@ impl Role {
     /// Norm weight vectors of the language model (kept in full precision by every format).
     pub fn is_norm(self) -> bool {
         use Role::*;
-        matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm)
+        matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm | SsmNorm)
+    }
+
+    /// Gated DeltaNet's small parameters that no quantizer touches: the convolution and the
+    /// per-head decay vectors (vLLM and llama.cpp keep them in 16 or 32 bits).
+    pub fn is_ssm_param(self) -> bool {
+        matches!(self, Role::SsmConv1d | Role::SsmDt | Role::SsmA)
     }
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
@@ -166,12 +208,15 @@ impl Role {
     }
 
     /// Linear layers inside decoder blocks: the matrices weight-only quantizers (GPTQ, AWQ,
-    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms, attention sinks, the router and
-    /// the vision encoder and projector are not among them.
+    /// bitsandbytes, FP8) replace. Embeddings, lm_head, norms, attention sinks, the routers (and
+    /// the shared expert's one-row gate), Gated DeltaNet's convolution and decay vectors, and the
+    /// vision encoder and projector are not among them.
     pub fn is_block_linear(self) -> bool {
+        use Role::*;
         !self.is_norm()
             && !self.is_vision()
-            && !matches!(self, Role::TokenEmbd | Role::Output | Role::FfnGateInp | Role::ExpProbsB | Role::AttnSinks)
+            && !self.is_ssm_param()
+            && !matches!(self, TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks)
     }
 
     /// The vision encoder and projector of a multimodal checkpoint: weights on the GPU that
@@ -295,7 +340,10 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
     let l = Some(layer);
     let h = spec.hidden_size;
     push_norm(spec, Role::AttnNorm, l, h, out);
-    push_attention(spec, l, out);
+    match spec.linear_attention {
+        Some(la) if spec.is_linear_layer(layer as u64) => push_linear_attention(spec, la, l, out),
+        _ => push_attention(spec, l, out),
+    }
     for _ in 1..spec.norms_per_layer {
         push_norm(spec, Role::FfnNorm, l, h, out);
     }
@@ -318,6 +366,9 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
                 out.push(matrix(Role::FfnGateShexp, l, s, h));
                 out.push(matrix(Role::FfnUpShexp, l, s, h));
                 out.push(matrix(Role::FfnDownShexp, l, h, s));
+                if moe.shared_expert_gate {
+                    out.push(matrix(Role::FfnGateInpShexp, l, 1, h));
+                }
             }
         }
         _ => push_dense_mlp(spec, l, out),
@@ -367,7 +418,7 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     if spec.fused_qkv {
         push_linear(Role::AttnQkv, l, q + 2 * kv, h, b.qkv, out);
     } else {
-        push_linear(Role::AttnQ, l, q, h, b.qkv, out);
+        push_linear(Role::AttnQ, l, spec.q_proj_rows(), h, b.qkv, out);
         push_linear(Role::AttnK, l, kv, h, b.qkv, out);
         push_linear(Role::AttnV, l, kv, h, b.qkv, out);
     }
@@ -386,6 +437,42 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
             copies: 1,
         });
     }
+}
+
+/// A Gated DeltaNet layer (transformers `Qwen3NextGatedDeltaNet`, no biases): `in_proj_qkvz`
+/// (2·key_dim + 2·value_dim rows), `in_proj_ba` (2·value heads), the convolution (conv_dim ×
+/// kernel), `dt_bias` and `A_log` (one per value head), the gated norm (value_head_dim) and
+/// `out_proj` (hidden × value_dim).
+fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let h = spec.hidden_size;
+    out.push(matrix(Role::SsmInQkvz, l, 2 * la.key_dim() + 2 * la.value_dim(), h));
+    out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
+    out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
+    out.push(TensorDesc {
+        role: Role::SsmDt,
+        part: Part::Bias,
+        layer: l,
+        rows: 1,
+        cols: la.num_value_heads,
+        copies: 1,
+    });
+    out.push(TensorDesc {
+        role: Role::SsmA,
+        part: Part::Weight,
+        layer: l,
+        rows: 1,
+        cols: la.num_value_heads,
+        copies: 1,
+    });
+    out.push(TensorDesc {
+        role: Role::SsmNorm,
+        part: Part::Weight,
+        layer: l,
+        rows: 1,
+        cols: la.value_head_dim,
+        copies: 1,
+    });
+    out.push(matrix(Role::SsmOut, l, h, la.value_dim()));
 }
 
 fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
@@ -431,5 +518,6 @@ pub fn cached_tokens(attention: LayerAttention, context: u64) -> u64 {
     match attention {
         LayerAttention::Full => context,
         LayerAttention::Sliding { window } => context.min(window),
+        LayerAttention::Linear => 0,
     }
 }

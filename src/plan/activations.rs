@@ -88,7 +88,12 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
     let (t, t_seq) = pass_tokens(req);
     let mut candidates: Vec<(u64, &'static str)> = Vec::with_capacity(3);
     if req.has_layers {
-        candidates.push((attention_moment(req, t, t_seq), "attention"));
+        if req.spec.attention_layers() > 0 {
+            candidates.push((attention_moment(req, t, t_seq), "attention"));
+        }
+        if req.spec.linear_attention.is_some() {
+            candidates.push((linear_attention_moment(req, t), "linear attention"));
+        }
         candidates.push((mlp_moment(req, t), "mlp"));
     }
     if req.has_output {
@@ -146,6 +151,10 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         None => (kv_heads * spec.head_dim, kv_heads * spec.head_dim),
     };
     let mut values = stream_values(req, t) + t * (q_w + k_w + v_w) + t * q_w;
+    if spec.attn_output_gate {
+        // The gate half of q_proj's output, alive until it multiplies the attention output.
+        values += t * q_w;
+    }
     if matches!(req.engine, Engine::Hf | Engine::Litgpt) {
         // apply_rotary_pos_emb (transformers) and apply_rope (LitGPT) return new q and k tensors.
         values += t * (q_w + k_w);
@@ -183,6 +192,27 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         };
     }
     bytes
+}
+
+/// A Gated DeltaNet layer (flash-linear-attention's chunked kernels, which vLLM and
+/// transformers' fast path run): beside the stream, `in_proj_qkvz` and `in_proj_ba` outputs,
+/// the convolved q, k, v, the kernel's fp32 within-chunk matrix (`t · n_v · 64`) and its
+/// per-chunk states (`t/64 · n_v · d_k · d_v`, 16-bit), the core output and the gated norm's
+/// output. Qwen3-Next-80B-A3B over vLLM's 16,384-token profile run at tensor parallel 2: 18,432 +
+/// 4,096 + 2,048 + 2·2,048 values per token in 16-bit, 16·64 in fp32, and 256 chunk states of
+/// 16·128·128: about 0.9 GB, below its MoE moment.
+fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
+    let Some(la) = req.spec.linear_attention else { return 0 };
+    let a = act_bytes(req.engine);
+    let tp = req.tp.min(la.num_value_heads).max(1);
+    let (k, v, heads) = (la.key_dim() / tp, la.value_dim() / tp, la.num_value_heads / tp);
+    const CHUNK: u64 = 64;
+    let projections = t * (2 * k + 2 * v + 2 * heads);
+    let convolved = t * (2 * k + v);
+    let outputs = 2 * t * v;
+    let within_chunk = t * heads * CHUNK * 4;
+    let chunk_states = t.div_ceil(CHUNK) * heads * la.key_head_dim * la.value_head_dim * a;
+    (stream_values(req, t) + projections + convolved + outputs) * a + within_chunk + chunk_states
 }
 
 fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {

@@ -390,14 +390,13 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
         let budget = Bytes((capacity.0 as f64 * req.options.gpu_memory_utilization) as u64);
         let non_kv = worst.total.saturating_sub(worst.kv_cache).saturating_sub(worst.cuda_context);
         let pool = budget.saturating_sub(non_kv);
-        let per_token = req.kv.bytes(kv::values_per_token_layer(kv_req), req.spec.num_layers).0.max(1);
-        let capacity_tokens = pool.0 / (per_token * req.options.block_size) * req.options.block_size;
+        let (capacity_tokens, max_concurrency) = kv::vllm_pool_capacity(kv_req, pool);
         plan.vllm = Some(VllmReport {
             gpu_memory_utilization: req.options.gpu_memory_utilization,
             budget_bytes: budget.0,
             kv_pool_bytes: pool.0,
             kv_capacity_tokens: capacity_tokens,
-            max_concurrency: capacity_tokens as f64 / req.context as f64,
+            max_concurrency,
         });
         // vLLM asks for utilization × the whole card and refuses to start when less is free.
         let starts = budget.0 + worst.cuda_context.0 + in_use.0 <= capacity.0;

@@ -11,10 +11,17 @@
 //! transformers 5: measured 1,152 B per token and layer for DeepSeek-V2-Lite on an H200,
 //! data/measurements/device/2026-11-27-h200/infer2.json).
 //! Sliding-window layers hold at most their window (engine-specific rounding below).
+//!
+//! Linear-attention layers (Gated DeltaNet, Qwen3-Next) cache no tokens: each sequence keeps a
+//! recurrent state of `value_heads · d_k · d_v` values and the last `kernel − 1` inputs of the
+//! convolution, whatever the context (vLLM `MambaStateShapeCalculator.gated_delta_net_state_shape`,
+//! llama.cpp `n_embd_r`/`n_embd_s`). Qwen3-Next-80B-A3B in bf16 (vLLM's default for it):
+//! 32·128·128·2 + 8192·3·2 = 1,097,728 B per layer and sequence, 36 layers: 37.7 MiB per
+//! sequence; its 12 attention layers cache 2·2·256·2 = 2 KiB per token each.
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
-use crate::model::spec::{LayerAttention, ModelSpec};
+use crate::model::spec::{LayerAttention, LinearAttention, ModelSpec};
 use crate::quant::KvFormat;
 use crate::units::Bytes;
 
@@ -43,18 +50,75 @@ pub fn values_per_token_layer(req: &KvRequest) -> u64 {
     }
 }
 
+/// Bytes of one sequence's linear-attention state in one layer on one tensor-parallel rank, as
+/// the engine stores it (before vLLM's page padding, `state_page_bytes`):
+/// - vLLM: conv state `(kernel − 1) × conv_dim/tp` and recurrent state `(value_heads/tp) × d_v × d_k`,
+///   both in the model dtype (`mamba_cache_dtype` and `mamba_ssm_cache_dtype` "auto"; Qwen3-Next
+///   has no override in `MODELS_CONFIG_MAP`, confirmed by its logged 1.49% page padding);
+/// - llama.cpp: the same shapes in F32 (`llama_model::create_memory` hard-codes both types);
+/// - transformers: the conv state keeps all `kernel` columns (`F.pad(mixed_qkv, (kernel − len, 0))`,
+///   model dtype) and the recurrent state is the fp32 tensor the chunked delta-rule kernels
+///   return (flash-linear-attention's `final_state`, and transformers' torch fallback).
+pub fn state_bytes_per_layer(req: &KvRequest) -> u64 {
+    let Some(la) = req.spec.linear_attention else { return 0 };
+    let model = req.spec.native_dtype_bytes;
+    let (conv_cols, conv_bytes, state_bytes) = match req.engine {
+        Engine::LlamaCpp => (la.conv_kernel - 1, 4, 4),
+        Engine::Hf => (la.conv_kernel, model, 4),
+        _ => (la.conv_kernel - 1, model, model),
+    };
+    let (channels, state) = state_values_per_rank(&la, req.tp);
+    channels * conv_cols * conv_bytes + state * state_bytes
+}
+
+/// Conv channels and recurrent-state values of one sequence and layer on one of `tp` ranks
+/// (value heads and conv channels are divided among them).
+fn state_values_per_rank(la: &LinearAttention, tp: u64) -> (u64, u64) {
+    let tp = tp.min(la.num_value_heads).max(1);
+    (la.conv_dim() / tp, la.state_values() / tp)
+}
+
+/// What one sequence's state takes in one linear-attention layer. vLLM stores it in a page of
+/// the shared KV pool, padded to exactly one attention block's page (`mamba_page_size_padded`).
+pub fn state_page_bytes(req: &KvRequest) -> u64 {
+    match req.engine {
+        Engine::Vllm if req.spec.attention_layers() > 0 => vllm_block_size(req) * attention_bytes_per_token_layer(req),
+        _ => state_bytes_per_layer(req),
+    }
+}
+
+/// Bytes one token takes in one attention layer on one rank.
+fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
+    req.format.bytes(values_per_token_layer(req), 1).0.max(1)
+}
+
+/// vLLM's attention block size. For a hybrid model it is raised until one block's page holds a
+/// linear layer's state: `16 · ⌈state / (16 · attention bytes per token)⌉`
+/// (`HybridAttentionMambaModelConfig.verify_and_update_config`; since vLLM PR #37467
+/// `Platform._align_hybrid_block_size`). Qwen3-Next-80B-A3B, bf16: 16·⌈1,097,728 / 32,768⌉ = 544
+/// tokens, the page padded by 1.49% (both as vLLM logs them).
+pub fn vllm_block_size(req: &KvRequest) -> u64 {
+    let configured = req.options.block_size;
+    if req.spec.linear_attention.is_none() || req.spec.attention_layers() == 0 {
+        return configured;
+    }
+    let alignment = 16 * attention_bytes_per_token_layer(req);
+    configured.max(16 * state_bytes_per_layer(req).div_ceil(alignment))
+}
+
 /// Cells (token slots) one layer holds for the whole batch.
 pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let (ctx, batch) = (req.context, req.batch);
     let window = match attention {
         LayerAttention::Full => None,
         LayerAttention::Sliding { window } => Some(window),
+        LayerAttention::Linear => return 0,
     };
     match req.engine {
         // vllm/v1/kv_cache_interface.py: full layers take ceil(len/block) blocks; sliding layers
         // keep min(window − 1 + max_num_batched_tokens, len) tokens plus one block.
         Engine::Vllm => {
-            let bs = req.options.block_size;
+            let bs = vllm_block_size(req);
             let blocks = match window {
                 None => ctx.div_ceil(bs),
                 Some(w) => (w - 1 + req.max_batched_tokens).min(ctx).div_ceil(bs) + 1,
@@ -87,10 +151,47 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     }
 }
 
-/// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all).
+/// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all),
+/// linear-attention states included (one per sequence and layer).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let per_cell = values_per_token_layer(req);
-    layers.map(|l| req.format.bytes(per_cell, cells_per_layer(req, req.spec.layer_attention[l as usize]))).sum()
+    layers
+        .map(|l| match req.spec.layer_attention[l as usize] {
+            LayerAttention::Linear => Bytes(req.batch * state_page_bytes(req)),
+            a => req.format.bytes(per_cell, cells_per_layer(req, a)),
+        })
+        .sum()
+}
+
+/// What vLLM's KV pool of `pool` bytes holds: tokens of context, and how many requests of
+/// `req.context` tokens fit at once (`_report_kv_cache_config`).
+///
+/// A plain model's pool is blocks of every layer's KV. A hybrid model's layers are grouped so
+/// that every group has the same number of layers (`_get_kv_cache_groups_uniform_page_size`:
+/// the smaller layer count, or the larger when it is under 1.5× the smaller); one pool of
+/// blocks, each a page in every layer of a group, serves all groups; a request holds
+/// ⌈context / block⌉ blocks in each attention group and one block in each linear-attention
+/// group (prefix caching off). Qwen3-Next-80B-A3B at tensor parallel 2 on H200s (vLLM 0.10.2):
+/// 12 attention and 36 DeltaNet layers make 4 groups of 12; a 44.59 GiB pool of 544·1,024 B
+/// pages is ⌊44.59 GiB / 557,056 / 12⌋ = 7,162 blocks, ⌊7,162 / 4⌋·544 = 973,760 tokens and
+/// 7,162 / (482 + 3) = 14.77 requests of 262,144 tokens: the numbers vLLM logged.
+pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
+    let spec = req.spec;
+    let bs = vllm_block_size(req);
+    let page = bs * attention_bytes_per_token_layer(req);
+    let (attention, linear) = (spec.attention_layers(), spec.num_layers - spec.attention_layers());
+    if linear == 0 || attention == 0 {
+        let blocks = pool.0 / (page * spec.num_layers).max(1);
+        let tokens = blocks * bs;
+        return (tokens, tokens as f64 / req.context as f64);
+    }
+    let (small, large) = (attention.min(linear), attention.max(linear));
+    let group = if 2 * large < 3 * small { large } else { small };
+    let (attention_groups, linear_groups) = (attention.div_ceil(group), linear.div_ceil(group));
+    let blocks = pool.0 / page / group;
+    let tokens = blocks / (attention_groups + linear_groups) * bs;
+    let per_request = attention_groups * req.context.div_ceil(bs) + linear_groups;
+    (tokens, blocks as f64 / per_request as f64)
 }
 
 /// Records the per-token arithmetic in the basis.
@@ -114,6 +215,31 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         ),
     };
     basis.add("kv bytes per token (all layers, no window)", per_token, formula);
+    if let Some(la) = spec.linear_attention {
+        let linear = spec.num_layers - spec.attention_layers();
+        basis.add(
+            "linear-attention layers (no KV cache)",
+            format!("{linear} of {}", spec.num_layers),
+            "config.json layer_types / full_attention_interval",
+        );
+        let (conv, state) = state_values_per_rank(&la, req.tp);
+        basis.add(
+            "linear-attention state per sequence and layer",
+            state_page_bytes(req),
+            format!(
+                "recurrent state value_heads·d_k·d_v = {} + conv (kernel−1)·conv_dim = {} values{}, {}",
+                state,
+                conv,
+                if req.tp > 1 { " per TP rank" } else { "" },
+                match req.engine {
+                    Engine::Vllm => "model dtype, padded to one attention block's page (vLLM)",
+                    Engine::LlamaCpp => "F32 (llama.cpp)",
+                    Engine::Hf => "fp32 recurrent state, conv state with all kernel columns (transformers)",
+                    _ => "model dtype",
+                }
+            ),
+        );
+    }
     let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
     if sliding > 0 {
         basis.add(
@@ -123,7 +249,7 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         );
     }
     let rounding = match req.engine {
-        Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", req.options.block_size),
+        Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", vllm_block_size(req)),
         Engine::LlamaCpp => "n_ctx = batch·context padded to 256 cells (llama.cpp)".to_string(),
         Engine::Exllama => "preallocated for the full context (ExLlama)".to_string(),
         _ => "exact tokens".to_string(),
@@ -172,6 +298,77 @@ mod tests {
         // llama.cpp: 2 × 100 cells padded to 256.
         assert_eq!(kv(&s, Engine::LlamaCpp, 100, 2, KvFormat::Bf16), 256 * per_token);
         assert_eq!(kv(&s, Engine::Hf, 100, 2, KvFormat::Bf16), 200 * per_token);
+    }
+
+    fn qwen3_next() -> ModelSpec {
+        crate::catalog::models::ModelCatalog::builtin().get("qwen3-next-80b-a3b").unwrap().spec().clone()
+    }
+
+    fn request<'a>(spec: &'a ModelSpec, engine: Engine, options: &'a EngineOptions, tp: u64) -> KvRequest<'a> {
+        KvRequest {
+            spec,
+            format: KvFormat::Bf16,
+            context: 262_144,
+            batch: 1,
+            engine,
+            options,
+            tp,
+            max_batched_tokens: 8192,
+        }
+    }
+
+    /// The module doc's arithmetic, per engine: vLLM bf16 states, llama.cpp F32, transformers an
+    /// fp32 recurrent state beside a bf16 conv state of all four kernel columns.
+    #[test]
+    fn qwen3_next_state_per_sequence_and_layer() {
+        let s = qwen3_next();
+        let o = EngineOptions::default();
+        let state = 32 * 128 * 128;
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Vllm, &o, 1)), state * 2 + 8192 * 3 * 2);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Vllm, &o, 1)), 1_097_728);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::LlamaCpp, &o, 1)), state * 4 + 8192 * 3 * 4);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Hf, &o, 1)), state * 4 + 8192 * 4 * 2);
+        // Tensor parallel 2 halves heads and channels.
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Vllm, &o, 2)), 1_097_728 / 2);
+        // llama.cpp: 36 layers × 2,195,456 B = 75.375 MiB per sequence; 12 attention layers of
+        // 2·2·256 f16 values per token.
+        let llama = KvRequest { context: 4096, format: KvFormat::Fp16, ..request(&s, Engine::LlamaCpp, &o, 1) };
+        assert_eq!(kv_bytes(&llama, 0..48).0, 36 * 2_195_456 + 12 * 4096 * 2048);
+    }
+
+    /// vLLM raises the block size to 544 tokens so that one attention page (544 · 2 KiB) holds a
+    /// DeltaNet layer's 1,097,728 B state, and pads the state to that page (1.49%), as vLLM 0.10.2
+    /// logs for this model; with an fp8 cache an attention token is half as large: 16·⌈1,097,728 / 16,384⌉ = 1,072.
+    #[test]
+    fn vllm_aligns_blocks_to_the_state_page() {
+        let s = qwen3_next();
+        let o = EngineOptions::default();
+        let req = request(&s, Engine::Vllm, &o, 1);
+        assert_eq!(vllm_block_size(&req), 544);
+        assert_eq!(state_page_bytes(&req), 544 * 2048);
+        let padding = state_page_bytes(&req) as f64 / state_bytes_per_layer(&req) as f64 - 1.0;
+        assert!((padding - 0.0149).abs() < 0.0001, "{padding}");
+        assert_eq!(vllm_block_size(&KvRequest { format: KvFormat::Fp8, ..req }), 1072);
+        // A plain model keeps the configured block.
+        let llama = spec("");
+        assert_eq!(vllm_block_size(&request(&llama, Engine::Vllm, &o, 1)), 16);
+    }
+
+    /// The vLLM 0.10.2 log of Qwen3-Next-80B-A3B-Instruct at tensor parallel 2 on H200s:
+    /// "Available KV cache memory: 44.59 GiB", "GPU KV cache size: 973,760 tokens", "Maximum
+    /// concurrency for 262,144 tokens per request: 14.77x".
+    #[test]
+    fn vllm_hybrid_pool_reproduces_the_logged_capacity() {
+        let s = qwen3_next();
+        let o = EngineOptions::default();
+        let req = request(&s, Engine::Vllm, &o, 2);
+        let pool = Bytes((44.59 * (1u64 << 30) as f64) as u64);
+        let (tokens, concurrency) = vllm_pool_capacity(&req, pool);
+        assert_eq!(tokens, 973_760);
+        assert!((concurrency - 14.77).abs() < 0.005, "{concurrency}");
+        // One sequence holds 482 attention blocks in its group and one state block in each of
+        // the three DeltaNet groups: 485 blocks of 12 pages of 557,056 B.
+        assert_eq!(kv_bytes(&req, 0..48).0, (482 + 3) * 12 * 557_056);
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub fn check_model(spec: &ModelSpec) -> Result<(), Unsupported> {
     if spec.mla.is_some() {
         return arch("multi-head latent attention");
     }
+    if spec.linear_attention.is_some() {
+        return arch("linear-attention (Gated DeltaNet) layers");
+    }
     if spec.norm != NormKind::RmsNorm || spec.norms_per_layer != 2 {
         return arch("a different norm arrangement");
     }

@@ -7,8 +7,8 @@
 //! out as `layer_types`, which wins when present (gpt-oss's official files do).
 
 use super::defaults::ClassDefaults;
-use super::{ConfigError, Reader, MAX_DIM};
-use crate::model::spec::Family;
+use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
+use crate::model::spec::{Family, LinearAttention};
 use serde_json::Value;
 
 /// Falcon: `new_decoder_architecture` uses `num_kv_heads`; the older layout is multi-query
@@ -51,4 +51,38 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),
         _ => true,
     }
+}
+
+/// The Gated DeltaNet shape of a hybrid family (`Qwen3NextConfig`'s defaults, which are
+/// Qwen3-Next-80B-A3B's: 16 key heads and 32 value heads of 128, a 4-tap convolution); `None`
+/// for families without linear attention.
+pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<LinearAttention>, ConfigError> {
+    if family != Family::Qwen3Next {
+        return Ok(None);
+    }
+    let field = |name: &'static str, default: u64| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    let la = LinearAttention {
+        num_key_heads: field("linear_num_key_heads", 16)?,
+        num_value_heads: field("linear_num_value_heads", 32)?,
+        key_head_dim: field("linear_key_head_dim", 128)?,
+        value_head_dim: field("linear_value_head_dim", 128)?,
+        conv_kernel: field("linear_conv_kernel_dim", 4)?,
+    };
+    if la.num_value_heads % la.num_key_heads != 0 {
+        return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));
+    }
+    // Validated here so that every later `full_attention_interval` read is positive.
+    r.opt_u64(&["full_attention_interval"], MAX_LAYERS)?;
+    Ok(Some(la))
+}
+
+/// Whether `layer` of a hybrid model is a linear-attention layer: explicit `layer_types` first
+/// (`"linear_attention"`), else `Qwen3NextConfig`'s rule, full attention when
+/// (i + 1) % `full_attention_interval` == 0 (default 4: layers 3, 7, 11, ...).
+pub(super) fn layer_is_linear(r: &Reader, layer: u64) -> bool {
+    if let Some(types) = r.json.get("layer_types").and_then(Value::as_array) {
+        return types.get(layer as usize).and_then(Value::as_str) == Some("linear_attention");
+    }
+    let interval = r.json.get("full_attention_interval").and_then(Value::as_u64).filter(|&i| i > 0).unwrap_or(4);
+    (layer + 1) % interval != 0
 }

@@ -1,4 +1,4 @@
-//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE and gpt-oss.
+//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next and gpt-oss.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -6,6 +6,11 @@
 //! `num_experts` SwiGLU experts of `moe_intermediate_size`, with no shared expert. Every released
 //! checkpoint (30B-A3B, 235B-A22B) has step 1 and no dense layers; dense layers are representable
 //! only as a leading run (`mlp_only_layers` = [0, 1, ..., k-1]), so other layouts are rejected.
+//!
+//! Qwen3-Next (transformers `Qwen3NextSparseMoeBlock`): Qwen3-MoE's layer rule, router and
+//! experts, plus an always-on shared expert of `shared_expert_intermediate_size` whose output is
+//! scaled by `sigmoid(shared_expert_gate(x))`, a `1 × hidden` linear. 80B-A3B: 512 experts of 512,
+//! 10 per token, a shared expert of 512.
 //!
 //! gpt-oss (transformers `GptOssMLP`): every layer is sparse. `GptOssTopKRouter` is a weight
 //! [num_local_experts, hidden] with a bias [num_local_experts]; `GptOssExperts` holds each
@@ -25,6 +30,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             expert_intermediate_size: intermediate,
             shared_intermediate_size: 0,
             first_dense_layers: 0,
+            shared_expert_gate: false,
             router_bias: false,
             expert_biases: false,
         })),
@@ -40,6 +46,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 expert_intermediate_size: expert_size,
                 shared_intermediate_size: shared * expert_size,
                 first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
+                shared_expert_gate: false,
                 router_bias: r.str("topk_method") == Some("noaux_tc"),
                 expert_biases: false,
             }))
@@ -50,6 +57,17 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             expert_intermediate_size: r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
             shared_intermediate_size: 0,
             first_dense_layers: qwen3_dense_prefix(r)?,
+            shared_expert_gate: false,
+            router_bias: false,
+            expert_biases: false,
+        })),
+        Family::Qwen3Next => Ok(Some(Moe {
+            num_experts: r.u64_or(&["num_experts"], Some(512), family, MAX_EXPERTS)?,
+            experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(10), family, MAX_EXPERTS)?,
+            expert_intermediate_size: r.u64_or(&["moe_intermediate_size"], Some(512), family, MAX_DIM)?,
+            shared_intermediate_size: r.u64_or(&["shared_expert_intermediate_size"], Some(512), family, MAX_DIM)?,
+            first_dense_layers: qwen3_dense_prefix(r)?,
+            shared_expert_gate: true,
             router_bias: false,
             expert_biases: false,
         })),
@@ -60,6 +78,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             expert_intermediate_size: intermediate,
             shared_intermediate_size: 0,
             first_dense_layers: 0,
+            shared_expert_gate: false,
             router_bias: false,
             expert_biases: true,
         })),
@@ -67,7 +86,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
     }
 }
 
-/// The leading dense layers of a Qwen3-MoE config, or an error naming the field whose layout a
+/// The leading dense layers of a Qwen3-MoE or Qwen3-Next config, or an error naming the field whose layout a
 /// spec cannot hold.
 fn qwen3_dense_prefix(r: &Reader) -> Result<u64, ConfigError> {
     let bad = |field: &'static str, value: String, reason: &'static str| ConfigError::BadValue {

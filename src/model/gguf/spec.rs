@@ -104,8 +104,10 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         fused_gate_up: (family == Family::Phi3 && !has("blk.0.ffn_gate.weight"))
             || has("blk.0.ffn_gate_up_exps.weight"),
         attn_sinks: has("blk.0.attn_sinks.weight"),
+        attn_output_gate: false,
         layer_attention: layer_attention(&k, family, layers)?,
         mla,
+        linear_attention: None,
         moe: moe(&k, expert_count, intermediate)?,
         native_dtype_bytes: 2,
         logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
@@ -265,6 +267,7 @@ fn moe(k: &Keys<'_>, expert_count: u64, intermediate: u64) -> Result<Option<Moe>
         expert_intermediate_size,
         shared_intermediate_size,
         first_dense_layers: k.opt("leading_dense_block_count")?.unwrap_or(0),
+        shared_expert_gate: k.file.tensors.iter().any(|t| t.name.ends_with(".ffn_gate_inp_shexp.weight")),
         router_bias: has_router_bias(k.file),
         expert_biases: k.file.tensors.iter().any(|t| t.name.ends_with(".ffn_down_exps.bias")),
     }))

@@ -29,7 +29,7 @@ use super::super::basis::BasisLog;
 use super::super::device::DeviceSpeed;
 use super::super::training::{Checkpointing, Optimizer, Parallel};
 use super::efficiency::{Efficiency, Factor};
-use super::work::{attention_flops_per_pair, causal_pairs, Params};
+use super::work::{mixing_flops, Params};
 use crate::model::spec::ModelSpec;
 use serde::Serialize;
 
@@ -168,9 +168,7 @@ fn optimizer_accesses(o: Optimizer) -> f64 {
 /// causal attention forward.
 pub fn forward_flops(req: &TrainSpeedRequest) -> (f64, f64) {
     let tokens = (req.seq * req.micro_batch) as f64;
-    let per_pair = attention_flops_per_pair(req.spec) as f64;
-    let attn_fwd: f64 = req.spec.layer_attention.iter().map(|a| causal_pairs(*a, req.seq) * per_pair).sum::<f64>()
-        * req.micro_batch as f64;
+    let attn_fwd = mixing_flops(req.spec, req.seq) * req.micro_batch as f64;
     (2.0 * req.params.active as f64 * tokens, attn_fwd)
 }
 

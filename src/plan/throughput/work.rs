@@ -36,7 +36,7 @@ pub fn attention_flops_per_pair(spec: &ModelSpec) -> u64 {
 }
 
 /// (query, key) pairs a causal prefill of `t` tokens computes in a layer: `t²/2`, or with a
-/// window `w < t`: `w²/2 + (t − w)·w`.
+/// window `w < t`: `w²/2 + (t − w)·w`; none in a linear-attention layer.
 pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
     let t = t as f64;
     match attention {
@@ -44,8 +44,30 @@ pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
             let w = window as f64;
             w * w / 2.0 + (t - w) * w
         }
+        LayerAttention::Linear => 0.0,
         _ => t * t / 2.0,
     }
+}
+
+/// Gated DeltaNet FLOPs per token in one layer, beyond its projections: per value head the
+/// state is read against the key (`S·k`), updated by a decayed rank-one write
+/// (`S ← α·S + β·(v − S·k)·kᵀ`) and read against the query (`S·q`), three `d_k × d_v`
+/// multiply-adds, `6·n_v·d_k·d_v`; plus the depthwise convolution, `2·conv_dim·kernel`. The
+/// chunked prefill kernels (flash-linear-attention) reorder, not reduce, this work.
+/// Qwen3-Next-80B-A3B: 6·32·128·128 + 2·8192·4 = 3,211,264 per token and layer.
+pub fn linear_attention_flops_per_token(spec: &ModelSpec) -> u64 {
+    spec.linear_attention.map_or(0, |la| 6 * la.state_values() + 2 * la.conv_dim() * la.conv_kernel)
+}
+
+/// Token-mixing FLOPs of a causal pass of `t` tokens through every layer (one sequence): softmax
+/// attention's pairs, linear attention's per-token state work.
+pub fn mixing_flops(spec: &ModelSpec, t: u64) -> f64 {
+    let per_pair = attention_flops_per_pair(spec) as f64;
+    let per_token = linear_attention_flops_per_token(spec) as f64;
+    spec.layer_attention
+        .iter()
+        .map(|&a| if a == LayerAttention::Linear { t as f64 * per_token } else { causal_pairs(a, t) * per_pair })
+        .sum()
 }
 
 /// Prefill FLOPs for `batch` prompts of `t` tokens: `2·B·t·(P_mm − V·h) + 2·B·V·h` (lm_head on the
@@ -59,17 +81,17 @@ pub fn prefill_flops(spec: &ModelSpec, p: Params, t: u64, batch: u64, options: &
     let mm = matmul_params(spec, p) as f64;
     let (b, tf) = (batch as f64, t as f64);
     let linear = if options.logits_all_positions { 2.0 * b * tf * mm } else { 2.0 * b * (tf * (mm - lm) + lm) };
-    let per_pair = attention_flops_per_pair(spec) as f64;
-    let attention: f64 = spec.layer_attention.iter().map(|a| causal_pairs(*a, t) * per_pair).sum();
-    linear + b * attention
+    linear + b * mixing_flops(spec, t)
 }
 
-/// Decode FLOPs of one step: `2·B·P_mm` plus attention over every cached key.
+/// Decode FLOPs of one step: `2·B·P_mm` plus attention over every cached key and the
+/// linear-attention layers' state work.
 pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f64, f64) {
     let linear = 2.0 * batch as f64 * matmul_params(spec, p) as f64;
     let per_pair = attention_flops_per_pair(spec) as f64;
     let keys: u64 = spec.layer_attention.iter().map(|a| crate::model::tensors::cached_tokens(*a, context)).sum();
-    (linear, batch as f64 * keys as f64 * per_pair)
+    let states = (spec.num_layers - spec.attention_layers()) * linear_attention_flops_per_token(spec);
+    (linear, batch as f64 * (keys as f64 * per_pair + states as f64))
 }
 
 /// Weight bytes one decode step reads, all GPUs together: every layer weight except the
@@ -90,8 +112,10 @@ pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
     dense + w.routed_experts.0 as f64 * touched + lm_head as f64
 }
 
-/// KV bytes one decode step reads for the whole batch: each layer's cached tokens (a sliding
-/// window caps them), in the cache format. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence.
+/// KV bytes one decode step moves for the whole batch: each layer's cached tokens (a sliding
+/// window caps them), in the cache format, and each linear-attention layer's state, read and
+/// written back. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence; Qwen3-Next-80B-A3B (bf16
+/// states): 2 · 36 · 1,097,728 B = 75.4 MiB per sequence besides its attention layers' KV.
 pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 {
     let options = EngineOptions::default();
     let kv = KvRequest {
@@ -104,7 +128,8 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
         tp: 1,
         max_batched_tokens: 0,
     };
-    kv::kv_bytes(&kv, 0..req.spec.num_layers).0 as f64
+    let write_back = (req.spec.num_layers - req.spec.attention_layers()) * batch * kv::state_bytes_per_layer(&kv);
+    (kv::kv_bytes(&kv, 0..req.spec.num_layers).0 + write_back) as f64
 }
 
 /// Linear layers per decoder layer (separate kernels when their dequantization is not fused):
