@@ -301,7 +301,8 @@ mod tests {
     }
 
     fn qwen3_next() -> ModelSpec {
-        crate::catalog::models::ModelCatalog::builtin().get("qwen3-next-80b-a3b").unwrap().spec().clone()
+        let config = include_str!("../../data/models/qwen3-next-80b-a3b.json");
+        parse_config(config, "qwen3-next-80b-a3b", "qwen3-next-80b-a3b.json").unwrap().spec
     }
 
     fn request<'a>(spec: &'a ModelSpec, engine: Engine, options: &'a EngineOptions, tp: u64) -> KvRequest<'a> {
