@@ -11,12 +11,16 @@ pub fn listing() -> Listing {
     for m in ModelCatalog::builtin().iter() {
         let spec = m.spec();
         let counts = param_counts(spec, &inventory(spec));
-        let attention = match (spec.mla, spec.num_kv_heads) {
+        let mut attention = match (spec.mla, spec.num_kv_heads) {
             (Some(_), _) => "MLA".to_string(),
             (None, kv) if kv == spec.num_heads => format!("MHA {kv}"),
             (None, 1) => "MQA".to_string(),
             (None, kv) => format!("GQA {}/{kv}", spec.num_heads),
         };
+        let linear = spec.num_layers - spec.attention_layers();
+        if linear > 0 {
+            attention = format!("{} + DeltaNet ×{linear}", attention);
+        }
         rows.push(vec![
             m.entry.id.clone(),
             spec.family.model_type().to_string(),
@@ -32,6 +36,7 @@ pub fn listing() -> Listing {
             "active_parameters": counts.active, "layers": spec.num_layers,
             "hidden_size": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.num_kv_heads,
             "head_dim": spec.head_dim, "vocab_size": spec.vocab_size, "max_context": spec.max_context,
+            "linear_attention_layers": linear,
         }));
     }
     Listing {

@@ -207,6 +207,40 @@ fn qwen3_moe_experts_and_refused_layouts() {
 /// gpt-oss (`GptOssConfig`): q/k/v/o biases and a 128-token window on even layers by default,
 /// per-head sinks, and every layer a biased router with biased experts whose gate and up are one
 /// matrix; `layer_types` overrides the pattern and `quant_method: mxfp4` names the format.
+/// `Qwen3NextConfig`: full attention every `full_attention_interval`-th layer (3, 7, ... for 4),
+/// Gated DeltaNet elsewhere; an explicit `layer_types` wins; the class defaults fill the
+/// DeltaNet shape, head_dim 256 and 2 KV heads.
+#[test]
+fn qwen3_next_layer_pattern_and_defaults() {
+    let text = r#"{"model_type": "qwen3_next", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 8, "num_attention_heads": 4, "vocab_size": 100,
+        "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+        "shared_expert_intermediate_size": 64}"#;
+    let spec = parse_config(text, "n", "test").unwrap().spec;
+    let linear: Vec<bool> = (0..8).map(|l| spec.is_linear_layer(l)).collect();
+    assert_eq!(linear, [true, true, true, false, true, true, true, false]);
+    assert_eq!(spec.attention_layers(), 2);
+    assert_eq!((spec.head_dim, spec.num_kv_heads, spec.q_proj_rows()), (256, 2, 2 * 4 * 256));
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.key_dim(), la.value_dim(), la.conv_dim(), la.conv_kernel), (2048, 4096, 8192, 4));
+    assert!(spec.moe.unwrap().shared_expert_gate && spec.qk_norm && spec.attn_output_gate);
+
+    let interval = text.replace("\"vocab_size\"", "\"full_attention_interval\": 2, \"vocab_size\"");
+    let spec = parse_config(&interval, "n", "test").unwrap().spec;
+    assert_eq!(spec.attention_layers(), 4);
+    let types = r#""layer_types": ["full_attention", "linear_attention", "full_attention", "linear_attention",
+        "linear_attention", "linear_attention", "linear_attention", "linear_attention"], "vocab_size""#;
+    let spec = parse_config(&text.replace("\"vocab_size\"", types), "n", "test").unwrap().spec;
+    assert!(!spec.is_linear_layer(0) && spec.is_linear_layer(1) && !spec.is_linear_layer(2));
+    assert_eq!(spec.attention_layers(), 2);
+
+    let bad = text.replace("\"vocab_size\"", "\"linear_num_value_heads\": 24, \"vocab_size\"");
+    let e = parse_config(&bad, "n", "cfg").unwrap_err().to_string();
+    assert!(e.contains("linear_num_value_heads") && e.contains("multiple of linear_num_key_heads"), "{e}");
+    let zero = text.replace("\"vocab_size\"", "\"full_attention_interval\": 0, \"vocab_size\"");
+    assert!(parse_config(&zero, "n", "cfg").unwrap_err().to_string().contains("full_attention_interval"));
+}
+
 #[test]
 fn gpt_oss_defaults_sinks_and_affine_experts() {
     let text = r#"{"model_type": "gpt_oss", "hidden_size": 64, "intermediate_size": 32,

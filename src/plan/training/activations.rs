@@ -33,7 +33,7 @@
 //! an H200 (transformers 5.17): 6,070,623,744 B (−0.7%; the rest is allocator rounding).
 
 use super::lora::LoraTargets;
-use crate::model::spec::{Family, MlpKind, ModelSpec, NormKind};
+use crate::model::spec::{Family, LinearAttention, MlpKind, ModelSpec, NormKind};
 use crate::model::tensors::Role;
 
 /// How a model is trained, as far as saved activations care.
@@ -132,8 +132,7 @@ impl ActivationSetup<'_> {
             NormKind::RmsNorm => 4 * h,
             NormKind::LayerNorm => self.residual() * h,
         };
-        let gemma = matches!(self.spec.family, Family::Gemma | Family::Gemma2 | Family::Gemma3);
-        let normed = if gemma || self.litgpt { 4 } else { self.residual() };
+        let normed = if fp32_norm_product(self.spec.family) || self.litgpt { 4 } else { self.residual() };
         let weight = (trained && self.spec.norm == NormKind::RmsNorm) as u64 * normed * h;
         input + weight
     }
@@ -158,9 +157,16 @@ impl ActivationSetup<'_> {
     /// after them saves only its cos/sin tables. Qwen3-8B, full fine-tuning, per layer and token:
     /// (4 + 2)·(4096 + 1024) = 30,720 B.
     fn qk_norms(&self, q_w: u64, k_w: u64) -> u64 {
-        let normalised = if self.spec.family == Family::Gemma3 || self.litgpt { 4 } else { A };
+        let fp32 = matches!(self.spec.family, Family::Gemma3 | Family::Qwen3Next) || self.litgpt;
+        let normalised = if fp32 { 4 } else { A };
         (4 + self.base_trainable as u64 * normalised) * (q_w + k_w)
     }
+}
+
+/// Norms that multiply by their weight in fp32 and cast afterwards (`(1 + w)` in Gemma's and
+/// Qwen3-Next's zero-centred RMSNorms), so a trained one keeps an fp32 normalised value.
+fn fp32_norm_product(family: Family) -> bool {
+    matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3 | Family::Qwen3Next)
 }
 
 fn attention_inputs(spec: &ModelSpec) -> Vec<Role> {
@@ -227,6 +233,9 @@ fn linear_outputs(spec: &ModelSpec, layer: u64) -> u64 {
 
 fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let spec = s.spec;
+    if let Some(la) = spec.linear_attention.filter(|_| spec.is_linear_layer(layer)) {
+        return linear_attention_layer_terms(s, la, layer);
+    }
     let h = spec.hidden_size;
     let heads = spec.num_heads;
     let (q_w, k_w, v_w) = match spec.mla {
@@ -261,7 +270,13 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         ("attention input, per consumer", s.input_point(&attn_in, h, norm_out, false)),
         qk_norms,
     ];
-    if s.flash {
+    if s.flash && spec.attn_output_gate {
+        // `attn_output * sigmoid(gate)`: the product is a new tensor, o_proj's input.
+        terms.push(("q, k, v after RoPE and the attention output (flash/SDPA)", A * (2 * q_w + k_w + v_w)));
+        terms.push(("softmax log-sum-exp, fp32 per head", 4 * heads));
+        terms.push(("output gate: sigmoid(gate), the multiply's input", A * q_w));
+        terms.push(("o_proj input (the gated output)", s.input_point(&[Role::AttnOutput], o_w, A, false)));
+    } else if s.flash {
         terms.push(("q, k, v after RoPE and the attention output (flash/SDPA)", A * (2 * q_w + k_w + v_w)));
         terms.push(("softmax log-sum-exp, fp32 per head", 4 * heads));
         terms.push(("o_proj input (shares the attention output)", s.input_point(&[Role::AttnOutput], o_w, A, true)));
@@ -276,6 +291,39 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if !mlp_in.is_empty() {
         terms.push(("MLP input, per consumer", s.input_point(&mlp_in, h, norm_out, false)));
     }
+    terms.extend(mlp_terms(s, layer));
+    terms
+}
+
+/// A Gated DeltaNet layer (transformers `Qwen3NextGatedDeltaNet` on its fast path: causal-conv1d
+/// and flash-linear-attention's `chunk_gated_delta_rule` with in-kernel q/k L2 norm, and FLA's
+/// fused gated RMSNorm), per token: the norms; the input of `in_proj_qkvz` and `in_proj_ba` per
+/// consumer; the convolution's input (q, k and v, 16-bit; `causal_conv1d_fn` saves it and
+/// recomputes its SiLU); what the delta-rule kernel saves — q and k L2-normalised and repeated to
+/// every value head, v, the fp32 decay `g` and L2-norm reciprocals, β (its sigmoid output) and
+/// the within-chunk matrix `A` (64 per value head, 16-bit); the decay's fp32 softplus input; the
+/// gated norm's input, its gate z and fp32 reciprocal norm; `out_proj`'s input per consumer.
+/// Qwen3-Next-80B-A3B under LoRA on all linears (bf16), per layer and token: norms 2·4·2048; the
+/// projection input 2·2048; conv input 2·8192; q, k 2·2·4096 and v 2·4096; g 4·32, rstd 8·32,
+/// β 2·32, A 2·32·64; softplus input 4·32; norm input and z 2·2·4096 and rstd 4·32; out_proj
+/// input 2·4096: 90,816 B beside its MoE terms.
+fn linear_attention_layer_terms(s: &ActivationSetup, la: LinearAttention, layer: u64) -> Vec<Term> {
+    let spec = s.spec;
+    let h = spec.hidden_size;
+    let norm_out = if s.autocast { 4 } else { A };
+    let (heads, vd) = (la.num_value_heads, la.value_dim());
+    let per_head_q = heads * la.key_head_dim;
+    let mut terms: Vec<Term> = vec![
+        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
+        ("linear-attention input, per consumer", s.input_point(&[Role::SsmInQkvz, Role::SsmBa], h, norm_out, false)),
+        ("convolution input: q, k, v (causal-conv1d)", A * la.conv_dim()),
+        ("delta rule: L2-normed q and k per value head, v", A * (2 * per_head_q + vd)),
+        ("delta rule: fp32 decay and L2 reciprocals, β, chunk matrix A", heads * (4 + 8 + A + A * 64)),
+        ("decay: fp32 softplus input", 4 * heads),
+        ("gated norm: input, gate z, fp32 reciprocal norm", 2 * A * vd + 4 * heads),
+        ("out_proj input, per consumer", s.input_point(&[Role::SsmOut], vd, A, false)),
+        ("MLP input, per consumer", s.input_point(&mlp_inputs(spec), h, norm_out, false)),
+    ];
     terms.extend(mlp_terms(s, layer));
     terms
 }
@@ -349,6 +397,8 @@ fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         ("expert inputs gathered per (token, expert)", gathered),
         ("router logits and probabilities, fp32", 2 * 4 * moe.num_experts),
         ("shared expert intermediates", if sh > 0 { 3 * A * sh + down(sh) } else { 0 }),
+        // `sigmoid(shared_expert_gate(x)) * shared_expert(x)` keeps both factors.
+        ("shared expert output and its sigmoid gate", moe.shared_expert_gate as u64 * A * (spec.hidden_size + 1)),
     ]
 }
 
@@ -452,6 +502,23 @@ mod tests {
         assert_eq!(sum(&layer_terms(&s, 0)), 139_904);
         let total = 32 * 1304 * 139_904 + 1304 * sum(&output_terms(&s, 1, true));
         assert_eq!(total, 6_026_190_848);
+    }
+
+    /// The DeltaNet doc's worked example: Qwen3-Next-80B-A3B, LoRA on every linear, bf16. Its
+    /// MoE terms: 10 experts' intermediates 10·(3·2·512 + 2·512), fp32 router logits and
+    /// probabilities 2·4·512, the shared expert 3·2·512 + 2·512 and its gated output 2·2049.
+    #[test]
+    fn qwen3_next_deltanet_layer_lora_terms() {
+        let config = include_str!("../../../data/models/qwen3-next-80b-a3b.json");
+        let spec = crate::model::config::parse_config(config, "q", "q").unwrap().spec;
+        let t = LoraTargets::parse("all-linear").unwrap();
+        let s = setup(&spec, Some(&t));
+        let terms = layer_terms(&s, 0);
+        let moe = 10 * (3 * 2 * 512 + 2 * 512) + 2 * 4 * 512 + (3 * 2 * 512 + 2 * 512) + 2 * 2049;
+        let mlp_input = 2 * 2048;
+        assert_eq!(sum(&terms), 90_816 + mlp_input + moe);
+        // Layer 3 is gated full attention: its sigmoid gate and the gated o_proj input count.
+        assert!(layer_terms(&s, 3).iter().any(|(name, b)| name.starts_with("output gate") && *b == 2 * 4096));
     }
 
     /// Full fine-tuning adds the norm outputs (2·2h), the trained linears' inputs (o_proj shares

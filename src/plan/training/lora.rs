@@ -11,7 +11,11 @@
 //!   `_maybe_include_all_linear_layers` takes every `nn.Linear` but the output embedding, so
 //!   SigLIP's q/k/v/out_proj and fc1/fc2 are in; the patch `Conv2d` and the projector's bare
 //!   parameter are not linears;
-//! - `attention`: the decoder's q, k, v and o projections (or the fused QKV / MLA projections);
+//!   Qwen3-Next's shared-expert gate (`shared_expert_gate`, an `nn.Linear(h, 1)`) is in; its
+//!   Gated DeltaNet's `in_proj_qkvz`, `in_proj_ba` and `out_proj` are block linears, its
+//!   depthwise `conv1d` is not a linear;
+//! - `attention`: the decoder's q, k, v and o projections (or the fused QKV / MLA projections),
+//!   and a linear-attention layer's input and output projections;
 //! - a list of peft module names: `q_proj,v_proj`, `gate_proj`, `qkv_proj`, `gate_up_proj` ...
 //!   matched as peft matches them, by the module's last name anywhere in the model: `q_proj`,
 //!   `k_proj`, `v_proj`, `out_proj`, `fc1` and `fc2` also name SigLIP's linears, `o_proj` does not.
@@ -56,6 +60,8 @@ impl LoraTargets {
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             roles.push(module_role(name).ok_or_else(|| LoraError::UnknownModule(name.to_string()))?);
             roles.extend(vision_module_role(name));
+            // Gated DeltaNet's output projection is also named `out_proj`.
+            roles.extend((name.eq_ignore_ascii_case("out_proj")).then_some(Role::SsmOut));
         }
         if roles.is_empty() {
             return Err(LoraError::UnknownModule(s.to_string()));
@@ -70,7 +76,9 @@ impl LoraTargets {
 
     /// Whether the weight matrices of `role` get adapters.
     pub fn covers_role(&self, role: Role) -> bool {
-        let linear = (role.is_block_linear() && !role.is_routed_expert()) || role.is_vision_linear();
+        let linear = (role.is_block_linear() && !role.is_routed_expert())
+            || role.is_vision_linear()
+            || role == Role::FfnGateInpShexp;
         if !linear {
             return false;
         }
@@ -84,7 +92,21 @@ impl LoraTargets {
 
 fn is_attention(role: Role) -> bool {
     use Role::*;
-    matches!(role, AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB)
+    matches!(
+        role,
+        AttnQ
+            | AttnK
+            | AttnV
+            | AttnQkv
+            | AttnOutput
+            | AttnQA
+            | AttnQB
+            | AttnKvAMqa
+            | AttnKvB
+            | SsmInQkvz
+            | SsmBa
+            | SsmOut
+    )
 }
 
 /// peft module name → inventory role.
@@ -104,6 +126,9 @@ fn module_role(name: &str) -> Option<Role> {
         "up_proj" | "w3" | "dense_h_to_4h" | "fc1" => FfnUp,
         "gate_up_proj" => FfnGateUp,
         "down_proj" | "w2" | "dense_4h_to_h" | "fc2" => FfnDown,
+        "in_proj_qkvz" => SsmInQkvz,
+        "in_proj_ba" => SsmBa,
+        "shared_expert_gate" => FfnGateInpShexp,
         _ => return None,
     })
 }
