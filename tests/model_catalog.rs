@@ -55,6 +55,8 @@ fn required_ids_exist() {
         "gpt-oss-20b",
         "gpt-oss-120b",
         "qwen3-next-80b-a3b",
+        "qwen3.5-9b",
+        "qwen3.5-35b-a3b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -111,8 +113,34 @@ fn gemma3_27b_counts_and_window_pattern() {
         .all(|a| matches!(a, LayerAttention::Full | LayerAttention::Sliding { window: 1024 })));
 }
 
+/// Qwen3.5: the Hub's totals less the multi-token-prediction layer engines skip (an `fc` of
+/// H × 2H, one gated full-attention layer with its MLP or MoE block, and five norms: the two
+/// `pre_fc` norms, the layer's two and the final one), and the vision model (ViT and merger)
+/// outside the active count.
+#[test]
+fn qwen3_5_counts() {
+    let h = 4096u64;
+    // q_proj (queries and gate) 2·16·256 × h, k and v 2·4·256 × h, o_proj h × 16·256, q/k norms.
+    let attention = 2 * 16 * 256 * h + 2 * 4 * 256 * h + h * 16 * 256 + 2 * 256;
+    let mtp_9b = 2 * h * h + attention + 3 * 12288 * h + 5 * h;
+    assert_eq!(mtp_9b, 243_290_624);
+    let (total, active) = counts("qwen3.5-9b");
+    assert_eq!(total + mtp_9b, 9_653_104_368);
+    assert_eq!((total, total - active), (9_409_813_744, 456_010_480));
+    // 35B-A3B: 34,660,610,688 of language model, 446,571,248 of vision, 844,640,768 of MTP.
+    let (total, active) = counts("qwen3.5-35b-a3b");
+    assert_eq!(total + 844_640_768, 35_951_822_704);
+    assert_eq!(total, 34_660_610_688 + 446_571_248);
+    // 8 of 256 experts of 3·2048·512 in each of 40 layers are active: "3B activated".
+    assert_eq!(active, 34_660_610_688 - 40 * 248 * 3 * 2048 * 512);
+    let spec = ModelCatalog::builtin().get("qwen3.5-35b-a3b").unwrap().spec().clone();
+    let la = spec.linear_attention.unwrap();
+    assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && spec.fused_gate_up);
+    assert_eq!(spec.attention_layers(), 10);
+}
+
 /// Every other catalog model's total and active counts, as they were before multimodal
-/// checkpoints gained their vision tower: only `gemma3` wrappers have one.
+/// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
     let before: [(&str, u64, u64); 49] = [
@@ -171,7 +199,8 @@ fn text_only_models_keep_their_counts() {
         assert_eq!(counts(id), (total, active), "{id}");
         assert!(ModelCatalog::builtin().get(id).unwrap().spec().vision.is_none(), "{id}");
     }
-    assert_eq!(before.len() + 1, ModelCatalog::builtin().iter().count());
+    // Besides these: Gemma 3 27B and the two Qwen3.5 models.
+    assert_eq!(before.len() + 3, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the

@@ -74,7 +74,9 @@ fn group_of(role: Role) -> &'static str {
         TokenEmbd => "embeddings",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
-        SsmInQkvz | SsmBa | SsmConv1d | SsmDt | SsmA | SsmNorm | SsmOut => "linear attention",
+        SsmInQkvz | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmNorm | SsmOut => {
+            "linear attention"
+        }
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
             "attention"
         }
@@ -83,7 +85,7 @@ fn group_of(role: Role) -> &'static str {
         FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",
         FfnGateShexp | FfnUpShexp | FfnDownShexp | FfnGateInpShexp => "shared experts",
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
-        | VisionFfnUp | VisionFfnDown => "vision tower",
-        MmSoftEmbNorm | MmInputProjection => "projector",
+        | VisionAttnQkv | VisionFfnUp | VisionFfnDown => "vision tower",
+        MmSoftEmbNorm | MmInputProjection | MmMergerUp | MmMergerDown => "projector",
     }
 }

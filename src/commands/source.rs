@@ -112,7 +112,8 @@ fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<Resol
 /// Stored bytes by position in the model, from the file headers.
 fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
     let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
-    for t in &model.tensors {
+    // Engines load a multi-token-prediction block only for speculative decoding.
+    for t in model.tensors.iter().filter(|t| !crate::model::local::is_speculative_head(&t.name)) {
         let b = Bytes(t.bytes);
         if t.role.is_some_and(Role::is_routed_expert) {
             layout.routed_experts += b;

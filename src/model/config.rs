@@ -10,8 +10,8 @@
 //! same way; an explicit `head_dim` wins.
 //!
 //! A multimodal wrapper whose language model is a supported family (`gemma3`:
-//! `Gemma3ForConditionalGeneration`) is read from its `text_config`, and its SigLIP vision tower
-//! and projector from `vision_config` (see `WRAPPERS` and `vision.rs`).
+//! `Gemma3ForConditionalGeneration`; `qwen3_5`, `qwen3_5_moe`) is read from its `text_config`,
+//! and its vision tower and projector from `vision_config` (see `WRAPPERS` and `vision.rs`).
 
 mod attention;
 mod defaults;
@@ -19,6 +19,7 @@ mod moe;
 mod vision;
 
 use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, NormKind};
+use super::vision::VisionKind;
 use attention::{falcon_kv_heads, layer_is_linear, layer_slides, linear_attention, sliding_window};
 use defaults::ClassDefaults;
 use serde_json::Value;
@@ -49,12 +50,36 @@ struct Wrapper {
     family: Family,
     key: &'static str,
     vision: &'static str,
+    tower: VisionKind,
 }
 
 /// `Gemma3ForConditionalGeneration`: the Gemma 3 language model in `text_config`, beside a SigLIP
 /// vision tower and a projector in `vision_config` (27B: 416,866,032 + 6,194,304 parameters).
-const WRAPPERS: [Wrapper; 1] =
-    [Wrapper { model_type: "gemma3", family: Family::Gemma3, key: "text_config", vision: "vision_config" }];
+/// `Qwen3_5ForConditionalGeneration` and `Qwen3_5MoeForConditionalGeneration`: the Qwen3.5
+/// language model in `text_config`, beside its ViT and patch merger in `vision_config`.
+const WRAPPERS: [Wrapper; 3] = [
+    Wrapper {
+        model_type: "gemma3",
+        family: Family::Gemma3,
+        key: "text_config",
+        vision: "vision_config",
+        tower: VisionKind::Siglip,
+    },
+    Wrapper {
+        model_type: "qwen3_5",
+        family: Family::Qwen35,
+        key: "text_config",
+        vision: "vision_config",
+        tower: VisionKind::QwenVit,
+    },
+    Wrapper {
+        model_type: "qwen3_5_moe",
+        family: Family::Qwen35Moe,
+        key: "text_config",
+        vision: "vision_config",
+        tower: VisionKind::QwenVit,
+    },
+];
 
 /// A parsed config: the spec plus what the checkpoint says about its own weight format.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,13 +120,14 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
     };
     let mut spec = build_spec(&Reader { json: fields, source_name }, family, id)?;
     if let Some(w) = wrapper {
-        spec.vision = Some(vision::parse_vision(&json, w.vision, w.model_type, source_name, spec.hidden_size)?);
+        spec.vision = Some(vision::parse_vision(&json, w, source_name, spec.hidden_size)?);
     }
     Ok(ParsedConfig { spec, native_format: native_format(&json) })
 }
 
-/// The wrapper's nested language-model config, with the top level's dtype where it has none
-/// (Gemma 3's `torch_dtype` sits beside `text_config`).
+/// The wrapper's nested language-model config, with the top level's dtype and embedding tying
+/// where it has none (Gemma 3's `torch_dtype` sits beside `text_config`; Qwen3.5 ties at the
+/// top level).
 fn language_model(json: &Value, wrapper: &Wrapper, source_name: &str) -> Result<Value, ConfigError> {
     let Some(Value::Object(inner)) = json.get(wrapper.key) else {
         return Err(ConfigError::MissingField {
@@ -111,7 +137,7 @@ fn language_model(json: &Value, wrapper: &Wrapper, source_name: &str) -> Result<
         });
     };
     let mut inner = inner.clone();
-    for key in ["torch_dtype", "dtype"] {
+    for key in ["torch_dtype", "dtype", "tie_word_embeddings"] {
         if let (None, Some(v)) = (inner.get(key), json.get(key)) {
             inner.insert(key.to_string(), v.clone());
         }
@@ -205,6 +231,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     };
     let intermediate = match family {
         Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
+        // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
+        Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
         _ => r.req_u64(&["intermediate_size"], family, MAX_DIM)?,
     };
     let max_context = r.opt_u64(&["max_position_embeddings", "max_seq_len"], 1 << 26)?.unwrap_or(d.max_context);
@@ -278,10 +306,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         norms_per_layer,
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
-        fused_gate_up: matches!(family, Phi3 | GptOss),
-        qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next),
+        // Qwen3.5-MoE's checkpoints store each layer's experts as one fused `gate_up_proj`.
+        fused_gate_up: matches!(family, Phi3 | GptOss | Qwen35Moe),
+        qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe),
         attn_sinks: family == GptOss,
-        attn_output_gate: family == Qwen3Next,
+        attn_output_gate: family == Qwen3Next
+            || (matches!(family, Qwen35 | Qwen35Moe) && r.bool_or("attn_output_gate", true)),
         layer_attention,
         mla,
         linear_attention: linear,

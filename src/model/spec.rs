@@ -39,6 +39,12 @@ pub enum Family {
     /// and gated full-attention layers (three to one), every layer a mixture of experts with a
     /// gated shared expert.
     Qwen3Next,
+    /// Qwen3.5's dense language model (`Qwen3_5ForConditionalGeneration` nests it in
+    /// `text_config`): Qwen3-Next's hybrid layers with split DeltaNet projections and an fp32
+    /// recurrent state (`mamba_ssm_dtype`).
+    Qwen35,
+    /// Qwen3.5's mixture-of-experts language model (`Qwen3_5MoeForConditionalGeneration`).
+    Qwen35Moe,
 }
 
 impl Family {
@@ -62,10 +68,12 @@ impl Family {
             Family::Gemma3 => "gemma3_text",
             Family::GptOss => "gpt_oss",
             Family::Qwen3Next => "qwen3_next",
+            Family::Qwen35 => "qwen3_5_text",
+            Family::Qwen35Moe => "qwen3_5_moe_text",
         }
     }
 
-    pub const ALL: [Family; 17] = [
+    pub const ALL: [Family; 19] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -83,6 +91,8 @@ impl Family {
         Family::Gemma3,
         Family::GptOss,
         Family::Qwen3Next,
+        Family::Qwen35,
+        Family::Qwen35Moe,
     ];
 }
 
@@ -134,6 +144,12 @@ pub struct LinearAttention {
     pub value_head_dim: u64,
     /// Taps of the causal convolution over q, k and v (`linear_conv_kernel_dim`).
     pub conv_kernel: u64,
+    /// The input projections are four matrices (Qwen3.5's `in_proj_qkv`, `in_proj_z`,
+    /// `in_proj_b`, `in_proj_a`) rather than Qwen3-Next's fused `in_proj_qkvz` and `in_proj_ba`.
+    pub split_projections: bool,
+    /// The checkpoint asks for an fp32 recurrent state (`mamba_ssm_dtype: "float32"`, Qwen3.5),
+    /// which vLLM honours (`Qwen3_5ForConditionalGenerationConfig`).
+    pub state_fp32: bool,
 }
 
 impl LinearAttention {

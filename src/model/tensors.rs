@@ -100,6 +100,12 @@ pub enum Role {
     /// gate z (`in_proj_qkvz`), and to β and α (`in_proj_ba`).
     SsmInQkvz,
     SsmBa,
+    /// Qwen3.5's split projections: q, k and v (`in_proj_qkv`), the output gate z (`in_proj_z`),
+    /// β (`in_proj_b`) and α (`in_proj_a`).
+    SsmInQkv,
+    SsmInZ,
+    SsmBeta,
+    SsmAlpha,
     /// The depthwise causal convolution over q, k and v (`conv1d`, `conv_dim × kernel`, no bias).
     SsmConv1d,
     /// Per-value-head decay parameters (`dt_bias`, `A_log`).
@@ -121,12 +127,18 @@ pub enum Role {
     VisionAttnK,
     VisionAttnV,
     VisionAttnOutput,
+    /// A Qwen ViT block's fused `attn.qkv` (with bias).
+    VisionAttnQkv,
     VisionFfnUp,
     VisionFfnDown,
     /// Gemma 3's `multi_modal_projector`: the RMSNorm over the vision width and the bare
     /// `vision hidden × text hidden` projection parameter.
     MmSoftEmbNorm,
     MmInputProjection,
+    /// Qwen's patch merger (`visual.merger`): `linear_fc1` over 2×2 merged patches and
+    /// `linear_fc2` into the language model's width (with biases; its LayerNorm is `VisionNorm`).
+    MmMergerUp,
+    MmMergerDown,
 }
 
 impl Role {
@@ -168,6 +180,11 @@ impl Role {
             FfnDownShexp => "ffn_down_shexp",
             FfnGateInpShexp => "ffn_gate_inp_shexp",
             SsmInQkvz => "ssm_in",
+            // llama.cpp's qwen35 names.
+            SsmInQkv => "attn_qkv",
+            SsmInZ => "attn_gate",
+            SsmBeta => "ssm_beta",
+            SsmAlpha => "ssm_alpha",
             SsmBa => "ssm_ba",
             SsmConv1d => "ssm_conv1d",
             SsmDt => "ssm_dt",
@@ -183,10 +200,13 @@ impl Role {
             VisionAttnK => "v.attn_k",
             VisionAttnV => "v.attn_v",
             VisionAttnOutput => "v.attn_out",
+            VisionAttnQkv => "v.attn_qkv",
             VisionFfnUp => "v.ffn_up",
             VisionFfnDown => "v.ffn_down",
             MmSoftEmbNorm => "mm.soft_emb_norm",
             MmInputProjection => "mm.input_projection",
+            MmMergerUp => "mm.0",
+            MmMergerDown => "mm.2",
         }
     }
 
@@ -224,28 +244,28 @@ impl Role {
     /// images (not in the active parameters, no text activations).
     pub fn is_vision(self) -> bool {
         use Role::*;
+        self.is_vision_linear()
+            || matches!(self, VisionPatchEmbd | VisionPosEmbd | VisionNorm | MmSoftEmbNorm | MmInputProjection)
+    }
+
+    /// The vision encoder's `nn.Linear` modules (SigLIP's q, k, v, out, fc1, fc2; Qwen's qkv,
+    /// proj, fc1, fc2 and its merger's two): what peft's `all-linear` wraps besides the decoder's
+    /// linears. The patch convolution, the position table and Gemma's projector parameter are
+    /// not linears.
+    pub fn is_vision_linear(self) -> bool {
+        use Role::*;
         matches!(
             self,
-            VisionPatchEmbd
-                | VisionPosEmbd
-                | VisionNorm
-                | VisionAttnQ
+            VisionAttnQ
                 | VisionAttnK
                 | VisionAttnV
                 | VisionAttnOutput
+                | VisionAttnQkv
                 | VisionFfnUp
                 | VisionFfnDown
-                | MmSoftEmbNorm
-                | MmInputProjection
+                | MmMergerUp
+                | MmMergerDown
         )
-    }
-
-    /// The vision encoder's `nn.Linear` modules (q, k, v, out, fc1, fc2): what peft's
-    /// `all-linear` wraps besides the decoder's linears. The patch convolution, the position
-    /// table and the projector's bare parameter are not linears.
-    pub fn is_vision_linear(self) -> bool {
-        use Role::*;
-        matches!(self, VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput | VisionFfnUp | VisionFfnDown)
     }
 }
 
@@ -440,13 +460,21 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
 }
 
 /// A Gated DeltaNet layer (transformers `Qwen3NextGatedDeltaNet`, no biases): `in_proj_qkvz`
-/// (2·key_dim + 2·value_dim rows), `in_proj_ba` (2·value heads), the convolution (conv_dim ×
+/// (2·key_dim + 2·value_dim rows) and `in_proj_ba` (2·value heads), or Qwen3.5's same rows in
+/// four matrices (`in_proj_qkv`, `in_proj_z`, `in_proj_b`, `in_proj_a`), the convolution (conv_dim ×
 /// kernel), `dt_bias` and `A_log` (one per value head), the gated norm (value_head_dim) and
 /// `out_proj` (hidden × value_dim).
 fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     let h = spec.hidden_size;
-    out.push(matrix(Role::SsmInQkvz, l, 2 * la.key_dim() + 2 * la.value_dim(), h));
-    out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
+    if la.split_projections {
+        out.push(matrix(Role::SsmInQkv, l, la.conv_dim(), h));
+        out.push(matrix(Role::SsmInZ, l, la.value_dim(), h));
+        out.push(matrix(Role::SsmBeta, l, la.num_value_heads, h));
+        out.push(matrix(Role::SsmAlpha, l, la.num_value_heads, h));
+    } else {
+        out.push(matrix(Role::SsmInQkvz, l, 2 * la.key_dim() + 2 * la.value_dim(), h));
+        out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
+    }
     out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
     out.push(TensorDesc {
         role: Role::SsmDt,

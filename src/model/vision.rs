@@ -23,8 +23,32 @@
 //! = 6,194,304. With the language model's 27,009,346,304 that is 27,432,406,640, keras-hub's
 //! published count for MedGemma 27B (`gemma3_presets.py`, `medgemma_instruct_27b`).
 
+//!
+//! Qwen3.5's vision model (transformers `Qwen3_5VisionModel`, Qwen3-VL's ViT without deepstack
+//! mergers) differs: `patch_embed` is a `Conv3d(c, h, kernel (t, p, p))` over `t` frames, with
+//! bias; `pos_embed` is a table of `num_position_embeddings` rows; each block has two LayerNorms,
+//! a fused `attn.qkv` (`3h × h`) and `attn.proj`, and `mlp.linear_fc1` / `linear_fc2`, all with
+//! biases; the `merger` normalises (LayerNorm over `h`), concatenates 2×2 patches (`m = 4h`) and
+//! projects `m → m → out_hidden_size` (two linears with biases). Qwen3.5-9B (h 1152, i 4304, 27
+//! blocks, 16-pixel patches over 2 frames, 2,304 positions, out 4096): patch embedding
+//! 1152·3·2·16·16 + 1152 = 1,770,624; positions 2,654,208; per block 2·2·1152 + 3456·1152 + 3456 +
+//! 1152² + 1152 + 2·1152·4304 + 4304 + 1152 = 15,239,504; merger 2·1152 + 4608² + 4608 +
+//! 4096·4608 + 4096 = 40,119,040; in all 456,010,480, the vision share of the published
+//! 9,653,104,368 (beside 8,953,803,264 of language model and a 243,290,624-parameter
+//! multi-token-prediction layer).
+
 use super::tensors::{Part, Role, TensorDesc};
 use serde::Serialize;
+
+/// Which vision encoder a multimodal checkpoint carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisionKind {
+    /// SigLIP with Gemma 3's projector.
+    Siglip,
+    /// Qwen's ViT (Qwen3-VL, Qwen3.5) with its patch merger.
+    QwenVit,
+}
 
 /// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
 /// `fc1`, `fc2`): what checkpoint classification and peft's module names share.
@@ -41,10 +65,11 @@ pub fn linear_role(name: &str) -> Option<Role> {
     })
 }
 
-/// A SigLIP vision encoder and the Gemma 3 projector behind it.
+/// A vision encoder and the projector behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct VisionTower {
-    /// Width of the encoder (SigLIP `hidden_size`) and of the projector's input.
+    pub kind: VisionKind,
+    /// Width of the encoder (`hidden_size`) and of the projector's input.
     pub hidden_size: u64,
     /// Width of each encoder layer's MLP (`fc1` outputs).
     pub intermediate_size: u64,
@@ -52,20 +77,22 @@ pub struct VisionTower {
     pub num_heads: u64,
     /// Pixels per side of one patch.
     pub patch_size: u64,
-    /// Pixels per side of the image the encoder takes.
-    pub image_size: u64,
+    /// Learned position embeddings: SigLIP's one per patch of its fixed image,
+    /// `(image_size / patch_size)²`; Qwen's `num_position_embeddings` (interpolated to any image).
+    pub positions: u64,
     /// Image channels (3 for RGB).
     pub num_channels: u64,
-    /// Width the projector maps into: the language model's `hidden_size`.
+    /// Frames one patch spans (Qwen's `temporal_patch_size`; 1 for SigLIP).
+    pub temporal_patch_size: u64,
+    /// Patches merged per side into one language-model token (Qwen's `spatial_merge_size`; 1
+    /// for SigLIP).
+    pub spatial_merge_size: u64,
+    /// Width the projector maps into: the language model's `hidden_size` (Qwen's
+    /// `out_hidden_size`).
     pub text_hidden_size: u64,
 }
 
 impl VisionTower {
-    /// Patches per image, each with its own position embedding: `(image_size / patch_size)²`.
-    pub fn patches(&self) -> u64 {
-        (self.image_size / self.patch_size).pow(2)
-    }
-
     /// Parameters of the encoder and projector together.
     pub fn parameters(&self) -> u64 {
         let mut tensors = Vec::new();
@@ -77,9 +104,24 @@ impl VisionTower {
     /// layer (`layer: None`) and one tensor per encoder layer.
     pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
         let (h, i) = (self.hidden_size, self.intermediate_size);
-        let conv_inputs = self.num_channels * self.patch_size * self.patch_size;
+        let conv_inputs = self.num_channels * self.temporal_patch_size * self.patch_size * self.patch_size;
         linear(Role::VisionPatchEmbd, h, conv_inputs, out);
-        out.push(weight(Role::VisionPosEmbd, self.patches(), h));
+        out.push(weight(Role::VisionPosEmbd, self.positions, h));
+        if self.kind == VisionKind::QwenVit {
+            for _ in 0..self.num_layers {
+                layer_norm(h, out);
+                layer_norm(h, out);
+                linear(Role::VisionAttnQkv, 3 * h, h, out);
+                linear(Role::VisionAttnOutput, h, h, out);
+                linear(Role::VisionFfnUp, i, h, out);
+                linear(Role::VisionFfnDown, h, i, out);
+            }
+            let merged = h * self.spatial_merge_size.pow(2);
+            layer_norm(h, out);
+            linear(Role::MmMergerUp, merged, merged, out);
+            linear(Role::MmMergerDown, self.text_hidden_size, merged, out);
+            return;
+        }
         for _ in 0..self.num_layers {
             layer_norm(h, out);
             for role in [Role::VisionAttnQ, Role::VisionAttnK, Role::VisionAttnV, Role::VisionAttnOutput] {
@@ -123,15 +165,44 @@ mod tests {
     /// Gemma 3 27B's `vision_config` (and 4B's, 12B's: the same tower) with a 5376-wide
     /// language model.
     const GEMMA_3_27B: VisionTower = VisionTower {
+        kind: VisionKind::Siglip,
         hidden_size: 1152,
         intermediate_size: 4304,
         num_layers: 27,
         num_heads: 16,
         patch_size: 14,
-        image_size: 896,
+        positions: 4096,
         num_channels: 3,
+        temporal_patch_size: 1,
+        spatial_merge_size: 1,
         text_hidden_size: 5376,
     };
+
+    /// The Qwen3.5 doc's worked example (the 9B's `vision_config`), and the 35B-A3B's tower
+    /// (out 2048): 446,571,248, the published total's vision share.
+    #[test]
+    fn qwen3_5_vit_and_merger() {
+        let tower = VisionTower {
+            kind: VisionKind::QwenVit,
+            patch_size: 16,
+            positions: 2304,
+            temporal_patch_size: 2,
+            spatial_merge_size: 2,
+            text_hidden_size: 4096,
+            ..GEMMA_3_27B
+        };
+        let mut tensors = Vec::new();
+        tower.push_tensors(&mut tensors);
+        let sum =
+            |keep: fn(Role) -> bool| -> u64 { tensors.iter().filter(|t| keep(t.role)).map(TensorDesc::elements).sum() };
+        assert_eq!(sum(|r| r == Role::VisionPatchEmbd), 1_770_624);
+        assert_eq!(sum(|r| r == Role::VisionPosEmbd), 2_654_208);
+        assert_eq!(sum(|r| matches!(r, Role::MmMergerUp | Role::MmMergerDown)) + 2 * 1152, 40_119_040);
+        assert_eq!(tower.parameters(), 456_010_480);
+        assert_eq!(VisionTower { text_hidden_size: 2048, ..tower }.parameters(), 446_571_248);
+        // Per block: qkv, proj, fc1, fc2; and the merger's two linears.
+        assert_eq!(tensors.iter().filter(|t| t.part == Part::Weight && t.role.is_vision_linear()).count(), 27 * 4 + 2);
+    }
 
     /// The module doc's worked example, term by term.
     #[test]
@@ -140,7 +211,6 @@ mod tests {
         GEMMA_3_27B.push_tensors(&mut tensors);
         let sum =
             |keep: fn(Role) -> bool| -> u64 { tensors.iter().filter(|t| keep(t.role)).map(TensorDesc::elements).sum() };
-        assert_eq!(GEMMA_3_27B.patches(), 4096);
         assert_eq!(sum(|r| r == Role::VisionPatchEmbd), 678_528);
         assert_eq!(sum(|r| r == Role::VisionPosEmbd), 4_718_592);
         assert_eq!(sum(|r| !matches!(r, Role::MmSoftEmbNorm | Role::MmInputProjection)), 416_866_032);

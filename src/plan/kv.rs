@@ -54,7 +54,10 @@ pub fn values_per_token_layer(req: &KvRequest) -> u64 {
 /// the engine stores it (before vLLM's page padding, `state_page_bytes`):
 /// - vLLM: conv state `(kernel − 1) × conv_dim/tp` and recurrent state `(value_heads/tp) × d_v × d_k`,
 ///   both in the model dtype (`mamba_cache_dtype` and `mamba_ssm_cache_dtype` "auto"; Qwen3-Next
-///   has no override in `MODELS_CONFIG_MAP`, confirmed by its logged 1.49% page padding);
+///   has no override in `MODELS_CONFIG_MAP`, confirmed by its logged 1.49% page padding), but the
+///   recurrent state in fp32 where the checkpoint's `mamba_ssm_dtype` asks (Qwen3.5, which vLLM
+///   registers; Qwen3.5-9B at tensor parallel 2: 16·128·128·4 + 4096·3·2 = 1,073,152 B, a
+///   528-token block and 0.76% padding, as vLLM logs);
 /// - llama.cpp: the same shapes in F32 (`llama_model::create_memory` hard-codes both types);
 /// - transformers: the conv state keeps all `kernel` columns (`F.pad(mixed_qkv, (kernel − len, 0))`,
 ///   model dtype) and the recurrent state is the fp32 tensor the chunked delta-rule kernels
@@ -65,7 +68,7 @@ pub fn state_bytes_per_layer(req: &KvRequest) -> u64 {
     let (conv_cols, conv_bytes, state_bytes) = match req.engine {
         Engine::LlamaCpp => (la.conv_kernel - 1, 4, 4),
         Engine::Hf => (la.conv_kernel, model, 4),
-        _ => (la.conv_kernel - 1, model, model),
+        _ => (la.conv_kernel - 1, model, if la.state_fp32 { 4 } else { model }),
     };
     let (channels, state) = state_values_per_rank(&la, req.tp);
     channels * conv_cols * conv_bytes + state * state_bytes
@@ -353,6 +356,20 @@ mod tests {
         // A plain model keeps the configured block.
         let llama = spec("");
         assert_eq!(vllm_block_size(&request(&llama, Engine::Vllm, &o, 1)), 16);
+    }
+
+    /// Qwen3.5-9B at tensor parallel 2 (fp32 recurrent state): "Setting attention block size to
+    /// 528 tokens", "Padding mamba page size by 0.76%" (vLLM PR #37467's log).
+    #[test]
+    fn qwen3_5_state_is_fp32_in_vllm() {
+        let config = include_str!("../../data/models/qwen3.5-9b.json");
+        let s = parse_config(config, "qwen3.5-9b", "qwen3.5-9b.json").unwrap().spec;
+        let o = EngineOptions::default();
+        let req = request(&s, Engine::Vllm, &o, 2);
+        assert_eq!(state_bytes_per_layer(&req), 16 * 128 * 128 * 4 + 4096 * 3 * 2);
+        assert_eq!(vllm_block_size(&req), 528);
+        let padding = state_page_bytes(&req) as f64 / state_bytes_per_layer(&req) as f64 - 1.0;
+        assert!((padding - 0.0076).abs() < 0.0001, "{padding}");
     }
 
     /// The vLLM 0.10.2 log of Qwen3-Next-80B-A3B-Instruct at tensor parallel 2 on H200s:

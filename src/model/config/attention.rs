@@ -53,20 +53,23 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
     }
 }
 
-/// The Gated DeltaNet shape of a hybrid family (`Qwen3NextConfig`'s defaults, which are
-/// Qwen3-Next-80B-A3B's: 16 key heads and 32 value heads of 128, a 4-tap convolution); `None`
-/// for families without linear attention.
+/// The Gated DeltaNet shape of a hybrid family; `None` for families without linear attention.
+/// Qwen3-Next's fields default to `Qwen3NextConfig`'s values (Qwen3-Next-80B-A3B's: 16 key heads
+/// and 32 value heads of 128, a 4-tap convolution); Qwen3.5's files give every field.
 pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<LinearAttention>, ConfigError> {
-    if family != Family::Qwen3Next {
+    let next = family == Family::Qwen3Next;
+    if !next && !matches!(family, Family::Qwen35 | Family::Qwen35Moe) {
         return Ok(None);
     }
-    let field = |name: &'static str, default: u64| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    let field = |name: &'static str, default: u64| r.u64_or(&[name], next.then_some(default), family, MAX_DIM);
     let la = LinearAttention {
         num_key_heads: field("linear_num_key_heads", 16)?,
         num_value_heads: field("linear_num_value_heads", 32)?,
         key_head_dim: field("linear_key_head_dim", 128)?,
         value_head_dim: field("linear_value_head_dim", 128)?,
         conv_kernel: field("linear_conv_kernel_dim", 4)?,
+        split_projections: !next,
+        state_fp32: r.str("mamba_ssm_dtype") == Some("float32"),
     };
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));

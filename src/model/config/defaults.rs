@@ -7,7 +7,10 @@
 //! sliding_window 4096, tie_word_embeddings true. Gemma 3 4B/12B/27B's `text_config` omits the
 //! vocabulary (so their embeddings have 262,208 rows: 262,144 text tokens and 64 image tokens),
 //! the context and, for 4B, the heads. `Qwen3Config`: head_dim 128, max_position_embeddings
-//! 32,768; `Qwen3NextConfig`: head_dim 256, 2 KV heads, max_position_embeddings 32,768; `Qwen3MoeConfig` derives head_dim from hidden / heads like Llama. `GptOssConfig`:
+//! 32,768; `Qwen3NextConfig`: head_dim 256, 2 KV heads, max_position_embeddings 32,768;
+//! `Qwen3MoeConfig` derives head_dim from hidden / heads like Llama. Qwen3.5: head_dim 256 and a
+//! 262,144-token context, the values of every released checkpoint (some copies of their
+//! `text_config` leave the context out). `GptOssConfig`:
 //! max_position_embeddings 131,072, sliding_window 128 (its other defaults are gpt-oss-120b's
 //! shape, which the official files spell out).
 
@@ -52,6 +55,7 @@ impl ClassDefaults {
             Family::Qwen3 => ClassDefaults { head_dim: Some(128), max_context: 32_768, ..base },
             Family::Qwen3Moe => ClassDefaults { max_context: 32_768, ..base },
             // `Qwen3NextConfig`: head_dim 256 (not hidden / heads), 2 KV heads.
+            Family::Qwen35 | Family::Qwen35Moe => ClassDefaults { head_dim: Some(256), max_context: 262_144, ..base },
             Family::Qwen3Next => {
                 ClassDefaults { head_dim: Some(256), num_key_value_heads: Some(2), max_context: 32_768, ..base }
             }

@@ -12,6 +12,9 @@
 //! scaled by `sigmoid(shared_expert_gate(x))`, a `1 × hidden` linear. 80B-A3B: 512 experts of 512,
 //! 10 per token, a shared expert of 512.
 //!
+//! Qwen3.5-MoE (`Qwen3_5MoeSparseMoeBlock`): the same block in every layer (no dense layers,
+//! no `intermediate_size`), its experts stored fused (`experts.gate_up_proj`).
+//!
 //! gpt-oss (transformers `GptOssMLP`): every layer is sparse. `GptOssTopKRouter` is a weight
 //! [num_local_experts, hidden] with a bias [num_local_experts]; `GptOssExperts` holds each
 //! expert's fused `gate_up_proj` (hidden → 2·intermediate_size, gate and up interleaved) with a
@@ -58,6 +61,16 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             shared_intermediate_size: 0,
             first_dense_layers: qwen3_dense_prefix(r)?,
             shared_expert_gate: false,
+            router_bias: false,
+            expert_biases: false,
+        })),
+        Family::Qwen35Moe => Ok(Some(Moe {
+            num_experts: r.req_u64(&["num_experts"], family, MAX_EXPERTS)?,
+            experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+            expert_intermediate_size: r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+            shared_intermediate_size: r.req_u64(&["shared_expert_intermediate_size"], family, MAX_DIM)?,
+            first_dense_layers: 0,
+            shared_expert_gate: true,
             router_bias: false,
             expert_biases: false,
         })),

@@ -130,13 +130,14 @@ fn gemma3_wrapper_reads_the_vision_tower() {
     let spec = parse_config(&config(GEMMA_3_VISION), "g", "test").unwrap().spec;
     let v = spec.vision.unwrap();
     assert_eq!((v.hidden_size, v.intermediate_size, v.num_layers, v.num_heads), (1152, 4304, 27, 16));
-    assert_eq!((v.patch_size, v.image_size, v.num_channels, v.text_hidden_size), (14, 896, 3, 2560));
+    // 896-pixel images in 14-pixel patches: 64² position embeddings.
+    assert_eq!((v.patch_size, v.positions, v.num_channels, v.text_hidden_size), (14, 4096, 3, 2560));
     assert_eq!(v.parameters(), 416_866_032 + 1152 * 2560 + 1152);
     assert!(parse_config(GEMMA_3_1B, "g", "test").unwrap().spec.vision.is_none());
     let defaults = parse_config(&config(r#"{"vision_use_head": false}"#), "g", "t").unwrap().spec.vision.unwrap();
     assert_eq!(
-        (defaults.hidden_size, defaults.num_layers, defaults.image_size, defaults.patch_size),
-        (768, 12, 224, 16)
+        (defaults.hidden_size, defaults.num_layers, defaults.positions, defaults.patch_size),
+        (768, 12, 14 * 14, 16)
     );
     let err = |vision: &str| parse_config(&config(vision), "g", "cfg.json").unwrap_err().to_string();
     let head = err(r#"{"hidden_size": 1152}"#);

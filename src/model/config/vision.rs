@@ -1,4 +1,5 @@
-//! A multimodal wrapper's `vision_config`: the SigLIP encoder beside Gemma 3's language model.
+//! A multimodal wrapper's `vision_config`: the SigLIP encoder beside Gemma 3's language model, or
+//! the Qwen ViT beside Qwen3.5's (`parse_qwen_vit`).
 //!
 //! transformers builds it as `SiglipVisionConfig(**vision_config)` (`Gemma3Config.__init__`), so
 //! an absent field takes that class's default: hidden_size 768, intermediate_size 3072, 12
@@ -6,29 +7,71 @@
 //! field but `num_channels` (3). `SiglipVisionTransformer` adds an attention-pooling head unless
 //! `vision_use_head` is false, which every Gemma 3 file says; a head is refused, not guessed.
 
-use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
+use super::{ConfigError, Reader, Wrapper, MAX_DIM, MAX_LAYERS};
 use crate::model::spec::Family;
-use crate::model::vision::VisionTower;
+use crate::model::vision::{VisionKind, VisionTower};
 use serde_json::Value;
 
 /// The `model_type` of a SigLIP vision config.
 const SIGLIP: &str = "siglip_vision_model";
 
-/// Reads `json[key]` as a SigLIP tower projecting into a language model of width `text_hidden`.
+/// Reads the wrapper's vision config as its kind of tower, projecting into a language model of
+/// width `text_hidden`.
 pub(super) fn parse_vision(
     json: &Value,
-    key: &'static str,
-    wrapper: &'static str,
+    wrapper: &Wrapper,
     source_name: &str,
     text_hidden: u64,
 ) -> Result<VisionTower, ConfigError> {
+    let key = wrapper.vision;
     let Some(fields @ Value::Object(_)) = json.get(key) else {
-        return Err(ConfigError::MissingField { source_name: source_name.to_string(), field: key, family: wrapper });
+        return Err(ConfigError::MissingField {
+            source_name: source_name.to_string(),
+            field: key,
+            family: wrapper.model_type,
+        });
     };
     let name = format!("{source_name} ({key})");
     let r = Reader { json: fields, source_name: &name };
+    match wrapper.tower {
+        VisionKind::Siglip => parse_siglip(&r, text_hidden),
+        VisionKind::QwenVit => parse_qwen_vit(&r, wrapper.family),
+    }
+}
+
+/// Qwen3.5's `vision_config` (`Qwen3_5VisionConfig`): every released file gives depth, widths,
+/// heads, `out_hidden_size`, patch, temporal patch, merge size and position count; they are
+/// required. A non-empty `deepstack_visual_indexes` (Qwen3-VL's extra mergers) is refused.
+fn parse_qwen_vit(r: &Reader, family: Family) -> Result<VisionTower, ConfigError> {
+    let dim = |name: &'static str| r.req_u64(&[name], family, MAX_DIM);
+    let deepstack = r.json.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, Vec::len);
+    if deepstack > 0 {
+        return Err(r.bad("deepstack_visual_indexes", deepstack as u64, "deepstack mergers are not modelled"));
+    }
+    let tower = VisionTower {
+        kind: VisionKind::QwenVit,
+        hidden_size: dim("hidden_size")?,
+        intermediate_size: dim("intermediate_size")?,
+        num_layers: r.req_u64(&["depth"], family, MAX_LAYERS)?,
+        num_heads: dim("num_heads")?,
+        patch_size: dim("patch_size")?,
+        positions: dim("num_position_embeddings")?,
+        num_channels: r.u64_or(&["in_channels"], Some(3), family, MAX_DIM)?,
+        temporal_patch_size: dim("temporal_patch_size")?,
+        spatial_merge_size: dim("spatial_merge_size")?,
+        text_hidden_size: dim("out_hidden_size")?,
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        return Err(r.bad("num_heads", tower.num_heads, "must divide hidden_size"));
+    }
+    Ok(tower)
+}
+
+fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError> {
+    let fields = r.json;
+    let name = r.source_name;
     let bad = |field: &'static str, value: String, reason: &'static str| ConfigError::BadValue {
-        source_name: name.clone(),
+        source_name: name.to_string(),
         field,
         value,
         reason,
@@ -49,21 +92,26 @@ pub(super) fn parse_vision(
         ));
     }
     let dim = |names: &[&'static str], default| r.u64_or(names, Some(default), Family::Gemma3, MAX_DIM);
+    let patch_size = dim(&["patch_size"], 16)?;
+    let image_size = dim(&["image_size"], 224)?;
     let tower = VisionTower {
+        kind: VisionKind::Siglip,
         hidden_size: dim(&["hidden_size"], 768)?,
         intermediate_size: dim(&["intermediate_size"], 3072)?,
         num_layers: r.u64_or(&["num_hidden_layers"], Some(12), Family::Gemma3, MAX_LAYERS)?,
         num_heads: dim(&["num_attention_heads"], 12)?,
-        patch_size: dim(&["patch_size"], 16)?,
-        image_size: dim(&["image_size"], 224)?,
+        patch_size,
+        positions: (image_size / patch_size).pow(2),
         num_channels: dim(&["num_channels"], 3)?,
+        temporal_patch_size: 1,
+        spatial_merge_size: 1,
         text_hidden_size: text_hidden,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
     }
-    if tower.patch_size > tower.image_size {
-        return Err(r.bad("patch_size", tower.patch_size, "must not exceed image_size"));
+    if patch_size > image_size {
+        return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
     }
     Ok(tower)
 }

@@ -91,6 +91,12 @@ const ROLES: [Role; 32] = [
 const VISION: [&str; 3] = ["vision_tower", "vision_model", "multi_modal_projector"];
 const OTHER_TOWERS: [&str; 1] = ["visual"];
 
+/// Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`): in the checkpoint, but
+/// loaded only for speculative decoding (transformers ignores it, `_keys_to_ignore_on_load_unexpected`).
+pub fn is_speculative_head(name: &str) -> bool {
+    name.split('.').next() == Some("mtp")
+}
+
 /// The role and decoder layer of the tensor called `name`; `None` where the name is not one
 /// headroom knows (rotary buffers, unmodelled vision towers ...).
 pub fn classify(name: &str) -> (Option<Role>, Option<u32>) {
@@ -191,6 +197,10 @@ const PARAMETER_SUFFIXES: [&str; 3] = ["_blocks", "_scales", "_bias"];
 
 fn layer_role(module: &[&str]) -> Option<Role> {
     let (&leaf, path) = module.split_last()?;
+    // Before the suffixes come off: DeltaNet's `dt_bias` is a parameter, not a bias of `dt`.
+    if path.last() == Some(&"linear_attn") {
+        return linear_attention_role(leaf);
+    }
     let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
     let mlp = if path.iter().any(|s| matches!(*s, "shared_experts" | "shared_expert" | "shared_mlp")) {
@@ -232,12 +242,33 @@ fn layer_role(module: &[&str]) -> Option<Role> {
             Mlp::Shared => None,
         },
         "gate" | "router" => matches!(mlp, Mlp::Dense).then_some(FfnGateInp),
+        "shared_expert_gate" => Some(FfnGateInpShexp),
         "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
         "post_attention_layernorm" | "ln_2" | "ln_mlp" | "pre_feedforward_layernorm" | "post_feedforward_layernorm" => {
             Some(FfnNorm)
         }
         other => gguf_role(other).filter(|r| !matches!(r, TokenEmbd | Output | OutputNorm)),
     }
+}
+
+/// Gated DeltaNet's modules and parameters under `linear_attn` (transformers
+/// `Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`).
+fn linear_attention_role(leaf: &str) -> Option<Role> {
+    use Role::*;
+    Some(match leaf {
+        "in_proj_qkvz" => SsmInQkvz,
+        "in_proj_ba" => SsmBa,
+        "in_proj_qkv" => SsmInQkv,
+        "in_proj_z" => SsmInZ,
+        "in_proj_b" => SsmBeta,
+        "in_proj_a" => SsmAlpha,
+        "conv1d" => SsmConv1d,
+        "dt_bias" => SsmDt,
+        "A_log" => SsmA,
+        "norm" => SsmNorm,
+        "out_proj" => SsmOut,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -247,6 +278,20 @@ mod tests {
 
     fn check(name: &str, role: Option<Role>, layer: Option<u32>) {
         assert_eq!(classify(name), (role, layer), "{name}");
+    }
+
+    #[test]
+    fn gated_deltanet_and_speculative_head_names() {
+        check("model.layers.0.linear_attn.in_proj_qkvz.weight", Some(SsmInQkvz), Some(0));
+        check("model.language_model.layers.4.linear_attn.in_proj_b.weight", Some(SsmBeta), Some(4));
+        check("model.layers.2.linear_attn.A_log", Some(SsmA), Some(2));
+        check("model.layers.2.linear_attn.dt_bias", Some(SsmDt), Some(2));
+        check("model.layers.2.linear_attn.conv1d.weight", Some(SsmConv1d), Some(2));
+        check("model.layers.2.linear_attn.norm.weight", Some(SsmNorm), Some(2));
+        check("model.layers.2.linear_attn.out_proj.weight", Some(SsmOut), Some(2));
+        check("model.layers.3.mlp.shared_expert_gate.weight", Some(FfnGateInpShexp), Some(3));
+        assert!(is_speculative_head("mtp.layers.0.self_attn.q_proj.weight"));
+        assert!(!is_speculative_head("model.layers.0.mtp.weight"));
     }
 
     #[test]

@@ -157,16 +157,18 @@ impl ActivationSetup<'_> {
     /// after them saves only its cos/sin tables. Qwen3-8B, full fine-tuning, per layer and token:
     /// (4 + 2)·(4096 + 1024) = 30,720 B.
     fn qk_norms(&self, q_w: u64, k_w: u64) -> u64 {
-        let fp32 = matches!(self.spec.family, Family::Gemma3 | Family::Qwen3Next) || self.litgpt;
+        let fp32 = matches!(self.spec.family, Family::Gemma3 | Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe)
+            || self.litgpt;
         let normalised = if fp32 { 4 } else { A };
         (4 + self.base_trainable as u64 * normalised) * (q_w + k_w)
     }
 }
 
-/// Norms that multiply by their weight in fp32 and cast afterwards (`(1 + w)` in Gemma's and
-/// Qwen3-Next's zero-centred RMSNorms), so a trained one keeps an fp32 normalised value.
+/// Norms that multiply by their weight in fp32 and cast afterwards (`(1 + w)` in Gemma's,
+/// Qwen3-Next's and Qwen3.5's zero-centred RMSNorms), so a trained one keeps an fp32 normalised value.
 fn fp32_norm_product(family: Family) -> bool {
-    matches!(family, Family::Gemma | Family::Gemma2 | Family::Gemma3 | Family::Qwen3Next)
+    use Family::*;
+    matches!(family, Gemma | Gemma2 | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe)
 }
 
 fn attention_inputs(spec: &ModelSpec) -> Vec<Role> {
@@ -174,6 +176,14 @@ fn attention_inputs(spec: &ModelSpec) -> Vec<Role> {
         (Some(m), _) => vec![if m.q_lora_rank.is_some() { Role::AttnQA } else { Role::AttnQ }, Role::AttnKvAMqa],
         (None, true) => vec![Role::AttnQkv],
         (None, false) => vec![Role::AttnQ, Role::AttnK, Role::AttnV],
+    }
+}
+
+fn linear_attention_inputs(la: LinearAttention) -> Vec<Role> {
+    if la.split_projections {
+        vec![Role::SsmInQkv, Role::SsmInZ, Role::SsmBeta, Role::SsmAlpha]
+    } else {
+        vec![Role::SsmInQkvz, Role::SsmBa]
     }
 }
 
@@ -315,7 +325,7 @@ fn linear_attention_layer_terms(s: &ActivationSetup, la: LinearAttention, layer:
     let per_head_q = heads * la.key_head_dim;
     let mut terms: Vec<Term> = vec![
         ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
-        ("linear-attention input, per consumer", s.input_point(&[Role::SsmInQkvz, Role::SsmBa], h, norm_out, false)),
+        ("linear-attention input, per consumer", s.input_point(&linear_attention_inputs(la), h, norm_out, false)),
         ("convolution input: q, k, v (causal-conv1d)", A * la.conv_dim()),
         ("delta rule: L2-normed q and k per value head, v", A * (2 * per_head_q + vd)),
         ("delta rule: fp32 decay and L2 reciprocals, β, chunk matrix A", heads * (4 + 8 + A + A * 64)),

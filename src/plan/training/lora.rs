@@ -128,6 +128,10 @@ fn module_role(name: &str) -> Option<Role> {
         "down_proj" | "w2" | "dense_4h_to_h" | "fc2" => FfnDown,
         "in_proj_qkvz" => SsmInQkvz,
         "in_proj_ba" => SsmBa,
+        "in_proj_qkv" => SsmInQkv,
+        "in_proj_z" => SsmInZ,
+        "in_proj_b" => SsmBeta,
+        "in_proj_a" => SsmAlpha,
         "shared_expert_gate" => FfnGateInpShexp,
         _ => return None,
     })
