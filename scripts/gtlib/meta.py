@@ -23,8 +23,10 @@ from .common import (
     write_json,
 )
 
+# flash-linear-attention and causal-conv1d: transformers' fast path for Gated DeltaNet layers
+# (Qwen3-Next, Qwen3.5); without them it runs a torch fallback with other intermediates.
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "nvidia-ml-py", "safetensors",
-            "numpy", "triton", "huggingface-hub", "tokenizers")
+            "numpy", "triton", "huggingface-hub", "tokenizers", "flash-linear-attention", "causal-conv1d")
 
 
 def sh(argv, timeout=30):

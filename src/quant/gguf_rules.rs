@@ -143,7 +143,14 @@ impl GgufFileType {
         if t.role.is_vision() {
             return G::F16;
         }
-        if t.is_vector() || t.part == Part::Bias || t.role.is_norm() || t.role == Role::FfnGateInp {
+        // llama.cpp never quantizes DeltaNet's (or Mamba's) convolution and decay parameters; its
+        // converter writes them in F32.
+        if t.is_vector()
+            || t.part == Part::Bias
+            || t.role.is_norm()
+            || t.role == Role::FfnGateInp
+            || t.role.is_ssm_param()
+        {
             return G::F32;
         }
         let default = self.default_type();
