@@ -362,3 +362,95 @@ fn damaged_gguf_gives_the_right_error() {
     long_string[len_at..len_at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     assert!(parse_gguf_bytes(&long_string).unwrap_err().to_string().contains("over the"));
 }
+
+/// llama.cpp's qwen35 layout (a Qwen3.5 GGUF, text only): DeltaNet layers with `attn_qkv`,
+/// `attn_gate`, `ssm_beta`, `ssm_alpha`, `ssm_conv1d`, `ssm_dt`, `ssm_a`, `ssm_norm`, `ssm_out`,
+/// and every 4th layer a gated attention whose `attn_q` holds queries and gate. The DeltaNet
+/// shape comes from the Mamba keys the converter reuses.
+#[test]
+fn qwen35_gguf_is_a_deltanet_hybrid() {
+    use GgmlType::*;
+    let (h, layers) = (256u64, 4u32);
+    let mut g = Gguf::default()
+        .str("general.architecture", "qwen35")
+        .u32("qwen35.block_count", layers)
+        .u32("qwen35.context_length", 262_144)
+        .u32("qwen35.embedding_length", h as u32)
+        .u32("qwen35.feed_forward_length", 512)
+        .u32("qwen35.attention.head_count", 2)
+        .u32("qwen35.attention.head_count_kv", 1)
+        .u32("qwen35.attention.key_length", 256)
+        .u32("qwen35.full_attention_interval", 4)
+        .u32("qwen35.ssm.conv_kernel", 4)
+        .u32("qwen35.ssm.state_size", 128)
+        .u32("qwen35.ssm.group_count", 2)
+        .u32("qwen35.ssm.time_step_rank", 4)
+        .u32("qwen35.ssm.inner_size", 512)
+        .tensor("token_embd.weight", &[h, 1024], Q8_0);
+    for l in 0..layers {
+        let t = |n: &str| format!("blk.{l}.{n}");
+        g = g.tensor(&t("attn_norm.weight"), &[h], F32).tensor(&t("post_attention_norm.weight"), &[h], F32);
+        if l == 3 {
+            g = g
+                .tensor(&t("attn_q.weight"), &[h, 2 * 2 * 256], Q8_0)
+                .tensor(&t("attn_k.weight"), &[h, 256], Q8_0)
+                .tensor(&t("attn_v.weight"), &[h, 256], Q8_0)
+                .tensor(&t("attn_output.weight"), &[512, h], Q8_0)
+                .tensor(&t("attn_q_norm.weight"), &[256], F32)
+                .tensor(&t("attn_k_norm.weight"), &[256], F32);
+        } else {
+            g = g
+                .tensor(&t("attn_qkv.weight"), &[h, 2 * 256 + 512], Q8_0)
+                .tensor(&t("attn_gate.weight"), &[h, 512], Q8_0)
+                .tensor(&t("ssm_beta.weight"), &[h, 4], F32)
+                .tensor(&t("ssm_alpha.weight"), &[h, 4], F32)
+                .tensor(&t("ssm_conv1d.weight"), &[4, 1024], F32)
+                .tensor(&t("ssm_dt.bias"), &[4], F32)
+                .tensor(&t("ssm_a"), &[4], F32)
+                .tensor(&t("ssm_norm.weight"), &[128], F32)
+                .tensor(&t("ssm_out.weight"), &[512, h], Q8_0);
+        }
+        g = g.tensor(&t("ffn_gate.weight"), &[h, 512], Q8_0).tensor(&t("ffn_up.weight"), &[h, 512], Q8_0).tensor(
+            &t("ffn_down.weight"),
+            &[512, h],
+            Q8_0,
+        );
+    }
+    g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 1024], Q8_0);
+    let dir = TempDir::new().unwrap();
+    let model = LocalModel::open(&write(dir.path(), "Qwen3.5-tiny-Q8_0.gguf", &g.build())).unwrap();
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!(spec.family, Family::Qwen35);
+    let kinds: Vec<bool> = (0..4).map(|l| spec.is_linear_layer(l)).collect();
+    assert_eq!(kinds, [true, true, true, false]);
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim), (2, 4, 128, 128));
+    assert!(la.split_projections && spec.attn_output_gate && spec.qk_norm && !spec.fused_qkv);
+    // The architecture's inventory has the file's parameter count.
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
+    // Every DeltaNet tensor has a role in its layer.
+    assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
+    assert_eq!(model.tensors.iter().find(|t| t.name == "blk.0.ssm_dt.bias").unwrap().role, Some(Role::SsmDt));
+
+    // A zero interval is refused, not divided by.
+    let mut bad = Gguf::default().str("general.architecture", "qwen35");
+    for (key, value) in [
+        ("block_count", 4),
+        ("context_length", 4096),
+        ("embedding_length", 256),
+        ("feed_forward_length", 512),
+        ("attention.head_count", 2),
+        ("ssm.conv_kernel", 4),
+        ("ssm.state_size", 128),
+        ("ssm.group_count", 2),
+        ("ssm.time_step_rank", 4),
+        ("ssm.inner_size", 512),
+        ("full_attention_interval", 0),
+    ] {
+        bad = bad.u32(&format!("qwen35.{key}"), value);
+    }
+    let bad = bad.tensor("token_embd.weight", &[256, 1024], Q8_0).build();
+    let err = gguf_to_spec(&parse_gguf_bytes(&bad).unwrap()).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("full_attention_interval"), "{err}");
+}

@@ -22,13 +22,16 @@
 //! router (`ffn_gate_inp.bias`) and on every expert projection (`ffn_*_exps.bias`), the experts'
 //! gate and up split into `ffn_gate_exps` / `ffn_up_exps` by `convert_hf_to_gguf.py` (or kept as
 //! `ffn_gate_up_exps` when it fuses them), and the 128-token window on even layers.
+//!
+//! Gated DeltaNet hybrids (`qwen3next`, `qwen35`, `qwen35moe`): see `linear_attention`; their
+//! attention tensors (q/k norms, the gated `attn_q`) are read from the first attention layer.
 
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
-use crate::model::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
+use crate::model::spec::{Biases, Family, LayerAttention, LinearAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 13] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 16] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -42,6 +45,9 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 13] = [
     "gptneox",
     "deepseek2",
     "gpt-oss",
+    "qwen3next",
+    "qwen35",
+    "qwen35moe",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -59,7 +65,12 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         return Err(k.bad(format!("block_count {layers} is over the limit of {MAX_LAYERS}")));
     }
     let heads = k.nonzero("attention.head_count")?;
-    let intermediate = k.req("feed_forward_length")?;
+    // Qwen3.5-MoE files have no dense feed-forward width: every layer is sparse.
+    let intermediate = match k.opt("feed_forward_length")? {
+        Some(n) => n,
+        None if expert_count > 0 => k.req("expert_feed_forward_length")?,
+        None => k.req("feed_forward_length")?,
+    };
     let mla = mla(&k)?;
     let head_dim = match mla {
         Some(m) => m.qk_nope_head_dim + m.qk_rope_head_dim,
@@ -70,6 +81,12 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         None => k.opt("attention.head_count_kv")?.unwrap_or(heads),
     };
     let has = |name: &str| file.tensor(name).is_some();
+    let linear = linear_attention(&k, family)?;
+    let layer_attention = layer_attention(&k, family, layers)?;
+    // Attention tensors are read from the first attention layer (a hybrid's layer 0 is DeltaNet).
+    let a = layer_attention.iter().position(|l| *l != LayerAttention::Linear).unwrap_or(0);
+    let in_attention = |name: &str| has(&format!("blk.{a}.{name}"));
+    let q_rows = file.tensor(&format!("blk.{a}.attn_q.weight")).and_then(|t| t.dims.get(1).copied());
     let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi);
     Ok(ModelSpec {
         id: model_id(file, arch),
@@ -92,22 +109,23 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
             _ => 2,
         },
         biases: Biases {
-            qkv: has("blk.0.attn_qkv.bias") || has("blk.0.attn_q.bias"),
-            attn_out: has("blk.0.attn_output.bias"),
+            qkv: in_attention("attn_qkv.bias") || in_attention("attn_q.bias"),
+            attn_out: in_attention("attn_output.bias"),
             mlp: has("blk.0.ffn_down.bias"),
             lm_head: has("output.bias"),
         },
-        fused_qkv: has("blk.0.attn_qkv.weight"),
-        qk_norm: has("blk.0.attn_q_norm.weight"),
+        fused_qkv: in_attention("attn_qkv.weight"),
+        qk_norm: in_attention("attn_q_norm.weight"),
         // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows;
         // gpt-oss's converter splits the experts' gate_up unless asked to fuse them.
         fused_gate_up: (family == Family::Phi3 && !has("blk.0.ffn_gate.weight"))
             || has("blk.0.ffn_gate_up_exps.weight"),
-        attn_sinks: has("blk.0.attn_sinks.weight"),
-        attn_output_gate: false,
-        layer_attention: layer_attention(&k, family, layers)?,
+        attn_sinks: in_attention("attn_sinks.weight"),
+        // A gated attention's `attn_q` holds the queries and the gate: twice the heads' width.
+        attn_output_gate: linear.is_some() && q_rows == Some(2 * heads * head_dim),
+        layer_attention,
         mla,
-        linear_attention: None,
+        linear_attention: linear,
         moe: moe(&k, expert_count, intermediate)?,
         native_dtype_bytes: 2,
         logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
@@ -181,6 +199,9 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "deepseek2" if has_router_bias(k.file) => Family::DeepseekV3,
         "deepseek2" => Family::DeepseekV2,
         "gpt-oss" => Family::GptOss,
+        "qwen3next" => Family::Qwen3Next,
+        "qwen35" => Family::Qwen35,
+        "qwen35moe" => Family::Qwen35Moe,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
@@ -218,6 +239,14 @@ fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
 /// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window. Other
 /// families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
+    if matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
+        let interval = match k.opt("full_attention_interval")? {
+            Some(0) => return Err(k.bad(format!("'{}.full_attention_interval' is 0", k.arch))),
+            other => other.unwrap_or(4),
+        };
+        let kind = |l: u64| if (l + 1) % interval == 0 { LayerAttention::Full } else { LayerAttention::Linear };
+        return Ok((0..layers).map(kind).collect());
+    }
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
     let sliding = |layer: u64| match (family, window) {
         (Family::Gemma2 | Family::GptOss, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
@@ -226,6 +255,37 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
         _ => LayerAttention::Full,
     };
     Ok((0..layers).map(sliding).collect())
+}
+
+/// A Gated DeltaNet hybrid's linear-attention shape. llama.cpp writes it in its Mamba keys
+/// (`convert_hf_to_gguf.py`, `Qwen3NextModel`): `ssm.conv_kernel` = kernel, `ssm.state_size` =
+/// key head dim, `ssm.group_count` = key heads, `ssm.time_step_rank` = value heads,
+/// `ssm.inner_size` = value heads × value head dim. Layers are linear except every
+/// `full_attention_interval`-th (default 4). Qwen3.5's projections are split (`ssm_beta`,
+/// `ssm_alpha`); its recurrent state is fp32 as its config asks (llama.cpp keeps every state in
+/// F32 anyway).
+fn linear_attention(k: &Keys<'_>, family: Family) -> Result<Option<LinearAttention>, LocalFileError> {
+    if !matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
+        return Ok(None);
+    }
+    let value_heads = k.nonzero("ssm.time_step_rank")?;
+    let key_heads = k.nonzero("ssm.group_count")?;
+    let inner = k.nonzero("ssm.inner_size")?;
+    if inner % value_heads != 0 || value_heads % key_heads != 0 {
+        return Err(k.bad(format!(
+            "ssm.inner_size {inner}, ssm.time_step_rank {value_heads} and ssm.group_count {key_heads} do not describe whole heads"
+        )));
+    }
+    let conv_kernel = k.nonzero("ssm.conv_kernel")?;
+    Ok(Some(LinearAttention {
+        num_key_heads: key_heads,
+        num_value_heads: value_heads,
+        key_head_dim: k.nonzero("ssm.state_size")?,
+        value_head_dim: inner / value_heads,
+        conv_kernel,
+        split_projections: family != Family::Qwen3Next,
+        state_fp32: family != Family::Qwen3Next,
+    }))
 }
 
 fn mla(k: &Keys<'_>) -> Result<Option<Mla>, LocalFileError> {

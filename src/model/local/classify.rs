@@ -50,7 +50,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 32] = [
+const ROLES: [Role; 43] = [
     Role::TokenEmbd,
     Role::Output,
     Role::OutputNorm,
@@ -83,6 +83,19 @@ const ROLES: [Role; 32] = [
     Role::FfnGateShexp,
     Role::FfnUpShexp,
     Role::FfnDownShexp,
+    Role::FfnGateInpShexp,
+    // Gated DeltaNet (llama.cpp qwen3next/qwen35; Qwen3.5's `in_proj_qkv` is `attn_qkv`, which
+    // reads as AttnQkv in the layer it belongs to).
+    Role::SsmInQkvz,
+    Role::SsmBa,
+    Role::SsmInZ,
+    Role::SsmBeta,
+    Role::SsmAlpha,
+    Role::SsmConv1d,
+    Role::SsmDt,
+    Role::SsmA,
+    Role::SsmNorm,
+    Role::SsmOut,
 ];
 
 /// Modules of a multimodal checkpoint outside its language model: their layers are not decoder
