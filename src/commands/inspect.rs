@@ -85,7 +85,7 @@ fn group_of(role: Role) -> &'static str {
         FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",
         FfnGateShexp | FfnUpShexp | FfnDownShexp | FfnGateInpShexp => "shared experts",
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
-        | VisionAttnQkv | VisionFfnUp | VisionFfnDown => "vision tower",
+        | VisionAttnQkv | VisionAttnProj | VisionMlpFc1 | VisionMlpFc2 | VisionFfnUp | VisionFfnDown => "vision tower",
         MmSoftEmbNorm | MmInputProjection | MmMergerUp | MmMergerDown => "projector",
     }
 }

@@ -86,6 +86,7 @@ pub(super) fn rollout_engine(
     Ok(RolloutEngine::VllmColocated {
         reserved: Bytes(v.budget_bytes),
         kv_capacity_tokens: v.kv_capacity_tokens,
+        max_sequences: v.max_concurrency,
         minimum,
     })
 }
@@ -119,7 +120,7 @@ pub(super) fn rollout_s(
     let generator = if args.train.rollout_engine == "hf" { "hf" } else { "vllm" };
     // A colocated pool too small for every sequence at full length generates in waves.
     let concurrent = match req.rollout {
-        RolloutEngine::VllmColocated { kv_capacity_tokens, .. } => (kv_capacity_tokens / req.seq).clamp(1, sequences),
+        RolloutEngine::VllmColocated { max_sequences, .. } => (max_sequences as u64).clamp(1, sequences),
         _ => sequences,
     };
     let waves = sequences.div_ceil(concurrent);

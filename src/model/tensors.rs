@@ -127,8 +127,13 @@ pub enum Role {
     VisionAttnK,
     VisionAttnV,
     VisionAttnOutput,
-    /// A Qwen ViT block's fused `attn.qkv` (with bias).
+    /// A Qwen ViT block's fused `attn.qkv`, its `attn.proj` and its MLP's `linear_fc1` and
+    /// `linear_fc2` (all with biases): roles of their own, since peft's module names differ from
+    /// SigLIP's.
     VisionAttnQkv,
+    VisionAttnProj,
+    VisionMlpFc1,
+    VisionMlpFc2,
     VisionFfnUp,
     VisionFfnDown,
     /// Gemma 3's `multi_modal_projector`: the RMSNorm over the vision width and the bare
@@ -201,6 +206,10 @@ impl Role {
             VisionAttnV => "v.attn_v",
             VisionAttnOutput => "v.attn_out",
             VisionAttnQkv => "v.attn_qkv",
+            // clip.cpp names every tower's output and MLP projections alike.
+            VisionAttnProj => "v.attn_out",
+            VisionMlpFc1 => "v.ffn_up",
+            VisionMlpFc2 => "v.ffn_down",
             VisionFfnUp => "v.ffn_up",
             VisionFfnDown => "v.ffn_down",
             MmSoftEmbNorm => "mm.soft_emb_norm",
@@ -261,6 +270,9 @@ impl Role {
                 | VisionAttnV
                 | VisionAttnOutput
                 | VisionAttnQkv
+                | VisionAttnProj
+                | VisionMlpFc1
+                | VisionMlpFc2
                 | VisionFfnUp
                 | VisionFfnDown
                 | MmMergerUp

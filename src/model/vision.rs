@@ -65,6 +65,19 @@ pub fn linear_role(name: &str) -> Option<Role> {
     })
 }
 
+/// The roles a peft module name selects in a Qwen ViT (`attn.qkv`, `attn.proj`, `mlp.linear_fc1`
+/// and `linear_fc2`; the merger's `linear_fc1` and `linear_fc2` share the last two names).
+pub fn qwen_vit_linear_roles(name: &str) -> &'static [Role] {
+    use Role::*;
+    match name {
+        "qkv" => &[VisionAttnQkv],
+        "proj" => &[VisionAttnProj],
+        "linear_fc1" => &[VisionMlpFc1, MmMergerUp],
+        "linear_fc2" => &[VisionMlpFc2, MmMergerDown],
+        _ => &[],
+    }
+}
+
 /// A vision encoder and the projector behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct VisionTower {
@@ -112,9 +125,9 @@ impl VisionTower {
                 layer_norm(h, out);
                 layer_norm(h, out);
                 linear(Role::VisionAttnQkv, 3 * h, h, out);
-                linear(Role::VisionAttnOutput, h, h, out);
-                linear(Role::VisionFfnUp, i, h, out);
-                linear(Role::VisionFfnDown, h, i, out);
+                linear(Role::VisionAttnProj, h, h, out);
+                linear(Role::VisionMlpFc1, i, h, out);
+                linear(Role::VisionMlpFc2, h, i, out);
             }
             let merged = h * self.spatial_merge_size.pow(2);
             layer_norm(h, out);

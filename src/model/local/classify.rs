@@ -13,8 +13,9 @@
 //! tensors named after the projection plus a suffix (`experts.gate_up_proj_blocks`,
 //! `experts.down_proj_bias`); the suffix leaves the role as it is. Tensors of a multimodal
 //! checkpoint outside its language model never get a decoder layer: Gemma 3's SigLIP
-//! `vision_tower` and `multi_modal_projector` get the vision roles (`Role::is_vision`), other
-//! towers (Qwen2-VL's `visual`) no role.
+//! `vision_tower` and `multi_modal_projector`, and Qwen's ViT `visual`, get the vision roles
+//! (`Role::is_vision`). Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`) is
+//! named by `is_speculative_head`: engines do not load it.
 
 use crate::model::tensors::Role;
 
@@ -99,10 +100,11 @@ const ROLES: [Role; 43] = [
 ];
 
 /// Modules of a multimodal checkpoint outside its language model: their layers are not decoder
-/// layers. Gemma 3's SigLIP `vision_tower` (`vision_model` inside it) and `multi_modal_projector`
-/// are modelled; Qwen2-VL's `visual` is not.
+/// layers. Gemma 3's SigLIP `vision_tower` (`vision_model` inside it) and `multi_modal_projector`;
+/// Qwen's ViT `visual` (Qwen2-VL to Qwen3.5: `patch_embed`, `pos_embed`, `blocks.N.{norm1, norm2,
+/// attn.qkv, attn.proj, mlp.*}`, `merger`).
 const VISION: [&str; 3] = ["vision_tower", "vision_model", "multi_modal_projector"];
-const OTHER_TOWERS: [&str; 1] = ["visual"];
+const QWEN_VIT: &str = "visual";
 
 /// Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`): in the checkpoint, but
 /// loaded only for speculative decoding (transformers ignores it, `_keys_to_ignore_on_load_unexpected`).
@@ -117,8 +119,8 @@ pub fn classify(name: &str) -> (Option<Role>, Option<u32>) {
     if segments.iter().any(|s| VISION.contains(s)) {
         return (vision_role(strip_parameter_parts(&segments)), None);
     }
-    if segments.iter().any(|s| OTHER_TOWERS.contains(s)) {
-        return (None, None);
+    if segments.contains(&QWEN_VIT) {
+        return (qwen_vit_role(strip_parameter_parts(&segments)), None);
     }
     let (layer, body) = split_layer(&segments);
     if body.last() == Some(&"e_score_correction_bias") {
@@ -192,6 +194,27 @@ fn vision_role(module: &[&str]) -> Option<Role> {
         "mm_soft_emb_norm" => MmSoftEmbNorm,
         "mm_input_projection_weight" => MmInputProjection,
         _ => return crate::model::vision::linear_role(leaf),
+    })
+}
+
+/// A Qwen ViT tensor's role: every one is a vision role (its weights sit with the tower), the
+/// merger's two linears the projector's; names it does not know fall back to `VisionNorm`'s group
+/// rather than the language model.
+fn qwen_vit_role(module: &[&str]) -> Option<Role> {
+    use Role::*;
+    let (&leaf, path) = module.split_last()?;
+    let parent = path.last().copied().unwrap_or("");
+    let merger = path.contains(&"merger");
+    Some(match leaf {
+        _ if parent == "patch_embed" || leaf == "patch_embed" => VisionPatchEmbd,
+        "pos_embed" => VisionPosEmbd,
+        "qkv" => VisionAttnQkv,
+        "proj" => VisionAttnProj,
+        "linear_fc1" | "fc1" | "0" if merger => MmMergerUp,
+        "linear_fc2" | "fc2" | "2" if merger => MmMergerDown,
+        "linear_fc1" | "fc1" => VisionMlpFc1,
+        "linear_fc2" | "fc2" => VisionMlpFc2,
+        _ => VisionNorm,
     })
 }
 
@@ -294,6 +317,18 @@ mod tests {
     }
 
     #[test]
+    fn qwen_vit_names() {
+        check("model.visual.patch_embed.proj.weight", Some(VisionPatchEmbd), None);
+        check("model.visual.pos_embed.weight", Some(VisionPosEmbd), None);
+        check("model.visual.blocks.3.attn.qkv.bias", Some(VisionAttnQkv), None);
+        check("model.visual.blocks.3.attn.proj.weight", Some(VisionAttnProj), None);
+        check("model.visual.blocks.3.mlp.linear_fc1.weight", Some(VisionMlpFc1), None);
+        check("model.visual.blocks.3.norm2.weight", Some(VisionNorm), None);
+        check("model.visual.merger.linear_fc2.weight", Some(MmMergerDown), None);
+        check("visual.merger.mlp.0.weight", Some(MmMergerUp), None);
+    }
+
+    #[test]
     fn gated_deltanet_and_speculative_head_names() {
         check("model.layers.0.linear_attn.in_proj_qkvz.weight", Some(SsmInQkvz), Some(0));
         check("model.language_model.layers.4.linear_attn.in_proj_b.weight", Some(SsmBeta), Some(4));
@@ -390,7 +425,7 @@ mod tests {
         check(&format!("model.{tower}.post_layernorm.weight"), Some(VisionNorm), None);
         check("model.multi_modal_projector.mm_soft_emb_norm.weight", Some(MmSoftEmbNorm), None);
         check(&format!("{tower}.encoder.layers.0.self_attn.k_proj.weight.absmax"), Some(VisionAttnK), None);
-        check("visual.blocks.0.attn.qkv.weight", None, None);
+        check("visual.blocks.0.attn.qkv.weight", Some(VisionAttnQkv), None);
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!   and a linear-attention layer's input and output projections;
 //! - a list of peft module names: `q_proj,v_proj`, `gate_proj`, `qkv_proj`, `gate_up_proj` ...
 //!   matched as peft matches them, by the module's last name anywhere in the model: `q_proj`,
-//!   `k_proj`, `v_proj`, `out_proj`, `fc1` and `fc2` also name SigLIP's linears, `o_proj` does not.
+//!   `k_proj`, `v_proj`, `out_proj`, `fc1` and `fc2` also name SigLIP's linears, `o_proj` does not;
+//!   `qkv`, `proj`, `linear_fc1` and `linear_fc2` name a Qwen ViT's (the last two its merger's too).
 //!   A name stands for a role in every family (`fc1` is Phi's up projection), so on Gemma 3
 //!   `out_proj`, `fc1` and `fc2` also select the decoder's o/up/down projections, which peft
 //!   would not: those three lists over-count there.
@@ -58,10 +59,16 @@ impl LoraTargets {
         }
         let mut roles = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            roles.push(module_role(name).ok_or_else(|| LoraError::UnknownModule(name.to_string()))?);
-            roles.extend(vision_module_role(name));
+            let lower = name.to_ascii_lowercase();
+            let before = roles.len();
+            roles.extend(module_role(&lower));
+            roles.extend(crate::model::vision::linear_role(&lower));
+            roles.extend(crate::model::vision::qwen_vit_linear_roles(&lower));
             // Gated DeltaNet's output projection is also named `out_proj`.
-            roles.extend((name.eq_ignore_ascii_case("out_proj")).then_some(Role::SsmOut));
+            roles.extend((lower == "out_proj").then_some(Role::SsmOut));
+            if roles.len() == before {
+                return Err(LoraError::UnknownModule(name.to_string()));
+            }
         }
         if roles.is_empty() {
             return Err(LoraError::UnknownModule(s.to_string()));
@@ -105,6 +112,10 @@ fn is_attention(role: Role) -> bool {
             | AttnKvB
             | SsmInQkvz
             | SsmBa
+            | SsmInQkv
+            | SsmInZ
+            | SsmBeta
+            | SsmAlpha
             | SsmOut
     )
 }
@@ -112,7 +123,7 @@ fn is_attention(role: Role) -> bool {
 /// peft module name → inventory role.
 fn module_role(name: &str) -> Option<Role> {
     use Role::*;
-    Some(match name.to_ascii_lowercase().as_str() {
+    Some(match name {
         "q_proj" | "query" => AttnQ,
         "k_proj" | "key" => AttnK,
         "v_proj" | "value" => AttnV,
@@ -135,12 +146,6 @@ fn module_role(name: &str) -> Option<Role> {
         "shared_expert_gate" => FfnGateInpShexp,
         _ => return None,
     })
-}
-
-/// The SigLIP linear a peft module name also matches (SigLIP names: `q_proj`, `k_proj`,
-/// `v_proj`, `out_proj`, `mlp.fc1`, `mlp.fc2`).
-fn vision_module_role(name: &str) -> Option<Role> {
-    crate::model::vision::linear_role(&name.to_ascii_lowercase())
 }
 
 /// Adapter parameters of one adapted matrix: `r·(in + out)`.
@@ -185,6 +190,26 @@ mod tests {
         assert_eq!(count("all-linear", 16), 39_976_960);
         assert_eq!(count("q_proj,v_proj", 8), 4_194_304);
         assert_eq!(count("attention", 8), 2 * 4_194_304);
+    }
+
+    /// Qwen3.5-9B, rank 8: `attention` adapts the DeltaNet layers' four input projections and
+    /// out_proj (24 layers of 8·(12,288 + 8,192 + 4,128 + 4,128 + 8,192)) and the attention
+    /// layers' q (queries and gate), k, v, o (8 layers of 8·(12,288 + 5,120 + 5,120 + 8,192)):
+    /// 9,056,256, as the peft names list does. The ViT's `attn.proj` answers to `proj`, not to
+    /// SigLIP's `out_proj`.
+    #[test]
+    fn qwen3_5_attention_targets_and_vit_names() {
+        let config = include_str!("../../../data/models/qwen3.5-9b.json");
+        let tensors = inventory(&crate::model::config::parse_config(config, "q", "q").unwrap().spec);
+        let count = |targets: &str| -> u64 {
+            let t = LoraTargets::parse(targets).unwrap();
+            adapters(&tensors, 8, &t).unwrap().iter().map(|(r, c)| r * c).sum()
+        };
+        assert_eq!(count("attention"), 9_056_256);
+        assert_eq!(count("q_proj,k_proj,v_proj,o_proj,in_proj_qkv,in_proj_z,in_proj_b,in_proj_a,out_proj"), 9_056_256);
+        assert_eq!(count("proj"), 27 * 8 * (1152 + 1152));
+        // linear_fc1 names the ViT blocks' first MLP linear and the merger's.
+        assert_eq!(count("linear_fc1"), 27 * 8 * (1152 + 4304) + 8 * (4608 + 4608));
     }
 
     #[test]

@@ -103,9 +103,11 @@ pub enum RolloutEngine {
     /// vLLM inside the training process (TRL `vllm_mode="colocate"`, veRL's and OpenRLHF's
     /// hybrid engines): it takes `reserved` = `gpu_memory_utilization` × GPU memory at start-up
     /// and keeps it for the whole run (its own 16-bit weights, activations and KV pool); the pool
-    /// holds `kv_capacity_tokens`, and vLLM refuses to start when that is under one sequence
-    /// (`minimum`: its weights, activations and non-torch memory plus one sequence's KV).
-    VllmColocated { reserved: Bytes, kv_capacity_tokens: u64, minimum: Bytes },
+    /// holds `kv_capacity_tokens`, `max_sequences` sequences of the training length at once (as
+    /// vLLM reports its concurrency: a hybrid model's linear-attention states share the pool),
+    /// and vLLM refuses to start when that is under one sequence (`minimum`: its weights,
+    /// activations and non-torch memory plus one sequence's KV).
+    VllmColocated { reserved: Bytes, kv_capacity_tokens: u64, max_sequences: f64, minimum: Bytes },
     /// vLLM on other GPUs (TRL `vllm_mode="server"`): nothing on the training GPUs.
     VllmServer,
 }

@@ -59,7 +59,9 @@ fn rollouts_per_prompt(req: &TrainingRequest) -> u64 {
 /// `vllm_gpu_memory_utilization` 0.3 reserves 0.3 × 85,520,809,984 B = 25,656,242,995 B ≈ 23.9 GiB.
 pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
     match req.rollout {
-        RolloutEngine::VllmColocated { reserved, kv_capacity_tokens, minimum } if rollouts_per_prompt(req) > 0 => {
+        RolloutEngine::VllmColocated { reserved, kv_capacity_tokens, max_sequences, minimum }
+            if rollouts_per_prompt(req) > 0 =>
+        {
             log.add(
                 "colocated vLLM rollout engine",
                 reserved.0,
@@ -68,7 +70,7 @@ pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
                      activations and a KV pool of {kv_capacity_tokens} tokens"
                 ),
             );
-            if kv_capacity_tokens < req.seq {
+            if max_sequences < 1.0 {
                 let capacity = req.device.as_ref().map_or(0, |d| d.capacity.0).max(1);
                 let share = minimum.0 as f64 / capacity as f64;
                 let fix = if share < 1.0 {
@@ -95,9 +97,7 @@ pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
 /// Whether the rollout engine starts: vLLM refuses a KV pool smaller than one sequence.
 pub fn rollout_engine_starts(req: &TrainingRequest) -> bool {
     match req.rollout {
-        RolloutEngine::VllmColocated { kv_capacity_tokens, .. } if rollouts_per_prompt(req) > 0 => {
-            kv_capacity_tokens >= req.seq
-        }
+        RolloutEngine::VllmColocated { max_sequences, .. } if rollouts_per_prompt(req) > 0 => max_sequences >= 1.0,
         _ => true,
     }
 }
