@@ -239,7 +239,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub gpu_memory_utilization: Option<f64>,
     /// vLLM: KV block size in tokens.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     pub block_size: u64,
     /// vLLM: tokens in the profile run (default 16384 on GPUs of 70 GiB or more, else 8192).
     #[arg(long)]

@@ -135,7 +135,7 @@ fn qwen3_5_counts() {
     assert_eq!(active, 34_660_610_688 - 40 * 248 * 3 * 2048 * 512);
     let spec = ModelCatalog::builtin().get("qwen3.5-35b-a3b").unwrap().spec().clone();
     let la = spec.linear_attention.unwrap();
-    assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && spec.fused_gate_up);
+    assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && !spec.fused_gate_up);
     assert_eq!(spec.attention_layers(), 10);
 }
 

@@ -17,7 +17,7 @@ pub fn listing() -> Listing {
             (None, 1) => "MQA".to_string(),
             (None, kv) => format!("GQA {}/{kv}", spec.num_heads),
         };
-        let linear = spec.num_layers - spec.attention_layers();
+        let linear = spec.linear_layers();
         if linear > 0 {
             attention = format!("{} + DeltaNet ×{linear}", attention);
         }

@@ -306,8 +306,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         norms_per_layer,
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
-        // Qwen3.5-MoE's checkpoints store each layer's experts as one fused `gate_up_proj`.
-        fused_gate_up: matches!(family, Phi3 | GptOss | Qwen35Moe),
+        // (Qwen3.5-MoE's checkpoints fuse each layer's routed experts into one `gate_up_proj`,
+        // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
+        fused_gate_up: matches!(family, Phi3 | GptOss),
         qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe),
         attn_sinks: family == GptOss,
         attn_output_gate: family == Qwen3Next

@@ -312,6 +312,20 @@ impl ModelSpec {
         self.layer_attention.iter().filter(|a| **a != LayerAttention::Linear).count() as u64
     }
 
+    /// Linear-attention (Gated DeltaNet) layers: no KV cache, a fixed state per sequence.
+    pub fn linear_layers(&self) -> u64 {
+        self.num_layers - self.attention_layers()
+    }
+
+    /// Whether `tp` tensor-parallel ranks can share the heads: every rank a whole number of query
+    /// heads and of KV heads (or KV heads replicated when there are fewer than ranks), and of a
+    /// linear-attention layer's key and value heads (vLLM shards those by head).
+    pub fn splits_heads(&self, tp: u64) -> bool {
+        let attention = self.num_heads % tp == 0 && (self.num_kv_heads % tp == 0 || tp % self.num_kv_heads == 0);
+        let linear = self.linear_attention.is_none_or(|la| la.num_key_heads % tp == 0 && la.num_value_heads % tp == 0);
+        tp <= 1 || (attention && linear)
+    }
+
     /// Output rows of the query projection: the queries, and with an output gate the gate too.
     pub fn q_proj_rows(&self) -> u64 {
         self.q_width() * (1 + self.attn_output_gate as u64)
@@ -333,8 +347,10 @@ impl ModelSpec {
             _ => self.intermediate_size,
         };
         let gate_up = if self.fused_gate_up { 2 } else { 1 };
-        // Gated DeltaNet's fused input projection: q, k, v and z.
-        let linear_in = self.linear_attention.map_or(0, |la| h * (2 * la.key_dim() + 2 * la.value_dim()));
+        // Gated DeltaNet's input projection: q, k, v and z fused, or Qwen3.5's q, k, v.
+        let linear_in = self.linear_attention.map_or(0, |la| {
+            h * if la.split_projections { la.conv_dim() } else { 2 * la.key_dim() + 2 * la.value_dim() }
+        });
         (h * mlp * gate_up)
             .max(h * self.q_proj_rows())
             .max(h * (self.q_width() + 2 * self.kv_width()) * self.fused_qkv as u64)

@@ -198,9 +198,10 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
 /// transformers' fast path run): beside the stream, `in_proj_qkvz` and `in_proj_ba` outputs,
 /// the convolved q, k, v, the kernel's fp32 within-chunk matrix (`t · n_v · 64`) and its
 /// per-chunk states (`t/64 · n_v · d_k · d_v`, 16-bit), the core output and the gated norm's
-/// output. Qwen3-Next-80B-A3B over vLLM's 16,384-token profile run at tensor parallel 2: 18,432 +
-/// 4,096 + 2,048 + 2·2,048 values per token in 16-bit, 16·64 in fp32, and 256 chunk states of
-/// 16·128·128: about 0.9 GB, below its MoE moment.
+/// output. Qwen3-Next-80B-A3B over a 16,384-token vLLM profile run at tensor parallel 2, per
+/// token: the stream 2·2,048, projections 2·1,024 + 2·2,048 + 2·16, convolved 2·1,024 + 2,048 and
+/// outputs 2·2,048, 18,464 values in 16-bit, and 16·64 in fp32: 16,384 · 41,024 B, plus 256 chunk
+/// states of 16·128·128·2 B: 806,354,944 B, below its MoE moment.
 fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
     let Some(la) = req.spec.linear_attention else { return 0 };
     let a = act_bytes(req.engine);
@@ -315,6 +316,28 @@ mod tests {
         let big_vocab = ModelSpec { vocab_size: 128_256, ..llama_2_7b() };
         let p = peak(&big_vocab, Engine::Hf, &all, 4096);
         assert_eq!(p, ActivationPeak { bytes: Bytes(4096 * 4096 * 2 + 4096 * 128_256 * 2), moment: "logits" });
+    }
+
+    /// The DeltaNet moment's worked example (Qwen3-Next-80B-A3B, vLLM, tensor parallel 2).
+    #[test]
+    fn qwen3_next_deltanet_moment() {
+        let config = include_str!("../../data/models/qwen3-next-80b-a3b.json");
+        let spec = crate::model::config::parse_config(config, "q", "q").unwrap().spec;
+        let options = EngineOptions::default();
+        let req = ActivationRequest {
+            spec: &spec,
+            engine: Engine::Vllm,
+            options: &options,
+            context: 16_384,
+            batch: 1,
+            tp: 2,
+            has_layers: true,
+            has_output: false,
+            max_batched_tokens: 16_384,
+            max_num_seqs: 256,
+        };
+        assert_eq!(linear_attention_moment(&req, 16_384), 16_384 * 41_024 + 256 * 16 * 128 * 128 * 2);
+        assert_eq!(linear_attention_moment(&req, 16_384), 806_354_944);
     }
 
     /// vLLM's peak does not grow with the context: the profile run has a fixed token budget.

@@ -96,7 +96,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let count = req.device.as_ref().map_or(1, |d| d.count as u64);
     let split = req.split.unwrap_or(if req.engine == Engine::Vllm { Split::Tensor } else { Split::Layer });
     let tp = if split == Split::Tensor { count } else { 1 };
-    if tp > 1 && (spec.num_heads % tp != 0 || (spec.num_kv_heads % tp != 0 && tp % spec.num_kv_heads != 0)) {
+    if !spec.splits_heads(tp) {
         return Err(PlanError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
     }
     let (max_batched_tokens, max_num_seqs) = vllm_budget(req, req.device.as_ref().map(|d| d.capacity));
@@ -116,7 +116,10 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         basis.add(
             "vision tower + projector (16-bit)",
             req.weights.vision.0,
-            "SigLIP encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+            match spec.vision.map(|v| v.kind) {
+                Some(crate::model::vision::VisionKind::QwenVit) => "Qwen ViT + patch merger in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+                _ => "SigLIP encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+            },
         );
     }
 

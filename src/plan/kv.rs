@@ -64,14 +64,53 @@ pub fn values_per_token_layer(req: &KvRequest) -> u64 {
 ///   return (flash-linear-attention's `final_state`, and transformers' torch fallback).
 pub fn state_bytes_per_layer(req: &KvRequest) -> u64 {
     let Some(la) = req.spec.linear_attention else { return 0 };
-    let model = req.spec.native_dtype_bytes;
-    let (conv_cols, conv_bytes, state_bytes) = match req.engine {
-        Engine::LlamaCpp => (la.conv_kernel - 1, 4, 4),
-        Engine::Hf => (la.conv_kernel, model, 4),
-        _ => (la.conv_kernel - 1, model, if la.state_fp32 { 4 } else { model }),
-    };
+    let s = state_storage(req);
     let (channels, state) = state_values_per_rank(&la, req.tp);
-    channels * conv_cols * conv_bytes + state * state_bytes
+    channels * s.conv_columns * s.conv_bytes + state * s.state_bytes
+}
+
+/// How an engine stores a linear-attention layer's state (see `state_bytes_per_layer`).
+struct StateStorage {
+    /// Past inputs kept per conv channel.
+    conv_columns: u64,
+    conv_bytes: u64,
+    state_bytes: u64,
+    how: &'static str,
+}
+
+fn state_storage(req: &KvRequest) -> StateStorage {
+    let model = req.spec.native_dtype_bytes;
+    let kernel = req.spec.linear_attention.map_or(1, |la| la.conv_kernel);
+    let fp32 = req.spec.linear_attention.is_some_and(|la| la.state_fp32);
+    match req.engine {
+        Engine::LlamaCpp => {
+            StateStorage { conv_columns: kernel - 1, conv_bytes: 4, state_bytes: 4, how: "both F32 (llama.cpp)" }
+        }
+        Engine::Hf => StateStorage {
+            conv_columns: kernel,
+            conv_bytes: model,
+            state_bytes: 4,
+            how: "fp32 recurrent state, every kernel column of conv state (transformers)",
+        },
+        Engine::Vllm if fp32 => StateStorage {
+            conv_columns: kernel - 1,
+            conv_bytes: model,
+            state_bytes: 4,
+            how: "fp32 recurrent state (mamba_ssm_dtype), page padded to one attention block (vLLM)",
+        },
+        Engine::Vllm => StateStorage {
+            conv_columns: kernel - 1,
+            conv_bytes: model,
+            state_bytes: model,
+            how: "model dtype, page padded to one attention block (vLLM)",
+        },
+        _ => StateStorage {
+            conv_columns: kernel - 1,
+            conv_bytes: model,
+            state_bytes: if fp32 { 4 } else { model },
+            how: "as the checkpoint asks",
+        },
+    }
 }
 
 /// Conv channels and recurrent-state values of one sequence and layer on one of `tp` ranks
@@ -85,9 +124,14 @@ fn state_values_per_rank(la: &LinearAttention, tp: u64) -> (u64, u64) {
 /// the shared KV pool, padded to exactly one attention block's page (`mamba_page_size_padded`).
 pub fn state_page_bytes(req: &KvRequest) -> u64 {
     match req.engine {
-        Engine::Vllm if req.spec.attention_layers() > 0 => vllm_block_size(req) * attention_bytes_per_token_layer(req),
+        Engine::Vllm if hybrid(req.spec) => vllm_block_size(req) * attention_bytes_per_token_layer(req),
         _ => state_bytes_per_layer(req),
     }
+}
+
+/// Both linear-attention and attention layers: vLLM aligns their pages and groups them.
+fn hybrid(spec: &ModelSpec) -> bool {
+    spec.linear_layers() > 0 && spec.attention_layers() > 0
 }
 
 /// Bytes one token takes in one attention layer on one rank.
@@ -102,7 +146,7 @@ fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
 /// tokens, the page padded by 1.49% (both as vLLM logs them).
 pub fn vllm_block_size(req: &KvRequest) -> u64 {
     let configured = req.options.block_size;
-    if req.spec.linear_attention.is_none() || req.spec.attention_layers() == 0 {
+    if !hybrid(req.spec) {
         return configured;
     }
     let alignment = 16 * attention_bytes_per_token_layer(req);
@@ -171,7 +215,8 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
 ///
 /// A plain model's pool is blocks of every layer's KV. A hybrid model's layers are grouped so
 /// that every group has the same number of layers (`_get_kv_cache_groups_uniform_page_size`:
-/// the smaller layer count, or the larger when it is under 1.5× the smaller); one pool of
+/// the smaller layer count, or the larger when it is under 1.5× the smaller — 1.25× in vLLM
+/// 0.10, the same groups for every 3:1 model); one pool of
 /// blocks, each a page in every layer of a group, serves all groups; a request holds
 /// ⌈context / block⌉ blocks in each attention group and one block in each linear-attention
 /// group (prefix caching off). Qwen3-Next-80B-A3B at tensor parallel 2 on H200s (vLLM 0.10.2):
@@ -182,8 +227,13 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
     let spec = req.spec;
     let bs = vllm_block_size(req);
     let page = bs * attention_bytes_per_token_layer(req);
-    let (attention, linear) = (spec.attention_layers(), spec.num_layers - spec.attention_layers());
-    if linear == 0 || attention == 0 {
+    let (attention, linear) = (spec.attention_layers(), spec.linear_layers());
+    if attention == 0 {
+        // Only recurrent layers: one state per layer and sequence, whatever its length.
+        let sequences = pool.0 / (state_bytes_per_layer(req) * linear).max(1);
+        return (sequences * req.context, sequences as f64);
+    }
+    if linear == 0 {
         let blocks = pool.0 / (page * spec.num_layers).max(1);
         let tokens = blocks * bs;
         return (tokens, tokens as f64 / req.context as f64);
@@ -201,45 +251,38 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
 pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let spec = req.spec;
     let per_cell = values_per_token_layer(req);
-    let per_token = req.format.bytes(per_cell, spec.num_layers).0;
+    let layers = spec.attention_layers();
+    let per_token = req.format.bytes(per_cell, layers).0;
     let formula = match spec.mla {
         Some(m) => {
-            format!(
-                "L·(kv_lora_rank+rope)·b = {}·({}+{})·b (MLA latent)",
-                spec.num_layers, m.kv_lora_rank, m.qk_rope_head_dim
-            )
+            format!("L·(kv_lora_rank+rope)·b = {layers}·({}+{})·b (MLA latent)", m.kv_lora_rank, m.qk_rope_head_dim)
         }
         None => format!(
-            "2·L·n_kv·head_dim·b = 2·{}·{}·{}·b{}",
-            spec.num_layers,
+            "2·L·n_kv·head_dim·b = 2·{layers}·{}·{}·b{}",
             (spec.num_kv_heads / req.tp).max(1),
             spec.head_dim,
             if req.tp > 1 { " per TP rank" } else { "" }
         ),
     };
-    basis.add("kv bytes per token (all layers, no window)", per_token, formula);
-    if let Some(la) = spec.linear_attention {
-        let linear = spec.num_layers - spec.attention_layers();
+    basis.add("kv bytes per token (attention layers, no window)", per_token, formula);
+    if let Some(la) = spec.linear_attention.filter(|_| spec.linear_layers() > 0) {
         basis.add(
             "linear-attention layers (no KV cache)",
-            format!("{linear} of {}", spec.num_layers),
+            format!("{} of {}", spec.linear_layers(), spec.num_layers),
             "config.json layer_types / full_attention_interval",
         );
-        let (conv, state) = state_values_per_rank(&la, req.tp);
+        let (channels, state) = state_values_per_rank(&la, req.tp);
+        let s = state_storage(req);
         basis.add(
             "linear-attention state per sequence and layer",
             state_page_bytes(req),
             format!(
-                "recurrent state value_heads·d_k·d_v = {} + conv (kernel−1)·conv_dim = {} values{}, {}",
-                state,
-                conv,
+                "recurrent value_heads·d_k·d_v = {state} values × {} B + conv {} columns × {channels} channels × {} B{}; {}",
+                s.state_bytes,
+                s.conv_columns,
+                s.conv_bytes,
                 if req.tp > 1 { " per TP rank" } else { "" },
-                match req.engine {
-                    Engine::Vllm => "model dtype, padded to one attention block's page (vLLM)",
-                    Engine::LlamaCpp => "F32 (llama.cpp)",
-                    Engine::Hf => "fp32 recurrent state, conv state with all kernel columns (transformers)",
-                    _ => "model dtype",
-                }
+                s.how
             ),
         );
     }

@@ -154,6 +154,6 @@ pub struct Plan {
 pub enum PlanError {
     #[error("--{what} {value} is invalid: {fix}")]
     BadNumber { what: &'static str, value: String, fix: &'static str },
-    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads; use a GPU count that does, or --split layer")]
+    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads (or a linear-attention layer's key and value heads); use a GPU count that does, or --split layer")]
     TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },
 }

@@ -76,6 +76,12 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<Line
     }
     // Validated here so that every later `full_attention_interval` read is positive.
     r.opt_u64(&["full_attention_interval"], MAX_LAYERS)?;
+    if let Some(types) = r.json.get("layer_types").and_then(Value::as_array) {
+        let layers = r.json.get("num_hidden_layers").and_then(Value::as_u64);
+        if layers.is_some_and(|l| l != types.len() as u64) {
+            return Err(r.bad("layer_types", types.len() as u64, "must list one type per layer (num_hidden_layers)"));
+        }
+    }
     Ok(Some(la))
 }
 

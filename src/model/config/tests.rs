@@ -240,6 +240,17 @@ fn qwen3_next_layer_pattern_and_defaults() {
     assert!(e.contains("linear_num_value_heads") && e.contains("multiple of linear_num_key_heads"), "{e}");
     let zero = text.replace("\"vocab_size\"", "\"full_attention_interval\": 0, \"vocab_size\"");
     assert!(parse_config(&zero, "n", "cfg").unwrap_err().to_string().contains("full_attention_interval"));
+    let short = text.replace("\"vocab_size\"", "\"layer_types\": [\"linear_attention\"], \"vocab_size\"");
+    assert!(parse_config(&short, "n", "cfg").unwrap_err().to_string().contains("one type per layer"));
+
+    // Tensor parallelism must also split the DeltaNet heads: 2 key heads cannot go over 4 ranks
+    // although the 4 query heads and 2 KV heads can.
+    let few = text.replace(
+        "\"vocab_size\"",
+        "\"linear_num_key_heads\": 2, \"linear_num_value_heads\": 4, \"num_key_value_heads\": 2, \"vocab_size\"",
+    );
+    let spec = parse_config(&few, "n", "test").unwrap().spec;
+    assert!(spec.splits_heads(2) && !spec.splits_heads(4));
 }
 
 #[test]

@@ -90,7 +90,7 @@ pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f
     let linear = 2.0 * batch as f64 * matmul_params(spec, p) as f64;
     let per_pair = attention_flops_per_pair(spec) as f64;
     let keys: u64 = spec.layer_attention.iter().map(|a| crate::model::tensors::cached_tokens(*a, context)).sum();
-    let states = (spec.num_layers - spec.attention_layers()) * linear_attention_flops_per_token(spec);
+    let states = spec.linear_layers() * linear_attention_flops_per_token(spec);
     (linear, batch as f64 * (keys as f64 * per_pair + states as f64))
 }
 
@@ -128,12 +128,14 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
         tp: 1,
         max_batched_tokens: 0,
     };
-    let write_back = (req.spec.num_layers - req.spec.attention_layers()) * batch * kv::state_bytes_per_layer(&kv);
+    let write_back = req.spec.linear_layers() * batch * kv::state_bytes_per_layer(&kv);
     (kv::kv_bytes(&kv, 0..req.spec.num_layers).0 + write_back) as f64
 }
 
-/// Linear layers per decoder layer (separate kernels when their dequantization is not fused):
-/// q, k, v, o (one qkv when fused) and the MLP's two or three (gate+up fused counts one).
+/// Linear layers per attention decoder layer (separate kernels when their dequantization is not
+/// fused): q, k, v, o (one qkv when fused) and the MLP's two or three (gate+up fused counts one).
+/// A Gated DeltaNet layer has its input projections (two fused, or Qwen3.5's four) and out_proj
+/// instead of q, k, v, o.
 pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
     let attn = if spec.fused_qkv { 2 } else { 4 };
     let mlp = match spec.mlp {
@@ -150,7 +152,10 @@ pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
 /// 32 × 7 = 224.
 pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
     if engine != Engine::Litgpt {
-        return spec.num_layers * linears_per_layer(spec);
+        let attention = if spec.fused_qkv { 2 } else { 4 };
+        let linear = spec.linear_attention.map_or(0, |la| if la.split_projections { 5 } else { 3 });
+        let mlp = linears_per_layer(spec) - attention;
+        return spec.num_layers * mlp + spec.attention_layers() * attention + spec.linear_layers() * linear;
     }
     let mlp = match spec.mlp {
         crate::model::spec::MlpKind::Gated => 3,

@@ -296,6 +296,9 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         let full = heads * spec.head_dim;
         terms.push(("q, repeated k and v (eager)", A * (q_w + 2 * full)));
         terms.push(("scores: fp32 softmax + bf16 probabilities (Korthikanti 5as/h)", 6 * heads * s.seq));
+        if spec.attn_output_gate {
+            terms.push(("output gate: sigmoid(gate), the multiply's input", A * q_w));
+        }
         terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], o_w, A, false)));
     }
     if !mlp_in.is_empty() {

@@ -249,7 +249,7 @@ pub enum TrainingError {
     ZeroStage(u8),
     #[error("--zero {zero} shards over data-parallel ranks, but {gpus} GPU(s) leave {dp}; use more GPUs (--gpu ID:N) or drop --zero")]
     ZeroNeedsDataParallel { zero: u8, gpus: u64, dp: u64 },
-    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads; use a --tp that does")]
+    #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads (or a linear-attention layer's key and value heads); use a --tp that does")]
     TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },
     #[error("pipeline parallel degree {pp} exceeds the model's {layers} layers")]
     PipelineTooDeep { pp: u64, layers: u64 },

@@ -70,7 +70,7 @@ impl Parallel {
         if zero > 0 && self.dp() < 2 {
             return Err(TrainingError::ZeroNeedsDataParallel { zero, gpus, dp: self.dp() });
         }
-        if tp > 1 && (spec.num_heads % tp != 0 || (spec.num_kv_heads % tp != 0 && tp % spec.num_kv_heads != 0)) {
+        if !spec.splits_heads(tp) {
             return Err(TrainingError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
         }
         if pp > spec.num_layers {
