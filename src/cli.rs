@@ -261,6 +261,11 @@ pub struct PlanArgs {
     /// instead of the last one only (generate).
     #[arg(long)]
     pub logits_all: bool,
+    /// vLLM: prefix caching off (`--no-enable-prefix-caching`; vLLM before 0.11 always ran
+    /// hybrid linear-attention models so). With it on, the default, a hybrid model's request
+    /// holds two state pages per linear-attention layer ("align" mode), one without.
+    #[arg(long)]
+    pub no_prefix_caching: bool,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
     /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
     #[arg(long)]

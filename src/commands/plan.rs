@@ -83,6 +83,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
             set(args.kv_cache.is_some(), "--kv-cache"),
             set(args.logits_all, "--logits-all"),
+            set(args.no_prefix_caching, "--no-prefix-caching"),
             set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
             set(args.max_num_seqs.is_some(), "--max-num-seqs"),
             set(args.split.is_some(), "--split"),
@@ -284,6 +285,7 @@ pub fn plan_report_on(
         gpu_layers: args.n_gpu_layers,
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
+        prefix_caching: !args.no_prefix_caching,
     };
     let req = InferenceRequest {
         spec,

@@ -192,6 +192,10 @@ pub struct EngineOptions {
     /// hf: a plain forward over the whole prompt returning every position's logits (evaluation
     /// or loss computation) instead of `generate`, which keeps only the last position.
     pub logits_all_positions: bool,
+    /// vLLM prefix caching (on by default since vLLM's V1 engine). For hybrid linear-attention
+    /// models it runs in "align" mode: each request holds two state pages per linear-attention
+    /// layer group (`MambaSpec.max_memory_usage_bytes`: page × 2) instead of one.
+    pub prefix_caching: bool,
 }
 
 impl Default for EngineOptions {
@@ -205,6 +209,7 @@ impl Default for EngineOptions {
             gpu_layers: None,
             flash_attention: true,
             logits_all_positions: false,
+            prefix_caching: true,
         }
     }
 }

@@ -129,6 +129,17 @@ pub fn state_page_bytes(req: &KvRequest) -> u64 {
     }
 }
 
+/// State pages one sequence holds in each linear-attention layer: vLLM with prefix caching
+/// ("align" mode) keeps the state being written beside the last complete one, two pages;
+/// otherwise one.
+fn state_slots(req: &KvRequest) -> u64 {
+    if req.engine == Engine::Vllm && req.options.prefix_caching {
+        2
+    } else {
+        1
+    }
+}
+
 /// Both linear-attention and attention layers: vLLM aligns their pages and groups them.
 fn hybrid(spec: &ModelSpec) -> bool {
     spec.linear_layers() > 0 && spec.attention_layers() > 0
@@ -204,7 +215,7 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let per_cell = values_per_token_layer(req);
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
-            LayerAttention::Linear => Bytes(req.batch * state_page_bytes(req)),
+            LayerAttention::Linear => Bytes(req.batch * state_slots(req) * state_page_bytes(req)),
             a => req.format.bytes(per_cell, cells_per_layer(req, a)),
         })
         .sum()
@@ -219,7 +230,8 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
 /// 0.10, the same groups for every 3:1 model); one pool of
 /// blocks, each a page in every layer of a group, serves all groups; a request holds
 /// ⌈context / block⌉ blocks in each attention group and one block in each linear-attention
-/// group (prefix caching off). Qwen3-Next-80B-A3B at tensor parallel 2 on H200s (vLLM 0.10.2):
+/// group with prefix caching off, two with it on (`state_slots`). Qwen3-Next-80B-A3B at tensor
+/// parallel 2 on H200s (vLLM 0.10.2, prefix caching off for hybrids):
 /// 12 attention and 36 DeltaNet layers make 4 groups of 12; a 44.59 GiB pool of 544·1,024 B
 /// pages is ⌊44.59 GiB / 557,056 / 12⌋ = 7,162 blocks, ⌊7,162 / 4⌋·544 = 973,760 tokens and
 /// 7,162 / (482 + 3) = 14.77 requests of 262,144 tokens: the numbers vLLM logged.
@@ -230,7 +242,7 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
     let (attention, linear) = (spec.attention_layers(), spec.linear_layers());
     if attention == 0 {
         // Only recurrent layers: one state per layer and sequence, whatever its length.
-        let sequences = pool.0 / (state_bytes_per_layer(req) * linear).max(1);
+        let sequences = pool.0 / (state_slots(req) * state_bytes_per_layer(req) * linear).max(1);
         return (sequences * req.context, sequences as f64);
     }
     if linear == 0 {
@@ -243,7 +255,7 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
     let (attention_groups, linear_groups) = (attention.div_ceil(group), linear.div_ceil(group));
     let blocks = pool.0 / page / group;
     let tokens = blocks / (attention_groups + linear_groups) * bs;
-    let per_request = attention_groups * req.context.div_ceil(bs) + linear_groups;
+    let per_request = attention_groups * req.context.div_ceil(bs) + linear_groups * state_slots(req);
     (tokens, blocks as f64 / per_request as f64)
 }
 
@@ -401,6 +413,28 @@ mod tests {
         assert_eq!(vllm_block_size(&request(&llama, Engine::Vllm, &o, 1)), 16);
     }
 
+    /// Prefix caching on ("align" mode, vLLM's current default): two state pages per
+    /// DeltaNet group and request. Qwen3.6-35B-A3B (Qwen3.5-35B-A3B's architecture) on an RTX
+    /// 5090, vLLM 0.24, fp8 KV cache: "Available KV cache memory: 5.98 GiB", "Maximum
+    /// concurrency for 131,072 tokens per request: 4.33x" (GH noonghunna/club-3090 issue 612).
+    /// An attention token is 2·2·256·1 B, a state 3·8192·2 + 32·128·128·4 = 2,146,304 B: blocks
+    /// of 16·⌈2,146,304 / 16,384⌉ = 2,096 tokens with no padding; 10 layers per group, 299
+    /// blocks; a request takes ⌈131,072 / 2,096⌉ = 63 attention blocks and 2 in each of three
+    /// DeltaNet groups: 299 / 69 = 4.33.
+    #[test]
+    fn vllm_prefix_caching_holds_two_state_pages() {
+        let config = include_str!("../../data/models/qwen3.5-35b-a3b.json");
+        let s = parse_config(config, "q", "q").unwrap().spec;
+        let o = EngineOptions::default();
+        let req = KvRequest { format: KvFormat::Fp8, context: 131_072, ..request(&s, Engine::Vllm, &o, 1) };
+        assert_eq!(vllm_block_size(&req), 2096);
+        let (_, concurrency) = vllm_pool_capacity(&req, Bytes((5.98 * (1u64 << 30) as f64) as u64));
+        assert!((concurrency - 4.33).abs() < 0.005, "{concurrency}");
+        let off = EngineOptions { prefix_caching: false, ..o };
+        let one = KvRequest { options: &off, ..req };
+        assert_eq!(kv_bytes(&req, 0..40).0 - kv_bytes(&one, 0..40).0, 30 * 2096 * 1024);
+    }
+
     /// Qwen3.5-9B at tensor parallel 2 (fp32 recurrent state): "Setting attention block size to
     /// 528 tokens", "Padding mamba page size by 0.76%" (vLLM PR #37467's log).
     #[test]
@@ -415,13 +449,14 @@ mod tests {
         assert!((padding - 0.0076).abs() < 0.0001, "{padding}");
     }
 
-    /// The vLLM 0.10.2 log of Qwen3-Next-80B-A3B-Instruct at tensor parallel 2 on H200s:
-    /// "Available KV cache memory: 44.59 GiB", "GPU KV cache size: 973,760 tokens", "Maximum
-    /// concurrency for 262,144 tokens per request: 14.77x".
+    /// The vLLM 0.10.2 log of Qwen3-Next-80B-A3B-Instruct at tensor parallel 2 on H200s (prefix
+    /// caching disabled for hybrid models in that version): "Available KV cache memory: 44.59
+    /// GiB", "GPU KV cache size: 973,760 tokens", "Maximum concurrency for 262,144 tokens per
+    /// request: 14.77x".
     #[test]
     fn vllm_hybrid_pool_reproduces_the_logged_capacity() {
         let s = qwen3_next();
-        let o = EngineOptions::default();
+        let o = EngineOptions { prefix_caching: false, ..EngineOptions::default() };
         let req = request(&s, Engine::Vllm, &o, 2);
         let pool = Bytes((44.59 * (1u64 << 30) as f64) as u64);
         let (tokens, concurrency) = vllm_pool_capacity(&req, pool);
