@@ -308,3 +308,24 @@ fn in_use_memory_counts_against_the_verdict() {
         assert!(code == 1 && err.contains(needle), "{err}");
     }
 }
+
+/// A hybrid linear-attention model's cache grows with the context only in its attention layers:
+/// Qwen3-Next-80B-A3B in transformers keeps 12 layers × 2·2·256·2 B per token, and a fixed
+/// state per sequence in its 36 DeltaNet layers (fp32 32·128·128 and bf16 8192·4): the planner
+/// sizes llmfit#302's 262K-context case by what really grows.
+#[test]
+fn hybrid_cache_grows_only_in_attention_layers() {
+    let kv = |context: u64| {
+        u(
+            &plan_json(&format!("qwen3-next-80b-a3b --weights bf16 --engine hf --context {context}")),
+            "/memory/kv_cache_bytes",
+        )
+    };
+    let state = 36 * (32 * 128 * 128 * 4 + 8192 * 4 * 2);
+    assert_eq!(kv(4096), 12 * 4096 * 2048 + state);
+    assert_eq!(kv(262_144) - kv(4096), 12 * (262_144 - 4096) * 2048);
+    // Engines that cannot run DeltaNet layers say so.
+    let out = headroom().args(["plan", "qwen3-next-80b-a3b", "--engine", "exllama"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("linear-attention (Gated DeltaNet)"));
+}

@@ -488,30 +488,9 @@ fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, 
         out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
     }
     out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
-    out.push(TensorDesc {
-        role: Role::SsmDt,
-        part: Part::Bias,
-        layer: l,
-        rows: 1,
-        cols: la.num_value_heads,
-        copies: 1,
-    });
-    out.push(TensorDesc {
-        role: Role::SsmA,
-        part: Part::Weight,
-        layer: l,
-        rows: 1,
-        cols: la.num_value_heads,
-        copies: 1,
-    });
-    out.push(TensorDesc {
-        role: Role::SsmNorm,
-        part: Part::Weight,
-        layer: l,
-        rows: 1,
-        cols: la.value_head_dim,
-        copies: 1,
-    });
+    out.push(bias(Role::SsmDt, l, la.num_value_heads));
+    out.push(matrix(Role::SsmA, l, 1, la.num_value_heads));
+    out.push(matrix(Role::SsmNorm, l, 1, la.value_head_dim));
     out.push(matrix(Role::SsmOut, l, h, la.value_dim()));
 }
 
