@@ -49,12 +49,17 @@ pub struct ActivationPeak {
     pub moment: &'static str,
 }
 
-/// Live fp32 vocabulary-sized buffers per sequence in vLLM's sampler warm-up
-/// (`vllm/v1/sample/sampler.py`, `ops/topk_topp_sampler.py`, top-k/top-p + random sampling):
-/// logits in the model dtype (½), fp32 logits (1), sorted logits (1), sort indices int64 (2),
-/// top-k/top-p boolean masks (½), softmax of the sorted logits for top-p (1), the scattered
-/// logits (1), the probabilities (1), the exponential noise for sampling (1).
-const VLLM_SAMPLER_FP32_BUFFERS: f64 = 9.0;
+/// Bytes per sequence and vocabulary entry live at the peak of vLLM's sampler warm-up
+/// (`profile_run` → `_dummy_sampler_run` over `max_num_seqs` rows; vLLM 0.10/0.11 source,
+/// `sampler.py` and the PyTorch-native `topk_topp_sampler.py`): the model-dtype logits (2) stay
+/// referenced beside their fp32 copy (4) while `logits.sort()` runs, which over 1,024 or more
+/// rows takes PyTorch's segmented sort: sorted values fp32 (4), indices int64 (8), its int64
+/// iota of source positions (8) and CUB's alternate key and value buffers (4 + 8). Later moments
+/// (top-k/top-p masks and softmax, 28; random sampling, 18) are lower. Checked against vLLM's
+/// own breakdown: Qwen3-Next-80B-A3B, 1,024 × 151,936 × 38 B = 5.51 GiB plus the dummy run's
+/// hidden states, against "5.58 GiB for peak activation" (0.10.2); Llama-3.1-8B 4.77 (with its
+/// 16,384 hidden states) against 4.76 GiB (llm-d, 0.11).
+const VLLM_SAMPLER_BYTES_PER_ENTRY: u64 = 2 + 4 + 4 + 8 + 8 + 12;
 
 /// Tokens one forward pass processes (all sequences) and the tokens per sequence in that pass.
 fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
@@ -91,7 +96,9 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
         if req.spec.attention_layers() > 0 {
             candidates.push((attention_moment(req, t, t_seq), "attention"));
         }
-        if req.spec.linear_attention.is_some() {
+        // vLLM's profile run skips the DeltaNet kernels (`attn_metadata is None`: they return
+        // before any projection), so nothing of theirs is profiled.
+        if req.spec.linear_layers() > 0 && req.engine != Engine::Vllm {
             candidates.push((linear_attention_moment(req, t), "linear attention"));
         }
         candidates.push((mlp_moment(req, t), "mlp"));
@@ -198,7 +205,7 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
 /// transformers' fast path run): beside the stream, `in_proj_qkvz` and `in_proj_ba` outputs,
 /// the convolved q, k, v, the kernel's fp32 within-chunk matrix (`t · n_v · 64`) and its
 /// per-chunk states (`t/64 · n_v · d_k · d_v`, 16-bit), the core output and the gated norm's
-/// output. Qwen3-Next-80B-A3B over a 16,384-token vLLM profile run at tensor parallel 2, per
+/// output. Qwen3-Next-80B-A3B over 16,384 tokens at tensor parallel 2, per
 /// token: the stream 2·2,048, projections 2·1,024 + 2·2,048 + 2·16, convolved 2·1,024 + 2,048 and
 /// outputs 2·2,048, 18,464 values in 16-bit, and 16·64 in fp32: 16,384 · 41,024 B, plus 256 chunk
 /// states of 16·128·128·2 B: 806,354,944 B, below its MoE moment.
@@ -261,7 +268,8 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         // LitGPT's GPT.forward returns every position's logits (bf16); generate samples from
         // the last one's fp32 probabilities.
         Engine::Litgpt => t * h * 2 + t * v * 2 + req.batch * v * 4,
-        Engine::Vllm => (req.max_num_seqs as f64 * v as f64 * 4.0 * VLLM_SAMPLER_FP32_BUFFERS) as u64,
+        // The dummy forward's output hidden states stay alive through the sampler run.
+        Engine::Vllm => req.max_num_seqs * v * VLLM_SAMPLER_BYTES_PER_ENTRY + t * h * 2,
         // The compute graph is reserved for a ubatch where every token outputs logits (f32).
         Engine::LlamaCpp => t * (h + v) * 4,
         Engine::Exllama => t * h * 2 + req.batch * v * 4,
@@ -338,6 +346,30 @@ mod tests {
         };
         assert_eq!(linear_attention_moment(&req, 16_384), 16_384 * 41_024 + 256 * 16 * 128 * 128 * 2);
         assert_eq!(linear_attention_moment(&req, 16_384), 806_354_944);
+    }
+
+    /// vLLM's sampler warm-up: 38 B per sequence and vocabulary entry at the sort, beside the
+    /// dummy run's hidden states. Llama-3.1-8B's vocabulary over 1,024 sequences and 16,384
+    /// profile tokens: 4.65 + 0.125 = 4.77 GiB (llm-d measured 4.76 GiB on vLLM 0.11).
+    #[test]
+    fn vllm_sampler_warm_up_peak() {
+        let spec = ModelSpec { vocab_size: 128_256, ..llama_2_7b() };
+        let options = EngineOptions::default();
+        let req = ActivationRequest {
+            spec: &spec,
+            engine: Engine::Vllm,
+            options: &options,
+            context: 4096,
+            batch: 1,
+            tp: 1,
+            has_layers: false,
+            has_output: true,
+            max_batched_tokens: 16_384,
+            max_num_seqs: 1024,
+        };
+        let p = prefill_peak(&req, &mut BasisLog::default());
+        assert_eq!(p.bytes.0, 1024 * 128_256 * 38 + 16_384 * 4096 * 2);
+        assert!((p.bytes.0 as f64 / (1u64 << 30) as f64 - 4.77).abs() < 0.01);
     }
 
     /// vLLM's peak does not grow with the context: the profile run has a fixed token budget.
