@@ -150,16 +150,15 @@ impl ActivationSetup<'_> {
         self.norm(self.base_trainable || self.adapter.is_some_and(|a| a.v2))
     }
 
-    /// Qwen3's and Gemma 3's per-head q/k RMSNorms, over q_w + k_w elements per token: each saves
-    /// its input upcast to fp32 (4 B) for the variance, and when its weight is trained the
-    /// normalised value the weight multiplies: `Qwen3RMSNorm` casts it back to the 16-bit input
-    /// dtype first (2 B), `Gemma3RMSNorm` and LitGPT's `RMSNorm` multiply in fp32 (4 B). RoPE
-    /// after them saves only its cos/sin tables. Qwen3-8B, full fine-tuning, per layer and token:
+    /// Per-head q/k RMSNorms (Qwen3, Gemma 3, Qwen3-Next, Qwen3.5), over q_w + k_w elements per
+    /// token: each saves its input upcast to fp32 (4 B) for the variance, and when its weight is
+    /// trained the normalised value the weight multiplies: `Qwen3RMSNorm` casts it back to the
+    /// 16-bit input dtype first (2 B); the zero-centred ones (`Gemma3RMSNorm`, Qwen3-Next's and
+    /// Qwen3.5's) and LitGPT's `RMSNorm` multiply in fp32 (4 B). RoPE after them saves only its
+    /// cos/sin tables. Qwen3-8B, full fine-tuning, per layer and token:
     /// (4 + 2)·(4096 + 1024) = 30,720 B.
     fn qk_norms(&self, q_w: u64, k_w: u64) -> u64 {
-        let fp32 = matches!(self.spec.family, Family::Gemma3 | Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe)
-            || self.litgpt;
-        let normalised = if fp32 { 4 } else { A };
+        let normalised = if fp32_norm_product(self.spec.family) || self.litgpt { 4 } else { A };
         (4 + self.base_trainable as u64 * normalised) * (q_w + k_w)
     }
 }
