@@ -57,6 +57,7 @@ fn required_ids_exist() {
         "qwen3-next-80b-a3b",
         "qwen3.5-9b",
         "qwen3.5-35b-a3b",
+        "qwen3.6-27b",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -133,6 +134,10 @@ fn qwen3_5_counts() {
     assert_eq!(total, 34_660_610_688 + 446_571_248);
     // 8 of 256 experts of 3·2048·512 in each of 40 layers are active: "3B activated".
     assert_eq!(active, 34_660_610_688 - 40 * 248 * 3 * 2048 * 512);
+    // Qwen3.6-27B (Qwen3.5-27B's shapes): 26,895,998,464 + 460,730,096 + MTP 424,699,392.
+    let (total, active) = counts("qwen3.6-27b");
+    assert_eq!((total, total - active), (26_895_998_464 + 460_730_096, 460_730_096));
+    assert_eq!(total + 424_699_392, 27_781_427_952);
     let spec = ModelCatalog::builtin().get("qwen3.5-35b-a3b").unwrap().spec().clone();
     let la = spec.linear_attention.unwrap();
     assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && !spec.fused_gate_up);
@@ -199,8 +204,8 @@ fn text_only_models_keep_their_counts() {
         assert_eq!(counts(id), (total, active), "{id}");
         assert!(ModelCatalog::builtin().get(id).unwrap().spec().vision.is_none(), "{id}");
     }
-    // Besides these: Gemma 3 27B and the two Qwen3.5 models.
-    assert_eq!(before.len() + 3, ModelCatalog::builtin().iter().count());
+    // Besides these: Gemma 3 27B and the three Qwen3.5-architecture models.
+    assert_eq!(before.len() + 4, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the
