@@ -284,8 +284,14 @@ mod tests {
     use super::*;
     use crate::model::testing::llama_2_7b;
 
-    fn peak(spec: &ModelSpec, engine: Engine, options: &EngineOptions, context: u64) -> ActivationPeak {
-        let req = ActivationRequest {
+    /// One GPU running every layer and the output, batch 1, 8,192 profile tokens, 256 sequences.
+    fn request<'a>(
+        spec: &'a ModelSpec,
+        engine: Engine,
+        options: &'a EngineOptions,
+        context: u64,
+    ) -> ActivationRequest<'a> {
+        ActivationRequest {
             spec,
             engine,
             options,
@@ -296,8 +302,11 @@ mod tests {
             has_output: true,
             max_batched_tokens: 8192,
             max_num_seqs: 256,
-        };
-        prefill_peak(&req, &mut BasisLog::default())
+        }
+    }
+
+    fn peak(spec: &ModelSpec, engine: Engine, options: &EngineOptions, context: u64) -> ActivationPeak {
+        prefill_peak(&request(spec, engine, options, context), &mut BasisLog::default())
     }
 
     /// The module doc's worked example.
@@ -333,16 +342,10 @@ mod tests {
         let spec = crate::model::config::parse_config(config, "q", "q").unwrap().spec;
         let options = EngineOptions::default();
         let req = ActivationRequest {
-            spec: &spec,
-            engine: Engine::Vllm,
-            options: &options,
-            context: 16_384,
-            batch: 1,
             tp: 2,
-            has_layers: true,
             has_output: false,
             max_batched_tokens: 16_384,
-            max_num_seqs: 256,
+            ..request(&spec, Engine::Vllm, &options, 16_384)
         };
         assert_eq!(linear_attention_moment(&req, 16_384), 16_384 * 41_024 + 256 * 16 * 128 * 128 * 2);
         assert_eq!(linear_attention_moment(&req, 16_384), 806_354_944);
@@ -356,16 +359,10 @@ mod tests {
         let spec = ModelSpec { vocab_size: 128_256, ..llama_2_7b() };
         let options = EngineOptions::default();
         let req = ActivationRequest {
-            spec: &spec,
-            engine: Engine::Vllm,
-            options: &options,
-            context: 4096,
-            batch: 1,
-            tp: 1,
             has_layers: false,
-            has_output: true,
             max_batched_tokens: 16_384,
             max_num_seqs: 1024,
+            ..request(&spec, Engine::Vllm, &options, 4096)
         };
         let p = prefill_peak(&req, &mut BasisLog::default());
         assert_eq!(p.bytes.0, 1024 * 128_256 * 38 + 16_384 * 4096 * 2);
