@@ -18,7 +18,7 @@ import sys
 import types
 
 from .common import Nvml, Recorder, env_info, model_accounting, pkg_version, snapshot
-from .train import optimizer_state_bytes, run_steps
+from .train import check_trainable, optimizer_state_bytes, run_steps
 
 FLAVOURS = {"lora": "litgpt.lora", "adapter": "litgpt.adapter", "adapter-v2": "litgpt.adapter_v2"}
 MARK = {
@@ -83,11 +83,7 @@ def cmd_litgpt(args):
         model.train()
         acc = model_accounting(model)
         rec["build"] = {"flavour": FLAVOURS[args.mode], **acc, **snapshot(nvml, "after_build")}
-        if args.expect_trainable is not None:
-            rec["build"].update(
-                expected_trainable_parameters=args.expect_trainable,
-                trainable_matches_expected=acc["trainable_parameters"] == args.expect_trainable,
-            )
+        check_trainable(rec, acc, args.expect_trainable)
         rec.save()
         trainable = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.01, foreach=True)

@@ -117,12 +117,8 @@ def cmd_train(args):
             "gradient_checkpointing_active": getattr(model, "is_gradient_checkpointing", None),
             **snapshot(nvml, "after_build"),
         }
-        if args.expect_trainable is not None:
-            rec["build"].update(
-                expected_trainable_parameters=args.expect_trainable,
-                trainable_matches_expected=acc["trainable_parameters"] == args.expect_trainable,
-            )
-            rec.save()
+        check_trainable(rec, acc, args.expect_trainable)
+        rec.save()
         trainable = [p for p in model.parameters() if p.requires_grad]
         # foreach=True spelled out: it is PyTorch's CUDA default (fused is opt-in), and the
         # multi-tensor path's temporaries (e.g. a full copy for sqrt(exp_avg_sq)) are part of
@@ -152,6 +148,15 @@ def cmd_train(args):
     except Exception as exc:  # noqa: BLE001
         rec.fail(exc)
         raise
+
+
+def check_trainable(rec, acc, expected):
+    """Records the trainable-parameter count the planner expects beside the one built."""
+    if expected is not None:
+        rec["build"].update(
+            expected_trainable_parameters=expected,
+            trainable_matches_expected=acc["trainable_parameters"] == expected,
+        )
 
 
 def run_steps(torch, rec, model, opt, loss_fn, nvml, args):

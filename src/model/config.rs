@@ -20,7 +20,7 @@ mod vision;
 
 use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, NormKind};
 use super::vision::VisionKind;
-use attention::{falcon_kv_heads, layer_is_linear, layer_slides, linear_attention, sliding_window};
+use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, sliding_window};
 use defaults::ClassDefaults;
 use serde_json::Value;
 use thiserror::Error;
@@ -283,9 +283,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let window = sliding_window(r, family, &d)?;
     let linear = linear_attention(r, family)?;
     let layer_attention = (0..layers)
-        .map(|layer| match window {
-            _ if linear.is_some() && layer_is_linear(r, layer) => LayerAttention::Linear,
-            Some(w) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
+        .map(|layer| match (linear, window) {
+            (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
+            (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
             _ => LayerAttention::Full,
         })
         .collect();
@@ -315,7 +315,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             || (matches!(family, Qwen35 | Qwen35Moe) && r.bool_or("attn_output_gate", true)),
         layer_attention,
         mla,
-        linear_attention: linear,
+        linear_attention: linear.map(|(la, _)| la),
         moe,
         logit_softcap: r.json.get("final_logit_softcapping").is_some_and(|v| v.as_f64().is_some_and(|c| c > 0.0)),
         native_dtype_bytes: match r.str("torch_dtype").or(r.str("dtype")) {

@@ -73,6 +73,11 @@ impl Family {
         }
     }
 
+    /// Families whose layers mix Gated DeltaNet linear attention with full attention.
+    pub fn has_linear_attention(self) -> bool {
+        matches!(self, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe)
+    }
+
     pub const ALL: [Family; 19] = [
         Family::Llama,
         Family::Mistral,
@@ -125,6 +130,19 @@ pub enum LayerAttention {
     /// Linear attention (Gated DeltaNet, `ModelSpec::linear_attention`): no tokens cached, a
     /// fixed-size recurrent state and a short convolution window per sequence instead.
     Linear,
+}
+
+impl LayerAttention {
+    /// A hybrid's layer when its config lists no `layer_types`: full attention on every
+    /// `interval`-th layer, (i + 1) % interval == 0 (layers 3, 7, 11, ... for 4), linear
+    /// attention elsewhere (`Qwen3NextConfig`, llama.cpp's `recurrent_layer_arr`).
+    pub fn hybrid(layer: u64, interval: u64) -> LayerAttention {
+        if (layer + 1) % interval == 0 {
+            LayerAttention::Full
+        } else {
+            LayerAttention::Linear
+        }
+    }
 }
 
 /// Gated DeltaNet linear attention (Yang et al. 2024, arXiv 2412.06464; transformers

@@ -281,6 +281,27 @@ impl Role {
     }
 }
 
+/// Gated DeltaNet's modules and parameters under `linear_attn` (transformers
+/// `Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`), by name: what checkpoint classification
+/// and peft's module names share.
+pub fn linear_attention_role(leaf: &str) -> Option<Role> {
+    use Role::*;
+    Some(match leaf {
+        "in_proj_qkvz" => SsmInQkvz,
+        "in_proj_ba" => SsmBa,
+        "in_proj_qkv" => SsmInQkv,
+        "in_proj_z" => SsmInZ,
+        "in_proj_b" => SsmBeta,
+        "in_proj_a" => SsmAlpha,
+        "conv1d" => SsmConv1d,
+        "dt_bias" => SsmDt,
+        "A_log" => SsmA,
+        "norm" => SsmNorm,
+        "out_proj" => SsmOut,
+        _ => return None,
+    })
+}
+
 /// Whether a tensor is a weight or a bias vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

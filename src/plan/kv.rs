@@ -92,23 +92,17 @@ fn state_storage(req: &KvRequest) -> StateStorage {
             state_bytes: 4,
             how: "fp32 recurrent state, every kernel column of conv state (transformers)",
         },
-        Engine::Vllm if fp32 => StateStorage {
-            conv_columns: kernel - 1,
-            conv_bytes: model,
-            state_bytes: 4,
-            how: "fp32 recurrent state (mamba_ssm_dtype), page padded to one attention block (vLLM)",
-        },
-        Engine::Vllm => StateStorage {
-            conv_columns: kernel - 1,
-            conv_bytes: model,
-            state_bytes: model,
-            how: "model dtype, page padded to one attention block (vLLM)",
-        },
-        _ => StateStorage {
+        engine => StateStorage {
             conv_columns: kernel - 1,
             conv_bytes: model,
             state_bytes: if fp32 { 4 } else { model },
-            how: "as the checkpoint asks",
+            how: match (engine, fp32) {
+                (Engine::Vllm, true) => {
+                    "fp32 recurrent state (mamba_ssm_dtype), page padded to one attention block (vLLM)"
+                }
+                (Engine::Vllm, false) => "model dtype, page padded to one attention block (vLLM)",
+                _ => "as the checkpoint asks",
+            },
         },
     }
 }

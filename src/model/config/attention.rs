@@ -8,7 +8,7 @@
 
 use super::defaults::ClassDefaults;
 use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
-use crate::model::spec::{Family, LinearAttention};
+use crate::model::spec::{Family, LayerAttention, LinearAttention};
 use serde_json::Value;
 
 /// Falcon: `new_decoder_architecture` uses `num_kv_heads`; the older layout is multi-query
@@ -53,14 +53,15 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
     }
 }
 
-/// The Gated DeltaNet shape of a hybrid family; `None` for families without linear attention.
-/// Qwen3-Next's fields default to `Qwen3NextConfig`'s values (Qwen3-Next-80B-A3B's: 16 key heads
-/// and 32 value heads of 128, a 4-tap convolution); Qwen3.5's files give every field.
-pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<LinearAttention>, ConfigError> {
-    let next = family == Family::Qwen3Next;
-    if !next && !matches!(family, Family::Qwen35 | Family::Qwen35Moe) {
+/// The Gated DeltaNet shape of a hybrid family and its `full_attention_interval` (default 4);
+/// `None` for families without linear attention. Qwen3-Next's fields default to
+/// `Qwen3NextConfig`'s values (Qwen3-Next-80B-A3B's: 16 key heads and 32 value heads of 128, a
+/// 4-tap convolution); Qwen3.5's files give every field.
+pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(LinearAttention, u64)>, ConfigError> {
+    if !family.has_linear_attention() {
         return Ok(None);
     }
+    let next = family == Family::Qwen3Next;
     let field = |name: &'static str, default: u64| r.u64_or(&[name], next.then_some(default), family, MAX_DIM);
     let la = LinearAttention {
         num_key_heads: field("linear_num_key_heads", 16)?,
@@ -74,24 +75,24 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<Line
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));
     }
-    // Validated here so that every later `full_attention_interval` read is positive.
-    r.opt_u64(&["full_attention_interval"], MAX_LAYERS)?;
+    let interval = r.opt_u64(&["full_attention_interval"], MAX_LAYERS)?.unwrap_or(4);
     if let Some(types) = r.json.get("layer_types").and_then(Value::as_array) {
         let layers = r.json.get("num_hidden_layers").and_then(Value::as_u64);
         if layers.is_some_and(|l| l != types.len() as u64) {
             return Err(r.bad("layer_types", types.len() as u64, "must list one type per layer (num_hidden_layers)"));
         }
     }
-    Ok(Some(la))
+    Ok(Some((la, interval)))
 }
 
-/// Whether `layer` of a hybrid model is a linear-attention layer: explicit `layer_types` first
-/// (`"linear_attention"`), else `Qwen3NextConfig`'s rule, full attention when
-/// (i + 1) % `full_attention_interval` == 0 (default 4: layers 3, 7, 11, ...).
-pub(super) fn layer_is_linear(r: &Reader, layer: u64) -> bool {
-    if let Some(types) = r.json.get("layer_types").and_then(Value::as_array) {
-        return types.get(layer as usize).and_then(Value::as_str) == Some("linear_attention");
+/// Layer `layer` of a hybrid model: explicit `layer_types` first (`"linear_attention"`), else
+/// every `interval`-th layer full attention (`LayerAttention::hybrid`).
+pub(super) fn hybrid_layer(r: &Reader, layer: u64, interval: u64) -> LayerAttention {
+    match r.json.get("layer_types").and_then(Value::as_array) {
+        Some(types) if types.get(layer as usize).and_then(Value::as_str) == Some("linear_attention") => {
+            LayerAttention::Linear
+        }
+        Some(_) => LayerAttention::Full,
+        None => LayerAttention::hybrid(layer, interval),
     }
-    let interval = r.json.get("full_attention_interval").and_then(Value::as_u64).filter(|&i| i > 0).unwrap_or(4);
-    (layer + 1) % interval != 0
 }

@@ -239,13 +239,12 @@ fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
 /// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window. Other
 /// families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
-    if matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
+    if family.has_linear_attention() {
         let interval = match k.opt("full_attention_interval")? {
             Some(0) => return Err(k.bad(format!("'{}.full_attention_interval' is 0", k.arch))),
             other => other.unwrap_or(4),
         };
-        let kind = |l: u64| if (l + 1) % interval == 0 { LayerAttention::Full } else { LayerAttention::Linear };
-        return Ok((0..layers).map(kind).collect());
+        return Ok((0..layers).map(|l| LayerAttention::hybrid(l, interval)).collect());
     }
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
     let sliding = |layer: u64| match (family, window) {
@@ -265,7 +264,7 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
 /// `ssm_alpha`); its recurrent state is fp32 as its config asks (llama.cpp keeps every state in
 /// F32 anyway).
 fn linear_attention(k: &Keys<'_>, family: Family) -> Result<Option<LinearAttention>, LocalFileError> {
-    if !matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
+    if !family.has_linear_attention() {
         return Ok(None);
     }
     let value_heads = k.nonzero("ssm.time_step_rank")?;

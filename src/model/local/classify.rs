@@ -235,7 +235,7 @@ fn layer_role(module: &[&str]) -> Option<Role> {
     let (&leaf, path) = module.split_last()?;
     // Before the suffixes come off: DeltaNet's `dt_bias` is a parameter, not a bias of `dt`.
     if path.last() == Some(&"linear_attn") {
-        return linear_attention_role(leaf);
+        return crate::model::tensors::linear_attention_role(leaf);
     }
     let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
@@ -285,26 +285,6 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         }
         other => gguf_role(other).filter(|r| !matches!(r, TokenEmbd | Output | OutputNorm)),
     }
-}
-
-/// Gated DeltaNet's modules and parameters under `linear_attn` (transformers
-/// `Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`).
-fn linear_attention_role(leaf: &str) -> Option<Role> {
-    use Role::*;
-    Some(match leaf {
-        "in_proj_qkvz" => SsmInQkvz,
-        "in_proj_ba" => SsmBa,
-        "in_proj_qkv" => SsmInQkv,
-        "in_proj_z" => SsmInZ,
-        "in_proj_b" => SsmBeta,
-        "in_proj_a" => SsmAlpha,
-        "conv1d" => SsmConv1d,
-        "dt_bias" => SsmDt,
-        "A_log" => SsmA,
-        "norm" => SsmNorm,
-        "out_proj" => SsmOut,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

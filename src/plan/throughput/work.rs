@@ -2,7 +2,7 @@
 
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
-use crate::model::spec::{LayerAttention, ModelSpec};
+use crate::model::spec::{LayerAttention, MlpKind, ModelSpec};
 
 /// Parameter counts the arithmetic needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -134,34 +134,40 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
 /// fused): q, k, v, o (one qkv when fused) and the MLP's two or three (gate+up fused counts one).
-/// A Gated DeltaNet layer has its input projections (two fused, or Qwen3.5's four) and out_proj
-/// instead of q, k, v, o.
 pub fn linears_per_layer(spec: &ModelSpec) -> u64 {
-    let attn = if spec.fused_qkv { 2 } else { 4 };
-    let mlp = match spec.mlp {
-        crate::model::spec::MlpKind::Gated if spec.fused_gate_up => 2,
-        crate::model::spec::MlpKind::Gated => 3,
-        crate::model::spec::MlpKind::Plain => 2,
-    };
-    attn + mlp
+    attention_linears(spec) + mlp_linears(spec)
 }
 
-/// Quantized linear layers one decode step runs, each a separate dequantizing kernel. LitGPT
-/// fuses q, k and v into one `attn` linear in every model, keeps the MLP's linears separate,
-/// and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against transformers'
-/// 32 × 7 = 224.
-pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
-    if engine != Engine::Litgpt {
-        let attention = if spec.fused_qkv { 2 } else { 4 };
-        let linear = spec.linear_attention.map_or(0, |la| if la.split_projections { 5 } else { 3 });
-        let mlp = linears_per_layer(spec) - attention;
-        return spec.num_layers * mlp + spec.attention_layers() * attention + spec.linear_layers() * linear;
+fn attention_linears(spec: &ModelSpec) -> u64 {
+    if spec.fused_qkv {
+        2
+    } else {
+        4
     }
-    let mlp = match spec.mlp {
-        crate::model::spec::MlpKind::Gated => 3,
-        crate::model::spec::MlpKind::Plain => 2,
-    };
-    spec.num_layers * (2 + mlp) + 1
+}
+
+fn mlp_linears(spec: &ModelSpec) -> u64 {
+    match spec.mlp {
+        MlpKind::Gated if spec.fused_gate_up => 2,
+        MlpKind::Gated => 3,
+        MlpKind::Plain => 2,
+    }
+}
+
+/// Quantized linear layers one decode step runs, each a separate dequantizing kernel. A Gated
+/// DeltaNet layer has its input projections (two fused, or Qwen3.5's four) and out_proj instead
+/// of q, k, v, o. LitGPT fuses q, k and v into one `attn` linear in every model, keeps the MLP's
+/// linears separate, and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against
+/// transformers' 32 × 7 = 224.
+pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
+    if engine == Engine::Litgpt {
+        let mlp = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
+        return spec.num_layers * (2 + mlp) + 1;
+    }
+    let linear = spec.linear_attention.map_or(0, |la| if la.split_projections { 5 } else { 3 });
+    spec.num_layers * mlp_linears(spec)
+        + spec.attention_layers() * attention_linears(spec)
+        + spec.linear_layers() * linear
 }
 
 #[cfg(test)]

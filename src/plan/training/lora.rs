@@ -64,8 +64,8 @@ impl LoraTargets {
             roles.extend(module_role(&lower));
             roles.extend(crate::model::vision::linear_role(&lower));
             roles.extend(crate::model::vision::qwen_vit_linear_roles(&lower));
-            // Gated DeltaNet's output projection is also named `out_proj`.
-            roles.extend((lower == "out_proj").then_some(Role::SsmOut));
+            // Gated DeltaNet's linears (its `out_proj` too, beside o_proj's alias).
+            roles.extend(crate::model::tensors::linear_attention_role(&lower).filter(|r| r.is_block_linear()));
             if roles.len() == before {
                 return Err(LoraError::UnknownModule(name.to_string()));
             }
@@ -137,12 +137,6 @@ fn module_role(name: &str) -> Option<Role> {
         "up_proj" | "w3" | "dense_h_to_4h" | "fc1" => FfnUp,
         "gate_up_proj" => FfnGateUp,
         "down_proj" | "w2" | "dense_4h_to_h" | "fc2" => FfnDown,
-        "in_proj_qkvz" => SsmInQkvz,
-        "in_proj_ba" => SsmBa,
-        "in_proj_qkv" => SsmInQkv,
-        "in_proj_z" => SsmInZ,
-        "in_proj_b" => SsmBeta,
-        "in_proj_a" => SsmAlpha,
         "shared_expert_gate" => FfnGateInpShexp,
         _ => return None,
     })
