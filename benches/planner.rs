@@ -27,7 +27,8 @@ fn request<'a>(
         options: EngineOptions::default(),
         device: Some(Device {
             id: "a100-80gb".into(),
-            capacity: Bytes(85_899_345_920),
+            capacity: Bytes(85_099_282_432),
+            reserved: Bytes(800_063_488),
             in_use: Bytes::ZERO,
             count: 1,
             generation: Generation::Ampere,

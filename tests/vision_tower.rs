@@ -76,6 +76,7 @@ fn plan_on_two(spec: &ModelSpec, weights: &WeightLayout, split: Split, engine: E
         device: Some(Device {
             id: "h100-sxm".into(),
             capacity: Bytes(80 << 30),
+            reserved: Bytes::ZERO,
             in_use: Bytes::ZERO,
             count: 2,
             generation: Generation::Hopper,

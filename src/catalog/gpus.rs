@@ -174,6 +174,12 @@ pub struct GpuSpec {
     pub memory_mib: u64,
     /// Where `memory_mib` comes from.
     pub memory_note: String,
+    /// Memory the driver and GPU firmware reserve for themselves, MiB (NVML v2 `reserved`,
+    /// `nvidia-smi -q` "FB Memory Usage: Reserved"): CUDA's total is `memory_mib` less this.
+    /// NVIDIA only; `None` elsewhere.
+    pub reserved_mib: Option<u64>,
+    /// Where `reserved_mib` comes from (the observation, its driver, or the GPU it is borrowed from).
+    pub reserved_note: Option<String>,
     /// Peak memory bandwidth, GB/s (1e9 bytes per second).
     pub bandwidth_gb_s: f64,
     pub tflops: Tflops,
@@ -193,6 +199,14 @@ impl GpuSpec {
     /// Usable memory in bytes (`memory_mib` × 2^20).
     pub fn memory_bytes(&self) -> u64 {
         self.memory_mib * 1024 * 1024
+    }
+
+    /// Memory CUDA processes can allocate: the driver's total less its own reservation
+    /// (`cudaMemGetInfo`'s and `torch.cuda.get_device_properties().total_memory`'s total). H200,
+    /// driver 580: 143,771 − 615 = 143,156 MiB; measured 150,109,880,320 B = 143,155.94 MiB
+    /// (data/measurements/device/2026-11-27-h200/context.json).
+    pub fn usable_bytes(&self) -> u64 {
+        (self.memory_mib - self.reserved_mib.unwrap_or(0)) * 1024 * 1024
     }
 
     /// Peak memory bandwidth in bytes per second (`bandwidth_gb_s` × 1e9).
@@ -336,6 +350,11 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
     let sizes_ok = gpu.memory_mib > 0 && positive(gpu.bandwidth_gb_s);
     let tflops_ok = gpu.tflops.entries().iter().all(|(_, v)| positive(*v));
     let noted = !gpu.memory_note.trim().is_empty();
+    let reserved_noted = gpu.reserved_note.as_ref().is_some_and(|n| !n.trim().is_empty());
+    let reserved_ok = match gpu.reserved_mib {
+        Some(r) => gpu.vendor == Vendor::Nvidia && r < gpu.memory_mib && reserved_noted,
+        None => gpu.vendor != Vendor::Nvidia && gpu.reserved_note.is_none(),
+    };
     let sourced = gpu.sources.iter().any(|s| !s.trim().is_empty());
     let rules = [
         (id_ok, "id must use only a-z, 0-9 and '-'"),
@@ -347,6 +366,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         (link.is_none_or(positive), "link bandwidth must be positive"),
         (hourly.is_none_or(positive), "hourly price must be positive"),
         (noted, "memory_note is required"),
+        (reserved_ok, "NVIDIA GPUs need reserved_mib (below memory_mib) and reserved_note; others have neither"),
         (sourced, "at least one source is required"),
     ];
     rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
@@ -365,6 +385,8 @@ mod tests {
         compute_capability = "9.0"
         memory_mib = 1024
         memory_note = "made up for a unit test"
+        reserved_mib = 24
+        reserved_note = "made up too"
         bandwidth_gb_s = 1000.0
         tflops = { fp32 = 10.0, bf16 = 100.0, fp8 = 200.0 }
         interconnect = { kind = "nvlink4", bandwidth_gb_s = 900.0 }
@@ -377,6 +399,7 @@ mod tests {
         let cat = GpuCatalog::from_toml_str(ONE).unwrap();
         let gpu = cat.get("test-gpu").unwrap();
         assert_eq!(gpu.memory_bytes(), 1024 * 1024 * 1024);
+        assert_eq!(gpu.usable_bytes(), 1000 * 1024 * 1024);
         assert_eq!(gpu.bandwidth_bytes_per_s(), 1.0e12);
         assert_eq!(gpu.peak_flops("bf16"), Some(100.0e12));
         assert_eq!(gpu.peak_flops("BFloat16"), Some(100.0e12));
@@ -400,6 +423,8 @@ mod tests {
             ("vendor = \"nvidia\"", "vendor = \"amd\"", "does not belong"),
             ("bf16 = 100.0", "bf16 = 0.0", "tflops"),
             ("sources = [\"unit test\"]", "sources = []", "source"),
+            ("reserved_mib = 24", "reserved_mib = 1024", "reserved_mib"),
+            ("reserved_mib = 24\n", "", "reserved_mib"),
             ("pcie = \"gen5\"", "pcie = \"gen5\"\nflops = 1", "unknown field"),
         ] {
             let err = GpuCatalog::from_toml_str(&ONE.replace(from, to)).unwrap_err();

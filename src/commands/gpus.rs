@@ -18,6 +18,7 @@ pub fn listing() -> Listing {
             g.id.clone(),
             g.name.clone(),
             format!("{:.1}", g.memory_bytes() as f64 / (1u64 << 30) as f64),
+            format!("{:.2}", g.usable_bytes() as f64 / (1u64 << 30) as f64),
             format!("{:.0}", g.bandwidth_gb_s),
             bf16.map_or("—".into(), |t| format!("{t:.0}")),
             g.interconnect
@@ -27,14 +28,17 @@ pub fn listing() -> Listing {
         ]);
         items.push(json!({
             "id": g.id, "name": g.name, "memory_bytes": g.memory_bytes(), "memory_note": g.memory_note,
+            "usable_bytes": g.usable_bytes(), "reserved_note": g.reserved_note,
             "bandwidth_gb_s": g.bandwidth_gb_s, "bf16_tflops": bf16,
             "tdp_w": g.tdp_w, "hourly_usd": g.price.as_ref().and_then(|p| p.hourly_usd),
             "purchase_usd": g.price.as_ref().and_then(|p| p.purchase_usd), "sources": g.sources,
         }));
     }
     Listing {
-        title: "built-in GPUs (memory as the driver reports it)".into(),
-        headers: vec!["id", "name", "memory GiB", "GB/s", "bf16 TFLOPS", "interconnect", "price"],
+        title:
+            "built-in GPUs (memory: the driver's total; usable: what CUDA can allocate, less the driver's reservation)"
+                .into(),
+        headers: vec!["id", "name", "memory GiB", "usable GiB", "GB/s", "bf16 TFLOPS", "interconnect", "price"],
         rows,
         json: json!(items),
     }

@@ -24,12 +24,30 @@ pub enum Generation {
 pub struct Device {
     /// Catalog id, e.g. `rtx-4090`.
     pub id: String,
-    /// Memory of one GPU, as the driver reports it.
+    /// Memory of one GPU that CUDA processes can allocate: the driver's total less `reserved`
+    /// (`cudaMemGetInfo`'s total, which vLLM multiplies by `gpu_memory_utilization`).
     pub capacity: Bytes,
+    /// What the driver and GPU firmware keep for themselves (NVML v2 `reserved`): part of the
+    /// total nvidia-smi shows, never allocatable.
+    pub reserved: Bytes,
     /// Memory other processes already hold on each GPU (a desktop session, another job).
     pub in_use: Bytes,
     pub count: u32,
     pub generation: Generation,
+}
+
+impl Device {
+    /// The basis line of the memory one GPU offers the plan.
+    pub fn capacity_basis(&self) -> super::Basis {
+        super::Basis {
+            name: "GPU memory CUDA can allocate".into(),
+            value: self.capacity.0.to_string(),
+            source: format!(
+                "the driver's total less {} B it keeps for itself (NVML v2 reserved; `headroom gpus` gives its source)",
+                self.reserved.0
+            ),
+        }
+    }
 }
 
 /// Kind of GPU-to-GPU link, as far as collective latency cares.

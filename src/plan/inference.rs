@@ -388,6 +388,7 @@ fn headroom_workspace(req: &InferenceRequest, log: &mut BasisLog) -> Bytes {
 fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut Plan) {
     let capacity = device.capacity;
     let in_use = device.in_use;
+    plan.basis.push(device.capacity_basis());
     let worst = &plan.memory;
     let (fits, headroom) = if req.engine == Engine::Vllm {
         let budget = Bytes((capacity.0 as f64 * req.options.gpu_memory_utilization) as u64);
@@ -421,6 +422,7 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
         gpu: device.id.clone(),
         gpu_count: device.count,
         capacity_bytes: capacity.0,
+        reserved_bytes: device.reserved.0,
         in_use_bytes: in_use.0,
         fits,
         headroom_bytes: headroom,

@@ -105,8 +105,10 @@ pub struct GpuMemory {
 pub struct Fit {
     pub gpu: String,
     pub gpu_count: u32,
-    /// Memory of one GPU.
+    /// Memory of one GPU that CUDA processes can allocate.
     pub capacity_bytes: u64,
+    /// Kept by the driver and GPU firmware beyond `capacity_bytes` (nvidia-smi's total is the sum).
+    pub reserved_bytes: u64,
     /// Held by other processes on each GPU (`--in-use`), not available to the plan.
     pub in_use_bytes: u64,
     pub fits: bool,

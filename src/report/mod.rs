@@ -117,8 +117,8 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let head = fit.headroom_bytes as f64 / (1u64 << 30) as f64;
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
     let per_gpu = match fit.in_use_bytes {
-        0 => format!("{:.2} GiB per GPU", gib(fit.capacity_bytes)),
-        used => format!("{:.2} GiB per GPU, {:.2} GiB in use by others", gib(fit.capacity_bytes), gib(used)),
+        0 => format!("{:.2} GiB usable per GPU", gib(fit.capacity_bytes)),
+        used => format!("{:.2} GiB usable per GPU, {:.2} GiB in use by others", gib(fit.capacity_bytes), gib(used)),
     };
     if fit.fits {
         format!("FITS on {gpus} ({per_gpu}): {head:.2} GiB headroom on the busiest GPU")

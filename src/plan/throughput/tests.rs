@@ -44,6 +44,7 @@ fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32,
         device: Some(Device {
             id: "h200".into(),
             capacity: Bytes(150e9 as u64),
+            reserved: Bytes::ZERO,
             in_use: Bytes::ZERO,
             count,
             generation: Generation::Hopper,

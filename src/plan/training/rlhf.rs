@@ -55,8 +55,9 @@ fn rollouts_per_prompt(req: &TrainingRequest) -> u64 {
 
 /// The bytes a colocated rollout engine holds on every training GPU for the whole run (0 for
 /// transformers generate, which allocates per phase, and for a vLLM server on other GPUs).
-/// Worked example: TRL GRPO with vLLM colocated on an 80 GiB H100 at TRL's default
-/// `vllm_gpu_memory_utilization` 0.3 reserves 0.3 × 85,520,809,984 B = 25,656,242,995 B ≈ 23.9 GiB.
+/// Worked example: TRL GRPO with vLLM colocated on an H100 SXM at TRL's default
+/// `vllm_gpu_memory_utilization` 0.3 reserves 0.3 of what CUDA sees, (81,559 − 454) MiB =
+/// 85,044,756,480 B: 25,513,426,944 B ≈ 23.8 GiB.
 pub fn colocated_engine(req: &TrainingRequest, log: &mut BasisLog) -> Bytes {
     match req.rollout {
         RolloutEngine::VllmColocated { reserved, kv_capacity_tokens, max_sequences, minimum }
