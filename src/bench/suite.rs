@@ -3,7 +3,7 @@
 //! that fails (out of memory, a wrong result, a launch error) is recorded and the next one runs.
 
 use super::stats::Summary;
-use crate::gpu::workload::{BandwidthOp, GemmDtype};
+use crate::gpu::workload::{BandwidthOp, GemmDtype, PrefillKernel};
 use crate::gpu::{Check, Gpu, Workload};
 use serde::Serialize;
 
@@ -29,13 +29,22 @@ impl Plan {
 /// The workloads, sized to fill a large GPU sensibly (buffers far larger than L2).
 pub fn workloads(quick: bool) -> Vec<Workload> {
     let bw = if quick { 1u64 << 30 } else { 2u64 << 30 };
+    let prefill = |kernel, kv_heads| Workload::AttentionPrefill {
+        batch: 1,
+        heads: 32,
+        kv_heads,
+        seq: 4096,
+        head_dim: 128,
+        kernel,
+    };
     let mut w = vec![
         Workload::Bandwidth { op: BandwidthOp::Copy, bytes: bw },
         Workload::Bandwidth { op: BandwidthOp::Read, bytes: bw },
         Workload::Bandwidth { op: BandwidthOp::Write, bytes: bw },
         Workload::Gemm { dtype: GemmDtype::Bf16, m: 8192, n: 8192, k: 8192 },
-        Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 64 },
-        Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 128 },
+        prefill(PrefillKernel::Br64, 32),
+        prefill(PrefillKernel::Br128, 32),
+        prefill(PrefillKernel::W32, 32),
         Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128 },
         Workload::GemvInt4 { n: 28672, k: 8192 },
         Workload::GemvInt4Q8 { n: 28672, k: 8192 },
@@ -51,11 +60,8 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         Workload::AdamW { n: 64 << 20 },
     ];
     if !quick {
-        w.insert(10, Workload::Gemm { dtype: GemmDtype::Fp32, m: 8192, n: 8192, k: 8192 });
-        w.insert(
-            5,
-            Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 8, seq: 4096, head_dim: 128, tile: 64 },
-        );
+        w.insert(11, Workload::Gemm { dtype: GemmDtype::Fp32, m: 8192, n: 8192, k: 8192 });
+        w.insert(5, prefill(PrefillKernel::Br64, 8));
     }
     w
 }

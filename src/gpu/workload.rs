@@ -57,6 +57,49 @@ impl GemmDtype {
     }
 }
 
+/// Which causal prefill attention kernel of `kernels/attention_prefill.cu` a case runs (its
+/// header describes each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefillKernel {
+    /// `attn_prefill_bf16`: 64 query rows per block, 4 warps × 16 rows.
+    Br64,
+    /// `attn_prefill_br128_bf16`: 128 rows per block, 8 warps × 16 rows (a candidate).
+    Br128,
+    /// `attn_prefill_w32_bf16`: 128 rows per block, 4 warps × 32 rows, Q in shared memory (a
+    /// candidate).
+    W32,
+}
+
+impl PrefillKernel {
+    /// The `extern "C"` entry point.
+    pub fn entry(self) -> &'static str {
+        match self {
+            PrefillKernel::Br64 => "attn_prefill_bf16",
+            PrefillKernel::Br128 => "attn_prefill_br128_bf16",
+            PrefillKernel::W32 => "attn_prefill_w32_bf16",
+        }
+    }
+
+    /// Query rows per block; the sequence must be a multiple.
+    pub const fn rows(self) -> u64 {
+        match self {
+            PrefillKernel::Br64 => 64,
+            PrefillKernel::Br128 | PrefillKernel::W32 => 128,
+        }
+    }
+
+    /// The word the case name carries before the shape: none for `Br64`, whose name recorded
+    /// profiles and scripts/device-check.sh already use.
+    fn name_tag(self) -> &'static str {
+        match self {
+            PrefillKernel::Br64 => "",
+            PrefillKernel::Br128 => "br128 ",
+            PrefillKernel::W32 => "w32 ",
+        }
+    }
+}
+
 /// One benchmark case. Sizes are element counts unless a name says bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -67,9 +110,8 @@ pub enum Workload {
     Gemm { dtype: GemmDtype, m: u64, n: u64, k: u64 },
     /// One decode step of attention over a bf16 KV cache of `ctx` tokens.
     AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64 },
-    /// Causal prefill attention, bf16, `seq` tokens.
-    /// `tile` query rows per block: 64 (`attn_prefill_bf16`) or 128 (`attn_prefill_br128_bf16`).
-    AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64, tile: u64 },
+    /// Causal prefill attention, bf16, `seq` tokens, through `kernel`.
+    AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64, kernel: PrefillKernel },
     /// y = W·x with 4-bit weights (group 128, fp16 scales), n rows × k.
     GemvInt4 { n: u64, k: u64 },
     /// The same 4-bit weights times x quantized to int8 per 32 values (dp4a).
@@ -115,9 +157,9 @@ impl Workload {
             Workload::AttentionDecode { batch, heads, kv_heads, ctx, .. } => {
                 format!("attention decode b{batch} h{heads}/{kv_heads} ctx {ctx}")
             }
-            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, tile } => {
-                let variant = if *tile == 64 { String::new() } else { format!("br{tile} ") };
-                format!("attention prefill {variant}b{batch} h{heads}/{kv_heads} seq {seq} d{head_dim} causal")
+            Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, kernel } => {
+                let tag = kernel.name_tag();
+                format!("attention prefill {tag}b{batch} h{heads}/{kv_heads} seq {seq} d{head_dim} causal")
             }
             Workload::GemvInt4 { n, k } => format!("gemv int4 g128 {n}×{k}"),
             Workload::GemvInt4Q8 { n, k } => format!("gemv int4×q8 g128 {n}×{k}"),
@@ -209,9 +251,38 @@ mod tests {
     #[test]
     fn prefill_flops_match_the_pytorch_convention() {
         // scripts/gtlib/kernels.py: b1 h32 s4096 d128 causal → 137438953472 flops.
-        let w = Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, tile: 64 };
+        let w = Workload::AttentionPrefill {
+            batch: 1,
+            heads: 32,
+            kv_heads: 32,
+            seq: 4096,
+            head_dim: 128,
+            kernel: PrefillKernel::Br64,
+        };
         assert_eq!(w.flops(), 137_438_953_472);
         assert_eq!(w.bound(), Bound::Compute);
+    }
+
+    /// scripts/device-check.sh and recorded profiles find the prefill kernels by these names.
+    #[test]
+    fn prefill_kernels_keep_distinct_names() {
+        let name = |kernel| {
+            Workload::AttentionPrefill { batch: 1, heads: 32, kv_heads: 32, seq: 4096, head_dim: 128, kernel }.name()
+        };
+        assert_eq!(name(PrefillKernel::Br64), "attention prefill b1 h32/32 seq 4096 d128 causal");
+        assert_eq!(name(PrefillKernel::Br128), "attention prefill br128 b1 h32/32 seq 4096 d128 causal");
+        assert_eq!(name(PrefillKernel::W32), "attention prefill w32 b1 h32/32 seq 4096 d128 causal");
+        let rows = [PrefillKernel::Br64, PrefillKernel::Br128, PrefillKernel::W32].map(PrefillKernel::rows);
+        assert_eq!(rows, [64, 128, 128]);
+        let w = Workload::AttentionPrefill {
+            batch: 1,
+            heads: 8,
+            kv_heads: 2,
+            seq: 256,
+            head_dim: 128,
+            kernel: PrefillKernel::W32,
+        };
+        assert_eq!(serde_json::to_value(w).unwrap()["kernel"], "w32");
     }
 
     #[test]

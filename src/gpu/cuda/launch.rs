@@ -6,7 +6,7 @@
 pub(crate) mod train;
 
 use super::GemmCall;
-use crate::gpu::workload::GemmDtype;
+use crate::gpu::workload::{GemmDtype, PrefillKernel};
 use crate::gpu::GpuError;
 use crate::validate::backend::Attn;
 use cudarc::driver::{CudaFunction, LaunchConfig};
@@ -17,11 +17,16 @@ pub(crate) const GEMV_MAX_K: u64 = 32768;
 const GEMV_THREADS: u32 = 256;
 /// Dynamic shared memory a launch may use without raising the function's limit.
 pub(crate) const DEFAULT_SMEM_LIMIT: u32 = 48 << 10;
-/// The prefill kernel's dynamic shared memory: K and V tiles, double-buffered, 64 rows of 136
-/// bf16 each (kernels/attention_prefill.cu `PF_SMEM_BYTES`).
+/// The 16-rows-per-warp prefill kernels' dynamic shared memory: K and V tiles, double-buffered,
+/// 64 rows of 136 bf16 each (kernels/attention_prefill.cu `PF_SMEM_BYTES`).
 pub(crate) const PREFILL_SMEM: u32 = 4 * 64 * 136 * 2;
-/// Query rows per prefill block (`PF_BR`) and keys per decode split (`DEC_CHUNK`).
-pub(crate) const PREFILL_ROWS: u64 = 64;
+/// `attn_prefill_w32_bf16`'s: Q (128 rows of 136 bf16), then K and V tiles, double-buffered
+/// (`PW_SMEM_BYTES`): 102 KiB, so two blocks share an H100's 228 KiB (one fits an A100's 164 KiB;
+/// sm_86 and sm_89 allow a block 99 KiB, and the limit cannot be raised that far there).
+pub(crate) const PREFILL_W32_SMEM: u32 = 6 * 64 * 136 * 2;
+/// Query rows per block of the prefill kernel `validate` runs, and keys per decode split
+/// (`DEC_CHUNK`).
+pub(crate) const PREFILL_ROWS: u64 = PrefillKernel::Br64.rows();
 pub(crate) const DECODE_CHUNK: u64 = 256;
 /// The head dimension both attention kernels are written for.
 pub(crate) const ATTN_HEAD_DIM: u64 = 128;
@@ -67,11 +72,15 @@ pub(crate) fn allow_smem(f: &CudaFunction, bytes: u32, kernel: &str) -> Result<(
     .map_err(|e| GpuError::driver(format!("raising {kernel}'s shared-memory limit to {bytes} bytes"), e))
 }
 
-/// Prefill attention: one block of 2·`tile` threads (16 query rows per warp) per (`tile` query
-/// rows, head, sequence), with [`PREFILL_SMEM`] of dynamic shared memory. `tile` is 64
-/// (`attn_prefill_bf16`) or 128 (`attn_prefill_br128_bf16`).
-pub(crate) fn prefill(batch: u64, heads: u64, seq: u64, tile: u64) -> LaunchConfig {
-    cfg(((seq / tile) as u32, heads as u32, batch as u32), 2 * tile as u32, PREFILL_SMEM)
+/// Prefill attention: one block per (`kernel.rows()` query rows, head, sequence); 32 threads per
+/// 16 query rows with [`PREFILL_SMEM`] (`Br64`: 128, `Br128`: 256), or 128 threads (4 warps × 32
+/// rows) with [`PREFILL_W32_SMEM`] (`W32`).
+pub(crate) fn prefill(batch: u64, heads: u64, seq: u64, kernel: PrefillKernel) -> LaunchConfig {
+    let (threads, smem) = match kernel {
+        PrefillKernel::Br64 | PrefillKernel::Br128 => (2 * kernel.rows() as u32, PREFILL_SMEM),
+        PrefillKernel::W32 => (128, PREFILL_W32_SMEM),
+    };
+    cfg(((seq / kernel.rows()) as u32, heads as u32, batch as u32), threads, smem)
 }
 
 /// The 4-bit GEMV over int8-quantized x (`gemv_int4_q8_bf16`): the grid of [`gemv`], with
@@ -174,6 +183,7 @@ mod tests {
         assert_eq!(PREFILL_ROWS, layout::PREFILL_TILE);
         assert_eq!(ATTN_HEAD_DIM, layout::HEAD_DIM);
         assert_eq!(PREFILL_SMEM, 69_632);
+        assert_eq!(PREFILL_W32_SMEM, 104_448);
     }
 
     #[test]
@@ -196,10 +206,12 @@ mod tests {
 
     #[test]
     fn attention_grids() {
-        let p = prefill(2, 32, 4096, 64);
+        let p = prefill(2, 32, 4096, PrefillKernel::Br64);
         assert_eq!((p.grid_dim, p.block_dim.0, p.shared_mem_bytes), ((64, 32, 2), 128, 69_632));
-        let wide = prefill(2, 32, 4096, 128);
-        assert_eq!((wide.grid_dim, wide.block_dim.0), ((32, 32, 2), 256));
+        let wide = prefill(2, 32, 4096, PrefillKernel::Br128);
+        assert_eq!((wide.grid_dim, wide.block_dim.0, wide.shared_mem_bytes), ((32, 32, 2), 256, 69_632));
+        let w32 = prefill(2, 32, 4096, PrefillKernel::W32);
+        assert_eq!((w32.grid_dim, w32.block_dim.0, w32.shared_mem_bytes), ((32, 32, 2), 128, 104_448));
         // The int8-x GEMV: 8192 codes + 256 scales + 256 sums.
         assert_eq!(gemv_q8(28672, 8192, 132).unwrap().shared_mem_bytes, 10_240);
         assert_eq!(gemv_v2(28672, 8192, 132).unwrap().shared_mem_bytes, 33_792);
@@ -207,6 +219,15 @@ mod tests {
         assert_eq!((s.grid_dim, r.grid_dim, splits), ((3, 8, 2), (32, 2, 1), 3));
         // log2(e) / √128 = 1.442695 / 11.313708
         assert!((attn_scale_log2(128) - 0.127_517_43).abs() < 1e-6);
+    }
+
+    /// Every prefill kernel the bench names is an entry point of kernels/attention_prefill.cu.
+    #[test]
+    fn prefill_entries_are_in_the_kernel_source() {
+        let src = crate::gpu::kernels::family("attention_prefill").unwrap().source;
+        for k in [PrefillKernel::Br64, PrefillKernel::Br128, PrefillKernel::W32] {
+            assert!(src.contains(&format!(" {}(", k.entry())), "{} missing from attention_prefill.cu", k.entry());
+        }
     }
 
     /// Llama-2-7B decode partials at batch 2, context 4096, and a call over fewer keys.

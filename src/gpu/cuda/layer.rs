@@ -9,6 +9,7 @@
 
 use super::launch::{self, cfg};
 use super::{Arg, CudaGpu, Step};
+use crate::gpu::workload::PrefillKernel;
 use crate::gpu::{DeviceInfo, Gpu, GpuError};
 use crate::validate::backend::{Attn, Buf, Fill, Heads, LayerBackend, Linear};
 use cudarc::driver::{CudaEvent, CudaSlice, LaunchConfig};
@@ -296,8 +297,8 @@ impl LayerBackend for CudaLayers {
             Arg::I32(int(a.cap, "cache rows")?),
             Arg::F32(launch::attn_scale_log2(a.head_dim)),
         ];
-        let c = launch::prefill(a.batch, a.heads, a.seq, launch::PREFILL_ROWS);
-        self.kernel("attention_prefill", "attn_prefill_bf16", c, args)
+        let kernel = PrefillKernel::Br64;
+        self.kernel("attention_prefill", kernel.entry(), launch::prefill(a.batch, a.heads, a.seq, kernel), args)
     }
 
     fn attention_decode(&mut self, q: Buf, k: Buf, v: Buf, o: Buf, ws: Buf, a: Attn) -> Result<(), GpuError> {

@@ -70,24 +70,21 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
             ]
         }
         // p: q, k, v, o
-        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, tile } => {
-            let name = match tile {
-                64 => "attn_prefill_bf16",
-                128 => "attn_prefill_br128_bf16",
-                _ => return Err(GpuError::Unsupported(format!("prefill attention tiles of {tile} rows (64 or 128)"))),
-            };
-            if head_dim != 128 || seq % tile != 0 || heads % kv_heads != 0 {
+        Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, kernel } => {
+            let rows = kernel.rows();
+            if head_dim != 128 || seq % rows != 0 || heads % kv_heads != 0 {
                 return Err(GpuError::Unsupported(format!(
-                    "prefill attention with head_dim {head_dim}, seq {seq} (a multiple of {tile})"
+                    "prefill attention with head_dim {head_dim}, seq {seq} (a multiple of {rows})"
                 )));
             }
-            let f = gpu.function_with_smem("attention_prefill", name, launch::PREFILL_SMEM)?;
+            let c = launch::prefill(batch, heads, seq, kernel);
+            let f = gpu.function_with_smem("attention_prefill", kernel.entry(), c.shared_mem_bytes)?;
             let scale = launch::attn_scale_log2(head_dim);
             // K and V hold exactly `seq` rows per (sequence, KV head): kv_cap = seq.
             let (seq, kv_heads) = (seq as i32, kv_heads as i32);
             vec![s(
                 f,
-                launch::prefill(batch, heads, seq as u64, tile),
+                c,
                 vec![Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), I32(seq), I32(kv_heads), I32(seq), F32(scale)],
             )]
         }
@@ -356,10 +353,10 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             run(gpu, &small, &[pq, pk, pv, pwo, pwm, po])?;
             Ok(verdict("cpu reference", &from_bf16(&gpu.download(&o)?), &want, 0.02, 0.05))
         }
-        Workload::AttentionPrefill { heads, kv_heads, head_dim, tile, .. } => {
+        Workload::AttentionPrefill { heads, kv_heads, head_dim, kernel, .. } => {
             let g = (heads / kv_heads).max(1) as usize;
             // Three query tiles: the diagonal, a full one and the first.
-            let seq = 3 * tile as usize;
+            let seq = 3 * kernel.rows() as usize;
             let s = AttnShape { batch: 1, heads: 2 * g, kv_heads: 2, seq, head_dim: head_dim as usize };
             let (q, k, v) = (
                 rng.bf16_values(s.heads * s.seq * s.head_dim, 1.0),
@@ -373,7 +370,7 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
                 kv_heads: 2,
                 seq: seq as u64,
                 head_dim,
-                tile,
+                kernel,
             };
             let (_q, pq) = gpu.upload(&bf16s(&q))?;
             let (_k, pk) = gpu.upload(&bf16s(&k))?;
