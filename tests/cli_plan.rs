@@ -327,5 +327,5 @@ fn hybrid_cache_grows_only_in_attention_layers() {
     // Engines that cannot run DeltaNet layers say so.
     let out = headroom().args(["plan", "qwen3-next-80b-a3b", "--engine", "exllama"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("linear-attention (Gated DeltaNet)"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("recurrent (Gated DeltaNet or Mamba-2)"));
 }

@@ -2,7 +2,7 @@
 //! sizes, llama.cpp's per-tensor promotions on other architectures, and properties over random
 //! tensor shapes.
 
-use headroom::model::spec::{Family, LayerAttention, Mla, MlpKind, ModelSpec, Moe};
+use headroom::model::spec::{Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, Moe};
 use headroom::model::tensors::{inventory, Part, Role, TensorDesc};
 use headroom::quant::ggml::GgmlType;
 use headroom::quant::{GgufFileType, StoredType, WeightFormat};
@@ -29,7 +29,15 @@ fn mixtral() -> ModelSpec {
         router_bias: false,
         expert_biases: false,
     };
-    ModelSpec { id: "mixtral".into(), family: Family::Mixtral, num_kv_heads: 8, moe: Some(moe), ..llama_2_7b() }
+    let layer_mlp = LayerMlp::standard(32, Some(&moe));
+    ModelSpec {
+        id: "mixtral".into(),
+        family: Family::Mixtral,
+        num_kv_heads: 8,
+        moe: Some(moe),
+        layer_mlp,
+        ..llama_2_7b()
+    }
 }
 
 /// A small DeepSeek-V3-shaped model: MLA, one dense layer, then routed + shared experts.
@@ -61,6 +69,7 @@ fn deepseek_like(layers: u64) -> ModelSpec {
         vocab_size: 129280,
         intermediate_size: 18432,
         layer_attention: vec![LayerAttention::Full; layers as usize],
+        layer_mlp: LayerMlp::standard(layers, Some(&moe)),
         mla: Some(mla),
         moe: Some(moe),
         ..llama_2_7b()

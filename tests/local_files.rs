@@ -363,6 +363,76 @@ fn damaged_gguf_gives_the_right_error() {
     assert!(parse_gguf_bytes(&long_string).unwrap_err().to_string().contains("over the"));
 }
 
+/// llama.cpp's nemotron_h layout: one mixer per block — `ssm_*` (Mamba-2), `attn_*`, `ffn_up`
+/// and `ffn_down` (squared ReLU), or experts with a score-correction bias and a shared expert —
+/// with per-layer `head_count_kv` and `feed_forward_length` arrays (0 where a block has none).
+#[test]
+fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
+    use GgmlType::*;
+    let h = 64u64;
+    let mut g = Gguf::default()
+        .str("general.architecture", "nemotron_h_moe")
+        .u32("nemotron_h_moe.block_count", 4)
+        .u32("nemotron_h_moe.context_length", 8192)
+        .u32("nemotron_h_moe.embedding_length", h as u32)
+        .i32s("nemotron_h_moe.feed_forward_length", &[0, 96, 0, 32])
+        .u32("nemotron_h_moe.attention.head_count", 4)
+        .i32s("nemotron_h_moe.attention.head_count_kv", &[0, 0, 2, 0])
+        .u32("nemotron_h_moe.attention.key_length", 32)
+        .u32("nemotron_h_moe.ssm.conv_kernel", 4)
+        .u32("nemotron_h_moe.ssm.state_size", 16)
+        .u32("nemotron_h_moe.ssm.group_count", 2)
+        .u32("nemotron_h_moe.ssm.time_step_rank", 8)
+        .u32("nemotron_h_moe.ssm.inner_size", 128)
+        .u32("nemotron_h_moe.expert_count", 4)
+        .u32("nemotron_h_moe.expert_used_count", 2)
+        .u32("nemotron_h_moe.expert_feed_forward_length", 32)
+        .tensor("token_embd.weight", &[h, 1000], Q8_0);
+    let t = |l: u32, n: &str| format!("blk.{l}.{n}");
+    for l in 0..4 {
+        g = g.tensor(&t(l, "attn_norm.weight"), &[h], F32);
+    }
+    // Block 0: Mamba-2 (in_proj 2·128 + 2·2·16 + 8 = 328 rows, conv over 192 channels).
+    g = g
+        .tensor(&t(0, "ssm_in.weight"), &[h, 328], Q8_0)
+        .tensor(&t(0, "ssm_conv1d.weight"), &[4, 192], F32)
+        .tensor(&t(0, "ssm_conv1d.bias"), &[192], F32)
+        .tensor(&t(0, "ssm_dt.bias"), &[8], F32)
+        .tensor(&t(0, "ssm_a"), &[1, 8], F32)
+        .tensor(&t(0, "ssm_d"), &[1, 8], F32)
+        .tensor(&t(0, "ssm_norm.weight"), &[64, 2], F32)
+        .tensor(&t(0, "ssm_out.weight"), &[128, h], Q8_0);
+    // Block 1: MLP. Block 2: attention, heads of 32 (not 64 / 4). Block 3: experts.
+    g = g.tensor(&t(1, "ffn_up.weight"), &[h, 96], Q8_0).tensor(&t(1, "ffn_down.weight"), &[96, h], Q8_0);
+    g = g
+        .tensor(&t(2, "attn_q.weight"), &[h, 128], Q8_0)
+        .tensor(&t(2, "attn_k.weight"), &[h, 64], Q8_0)
+        .tensor(&t(2, "attn_v.weight"), &[h, 64], Q8_0)
+        .tensor(&t(2, "attn_output.weight"), &[128, h], Q8_0);
+    g = g
+        .tensor(&t(3, "ffn_gate_inp.weight"), &[h, 4], F32)
+        .tensor(&t(3, "exp_probs_b.bias"), &[4], F32)
+        .tensor(&t(3, "ffn_up_exps.weight"), &[h, 32, 4], Q8_0)
+        .tensor(&t(3, "ffn_down_exps.weight"), &[32, h, 4], Q8_0)
+        .tensor(&t(3, "ffn_up_shexp.weight"), &[h, 64], Q8_0)
+        .tensor(&t(3, "ffn_down_shexp.weight"), &[64, h], Q8_0);
+    g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 1000], Q8_0);
+    let dir = TempDir::new().unwrap();
+    let model = LocalModel::open(&write(dir.path(), "Nemotron-tiny-Q8_0.gguf", &g.build())).unwrap();
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    use headroom::model::spec::{LayerAttention as A, LayerMlp as M};
+    assert_eq!(spec.family, Family::NemotronH);
+    assert_eq!(spec.layer_attention, [A::Linear, A::Absent, A::Full, A::Absent]);
+    assert_eq!(spec.layer_mlp, [M::Absent, M::Dense, M::Absent, M::Moe]);
+    assert_eq!((spec.head_dim, spec.num_kv_heads, spec.intermediate_size), (32, 2, 96));
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim), (2, 8, 16, 16));
+    assert!(la.conv_bias && !la.proj_bias);
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
+    assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
+}
+
 /// llama.cpp's qwen35 layout (a Qwen3.5 GGUF, text only): DeltaNet layers with `attn_qkv`,
 /// `attn_gate`, `ssm_beta`, `ssm_alpha`, `ssm_conv1d`, `ssm_dt`, `ssm_a`, `ssm_norm`, `ssm_out`,
 /// and every 4th layer a gated attention whose `attn_q` holds queries and gate. The DeltaNet

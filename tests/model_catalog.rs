@@ -58,6 +58,12 @@ fn required_ids_exist() {
         "qwen3.5-9b",
         "qwen3.5-35b-a3b",
         "qwen3.6-27b",
+        "nemotron-h-8b",
+        "nemotron-nano-9b-v2",
+        "nemotron-3-nano-30b-a3b",
+        "granite-4.0-h-micro",
+        "granite-4.0-h-tiny",
+        "granite-4.0-h-small",
     ] {
         assert!(ModelCatalog::builtin().get(id).is_ok(), "{id} missing");
     }
@@ -148,7 +154,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 49] = [
+    let before: [(&str, u64, u64); 55] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -199,6 +205,12 @@ fn text_only_models_keep_their_counts() {
         ("stablelm-base-alpha-3b", 3_637_321_728, 3_637_321_728),
         ("stablelm-base-alpha-7b", 7_868_755_968, 7_868_755_968),
         ("qwen3-next-80b-a3b", 79_674_391_296, 3_874_929_408),
+        ("nemotron-h-8b", 8_100_852_736, 8_100_852_736),
+        ("nemotron-nano-9b-v2", 8_888_227_328, 8_888_227_328),
+        ("nemotron-3-nano-30b-a3b", 31_577_940_288, 3_580_076_352),
+        ("granite-4.0-h-micro", 3_191_396_096, 3_191_396_096),
+        ("granite-4.0-h-tiny", 6_939_037_248, 1_465_470_528),
+        ("granite-4.0-h-small", 32_207_337_984, 8_803_121_664),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");
@@ -236,6 +248,38 @@ fn rounded_published_counts_match() {
     near("llama-3.1-70b", 70.6, 70.6);
     near("qwen2.5-7b", 7.61, 7.61);
     near("phi-3-mini", 3.82, 3.82);
+    // Mamba-2 hybrids: NVIDIA's 31.6 B / 3.6 B (active with embeddings) and the Hub's 8.89 B;
+    // IBM's 32.2 B total for Granite 4.0 H Small.
+    near("nemotron-3-nano-30b-a3b", 31.6, 3.6);
+    near("nemotron-nano-9b-v2", 8.89, 8.89);
+    let (small, _) = counts("granite-4.0-h-small");
+    assert!((small as f64 / 1e9 - 32.2).abs() < 0.05, "{small}");
+}
+
+/// Mamba-2 hybrids: Nemotron-H's blocks hold one mixer each (a Mamba-2 layer or attention
+/// without an MLP, an MLP or experts without a mixer), Granite 4.0's layers a mixer and an MLP.
+/// Nemotron-H-8B: 24 Mamba-2 layers, each in_proj 4096 → 2·8192 + 2·8·128 + 128 = 18,560 rows,
+/// conv 10,240 × 4 + 10,240, 3 × 128, norm 8,192, out_proj 4096 × 8192: 109,635,968; 4 attention layers of 4096·(4096 + 2·1024) + 4096·4096 = 41,943,040; 24 MLPs of
+/// 2·4096·21,504; 52 norms, the final norm, embeddings and lm_head of 131,072 × 4096.
+#[test]
+fn mamba2_hybrid_counts_and_layouts() {
+    let h = 4096u64;
+    let mamba = h * 18_560 + 10_240 * 5 + 3 * 128 + 8192 + 8192 * h;
+    assert_eq!(mamba, 109_635_968);
+    let attention = h * (4096 + 2 * 1024) + 4096 * h;
+    let total = 24 * mamba + 4 * attention + 24 * 2 * h * 21_504 + 53 * h + 2 * 131_072 * h;
+    assert_eq!(counts("nemotron-h-8b"), (total, total));
+    assert_eq!(total, 8_100_852_736);
+    let spec = ModelCatalog::builtin().get("nemotron-3-nano-30b-a3b").unwrap().spec().clone();
+    assert_eq!((spec.linear_layers(), spec.attention_layers(), spec.num_layers), (23, 6, 52));
+    assert_eq!((0..52).filter(|&l| spec.is_moe_layer(l)).count(), 23);
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.conv_dim(), la.fused_in_rows(), la.state_values()), (6144, 10_304, 64 * 64 * 128));
+    assert!(la.state_fp32 && la.conv_bias && !la.proj_bias);
+    let granite = ModelCatalog::builtin().get("granite-4.0-h-tiny").unwrap().spec().clone();
+    assert_eq!((granite.linear_layers(), granite.attention_layers()), (36, 4));
+    assert!(granite.layer_attention[5] == LayerAttention::Full && (0..40).all(|l| granite.is_moe_layer(l)));
+    assert!(!granite.linear_attention.unwrap().state_fp32);
 }
 
 #[test]

@@ -74,8 +74,8 @@ fn group_of(role: Role) -> &'static str {
         TokenEmbd => "embeddings",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
-        SsmInQkvz | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmNorm | SsmOut => {
-            "linear attention"
+        SsmIn | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmD | SsmNorm | SsmOut => {
+            "linear attention / Mamba"
         }
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
             "attention"

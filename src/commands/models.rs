@@ -18,8 +18,12 @@ pub fn listing() -> Listing {
             (None, kv) => format!("GQA {}/{kv}", spec.num_heads),
         };
         let linear = spec.linear_layers();
-        if linear > 0 {
-            attention = format!("{} + DeltaNet ×{linear}", attention);
+        if let Some(la) = spec.linear_attention.filter(|_| linear > 0) {
+            let kind = match la.kind {
+                crate::model::spec::LinearKind::GatedDeltaNet => "DeltaNet",
+                crate::model::spec::LinearKind::Mamba2 => "Mamba-2",
+            };
+            attention = format!("{attention} + {kind} ×{linear}");
         }
         rows.push(vec![
             m.entry.id.clone(),

@@ -57,15 +57,15 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `engine` implements `spec`'s architecture. Linear-attention hybrids (Qwen3-Next's
-/// Gated DeltaNet) run in transformers (4.57+), vLLM (0.10.2+) and llama.cpp (`qwen3next`), not in
-/// ExLlama (Llama-family only), LitGPT (no DeltaNet block) or headroom's engine (attention
-/// layers only).
+/// Whether `engine` implements `spec`'s architecture. Recurrent hybrids (Qwen3-Next's Gated
+/// DeltaNet, Nemotron-H's and Granite 4.0's Mamba-2) run in transformers, vLLM and llama.cpp
+/// (`qwen3next`, `nemotron_h`, `granitehybrid`), not in ExLlama (Llama-family only), LitGPT (no
+/// recurrent block) or headroom's engine (attention layers only).
 pub fn runs_model(engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyhow::Result<()> {
     let hybrid_ok = matches!(engine, Engine::Hf | Engine::Vllm | Engine::LlamaCpp | Engine::Bare);
     anyhow::ensure!(
         spec.linear_attention.is_none() || hybrid_ok,
-        "--engine {}: {} has linear-attention (Gated DeltaNet) layers, which it does not implement; use --engine hf, vllm or llama.cpp",
+        "--engine {}: {} has recurrent (Gated DeltaNet or Mamba-2) layers, which it does not implement; use --engine hf, vllm or llama.cpp",
         engine.id(),
         spec.id
     );

@@ -15,10 +15,11 @@
 
 mod attention;
 mod defaults;
+mod mamba;
 mod moe;
 mod vision;
 
-use super::spec::{Biases, Family, LayerAttention, Mla, MlpKind, ModelSpec, NormKind};
+use super::spec::{Biases, Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind};
 use super::vision::VisionKind;
 use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, sliding_window};
 use defaults::ClassDefaults;
@@ -214,7 +215,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     use Family::*;
     let d = ClassDefaults::of(family);
     let hidden = r.req_u64(&["hidden_size", "n_embd", "d_model"], family, MAX_DIM)?;
-    let layers = r.req_u64(&["num_hidden_layers", "n_layer", "num_layers"], family, MAX_LAYERS)?;
+    let hybrid = mamba::mamba_layout(r, family)?;
+    let layers = match &hybrid {
+        Some(h) => h.mixers.len() as u64,
+        None => r.req_u64(&["num_hidden_layers", "n_layer", "num_layers"], family, MAX_LAYERS)?,
+    };
     let heads = r.u64_or(&["num_attention_heads", "n_head"], d.num_attention_heads, family, MAX_DIM)?;
     let vocab = r.u64_or(&["vocab_size"], d.vocab_size, family, MAX_VOCAB)?;
     let kv_heads = match family {
@@ -224,7 +229,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     if heads % kv_heads != 0 {
         return Err(r.bad("num_key_value_heads", kv_heads, "must divide num_attention_heads"));
     }
-    let head_dim = match r.opt_u64(&["head_dim"], MAX_DIM)?.or(d.head_dim) {
+    // Nemotron-H's older files name it `attention_head_dim`.
+    let head_dim = match r.opt_u64(&["head_dim", "attention_head_dim"], MAX_DIM)?.or(d.head_dim) {
         Some(d) => d,
         None if hidden % heads == 0 => hidden / heads,
         None => return Err(r.bad("num_attention_heads", heads, "must divide hidden_size when head_dim is absent")),
@@ -233,6 +239,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
         // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
         Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+        // Granite 4.0's dense checkpoints: the shared MLP is the MLP (`intermediate_size` then
+        // sizes experts that do not exist).
+        GraniteMoeHybrid if mamba::granite_experts(r) == 0 => {
+            r.req_u64(&["shared_intermediate_size"], family, MAX_DIM)?
+        }
         _ => r.req_u64(&["intermediate_size"], family, MAX_DIM)?,
     };
     let max_context = r.opt_u64(&["max_position_embeddings", "max_seq_len"], 1 << 26)?.unwrap_or(d.max_context);
@@ -241,6 +252,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Qwen2 => Biases { qkv: true, ..Biases::default() },
         GptNeox => Biases { qkv: true, attn_out: true, mlp: true, lm_head: false },
         Phi => Biases { qkv: true, attn_out: true, mlp: true, lm_head: true },
+        // `NemotronHAttention` builds q, k, v and o without biases whatever `attention_bias` says.
+        NemotronH => Biases { mlp: r.bool_or("mlp_bias", false), ..Biases::default() },
         Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias, lm_head: false },
         DeepseekV2 | DeepseekV3 => Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() },
         // `GptOssConfig.attention_bias` defaults to true; its MLP is all experts, whose biases
@@ -267,6 +280,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Falcon if !r.bool_or("new_decoder_architecture", false) && r.bool_or("parallel_attn", true) => 1,
         // One input_layernorm feeds attention and MLP in parallel.
         Phi => 1,
+        // One norm before each block's single mixer.
+        NemotronH => 1,
         _ => 2,
     };
     let mla = match family {
@@ -282,13 +297,22 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let moe = moe::parse_moe(r, family, intermediate)?;
     let window = sliding_window(r, family, &d)?;
     let linear = linear_attention(r, family)?;
-    let layer_attention = (0..layers)
-        .map(|layer| match (linear, window) {
-            (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
-            (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
-            _ => LayerAttention::Full,
-        })
-        .collect();
+    let (layer_attention, layer_mlp, linear_attention) = match hybrid {
+        Some(h) => (h.mixers, h.mlps, h.mamba),
+        None => {
+            let mixers = (0..layers)
+                .map(|layer| match (linear, window) {
+                    (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
+                    (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
+                    _ => LayerAttention::Full,
+                })
+                .collect();
+            (mixers, LayerMlp::standard(layers, moe.as_ref()), linear.map(|(la, _)| la))
+        }
+    };
+    if layer_mlp.contains(&LayerMlp::Moe) && moe.is_none() {
+        return Err(r.bad("n_routed_experts", 0, "the layer pattern has expert layers (E) but the config no experts"));
+    }
     Ok(ModelSpec {
         id: id.to_string(),
         family,
@@ -301,21 +325,24 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         intermediate_size: intermediate,
         max_context,
         tie_word_embeddings: r.bool_or("tie_word_embeddings", d.tie_word_embeddings),
-        mlp: if matches!(family, Falcon | GptNeox | Phi) { MlpKind::Plain } else { MlpKind::Gated },
+        // Nemotron-H's MLPs and experts are up and down only, with a squared ReLU between.
+        mlp: if matches!(family, Falcon | GptNeox | Phi | NemotronH) { MlpKind::Plain } else { MlpKind::Gated },
         norm: if matches!(family, Falcon | GptNeox | Phi) { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer,
         biases,
         fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
         // (Qwen3.5-MoE's checkpoints fuse each layer's routed experts into one `gate_up_proj`,
         // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
-        fused_gate_up: matches!(family, Phi3 | GptOss),
+        // (Granite 4.0's `input_linear` holds gate and up, in the shared MLP and in the experts.)
+        fused_gate_up: matches!(family, Phi3 | GptOss | GraniteMoeHybrid),
         qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe),
         attn_sinks: family == GptOss,
         attn_output_gate: family == Qwen3Next
             || (matches!(family, Qwen35 | Qwen35Moe) && r.bool_or("attn_output_gate", true)),
         layer_attention,
+        layer_mlp,
         mla,
-        linear_attention: linear.map(|(la, _)| la),
+        linear_attention,
         moe,
         logit_softcap: r.json.get("final_logit_softcapping").is_some_and(|v| v.as_f64().is_some_and(|c| c > 0.0)),
         native_dtype_bytes: match r.str("torch_dtype").or(r.str("dtype")) {

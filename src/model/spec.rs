@@ -45,6 +45,15 @@ pub enum Family {
     Qwen35,
     /// Qwen3.5's mixture-of-experts language model (`Qwen3_5MoeForConditionalGeneration`).
     Qwen35Moe,
+    /// NVIDIA Nemotron-H (`NemotronHForCausalLM`: Nemotron-H, Nemotron Nano 2, Nemotron 3 Nano):
+    /// every block holds one mixer with its own RMSNorm — a Mamba-2 layer, attention (no
+    /// position encoding), a squared-ReLU MLP or a mixture of squared-ReLU experts — as the
+    /// config's `hybrid_override_pattern` (`M`, `*`, `-`, `E`) lays them out.
+    NemotronH,
+    /// IBM Granite 4.0 (`GraniteMoeHybridForCausalLM`): Mamba-2 or attention layers by
+    /// `layer_types`, each followed by a SwiGLU shared MLP and, when `num_local_experts` > 0,
+    /// a mixture of SwiGLU experts.
+    GraniteMoeHybrid,
 }
 
 impl Family {
@@ -70,15 +79,20 @@ impl Family {
             Family::Qwen3Next => "qwen3_next",
             Family::Qwen35 => "qwen3_5_text",
             Family::Qwen35Moe => "qwen3_5_moe_text",
+            Family::NemotronH => "nemotron_h",
+            Family::GraniteMoeHybrid => "granitemoehybrid",
         }
     }
 
-    /// Families whose layers mix Gated DeltaNet linear attention with full attention.
+    /// Families whose layers mix a recurrent mixer (Gated DeltaNet, Mamba-2) with attention.
     pub fn has_linear_attention(self) -> bool {
-        matches!(self, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe)
+        matches!(
+            self,
+            Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe | Family::NemotronH | Family::GraniteMoeHybrid
+        )
     }
 
-    pub const ALL: [Family; 19] = [
+    pub const ALL: [Family; 21] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -98,7 +112,33 @@ impl Family {
         Family::Qwen3Next,
         Family::Qwen35,
         Family::Qwen35Moe,
+        Family::NemotronH,
+        Family::GraniteMoeHybrid,
     ];
+}
+
+/// What one layer's feed-forward part is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerMlp {
+    /// A dense MLP of `intermediate_size`.
+    Dense,
+    /// The mixture of experts of `ModelSpec::moe`.
+    Moe,
+    /// None: a Nemotron-H block that holds only its mixer.
+    Absent,
+}
+
+impl LayerMlp {
+    /// Every layer dense, or with experts from `moe.first_dense_layers` on.
+    pub fn standard(layers: u64, moe: Option<&Moe>) -> Vec<LayerMlp> {
+        (0..layers)
+            .map(|l| match moe {
+                Some(m) if l >= m.first_dense_layers => LayerMlp::Moe,
+                _ => LayerMlp::Dense,
+            })
+            .collect()
+    }
 }
 
 /// Feed-forward block shape.
@@ -127,9 +167,12 @@ pub enum LayerAttention {
     Full,
     /// Attends to the last `window` tokens only: caches at most that many.
     Sliding { window: u64 },
-    /// Linear attention (Gated DeltaNet, `ModelSpec::linear_attention`): no tokens cached, a
-    /// fixed-size recurrent state and a short convolution window per sequence instead.
+    /// Linear attention or a state-space layer (Gated DeltaNet, Mamba-2:
+    /// `ModelSpec::linear_attention`): no tokens cached, a fixed-size recurrent state and a short
+    /// convolution window per sequence instead.
     Linear,
+    /// No token mixer: a block that holds only its MLP or experts (Nemotron-H's `-` and `E`).
+    Absent,
 }
 
 impl LayerAttention {
@@ -145,6 +188,25 @@ impl LayerAttention {
     }
 }
 
+/// Which recurrent mixer a `LayerAttention::Linear` layer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinearKind {
+    GatedDeltaNet,
+    /// Mamba-2's state-space duality layer (Dao & Gu 2024, arXiv 2405.21060; transformers
+    /// `NemotronHMamba2Mixer`, `GraniteMoeHybridMambaLayer`). Per token, `in_proj` makes the gate
+    /// `z` and `x` (`heads · head_dim` each), `B` and `C` (`n_groups · d_state` each) and one `dt`
+    /// per head; x, B and C pass a causal depthwise convolution; each head keeps a
+    /// `head_dim × d_state` state `S ← exp(dt·A)·S + dt·x·Bᵀ`, read `y = S·C + D·x`; a gated
+    /// RMSNorm over `heads · head_dim` and `out_proj` follow. In `LinearAttention`'s terms the
+    /// groups are the key heads (`B` the keys, `C` the queries, `d_state` their width) and the
+    /// heads the value heads (`x` the values, `head_dim` their width): the same conv channels
+    /// (`2·n_groups·d_state + heads·head_dim`) and state (`heads · head_dim · d_state`).
+    /// Nemotron-Nano-9B-v2: 128 heads of 80, 8 groups of 128: conv_dim 12,288 and a state of
+    /// 1,310,720 values per layer and sequence.
+    Mamba2,
+}
+
 /// Gated DeltaNet linear attention (Yang et al. 2024, arXiv 2412.06464; transformers
 /// `Qwen3NextGatedDeltaNet`). Per token, `in_proj_qkvz` makes queries and keys for the key heads
 /// and values and an output gate `z` for the value heads, `in_proj_ba` a write strength β and a
@@ -154,8 +216,10 @@ impl LayerAttention {
 ///
 /// Qwen3-Next-80B-A3B: 16 key heads and 32 value heads of 128, kernel 4: key_dim 2048,
 /// value_dim 4096, conv_dim 8192; a state of 32·128·128 = 524,288 values per layer and sequence.
+/// Mamba-2 layers fill the same fields (see `LinearKind::Mamba2`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LinearAttention {
+    pub kind: LinearKind,
     pub num_key_heads: u64,
     pub num_value_heads: u64,
     pub key_head_dim: u64,
@@ -166,8 +230,17 @@ pub struct LinearAttention {
     /// `in_proj_b`, `in_proj_a`) rather than Qwen3-Next's fused `in_proj_qkvz` and `in_proj_ba`.
     pub split_projections: bool,
     /// The checkpoint asks for an fp32 recurrent state (`mamba_ssm_dtype: "float32"`, Qwen3.5),
-    /// which vLLM honours (`Qwen3_5ForConditionalGenerationConfig`).
+    /// which vLLM honours (`Qwen3_5ForConditionalGenerationConfig`); Nemotron-H's
+    /// `mamba_ssm_cache_dtype`, which vLLM's `NemotronHForCausalLMConfig` reads (fp32 by default).
     pub state_fp32: bool,
+    /// Mamba-2: the convolution has a bias per channel (`use_conv_bias`, `mamba_conv_bias`).
+    pub conv_bias: bool,
+    /// Mamba-2: `in_proj` and `out_proj` have biases (`use_bias`, `mamba_proj_bias`).
+    pub proj_bias: bool,
+    /// Mamba-2: tokens per chunk of the state-space-duality scan (`chunk_size`,
+    /// `mamba_chunk_size`); vLLM's prefix caching aligns its blocks to it. Gated DeltaNet's
+    /// kernels use chunks of 64.
+    pub chunk_size: u64,
 }
 
 impl LinearAttention {
@@ -195,6 +268,15 @@ impl LinearAttention {
     /// every channel.
     pub fn conv_state_values(&self) -> u64 {
         self.conv_dim() * (self.conv_kernel - 1)
+    }
+
+    /// Output rows of the fused input projection: DeltaNet's `in_proj_qkvz` (q, k, v, z), or
+    /// Mamba-2's `in_proj` (z, x, B, C and one dt per head).
+    pub fn fused_in_rows(&self) -> u64 {
+        match self.kind {
+            LinearKind::GatedDeltaNet => 2 * self.key_dim() + 2 * self.value_dim(),
+            LinearKind::Mamba2 => self.value_dim() + self.conv_dim() + self.num_value_heads,
+        }
     }
 }
 
@@ -268,7 +350,7 @@ pub struct ModelSpec {
     pub mlp: MlpKind,
     pub norm: NormKind,
     /// Norm layers inside each decoder layer (2 for most, 4 for Gemma 2 and 3, 1 for parallel
-    /// Falcon-7B and Phi).
+    /// Falcon-7B and Phi, and for Nemotron-H, whose blocks hold one mixer each).
     pub norms_per_layer: u64,
     pub biases: Biases,
     /// Q, K and V live in one fused matrix in the checkpoint (Phi-3, Falcon, GPT-NeoX).
@@ -287,6 +369,8 @@ pub struct ModelSpec {
     pub attn_output_gate: bool,
     /// One entry per layer.
     pub layer_attention: Vec<LayerAttention>,
+    /// One entry per layer.
+    pub layer_mlp: Vec<LayerMlp>,
     pub mla: Option<Mla>,
     /// The shape of the `LayerAttention::Linear` layers (Qwen3-Next's Gated DeltaNet).
     pub linear_attention: Option<LinearAttention>,
@@ -317,22 +401,23 @@ impl ModelSpec {
 
     /// Whether layer `layer` has a mixture-of-experts MLP.
     pub fn is_moe_layer(&self, layer: u64) -> bool {
-        self.moe.is_some_and(|m| layer >= m.first_dense_layers)
+        self.moe.is_some() && self.layer_mlp.get(layer as usize) == Some(&LayerMlp::Moe)
     }
 
-    /// Whether layer `layer` is a linear-attention (Gated DeltaNet) layer.
+    /// Whether layer `layer` is a linear-attention (Gated DeltaNet, Mamba-2) layer.
     pub fn is_linear_layer(&self, layer: u64) -> bool {
         self.layer_attention.get(layer as usize) == Some(&LayerAttention::Linear)
     }
 
-    /// Layers with softmax attention and a KV cache (all but the linear-attention layers).
+    /// Layers with softmax attention and a KV cache.
     pub fn attention_layers(&self) -> u64 {
-        self.layer_attention.iter().filter(|a| **a != LayerAttention::Linear).count() as u64
+        let attends = |a: &&LayerAttention| matches!(a, LayerAttention::Full | LayerAttention::Sliding { .. });
+        self.layer_attention.iter().filter(attends).count() as u64
     }
 
-    /// Linear-attention (Gated DeltaNet) layers: no KV cache, a fixed state per sequence.
+    /// Linear-attention (Gated DeltaNet, Mamba-2) layers: no KV cache, a fixed state per sequence.
     pub fn linear_layers(&self) -> u64 {
-        self.num_layers - self.attention_layers()
+        self.layer_attention.iter().filter(|a| **a == LayerAttention::Linear).count() as u64
     }
 
     /// Whether `tp` tensor-parallel ranks can share the heads: every rank a whole number of query
@@ -340,7 +425,11 @@ impl ModelSpec {
     /// linear-attention layer's key and value heads (vLLM shards those by head).
     pub fn splits_heads(&self, tp: u64) -> bool {
         let attention = self.num_heads % tp == 0 && (self.num_kv_heads % tp == 0 || tp % self.num_kv_heads == 0);
-        let linear = self.linear_attention.is_none_or(|la| la.num_key_heads % tp == 0 && la.num_value_heads % tp == 0);
+        // Mamba-2's single group is replicated on every rank (vLLM `extra_groups_for_head_shards`).
+        let linear = self.linear_attention.is_none_or(|la| {
+            let groups = la.num_key_heads % tp == 0 || (la.kind == LinearKind::Mamba2 && la.num_key_heads == 1);
+            groups && la.num_value_heads % tp == 0
+        });
         tp <= 1 || (attention && linear)
     }
 
@@ -360,15 +449,13 @@ impl ModelSpec {
     /// size of scratch buffers that hold one dequantized matrix.
     pub fn largest_layer_matrix(&self) -> u64 {
         let h = self.hidden_size;
-        let mlp = match self.moe {
-            Some(m) if m.first_dense_layers == 0 => m.expert_intermediate_size.max(m.shared_intermediate_size),
-            _ => self.intermediate_size,
-        };
+        let dense = self.layer_mlp.contains(&LayerMlp::Dense) as u64 * self.intermediate_size;
+        let mlp = dense.max(self.moe.map_or(0, |m| m.expert_intermediate_size.max(m.shared_intermediate_size)));
         let gate_up = if self.fused_gate_up { 2 } else { 1 };
-        // Gated DeltaNet's input projection: q, k, v and z fused, or Qwen3.5's q, k, v.
-        let linear_in = self.linear_attention.map_or(0, |la| {
-            h * if la.split_projections { la.conv_dim() } else { 2 * la.key_dim() + 2 * la.value_dim() }
-        });
+        // The recurrent mixer's input projection: fused, or Qwen3.5's q, k, v.
+        let linear_in = self
+            .linear_attention
+            .map_or(0, |la| h * if la.split_projections { la.conv_dim() } else { la.fused_in_rows() });
         (h * mlp * gate_up)
             .max(h * self.q_proj_rows())
             .max(h * (self.q_width() + 2 * self.kv_width()) * self.fused_qkv as u64)

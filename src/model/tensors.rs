@@ -44,7 +44,7 @@
 //! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
 //! quantized, never in the active (per-token) parameters.
 
-use super::spec::{LayerAttention, LinearAttention, MlpKind, ModelSpec, Moe, NormKind};
+use super::spec::{LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, Moe, NormKind};
 use serde::Serialize;
 
 /// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
@@ -97,8 +97,9 @@ pub enum Role {
     /// The shared expert's output gate (Qwen3-Next `shared_expert_gate`, `1 × hidden`).
     FfnGateInpShexp,
     /// Gated DeltaNet (`linear_attn.*`): the fused input projection to q, k, v and the output
-    /// gate z (`in_proj_qkvz`), and to β and α (`in_proj_ba`).
-    SsmInQkvz,
+    /// gate z (`in_proj_qkvz`), and to β and α (`in_proj_ba`). Mamba-2's `in_proj` (z, x, B, C,
+    /// dt) is `SsmIn` too.
+    SsmIn,
     SsmBa,
     /// Qwen3.5's split projections: q, k and v (`in_proj_qkv`), the output gate z (`in_proj_z`),
     /// β (`in_proj_b`) and α (`in_proj_a`).
@@ -106,12 +107,16 @@ pub enum Role {
     SsmInZ,
     SsmBeta,
     SsmAlpha,
-    /// The depthwise causal convolution over q, k and v (`conv1d`, `conv_dim × kernel`, no bias).
+    /// The depthwise causal convolution over q, k and v (`conv1d`, `conv_dim × kernel`; Mamba-2's
+    /// has a bias).
     SsmConv1d,
     /// Per-value-head decay parameters (`dt_bias`, `A_log`).
     SsmDt,
     SsmA,
-    /// The gated RMSNorm over each value head (`norm`, `value_head_dim` long).
+    /// Mamba-2's per-head skip connection (`D`).
+    SsmD,
+    /// The gated RMSNorm over each value head (`norm`, `value_head_dim` long; Mamba-2's over all
+    /// heads, `heads · head_dim`).
     SsmNorm,
     /// The output projection (`out_proj`, value_dim → hidden).
     SsmOut,
@@ -184,7 +189,7 @@ impl Role {
             FfnUpShexp => "ffn_up_shexp",
             FfnDownShexp => "ffn_down_shexp",
             FfnGateInpShexp => "ffn_gate_inp_shexp",
-            SsmInQkvz => "ssm_in",
+            SsmIn => "ssm_in",
             // llama.cpp's qwen35 names.
             SsmInQkv => "attn_qkv",
             SsmInZ => "attn_gate",
@@ -194,6 +199,7 @@ impl Role {
             SsmConv1d => "ssm_conv1d",
             SsmDt => "ssm_dt",
             SsmA => "ssm_a",
+            SsmD => "ssm_d",
             SsmNorm => "ssm_norm",
             SsmOut => "ssm_out",
             // llama.cpp keeps these in a separate mmproj file (clip.cpp names; `v.ln` stands for
@@ -225,10 +231,10 @@ impl Role {
         matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm | SsmNorm)
     }
 
-    /// Gated DeltaNet's small parameters that no quantizer touches: the convolution and the
-    /// per-head decay vectors (vLLM and llama.cpp keep them in 16 or 32 bits).
+    /// A recurrent mixer's small parameters that no quantizer touches: the convolution and the
+    /// per-head vectors (vLLM and llama.cpp keep them in 16 or 32 bits).
     pub fn is_ssm_param(self) -> bool {
-        matches!(self, Role::SsmConv1d | Role::SsmDt | Role::SsmA)
+        matches!(self, Role::SsmConv1d | Role::SsmDt | Role::SsmA | Role::SsmD)
     }
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
@@ -282,12 +288,12 @@ impl Role {
 }
 
 /// Gated DeltaNet's modules and parameters under `linear_attn` (transformers
-/// `Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`), by name: what checkpoint classification
-/// and peft's module names share.
+/// `Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`) and Mamba-2's (`in_proj`, `D`), by name:
+/// what checkpoint classification and peft's module names share.
 pub fn linear_attention_role(leaf: &str) -> Option<Role> {
     use Role::*;
     Some(match leaf {
-        "in_proj_qkvz" => SsmInQkvz,
+        "in_proj_qkvz" => SsmIn,
         "in_proj_ba" => SsmBa,
         "in_proj_qkv" => SsmInQkv,
         "in_proj_z" => SsmInZ,
@@ -296,6 +302,8 @@ pub fn linear_attention_role(leaf: &str) -> Option<Role> {
         "conv1d" => SsmConv1d,
         "dt_bias" => SsmDt,
         "A_log" => SsmA,
+        "D" => SsmD,
+        "in_proj" => SsmIn,
         "norm" => SsmNorm,
         "out_proj" => SsmOut,
         _ => return None,
@@ -392,16 +400,21 @@ fn push_linear(role: Role, l: Option<u32>, rows: u64, cols: u64, has_bias: bool,
 fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
     let l = Some(layer);
     let h = spec.hidden_size;
-    push_norm(spec, Role::AttnNorm, l, h, out);
-    match spec.linear_attention {
-        Some(la) if spec.is_linear_layer(layer as u64) => push_linear_attention(spec, la, l, out),
-        _ => push_attention(spec, l, out),
+    let mixer = spec.layer_attention[layer as usize];
+    let mlp = spec.layer_mlp[layer as usize];
+    if mixer != LayerAttention::Absent {
+        push_norm(spec, Role::AttnNorm, l, h, out);
+        match spec.linear_attention {
+            Some(la) if mixer == LayerAttention::Linear => push_linear_attention(spec, la, l, out),
+            _ => push_attention(spec, l, out),
+        }
     }
-    for _ in 1..spec.norms_per_layer {
-        push_norm(spec, Role::FfnNorm, l, h, out);
-    }
-    match spec.moe {
-        Some(moe) if spec.is_moe_layer(layer as u64) => {
+    // A block that holds its MLP alone (Nemotron-H) has that MLP's one norm.
+    let mlp_norms = if mixer == LayerAttention::Absent { 1 } else { spec.norms_per_layer - 1 };
+    match (mlp, spec.moe) {
+        (LayerMlp::Absent, _) => {}
+        (LayerMlp::Moe, Some(moe)) => {
+            (0..mlp_norms).for_each(|_| push_norm(spec, Role::FfnNorm, l, h, out));
             push_linear(Role::FfnGateInp, l, moe.num_experts, h, moe.expert_biases, out);
             if moe.router_bias {
                 out.push(TensorDesc {
@@ -416,7 +429,9 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
             push_routed_experts(spec, moe, l, out);
             let s = moe.shared_intermediate_size;
             if s > 0 {
-                out.push(matrix(Role::FfnGateShexp, l, s, h));
+                if spec.mlp == MlpKind::Gated {
+                    out.push(matrix(Role::FfnGateShexp, l, s, h));
+                }
                 out.push(matrix(Role::FfnUpShexp, l, s, h));
                 out.push(matrix(Role::FfnDownShexp, l, h, s));
                 if moe.shared_expert_gate {
@@ -424,7 +439,10 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
                 }
             }
         }
-        _ => push_dense_mlp(spec, l, out),
+        _ => {
+            (0..mlp_norms).for_each(|_| push_norm(spec, Role::FfnNorm, l, h, out));
+            push_dense_mlp(spec, l, out);
+        }
     }
 }
 
@@ -438,11 +456,14 @@ fn push_routed_experts(spec: &ModelSpec, moe: Moe, l: Option<u32>, out: &mut Vec
         push_linear(role, l, rows, cols, moe.expert_biases, &mut tensors);
         out.extend(tensors.into_iter().map(|t| TensorDesc { copies: moe.num_experts, ..t }));
     };
-    if spec.fused_gate_up {
-        experts(Role::FfnGateUpExps, 2 * e, h, out);
-    } else {
-        experts(Role::FfnGateExps, e, h, out);
-        experts(Role::FfnUpExps, e, h, out);
+    match spec.mlp {
+        MlpKind::Gated if spec.fused_gate_up => experts(Role::FfnGateUpExps, 2 * e, h, out),
+        MlpKind::Gated => {
+            experts(Role::FfnGateExps, e, h, out);
+            experts(Role::FfnUpExps, e, h, out);
+        }
+        // Nemotron-H's squared-ReLU experts: up and down only.
+        MlpKind::Plain => experts(Role::FfnUpExps, e, h, out),
     }
     experts(Role::FfnDownExps, h, e, out);
 }
@@ -499,13 +520,16 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
 /// `out_proj` (hidden × value_dim).
 fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     let h = spec.hidden_size;
+    if la.kind == LinearKind::Mamba2 {
+        return push_mamba2(spec, la, l, out);
+    }
     if la.split_projections {
         out.push(matrix(Role::SsmInQkv, l, la.conv_dim(), h));
         out.push(matrix(Role::SsmInZ, l, la.value_dim(), h));
         out.push(matrix(Role::SsmBeta, l, la.num_value_heads, h));
         out.push(matrix(Role::SsmAlpha, l, la.num_value_heads, h));
     } else {
-        out.push(matrix(Role::SsmInQkvz, l, 2 * la.key_dim() + 2 * la.value_dim(), h));
+        out.push(matrix(Role::SsmIn, l, 2 * la.key_dim() + 2 * la.value_dim(), h));
         out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
     }
     out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
@@ -513,6 +537,26 @@ fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, 
     out.push(matrix(Role::SsmA, l, 1, la.num_value_heads));
     out.push(matrix(Role::SsmNorm, l, 1, la.value_head_dim));
     out.push(matrix(Role::SsmOut, l, h, la.value_dim()));
+}
+
+/// A Mamba-2 layer (transformers `NemotronHMamba2Mixer`, `GraniteMoeHybridMambaLayer`):
+/// `in_proj` (z, x, B, C and one dt per head: `2·heads·head_dim + 2·groups·d_state + heads`
+/// rows), the convolution over x, B and C with its bias, `dt_bias`, `A_log` and `D` (one per
+/// head), the gated RMSNorm over `heads · head_dim` and `out_proj`. Nemotron-Nano-9B-v2
+/// (hidden 4,480; 128 heads of 80; 8 groups of 128; kernel 4): in_proj 22,656 × 4,480, conv
+/// 12,288 × 4 + 12,288, 3 × 128, norm 10,240, out_proj 4,480 × 10,240: 147,446,144 parameters.
+fn push_mamba2(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let h = spec.hidden_size;
+    push_linear(Role::SsmIn, l, la.fused_in_rows(), h, la.proj_bias, out);
+    out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
+    if la.conv_bias {
+        out.push(bias(Role::SsmConv1d, l, la.conv_dim()));
+    }
+    out.push(bias(Role::SsmDt, l, la.num_value_heads));
+    out.push(matrix(Role::SsmA, l, 1, la.num_value_heads));
+    out.push(matrix(Role::SsmD, l, 1, la.num_value_heads));
+    out.push(matrix(Role::SsmNorm, l, 1, la.value_dim()));
+    push_linear(Role::SsmOut, l, h, la.value_dim(), la.proj_bias, out);
 }
 
 fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
@@ -558,6 +602,6 @@ pub fn cached_tokens(attention: LayerAttention, context: u64) -> u64 {
     match attention {
         LayerAttention::Full => context,
         LayerAttention::Sliding { window } => context.min(window),
-        LayerAttention::Linear => 0,
+        LayerAttention::Linear | LayerAttention::Absent => 0,
     }
 }

@@ -19,7 +19,7 @@
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
-use crate::model::spec::{Family, MlpKind, ModelSpec};
+use crate::model::spec::{Family, LayerMlp, LinearKind, MlpKind, ModelSpec};
 use crate::units::Bytes;
 
 /// The slice of a forward pass one GPU runs.
@@ -96,10 +96,13 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
         if req.spec.attention_layers() > 0 {
             candidates.push((attention_moment(req, t, t_seq), "attention"));
         }
-        // vLLM's profile run skips the DeltaNet kernels (`attn_metadata is None`: they return
-        // before any projection), so nothing of theirs is profiled.
-        if req.spec.linear_layers() > 0 && req.engine != Engine::Vllm {
-            candidates.push((linear_attention_moment(req, t), "linear attention"));
+        if req.spec.linear_layers() > 0 {
+            let moment = if req.engine == Engine::Vllm {
+                vllm_profile_linear_moment(req, t)
+            } else {
+                linear_attention_moment(req, t)
+            };
+            candidates.push((moment, "linear attention"));
         }
         candidates.push((mlp_moment(req, t), "mlp"));
     }
@@ -201,26 +204,62 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
     bytes
 }
 
-/// A Gated DeltaNet layer (flash-linear-attention's chunked kernels, which vLLM and
-/// transformers' fast path run): beside the stream, `in_proj_qkvz` and `in_proj_ba` outputs,
-/// the convolved q, k, v, the kernel's fp32 within-chunk matrix (`t · n_v · 64`) and its
-/// per-chunk states (`t/64 · n_v · d_k · d_v`, 16-bit), the core output and the gated norm's
-/// output. Qwen3-Next-80B-A3B over 16,384 tokens at tensor parallel 2, per
-/// token: the stream 2·2,048, projections 2·1,024 + 2·2,048 + 2·16, convolved 2·1,024 + 2,048 and
-/// outputs 2·2,048, 18,464 values in 16-bit, and 16·64 in fp32: 16,384 · 41,024 B, plus 256 chunk
-/// states of 16·128·128·2 B: 806,354,944 B, below its MoE moment.
+/// A recurrent layer's live set during prefill.
+///
+/// Gated DeltaNet (flash-linear-attention's chunked kernels, which vLLM and transformers' fast
+/// path run): beside the stream, `in_proj_qkvz` and `in_proj_ba` outputs, the convolved q, k, v,
+/// the kernel's fp32 within-chunk matrix (`t · n_v · 64`) and its per-chunk states
+/// (`t/64 · n_v · d_k · d_v`, 16-bit), the core output and the gated norm's output.
+/// Qwen3-Next-80B-A3B over 16,384 tokens at tensor parallel 2, per token: the stream 2·2,048,
+/// projections 2·1,024 + 2·2,048 + 2·16, convolved 2·1,024 + 2,048 and outputs 2·2,048, 18,464
+/// values in 16-bit, and 16·64 in fp32: 16,384 · 41,024 B, plus 256 chunk states of
+/// 16·128·128·2 B: 806,354,944 B, below its MoE moment.
+///
+/// Mamba-2 (mamba_ssm's `mamba_chunk_scan_combined`): `in_proj`'s output, the convolved x, B
+/// and C, the scan's fp32 chunk states (`t/chunk · heads · head_dim · d_state`), its fp32
+/// within-chunk `C·Bᵀ` (`t · groups · chunk`) and per-head `dt` and cumulative decay, the output
+/// and the gated norm's output.
+///
 fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
     let Some(la) = req.spec.linear_attention else { return 0 };
     let a = act_bytes(req.engine);
     let tp = req.tp.min(la.num_value_heads).max(1);
     let (k, v, heads) = (la.key_dim() / tp, la.value_dim() / tp, la.num_value_heads / tp);
-    const CHUNK: u64 = 64;
-    let projections = t * (2 * k + 2 * v + 2 * heads);
-    let convolved = t * (2 * k + v);
-    let outputs = 2 * t * v;
-    let within_chunk = t * heads * CHUNK * 4;
-    let chunk_states = t.div_ceil(CHUNK) * heads * la.key_head_dim * la.value_head_dim * a;
-    (stream_values(req, t) + projections + convolved + outputs) * a + within_chunk + chunk_states
+    let stream = stream_values(req, t);
+    match la.kind {
+        LinearKind::GatedDeltaNet => {
+            const CHUNK: u64 = 64;
+            let projections = t * (2 * k + 2 * v + 2 * heads);
+            let convolved = t * (2 * k + v);
+            let outputs = 2 * t * v;
+            let within_chunk = t * heads * CHUNK * 4;
+            let chunk_states = t.div_ceil(CHUNK) * heads * la.key_head_dim * la.value_head_dim * a;
+            (stream + projections + convolved + outputs) * a + within_chunk + chunk_states
+        }
+        LinearKind::Mamba2 => {
+            let chunk = la.chunk_size;
+            let projections = t * la.fused_in_rows() / tp;
+            let convolved = t * (2 * k + v);
+            let outputs = 2 * t * v;
+            let scan = t.div_ceil(chunk) * heads * la.key_head_dim * la.value_head_dim * 4
+                + t * la.num_key_heads.div_ceil(tp) * chunk * 4
+                + 2 * t * heads * 4;
+            (stream + projections + convolved + outputs) * a + scan
+        }
+    }
+}
+
+/// What vLLM's profile run holds in a recurrent layer: it runs without attention metadata, so
+/// DeltaNet returns before any projection and Mamba-2 right after `in_proj`, whose output is all
+/// it holds.
+fn vllm_profile_linear_moment(req: &ActivationRequest, t: u64) -> u64 {
+    match req.spec.linear_attention {
+        Some(la) if la.kind == LinearKind::Mamba2 => {
+            let tp = req.tp.min(la.num_value_heads).max(1);
+            (stream_values(req, t) + t * la.fused_in_rows() / tp) * act_bytes(req.engine)
+        }
+        _ => 0,
+    }
 }
 
 fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
@@ -237,20 +276,23 @@ fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
     let dense = base + dense_units * t * (spec.intermediate_size / tp);
     let Some(moe) = spec.moe else { return dense * a };
     let k = moe.experts_per_token;
-    let shared = 3 * t * (moe.shared_intermediate_size / tp);
+    // Gated experts hold gate, up and their product; squared-ReLU ones (Nemotron-H) up and its
+    // activation.
+    let units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
+    let shared = units * t * (moe.shared_intermediate_size / tp);
     let experts = match req.engine {
         // transformers loops over experts: one expert's tokens at a time, plus the fp32 router
         // probabilities and the output accumulator.
         Engine::Hf => {
-            (t * k).div_ceil(moe.num_experts) * 3 * moe.expert_intermediate_size
+            (t * k).div_ceil(moe.num_experts) * units * moe.expert_intermediate_size
                 + t * spec.hidden_size
                 + 2 * t * moe.num_experts
         }
         // fused MoE kernels: every (token, expert) pair's intermediate at once.
-        _ => t * k * (3 * moe.expert_intermediate_size / tp + spec.hidden_size),
+        _ => t * k * (units * moe.expert_intermediate_size / tp + spec.hidden_size),
     };
     let moe_layer = base + shared + experts;
-    let dense_present = moe.first_dense_layers > 0;
+    let dense_present = spec.layer_mlp.contains(&LayerMlp::Dense);
     (if dense_present { dense.max(moe_layer) } else { moe_layer }) * a
 }
 

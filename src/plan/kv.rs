@@ -21,7 +21,7 @@
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
-use crate::model::spec::{LayerAttention, LinearAttention, ModelSpec};
+use crate::model::spec::{LayerAttention, LinearAttention, LinearKind, ModelSpec};
 use crate::quant::KvFormat;
 use crate::units::Bytes;
 
@@ -98,7 +98,7 @@ fn state_storage(req: &KvRequest) -> StateStorage {
             state_bytes: if fp32 { 4 } else { model },
             how: match (engine, fp32) {
                 (Engine::Vllm, true) => {
-                    "fp32 recurrent state (mamba_ssm_dtype), page padded to one attention block (vLLM)"
+                    "fp32 recurrent state as the checkpoint asks (mamba_ssm_dtype, mamba_ssm_cache_dtype), page padded to one attention block (vLLM)"
                 }
                 (Engine::Vllm, false) => "model dtype, page padded to one attention block (vLLM)",
                 _ => "as the checkpoint asks",
@@ -108,10 +108,17 @@ fn state_storage(req: &KvRequest) -> StateStorage {
 }
 
 /// Conv channels and recurrent-state values of one sequence and layer on one of `tp` ranks
-/// (value heads and conv channels are divided among them).
+/// (value heads and conv channels are divided among them). Mamba-2 with fewer groups than ranks
+/// (a single group) gives every rank the whole group: vLLM pads the groups to `tp`
+/// (`extra_groups_for_head_shards`), so B and C are replicated.
 fn state_values_per_rank(la: &LinearAttention, tp: u64) -> (u64, u64) {
     let tp = tp.min(la.num_value_heads).max(1);
-    (la.conv_dim() / tp, la.state_values() / tp)
+    let groups = match la.kind {
+        LinearKind::Mamba2 if la.num_key_heads % tp != 0 => tp,
+        _ => la.num_key_heads,
+    };
+    let channels = la.value_dim() + 2 * groups * la.key_head_dim;
+    (channels / tp, la.state_values() / tp)
 }
 
 /// What one sequence's state takes in one linear-attention layer. vLLM stores it in a page of
@@ -123,14 +130,37 @@ pub fn state_page_bytes(req: &KvRequest) -> u64 {
     }
 }
 
-/// State pages one sequence holds in each linear-attention layer: vLLM with prefix caching
-/// ("align" mode) keeps the state being written beside the last complete one, two pages;
-/// otherwise one.
+/// How vLLM keeps a hybrid's recurrent states (`mamba_cache_mode`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StateCache {
+    /// One state per request (prefix caching off; every other engine).
+    One,
+    /// "align": the state being written beside the last complete one (Gated DeltaNet with
+    /// prefix caching).
+    Align,
+    /// "all": a state per block of context, so any block boundary can be resumed (Mamba-2 models,
+    /// which implement `SupportsMambaPrefixCaching`, with prefix caching; vLLM PR #25752).
+    PerBlock,
+}
+
+fn state_cache(req: &KvRequest) -> StateCache {
+    match req.spec.linear_attention {
+        Some(la) if req.engine == Engine::Vllm && req.options.prefix_caching => match la.kind {
+            LinearKind::Mamba2 => StateCache::PerBlock,
+            LinearKind::GatedDeltaNet => StateCache::Align,
+        },
+        _ => StateCache::One,
+    }
+}
+
+/// State pages one sequence holds in each linear-attention layer, as vLLM budgets them
+/// (`MambaSpec.max_memory_usage_bytes`): one, two in "align" mode, and ⌈context / block⌉ in
+/// "all" mode.
 fn state_slots(req: &KvRequest) -> u64 {
-    if req.engine == Engine::Vllm && req.options.prefix_caching {
-        2
-    } else {
-        1
+    match state_cache(req) {
+        StateCache::One => 1,
+        StateCache::Align => 2,
+        StateCache::PerBlock => req.context.div_ceil(vllm_block_size(req)),
     }
 }
 
@@ -148,14 +178,31 @@ fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
 /// linear layer's state: `16 · ⌈state / (16 · attention bytes per token)⌉`
 /// (`HybridAttentionMambaModelConfig.verify_and_update_config`; since vLLM PR #37467
 /// `Platform._align_hybrid_block_size`). Qwen3-Next-80B-A3B, bf16: 16·⌈1,097,728 / 32,768⌉ = 544
-/// tokens, the page padded by 1.49% (both as vLLM logs them).
+/// tokens, the page padded by 1.49% (both as vLLM logs them). In "all" mode the block is a
+/// multiple of the Mamba-2 scan's chunk instead, `lcm(chunk, 16)·⌈⌈state / bytes per token⌉ /
+/// lcm(chunk, 16)⌉`: Nemotron-Nano-9B-v2 (fp32 states of 5,316,608 B, 4,096 B per token): 1,408.
 pub fn vllm_block_size(req: &KvRequest) -> u64 {
     let configured = req.options.block_size;
     if !hybrid(req.spec) {
         return configured;
     }
-    let alignment = 16 * attention_bytes_per_token_layer(req);
-    configured.max(16 * state_bytes_per_layer(req).div_ceil(alignment))
+    let per_token = attention_bytes_per_token_layer(req);
+    let state = state_bytes_per_layer(req);
+    let align = match (state_cache(req), req.spec.linear_attention) {
+        (StateCache::PerBlock, Some(la)) => lcm(la.chunk_size, 16),
+        _ => 16,
+    };
+    configured.max(align * state.div_ceil(per_token).div_ceil(align))
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    let gcd = |mut x: u64, mut y: u64| {
+        while y != 0 {
+            (x, y) = (y, x % y);
+        }
+        x
+    };
+    a / gcd(a, b).max(1) * b
 }
 
 /// Cells (token slots) one layer holds for the whole batch.
@@ -164,7 +211,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let window = match attention {
         LayerAttention::Full => None,
         LayerAttention::Sliding { window } => Some(window),
-        LayerAttention::Linear => return 0,
+        LayerAttention::Linear | LayerAttention::Absent => return 0,
     };
     match req.engine {
         // vllm/v1/kv_cache_interface.py: full layers take ceil(len/block) blocks; sliding layers
@@ -272,10 +319,16 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     };
     basis.add("kv bytes per token (attention layers, no window)", per_token, formula);
     if let Some(la) = spec.linear_attention.filter(|_| spec.linear_layers() > 0) {
+        let (layers_from, state_formula) = match la.kind {
+            LinearKind::GatedDeltaNet => ("config.json layer_types / full_attention_interval", "value_heads·d_k·d_v"),
+            LinearKind::Mamba2 => {
+                ("config.json hybrid_override_pattern / layer_types (Mamba-2)", "heads·head_dim·d_state")
+            }
+        };
         basis.add(
             "linear-attention layers (no KV cache)",
             format!("{} of {}", spec.linear_layers(), spec.num_layers),
-            "config.json layer_types / full_attention_interval",
+            layers_from,
         );
         let (channels, state) = state_values_per_rank(&la, req.tp);
         let s = state_storage(req);
@@ -283,13 +336,27 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
             "linear-attention state per sequence and layer",
             state_page_bytes(req),
             format!(
-                "recurrent value_heads·d_k·d_v = {state} values × {} B + conv {} columns × {channels} channels × {} B{}; {}",
+                "recurrent {state_formula} = {state} values × {} B + conv {} columns × {channels} channels × {} B{}; {}",
                 s.state_bytes,
                 s.conv_columns,
                 s.conv_bytes,
                 if req.tp > 1 { " per TP rank" } else { "" },
                 s.how
             ),
+        );
+    }
+    if spec.linear_layers() > 0 {
+        basis.add(
+            "linear-attention state pages per sequence and layer",
+            state_slots(req),
+            match state_cache(req) {
+                StateCache::One => "one state per sequence",
+                StateCache::Align => "vLLM prefix caching ('align'): the state being written and the last complete one",
+                StateCache::PerBlock => {
+                    "vLLM prefix caching ('all', Mamba-2): a state per block of context, as vLLM budgets a request \
+                     (MambaSpec.max_memory_usage_bytes); --no-prefix-caching keeps one"
+                }
+            },
         );
     }
     let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
@@ -459,6 +526,51 @@ mod tests {
         // One sequence holds 482 attention blocks in its group and one state block in each of
         // the three DeltaNet groups: 485 blocks of 12 pages of 557,056 B.
         assert_eq!(kv_bytes(&req, 0..48).0, (482 + 3) * 12 * 557_056);
+    }
+
+    fn catalog_spec(config: &str) -> ModelSpec {
+        parse_config(config, "m", "m.json").unwrap().spec
+    }
+
+    /// Nemotron-Nano-9B-v2 (128 heads of 80, 8 groups of 128, kernel 4; 8 KV heads of 128): a
+    /// Mamba-2 layer's state is 3·12,288 conv values and 128·80·128 recurrent values per sequence,
+    /// the recurrent part fp32 in vLLM (Nemotron-H's default) and transformers, everything F32 in
+    /// llama.cpp. Without prefix caching vLLM's block is 16·⌈5,316,608 / (16·4,096)⌉ = 1,312
+    /// tokens (1.08% padding); with it ("all" mode) a multiple of the 128-token scan chunk,
+    /// 128·⌈1,298 / 128⌉ = 1,408, and a request budgets ⌈context / 1,408⌉ state pages per layer.
+    #[test]
+    fn mamba2_state_per_engine_and_vllm_modes() {
+        let s = catalog_spec(include_str!("../../data/models/nemotron-nano-9b-v2.json"));
+        let off = EngineOptions { prefix_caching: false, ..EngineOptions::default() };
+        let on = EngineOptions::default();
+        let (conv, state) = (3 * 12_288, 128 * 80 * 128);
+        let req = KvRequest { context: 131_072, ..request(&s, Engine::Vllm, &off, 1) };
+        assert_eq!(state_bytes_per_layer(&req), conv * 2 + state * 4);
+        assert_eq!(state_bytes_per_layer(&req), 5_316_608);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::LlamaCpp, &off, 1)), (conv + state) * 4);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Hf, &off, 1)), 4 * 12_288 * 2 + state * 4);
+        assert_eq!(vllm_block_size(&req), 1312);
+        let padding = state_page_bytes(&req) as f64 / state_bytes_per_layer(&req) as f64 - 1.0;
+        assert!((padding - 0.0108).abs() < 0.0001, "{padding}");
+        assert_eq!(state_slots(&req), 1);
+        let all = KvRequest { options: &on, ..req };
+        assert_eq!(vllm_block_size(&all), 1408);
+        assert_eq!(state_slots(&all), 131_072_u64.div_ceil(1408));
+        // 27 Mamba-2 layers of 94 pages; 4 attention layers of 94 blocks.
+        assert_eq!(kv_bytes(&all, 0..56).0, (27 + 4) * 94 * 1408 * 4096);
+    }
+
+    /// Granite 4.0 H's single group is replicated on every tensor-parallel rank (vLLM pads the
+    /// groups to the ranks): at TP 2 a rank holds half of x's 8,192 channels and all of B and C,
+    /// 4,096 + 2·128 = 4,352 conv channels, and half of the 128 heads' states, in bf16 (no vLLM
+    /// override for Granite).
+    #[test]
+    fn mamba2_single_group_is_replicated_across_ranks() {
+        let s = catalog_spec(include_str!("../../data/models/granite-4.0-h-small.json"));
+        let o = EngineOptions::default();
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Vllm, &o, 1)), 3 * (8192 + 256) * 2 + 8192 * 128 * 2);
+        assert_eq!(state_bytes_per_layer(&request(&s, Engine::Vllm, &o, 2)), 3 * 4352 * 2 + 4096 * 128 * 2);
+        assert!(s.splits_heads(2) && s.splits_heads(8));
     }
 
     #[test]

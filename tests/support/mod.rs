@@ -5,7 +5,7 @@
 
 pub mod cli;
 
-use headroom::model::spec::{Biases, Family, LayerAttention, MlpKind, ModelSpec, NormKind};
+use headroom::model::spec::{Biases, Family, LayerAttention, LayerMlp, MlpKind, ModelSpec, NormKind};
 use headroom::quant::ggml::GgmlType;
 use serde_json::{json, Map, Value};
 
@@ -257,6 +257,7 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         attn_sinks: false,
         attn_output_gate: false,
         layer_attention: vec![LayerAttention::Full; layers as usize],
+        layer_mlp: vec![LayerMlp::Dense; layers as usize],
         mla: None,
         linear_attention: None,
         moe: None,

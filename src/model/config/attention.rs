@@ -8,7 +8,7 @@
 
 use super::defaults::ClassDefaults;
 use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
-use crate::model::spec::{Family, LayerAttention, LinearAttention};
+use crate::model::spec::{Family, LayerAttention, LinearAttention, LinearKind};
 use serde_json::Value;
 
 /// Falcon: `new_decoder_architecture` uses `num_kv_heads`; the older layout is multi-query
@@ -58,12 +58,13 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
 /// `Qwen3NextConfig`'s values (Qwen3-Next-80B-A3B's: 16 key heads and 32 value heads of 128, a
 /// 4-tap convolution); Qwen3.5's files give every field.
 pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(LinearAttention, u64)>, ConfigError> {
-    if !family.has_linear_attention() {
+    if !matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
         return Ok(None);
     }
     let next = family == Family::Qwen3Next;
     let field = |name: &'static str, default: u64| r.u64_or(&[name], next.then_some(default), family, MAX_DIM);
     let la = LinearAttention {
+        kind: LinearKind::GatedDeltaNet,
         num_key_heads: field("linear_num_key_heads", 16)?,
         num_value_heads: field("linear_num_value_heads", 32)?,
         key_head_dim: field("linear_key_head_dim", 128)?,
@@ -71,6 +72,9 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(Lin
         conv_kernel: field("linear_conv_kernel_dim", 4)?,
         split_projections: !next,
         state_fp32: r.str("mamba_ssm_dtype") == Some("float32"),
+        conv_bias: false,
+        proj_bias: false,
+        chunk_size: 64,
     };
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));

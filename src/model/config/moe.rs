@@ -1,4 +1,5 @@
-//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next and gpt-oss.
+//! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next, gpt-oss,
+//! Nemotron-H and Granite 4.0.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -94,6 +95,46 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             shared_expert_gate: false,
             router_bias: false,
             expert_biases: true,
+        })),
+        // `NemotronHMoE`: a router [experts, hidden] with DeepSeek-V3's fp32 score-correction
+        // bias, squared-ReLU experts (up and down), and one shared MLP of
+        // `moe_shared_expert_intermediate_size`. Only the blocks marked `E` hold it.
+        Family::NemotronH => {
+            let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else { return Ok(None) };
+            if r.json.get("moe_latent_size").is_some_and(|v| !v.is_null()) {
+                return Err(ConfigError::BadValue {
+                    source_name: r.source_name.to_string(),
+                    field: "moe_latent_size",
+                    value: r.json["moe_latent_size"].to_string(),
+                    reason: "latent expert projections are not modelled yet; plan a Nemotron-H without them",
+                });
+            }
+            Ok(Some(Moe {
+                num_experts: experts,
+                experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+                expert_intermediate_size: r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+                shared_intermediate_size: match r.json.get("n_shared_experts").and_then(Value::as_u64) {
+                    Some(0) => 0,
+                    _ => r.req_u64(&["moe_shared_expert_intermediate_size"], family, MAX_DIM)?,
+                },
+                first_dense_layers: 0,
+                shared_expert_gate: false,
+                router_bias: true,
+                expert_biases: false,
+            }))
+        }
+        // `GraniteMoeHybridMoE`: a router `router.layer` [experts, hidden] without bias and SwiGLU
+        // experts of `intermediate_size` (gate and up fused in `input_linear`), beside the shared
+        // MLP of `shared_intermediate_size` that every layer has.
+        Family::GraniteMoeHybrid if super::mamba::granite_experts(r) > 0 => Ok(Some(Moe {
+            num_experts: super::mamba::granite_experts(r),
+            experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(2), family, MAX_EXPERTS)?,
+            expert_intermediate_size: intermediate,
+            shared_intermediate_size: r.u64_or(&["shared_intermediate_size"], Some(1024), family, MAX_DIM)?,
+            first_dense_layers: 0,
+            shared_expert_gate: false,
+            router_bias: false,
+            expert_biases: false,
         })),
         _ => Ok(None),
     }

@@ -294,6 +294,58 @@ fn quantization_config_names_the_native_format() {
     assert_eq!(parse_config(&text, "x", "t").unwrap().native_format.as_deref(), Some("gptq"));
 }
 
+/// Nemotron-H's pattern: one mixer per block; transformers 5's `layers_block_type` names the
+/// same layout; an older file's `attention_head_dim` sizes the heads (never hidden / heads).
+#[test]
+fn nemotron_h_blocks_follow_the_pattern() {
+    let base = r#""model_type": "nemotron_h", "hidden_size": 64, "intermediate_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "attention_head_dim": 32, "vocab_size": 100,
+        "mamba_num_heads": 8, "mamba_head_dim": 16, "n_groups": 2, "ssm_state_size": 16"#;
+    let spec = parse_config(&format!(r#"{{{base}, "hybrid_override_pattern": "M-*-"}}"#), "n", "t").unwrap().spec;
+    use LayerAttention::{Absent, Full, Linear};
+    assert_eq!(spec.layer_attention, vec![Linear, Absent, Full, Absent]);
+    assert_eq!(spec.layer_mlp, vec![LayerMlp::Absent, LayerMlp::Dense, LayerMlp::Absent, LayerMlp::Dense]);
+    assert_eq!((spec.head_dim, spec.q_width(), spec.norms_per_layer, spec.mlp), (32, 128, 1, MlpKind::Plain));
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.value_dim(), la.conv_dim(), la.fused_in_rows()), (128, 128 + 64, 128 + 192 + 8));
+    // One norm per block: 4 norms and the final one.
+    let norms =
+        inventory(&spec).iter().filter(|t| t.role.is_norm() && t.role != crate::model::tensors::Role::SsmNorm).count();
+    assert_eq!(norms, 5);
+    let listed = r#", "layers_block_type": ["mamba", "mlp", "attention", "mlp"]"#;
+    let same = parse_config(&format!("{{{base}{listed}}}"), "n", "t").unwrap().spec;
+    assert_eq!(same.layer_attention, spec.layer_attention);
+    let err = |extra: &str| parse_config(&format!("{{{base}{extra}}}"), "n", "cfg.json").unwrap_err().to_string();
+    assert!(err(r#", "hybrid_override_pattern": "M-X""#).contains("'X'"));
+    assert!(err(r#", "hybrid_override_pattern": "M-", "num_hidden_layers": 3"#).contains("one block per layer"));
+    assert!(err(r#", "hybrid_override_pattern": "ME""#).contains("no experts"));
+    assert!(err("").contains("missing field 'hybrid_override_pattern'"));
+    let latent = r#", "hybrid_override_pattern": "ME", "n_routed_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32, "moe_shared_expert_intermediate_size": 64, "moe_latent_size": 16"#;
+    assert!(err(latent).contains("moe_latent_size"));
+}
+
+/// Granite 4.0: `mamba_d_head` "auto" is the Mamba width over the heads, and an explicit one
+/// must agree with it; `num_local_experts` 0 makes the shared MLP the dense MLP.
+#[test]
+fn granite_hybrid_heads_and_dense_layers() {
+    let base = r#""model_type": "granitemoehybrid", "hidden_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "intermediate_size": 16,
+        "shared_intermediate_size": 96, "layer_types": ["mamba", "attention"], "mamba_n_heads": 8"#;
+    let dense =
+        parse_config(&format!(r#"{{{base}, "num_local_experts": 0, "mamba_d_head": "auto"}}"#), "g", "t").unwrap().spec;
+    assert_eq!((dense.linear_attention.unwrap().value_head_dim, dense.intermediate_size), (16, 96));
+    assert!(dense.moe.is_none() && dense.fused_gate_up && dense.layer_mlp == vec![LayerMlp::Dense; 2]);
+    let moe = parse_config(&format!(r#"{{{base}, "num_local_experts": 4}}"#), "g", "t").unwrap().spec;
+    let m = moe.moe.unwrap();
+    assert_eq!(
+        (m.num_experts, m.experts_per_token, m.expert_intermediate_size, m.shared_intermediate_size),
+        (4, 2, 16, 96)
+    );
+    let err = parse_config(&format!(r#"{{{base}, "mamba_d_head": 24}}"#), "g", "cfg.json").unwrap_err();
+    assert!(err.to_string().contains("mamba_expand · hidden_size"), "{err}");
+}
+
 #[test]
 fn bad_configs_name_the_field() {
     let err = |text: &str| parse_config(text, "x", "cfg.json").unwrap_err().to_string();

@@ -28,7 +28,9 @@
 
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
-use crate::model::spec::{Biases, Family, LayerAttention, LinearAttention, Mla, MlpKind, ModelSpec, Moe, NormKind};
+use crate::model::spec::{
+    Biases, Family, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind, ModelSpec, Moe, NormKind,
+};
 
 /// GGUF architectures `gguf_to_spec` understands.
 pub const SUPPORTED_ARCHITECTURES: [&str; 16] = [
@@ -64,29 +66,42 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     if layers > MAX_LAYERS {
         return Err(k.bad(format!("block_count {layers} is over the limit of {MAX_LAYERS}")));
     }
-    let heads = k.nonzero("attention.head_count")?;
+    // Mamba-2 hybrids list heads and MLP widths per layer; elsewhere an array is refused.
+    let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid);
+    let count = |name: &str| if hybrid { k.opt_max(name) } else { k.opt(name) };
+    let heads = match count("attention.head_count")? {
+        Some(0) => return Err(k.bad(format!("'{arch}.attention.head_count' is 0"))),
+        Some(n) => n,
+        None => return Err(missing(file, &format!("{arch}.attention.head_count"))),
+    };
     // Qwen3.5-MoE files have no dense feed-forward width: every layer is sparse.
-    let intermediate = match k.opt("feed_forward_length")? {
+    let intermediate = match count("feed_forward_length")?.filter(|&n| n > 0) {
         Some(n) => n,
         None if expert_count > 0 => k.req("expert_feed_forward_length")?,
         None => k.req("feed_forward_length")?,
     };
+    let moe = moe(&k, expert_count, intermediate)?;
+    let has = |name: &str| file.tensor(name).is_some();
+    let (layer_attention, layer_mlp) = layer_layout(&k, family, layers, moe.as_ref())?;
+    // Attention tensors are read from the first attention layer (a hybrid's layer 0 is recurrent).
+    let a = layer_attention.iter().position(|l| matches!(l, LayerAttention::Full | LayerAttention::Sliding { .. }));
+    let a = a.unwrap_or(0);
+    let in_attention = |name: &str| has(&format!("blk.{a}.{name}"));
+    let q_rows = file.tensor(&format!("blk.{a}.attn_q.weight")).and_then(|t| t.dims.get(1).copied());
     let mla = mla(&k)?;
+    // Nemotron-H's heads are not hidden / heads wide: without `key_length`, attn_q says.
     let head_dim = match mla {
         Some(m) => m.qk_nope_head_dim + m.qk_rope_head_dim,
-        None => k.opt("attention.key_length")?.unwrap_or(hidden / heads),
+        None => k
+            .opt("attention.key_length")?
+            .or(q_rows.map(|r| r / heads).filter(|_| family == Family::NemotronH))
+            .unwrap_or(hidden / heads),
     };
     let num_kv_heads = match mla {
         Some(_) => heads,
-        None => k.opt("attention.head_count_kv")?.unwrap_or(heads),
+        None => count("attention.head_count_kv")?.filter(|&n| n > 0).unwrap_or(heads),
     };
-    let has = |name: &str| file.tensor(name).is_some();
-    let linear = linear_attention(&k, family)?;
-    let layer_attention = layer_attention(&k, family, layers)?;
-    // Attention tensors are read from the first attention layer (a hybrid's layer 0 is DeltaNet).
-    let a = layer_attention.iter().position(|l| *l != LayerAttention::Linear).unwrap_or(0);
-    let in_attention = |name: &str| has(&format!("blk.{a}.{name}"));
-    let q_rows = file.tensor(&format!("blk.{a}.attn_q.weight")).and_then(|t| t.dims.get(1).copied());
+    let linear = linear_attention(&k, family, &layer_attention)?;
     let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi);
     Ok(ModelSpec {
         id: model_id(file, arch),
@@ -100,12 +115,12 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         intermediate_size: intermediate,
         max_context: k.req("context_length")?,
         tie_word_embeddings: !has("output.weight"),
-        mlp: if plain { MlpKind::Plain } else { MlpKind::Gated },
+        mlp: if plain || family == Family::NemotronH { MlpKind::Plain } else { MlpKind::Gated },
         norm: if plain { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer: match family {
             Family::Gemma2 | Family::Gemma3 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
-            Family::Phi => 1,
+            Family::Phi | Family::NemotronH => 1,
             _ => 2,
         },
         biases: Biases {
@@ -123,10 +138,11 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         attn_sinks: in_attention("attn_sinks.weight"),
         // A gated attention's `attn_q` holds the queries and the gate: twice the heads' width.
         attn_output_gate: linear.is_some() && q_rows == Some(2 * heads * head_dim),
+        layer_mlp,
         layer_attention,
         mla,
         linear_attention: linear,
-        moe: moe(&k, expert_count, intermediate)?,
+        moe,
         native_dtype_bytes: 2,
         logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
         // llama.cpp keeps a multimodal model's vision encoder in a separate mmproj file; the
@@ -151,6 +167,18 @@ impl Keys<'_> {
         match value.as_u64() {
             Some(n) if n <= u64::from(u32::MAX) => Ok(Some(n)),
             _ => Err(self.bad(format!("'{key}' holds {}, not a count", describe(value)))),
+        }
+    }
+
+    /// `{arch}.{name}` as a count, or the largest of a per-layer array of counts (llama.cpp
+    /// writes Nemotron-H's KV heads and MLP widths per layer, 0 where a block has none).
+    fn opt_max(&self, name: &str) -> Result<Option<u64>, LocalFileError> {
+        let key = format!("{}.{name}", self.arch);
+        let Some(value @ GgufValue::Array(a)) = self.file.get(&key) else { return self.opt(name) };
+        let counts: Option<Vec<u64>> = a.items.as_ref().and_then(|items| items.iter().map(GgufValue::as_u64).collect());
+        match counts {
+            Some(counts) => Ok(counts.into_iter().max()),
+            None => Err(self.bad(format!("'{key}' holds {}, not a per-layer array of counts", describe(value)))),
         }
     }
 
@@ -202,6 +230,8 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "qwen3next" => Family::Qwen3Next,
         "qwen35" => Family::Qwen35,
         "qwen35moe" => Family::Qwen35Moe,
+        "nemotron_h" | "nemotron_h_moe" => Family::NemotronH,
+        "granitehybrid" => Family::GraniteMoeHybrid,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
@@ -234,6 +264,40 @@ fn vocab(k: &Keys<'_>) -> Result<u64, LocalFileError> {
     }
 }
 
+/// Each layer's mixer and MLP. Mamba-2 hybrids by the tensors each block holds (llama.cpp's
+/// `nemotron_h` blocks hold one of `ssm_in`, `attn_q`, `ffn_up` or `ffn_up_exps`; `granitehybrid`
+/// layers a Mamba-2 or attention mixer and an MLP or experts); the rest by their family's
+/// pattern, with experts from `leading_dense_block_count` on.
+fn layer_layout(
+    k: &Keys<'_>,
+    family: Family,
+    layers: u64,
+    moe: Option<&Moe>,
+) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), LocalFileError> {
+    if !matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
+        return Ok((layer_attention(k, family, layers)?, LayerMlp::standard(layers, moe)));
+    }
+    let has = |l: u64, name: &str| k.file.tensor(&format!("blk.{l}.{name}.weight")).is_some();
+    let mixers = (0..layers)
+        .map(|l| match () {
+            _ if has(l, "ssm_in") => LayerAttention::Linear,
+            _ if has(l, "attn_q") || has(l, "attn_qkv") => LayerAttention::Full,
+            _ => LayerAttention::Absent,
+        })
+        .collect();
+    let mlps: Vec<LayerMlp> = (0..layers)
+        .map(|l| match () {
+            _ if has(l, "ffn_up_exps") || has(l, "ffn_gate_up_exps") => LayerMlp::Moe,
+            _ if has(l, "ffn_up") || has(l, "ffn_gate_up") => LayerMlp::Dense,
+            _ => LayerMlp::Absent,
+        })
+        .collect();
+    if mlps.contains(&LayerMlp::Moe) && moe.is_none() {
+        return Err(k.bad(format!("expert tensors without '{}.expert_count'", k.arch)));
+    }
+    Ok((mixers, mlps))
+}
+
 /// Gemma 2 and gpt-oss alternate sliding (even layers) and global attention (llama.cpp
 /// `set_swa_pattern(2)`); Gemma 3 slides on five layers of every six (`set_swa_pattern(6)`: layer
 /// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window. Other
@@ -262,11 +326,15 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
 /// `ssm.inner_size` = value heads × value head dim. Layers are linear except every
 /// `full_attention_interval`-th (default 4). Qwen3.5's projections are split (`ssm_beta`,
 /// `ssm_alpha`); its recurrent state is fp32 as its config asks (llama.cpp keeps every state in
-/// F32 anyway).
-fn linear_attention(k: &Keys<'_>, family: Family) -> Result<Option<LinearAttention>, LocalFileError> {
-    if !family.has_linear_attention() {
-        return Ok(None);
-    }
+/// F32 anyway). Mamba-2 (`nemotron_h`, `granitehybrid`) writes the same keys with the groups as
+/// `group_count`, the heads as `time_step_rank` and the inner width `heads · head_dim`; its
+/// convolution bias and projection biases are tensors when present.
+fn linear_attention(
+    k: &Keys<'_>,
+    family: Family,
+    layers: &[LayerAttention],
+) -> Result<Option<LinearAttention>, LocalFileError> {
+    let Some(first) = layers.iter().position(|l| *l == LayerAttention::Linear) else { return Ok(None) };
     let value_heads = k.nonzero("ssm.time_step_rank")?;
     let key_heads = k.nonzero("ssm.group_count")?;
     let inner = k.nonzero("ssm.inner_size")?;
@@ -276,7 +344,25 @@ fn linear_attention(k: &Keys<'_>, family: Family) -> Result<Option<LinearAttenti
         )));
     }
     let conv_kernel = k.nonzero("ssm.conv_kernel")?;
+    if matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
+        let has = |name: &str| k.file.tensor(&format!("blk.{first}.{name}")).is_some();
+        return Ok(Some(LinearAttention {
+            kind: LinearKind::Mamba2,
+            num_key_heads: key_heads,
+            num_value_heads: value_heads,
+            key_head_dim: k.nonzero("ssm.state_size")?,
+            value_head_dim: inner / value_heads,
+            conv_kernel,
+            split_projections: false,
+            // As vLLM keeps them (llama.cpp keeps every state in F32 anyway).
+            state_fp32: family == Family::NemotronH,
+            conv_bias: has("ssm_conv1d.bias"),
+            proj_bias: has("ssm_in.bias"),
+            chunk_size: if family == Family::NemotronH { 128 } else { 256 },
+        }));
+    }
     Ok(Some(LinearAttention {
+        kind: LinearKind::GatedDeltaNet,
         num_key_heads: key_heads,
         num_value_heads: value_heads,
         key_head_dim: k.nonzero("ssm.state_size")?,
@@ -284,6 +370,9 @@ fn linear_attention(k: &Keys<'_>, family: Family) -> Result<Option<LinearAttenti
         conv_kernel,
         split_projections: family != Family::Qwen3Next,
         state_fp32: family != Family::Qwen3Next,
+        conv_bias: false,
+        proj_bias: false,
+        chunk_size: 64,
     }))
 }
 

@@ -51,7 +51,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 43] = [
+const ROLES: [Role; 44] = [
     Role::TokenEmbd,
     Role::Output,
     Role::OutputNorm,
@@ -87,7 +87,7 @@ const ROLES: [Role; 43] = [
     Role::FfnGateInpShexp,
     // Gated DeltaNet (llama.cpp qwen3next/qwen35; Qwen3.5's `in_proj_qkv` is `attn_qkv`, which
     // reads as AttnQkv in the layer it belongs to).
-    Role::SsmInQkvz,
+    Role::SsmIn,
     Role::SsmBa,
     Role::SsmInZ,
     Role::SsmBeta,
@@ -95,6 +95,7 @@ const ROLES: [Role; 43] = [
     Role::SsmConv1d,
     Role::SsmDt,
     Role::SsmA,
+    Role::SsmD,
     Role::SsmNorm,
     Role::SsmOut,
 ];
@@ -175,9 +176,11 @@ fn gguf_role(name: &str) -> Option<Role> {
 fn global_role(module: &[&str]) -> Option<Role> {
     let leaf = *module.last()?;
     match leaf {
-        "embed_tokens" | "wte" | "word_embeddings" | "embed_in" | "tok_embeddings" => Some(Role::TokenEmbd),
+        "embed_tokens" | "wte" | "word_embeddings" | "embed_in" | "tok_embeddings" | "embeddings" => {
+            Some(Role::TokenEmbd)
+        }
         "lm_head" | "embed_out" => Some(Role::Output),
-        "norm" | "ln_f" | "final_layernorm" | "final_layer_norm" | "final_norm" => Some(Role::OutputNorm),
+        "norm" | "ln_f" | "final_layernorm" | "final_layer_norm" | "final_norm" | "norm_f" => Some(Role::OutputNorm),
         _ => gguf_role(leaf).filter(|r| matches!(r, Role::TokenEmbd | Role::Output | Role::OutputNorm)),
     }
 }
@@ -234,14 +237,26 @@ const PARAMETER_SUFFIXES: [&str; 3] = ["_blocks", "_scales", "_bias"];
 fn layer_role(module: &[&str]) -> Option<Role> {
     let (&leaf, path) = module.split_last()?;
     // Before the suffixes come off: DeltaNet's `dt_bias` is a parameter, not a bias of `dt`.
-    if path.last() == Some(&"linear_attn") {
-        return crate::model::tensors::linear_attention_role(leaf);
+    // Nemotron-H's `mixer` is also its attention, MLP or experts, whose names fall through.
+    match path.last() {
+        Some(&"linear_attn") => return crate::model::tensors::linear_attention_role(leaf),
+        Some(&"mamba") | Some(&"mixer") => {
+            if let Some(role) = crate::model::tensors::linear_attention_role(leaf) {
+                return Some(role);
+            }
+        }
+        // Nemotron-H's block norm, before its one mixer.
+        None if leaf == "norm" => return Some(Role::AttnNorm),
+        _ => {}
     }
     let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
+    // Granite 4.0's `shared_mlp` is the whole MLP of its dense checkpoints; its experts are the
+    // 3-D `block_sparse_moe.input_linear` and `output_linear`.
+    let granite_experts = path.last() == Some(&"block_sparse_moe") && leaf.ends_with("_linear");
     let mlp = if path.iter().any(|s| matches!(*s, "shared_experts" | "shared_expert" | "shared_mlp")) {
         Mlp::Shared
-    } else if path.contains(&"experts") {
+    } else if path.contains(&"experts") || granite_experts {
         Mlp::Routed
     } else {
         Mlp::Dense
@@ -278,6 +293,15 @@ fn layer_role(module: &[&str]) -> Option<Role> {
             Mlp::Shared => None,
         },
         "gate" | "router" => matches!(mlp, Mlp::Dense).then_some(FfnGateInp),
+        // Granite 4.0: the router's linear (`router.layer`), the fused gate+up `input_linear`
+        // and `output_linear` of the shared MLP and of the experts.
+        "layer" if parent == "router" => Some(FfnGateInp),
+        "input_linear" => match mlp {
+            Mlp::Dense => Some(FfnGateUp),
+            Mlp::Routed => Some(FfnGateUpExps),
+            Mlp::Shared => Some(FfnUpShexp),
+        },
+        "output_linear" => ffn(FfnDown, FfnDownExps, FfnDownShexp),
         "shared_expert_gate" => Some(FfnGateInpShexp),
         "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
         "post_attention_layernorm" | "ln_2" | "ln_mlp" | "pre_feedforward_layernorm" | "post_feedforward_layernorm" => {
@@ -310,7 +334,7 @@ mod tests {
 
     #[test]
     fn gated_deltanet_and_speculative_head_names() {
-        check("model.layers.0.linear_attn.in_proj_qkvz.weight", Some(SsmInQkvz), Some(0));
+        check("model.layers.0.linear_attn.in_proj_qkvz.weight", Some(SsmIn), Some(0));
         check("model.language_model.layers.4.linear_attn.in_proj_b.weight", Some(SsmBeta), Some(4));
         check("model.layers.2.linear_attn.A_log", Some(SsmA), Some(2));
         check("model.layers.2.linear_attn.dt_bias", Some(SsmDt), Some(2));
@@ -318,6 +342,35 @@ mod tests {
         check("model.layers.2.linear_attn.norm.weight", Some(SsmNorm), Some(2));
         check("model.layers.2.linear_attn.out_proj.weight", Some(SsmOut), Some(2));
         check("model.layers.3.mlp.shared_expert_gate.weight", Some(FfnGateInpShexp), Some(3));
+    }
+
+    /// Nemotron-H (`backbone.layers.N.mixer.*`, one mixer per block) and Granite 4.0
+    /// (`mamba`, `shared_mlp`, `block_sparse_moe`).
+    #[test]
+    fn mamba2_hybrid_names() {
+        check("backbone.embeddings.weight", Some(TokenEmbd), None);
+        check("backbone.norm_f.weight", Some(OutputNorm), None);
+        check("backbone.layers.0.norm.weight", Some(AttnNorm), Some(0));
+        check("backbone.layers.0.mixer.in_proj.weight", Some(SsmIn), Some(0));
+        check("backbone.layers.0.mixer.conv1d.bias", Some(SsmConv1d), Some(0));
+        check("backbone.layers.0.mixer.D", Some(SsmD), Some(0));
+        check("backbone.layers.0.mixer.dt_bias", Some(SsmDt), Some(0));
+        check("backbone.layers.0.mixer.norm.weight", Some(SsmNorm), Some(0));
+        check("backbone.layers.0.mixer.out_proj.weight", Some(SsmOut), Some(0));
+        check("backbone.layers.5.mixer.q_proj.weight", Some(AttnQ), Some(5));
+        check("backbone.layers.5.mixer.o_proj.weight", Some(AttnOutput), Some(5));
+        check("backbone.layers.1.mixer.up_proj.weight", Some(FfnUp), Some(1));
+        check("backbone.layers.1.mixer.gate.weight", Some(FfnGateInp), Some(1));
+        check("backbone.layers.1.mixer.gate.e_score_correction_bias", Some(ExpProbsB), Some(1));
+        check("backbone.layers.1.mixer.experts.7.down_proj.weight", Some(FfnDownExps), Some(1));
+        check("backbone.layers.1.mixer.shared_experts.up_proj.weight", Some(FfnUpShexp), Some(1));
+        check("model.layers.2.mamba.A_log", Some(SsmA), Some(2));
+        check("model.layers.2.mamba.in_proj.weight", Some(SsmIn), Some(2));
+        check("model.layers.2.shared_mlp.input_linear.weight", Some(FfnUpShexp), Some(2));
+        check("model.layers.2.shared_mlp.output_linear.weight", Some(FfnDownShexp), Some(2));
+        check("model.layers.2.block_sparse_moe.input_linear.weight", Some(FfnGateUpExps), Some(2));
+        check("model.layers.2.block_sparse_moe.router.layer.weight", Some(FfnGateInp), Some(2));
+        check("model.layers.0.block_sparse_moe.gate.weight", Some(FfnGateInp), Some(0));
         assert!(is_speculative_head("mtp.layers.0.self_attn.q_proj.weight"));
         assert!(!is_speculative_head("model.layers.0.mtp.weight"));
     }

@@ -2,7 +2,7 @@
 
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
-use crate::model::spec::{LayerAttention, MlpKind, ModelSpec};
+use crate::model::spec::{LayerAttention, LayerMlp, LinearKind, MlpKind, ModelSpec};
 
 /// Parameter counts the arithmetic needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,7 +36,8 @@ pub fn attention_flops_per_pair(spec: &ModelSpec) -> u64 {
 }
 
 /// (query, key) pairs a causal prefill of `t` tokens computes in a layer: `t²/2`, or with a
-/// window `w < t`: `w²/2 + (t − w)·w`; none in a linear-attention layer.
+/// window `w < t`: `w²/2 + (t − w)·w`; none in a linear-attention layer or a block without
+/// attention.
 pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
     let t = t as f64;
     match attention {
@@ -44,7 +45,7 @@ pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
             let w = window as f64;
             w * w / 2.0 + (t - w) * w
         }
-        LayerAttention::Linear => 0.0,
+        LayerAttention::Linear | LayerAttention::Absent => 0.0,
         _ => t * t / 2.0,
     }
 }
@@ -55,8 +56,17 @@ pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
 /// multiply-adds, `6·n_v·d_k·d_v`; plus the depthwise convolution, `2·conv_dim·kernel`. The
 /// chunked prefill kernels (flash-linear-attention) reorder, not reduce, this work.
 /// Qwen3-Next-80B-A3B: 6·32·128·128 + 2·8192·4 = 3,211,264 per token and layer.
+/// Mamba-2 decays the state by one scalar per head, adds the rank-one `dt·x·Bᵀ` and reads it
+/// against `C`: a multiply, a multiply-add and a multiply-add per state value, `5·heads·head_dim·d_state`.
+/// Nemotron-Nano-9B-v2: 5·128·80·128 + 2·12,288·4 = 6,651,904.
 pub fn linear_attention_flops_per_token(spec: &ModelSpec) -> u64 {
-    spec.linear_attention.map_or(0, |la| 6 * la.state_values() + 2 * la.conv_dim() * la.conv_kernel)
+    spec.linear_attention.map_or(0, |la| {
+        let per_state_value = match la.kind {
+            LinearKind::GatedDeltaNet => 6,
+            LinearKind::Mamba2 => 5,
+        };
+        per_state_value * la.state_values() + 2 * la.conv_dim() * la.conv_kernel
+    })
 }
 
 /// Token-mixing FLOPs of a causal pass of `t` tokens through every layer (one sequence): softmax
@@ -156,7 +166,7 @@ fn mlp_linears(spec: &ModelSpec) -> u64 {
 
 /// Quantized linear layers one decode step runs, each a separate dequantizing kernel. A Gated
 /// DeltaNet layer has its input projections (two fused, or Qwen3.5's four) and out_proj instead
-/// of q, k, v, o. LitGPT fuses q, k and v into one `attn` linear in every model, keeps the MLP's
+/// of q, k, v, o; a Mamba-2 layer in_proj and out_proj; a Nemotron-H block only its own mixer's. LitGPT fuses q, k and v into one `attn` linear in every model, keeps the MLP's
 /// linears separate, and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against
 /// transformers' 32 × 7 = 224.
 pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
@@ -164,10 +174,13 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
         let mlp = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
         return spec.num_layers * (2 + mlp) + 1;
     }
-    let linear = spec.linear_attention.map_or(0, |la| if la.split_projections { 5 } else { 3 });
-    spec.num_layers * mlp_linears(spec)
-        + spec.attention_layers() * attention_linears(spec)
-        + spec.linear_layers() * linear
+    let linear = spec.linear_attention.map_or(0, |la| match la.kind {
+        LinearKind::Mamba2 => 2,
+        LinearKind::GatedDeltaNet if la.split_projections => 5,
+        LinearKind::GatedDeltaNet => 3,
+    });
+    let mlp_layers = spec.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as u64;
+    mlp_layers * mlp_linears(spec) + spec.attention_layers() * attention_linears(spec) + spec.linear_layers() * linear
 }
 
 #[cfg(test)]

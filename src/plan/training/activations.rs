@@ -33,7 +33,7 @@
 //! an H200 (transformers 5.17): 6,070,623,744 B (−0.7%; the rest is allocator rounding).
 
 use super::lora::LoraTargets;
-use crate::model::spec::{Family, LinearAttention, MlpKind, ModelSpec, NormKind};
+use crate::model::spec::{Family, LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, NormKind};
 use crate::model::tensors::Role;
 
 /// How a model is trained, as far as saved activations care.
@@ -182,7 +182,7 @@ fn linear_attention_inputs(la: LinearAttention) -> Vec<Role> {
     if la.split_projections {
         vec![Role::SsmInQkv, Role::SsmInZ, Role::SsmBeta, Role::SsmAlpha]
     } else {
-        vec![Role::SsmInQkvz, Role::SsmBa]
+        vec![Role::SsmIn, Role::SsmBa]
     }
 }
 
@@ -242,8 +242,18 @@ fn linear_outputs(spec: &ModelSpec, layer: u64) -> u64 {
 
 fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let spec = s.spec;
+    if spec.layer_attention[layer as usize] == LayerAttention::Absent {
+        return mlp_block_terms(
+            s,
+            layer,
+            vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms())],
+        );
+    }
     if let Some(la) = spec.linear_attention.filter(|_| spec.is_linear_layer(layer)) {
-        return linear_attention_layer_terms(s, la, layer);
+        return match la.kind {
+            LinearKind::GatedDeltaNet => linear_attention_layer_terms(s, la, layer),
+            LinearKind::Mamba2 => mamba2_layer_terms(s, la, layer),
+        };
     }
     let h = spec.hidden_size;
     let heads = spec.num_heads;
@@ -256,8 +266,9 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let norm_out = if s.autocast { 4 } else { A };
     let mut attn_in = attention_inputs(spec);
     let mut mlp_in = mlp_inputs(spec);
-    // Parallel attention + MLP from one norm (Falcon-7B): one input point for both.
-    if spec.norms_per_layer == 1 {
+    // Parallel attention + MLP from one norm (Falcon-7B): one input point for both. (A
+    // Nemotron-H block's one norm feeds its one mixer.)
+    if spec.norms_per_layer == 1 && spec.layer_mlp[layer as usize] != LayerMlp::Absent {
         attn_in.append(&mut mlp_in);
     }
     let qk_norms =
@@ -300,11 +311,42 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         }
         terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], o_w, A, false)));
     }
-    if !mlp_in.is_empty() {
-        terms.push(("MLP input, per consumer", s.input_point(&mlp_in, h, norm_out, false)));
+    if mlp_in.is_empty() {
+        terms.extend(mlp_terms(s, layer));
+        return terms;
     }
+    mlp_block_terms(s, layer, terms)
+}
+
+/// `terms` followed by the layer's MLP: its input per consumer and its intermediates, or
+/// nothing in a Nemotron-H block without one.
+fn mlp_block_terms(s: &ActivationSetup, layer: u64, mut terms: Vec<Term>) -> Vec<Term> {
+    if s.spec.layer_mlp[layer as usize] == LayerMlp::Absent {
+        return terms;
+    }
+    let norm_out = if s.autocast { 4 } else { A };
+    terms.push(("MLP input, per consumer", s.input_point(&mlp_inputs(s.spec), s.spec.hidden_size, norm_out, false)));
     terms.extend(mlp_terms(s, layer));
     terms
+}
+
+/// A Mamba-2 layer on transformers' training path with mamba_ssm's kernels
+/// (`mamba_split_conv1d_scan_combined`, which runs the convolution, the scan, the gated norm and
+/// `out_proj` in one autograd function and saves `in_proj`'s whole output, the scan's output
+/// before the norm and the norm's fp32 reciprocal per group, recomputing the rest), per token:
+/// the norm; `in_proj`'s input per consumer; those three saves. Nemotron-Nano-9B-v2, LoRA on
+/// all linears (bf16): norm 4·4,480 (+2·4,480 trained), in_proj output 2·22,656, scan output
+/// 2·10,240, 4·8.
+fn mamba2_layer_terms(s: &ActivationSetup, la: LinearAttention, layer: u64) -> Vec<Term> {
+    let norm_out = if s.autocast { 4 } else { A };
+    let terms = vec![
+        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
+        ("Mamba-2 input, per consumer", s.input_point(&[Role::SsmIn], s.spec.hidden_size, norm_out, false)),
+        ("in_proj output: z, x, B, C, dt (the fused kernel's saved input)", A * la.fused_in_rows()),
+        ("scan output before the gated norm", A * la.value_dim()),
+        ("gated norm: fp32 reciprocal per group", 4 * la.num_key_heads),
+    ];
+    mlp_block_terms(s, layer, terms)
 }
 
 /// A Gated DeltaNet layer (transformers `Qwen3NextGatedDeltaNet` on its fast path: causal-conv1d
@@ -325,7 +367,7 @@ fn linear_attention_layer_terms(s: &ActivationSetup, la: LinearAttention, layer:
     let norm_out = if s.autocast { 4 } else { A };
     let (heads, vd) = (la.num_value_heads, la.value_dim());
     let per_head_q = heads * la.key_head_dim;
-    let mut terms: Vec<Term> = vec![
+    let terms: Vec<Term> = vec![
         ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
         ("linear-attention input, per consumer", s.input_point(&linear_attention_inputs(la), h, norm_out, false)),
         ("convolution input: q, k, v (causal-conv1d)", A * la.conv_dim()),
@@ -334,10 +376,8 @@ fn linear_attention_layer_terms(s: &ActivationSetup, la: LinearAttention, layer:
         ("decay: fp32 softplus input", 4 * heads),
         ("gated norm: input, gate z, fp32 reciprocal norm", 2 * A * vd + 4 * heads),
         ("out_proj input, per consumer", s.input_point(&[Role::SsmOut], vd, A, false)),
-        ("MLP input, per consumer", s.input_point(&mlp_inputs(spec), h, norm_out, false)),
     ];
-    terms.extend(mlp_terms(s, layer));
-    terms
+    mlp_block_terms(s, layer, terms)
 }
 
 /// LitGPT's attention (lit_gpt/model.py and lora.py): q, k and v are one `attn` linear in every
@@ -399,16 +439,17 @@ fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         let i = spec.intermediate_size;
         return vec![("MLP intermediates (gate, SiLU, up / GELU input)", units * A * i), ("down_proj input", down(i))];
     };
+    // Gated experts keep gate, SiLU and up; squared-ReLU ones (Nemotron-H) the activation's input.
     // Routed experts: every token's k experts keep their own intermediates; the gathered expert
     // inputs are saved when the expert weights are trained; the router keeps fp32 logits and
     // probabilities. Shared experts as a dense MLP.
     let (k, e, sh) = (moe.experts_per_token, moe.expert_intermediate_size, moe.shared_intermediate_size);
     let gathered = if s.base_trainable { k * A * spec.hidden_size } else { 0 };
     vec![
-        ("routed expert intermediates (k experts per token)", k * (3 * A * e + down(e))),
+        ("routed expert intermediates (k experts per token)", k * (units * A * e + down(e))),
         ("expert inputs gathered per (token, expert)", gathered),
         ("router logits and probabilities, fp32", 2 * 4 * moe.num_experts),
-        ("shared expert intermediates", if sh > 0 { 3 * A * sh + down(sh) } else { 0 }),
+        ("shared expert intermediates", if sh > 0 { units * A * sh + down(sh) } else { 0 }),
         // `sigmoid(shared_expert_gate(x)) * shared_expert(x)` keeps both factors.
         ("shared expert output and its sigmoid gate", moe.shared_expert_gate as u64 * A * (spec.hidden_size + 1)),
     ]

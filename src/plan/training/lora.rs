@@ -110,7 +110,7 @@ fn is_attention(role: Role) -> bool {
             | AttnQB
             | AttnKvAMqa
             | AttnKvB
-            | SsmInQkvz
+            | SsmIn
             | SsmBa
             | SsmInQkv
             | SsmInZ

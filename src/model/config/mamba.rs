@@ -1,0 +1,183 @@
+//! Mamba-2 hybrids: Nemotron-H and Granite 4.0's layer layouts and Mamba-2 shapes.
+//!
+//! Nemotron-H (transformers `NemotronHConfig`, NVIDIA's remote-code config): one mixer per block,
+//! laid out by `hybrid_override_pattern`, one character per block — `M` Mamba-2, `*` attention,
+//! `-` MLP, `E` mixture of experts — or, in transformers 5's form, `layers_block_type` naming them
+//! (`mamba`/`linear_attention`, `attention`/`full_attention`, `mlp`, `moe`). The Mamba-2 width is
+//! `mamba_num_heads · mamba_head_dim` (Nemotron-Nano-9B-v2: 128 · 80 = 10,240, not
+//! `expand · hidden` = 8,960); attention's head size is `head_dim`, or `attention_head_dim` in
+//! older files (Nemotron-H-8B), never hidden / heads.
+//!
+//! Granite 4.0 (`GraniteMoeHybridConfig`): `layer_types` of `mamba` and `attention`; every layer
+//! also has the shared MLP and, with `num_local_experts` > 0, the experts. The Mamba-2 width is
+//! `mamba_expand · hidden`, split into `mamba_n_heads` heads of `mamba_d_head` ("auto": the
+//! width / heads).
+
+use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
+use crate::model::spec::{Family, LayerAttention, LayerMlp, LinearAttention, LinearKind};
+use serde_json::Value;
+
+/// A hybrid's per-layer mixers and MLPs and its Mamba-2 shape (`None` when no layer is Mamba-2,
+/// as in Granite 4.0's dense checkpoints).
+pub(super) struct MambaLayout {
+    pub mixers: Vec<LayerAttention>,
+    pub mlps: Vec<LayerMlp>,
+    pub mamba: Option<LinearAttention>,
+}
+
+/// The layout of a Nemotron-H or Granite 4.0 config; `None` for other families.
+pub(super) fn mamba_layout(r: &Reader, family: Family) -> Result<Option<MambaLayout>, ConfigError> {
+    let (mixers, mlps) = match family {
+        Family::NemotronH => nemotron_pattern(r)?,
+        Family::GraniteMoeHybrid => granite_layers(r)?,
+        _ => return Ok(None),
+    };
+    let mamba = if mixers.contains(&LayerAttention::Linear) { Some(mamba2(r, family)?) } else { None };
+    Ok(Some(MambaLayout { mixers, mlps, mamba }))
+}
+
+/// Nemotron-H's blocks, each one mixer: `M` Mamba-2, `*` attention, `-` MLP, `E` experts.
+fn nemotron_pattern(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), ConfigError> {
+    let kinds: Vec<String> = match (r.str("hybrid_override_pattern"), r.json.get("layers_block_type")) {
+        (Some(p), _) => p.chars().map(|c| c.to_string()).collect(),
+        (None, Some(Value::Array(list))) => list.iter().map(|v| v.as_str().unwrap_or("?").to_string()).collect(),
+        _ => {
+            return Err(ConfigError::MissingField {
+                source_name: r.source_name.to_string(),
+                field: "hybrid_override_pattern",
+                family: Family::NemotronH.model_type(),
+            })
+        }
+    };
+    let bad = |value: String, reason| ConfigError::BadValue {
+        source_name: r.source_name.to_string(),
+        field: "hybrid_override_pattern",
+        value,
+        reason,
+    };
+    if kinds.is_empty() || kinds.len() as u64 > MAX_LAYERS {
+        return Err(bad(kinds.len().to_string(), "must name between 1 and 10,000 blocks"));
+    }
+    if let Some(n) = r.json.get("num_hidden_layers").and_then(Value::as_u64) {
+        if n != kinds.len() as u64 {
+            return Err(bad(kinds.len().to_string(), "must have one block per layer (num_hidden_layers)"));
+        }
+    }
+    let mut mixers = Vec::with_capacity(kinds.len());
+    let mut mlps = Vec::with_capacity(kinds.len());
+    for kind in &kinds {
+        let (mixer, mlp) = match kind.as_str() {
+            "M" | "mamba" | "linear_attention" => (LayerAttention::Linear, LayerMlp::Absent),
+            "*" | "attention" | "full_attention" => (LayerAttention::Full, LayerMlp::Absent),
+            "-" | "mlp" => (LayerAttention::Absent, LayerMlp::Dense),
+            "E" | "moe" => (LayerAttention::Absent, LayerMlp::Moe),
+            other => {
+                return Err(bad(format!("'{other}'"), "blocks are M (Mamba-2), * (attention), - (MLP) or E (MoE)"))
+            }
+        };
+        mixers.push(mixer);
+        mlps.push(mlp);
+    }
+    Ok((mixers, mlps))
+}
+
+/// Granite 4.0's layers: `layer_types` of `mamba` and `attention` (all Mamba-2 when absent, as
+/// `GraniteMoeHybridConfig` defaults), each with the shared MLP and maybe the experts.
+fn granite_layers(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), ConfigError> {
+    let family = Family::GraniteMoeHybrid;
+    let layers = r.req_u64(&["num_hidden_layers"], family, MAX_LAYERS)?;
+    let mixers = match r.json.get("layer_types") {
+        None | Some(Value::Null) => vec![LayerAttention::Linear; layers as usize],
+        Some(Value::Array(types)) => {
+            let bad = |value: String, reason| ConfigError::BadValue {
+                source_name: r.source_name.to_string(),
+                field: "layer_types",
+                value,
+                reason,
+            };
+            if types.len() as u64 != layers {
+                return Err(bad(types.len().to_string(), "must list one type per layer (num_hidden_layers)"));
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    Some("mamba") => Ok(LayerAttention::Linear),
+                    Some("attention") => Ok(LayerAttention::Full),
+                    _ => Err(bad(t.to_string(), "layer types are \"mamba\" or \"attention\"")),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Some(other) => {
+            return Err(ConfigError::BadValue {
+                source_name: r.source_name.to_string(),
+                field: "layer_types",
+                value: other.to_string(),
+                reason: "expected a list of \"mamba\" and \"attention\"",
+            })
+        }
+    };
+    let mlp = if granite_experts(r) > 0 { LayerMlp::Moe } else { LayerMlp::Dense };
+    Ok((mixers, vec![mlp; layers as usize]))
+}
+
+/// Granite 4.0's routed experts per layer: `num_local_experts`, 0 in the dense checkpoints, 8
+/// when absent (`GraniteMoeHybridConfig`'s default).
+pub(super) fn granite_experts(r: &Reader) -> u64 {
+    r.json.get("num_local_experts").and_then(Value::as_u64).unwrap_or(8)
+}
+
+/// The Mamba-2 shape, with each family's field names and class defaults.
+fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
+    let hidden = r.req_u64(&["hidden_size"], family, MAX_DIM)?;
+    let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
+    let la = match family {
+        Family::NemotronH => LinearAttention {
+            kind: LinearKind::Mamba2,
+            num_key_heads: field(&["n_groups", "mamba_n_groups"], 8)?,
+            key_head_dim: field(&["ssm_state_size"], 128)?,
+            num_value_heads: field(&["mamba_num_heads"], 128)?,
+            value_head_dim: field(&["mamba_head_dim"], 64)?,
+            conv_kernel: field(&["conv_kernel", "mamba_d_conv"], 4)?,
+            split_projections: false,
+            // vLLM reads `mamba_ssm_cache_dtype`, else float32 (`NemotronHForCausalLMConfig`).
+            state_fp32: r.str("mamba_ssm_cache_dtype").is_none_or(|d| d == "float32"),
+            conv_bias: r.bool_or("use_conv_bias", r.bool_or("mamba_conv_bias", true)),
+            proj_bias: r.bool_or("use_bias", false),
+            chunk_size: field(&["chunk_size", "mamba_chunk_size"], 128)?,
+        },
+        _ => {
+            let heads = field(&["mamba_n_heads"], 128)?;
+            let width = field(&["mamba_expand"], 2)? * hidden;
+            let head_dim = match r.json.get("mamba_d_head") {
+                Some(Value::Number(_)) => field(&["mamba_d_head"], 0)?,
+                _ => width / heads,
+            };
+            if heads * head_dim != width {
+                return Err(r.bad(
+                    "mamba_n_heads",
+                    heads,
+                    "mamba_n_heads · mamba_d_head must equal mamba_expand · hidden_size",
+                ));
+            }
+            LinearAttention {
+                kind: LinearKind::Mamba2,
+                num_key_heads: field(&["mamba_n_groups"], 1)?,
+                key_head_dim: field(&["mamba_d_state"], 256)?,
+                num_value_heads: heads,
+                value_head_dim: head_dim,
+                conv_kernel: field(&["mamba_d_conv"], 4)?,
+                split_projections: false,
+                // No vLLM override: the state takes the model dtype.
+                state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
+                conv_bias: r.bool_or("mamba_conv_bias", true),
+                proj_bias: r.bool_or("mamba_proj_bias", false),
+                chunk_size: field(&["mamba_chunk_size"], 256)?,
+            }
+        }
+    };
+    if la.conv_kernel < 2 {
+        let field = if family == Family::NemotronH { "conv_kernel" } else { "mamba_d_conv" };
+        return Err(r.bad(field, la.conv_kernel, "a causal convolution needs at least 2 taps"));
+    }
+    Ok(la)
+}
