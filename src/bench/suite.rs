@@ -3,7 +3,7 @@
 //! that fails (out of memory, a wrong result, a launch error) is recorded and the next one runs.
 
 use super::stats::Summary;
-use crate::gpu::workload::{BandwidthOp, GemmDtype, PrefillKernel};
+use crate::gpu::workload::{BandwidthOp, DecodeKernel, GemmDtype, PrefillKernel};
 use crate::gpu::{Check, Gpu, Workload};
 use serde::Serialize;
 
@@ -37,6 +37,8 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         head_dim: 128,
         kernel,
     };
+    let decode =
+        |kernel| Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128, kernel };
     let mut w = vec![
         Workload::Bandwidth { op: BandwidthOp::Copy, bytes: bw },
         Workload::Bandwidth { op: BandwidthOp::Read, bytes: bw },
@@ -45,7 +47,8 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         prefill(PrefillKernel::Br64, 32),
         prefill(PrefillKernel::Br128, 32),
         prefill(PrefillKernel::W32, 32),
-        Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128 },
+        decode(DecodeKernel::Split),
+        decode(DecodeKernel::V2),
         Workload::GemvInt4 { n: 28672, k: 8192 },
         Workload::GemvInt4Q8 { n: 28672, k: 8192 },
         Workload::GemvInt4V2 { n: 28672, k: 8192 },
@@ -60,7 +63,7 @@ pub fn workloads(quick: bool) -> Vec<Workload> {
         Workload::AdamW { n: 64 << 20 },
     ];
     if !quick {
-        w.insert(11, Workload::Gemm { dtype: GemmDtype::Fp32, m: 8192, n: 8192, k: 8192 });
+        w.insert(12, Workload::Gemm { dtype: GemmDtype::Fp32, m: 8192, n: 8192, k: 8192 });
         w.insert(5, prefill(PrefillKernel::Br64, 8));
     }
     w
@@ -204,6 +207,18 @@ mod tests {
             assert!(names.iter().any(|n| n.starts_with(want)), "{want} missing from {names:?}");
         }
         assert!(workloads(false).len() > workloads(true).len());
+    }
+
+    /// The decode candidate runs right after the kernel it would replace, in both schedules.
+    #[test]
+    fn the_suite_runs_decode_v2_after_the_split_kernel() {
+        for quick in [true, false] {
+            let names: Vec<String> = workloads(quick).iter().map(|w| w.name()).collect();
+            let at = |n: &str| names.iter().position(|x| x == n);
+            let v1 = at("attention decode b8 h32/8 ctx 8192");
+            assert!(v1.is_some(), "{names:?}");
+            assert_eq!(at("attention decode v2 b8 h32/8 ctx 8192"), v1.map(|i| i + 1), "{names:?}");
+        }
     }
 
     /// Every GEMM type of issue 5, fp8 right after int8 in both schedules.

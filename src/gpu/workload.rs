@@ -100,6 +100,30 @@ impl PrefillKernel {
     }
 }
 
+/// Which decode attention kernels of `kernels/attention_decode.cu` a case runs (its header
+/// describes each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecodeKernel {
+    /// `attn_decode_split_g{G}` over 256-key splits, then `attn_decode_reduce`: two launches.
+    Split,
+    /// `attn_decode_v2_g{G}`: 512-key splits, K and V streamed through shared memory with
+    /// cp.async, scores and P·V on tensor cores, the last split block of each (sequence, KV head)
+    /// merges the splits: one launch, sm_80+ (a candidate).
+    V2,
+}
+
+impl DecodeKernel {
+    /// The word the case name carries before the shape: none for `Split`, whose name recorded
+    /// profiles and scripts/device-check.sh already use.
+    fn name_tag(self) -> &'static str {
+        match self {
+            DecodeKernel::Split => "",
+            DecodeKernel::V2 => "v2 ",
+        }
+    }
+}
+
 /// One benchmark case. Sizes are element counts unless a name says bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -108,8 +132,8 @@ pub enum Workload {
     Bandwidth { op: BandwidthOp, bytes: u64 },
     /// C = A·B, m×k by k×n, through cuBLAS (fp8: cuBLASLt).
     Gemm { dtype: GemmDtype, m: u64, n: u64, k: u64 },
-    /// One decode step of attention over a bf16 KV cache of `ctx` tokens.
-    AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64 },
+    /// One decode step of attention over a bf16 KV cache of `ctx` tokens, through `kernel`.
+    AttentionDecode { batch: u64, heads: u64, kv_heads: u64, ctx: u64, head_dim: u64, kernel: DecodeKernel },
     /// Causal prefill attention, bf16, `seq` tokens, through `kernel`.
     AttentionPrefill { batch: u64, heads: u64, kv_heads: u64, seq: u64, head_dim: u64, kernel: PrefillKernel },
     /// y = W·x with 4-bit weights (group 128, fp16 scales), n rows × k.
@@ -154,8 +178,9 @@ impl Workload {
             Workload::Bandwidth { op, .. } => format!("bandwidth {}", format!("{op:?}").to_lowercase()),
             Workload::Gemm { dtype, m, n, k } if m == n && n == k => format!("gemm {} {m}³", dtype.key()),
             Workload::Gemm { dtype, m, n, k } => format!("gemm {} {m}×{n}×{k}", dtype.key()),
-            Workload::AttentionDecode { batch, heads, kv_heads, ctx, .. } => {
-                format!("attention decode b{batch} h{heads}/{kv_heads} ctx {ctx}")
+            Workload::AttentionDecode { batch, heads, kv_heads, ctx, kernel, .. } => {
+                let tag = kernel.name_tag();
+                format!("attention decode {tag}b{batch} h{heads}/{kv_heads} ctx {ctx}")
             }
             Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, kernel } => {
                 let tag = kernel.name_tag();
@@ -178,7 +203,9 @@ impl Workload {
             Workload::Bandwidth { op: BandwidthOp::Copy, bytes } => 2 * bytes,
             Workload::Bandwidth { bytes, .. } => bytes,
             Workload::Gemm { dtype, m, n, k } => dtype.bytes() * (m * k + k * n) + dtype.accounted_out_bytes() * m * n,
-            Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
+            // K and V once, q read and o written; the same for every kernel (v2's workspace traffic
+            // is not counted, as v1's is not).
+            Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim, .. } => {
                 2 * (2 * batch * kv_heads * ctx * head_dim + 2 * batch * heads * head_dim)
             }
             Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
@@ -283,6 +310,21 @@ mod tests {
             kernel: PrefillKernel::W32,
         };
         assert_eq!(serde_json::to_value(w).unwrap()["kernel"], "w32");
+    }
+
+    /// scripts/device-check.sh finds the decode kernels by these names; both count the same bytes:
+    /// K and V, 2·2·8·8·8192·128 = 268,435,456, plus q and o, 2·2·8·32·128 = 131,072.
+    #[test]
+    fn decode_kernels_keep_distinct_names_and_the_same_bytes() {
+        let w =
+            |kernel| Workload::AttentionDecode { batch: 8, heads: 32, kv_heads: 8, ctx: 8192, head_dim: 128, kernel };
+        assert_eq!(w(DecodeKernel::Split).name(), "attention decode b8 h32/8 ctx 8192");
+        assert_eq!(w(DecodeKernel::V2).name(), "attention decode v2 b8 h32/8 ctx 8192");
+        assert_eq!(w(DecodeKernel::Split).bytes(), 268_435_456 + 131_072);
+        assert_eq!(w(DecodeKernel::V2).bytes(), w(DecodeKernel::Split).bytes());
+        assert_eq!(w(DecodeKernel::V2).flops(), w(DecodeKernel::Split).flops());
+        assert_eq!(w(DecodeKernel::V2).bound(), Bound::Memory);
+        assert_eq!(serde_json::to_value(w(DecodeKernel::V2)).unwrap()["kernel"], "v2");
     }
 
     #[test]

@@ -106,6 +106,22 @@ pub(crate) fn decode(batch: u64, heads: u64, kv_heads: u64, ctx: u64) -> (Launch
     (split, reduce, splits)
 }
 
+/// Keys per block of `attn_decode_v2_g{G}` (`DV2_CHUNK`: 4 warps × 8 steps of 16 keys).
+pub(crate) const DECODE_V2_CHUNK: u64 = 512;
+/// Its dynamic shared memory (`DV2_SMEM_BYTES`): per warp, 3 stages of 16 keys of K and of V,
+/// 256 bytes a key row: 4 · 3 · 2 · 16 · 256 = 96 KiB, so two blocks share an H100's 228 KiB.
+pub(crate) const DECODE_V2_SMEM: u32 = 4 * 3 * 2 * 16 * 256;
+
+/// The decode candidate `attn_decode_v2_g{G}`, one launch: grid (⌈ctx/512⌉, kv_heads, batch), 128
+/// threads, [`DECODE_V2_SMEM`]; and the split count. Its workspace: `ws_o` f32
+/// `[batch][heads][splits][128]`, `ws_ml` f32 `[batch][heads][splits][2]` (as [`decode`]'s, with
+/// these splits) and the arrival counters u32 `[batch][kv_heads]`, zero before the first launch
+/// (each launch leaves them zero).
+pub(crate) fn decode_v2(batch: u64, kv_heads: u64, ctx: u64) -> (LaunchConfig, u64) {
+    let splits = ctx.div_ceil(DECODE_V2_CHUNK);
+    (cfg((splits as u32, kv_heads as u32, batch as u32), 128, DECODE_V2_SMEM), splits)
+}
+
 /// `validate`'s decode partials in one workspace buffer: `ws_o` f32 `[batch][heads][splits][d]` at
 /// offset 0, then `ws_ml` f32 `[batch][heads][splits][2]`, laid out for the most splits the cache
 /// can need, ⌈cap/256⌉. Returns (offset of `ws_ml`, bytes of both) — the bytes are
@@ -217,6 +233,11 @@ mod tests {
         assert_eq!(gemv_v2(28672, 8192, 132).unwrap().shared_mem_bytes, 33_792);
         let (s, r, splits) = decode(2, 32, 8, 700);
         assert_eq!((s.grid_dim, r.grid_dim, splits), ((3, 8, 2), (32, 2, 1), 3));
+        // v2 at the bench's shape: 16 splits × 8 KV heads × 8 sequences = 1,024 blocks; 700 keys: a
+        // full split and one of 188.
+        let (v2, splits) = decode_v2(8, 8, 8192);
+        assert_eq!((v2.grid_dim, v2.block_dim.0, v2.shared_mem_bytes, splits), ((16, 8, 8), 128, 98_304, 16));
+        assert_eq!(decode_v2(2, 8, 700).1, 2);
         // log2(e) / √128 = 1.442695 / 11.313708
         assert!((attn_scale_log2(128) - 0.127_517_43).abs() < 1e-6);
     }
@@ -228,6 +249,19 @@ mod tests {
         for k in [PrefillKernel::Br64, PrefillKernel::Br128, PrefillKernel::W32] {
             assert!(src.contains(&format!(" {}(", k.entry())), "{} missing from attention_prefill.cu", k.entry());
         }
+    }
+
+    /// The decode candidate's entry points, chunk and shared memory are those of the kernel source.
+    #[test]
+    fn decode_v2_matches_the_kernel_source() {
+        let src = crate::gpu::kernels::family("attention_decode").unwrap().source;
+        for g in [1, 2, 4, 8] {
+            assert!(src.contains(&format!("\nDEC_V2({g})\n")), "attn_decode_v2_g{g} missing from attention_decode.cu");
+        }
+        for line in ["#define DV2_WARPS 4", "#define DV2_STEP 16", "#define DV2_CHUNK 512", "#define DV2_STAGES 3"] {
+            assert!(src.contains(line), "{line} missing from attention_decode.cu");
+        }
+        assert_eq!(DECODE_V2_CHUNK, 4 * 8 * 16);
     }
 
     /// Llama-2-7B decode partials at batch 2, context 4096, and a call over fewer keys.

@@ -4,7 +4,7 @@
 use super::launch::{self, cfg};
 use super::{Arg, CudaGpu, GemmCall, Step};
 use crate::gpu::reference::{self as r, AttnShape, Rng};
-use crate::gpu::workload::{BandwidthOp, GemmDtype, Workload};
+use crate::gpu::workload::{BandwidthOp, DecodeKernel, GemmDtype, Workload};
 use crate::gpu::{Check, GpuError};
 use cudarc::driver::CudaSlice;
 
@@ -39,35 +39,38 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
         Workload::Gemm { dtype, m, n, k } => {
             vec![Step::Gemm(GemmCall::packed(dtype, m as i32, n as i32, k as i32, p[0], p[1], p[2]))]
         }
-        // p: q, k, v, ws_o, ws_ml, o
-        Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
+        // p: q, k, v, ws_o, ws_ml, o (v2: then cnt)
+        Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim, kernel } => {
             let gsize = heads / kv_heads;
             if head_dim != 128 || ![1, 2, 4, 8].contains(&gsize) || heads % kv_heads != 0 {
                 return Err(GpuError::Unsupported(format!(
                     "decode attention with head_dim {head_dim}, {gsize} heads per KV head"
                 )));
             }
-            let (split_cfg, reduce_cfg, splits) = launch::decode(batch, heads, kv_heads, ctx);
-            let split = gpu.function("attention_decode", &format!("attn_decode_split_g{gsize}"))?;
-            let reduce = gpu.function("attention_decode", "attn_decode_reduce")?;
             let scale = launch::attn_scale_log2(head_dim);
-            vec![
-                s(
-                    split,
-                    split_cfg,
+            let (q, k, v, ws_o, ws_ml, o) = (Ptr(p[0]), Ptr(p[1]), Ptr(p[2]), Ptr(p[3]), Ptr(p[4]), Ptr(p[5]));
+            // The cache holds exactly `ctx` rows per (sequence, KV head): cap = ctx.
+            let keys = I32(ctx as i32);
+            match kernel {
+                DecodeKernel::Split => {
+                    let (split_cfg, reduce_cfg, splits) = launch::decode(batch, heads, kv_heads, ctx);
+                    let split = gpu.function("attention_decode", &format!("attn_decode_split_g{gsize}"))?;
+                    let reduce = gpu.function("attention_decode", "attn_decode_reduce")?;
                     vec![
-                        Ptr(p[0]),
-                        Ptr(p[1]),
-                        Ptr(p[2]),
-                        Ptr(p[3]),
-                        Ptr(p[4]),
-                        I32(ctx as i32),
-                        I32(ctx as i32),
-                        F32(scale),
-                    ],
-                ),
-                s(reduce, reduce_cfg, vec![Ptr(p[3]), Ptr(p[4]), Ptr(p[5]), I32(splits as i32)]),
-            ]
+                        s(split, split_cfg, vec![q, k, v, ws_o, ws_ml, keys, keys, F32(scale)]),
+                        s(reduce, reduce_cfg, vec![ws_o, ws_ml, o, I32(splits as i32)]),
+                    ]
+                }
+                DecodeKernel::V2 => {
+                    if gpu.info.compute_capability < (8, 0) {
+                        return Err(GpuError::Unsupported("decode attention v2 (needs sm_80+)".into()));
+                    }
+                    let (c, _) = launch::decode_v2(batch, kv_heads, ctx);
+                    let name = format!("attn_decode_v2_g{gsize}");
+                    let f = gpu.function_with_smem("attention_decode", &name, c.shared_mem_bytes)?;
+                    vec![s(f, c, vec![q, k, v, ws_o, ws_ml, Ptr(p[6]), o, keys, keys, F32(scale)])]
+                }
+            }
         }
         // p: q, k, v, o
         Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, kernel } => {
@@ -162,7 +165,8 @@ fn steps(gpu: &mut CudaGpu, w: &Workload, p: &[u64]) -> Result<Vec<Step>, GpuErr
 
 const ADAMW: r::AdamW = r::AdamW { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, step: 3 };
 
-/// The buffers of a workload: (bytes, fill kind, fill scale) in the order `steps` expects.
+/// The buffers of a workload: (bytes, fill kind, fill scale) in the order `steps` expects; kind
+/// "none" is left as allocated, "zero" is cleared.
 fn buffers(w: &Workload) -> Vec<(u64, &'static str, f32)> {
     match *w {
         Workload::Bandwidth { bytes, .. } => vec![(bytes, "u32", 0.0), (bytes, "u32", 0.0)],
@@ -177,16 +181,23 @@ fn buffers(w: &Workload) -> Vec<(u64, &'static str, f32)> {
             let out = dtype.out_bytes();
             vec![(m * k * dtype.bytes(), kind, 1.0), (k * n * dtype.bytes(), kind, 1.0), (m * n * out, "none", 0.0)]
         }
-        Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim } => {
-            let splits = ctx.div_ceil(256);
-            vec![
+        Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim, kernel } => {
+            let splits = match kernel {
+                DecodeKernel::Split => launch::decode(batch, heads, kv_heads, ctx).2,
+                DecodeKernel::V2 => launch::decode_v2(batch, kv_heads, ctx).1,
+            };
+            let mut b = vec![
                 (2 * batch * heads * head_dim, "bf16", 1.0),
                 (2 * batch * kv_heads * ctx * head_dim, "bf16", 1.0),
                 (2 * batch * kv_heads * ctx * head_dim, "bf16", 1.0),
                 (4 * batch * heads * splits * head_dim, "none", 0.0),
                 (8 * batch * heads * splits, "none", 0.0),
                 (2 * batch * heads * head_dim, "none", 0.0),
-            ]
+            ];
+            if kernel == DecodeKernel::V2 {
+                b.push((4 * batch * kv_heads, "zero", 0.0)); // the arrival counters
+            }
+            b
         }
         Workload::AttentionPrefill { batch, heads, kv_heads, seq, head_dim, .. } => {
             let (q, kv) = (2 * batch * heads * seq * head_dim, 2 * batch * kv_heads * seq * head_dim);
@@ -220,9 +231,11 @@ pub(super) fn full(gpu: &mut CudaGpu, w: &Workload, seed: u32) -> Result<(Bufs, 
     let mut bufs = Vec::new();
     let mut ptrs = Vec::new();
     for (i, (bytes, kind, scale)) in buffers(w).into_iter().enumerate() {
-        let (b, p) = gpu.alloc(&format!("{} buffer {i}", w.name()), bytes)?;
-        if kind != "none" {
-            gpu.fill(p, bytes, kind, seed * 16 + i as u32, scale)?;
+        let (mut b, p) = gpu.alloc(&format!("{} buffer {i}", w.name()), bytes)?;
+        match kind {
+            "none" => {}
+            "zero" => gpu.stream.memset_zeros(&mut b).map_err(|e| GpuError::driver("cuMemsetD8", e))?,
+            _ => gpu.fill(p, bytes, kind, seed * 16 + i as u32, scale)?,
         }
         bufs.push(b);
         ptrs.push(p);
@@ -321,7 +334,7 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             };
             Ok(verdict("cpu reference (exact small integers)", &got, &want, 1.0, 1e-6))
         }
-        Workload::AttentionDecode { heads, kv_heads, head_dim, .. } => {
+        Workload::AttentionDecode { heads, kv_heads, head_dim, kernel, .. } => {
             let s = AttnShape {
                 batch: 2,
                 heads: heads.min(16) as usize,
@@ -330,28 +343,20 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
                 head_dim: head_dim as usize,
             };
             let s = AttnShape { kv_heads: s.heads / (heads / kv_heads) as usize, ..s };
-            let (q, k, v) = (
-                rng.bf16_values(s.batch * s.heads * s.head_dim, 1.0),
-                rng.bf16_values(s.batch * s.kv_heads * s.seq * s.head_dim, 1.0),
-                rng.bf16_values(s.batch * s.kv_heads * s.seq * s.head_dim, 1.0),
-            );
-            let want = r::attention_decode(&q, &k, &v, s);
-            let small = Workload::AttentionDecode {
-                batch: 2,
-                heads: s.heads as u64,
-                kv_heads: s.kv_heads as u64,
-                ctx: 700,
-                head_dim,
+            // v2 runs a second call, over 1,040 keys (a last split of 16 keys, where three of the
+            // four warps have none), on the arrival counters the first call must leave at zero.
+            let seqs: &[usize] = match kernel {
+                DecodeKernel::Split => &[700],
+                DecodeKernel::V2 => &[700, 1040],
             };
-            let splits = 700usize.div_ceil(256);
-            let (_q, pq) = gpu.upload(&bf16s(&q))?;
-            let (_k, pk) = gpu.upload(&bf16s(&k))?;
-            let (_v, pv) = gpu.upload(&bf16s(&v))?;
-            let (_wo, pwo) = gpu.upload(&vec![0f32; s.batch * s.heads * splits * s.head_dim])?;
-            let (_wm, pwm) = gpu.upload(&vec![0f32; s.batch * s.heads * splits * 2])?;
-            let (o, po) = gpu.upload(&vec![0u16; s.batch * s.heads * s.head_dim])?;
-            run(gpu, &small, &[pq, pk, pv, pwo, pwm, po])?;
-            Ok(verdict("cpu reference", &from_bf16(&gpu.download(&o)?), &want, 0.02, 0.05))
+            let (_c, pc) = gpu.upload(&vec![0u32; s.batch * s.kv_heads])?;
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for &seq in seqs {
+                let (g, w) = decode_once(gpu, &mut rng, AttnShape { seq, ..s }, kernel, pc)?;
+                got.extend(g);
+                want.extend(w);
+            }
+            Ok(verdict("cpu reference", &got, &want, 0.02, 0.05))
         }
         Workload::AttentionPrefill { heads, kv_heads, head_dim, kernel, .. } => {
             let g = (heads / kv_heads).max(1) as usize;
@@ -471,6 +476,34 @@ pub(super) fn check(gpu: &mut CudaGpu, w: &Workload) -> Result<Check, GpuError> 
             Ok(verdict("cpu reference", &gpu.download(&pb)?, &p, 1e-3, 1e-4))
         }
     }
+}
+
+/// One decode call through `kernel` on fresh random q, K and V of shape `s` (K and V hold exactly
+/// `s.seq` rows), with v2's arrival counters at `cnt`: the output and the CPU reference.
+fn decode_once(
+    gpu: &mut CudaGpu,
+    rng: &mut Rng,
+    s: AttnShape,
+    kernel: DecodeKernel,
+    cnt: u64,
+) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
+    let (q, k, v) = (
+        rng.bf16_values(s.batch * s.heads * s.head_dim, 1.0),
+        rng.bf16_values(s.batch * s.kv_heads * s.seq * s.head_dim, 1.0),
+        rng.bf16_values(s.batch * s.kv_heads * s.seq * s.head_dim, 1.0),
+    );
+    let want = r::attention_decode(&q, &k, &v, s);
+    let (batch, heads, kv_heads, ctx) = (s.batch as u64, s.heads as u64, s.kv_heads as u64, s.seq as u64);
+    let small = Workload::AttentionDecode { batch, heads, kv_heads, ctx, head_dim: s.head_dim as u64, kernel };
+    let splits = launch::decode(batch, heads, kv_heads, ctx).2; // at least v2's
+    let (_q, pq) = gpu.upload(&bf16s(&q))?;
+    let (_k, pk) = gpu.upload(&bf16s(&k))?;
+    let (_v, pv) = gpu.upload(&bf16s(&v))?;
+    let (_wo, pwo) = gpu.upload(&vec![0f32; s.batch * s.heads * splits as usize * s.head_dim])?;
+    let (_wm, pwm) = gpu.upload(&vec![0f32; s.batch * s.heads * splits as usize * 2])?;
+    let (o, po) = gpu.upload(&vec![0u16; s.batch * s.heads * s.head_dim])?;
+    run(gpu, &small, &[pq, pk, pv, pwo, pwm, po, cnt])?;
+    Ok((from_bf16(&gpu.download(&o)?), want))
 }
 
 /// FP8: A (stored k×m, row i of A contiguous) and B (k×n) hold random E4M3 bytes made as
