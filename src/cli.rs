@@ -262,8 +262,9 @@ pub struct PlanArgs {
     #[arg(long)]
     pub logits_all: bool,
     /// vLLM: prefix caching off (`--no-enable-prefix-caching`; vLLM before 0.11 always ran
-    /// hybrid linear-attention models so). With it on, the default, a hybrid model's request
-    /// holds two state pages per linear-attention layer ("align" mode), one without.
+    /// hybrid models so). With it on, the default, a Gated DeltaNet hybrid's request holds two
+    /// state pages per recurrent layer ("align" mode) and a Mamba-2 hybrid's one per block of
+    /// context ("all" mode); without it, one.
     #[arg(long)]
     pub no_prefix_caching: bool,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that

@@ -329,3 +329,19 @@ fn hybrid_cache_grows_only_in_attention_layers() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("recurrent (Gated DeltaNet or Mamba-2)"));
 }
+
+/// vLLM (0.20 on) refuses to start a hybrid whose pool holds fewer recurrent-state blocks than
+/// `max_num_seqs` (each running sequence holds one): Nemotron 3 Nano on an H100 at vLLM's
+/// default of 1,024 sequences does not start, at 256 it does; the basis names the fix.
+#[test]
+fn vllm_refuses_more_sequences_than_state_blocks() {
+    let plan = |extra: &str| {
+        plan_json(&format!("nemotron-3-nano-30b-a3b --engine vllm --gpu h100-sxm --context 32768{extra}"))
+    };
+    let default = plan("");
+    assert_eq!(default.pointer("/fit/fits"), Some(&serde_json::json!(false)));
+    let basis = default["basis"].as_array().unwrap();
+    let refusal = basis.iter().find(|b| b["name"] == "vLLM cannot start").expect("a 'vLLM cannot start' line");
+    assert!(refusal["source"].as_str().unwrap().contains("--max-num-seqs"), "{refusal}");
+    assert_eq!(plan(" --max-num-seqs 256").pointer("/fit/fits"), Some(&serde_json::json!(true)));
+}

@@ -105,7 +105,7 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     // Input errors that no setup can fix surface here, not as an empty sweep.
     plan_report_on(&model, &args.plan, None, calibration.as_ref())?;
     if let Some(gib) = args.plan.in_use {
-        let largest = GpuCatalog::builtin().iter().map(|g| g.memory_bytes()).max().unwrap_or(0);
+        let largest = GpuCatalog::builtin().iter().map(|g| g.usable_bytes()).max().unwrap_or(0);
         ensure!(
             gib * ((1u64 << 30) as f64) < largest as f64,
             "--in-use {gib:.3} is more than any catalog GPU holds ({:.2} GiB at most)",

@@ -4,6 +4,7 @@ use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
 use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
+use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
@@ -63,8 +64,9 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
 /// recurrent block) or headroom's engine (attention layers only).
 pub fn runs_model(engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyhow::Result<()> {
     let hybrid_ok = matches!(engine, Engine::Hf | Engine::Vllm | Engine::LlamaCpp | Engine::Bare);
+    let hybrid_family = matches!(spec.family, Family::NemotronH | Family::GraniteMoeHybrid);
     anyhow::ensure!(
-        spec.linear_attention.is_none() || hybrid_ok,
+        (spec.linear_attention.is_none() && !hybrid_family) || hybrid_ok,
         "--engine {}: {} has recurrent (Gated DeltaNet or Mamba-2) layers, which it does not implement; use --engine hf, vllm or llama.cpp",
         engine.id(),
         spec.id

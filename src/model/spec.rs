@@ -270,6 +270,18 @@ impl LinearAttention {
         self.conv_dim() * (self.conv_kernel - 1)
     }
 
+    /// One of `tp` tensor-parallel ranks' share: (key width, value width, value heads). Heads are
+    /// divided among the ranks; Mamba-2 with fewer groups than ranks (a single group) gives every
+    /// rank the whole group, as vLLM pads the groups to `tp` (`extra_groups_for_head_shards`).
+    pub fn per_rank(&self, tp: u64) -> (u64, u64, u64) {
+        let tp = tp.min(self.num_value_heads).max(1);
+        let groups = match self.kind {
+            LinearKind::Mamba2 if self.num_key_heads % tp != 0 => tp,
+            _ => self.num_key_heads,
+        };
+        (groups * self.key_head_dim / tp, self.value_dim() / tp, self.num_value_heads / tp)
+    }
+
     /// Output rows of the fused input projection: DeltaNet's `in_proj_qkvz` (q, k, v, z), or
     /// Mamba-2's `in_proj` (z, x, B, C and one dt per head).
     pub fn fused_in_rows(&self) -> u64 {
@@ -372,7 +384,8 @@ pub struct ModelSpec {
     /// One entry per layer.
     pub layer_mlp: Vec<LayerMlp>,
     pub mla: Option<Mla>,
-    /// The shape of the `LayerAttention::Linear` layers (Qwen3-Next's Gated DeltaNet).
+    /// The shape of the `LayerAttention::Linear` layers (Qwen3-Next's Gated DeltaNet,
+    /// Nemotron-H's Mamba-2).
     pub linear_attention: Option<LinearAttention>,
     pub moe: Option<Moe>,
     /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
@@ -413,6 +426,15 @@ impl ModelSpec {
     pub fn attention_layers(&self) -> u64 {
         let attends = |a: &&LayerAttention| matches!(a, LayerAttention::Full | LayerAttention::Sliding { .. });
         self.layer_attention.iter().filter(attends).count() as u64
+    }
+
+    /// Token mixers and MLPs over all layers: 2 per layer, except in Nemotron-H, whose blocks hold
+    /// one each. Each ends in an all-reduce under tensor parallelism and costs about half a
+    /// transformer layer's kernels (Nemotron-H-8B: 52 blocks, 52 sublayers; Llama-2-7B: 64).
+    pub fn sublayers(&self) -> u64 {
+        let mixers = self.layer_attention.iter().filter(|a| **a != LayerAttention::Absent).count();
+        let mlps = self.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count();
+        (mixers + mlps) as u64
     }
 
     /// Linear-attention (Gated DeltaNet, Mamba-2) layers: no KV cache, a fixed state per sequence.

@@ -120,7 +120,7 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
             _ => "whole prompt × batch in one forward",
         },
     );
-    basis.add("activation peak moment", moment, "largest live set: attention, MLP or logits");
+    basis.add("activation peak moment", moment, "largest live set: attention, linear attention / Mamba, MLP or logits");
     ActivationPeak { bytes: Bytes(bytes), moment }
 }
 
@@ -219,12 +219,10 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
 /// and C, the scan's fp32 chunk states (`t/chunk · heads · head_dim · d_state`), its fp32
 /// within-chunk `C·Bᵀ` (`t · groups · chunk`) and per-head `dt` and cumulative decay, the output
 /// and the gated norm's output.
-///
 fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
     let Some(la) = req.spec.linear_attention else { return 0 };
     let a = act_bytes(req.engine);
-    let tp = req.tp.min(la.num_value_heads).max(1);
-    let (k, v, heads) = (la.key_dim() / tp, la.value_dim() / tp, la.num_value_heads / tp);
+    let (k, v, heads) = la.per_rank(req.tp);
     let stream = stream_values(req, t);
     match la.kind {
         LinearKind::GatedDeltaNet => {
@@ -238,11 +236,11 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
         }
         LinearKind::Mamba2 => {
             let chunk = la.chunk_size;
-            let projections = t * la.fused_in_rows() / tp;
+            let projections = t * (2 * v + 2 * k + heads);
             let convolved = t * (2 * k + v);
             let outputs = 2 * t * v;
             let scan = t.div_ceil(chunk) * heads * la.key_head_dim * la.value_head_dim * 4
-                + t * la.num_key_heads.div_ceil(tp) * chunk * 4
+                + t * (k / la.key_head_dim) * chunk * 4
                 + 2 * t * heads * 4;
             (stream + projections + convolved + outputs) * a + scan
         }
@@ -255,8 +253,8 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
 fn vllm_profile_linear_moment(req: &ActivationRequest, t: u64) -> u64 {
     match req.spec.linear_attention {
         Some(la) if la.kind == LinearKind::Mamba2 => {
-            let tp = req.tp.min(la.num_value_heads).max(1);
-            (stream_values(req, t) + t * la.fused_in_rows() / tp) * act_bytes(req.engine)
+            let (k, v, heads) = la.per_rank(req.tp);
+            (stream_values(req, t) + t * (2 * v + 2 * k + heads)) * act_bytes(req.engine)
         }
         _ => 0,
     }
@@ -391,6 +389,24 @@ mod tests {
         };
         assert_eq!(linear_attention_moment(&req, 16_384), 16_384 * 41_024 + 256 * 16 * 128 * 128 * 2);
         assert_eq!(linear_attention_moment(&req, 16_384), 806_354_944);
+    }
+
+    /// The Mamba-2 moment (Nemotron-Nano-9B-v2 in transformers, 4,096 tokens): per token the
+    /// stream, in_proj's 2·10,240 + 2·1,024 + 128 = 22,656 outputs, the convolved 12,288 and the
+    /// output and gated norm 2·10,240, in bf16; the scan's fp32 chunk states 32·128·80·128·4 B,
+    /// within-chunk C·Bᵀ 4,096·8·128·4 B and dt and decay 2·4,096·128·4 B. vLLM's profile run
+    /// holds the stream and in_proj's output only.
+    #[test]
+    fn mamba2_moment() {
+        let config = include_str!("../../data/models/nemotron-nano-9b-v2.json");
+        let spec = crate::model::config::parse_config(config, "n", "n").unwrap().spec;
+        let options = EngineOptions::default();
+        let req = ActivationRequest { has_output: false, ..request(&spec, Engine::Hf, &options, 4096) };
+        let stream = stream_values(&req, 4096);
+        let scan = 32 * 128 * 80 * 128 * 4 + 4096 * 8 * 128 * 4 + 2 * 4096 * 128 * 4;
+        assert_eq!(linear_attention_moment(&req, 4096), (stream + 4096 * (22_656 + 12_288 + 20_480)) * 2 + scan);
+        let vllm = ActivationRequest { engine: Engine::Vllm, ..req };
+        assert_eq!(vllm_profile_linear_moment(&vllm, 4096), (stream_values(&vllm, 4096) + 4096 * 22_656) * 2);
     }
 
     /// vLLM's sampler warm-up: 38 B per sequence and vocabulary entry at the sort, beside the

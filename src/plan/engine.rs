@@ -192,9 +192,9 @@ pub struct EngineOptions {
     /// hf: a plain forward over the whole prompt returning every position's logits (evaluation
     /// or loss computation) instead of `generate`, which keeps only the last position.
     pub logits_all_positions: bool,
-    /// vLLM prefix caching (on by default since vLLM's V1 engine). For hybrid linear-attention
-    /// models it runs in "align" mode: each request holds two state pages per linear-attention
-    /// layer group (`MambaSpec.max_memory_usage_bytes`: page × 2) instead of one.
+    /// vLLM prefix caching (on by default since vLLM's V1 engine). A request of a Gated DeltaNet
+    /// hybrid then holds two state pages per recurrent layer group ("align" mode), of a Mamba-2
+    /// hybrid one per block of context ("all" mode), instead of one (`MambaSpec.max_memory_usage_bytes`).
     pub prefix_caching: bool,
 }
 

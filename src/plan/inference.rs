@@ -403,8 +403,19 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
             max_concurrency,
         });
         // vLLM asks for utilization × the whole card and refuses to start when less is free.
-        let starts = budget.0 + worst.cuda_context.0 + in_use.0 <= capacity.0;
-        if !starts {
+        let mut starts = budget.0 + worst.cuda_context.0 + in_use.0 <= capacity.0;
+        let max_num_seqs = vllm_budget(req, Some(capacity)).1;
+        if let Some(blocks) = kv::vllm_hybrid_blocks(kv_req, pool).filter(|&b| b < max_num_seqs) {
+            starts = false;
+            plan.basis.push(super::Basis {
+                name: "vLLM cannot start".into(),
+                value: format!("max_num_seqs {max_num_seqs} > {blocks} recurrent-state blocks"),
+                source: format!(
+                    "every running sequence holds a state block and vLLM (0.20 on) refuses a max_num_seqs its pool cannot give one each: set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
+                ),
+            });
+        }
+        if budget.0 + worst.cuda_context.0 + in_use.0 > capacity.0 {
             plan.basis.push(super::Basis {
                 name: "vLLM cannot start".into(),
                 value: budget.0.to_string(),

@@ -108,17 +108,10 @@ fn state_storage(req: &KvRequest) -> StateStorage {
 }
 
 /// Conv channels and recurrent-state values of one sequence and layer on one of `tp` ranks
-/// (value heads and conv channels are divided among them). Mamba-2 with fewer groups than ranks
-/// (a single group) gives every rank the whole group: vLLM pads the groups to `tp`
-/// (`extra_groups_for_head_shards`), so B and C are replicated.
+/// (`LinearAttention::per_rank`: Granite 4.0 H Small at TP 2 keeps 4,096 + 2·128 channels).
 fn state_values_per_rank(la: &LinearAttention, tp: u64) -> (u64, u64) {
-    let tp = tp.min(la.num_value_heads).max(1);
-    let groups = match la.kind {
-        LinearKind::Mamba2 if la.num_key_heads % tp != 0 => tp,
-        _ => la.num_key_heads,
-    };
-    let channels = la.value_dim() + 2 * groups * la.key_head_dim;
-    (channels / tp, la.state_values() / tp)
+    let (k, v, heads) = la.per_rank(tp);
+    (2 * k + v, heads * la.key_head_dim * la.value_head_dim)
 }
 
 /// What one sequence's state takes in one linear-attention layer. vLLM stores it in a page of
@@ -146,7 +139,9 @@ enum StateCache {
 fn state_cache(req: &KvRequest) -> StateCache {
     match req.spec.linear_attention {
         Some(la) if req.engine == Engine::Vllm && req.options.prefix_caching => match la.kind {
-            LinearKind::Mamba2 => StateCache::PerBlock,
+            // (Blocks come from the attention layers; a model without them is not modelled so.)
+            LinearKind::Mamba2 if hybrid(req.spec) => StateCache::PerBlock,
+            LinearKind::Mamba2 => StateCache::One,
             LinearKind::GatedDeltaNet => StateCache::Align,
         },
         _ => StateCache::One,
@@ -271,7 +266,7 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
 /// 0.10, the same groups for every 3:1 model); one pool of
 /// blocks, each a page in every layer of a group, serves all groups; a request holds
 /// ⌈context / block⌉ blocks in each attention group and one block in each linear-attention
-/// group with prefix caching off, two with it on (`state_slots`). Qwen3-Next-80B-A3B at tensor
+/// group with prefix caching off, more with it on (`state_slots`). Qwen3-Next-80B-A3B at tensor
 /// parallel 2 on H200s (vLLM 0.10.2, prefix caching off for hybrids):
 /// 12 attention and 36 DeltaNet layers make 4 groups of 12; a 44.59 GiB pool of 544·1,024 B
 /// pages is ⌊44.59 GiB / 557,056 / 12⌋ = 7,162 blocks, ⌊7,162 / 4⌋·544 = 973,760 tokens and
@@ -286,18 +281,38 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
         let sequences = pool.0 / (state_slots(req) * state_bytes_per_layer(req) * linear).max(1);
         return (sequences * req.context, sequences as f64);
     }
-    if linear == 0 {
-        let blocks = pool.0 / (page * spec.num_layers).max(1);
+    let Some(blocks) = vllm_hybrid_blocks(req, pool) else {
+        let blocks = pool.0 / (page * attention).max(1);
         let tokens = blocks * bs;
         return (tokens, tokens as f64 / req.context as f64);
-    }
-    let (small, large) = (attention.min(linear), attention.max(linear));
-    let group = if 2 * large < 3 * small { large } else { small };
-    let (attention_groups, linear_groups) = (attention.div_ceil(group), linear.div_ceil(group));
-    let blocks = pool.0 / page / group;
+    };
+    let (_, attention_groups, linear_groups) = hybrid_groups(spec);
     let tokens = blocks / (attention_groups + linear_groups) * bs;
     let per_request = attention_groups * req.context.div_ceil(bs) + linear_groups * state_slots(req);
     (tokens, blocks as f64 / per_request as f64)
+}
+
+/// Layers per group of a hybrid's pool (the smaller layer count, or the larger when it is under
+/// 1.5× the smaller) and how many groups the attention and the recurrent layers fill.
+fn hybrid_groups(spec: &ModelSpec) -> (u64, u64, u64) {
+    let (attention, linear) = (spec.attention_layers(), spec.linear_layers());
+    let (small, large) = (attention.min(linear), attention.max(linear));
+    let group = if 2 * large < 3 * small { large } else { small }.max(1);
+    (group, attention.div_ceil(group), linear.div_ceil(group))
+}
+
+/// Blocks in a hybrid model's pool of `pool` bytes (each one page in every layer of a group),
+/// `None` for a model that is not a hybrid. Every running request holds at least one of them for
+/// its recurrent state, so vLLM (0.20 on) refuses to start when `max_num_seqs` exceeds them
+/// ("max_num_seqs exceeds available Mamba cache blocks", raised before CUDA-graph capture).
+pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
+    let spec = req.spec;
+    if !hybrid(spec) {
+        return None;
+    }
+    let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+    let (group, _, _) = hybrid_groups(spec);
+    Some(pool.0 / page.max(1) / group)
 }
 
 /// Records the per-token arithmetic in the basis.

@@ -26,7 +26,7 @@
 
 use super::ggml::GgmlType;
 use super::gguf::GgufFileType;
-use crate::model::spec::{Family, ModelSpec};
+use crate::model::spec::{Family, LayerAttention, LayerMlp, ModelSpec};
 use crate::model::tensors::{Part, Role, TensorDesc};
 
 use GgmlType as G;
@@ -67,6 +67,11 @@ fn category(role: Role) -> Category {
 /// The model facts the rules look at (llama.cpp `hparams` and `llm_type`).
 struct Model {
     n_layer: i64,
+    /// Layers with attention (llama.cpp's `n_attention_wv`: a hybrid's recurrent layers and
+    /// Nemotron-H's MLP blocks have no attn_v).
+    n_attention_wv: i64,
+    /// Layers with an MLP (Nemotron-H's mixer blocks have none).
+    n_mlp: i64,
     /// Routed experts (`hparams.n_expert`, 0 for dense models).
     n_expert: u64,
     /// n_head / n_head_kv.
@@ -87,6 +92,8 @@ impl Model {
             && ((llama_arch && n_expert != 8 && spec.num_kv_heads != spec.num_heads) || spec.family == Family::Qwen2);
         Model {
             n_layer: spec.num_layers as i64,
+            n_attention_wv: spec.attention_layers() as i64,
+            n_mlp: spec.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as i64,
             n_expert,
             n_gqa,
             falcon: spec.family == Family::Falcon,
@@ -106,12 +113,24 @@ fn use_more_bits(i: i64, n: i64) -> bool {
 fn ffn_down_index(spec: &ModelSpec, t: &TensorDesc) -> i64 {
     let layer = t.layer.unwrap_or(0) as u64;
     let Some(moe) = spec.moe else {
-        return layer as i64;
+        return layers_before(spec, layer, |l| spec.layer_mlp[l as usize] != LayerMlp::Absent);
     };
     let per_moe_layer = 1 + u64::from(moe.shared_intermediate_size > 0);
     let dense_before = layer.min(moe.first_dense_layers);
     let shexp = u64::from(t.role == Role::FfnDownShexp);
     (dense_before + (layer - dense_before) * per_moe_layer + shexp) as i64
+}
+
+/// Layers before `layer` that `holds`: a tensor's position among those of its kind.
+fn layers_before(spec: &ModelSpec, layer: u64, holds: impl Fn(u64) -> bool) -> i64 {
+    (0..layer.min(spec.num_layers)).filter(|&l| holds(l)).count() as i64
+}
+
+/// Position of an attention tensor among the attention layers (llama.cpp's `i_attention_wv`).
+fn attention_index(spec: &ModelSpec, t: &TensorDesc) -> i64 {
+    let attends =
+        |l: u64| matches!(spec.layer_attention[l as usize], LayerAttention::Full | LayerAttention::Sliding { .. });
+    layers_before(spec, t.layer.unwrap_or(0) as u64, attends)
 }
 
 /// The type llama.cpp falls back to when `ty`'s block does not divide the row length `cols`.
@@ -183,14 +202,15 @@ impl GgufFileType {
             return self.very_low_bit(default, cat, ffn_down_index(spec, t), &m);
         }
         match cat {
-            Category::AttnV => self.attn_v(default, layer, &m),
+            Category::AttnV => self.attn_v(default, attention_index(spec, t), &m),
             Category::AttnK if m.n_expert == 8 => G::Q8_0,
             Category::AttnK | Category::AttnQ => match self {
                 F::IQ3_XS => G::IQ3_XXS,
                 F::IQ3_XXS => G::IQ2_S,
                 _ => default,
             },
-            Category::FfnDown => self.ffn_down(default, layer, &m),
+            Category::FfnDown if m.n_expert == 0 => self.ffn_down(default, ffn_down_index(spec, t), m.n_mlp, &m),
+            Category::FfnDown => self.ffn_down(default, layer, m.n_layer, &m),
             Category::AttnOutput => self.attn_output(default, &m),
             Category::FfnGate | Category::FfnUp => {
                 let middle = layer >= m.n_layer / 8 && layer < 7 * m.n_layer / 8;
@@ -232,7 +252,7 @@ impl GgufFileType {
         }
     }
 
-    /// attn_v, attn_qkv, attn_kv_b; `i` is the layer (llama.cpp's `i_attention_wv`).
+    /// attn_v, attn_qkv, attn_kv_b; `i` is the attention layer (llama.cpp's `i_attention_wv`).
     fn attn_v(self, default: GgmlType, i: i64, m: &Model) -> GgmlType {
         let gqa4 = m.n_gqa >= 4;
         let mut ty = match self {
@@ -247,7 +267,7 @@ impl GgufFileType {
             F::Q3_K_M => G::Q4_K,
             F::Q3_K_L => G::Q5_K,
             F::IQ4_NL | F::IQ4_XS if gqa4 => G::Q5_K,
-            F::Q4_K_M | F::Q5_K_M if use_more_bits(i, m.n_layer) => G::Q6_K,
+            F::Q4_K_M | F::Q5_K_M if use_more_bits(i, m.n_attention_wv) => G::Q6_K,
             F::Q4_K_S if i < 4 => G::Q5_K,
             _ => default,
         };
@@ -260,9 +280,9 @@ impl GgufFileType {
         ty
     }
 
-    /// ffn_down and its expert variants; `i` is the layer.
-    fn ffn_down(self, default: GgmlType, i: i64, m: &Model) -> GgmlType {
-        let n = m.n_layer;
+    /// ffn_down and its expert variants; `i` of `n`: the ffn_down's position among the layers with
+    /// an MLP, or with experts the layer and the layer count (llama.cpp's `layer_info`).
+    fn ffn_down(self, default: GgmlType, i: i64, n: i64, m: &Model) -> GgmlType {
         let more = use_more_bits(i, n);
         match self {
             F::Q2_K => G::Q3_K,
@@ -325,6 +345,50 @@ mod tests {
     fn use_more_bits_picks_half_of_32_layers() {
         let picked: Vec<i64> = (0..32).filter(|&i| use_more_bits(i, 32)).collect();
         assert_eq!(picked, [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+    }
+
+    /// A hybrid's attn_v tensors are counted among its attention layers only (llama.cpp asserts
+    /// `n_attention_wv` equals them) and a Nemotron-H's ffn_down among its MLP blocks: Q4_K_M
+    /// gives `use_more_bits`' extra bits to indices 0, 3, 6, 9, 10 and 11 of Qwen3-Next's 12
+    /// attention layers (3, 7, 11, ...): layers 3, 15, 27, 39, 43 and 47.
+    #[test]
+    fn hybrids_count_attention_and_mlp_tensors_only() {
+        let spec = crate::model::config::parse_config(
+            include_str!("../../data/models/qwen3-next-80b-a3b.json"),
+            "q",
+            "q.json",
+        )
+        .unwrap()
+        .spec;
+        let attn_v = |layer: u32| TensorDesc {
+            role: Role::AttnV,
+            part: Part::Weight,
+            layer: Some(layer),
+            rows: 512,
+            cols: 2048,
+            copies: 1,
+        };
+        let promoted: Vec<u32> = (0..48)
+            .filter(|l| (l + 1) % 4 == 0)
+            .filter(|&l| F::Q4_K_M.tensor_type(&attn_v(l), &spec) == G::Q6_K)
+            .collect();
+        assert_eq!(promoted, [3, 15, 27, 39, 43, 47]);
+        let nemotron =
+            crate::model::config::parse_config(include_str!("../../data/models/nemotron-h-8b.json"), "n", "n.json")
+                .unwrap()
+                .spec;
+        // 24 MLP blocks ("M-M-M-M*-...": layers 1, 3, 5, 8, ...): the first three get Q6_K
+        // (index < 24 / 8), the fourth, layer 8, does not.
+        let down = |layer: u32| TensorDesc {
+            role: Role::FfnDown,
+            part: Part::Weight,
+            layer: Some(layer),
+            rows: 4096,
+            cols: 21504,
+            copies: 1,
+        };
+        let types: Vec<GgmlType> = [1, 3, 5, 8].iter().map(|&l| F::Q4_K_M.tensor_type(&down(l), &nemotron)).collect();
+        assert_eq!(types, [G::Q6_K, G::Q6_K, G::Q6_K, G::Q4_K]);
     }
 
     #[test]

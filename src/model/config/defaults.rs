@@ -12,7 +12,8 @@
 //! 262,144-token context, the values of every released checkpoint (some copies of their
 //! `text_config` leave the context out). `GptOssConfig`:
 //! max_position_embeddings 131,072, sliding_window 128 (its other defaults are gpt-oss-120b's
-//! shape, which the official files spell out).
+//! shape, which the official files spell out). `NemotronHConfig`: vocab_size 131,072, head_dim
+//! 128, 8 KV heads.
 
 use crate::model::spec::Family;
 
@@ -60,6 +61,10 @@ impl ClassDefaults {
                 ClassDefaults { head_dim: Some(256), num_key_value_heads: Some(2), max_context: 32_768, ..base }
             }
             Family::GptOss => ClassDefaults { max_context: 131_072, sliding_window: Some(128), ..base },
+            // `NemotronHConfig`: heads of 128 whatever hidden / heads is, 8 KV heads.
+            Family::NemotronH => {
+                ClassDefaults { vocab_size: Some(131_072), num_key_value_heads: Some(8), head_dim: Some(128), ..base }
+            }
             _ => base,
         }
     }

@@ -251,8 +251,9 @@ fn layer_role(module: &[&str]) -> Option<Role> {
     }
     let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
-    // Granite 4.0's `shared_mlp` is the whole MLP of its dense checkpoints; its experts are the
-    // 3-D `block_sparse_moe.input_linear` and `output_linear`.
+    // Granite 4.0's `shared_mlp` reads as a shared expert (in its dense checkpoints it is the
+    // whole MLP: the same bytes, grouped apart); its experts are the 3-D
+    // `block_sparse_moe.input_linear` and `output_linear`.
     let granite_experts = path.last() == Some(&"block_sparse_moe") && leaf.ends_with("_linear");
     let mlp = if path.iter().any(|s| matches!(*s, "shared_experts" | "shared_expert" | "shared_mlp")) {
         Mlp::Shared

@@ -67,7 +67,7 @@ fn layout(req: &SpeedRequest) -> (f64, f64) {
 }
 
 /// Time of the communication of `bytes` of activations per layer: tensor parallel all-reduces
-/// (two per layer, ring: `2(t−1)/t·bytes/link + 2(t−1)·α`) or stage hand-offs
+/// (one per mixer and per MLP, two per layer, ring: `2(t−1)/t·bytes/link + 2(t−1)·α`) or stage hand-offs
 /// (`(stages−1)·(bytes/link + α)`). Llama-2-70B, TP 2 over NVLink 4 (450 GB/s a direction),
 /// one decode token: 80·2·(1·8,192·2 B / 450e9 + 2·10 µs) = 3.2 ms.
 pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64> {
@@ -78,9 +78,10 @@ pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64>
     let link = req.device.link?;
     let bw = link.bandwidth_per_direction.0;
     let alpha = req.efficiency.allreduce_latency_s.value;
-    let layers = req.inference.spec.num_layers as f64;
+    // One all-reduce after each mixer and each MLP.
+    let all_reduces = req.inference.spec.sublayers() as f64;
     Some(if tp > 1.0 {
-        layers * 2.0 * (2.0 * (tp - 1.0) / tp * activation_bytes / bw + 2.0 * (tp - 1.0) * alpha)
+        all_reduces * (2.0 * (tp - 1.0) / tp * activation_bytes / bw + 2.0 * (tp - 1.0) * alpha)
     } else {
         (stages - 1.0) * (activation_bytes / bw + alpha)
     })
@@ -138,7 +139,8 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let linear = (work::decode_weight_bytes(inf, inf.batch) / bw).max(compute(lin_flops));
     let kv = work::decode_kv_bytes(inf, inf.context, inf.batch) / (bw * e.kv_read.value);
     let attention = kv.max(compute(attn_flops));
-    let layers = spec.num_layers as f64;
+    // Host time and launch gaps per transformer layer's worth of kernels.
+    let layers = spec.sublayers() as f64 / 2.0;
     let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as f64;
     let quantized_linears =
         if req.quantized { work::quantized_linears_per_token(spec, inf.engine) as f64 } else { 0.0 };

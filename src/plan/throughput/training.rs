@@ -222,9 +222,10 @@ fn tensor_parallel_s(req: &TrainSpeedRequest) -> Option<f64> {
     }
     let link = req.device.link?.bandwidth_per_direction.0;
     let act = (req.micro_batch * req.seq * req.spec.hidden_size * 2) as f64;
-    let layers = req.spec.num_layers as f64 / req.parallel.pp as f64;
+    // Two all-reduces (forward and backward) after each mixer and each MLP.
+    let all_reduces = 2.0 * req.spec.sublayers() as f64 / req.parallel.pp as f64;
     let per = 2.0 * (tp - 1.0) / tp * act / link + 2.0 * (tp - 1.0) * req.efficiency.allreduce_latency_s.value;
-    Some(layers * 4.0 * per * req.grad_accum as f64)
+    Some(all_reduces * per * req.grad_accum as f64)
 }
 
 /// The speed of one optimizer step, or `None` where the GPU lacks a TFLOPS figure or a needed link.
@@ -239,7 +240,9 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let tokens_mb = (req.seq * req.micro_batch) as f64;
     let gemm_s = (linear + attention) / (peak * t.gemm.value);
     let spec = req.spec;
-    let non_gemm_s = t.non_gemm_bytes.value * (spec.num_layers * spec.hidden_size) as f64 * tokens_mb * recompute / bw;
+    // Per transformer layer's worth of norms, activations and residuals (Nemotron-H blocks: half).
+    let layers = spec.sublayers() as f64 / 2.0;
+    let non_gemm_s = t.non_gemm_bytes.value * layers * spec.hidden_size as f64 * tokens_mb * recompute / bw;
     let adapters = match req.trained {
         Trained::Lora { matrices, .. } => matrices as f64 * t.host_per_adapter_s.value * recompute,
         Trained::Full => 0.0,

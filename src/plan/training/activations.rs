@@ -510,15 +510,20 @@ pub fn chunked_loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
 }
 
 /// Transient bytes per token inside one layer: forward, the unsaved MLP product and outputs;
-/// backward, the gradients of the MLP intermediates (3·i) and of the residual stream.
+/// backward, the gradients of the MLP intermediates (gate, up and product: 3·i; squared-ReLU's
+/// up and activation: 2·i) and of the residual stream. The widest MLP of the model counts: a
+/// dense one, or a token's experts beside the shared expert.
 pub fn layer_transients(s: &ActivationSetup) -> (u64, u64) {
     let spec = s.spec;
-    let i = match spec.moe {
-        Some(m) if m.first_dense_layers == 0 => m.experts_per_token * m.expert_intermediate_size,
+    let width = |mlp: &LayerMlp| match (mlp, spec.moe) {
+        (LayerMlp::Moe, Some(m)) => m.experts_per_token * m.expert_intermediate_size + m.shared_intermediate_size,
+        (LayerMlp::Absent, _) => 0,
         _ => spec.intermediate_size,
     };
+    let i = spec.layer_mlp.iter().map(width).max().unwrap_or(0);
+    let units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
     let h = spec.hidden_size;
-    (A * (i + 2 * h), A * 3 * i + (s.residual() + A) * h)
+    (A * (i + 2 * h), A * units * i + (s.residual() + A) * h)
 }
 
 pub fn sum(terms: &[Term]) -> u64 {

@@ -62,6 +62,13 @@ impl LoraTargets {
             let lower = name.to_ascii_lowercase();
             let before = roles.len();
             roles.extend(module_role(&lower));
+            // Granite 4.0's fused shared MLP: the dense MLP of its dense checkpoints, the shared
+            // expert beside its experts (whose 3-D `ParallelExperts` peft does not adapt).
+            roles.extend(match lower.as_str() {
+                "input_linear" => vec![Role::FfnGateUp, Role::FfnUpShexp],
+                "output_linear" => vec![Role::FfnDown, Role::FfnDownShexp],
+                _ => vec![],
+            });
             roles.extend(crate::model::vision::linear_role(&lower));
             roles.extend(crate::model::vision::qwen_vit_linear_roles(&lower));
             // Gated DeltaNet's linears (its `out_proj` too, beside o_proj's alias).
