@@ -37,6 +37,10 @@ pub struct MaxReport {
     pub max_gpu_layers: Option<u64>,
     pub context: u64,
     pub batch: u64,
+    /// Why the engine would not start at `--context` and `--batch` whatever the memory, when
+    /// it would not (vLLM's refusal of a `max_num_seqs` its hybrid pool cannot serve, or of a
+    /// budget larger than what is free).
+    pub engine_refusal: Option<String>,
 }
 
 struct Search<'a> {
@@ -115,18 +119,20 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
             .flatten(),
         context,
         batch: args.batch,
+        engine_refusal: base.basis.iter().find(|b| b.name == "vLLM cannot start").map(|b| b.source.clone()),
     })
 }
 
 fn listing(r: &MaxReport) -> Listing {
     let opt = |v: Option<u64>| v.map_or("does not fit".to_string(), |v| v.to_string());
+    let refusal = r.engine_refusal.as_ref().map_or(String::new(), |why| format!("vLLM cannot start: {why}"));
     let mut rows = vec![
         vec![
             format!("max context at batch {}", r.batch),
             opt(r.max_context),
             format!("model trained to {}", r.model_max_context),
         ],
-        vec![format!("max batch at context {}", r.context), opt(r.max_batch), String::new()],
+        vec![format!("max batch at context {}", r.context), opt(r.max_batch), refusal],
     ];
     if r.engine == "llama.cpp" {
         let layers = r.model_layers;
