@@ -132,6 +132,7 @@ INFER=(
   llama-2-7b:4096:4:sdpa
   llama-3.1-8b:8192:1:sdpa
   qwen3.5-9b:4096:1:sdpa
+  nemotron-h-8b:4096:1:sdpa
 )
 # training: CASE_ID|MODEL|ground_truth.py train options|headroom plan options
 TRAIN=(

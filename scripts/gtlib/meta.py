@@ -23,10 +23,12 @@ from .common import (
     write_json,
 )
 
-# flash-linear-attention and causal-conv1d: transformers' fast path for Gated DeltaNet layers
-# (Qwen3-Next, Qwen3.5); without them it runs a torch fallback with other intermediates.
+# flash-linear-attention, causal-conv1d and mamba-ssm: transformers' fast paths for Gated
+# DeltaNet (Qwen3-Next, Qwen3.5) and Mamba-2 layers (Nemotron-H, Granite 4.0 H); without them
+# it runs torch fallbacks with other intermediates.
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "nvidia-ml-py", "safetensors",
-            "numpy", "triton", "huggingface-hub", "tokenizers", "flash-linear-attention", "causal-conv1d")
+            "numpy", "triton", "huggingface-hub", "tokenizers", "flash-linear-attention", "causal-conv1d",
+            "mamba-ssm")
 
 
 def sh(argv, timeout=30):
