@@ -433,6 +433,68 @@ fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
     assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
 }
 
+/// llama.cpp's granitehybrid layout (a dense Granite 4.0 H): every layer a norm, a Mamba-2 or
+/// attention mixer (`head_count_kv` 0 in the Mamba layers), a norm and a SwiGLU MLP.
+#[test]
+fn granite_hybrid_gguf_layers_hold_a_mixer_and_an_mlp() {
+    use GgmlType::*;
+    let h = 64u64;
+    let mut g = Gguf::default()
+        .str("general.architecture", "granitehybrid")
+        .u32("granitehybrid.block_count", 2)
+        .u32("granitehybrid.context_length", 8192)
+        .u32("granitehybrid.embedding_length", h as u32)
+        .u32("granitehybrid.feed_forward_length", 128)
+        .u32("granitehybrid.attention.head_count", 4)
+        .i32s("granitehybrid.attention.head_count_kv", &[0, 2])
+        .u32("granitehybrid.ssm.conv_kernel", 4)
+        .u32("granitehybrid.ssm.state_size", 16)
+        .u32("granitehybrid.ssm.group_count", 1)
+        .u32("granitehybrid.ssm.time_step_rank", 8)
+        .u32("granitehybrid.ssm.inner_size", 128)
+        .tensor("token_embd.weight", &[h, 1000], Q8_0);
+    let t = |l: u32, n: &str| format!("blk.{l}.{n}");
+    // Layer 0: Mamba-2, one group (in_proj 2·128 + 2·16 + 8 = 296 rows, conv over 160 channels).
+    g = g
+        .tensor(&t(0, "ssm_in.weight"), &[h, 296], Q8_0)
+        .tensor(&t(0, "ssm_conv1d.weight"), &[4, 160], F32)
+        .tensor(&t(0, "ssm_conv1d.bias"), &[160], F32)
+        .tensor(&t(0, "ssm_dt.bias"), &[8], F32)
+        .tensor(&t(0, "ssm_a"), &[1, 8], F32)
+        .tensor(&t(0, "ssm_d"), &[1, 8], F32)
+        .tensor(&t(0, "ssm_norm.weight"), &[128, 1], F32)
+        .tensor(&t(0, "ssm_out.weight"), &[128, h], Q8_0);
+    g = g
+        .tensor(&t(1, "attn_q.weight"), &[h, 64], Q8_0)
+        .tensor(&t(1, "attn_k.weight"), &[h, 32], Q8_0)
+        .tensor(&t(1, "attn_v.weight"), &[h, 32], Q8_0)
+        .tensor(&t(1, "attn_output.weight"), &[64, h], Q8_0);
+    for l in 0..2 {
+        g = g
+            .tensor(&t(l, "attn_norm.weight"), &[h], F32)
+            .tensor(&t(l, "ffn_norm.weight"), &[h], F32)
+            .tensor(&t(l, "ffn_gate.weight"), &[h, 128], Q8_0)
+            .tensor(&t(l, "ffn_up.weight"), &[h, 128], Q8_0)
+            .tensor(&t(l, "ffn_down.weight"), &[128, h], Q8_0);
+    }
+    g = g.tensor("output_norm.weight", &[h], F32);
+    let dir = TempDir::new().unwrap();
+    let model = LocalModel::open(&write(dir.path(), "granite-tiny-Q8_0.gguf", &g.build())).unwrap();
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    use headroom::model::spec::{LayerAttention as A, LayerMlp as M};
+    assert_eq!(spec.family, Family::GraniteMoeHybrid);
+    assert_eq!(
+        (spec.layer_attention.as_slice(), spec.layer_mlp.as_slice()),
+        ([A::Linear, A::Full].as_slice(), [M::Dense, M::Dense].as_slice())
+    );
+    assert_eq!((spec.num_kv_heads, spec.head_dim, spec.norms_per_layer), (2, 16, 2));
+    let la = spec.linear_attention.unwrap();
+    assert_eq!((la.num_key_heads, la.conv_dim(), la.state_fp32), (1, 160, false));
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
+    assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
+}
+
 /// llama.cpp's qwen35 layout (a Qwen3.5 GGUF, text only): DeltaNet layers with `attn_qkv`,
 /// `attn_gate`, `ssm_beta`, `ssm_alpha`, `ssm_conv1d`, `ssm_dt`, `ssm_a`, `ssm_norm`, `ssm_out`,
 /// and every 4th layer a gated attention whose `attn_q` holds queries and gate. The DeltaNet

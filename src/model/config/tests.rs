@@ -361,6 +361,30 @@ fn bad_configs_name_the_field() {
 }
 
 proptest::proptest! {
+    /// Arbitrary Nemotron-H patterns and Mamba-2 sizes never panic: a spec comes out or an
+    /// error names the field.
+    #[test]
+    fn nemotron_patterns_never_panic(
+        pattern in "[M*E\\-x]{0,12}", heads in 0u64..40, groups in 0u64..10, state in 0u64..300,
+        layers in proptest::option::of(0u64..14), experts in proptest::option::of(0u64..6),
+    ) {
+        let mut json = serde_json::json!({
+            "model_type": "nemotron_h", "hidden_size": 64, "intermediate_size": 96,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+            "hybrid_override_pattern": pattern, "mamba_num_heads": heads, "mamba_head_dim": 8,
+            "n_groups": groups, "ssm_state_size": state, "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16, "moe_shared_expert_intermediate_size": 32,
+        });
+        if let Some(n) = layers { json["num_hidden_layers"] = n.into(); }
+        if let Some(e) = experts { json["n_routed_experts"] = e.into(); }
+        if let Ok(parsed) = parse_config(&json.to_string(), "p", "prop") {
+            let spec = parsed.spec;
+            let _ = param_counts(&spec, &inventory(&spec));
+            proptest::prop_assert_eq!(spec.layer_attention.len() as u64, spec.num_layers);
+            proptest::prop_assert_eq!(spec.layer_mlp.len() as u64, spec.num_layers);
+        }
+    }
+
     /// Arbitrary JSON objects with llama-ish fields of arbitrary values never panic.
     #[test]
     fn arbitrary_values_never_panic(
