@@ -17,7 +17,10 @@
 //! convolution, whatever the context (vLLM `MambaStateShapeCalculator.gated_delta_net_state_shape`,
 //! llama.cpp `n_embd_r`/`n_embd_s`). Qwen3-Next-80B-A3B in bf16 (vLLM's default for it):
 //! 32·128·128·2 + 8192·3·2 = 1,097,728 B per layer and sequence, 36 layers: 37.7 MiB per
-//! sequence; its 12 attention layers cache 2·2·256·2 = 2 KiB per token each.
+//! sequence; its 12 attention layers cache 2·2·256·2 = 2 KiB per token each. Mamba-2 layers
+//! (Nemotron-H, Granite 4.0 H) keep `heads · head_dim · d_state` values and the convolution over
+//! x, B and C (`mamba2_state_shape`): Nemotron-Nano-9B-v2, fp32 state in vLLM,
+//! 128·80·128·4 + 3·12,288·2 = 5,316,608 B per layer and sequence.
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
