@@ -345,3 +345,27 @@ fn vllm_refuses_more_sequences_than_state_blocks() {
     assert!(refusal["source"].as_str().unwrap().contains("--max-num-seqs"), "{refusal}");
     assert_eq!(plan(" --max-num-seqs 256").pointer("/fit/fits"), Some(&serde_json::json!(true)));
 }
+
+/// `--mtp K`: vLLM's speculative decoding with the checkpoint's MTP layers adds the drafter's
+/// weights (243,290,624 parameters for Qwen3.5-9B, in bf16) and cache; other engines, models
+/// without MTP layers and draft counts vLLM refuses are named errors.
+#[test]
+fn mtp_drafter_weights_and_refusals() {
+    let weights = |extra: &str| {
+        u(
+            &plan_json(&format!("qwen3.5-9b --engine vllm --gpu h100-sxm --context 4096{extra}")),
+            "/memory/weights_bytes",
+        )
+    };
+    assert_eq!(weights(" --mtp 1") - weights(""), 243_290_624 * 2);
+    for (args, needle) in [
+        ("qwen3.5-9b --mtp 1", "--engine vllm"),
+        ("llama-2-7b --engine vllm --mtp 1", "no multi-token-prediction layers"),
+        ("qwen3.5-9b --engine vllm --mtp 0", "--mtp 0 is invalid"),
+        ("qwen3.5-9b --mode lora --mtp 1", "--mtp"),
+    ] {
+        let out = headroom().arg("plan").args(args.split(' ')).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args}: {err}");
+    }
+}

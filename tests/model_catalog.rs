@@ -144,6 +144,12 @@ fn qwen3_5_counts() {
     let (total, active) = counts("qwen3.6-27b");
     assert_eq!((total, total - active), (26_895_998_464 + 460_730_096, 460_730_096));
     assert_eq!(total + 424_699_392, 27_781_427_952);
+    // The multi-token-prediction drafters, as `--mtp` loads them, are exactly the Hub's rest.
+    let mtp = |id: &str| {
+        let spec = ModelCatalog::builtin().get(id).unwrap().spec().clone();
+        headroom::model::tensors::mtp_inventory(&spec).iter().map(|t| t.elements()).sum::<u64>()
+    };
+    assert_eq!((mtp("qwen3.5-9b"), mtp("qwen3.5-35b-a3b"), mtp("qwen3.6-27b")), (mtp_9b, 844_640_768, 424_699_392));
     let spec = ModelCatalog::builtin().get("qwen3.5-35b-a3b").unwrap().spec().clone();
     let la = spec.linear_attention.unwrap();
     assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && !spec.fused_gate_up);

@@ -87,5 +87,6 @@ fn group_of(role: Role) -> &'static str {
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
         | VisionAttnQkv | VisionAttnProj | VisionMlpFc1 | VisionMlpFc2 | VisionFfnUp | VisionFfnDown => "vision tower",
         MmSoftEmbNorm | MmInputProjection | MmMergerUp | MmMergerDown => "projector",
+        MtpProj | MtpNorm => "multi-token prediction",
     }
 }

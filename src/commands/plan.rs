@@ -74,6 +74,27 @@ pub fn runs_model(engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyho
     Ok(())
 }
 
+/// `--mtp K`: vLLM only, on a checkpoint with multi-token-prediction layers; more draft tokens
+/// than layers reuse them in turn, so K must be a multiple of the layer count (vLLM's rule).
+fn parse_mtp(args: &PlanArgs, engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyhow::Result<u64> {
+    let Some(k) = args.mtp else { return Ok(0) };
+    let n = spec.mtp_layers;
+    anyhow::ensure!(
+        engine == Engine::Vllm,
+        "--mtp is vLLM's multi-token-prediction speculative decoding: add --engine vllm"
+    );
+    anyhow::ensure!(
+        n > 0,
+        "--mtp: {} has no multi-token-prediction layers (Qwen3-Next and Qwen3.5 checkpoints do)",
+        spec.id
+    );
+    anyhow::ensure!(
+        (1..=16).contains(&k) && (k <= n || k % n == 0),
+        "--mtp {k} is invalid: give 1 to 16 draft tokens, a multiple of the model's {n} MTP layers above {n}"
+    );
+    Ok(k)
+}
+
 /// Refuses options the chosen mode would silently ignore: inference knobs on a training plan,
 /// training knobs on an inference plan (those with a default count only when changed).
 pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
@@ -86,6 +107,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.kv_cache.is_some(), "--kv-cache"),
             set(args.logits_all, "--logits-all"),
             set(args.no_prefix_caching, "--no-prefix-caching"),
+            set(args.mtp.is_some(), "--mtp"),
             set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
             set(args.max_num_seqs.is_some(), "--max-num-seqs"),
             set(args.split.is_some(), "--split"),
@@ -249,6 +271,7 @@ pub fn plan_report_on(
         runs_on(engine, g)?;
     }
     runs_model(engine, spec)?;
+    let mtp_tokens = parse_mtp(args, engine, spec)?;
     if from_file.is_none() {
         engine
             .loads(format)
@@ -264,7 +287,7 @@ pub fn plan_report_on(
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
     let vision = keeps_vision(engine, model, args.text_only)?;
-    let weights = match from_file {
+    let mut weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();
             if !vision {
@@ -277,6 +300,10 @@ pub fn plan_report_on(
         }
         None => WeightLayout::from_inventory(spec.num_layers, &built_tensors(engine, model, vision), bytes_of),
     };
+    // The drafter sits with the output layer (vLLM runs it after the last stage).
+    if mtp_tokens > 0 {
+        weights.output += crate::model::tensors::mtp_inventory(spec).iter().map(bytes_of).sum();
+    }
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {
         gpu_memory_utilization: args.gpu_memory_utilization.unwrap_or(EngineOptions::default().gpu_memory_utilization),
@@ -288,6 +315,7 @@ pub fn plan_report_on(
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
         prefix_caching: !args.no_prefix_caching,
+        mtp_tokens,
     };
     let req = InferenceRequest {
         spec,

@@ -198,6 +198,11 @@ impl Reader<'_> {
         })
     }
 
+    /// A count that may be 0, else `default` (out-of-range values count as 0).
+    fn count_or(&self, name: &str, default: u64) -> u64 {
+        self.json.get(name).map_or(default, |v| v.as_u64().filter(|&n| n <= MAX_LAYERS).unwrap_or(0))
+    }
+
     fn bool_or(&self, name: &str, default: bool) -> bool {
         self.json.get(name).and_then(Value::as_bool).unwrap_or(default)
     }
@@ -343,6 +348,13 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         layer_mlp,
         mla,
         linear_attention,
+        // Qwen3.5's `mtp_num_hidden_layers`, Qwen3-Next's `num_nextn_predict_layers` (vLLM's
+        // default 1 where the file leaves it out).
+        mtp_layers: match family {
+            Qwen35 | Qwen35Moe => r.count_or("mtp_num_hidden_layers", 0),
+            Qwen3Next => r.count_or("num_nextn_predict_layers", 1),
+            _ => 0,
+        },
         moe,
         logit_softcap: r.json.get("final_logit_softcapping").is_some_and(|v| v.as_f64().is_some_and(|c| c > 0.0)),
         native_dtype_bytes: match r.str("torch_dtype").or(r.str("dtype")) {

@@ -388,6 +388,9 @@ pub struct ModelSpec {
     /// Nemotron-H's Mamba-2).
     pub linear_attention: Option<LinearAttention>,
     pub moe: Option<Moe>,
+    /// Multi-token-prediction layers the checkpoint carries beside the model (Qwen3-Next's and
+    /// Qwen3.5's `mtp.*`): loaded only as a speculative-decoding drafter (`--mtp`).
+    pub mtp_layers: u64,
     /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
     pub native_dtype_bytes: u64,
     /// The logits are soft-capped (`cap · tanh(logits / cap)`, Gemma 2's
@@ -453,6 +456,18 @@ impl ModelSpec {
             groups && la.num_value_heads % tp == 0
         });
         tp <= 1 || (attention && linear)
+    }
+
+    /// The model with its `n` multi-token-prediction layers appended as layers `num_layers ..`:
+    /// each a full-attention layer with the model's MLP or experts (Qwen3-Next's and Qwen3.5's
+    /// `mtp.layers.N`), which is how vLLM's drafter joins the KV cache.
+    pub fn with_mtp_layers(&self, n: u64) -> ModelSpec {
+        let mut spec = self.clone();
+        let mlp = if self.moe.is_some() { LayerMlp::Moe } else { LayerMlp::Dense };
+        spec.num_layers += n;
+        spec.layer_attention.extend((0..n).map(|_| LayerAttention::Full));
+        spec.layer_mlp.extend((0..n).map(|_| mlp));
+        spec
     }
 
     /// Output rows of the query projection: the queries, and with an output gate the gate too.

@@ -120,6 +120,11 @@ pub enum Role {
     SsmNorm,
     /// The output projection (`out_proj`, value_dim → hidden).
     SsmOut,
+    /// A multi-token-prediction drafter's input projection (Qwen3-Next's `mtp.fc`: the token's
+    /// embedding and the last hidden state, normed and concatenated, to hidden), left in 16 bits.
+    MtpProj,
+    /// Its norms: the two before `fc` and the one after its layers.
+    MtpNorm,
     /// SigLIP vision encoder (`vision_tower`, see `vision.rs`): the patch-embedding convolution
     /// (`hidden × channels·patch²`, with bias) and the learned position embeddings.
     VisionPatchEmbd,
@@ -202,6 +207,8 @@ impl Role {
             SsmD => "ssm_d",
             SsmNorm => "ssm_norm",
             SsmOut => "ssm_out",
+            MtpProj => "nextn.eh_proj",
+            MtpNorm => "nextn.norm",
             // llama.cpp keeps these in a separate mmproj file (clip.cpp names; `v.ln` stands for
             // its `v.blk.N.ln1`, `ln2` and `v.post_ln`).
             VisionPatchEmbd => "v.patch_embd",
@@ -228,7 +235,10 @@ impl Role {
     /// Norm weight vectors of the language model (kept in full precision by every format).
     pub fn is_norm(self) -> bool {
         use Role::*;
-        matches!(self, OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm | SsmNorm)
+        matches!(
+            self,
+            OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm | SsmNorm | MtpNorm
+        )
     }
 
     /// A recurrent mixer's small parameters that no quantizer touches: the convolution and the
@@ -251,7 +261,7 @@ impl Role {
         !self.is_norm()
             && !self.is_vision()
             && !self.is_ssm_param()
-            && !matches!(self, TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks)
+            && !matches!(self, TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks | MtpProj)
     }
 
     /// The vision encoder and projector of a multimodal checkpoint: weights on the GPU that
@@ -365,6 +375,26 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     }
     if let Some(vision) = &spec.vision {
         vision.push_tensors(&mut out);
+    }
+    out
+}
+
+/// The multi-token-prediction drafter of a checkpoint that carries one (`spec.mtp_layers`), as
+/// vLLM loads it for `--speculative-config '{"method": "mtp"}'`: `fc` (hidden × 2·hidden), its
+/// layers (full attention with the model's MLP or experts, as layers `num_layers ..`) and three
+/// norms; the embedding and lm_head are the model's own. Qwen3.5-9B: 2·4096² + one gated
+/// attention layer and MLP of 12,288 + 5 norms: 243,290,624, the Hub's total less the model's.
+pub fn mtp_inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
+    let n = spec.mtp_layers;
+    let (h, mut out) = (spec.hidden_size, Vec::new());
+    if n == 0 {
+        return out;
+    }
+    out.push(matrix(Role::MtpProj, None, h, 2 * h));
+    (0..3).for_each(|_| push_norm(spec, Role::MtpNorm, None, h, &mut out));
+    let drafter = spec.with_mtp_layers(n);
+    for layer in spec.num_layers..drafter.num_layers {
+        push_layer(&drafter, layer as u32, &mut out);
     }
     out
 }

@@ -196,6 +196,9 @@ pub struct EngineOptions {
     /// hybrid then holds two state pages per recurrent layer group ("align" mode), of a Mamba-2
     /// hybrid one per block of context ("all" mode), instead of one (`MambaSpec.max_memory_usage_bytes`).
     pub prefix_caching: bool,
+    /// vLLM multi-token-prediction speculative decoding: draft tokens per step
+    /// (`num_speculative_tokens`), 0 when off.
+    pub mtp_tokens: u64,
 }
 
 impl Default for EngineOptions {
@@ -210,6 +213,7 @@ impl Default for EngineOptions {
             flash_attention: true,
             logits_all_positions: false,
             prefix_caching: true,
+            mtp_tokens: 0,
         }
     }
 }

@@ -100,8 +100,10 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         return Err(PlanError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
     }
     let (max_batched_tokens, max_num_seqs) = vllm_budget(req, req.device.as_ref().map(|d| d.capacity));
+    // vLLM's multi-token-prediction drafter adds its attention layers to the KV cache.
+    let drafter = (req.options.mtp_tokens > 0).then(|| spec.with_mtp_layers(spec.mtp_layers));
     let kv = KvRequest {
-        spec,
+        spec: drafter.as_ref().unwrap_or(spec),
         format: req.kv,
         context: req.context,
         batch: req.batch,
@@ -111,6 +113,13 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         max_batched_tokens,
     };
     kv::explain(&kv, &mut basis);
+    if req.options.mtp_tokens > 0 {
+        basis.add(
+            "multi-token-prediction drafter",
+            format!("{} layer(s), {} draft tokens per step", spec.mtp_layers, req.options.mtp_tokens),
+            "vLLM speculative decoding (method mtp): the drafter's fc, layers and norms with the output layer, its attention layers' KV beside the model's, one more state page and conv column per draft token in each recurrent layer",
+        );
+    }
     basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
     if req.weights.vision > Bytes::ZERO {
         basis.add(
@@ -203,7 +212,9 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         max_num_seqs: layout.max_num_seqs,
     };
     let activations = prefill_peak(&act, log).bytes;
-    let kv_cache = kv::kv_bytes(&layout.kv, layers.clone());
+    // The last stage also caches for the drafter's layers, which follow the model's.
+    let kv_layers = if last { layers.start..layers.end.max(layout.kv.spec.num_layers) } else { layers.clone() };
+    let kv_cache = kv::kv_bytes(&layout.kv, kv_layers);
     let workspace = workspace(req, layout.tp, &act, log);
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let context = engine::cuda_context(req.engine, generation);
@@ -330,9 +341,10 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         let c = engine::vllm_non_torch(tp as u32);
         log.add(c.name, c.bytes.0, c.source);
         total += c.bytes;
-        // CUDA graphs are captured for decode batches up to min(max_num_seqs, 512); their
-        // private pool holds the activations of the largest captured batch.
-        let graph_tokens = act.max_num_seqs.min(512);
+        // CUDA graphs are captured for decode batches up to min(max_num_seqs, 512) tokens (each
+        // sequence with its draft tokens under speculative decoding); their private pool holds
+        // the activations of the largest captured batch.
+        let graph_tokens = (act.max_num_seqs * (1 + req.options.mtp_tokens)).min(512);
         let graph_req =
             ActivationRequest { context: 1, batch: graph_tokens, engine: Engine::Bare, has_output: false, ..*act };
         let graphs = prefill_peak(&graph_req, &mut BasisLog::default()).bytes;

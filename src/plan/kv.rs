@@ -96,7 +96,8 @@ fn state_storage(req: &KvRequest) -> StateStorage {
             how: "fp32 recurrent state, every kernel column of conv state (transformers)",
         },
         engine => StateStorage {
-            conv_columns: kernel - 1,
+            // Speculative decoding keeps one more input per draft token (`num_spec`).
+            conv_columns: kernel - 1 + req.options.mtp_tokens,
             conv_bytes: model,
             state_bytes: if fp32 { 4 } else { model },
             how: match (engine, fp32) {
@@ -153,13 +154,15 @@ fn state_cache(req: &KvRequest) -> StateCache {
 
 /// State pages one sequence holds in each linear-attention layer, as vLLM budgets them
 /// (`MambaSpec.max_memory_usage_bytes`): one, two in "align" mode, and ⌈context / block⌉ in
-/// "all" mode.
+/// "all" mode, and one more per speculative draft token (`num_speculative_blocks`).
 fn state_slots(req: &KvRequest) -> u64 {
-    match state_cache(req) {
-        StateCache::One => 1,
-        StateCache::Align => 2,
-        StateCache::PerBlock => req.context.div_ceil(vllm_block_size(req)),
-    }
+    let speculative = req.options.mtp_tokens;
+    speculative
+        + match state_cache(req) {
+            StateCache::One => 1,
+            StateCache::Align => 2,
+            StateCache::PerBlock => req.context.div_ceil(vllm_block_size(req)),
+        }
 }
 
 /// Both linear-attention and attention layers: vLLM aligns their pages and groups them.
@@ -544,6 +547,30 @@ mod tests {
         // One sequence holds 482 attention blocks in its group and one state block in each of
         // the three DeltaNet groups: 485 blocks of 12 pages of 557,056 B.
         assert_eq!(kv_bytes(&req, 0..48).0, (482 + 3) * 12 * 557_056);
+    }
+
+    /// vLLM 0.20 with an MTP drafter (one token) on Qwen3.6-27B (Qwen3.5-27B's architecture;
+    /// fp8 cache, prefix caching on): "Setting attention block size to 1584 tokens", "Padding
+    /// mamba page size by 0.51%", "Available KV cache memory: 4.8 GiB", "Add 3 padding layers",
+    /// "GPU KV cache size: 36,432 tokens", "Maximum concurrency for 65,536 tokens per request:
+    /// 1.82x". The draft token widens the conv state to 4 columns: (3 + 1)·10,240·2 +
+    /// 48·128·128·4 = 3,227,648 B, 16·⌈1,576⌉ = 1,584 tokens of 2,048 B; the drafter's attention
+    /// layer joins the 16 (groups of 17: one attention, three DeltaNet with 3 padding layers);
+    /// 93 blocks, 23·1,584 tokens, a request 42 attention blocks and 2 + 1 state pages in each
+    /// DeltaNet group: 93 / 51 = 1.82.
+    #[test]
+    fn vllm_mtp_drafter_joins_the_cache() {
+        let s = catalog_spec(include_str!("../../data/models/qwen3.6-27b.json"));
+        let drafter = s.with_mtp_layers(s.mtp_layers);
+        let o = EngineOptions { mtp_tokens: 1, ..EngineOptions::default() };
+        let req = KvRequest { format: KvFormat::Fp8, context: 65_536, ..request(&drafter, Engine::Vllm, &o, 1) };
+        assert_eq!(state_bytes_per_layer(&req), 3_227_648);
+        assert_eq!(vllm_block_size(&req), 1584);
+        let padding = state_page_bytes(&req) as f64 / state_bytes_per_layer(&req) as f64 - 1.0;
+        assert!((padding - 0.0051).abs() < 0.0001, "{padding}");
+        let (tokens, concurrency) = vllm_pool_capacity(&req, Bytes((4.8 * (1u64 << 30) as f64) as u64));
+        assert_eq!(tokens, 36_432);
+        assert!((concurrency - 1.82).abs() < 0.005, "{concurrency}");
     }
 
     fn catalog_spec(config: &str) -> ModelSpec {

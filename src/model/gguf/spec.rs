@@ -142,6 +142,8 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         layer_attention,
         mla,
         linear_attention: linear,
+        // llama.cpp's converter drops the multi-token-prediction layers of these files.
+        mtp_layers: 0,
         moe,
         native_dtype_bytes: 2,
         logit_softcap: file.get(&format!("{arch}.final_logit_softcapping")).is_some(),
