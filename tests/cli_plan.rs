@@ -358,11 +358,17 @@ fn mtp_drafter_weights_and_refusals() {
         )
     };
     assert_eq!(weights(" --mtp 1") - weights(""), 243_290_624 * 2);
+    // Tensor parallel divides the drafter with the rest (the busiest GPU's share).
+    let tp2 = |extra: &str| {
+        u(&plan_json(&format!("qwen3.5-9b --engine vllm --gpu h100-sxm:2{extra}")), "/memory/weights_bytes")
+    };
+    assert_eq!(tp2(" --mtp 1") - tp2(""), 243_290_624);
     for (args, needle) in [
         ("qwen3.5-9b --mtp 1", "--engine vllm"),
         ("llama-2-7b --engine vllm --mtp 1", "no multi-token-prediction layers"),
         ("qwen3.5-9b --engine vllm --mtp 0", "--mtp 0 is invalid"),
         ("qwen3.5-9b --mode lora --mtp 1", "--mtp"),
+        ("qwen3.5-9b --engine vllm --gpu h100-sxm:2 --split layer --mtp 1", "--split layer"),
     ] {
         let out = headroom().arg("plan").args(args.split(' ')).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -85,12 +85,17 @@ fn parse_mtp(args: &PlanArgs, engine: Engine, spec: &crate::model::spec::ModelSp
     );
     anyhow::ensure!(
         n > 0,
-        "--mtp: {} has no multi-token-prediction layers (Qwen3-Next and Qwen3.5 checkpoints do)",
+        "--mtp: no multi-token-prediction layers modelled for {} (Qwen3-Next and Qwen3.5 checkpoints)",
         spec.id
     );
     anyhow::ensure!(
-        (1..=16).contains(&k) && (k <= n || k % n == 0),
-        "--mtp {k} is invalid: give 1 to 16 draft tokens, a multiple of the model's {n} MTP layers above {n}"
+        args.split != Some(SplitArg::Layer),
+        "--mtp with --split layer is not modelled; use tensor parallel"
+    );
+    let multiple = if n > 1 { format!(", a multiple of the model's {n} MTP layers above {n}") } else { String::new() };
+    anyhow::ensure!(
+        (1..=64).contains(&k) && (k <= n || k % n == 0),
+        "--mtp {k} is invalid: give 1 to 64 draft tokens{multiple}"
     );
     Ok(k)
 }
@@ -300,9 +305,8 @@ pub fn plan_report_on(
         }
         None => WeightLayout::from_inventory(spec.num_layers, &built_tensors(engine, model, vision), bytes_of),
     };
-    // The drafter sits with the output layer (vLLM runs it after the last stage).
     if mtp_tokens > 0 {
-        weights.output += crate::model::tensors::mtp_inventory(spec).iter().map(bytes_of).sum();
+        weights.drafter = crate::model::tensors::mtp_inventory(spec).iter().map(bytes_of).sum();
     }
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
     let options = EngineOptions {

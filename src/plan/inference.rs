@@ -24,6 +24,9 @@ pub struct WeightLayout {
     pub vision: Bytes,
     /// Each decoder layer's weights.
     pub layers: Vec<Bytes>,
+    /// A multi-token-prediction drafter (`--mtp`): on the GPU with the output layer, not read by
+    /// the model's own decode steps.
+    pub drafter: Bytes,
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
@@ -62,7 +65,7 @@ impl WeightLayout {
     }
 
     pub fn total(&self) -> Bytes {
-        self.language_model() + self.vision
+        self.language_model() + self.vision + self.drafter
     }
 
     /// Every weight but the vision encoder and projector: what a text prompt reads.
@@ -117,7 +120,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         basis.add(
             "multi-token-prediction drafter",
             format!("{} layer(s), {} draft tokens per step", spec.mtp_layers, req.options.mtp_tokens),
-            "vLLM speculative decoding (method mtp): the drafter's fc, layers and norms with the output layer, its attention layers' KV beside the model's, one more state page and conv column per draft token in each recurrent layer",
+            "vLLM speculative decoding (method mtp): the drafter's fc, layers and norms with the output layer, its attention layers' KV beside the model's, one more state page and conv column per draft token in each recurrent layer; speeds are the model's without speculation (acceptance is not modelled)",
         );
     }
     basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
@@ -197,7 +200,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         weights += req.weights.vision;
     }
     if last {
-        weights += req.weights.output;
+        weights += req.weights.output + req.weights.drafter;
     }
     let act = ActivationRequest {
         spec,
@@ -415,7 +418,8 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
             max_concurrency,
         });
         // vLLM asks for utilization × the whole card and refuses to start when less is free.
-        let mut starts = budget.0 + worst.cuda_context.0 + in_use.0 <= capacity.0;
+        let too_big = budget.0 + worst.cuda_context.0 + in_use.0 > capacity.0;
+        let mut starts = !too_big;
         let max_num_seqs = vllm_budget(req, Some(capacity)).1;
         if let Some(blocks) = kv::vllm_hybrid_blocks(kv_req, pool).filter(|&b| b < max_num_seqs) {
             starts = false;
@@ -423,11 +427,11 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
                 name: "vLLM cannot start".into(),
                 value: format!("max_num_seqs {max_num_seqs} > {blocks} recurrent-state blocks"),
                 source: format!(
-                    "every running sequence holds a state block and vLLM (0.20 on) refuses a max_num_seqs its pool cannot give one each: set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
+                    "every running sequence holds a state block and vLLM (0.20 on) refuses a max_num_seqs its pool cannot give one each (with --mtp it may need more): set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
                 ),
             });
         }
-        if budget.0 + worst.cuda_context.0 + in_use.0 > capacity.0 {
+        if too_big {
             plan.basis.push(super::Basis {
                 name: "vLLM cannot start".into(),
                 value: budget.0.to_string(),

@@ -252,8 +252,17 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 }
 
 /// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all),
-/// linear-attention states included (one per sequence and layer).
+/// linear-attention states included (one per sequence and layer). vLLM's hybrid pool counts the
+/// groups' padding layers too (the whole model's blocks: ⌈context / block⌉ in each attention
+/// group, the state pages in each recurrent group, a page in each of a group's layers).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
+    // vLLM's hybrid pool: a request holds its blocks in every group, padding layers included.
+    if req.engine == Engine::Vllm && hybrid(req.spec) && layers == (0..req.spec.num_layers) {
+        let bs = vllm_block_size(req);
+        let (group, attention_groups, linear_groups) = hybrid_groups(req.spec);
+        let blocks = attention_groups * req.context.div_ceil(bs) + linear_groups * state_slots(req);
+        return Bytes(req.batch * blocks * group * bs * attention_bytes_per_token_layer(req));
+    }
     let per_cell = values_per_token_layer(req);
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
@@ -367,17 +376,25 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         );
     }
     if spec.linear_layers() > 0 {
+        let draft = match req.options.mtp_tokens {
+            0 => String::new(),
+            k => format!(", and {k} for the draft tokens"),
+        };
         basis.add(
             "linear-attention state pages per sequence and layer",
             state_slots(req),
-            match state_cache(req) {
-                StateCache::One => "one state per sequence",
-                StateCache::Align => "vLLM prefix caching ('align'): the state being written and the last complete one",
-                StateCache::PerBlock => {
-                    "vLLM prefix caching ('all', Mamba-2): a state per block of context, as vLLM budgets a request \
+            format!(
+                "{}{draft}",
+                match state_cache(req) {
+                    StateCache::One => "one state per sequence",
+                    StateCache::Align =>
+                        "vLLM prefix caching ('align'): the state being written and the last complete one",
+                    StateCache::PerBlock => {
+                        "vLLM prefix caching ('all', Mamba-2): a state per block of context, as vLLM budgets a request \
                      (MambaSpec.max_memory_usage_bytes); --no-prefix-caching keeps one"
+                    }
                 }
-            },
+            ),
         );
     }
     let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
@@ -554,7 +571,7 @@ mod tests {
     /// mamba page size by 0.51%", "Available KV cache memory: 4.8 GiB", "Add 3 padding layers",
     /// "GPU KV cache size: 36,432 tokens", "Maximum concurrency for 65,536 tokens per request:
     /// 1.82x". The draft token widens the conv state to 4 columns: (3 + 1)·10,240·2 +
-    /// 48·128·128·4 = 3,227,648 B, 16·⌈1,576⌉ = 1,584 tokens of 2,048 B; the drafter's attention
+    /// 48·128·128·4 = 3,227,648 B, 16·⌈1,576 / 16⌉ = 1,584 tokens of 2,048 B; the drafter's attention
     /// layer joins the 16 (groups of 17: one attention, three DeltaNet with 3 padding layers);
     /// 93 blocks, 23·1,584 tokens, a request 42 attention blocks and 2 + 1 state pages in each
     /// DeltaNet group: 93 / 51 = 1.82.
@@ -571,6 +588,20 @@ mod tests {
         let (tokens, concurrency) = vllm_pool_capacity(&req, Bytes((4.8 * (1u64 << 30) as f64) as u64));
         assert_eq!(tokens, 36_432);
         assert!((concurrency - 1.82).abs() < 0.005, "{concurrency}");
+    }
+
+    /// Qwen3-Next's file leaves `num_nextn_predict_layers` out: one MTP layer, as vLLM assumes.
+    /// Two draft tokens keep 3 + 2 conv columns (32·128·128·2 + 5·8192·2 = 1,130,496 B) and
+    /// 2 + 2 state pages per DeltaNet group with prefix caching.
+    #[test]
+    fn mtp_widens_qwen3_next_states() {
+        let s = qwen3_next();
+        assert_eq!(s.mtp_layers, 1);
+        let drafter = s.with_mtp_layers(1);
+        let o = EngineOptions { mtp_tokens: 2, ..EngineOptions::default() };
+        let req = request(&drafter, Engine::Vllm, &o, 1);
+        assert_eq!(state_bytes_per_layer(&req), 1_130_496);
+        assert_eq!((state_slots(&req), drafter.attention_layers()), (4, 13));
     }
 
     fn catalog_spec(config: &str) -> ModelSpec {
@@ -601,8 +632,9 @@ mod tests {
         let all = KvRequest { options: &on, ..req };
         assert_eq!(vllm_block_size(&all), 1408);
         assert_eq!(state_slots(&all), 131_072_u64.div_ceil(1408));
-        // 27 Mamba-2 layers of 94 pages; 4 attention layers of 94 blocks.
-        assert_eq!(kv_bytes(&all, 0..56).0, (27 + 4) * 94 * 1408 * 4096);
+        // 94 pages in each of the 28 slots of seven Mamba-2 groups of 4 (one a padding layer,
+        // as vLLM pads groups) and 94 blocks in the 4 attention layers.
+        assert_eq!(kv_bytes(&all, 0..56).0, (28 + 4) * 94 * 1408 * 4096);
     }
 
     /// Granite 4.0 H's single group is replicated on every tensor-parallel rank (vLLM pads the
