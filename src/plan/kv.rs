@@ -258,10 +258,9 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     // vLLM's hybrid pool: a request holds its blocks in every group, padding layers included.
     if req.engine == Engine::Vllm && hybrid(req.spec) && layers == (0..req.spec.num_layers) {
-        let bs = vllm_block_size(req);
-        let (group, attention_groups, linear_groups) = hybrid_groups(req.spec);
-        let blocks = attention_groups * req.context.div_ceil(bs) + linear_groups * state_slots(req);
-        return Bytes(req.batch * blocks * group * bs * attention_bytes_per_token_layer(req));
+        let (group, _, _) = hybrid_groups(req.spec);
+        let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+        return Bytes(req.batch * vllm_request_blocks(req) * group * page);
     }
     let per_cell = values_per_token_layer(req);
     layers
@@ -303,8 +302,14 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
     };
     let (_, attention_groups, linear_groups) = hybrid_groups(spec);
     let tokens = blocks / (attention_groups + linear_groups) * bs;
-    let per_request = attention_groups * req.context.div_ceil(bs) + linear_groups * state_slots(req);
-    (tokens, blocks as f64 / per_request as f64)
+    (tokens, blocks as f64 / vllm_request_blocks(req) as f64)
+}
+
+/// Blocks one request of `req.context` tokens holds in a hybrid's pool: ⌈context / block⌉ in
+/// each attention group and its state pages in each recurrent group.
+fn vllm_request_blocks(req: &KvRequest) -> u64 {
+    let (_, attention_groups, linear_groups) = hybrid_groups(req.spec);
+    attention_groups * req.context.div_ceil(vllm_block_size(req)) + linear_groups * state_slots(req)
 }
 
 /// Layers per group of a hybrid's pool (the smaller layer count, or the larger when it is under
