@@ -41,6 +41,8 @@ pub fn listing() -> Listing {
             "hidden_size": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.num_kv_heads,
             "head_dim": spec.head_dim, "vocab_size": spec.vocab_size, "max_context": spec.max_context,
             "linear_attention_layers": linear,
+            "linear_attention_kind": spec.linear_attention.filter(|_| linear > 0).map(|la| la.kind),
+            "mtp_layers": spec.mtp_layers,
         }));
     }
     Listing {
