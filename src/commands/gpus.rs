@@ -57,6 +57,7 @@ pub fn local() -> Result<Listing, crate::gpu::GpuError> {
                 crate::bench::report::match_catalog(&d.name, d.memory_total_bytes)
                     .map_or("—".into(), |g| g.id.clone()),
                 gib(d.memory_total_bytes),
+                format!("{:.2}", d.memory_reserved_bytes as f64 / (1u64 << 30) as f64),
                 gib(d.memory_used_bytes),
                 format!("{}.{}", d.compute_capability.0, d.compute_capability.1),
                 d.power_w.map_or("—".into(), |w| format!("{w:.0}")),
@@ -71,7 +72,18 @@ pub fn local() -> Result<Listing, crate::gpu::GpuError> {
             devices.first().map_or("", |d| d.driver_version.as_str()),
             devices.first().map_or("", |d| d.cuda_version.as_str())
         ),
-        headers: vec!["#", "name", "catalog", "memory GiB", "used GiB", "cc", "power W", "°C", "processes"],
+        headers: vec![
+            "#",
+            "name",
+            "catalog",
+            "memory GiB",
+            "reserved GiB",
+            "used GiB",
+            "cc",
+            "power W",
+            "°C",
+            "processes",
+        ],
         rows,
         json: serde_json::to_value(&devices).unwrap_or_default(),
     })

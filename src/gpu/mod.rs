@@ -87,8 +87,12 @@ pub struct DeviceInfo {
     pub name: String,
     pub uuid: String,
     pub memory_total_bytes: u64,
+    /// Allocated by processes (NVML v2: the driver's reservation not included).
     pub memory_used_bytes: u64,
     pub memory_free_bytes: u64,
+    /// Kept by the driver and GPU firmware (NVML v2 `reserved`): CUDA's total is the total less
+    /// this.
+    pub memory_reserved_bytes: u64,
     /// (major, minor).
     pub compute_capability: (u32, u32),
     pub sm_count: Option<u32>,

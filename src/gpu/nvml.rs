@@ -41,6 +41,7 @@ fn describe(nvml: &Nvml, index: u32, driver: &str, cuda: &str) -> Result<DeviceI
         memory_total_bytes: mem.total,
         memory_used_bytes: mem.used,
         memory_free_bytes: mem.free,
+        memory_reserved_bytes: mem.reserved,
         compute_capability: cc,
         sm_count: None,
         sm_clock_mhz: d.clock_info(Clock::SM).ok(),
