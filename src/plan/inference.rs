@@ -421,7 +421,10 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
         let too_big = budget.0 + worst.cuda_context.0 + in_use.0 > capacity.0;
         let mut starts = !too_big;
         let max_num_seqs = vllm_budget(req, Some(capacity)).1;
-        if let Some(blocks) = kv::vllm_hybrid_blocks(kv_req, pool).filter(|&b| b < max_num_seqs) {
+        // (A layer split's stages each pool their own layers' blocks: not checked there.)
+        let layer_split = device.count > 1 && kv_req.tp == 1;
+        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| !layer_split);
+        if let Some(blocks) = blocks.filter(|&b| b < max_num_seqs) {
             starts = false;
             plan.basis.push(super::Basis {
                 name: "vLLM cannot start".into(),
