@@ -269,8 +269,8 @@ pub struct PlanArgs {
     pub no_prefix_caching: bool,
     /// vLLM: speculative decoding with the checkpoint's own multi-token-prediction layers
     /// proposing K tokens per step (`--speculative-config '{"method": "mtp",
-    /// "num_speculative_tokens": K}'`; Qwen3-Next, Qwen3.5): their weights, their attention
-    /// layer's KV cache and K more state pages and conv columns per recurrent layer.
+    /// "num_speculative_tokens": K}'`; Qwen3-Next, Qwen3.5, DeepSeek-V3): their weights, their
+    /// attention layer's KV cache and K more state pages and conv columns per recurrent layer.
     #[arg(long, value_name = "K")]
     pub mtp: Option<u64>,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that

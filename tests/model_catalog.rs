@@ -293,3 +293,16 @@ fn unknown_model_suggests_close_ids() {
     let err = ModelCatalog::builtin().get("llama-2-7").unwrap_err().to_string();
     assert!(err.contains("did you mean") && err.contains("llama-2-7b"), "{err}");
 }
+
+/// DeepSeek-V3's multi-token-prediction module as vLLM loads it (`deepseek_mtp.py`): `eh_proj`
+/// (7,168 × 14,336), `enorm`, `hnorm`, `shared_head.norm`, and one decoder layer shaped like
+/// the model's MoE layers (MLA attention, 256 routed experts, the shared expert); the embedding
+/// and lm_head the checkpoint repeats are the model's own, so they are not loaded again.
+#[test]
+fn deepseek_v3_mtp_drafter() {
+    let spec = ModelCatalog::builtin().get("deepseek-v3").unwrap().spec().clone();
+    assert_eq!(spec.mtp_layers, 1);
+    let layer = |l: u32| inventory(&spec).iter().filter(|t| t.layer == Some(l)).map(|t| t.elements()).sum::<u64>();
+    let drafter: u64 = headroom::model::tensors::mtp_inventory(&spec).iter().map(|t| t.elements()).sum();
+    assert_eq!(drafter, 2 * 7168 * 7168 + 3 * 7168 + layer(3));
+}

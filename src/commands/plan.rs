@@ -85,7 +85,7 @@ fn parse_mtp(args: &PlanArgs, engine: Engine, spec: &crate::model::spec::ModelSp
     );
     anyhow::ensure!(
         n > 0,
-        "--mtp: no multi-token-prediction layers modelled for {} (Qwen3-Next and Qwen3.5 checkpoints)",
+        "--mtp: no multi-token-prediction layers modelled for {} (Qwen3-Next, Qwen3.5 and DeepSeek-V3 checkpoints)",
         spec.id
     );
     anyhow::ensure!(

@@ -348,11 +348,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         layer_mlp,
         mla,
         linear_attention,
-        // Qwen3.5's `mtp_num_hidden_layers`, Qwen3-Next's `num_nextn_predict_layers` (vLLM's
-        // default 1 where the file leaves it out).
+        // Qwen3.5's `mtp_num_hidden_layers`, Qwen3-Next's and DeepSeek-V3's
+        // `num_nextn_predict_layers` (vLLM's default 1 where Qwen3-Next's file leaves it out).
         mtp_layers: match family {
             Qwen35 | Qwen35Moe => r.count_or("mtp_num_hidden_layers", 0),
             Qwen3Next => r.count_or("num_nextn_predict_layers", 1),
+            DeepseekV3 => r.count_or("num_nextn_predict_layers", 0),
             _ => 0,
         },
         moe,

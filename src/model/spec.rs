@@ -389,7 +389,8 @@ pub struct ModelSpec {
     pub linear_attention: Option<LinearAttention>,
     pub moe: Option<Moe>,
     /// Multi-token-prediction layers the checkpoint carries beside the model (Qwen3-Next's and
-    /// Qwen3.5's `mtp.*`): loaded only as a speculative-decoding drafter (`--mtp`).
+    /// Qwen3.5's `mtp.*`, DeepSeek-V3's `model.layers.61`): loaded only as a speculative-decoding
+    /// drafter (`--mtp`).
     pub mtp_layers: u64,
     /// Bytes per element of the checkpoint's native dtype (`torch_dtype`): 2 for bf16/fp16.
     pub native_dtype_bytes: u64,

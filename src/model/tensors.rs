@@ -380,9 +380,10 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
 }
 
 /// The multi-token-prediction drafter of a checkpoint that carries one (`spec.mtp_layers`), as
-/// vLLM loads it for `--speculative-config '{"method": "mtp"}'`: `fc` (hidden × 2·hidden), its
-/// layers (full attention with the model's MLP or experts, as layers `num_layers ..`) and three
-/// norms; the embedding and lm_head are the model's own. Qwen3.5-9B: 2·4096² + one gated
+/// vLLM loads it for `--speculative-config '{"method": "mtp"}'`: `fc` (DeepSeek-V3's `eh_proj`,
+/// hidden × 2·hidden), its layers (full attention with the model's MLP or experts, as layers
+/// `num_layers ..`) and three norms (DeepSeek-V3's `enorm`, `hnorm` and `shared_head.norm`); the
+/// embedding and lm_head are the model's own. Qwen3.5-9B: 2·4096² + one gated
 /// attention layer and MLP of 12,288 + 5 norms: 243,290,624, the Hub's total less the model's.
 pub fn mtp_inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     let n = spec.mtp_layers;

@@ -190,6 +190,20 @@ mod tests {
 
     const P7B: Params = Params { total: 6_738_415_616, active: 6_738_415_616 };
 
+    /// Nemotron-Nano-9B-v2: 5·128·80·128 + 2·12,288·4 state and conv flops per Mamba-2 layer and
+    /// token; quantized linears: 27 Mamba-2 layers × (in_proj, out_proj), 4 attention layers ×
+    /// (q, k, v, o), 25 MLP blocks × (up, down) = 120; no attention pairs outside its 4 layers.
+    #[test]
+    fn nemotron_h_recurrent_flops_and_linears() {
+        let config = include_str!("../../../data/models/nemotron-nano-9b-v2.json");
+        let s = crate::model::config::parse_config(config, "n", "n.json").unwrap().spec;
+        assert_eq!(linear_attention_flops_per_token(&s), 6_651_904);
+        assert_eq!(quantized_linears_per_token(&s, Engine::Hf), 27 * 2 + 4 * 4 + 25 * 2);
+        let pairs = mixing_flops(&s, 100) - 27.0 * 100.0 * 6_651_904.0;
+        assert_eq!(pairs, 4.0 * causal_pairs(LayerAttention::Full, 100) * attention_flops_per_pair(&s) as f64);
+        assert_eq!(s.sublayers(), 56);
+    }
+
     #[test]
     fn llama2_7b_matmul_params_and_pair_flops() {
         let s = llama_2_7b();
