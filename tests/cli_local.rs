@@ -92,3 +92,16 @@ fn unsupported_architecture_names_the_supported_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("mamba") && err.contains("llama"), "{err}");
 }
+
+/// Layers past `num_hidden_layers` in a checkpoint are a multi-token-prediction block (DeepSeek-V3's
+/// `model.layers.61`), which engines load only for speculative decoding: the plan leaves them out.
+#[test]
+fn layers_past_the_config_are_left_out_as_a_drafter() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), tiny_llama_config()).unwrap();
+    let tensors = support::llama_tensors(0..3, true, true);
+    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    let params = 2 * (64 + 4096 + 4096 + 4096 + 64 + 3 * 8192) + 2 * 6400 + 64;
+    let plan = json_of(&["plan", dir.path().to_str().unwrap(), "--context", "128"]);
+    assert_eq!(plan["memory"]["weights_bytes"], 2 * params);
+}

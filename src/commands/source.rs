@@ -112,8 +112,12 @@ fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<Resol
 /// Stored bytes by position in the model, from the file headers.
 fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
     let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
-    // Engines load a multi-token-prediction block only for speculative decoding.
-    for t in model.tensors.iter().filter(|t| !crate::model::local::is_speculative_head(&t.name)) {
+    // Engines load a multi-token-prediction block only for speculative decoding: Qwen's `mtp.*`,
+    // and the layers past `num_hidden_layers` (DeepSeek-V3's `model.layers.61`).
+    let drafter = |t: &&crate::model::local::LocalTensor| {
+        crate::model::local::is_speculative_head(&t.name) || t.layer.is_some_and(|l| l as u64 >= spec.num_layers)
+    };
+    for t in model.tensors.iter().filter(|t| !drafter(t)) {
         let b = Bytes(t.bytes);
         if t.role.is_some_and(Role::is_routed_expert) {
             layout.routed_experts += b;
