@@ -279,21 +279,27 @@ fn layer_layout(
     if !matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
         return Ok((layer_attention(k, family, layers)?, LayerMlp::standard(layers, moe)));
     }
-    let has = |l: u64, name: &str| k.file.tensor(&format!("blk.{l}.{name}.weight")).is_some();
-    let mixers = (0..layers)
-        .map(|l| match () {
-            _ if has(l, "ssm_in") => LayerAttention::Linear,
-            _ if has(l, "attn_q") || has(l, "attn_qkv") => LayerAttention::Full,
-            _ => LayerAttention::Absent,
-        })
-        .collect();
-    let mlps: Vec<LayerMlp> = (0..layers)
-        .map(|l| match () {
-            _ if has(l, "ffn_up_exps") || has(l, "ffn_gate_up_exps") => LayerMlp::Moe,
-            _ if has(l, "ffn_up") || has(l, "ffn_gate_up") => LayerMlp::Dense,
-            _ => LayerMlp::Absent,
-        })
-        .collect();
+    let has = |l: u64, names: &[&str]| names.iter().any(|n| k.file.tensor(&format!("blk.{l}.{n}.weight")).is_some());
+    let mixer = |l| {
+        if has(l, &["ssm_in"]) {
+            LayerAttention::Linear
+        } else if has(l, &["attn_q", "attn_qkv"]) {
+            LayerAttention::Full
+        } else {
+            LayerAttention::Absent
+        }
+    };
+    let mlp = |l| {
+        if has(l, &["ffn_up_exps", "ffn_gate_up_exps"]) {
+            LayerMlp::Moe
+        } else if has(l, &["ffn_up", "ffn_gate_up"]) {
+            LayerMlp::Dense
+        } else {
+            LayerMlp::Absent
+        }
+    };
+    let mixers = (0..layers).map(mixer).collect();
+    let mlps: Vec<LayerMlp> = (0..layers).map(mlp).collect();
     if mlps.contains(&LayerMlp::Moe) && moe.is_none() {
         return Err(k.bad(format!("expert tensors without '{}.expert_count'", k.arch)));
     }
