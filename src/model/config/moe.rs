@@ -127,7 +127,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
         // experts of `intermediate_size` (gate and up fused in `input_linear`), beside the shared
         // MLP of `shared_intermediate_size` that every layer has.
         Family::GraniteMoeHybrid if super::mamba::granite_experts(r) > 0 => Ok(Some(Moe {
-            num_experts: super::mamba::granite_experts(r),
+            num_experts: r.u64_or(&["num_local_experts"], Some(8), family, MAX_EXPERTS)?,
             experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(2), family, MAX_EXPERTS)?,
             expert_intermediate_size: intermediate,
             shared_intermediate_size: r.u64_or(&["shared_intermediate_size"], Some(1024), family, MAX_DIM)?,
