@@ -553,6 +553,21 @@ mod tests {
         assert!((padding - 0.0076).abs() < 0.0001, "{padding}");
     }
 
+    /// vLLM 0.20 on an RTX 5090 with Qwen3.5-9B (prefix caching off): "Available KV cache
+    /// memory: 6.56 GiB", "GPU KV cache size: 53,328 tokens", "Maximum concurrency for 4,096
+    /// tokens per request: 36.91x". 528-token blocks of 2,162,688 B pages, groups of 8 (one
+    /// attention, three DeltaNet): 6.56 GiB holds 406 or 407 blocks (the log rounds the GiB),
+    /// ⌊/ 4⌋·528 = 53,328 tokens either way; a request takes 8 + 3 blocks: 36.9 to 37.0.
+    #[test]
+    fn vllm_qwen3_5_pool_on_an_rtx_5090() {
+        let s = catalog_spec(include_str!("../../data/models/qwen3.5-9b.json"));
+        let o = EngineOptions { prefix_caching: false, ..EngineOptions::default() };
+        let req = KvRequest { context: 4096, ..request(&s, Engine::Vllm, &o, 1) };
+        let (tokens, concurrency) = vllm_pool_capacity(&req, Bytes((6.56 * (1u64 << 30) as f64) as u64));
+        assert_eq!(tokens, 53_328);
+        assert!((concurrency / 36.91 - 1.0).abs() < 0.003, "{concurrency}");
+    }
+
     /// The vLLM 0.10.2 log of Qwen3-Next-80B-A3B-Instruct at tensor parallel 2 on H200s (prefix
     /// caching disabled for hybrid models in that version): "Available KV cache memory: 44.59
     /// GiB", "GPU KV cache size: 973,760 tokens", "Maximum concurrency for 262,144 tokens per
