@@ -119,7 +119,7 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
             .flatten(),
         context,
         batch: args.batch,
-        engine_refusal: base.basis.iter().find(|b| b.name == "vLLM cannot start").map(|b| b.source.clone()),
+        engine_refusal: base.vllm.as_ref().and_then(|v| v.cannot_start.first().cloned()),
     })
 }
 

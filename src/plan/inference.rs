@@ -410,41 +410,42 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
         let non_kv = worst.total.saturating_sub(worst.kv_cache).saturating_sub(worst.cuda_context);
         let pool = budget.saturating_sub(non_kv);
         let (capacity_tokens, max_concurrency) = kv::vllm_pool_capacity(kv_req, pool);
+        // Why vLLM would refuse to start, whatever the memory adds up to.
+        let mut cannot_start = Vec::new();
+        // It asks for utilization × the whole card and refuses when less is free.
+        let free = capacity.0.saturating_sub(worst.cuda_context.0 + in_use.0);
+        if budget.0 > free {
+            cannot_start.push(format!(
+                "gpu_memory_utilization × GPU memory is {} B, more than is free ({free} B after the CUDA context and other processes): lower --gpu-memory-utilization",
+                budget.0
+            ));
+        }
+        let max_num_seqs = vllm_budget(req, Some(capacity)).1;
+        // (A layer split's stages each pool their own layers' blocks: not checked there.)
+        let layer_split = device.count > 1 && kv_req.tp == 1;
+        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| !layer_split);
+        if let Some(blocks) = blocks.filter(|&b| b < max_num_seqs) {
+            cannot_start.push(format!(
+                "max_num_seqs {max_num_seqs} is more than the pool's {blocks} recurrent-state blocks, one per running sequence, which vLLM (0.20 on) refuses (with --mtp it may need more): set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
+            ));
+        }
+        for why in &cannot_start {
+            plan.basis.push(super::Basis {
+                name: "vLLM cannot start".into(),
+                value: "refused".into(),
+                source: why.clone(),
+            });
+        }
+        let fits = cannot_start.is_empty() && non_kv + worst.kv_cache <= budget;
         plan.vllm = Some(VllmReport {
             gpu_memory_utilization: req.options.gpu_memory_utilization,
             budget_bytes: budget.0,
             kv_pool_bytes: pool.0,
             kv_capacity_tokens: capacity_tokens,
             max_concurrency,
+            cannot_start,
         });
-        // vLLM asks for utilization × the whole card and refuses to start when less is free.
-        let too_big = budget.0 + worst.cuda_context.0 + in_use.0 > capacity.0;
-        let mut starts = !too_big;
-        let max_num_seqs = vllm_budget(req, Some(capacity)).1;
-        // (A layer split's stages each pool their own layers' blocks: not checked there.)
-        let layer_split = device.count > 1 && kv_req.tp == 1;
-        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| !layer_split);
-        if let Some(blocks) = blocks.filter(|&b| b < max_num_seqs) {
-            starts = false;
-            plan.basis.push(super::Basis {
-                name: "vLLM cannot start".into(),
-                value: format!("max_num_seqs {max_num_seqs} > {blocks} recurrent-state blocks"),
-                source: format!(
-                    "every running sequence holds a state block and vLLM (0.20 on) refuses a max_num_seqs its pool cannot give one each (with --mtp it may need more): set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
-                ),
-            });
-        }
-        if too_big {
-            plan.basis.push(super::Basis {
-                name: "vLLM cannot start".into(),
-                value: budget.0.to_string(),
-                source: format!(
-                    "gpu_memory_utilization × GPU memory, more than is free ({} B after the CUDA context and other processes): lower --gpu-memory-utilization",
-                    capacity.0.saturating_sub(worst.cuda_context.0 + in_use.0)
-                ),
-            });
-        }
-        (starts && non_kv + worst.kv_cache <= budget, budget.0 as i64 - (non_kv + worst.kv_cache).0 as i64)
+        (fits, budget.0 as i64 - (non_kv + worst.kv_cache).0 as i64)
     } else {
         (worst.total + in_use <= capacity, capacity.0 as i64 - (worst.total + in_use).0 as i64)
     };

@@ -128,6 +128,8 @@ pub struct VllmReport {
     pub kv_capacity_tokens: u64,
     /// KV capacity ÷ tokens per sequence (vLLM's "Maximum concurrency").
     pub max_concurrency: f64,
+    /// Why vLLM would refuse to start, each with its fix; empty when it starts.
+    pub cannot_start: Vec<String>,
 }
 
 /// Memory a plan needs in host RAM (CPU-resident weights and KV cache), in bytes.
