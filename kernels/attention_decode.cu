@@ -186,41 +186,6 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) attn_decode_reduce(
 #define DV2_WARP_BYTES (DV2_STAGES * 2 * DV2_TILE_BYTES)
 #define DV2_SMEM_BYTES (DV2_WARPS * DV2_WARP_BYTES)
 
-__device__ __forceinline__ unsigned dv2_smem_u32(const void* p) {
-  unsigned a;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-  return a;
-}
-
-// 16 bytes global → shared, the first `bytes` (0 or 16) from src and the rest zeros.
-__device__ __forceinline__ void dv2_cp_async16(unsigned dst, const void* src, unsigned bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes));
-}
-
-template <bool TRANS>
-__device__ __forceinline__ void dv2_ldsm_x4(unsigned addr, unsigned (&r)[4]) {
-  if (TRANS)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-// c += A·B, m16n8k16, A = {a0, a1, a2, a3}, B = {b0, b1}.
-__device__ __forceinline__ void dv2_mma(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
-                                        unsigned b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ unsigned dv2_bf16x2(float lo, float hi) {
-  unsigned r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
 // Byte offset of 16-byte chunk `ch` (dims 8·ch .. +7) of key row `key` in a swizzled tile.
 __device__ __forceinline__ unsigned dv2_swz(int key, int ch) { return key * (DEC_D * 2) + ((ch ^ (key & 7)) << 4); }
 
@@ -232,8 +197,8 @@ __device__ __forceinline__ void dv2_issue(unsigned ks, const bf16_t* kg, const b
     const bool ok = key + row < ctx;
     const u64 off = (u64)(ok ? key + row : 0) * DEC_D + ch * 8;  // key 0 is valid: a safe address
     const unsigned dst = ks + dv2_swz(row, ch);
-    dv2_cp_async16(dst, kg + off, ok ? 16u : 0u);
-    dv2_cp_async16(dst + DV2_TILE_BYTES, vg + off, ok ? 16u : 0u);
+    cp_async16_zfill(dst, kg + off, ok ? 16u : 0u);
+    cp_async16_zfill(dst + DV2_TILE_BYTES, vg + off, ok ? 16u : 0u);
   }
 }
 
@@ -282,9 +247,9 @@ __device__ __forceinline__ void dv2_warp(const bf16_t* __restrict__ qg, const bf
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         unsigned kb[4];
-        dv2_ldsm_x4<false>(ks + dv2_swz(8 * j + (lane & 7), 4 * sp + (lane >> 3)), kb);
-        dv2_mma(s[j], qa[2 * sp][0], 0u, qa[2 * sp][1], 0u, kb[0], kb[1]);
-        dv2_mma(s[j], qa[2 * sp + 1][0], 0u, qa[2 * sp + 1][1], 0u, kb[2], kb[3]);
+        ldsm_x4(ks + dv2_swz(8 * j + (lane & 7), 4 * sp + (lane >> 3)), kb[0], kb[1], kb[2], kb[3]);
+        mma_bf16(s[j], qa[2 * sp][0], 0u, qa[2 * sp][1], 0u, kb[0], kb[1]);
+        mma_bf16(s[j], qa[2 * sp + 1][0], 0u, qa[2 * sp + 1][1], 0u, kb[2], kb[3]);
       }
 
     // Online softmax of query r over this step (its 16 keys sit in lanes 4r .. 4r+3).
@@ -309,7 +274,7 @@ __device__ __forceinline__ void dv2_warp(const bf16_t* __restrict__ qg, const bf
       for (int e = 0; e < 2; ++e) p[j][e] = exp2f(fmaf(s[j][e], scale_log2, -ms));
     l = l * alpha + (p[0][0] + p[0][1]) + (p[1][0] + p[1][1]);
     const float a_lo = __shfl_sync(0xffffffffu, alpha, 8 * c), a_hi = __shfl_sync(0xffffffffu, alpha, 8 * c + 4);
-    const unsigned pb0 = dv2_bf16x2(p[0][0], p[0][1]), pb1 = dv2_bf16x2(p[1][0], p[1][1]);
+    const unsigned pb0 = cvt_bf16x2(p[0][0], p[0][1]), pb1 = cvt_bf16x2(p[1][0], p[1][1]);
 
     // Oᵀ += Vᵀ·Pᵀ: m-tile t = dims 16t .. 16t+15; ldmatrix.trans of matrices (keys 0-7 | 8-15) ×
     // (dims 16t .. +7 | +8 .. +15) gives a0..a3.
@@ -320,8 +285,8 @@ __device__ __forceinline__ void dv2_warp(const bf16_t* __restrict__ qg, const bf
       acc[t][2] *= a_lo;
       acc[t][3] *= a_hi;
       unsigned va[4];
-      dv2_ldsm_x4<true>(vs + dv2_swz((lane & 7) + ((lane >> 4) << 3), 2 * t + ((lane >> 3) & 1)), va);
-      dv2_mma(acc[t], va[0], va[1], va[2], va[3], pb0, pb1);
+      ldsm_x4_t(vs + dv2_swz((lane & 7) + ((lane >> 4) << 3), 2 * t + ((lane >> 3) & 1)), va[0], va[1], va[2], va[3]);
+      mma_bf16(acc[t], va[0], va[1], va[2], va[3], pb0, pb1);
     }
   }
   asm volatile("cp.async.wait_group 0;");
@@ -367,7 +332,7 @@ __device__ __forceinline__ void attn_decode_v2(const bf16_t* __restrict__ q, con
   const int n = first < ctx ? min(DV2_STEPS, (ctx - first + stride - 1) / stride) : 0;
   unsigned char* wsm = dv2_smem + warp * DV2_WARP_BYTES;
   float m, l, acc[DEC_D / 16][4];
-  dv2_warp<G>(q + head0 * DEC_D, kc + kv_base, vc + kv_base, dv2_smem_u32(wsm), first, n, ctx, scale_log2, m, l, acc);
+  dv2_warp<G>(q + head0 * DEC_D, kc + kv_base, vc + kv_base, smem_u32(wsm), first, n, ctx, scale_log2, m, l, acc);
 
   // Each warp's (m in log2 units, l, Oᵀ) into its own ring: o [8][128] f32, then m [8], l [8].
   __syncwarp();
