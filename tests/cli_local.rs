@@ -17,6 +17,16 @@ fn tiny_llama_config() -> String {
     .to_string()
 }
 
+/// A directory with the tiny Llama's config.json (2 layers) and a safetensors file holding
+/// `layers` of them.
+fn tiny_llama_dir(layers: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), tiny_llama_config()).unwrap();
+    let tensors = support::llama_tensors(0..layers, true, true);
+    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    dir
+}
+
 fn json_of(args: &[&str]) -> Value {
     let out = headroom().args(args).args(["--format", "json"]).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -25,10 +35,7 @@ fn json_of(args: &[&str]) -> Value {
 
 #[test]
 fn safetensors_directory_is_planned_from_its_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("config.json"), tiny_llama_config()).unwrap();
-    let tensors = support::llama_tensors(0..2, true, true);
-    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    let dir = tiny_llama_dir(2);
     let path = dir.path().to_str().unwrap();
 
     // 2 layers × (64 + 64·64 + 2·32·64 + 64·64 + 64 + 3·64·128) + 2·100·64 + 64 elements, bf16.
@@ -97,10 +104,7 @@ fn unsupported_architecture_names_the_supported_ones() {
 /// `model.layers.61`), which engines load only for speculative decoding: the plan leaves them out.
 #[test]
 fn layers_past_the_config_are_left_out_as_a_drafter() {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("config.json"), tiny_llama_config()).unwrap();
-    let tensors = support::llama_tensors(0..3, true, true);
-    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    let dir = tiny_llama_dir(3);
     let params = 2 * (64 + 4096 + 4096 + 4096 + 64 + 3 * 8192) + 2 * 6400 + 64;
     let plan = json_of(&["plan", dir.path().to_str().unwrap(), "--context", "128"]);
     assert_eq!(plan["memory"]["weights_bytes"], 2 * params);

@@ -363,6 +363,22 @@ fn damaged_gguf_gives_the_right_error() {
     assert!(parse_gguf_bytes(&long_string).unwrap_err().to_string().contains("over the"));
 }
 
+/// A Mamba-2 layer `l` as llama.cpp writes it: 8 heads of 16 (inner 128), `groups` groups of a
+/// 16-wide state, a 4-tap convolution with its bias, the grouped norm.
+fn with_mamba2_layer(g: Gguf, l: u32, h: u64, groups: u64) -> Gguf {
+    use GgmlType::*;
+    let t = |n: &str| format!("blk.{l}.{n}");
+    let conv = 128 + 2 * groups * 16;
+    g.tensor(&t("ssm_in.weight"), &[h, 128 + conv + 8], Q8_0)
+        .tensor(&t("ssm_conv1d.weight"), &[4, conv], F32)
+        .tensor(&t("ssm_conv1d.bias"), &[conv], F32)
+        .tensor(&t("ssm_dt.bias"), &[8], F32)
+        .tensor(&t("ssm_a"), &[1, 8], F32)
+        .tensor(&t("ssm_d"), &[1, 8], F32)
+        .tensor(&t("ssm_norm.weight"), &[128 / groups, groups], F32)
+        .tensor(&t("ssm_out.weight"), &[128, h], Q8_0)
+}
+
 /// llama.cpp's nemotron_h layout: one mixer per block — `ssm_*` (Mamba-2), `attn_*`, `ffn_up`
 /// and `ffn_down` (squared ReLU), or experts with a score-correction bias and a shared expert —
 /// with per-layer `head_count_kv` and `feed_forward_length` arrays (0 where a block has none).
@@ -393,15 +409,7 @@ fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
         g = g.tensor(&t(l, "attn_norm.weight"), &[h], F32);
     }
     // Block 0: Mamba-2 (in_proj 2·128 + 2·2·16 + 8 = 328 rows, conv over 192 channels).
-    g = g
-        .tensor(&t(0, "ssm_in.weight"), &[h, 328], Q8_0)
-        .tensor(&t(0, "ssm_conv1d.weight"), &[4, 192], F32)
-        .tensor(&t(0, "ssm_conv1d.bias"), &[192], F32)
-        .tensor(&t(0, "ssm_dt.bias"), &[8], F32)
-        .tensor(&t(0, "ssm_a"), &[1, 8], F32)
-        .tensor(&t(0, "ssm_d"), &[1, 8], F32)
-        .tensor(&t(0, "ssm_norm.weight"), &[64, 2], F32)
-        .tensor(&t(0, "ssm_out.weight"), &[128, h], Q8_0);
+    g = with_mamba2_layer(g, 0, h, 2);
     // Block 1: MLP. Block 2: attention, heads of 32 (not 64 / 4). Block 3: experts.
     g = g.tensor(&t(1, "ffn_up.weight"), &[h, 96], Q8_0).tensor(&t(1, "ffn_down.weight"), &[96, h], Q8_0);
     g = g
@@ -455,15 +463,7 @@ fn granite_hybrid_gguf_layers_hold_a_mixer_and_an_mlp() {
         .tensor("token_embd.weight", &[h, 1000], Q8_0);
     let t = |l: u32, n: &str| format!("blk.{l}.{n}");
     // Layer 0: Mamba-2, one group (in_proj 2·128 + 2·16 + 8 = 296 rows, conv over 160 channels).
-    g = g
-        .tensor(&t(0, "ssm_in.weight"), &[h, 296], Q8_0)
-        .tensor(&t(0, "ssm_conv1d.weight"), &[4, 160], F32)
-        .tensor(&t(0, "ssm_conv1d.bias"), &[160], F32)
-        .tensor(&t(0, "ssm_dt.bias"), &[8], F32)
-        .tensor(&t(0, "ssm_a"), &[1, 8], F32)
-        .tensor(&t(0, "ssm_d"), &[1, 8], F32)
-        .tensor(&t(0, "ssm_norm.weight"), &[128, 1], F32)
-        .tensor(&t(0, "ssm_out.weight"), &[128, h], Q8_0);
+    g = with_mamba2_layer(g, 0, h, 1);
     g = g
         .tensor(&t(1, "attn_q.weight"), &[h, 64], Q8_0)
         .tensor(&t(1, "attn_k.weight"), &[h, 32], Q8_0)

@@ -206,7 +206,12 @@ impl GpuSpec {
     /// driver 580: 143,771 − 615 = 143,156 MiB; measured 150,109,880,320 B = 143,155.94 MiB
     /// (data/measurements/device/2026-11-27-h200/context.json).
     pub fn usable_bytes(&self) -> u64 {
-        (self.memory_mib - self.reserved_mib.unwrap_or(0)) * 1024 * 1024
+        self.memory_bytes() - self.reserved_bytes()
+    }
+
+    /// What the driver and firmware keep (`reserved_mib` × 2^20; 0 off NVIDIA).
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reserved_mib.unwrap_or(0) * 1024 * 1024
     }
 
     /// Peak memory bandwidth in bytes per second (`bandwidth_gb_s` × 1e9).

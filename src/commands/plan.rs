@@ -407,7 +407,7 @@ pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
     Device {
         id: gpu.id.clone(),
         capacity: crate::units::Bytes(gpu.usable_bytes()),
-        reserved: crate::units::Bytes(gpu.memory_bytes() - gpu.usable_bytes()),
+        reserved: crate::units::Bytes(gpu.reserved_bytes()),
         in_use: crate::units::Bytes::ZERO,
         count,
         generation,

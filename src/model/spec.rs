@@ -282,6 +282,16 @@ impl LinearAttention {
         (groups * self.key_head_dim / tp, self.value_dim() / tp, self.num_value_heads / tp)
     }
 
+    /// Outputs of all input projections on one of `tp` ranks: DeltaNet's q, k, v, z, β and α,
+    /// Mamba-2's z, x, B, C and dt.
+    pub fn input_rows_per_rank(&self, tp: u64) -> u64 {
+        let (k, v, heads) = self.per_rank(tp);
+        match self.kind {
+            LinearKind::GatedDeltaNet => 2 * k + 2 * v + 2 * heads,
+            LinearKind::Mamba2 => 2 * k + 2 * v + heads,
+        }
+    }
+
     /// Output rows of the fused input projection: DeltaNet's `in_proj_qkvz` (q, k, v, z), or
     /// Mamba-2's `in_proj` (z, x, B, C and one dt per head).
     pub fn fused_in_rows(&self) -> u64 {

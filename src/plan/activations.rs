@@ -227,7 +227,7 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
     match la.kind {
         LinearKind::GatedDeltaNet => {
             const CHUNK: u64 = 64;
-            let projections = t * (2 * k + 2 * v + 2 * heads);
+            let projections = t * la.input_rows_per_rank(req.tp);
             let convolved = t * (2 * k + v);
             let outputs = 2 * t * v;
             let within_chunk = t * heads * CHUNK * 4;
@@ -236,7 +236,7 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
         }
         LinearKind::Mamba2 => {
             let chunk = la.chunk_size;
-            let projections = t * (2 * v + 2 * k + heads);
+            let projections = t * la.input_rows_per_rank(req.tp);
             let convolved = t * (2 * k + v);
             let outputs = 2 * t * v;
             let scan = t.div_ceil(chunk) * heads * la.key_head_dim * la.value_head_dim * 4
@@ -253,8 +253,7 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
 fn vllm_profile_linear_moment(req: &ActivationRequest, t: u64) -> u64 {
     match req.spec.linear_attention {
         Some(la) if la.kind == LinearKind::Mamba2 => {
-            let (k, v, heads) = la.per_rank(req.tp);
-            (stream_values(req, t) + t * (2 * v + 2 * k + heads)) * act_bytes(req.engine)
+            (stream_values(req, t) + t * la.input_rows_per_rank(req.tp)) * act_bytes(req.engine)
         }
         _ => 0,
     }

@@ -165,7 +165,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
     let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, host, basis: basis.0 };
     if let Some(device) = &req.device {
-        fit(req, device, &layout.kv, &mut plan);
+        fit(req, device, &layout, &mut plan);
     }
     Ok(plan)
 }
@@ -400,7 +400,8 @@ fn headroom_workspace(req: &InferenceRequest, log: &mut BasisLog) -> Bytes {
     total
 }
 
-fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut Plan) {
+fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan) {
+    let kv_req = &layout.kv;
     let capacity = device.capacity;
     let in_use = device.in_use;
     plan.basis.push(device.capacity_basis());
@@ -420,10 +421,9 @@ fn fit(req: &InferenceRequest, device: &Device, kv_req: &KvRequest, plan: &mut P
                 budget.0
             ));
         }
-        let max_num_seqs = vllm_budget(req, Some(capacity)).1;
+        let max_num_seqs = layout.max_num_seqs;
         // (A layer split's stages each pool their own layers' blocks: not checked there.)
-        let layer_split = device.count > 1 && kv_req.tp == 1;
-        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| !layer_split);
+        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| layout.stages == 1);
         if let Some(blocks) = blocks.filter(|&b| b < max_num_seqs) {
             cannot_start.push(format!(
                 "max_num_seqs {max_num_seqs} is more than the pool's {blocks} recurrent-state blocks, one per running sequence, which vLLM (0.20 on) refuses (with --mtp it may need more): set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"
