@@ -7,7 +7,7 @@ mod support;
 use headroom::model::gguf::{gguf_to_spec, parse_gguf_bytes, read_gguf};
 use headroom::model::local::{LocalFileError, LocalFormat, LocalModel};
 use headroom::model::safetensors::{parse_header_bytes, read_header};
-use headroom::model::spec::{Family, LayerAttention, ModelSpec};
+use headroom::model::spec::{Family, LayerAttention, ModelSpec, QkNorm};
 use headroom::model::tensors::{inventory, param_counts, Role};
 use headroom::quant::ggml::GgmlType;
 use std::fs;
@@ -557,7 +557,7 @@ fn qwen35_gguf_is_a_deltanet_hybrid() {
     assert_eq!(kinds, [true, true, true, false]);
     let la = spec.linear_attention.unwrap();
     assert_eq!((la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim), (2, 4, 128, 128));
-    assert!(la.split_projections && spec.attn_output_gate && spec.qk_norm && !spec.fused_qkv);
+    assert!(la.split_projections && spec.attn_output_gate && spec.qk_norm == QkNorm::PerHead && !spec.fused_qkv);
     // The architecture's inventory has the file's parameter count.
     let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);

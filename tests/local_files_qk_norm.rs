@@ -7,7 +7,7 @@ mod support;
 use headroom::model::config::parse_config;
 use headroom::model::gguf::gguf_to_spec;
 use headroom::model::local::LocalModel;
-use headroom::model::spec::{Family, LayerAttention};
+use headroom::model::spec::{Family, LayerAttention, QkNorm};
 use headroom::model::tensors::{inventory, param_counts, Role};
 use headroom::quant::ggml::GgmlType::{self, F32, Q8_0};
 use std::fs;
@@ -74,7 +74,7 @@ fn qwen3_gguf_has_q_and_k_norms() {
     let spec = assert_exact(&g.tensor("output_norm.weight", &[256], F32), "Qwen3-tiny-Q8_0.gguf");
     assert_eq!(spec.family, Family::Qwen3);
     assert_eq!((spec.head_dim, spec.q_width(), spec.norms_per_layer), (128, 512, 2));
-    assert!(spec.qk_norm && spec.tie_word_embeddings && spec.moe.is_none());
+    assert!(spec.qk_norm == QkNorm::PerHead && spec.tie_word_embeddings && spec.moe.is_none());
 }
 
 /// llama.cpp's `qwen3moe`: a router `ffn_gate_inp` and stacked `ffn_*_exps` in every layer, no
@@ -101,7 +101,7 @@ fn qwen3moe_gguf_is_sparse_in_every_layer() {
     let moe = spec.moe.unwrap();
     assert_eq!((moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size), (8, 2, 128));
     assert_eq!((moe.shared_intermediate_size, moe.first_dense_layers, moe.router_bias), (0, 0, false));
-    assert!(spec.qk_norm && !spec.tie_word_embeddings);
+    assert!(spec.qk_norm == QkNorm::PerHead && !spec.tie_word_embeddings);
 }
 
 /// llama.cpp's `gemma3`: four norms per layer (attn_norm, post_attention_norm, ffn_norm,
@@ -123,7 +123,7 @@ fn gemma3_gguf_slides_on_five_layers_of_six() {
     let spec = assert_exact(&g.tensor("output_norm.weight", &[256], F32), "gemma-3-tiny-Q8_0.gguf");
     assert_eq!(spec.family, Family::Gemma3);
     assert_eq!(spec.norms_per_layer, 4);
-    assert!(spec.qk_norm && spec.tie_word_embeddings && !spec.logit_softcap);
+    assert!(spec.qk_norm == QkNorm::PerHead && spec.tie_word_embeddings && !spec.logit_softcap);
     let sliding = LayerAttention::Sliding { window: 512 };
     let expected: Vec<_> = (0..7).map(|l| if l == 5 { LayerAttention::Full } else { sliding }).collect();
     assert_eq!(spec.layer_attention, expected);

@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 55] = [
+    let before: [(&str, u64, u64); 60] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -217,6 +217,11 @@ fn text_only_models_keep_their_counts() {
         ("granite-4.0-h-micro", 3_191_396_096, 3_191_396_096),
         ("granite-4.0-h-tiny", 6_939_037_248, 1_465_470_528),
         ("granite-4.0-h-small", 32_207_337_984, 8_803_121_664),
+        ("glm-4-9b-0414", 9_400_279_040, 9_400_279_040),
+        ("glm-4-32b-0414", 32_566_487_552, 32_566_487_552),
+        ("glm-4.5-air", 106_852_251_264, 13_424_129_664),
+        ("glm-4.5", 352_797_829_024, 33_632_266_144),
+        ("glm-4.6", 352_797_829_024, 33_632_266_144),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

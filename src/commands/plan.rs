@@ -85,7 +85,7 @@ fn parse_mtp(args: &PlanArgs, engine: Engine, spec: &crate::model::spec::ModelSp
     );
     anyhow::ensure!(
         n > 0,
-        "--mtp: no multi-token-prediction layers modelled for {} (Qwen3-Next, Qwen3.5 and DeepSeek-V3 checkpoints)",
+        "--mtp: no multi-token-prediction layers modelled for {} (Qwen3-Next, Qwen3.5, DeepSeek-V3 and GLM-4.5 checkpoints)",
         spec.id
     );
     anyhow::ensure!(

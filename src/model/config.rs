@@ -19,7 +19,7 @@ mod mamba;
 mod moe;
 mod vision;
 
-use super::spec::{Biases, Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind};
+use super::spec::{Biases, Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
 use super::vision::VisionKind;
 use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, sliding_window};
 use defaults::ClassDefaults;
@@ -261,6 +261,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         NemotronH => Biases { mlp: r.bool_or("mlp_bias", false), ..Biases::default() },
         Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias, lm_head: false },
         DeepseekV2 | DeepseekV3 => Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() },
+        // `Glm4Attention` and `Glm4MoeAttention`: q, k and v biased by `attention_bias` (true in
+        // every release; `Glm4Config`'s default), `o_proj` never.
+        Glm4 | Glm4Moe => Biases { qkv: r.bool_or("attention_bias", family == Glm4), ..Biases::default() },
         // `GptOssConfig.attention_bias` defaults to true; its MLP is all experts, whose biases
         // are the `Moe`'s.
         GptOss => {
@@ -281,7 +284,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         });
     }
     let norms_per_layer = match family {
-        Gemma2 | Gemma3 => 4,
+        // GLM-4's `post_self_attn_layernorm` and `post_mlp_layernorm` beside the usual two.
+        Gemma2 | Gemma3 | Glm4 => 4,
         Falcon if !r.bool_or("new_decoder_architecture", false) && r.bool_or("parallel_attn", true) => 1,
         // One input_layernorm feeds attention and MLP in parallel.
         Phi => 1,
@@ -339,8 +343,14 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         // (Qwen3.5-MoE's checkpoints fuse each layer's routed experts into one `gate_up_proj`,
         // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
         // (Granite 4.0's `input_linear` holds gate and up, in the shared MLP and in the experts.)
-        fused_gate_up: matches!(family, Phi3 | GptOss | GraniteMoeHybrid),
-        qk_norm: matches!(family, Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe),
+        // (GLM-4's dense MLP is Phi-3's: one `gate_up_proj`.)
+        fused_gate_up: matches!(family, Phi3 | GptOss | GraniteMoeHybrid | Glm4),
+        qk_norm: match family {
+            Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe => QkNorm::PerHead,
+            // GLM-4.5 norms q and k per head; GLM-4.5-Air does not.
+            Glm4Moe if r.bool_or("use_qk_norm", false) => QkNorm::PerHead,
+            _ => QkNorm::None,
+        },
         attn_sinks: family == GptOss,
         attn_output_gate: family == Qwen3Next
             || (matches!(family, Qwen35 | Qwen35Moe) && r.bool_or("attn_output_gate", true)),
@@ -348,12 +358,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         layer_mlp,
         mla,
         linear_attention,
-        // Qwen3.5's `mtp_num_hidden_layers`, Qwen3-Next's and DeepSeek-V3's
+        // Qwen3.5's `mtp_num_hidden_layers`, Qwen3-Next's, DeepSeek-V3's and GLM-4.5's
         // `num_nextn_predict_layers` (vLLM's default 1 where Qwen3-Next's file leaves it out).
         mtp_layers: match family {
             Qwen35 | Qwen35Moe => r.count_or("mtp_num_hidden_layers", 0),
             Qwen3Next => r.count_or("num_nextn_predict_layers", 1),
-            DeepseekV3 => r.count_or("num_nextn_predict_layers", 0),
+            DeepseekV3 | Glm4Moe => r.count_or("num_nextn_predict_layers", 0),
             _ => 0,
         },
         moe,

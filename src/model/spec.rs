@@ -54,6 +54,14 @@ pub enum Family {
     /// `layer_types`, each followed by a SwiGLU shared MLP and, when `num_local_experts` > 0,
     /// a mixture of SwiGLU experts.
     GraniteMoeHybrid,
+    /// Zhipu GLM-4-0414 and GLM-Z1 (`Glm4ForCausalLM`): Llama-like attention with q/k/v biases,
+    /// four RMSNorms per layer (before and after attention and the MLP) and a fused `gate_up_proj`.
+    Glm4,
+    /// Zhipu GLM-4.5, 4.5-Air, 4.6 and 4.7 (`Glm4MoeForCausalLM`): grouped-query attention of
+    /// 128-wide heads (96 heads over a 5,120 or 4,096 hidden) with q/k/v biases and optional
+    /// per-head q/k norms, DeepSeek-V3's MoE (sigmoid router with score-correction bias, one
+    /// shared expert, leading dense layers) and a multi-token-prediction layer.
+    Glm4Moe,
 }
 
 impl Family {
@@ -81,6 +89,8 @@ impl Family {
             Family::Qwen35Moe => "qwen3_5_moe_text",
             Family::NemotronH => "nemotron_h",
             Family::GraniteMoeHybrid => "granitemoehybrid",
+            Family::Glm4 => "glm4",
+            Family::Glm4Moe => "glm4_moe",
         }
     }
 
@@ -92,7 +102,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 21] = [
+    pub const ALL: [Family; 23] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -114,6 +124,8 @@ impl Family {
         Family::Qwen35Moe,
         Family::NemotronH,
         Family::GraniteMoeHybrid,
+        Family::Glm4,
+        Family::Glm4Moe,
     ];
 }
 
@@ -339,6 +351,27 @@ pub struct Moe {
     pub expert_biases: bool,
 }
 
+/// The norms queries and keys pass before RoPE, by the length of their weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QkNorm {
+    #[default]
+    None,
+    /// One `head_dim`-long weight shared by all heads (Qwen3, Gemma 3, GLM-4.5 with
+    /// `use_qk_norm`).
+    PerHead,
+    /// A weight per channel of all heads: `num_heads · head_dim` for queries and
+    /// `num_kv_heads · head_dim` for keys (OLMo 2's `q_norm`/`k_norm` over the whole projection;
+    /// Cohere's per-head LayerNorms of `[heads, head_dim]` weights).
+    Full,
+}
+
+impl QkNorm {
+    pub fn present(self) -> bool {
+        self != QkNorm::None
+    }
+}
+
 /// Which linear layers carry a bias vector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Biases {
@@ -377,9 +410,9 @@ pub struct ModelSpec {
     pub biases: Biases,
     /// Q, K and V live in one fused matrix in the checkpoint (Phi-3, Falcon, GPT-NeoX).
     pub fused_qkv: bool,
-    /// Queries and keys pass a per-head RMSNorm before RoPE (Qwen3's and Gemma 3's `q_norm` and
-    /// `k_norm`): two `head_dim`-long weight vectors per layer, shared by all heads.
-    pub qk_norm: bool,
+    /// Queries and keys pass a norm before RoPE (Qwen3's and Gemma 3's per-head `q_norm` and
+    /// `k_norm`; OLMo 2's over all heads).
+    pub qk_norm: QkNorm,
     /// Gate and up live in one fused matrix in the checkpoint: the dense MLP's (Phi-3) or each
     /// routed expert's (gpt-oss `experts.gate_up_proj`).
     pub fused_gate_up: bool,

@@ -44,7 +44,7 @@
 //! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
 //! quantized, never in the active (per-token) parameters.
 
-use super::spec::{LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, Moe, NormKind};
+use super::spec::{LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, Moe, NormKind, QkNorm};
 use serde::Serialize;
 
 /// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
@@ -528,9 +528,14 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
         push_linear(Role::AttnV, l, kv, h, b.qkv, out);
     }
     push_linear(Role::AttnOutput, l, h, q, b.attn_out, out);
-    if spec.qk_norm {
-        push_norm(spec, Role::AttnQNorm, l, spec.head_dim, out);
-        push_norm(spec, Role::AttnKNorm, l, spec.head_dim, out);
+    let (q_norm, k_norm) = match spec.qk_norm {
+        QkNorm::None => (0, 0),
+        QkNorm::PerHead => (spec.head_dim, spec.head_dim),
+        QkNorm::Full => (q, kv),
+    };
+    if q_norm > 0 {
+        push_norm(spec, Role::AttnQNorm, l, q_norm, out);
+        push_norm(spec, Role::AttnKNorm, l, k_norm, out);
     }
     if spec.attn_sinks {
         out.push(TensorDesc {

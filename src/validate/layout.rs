@@ -147,8 +147,8 @@ pub fn check_model(spec: &ModelSpec) -> Result<(), Unsupported> {
     if spec.fused_qkv || spec.fused_gate_up {
         return arch("fused projections");
     }
-    if spec.qk_norm {
-        return arch("per-head q/k norms");
+    if spec.qk_norm.present() {
+        return arch("q/k norms");
     }
     if spec.logit_softcap {
         return arch("soft-capped logits");

@@ -5,7 +5,7 @@
 
 pub mod cli;
 
-use headroom::model::spec::{Biases, Family, LayerAttention, LayerMlp, MlpKind, ModelSpec, NormKind};
+use headroom::model::spec::{Biases, Family, LayerAttention, LayerMlp, MlpKind, ModelSpec, NormKind, QkNorm};
 use headroom::quant::ggml::GgmlType;
 use serde_json::{json, Map, Value};
 
@@ -253,7 +253,7 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         biases: Biases::default(),
         fused_qkv: false,
         fused_gate_up: false,
-        qk_norm: false,
+        qk_norm: QkNorm::None,
         attn_sinks: false,
         attn_output_gate: false,
         layer_attention: vec![LayerAttention::Full; layers as usize],

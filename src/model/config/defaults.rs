@@ -13,7 +13,9 @@
 //! `text_config` leave the context out). `GptOssConfig`:
 //! max_position_embeddings 131,072, sliding_window 128 (its other defaults are gpt-oss-120b's
 //! shape, which the official files spell out). `NemotronHConfig`: vocab_size 131,072, head_dim
-//! 128, 8 KV heads.
+//! 128, 8 KV heads. `Glm4Config` (`configuration_glm4.py`): vocab_size 151,552, 32 heads, 2 KV
+//! heads, head_dim 128, max_position_embeddings 131,072; `Glm4MoeConfig`: vocab_size 151,552, 96
+//! heads, 8 KV heads, max_position_embeddings 131,072.
 
 use crate::model::spec::Family;
 
@@ -65,6 +67,24 @@ impl ClassDefaults {
             Family::NemotronH => {
                 ClassDefaults { vocab_size: Some(131_072), num_key_value_heads: Some(8), head_dim: Some(128), ..base }
             }
+            // `Glm4Config`: GLM-4-9B-0414's shape (2 KV heads of 128).
+            Family::Glm4 => ClassDefaults {
+                vocab_size: Some(151_552),
+                num_attention_heads: Some(32),
+                num_key_value_heads: Some(2),
+                head_dim: Some(128),
+                max_context: 131_072,
+                ..base
+            },
+            // `Glm4MoeConfig` has no head_dim (the modeling code falls back to hidden / heads);
+            // every release writes its 128.
+            Family::Glm4Moe => ClassDefaults {
+                vocab_size: Some(151_552),
+                num_attention_heads: Some(96),
+                num_key_value_heads: Some(8),
+                max_context: 131_072,
+                ..base
+            },
             _ => base,
         }
     }

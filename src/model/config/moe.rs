@@ -1,5 +1,5 @@
 //! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next, gpt-oss,
-//! Nemotron-H and Granite 4.0.
+//! Nemotron-H, Granite 4.0 and GLM-4.5.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -136,6 +136,24 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             router_bias: false,
             expert_biases: false,
         })),
+        // `Glm4MoeMoE` (transformers `modeling_glm4_moe.py`): DeepSeek-V3's block. The router
+        // `gate` [experts, hidden] always carries an fp32 `e_score_correction_bias`; one shared MLP
+        // of `n_shared_experts · moe_intermediate_size`; dense layers before
+        // `first_k_dense_replace`. Defaults are `Glm4MoeConfig`'s (GLM-4.5-Air's shape).
+        Family::Glm4Moe => {
+            let expert_size = r.u64_or(&["moe_intermediate_size"], Some(1408), family, MAX_DIM)?;
+            let shared = r.json.get("n_shared_experts").map_or(Some(1), Value::as_u64).unwrap_or(0);
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["n_routed_experts", "num_local_experts"], Some(128), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(8), family, MAX_EXPERTS)?,
+                expert_intermediate_size: expert_size,
+                shared_intermediate_size: shared.min(MAX_EXPERTS) * expert_size,
+                first_dense_layers: r.json.get("first_k_dense_replace").map_or(Some(1), Value::as_u64).unwrap_or(0),
+                shared_expert_gate: false,
+                router_bias: true,
+                expert_biases: false,
+            }))
+        }
         _ => Ok(None),
     }
 }

@@ -77,7 +77,7 @@ fn gemma3_slides_on_five_layers_of_six() {
     let global: Vec<usize> = (0..26).filter(|&l| spec.layer_attention[l] == LayerAttention::Full).collect();
     assert_eq!(global, [5, 11, 17, 23]);
     assert_eq!(spec.layer_attention[0], LayerAttention::Sliding { window: 512 });
-    assert!(spec.qk_norm && spec.tie_word_embeddings && !spec.logit_softcap);
+    assert!(spec.qk_norm == QkNorm::PerHead && spec.tie_word_embeddings && !spec.logit_softcap);
     assert_eq!((spec.norms_per_layer, spec.mlp, spec.norm), (4, MlpKind::Gated, NormKind::RmsNorm));
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, 999_885_952);
     // Newer configs write the pattern out; `layer_types` wins over `sliding_window_pattern`.
@@ -167,7 +167,7 @@ fn qwen3_has_qk_norms_and_slides_only_when_asked() {
         "vocab_size": 151936, "tie_word_embeddings": true, "sliding_window": null, "use_sliding_window": false}"#;
     let spec = parse_config(base, "q", "test").unwrap().spec;
     assert_eq!((spec.head_dim, spec.q_width()), (128, 2048));
-    assert!(spec.qk_norm && spec.biases == Biases::default());
+    assert!(spec.qk_norm == QkNorm::PerHead && spec.biases == Biases::default());
     assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
     // Qwen3-0.6B's layer (15,730,944 with 2·128 of q/k norms), tied embeddings.
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, 151_936 * 1024 + 30 * 15_730_944 + 1024);
@@ -196,7 +196,7 @@ fn qwen3_moe_experts_and_refused_layouts() {
     let m = spec.moe.unwrap();
     assert_eq!((m.num_experts, m.experts_per_token, m.expert_intermediate_size), (128, 8, 768));
     assert_eq!((m.shared_intermediate_size, m.first_dense_layers, m.router_bias), (0, 0, false));
-    assert!(spec.qk_norm && (0..4).all(|l| spec.is_moe_layer(l)));
+    assert!(spec.qk_norm == QkNorm::PerHead && (0..4).all(|l| spec.is_moe_layer(l)));
     let dense = parse_config(&moe(r#", "mlp_only_layers": [1, 0]"#), "m", "t").unwrap().spec;
     assert_eq!(dense.moe.unwrap().first_dense_layers, 2);
     let err = |extra: &str| parse_config(&moe(extra), "m", "cfg.json").unwrap_err().to_string();
@@ -224,7 +224,7 @@ fn qwen3_next_layer_pattern_and_defaults() {
     assert_eq!((spec.head_dim, spec.num_kv_heads, spec.q_proj_rows()), (256, 2, 2 * 4 * 256));
     let la = spec.linear_attention.unwrap();
     assert_eq!((la.key_dim(), la.value_dim(), la.conv_dim(), la.conv_kernel), (2048, 4096, 8192, 4));
-    assert!(spec.moe.unwrap().shared_expert_gate && spec.qk_norm && spec.attn_output_gate);
+    assert!(spec.moe.unwrap().shared_expert_gate && spec.qk_norm == QkNorm::PerHead && spec.attn_output_gate);
 
     let interval = text.replace("\"vocab_size\"", "\"full_attention_interval\": 2, \"vocab_size\"");
     let spec = parse_config(&interval, "n", "test").unwrap().spec;
@@ -263,7 +263,7 @@ fn gpt_oss_defaults_sinks_and_affine_experts() {
     let spec = parsed.spec;
     assert_eq!(parsed.native_format.as_deref(), Some("mxfp4"));
     assert_eq!((spec.biases.qkv, spec.biases.attn_out, spec.biases.mlp), (true, true, false));
-    assert!(spec.attn_sinks && spec.fused_gate_up && !spec.tie_word_embeddings && !spec.qk_norm);
+    assert!(spec.attn_sinks && spec.fused_gate_up && !spec.tie_word_embeddings && spec.qk_norm == QkNorm::None);
     assert_eq!(spec.max_context, 131_072);
     let sliding = LayerAttention::Sliding { window: 128 };
     assert_eq!(spec.layer_attention, [sliding, LayerAttention::Full, sliding, LayerAttention::Full]);

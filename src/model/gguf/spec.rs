@@ -25,15 +25,21 @@
 //!
 //! Gated DeltaNet hybrids (`qwen3next`, `qwen35`, `qwen35moe`): see `linear_attention`; their
 //! attention tensors (q/k norms, the gated `attn_q`) are read from the first attention layer.
+//!
+//! GLM (`glm4`, `glm4moe`): GLM-4's fused gate+up is one `ffn_up` of 2 × `feed_forward_length`
+//! rows beside its four norms (`attn_norm`, `post_attention_norm`, `ffn_norm`, `post_ffw_norm`);
+//! GLM-4.5's `block_count` includes its `nextn_predict_layers`, whose tensors (`blk.N.nextn.*`
+//! and a whole MoE layer) stay in the file but are not loaded.
 
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
 use crate::model::spec::{
     Biases, Family, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind, ModelSpec, Moe, NormKind,
+    QkNorm,
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 16] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 18] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -50,6 +56,8 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 16] = [
     "qwen3next",
     "qwen35",
     "qwen35moe",
+    "glm4",
+    "glm4moe",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -62,10 +70,17 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     let expert_count = k.opt("expert_count")?.unwrap_or(0);
     let family = family(&k, expert_count)?;
     let hidden = k.nonzero("embedding_length")?;
-    let layers = k.nonzero("block_count")?;
-    if layers > MAX_LAYERS {
-        return Err(k.bad(format!("block_count {layers} is over the limit of {MAX_LAYERS}")));
+    let blocks = k.nonzero("block_count")?;
+    if blocks > MAX_LAYERS {
+        return Err(k.bad(format!("block_count {blocks} is over the limit of {MAX_LAYERS}")));
     }
+    // GLM-4.5's converter counts its multi-token-prediction layers among the blocks (93 for
+    // GLM-4.5: 92 + 1 NextN); llama.cpp skips them at load (`TENSOR_SKIP`) unless it drafts.
+    let nextn = k.opt("nextn_predict_layers")?.unwrap_or(0);
+    let layers = match blocks.checked_sub(nextn) {
+        Some(n) if n > 0 => n,
+        _ => return Err(k.bad(format!("nextn_predict_layers {nextn} leaves none of the {blocks} blocks"))),
+    };
     // Mamba-2 hybrids list heads and MLP widths per layer; elsewhere an array is refused.
     let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid);
     let count = |name: &str| if hybrid { k.opt_max(name) } else { k.opt(name) };
@@ -118,7 +133,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         mlp: if plain || family == Family::NemotronH { MlpKind::Plain } else { MlpKind::Gated },
         norm: if plain { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer: match family {
-            Family::Gemma2 | Family::Gemma3 => 4,
+            Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
             Family::Phi | Family::NemotronH => 1,
             _ => 2,
@@ -130,10 +145,15 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
             lm_head: has("output.bias"),
         },
         fused_qkv: in_attention("attn_qkv.weight"),
-        qk_norm: in_attention("attn_q_norm.weight"),
-        // llama.cpp stores Phi-3's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows;
+        // A per-head norm's weight is head_dim long, a whole-projection one (OLMo 2) q-wide.
+        qk_norm: match file.tensor(&format!("blk.{a}.attn_q_norm.weight")).and_then(|t| t.dims.first().copied()) {
+            None => QkNorm::None,
+            Some(len) if len == head_dim => QkNorm::PerHead,
+            Some(_) => QkNorm::Full,
+        },
+        // llama.cpp stores Phi-3's and GLM-4's fused gate+up as one `ffn_up` of 2 × feed_forward_length rows;
         // gpt-oss's converter splits the experts' gate_up unless asked to fuse them.
-        fused_gate_up: (family == Family::Phi3 && !has("blk.0.ffn_gate.weight"))
+        fused_gate_up: (matches!(family, Family::Phi3 | Family::Glm4) && !has("blk.0.ffn_gate.weight"))
             || has("blk.0.ffn_gate_up_exps.weight"),
         attn_sinks: in_attention("attn_sinks.weight"),
         // A gated attention's `attn_q` holds the queries and the gate: twice the heads' width.
@@ -142,7 +162,8 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         layer_attention,
         mla,
         linear_attention: linear,
-        // llama.cpp's converter drops the multi-token-prediction layers of these files.
+        // llama.cpp's converters drop the multi-token-prediction layers (DeepSeek, Qwen) or its
+        // loader skips them (GLM-4.5); `--mtp` is vLLM's.
         mtp_layers: 0,
         moe,
         native_dtype_bytes: 2,
@@ -234,6 +255,8 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "qwen35moe" => Family::Qwen35Moe,
         "nemotron_h" | "nemotron_h_moe" => Family::NemotronH,
         "granitehybrid" => Family::GraniteMoeHybrid,
+        "glm4" => Family::Glm4,
+        "glm4moe" => Family::Glm4Moe,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }

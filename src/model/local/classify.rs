@@ -305,9 +305,14 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "output_linear" => ffn(FfnDown, FfnDownExps, FfnDownShexp),
         "shared_expert_gate" => Some(FfnGateInpShexp),
         "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
-        "post_attention_layernorm" | "ln_2" | "ln_mlp" | "pre_feedforward_layernorm" | "post_feedforward_layernorm" => {
-            Some(FfnNorm)
-        }
+        // (GLM-4's `post_self_attn_layernorm` and `post_mlp_layernorm` norm the sublayers' outputs.)
+        "post_attention_layernorm"
+        | "ln_2"
+        | "ln_mlp"
+        | "pre_feedforward_layernorm"
+        | "post_feedforward_layernorm"
+        | "post_self_attn_layernorm"
+        | "post_mlp_layernorm" => Some(FfnNorm),
         other => gguf_role(other).filter(|r| !matches!(r, TokenEmbd | Output | OutputNorm)),
     }
 }
@@ -402,6 +407,8 @@ mod tests {
         check("model.norm.weight", Some(OutputNorm), None);
         check("gpt_neox.final_layer_norm.weight", Some(OutputNorm), None);
         check("model.layers.4.post_feedforward_layernorm.weight", Some(FfnNorm), Some(4));
+        check("model.layers.4.post_self_attn_layernorm.weight", Some(FfnNorm), Some(4));
+        check("model.layers.4.post_mlp_layernorm.weight", Some(FfnNorm), Some(4));
         // Phi (phi-1.5, phi-2): `dense` under self_attn, fc1/fc2, one input_layernorm, lm_head bias.
         check("model.layers.3.self_attn.dense.bias", Some(AttnOutput), Some(3));
         check("model.layers.3.mlp.fc1.weight", Some(FfnUp), Some(3));

@@ -271,8 +271,10 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     if spec.norms_per_layer == 1 && spec.layer_mlp[layer as usize] != LayerMlp::Absent {
         attn_in.append(&mut mlp_in);
     }
-    let qk_norms =
-        ("q/k norm inputs (fp32 upcast) and trained norm outputs", spec.qk_norm as u64 * s.qk_norms(q_w, k_w));
+    let qk_norms = (
+        "q/k norm inputs (fp32 upcast) and trained norm outputs",
+        spec.qk_norm.present() as u64 * s.qk_norms(q_w, k_w),
+    );
     // LitGPT always runs scaled_dot_product_attention (commands refuse eager attention and MLA).
     if s.litgpt && spec.mla.is_none() {
         let mut terms = vec![("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms())];

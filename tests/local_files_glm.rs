@@ -1,0 +1,149 @@
+//! GLM GGUF files in llama.cpp's layouts: GLM-4's fused `ffn_up` and four norms, and GLM-4.5's
+//! NextN layer, counted among the blocks but not loaded.
+
+mod support;
+
+use headroom::model::gguf::gguf_to_spec;
+use headroom::model::local::LocalModel;
+use headroom::model::spec::{Family, QkNorm};
+use headroom::model::tensors::{inventory, param_counts};
+use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+use std::fs;
+use support::*;
+use tempfile::TempDir;
+
+const H: u64 = 64;
+
+fn open(g: &Gguf, name: &str) -> (TempDir, LocalModel) {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join(name);
+    fs::write(&path, g.build()).unwrap();
+    let model = LocalModel::open(&path).unwrap();
+    (dir, model)
+}
+
+/// Attention with q/k/v biases: 4 heads of 32 (128 wide, not the 64 hidden) and 2 KV heads.
+fn attention(g: Gguf, l: u32) -> Gguf {
+    let t = |n: &str| format!("blk.{l}.{n}");
+    g.tensor(&t("attn_norm.weight"), &[H], F32)
+        .tensor(&t("attn_q.weight"), &[H, 128], Q8_0)
+        .tensor(&t("attn_q.bias"), &[128], F32)
+        .tensor(&t("attn_k.weight"), &[H, 64], Q8_0)
+        .tensor(&t("attn_k.bias"), &[64], F32)
+        .tensor(&t("attn_v.weight"), &[H, 64], Q8_0)
+        .tensor(&t("attn_v.bias"), &[64], F32)
+        .tensor(&t("attn_output.weight"), &[128, H], Q8_0)
+}
+
+fn metadata(arch: &str, blocks: u32) -> Gguf {
+    let key = |k: &str| format!("{arch}.{k}");
+    Gguf::default()
+        .str("general.architecture", arch)
+        .u32(&key("block_count"), blocks)
+        .u32(&key("context_length"), 32768)
+        .u32(&key("embedding_length"), H as u32)
+        .u32(&key("feed_forward_length"), 96)
+        .u32(&key("attention.head_count"), 4)
+        .u32(&key("attention.head_count_kv"), 2)
+        .u32(&key("attention.key_length"), 32)
+        .u32(&key("attention.value_length"), 32)
+        .tensor("token_embd.weight", &[H, 1000], Q8_0)
+}
+
+fn stored(model: &LocalModel, below_layer: u32) -> u64 {
+    let kept = model.tensors.iter().filter(|t| t.layer.is_none_or(|l| l < below_layer));
+    kept.map(|t| t.shape.iter().product::<u64>()).sum()
+}
+
+/// `glm4`: attn_norm, post_attention_norm, ffn_norm and post_ffw_norm, and gate+up in one
+/// `ffn_up` of 2 × feed_forward_length rows.
+#[test]
+fn glm4_gguf_has_four_norms_and_a_fused_up() {
+    let mut g = metadata("glm4", 2);
+    for l in 0..2 {
+        let t = |n: &str| format!("blk.{l}.{n}.weight");
+        g = attention(g, l)
+            .tensor(&t("post_attention_norm"), &[H], F32)
+            .tensor(&t("ffn_norm"), &[H], F32)
+            .tensor(&t("ffn_up"), &[H, 192], Q8_0)
+            .tensor(&t("ffn_down"), &[96, H], Q8_0)
+            .tensor(&t("post_ffw_norm"), &[H], F32);
+    }
+    g = g.tensor("output_norm.weight", &[H], F32).tensor("output.weight", &[H, 1000], Q8_0);
+    let (_dir, model) = open(&g, "GLM-4-tiny-Q8_0.gguf");
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!(spec.family, Family::Glm4);
+    assert_eq!((spec.norms_per_layer, spec.head_dim, spec.intermediate_size), (4, 32, 96));
+    assert!(spec.fused_gate_up && spec.biases.qkv && !spec.biases.attn_out && !spec.tie_word_embeddings);
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, 2));
+    assert!(model.tensors.iter().all(|t| t.role.is_some()));
+}
+
+/// `glm4moe`: block_count 3 = 2 layers + 1 NextN layer (`nextn_predict_layers`); layer 0 dense,
+/// layer 1 experts with a score-correction bias and a shared expert, per-head q/k norms; block 2
+/// the drafter, which llama.cpp skips at load and the plan leaves out.
+#[test]
+fn glm4moe_gguf_leaves_its_nextn_layer_out() {
+    let mut g = metadata("glm4moe", 3)
+        .u32("glm4moe.nextn_predict_layers", 1)
+        .u32("glm4moe.leading_dense_block_count", 1)
+        .u32("glm4moe.expert_count", 4)
+        .u32("glm4moe.expert_used_count", 2)
+        .u32("glm4moe.expert_shared_count", 1)
+        .u32("glm4moe.expert_feed_forward_length", 32);
+    for l in 0..3 {
+        let t = |n: &str| format!("blk.{l}.{n}");
+        g = attention(g, l)
+            .tensor(&t("attn_q_norm.weight"), &[32], F32)
+            .tensor(&t("attn_k_norm.weight"), &[32], F32)
+            .tensor(&t("post_attention_norm.weight"), &[H], F32);
+        g = if l == 0 {
+            g.tensor(&t("ffn_gate.weight"), &[H, 96], Q8_0).tensor(&t("ffn_up.weight"), &[H, 96], Q8_0).tensor(
+                &t("ffn_down.weight"),
+                &[96, H],
+                Q8_0,
+            )
+        } else {
+            g.tensor(&t("ffn_gate_inp.weight"), &[H, 4], F32)
+                .tensor(&t("exp_probs_b.bias"), &[4], F32)
+                .tensor(&t("ffn_gate_exps.weight"), &[H, 32, 4], Q8_0)
+                .tensor(&t("ffn_up_exps.weight"), &[H, 32, 4], Q8_0)
+                .tensor(&t("ffn_down_exps.weight"), &[32, H, 4], Q8_0)
+                .tensor(&t("ffn_gate_shexp.weight"), &[H, 32], Q8_0)
+                .tensor(&t("ffn_up_shexp.weight"), &[H, 32], Q8_0)
+                .tensor(&t("ffn_down_shexp.weight"), &[32, H], Q8_0)
+        };
+    }
+    g = g
+        .tensor("blk.2.nextn.eh_proj.weight", &[2 * H, H], Q8_0)
+        .tensor("blk.2.nextn.enorm.weight", &[H], F32)
+        .tensor("blk.2.nextn.hnorm.weight", &[H], F32)
+        .tensor("blk.2.nextn.shared_head_norm.weight", &[H], F32)
+        .tensor("output_norm.weight", &[H], F32)
+        .tensor("output.weight", &[H, 1000], Q8_0);
+    let (_dir, model) = open(&g, "GLM-4.5-tiny-Q8_0.gguf");
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!(spec.family, Family::Glm4Moe);
+    assert_eq!((spec.num_layers, spec.mtp_layers, spec.qk_norm), (2, 0, QkNorm::PerHead));
+    assert!(!spec.is_moe_layer(0) && spec.is_moe_layer(1));
+    let moe = spec.moe.unwrap();
+    assert_eq!((moe.shared_intermediate_size, moe.router_bias), (32, true));
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, 2));
+    // The plan's weights are the two layers, the embedding and the head: not the NextN block.
+    let kept_bytes: u64 = model.tensors.iter().filter(|t| t.layer.is_none_or(|l| l < 2)).map(|t| t.bytes).sum();
+    let path = model.source.display().to_string();
+    let out = assert_cmd::Command::cargo_bin("headroom").unwrap().args(["plan", &path, "--format", "json"]).output();
+    let json: serde_json::Value = serde_json::from_slice(&out.unwrap().stdout).unwrap();
+    let gpu = json["memory"]["weights_bytes"].as_u64().unwrap();
+    let host = json["host"]["weights_bytes"].as_u64().unwrap();
+    assert_eq!(gpu + host, kept_bytes, "{json}");
+}
+
+/// A NextN count that leaves no layer is a malformed file, not a panic.
+#[test]
+fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
+    let g = metadata("glm4moe", 1).u32("glm4moe.nextn_predict_layers", 1);
+    let (_dir, model) = open(&g, "bad.gguf");
+    let err = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap_err().to_string();
+    assert!(err.contains("nextn_predict_layers 1 leaves none of the 1 blocks"), "{err}");
+}
