@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 60] = [
+    let before: [(&str, u64, u64); 70] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -222,6 +222,16 @@ fn text_only_models_keep_their_counts() {
         ("glm-4.5-air", 106_852_251_264, 13_424_129_664),
         ("glm-4.5", 352_797_829_024, 33_632_266_144),
         ("glm-4.6", 352_797_829_024, 33_632_266_144),
+        ("olmo-2-7b", 7_298_617_344, 7_298_617_344),
+        ("olmo-2-32b", 32_234_279_936, 32_234_279_936),
+        ("olmo-3-7b", 7_298_011_136, 7_298_011_136),
+        ("command-r", 34_980_831_232, 34_980_831_232),
+        ("command-r-plus", 103_810_674_688, 103_810_674_688),
+        ("command-r7b", 8_028_033_024, 8_028_033_024),
+        ("command-a", 111_057_580_032, 111_057_580_032),
+        ("granite-3.3-8b", 8_170_864_640, 8_170_864_640),
+        ("granite-3.3-2b", 2_533_539_840, 2_533_539_840),
+        ("smollm3-3b", 3_075_098_624, 3_075_098_624),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

@@ -234,8 +234,13 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     if heads % kv_heads != 0 {
         return Err(r.bad("num_key_value_heads", kv_heads, "must divide num_attention_heads"));
     }
-    // Nemotron-H's older files name it `attention_head_dim`.
-    let head_dim = match r.opt_u64(&["head_dim", "attention_head_dim"], MAX_DIM)?.or(d.head_dim) {
+    // Nemotron-H's older files name it `attention_head_dim`; `Cohere2Config` overwrites any
+    // head_dim with hidden / heads.
+    let explicit_head_dim = match family {
+        Cohere2 => None,
+        _ => r.opt_u64(&["head_dim", "attention_head_dim"], MAX_DIM)?.or(d.head_dim),
+    };
+    let head_dim = match explicit_head_dim {
         Some(d) => d,
         None if hidden % heads == 0 => hidden / heads,
         None => return Err(r.bad("num_attention_heads", heads, "must divide hidden_size when head_dim is absent")),
@@ -289,8 +294,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Falcon if !r.bool_or("new_decoder_architecture", false) && r.bool_or("parallel_attn", true) => 1,
         // One input_layernorm feeds attention and MLP in parallel.
         Phi => 1,
-        // One norm before each block's single mixer.
-        NemotronH => 1,
+        // One norm before each block's single mixer; Cohere's one LayerNorm feeds attention
+        // and the MLP in parallel.
+        NemotronH | Cohere | Cohere2 => 1,
         _ => 2,
     };
     let mla = match family {
@@ -349,6 +355,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe => QkNorm::PerHead,
             // GLM-4.5 norms q and k per head; GLM-4.5-Air does not.
             Glm4Moe if r.bool_or("use_qk_norm", false) => QkNorm::PerHead,
+            Olmo2 | Olmo3 => QkNorm::Full,
+            // Command R+: a LayerNorm per head, each with its own `head_dim` weights.
+            Cohere if r.bool_or("use_qk_norm", false) => QkNorm::Full,
             _ => QkNorm::None,
         },
         attn_sinks: family == GptOss,

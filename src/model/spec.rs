@@ -62,6 +62,25 @@ pub enum Family {
     /// per-head q/k norms, DeepSeek-V3's MoE (sigmoid router with score-correction bias, one
     /// shared expert, leading dense layers) and a multi-token-prediction layer.
     Glm4Moe,
+    /// AI2 OLMo 2 (`Olmo2ForCausalLM`): Llama's shapes with norms after attention and the MLP
+    /// instead of before (`post_attention_layernorm`, `post_feedforward_layernorm`), and q/k
+    /// RMSNorms over the whole projection (`num_heads · head_dim`, `num_kv_heads · head_dim`).
+    Olmo2,
+    /// AI2 Olmo 3 (`Olmo3ForCausalLM`): OLMo 2 with a 4096-token window on three layers of four.
+    Olmo3,
+    /// Cohere Command R and R+ (`CohereForCausalLM`): attention and MLP in parallel after one
+    /// bias-free LayerNorm, tied embeddings; R+ norms q and k per head with weights of their own
+    /// (`use_qk_norm`: `[heads, head_dim]`).
+    Cohere,
+    /// Cohere Command R7B and Command A (`Cohere2ForCausalLM`): Cohere's parallel layer, a
+    /// 4096-token window with RoPE on three layers of four and full attention without position
+    /// encoding on the fourth.
+    Cohere2,
+    /// IBM Granite 3 dense (`GraniteForCausalLM`): Llama's shapes with scalar multipliers.
+    Granite,
+    /// Hugging Face SmolLM3 (`SmolLM3ForCausalLM`): Llama's shapes, tied embeddings, every
+    /// fourth layer without RoPE.
+    SmolLM3,
 }
 
 impl Family {
@@ -91,6 +110,12 @@ impl Family {
             Family::GraniteMoeHybrid => "granitemoehybrid",
             Family::Glm4 => "glm4",
             Family::Glm4Moe => "glm4_moe",
+            Family::Olmo2 => "olmo2",
+            Family::Olmo3 => "olmo3",
+            Family::Cohere => "cohere",
+            Family::Cohere2 => "cohere2",
+            Family::Granite => "granite",
+            Family::SmolLM3 => "smollm3",
         }
     }
 
@@ -102,7 +127,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 23] = [
+    pub const ALL: [Family; 29] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -126,6 +151,12 @@ impl Family {
         Family::GraniteMoeHybrid,
         Family::Glm4,
         Family::Glm4Moe,
+        Family::Olmo2,
+        Family::Olmo3,
+        Family::Cohere,
+        Family::Cohere2,
+        Family::Granite,
+        Family::SmolLM3,
     ];
 }
 
@@ -167,6 +198,8 @@ pub enum MlpKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NormKind {
+    /// A weight vector only, the input upcast to fp32: RMSNorm, and Cohere's bias-free
+    /// LayerNorm (`CohereLayerNorm`), which has the same parameters and saves the same tensors.
     RmsNorm,
     LayerNorm,
 }

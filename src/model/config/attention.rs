@@ -4,7 +4,9 @@
 //! `max_window_layers` on slide), `Gemma2Config` (even layers slide), `Gemma3TextConfig` (layer i
 //! is global when (i + 1) % `sliding_window_pattern` == 0, pattern 6: five sliding layers, then
 //! one global), `GptOssConfig` (even layers slide, window 128). Newer configs write the pattern
-//! out as `layer_types`, which wins when present (gpt-oss's official files do).
+//! out as `layer_types`, which wins when present (gpt-oss's official files do). `Olmo3Config` and
+//! `Cohere2Config` slide three layers of four (window 4096); `SmolLM3Config`, with
+//! `use_sliding_window`, its layers without RoPE.
 
 use super::defaults::ClassDefaults;
 use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
@@ -29,7 +31,10 @@ pub(super) fn sliding_window(r: &Reader, family: Family, d: &ClassDefaults) -> R
     let window = || r.opt_u64(&["sliding_window"], 1 << 26);
     match family {
         Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 => window(),
-        Family::Gemma3 | Family::GptOss => Ok(window()?.or(d.sliding_window)),
+        Family::Gemma3 | Family::GptOss | Family::Olmo3 => Ok(window()?.or(d.sliding_window)),
+        // `Cohere2Config`: 4096 unless the file says otherwise.
+        Family::Cohere2 => Ok(window()?.or(Some(4096))),
+        Family::SmolLM3 if r.bool_or("use_sliding_window", false) => window(),
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe if r.bool_or("use_sliding_window", false) => window(),
         _ => Ok(None),
     }
@@ -49,6 +54,18 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
         Family::Gemma3 => (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0,
         // `Qwen2Config` and `Qwen3Config` default `max_window_layers` to 28.
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),
+        // `Olmo3Config` and `Cohere2Config`: three sliding layers, then a full one
+        // (`sliding_window_pattern` 4, Cohere's older files `layer_switch`).
+        Family::Olmo3 | Family::Cohere2 => {
+            let pattern = field("sliding_window_pattern").or(field("layer_switch")).filter(|&p| p > 0).unwrap_or(4);
+            (layer + 1) % pattern != 0
+        }
+        // `SmolLM3Config` slides only its layers without RoPE (`no_rope_layers` 0; every
+        // `no_rope_layer_interval`-th by default).
+        Family::SmolLM3 => match r.json.get("no_rope_layers").and_then(Value::as_array) {
+            Some(flags) if !flags.is_empty() => flags.get(layer as usize).and_then(Value::as_u64) == Some(0),
+            _ => (layer + 1) % field("no_rope_layer_interval").filter(|&p| p > 0).unwrap_or(4) == 0,
+        },
         _ => true,
     }
 }

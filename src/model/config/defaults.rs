@@ -15,7 +15,9 @@
 //! shape, which the official files spell out). `NemotronHConfig`: vocab_size 131,072, head_dim
 //! 128, 8 KV heads. `Glm4Config` (`configuration_glm4.py`): vocab_size 151,552, 32 heads, 2 KV
 //! heads, head_dim 128, max_position_embeddings 131,072; `Glm4MoeConfig`: vocab_size 151,552, 96
-//! heads, 8 KV heads, max_position_embeddings 131,072.
+//! heads, 8 KV heads, max_position_embeddings 131,072. `CohereConfig` and `Cohere2Config` tie
+//! the embeddings (8,192 positions); `Olmo3Config` a 4096-token window; `SmolLM3Config` ties the
+//! embeddings, 4 KV heads, 32,768 positions.
 
 use crate::model::spec::Family;
 
@@ -42,7 +44,10 @@ impl ClassDefaults {
             num_key_value_heads: None,
             head_dim: None,
             max_context: 2048,
-            tie_word_embeddings: matches!(family, Family::Gemma | Family::Gemma2 | Family::Falcon),
+            tie_word_embeddings: matches!(
+                family,
+                Family::Gemma | Family::Gemma2 | Family::Falcon | Family::Cohere | Family::Cohere2 | Family::SmolLM3
+            ),
             sliding_window: None,
         };
         match family {
@@ -85,6 +90,10 @@ impl ClassDefaults {
                 max_context: 131_072,
                 ..base
             },
+            Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            Family::Olmo3 => ClassDefaults { sliding_window: Some(4096), ..base },
+            // `SmolLM3Config`: 4 KV heads, 32,768 positions.
+            Family::SmolLM3 => ClassDefaults { num_key_value_heads: Some(4), max_context: 32_768, ..base },
             _ => base,
         }
     }

@@ -403,3 +403,35 @@ proptest::proptest! {
         let _ = parse_config(&text, "p", "prop");
     }
 }
+
+/// Class defaults the newer families' files rely on: `Cohere2Config` overwrites head_dim with
+/// hidden / heads and slides three layers of four (`layer_switch` in older files);
+/// `CohereConfig` and `SmolLM3Config` tie the embeddings; SmolLM3 slides only its RoPE-less
+/// layers, and only with `use_sliding_window`; GLM-4.5's missing `n_shared_experts` is one.
+#[test]
+fn newer_family_class_defaults() {
+    let cohere2 = r#"{"model_type": "cohere2", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 6, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 128,
+        "vocab_size": 1000, "layer_switch": 3}"#;
+    let spec = parse_config(cohere2, "c", "test").unwrap().spec;
+    assert_eq!((spec.head_dim, spec.norms_per_layer), (64, 1));
+    assert!(spec.tie_word_embeddings);
+    let slides: Vec<bool> = spec.layer_attention.iter().map(|a| *a != LayerAttention::Full).collect();
+    assert_eq!(slides, [true, true, false, true, true, false]);
+    let smol = r#"{"model_type": "smollm3", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 8, "num_attention_heads": 4, "vocab_size": 1000}"#;
+    let spec = parse_config(smol, "s", "test").unwrap().spec;
+    assert!(spec.tie_word_embeddings && spec.num_kv_heads == 4);
+    assert!(spec.layer_attention.iter().all(|a| *a == LayerAttention::Full));
+    let windowed =
+        smol.replace("\"vocab_size\"", "\"use_sliding_window\": true, \"sliding_window\": 512, \"vocab_size\"");
+    let spec = parse_config(&windowed, "s", "test").unwrap().spec;
+    assert_eq!(spec.layer_attention[3], LayerAttention::Sliding { window: 512 });
+    assert_eq!(spec.layer_attention[2], LayerAttention::Full);
+    let glm = r#"{"model_type": "glm4_moe", "hidden_size": 256, "intermediate_size": 512, "head_dim": 32,
+        "num_hidden_layers": 3, "moe_intermediate_size": 64, "n_routed_experts": 4, "num_experts_per_tok": 2}"#;
+    let spec = parse_config(glm, "g", "test").unwrap().spec;
+    let moe = spec.moe.unwrap();
+    assert_eq!((moe.shared_intermediate_size, moe.first_dense_layers, spec.num_heads), (64, 1, 96));
+    assert!(moe.router_bias && !spec.biases.qkv && spec.qk_norm == QkNorm::None);
+}

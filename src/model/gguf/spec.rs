@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 18] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 23] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -58,6 +58,11 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 18] = [
     "qwen35moe",
     "glm4",
     "glm4moe",
+    "olmo2",
+    "command-r",
+    "cohere2",
+    "granite",
+    "smollm3",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -135,7 +140,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         norms_per_layer: match family {
             Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
-            Family::Phi | Family::NemotronH => 1,
+            Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 => 1,
             _ => 2,
         },
         biases: Biases {
@@ -145,8 +150,9 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
             lm_head: has("output.bias"),
         },
         fused_qkv: in_attention("attn_qkv.weight"),
-        // A per-head norm's weight is head_dim long, a whole-projection one (OLMo 2) q-wide.
-        qk_norm: match file.tensor(&format!("blk.{a}.attn_q_norm.weight")).and_then(|t| t.dims.first().copied()) {
+        // A per-head norm's weight is head_dim long; OLMo 2's spans the projection and Command
+        // R+'s holds a row per head ({head_dim, heads}).
+        qk_norm: match file.tensor(&format!("blk.{a}.attn_q_norm.weight")).map(|t| t.dims.iter().product::<u64>()) {
             None => QkNorm::None,
             Some(len) if len == head_dim => QkNorm::PerHead,
             Some(_) => QkNorm::Full,
@@ -257,6 +263,13 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "granitehybrid" => Family::GraniteMoeHybrid,
         "glm4" => Family::Glm4,
         "glm4moe" => Family::Glm4Moe,
+        // One converter for OLMo 2 and Olmo 3; Olmo 3's files carry its window.
+        "olmo2" if k.opt("attention.sliding_window")?.is_some_and(|w| w > 0) => Family::Olmo3,
+        "olmo2" => Family::Olmo2,
+        "command-r" => Family::Cohere,
+        "cohere2" => Family::Cohere2,
+        "granite" => Family::Granite,
+        "smollm3" => Family::SmolLM3,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
@@ -331,8 +344,9 @@ fn layer_layout(
 
 /// Gemma 2 and gpt-oss alternate sliding (even layers) and global attention (llama.cpp
 /// `set_swa_pattern(2)`); Gemma 3 slides on five layers of every six (`set_swa_pattern(6)`: layer
-/// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window. Other
-/// families attend to the full context.
+/// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window; Olmo 3
+/// by its per-layer `sliding_window_pattern` (else three layers of four) and Cohere2 on three
+/// layers of four. Other families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
     if family.has_linear_attention() {
         let interval = match k.opt("full_attention_interval")? {
@@ -342,13 +356,40 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
         return Ok((0..layers).map(|l| LayerAttention::hybrid(l, interval)).collect());
     }
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
+    let pattern = sliding_pattern(k)?;
     let sliding = |layer: u64| match (family, window) {
+        (Family::Olmo3, Some(window))
+            if pattern.as_ref().map_or((layer + 1) % 4 != 0, |p| p.get(layer as usize) == Some(&true)) =>
+        {
+            LayerAttention::Sliding { window }
+        }
         (Family::Gemma2 | Family::GptOss, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
         (Family::Gemma3, Some(window)) if (layer + 1) % 6 != 0 => LayerAttention::Sliding { window },
+        // llama.cpp's cohere2 graph slides layers with il % 4 < 3.
+        (Family::Cohere2, Some(window)) if layer % 4 < 3 => LayerAttention::Sliding { window },
         (Family::Phi3, Some(window)) => LayerAttention::Sliding { window },
         _ => LayerAttention::Full,
     };
+    if pattern.as_ref().is_some_and(|p| p.len() as u64 != layers) {
+        return Err(k.bad(format!("'{}.attention.sliding_window_pattern' does not list one flag per block", k.arch)));
+    }
     Ok((0..layers).map(sliding).collect())
+}
+
+/// `{arch}.attention.sliding_window_pattern` as a per-layer array of flags (Olmo 3's converter
+/// writes one from `layer_types`), or `None` when the file has none.
+fn sliding_pattern(k: &Keys<'_>) -> Result<Option<Vec<bool>>, LocalFileError> {
+    let key = format!("{}.attention.sliding_window_pattern", k.arch);
+    let Some(value @ GgufValue::Array(a)) = k.file.get(&key) else { return Ok(None) };
+    let flag = |v: &GgufValue| match v {
+        GgufValue::Bool(b) => Some(*b),
+        other => other.as_u64().map(|n| n != 0),
+    };
+    let flags = a.items.as_ref().and_then(|items| items.iter().map(flag).collect::<Option<Vec<bool>>>());
+    match flags {
+        Some(flags) => Ok(Some(flags)),
+        None => Err(k.bad(format!("'{key}' holds {}, not a per-layer array of flags", describe(value)))),
+    }
 }
 
 /// A Gated DeltaNet hybrid's linear-attention shape. llama.cpp writes it in its Mamba keys

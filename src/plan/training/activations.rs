@@ -164,10 +164,11 @@ impl ActivationSetup<'_> {
 }
 
 /// Norms that multiply by their weight in fp32 and cast afterwards (`(1 + w)` in Gemma's,
-/// Qwen3-Next's and Qwen3.5's zero-centred RMSNorms), so a trained one keeps an fp32 normalised value.
+/// Qwen3-Next's and Qwen3.5's zero-centred RMSNorms; `Olmo2RMSNorm`'s `(w · x).to(dtype)`;
+/// `CohereLayerNorm`), so a trained one keeps an fp32 normalised value.
 fn fp32_norm_product(family: Family) -> bool {
     use Family::*;
-    matches!(family, Gemma | Gemma2 | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe)
+    matches!(family, Gemma | Gemma2 | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe | Olmo2 | Olmo3 | Cohere | Cohere2)
 }
 
 fn attention_inputs(spec: &ModelSpec) -> Vec<Role> {

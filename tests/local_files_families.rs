@@ -1,11 +1,13 @@
-//! GLM GGUF files in llama.cpp's layouts: GLM-4's fused `ffn_up` and four norms, and GLM-4.5's
-//! NextN layer, counted among the blocks but not loaded.
+//! GGUF files of the newer dense and MoE families in llama.cpp's layouts: GLM-4's fused
+//! `ffn_up` and four norms, GLM-4.5's NextN layer (counted among the blocks, not loaded), OLMo
+//! 2's post-norms and whole-projection q/k norms, Olmo 3's per-layer window flags, and Command
+//! R+'s per-head q/k norms.
 
 mod support;
 
 use headroom::model::gguf::gguf_to_spec;
 use headroom::model::local::LocalModel;
-use headroom::model::spec::{Family, QkNorm};
+use headroom::model::spec::{Family, LayerAttention, QkNorm};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
 use std::fs;
@@ -146,4 +148,62 @@ fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
     let (_dir, model) = open(&g, "bad.gguf");
     let err = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap_err().to_string();
     assert!(err.contains("nextn_predict_layers 1 leaves none of the 1 blocks"), "{err}");
+}
+
+/// `olmo2` with a window is Olmo 3: `post_attention_norm` and `post_ffw_norm` only, q/k norms
+/// over 128 and 64 channels (4 heads and 2 KV heads of 32), and the converter's per-layer
+/// `sliding_window_pattern` flags.
+#[test]
+fn olmo_gguf_post_norms_and_window_flags() {
+    let layers = 4u32;
+    let mut g = metadata("olmo2", layers)
+        .u32("olmo2.attention.sliding_window", 4096)
+        .i32s("olmo2.attention.sliding_window_pattern", &[1, 1, 1, 0]);
+    for l in 0..layers {
+        let t = |n: &str| format!("blk.{l}.{n}.weight");
+        g = g
+            .tensor(&t("attn_q"), &[H, 128], Q8_0)
+            .tensor(&t("attn_k"), &[H, 64], Q8_0)
+            .tensor(&t("attn_v"), &[H, 64], Q8_0)
+            .tensor(&t("attn_output"), &[128, H], Q8_0)
+            .tensor(&t("attn_q_norm"), &[128], F32)
+            .tensor(&t("attn_k_norm"), &[64], F32)
+            .tensor(&t("post_attention_norm"), &[H], F32)
+            .tensor(&t("ffn_gate"), &[H, 96], Q8_0)
+            .tensor(&t("ffn_up"), &[H, 96], Q8_0)
+            .tensor(&t("ffn_down"), &[96, H], Q8_0)
+            .tensor(&t("post_ffw_norm"), &[H], F32);
+    }
+    g = g.tensor("output_norm.weight", &[H], F32).tensor("output.weight", &[H, 1000], Q8_0);
+    let (_dir, model) = open(&g, "Olmo-3-tiny-Q8_0.gguf");
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!((spec.family, spec.qk_norm), (Family::Olmo3, QkNorm::Full));
+    let window = LayerAttention::Sliding { window: 4096 };
+    assert_eq!(spec.layer_attention, [window, window, window, LayerAttention::Full]);
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, layers));
+    assert!(model.tensors.iter().all(|t| t.role.is_some()));
+}
+
+/// `command-r` with 64 or more layers carries q/k norms of {head_dim, heads}: a row per head.
+#[test]
+fn command_r_gguf_per_head_norm_rows() {
+    let mut g = metadata("command-r", 1);
+    let t = |n: &str| format!("blk.0.{n}.weight");
+    g = g
+        .tensor(&t("attn_norm"), &[H], F32)
+        .tensor(&t("attn_q"), &[H, 128], Q8_0)
+        .tensor(&t("attn_k"), &[H, 64], Q8_0)
+        .tensor(&t("attn_v"), &[H, 64], Q8_0)
+        .tensor(&t("attn_output"), &[128, H], Q8_0)
+        .tensor(&t("attn_q_norm"), &[32, 4], F32)
+        .tensor(&t("attn_k_norm"), &[32, 2], F32)
+        .tensor(&t("ffn_gate"), &[H, 96], Q8_0)
+        .tensor(&t("ffn_up"), &[H, 96], Q8_0)
+        .tensor(&t("ffn_down"), &[96, H], Q8_0)
+        .tensor("output_norm.weight", &[H], F32);
+    let (_dir, model) = open(&g, "c4ai-command-r-tiny-Q8_0.gguf");
+    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!((spec.family, spec.qk_norm, spec.norms_per_layer), (Family::Cohere, QkNorm::Full, 1));
+    assert!(spec.tie_word_embeddings);
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, 1));
 }

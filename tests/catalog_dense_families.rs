@@ -1,0 +1,72 @@
+//! OLMo 2 and 3, Cohere's Command models, Granite 3 and SmolLM3: counts rebuilt by hand from
+//! their configs, and the layer layouts their configuration classes imply.
+
+use headroom::catalog::models::ModelCatalog;
+use headroom::model::spec::{LayerAttention, ModelSpec, QkNorm};
+use headroom::model::tensors::{inventory, param_counts, Role};
+
+fn spec(id: &str) -> ModelSpec {
+    ModelCatalog::builtin().get(id).unwrap().spec().clone()
+}
+
+fn total(id: &str) -> u64 {
+    let s = spec(id);
+    param_counts(&s, &inventory(&s)).total
+}
+
+fn sliding(s: &ModelSpec) -> Vec<u64> {
+    (0..s.num_layers).filter(|&l| matches!(s.layer_attention[l as usize], LayerAttention::Sliding { .. })).collect()
+}
+
+/// OLMo-2-1124-7B: per layer q, k, v, o 4·4096², the MLP 3·4096·11,008, two post-norms 2·4096
+/// and q/k norms over all 4096 channels each; embeddings and the untied head 2·100,352·4096.
+/// The Hub's safetensors total is 7,298,617,344.
+#[test]
+fn olmo_2_norms_span_the_projections() {
+    let h = 4096u64;
+    let layer = 4 * h * h + 3 * h * 11_008 + 2 * h + 2 * h;
+    assert_eq!(total("olmo-2-7b"), 32 * layer + h + 2 * 100_352 * h);
+    assert_eq!(total("olmo-2-7b"), 7_298_617_344);
+    // The 32B's GQA: k_norm spans 8 KV heads of 128.
+    let s = spec("olmo-2-32b");
+    assert_eq!(s.qk_norm, QkNorm::Full);
+    let k_norm = inventory(&s).into_iter().find(|t| t.role == Role::AttnKNorm).unwrap();
+    assert_eq!(k_norm.cols, 1024);
+    // Olmo 3: the same layer, a 4096-token window on every layer but each fourth.
+    let o3 = spec("olmo-3-7b");
+    assert_eq!(sliding(&o3).len(), 24);
+    assert!(o3.layer_attention[3] == LayerAttention::Full && o3.layer_attention[31] == LayerAttention::Full);
+    assert_eq!(total("olmo-3-7b"), 32 * layer + h + 2 * 100_278 * h);
+}
+
+/// Command R: one bias-free LayerNorm per layer (parallel attention and MLP), tied embeddings
+/// of 256,000 × 8192. Command R+ adds a LayerNorm per head for q and k ([96, 128], [8, 128]).
+/// Command R7B slides three layers of four over 4096 tokens.
+#[test]
+fn cohere_layers_are_parallel_with_one_norm() {
+    let h = 8192u64;
+    let layer = 4 * h * h + 3 * h * 22_528 + h;
+    assert_eq!(total("command-r"), 40 * layer + h + 256_000 * h);
+    let plus = spec("command-r-plus");
+    let (h, kv) = (12_288u64, 1024u64);
+    let layer = 2 * h * h + 2 * h * kv + 3 * h * 33_792 + h + 96 * 128 + 8 * 128;
+    assert_eq!(total("command-r-plus"), 64 * layer + h + 256_000 * h);
+    assert!(plus.tie_word_embeddings && plus.norms_per_layer == 1 && plus.qk_norm == QkNorm::Full);
+    assert!(!inventory(&plus).iter().any(|t| t.role == Role::Output || t.part == headroom::model::tensors::Part::Bias));
+    let r7b = spec("command-r7b");
+    assert_eq!(sliding(&r7b), (0..32).filter(|l| (l + 1) % 4 != 0).collect::<Vec<_>>());
+    assert_eq!(r7b.layer_attention[0], LayerAttention::Sliding { window: 4096 });
+    assert_eq!(total("command-r7b"), 8_028_033_024);
+}
+
+/// Granite 3.3 8B: Llama's layer (GQA 32/8), tied embeddings of 49,159 × 4096. SmolLM3 3B: tied,
+/// every layer full attention (its RoPE-less layers still cache every token).
+#[test]
+fn granite_and_smollm3_are_llama_shaped() {
+    let h = 4096u64;
+    let layer = 2 * h * h + 2 * h * 1024 + 3 * h * 12_800 + 2 * h;
+    assert_eq!(total("granite-3.3-8b"), 40 * layer + h + 49_159 * h);
+    let smol = spec("smollm3-3b");
+    assert!(smol.tie_word_embeddings && sliding(&smol).is_empty() && smol.num_kv_heads == 4);
+    assert_eq!(total("smollm3-3b"), 3_075_098_624);
+}
