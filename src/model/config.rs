@@ -21,7 +21,7 @@ mod vision;
 
 use super::spec::{Biases, Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
 use super::vision::VisionKind;
-use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, sliding_window};
+use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_layer, sliding_window};
 use defaults::ClassDefaults;
 use serde_json::Value;
 use thiserror::Error;
@@ -56,9 +56,11 @@ struct Wrapper {
 
 /// `Gemma3ForConditionalGeneration`: the Gemma 3 language model in `text_config`, beside a SigLIP
 /// vision tower and a projector in `vision_config` (27B: 416,866,032 + 6,194,304 parameters).
+/// `Llama4ForConditionalGeneration`: Llama 4's language model in `text_config` beside its vision
+/// encoder, adapter and projector (850,960,896 + 20,971,520 in Scout and Maverick).
 /// `Qwen3_5ForConditionalGeneration` and `Qwen3_5MoeForConditionalGeneration`: the Qwen3.5
 /// language model in `text_config`, beside its ViT and patch merger in `vision_config`.
-const WRAPPERS: [Wrapper; 3] = [
+const WRAPPERS: [Wrapper; 4] = [
     Wrapper {
         model_type: "gemma3",
         family: Family::Gemma3,
@@ -79,6 +81,13 @@ const WRAPPERS: [Wrapper; 3] = [
         key: "text_config",
         vision: "vision_config",
         tower: VisionKind::QwenVit,
+    },
+    Wrapper {
+        model_type: "llama4",
+        family: Family::Llama4,
+        key: "text_config",
+        vision: "vision_config",
+        tower: VisionKind::Llama4,
     },
 ];
 
@@ -249,6 +258,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
         // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
         Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+        // Llama 4's dense layers are `intermediate_size_mlp` wide; `intermediate_size` sizes
+        // its experts and shared expert.
+        Llama4 => r.u64_or(&["intermediate_size_mlp"], Some(16_384), family, MAX_DIM)?,
         // Granite 4.0's dense checkpoints: the shared MLP is the MLP (`intermediate_size` then
         // sizes experts that do not exist).
         GraniteMoeHybrid if mamba::granite_experts(r) == 0 => {
@@ -317,12 +329,17 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         None => {
             let mixers = (0..layers)
                 .map(|layer| match (linear, window) {
+                    _ if family == Llama4 => llama4_layer(r, layer),
                     (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
                     (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
                     _ => LayerAttention::Full,
                 })
                 .collect();
-            (mixers, LayerMlp::standard(layers, moe.as_ref()), linear.map(|(la, _)| la))
+            let mlps = match family {
+                Llama4 => moe::llama4_moe_layers(r, layers)?,
+                _ => LayerMlp::standard(layers, moe.as_ref()),
+            };
+            (mixers, mlps, linear.map(|(la, _)| la))
         }
     };
     if layer_mlp.contains(&LayerMlp::Moe) && moe.is_none() {

@@ -81,6 +81,11 @@ pub enum Family {
     /// Hugging Face SmolLM3 (`SmolLM3ForCausalLM`): Llama's shapes, tied embeddings, every
     /// fourth layer without RoPE.
     SmolLM3,
+    /// Meta Llama 4 (`Llama4ForConditionalGeneration`'s `text_config`, `Llama4ForCausalLM`): three
+    /// layers of four attend within 8,192-token chunks with RoPE, the fourth to everything
+    /// without; mixtures of 16 or 128 experts (one per token) beside a shared expert, in every
+    /// layer (Scout) or every second (Maverick, whose other layers are dense).
+    Llama4,
 }
 
 impl Family {
@@ -116,6 +121,7 @@ impl Family {
             Family::Cohere2 => "cohere2",
             Family::Granite => "granite",
             Family::SmolLM3 => "smollm3",
+            Family::Llama4 => "llama4_text",
         }
     }
 
@@ -127,7 +133,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 29] = [
+    pub const ALL: [Family; 30] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -157,6 +163,7 @@ impl Family {
         Family::Cohere2,
         Family::Granite,
         Family::SmolLM3,
+        Family::Llama4,
     ];
 }
 
@@ -212,6 +219,10 @@ pub enum LayerAttention {
     Full,
     /// Attends to the last `window` tokens only: caches at most that many.
     Sliding { window: u64 },
+    /// Attends within fixed chunks of `chunk` tokens (Llama 4's `attention_chunk_size`, local
+    /// layers): a token sees only the earlier tokens of its own chunk, so at most `chunk` are
+    /// cached.
+    Chunked { chunk: u64 },
     /// Linear attention or a state-space layer (Gated DeltaNet, Mamba-2:
     /// `ModelSpec::linear_attention`): no tokens cached, a fixed-size recurrent state and a short
     /// convolution window per sequence instead.
@@ -221,6 +232,21 @@ pub enum LayerAttention {
 }
 
 impl LayerAttention {
+    /// Softmax attention with a KV cache (full, sliding or chunked).
+    pub fn attends(self) -> bool {
+        matches!(self, LayerAttention::Full | LayerAttention::Sliding { .. } | LayerAttention::Chunked { .. })
+    }
+
+    /// The most tokens a sequence keeps in this layer's cache: the window or the chunk; `None`
+    /// for full attention (and for layers without a cache).
+    pub fn token_cap(self) -> Option<u64> {
+        match self {
+            LayerAttention::Sliding { window } => Some(window),
+            LayerAttention::Chunked { chunk } => Some(chunk),
+            _ => None,
+        }
+    }
+
     /// A hybrid's layer when its config lists no `layer_types`: full attention on every
     /// `interval`-th layer, (i + 1) % interval == 0 (layers 3, 7, 11, ... for 4), linear
     /// attention elsewhere (`Qwen3NextConfig`, llama.cpp's `recurrent_layer_arr`).
@@ -504,8 +530,7 @@ impl ModelSpec {
 
     /// Layers with softmax attention and a KV cache.
     pub fn attention_layers(&self) -> u64 {
-        let attends = |a: &&LayerAttention| matches!(a, LayerAttention::Full | LayerAttention::Sliding { .. });
-        self.layer_attention.iter().filter(attends).count() as u64
+        self.layer_attention.iter().filter(|a| a.attends()).count() as u64
     }
 
     /// Token mixers and MLPs over all layers: 2 per layer, except in Nemotron-H, whose blocks hold

@@ -637,7 +637,7 @@ pub fn param_counts(spec: &ModelSpec, tensors: &[TensorDesc]) -> ParamCounts {
 pub fn cached_tokens(attention: LayerAttention, context: u64) -> u64 {
     match attention {
         LayerAttention::Full => context,
-        LayerAttention::Sliding { window } => context.min(window),
+        LayerAttention::Sliding { window: cap } | LayerAttention::Chunked { chunk: cap } => context.min(cap),
         LayerAttention::Linear | LayerAttention::Absent => 0,
     }
 }

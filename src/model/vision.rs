@@ -48,6 +48,8 @@ pub enum VisionKind {
     Siglip,
     /// Qwen's ViT (Qwen3-VL, Qwen3.5) with its patch merger.
     QwenVit,
+    /// Llama 4's vision encoder with its pixel-shuffle adapter and projector.
+    Llama4,
 }
 
 /// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
@@ -103,6 +105,10 @@ pub struct VisionTower {
     /// Width the projector maps into: the language model's `hidden_size` (Qwen's
     /// `out_hidden_size`).
     pub text_hidden_size: u64,
+    /// Llama 4: the width of the pixel-shuffle adapter's output and the projector's input
+    /// (`projector_input_dim`, `projector_output_dim` and `vision_output_dim`, 4096 in every
+    /// release); 0 for the other towers.
+    pub adapter_width: u64,
 }
 
 impl VisionTower {
@@ -116,6 +122,9 @@ impl VisionTower {
     /// Appends every tensor of the encoder and projector, in module order, each with no decoder
     /// layer (`layer: None`) and one tensor per encoder layer.
     pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
+        if self.kind == VisionKind::Llama4 {
+            return self.push_llama4(out);
+        }
         let (h, i) = (self.hidden_size, self.intermediate_size);
         let conv_inputs = self.num_channels * self.temporal_patch_size * self.patch_size * self.patch_size;
         linear(Role::VisionPatchEmbd, h, conv_inputs, out);
@@ -135,19 +144,36 @@ impl VisionTower {
             linear(Role::MmMergerDown, self.text_hidden_size, merged, out);
             return;
         }
-        for _ in 0..self.num_layers {
-            layer_norm(h, out);
-            for role in [Role::VisionAttnQ, Role::VisionAttnK, Role::VisionAttnV, Role::VisionAttnOutput] {
-                linear(role, h, h, out);
-            }
-            layer_norm(h, out);
-            linear(Role::VisionFfnUp, i, h, out);
-            linear(Role::VisionFfnDown, h, i, out);
-        }
+        (0..self.num_layers).for_each(|_| encoder_layer(h, i, out));
         layer_norm(h, out);
         out.push(weight(Role::MmSoftEmbNorm, 1, h));
         // Stored as `[vision hidden, text hidden]` and applied as `x @ W`.
         out.push(weight(Role::MmInputProjection, h, self.text_hidden_size));
+    }
+}
+
+impl VisionTower {
+    /// Llama 4's `vision_model` and `multi_modal_projector` (transformers `modeling_llama4.py`):
+    /// the patch embedding is an unfold and a bias-free linear (`h × c·p²`), then a class
+    /// embedding (`h`), one position per patch and the class token (`((s/p)² + 1)·h`) and
+    /// `layernorm_pre`; each layer two LayerNorms, q, k, v, o and fc1, fc2, all with biases;
+    /// `layernorm_post`; the adapter's bias-free `fc1` (the pixel shuffle's `4h`, which
+    /// transformers takes as `intermediate_size`, to the adapter width) and `fc2` (adapter width
+    /// squared); the projector's bias-free `linear_1` into the language model. Scout and
+    /// Maverick (h 1408, i 5632, 34 layers, 14-pixel patches of 336, adapter 4096, text 5120):
+    /// 827,904 + 1,408 + 812,416 + 2·2,816 + 34·23,807,872 + 5632·4096 + 4096² = 850,960,896 and
+    /// the projector 20,971,520.
+    fn push_llama4(&self, out: &mut Vec<TensorDesc>) {
+        let (h, i, a) = (self.hidden_size, self.intermediate_size, self.adapter_width);
+        out.push(weight(Role::VisionPatchEmbd, h, self.num_channels * self.patch_size * self.patch_size));
+        out.push(weight(Role::VisionPosEmbd, 1, h));
+        out.push(weight(Role::VisionPosEmbd, self.positions, h));
+        layer_norm(h, out);
+        (0..self.num_layers).for_each(|_| encoder_layer(h, i, out));
+        layer_norm(h, out);
+        out.push(weight(Role::MmMergerUp, a, i));
+        out.push(weight(Role::MmMergerDown, a, a));
+        out.push(weight(Role::MmInputProjection, self.text_hidden_size, a));
     }
 }
 
@@ -163,6 +189,18 @@ fn bias(role: Role, len: u64) -> TensorDesc {
 fn linear(role: Role, rows: u64, cols: u64, out: &mut Vec<TensorDesc>) {
     out.push(weight(role, rows, cols));
     out.push(bias(role, rows));
+}
+
+/// One encoder layer of SigLIP and of Llama 4's tower: a LayerNorm, q, k, v and the output
+/// projection (`h × h` with biases), a LayerNorm, and the MLP's `h → i → h` with biases.
+fn encoder_layer(h: u64, i: u64, out: &mut Vec<TensorDesc>) {
+    layer_norm(h, out);
+    for role in [Role::VisionAttnQ, Role::VisionAttnK, Role::VisionAttnV, Role::VisionAttnOutput] {
+        linear(role, h, h, out);
+    }
+    layer_norm(h, out);
+    linear(Role::VisionFfnUp, i, h, out);
+    linear(Role::VisionFfnDown, h, i, out);
 }
 
 /// A LayerNorm: an `h`-long weight and an `h`-long bias.
@@ -189,6 +227,7 @@ mod tests {
         temporal_patch_size: 1,
         spatial_merge_size: 1,
         text_hidden_size: 5376,
+        adapter_width: 0,
     };
 
     /// The Qwen3.5 doc's worked example (the 9B's `vision_config`), and the 35B-A3B's tower
@@ -232,5 +271,30 @@ mod tests {
         assert!(tensors.iter().all(|t| t.layer.is_none() && t.copies == 1 && t.role.is_vision()));
         // 27 layers of q, k, v, out, fc1, fc2: the nn.Linear modules peft's all-linear wraps.
         assert_eq!(tensors.iter().filter(|t| t.part == Part::Weight && t.role.is_vision_linear()).count(), 27 * 6);
+    }
+
+    /// Llama 4 Scout's and Maverick's `vision_config` (the Hub's, not the class defaults):
+    /// the doc's worked example.
+    #[test]
+    fn llama4_tower_adapter_and_projector() {
+        let tower = VisionTower {
+            kind: VisionKind::Llama4,
+            hidden_size: 1408,
+            intermediate_size: 5632,
+            num_layers: 34,
+            num_heads: 16,
+            patch_size: 14,
+            positions: 24 * 24 + 1,
+            text_hidden_size: 5120,
+            adapter_width: 4096,
+            ..GEMMA_3_27B
+        };
+        let mut tensors = Vec::new();
+        tower.push_tensors(&mut tensors);
+        let projector: u64 =
+            tensors.iter().filter(|t| t.role == Role::MmInputProjection).map(TensorDesc::elements).sum();
+        assert_eq!((tower.parameters() - projector, projector), (850_960_896, 20_971_520));
+        let per_layer = 4 * (1408 * 1408 + 1408) + 2 * 1408 * 5632 + 5632 + 1408 + 4 * 1408;
+        assert_eq!(per_layer, 23_807_872);
     }
 }

@@ -130,6 +130,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
             req.weights.vision.0,
             match spec.vision.map(|v| v.kind) {
                 Some(crate::model::vision::VisionKind::QwenVit) => "Qwen ViT + patch merger in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+                Some(crate::model::vision::VisionKind::Llama4) => "Llama 4 vision encoder + pixel-shuffle adapter + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
                 _ => "SigLIP encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
             },
         );

@@ -209,24 +209,15 @@ fn lcm(a: u64, b: u64) -> u64 {
 /// Cells (token slots) one layer holds for the whole batch.
 pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let (ctx, batch) = (req.context, req.batch);
-    let window = match attention {
-        LayerAttention::Full => None,
-        LayerAttention::Sliding { window } => Some(window),
-        LayerAttention::Linear | LayerAttention::Absent => return 0,
-    };
+    if !attention.attends() {
+        return 0;
+    }
+    let window = attention.token_cap();
     match req.engine {
-        // vllm/v1/kv_cache_interface.py: full layers take ceil(len/block) blocks; sliding layers
-        // keep min(window − 1 + max_num_batched_tokens, len) tokens plus one block.
-        Engine::Vllm => {
-            let bs = vllm_block_size(req);
-            let blocks = match window {
-                None => ctx.div_ceil(bs),
-                Some(w) => (w - 1 + req.max_batched_tokens).min(ctx).div_ceil(bs) + 1,
-            };
-            blocks * bs * batch
-        }
+        Engine::Vllm => vllm_layer_blocks(req, attention) * vllm_block_size(req) * batch,
         // llama.cpp: one unified cache of n_ctx = batch·context cells padded to 256; SWA layers
-        // keep min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
+        // (Llama 4's chunked ones too, `LLAMA_SWA_TYPE_CHUNKED`) keep
+        // min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
         Engine::LlamaCpp => {
             let n_ctx = (ctx * batch).next_multiple_of(256);
             match window {
@@ -251,16 +242,32 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     }
 }
 
+/// Blocks one sequence holds in one attention layer under vLLM (`vllm/v1/kv_cache_interface.py`,
+/// `max_memory_usage_bytes`): a full layer ⌈len / block⌉; a sliding one
+/// ⌈min(window − 1 + max_num_batched_tokens, len) / block⌉ + 1; a chunked one
+/// ⌈min(chunk + max_num_batched_tokens, len) / block⌉ (`ChunkedLocalAttentionSpec`).
+fn vllm_layer_blocks(req: &KvRequest, attention: LayerAttention) -> u64 {
+    let (ctx, bs, mbt) = (req.context, vllm_block_size(req), req.max_batched_tokens);
+    match attention {
+        LayerAttention::Full => ctx.div_ceil(bs),
+        LayerAttention::Sliding { window } => (window - 1 + mbt).min(ctx).div_ceil(bs) + 1,
+        LayerAttention::Chunked { chunk } => (chunk + mbt).min(ctx).div_ceil(bs),
+        LayerAttention::Linear => state_slots(req),
+        LayerAttention::Absent => 0,
+    }
+}
+
 /// KV bytes on one tensor-parallel rank for the layers `layers` (a layer-split slice or all),
-/// linear-attention states included (one per sequence and layer). vLLM's hybrid pool counts the
-/// groups' padding layers too (the whole model's blocks: ⌈context / block⌉ in each attention
-/// group, the state pages in each recurrent group, a page in each of a group's layers).
+/// linear-attention states included (one per sequence and layer). vLLM's pool of a model with
+/// layers of several kinds counts the groups' padding layers too (`vllm_groups`: a request's
+/// blocks in every group, a page in each of a group's layers).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
-    // vLLM's hybrid pool: a request holds its blocks in every group, padding layers included.
-    if req.engine == Engine::Vllm && hybrid(req.spec) && layers == (0..req.spec.num_layers) {
-        let (group, _, _) = hybrid_groups(req.spec);
-        let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
-        return Bytes(req.batch * vllm_request_blocks(req) * group * page);
+    if req.engine == Engine::Vllm && layers == (0..req.spec.num_layers) {
+        let groups = vllm_groups(req.spec);
+        if groups.kinds.len() > 1 {
+            let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+            return Bytes(req.batch * vllm_request_blocks(req) * groups.size * page);
+        }
     }
     let per_cell = values_per_token_layer(req);
     layers
@@ -272,67 +279,77 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
 }
 
 /// What vLLM's KV pool of `pool` bytes holds: tokens of context, and how many requests of
-/// `req.context` tokens fit at once (`_report_kv_cache_config`).
+/// `req.context` tokens fit at once (`_report_kv_cache_config`,
+/// `get_max_concurrency_for_kv_cache_config`): ⌊blocks / groups⌋ blocks of tokens, and the
+/// pool's blocks over the blocks one request holds in all groups (`vllm_groups`).
 ///
-/// A plain model's pool is blocks of every layer's KV. A hybrid model's layers are grouped so
-/// that every group has the same number of layers (`_get_kv_cache_groups_uniform_page_size`:
-/// the smaller layer count, or the larger when it is under 1.5× the smaller — 1.25× in vLLM
-/// 0.10, the same groups for every 3:1 model); one pool of
-/// blocks, each a page in every layer of a group, serves all groups; a request holds
-/// ⌈context / block⌉ blocks in each attention group and one block in each linear-attention
-/// group with prefix caching off, more with it on (`state_slots`). Qwen3-Next-80B-A3B at tensor
-/// parallel 2 on H200s (vLLM 0.10.2, prefix caching off for hybrids):
-/// 12 attention and 36 DeltaNet layers make 4 groups of 12; a 44.59 GiB pool of 544·1,024 B
-/// pages is ⌊44.59 GiB / 557,056 / 12⌋ = 7,162 blocks, ⌊7,162 / 4⌋·544 = 973,760 tokens and
-/// 7,162 / (482 + 3) = 14.77 requests of 262,144 tokens: the numbers vLLM logged.
+/// Qwen3-Next-80B-A3B at tensor parallel 2 on H200s (vLLM 0.10.2, prefix caching off for
+/// hybrids): 12 attention and 36 DeltaNet layers make 4 groups of 12; a 44.59 GiB pool of
+/// 544·1,024 B pages is ⌊44.59 GiB / 557,056 / 12⌋ = 7,162 blocks, ⌊7,162 / 4⌋·544 = 973,760
+/// tokens and 7,162 / (482 + 3) = 14.77 requests of 262,144 tokens: the numbers vLLM logged.
+/// Gemma 3 27B (52 sliding and 10 full layers): 7 groups of 10 (8 padding layers), so its tokens
+/// are the pool over 70 layers' pages, and a 131,072-token request holds 8,192 blocks of the
+/// full group and 6·(⌈(1023 + 8192) / 16⌉ + 1) of the sliding ones.
 pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
     let spec = req.spec;
     let bs = vllm_block_size(req);
-    let page = bs * attention_bytes_per_token_layer(req);
     let (attention, linear) = (spec.attention_layers(), spec.linear_layers());
     if attention == 0 {
         // Only recurrent layers: one state per layer and sequence, whatever its length.
         let sequences = pool.0 / (state_slots(req) * state_bytes_per_layer(req) * linear).max(1);
         return (sequences * req.context, sequences as f64);
     }
-    let Some(blocks) = vllm_hybrid_blocks(req, pool) else {
-        let blocks = pool.0 / (page * attention).max(1);
-        let tokens = blocks * bs;
-        return (tokens, tokens as f64 / req.context as f64);
-    };
-    let (_, attention_groups, linear_groups) = hybrid_groups(spec);
-    let tokens = blocks / (attention_groups + linear_groups) * bs;
-    (tokens, blocks as f64 / vllm_request_blocks(req) as f64)
+    let blocks = vllm_pool_blocks(req, pool);
+    let groups: u64 = vllm_groups(spec).kinds.iter().map(|(_, n)| n).sum();
+    let tokens = blocks / groups.max(1) * bs;
+    (tokens, blocks as f64 / vllm_request_blocks(req).max(1) as f64)
 }
 
-/// Blocks one request of `req.context` tokens holds in a hybrid's pool: ⌈context / block⌉ in
-/// each attention group and its state pages in each recurrent group.
+/// Blocks one request of `req.context` tokens holds in the pool: its blocks of each kind of
+/// layer (`vllm_layer_blocks`) in each group of that kind.
 fn vllm_request_blocks(req: &KvRequest) -> u64 {
-    let (_, attention_groups, linear_groups) = hybrid_groups(req.spec);
-    attention_groups * req.context.div_ceil(vllm_block_size(req)) + linear_groups * state_slots(req)
+    vllm_groups(req.spec).kinds.iter().map(|&(kind, groups)| groups * vllm_layer_blocks(req, kind)).sum()
 }
 
-/// Layers per group of a hybrid's pool (the smaller layer count, or the larger when it is under
-/// 1.5× the smaller) and how many groups the attention and the recurrent layers fill.
-fn hybrid_groups(spec: &ModelSpec) -> (u64, u64, u64) {
-    let (attention, linear) = (spec.attention_layers(), spec.linear_layers());
-    let (small, large) = (attention.min(linear), attention.max(linear));
-    let group = if 2 * large < 3 * small { large } else { small }.max(1);
-    (group, attention.div_ceil(group), linear.div_ceil(group))
+/// vLLM's KV cache groups: its layers' kinds (full attention, each sliding window, each chunk
+/// size, recurrent state) and how many groups of `size` layers each fills.
+struct VllmGroups {
+    size: u64,
+    kinds: Vec<(LayerAttention, u64)>,
 }
 
-/// Blocks in a hybrid model's pool of `pool` bytes (each one page in every layer of a group),
-/// `None` for a model that is not a hybrid. Every running request holds at least one of them for
-/// its recurrent state, so vLLM (0.20 on) refuses to start when `max_num_seqs` exceeds them
-/// ("max_num_seqs exceeds available Mamba cache blocks", raised before CUDA-graph capture).
-pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
-    let spec = req.spec;
-    if !hybrid(spec) {
-        return None;
+/// `_get_kv_cache_groups_uniform_page_size`: layers of one kind share a spec; every group has
+/// the same number of layers, the smallest kind's count, or the largest's when that is under
+/// 1.5× the smallest (1.25× in vLLM 0.10, the same groups for every model here); a kind's last
+/// group is padded. One kind makes one group of every layer. gpt-oss-20b (12 sliding, 12
+/// full): 2 groups of 12; Gemma 3 27B (52 sliding, 10 full): 1 + 6 groups of 10; Llama 4
+/// Scout (36 chunked, 12 full): 3 + 1 of 12.
+fn vllm_groups(spec: &ModelSpec) -> VllmGroups {
+    let mut counts: Vec<(LayerAttention, u64)> = Vec::new();
+    for &kind in spec.layer_attention.iter().filter(|a| **a != LayerAttention::Absent) {
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
     }
+    let small = counts.iter().map(|(_, n)| *n).min().unwrap_or(1);
+    let large = counts.iter().map(|(_, n)| *n).max().unwrap_or(1);
+    let size = if 2 * large < 3 * small { large } else { small }.max(1);
+    VllmGroups { size, kinds: counts.into_iter().map(|(k, n)| (k, n.div_ceil(size))).collect() }
+}
+
+/// Blocks in vLLM's pool of `pool` bytes: each a page in every layer of a group.
+fn vllm_pool_blocks(req: &KvRequest, pool: Bytes) -> u64 {
     let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
-    let (group, _, _) = hybrid_groups(spec);
-    Some(pool.0 / page.max(1) / group)
+    pool.0 / page.max(1) / vllm_groups(req.spec).size
+}
+
+/// Blocks in a hybrid model's pool of `pool` bytes, `None` for a model that is not a hybrid.
+/// Every running request holds at least one of them for its recurrent state, so vLLM (0.20 on)
+/// refuses to start when `max_num_seqs` exceeds them ("max_num_seqs exceeds available Mamba
+/// cache blocks", raised before CUDA-graph capture).
+pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
+    hybrid(req.spec).then(|| vllm_pool_blocks(req, pool))
 }
 
 /// Records the per-token arithmetic in the basis.
@@ -402,13 +419,19 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
             ),
         );
     }
-    let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
-    if sliding > 0 {
-        basis.add(
-            "sliding-window layers",
-            format!("{sliding} of {}", spec.num_layers),
-            "config.json sliding_window / layer pattern",
-        );
+    let count = |chunks: bool| {
+        let kind =
+            |a: &&LayerAttention| a.token_cap().is_some() && matches!(a, LayerAttention::Chunked { .. }) == chunks;
+        spec.layer_attention.iter().filter(kind).count()
+    };
+    let chunks = "config.json attention_chunk_size / no_rope_layers (a token attends within its chunk)";
+    for (name, source, n) in [
+        ("sliding-window layers", "config.json sliding_window / layer pattern", count(false)),
+        ("chunked local-attention layers", chunks, count(true)),
+    ] {
+        if n > 0 {
+            basis.add(name, format!("{n} of {}", spec.num_layers), source);
+        }
     }
     let rounding = match req.engine {
         Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", vllm_block_size(req)),
@@ -679,5 +702,32 @@ mod tests {
         assert_eq!(kv(&s, Engine::Hf, 8192, 1, KvFormat::Bf16), 32 * 8192 * per_token_layer);
         // vLLM: min(1024 − 1 + 8192, 8192) tokens → 512 blocks, plus one.
         assert_eq!(kv(&s, Engine::Vllm, 8192, 1, KvFormat::Bf16), 32 * 513 * 16 * per_token_layer);
+    }
+
+    /// vLLM's groups for attention of several kinds: Gemma 3 27B (52 sliding, 10 full layers)
+    /// makes 7 groups of 10, so a pool of 1,000 blocks reports ⌊1,000 / 7⌋·16 tokens, and a
+    /// 131,072-token request holds 8,192 full blocks and 6·(⌈(1023 + 8192) / 16⌉ + 1) sliding
+    /// ones; its batch KV counts the 8 padding layers. gpt-oss-20b: 2 groups of 12, no padding.
+    #[test]
+    fn vllm_groups_layers_by_kind() {
+        let config = include_str!("../../data/models/gemma-3-27b.json");
+        let gemma = parse_config(config, "g", "g").unwrap().spec;
+        let groups = vllm_groups(&gemma);
+        assert_eq!(groups.size, 10);
+        assert_eq!(groups.kinds, [(LayerAttention::Sliding { window: 1024 }, 6), (LayerAttention::Full, 1)]);
+        let o = EngineOptions::default();
+        let req = KvRequest { context: 131_072, ..request(&gemma, Engine::Vllm, &o, 1) };
+        let request_blocks = 8192 + 6 * ((1023u64 + 8192).div_ceil(16) + 1);
+        assert_eq!(vllm_request_blocks(&req), request_blocks);
+        let page = 16 * attention_bytes_per_token_layer(&req);
+        let (tokens, concurrency) = vllm_pool_capacity(&req, Bytes(1000 * 10 * page));
+        assert_eq!((tokens, concurrency), (1000 / 7 * 16, 1000.0 / request_blocks as f64));
+        assert_eq!(kv_bytes(&req, 0..62).0, request_blocks * 10 * page);
+        let config = include_str!("../../data/models/gpt-oss-20b.json");
+        let oss = parse_config(config, "o", "o").unwrap().spec;
+        let groups = vllm_groups(&oss);
+        assert_eq!((groups.size, groups.kinds.len()), (12, 2));
+        // A model of one kind is one group of every layer: the plain pool.
+        assert_eq!(vllm_groups(&spec("")).kinds, [(LayerAttention::Full, 1)]);
     }
 }

@@ -26,7 +26,7 @@
 
 use super::ggml::GgmlType;
 use super::gguf::GgufFileType;
-use crate::model::spec::{Family, LayerAttention, LayerMlp, ModelSpec};
+use crate::model::spec::{Family, LayerMlp, ModelSpec};
 use crate::model::tensors::{Part, Role, TensorDesc};
 
 use GgmlType as G;
@@ -128,9 +128,7 @@ fn layers_before(spec: &ModelSpec, layer: u64, holds: impl Fn(u64) -> bool) -> i
 
 /// Position of an attention tensor among the attention layers (llama.cpp's `i_attention_wv`).
 fn attention_index(spec: &ModelSpec, t: &TensorDesc) -> i64 {
-    let attends =
-        |l: u64| matches!(spec.layer_attention[l as usize], LayerAttention::Full | LayerAttention::Sliding { .. });
-    layers_before(spec, t.layer.unwrap_or(0) as u64, attends)
+    layers_before(spec, t.layer.unwrap_or(0) as u64, |l| spec.layer_attention[l as usize].attends())
 }
 
 /// The type llama.cpp falls back to when `ty`'s block does not divide the row length `cols`.

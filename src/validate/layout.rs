@@ -14,7 +14,7 @@
 //! 2·4096·11008·2 B = 172 MiB; arena 64 + 172 = 236 MiB (247,463,936 B).
 
 use super::backend::bf16_bytes;
-use crate::model::spec::{LayerAttention, MlpKind, ModelSpec, NormKind};
+use crate::model::spec::{MlpKind, ModelSpec, NormKind};
 use crate::model::tensors::{inventory, Part, TensorDesc};
 use crate::quant::stored::{FloatType, QuantScheme, StoredType};
 use crate::quant::WeightFormat;
@@ -153,8 +153,8 @@ pub fn check_model(spec: &ModelSpec) -> Result<(), Unsupported> {
     if spec.logit_softcap {
         return arch("soft-capped logits");
     }
-    if spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. })) {
-        return arch("sliding-window layers");
+    if spec.layer_attention.iter().any(|a| a.token_cap().is_some()) {
+        return arch("sliding-window or chunked layers");
     }
     let shape = |what, value: u64| Err(Unsupported::Shape { model: spec.id.clone(), what, value: value.to_string() });
     if spec.head_dim != HEAD_DIM {

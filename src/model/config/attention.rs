@@ -117,3 +117,30 @@ pub(super) fn hybrid_layer(r: &Reader, layer: u64, interval: u64) -> LayerAttent
         None => LayerAttention::hybrid(layer, interval),
     }
 }
+
+/// Llama 4's layer `layer` (`Llama4TextConfig`): `layer_types` when the file lists them
+/// (`"chunked_attention"`), else chunked where `no_rope_layers[layer]` is 1 (a non-empty list),
+/// else on every layer but each `no_rope_layer_interval`-th (4), with chunks of
+/// `attention_chunk_size` (8192); a null chunk size makes every layer full attention.
+pub(super) fn llama4_layer(r: &Reader, layer: u64) -> LayerAttention {
+    let chunk = match r.json.get("attention_chunk_size") {
+        Some(Value::Null) => return LayerAttention::Full,
+        Some(v) => v.as_u64().filter(|&c| c > 0),
+        None => Some(8192),
+    };
+    let Some(chunk) = chunk else { return LayerAttention::Full };
+    let field = |name: &str| r.json.get(name).and_then(Value::as_array).filter(|a| !a.is_empty());
+    let chunked = match (field("layer_types"), field("no_rope_layers")) {
+        (Some(types), _) => types.get(layer as usize).and_then(Value::as_str) == Some("chunked_attention"),
+        (None, Some(rope)) => rope.get(layer as usize).and_then(Value::as_u64) == Some(1),
+        (None, None) => {
+            let interval = r.json.get("no_rope_layer_interval").and_then(Value::as_u64).filter(|&i| i > 0).unwrap_or(4);
+            (layer + 1) % interval != 0
+        }
+    };
+    if chunked {
+        LayerAttention::Chunked { chunk }
+    } else {
+        LayerAttention::Full
+    }
+}

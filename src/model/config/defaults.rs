@@ -17,7 +17,8 @@
 //! heads, head_dim 128, max_position_embeddings 131,072; `Glm4MoeConfig`: vocab_size 151,552, 96
 //! heads, 8 KV heads, max_position_embeddings 131,072. `CohereConfig` and `Cohere2Config` tie
 //! the embeddings (8,192 positions); `Olmo3Config` a 4096-token window; `SmolLM3Config` ties the
-//! embeddings, 4 KV heads, 32,768 positions.
+//! embeddings, 4 KV heads, 32,768 positions. `Llama4TextConfig`: vocab_size 202,048, 40 heads,
+//! 8 KV heads, head_dim 128, 131,072 positions.
 
 use crate::model::spec::Family;
 
@@ -91,6 +92,15 @@ impl ClassDefaults {
                 ..base
             },
             Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            // `Llama4TextConfig`: Scout's and Maverick's shared shape.
+            Family::Llama4 => ClassDefaults {
+                vocab_size: Some(202_048),
+                num_attention_heads: Some(40),
+                num_key_value_heads: Some(8),
+                head_dim: Some(128),
+                max_context: 131_072,
+                ..base
+            },
             Family::Olmo3 => ClassDefaults { sliding_window: Some(4096), ..base },
             // `SmolLM3Config`: 4 KV heads, 32,768 positions.
             Family::SmolLM3 => ClassDefaults { num_key_value_heads: Some(4), max_context: 32_768, ..base },

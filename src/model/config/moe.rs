@@ -1,5 +1,5 @@
 //! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next, gpt-oss,
-//! Nemotron-H, Granite 4.0 and GLM-4.5.
+//! Nemotron-H, Granite 4.0, GLM-4.5 and Llama 4.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -23,7 +23,7 @@
 //! hidden. No shared expert.
 
 use super::{ConfigError, Reader, MAX_DIM, MAX_EXPERTS, MAX_LAYERS};
-use crate::model::spec::{Family, Moe};
+use crate::model::spec::{Family, LayerMlp, Moe};
 use serde_json::Value;
 
 pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
@@ -154,8 +154,52 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 expert_biases: false,
             }))
         }
+        // `Llama4TextMoe`: a bias-free router [experts, hidden] (sigmoid of the top-k logits), the
+        // experts' gate and up stored fused (`experts.gate_up_proj`, counted here as two
+        // matrices, as llama.cpp splits them) and a shared expert, all `intermediate_size` wide.
+        Family::Llama4 => {
+            let expert_size = r.u64_or(&["intermediate_size"], Some(8192), family, MAX_DIM)?;
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["num_local_experts"], Some(16), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(1), family, MAX_EXPERTS)?,
+                expert_intermediate_size: expert_size,
+                shared_intermediate_size: expert_size,
+                first_dense_layers: 0,
+                shared_expert_gate: false,
+                router_bias: false,
+                expert_biases: false,
+            }))
+        }
         _ => Ok(None),
     }
+}
+
+/// Llama 4's MoE layers: `moe_layers` when the file lists them, else every
+/// `interleave_moe_layer_step`-th layer, (i + 1) % step == 0 (Scout: all; Maverick: the odd
+/// ones); the others dense.
+pub(super) fn llama4_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>, ConfigError> {
+    let step = r.opt_u64(&["interleave_moe_layer_step"], MAX_LAYERS)?.unwrap_or(1);
+    let listed: Option<Vec<u64>> = match r.json.get("moe_layers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(Value::as_u64)
+                .collect::<Option<_>>()
+                .ok_or_else(|| r.bad("moe_layers", items.len() as u64, "expected a list of layer indices"))?,
+        ),
+        Some(_) => return Err(r.bad("moe_layers", 0, "expected a list of layer indices")),
+    };
+    Ok((0..layers)
+        .map(|l| {
+            let moe = listed.as_ref().map_or((l + 1) % step == 0, |list| list.contains(&l));
+            if moe {
+                LayerMlp::Moe
+            } else {
+                LayerMlp::Dense
+            }
+        })
+        .collect())
 }
 
 /// The leading dense layers of a Qwen3-MoE or Qwen3-Next config, or an error naming the field whose layout a

@@ -1,5 +1,6 @@
-//! A multimodal wrapper's `vision_config`: the SigLIP encoder beside Gemma 3's language model, or
-//! the Qwen ViT beside Qwen3.5's (`parse_qwen_vit`).
+//! A multimodal wrapper's `vision_config`: the SigLIP encoder beside Gemma 3's language model,
+//! the Qwen ViT beside Qwen3.5's (`parse_qwen_vit`), or Llama 4's encoder and adapter
+//! (`parse_llama4_vision`).
 //!
 //! transformers builds it as `SiglipVisionConfig(**vision_config)` (`Gemma3Config.__init__`), so
 //! an absent field takes that class's default: hidden_size 768, intermediate_size 3072, 12
@@ -36,7 +37,47 @@ pub(super) fn parse_vision(
     match wrapper.tower {
         VisionKind::Siglip => parse_siglip(&r, text_hidden),
         VisionKind::QwenVit => parse_qwen_vit(&r, wrapper.family),
+        VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden),
     }
+}
+
+/// Llama 4's `vision_config` (`Llama4VisionConfig`). Absent fields take the class's defaults,
+/// which are not the released tower's (hidden 768, 448-pixel images, vision_output_dim 7680):
+/// the Hub files give hidden 1408, 336-pixel images and 4096 throughout, and the adapter and
+/// projector widths must agree for the shapes to chain.
+fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<VisionTower, ConfigError> {
+    let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    let patch_size = dim("patch_size", 14)?;
+    let image_size = dim("image_size", 448)?;
+    let adapter_width = dim("projector_input_dim", 4096)?;
+    for (field, default) in [("projector_output_dim", 4096), ("vision_output_dim", 7680)] {
+        let width = dim(field, default)?;
+        if width != adapter_width {
+            return Err(r.bad(field, width, "must equal projector_input_dim (4096 in every Llama 4 release)"));
+        }
+    }
+    if patch_size > image_size {
+        return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
+    }
+    let tower = VisionTower {
+        kind: VisionKind::Llama4,
+        hidden_size: dim("hidden_size", 768)?,
+        intermediate_size: dim("intermediate_size", 5632)?,
+        num_layers: r.u64_or(&["num_hidden_layers"], Some(34), family, MAX_LAYERS)?,
+        num_heads: dim("num_attention_heads", 16)?,
+        patch_size,
+        // One position per patch and one for the class token.
+        positions: (image_size / patch_size).pow(2) + 1,
+        num_channels: dim("num_channels", 3)?,
+        temporal_patch_size: 1,
+        spatial_merge_size: 1,
+        text_hidden_size: text_hidden,
+        adapter_width,
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
+    }
+    Ok(tower)
 }
 
 /// Qwen3.5's `vision_config` (`Qwen3_5VisionConfig`): every released file gives depth, widths,
@@ -60,6 +101,7 @@ fn parse_qwen_vit(r: &Reader, family: Family) -> Result<VisionTower, ConfigError
         temporal_patch_size: dim("temporal_patch_size")?,
         spatial_merge_size: dim("spatial_merge_size")?,
         text_hidden_size: dim("out_hidden_size")?,
+        adapter_width: 0,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_heads", tower.num_heads, "must divide hidden_size"));
@@ -106,6 +148,7 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
         temporal_patch_size: 1,
         spatial_merge_size: 1,
         text_hidden_size: text_hidden,
+        adapter_width: 0,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));

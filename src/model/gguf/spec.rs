@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 23] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 24] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -63,6 +63,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 23] = [
     "cohere2",
     "granite",
     "smollm3",
+    "llama4",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -270,6 +271,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "cohere2" => Family::Cohere2,
         "granite" => Family::Granite,
         "smollm3" => Family::SmolLM3,
+        "llama4" => Family::Llama4,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
@@ -312,6 +314,12 @@ fn layer_layout(
     layers: u64,
     moe: Option<&Moe>,
 ) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), LocalFileError> {
+    if family == Family::Llama4 {
+        // llama.cpp: experts on layers with (i + 1) % interleave_moe_layer_step == 0.
+        let step = k.opt("interleave_moe_layer_step")?.filter(|&s| s > 0).unwrap_or(1);
+        let mlps = (0..layers).map(|l| if (l + 1) % step == 0 { LayerMlp::Moe } else { LayerMlp::Dense }).collect();
+        return Ok((layer_attention(k, family, layers)?, mlps));
+    }
     if !matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
         return Ok((layer_attention(k, family, layers)?, LayerMlp::standard(layers, moe)));
     }
@@ -346,7 +354,8 @@ fn layer_layout(
 /// `set_swa_pattern(2)`); Gemma 3 slides on five layers of every six (`set_swa_pattern(6)`: layer
 /// i is global when (i + 1) % 6 == 0); Phi-3 slides on every layer when it has a window; Olmo 3
 /// by its per-layer `sliding_window_pattern` (else three layers of four) and Cohere2 on three
-/// layers of four. Other families attend to the full context.
+/// layers of four; Llama 4 attends within 8,192-token chunks on three layers of four. Other
+/// families attend to the full context.
 fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<LayerAttention>, LocalFileError> {
     if family.has_linear_attention() {
         let interval = match k.opt("full_attention_interval")? {
@@ -356,6 +365,8 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
         return Ok((0..layers).map(|l| LayerAttention::hybrid(l, interval)).collect());
     }
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
+    // Llama 4 files carry no chunk size; one that writes a sliding_window of 0 attends fully.
+    let llama4_chunked = family == Family::Llama4 && k.opt("attention.sliding_window")? != Some(0);
     let pattern = sliding_pattern(k)?;
     let sliding = |layer: u64| match (family, window) {
         (Family::Olmo3, Some(window))
@@ -367,6 +378,8 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
         (Family::Gemma3, Some(window)) if (layer + 1) % 6 != 0 => LayerAttention::Sliding { window },
         // llama.cpp's cohere2 graph slides layers with il % 4 < 3.
         (Family::Cohere2, Some(window)) if layer % 4 < 3 => LayerAttention::Sliding { window },
+        // llama.cpp's Llama 4: chunks of 8192 on layers with il % 4 < 3 (both hard-coded).
+        (Family::Llama4, _) if llama4_chunked && layer % 4 < 3 => LayerAttention::Chunked { chunk: 8192 },
         (Family::Phi3, Some(window)) => LayerAttention::Sliding { window },
         _ => LayerAttention::Full,
     };

@@ -186,16 +186,25 @@ fn global_role(module: &[&str]) -> Option<Role> {
 }
 
 /// The SigLIP encoder's and Gemma 3 projector's module names (transformers `modeling_siglip.py`,
-/// `modeling_gemma3.py`); the projection is a bare parameter, so its name is its leaf.
+/// `modeling_gemma3.py`; the projection is a bare parameter, so its name is its leaf), and Llama
+/// 4's (`modeling_llama4.py`: `patch_embedding.linear`, the bare `class_embedding` and
+/// `positional_embedding_vlm`, `o_proj`, the adapter's `vision_adapter.mlp.fc1`/`fc2` and the
+/// projector's `linear_1`).
 fn vision_role(module: &[&str]) -> Option<Role> {
     use Role::*;
-    let leaf = *module.last()?;
+    let (&leaf, path) = module.split_last()?;
+    let adapter = path.contains(&"vision_adapter");
     Some(match leaf {
         "patch_embedding" => VisionPatchEmbd,
-        "position_embedding" => VisionPosEmbd,
-        "layer_norm1" | "layer_norm2" | "post_layernorm" => VisionNorm,
+        "linear" if path.last() == Some(&"patch_embedding") => VisionPatchEmbd,
+        "position_embedding" | "class_embedding" | "positional_embedding_vlm" => VisionPosEmbd,
+        "layer_norm1" | "layer_norm2" | "post_layernorm" | "layernorm_pre" | "layernorm_post" => VisionNorm,
+        "input_layernorm" | "post_attention_layernorm" => VisionNorm,
         "mm_soft_emb_norm" => MmSoftEmbNorm,
-        "mm_input_projection_weight" => MmInputProjection,
+        "mm_input_projection_weight" | "linear_1" => MmInputProjection,
+        "fc1" if adapter => MmMergerUp,
+        "fc2" if adapter => MmMergerDown,
+        "o_proj" => VisionAttnOutput,
         _ => return crate::model::vision::linear_role(leaf),
     })
 }
@@ -467,6 +476,27 @@ mod tests {
         check("model.multi_modal_projector.mm_soft_emb_norm.weight", Some(MmSoftEmbNorm), None);
         check(&format!("{tower}.encoder.layers.0.self_attn.k_proj.weight.absmax"), Some(VisionAttnK), None);
         check("visual.blocks.0.attn.qkv.weight", Some(VisionAttnQkv), None);
+    }
+
+    /// Llama 4's checkpoint: the language model under `language_model`, its experts' fused
+    /// bare parameters, and the vision encoder, adapter and projector.
+    #[test]
+    fn llama4_names() {
+        let lm = "language_model.model.layers.3.feed_forward";
+        check(&format!("{lm}.experts.gate_up_proj"), Some(FfnGateUpExps), Some(3));
+        check(&format!("{lm}.experts.down_proj"), Some(FfnDownExps), Some(3));
+        check(&format!("{lm}.router.weight"), Some(FfnGateInp), Some(3));
+        check(&format!("{lm}.shared_expert.gate_proj.weight"), Some(FfnGateShexp), Some(3));
+        check("language_model.lm_head.weight", Some(Output), None);
+        check("vision_model.patch_embedding.linear.weight", Some(VisionPatchEmbd), None);
+        check("vision_model.class_embedding", Some(VisionPosEmbd), None);
+        check("vision_model.positional_embedding_vlm", Some(VisionPosEmbd), None);
+        check("vision_model.layernorm_pre.bias", Some(VisionNorm), None);
+        check("vision_model.model.layers.0.self_attn.o_proj.bias", Some(VisionAttnOutput), None);
+        check("vision_model.model.layers.0.input_layernorm.weight", Some(VisionNorm), None);
+        check("vision_model.model.layers.0.mlp.fc1.weight", Some(VisionFfnUp), None);
+        check("vision_model.vision_adapter.mlp.fc2.weight", Some(MmMergerDown), None);
+        check("multi_modal_projector.linear_1.weight", Some(MmInputProjection), None);
     }
 
     #[test]

@@ -36,14 +36,19 @@ pub fn attention_flops_per_pair(spec: &ModelSpec) -> u64 {
 }
 
 /// (query, key) pairs a causal prefill of `t` tokens computes in a layer: `t²/2`, or with a
-/// window `w < t`: `w²/2 + (t − w)·w`; none in a linear-attention layer or a block without
-/// attention.
+/// window `w < t`: `w²/2 + (t − w)·w`, or in chunks of `c`: `c²/2` per whole chunk and `r²/2`
+/// for the `r` tokens left; none in a linear-attention layer or a block without attention.
 pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
+    let tokens = t;
     let t = t as f64;
     match attention {
         LayerAttention::Sliding { window } if (window as f64) < t => {
             let w = window as f64;
             w * w / 2.0 + (t - w) * w
+        }
+        LayerAttention::Chunked { chunk } if chunk > 0 => {
+            let (whole, rest) = ((tokens / chunk) as f64, (tokens % chunk) as f64);
+            whole * (chunk as f64).powi(2) / 2.0 + rest * rest / 2.0
         }
         LayerAttention::Linear | LayerAttention::Absent => 0.0,
         _ => t * t / 2.0,
@@ -229,5 +234,6 @@ mod tests {
         assert_eq!(causal_pairs(LayerAttention::Full, 10), 50.0);
         assert_eq!(causal_pairs(LayerAttention::Sliding { window: 4 }, 10), 8.0 + 24.0);
         assert_eq!(causal_pairs(LayerAttention::Sliding { window: 40 }, 10), 50.0);
+        assert_eq!(causal_pairs(LayerAttention::Chunked { chunk: 4 }, 10), 2.0 * 8.0 + 2.0);
     }
 }
