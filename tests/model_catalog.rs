@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 70] = [
+    let before: [(&str, u64, u64); 72] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -232,6 +232,8 @@ fn text_only_models_keep_their_counts() {
         ("granite-3.3-8b", 8_170_864_640, 8_170_864_640),
         ("granite-3.3-2b", 2_533_539_840, 2_533_539_840),
         ("smollm3-3b", 3_075_098_624, 3_075_098_624),
+        ("kimi-k2", 1_026_408_232_448, 32_861_500_928),
+        ("minimax-m2.7", 228_689_764_864, 11_030_553_088),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

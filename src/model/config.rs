@@ -41,8 +41,14 @@ pub enum ConfigError {
 
 fn supported_types() -> String {
     let families = Family::ALL.iter().map(|f| f.model_type());
-    families.chain(WRAPPERS.iter().map(|w| w.model_type)).collect::<Vec<_>>().join(", ")
+    let aliases = ALIASES.iter().map(|(model_type, _)| *model_type);
+    families.chain(aliases).chain(WRAPPERS.iter().map(|w| w.model_type)).collect::<Vec<_>>().join(", ")
 }
+
+/// `model_type`s that name a supported family's architecture under another name: Kimi K2's
+/// files say `kimi_k2` beside `DeepseekV3ForCausalLM` (its remote config class, vLLM and
+/// llama.cpp all read it as DeepSeek-V3).
+const ALIASES: [(&str, Family); 1] = [("kimi_k2", Family::DeepseekV3)];
 
 /// A multimodal `model_type` whose language model is a supported family, nested under `key`,
 /// with its vision encoder under `vision`.
@@ -119,7 +125,8 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
             (wrapper.family, &nested)
         }
         None => {
-            let family = Family::ALL.into_iter().find(|f| f.model_type() == model_type).ok_or_else(|| {
+            let alias = ALIASES.iter().find(|(name, _)| *name == model_type).map(|(_, family)| *family);
+            let family = Family::ALL.into_iter().find(|f| f.model_type() == model_type).or(alias).ok_or_else(|| {
                 ConfigError::UnsupportedFamily {
                     source_name: source_name.to_string(),
                     model_type: if model_type.is_empty() { "(absent)".into() } else { model_type.into() },
@@ -292,6 +299,17 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             Biases { qkv: attn, attn_out: attn, mlp: r.bool_or("mlp_bias", false), lm_head: false }
         }
     };
+    // MiniMax-Text-01's lightning (linear) attention layers are 0s in `attn_type_list`.
+    let lightning =
+        r.json.get("attn_type_list").and_then(Value::as_array).is_some_and(|l| l.iter().any(|t| t.as_u64() == Some(0)));
+    if family == MiniMaxM2 && lightning {
+        return Err(ConfigError::BadValue {
+            source_name: r.source_name.to_string(),
+            field: "attn_type_list",
+            value: "(has 0s)".into(),
+            reason: "MiniMax's lightning-attention layers are not modelled; M2 models attend fully in every layer",
+        });
+    }
     if family == Phi && r.bool_or("qk_layernorm", false) {
         return Err(ConfigError::BadValue {
             source_name: r.source_name.to_string(),
@@ -373,6 +391,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             // GLM-4.5 norms q and k per head; GLM-4.5-Air does not.
             Glm4Moe if r.bool_or("use_qk_norm", false) => QkNorm::PerHead,
             Olmo2 | Olmo3 => QkNorm::Full,
+            // MiniMax M2's "per_layer" norms span the projection; "per_head" ones a head.
+            MiniMaxM2 if r.bool_or("use_qk_norm", true) => match r.str("qk_norm_type") {
+                Some("per_head") => QkNorm::PerHead,
+                _ => QkNorm::Full,
+            },
             // Command R+: a LayerNorm per head, each with its own `head_dim` weights.
             Cohere if r.bool_or("use_qk_norm", false) => QkNorm::Full,
             _ => QkNorm::None,

@@ -86,6 +86,10 @@ pub enum Family {
     /// without; mixtures of 16 or 128 experts (one per token) beside a shared expert, in every
     /// layer (Scout) or every second (Maverick, whose other layers are dense).
     Llama4,
+    /// MiniMax M2 (`MiniMaxM2ForCausalLM`: M2, M2.1, M2.5, M2.7): full attention in every layer
+    /// with q/k RMSNorms over the whole projection (`qk_norm_type` "per_layer"), and 256 experts
+    /// (8 per token, a sigmoid router with a score-correction bias) without a shared expert.
+    MiniMaxM2,
 }
 
 impl Family {
@@ -122,6 +126,7 @@ impl Family {
             Family::Granite => "granite",
             Family::SmolLM3 => "smollm3",
             Family::Llama4 => "llama4_text",
+            Family::MiniMaxM2 => "minimax_m2",
         }
     }
 
@@ -133,7 +138,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 30] = [
+    pub const ALL: [Family; 31] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -164,6 +169,7 @@ impl Family {
         Family::Granite,
         Family::SmolLM3,
         Family::Llama4,
+        Family::MiniMaxM2,
     ];
 }
 

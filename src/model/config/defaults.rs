@@ -18,7 +18,8 @@
 //! heads, 8 KV heads, max_position_embeddings 131,072. `CohereConfig` and `Cohere2Config` tie
 //! the embeddings (8,192 positions); `Olmo3Config` a 4096-token window; `SmolLM3Config` ties the
 //! embeddings, 4 KV heads, 32,768 positions. `Llama4TextConfig`: vocab_size 202,048, 40 heads,
-//! 8 KV heads, head_dim 128, 131,072 positions.
+//! 8 KV heads, head_dim 128, 131,072 positions. `MiniMaxM2Config`: vocab_size 200,064, 48 heads,
+//! 8 KV heads, head_dim 128, 196,608 positions.
 
 use crate::model::spec::Family;
 
@@ -92,6 +93,15 @@ impl ClassDefaults {
                 ..base
             },
             Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            // `MiniMaxM2Config`: the released shape (48 heads, 8 KV heads of 128).
+            Family::MiniMaxM2 => ClassDefaults {
+                vocab_size: Some(200_064),
+                num_attention_heads: Some(48),
+                num_key_value_heads: Some(8),
+                head_dim: Some(128),
+                max_context: 196_608,
+                ..base
+            },
             // `Llama4TextConfig`: Scout's and Maverick's shared shape.
             Family::Llama4 => ClassDefaults {
                 vocab_size: Some(202_048),

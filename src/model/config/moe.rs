@@ -1,5 +1,5 @@
 //! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next, gpt-oss,
-//! Nemotron-H, Granite 4.0, GLM-4.5 and Llama 4.
+//! Nemotron-H, Granite 4.0, GLM-4.5, Llama 4 and MiniMax M2.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -167,6 +167,26 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 first_dense_layers: 0,
                 shared_expert_gate: false,
                 router_bias: false,
+                expert_biases: false,
+            }))
+        }
+        // `MiniMaxM2SparseMoeBlock`: an fp32 router `gate` [experts, hidden] and, with
+        // `use_routing_bias`, an fp32 `e_score_correction_bias` beside it; SwiGLU experts
+        // (`w1`, `w3`, `w2`) of `intermediate_size`; no shared expert in any release
+        // (`shared_intermediate_size` 0).
+        Family::MiniMaxM2 => {
+            let shared = r.json.get("shared_intermediate_size").and_then(Value::as_u64).unwrap_or(0);
+            if shared > 0 {
+                return Err(r.bad("shared_intermediate_size", shared, "MiniMax shared experts are not modelled"));
+            }
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["num_local_experts", "num_experts"], Some(256), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(8), family, MAX_EXPERTS)?,
+                expert_intermediate_size: intermediate,
+                shared_intermediate_size: 0,
+                first_dense_layers: 0,
+                shared_expert_gate: false,
+                router_bias: r.bool_or("use_routing_bias", true),
                 expert_biases: false,
             }))
         }

@@ -435,3 +435,19 @@ fn newer_family_class_defaults() {
     assert_eq!((moe.shared_intermediate_size, moe.first_dense_layers, spec.num_heads), (64, 1, 96));
     assert!(moe.router_bias && !spec.biases.qkv && spec.qk_norm == QkNorm::None);
 }
+
+/// Kimi K2's `model_type` reads as DeepSeek-V3; MiniMax's lightning-attention layers are refused
+/// by name, not planned as full attention.
+#[test]
+fn aliases_and_refusals() {
+    let k2 = r#"{"model_type": "kimi_k2", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "vocab_size": 1000, "kv_lora_rank": 64, "q_lora_rank": 96,
+        "qk_nope_head_dim": 32, "qk_rope_head_dim": 16, "v_head_dim": 32}"#;
+    assert_eq!(parse_config(k2, "k", "test").unwrap().spec.family, Family::DeepseekV3);
+    let minimax = r#"{"model_type": "minimax_m2", "hidden_size": 256, "intermediate_size": 64, "num_hidden_layers": 2,
+        "attn_type_list": [0, 1], "num_local_experts": 4, "num_experts_per_tok": 2}"#;
+    let err = parse_config(minimax, "m", "cfg.json").unwrap_err().to_string();
+    assert!(err.contains("attn_type_list") && err.contains("lightning"), "{err}");
+    let unknown = parse_config(r#"{"model_type": "rwkv7"}"#, "r", "cfg.json").unwrap_err().to_string();
+    assert!(unknown.contains("kimi_k2") && unknown.contains("minimax_m2"), "{unknown}");
+}

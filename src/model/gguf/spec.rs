@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 24] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 25] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -64,6 +64,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 24] = [
     "granite",
     "smollm3",
     "llama4",
+    "minimax-m2",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -272,6 +273,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "granite" => Family::Granite,
         "smollm3" => Family::SmolLM3,
         "llama4" => Family::Llama4,
+        "minimax-m2" => Family::MiniMaxM2,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }
