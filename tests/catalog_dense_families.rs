@@ -1,8 +1,10 @@
-//! OLMo 2 and 3, Cohere's Command models, Granite 3 and SmolLM3: counts rebuilt by hand from
-//! their configs, and the layer layouts their configuration classes imply.
+//! OLMo 2 and 3, Cohere's Command models, Granite 3, SmolLM3, StarCoder2, InternLM2 and
+//! StableLM: counts rebuilt by hand from their configs, and the layer layouts their
+//! configuration classes imply.
 
 use headroom::catalog::models::ModelCatalog;
-use headroom::model::spec::{LayerAttention, ModelSpec, QkNorm};
+use headroom::model::config::parse_config;
+use headroom::model::spec::{LayerAttention, MlpKind, ModelSpec, NormKind, QkNorm};
 use headroom::model::tensors::{inventory, param_counts, Role};
 
 fn spec(id: &str) -> ModelSpec {
@@ -69,4 +71,46 @@ fn granite_and_smollm3_are_llama_shaped() {
     let smol = spec("smollm3-3b");
     assert!(smol.tie_word_embeddings && sliding(&smol).is_empty() && smol.num_kv_heads == 4);
     assert_eq!(total("smollm3-3b"), 3_075_098_624);
+}
+
+/// StarCoder2 3B: LayerNorms (weight and bias), q/k/v/o and c_fc/c_proj with biases, tied
+/// embeddings (no key in the file), a 4096-token window on every layer.
+#[test]
+fn starcoder2_biases_and_tied_embeddings() {
+    let s = spec("starcoder2-3b");
+    assert!(s.tie_word_embeddings && s.mlp == MlpKind::Plain && s.norm == NormKind::LayerNorm);
+    assert!(s.layer_attention.iter().all(|a| *a == LayerAttention::Sliding { window: 4096 }));
+    let (h, kv, i) = (3072u64, 256u64, 12_288u64);
+    let layer = (h * h + h) + 2 * (h * kv + kv) + (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
+    assert_eq!(total("starcoder2-3b"), 30 * layer + 2 * h + 49_152 * h);
+    assert!(!spec("starcoder2-15b").tie_word_embeddings);
+}
+
+/// InternLM2.5 7B: one fused wqkv of (32 + 2·8)·128 rows and no biases (`bias` false).
+#[test]
+fn internlm2_fuses_qkv() {
+    let s = spec("internlm2.5-7b");
+    assert!(s.fused_qkv && !s.biases.qkv);
+    let qkv = inventory(&s).into_iter().find(|t| t.role == Role::AttnQkv).unwrap();
+    assert_eq!((qkv.rows, qkv.cols), (48 * 128, 4096));
+    assert_eq!(total("internlm2.5-7b"), 7_737_708_544);
+}
+
+/// StableLM 2 12B's layer: one LayerNorm (parallel residual), no biases, and per-head q/k
+/// LayerNorms of weights only ([32, 160] and [8, 160]); StableLM 2 1.6B's q/k/v biases.
+#[test]
+fn stablelm_parallel_residual_and_per_head_norms() {
+    let twelve = r#"{"model_type": "stablelm", "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 40,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 100352, "qk_layernorm": true,
+        "use_parallel_residual": true, "use_qkv_bias": false}"#;
+    let s = parse_config(twelve, "s", "test").unwrap().spec;
+    assert_eq!((s.norms_per_layer, s.qk_norm, s.norm), (1, QkNorm::Full, NormKind::LayerNorm));
+    let h = 5120u64;
+    let layer = 2 * h * h + 2 * h * 1280 + 3 * h * 13_824 + 2 * h + (32 + 8) * 160;
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 40 * layer + 2 * h + 2 * 100_352 * h);
+    let small = twelve
+        .replace("\"qk_layernorm\": true", "\"qk_layernorm\": false")
+        .replace("\"use_qkv_bias\": false", "\"use_qkv_bias\": true");
+    let s = parse_config(&small, "s", "test").unwrap().spec;
+    assert!(s.biases.qkv && !s.biases.attn_out && s.qk_norm == QkNorm::None);
 }

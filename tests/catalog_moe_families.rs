@@ -1,9 +1,11 @@
-//! Kimi K2 (DeepSeek-V3's architecture under `model_type: kimi_k2`) and MiniMax M2: counts
-//! rebuilt from their configs; each equals the element total a listing of the real checkpoint
-//! prints, less the fp8 block scales stored beside the weights.
+//! Kimi K2 (DeepSeek-V3's architecture under `model_type: kimi_k2`), MiniMax M2, Qwen2-MoE,
+//! Phi-3.5-MoE and OLMoE: counts rebuilt by hand from their configs (Kimi's and MiniMax's equal
+//! the element totals of listings of the real checkpoints, less the fp8 block scales stored
+//! beside the weights).
 
 use headroom::catalog::models::ModelCatalog;
-use headroom::model::spec::{Family, ModelSpec, QkNorm};
+use headroom::model::spec::{Family, LayerMlp, ModelSpec, NormKind, QkNorm};
+use headroom::model::tensors::Role;
 use headroom::model::tensors::{inventory, param_counts};
 
 fn spec(id: &str) -> ModelSpec {
@@ -39,4 +41,40 @@ fn minimax_m2_counts_and_norms() {
     assert_eq!(param_counts(&s, &inventory(&s)).total, model);
     assert_eq!(model + 13_880_064, 228_703_644_928);
     assert!(s.moe.unwrap().router_bias && s.moe.unwrap().shared_intermediate_size == 0);
+}
+
+/// Qwen1.5-MoE-A2.7B (hidden 2048, 16 heads, vocab 151,936): attention with q/k/v biases
+/// 3·(2048² + 2048) + 2048², the router 60·2048, experts 60·3·2048·1408, the shared expert
+/// 3·2048·5632 and its 1 × 2048 gate, two norms; 24 layers, untied.
+#[test]
+fn qwen2_moe_shared_expert_and_gate() {
+    let s = spec("qwen1.5-moe-a2.7b");
+    let h = 2048u64;
+    let layer = 3 * (h * h + h) + h * h + 60 * h + 60 * 3 * h * 1408 + 3 * h * 5632 + h + 2 * h;
+    assert_eq!(layer, 570_560_512);
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 24 * layer + h + 2 * 151_936 * h);
+    assert!(s.moe.unwrap().shared_expert_gate && s.layer_mlp.iter().all(|m| *m == LayerMlp::Moe));
+}
+
+/// Phi-3.5-MoE: LayerNorms with biases, q/k/v/o biases, 16 experts of 6400, and the lm_head's
+/// 32,064-long bias: 41,873,153,344 (a bias-free count would be 41,872,527,360).
+#[test]
+fn phimoe_biases_everywhere() {
+    let s = spec("phi-3.5-moe");
+    assert_eq!(s.norm, NormKind::LayerNorm);
+    assert!(s.biases.qkv && s.biases.attn_out && s.biases.lm_head && !s.biases.mlp);
+    let biases: u64 =
+        inventory(&s).iter().filter(|t| t.part == headroom::model::tensors::Part::Bias).map(|t| t.elements()).sum();
+    assert_eq!(biases, 625_984);
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 41_873_153_344);
+}
+
+/// OLMoE: q_norm over 2048 and k_norm over 2048 (16 KV heads of 128) in each of 16 layers.
+#[test]
+fn olmoe_norms_span_the_projection() {
+    let s = spec("olmoe-1b-7b");
+    let widths: Vec<u64> =
+        inventory(&s).iter().filter(|t| t.role == Role::AttnQNorm && t.layer == Some(0)).map(|t| t.cols).collect();
+    assert_eq!(widths, [2048]);
+    assert_eq!((s.moe.unwrap().expert_intermediate_size, s.moe.unwrap().experts_per_token), (1024, 8));
 }

@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 72] = [
+    let before: [(&str, u64, u64); 80] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -234,6 +234,14 @@ fn text_only_models_keep_their_counts() {
         ("smollm3-3b", 3_075_098_624, 3_075_098_624),
         ("kimi-k2", 1_026_408_232_448, 32_861_500_928),
         ("minimax-m2.7", 228_689_764_864, 11_030_553_088),
+        ("qwen1.5-moe-a2.7b", 14_315_784_192, 2_689_173_504),
+        ("qwen2-57b-a14b", 57_408_658_944, 14_249_270_784),
+        ("starcoder2-3b", 3_030_371_328, 3_030_371_328),
+        ("starcoder2-7b", 7_173_923_840, 7_173_923_840),
+        ("starcoder2-15b", 15_957_889_024, 15_957_889_024),
+        ("phi-3.5-moe", 41_873_153_344, 6_640_999_744),
+        ("olmoe-1b-7b", 6_919_161_856, 1_282_017_280),
+        ("internlm2.5-7b", 7_737_708_544, 7_737_708_544),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

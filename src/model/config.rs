@@ -48,7 +48,8 @@ fn supported_types() -> String {
 /// `model_type`s that name a supported family's architecture under another name: Kimi K2's
 /// files say `kimi_k2` beside `DeepseekV3ForCausalLM` (its remote config class, vLLM and
 /// llama.cpp all read it as DeepSeek-V3).
-const ALIASES: [(&str, Family); 1] = [("kimi_k2", Family::DeepseekV3)];
+/// StableLM 3B-4E1T's first files say `stablelm_epoch` (its remote-code class).
+const ALIASES: [(&str, Family); 2] = [("kimi_k2", Family::DeepseekV3), ("stablelm_epoch", Family::StableLm)];
 
 /// A multimodal `model_type` whose language model is a supported family, nested under `key`,
 /// with its vision encoder under `vision`.
@@ -265,6 +266,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
         // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
         Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+        // OLMoE's experts are `intermediate_size` wide, 2048 by `OlmoeConfig`'s default.
+        Olmoe => r.u64_or(&["intermediate_size"], Some(2048), family, MAX_DIM)?,
         // Llama 4's dense layers are `intermediate_size_mlp` wide; `intermediate_size` sizes
         // its experts and shared expert.
         Llama4 => r.u64_or(&["intermediate_size_mlp"], Some(16_384), family, MAX_DIM)?,
@@ -293,6 +296,24 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         GptOss => {
             let attn = r.bool_or("attention_bias", true);
             Biases { qkv: attn, attn_out: attn, ..Biases::default() }
+        }
+        // `Qwen2MoeAttention`: q, k and v biased by `qkv_bias` (default true), o never.
+        Qwen2Moe => Biases { qkv: r.bool_or("qkv_bias", true), ..Biases::default() },
+        // `use_bias` (default true) on every projection and on c_fc and c_proj.
+        Starcoder2 => {
+            let bias = r.bool_or("use_bias", true);
+            Biases { qkv: bias, attn_out: bias, mlp: bias, lm_head: false }
+        }
+        PhiMoe => {
+            let attn = r.bool_or("attention_bias", false);
+            Biases { qkv: attn, attn_out: attn, mlp: false, lm_head: r.bool_or("lm_head_bias", false) }
+        }
+        // StableLM's o_proj never has a bias; `use_qkv_bias` (StableLM 2 1.6B) biases the rest.
+        StableLm => Biases { qkv: r.bool_or("use_qkv_bias", false), ..Biases::default() },
+        // InternLM2's remote config defaults `bias` to true; every release writes false.
+        InternLm2 => {
+            let bias = r.bool_or("bias", true);
+            Biases { qkv: bias, attn_out: bias, ..Biases::default() }
         }
         _ => {
             let attn = r.bool_or("attention_bias", false);
@@ -325,8 +346,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         // One input_layernorm feeds attention and MLP in parallel.
         Phi => 1,
         // One norm before each block's single mixer; Cohere's one LayerNorm feeds attention
-        // and the MLP in parallel.
+        // and the MLP in parallel, as StableLM's does with `use_parallel_residual`.
         NemotronH | Cohere | Cohere2 => 1,
+        StableLm if r.bool_or("use_parallel_residual", false) => 1,
         _ => 2,
     };
     let mla = match family {
@@ -376,11 +398,20 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         max_context,
         tie_word_embeddings: r.bool_or("tie_word_embeddings", d.tie_word_embeddings),
         // Nemotron-H's MLPs and experts are up and down only, with a squared ReLU between.
-        mlp: if matches!(family, Falcon | GptNeox | Phi | NemotronH) { MlpKind::Plain } else { MlpKind::Gated },
-        norm: if matches!(family, Falcon | GptNeox | Phi) { NormKind::LayerNorm } else { NormKind::RmsNorm },
+        mlp: if matches!(family, Falcon | GptNeox | Phi | NemotronH | Starcoder2) {
+            MlpKind::Plain
+        } else {
+            MlpKind::Gated
+        },
+        // (PhiMoE's norms are LayerNorms although its config calls their epsilon rms_norm_eps.)
+        norm: if matches!(family, Falcon | GptNeox | Phi | Starcoder2 | PhiMoe | StableLm) {
+            NormKind::LayerNorm
+        } else {
+            NormKind::RmsNorm
+        },
         norms_per_layer,
         biases,
-        fused_qkv: matches!(family, Phi3 | Falcon | GptNeox),
+        fused_qkv: matches!(family, Phi3 | Falcon | GptNeox | InternLm2),
         // (Qwen3.5-MoE's checkpoints fuse each layer's routed experts into one `gate_up_proj`,
         // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
         // (Granite 4.0's `input_linear` holds gate and up, in the shared MLP and in the experts.)
@@ -390,7 +421,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe => QkNorm::PerHead,
             // GLM-4.5 norms q and k per head; GLM-4.5-Air does not.
             Glm4Moe if r.bool_or("use_qk_norm", false) => QkNorm::PerHead,
-            Olmo2 | Olmo3 => QkNorm::Full,
+            Olmo2 | Olmo3 | Olmoe => QkNorm::Full,
+            // StableLM 2 12B: a LayerNorm per head (`q_layernorm.norms.N`), each its own weight.
+            StableLm if r.bool_or("qk_layernorm", false) => QkNorm::Full,
             // MiniMax M2's "per_layer" norms span the projection; "per_head" ones a head.
             MiniMaxM2 if r.bool_or("use_qk_norm", true) => match r.str("qk_norm_type") {
                 Some("per_head") => QkNorm::PerHead,

@@ -90,6 +90,25 @@ pub enum Family {
     /// with q/k RMSNorms over the whole projection (`qk_norm_type` "per_layer"), and 256 experts
     /// (8 per token, a sigmoid router with a score-correction bias) without a shared expert.
     MiniMaxM2,
+    /// Qwen1.5-MoE and Qwen2-57B-A14B (`Qwen2MoeForCausalLM`): Qwen2's attention (q/k/v biases)
+    /// and Qwen3-Next's MoE block (routed experts beside a gated shared expert).
+    Qwen2Moe,
+    /// BigCode StarCoder2 (`Starcoder2ForCausalLM`): LayerNorms with biases, biases on every
+    /// projection, a plain GELU MLP (`c_fc`, `c_proj`), a sliding window on every layer.
+    Starcoder2,
+    /// Microsoft Phi-3.5-MoE (`PhiMoEForCausalLM`): Mixtral's experts behind LayerNorms with
+    /// biases, biased attention projections and a biased lm_head.
+    PhiMoe,
+    /// AI2 OLMoE (`OlmoeForCausalLM`): 64 experts (8 per token) and OLMo 2's q/k norms over the
+    /// whole projection, before the usual pre-norms.
+    Olmoe,
+    /// Stability AI StableLM 3B-4E1T and StableLM 2 (`StableLmForCausalLM`): LayerNorms with
+    /// biases, optional q/k/v biases, optional per-head q/k LayerNorms and a parallel residual
+    /// with one norm.
+    StableLm,
+    /// Shanghai AI Lab InternLM2 and 2.5 (`InternLM2ForCausalLM`, remote code): one fused `wqkv`,
+    /// `wo`, and a SwiGLU of `w1`, `w3`, `w2`; biases on `wqkv` and `wo` unless `bias` is false.
+    InternLm2,
 }
 
 impl Family {
@@ -127,6 +146,12 @@ impl Family {
             Family::SmolLM3 => "smollm3",
             Family::Llama4 => "llama4_text",
             Family::MiniMaxM2 => "minimax_m2",
+            Family::Qwen2Moe => "qwen2_moe",
+            Family::Starcoder2 => "starcoder2",
+            Family::PhiMoe => "phimoe",
+            Family::Olmoe => "olmoe",
+            Family::StableLm => "stablelm",
+            Family::InternLm2 => "internlm2",
         }
     }
 
@@ -138,7 +163,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 31] = [
+    pub const ALL: [Family; 37] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -170,6 +195,12 @@ impl Family {
         Family::SmolLM3,
         Family::Llama4,
         Family::MiniMaxM2,
+        Family::Qwen2Moe,
+        Family::Starcoder2,
+        Family::PhiMoe,
+        Family::Olmoe,
+        Family::StableLm,
+        Family::InternLm2,
     ];
 }
 

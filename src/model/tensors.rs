@@ -533,9 +533,10 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
         QkNorm::PerHead => (spec.head_dim, spec.head_dim),
         QkNorm::Full => (q, kv),
     };
+    // Every q/k norm is a weight alone (RMSNorm, or Cohere's and StableLM's bias-free LayerNorms).
     if q_norm > 0 {
-        push_norm(spec, Role::AttnQNorm, l, q_norm, out);
-        push_norm(spec, Role::AttnKNorm, l, k_norm, out);
+        out.push(matrix(Role::AttnQNorm, l, 1, q_norm));
+        out.push(matrix(Role::AttnKNorm, l, 1, k_norm));
     }
     if spec.attn_sinks {
         out.push(TensorDesc {

@@ -30,12 +30,18 @@ pub(super) fn falcon_kv_heads(r: &Reader, heads: u64) -> Result<u64, ConfigError
 pub(super) fn sliding_window(r: &Reader, family: Family, d: &ClassDefaults) -> Result<Option<u64>, ConfigError> {
     let window = || r.opt_u64(&["sliding_window"], 1 << 26);
     match family {
-        Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 => window(),
+        Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 | Family::Starcoder2 | Family::PhiMoe => {
+            window()
+        }
         Family::Gemma3 | Family::GptOss | Family::Olmo3 => Ok(window()?.or(d.sliding_window)),
         // `Cohere2Config`: 4096 unless the file says otherwise.
         Family::Cohere2 => Ok(window()?.or(Some(4096))),
         Family::SmolLM3 if r.bool_or("use_sliding_window", false) => window(),
-        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe if r.bool_or("use_sliding_window", false) => window(),
+        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe
+            if r.bool_or("use_sliding_window", false) =>
+        {
+            window()
+        }
         _ => Ok(None),
     }
 }
@@ -53,7 +59,9 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
         Family::Gemma2 | Family::GptOss => layer % 2 == 0,
         Family::Gemma3 => (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0,
         // `Qwen2Config` and `Qwen3Config` default `max_window_layers` to 28.
-        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe => layer >= field("max_window_layers").unwrap_or(28),
+        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe => {
+            layer >= field("max_window_layers").unwrap_or(28)
+        }
         // `Olmo3Config` and `Cohere2Config`: three sliding layers, then a full one
         // (`sliding_window_pattern` 4, Cohere's older files `layer_switch`).
         Family::Olmo3 | Family::Cohere2 => {

@@ -19,7 +19,9 @@
 //! the embeddings (8,192 positions); `Olmo3Config` a 4096-token window; `SmolLM3Config` ties the
 //! embeddings, 4 KV heads, 32,768 positions. `Llama4TextConfig`: vocab_size 202,048, 40 heads,
 //! 8 KV heads, head_dim 128, 131,072 positions. `MiniMaxM2Config`: vocab_size 200,064, 48 heads,
-//! 8 KV heads, head_dim 128, 196,608 positions.
+//! 8 KV heads, head_dim 128, 196,608 positions. `Starcoder2Config` ties the embeddings (its 3B
+//! and 7B files rely on it); `PhiMoEConfig` has 8 KV heads; `Qwen2MoeConfig`, `OlmoeConfig` and
+//! `StableLmConfig` their released vocabularies.
 
 use crate::model::spec::Family;
 
@@ -48,7 +50,13 @@ impl ClassDefaults {
             max_context: 2048,
             tie_word_embeddings: matches!(
                 family,
-                Family::Gemma | Family::Gemma2 | Family::Falcon | Family::Cohere | Family::Cohere2 | Family::SmolLM3
+                Family::Gemma
+                    | Family::Gemma2
+                    | Family::Falcon
+                    | Family::Cohere
+                    | Family::Cohere2
+                    | Family::SmolLM3
+                    | Family::Starcoder2
             ),
             sliding_window: None,
         };
@@ -93,6 +101,12 @@ impl ClassDefaults {
                 ..base
             },
             Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            Family::Qwen2Moe => ClassDefaults { vocab_size: Some(151_936), max_context: 32_768, ..base },
+            Family::Olmoe => ClassDefaults { vocab_size: Some(50_304), max_context: 4096, ..base },
+            Family::PhiMoe => {
+                ClassDefaults { vocab_size: Some(32_064), num_key_value_heads: Some(8), max_context: 131_072, ..base }
+            }
+            Family::StableLm => ClassDefaults { vocab_size: Some(50_304), max_context: 4096, ..base },
             // `MiniMaxM2Config`: the released shape (48 heads, 8 KV heads of 128).
             Family::MiniMaxM2 => ClassDefaults {
                 vocab_size: Some(200_064),

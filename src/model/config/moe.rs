@@ -1,5 +1,5 @@
 //! Mixture-of-experts fields: Mixtral, DeepSeek-V2/V3, Qwen3-MoE, Qwen3-Next, gpt-oss,
-//! Nemotron-H, Granite 4.0, GLM-4.5, Llama 4 and MiniMax M2.
+//! Nemotron-H, Granite 4.0, GLM-4.5, Llama 4, MiniMax M2, Qwen2-MoE, PhiMoE and OLMoE.
 //!
 //! Qwen3-MoE (transformers `Qwen3MoeDecoderLayer`): layer i has a sparse block when i is not in
 //! `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0; the others a dense MLP of
@@ -28,16 +28,6 @@ use serde_json::Value;
 
 pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
     match family {
-        Family::Mixtral => Ok(Some(Moe {
-            num_experts: r.req_u64(&["num_local_experts"], family, MAX_EXPERTS)?,
-            experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
-            expert_intermediate_size: intermediate,
-            shared_intermediate_size: 0,
-            first_dense_layers: 0,
-            shared_expert_gate: false,
-            router_bias: false,
-            expert_biases: false,
-        })),
         Family::DeepseekV2 | Family::DeepseekV3 => {
             let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else {
                 return Ok(None);
@@ -52,6 +42,27 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
                 shared_expert_gate: false,
                 router_bias: r.str("topk_method") == Some("noaux_tc"),
+                expert_biases: false,
+            }))
+        }
+        // Mixtral's block (`w1`, `w3`, `w2` experts of `intermediate_size`, a bias-free router),
+        // `PhiMoESparseMoeBlock` (the same) and `OlmoeSparseMoeBlock` (`gate_proj`/`up_proj`/
+        // `down_proj` experts); their classes' defaults: 8 experts, 2 per token (Mixtral), 16
+        // and 2 (Phi-3.5-MoE), 64 and 8 (OLMoE).
+        Family::Mixtral | Family::PhiMoe | Family::Olmoe => {
+            let (experts, per_token) = match family {
+                Family::Olmoe => (64, 8),
+                Family::PhiMoe => (16, 2),
+                _ => (8, 2),
+            };
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["num_local_experts", "num_experts"], Some(experts), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(per_token), family, MAX_EXPERTS)?,
+                expert_intermediate_size: intermediate,
+                shared_intermediate_size: 0,
+                first_dense_layers: 0,
+                shared_expert_gate: false,
+                router_bias: false,
                 expert_biases: false,
             }))
         }
@@ -75,16 +86,29 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             router_bias: false,
             expert_biases: false,
         })),
-        Family::Qwen3Next => Ok(Some(Moe {
-            num_experts: r.u64_or(&["num_experts"], Some(512), family, MAX_EXPERTS)?,
-            experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(10), family, MAX_EXPERTS)?,
-            expert_intermediate_size: r.u64_or(&["moe_intermediate_size"], Some(512), family, MAX_DIM)?,
-            shared_intermediate_size: r.u64_or(&["shared_expert_intermediate_size"], Some(512), family, MAX_DIM)?,
-            first_dense_layers: qwen3_dense_prefix(r)?,
-            shared_expert_gate: true,
-            router_bias: false,
-            expert_biases: false,
-        })),
+        // Qwen3-Next's block and `Qwen2MoeSparseMoeBlock`: a shared expert scaled by its sigmoid
+        // gate, under Qwen3-MoE's layer rule; the classes' defaults are Qwen3-Next-80B-A3B's (512
+        // experts of 512, 10 per token, a shared expert of 512) and Qwen1.5-MoE-A2.7B's (60 of
+        // 1408, 4 per token, 5632).
+        Family::Qwen3Next | Family::Qwen2Moe => {
+            let (experts, per_token, size, shared) =
+                if family == Family::Qwen3Next { (512, 10, 512, 512) } else { (60, 4, 1408, 5632) };
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["num_experts"], Some(experts), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["num_experts_per_tok"], Some(per_token), family, MAX_EXPERTS)?,
+                expert_intermediate_size: r.u64_or(&["moe_intermediate_size"], Some(size), family, MAX_DIM)?,
+                shared_intermediate_size: r.u64_or(
+                    &["shared_expert_intermediate_size"],
+                    Some(shared),
+                    family,
+                    MAX_DIM,
+                )?,
+                first_dense_layers: qwen3_dense_prefix(r)?,
+                shared_expert_gate: true,
+                router_bias: false,
+                expert_biases: false,
+            }))
+        }
         // `GptOssConfig` names the expert count `num_local_experts` (alias `num_experts`).
         Family::GptOss => Ok(Some(Moe {
             num_experts: r.req_u64(&["num_local_experts", "num_experts"], family, MAX_EXPERTS)?,

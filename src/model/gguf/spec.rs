@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 25] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 31] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -65,6 +65,12 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 25] = [
     "smollm3",
     "llama4",
     "minimax-m2",
+    "qwen2moe",
+    "starcoder2",
+    "phimoe",
+    "olmoe",
+    "stablelm",
+    "internlm2",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -124,7 +130,8 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         None => count("attention.head_count_kv")?.filter(|&n| n > 0).unwrap_or(heads),
     };
     let linear = linear_attention(&k, family, &layer_attention)?;
-    let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi);
+    let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi | Family::Starcoder2);
+    let layer_norm = plain || matches!(family, Family::PhiMoe | Family::StableLm);
     Ok(ModelSpec {
         id: model_id(file, arch),
         family,
@@ -138,11 +145,13 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         max_context: k.req("context_length")?,
         tie_word_embeddings: !has("output.weight"),
         mlp: if plain || family == Family::NemotronH { MlpKind::Plain } else { MlpKind::Gated },
-        norm: if plain { NormKind::LayerNorm } else { NormKind::RmsNorm },
+        norm: if layer_norm { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer: match family {
             Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
             Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 => 1,
+            // StableLM's parallel residual has no second norm.
+            Family::StableLm if !has("blk.0.ffn_norm.weight") => 1,
             _ => 2,
         },
         biases: Biases {
@@ -274,6 +283,13 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "smollm3" => Family::SmolLM3,
         "llama4" => Family::Llama4,
         "minimax-m2" => Family::MiniMaxM2,
+        "qwen2moe" => Family::Qwen2Moe,
+        "starcoder2" => Family::Starcoder2,
+        "phimoe" => Family::PhiMoe,
+        "olmoe" => Family::Olmoe,
+        "stablelm" => Family::StableLm,
+        // (llama.cpp's converter splits InternLM2's wqkv into attn_q, attn_k and attn_v.)
+        "internlm2" => Family::InternLm2,
         other => {
             return Err(LocalFileError::UnsupportedArchitecture { path: k.file.path.clone(), arch: other.to_string() })
         }

@@ -258,6 +258,16 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         None if leaf == "norm" => return Some(Role::AttnNorm),
         _ => {}
     }
+    // StableLM's per-head LayerNorms are numbered modules: `q_layernorm.norms.N`.
+    if let [.., norm, "norms"] = path {
+        if leaf.parse::<u32>().is_ok() {
+            return match *norm {
+                "q_layernorm" => Some(Role::AttnQNorm),
+                "k_layernorm" => Some(Role::AttnKNorm),
+                _ => None,
+            };
+        }
+    }
     let leaf = PARAMETER_SUFFIXES.iter().find_map(|s| leaf.strip_suffix(s)).unwrap_or(leaf);
     let parent = path.last().copied().unwrap_or("");
     // Granite 4.0's `shared_mlp` reads as a shared expert (in its dense checkpoints it is the
@@ -282,10 +292,13 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "q_proj" | "wq" | "query" => Some(AttnQ),
         "k_proj" | "wk" | "key" => Some(AttnK),
         "v_proj" | "wv" | "value" => Some(AttnV),
-        "qkv_proj" | "query_key_value" | "Wqkv" | "W_pack" | "c_attn" => Some(AttnQkv),
+        "qkv_proj" | "query_key_value" | "Wqkv" | "wqkv" | "W_pack" | "c_attn" => Some(AttnQkv),
         "o_proj" | "wo" | "out_proj" => Some(AttnOutput),
         "q_norm" if attention => Some(AttnQNorm),
         "k_norm" if attention => Some(AttnKNorm),
+        // StableLM's per-head LayerNorms: `q_layernorm.norms.N`.
+        "q_layernorm" => Some(AttnQNorm),
+        "k_layernorm" => Some(AttnKNorm),
         "sinks" if attention => Some(AttnSinks),
         "dense" | "c_proj" if attention => Some(AttnOutput),
         "q_a_proj" => Some(AttnQA),
@@ -497,6 +510,22 @@ mod tests {
         check("vision_model.model.layers.0.mlp.fc1.weight", Some(VisionFfnUp), None);
         check("vision_model.vision_adapter.mlp.fc2.weight", Some(MmMergerDown), None);
         check("multi_modal_projector.linear_1.weight", Some(MmInputProjection), None);
+    }
+
+    /// InternLM2's fused `wqkv` and StableLM 2's numbered per-head norms.
+    #[test]
+    fn internlm2_and_stablelm_names() {
+        check("model.layers.3.attention.wqkv.weight", Some(AttnQkv), Some(3));
+        check("model.layers.3.attention.wo.weight", Some(AttnOutput), Some(3));
+        check("model.layers.3.attention_norm.weight", Some(AttnNorm), Some(3));
+        check("model.layers.3.ffn_norm.weight", Some(FfnNorm), Some(3));
+        check("model.layers.3.feed_forward.w3.weight", Some(FfnUp), Some(3));
+        check("model.tok_embeddings.weight", Some(TokenEmbd), None);
+        check("output.weight", Some(Output), None);
+        check("model.layers.5.self_attn.q_layernorm.norms.7.weight", Some(AttnQNorm), Some(5));
+        check("model.layers.5.self_attn.k_layernorm.norms.0.weight", Some(AttnKNorm), Some(5));
+        check("model.layers.5.mlp.c_fc.bias", Some(FfnUp), Some(5));
+        check("model.layers.5.mlp.c_proj.weight", Some(FfnDown), Some(5));
     }
 
     #[test]
