@@ -247,8 +247,9 @@ fn text_only_models_keep_their_counts() {
         assert_eq!(counts(id), (total, active), "{id}");
         assert!(ModelCatalog::builtin().get(id).unwrap().spec().vision.is_none(), "{id}");
     }
-    // Besides these: Gemma 3 27B, the three Qwen3.5-architecture models and Llama 4's two.
-    assert_eq!(before.len() + 6, ModelCatalog::builtin().iter().count());
+    // Besides these: Gemma 3 27B, the three Qwen3.5-architecture models, Llama 4's two and the
+    // four vision-language wrappers (tests/catalog_vision_language.rs).
+    assert_eq!(before.len() + 10, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the

@@ -59,44 +59,39 @@ struct Wrapper {
     key: &'static str,
     vision: &'static str,
     tower: VisionKind,
+    /// The language model's fields may sit at the top level beside `vision` instead of under
+    /// `key` (Qwen2.5-VL's Hub files; later transformers nest them).
+    text_at_top: bool,
 }
 
 /// `Gemma3ForConditionalGeneration`: the Gemma 3 language model in `text_config`, beside a SigLIP
 /// vision tower and a projector in `vision_config` (27B: 416,866,032 + 6,194,304 parameters).
 /// `Llama4ForConditionalGeneration`: Llama 4's language model in `text_config` beside its vision
 /// encoder, adapter and projector (850,960,896 + 20,971,520 in Scout and Maverick).
+/// `Mistral3ForConditionalGeneration` (Mistral Small 3.1/3.2): a Mistral language model beside
+/// Pixtral and its projector (403,305,472 + 35,652,608). `Qwen3VLForConditionalGeneration` and
+/// the MoE one: Qwen3 or Qwen3-MoE beside Qwen3.5's ViT with three deepstack mergers (8B:
+/// 576,388,336). `Qwen2_5_VLForConditionalGeneration`: Qwen2 beside its RMSNorm ViT (7B:
+/// 676,550,144), the text fields at the top level in its Hub files.
 /// `Qwen3_5ForConditionalGeneration` and `Qwen3_5MoeForConditionalGeneration`: the Qwen3.5
 /// language model in `text_config`, beside its ViT and patch merger in `vision_config`.
-const WRAPPERS: [Wrapper; 4] = [
-    Wrapper {
-        model_type: "gemma3",
-        family: Family::Gemma3,
-        key: "text_config",
-        vision: "vision_config",
-        tower: VisionKind::Siglip,
-    },
-    Wrapper {
-        model_type: "qwen3_5",
-        family: Family::Qwen35,
-        key: "text_config",
-        vision: "vision_config",
-        tower: VisionKind::QwenVit,
-    },
-    Wrapper {
-        model_type: "qwen3_5_moe",
-        family: Family::Qwen35Moe,
-        key: "text_config",
-        vision: "vision_config",
-        tower: VisionKind::QwenVit,
-    },
-    Wrapper {
-        model_type: "llama4",
-        family: Family::Llama4,
-        key: "text_config",
-        vision: "vision_config",
-        tower: VisionKind::Llama4,
-    },
+const WRAPPERS: [Wrapper; 8] = [
+    Wrapper::nested("gemma3", Family::Gemma3, VisionKind::Siglip),
+    Wrapper::nested("qwen3_5", Family::Qwen35, VisionKind::QwenVit),
+    Wrapper::nested("qwen3_5_moe", Family::Qwen35Moe, VisionKind::QwenVit),
+    Wrapper::nested("llama4", Family::Llama4, VisionKind::Llama4),
+    Wrapper::nested("mistral3", Family::Mistral, VisionKind::Pixtral),
+    Wrapper::nested("qwen3_vl", Family::Qwen3, VisionKind::QwenVit),
+    Wrapper::nested("qwen3_vl_moe", Family::Qwen3Moe, VisionKind::QwenVit),
+    Wrapper { text_at_top: true, ..Wrapper::nested("qwen2_5_vl", Family::Qwen2, VisionKind::Qwen25Vit) },
 ];
+
+impl Wrapper {
+    /// A wrapper with its language model under `text_config` and its tower under `vision_config`.
+    const fn nested(model_type: &'static str, family: Family, tower: VisionKind) -> Wrapper {
+        Wrapper { model_type, family, key: "text_config", vision: "vision_config", tower, text_at_top: false }
+    }
+}
 
 /// A parsed config: the spec plus what the checkpoint says about its own weight format.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,12 +142,16 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
 /// where it has none (Gemma 3's `torch_dtype` sits beside `text_config`; Qwen3.5 ties at the
 /// top level).
 fn language_model(json: &Value, wrapper: &Wrapper, source_name: &str) -> Result<Value, ConfigError> {
-    let Some(Value::Object(inner)) = json.get(wrapper.key) else {
-        return Err(ConfigError::MissingField {
-            source_name: source_name.to_string(),
-            field: wrapper.key,
-            family: wrapper.model_type,
-        });
+    let inner = match (json.get(wrapper.key), json) {
+        (Some(Value::Object(inner)), _) => inner,
+        (None, Value::Object(top)) if wrapper.text_at_top => top,
+        _ => {
+            return Err(ConfigError::MissingField {
+                source_name: source_name.to_string(),
+                field: wrapper.key,
+                family: wrapper.model_type,
+            })
+        }
     };
     let mut inner = inner.clone();
     for key in ["torch_dtype", "dtype", "tie_word_embeddings"] {

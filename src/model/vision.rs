@@ -50,6 +50,12 @@ pub enum VisionKind {
     QwenVit,
     /// Llama 4's vision encoder with its pixel-shuffle adapter and projector.
     Llama4,
+    /// Qwen2.5-VL's ViT: RMSNorms, gated MLPs with biases, no learned positions, and its
+    /// patch merger.
+    Qwen25Vit,
+    /// Mistral's Pixtral encoder (Mistral Small 3.1/3.2) with the patch merger and two-layer
+    /// projector of `Mistral3MultiModalProjector`.
+    Pixtral,
 }
 
 /// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
@@ -109,6 +115,12 @@ pub struct VisionTower {
     /// (`projector_input_dim`, `projector_output_dim` and `vision_output_dim`, 4096 in every
     /// release); 0 for the other towers.
     pub adapter_width: u64,
+    /// Qwen3-VL: extra patch mergers fed from intermediate blocks (`deepstack_visual_indexes`),
+    /// each the merger's shape with its LayerNorm over the merged width; 0 elsewhere.
+    pub deepstack_mergers: u64,
+    /// Pixtral: the projector's `linear_1` and `linear_2` carry biases
+    /// (`multimodal_projector_bias`).
+    pub projector_bias: bool,
 }
 
 impl VisionTower {
@@ -122,8 +134,11 @@ impl VisionTower {
     /// Appends every tensor of the encoder and projector, in module order, each with no decoder
     /// layer (`layer: None`) and one tensor per encoder layer.
     pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
-        if self.kind == VisionKind::Llama4 {
-            return self.push_llama4(out);
+        match self.kind {
+            VisionKind::Llama4 => return self.push_llama4(out),
+            VisionKind::Qwen25Vit => return self.push_qwen25(out),
+            VisionKind::Pixtral => return self.push_pixtral(out),
+            VisionKind::Siglip | VisionKind::QwenVit => {}
         }
         let (h, i) = (self.hidden_size, self.intermediate_size);
         let conv_inputs = self.num_channels * self.temporal_patch_size * self.patch_size * self.patch_size;
@@ -139,9 +154,11 @@ impl VisionTower {
                 linear(Role::VisionMlpFc2, h, i, out);
             }
             let merged = h * self.spatial_merge_size.pow(2);
-            layer_norm(h, out);
-            linear(Role::MmMergerUp, merged, merged, out);
-            linear(Role::MmMergerDown, self.text_hidden_size, merged, out);
+            for norm in std::iter::once(h).chain((0..self.deepstack_mergers).map(|_| merged)) {
+                layer_norm(norm, out);
+                linear(Role::MmMergerUp, merged, merged, out);
+                linear(Role::MmMergerDown, self.text_hidden_size, merged, out);
+            }
             return;
         }
         (0..self.num_layers).for_each(|_| encoder_layer(h, i, out));
@@ -174,6 +191,64 @@ impl VisionTower {
         out.push(weight(Role::MmMergerUp, a, i));
         out.push(weight(Role::MmMergerDown, a, a));
         out.push(weight(Role::MmInputProjection, self.text_hidden_size, a));
+    }
+}
+
+impl VisionTower {
+    /// Qwen2.5-VL's ViT (transformers `modeling_qwen2_5_vl.py`): a bias-free `Conv3d` patch
+    /// embedding, no learned positions (2-D RoPE), per block two RMSNorms (weights), a fused
+    /// `qkv` and `proj` with biases and a gated MLP (`gate_proj`, `up_proj`, `down_proj`) with
+    /// biases; the merger's `ln_q` (RMSNorm) and `mlp.0`, `mlp.2` with biases. Qwen2.5-VL-7B (h
+    /// 1280, i 3420, 32 blocks, 14-pixel patches over 2 frames, merge 2, out 3584): 1,505,280 +
+    /// 32·19,702,200 + 44,574,464 = 676,550,144, the Hub total less Qwen2.5-7B's.
+    fn push_qwen25(&self, out: &mut Vec<TensorDesc>) {
+        let (h, i) = (self.hidden_size, self.intermediate_size);
+        let conv_inputs = self.num_channels * self.temporal_patch_size * self.patch_size * self.patch_size;
+        out.push(weight(Role::VisionPatchEmbd, h, conv_inputs));
+        for _ in 0..self.num_layers {
+            out.push(weight(Role::VisionNorm, 1, h));
+            out.push(weight(Role::VisionNorm, 1, h));
+            linear(Role::VisionAttnQkv, 3 * h, h, out);
+            linear(Role::VisionAttnProj, h, h, out);
+            linear(Role::VisionMlpFc1, i, h, out);
+            linear(Role::VisionMlpFc1, i, h, out);
+            linear(Role::VisionMlpFc2, h, i, out);
+        }
+        let merged = h * self.spatial_merge_size.pow(2);
+        out.push(weight(Role::VisionNorm, 1, h));
+        linear(Role::MmMergerUp, merged, merged, out);
+        linear(Role::MmMergerDown, self.text_hidden_size, merged, out);
+    }
+
+    /// Pixtral (transformers `modeling_pixtral.py`) and Mistral 3's projector
+    /// (`modular_mistral3.py`): a bias-free patch convolution, `ln_pre` (RMSNorm), no learned
+    /// positions (2-D RoPE); per layer an RMSNorm, bias-free q, k, v, o, an RMSNorm and a gated
+    /// MLP without biases; then the projector's RMSNorm, the patch merger's bias-free
+    /// `merging_layer` (`h·m² → h`), `linear_1` (`h → text`) and `linear_2` (`text → text`), biased
+    /// when `multimodal_projector_bias`. Mistral Small 3.1 (h 1024, i 4096, 24 layers, 14-pixel
+    /// patches, merge 2, text 5120): 403,305,472 + 35,652,608.
+    fn push_pixtral(&self, out: &mut Vec<TensorDesc>) {
+        let (h, i, t) = (self.hidden_size, self.intermediate_size, self.text_hidden_size);
+        out.push(weight(Role::VisionPatchEmbd, h, self.num_channels * self.patch_size * self.patch_size));
+        out.push(weight(Role::VisionNorm, 1, h));
+        for _ in 0..self.num_layers {
+            out.push(weight(Role::VisionNorm, 1, h));
+            for role in [Role::VisionAttnQ, Role::VisionAttnK, Role::VisionAttnV, Role::VisionAttnOutput] {
+                out.push(weight(role, h, h));
+            }
+            out.push(weight(Role::VisionNorm, 1, h));
+            out.push(weight(Role::VisionFfnUp, i, h));
+            out.push(weight(Role::VisionFfnUp, i, h));
+            out.push(weight(Role::VisionFfnDown, h, i));
+        }
+        out.push(weight(Role::VisionNorm, 1, h));
+        out.push(weight(Role::MmMergerUp, h, h * self.spatial_merge_size.pow(2)));
+        for (role, cols) in [(Role::MmInputProjection, h), (Role::MmMergerDown, t)] {
+            out.push(weight(role, t, cols));
+            if self.projector_bias {
+                out.push(bias(role, t));
+            }
+        }
     }
 }
 
@@ -228,6 +303,8 @@ mod tests {
         spatial_merge_size: 1,
         text_hidden_size: 5376,
         adapter_width: 0,
+        deepstack_mergers: 0,
+        projector_bias: false,
     };
 
     /// The Qwen3.5 doc's worked example (the 9B's `vision_config`), and the 35B-A3B's tower
@@ -252,6 +329,9 @@ mod tests {
         assert_eq!(sum(|r| matches!(r, Role::MmMergerUp | Role::MmMergerDown)) + 2 * 1152, 40_119_040);
         assert_eq!(tower.parameters(), 456_010_480);
         assert_eq!(VisionTower { text_hidden_size: 2048, ..tower }.parameters(), 446_571_248);
+        // Qwen3-VL-8B's tower: the same and three deepstack mergers whose LayerNorms span the
+        // merged 4608: 576,388,336, the Hub total less Qwen3-8B's.
+        assert_eq!(VisionTower { deepstack_mergers: 3, ..tower }.parameters(), 576_388_336);
         // Per block: qkv, proj, fc1, fc2; and the merger's two linears.
         assert_eq!(tensors.iter().filter(|t| t.part == Part::Weight && t.role.is_vision_linear()).count(), 27 * 4 + 2);
     }
@@ -296,5 +376,37 @@ mod tests {
         assert_eq!((tower.parameters() - projector, projector), (850_960_896, 20_971_520));
         let per_layer = 4 * (1408 * 1408 + 1408) + 2 * 1408 * 5632 + 5632 + 1408 + 4 * 1408;
         assert_eq!(per_layer, 23_807_872);
+    }
+
+    /// Qwen2.5-VL-7B's and Mistral Small 3.1's towers: the worked examples of `push_qwen25` and
+    /// `push_pixtral`.
+    #[test]
+    fn qwen25_vl_and_pixtral_towers() {
+        let qwen25 = VisionTower {
+            kind: VisionKind::Qwen25Vit,
+            hidden_size: 1280,
+            intermediate_size: 3420,
+            num_layers: 32,
+            patch_size: 14,
+            positions: 0,
+            temporal_patch_size: 2,
+            spatial_merge_size: 2,
+            text_hidden_size: 3584,
+            ..GEMMA_3_27B
+        };
+        assert_eq!(qwen25.parameters(), 676_550_144);
+        let pixtral = VisionTower {
+            kind: VisionKind::Pixtral,
+            hidden_size: 1024,
+            intermediate_size: 4096,
+            num_layers: 24,
+            patch_size: 14,
+            positions: 0,
+            spatial_merge_size: 2,
+            text_hidden_size: 5120,
+            ..GEMMA_3_27B
+        };
+        assert_eq!(pixtral.parameters(), 403_305_472 + 35_652_608);
+        assert_eq!(VisionTower { projector_bias: true, ..pixtral }.parameters(), 403_305_472 + 35_652_608 + 2 * 5120);
     }
 }

@@ -1,6 +1,6 @@
 //! A multimodal wrapper's `vision_config`: the SigLIP encoder beside Gemma 3's language model,
-//! the Qwen ViT beside Qwen3.5's (`parse_qwen_vit`), or Llama 4's encoder and adapter
-//! (`parse_llama4_vision`).
+//! the Qwen ViTs beside Qwen3.5's, Qwen3-VL's and Qwen2.5-VL's (`parse_qwen_vit`), Llama 4's
+//! encoder and adapter (`parse_llama4_vision`), or Mistral 3's Pixtral (`parse_pixtral`).
 //!
 //! transformers builds it as `SiglipVisionConfig(**vision_config)` (`Gemma3Config.__init__`), so
 //! an absent field takes that class's default: hidden_size 768, intermediate_size 3072, 12
@@ -36,9 +36,42 @@ pub(super) fn parse_vision(
     let r = Reader { json: fields, source_name: &name };
     match wrapper.tower {
         VisionKind::Siglip => parse_siglip(&r, text_hidden),
-        VisionKind::QwenVit => parse_qwen_vit(&r, wrapper.family),
+        VisionKind::QwenVit | VisionKind::Qwen25Vit => parse_qwen_vit(&r, wrapper),
         VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden),
+        VisionKind::Pixtral => parse_pixtral(&r, json, wrapper.family, text_hidden),
     }
+}
+
+/// Mistral 3's `vision_config` (`PixtralVisionConfig`: hidden 1024, MLP 4096, 24 layers, 16
+/// heads, 16-pixel patches by default; Mistral Small 3.1's file gives every field) and the
+/// wrapper's own `spatial_merge_size` (2) and `multimodal_projector_bias` (false). A list of
+/// `vision_feature_layer`s (several layers concatenated into the projector) is refused.
+fn parse_pixtral(r: &Reader, top: &Value, family: Family, text_hidden: u64) -> Result<VisionTower, ConfigError> {
+    let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    if top.get("vision_feature_layer").is_some_and(Value::is_array) {
+        return Err(r.bad("vision_feature_layer", 0, "several feature layers into the projector are not modelled"));
+    }
+    let merge = top.get("spatial_merge_size").and_then(Value::as_u64).filter(|&m| (1..=16).contains(&m)).unwrap_or(2);
+    let tower = VisionTower {
+        kind: VisionKind::Pixtral,
+        hidden_size: dim("hidden_size", 1024)?,
+        intermediate_size: dim("intermediate_size", 4096)?,
+        num_layers: r.u64_or(&["num_hidden_layers"], Some(24), family, MAX_LAYERS)?,
+        num_heads: dim("num_attention_heads", 16)?,
+        patch_size: dim("patch_size", 16)?,
+        positions: 0,
+        num_channels: dim("num_channels", 3)?,
+        temporal_patch_size: 1,
+        spatial_merge_size: merge,
+        text_hidden_size: text_hidden,
+        adapter_width: 0,
+        deepstack_mergers: 0,
+        projector_bias: top.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(false),
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
+    }
+    Ok(tower)
 }
 
 /// Llama 4's `vision_config` (`Llama4VisionConfig`). Absent fields take the class's defaults,
@@ -73,6 +106,8 @@ fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<V
         spatial_merge_size: 1,
         text_hidden_size: text_hidden,
         adapter_width,
+        deepstack_mergers: 0,
+        projector_bias: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
@@ -80,28 +115,36 @@ fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<V
     Ok(tower)
 }
 
-/// Qwen3.5's `vision_config` (`Qwen3_5VisionConfig`): every released file gives depth, widths,
-/// heads, `out_hidden_size`, patch, temporal patch, merge size and position count; they are
-/// required. A non-empty `deepstack_visual_indexes` (Qwen3-VL's extra mergers) is refused.
-fn parse_qwen_vit(r: &Reader, family: Family) -> Result<VisionTower, ConfigError> {
+/// Qwen's `vision_config`: Qwen3.5's and Qwen3-VL's (`Qwen3VLVisionConfig`; every released
+/// file gives depth, widths, heads, `out_hidden_size`, patch, temporal patch, merge size and
+/// position count, so they are required), with Qwen3-VL's `deepstack_visual_indexes` as extra
+/// mergers; Qwen2.5-VL's (no position table; `in_chans` in its Hub files).
+fn parse_qwen_vit(r: &Reader, wrapper: &Wrapper) -> Result<VisionTower, ConfigError> {
+    let family = wrapper.family;
     let dim = |name: &'static str| r.req_u64(&[name], family, MAX_DIM);
     let deepstack = r.json.get("deepstack_visual_indexes").and_then(Value::as_array).map_or(0, Vec::len);
-    if deepstack > 0 {
-        return Err(r.bad("deepstack_visual_indexes", deepstack as u64, "deepstack mergers are not modelled"));
+    if deepstack > 64 {
+        return Err(r.bad("deepstack_visual_indexes", deepstack as u64, "implausibly many deepstack mergers"));
     }
+    let positions = match wrapper.tower {
+        VisionKind::Qwen25Vit => 0,
+        _ => dim("num_position_embeddings")?,
+    };
     let tower = VisionTower {
-        kind: VisionKind::QwenVit,
+        kind: wrapper.tower,
         hidden_size: dim("hidden_size")?,
         intermediate_size: dim("intermediate_size")?,
         num_layers: r.req_u64(&["depth"], family, MAX_LAYERS)?,
         num_heads: dim("num_heads")?,
         patch_size: dim("patch_size")?,
-        positions: dim("num_position_embeddings")?,
-        num_channels: r.u64_or(&["in_channels"], Some(3), family, MAX_DIM)?,
+        positions,
+        num_channels: r.u64_or(&["in_channels", "in_chans"], Some(3), family, MAX_DIM)?,
         temporal_patch_size: dim("temporal_patch_size")?,
         spatial_merge_size: dim("spatial_merge_size")?,
         text_hidden_size: dim("out_hidden_size")?,
         adapter_width: 0,
+        deepstack_mergers: deepstack as u64,
+        projector_bias: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_heads", tower.num_heads, "must divide hidden_size"));
@@ -149,6 +192,8 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
         spatial_merge_size: 1,
         text_hidden_size: text_hidden,
         adapter_width: 0,
+        deepstack_mergers: 0,
+        projector_bias: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));

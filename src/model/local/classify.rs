@@ -205,7 +205,16 @@ fn vision_role(module: &[&str]) -> Option<Role> {
         "fc1" if adapter => MmMergerUp,
         "fc2" if adapter => MmMergerDown,
         "o_proj" => VisionAttnOutput,
-        _ => return crate::model::vision::linear_role(leaf),
+        // Pixtral (Mistral 3): the patch convolution, its RMSNorms, the gated MLP, and the
+        // projector's patch merger and second linear.
+        "patch_conv" => VisionPatchEmbd,
+        "ln_pre" | "attention_norm" | "ffn_norm" | "norm" => VisionNorm,
+        "gate_proj" | "up_proj" => VisionFfnUp,
+        "down_proj" => VisionFfnDown,
+        "merging_layer" => MmMergerUp,
+        "linear_2" => MmMergerDown,
+        // Whatever else a tower holds stays with the tower.
+        _ => return crate::model::vision::linear_role(leaf).or(Some(VisionNorm)),
     })
 }
 
@@ -216,7 +225,8 @@ fn qwen_vit_role(module: &[&str]) -> Option<Role> {
     use Role::*;
     let (&leaf, path) = module.split_last()?;
     let parent = path.last().copied().unwrap_or("");
-    let merger = path.contains(&"merger");
+    // (Qwen3-VL's `deepstack_merger_list.K` are mergers too.)
+    let merger = path.iter().any(|p| p.contains("merger"));
     Some(match leaf {
         _ if parent == "patch_embed" || leaf == "patch_embed" => VisionPatchEmbd,
         "pos_embed" => VisionPosEmbd,
@@ -489,6 +499,22 @@ mod tests {
         check("model.multi_modal_projector.mm_soft_emb_norm.weight", Some(MmSoftEmbNorm), None);
         check(&format!("{tower}.encoder.layers.0.self_attn.k_proj.weight.absmax"), Some(VisionAttnK), None);
         check("visual.blocks.0.attn.qkv.weight", Some(VisionAttnQkv), None);
+    }
+
+    /// Mistral Small 3.1's Pixtral and projector, Qwen3-VL's deepstack mergers.
+    #[test]
+    fn pixtral_and_deepstack_names() {
+        let layer = "vision_tower.transformer.layers.3";
+        check("vision_tower.patch_conv.weight", Some(VisionPatchEmbd), None);
+        check("vision_tower.ln_pre.weight", Some(VisionNorm), None);
+        check(&format!("{layer}.attention.o_proj.weight"), Some(VisionAttnOutput), None);
+        check(&format!("{layer}.feed_forward.gate_proj.weight"), Some(VisionFfnUp), None);
+        check(&format!("{layer}.feed_forward.down_proj.weight"), Some(VisionFfnDown), None);
+        check("multi_modal_projector.patch_merger.merging_layer.weight", Some(MmMergerUp), None);
+        check("multi_modal_projector.linear_2.weight", Some(MmMergerDown), None);
+        check("language_model.model.layers.3.mlp.down_proj.weight", Some(FfnDown), Some(3));
+        check("model.visual.deepstack_merger_list.1.linear_fc2.bias", Some(MmMergerDown), None);
+        check("vision_tower.something_new.weight", Some(VisionNorm), None);
     }
 
     /// Llama 4's checkpoint: the language model under `language_model`, its experts' fused

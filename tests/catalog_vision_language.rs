@@ -1,0 +1,71 @@
+//! Vision-language wrappers: Mistral Small 3.1 (Pixtral), Qwen2.5-VL (its text fields at the
+//! top level) and Qwen3-VL (deepstack mergers): each catalog entry equals its published total,
+//! the language model its text-only sibling's count.
+
+use headroom::catalog::models::ModelCatalog;
+use headroom::model::config::parse_config;
+use headroom::model::spec::{Family, ModelSpec};
+use headroom::model::tensors::{inventory, param_counts};
+use headroom::model::vision::VisionKind;
+
+fn spec(id: &str) -> ModelSpec {
+    ModelCatalog::builtin().get(id).unwrap().spec().clone()
+}
+
+fn counts(id: &str) -> (u64, u64) {
+    let s = spec(id);
+    let c = param_counts(&s, &inventory(&s));
+    (c.total, c.active)
+}
+
+#[test]
+fn published_totals_and_text_shares() {
+    // Mistral Small 3.1: vision 403,305,472 + projector 35,652,608 beside 23,572,403,200.
+    assert_eq!(counts("mistral-small-3.1-24b"), (24_011_361_280, 23_572_403_200));
+    // Qwen2.5-VL-7B: Qwen2.5-7B's 7,615,616,512 beside a 676,550,144 tower.
+    assert_eq!(counts("qwen2.5-vl-7b"), (8_292_166_656, 7_615_616_512));
+    assert_eq!(counts("qwen2.5-vl-7b").1, counts("qwen2.5-7b").0);
+    // Qwen3-VL: Qwen3-8B's and Qwen3-30B-A3B's language models exactly.
+    assert_eq!(counts("qwen3-vl-8b"), (8_767_123_696, counts("qwen3-8b").0));
+    assert_eq!(counts("qwen3-vl-30b-a3b").0, 31_070_754_032);
+    assert_eq!(counts("qwen3-vl-30b-a3b").1, counts("qwen3-30b-a3b").1);
+    let kinds: Vec<(Family, VisionKind)> = ["mistral-small-3.1-24b", "qwen2.5-vl-7b", "qwen3-vl-8b"]
+        .iter()
+        .map(|id| (spec(id).family, spec(id).vision.unwrap().kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Family::Mistral, VisionKind::Pixtral),
+            (Family::Qwen2, VisionKind::Qwen25Vit),
+            (Family::Qwen3, VisionKind::QwenVit)
+        ]
+    );
+    assert_eq!(spec("qwen3-vl-8b").vision.unwrap().deepstack_mergers, 3);
+}
+
+/// Qwen2.5-VL re-saved by newer transformers nests its text fields in `text_config`; both
+/// layouts read the same; a `mistral3` file without `text_config` is refused by name.
+#[test]
+fn qwen25_vl_nested_or_flat() {
+    let flat = include_str!("../data/models/qwen2.5-vl-7b.json");
+    let mut nested: serde_json::Value = serde_json::from_str(flat).unwrap();
+    let top = nested.as_object_mut().unwrap();
+    let text: serde_json::Map<String, serde_json::Value> = [
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "vocab_size",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), top.remove(*k).unwrap()))
+    .collect();
+    top.insert("text_config".into(), serde_json::Value::Object(text));
+    let a = parse_config(flat, "q", "flat").unwrap().spec;
+    let b = parse_config(&nested.to_string(), "q", "nested").unwrap().spec;
+    assert_eq!(param_counts(&a, &inventory(&a)), param_counts(&b, &inventory(&b)));
+    let err = parse_config(r#"{"model_type": "mistral3", "vision_config": {}}"#, "m", "cfg.json").unwrap_err();
+    assert!(err.to_string().contains("text_config"), "{err}");
+}
