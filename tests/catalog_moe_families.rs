@@ -1,4 +1,4 @@
-//! Kimi K2 (DeepSeek-V3's architecture under `model_type: kimi_k2`), MiniMax M2, Qwen2-MoE,
+//! Kimi K2 (DeepSeek-V3's architecture under `model_type: kimi_k2`), DeepSeek-V3.2's indexer, MiniMax M2, Qwen2-MoE,
 //! Phi-3.5-MoE and OLMoE: counts rebuilt by hand from their configs (Kimi's and MiniMax's equal
 //! the element totals of listings of the real checkpoints, less the fp8 block scales stored
 //! beside the weights).
@@ -77,4 +77,43 @@ fn olmoe_norms_span_the_projection() {
         inventory(&s).iter().filter(|t| t.role == Role::AttnQNorm && t.layer == Some(0)).map(|t| t.cols).collect();
     assert_eq!(widths, [2048]);
     assert_eq!((s.moe.unwrap().expert_intermediate_size, s.moe.unwrap().experts_per_token), (1024, 8));
+}
+
+/// DeepSeek-V3.2: DeepSeek-V3's 671,026,419,200 and 61 indexers of 13,959,424 (1536·8192 +
+/// 7168·128 + 2·128 + 7168·64); its MTP drafter one more. With the drafter's own embedding and
+/// head copies (2·129,280·7168) and 41,591,584 fp8 block scales that is the checkpoint listing's
+/// 685,396,921,376. vLLM caches 1,152 B of bf16 latent (or 656 B of fp8_ds_mla) and 132 B of
+/// indexer keys per token and layer, in 64-token blocks.
+#[test]
+fn deepseek_v32_indexer_weights_and_cache() {
+    let s = spec("deepseek-v3.2");
+    let indexer = 1536 * 8192 + 7168 * 128 + 2 * 128 + 7168 * 64;
+    assert_eq!(indexer, 13_959_424u64);
+    let model = param_counts(&s, &inventory(&s)).total;
+    assert_eq!(model, param_counts(&spec("deepseek-v3"), &inventory(&spec("deepseek-v3"))).total + 61 * indexer);
+    let drafter: u64 = headroom::model::tensors::mtp_inventory(&s).iter().map(|t| t.elements()).sum();
+    assert_eq!(drafter, 11_624_027_648);
+    assert_eq!(model + drafter + 2 * 129_280 * 7168 + 41_591_584, 685_396_921_376);
+    for (kv, per_token) in [("bf16", 78_324u64), ("fp8", 48_068)] {
+        let out = assert_cmd::Command::cargo_bin("headroom")
+            .unwrap()
+            .args([
+                "plan",
+                "deepseek-v3.2",
+                "--engine",
+                "vllm",
+                "--gpu",
+                "h200:8",
+                "--context",
+                "8192",
+                "--kv-cache",
+                kv,
+            ])
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // One sequence of 8,192 tokens: 128 blocks of 64 in each layer (MLA is not divided among ranks).
+        assert_eq!(json["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64(), Some(8192 * per_token), "{kv}");
+    }
 }

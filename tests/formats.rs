@@ -48,6 +48,7 @@ fn deepseek_like(layers: u64) -> ModelSpec {
         qk_nope_head_dim: 128,
         qk_rope_head_dim: 64,
         v_head_dim: 128,
+        indexer: None,
     };
     let moe = Moe {
         num_experts: 64,

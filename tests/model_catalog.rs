@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 80] = [
+    let before: [(&str, u64, u64); 81] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -242,6 +242,7 @@ fn text_only_models_keep_their_counts() {
         ("phi-3.5-moe", 41_873_153_344, 6_640_999_744),
         ("olmoe-1b-7b", 6_919_161_856, 1_282_017_280),
         ("internlm2.5-7b", 7_737_708_544, 7_737_708_544),
+        ("deepseek-v3.2", 671_877_944_064, 38_403_822_336),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

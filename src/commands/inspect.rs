@@ -80,6 +80,7 @@ fn group_of(role: Role) -> &'static str {
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
             "attention"
         }
+        IndexerQB | IndexerK | IndexerKNorm | IndexerProj => "sparse-attention indexer",
         FfnGate | FfnUp | FfnGateUp | FfnDown => "mlp",
         FfnGateInp | ExpProbsB => "router",
         FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",

@@ -19,7 +19,7 @@ mod mamba;
 mod moe;
 mod vision;
 
-use super::spec::{Biases, Family, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
+use super::spec::{Biases, Family, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
 use super::vision::VisionKind;
 use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_layer, sliding_window};
 use defaults::ClassDefaults;
@@ -286,7 +286,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         // `NemotronHAttention` builds q, k, v and o without biases whatever `attention_bias` says.
         NemotronH => Biases { mlp: r.bool_or("mlp_bias", false), ..Biases::default() },
         Falcon => Biases { qkv: falcon_bias, attn_out: falcon_bias, mlp: falcon_bias, lm_head: false },
-        DeepseekV2 | DeepseekV3 => Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() },
+        DeepseekV2 | DeepseekV3 | DeepseekV32 => {
+            Biases { attn_out: r.bool_or("attention_bias", false), ..Biases::default() }
+        }
         // `Glm4Attention` and `Glm4MoeAttention`: q, k and v biased by `attention_bias` (true in
         // every release; `Glm4Config`'s default), `o_proj` never.
         Glm4 | Glm4Moe => Biases { qkv: r.bool_or("attention_bias", family == Glm4), ..Biases::default() },
@@ -351,12 +353,19 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         _ => 2,
     };
     let mla = match family {
-        DeepseekV2 | DeepseekV3 => Some(Mla {
+        DeepseekV2 | DeepseekV3 | DeepseekV32 => Some(Mla {
             q_lora_rank: r.opt_u64(&["q_lora_rank"], MAX_DIM)?,
             kv_lora_rank: r.req_u64(&["kv_lora_rank"], family, MAX_DIM)?,
             qk_nope_head_dim: r.req_u64(&["qk_nope_head_dim"], family, MAX_DIM)?,
             qk_rope_head_dim: r.req_u64(&["qk_rope_head_dim"], family, MAX_DIM)?,
             v_head_dim: r.req_u64(&["v_head_dim"], family, MAX_DIM)?,
+            indexer: match family {
+                DeepseekV32 => Some(Indexer {
+                    heads: r.u64_or(&["index_n_heads"], Some(64), family, MAX_DIM)?,
+                    head_dim: r.u64_or(&["index_head_dim"], Some(128), family, MAX_DIM)?,
+                }),
+                _ => None,
+            },
         }),
         _ => None,
     };
@@ -444,7 +453,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         mtp_layers: match family {
             Qwen35 | Qwen35Moe => r.count_or("mtp_num_hidden_layers", 0),
             Qwen3Next => r.count_or("num_nextn_predict_layers", 1),
-            DeepseekV3 | Glm4Moe => r.count_or("num_nextn_predict_layers", 0),
+            DeepseekV3 | DeepseekV32 | Glm4Moe => r.count_or("num_nextn_predict_layers", 0),
             _ => 0,
         },
         moe,

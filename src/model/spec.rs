@@ -109,6 +109,9 @@ pub enum Family {
     /// Shanghai AI Lab InternLM2 and 2.5 (`InternLM2ForCausalLM`, remote code): one fused `wqkv`,
     /// `wo`, and a SwiGLU of `w1`, `w3`, `w2`; biases on `wqkv` and `wo` unless `bias` is false.
     InternLm2,
+    /// DeepSeek-V3.2 (`DeepseekV32ForCausalLM`): DeepSeek-V3 with a lightning indexer in every
+    /// layer (`Mla::indexer`) that picks the `index_topk` tokens each query attends to.
+    DeepseekV32,
 }
 
 impl Family {
@@ -152,6 +155,7 @@ impl Family {
             Family::Olmoe => "olmoe",
             Family::StableLm => "stablelm",
             Family::InternLm2 => "internlm2",
+            Family::DeepseekV32 => "deepseek_v32",
         }
     }
 
@@ -163,7 +167,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 37] = [
+    pub const ALL: [Family; 38] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -201,6 +205,7 @@ impl Family {
         Family::Olmoe,
         Family::StableLm,
         Family::InternLm2,
+        Family::DeepseekV32,
     ];
 }
 
@@ -420,6 +425,21 @@ pub struct Mla {
     pub qk_nope_head_dim: u64,
     pub qk_rope_head_dim: u64,
     pub v_head_dim: u64,
+    /// DeepSeek-V3.2's lightning indexer (DeepSeek Sparse Attention), `None` elsewhere.
+    pub indexer: Option<Indexer>,
+}
+
+/// DeepSeek-V3.2's lightning indexer (DeepSeek's `inference/model.py` `Indexer`): per layer
+/// `wq_b` (the compressed query to `heads · head_dim`), `wk` (hidden to one `head_dim` key), a
+/// LayerNorm with bias over that key and `weights_proj` (hidden to one weight per head, kept in
+/// bf16). Its keys are cached beside the latent: vLLM stores them as 128 fp8 values and an fp32
+/// scale (132 B per token and layer) whatever the cache dtype; llama.cpp in the cache's type.
+/// DeepSeek-V3.2 (64 heads of 128, q_lora_rank 1536, hidden 7168): 1536·8192 + 7168·128 +
+/// 2·128 + 7168·64 = 13,959,424 parameters per layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Indexer {
+    pub heads: u64,
+    pub head_dim: u64,
 }
 
 /// Mixture-of-experts feed-forward layers.

@@ -78,6 +78,13 @@ pub enum Role {
     AttnKvAMqa,
     AttnKvANorm,
     AttnKvB,
+    /// DeepSeek-V3.2's lightning indexer: `wq_b` (compressed query to the index heads), `wk`
+    /// (hidden to the index key), the key's LayerNorm (weight and bias) and `weights_proj` (one
+    /// weight per index head, kept in bf16 like a router).
+    IndexerQB,
+    IndexerK,
+    IndexerKNorm,
+    IndexerProj,
     FfnGate,
     FfnUp,
     /// Fused gate and up (Phi-3).
@@ -180,6 +187,10 @@ impl Role {
             AttnKvAMqa => "attn_kv_a_mqa",
             AttnKvANorm => "attn_kv_a_norm",
             AttnKvB => "attn_kv_b",
+            IndexerQB => "indexer.attn_q_b",
+            IndexerK => "indexer.attn_k",
+            IndexerKNorm => "indexer.k_norm",
+            IndexerProj => "indexer.proj",
             FfnGate => "ffn_gate",
             FfnUp => "ffn_up",
             FfnGateUp => "ffn_gate_up",
@@ -237,7 +248,16 @@ impl Role {
         use Role::*;
         matches!(
             self,
-            OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm | SsmNorm | MtpNorm
+            OutputNorm
+                | AttnNorm
+                | FfnNorm
+                | AttnQNorm
+                | AttnKNorm
+                | AttnQANorm
+                | AttnKvANorm
+                | IndexerKNorm
+                | SsmNorm
+                | MtpNorm
         )
     }
 
@@ -261,7 +281,10 @@ impl Role {
         !self.is_norm()
             && !self.is_vision()
             && !self.is_ssm_param()
-            && !matches!(self, TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks | MtpProj)
+            && !matches!(
+                self,
+                TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks | MtpProj | IndexerProj
+            )
     }
 
     /// The vision encoder and projector of a multimodal checkpoint: weights on the GPU that
@@ -517,6 +540,14 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
         let kv_b = heads * (m.qk_nope_head_dim + m.v_head_dim);
         out.push(matrix(Role::AttnKvB, l, kv_b, m.kv_lora_rank));
         push_linear(Role::AttnOutput, l, h, heads * m.v_head_dim, b.attn_out, out);
+        if let Some(ix) = m.indexer {
+            // The index query comes from the compressed query (hidden without a q_lora_rank).
+            out.push(matrix(Role::IndexerQB, l, ix.heads * ix.head_dim, m.q_lora_rank.unwrap_or(h)));
+            out.push(matrix(Role::IndexerK, l, ix.head_dim, h));
+            out.push(matrix(Role::IndexerKNorm, l, 1, ix.head_dim));
+            out.push(bias(Role::IndexerKNorm, l, ix.head_dim));
+            out.push(matrix(Role::IndexerProj, l, ix.heads, h));
+        }
         return;
     }
     let (q, kv) = (spec.q_width(), spec.kv_width());

@@ -172,7 +172,28 @@ fn hybrid(spec: &ModelSpec) -> bool {
 
 /// Bytes one token takes in one attention layer on one rank.
 fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
-    req.format.bytes(values_per_token_layer(req), 1).0.max(1)
+    layer_token_bytes(req, 1).0.max(1)
+}
+
+/// Bytes `cells` tokens take in one attention layer on one rank: their keys and values (or MLA
+/// latent) in the cache format, and DeepSeek-V3.2's indexer keys. vLLM keeps V3.2's fp8 latent
+/// as `fp8_ds_mla`: 512 fp8 values, four fp32 tile scales and the 64 rope values in bf16, 656 B
+/// (`MLAAttentionSpec.real_page_size_bytes`), and its indexer keys as 128 fp8 values and an fp32
+/// scale, 132 B, whatever the cache dtype (`DeepseekV32IndexerCache`); llama.cpp keeps the
+/// indexer keys in the cache's type (`llama_kv_cache_dsa`). DeepSeek-V3.2 under vLLM with an fp8
+/// cache: (656 + 132)·61 = 48,068 B per token; bf16: (1,152 + 132)·61 = 78,324 B.
+fn layer_token_bytes(req: &KvRequest, cells: u64) -> Bytes {
+    let indexer = req.spec.mla.and_then(|m| m.indexer);
+    let latent = match (indexer, req.engine, req.format) {
+        (Some(_), Engine::Vllm, KvFormat::Fp8) => Bytes(656 * cells),
+        _ => req.format.bytes(values_per_token_layer(req), cells),
+    };
+    let keys = match (indexer, req.engine) {
+        (None, _) => Bytes::ZERO,
+        (Some(ix), Engine::Vllm) => Bytes((ix.head_dim + ix.head_dim / 128 * 4) * cells),
+        (Some(ix), _) => req.format.bytes(ix.head_dim, cells),
+    };
+    latent + keys
 }
 
 /// vLLM's attention block size. For a hybrid model it is raised until one block's page holds a
@@ -184,6 +205,11 @@ fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
 /// lcm(chunk, 16)⌉`: Nemotron-Nano-9B-v2 (fp32 states of 5,316,608 B, 4,096 B per token): 1,408.
 pub fn vllm_block_size(req: &KvRequest) -> u64 {
     let configured = req.options.block_size;
+    // DeepSeek-V3.2's sparse MLA kernels (FlashMLA sparse) take 64-token blocks; vLLM forces them
+    // (`platforms/cuda.py`, `use_sparse`).
+    if req.spec.mla.is_some_and(|m| m.indexer.is_some()) {
+        return 64;
+    }
     if !hybrid(req.spec) {
         return configured;
     }
@@ -269,11 +295,10 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
             return Bytes(req.batch * vllm_request_blocks(req) * groups.size * page);
         }
     }
-    let per_cell = values_per_token_layer(req);
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
             LayerAttention::Linear => Bytes(req.batch * state_slots(req) * state_page_bytes(req)),
-            a => req.format.bytes(per_cell, cells_per_layer(req, a)),
+            a => layer_token_bytes(req, cells_per_layer(req, a)),
         })
         .sum()
 }
@@ -355,10 +380,15 @@ pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
 /// Records the per-token arithmetic in the basis.
 pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let spec = req.spec;
-    let per_cell = values_per_token_layer(req);
     let layers = spec.attention_layers();
-    let per_token = req.format.bytes(per_cell, layers).0;
+    let per_token = layers * layer_token_bytes(req, 1).0;
     let formula = match spec.mla {
+        Some(m) if m.indexer.is_some() => format!(
+            "L·(latent + indexer key) = {layers}·{} B (MLA latent {}+{} in the cache format, fp8_ds_mla 656 B under vLLM's fp8; indexer keys 132 B under vLLM, the cache format elsewhere)",
+            layer_token_bytes(req, 1).0,
+            m.kv_lora_rank,
+            m.qk_rope_head_dim
+        ),
         Some(m) => {
             format!("L·(kv_lora_rank+rope)·b = {layers}·({}+{})·b (MLA latent)", m.kv_lora_rank, m.qk_rope_head_dim)
         }

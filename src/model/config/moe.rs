@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
     match family {
-        Family::DeepseekV2 | Family::DeepseekV3 => {
+        Family::DeepseekV2 | Family::DeepseekV3 | Family::DeepseekV32 => {
             let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else {
                 return Ok(None);
             };

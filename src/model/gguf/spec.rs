@@ -34,12 +34,12 @@
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
 use crate::model::spec::{
-    Biases, Family, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind, ModelSpec, Moe, NormKind,
-    QkNorm,
+    Biases, Family, Indexer, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind, ModelSpec, Moe,
+    NormKind, QkNorm,
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 31] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 32] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -71,6 +71,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 31] = [
     "olmoe",
     "stablelm",
     "internlm2",
+    "deepseek32",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -266,6 +267,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "gptneox" => Family::GptNeox,
         "deepseek2" if has_router_bias(k.file) => Family::DeepseekV3,
         "deepseek2" => Family::DeepseekV2,
+        "deepseek32" => Family::DeepseekV32,
         "gpt-oss" => Family::GptOss,
         "qwen3next" => Family::Qwen3Next,
         "qwen35" => Family::Qwen35,
@@ -480,7 +482,7 @@ fn linear_attention(
 }
 
 fn mla(k: &Keys<'_>) -> Result<Option<Mla>, LocalFileError> {
-    if k.arch != "deepseek2" {
+    if !matches!(k.arch, "deepseek2" | "deepseek32") {
         return Ok(None);
     }
     let kv_lora_rank = k.nonzero("attention.kv_lora_rank")?;
@@ -497,7 +499,15 @@ fn mla(k: &Keys<'_>) -> Result<Option<Mla>, LocalFileError> {
         Some(len) => len,
         None => k.req("attention.value_length")?,
     };
-    Ok(Some(Mla { q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim: rope, v_head_dim }))
+    // llama.cpp's deepseek32 writes its indexer's shape (`attention.indexer.*`).
+    let indexer = match k.arch {
+        "deepseek32" => Some(Indexer {
+            heads: k.nonzero("attention.indexer.head_count")?,
+            head_dim: k.nonzero("attention.indexer.key_length")?,
+        }),
+        _ => None,
+    };
+    Ok(Some(Mla { q_lora_rank, kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim: rope, v_head_dim, indexer }))
 }
 
 /// Mixture of experts. The shared-expert width is read from the `ffn_up_shexp` tensor where there

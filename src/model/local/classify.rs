@@ -51,7 +51,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 44] = [
+const ROLES: [Role; 48] = [
     Role::TokenEmbd,
     Role::Output,
     Role::OutputNorm,
@@ -71,6 +71,10 @@ const ROLES: [Role; 44] = [
     Role::AttnKvAMqa,
     Role::AttnKvANorm,
     Role::AttnKvB,
+    Role::IndexerQB,
+    Role::IndexerK,
+    Role::IndexerKNorm,
+    Role::IndexerProj,
     Role::FfnGate,
     Role::FfnUp,
     Role::FfnGateUp,
@@ -267,6 +271,16 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         // Nemotron-H's block norm, before its one mixer.
         None if leaf == "norm" => return Some(Role::AttnNorm),
         _ => {}
+    }
+    // DeepSeek-V3.2's lightning indexer (`self_attn.indexer.*`; llama.cpp's `indexer.*`).
+    if path.last() == Some(&"indexer") {
+        return match leaf {
+            "wq_b" | "attn_q_b" => Some(Role::IndexerQB),
+            "wk" | "attn_k" => Some(Role::IndexerK),
+            "k_norm" => Some(Role::IndexerKNorm),
+            "weights_proj" | "proj" => Some(Role::IndexerProj),
+            _ => None,
+        };
     }
     // StableLM's per-head LayerNorms are numbered modules: `q_layernorm.norms.N`.
     if let [.., norm, "norms"] = path {
@@ -536,6 +550,17 @@ mod tests {
         check("vision_model.model.layers.0.mlp.fc1.weight", Some(VisionFfnUp), None);
         check("vision_model.vision_adapter.mlp.fc2.weight", Some(MmMergerDown), None);
         check("multi_modal_projector.linear_1.weight", Some(MmInputProjection), None);
+    }
+
+    /// DeepSeek-V3.2's indexer, under Hugging Face's names and llama.cpp's.
+    #[test]
+    fn deepseek_v32_indexer_names() {
+        check("model.layers.4.self_attn.indexer.wq_b.weight", Some(IndexerQB), Some(4));
+        check("model.layers.4.self_attn.indexer.wk.weight_scale_inv", Some(IndexerK), Some(4));
+        check("model.layers.4.self_attn.indexer.k_norm.bias", Some(IndexerKNorm), Some(4));
+        check("model.layers.4.self_attn.indexer.weights_proj.weight", Some(IndexerProj), Some(4));
+        check("blk.4.indexer.attn_q_b.weight", Some(IndexerQB), Some(4));
+        check("blk.4.indexer.k_norm.bias", Some(IndexerKNorm), Some(4));
     }
 
     /// InternLM2's fused `wqkv` and StableLM 2's numbered per-head norms.
