@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 81] = [
+    let before: [(&str, u64, u64); 91] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -243,6 +243,16 @@ fn text_only_models_keep_their_counts() {
         ("olmoe-1b-7b", 6_919_161_856, 1_282_017_280),
         ("internlm2.5-7b", 7_737_708_544, 7_737_708_544),
         ("deepseek-v3.2", 671_877_944_064, 38_403_822_336),
+        ("gpt2", 124_439_808, 124_439_808),
+        ("gpt2-xl", 1_557_611_200, 1_557_611_200),
+        ("opt-1.3b", 1_315_758_080, 1_315_758_080),
+        ("opt-6.7b", 6_658_473_984, 6_658_473_984),
+        ("opt-66b", 65_719_701_504, 65_719_701_504),
+        ("bloom-7b1", 7_069_016_064, 7_069_016_064),
+        ("bloom-176b", 176_247_271_424, 176_247_271_424),
+        ("gpt-j-6b", 6_050_882_784, 6_050_882_784),
+        ("starcoder", 15_517_456_384, 15_517_456_384),
+        ("mpt-7b", 6_649_286_656, 6_649_286_656),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

@@ -71,7 +71,8 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<String> {
 fn group_of(role: Role) -> &'static str {
     use Role::*;
     match role {
-        TokenEmbd => "embeddings",
+        TokenEmbd | PosEmbd => "embeddings",
+        TokenEmbdNorm => "norms",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
         SsmIn | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmD | SsmNorm | SsmOut => {

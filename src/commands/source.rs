@@ -113,9 +113,12 @@ fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<Resol
 fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
     let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
     // Engines load a multi-token-prediction block only for speculative decoding: Qwen's `mtp.*`,
-    // and the layers past `num_hidden_layers` (DeepSeek-V3's `model.layers.61`).
+    // and the layers past `num_hidden_layers` (DeepSeek-V3's `model.layers.61`); and GPT-2's
+    // stored causal masks not at all.
     let drafter = |t: &&crate::model::local::LocalTensor| {
-        crate::model::local::is_speculative_head(&t.name) || t.layer.is_some_and(|l| l as u64 >= spec.num_layers)
+        crate::model::local::is_speculative_head(&t.name)
+            || crate::model::local::is_runtime_buffer(&t.name)
+            || t.layer.is_some_and(|l| l as u64 >= spec.num_layers)
     };
     for t in model.tensors.iter().filter(|t| !drafter(t)) {
         let b = Bytes(t.bytes);
@@ -124,7 +127,7 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
         }
         match (t.layer, t.role) {
             (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
-            (_, Some(Role::TokenEmbd)) => layout.embedding += b,
+            (_, Some(r)) if r.is_embedding() => layout.embedding += b,
             (_, Some(r)) if r.is_vision() => layout.vision += b,
             _ => layout.output += b,
         }

@@ -15,6 +15,7 @@
 
 mod attention;
 mod defaults;
+mod legacy;
 mod mamba;
 mod moe;
 mod vision;
@@ -235,17 +236,22 @@ impl Reader<'_> {
 fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigError> {
     use Family::*;
     let d = ClassDefaults::of(family);
-    let hidden = r.req_u64(&["hidden_size", "n_embd", "d_model"], family, MAX_DIM)?;
+    // (BLOOM's oldest files say `n_embed`; MPT's `d_model`, `n_layers`, `n_heads`.)
+    let hidden = r.req_u64(&["hidden_size", "n_embd", "d_model", "n_embed"], family, MAX_DIM)?;
     let hybrid = mamba::mamba_layout(r, family)?;
     let layers = match &hybrid {
         Some(h) => h.mixers.len() as u64,
-        None => r.req_u64(&["num_hidden_layers", "n_layer", "num_layers"], family, MAX_LAYERS)?,
+        None => r.req_u64(&["num_hidden_layers", "n_layer", "num_layers", "n_layers"], family, MAX_LAYERS)?,
     };
-    let heads = r.u64_or(&["num_attention_heads", "n_head"], d.num_attention_heads, family, MAX_DIM)?;
+    let heads = r.u64_or(&["num_attention_heads", "n_head", "n_heads"], d.num_attention_heads, family, MAX_DIM)?;
     let vocab = r.u64_or(&["vocab_size"], d.vocab_size, family, MAX_VOCAB)?;
+    legacy::refuse_unmodelled(r, family, hidden)?;
     let kv_heads = match family {
         Falcon => falcon_kv_heads(r, heads)?,
-        _ => r.opt_u64(&["num_key_value_heads"], MAX_DIM)?.or(d.num_key_value_heads).unwrap_or(heads),
+        _ => legacy::kv_heads(r, family, heads)
+            .or(r.opt_u64(&["num_key_value_heads"], MAX_DIM)?)
+            .or(d.num_key_value_heads)
+            .unwrap_or(heads),
     };
     if heads % kv_heads != 0 {
         return Err(r.bad("num_key_value_heads", kv_heads, "must divide num_attention_heads"));
@@ -261,23 +267,28 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         None if hidden % heads == 0 => hidden / heads,
         None => return Err(r.bad("num_attention_heads", heads, "must divide hidden_size when head_dim is absent")),
     };
-    let intermediate = match family {
-        Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
-        // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
-        Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
-        // OLMoE's experts are `intermediate_size` wide, 2048 by `OlmoeConfig`'s default.
-        Olmoe => r.u64_or(&["intermediate_size"], Some(2048), family, MAX_DIM)?,
-        // Llama 4's dense layers are `intermediate_size_mlp` wide; `intermediate_size` sizes
-        // its experts and shared expert.
-        Llama4 => r.u64_or(&["intermediate_size_mlp"], Some(16_384), family, MAX_DIM)?,
-        // Granite 4.0's dense checkpoints: the shared MLP is the MLP (`intermediate_size` then
-        // sizes experts that do not exist).
-        GraniteMoeHybrid if mamba::granite_experts(r) == 0 => {
-            r.req_u64(&["shared_intermediate_size"], family, MAX_DIM)?
-        }
-        _ => r.req_u64(&["intermediate_size"], family, MAX_DIM)?,
+    let legacy_intermediate = legacy::intermediate(r, family, hidden)?;
+    let intermediate = match legacy_intermediate {
+        Some(width) => width,
+        None => match family {
+            Falcon => r.opt_u64(&["ffn_hidden_size"], MAX_DIM)?.unwrap_or(4 * hidden),
+            // Every Qwen3.5-MoE layer is sparse; its config has no dense intermediate size.
+            Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+            // OLMoE's experts are `intermediate_size` wide, 2048 by `OlmoeConfig`'s default.
+            Olmoe => r.u64_or(&["intermediate_size"], Some(2048), family, MAX_DIM)?,
+            // Llama 4's dense layers are `intermediate_size_mlp` wide; `intermediate_size` sizes
+            // its experts and shared expert.
+            Llama4 => r.u64_or(&["intermediate_size_mlp"], Some(16_384), family, MAX_DIM)?,
+            // Granite 4.0's dense checkpoints: the shared MLP is the MLP (`intermediate_size` then
+            // sizes experts that do not exist).
+            GraniteMoeHybrid if mamba::granite_experts(r) == 0 => {
+                r.req_u64(&["shared_intermediate_size"], family, MAX_DIM)?
+            }
+            _ => r.req_u64(&["intermediate_size"], family, MAX_DIM)?,
+        },
     };
-    let max_context = r.opt_u64(&["max_position_embeddings", "max_seq_len"], 1 << 26)?.unwrap_or(d.max_context);
+    let max_context =
+        r.opt_u64(&["max_position_embeddings", "max_seq_len", "n_positions"], 1 << 26)?.unwrap_or(d.max_context);
     let falcon_bias = r.bool_or("bias", false);
     let biases = match family {
         Qwen2 => Biases { qkv: true, ..Biases::default() },
@@ -309,6 +320,14 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             let attn = r.bool_or("attention_bias", false);
             Biases { qkv: attn, attn_out: attn, mlp: false, lm_head: r.bool_or("lm_head_bias", false) }
         }
+        // GPT-2, StarCoder and BLOOM bias every linear; OPT unless `enable_bias` is false; MPT
+        // none unless `no_bias` is false; GPT-J its MLP and lm_head, not its attention.
+        Gpt2 | GptBigCode | Bloom => Biases { qkv: true, attn_out: true, mlp: true, lm_head: false },
+        Opt | Mpt => {
+            let bias = if family == Opt { r.bool_or("enable_bias", true) } else { !r.bool_or("no_bias", true) };
+            Biases { qkv: bias, attn_out: bias, mlp: bias, lm_head: false }
+        }
+        GptJ => Biases { qkv: false, attn_out: false, mlp: true, lm_head: true },
         // StableLM's o_proj never has a bias; `use_qkv_bias` (StableLM 2 1.6B) biases the rest.
         StableLm => Biases { qkv: r.bool_or("use_qkv_bias", false), ..Biases::default() },
         // InternLM2's remote config defaults `bias` to true; every release writes false.
@@ -348,7 +367,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Phi => 1,
         // One norm before each block's single mixer; Cohere's one LayerNorm feeds attention
         // and the MLP in parallel, as StableLM's does with `use_parallel_residual`.
-        NemotronH | Cohere | Cohere2 => 1,
+        NemotronH | Cohere | Cohere2 | GptJ => 1,
         StableLm if r.bool_or("use_parallel_residual", false) => 1,
         _ => 2,
     };
@@ -406,20 +425,22 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         max_context,
         tie_word_embeddings: r.bool_or("tie_word_embeddings", d.tie_word_embeddings),
         // Nemotron-H's MLPs and experts are up and down only, with a squared ReLU between.
-        mlp: if matches!(family, Falcon | GptNeox | Phi | NemotronH | Starcoder2) {
+        mlp: if matches!(family, Falcon | GptNeox | Phi | NemotronH | Starcoder2) || legacy_intermediate.is_some() {
             MlpKind::Plain
         } else {
             MlpKind::Gated
         },
-        // (PhiMoE's norms are LayerNorms although its config calls their epsilon rms_norm_eps.)
-        norm: if matches!(family, Falcon | GptNeox | Phi | Starcoder2 | PhiMoe | StableLm) {
-            NormKind::LayerNorm
-        } else {
-            NormKind::RmsNorm
+        // (PhiMoE's norms are LayerNorms although its config calls their epsilon rms_norm_eps;
+        // MPT's are LayerNorms without biases under `no_bias`: a weight alone, as an RMSNorm's.)
+        norm: match family {
+            Mpt if r.bool_or("no_bias", true) => NormKind::RmsNorm,
+            Falcon | GptNeox | Phi | Starcoder2 | PhiMoe | StableLm => NormKind::LayerNorm,
+            _ if legacy_intermediate.is_some() => NormKind::LayerNorm,
+            _ => NormKind::RmsNorm,
         },
         norms_per_layer,
         biases,
-        fused_qkv: matches!(family, Phi3 | Falcon | GptNeox | InternLm2),
+        fused_qkv: matches!(family, Phi3 | Falcon | GptNeox | InternLm2 | Gpt2 | GptBigCode | Bloom | Mpt),
         // (Qwen3.5-MoE's checkpoints fuse each layer's routed experts into one `gate_up_proj`,
         // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
         // (Granite 4.0's `input_linear` holds gate and up, in the shared MLP and in the experts.)
@@ -463,6 +484,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             _ => 2,
         },
         vision: None,
+        position_table: legacy::position_table(r, family)?,
+        embedding_norm: family == Bloom,
     })
 }
 

@@ -11,7 +11,7 @@ mod classify;
 mod error;
 mod params;
 
-pub use classify::{classify, is_speculative_head};
+pub use classify::{classify, is_runtime_buffer, is_speculative_head};
 pub use error::LocalFileError;
 
 use super::gguf::{read_gguf, GgufFile, GgufTensor};

@@ -112,6 +112,24 @@ pub enum Family {
     /// DeepSeek-V3.2 (`DeepseekV32ForCausalLM`): DeepSeek-V3 with a lightning indexer in every
     /// layer (`Mla::indexer`) that picks the `index_topk` tokens each query attends to.
     DeepseekV32,
+    /// OpenAI GPT-2 (`GPT2LMHeadModel`): learned positions, LayerNorms and every linear with
+    /// biases, a fused `c_attn`, a plain GELU MLP, tied embeddings.
+    Gpt2,
+    /// BigCode StarCoder and SantaCoder (`GPTBigCodeForCausalLM`): GPT-2's layer with multi-query
+    /// attention (one K and one V head).
+    GptBigCode,
+    /// Meta OPT (`OPTForCausalLM`): learned positions (`max_position_embeddings + 2` rows),
+    /// separate q/k/v with biases, a ReLU MLP (`fc1`, `fc2`), tied embeddings.
+    Opt,
+    /// BigScience BLOOM (`BloomForCausalLM`): ALiBi, a LayerNorm after the embedding, a fused
+    /// `query_key_value`, biases everywhere, a 4·hidden GELU MLP, tied embeddings.
+    Bloom,
+    /// EleutherAI GPT-J (`GPTJForCausalLM`): attention and MLP in parallel after one LayerNorm,
+    /// bias-free attention projections, a biased MLP and a biased, untied lm_head.
+    GptJ,
+    /// MosaicML MPT (`MptForCausalLM`): ALiBi, a fused `Wqkv`, and with `no_bias` (every release)
+    /// no biases at all, LayerNorms included.
+    Mpt,
 }
 
 impl Family {
@@ -156,6 +174,12 @@ impl Family {
             Family::StableLm => "stablelm",
             Family::InternLm2 => "internlm2",
             Family::DeepseekV32 => "deepseek_v32",
+            Family::Gpt2 => "gpt2",
+            Family::GptBigCode => "gpt_bigcode",
+            Family::Opt => "opt",
+            Family::Bloom => "bloom",
+            Family::GptJ => "gptj",
+            Family::Mpt => "mpt",
         }
     }
 
@@ -167,7 +191,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 38] = [
+    pub const ALL: [Family; 44] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -206,6 +230,12 @@ impl Family {
         Family::StableLm,
         Family::InternLm2,
         Family::DeepseekV32,
+        Family::Gpt2,
+        Family::GptBigCode,
+        Family::Opt,
+        Family::Bloom,
+        Family::GptJ,
+        Family::Mpt,
     ];
 }
 
@@ -559,6 +589,12 @@ pub struct ModelSpec {
     /// The vision encoder and projector of a multimodal checkpoint (Gemma 3 4B/12B/27B's
     /// `vision_config`); `None` for text-only models.
     pub vision: Option<VisionTower>,
+    /// Rows of a learned absolute position-embedding table (GPT-2's and StarCoder's `wpe`,
+    /// `n_positions`; OPT's `embed_positions`, `max_position_embeddings + 2`); 0 for models
+    /// with rotary or ALiBi positions.
+    pub position_table: u64,
+    /// A LayerNorm right after the token embedding (BLOOM's `word_embeddings_layernorm`).
+    pub embedding_norm: bool,
 }
 
 impl ModelSpec {

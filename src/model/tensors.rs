@@ -53,6 +53,10 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     TokenEmbd,
+    /// A learned absolute position-embedding table (GPT-2's `wpe`, OPT's `embed_positions`).
+    PosEmbd,
+    /// BLOOM's LayerNorm after the token embedding (`word_embeddings_layernorm`).
+    TokenEmbdNorm,
     Output,
     OutputNorm,
     AttnNorm,
@@ -169,6 +173,8 @@ impl Role {
         use Role::*;
         match self {
             TokenEmbd => "token_embd",
+            PosEmbd => "position_embd",
+            TokenEmbdNorm => "token_embd_norm",
             Output => "output",
             OutputNorm => "output_norm",
             AttnNorm => "attn_norm",
@@ -249,6 +255,7 @@ impl Role {
         matches!(
             self,
             OutputNorm
+                | TokenEmbdNorm
                 | AttnNorm
                 | FfnNorm
                 | AttnQNorm
@@ -267,6 +274,12 @@ impl Role {
         matches!(self, Role::SsmConv1d | Role::SsmDt | Role::SsmA | Role::SsmD)
     }
 
+    /// The input side of the model, on the GPU (or host) that holds the embedding: the token
+    /// embedding, a learned position table and BLOOM's embedding norm.
+    pub fn is_embedding(self) -> bool {
+        matches!(self, Role::TokenEmbd | Role::PosEmbd | Role::TokenEmbdNorm)
+    }
+
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
     pub fn is_routed_expert(self) -> bool {
         matches!(self, Role::FfnGateExps | Role::FfnUpExps | Role::FfnGateUpExps | Role::FfnDownExps)
@@ -283,7 +296,15 @@ impl Role {
             && !self.is_ssm_param()
             && !matches!(
                 self,
-                TokenEmbd | Output | FfnGateInp | FfnGateInpShexp | ExpProbsB | AttnSinks | MtpProj | IndexerProj
+                TokenEmbd
+                    | PosEmbd
+                    | Output
+                    | FfnGateInp
+                    | FfnGateInpShexp
+                    | ExpProbsB
+                    | AttnSinks
+                    | MtpProj
+                    | IndexerProj
             )
     }
 
@@ -386,6 +407,12 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     let mut out = Vec::with_capacity(4 + spec.num_layers as usize * 16);
     let (h, v) = (spec.hidden_size, spec.vocab_size);
     out.push(matrix(Role::TokenEmbd, None, v, h));
+    if spec.position_table > 0 {
+        out.push(matrix(Role::PosEmbd, None, spec.position_table, h));
+    }
+    if spec.embedding_norm {
+        push_norm(spec, Role::TokenEmbdNorm, None, h, &mut out);
+    }
     for layer in 0..spec.num_layers {
         push_layer(spec, layer as u32, &mut out);
     }

@@ -56,7 +56,7 @@ impl WeightLayout {
             }
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
-                (_, Role::TokenEmbd) => layout.embedding += b,
+                (_, r) if r.is_embedding() => layout.embedding += b,
                 (_, r) if r.is_vision() => layout.vision += b,
                 _ => layout.output += b,
             }

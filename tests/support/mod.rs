@@ -265,5 +265,7 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         native_dtype_bytes: 2,
         logit_softcap: false,
         vision: None,
+        position_table: 0,
+        embedding_norm: false,
     }
 }

@@ -57,6 +57,11 @@ impl ClassDefaults {
                     | Family::Cohere2
                     | Family::SmolLM3
                     | Family::Starcoder2
+                    | Family::Gpt2
+                    | Family::GptBigCode
+                    | Family::Opt
+                    | Family::Bloom
+                    | Family::Mpt
             ),
             sliding_window: None,
         };

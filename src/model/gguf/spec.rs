@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 32] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 37] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -72,6 +72,11 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 32] = [
     "stablelm",
     "internlm2",
     "deepseek32",
+    "gpt2",
+    "gptj",
+    "bloom",
+    "starcoder",
+    "mpt",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -131,8 +136,11 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         None => count("attention.head_count_kv")?.filter(|&n| n > 0).unwrap_or(heads),
     };
     let linear = linear_attention(&k, family, &layer_attention)?;
-    let plain = matches!(family, Family::Falcon | Family::GptNeox | Family::Phi | Family::Starcoder2);
-    let layer_norm = plain || matches!(family, Family::PhiMoe | Family::StableLm);
+    let legacy = matches!(family, Family::Gpt2 | Family::GptJ | Family::Bloom | Family::GptBigCode | Family::Mpt);
+    let plain = legacy || matches!(family, Family::Falcon | Family::GptNeox | Family::Phi | Family::Starcoder2);
+    // (MPT's bias-free LayerNorms are a weight alone, as an RMSNorm's.)
+    let layer_norm = matches!(family, Family::PhiMoe | Family::StableLm)
+        || (plain && (family != Family::Mpt || has("blk.0.attn_norm.bias")));
     Ok(ModelSpec {
         id: model_id(file, arch),
         family,
@@ -150,7 +158,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         norms_per_layer: match family {
             Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
-            Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 => 1,
+            Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 | Family::GptJ => 1,
             // StableLM's parallel residual has no second norm.
             Family::StableLm if !has("blk.0.ffn_norm.weight") => 1,
             _ => 2,
@@ -189,6 +197,8 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         // llama.cpp keeps a multimodal model's vision encoder in a separate mmproj file; the
         // text GGUF has none.
         vision: None,
+        position_table: file.tensor("position_embd.weight").and_then(|t| t.dims.get(1).copied()).unwrap_or(0),
+        embedding_norm: has("token_embd_norm.weight"),
     })
 }
 
@@ -268,6 +278,12 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "deepseek2" if has_router_bias(k.file) => Family::DeepseekV3,
         "deepseek2" => Family::DeepseekV2,
         "deepseek32" => Family::DeepseekV32,
+        "gpt2" => Family::Gpt2,
+        "gptj" => Family::GptJ,
+        "bloom" => Family::Bloom,
+        // llama.cpp converts GPTBigCodeForCausalLM (StarCoder) as `starcoder`.
+        "starcoder" => Family::GptBigCode,
+        "mpt" => Family::Mpt,
         "gpt-oss" => Family::GptOss,
         "qwen3next" => Family::Qwen3Next,
         "qwen35" => Family::Qwen35,

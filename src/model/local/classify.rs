@@ -51,8 +51,10 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 48] = [
+const ROLES: [Role; 50] = [
     Role::TokenEmbd,
+    Role::PosEmbd,
+    Role::TokenEmbdNorm,
     Role::Output,
     Role::OutputNorm,
     Role::AttnNorm,
@@ -110,6 +112,13 @@ const ROLES: [Role; 48] = [
 /// attn.qkv, attn.proj, mlp.*}`, `merger`).
 const VISION: [&str; 3] = ["vision_tower", "vision_model", "multi_modal_projector"];
 const QWEN_VIT: &str = "visual";
+
+/// GPT-2's and GPT-J's causal masks (`h.N.attn.bias`, `attn.masked_bias`), stored in their
+/// checkpoints as `[1, 1, positions, positions]` buffers that transformers rebuilds rather than
+/// loads: bytes in the file, none on the GPU.
+pub fn is_runtime_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+}
 
 /// Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`): in the checkpoint, but
 /// loaded only for speculative decoding (transformers ignores it, `_keys_to_ignore_on_load_unexpected`).
@@ -184,8 +193,11 @@ fn global_role(module: &[&str]) -> Option<Role> {
             Some(Role::TokenEmbd)
         }
         "lm_head" | "embed_out" => Some(Role::Output),
+        // GPT-2's and StarCoder's `wpe`, OPT's `embed_positions`, MPT's `wpe`.
+        "wpe" | "embed_positions" => Some(Role::PosEmbd),
+        "word_embeddings_layernorm" => Some(Role::TokenEmbdNorm),
         "norm" | "ln_f" | "final_layernorm" | "final_layer_norm" | "final_norm" | "norm_f" => Some(Role::OutputNorm),
-        _ => gguf_role(leaf).filter(|r| matches!(r, Role::TokenEmbd | Role::Output | Role::OutputNorm)),
+        _ => gguf_role(leaf).filter(|r| r.is_embedding() || matches!(r, Role::Output | Role::OutputNorm)),
     }
 }
 
@@ -350,7 +362,9 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         },
         "output_linear" => ffn(FfnDown, FfnDownExps, FfnDownShexp),
         "shared_expert_gate" => Some(FfnGateInpShexp),
-        "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" => Some(AttnNorm),
+        // (OPT's per-layer `self_attn_layer_norm` and `final_layer_norm`; MPT's `norm_1`, `norm_2`.)
+        "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" | "self_attn_layer_norm" | "norm_1" => Some(AttnNorm),
+        "final_layer_norm" | "norm_2" => Some(FfnNorm),
         // (GLM-4's `post_self_attn_layernorm` and `post_mlp_layernorm` norm the sublayers' outputs.)
         "post_attention_layernorm"
         | "ln_2"
@@ -359,7 +373,7 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         | "post_feedforward_layernorm"
         | "post_self_attn_layernorm"
         | "post_mlp_layernorm" => Some(FfnNorm),
-        other => gguf_role(other).filter(|r| !matches!(r, TokenEmbd | Output | OutputNorm)),
+        other => gguf_role(other).filter(|r| !r.is_embedding() && !matches!(r, Output | OutputNorm)),
     }
 }
 
@@ -561,6 +575,29 @@ mod tests {
         check("model.layers.4.self_attn.indexer.weights_proj.weight", Some(IndexerProj), Some(4));
         check("blk.4.indexer.attn_q_b.weight", Some(IndexerQB), Some(4));
         check("blk.4.indexer.k_norm.bias", Some(IndexerKNorm), Some(4));
+    }
+
+    /// GPT-2 (no `transformer.` prefix in its checkpoint), OPT, BLOOM, GPT-J and MPT.
+    #[test]
+    fn gpt2_era_names() {
+        check("wpe.weight", Some(PosEmbd), None);
+        check("h.3.attn.c_attn.weight", Some(AttnQkv), Some(3));
+        check("h.3.attn.c_proj.bias", Some(AttnOutput), Some(3));
+        check("h.3.mlp.c_proj.weight", Some(FfnDown), Some(3));
+        assert!(is_runtime_buffer("h.3.attn.bias") && is_runtime_buffer("transformer.h.0.attn.masked_bias"));
+        assert!(!is_runtime_buffer("h.3.attn.c_attn.bias"));
+        check("decoder.embed_positions.weight", Some(PosEmbd), None);
+        check("decoder.layers.2.self_attn_layer_norm.bias", Some(AttnNorm), Some(2));
+        check("decoder.layers.2.final_layer_norm.weight", Some(FfnNorm), Some(2));
+        check("decoder.final_layer_norm.weight", Some(OutputNorm), None);
+        check("word_embeddings_layernorm.bias", Some(TokenEmbdNorm), None);
+        check("transformer.h.1.mlp.fc_in.weight", Some(FfnUp), Some(1));
+        check("transformer.blocks.4.norm_2.weight", Some(FfnNorm), Some(4));
+        check("transformer.blocks.4.attn.Wqkv.weight", Some(AttnQkv), Some(4));
+        check("transformer.blocks.4.ffn.down_proj.weight", Some(FfnDown), Some(4));
+        check("blk.0.position_embd.weight", None, Some(0));
+        check("position_embd.weight", Some(PosEmbd), None);
+        check("token_embd_norm.bias", Some(TokenEmbdNorm), None);
     }
 
     /// InternLM2's fused `wqkv` and StableLM 2's numbered per-head norms.

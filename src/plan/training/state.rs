@@ -60,7 +60,7 @@ fn widths(method: &Method, precision: Precision) -> (u64, u64, u64, u64) {
 fn on_stage(t: &TensorDesc, layers: &std::ops::Range<u64>, stage: u64, stages: u64) -> bool {
     match t.layer {
         Some(l) => layers.contains(&(l as u64)),
-        None if t.role == Role::TokenEmbd || t.role.is_vision() => stage == 0,
+        None if t.role.is_embedding() || t.role.is_vision() => stage == 0,
         None => stage == stages - 1,
     }
 }
