@@ -94,10 +94,10 @@ fn broken_files_fail_with_one_line_errors() {
 fn unsupported_architecture_names_the_supported_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
-    fs::write(&path, r#"{"model_type": "mamba", "hidden_size": 64}"#).unwrap();
+    fs::write(&path, r#"{"model_type": "rwkv", "hidden_size": 64}"#).unwrap();
     let out = headroom().args(["plan", path.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mamba") && err.contains("llama"), "{err}");
+    assert!(err.contains("rwkv") && err.contains("llama"), "{err}");
 }
 
 /// Layers past `num_hidden_layers` in a checkpoint are a multi-token-prediction block (DeepSeek-V3's

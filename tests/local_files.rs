@@ -312,9 +312,9 @@ fn gguf_spec_errors_name_the_key() {
     let no_layers = Gguf::default().str("general.architecture", "llama").u32("llama.embedding_length", 64);
     let err = gguf_to_spec(&parse_gguf_bytes(&no_layers.build()).unwrap()).unwrap_err();
     assert!(matches!(&err, LocalFileError::MissingKey { key, .. } if key == "llama.block_count"), "{err}");
-    let mamba = Gguf::default().str("general.architecture", "mamba");
+    let mamba = Gguf::default().str("general.architecture", "rwkv6");
     let err = gguf_to_spec(&parse_gguf_bytes(&mamba.build()).unwrap()).unwrap_err();
-    assert!(err.to_string().contains("'mamba' is not supported"), "{err}");
+    assert!(err.to_string().contains("'rwkv6' is not supported"), "{err}");
     let per_layer = Gguf::default()
         .str("general.architecture", "llama")
         .u32("llama.block_count", 2)

@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 91] = [
+    let before: [(&str, u64, u64); 95] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -253,6 +253,10 @@ fn text_only_models_keep_their_counts() {
         ("gpt-j-6b", 6_050_882_784, 6_050_882_784),
         ("starcoder", 15_517_456_384, 15_517_456_384),
         ("mpt-7b", 6_649_286_656, 6_649_286_656),
+        ("mamba-2.8b", 2_768_345_600, 2_768_345_600),
+        ("falcon-mamba-7b", 7_272_665_088, 7_272_665_088),
+        ("mamba-codestral-7b", 7_285_403_648, 7_285_403_648),
+        ("jamba-1.5-mini", 51_570_323_328, 12_110_311_296),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

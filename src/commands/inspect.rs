@@ -75,9 +75,8 @@ fn group_of(role: Role) -> &'static str {
         TokenEmbdNorm => "norms",
         Output => "lm_head",
         OutputNorm | AttnNorm | FfnNorm | AttnQNorm | AttnKNorm | AttnQANorm | AttnKvANorm => "norms",
-        SsmIn | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmD | SsmNorm | SsmOut => {
-            "linear attention / Mamba"
-        }
+        SsmIn | SsmBa | SsmInQkv | SsmInZ | SsmBeta | SsmAlpha | SsmConv1d | SsmDt | SsmA | SsmD | SsmX
+        | SsmInnerNorm | SsmNorm | SsmOut => "linear attention / Mamba",
         AttnQ | AttnK | AttnV | AttnQkv | AttnOutput | AttnQA | AttnQB | AttnKvAMqa | AttnKvB | AttnSinks => {
             "attention"
         }

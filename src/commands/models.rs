@@ -22,6 +22,7 @@ pub fn listing() -> Listing {
             let kind = match la.kind {
                 crate::model::spec::LinearKind::GatedDeltaNet => "DeltaNet",
                 crate::model::spec::LinearKind::Mamba2 => "Mamba-2",
+                crate::model::spec::LinearKind::Mamba1 => "Mamba-1",
             };
             attention = format!("{attention} + {kind} ×{linear}");
         }

@@ -276,6 +276,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             Qwen35Moe => r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
             // OLMoE's experts are `intermediate_size` wide, 2048 by `OlmoeConfig`'s default.
             Olmoe => r.u64_or(&["intermediate_size"], Some(2048), family, MAX_DIM)?,
+            // Pure state-space models have no MLP; their `intermediate_size` is the mixer's width
+            // (`expand · hidden` when absent), kept for display.
+            Mamba | FalconMamba | Mamba2 => r.opt_u64(&["intermediate_size"], MAX_DIM)?.unwrap_or(2 * hidden),
             // Llama 4's dense layers are `intermediate_size_mlp` wide; `intermediate_size` sizes
             // its experts and shared expert.
             Llama4 => r.u64_or(&["intermediate_size_mlp"], Some(16_384), family, MAX_DIM)?,
@@ -367,7 +370,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Phi => 1,
         // One norm before each block's single mixer; Cohere's one LayerNorm feeds attention
         // and the MLP in parallel, as StableLM's does with `use_parallel_residual`.
-        NemotronH | Cohere | Cohere2 | GptJ => 1,
+        // (Mamba's blocks hold a norm and their mixer, no MLP.)
+        NemotronH | Cohere | Cohere2 | GptJ | Mamba | FalconMamba | Mamba2 => 1,
         StableLm if r.bool_or("use_parallel_residual", false) => 1,
         _ => 2,
     };

@@ -130,6 +130,17 @@ pub enum Family {
     /// MosaicML MPT (`MptForCausalLM`): ALiBi, a fused `Wqkv`, and with `no_bias` (every release)
     /// no biases at all, LayerNorms included.
     Mpt,
+    /// Mamba (`MambaForCausalLM`, state-spaces' `-hf` checkpoints): Mamba-1 blocks alone, one
+    /// RMSNorm each, tied embeddings.
+    Mamba,
+    /// TII Falcon-Mamba (`FalconMambaForCausalLM`): Mamba-1 blocks (its dt/B/C norms have no
+    /// weights); its file's `intermediate_size` is d_inner whatever `expand` says.
+    FalconMamba,
+    /// Mamba-2 alone (`Mamba2ForCausalLM`: Mamba-Codestral-7B).
+    Mamba2,
+    /// AI21 Jamba (`JambaForCausalLM`): Mamba-1 blocks with attention every
+    /// `attn_layer_period`-th layer and experts every `expert_layer_period`-th.
+    Jamba,
 }
 
 impl Family {
@@ -180,6 +191,10 @@ impl Family {
             Family::Bloom => "bloom",
             Family::GptJ => "gptj",
             Family::Mpt => "mpt",
+            Family::Mamba => "mamba",
+            Family::FalconMamba => "falcon_mamba",
+            Family::Mamba2 => "mamba2",
+            Family::Jamba => "jamba",
         }
     }
 
@@ -187,11 +202,19 @@ impl Family {
     pub fn has_linear_attention(self) -> bool {
         matches!(
             self,
-            Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe | Family::NemotronH | Family::GraniteMoeHybrid
+            Family::Qwen3Next
+                | Family::Qwen35
+                | Family::Qwen35Moe
+                | Family::NemotronH
+                | Family::GraniteMoeHybrid
+                | Family::Mamba
+                | Family::FalconMamba
+                | Family::Mamba2
+                | Family::Jamba
         )
     }
 
-    pub const ALL: [Family; 44] = [
+    pub const ALL: [Family; 48] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -236,6 +259,10 @@ impl Family {
         Family::Bloom,
         Family::GptJ,
         Family::Mpt,
+        Family::Mamba,
+        Family::FalconMamba,
+        Family::Mamba2,
+        Family::Jamba,
     ];
 }
 
@@ -348,6 +375,14 @@ pub enum LinearKind {
     /// Nemotron-Nano-9B-v2: 128 heads of 80, 8 groups of 128: conv_dim 12,288 and a state of
     /// 1,310,720 values per layer and sequence.
     Mamba2,
+    /// Mamba-1's selective scan (Gu & Dao 2023, arXiv 2312.00752; transformers `MambaMixer`,
+    /// `JambaMambaMixer`): `in_proj` makes x and the gate z (`d_inner` each), x passes a causal
+    /// depthwise convolution, `x_proj` gives each token a `dt_rank`-wide dt and `d_state`-wide B
+    /// and C, `dt_proj` widens dt back to `d_inner`; every channel keeps its own `d_state`-long
+    /// state. In `LinearAttention`'s terms: no key heads, `d_inner` value heads of width 1, keys of
+    /// width `d_state`: a convolution over `d_inner` channels and a `d_inner · d_state` state.
+    /// Mamba-2.8B: d_inner 5,120, d_state 16: 81,920 state values per layer and sequence.
+    Mamba1,
 }
 
 /// Gated DeltaNet linear attention (Yang et al. 2024, arXiv 2412.06464; transformers
@@ -384,6 +419,12 @@ pub struct LinearAttention {
     /// `mamba_chunk_size`); vLLM's prefix caching aligns its blocks to it. Gated DeltaNet's
     /// kernels use chunks of 64.
     pub chunk_size: u64,
+    /// Mamba-1: the width of dt before `dt_proj` (`time_step_rank`, `mamba_dt_rank`; "auto" is
+    /// ⌈hidden / 16⌉); 0 for the other kinds.
+    pub dt_rank: u64,
+    /// Mamba-1 in Jamba: RMSNorms with weights over dt, B and C (`dt_layernorm`, `b_layernorm`,
+    /// `c_layernorm`); Falcon-Mamba's are weightless buffers.
+    pub inner_norms: bool,
 }
 
 impl LinearAttention {
@@ -432,6 +473,7 @@ impl LinearAttention {
         match self.kind {
             LinearKind::GatedDeltaNet => 2 * k + 2 * v + 2 * heads,
             LinearKind::Mamba2 => 2 * k + 2 * v + heads,
+            LinearKind::Mamba1 => 2 * v,
         }
     }
 
@@ -441,6 +483,7 @@ impl LinearAttention {
         match self.kind {
             LinearKind::GatedDeltaNet => 2 * self.key_dim() + 2 * self.value_dim(),
             LinearKind::Mamba2 => self.value_dim() + self.conv_dim() + self.num_value_heads,
+            LinearKind::Mamba1 => 2 * self.value_dim(),
         }
     }
 }
@@ -644,7 +687,9 @@ impl ModelSpec {
     /// heads and of KV heads (or KV heads replicated when there are fewer than ranks), and of a
     /// linear-attention layer's key and value heads (vLLM shards those by head).
     pub fn splits_heads(&self, tp: u64) -> bool {
-        let attention = self.num_heads % tp == 0 && (self.num_kv_heads % tp == 0 || tp % self.num_kv_heads == 0);
+        // (A pure state-space model has no heads of attention to share.)
+        let attention = self.attention_layers() == 0
+            || (self.num_heads % tp == 0 && (self.num_kv_heads % tp == 0 || tp % self.num_kv_heads == 0));
         // Mamba-2's single group is replicated on every rank (vLLM `extra_groups_for_head_shards`).
         let linear = self.linear_attention.is_none_or(|la| {
             let groups = la.num_key_heads % tp == 0 || (la.kind == LinearKind::Mamba2 && la.num_key_heads == 1);

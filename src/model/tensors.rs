@@ -124,8 +124,12 @@ pub enum Role {
     /// Per-value-head decay parameters (`dt_bias`, `A_log`).
     SsmDt,
     SsmA,
-    /// Mamba-2's per-head skip connection (`D`).
+    /// Mamba-2's per-head skip connection (`D`; Mamba-1's per channel).
     SsmD,
+    /// Mamba-1's `x_proj` (each token's dt, B and C from the convolved x).
+    SsmX,
+    /// Jamba's RMSNorms over dt, B and C (`dt_layernorm`, `b_layernorm`, `c_layernorm`).
+    SsmInnerNorm,
     /// The gated RMSNorm over each value head (`norm`, `value_head_dim` long; Mamba-2's over all
     /// heads, `heads · head_dim`).
     SsmNorm,
@@ -222,6 +226,8 @@ impl Role {
             SsmDt => "ssm_dt",
             SsmA => "ssm_a",
             SsmD => "ssm_d",
+            SsmX => "ssm_x",
+            SsmInnerNorm => "ssm_dt_norm",
             SsmNorm => "ssm_norm",
             SsmOut => "ssm_out",
             MtpProj => "nextn.eh_proj",
@@ -264,6 +270,7 @@ impl Role {
                 | AttnKvANorm
                 | IndexerKNorm
                 | SsmNorm
+                | SsmInnerNorm
                 | MtpNorm
         )
     }
@@ -357,6 +364,10 @@ pub fn linear_attention_role(leaf: &str) -> Option<Role> {
         "dt_bias" => SsmDt,
         "A_log" => SsmA,
         "D" => SsmD,
+        // Mamba-1 (`MambaMixer`, `JambaMambaMixer`): `dt_proj` is llama.cpp's `ssm_dt` (weight and bias).
+        "x_proj" => SsmX,
+        "dt_proj" => SsmDt,
+        "dt_layernorm" | "b_layernorm" | "c_layernorm" => SsmInnerNorm,
         "in_proj" => SsmIn,
         "norm" => SsmNorm,
         "out_proj" => SsmOut,
@@ -615,8 +626,10 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
 /// `out_proj` (hidden × value_dim).
 fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     let h = spec.hidden_size;
-    if la.kind == LinearKind::Mamba2 {
-        return push_mamba2(spec, la, l, out);
+    match la.kind {
+        LinearKind::Mamba2 => return push_mamba2(spec, la, l, out),
+        LinearKind::Mamba1 => return push_mamba1(spec, la, l, out),
+        LinearKind::GatedDeltaNet => {}
     }
     if la.split_projections {
         out.push(matrix(Role::SsmInQkv, l, la.conv_dim(), h));
@@ -652,6 +665,31 @@ fn push_mamba2(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut 
     out.push(matrix(Role::SsmD, l, 1, la.num_value_heads));
     out.push(matrix(Role::SsmNorm, l, 1, la.value_dim()));
     push_linear(Role::SsmOut, l, h, la.value_dim(), la.proj_bias, out);
+}
+
+/// A Mamba-1 layer (transformers `MambaMixer`; Jamba's `JambaMambaMixer`): `in_proj` (x and z,
+/// `2·d_inner` rows), the depthwise convolution over x with its bias, `x_proj` (dt, B and C:
+/// `dt_rank + 2·d_state` rows), `dt_proj` (`d_inner × dt_rank` with a bias), `A_log`
+/// (`d_inner × d_state`), `D` (`d_inner`), `out_proj`, and Jamba's dt/B/C norms. Mamba-2.8B
+/// (hidden 2,560, d_inner 5,120, d_state 16, dt_rank 160, kernel 4): 26,214,400 + 25,600 +
+/// 983,040 + 824,320 + 81,920 + 5,120 + 13,107,200 = 41,241,600, and the block's norm.
+fn push_mamba1(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
+    let (h, d, n, r) = (spec.hidden_size, la.value_dim(), la.key_head_dim, la.dt_rank);
+    push_linear(Role::SsmIn, l, 2 * d, h, la.proj_bias, out);
+    out.push(matrix(Role::SsmConv1d, l, d, la.conv_kernel));
+    if la.conv_bias {
+        out.push(bias(Role::SsmConv1d, l, d));
+    }
+    out.push(matrix(Role::SsmX, l, r + 2 * n, d));
+    push_linear(Role::SsmDt, l, d, r, true, out);
+    out.push(matrix(Role::SsmA, l, d, n));
+    out.push(matrix(Role::SsmD, l, 1, d));
+    push_linear(Role::SsmOut, l, h, d, la.proj_bias, out);
+    if la.inner_norms {
+        for len in [r, n, n] {
+            out.push(matrix(Role::SsmInnerNorm, l, 1, len));
+        }
+    }
 }
 
 fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {

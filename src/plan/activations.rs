@@ -244,15 +244,26 @@ fn linear_attention_moment(req: &ActivationRequest, t: u64) -> u64 {
                 + 2 * t * heads * 4;
             (stream + projections + convolved + outputs) * a + scan
         }
+        // Mamba-1's selective scan (mamba_ssm's kernel): in_proj's x and z, the convolved x, dt
+        // widened to every channel, each token's dt, B and C (`x_proj`), the output, and an fp32
+        // state per channel for each 2,048-token chunk.
+        LinearKind::Mamba1 => {
+            let projections = t * la.input_rows_per_rank(req.tp);
+            let convolved = t * v;
+            let dt_b_c = t * (la.dt_rank + 2 * la.key_head_dim) + t * v;
+            let outputs = 2 * t * v;
+            let scan = t.div_ceil(2048) * heads * la.key_head_dim * 4;
+            (stream + projections + convolved + dt_b_c + outputs) * a + scan
+        }
     }
 }
 
 /// What vLLM's profile run holds in a recurrent layer: it runs without attention metadata, so
-/// DeltaNet returns before any projection and Mamba-2 right after `in_proj`, whose output is all
-/// it holds.
+/// DeltaNet returns before any projection and Mamba (1 and 2) right after `in_proj`, whose output
+/// is all it holds.
 fn vllm_profile_linear_moment(req: &ActivationRequest, t: u64) -> u64 {
     match req.spec.linear_attention {
-        Some(la) if la.kind == LinearKind::Mamba2 => {
+        Some(la) if matches!(la.kind, LinearKind::Mamba2 | LinearKind::Mamba1) => {
             (stream_values(req, t) + t * la.input_rows_per_rank(req.tp)) * act_bytes(req.engine)
         }
         _ => 0,

@@ -82,7 +82,9 @@ struct StateStorage {
 }
 
 fn state_storage(req: &KvRequest) -> StateStorage {
-    let model = req.spec.native_dtype_bytes;
+    // The 16-bit dtype the engines compute in (vLLM casts a float32 checkpoint, as Mamba's
+    // `-hf` ones are, to 16 bits).
+    let model = 2;
     let kernel = req.spec.linear_attention.map_or(1, |la| la.conv_kernel);
     let fp32 = req.spec.linear_attention.is_some_and(|la| la.state_fp32);
     match req.engine {
@@ -100,11 +102,13 @@ fn state_storage(req: &KvRequest) -> StateStorage {
             conv_columns: kernel - 1 + req.options.mtp_tokens,
             conv_bytes: model,
             state_bytes: if fp32 { 4 } else { model },
-            how: match (engine, fp32) {
-                (Engine::Vllm, true) => {
+            how: match (engine, fp32, hybrid(req.spec)) {
+                (Engine::Vllm, true, true) => {
                     "fp32 recurrent state as the checkpoint asks (mamba_ssm_dtype, mamba_ssm_cache_dtype), page padded to one attention block (vLLM)"
                 }
-                (Engine::Vllm, false) => "model dtype, page padded to one attention block (vLLM)",
+                (Engine::Vllm, false, true) => "model dtype, page padded to one attention block (vLLM)",
+                (Engine::Vllm, true, false) => "fp32 recurrent state as the checkpoint asks (vLLM)",
+                (Engine::Vllm, false, false) => "model dtype (vLLM)",
                 _ => "as the checkpoint asks",
             },
         },
@@ -147,6 +151,8 @@ fn state_cache(req: &KvRequest) -> StateCache {
             LinearKind::Mamba2 if hybrid(req.spec) => StateCache::PerBlock,
             LinearKind::Mamba2 => StateCache::One,
             LinearKind::GatedDeltaNet => StateCache::Align,
+            // (Mamba-1 models do not implement vLLM's Mamba prefix caching.)
+            LinearKind::Mamba1 => StateCache::One,
         },
         _ => StateCache::One,
     }
@@ -406,6 +412,7 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
             LinearKind::Mamba2 => {
                 ("config.json hybrid_override_pattern / layer_types (Mamba-2)", "heads·head_dim·d_state")
             }
+            LinearKind::Mamba1 => ("config.json layers (Mamba-1; Jamba's attn_layer_period)", "d_inner·d_state"),
         };
         basis.add(
             "linear-attention layers (no KV cache)",

@@ -100,6 +100,8 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(Lin
         conv_bias: false,
         proj_bias: false,
         chunk_size: 64,
+        dt_rank: 0,
+        inner_norms: false,
     };
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));

@@ -62,6 +62,8 @@ impl ClassDefaults {
                     | Family::Opt
                     | Family::Bloom
                     | Family::Mpt
+                    | Family::Mamba
+                    | Family::FalconMamba
             ),
             sliding_window: None,
         };
@@ -106,6 +108,11 @@ impl ClassDefaults {
                 ..base
             },
             Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            // Pure state-space models have no attention: one nominal head, no KV anywhere.
+            Family::Mamba | Family::FalconMamba | Family::Mamba2 => {
+                ClassDefaults { num_attention_heads: Some(1), max_context: 1 << 20, ..base }
+            }
+            Family::Jamba => ClassDefaults { vocab_size: Some(65_536), max_context: 262_144, ..base },
             Family::Qwen2Moe => ClassDefaults { vocab_size: Some(151_936), max_context: 32_768, ..base },
             Family::Olmoe => ClassDefaults { vocab_size: Some(50_304), max_context: 4096, ..base },
             Family::PhiMoe => {

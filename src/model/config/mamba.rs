@@ -1,4 +1,5 @@
-//! Mamba-2 hybrids: Nemotron-H and Granite 4.0's layer layouts and Mamba-2 shapes.
+//! State-space layers: Nemotron-H's and Granite 4.0's Mamba-2 hybrids, Jamba's Mamba-1 hybrid
+//! and the pure Mamba, Falcon-Mamba and Mamba-2 models: their layer layouts and Mamba shapes.
 //!
 //! Nemotron-H (transformers `NemotronHConfig`, NVIDIA's remote-code config): one mixer per block,
 //! laid out by `hybrid_override_pattern`, one character per block — `M` Mamba-2, `*` attention,
@@ -30,10 +31,87 @@ pub(super) fn mamba_layout(r: &Reader, family: Family) -> Result<Option<MambaLay
     let (mixers, mlps) = match family {
         Family::NemotronH => nemotron_pattern(r)?,
         Family::GraniteMoeHybrid => granite_layers(r)?,
+        // Pure state-space models: one Mamba block per layer, no MLP.
+        Family::Mamba | Family::FalconMamba | Family::Mamba2 => {
+            let layers = r.req_u64(&["num_hidden_layers", "n_layer"], family, MAX_LAYERS)? as usize;
+            (vec![LayerAttention::Linear; layers], vec![LayerMlp::Absent; layers])
+        }
+        Family::Jamba => jamba_layers(r)?,
         _ => return Ok(None),
     };
-    let mamba = if mixers.contains(&LayerAttention::Linear) { Some(mamba2(r, family)?) } else { None };
+    let mamba = match family {
+        _ if !mixers.contains(&LayerAttention::Linear) => None,
+        Family::Mamba | Family::FalconMamba | Family::Jamba => Some(mamba1(r, family)?),
+        _ => Some(mamba2(r, family)?),
+    };
     Ok(Some(MambaLayout { mixers, mlps, mamba }))
+}
+
+/// Jamba's layers (`JambaConfig.layers_block_type`, `layers_num_experts`): attention where
+/// i % `attn_layer_period` == `attn_layer_offset` (8 and 4: layers 4, 12, 20, 28), Mamba-1
+/// elsewhere; experts where i % `expert_layer_period` == `expert_layer_offset` (2 and 1: the odd
+/// layers), a dense MLP elsewhere.
+fn jamba_layers(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), ConfigError> {
+    let family = Family::Jamba;
+    let layers = r.req_u64(&["num_hidden_layers"], family, MAX_LAYERS)?;
+    let every = |period: &'static str, offset: &'static str, p: u64, o: u64| -> Result<(u64, u64), ConfigError> {
+        let period_value = r.u64_or(&[period], Some(p), family, MAX_LAYERS)?;
+        let offset_value = r.json.get(offset).and_then(Value::as_u64).unwrap_or(o);
+        if offset_value >= period_value {
+            return Err(r.bad(offset, offset_value, "must be below its period"));
+        }
+        Ok((period_value, offset_value))
+    };
+    let (attn_period, attn_offset) = every("attn_layer_period", "attn_layer_offset", 8, 4)?;
+    let (expert_period, expert_offset) = every("expert_layer_period", "expert_layer_offset", 2, 1)?;
+    let experts = r.json.get("num_experts").and_then(Value::as_u64).unwrap_or(16);
+    let mixers = (0..layers)
+        .map(|l| if l % attn_period == attn_offset { LayerAttention::Full } else { LayerAttention::Linear })
+        .collect();
+    let mlps = (0..layers)
+        .map(|l| if experts > 1 && l % expert_period == expert_offset { LayerMlp::Moe } else { LayerMlp::Dense })
+        .collect();
+    Ok((mixers, mlps))
+}
+
+/// The Mamba-1 shape (`MambaConfig`, `FalconMambaConfig`, `JambaConfig`): d_inner is the file's
+/// `intermediate_size` (Falcon-Mamba-7B writes `expand` 16 beside the 8,192 its weights have),
+/// else `expand · hidden`; Jamba's is `mamba_expand · hidden`. `time_step_rank` "auto" is
+/// ⌈hidden / 16⌉.
+fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
+    let hidden = r.req_u64(&["hidden_size", "d_model"], family, MAX_DIM)?;
+    let jamba = family == Family::Jamba;
+    let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
+    let d_inner = match jamba {
+        true => field(&["mamba_expand"], 2)? * hidden,
+        false => match r.opt_u64(&["intermediate_size", "d_inner"], MAX_DIM)? {
+            Some(d) => d,
+            None => field(&["expand"], 2)? * hidden,
+        },
+    };
+    let dt_rank = match r.json.get(if jamba { "mamba_dt_rank" } else { "time_step_rank" }) {
+        Some(Value::Number(_)) => field(&["mamba_dt_rank", "time_step_rank"], 1)?,
+        _ => hidden.div_ceil(16),
+    };
+    let la = LinearAttention {
+        kind: LinearKind::Mamba1,
+        num_key_heads: 0,
+        key_head_dim: field(&["mamba_d_state", "state_size"], 16)?,
+        num_value_heads: d_inner,
+        value_head_dim: 1,
+        conv_kernel: field(&["mamba_d_conv", "conv_kernel"], 4)?,
+        split_projections: false,
+        state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
+        conv_bias: r.bool_or(if jamba { "mamba_conv_bias" } else { "use_conv_bias" }, true),
+        proj_bias: r.bool_or(if jamba { "mamba_proj_bias" } else { "use_bias" }, false),
+        chunk_size: 256,
+        dt_rank,
+        inner_norms: jamba,
+    };
+    if la.conv_kernel < 2 {
+        return Err(r.bad("conv_kernel", la.conv_kernel, "a causal convolution needs at least 2 taps"));
+    }
+    Ok(la)
 }
 
 /// Nemotron-H's blocks, each one mixer: `M` Mamba-2, `*` attention, `-` MLP, `E` experts.
@@ -131,6 +209,22 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
     let hidden = r.req_u64(&["hidden_size"], family, MAX_DIM)?;
     let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
     let la = match family {
+        // `Mamba2Config` (Mamba-Codestral-7B: 128 heads of 64, 8 groups, state 128).
+        Family::Mamba2 => LinearAttention {
+            kind: LinearKind::Mamba2,
+            num_key_heads: field(&["n_groups"], 8)?,
+            key_head_dim: field(&["state_size"], 128)?,
+            num_value_heads: field(&["num_heads"], 128)?,
+            value_head_dim: field(&["head_dim"], 64)?,
+            conv_kernel: field(&["conv_kernel"], 4)?,
+            split_projections: false,
+            state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
+            conv_bias: r.bool_or("use_conv_bias", true),
+            proj_bias: r.bool_or("use_bias", false),
+            chunk_size: field(&["chunk_size"], 256)?,
+            dt_rank: 0,
+            inner_norms: false,
+        },
         Family::NemotronH => LinearAttention {
             kind: LinearKind::Mamba2,
             num_key_heads: field(&["n_groups", "mamba_n_groups"], 8)?,
@@ -144,6 +238,8 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             conv_bias: r.bool_or("use_conv_bias", r.bool_or("mamba_conv_bias", true)),
             proj_bias: r.bool_or("use_bias", false),
             chunk_size: field(&["chunk_size", "mamba_chunk_size"], 128)?,
+            dt_rank: 0,
+            inner_norms: false,
         },
         _ => {
             let heads = field(&["mamba_n_heads"], 128)?;
@@ -172,6 +268,8 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 conv_bias: r.bool_or("mamba_conv_bias", true),
                 proj_bias: r.bool_or("mamba_proj_bias", false),
                 chunk_size: field(&["mamba_chunk_size"], 256)?,
+                dt_rank: 0,
+                inner_norms: false,
             }
         }
     };

@@ -49,10 +49,11 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
         // `PhiMoESparseMoeBlock` (the same) and `OlmoeSparseMoeBlock` (`gate_proj`/`up_proj`/
         // `down_proj` experts); their classes' defaults: 8 experts, 2 per token (Mixtral), 16
         // and 2 (Phi-3.5-MoE), 64 and 8 (OLMoE).
-        Family::Mixtral | Family::PhiMoe | Family::Olmoe => {
+        // (Jamba's `JambaSparseMoeBlock` is the same: 16 experts, 2 per token.)
+        Family::Mixtral | Family::PhiMoe | Family::Olmoe | Family::Jamba => {
             let (experts, per_token) = match family {
                 Family::Olmoe => (64, 8),
-                Family::PhiMoe => (16, 2),
+                Family::PhiMoe | Family::Jamba => (16, 2),
                 _ => (8, 2),
             };
             Ok(Some(Moe {

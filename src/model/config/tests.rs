@@ -350,7 +350,8 @@ fn granite_hybrid_heads_and_dense_layers() {
 fn bad_configs_name_the_field() {
     let err = |text: &str| parse_config(text, "x", "cfg.json").unwrap_err().to_string();
     assert!(err("{").contains("not valid JSON"));
-    assert!(err(r#"{"model_type": "mamba"}"#).contains("'mamba' is not supported"));
+    assert!(err(r#"{"model_type": "rwkv"}"#).contains("'rwkv' is not supported"));
+    assert!(err(r#"{"model_type": "mamba"}"#).contains("missing field 'hidden_size'"));
     assert!(err(r#"{"model_type": "llama"}"#).contains("missing field 'hidden_size'"));
     let zero = LLAMA_2_7B.replace("\"hidden_size\": 4096", "\"hidden_size\": 0");
     assert!(err(&zero).contains("'hidden_size' = 0"));

@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 37] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 40] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -77,6 +77,9 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 37] = [
     "bloom",
     "starcoder",
     "mpt",
+    "mamba",
+    "mamba2",
+    "jamba",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -101,9 +104,12 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         _ => return Err(k.bad(format!("nextn_predict_layers {nextn} leaves none of the {blocks} blocks"))),
     };
     // Mamba-2 hybrids list heads and MLP widths per layer; elsewhere an array is refused.
-    let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid);
+    let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba);
     let count = |name: &str| if hybrid { k.opt_max(name) } else { k.opt(name) };
+    // Pure state-space files have no attention heads (llama.cpp writes 0 or nothing).
+    let attention_free = matches!(family, Family::Mamba | Family::Mamba2);
     let heads = match count("attention.head_count")? {
+        _ if attention_free => 1,
         Some(0) => return Err(k.bad(format!("'{arch}.attention.head_count' is 0"))),
         Some(n) => n,
         None => return Err(missing(file, &format!("{arch}.attention.head_count"))),
@@ -112,6 +118,8 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     let intermediate = match count("feed_forward_length")?.filter(|&n| n > 0) {
         Some(n) => n,
         None if expert_count > 0 => k.req("expert_feed_forward_length")?,
+        // (A pure state-space model has no MLP.)
+        None if attention_free => 0,
         None => k.req("feed_forward_length")?,
     };
     let moe = moe(&k, expert_count, intermediate)?;
@@ -159,6 +167,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
             Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
             Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 | Family::GptJ => 1,
+            Family::Mamba | Family::Mamba2 => 1,
             // StableLM's parallel residual has no second norm.
             Family::StableLm if !has("blk.0.ffn_norm.weight") => 1,
             _ => 2,
@@ -284,6 +293,10 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         // llama.cpp converts GPTBigCodeForCausalLM (StarCoder) as `starcoder`.
         "starcoder" => Family::GptBigCode,
         "mpt" => Family::Mpt,
+        // (llama.cpp converts Falcon-Mamba as `mamba`; its dt/B/C norms have no weights.)
+        "mamba" => Family::Mamba,
+        "mamba2" => Family::Mamba2,
+        "jamba" => Family::Jamba,
         "gpt-oss" => Family::GptOss,
         "qwen3next" => Family::Qwen3Next,
         "qwen35" => Family::Qwen35,
@@ -356,7 +369,9 @@ fn layer_layout(
         let mlps = (0..layers).map(|l| if (l + 1) % step == 0 { LayerMlp::Moe } else { LayerMlp::Dense }).collect();
         return Ok((layer_attention(k, family, layers)?, mlps));
     }
-    if !matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
+    let by_tensors =
+        matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba | Family::Mamba | Family::Mamba2);
+    if !by_tensors {
         return Ok((layer_attention(k, family, layers)?, LayerMlp::standard(layers, moe)));
     }
     let has = |l: u64, names: &[&str]| names.iter().any(|n| k.file.tensor(&format!("blk.{l}.{n}.weight")).is_some());
@@ -456,6 +471,25 @@ fn linear_attention(
     layers: &[LayerAttention],
 ) -> Result<Option<LinearAttention>, LocalFileError> {
     let Some(first) = layers.iter().position(|l| *l == LayerAttention::Linear) else { return Ok(None) };
+    let has = |name: &str| k.file.tensor(&format!("blk.{first}.{name}")).is_some();
+    // Mamba-1 (`mamba`, `jamba`): `time_step_rank` is dt's rank, `inner_size` d_inner; no groups.
+    if matches!(family, Family::Mamba | Family::Jamba) {
+        return Ok(Some(LinearAttention {
+            kind: LinearKind::Mamba1,
+            num_key_heads: 0,
+            key_head_dim: k.nonzero("ssm.state_size")?,
+            num_value_heads: k.nonzero("ssm.inner_size")?,
+            value_head_dim: 1,
+            conv_kernel: k.nonzero("ssm.conv_kernel")?,
+            split_projections: false,
+            state_fp32: false,
+            conv_bias: has("ssm_conv1d.bias"),
+            proj_bias: has("ssm_in.bias"),
+            chunk_size: 256,
+            dt_rank: k.nonzero("ssm.time_step_rank")?,
+            inner_norms: has("ssm_dt_norm.weight"),
+        }));
+    }
     let value_heads = k.nonzero("ssm.time_step_rank")?;
     let key_heads = k.nonzero("ssm.group_count")?;
     let inner = k.nonzero("ssm.inner_size")?;
@@ -465,8 +499,7 @@ fn linear_attention(
         )));
     }
     let conv_kernel = k.nonzero("ssm.conv_kernel")?;
-    if matches!(family, Family::NemotronH | Family::GraniteMoeHybrid) {
-        let has = |name: &str| k.file.tensor(&format!("blk.{first}.{name}")).is_some();
+    if matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Mamba2) {
         return Ok(Some(LinearAttention {
             kind: LinearKind::Mamba2,
             num_key_heads: key_heads,
@@ -480,6 +513,8 @@ fn linear_attention(
             conv_bias: has("ssm_conv1d.bias"),
             proj_bias: has("ssm_in.bias"),
             chunk_size: if family == Family::NemotronH { 128 } else { 256 },
+            dt_rank: 0,
+            inner_norms: false,
         }));
     }
     Ok(Some(LinearAttention {
@@ -494,6 +529,8 @@ fn linear_attention(
         conv_bias: false,
         proj_bias: false,
         chunk_size: 64,
+        dt_rank: 0,
+        inner_norms: false,
     }))
 }
 

@@ -51,7 +51,7 @@ const PARAMETER_PARTS: [&str; 23] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 50] = [
+const ROLES: [Role; 52] = [
     Role::TokenEmbd,
     Role::PosEmbd,
     Role::TokenEmbdNorm,
@@ -102,6 +102,8 @@ const ROLES: [Role; 50] = [
     Role::SsmDt,
     Role::SsmA,
     Role::SsmD,
+    Role::SsmX,
+    Role::SsmInnerNorm,
     Role::SsmNorm,
     Role::SsmOut,
 ];
@@ -182,6 +184,8 @@ fn gguf_role(name: &str) -> Option<Role> {
         // Newer DeepSeek conversions split attn_kv_b into its K and V halves.
         "attn_k_b" | "attn_v_b" => Some(Role::AttnKvB),
         "attn_norm_2" | "post_attention_norm" | "post_ffw_norm" => Some(Role::FfnNorm),
+        // llama.cpp's jamba: the dt, B and C norms.
+        "ssm_b_norm" | "ssm_c_norm" => Some(Role::SsmInnerNorm),
         _ => None,
     })
 }
@@ -364,7 +368,7 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         "shared_expert_gate" => Some(FfnGateInpShexp),
         // (OPT's per-layer `self_attn_layer_norm` and `final_layer_norm`; MPT's `norm_1`, `norm_2`.)
         "input_layernorm" | "ln_1" | "attention_norm" | "ln_attn" | "self_attn_layer_norm" | "norm_1" => Some(AttnNorm),
-        "final_layer_norm" | "norm_2" => Some(FfnNorm),
+        "final_layer_norm" | "norm_2" | "pre_ff_layernorm" => Some(FfnNorm),
         // (GLM-4's `post_self_attn_layernorm` and `post_mlp_layernorm` norm the sublayers' outputs.)
         "post_attention_layernorm"
         | "ln_2"

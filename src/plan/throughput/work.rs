@@ -63,12 +63,15 @@ pub fn causal_pairs(attention: LayerAttention, t: u64) -> f64 {
 /// Qwen3-Next-80B-A3B: 6·32·128·128 + 2·8192·4 = 3,211,264 per token and layer.
 /// Mamba-2 decays the state by one scalar per head, adds the rank-one `dt·x·Bᵀ` and reads it
 /// against `C`: a multiply, a multiply-add and a multiply-add per state value, `5·heads·head_dim·d_state`.
-/// Nemotron-Nano-9B-v2: 5·128·80·128 + 2·12,288·4 = 6,651,904.
+/// Nemotron-Nano-9B-v2: 5·128·80·128 + 2·12,288·4 = 6,651,904. Mamba-1 keeps a state per
+/// channel: 8 operations per state value.
 pub fn linear_attention_flops_per_token(spec: &ModelSpec) -> u64 {
     spec.linear_attention.map_or(0, |la| {
         let per_state_value = match la.kind {
             LinearKind::GatedDeltaNet => 6,
             LinearKind::Mamba2 => 5,
+            // exp(dt·A), dt·B·x, the decayed update and the read against C, per channel and state.
+            LinearKind::Mamba1 => 8,
         };
         per_state_value * la.state_values() + 2 * la.conv_dim() * la.conv_kernel
     })
@@ -181,6 +184,8 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
     }
     let linear = spec.linear_attention.map_or(0, |la| match la.kind {
         LinearKind::Mamba2 => 2,
+        // in_proj, x_proj, dt_proj and out_proj.
+        LinearKind::Mamba1 => 4,
         LinearKind::GatedDeltaNet if la.split_projections => 5,
         LinearKind::GatedDeltaNet => 3,
     });

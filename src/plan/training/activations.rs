@@ -254,6 +254,7 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         return match la.kind {
             LinearKind::GatedDeltaNet => linear_attention_layer_terms(s, la, layer),
             LinearKind::Mamba2 => mamba2_layer_terms(s, la, layer),
+            LinearKind::Mamba1 => mamba1_layer_terms(s, la, layer),
         };
     }
     let h = spec.hidden_size;
@@ -348,6 +349,23 @@ fn mamba2_layer_terms(s: &ActivationSetup, la: LinearAttention, layer: u64) -> V
         ("in_proj output: z, x, B, C, dt (the fused kernel's saved input)", A * la.fused_in_rows()),
         ("scan output before the gated norm", A * la.value_dim()),
         ("gated norm: fp32 reciprocal per group", 4 * la.num_key_heads),
+    ];
+    mlp_block_terms(s, layer, terms)
+}
+
+/// A Mamba-1 layer on mamba_ssm's fused path (`mamba_inner_fn`), per token: the norm, the block's
+/// input, in_proj's x and z, the convolution's output, each token's dt, B and C (`x_proj`), dt
+/// widened by `dt_proj` and the scan's output before `out_proj`.
+fn mamba1_layer_terms(s: &ActivationSetup, la: LinearAttention, layer: u64) -> Vec<Term> {
+    let norm_out = if s.autocast { 4 } else { A };
+    let d = la.value_dim();
+    let terms = vec![
+        ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
+        ("Mamba-1 input, per consumer", s.input_point(&[Role::SsmIn], s.spec.hidden_size, norm_out, false)),
+        ("in_proj output: x, z", A * 2 * d),
+        ("convolution output", A * d),
+        ("x_proj output: dt, B, C; dt_proj output", A * (la.dt_rank + 2 * la.key_head_dim + d)),
+        ("scan output before out_proj", A * d),
     ];
     mlp_block_terms(s, layer, terms)
 }

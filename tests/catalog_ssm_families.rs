@@ -1,0 +1,115 @@
+//! State-space models: Mamba-1 (Mamba, Falcon-Mamba), Mamba-2 alone (Mamba-Codestral) and
+//! Jamba's Mamba-1 + attention + MoE hybrid. Counts rebuilt from their configs and each engine's
+//! state per sequence.
+
+mod support;
+
+use headroom::catalog::models::ModelCatalog;
+use headroom::model::config::parse_config;
+use headroom::model::gguf::gguf_to_spec;
+use headroom::model::local::LocalModel;
+use headroom::model::spec::{Family, LayerAttention, LayerMlp, LinearKind, ModelSpec};
+use headroom::model::tensors::{inventory, param_counts};
+use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+use support::cli::{plan_json, u};
+use support::*;
+
+fn spec(id: &str) -> ModelSpec {
+    ModelCatalog::builtin().get(id).unwrap().spec().clone()
+}
+
+/// Mamba-2.8B: per block 2·5120·2560 (in_proj) + 5120·4 + 5120 (conv) + 192·5120 (x_proj) +
+/// 5120·160 + 5120 (dt_proj) + 5120·16 (A_log) + 5120 (D) + 2560·5120 (out_proj) + 2560 (norm);
+/// tied embeddings of 50,280 × 2560. Falcon-Mamba-7B's d_inner is 8192, not expand 16 · 4096.
+#[test]
+fn mamba1_counts() {
+    let (h, d) = (2560u64, 5120u64);
+    let block = 2 * d * h + d * 4 + d + 192 * d + d * 160 + d + d * 16 + d + h * d + h;
+    let s = spec("mamba-2.8b");
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 64 * block + h + 50_280 * h);
+    assert!(s.layer_mlp.iter().all(|m| *m == LayerMlp::Absent) && s.tie_word_embeddings);
+    let falcon = spec("falcon-mamba-7b");
+    let la = falcon.linear_attention.unwrap();
+    assert_eq!((la.kind, la.value_dim(), la.dt_rank), (LinearKind::Mamba1, 8192, 256));
+    assert_eq!(param_counts(&falcon, &inventory(&falcon)).total, 7_272_665_088);
+}
+
+/// Jamba 1.5 Mini: attention on layers 4, 12, 20, 28, experts on the odd layers, Mamba-1 with
+/// dt/B/C norm weights (256 + 2·16) elsewhere; 12,110,311,296 active (AI21's "12B").
+#[test]
+fn jamba_layout_and_counts() {
+    let s = spec("jamba-1.5-mini");
+    let attention: Vec<usize> = (0..32).filter(|&l| s.layer_attention[l] == LayerAttention::Full).collect();
+    assert_eq!(attention, [4, 12, 20, 28]);
+    assert_eq!((0..32).filter(|&l| s.is_moe_layer(l)).count(), 16);
+    assert!(s.is_moe_layer(1) && !s.is_moe_layer(4));
+    assert!(s.linear_attention.unwrap().inner_norms);
+    let c = param_counts(&s, &inventory(&s));
+    assert_eq!((c.total, c.active), (51_570_323_328, 12_110_311_296));
+}
+
+/// State per sequence: Mamba-Codestral under vLLM (bf16) 3·10,240 + 128·64·128 values per layer
+/// = 2,158,592 B, × 64 layers; llama.cpp keeps them in F32, twice that. Jamba under vLLM: its 28
+/// Mamba-1 layers' (3·8192 + 8192·16)·2 B pages, padded to an attention block, beside 4 layers of
+/// KV.
+#[test]
+fn state_bytes_per_engine() {
+    let vllm = plan_json("mamba-codestral-7b --engine vllm --gpu h100-sxm --context 4096");
+    assert_eq!(u(&vllm, "/memory/kv_cache_bytes"), 64 * 2_158_592);
+    let cpp = plan_json("mamba-codestral-7b --weights q8_0 --context 4096");
+    assert_eq!(u(&cpp, "/memory/kv_cache_bytes") + u(&cpp, "/host/kv_cache_bytes"), 64 * 2 * 2_158_592);
+    let mamba = plan_json("mamba-2.8b --engine vllm --gpu h100-sxm --context 4096");
+    assert_eq!(u(&mamba, "/memory/kv_cache_bytes"), 64 * (3 * 5120 + 5120 * 16) * 2);
+    let jamba = plan_json("jamba-1.5-mini --engine vllm --gpu h200:2 --context 4096");
+    assert!(u(&jamba, "/memory/kv_cache_bytes") > 0);
+}
+
+/// Config traps: Falcon-Mamba's `intermediate_size` beats `expand`; Jamba's offsets must be
+/// below their periods; a Mamba config without `time_step_rank` takes ⌈hidden / 16⌉.
+#[test]
+fn ssm_config_rules() {
+    let jamba = r#"{"model_type": "jamba", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "attn_layer_period": 2, "attn_layer_offset": 2}"#;
+    let err = parse_config(jamba, "j", "config.json").unwrap_err().to_string();
+    assert!(err.contains("attn_layer_offset"), "{err}");
+    let mamba = r#"{"model_type": "mamba", "hidden_size": 200, "num_hidden_layers": 2, "vocab_size": 100}"#;
+    let s = parse_config(mamba, "m", "test").unwrap().spec;
+    let la = s.linear_attention.unwrap();
+    assert_eq!((s.family, la.dt_rank, la.value_dim(), la.key_head_dim), (Family::Mamba, 13, 400, 16));
+}
+
+/// llama.cpp's `mamba` GGUF: no attention heads, `time_step_rank` is dt's rank.
+#[test]
+fn mamba_gguf_reads_a_mamba1_layer() {
+    let (h, d, n, r) = (64u64, 128u64, 16u64, 8u64);
+    let mut g = Gguf::default()
+        .str("general.architecture", "mamba")
+        .u32("mamba.block_count", 1)
+        .u32("mamba.context_length", 1_048_576)
+        .u32("mamba.embedding_length", h as u32)
+        .u32("mamba.ssm.conv_kernel", 4)
+        .u32("mamba.ssm.inner_size", d as u32)
+        .u32("mamba.ssm.state_size", n as u32)
+        .u32("mamba.ssm.time_step_rank", r as u32)
+        .tensor("token_embd.weight", &[h, 100], Q8_0);
+    g = g
+        .tensor("blk.0.attn_norm.weight", &[h], F32)
+        .tensor("blk.0.ssm_in.weight", &[h, 2 * d], Q8_0)
+        .tensor("blk.0.ssm_conv1d.weight", &[4, d], F32)
+        .tensor("blk.0.ssm_conv1d.bias", &[d], F32)
+        .tensor("blk.0.ssm_x.weight", &[d, r + 2 * n], F32)
+        .tensor("blk.0.ssm_dt.weight", &[r, d], F32)
+        .tensor("blk.0.ssm_dt.bias", &[d], F32)
+        .tensor("blk.0.ssm_a", &[n, d], F32)
+        .tensor("blk.0.ssm_d", &[d], F32)
+        .tensor("blk.0.ssm_out.weight", &[d, h], Q8_0)
+        .tensor("output_norm.weight", &[h], F32);
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("mamba-tiny-Q8_0.gguf");
+    std::fs::write(&path, g.build()).unwrap();
+    let model = LocalModel::open(&path).unwrap();
+    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!((s.family, s.linear_layers(), s.attention_layers()), (Family::Mamba, 1, 0));
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
+}
