@@ -418,7 +418,7 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
     let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
     // Llama 4 files carry no chunk size; one that writes a sliding_window of 0 attends fully.
     let llama4_chunked = family == Family::Llama4 && k.opt("attention.sliding_window")? != Some(0);
-    let pattern = sliding_pattern(k)?;
+    let pattern = if family == Family::Olmo3 { sliding_pattern(k)? } else { None };
     let sliding = |layer: u64| match (family, window) {
         (Family::Olmo3, Some(window))
             if pattern.as_ref().map_or((layer + 1) % 4 != 0, |p| p.get(layer as usize) == Some(&true)) =>
