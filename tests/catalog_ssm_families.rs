@@ -1,5 +1,5 @@
-//! State-space models: Mamba-1 (Mamba, Falcon-Mamba), Mamba-2 alone (Mamba-Codestral) and
-//! Jamba's Mamba-1 + attention + MoE hybrid. Counts rebuilt from their configs and each engine's
+//! State-space models: Mamba-1 (Mamba, Falcon-Mamba), Mamba-2 alone (Mamba-Codestral),
+//! Jamba's Mamba-1 + attention + MoE hybrid and Falcon-H1's attention and Mamba-2 side by side. Counts rebuilt from their configs and each engine's
 //! state per sequence.
 
 mod support;
@@ -112,4 +112,22 @@ fn mamba_gguf_reads_a_mamba1_layer() {
     assert_eq!((s.family, s.linear_layers(), s.attention_layers()), (Family::Mamba, 1, 0));
     let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
     assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
+}
+
+/// Falcon-H1-7B: per layer attention 3072·1536·2 + 3072·256·2, a Mamba-2 mixer (in_proj of
+/// 3072 + 3584 + 24 rows, the biased convolution over 3584 channels, 3·24, no gated-norm
+/// weights, out_proj), a SwiGLU of 12,288 and two norms; under llama.cpp every layer keeps both
+/// its KV (2·2·128 values per token) and an F32 state of 3·3584 + 24·128·256 values.
+#[test]
+fn falcon_h1_runs_attention_and_mamba_side_by_side() {
+    let s = spec("falcon-h1-7b");
+    assert!(s.parallel_ssm && s.attention_layers() == 44 && s.linear_layers() == 44);
+    let h = 3072u64;
+    let attention = h * 1536 * 2 + h * 256 * 2;
+    let mamba = h * (3072 + 3584 + 24) + 3584 * 4 + 3584 + 3 * 24 + 3072 * h;
+    let layer = attention + mamba + 3 * h * 12_288 + 2 * h;
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 44 * layer + h + 2 * 130_048 * h);
+    let cpp = plan_json("falcon-h1-7b --weights q8_0 --context 4096");
+    let kv = u(&cpp, "/memory/kv_cache_bytes") + u(&cpp, "/host/kv_cache_bytes");
+    assert_eq!(kv, 44 * (4096 * 2 * 2 * 128 * 2 + (3 * 3584 + 24 * 128 * 256) * 4));
 }

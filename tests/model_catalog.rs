@@ -160,7 +160,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 95] = [
+    let before: [(&str, u64, u64); 96] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -257,6 +257,7 @@ fn text_only_models_keep_their_counts() {
         ("falcon-mamba-7b", 7_272_665_088, 7_272_665_088),
         ("mamba-codestral-7b", 7_285_403_648, 7_285_403_648),
         ("jamba-1.5-mini", 51_570_323_328, 12_110_311_296),
+        ("falcon-h1-7b", 7_585_513_568, 7_585_513_568),
     ];
     for (id, total, active) in before {
         assert_eq!(counts(id), (total, active), "{id}");

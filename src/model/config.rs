@@ -490,6 +490,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         vision: None,
         position_table: legacy::position_table(r, family)?,
         embedding_norm: family == Bloom,
+        parallel_ssm: family == FalconH1,
     })
 }
 

@@ -141,6 +141,9 @@ pub enum Family {
     /// AI21 Jamba (`JambaForCausalLM`): Mamba-1 blocks with attention every
     /// `attn_layer_period`-th layer and experts every `expert_layer_period`-th.
     Jamba,
+    /// TII Falcon-H1 (`FalconH1ForCausalLM`): every layer runs attention and a Mamba-2 mixer in
+    /// parallel from one norm (`ModelSpec::parallel_ssm`), then a SwiGLU MLP.
+    FalconH1,
 }
 
 impl Family {
@@ -195,6 +198,7 @@ impl Family {
             Family::FalconMamba => "falcon_mamba",
             Family::Mamba2 => "mamba2",
             Family::Jamba => "jamba",
+            Family::FalconH1 => "falcon_h1",
         }
     }
 
@@ -211,10 +215,11 @@ impl Family {
                 | Family::FalconMamba
                 | Family::Mamba2
                 | Family::Jamba
+                | Family::FalconH1
         )
     }
 
-    pub const ALL: [Family; 48] = [
+    pub const ALL: [Family; 49] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -263,6 +268,7 @@ impl Family {
         Family::FalconMamba,
         Family::Mamba2,
         Family::Jamba,
+        Family::FalconH1,
     ];
 }
 
@@ -425,6 +431,11 @@ pub struct LinearAttention {
     /// Mamba-1 in Jamba: RMSNorms with weights over dt, B and C (`dt_layernorm`, `b_layernorm`,
     /// `c_layernorm`); Falcon-Mamba's are weightless buffers.
     pub inner_norms: bool,
+    /// Mamba-2: a gated RMSNorm with weights before `out_proj` (Falcon-H1 only with
+    /// `mamba_rms_norm`), and a bias on `out_proj` apart from `in_proj`'s (Falcon-H1's
+    /// `projectors_bias`; elsewhere both follow `proj_bias`).
+    pub gated_norm: bool,
+    pub out_bias: bool,
 }
 
 impl LinearAttention {
@@ -638,6 +649,10 @@ pub struct ModelSpec {
     pub position_table: u64,
     /// A LayerNorm right after the token embedding (BLOOM's `word_embeddings_layernorm`).
     pub embedding_norm: bool,
+    /// Every attention layer also runs `linear_attention`'s Mamba-2 mixer in parallel, from the
+    /// same norm, summing both into the residual (Falcon-H1): a KV cache and a recurrent state in
+    /// every layer.
+    pub parallel_ssm: bool,
 }
 
 impl ModelSpec {
@@ -673,14 +688,25 @@ impl ModelSpec {
     /// one each. Each ends in an all-reduce under tensor parallelism and costs about half a
     /// transformer layer's kernels (Nemotron-H-8B: 52 blocks, 52 sublayers; Llama-2-7B: 64).
     pub fn sublayers(&self) -> u64 {
-        let mixers = self.layer_attention.iter().filter(|a| **a != LayerAttention::Absent).count();
-        let mlps = self.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count();
-        (mixers + mlps) as u64
+        let mixers = self.layer_attention.iter().filter(|a| **a != LayerAttention::Absent).count() as u64;
+        let mlps = self.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as u64;
+        mixers + mlps + self.parallel_ssm_layers()
     }
 
-    /// Linear-attention (Gated DeltaNet, Mamba-2) layers: no KV cache, a fixed state per sequence.
+    /// Recurrent (Gated DeltaNet, Mamba) mixers: no KV cache, a fixed state per sequence. A layer
+    /// of its own, or (Falcon-H1) one beside each attention layer.
     pub fn linear_layers(&self) -> u64 {
         self.layer_attention.iter().filter(|a| **a == LayerAttention::Linear).count() as u64
+            + self.parallel_ssm_layers()
+    }
+
+    /// Attention layers that also run a Mamba-2 mixer in parallel (Falcon-H1's, all of them).
+    pub fn parallel_ssm_layers(&self) -> u64 {
+        if self.parallel_ssm {
+            self.attention_layers()
+        } else {
+            0
+        }
     }
 
     /// Whether `tp` tensor-parallel ranks can share the heads: every rank a whole number of query

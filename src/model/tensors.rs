@@ -498,6 +498,11 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
         push_norm(spec, Role::AttnNorm, l, h, out);
         match spec.linear_attention {
             Some(la) if mixer == LayerAttention::Linear => push_linear_attention(spec, la, l, out),
+            // Falcon-H1: attention and the Mamba-2 mixer side by side after the one norm.
+            Some(la) if spec.parallel_ssm => {
+                push_attention(spec, l, out);
+                push_linear_attention(spec, la, l, out);
+            }
             _ => push_attention(spec, l, out),
         }
     }
@@ -663,8 +668,10 @@ fn push_mamba2(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut 
     out.push(bias(Role::SsmDt, l, la.num_value_heads));
     out.push(matrix(Role::SsmA, l, 1, la.num_value_heads));
     out.push(matrix(Role::SsmD, l, 1, la.num_value_heads));
-    out.push(matrix(Role::SsmNorm, l, 1, la.value_dim()));
-    push_linear(Role::SsmOut, l, h, la.value_dim(), la.proj_bias, out);
+    if la.gated_norm {
+        out.push(matrix(Role::SsmNorm, l, 1, la.value_dim()));
+    }
+    push_linear(Role::SsmOut, l, h, la.value_dim(), la.out_bias, out);
 }
 
 /// A Mamba-1 layer (transformers `MambaMixer`; Jamba's `JambaMambaMixer`): `in_proj` (x and z,
@@ -684,7 +691,7 @@ fn push_mamba1(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut 
     push_linear(Role::SsmDt, l, d, r, true, out);
     out.push(matrix(Role::SsmA, l, d, n));
     out.push(matrix(Role::SsmD, l, 1, d));
-    push_linear(Role::SsmOut, l, h, d, la.proj_bias, out);
+    push_linear(Role::SsmOut, l, h, d, la.out_bias, out);
     if la.inner_norms {
         for len in [r, n, n] {
             out.push(matrix(Role::SsmInnerNorm, l, 1, len));

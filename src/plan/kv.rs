@@ -301,9 +301,12 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
             return Bytes(req.batch * vllm_request_blocks(req) * groups.size * page);
         }
     }
+    let state = Bytes(req.batch * state_slots(req) * state_page_bytes(req));
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
-            LayerAttention::Linear => Bytes(req.batch * state_slots(req) * state_page_bytes(req)),
+            LayerAttention::Linear => state,
+            // Falcon-H1's attention layers hold a recurrent state too.
+            a if req.spec.parallel_ssm && a.attends() => layer_token_bytes(req, cells_per_layer(req, a)) + state,
             a => layer_token_bytes(req, cells_per_layer(req, a)),
         })
         .sum()
@@ -357,7 +360,9 @@ struct VllmGroups {
 /// Scout (36 chunked, 12 full): 3 + 1 of 12.
 fn vllm_groups(spec: &ModelSpec) -> VllmGroups {
     let mut counts: Vec<(LayerAttention, u64)> = Vec::new();
-    for &kind in spec.layer_attention.iter().filter(|a| **a != LayerAttention::Absent) {
+    // (Falcon-H1 registers a Mamba layer beside each attention layer.)
+    let parallel = std::iter::repeat_n(LayerAttention::Linear, spec.parallel_ssm_layers() as usize);
+    for kind in spec.layer_attention.iter().copied().filter(|a| *a != LayerAttention::Absent).chain(parallel) {
         match counts.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,
             None => counts.push((kind, 1)),

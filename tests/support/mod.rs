@@ -267,5 +267,6 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         vision: None,
         position_table: 0,
         embedding_norm: false,
+        parallel_ssm: false,
     }
 }

@@ -102,6 +102,8 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(Lin
         chunk_size: 64,
         dt_rank: 0,
         inner_norms: false,
+        gated_norm: true,
+        out_bias: false,
     };
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));

@@ -1,5 +1,6 @@
 //! State-space layers: Nemotron-H's and Granite 4.0's Mamba-2 hybrids, Jamba's Mamba-1 hybrid
-//! and the pure Mamba, Falcon-Mamba and Mamba-2 models: their layer layouts and Mamba shapes.
+//! and the pure Mamba, Falcon-Mamba and Mamba-2 models, and Falcon-H1's Mamba-2 beside
+//! attention in every layer: their layer layouts and Mamba shapes.
 //!
 //! Nemotron-H (transformers `NemotronHConfig`, NVIDIA's remote-code config): one mixer per block,
 //! laid out by `hybrid_override_pattern`, one character per block — `M` Mamba-2, `*` attention,
@@ -37,9 +38,15 @@ pub(super) fn mamba_layout(r: &Reader, family: Family) -> Result<Option<MambaLay
             (vec![LayerAttention::Linear; layers], vec![LayerMlp::Absent; layers])
         }
         Family::Jamba => jamba_layers(r)?,
+        // Falcon-H1: every layer attention (and, in parallel, Mamba-2) and a SwiGLU MLP.
+        Family::FalconH1 => {
+            let layers = r.req_u64(&["num_hidden_layers"], family, MAX_LAYERS)? as usize;
+            (vec![LayerAttention::Full; layers], vec![LayerMlp::Dense; layers])
+        }
         _ => return Ok(None),
     };
     let mamba = match family {
+        Family::FalconH1 => Some(mamba2(r, family)?),
         _ if !mixers.contains(&LayerAttention::Linear) => None,
         Family::Mamba | Family::FalconMamba | Family::Jamba => Some(mamba1(r, family)?),
         _ => Some(mamba2(r, family)?),
@@ -107,6 +114,8 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
         chunk_size: 256,
         dt_rank,
         inner_norms: jamba,
+        gated_norm: true,
+        out_bias: r.bool_or(if jamba { "mamba_proj_bias" } else { "use_bias" }, false),
     };
     if la.conv_kernel < 2 {
         return Err(r.bad("conv_kernel", la.conv_kernel, "a causal convolution needs at least 2 taps"));
@@ -224,7 +233,43 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             chunk_size: field(&["chunk_size"], 256)?,
             dt_rank: 0,
             inner_norms: false,
+            gated_norm: true,
+            out_bias: r.bool_or("use_bias", false),
         },
+        // `FalconH1Config`: `mamba_d_ssm` (1024 by default; expand · hidden when null) split into
+        // `mamba_n_heads` heads of `mamba_d_head` ("auto": the width / heads); the gated norm only
+        // with `mamba_rms_norm`; `out_proj`'s bias is `projectors_bias`.
+        Family::FalconH1 => {
+            let width = match r.json.get("mamba_d_ssm") {
+                Some(Value::Null) => field(&["mamba_expand"], 2)? * hidden,
+                _ => field(&["mamba_d_ssm"], 1024)?,
+            };
+            let heads = field(&["mamba_n_heads"], 128)?;
+            let head_dim = match r.json.get("mamba_d_head") {
+                Some(Value::Number(_)) => field(&["mamba_d_head"], 0)?,
+                _ => width / heads,
+            };
+            if heads * head_dim != width {
+                return Err(r.bad("mamba_n_heads", heads, "mamba_n_heads · mamba_d_head must equal mamba_d_ssm"));
+            }
+            LinearAttention {
+                kind: LinearKind::Mamba2,
+                num_key_heads: field(&["mamba_n_groups"], 1)?,
+                key_head_dim: field(&["mamba_d_state"], 256)?,
+                num_value_heads: heads,
+                value_head_dim: head_dim,
+                conv_kernel: field(&["mamba_d_conv"], 4)?,
+                split_projections: false,
+                state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
+                conv_bias: r.bool_or("mamba_conv_bias", true),
+                proj_bias: r.bool_or("mamba_proj_bias", false),
+                chunk_size: field(&["mamba_chunk_size"], 256)?,
+                dt_rank: 0,
+                inner_norms: false,
+                gated_norm: r.bool_or("mamba_rms_norm", false),
+                out_bias: r.bool_or("projectors_bias", false),
+            }
+        }
         Family::NemotronH => LinearAttention {
             kind: LinearKind::Mamba2,
             num_key_heads: field(&["n_groups", "mamba_n_groups"], 8)?,
@@ -240,6 +285,8 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             chunk_size: field(&["chunk_size", "mamba_chunk_size"], 128)?,
             dt_rank: 0,
             inner_norms: false,
+            gated_norm: true,
+            out_bias: r.bool_or("use_bias", false),
         },
         _ => {
             let heads = field(&["mamba_n_heads"], 128)?;
@@ -270,6 +317,8 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 chunk_size: field(&["mamba_chunk_size"], 256)?,
                 dt_rank: 0,
                 inner_norms: false,
+                gated_norm: true,
+                out_bias: r.bool_or("mamba_proj_bias", false),
             }
         }
     };

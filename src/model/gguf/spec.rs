@@ -208,6 +208,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         vision: None,
         position_table: file.tensor("position_embd.weight").and_then(|t| t.dims.get(1).copied()).unwrap_or(0),
         embedding_norm: has("token_embd_norm.weight"),
+        parallel_ssm: false,
     })
 }
 
@@ -488,6 +489,8 @@ fn linear_attention(
             chunk_size: 256,
             dt_rank: k.nonzero("ssm.time_step_rank")?,
             inner_norms: has("ssm_dt_norm.weight"),
+            gated_norm: true,
+            out_bias: has("ssm_out.bias"),
         }));
     }
     let value_heads = k.nonzero("ssm.time_step_rank")?;
@@ -515,6 +518,8 @@ fn linear_attention(
             chunk_size: if family == Family::NemotronH { 128 } else { 256 },
             dt_rank: 0,
             inner_norms: false,
+            gated_norm: true,
+            out_bias: has("ssm_out.bias"),
         }));
     }
     Ok(Some(LinearAttention {
@@ -531,6 +536,8 @@ fn linear_attention(
         chunk_size: 64,
         dt_rank: 0,
         inner_norms: false,
+        gated_norm: true,
+        out_bias: false,
     }))
 }
 

@@ -315,6 +315,11 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
         }
         terms.push(("o_proj input (transposed copy)", s.input_point(&[Role::AttnOutput], o_w, A, false)));
     }
+    // Falcon-H1: the Mamba-2 mixer beside attention, fed by the same norm.
+    if let Some(la) = spec.linear_attention.filter(|_| spec.parallel_ssm) {
+        terms.push(("Mamba-2 input, per consumer", s.input_point(&[Role::SsmIn], h, norm_out, false)));
+        terms.extend(mamba2_mixer_terms(la));
+    }
     if mlp_in.is_empty() {
         terms.extend(mlp_terms(s, layer));
         return terms;
@@ -343,14 +348,21 @@ fn mlp_block_terms(s: &ActivationSetup, layer: u64, mut terms: Vec<Term>) -> Vec
 /// 2·10,240, 4·8.
 fn mamba2_layer_terms(s: &ActivationSetup, la: LinearAttention, layer: u64) -> Vec<Term> {
     let norm_out = if s.autocast { 4 } else { A };
-    let terms = vec![
+    let mut terms = vec![
         ("norm inputs (RMSNorm: fp32 upcast) and trained norm outputs", s.layer_norms()),
         ("Mamba-2 input, per consumer", s.input_point(&[Role::SsmIn], s.spec.hidden_size, norm_out, false)),
+    ];
+    terms.extend(mamba2_mixer_terms(la));
+    mlp_block_terms(s, layer, terms)
+}
+
+/// What mamba_ssm's fused Mamba-2 function saves per token beside its input.
+fn mamba2_mixer_terms(la: LinearAttention) -> [Term; 3] {
+    [
         ("in_proj output: z, x, B, C, dt (the fused kernel's saved input)", A * la.fused_in_rows()),
         ("scan output before the gated norm", A * la.value_dim()),
         ("gated norm: fp32 reciprocal per group", 4 * la.num_key_heads),
-    ];
-    mlp_block_terms(s, layer, terms)
+    ]
 }
 
 /// A Mamba-1 layer on mamba_ssm's fused path (`mamba_inner_fn`), per token: the norm, the block's
