@@ -236,40 +236,6 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             gated_norm: true,
             out_bias: r.bool_or("use_bias", false),
         },
-        // `FalconH1Config`: `mamba_d_ssm` (1024 by default; expand · hidden when null) split into
-        // `mamba_n_heads` heads of `mamba_d_head` ("auto": the width / heads); the gated norm only
-        // with `mamba_rms_norm`; `out_proj`'s bias is `projectors_bias`.
-        Family::FalconH1 => {
-            let width = match r.json.get("mamba_d_ssm") {
-                Some(Value::Null) => field(&["mamba_expand"], 2)? * hidden,
-                _ => field(&["mamba_d_ssm"], 1024)?,
-            };
-            let heads = field(&["mamba_n_heads"], 128)?;
-            let head_dim = match r.json.get("mamba_d_head") {
-                Some(Value::Number(_)) => field(&["mamba_d_head"], 0)?,
-                _ => width / heads,
-            };
-            if heads * head_dim != width {
-                return Err(r.bad("mamba_n_heads", heads, "mamba_n_heads · mamba_d_head must equal mamba_d_ssm"));
-            }
-            LinearAttention {
-                kind: LinearKind::Mamba2,
-                num_key_heads: field(&["mamba_n_groups"], 1)?,
-                key_head_dim: field(&["mamba_d_state"], 256)?,
-                num_value_heads: heads,
-                value_head_dim: head_dim,
-                conv_kernel: field(&["mamba_d_conv"], 4)?,
-                split_projections: false,
-                state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
-                conv_bias: r.bool_or("mamba_conv_bias", true),
-                proj_bias: r.bool_or("mamba_proj_bias", false),
-                chunk_size: field(&["mamba_chunk_size"], 256)?,
-                dt_rank: 0,
-                inner_norms: false,
-                gated_norm: r.bool_or("mamba_rms_norm", false),
-                out_bias: r.bool_or("projectors_bias", false),
-            }
-        }
         Family::NemotronH => LinearAttention {
             kind: LinearKind::Mamba2,
             num_key_heads: field(&["n_groups", "mamba_n_groups"], 8)?,
@@ -288,19 +254,24 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             gated_norm: true,
             out_bias: r.bool_or("use_bias", false),
         },
+        // Granite 4.0 (`GraniteMoeHybridConfig`: `mamba_expand · hidden` wide) and Falcon-H1
+        // (`FalconH1Config`: `mamba_d_ssm`, 1024 by default, `mamba_expand · hidden` when null;
+        // the gated norm only with `mamba_rms_norm`; `out_proj`'s bias is `projectors_bias`), in
+        // `mamba_n_heads` heads of `mamba_d_head` ("auto": the width / heads).
         _ => {
+            let falcon = family == Family::FalconH1;
+            let width = match r.json.get("mamba_d_ssm") {
+                Some(Value::Number(_)) if falcon => field(&["mamba_d_ssm"], 1024)?,
+                None if falcon => 1024,
+                _ => field(&["mamba_expand"], 2)? * hidden,
+            };
             let heads = field(&["mamba_n_heads"], 128)?;
-            let width = field(&["mamba_expand"], 2)? * hidden;
             let head_dim = match r.json.get("mamba_d_head") {
                 Some(Value::Number(_)) => field(&["mamba_d_head"], 0)?,
                 _ => width / heads,
             };
             if heads * head_dim != width {
-                return Err(r.bad(
-                    "mamba_n_heads",
-                    heads,
-                    "mamba_n_heads · mamba_d_head must equal mamba_expand · hidden_size",
-                ));
+                return Err(r.bad("mamba_n_heads", heads, "mamba_n_heads · mamba_d_head must equal the Mamba width"));
             }
             LinearAttention {
                 kind: LinearKind::Mamba2,
@@ -317,8 +288,8 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 chunk_size: field(&["mamba_chunk_size"], 256)?,
                 dt_rank: 0,
                 inner_norms: false,
-                gated_norm: true,
-                out_bias: r.bool_or("mamba_proj_bias", false),
+                gated_norm: !falcon || r.bool_or("mamba_rms_norm", false),
+                out_bias: r.bool_or(if falcon { "projectors_bias" } else { "mamba_proj_bias" }, false),
             }
         }
     };

@@ -343,7 +343,7 @@ fn granite_hybrid_heads_and_dense_layers() {
         (4, 2, 16, 96)
     );
     let err = parse_config(&format!(r#"{{{base}, "mamba_d_head": 24}}"#), "g", "cfg.json").unwrap_err();
-    assert!(err.to_string().contains("mamba_expand · hidden_size"), "{err}");
+    assert!(err.to_string().contains("must equal the Mamba width"), "{err}");
 }
 
 #[test]
