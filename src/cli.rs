@@ -273,6 +273,12 @@ pub struct PlanArgs {
     /// attention layer's KV cache and K more state pages and conv columns per recurrent layer.
     #[arg(long, value_name = "K")]
     pub mtp: Option<u64>,
+    /// vLLM `--disable-hybrid-kv-cache-manager`: a model mixing full attention with sliding-window
+    /// or chunked local layers (Gemma 2/3, gpt-oss, Llama 4) caches the whole context in every
+    /// layer, as vLLM does then (and, for Llama 4's chunked layers, by default from about 0.10.1
+    /// until PR #29627, unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1).
+    #[arg(long)]
+    pub disable_hybrid_kv_cache_manager: bool,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
     /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
     #[arg(long)]

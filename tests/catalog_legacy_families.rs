@@ -67,6 +67,15 @@ fn legacy_refusals_and_tables() {
         "vocab_size": 1000, "attn_config": {"alibi": false}}"#;
     let s = parse_config(mpt, "m", "test").unwrap().spec;
     assert_eq!((s.family, s.position_table, s.intermediate_size), (Family::Mpt, 512, 1024));
+    // MPT's key/value heads follow `attn_type`: llm-foundry writes `kv_n_heads: 1` even for
+    // multi-head attention, which ignores it.
+    let with_attn = |attn: &str| mpt.replace(r#"{"alibi": false}"#, attn);
+    let kv = |attn: &str| parse_config(&with_attn(attn), "m", "test").map(|c| c.spec.num_kv_heads);
+    assert_eq!(kv(r#"{"attn_type": "multihead_attention", "kv_n_heads": 1}"#).unwrap(), 4);
+    assert_eq!(kv(r#"{"attn_type": "multiquery_attention"}"#).unwrap(), 1);
+    assert_eq!(kv(r#"{"attn_type": "grouped_query_attention", "kv_n_heads": 2}"#).unwrap(), 2);
+    let err = kv(r#"{"attn_type": "grouped_query_attention", "kv_n_heads": 3}"#).unwrap_err().to_string();
+    assert!(err.contains("kv_n_heads"), "{err}");
 }
 
 /// A GPT-2 safetensors checkpoint stores each layer's causal mask (`h.N.attn.bias`,
@@ -102,6 +111,7 @@ fn gpt2_masks_are_not_weights() {
     assert_eq!(weights, 4 * (12 * h * h + 13 * h + 50_257 * h + 1024 * h + 2 * h));
     let model = LocalModel::open(dir.path()).unwrap();
     assert!(model.tensors.iter().any(|t| t.name == "h.0.attn.bias"));
+    assert_eq!(model.parameter_count(), 12 * h * h + 13 * h + 50_257 * h + 1024 * h + 2 * h);
 }
 
 /// llama.cpp's `gpt2`: token_embd, position_embd and biased fused layers.

@@ -76,6 +76,9 @@ fn llama4_text_config_layouts() {
     assert_eq!(s.layer_attention[3], LayerAttention::Chunked { chunk: 1024 });
     let err = parse_config(&base.replace("EXTRA", r#", "moe_layers": "odd""#), "l", "cfg.json").unwrap_err();
     assert!(err.to_string().contains("moe_layers"), "{err}");
+    let huge = base.replace("EXTRA", r#", "attention_chunk_size": 18446744073709551615"#);
+    let err = parse_config(&huge, "l", "cfg.json").unwrap_err();
+    assert!(err.to_string().contains("attention_chunk_size"), "{err}");
 }
 
 /// vLLM holds ⌈min(chunk + max_num_batched_tokens, len) / 16⌉ blocks per chunked layer: Scout
@@ -93,6 +96,33 @@ fn vllm_caps_chunked_layers() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = json["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64().unwrap();
     assert_eq!(kv, 12_800 * 12 * 16 * 2 * 2 * 128 * 2, "{json}");
+}
+
+/// With vLLM's hybrid KV cache manager off (the chunked-attention default of vLLM ~0.10.1 until
+/// PR #29627) all 48 layers cache the whole context: 8,192 blocks × 48 layers. The option is
+/// refused where vLLM refuses it (recurrent layers) or does not run.
+#[test]
+fn vllm_without_hybrid_manager_caches_every_layer_fully() {
+    let run = |extra: &[&str]| {
+        assert_cmd::Command::cargo_bin("headroom")
+            .unwrap()
+            .args(["plan", "--context", "131072", "--format", "json", "--disable-hybrid-kv-cache-manager"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["llama-4-scout", "--gpu", "h100-sxm:4", "--engine", "vllm"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kv = json["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64().unwrap();
+    assert_eq!(kv, 8192 * 48 * 16 * 2 * 2 * 128 * 2, "{json}");
+    for (extra, says) in [
+        (&["llama-4-scout", "--engine", "hf"][..], "add --engine vllm"),
+        (&["qwen3-next-80b-a3b", "--engine", "vllm"][..], "recurrent layers"),
+    ] {
+        let out = run(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{err}");
+    }
 }
 
 /// llama.cpp's `llama4`: feed_forward_length is the dense width, expert_feed_forward_length the

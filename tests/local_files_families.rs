@@ -150,6 +150,15 @@ fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
     assert!(err.contains("nextn_predict_layers 1 leaves none of the 1 blocks"), "{err}");
 }
 
+/// Only GLM-4.5's converter keeps its NextN blocks: elsewhere a stray `nextn_predict_layers`
+/// with no NextN tensors leaves every block a layer.
+#[test]
+fn nextn_count_only_drops_blocks_that_hold_nextn_tensors() {
+    let g = metadata("llama", 2).u32("llama.nextn_predict_layers", 1);
+    let (_dir, model) = open(&g, "llama.gguf");
+    assert_eq!(gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap().num_layers, 2);
+}
+
 /// `olmo2` with a window is Olmo 3: `post_attention_norm` and `post_ffw_norm` only, q/k norms
 /// over 128 and 64 channels (4 heads and 2 KV heads of 32), and the converter's per-layer
 /// `sliding_window_pattern` flags.

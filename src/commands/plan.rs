@@ -113,6 +113,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.logits_all, "--logits-all"),
             set(args.no_prefix_caching, "--no-prefix-caching"),
             set(args.mtp.is_some(), "--mtp"),
+            set(args.disable_hybrid_kv_cache_manager, "--disable-hybrid-kv-cache-manager"),
             set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
             set(args.max_num_seqs.is_some(), "--max-num-seqs"),
             set(args.split.is_some(), "--split"),
@@ -277,6 +278,17 @@ pub fn plan_report_on(
     }
     runs_model(engine, spec)?;
     let mtp_tokens = parse_mtp(args, engine, spec)?;
+    if args.disable_hybrid_kv_cache_manager {
+        anyhow::ensure!(
+            engine == Engine::Vllm,
+            "--disable-hybrid-kv-cache-manager is a vLLM option: add --engine vllm"
+        );
+        anyhow::ensure!(
+            spec.linear_layers() == 0,
+            "--disable-hybrid-kv-cache-manager: vLLM cannot cache {}'s recurrent layers without its hybrid KV cache manager; drop the option",
+            spec.id
+        );
+    }
     if from_file.is_none() {
         engine
             .loads(format)
@@ -320,6 +332,7 @@ pub fn plan_report_on(
         logits_all_positions: args.logits_all,
         prefix_caching: !args.no_prefix_caching,
         mtp_tokens,
+        hybrid_kv_cache_manager: !args.disable_hybrid_kv_cache_manager,
     };
     let req = InferenceRequest {
         spec,

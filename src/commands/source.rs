@@ -125,6 +125,9 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
         if t.role.is_some_and(Role::is_routed_expert) {
             layout.routed_experts += b;
         }
+        if t.role == Some(Role::TokenEmbd) {
+            layout.token_table += b;
+        }
         match (t.layer, t.role) {
             (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
             (_, Some(r)) if r.is_embedding() => layout.embedding += b,

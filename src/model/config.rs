@@ -22,7 +22,9 @@ mod vision;
 
 use super::spec::{Biases, Family, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
 use super::vision::VisionKind;
-use attention::{falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_layer, sliding_window};
+use attention::{
+    falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_chunk, llama4_layer, sliding_window,
+};
 use defaults::ClassDefaults;
 use serde_json::Value;
 use thiserror::Error;
@@ -248,7 +250,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     legacy::refuse_unmodelled(r, family, hidden)?;
     let kv_heads = match family {
         Falcon => falcon_kv_heads(r, heads)?,
-        _ => legacy::kv_heads(r, family, heads)
+        _ => legacy::kv_heads(r, family, heads)?
             .or(r.opt_u64(&["num_key_value_heads"], MAX_DIM)?)
             .or(d.num_key_value_heads)
             .unwrap_or(heads),
@@ -398,9 +400,10 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let (layer_attention, layer_mlp, linear_attention) = match hybrid {
         Some(h) => (h.mixers, h.mlps, h.mamba),
         None => {
+            let chunk = if family == Llama4 { llama4_chunk(r)? } else { None };
             let mixers = (0..layers)
                 .map(|layer| match (linear, window) {
-                    _ if family == Llama4 => llama4_layer(r, layer),
+                    _ if family == Llama4 => llama4_layer(r, layer, chunk),
                     (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
                     (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
                     _ => LayerAttention::Full,

@@ -149,7 +149,7 @@ impl LocalModel {
     /// - quantizer bookkeeping, which counts 0: GPTQ/AWQ `qzeros`, `scales`, `g_idx`; bitsandbytes
     ///   `absmax`, `quant_map`, `nested_*`, `quant_state.*`, `SCB`; FP8 `weight_scale(_inv)`,
     ///   `input_scale`; compressed-tensors zero points, global scales and shapes; `BOOL` tensors
-    ///   and the `inv_freq` / `masked_bias` buffers;
+    ///   and the `inv_freq` buffers and GPT-2/GPT-J causal masks (`attn.bias`, `attn.masked_bias`);
     /// - GPTQ/AWQ `qweight` (int32 words of packed 4-bit weights): GPTQ stores `[in·bits/32, out]`
     ///   beside a `g_idx` of `in` entries, so it counts `in × out` exactly; without `g_idx`
     ///   (AWQ `[in, out/8]`) it counts 32/4 = 8 weights per int32, the 4-bit default;

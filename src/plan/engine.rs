@@ -199,6 +199,10 @@ pub struct EngineOptions {
     /// vLLM multi-token-prediction speculative decoding: draft tokens per step
     /// (`num_speculative_tokens`), 0 when off.
     pub mtp_tokens: u64,
+    /// vLLM's hybrid KV cache manager (on by default): layers of different kinds (full,
+    /// sliding-window, chunked local attention) keep separate block groups. Off
+    /// (`--disable-hybrid-kv-cache-manager`) every layer of a mixed model caches the whole context.
+    pub hybrid_kv_cache_manager: bool,
 }
 
 impl Default for EngineOptions {
@@ -214,6 +218,7 @@ impl Default for EngineOptions {
             logits_all_positions: false,
             prefix_caching: true,
             mtp_tokens: 0,
+            hybrid_kv_cache_manager: true,
         }
     }
 }

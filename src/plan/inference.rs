@@ -15,8 +15,11 @@ use crate::units::{Bytes, MIB};
 /// Weight bytes by where they sit in the model, so they can be split across GPUs.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WeightLayout {
-    /// Token-embedding table.
+    /// The embeddings: token table, learned position table and embedding norm (where a model
+    /// has them), placed together on the first stage.
     pub embedding: Bytes,
+    /// Of `embedding`, the token table alone: what a tied lm_head reads.
+    pub token_table: Bytes,
     /// lm_head (when untied) and the final norm.
     pub output: Bytes,
     /// A multimodal checkpoint's vision encoder and projector: on the GPU that runs the first
@@ -53,6 +56,9 @@ impl WeightLayout {
                     (None, Role::Output) => layout.quantized_output_matrix = matrix,
                     _ => {}
                 }
+            }
+            if t.role == Role::TokenEmbd {
+                layout.token_table += b;
             }
             match (t.layer, t.role) {
                 (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,

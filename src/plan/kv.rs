@@ -82,8 +82,9 @@ struct StateStorage {
 }
 
 fn state_storage(req: &KvRequest) -> StateStorage {
-    // The 16-bit dtype the engines compute in (vLLM casts a float32 checkpoint, as Mamba's
-    // `-hf` ones are, to 16 bits).
+    // The plan assumes a 16-bit compute dtype in every engine: vLLM casts a float32 checkpoint
+    // (Mamba's `-hf` ones are) to 16 bits; transformers keeps float32 unless a dtype is passed,
+    // which would double these conv states.
     let model = 2;
     let kernel = req.spec.linear_attention.map_or(1, |la| la.conv_kernel);
     let fp32 = req.spec.linear_attention.is_some_and(|la| la.state_fp32);
@@ -280,12 +281,30 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 /// ⌈min(chunk + max_num_batched_tokens, len) / block⌉ (`ChunkedLocalAttentionSpec`).
 fn vllm_layer_blocks(req: &KvRequest, attention: LayerAttention) -> u64 {
     let (ctx, bs, mbt) = (req.context, vllm_block_size(req), req.max_batched_tokens);
-    match attention {
+    match vllm_kind(req, attention) {
         LayerAttention::Full => ctx.div_ceil(bs),
         LayerAttention::Sliding { window } => (window - 1 + mbt).min(ctx).div_ceil(bs) + 1,
         LayerAttention::Chunked { chunk } => (chunk + mbt).min(ctx).div_ceil(bs),
         LayerAttention::Linear => state_slots(req),
         LayerAttention::Absent => 0,
+    }
+}
+
+/// The kind vLLM caches a layer as: with the hybrid KV cache manager off, a model mixing kinds
+/// has its sliding and chunked layers unified into full attention (`unify_hybrid_kv_cache_specs`;
+/// a model of one kind keeps it). The caller refuses recurrent layers, which cannot be unified.
+fn vllm_kind(req: &KvRequest, attention: LayerAttention) -> LayerAttention {
+    let mixed = || {
+        let mut kinds = req.spec.layer_attention.iter().filter(|a| a.attends());
+        kinds.next().is_some_and(|first| kinds.any(|a| a != first))
+    };
+    match attention {
+        LayerAttention::Sliding { .. } | LayerAttention::Chunked { .. }
+            if !req.options.hybrid_kv_cache_manager && mixed() =>
+        {
+            LayerAttention::Full
+        }
+        a => a,
     }
 }
 
@@ -295,7 +314,7 @@ fn vllm_layer_blocks(req: &KvRequest, attention: LayerAttention) -> u64 {
 /// blocks in every group, a page in each of a group's layers).
 pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     if req.engine == Engine::Vllm && layers == (0..req.spec.num_layers) {
-        let groups = vllm_groups(req.spec);
+        let groups = vllm_groups(req);
         if groups.kinds.len() > 1 {
             let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
             return Bytes(req.batch * vllm_request_blocks(req) * groups.size * page);
@@ -334,7 +353,7 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
         return (sequences * req.context, sequences as f64);
     }
     let blocks = vllm_pool_blocks(req, pool);
-    let groups: u64 = vllm_groups(spec).kinds.iter().map(|(_, n)| n).sum();
+    let groups: u64 = vllm_groups(req).kinds.iter().map(|(_, n)| n).sum();
     let tokens = blocks / groups.max(1) * bs;
     (tokens, blocks as f64 / vllm_request_blocks(req).max(1) as f64)
 }
@@ -342,7 +361,7 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
 /// Blocks one request of `req.context` tokens holds in the pool: its blocks of each kind of
 /// layer (`vllm_layer_blocks`) in each group of that kind.
 fn vllm_request_blocks(req: &KvRequest) -> u64 {
-    vllm_groups(req.spec).kinds.iter().map(|&(kind, groups)| groups * vllm_layer_blocks(req, kind)).sum()
+    vllm_groups(req).kinds.iter().map(|&(kind, groups)| groups * vllm_layer_blocks(req, kind)).sum()
 }
 
 /// vLLM's KV cache groups: its layers' kinds (full attention, each sliding window, each chunk
@@ -354,15 +373,17 @@ struct VllmGroups {
 
 /// `_get_kv_cache_groups_uniform_page_size`: layers of one kind share a spec; every group has
 /// the same number of layers, the smallest kind's count, or the largest's when that is under
-/// 1.5× the smallest (1.25× in vLLM 0.10, the same groups for every model here); a kind's last
-/// group is padded. One kind makes one group of every layer. gpt-oss-20b (12 sliding, 12
+/// 1.5× the smallest (current vLLM; 0.10 used 1.25×, which groups every catalog model the same
+/// but not a kind ratio in [1.25, 1.5)); a kind's last group is padded. One kind makes one group of every layer. gpt-oss-20b (12 sliding, 12
 /// full): 2 groups of 12; Gemma 3 27B (52 sliding, 10 full): 1 + 6 groups of 10; Llama 4
 /// Scout (36 chunked, 12 full): 3 + 1 of 12.
-fn vllm_groups(spec: &ModelSpec) -> VllmGroups {
+fn vllm_groups(req: &KvRequest) -> VllmGroups {
+    let spec = req.spec;
     let mut counts: Vec<(LayerAttention, u64)> = Vec::new();
     // (Falcon-H1 registers a Mamba layer beside each attention layer.)
     let parallel = std::iter::repeat_n(LayerAttention::Linear, spec.parallel_ssm_layers() as usize);
-    for kind in spec.layer_attention.iter().copied().filter(|a| *a != LayerAttention::Absent).chain(parallel) {
+    let layers = spec.layer_attention.iter().copied().filter(|a| *a != LayerAttention::Absent).chain(parallel);
+    for kind in layers.map(|a| vllm_kind(req, a)) {
         match counts.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,
             None => counts.push((kind, 1)),
@@ -377,7 +398,7 @@ fn vllm_groups(spec: &ModelSpec) -> VllmGroups {
 /// Blocks in vLLM's pool of `pool` bytes: each a page in every layer of a group.
 fn vllm_pool_blocks(req: &KvRequest, pool: Bytes) -> u64 {
     let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
-    pool.0 / page.max(1) / vllm_groups(req.spec).size
+    pool.0 / page.max(1) / vllm_groups(req).size
 }
 
 /// Blocks in a hybrid model's pool of `pool` bytes, `None` for a model that is not a hybrid.
@@ -474,6 +495,22 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         if n > 0 {
             basis.add(name, format!("{n} of {}", spec.num_layers), source);
         }
+    }
+    let windowed = spec.layer_attention.iter().any(|a| a.token_cap().is_some());
+    if req.engine == Engine::Vllm && windowed && spec.layer_attention.contains(&LayerAttention::Full) {
+        let groups = vllm_groups(req);
+        let total: u64 = groups.kinds.iter().map(|(_, n)| n).sum();
+        let value = match req.options.hybrid_kv_cache_manager {
+            true => format!("{total} groups of {} layers, windowed kinds apart", groups.size),
+            false => "every layer caches the whole context (hybrid KV cache manager off)".to_string(),
+        };
+        basis.add(
+            "vllm kv cache groups",
+            value,
+            "vLLM's hybrid KV cache manager, on by default; vLLM ~0.10.1 until PR #29627 turned it off for chunked \
+             attention (Llama 4) unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1, and EAGLE drafting does: \
+             then pass --disable-hybrid-kv-cache-manager",
+        );
     }
     let rounding = match req.engine {
         Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", vllm_block_size(req)),
@@ -754,11 +791,11 @@ mod tests {
     fn vllm_groups_layers_by_kind() {
         let config = include_str!("../../data/models/gemma-3-27b.json");
         let gemma = parse_config(config, "g", "g").unwrap().spec;
-        let groups = vllm_groups(&gemma);
-        assert_eq!(groups.size, 10);
-        assert_eq!(groups.kinds, [(LayerAttention::Sliding { window: 1024 }, 6), (LayerAttention::Full, 1)]);
         let o = EngineOptions::default();
         let req = KvRequest { context: 131_072, ..request(&gemma, Engine::Vllm, &o, 1) };
+        let groups = vllm_groups(&req);
+        assert_eq!(groups.size, 10);
+        assert_eq!(groups.kinds, [(LayerAttention::Sliding { window: 1024 }, 6), (LayerAttention::Full, 1)]);
         let request_blocks = 8192 + 6 * ((1023u64 + 8192).div_ceil(16) + 1);
         assert_eq!(vllm_request_blocks(&req), request_blocks);
         let page = 16 * attention_bytes_per_token_layer(&req);
@@ -767,9 +804,19 @@ mod tests {
         assert_eq!(kv_bytes(&req, 0..62).0, request_blocks * 10 * page);
         let config = include_str!("../../data/models/gpt-oss-20b.json");
         let oss = parse_config(config, "o", "o").unwrap().spec;
-        let groups = vllm_groups(&oss);
+        let groups = vllm_groups(&request(&oss, Engine::Vllm, &o, 1));
         assert_eq!((groups.size, groups.kinds.len()), (12, 2));
         // A model of one kind is one group of every layer: the plain pool.
-        assert_eq!(vllm_groups(&spec("")).kinds, [(LayerAttention::Full, 1)]);
+        let dense = spec("");
+        assert_eq!(vllm_groups(&request(&dense, Engine::Vllm, &o, 1)).kinds, [(LayerAttention::Full, 1)]);
+        // With the hybrid manager off, Gemma's sliding layers cache the whole context: one group
+        // of all 62 layers, 8,192 blocks a request; a model of one kind keeps its window.
+        let off = EngineOptions { hybrid_kv_cache_manager: false, ..o };
+        let req = KvRequest { context: 131_072, ..request(&gemma, Engine::Vllm, &off, 1) };
+        assert_eq!(vllm_groups(&req).kinds, [(LayerAttention::Full, 1)]);
+        assert_eq!(kv_bytes(&req, 0..62).0, 62 * 8192 * page);
+        let mistral = spec(r#", "model_type": "mistral", "sliding_window": 1024"#);
+        let req = KvRequest { context: 8192, ..request(&mistral, Engine::Vllm, &off, 1) };
+        assert_eq!(vllm_layer_blocks(&req, mistral.layer_attention[0]), 513);
     }
 }

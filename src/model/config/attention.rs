@@ -130,16 +130,21 @@ pub(super) fn hybrid_layer(r: &Reader, layer: u64, interval: u64) -> LayerAttent
     }
 }
 
+/// Llama 4's chunk length (`attention_chunk_size`, 8192 when absent); `None` when the file sets
+/// it to null, which makes every layer full attention.
+pub(super) fn llama4_chunk(r: &Reader) -> Result<Option<u64>, ConfigError> {
+    match r.json.get("attention_chunk_size") {
+        None => Ok(Some(8192)),
+        Some(Value::Null) => Ok(None),
+        Some(_) => r.opt_u64(&["attention_chunk_size"], 1 << 26),
+    }
+}
+
 /// Llama 4's layer `layer` (`Llama4TextConfig`): `layer_types` when the file lists them
 /// (`"chunked_attention"`), else chunked where `no_rope_layers[layer]` is 1 (a non-empty list),
-/// else on every layer but each `no_rope_layer_interval`-th (4), with chunks of
-/// `attention_chunk_size` (8192); a null chunk size makes every layer full attention.
-pub(super) fn llama4_layer(r: &Reader, layer: u64) -> LayerAttention {
-    let chunk = match r.json.get("attention_chunk_size") {
-        Some(Value::Null) => return LayerAttention::Full,
-        Some(v) => v.as_u64().filter(|&c| c > 0),
-        None => Some(8192),
-    };
+/// else on every layer but each `no_rope_layer_interval`-th (4), with chunks of `chunk` tokens
+/// (`llama4_chunk`; none makes every layer full attention).
+pub(super) fn llama4_layer(r: &Reader, layer: u64, chunk: Option<u64>) -> LayerAttention {
     let Some(chunk) = chunk else { return LayerAttention::Full };
     let field = |name: &str| r.json.get(name).and_then(Value::as_array).filter(|a| !a.is_empty());
     let chunked = match (field("layer_types"), field("no_rope_layers")) {

@@ -19,14 +19,34 @@ fn attn_config<'a>(r: &Reader<'a>) -> Option<&'a serde_json::Map<String, Value>>
 }
 
 /// Key/value heads: StarCoder's multi-query attention (`multi_query`, default true) keeps one;
-/// MPT's grouped-query variants `attn_config.kv_n_heads`.
-pub(super) fn kv_heads(r: &Reader, family: Family, heads: u64) -> Option<u64> {
-    match family {
+/// MPT's follow `attn_config.attn_type` (llm-foundry): `multiquery_attention` one,
+/// `grouped_query_attention` `kv_n_heads`, anything else (`multihead_attention`, the default)
+/// all heads: llm-foundry's defaults carry `kv_n_heads: 1` even for multi-head attention, which
+/// ignores it.
+pub(super) fn kv_heads(r: &Reader, family: Family, heads: u64) -> Result<Option<u64>, ConfigError> {
+    Ok(match family {
         Family::GptBigCode if r.bool_or("multi_query", true) => Some(1),
-        Family::Mpt => attn_config(r).and_then(|a| a.get("kv_n_heads")).and_then(Value::as_u64).filter(|&n| n > 0),
         Family::GptBigCode => Some(heads),
+        Family::Mpt => {
+            let field = |name: &str| attn_config(r).and_then(|a| a.get(name));
+            match field("attn_type").and_then(Value::as_str) {
+                Some("multiquery_attention") => Some(1),
+                Some("grouped_query_attention") => {
+                    let raw = field("kv_n_heads").and_then(Value::as_u64).unwrap_or(0);
+                    if raw == 0 || raw > heads || heads % raw != 0 {
+                        return Err(r.bad(
+                            "attn_config.kv_n_heads",
+                            raw,
+                            "grouped-query attention needs a key/value head count that divides n_heads",
+                        ));
+                    }
+                    Some(raw)
+                }
+                _ => Some(heads),
+            }
+        }
         _ => None,
-    }
+    })
 }
 
 /// The dense MLP width of a legacy family, `None` for the others.

@@ -98,7 +98,11 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     }
     // GLM-4.5's converter counts its multi-token-prediction layers among the blocks (93 for
     // GLM-4.5: 92 + 1 NextN); llama.cpp skips them at load (`TENSOR_SKIP`) unless it drafts.
-    let nextn = k.opt("nextn_predict_layers")?.unwrap_or(0);
+    // Other converters (DeepSeek's) drop those layers, so the count comes off only where the
+    // family's converter keeps them or the last block holds a NextN tensor.
+    let keeps_nextn =
+        arch == "glm4moe" || file.tensor(&format!("blk.{}.nextn.eh_proj.weight", blocks.saturating_sub(1))).is_some();
+    let nextn = if keeps_nextn { k.opt("nextn_predict_layers")?.unwrap_or(0) } else { 0 };
     let layers = match blocks.checked_sub(nextn) {
         Some(n) if n > 0 => n,
         _ => return Err(k.bad(format!("nextn_predict_layers {nextn} leaves none of the {blocks} blocks"))),

@@ -254,8 +254,9 @@ fn qwen_vit_role(module: &[&str]) -> Option<Role> {
         "proj" => VisionAttnProj,
         "linear_fc1" | "fc1" | "0" if merger => MmMergerUp,
         "linear_fc2" | "fc2" | "2" if merger => MmMergerDown,
-        "linear_fc1" | "fc1" => VisionMlpFc1,
-        "linear_fc2" | "fc2" => VisionMlpFc2,
+        // (Qwen2.5-VL's gated MLP: gate_proj and up_proj in, down_proj out.)
+        "linear_fc1" | "fc1" | "gate_proj" | "up_proj" => VisionMlpFc1,
+        "linear_fc2" | "fc2" | "down_proj" => VisionMlpFc2,
         _ => VisionNorm,
     })
 }
@@ -398,6 +399,8 @@ mod tests {
         check("model.visual.blocks.3.attn.proj.weight", Some(VisionAttnProj), None);
         check("model.visual.blocks.3.mlp.linear_fc1.weight", Some(VisionMlpFc1), None);
         check("model.visual.blocks.3.norm2.weight", Some(VisionNorm), None);
+        check("visual.blocks.3.mlp.gate_proj.weight", Some(VisionMlpFc1), None);
+        check("visual.blocks.3.mlp.down_proj.bias", Some(VisionMlpFc2), None);
         check("model.visual.merger.linear_fc2.weight", Some(MmMergerDown), None);
         check("visual.merger.mlp.0.weight", Some(MmMergerUp), None);
     }

@@ -1,7 +1,7 @@
 //! Parameter counting from stored tensors, unpacking the packed formats where their layout
 //! says how (the rule is documented on `LocalModel::parameter_count`).
 
-use super::classify::is_parameter_part;
+use super::classify::{is_parameter_part, is_runtime_buffer};
 use super::LocalTensor;
 use crate::model::safetensors::SafeDtype;
 use std::collections::HashMap;
@@ -14,6 +14,9 @@ pub(super) fn parameter_count(tensors: &[LocalTensor]) -> u64 {
 
 /// Logical weights of one tensor, by the rule of `LocalModel::parameter_count`.
 fn logical_weights(t: &LocalTensor, by_name: &HashMap<&str, &LocalTensor>) -> u64 {
+    if is_runtime_buffer(&t.name) {
+        return 0;
+    }
     let elements = t.elements();
     let (module, part) = t.name.rsplit_once('.').unwrap_or(("", t.name.as_str()));
     let container_bits = SafeDtype::from_name(&t.dtype).map_or(8, SafeDtype::bits);
@@ -28,7 +31,7 @@ fn logical_weights(t: &LocalTensor, by_name: &HashMap<&str, &LocalTensor>) -> u6
         part if part.ends_with("_scales") => 0,
         "weight" if is_bnb_4bit(&t.name, by_name) => elements.saturating_mul(2),
         "weight" | "bias" => elements,
-        "inv_freq" | "masked_bias" => 0,
+        "inv_freq" => 0,
         _ if t.dtype == "BOOL" => 0,
         part if is_parameter_part(part) => 0,
         // Anything under a quantizer part (`weight.quant_state.bitsandbytes__nf4`).

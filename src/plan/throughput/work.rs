@@ -2,7 +2,7 @@
 
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
-use crate::model::spec::{LayerAttention, LayerMlp, LinearKind, MlpKind, ModelSpec};
+use crate::model::spec::{LayerAttention, LayerMlp, LinearKind, MlpKind, ModelSpec, NormKind};
 
 /// Parameter counts the arithmetic needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -15,16 +15,21 @@ pub struct Params {
 }
 
 /// Parameters of the matmuls one decoded token runs: the active parameters without the
-/// embedding lookup (an untied embedding is a gather, not a matmul; a tied one is the lm_head).
+/// embedding lookups (an untied token table is a gather, not a matmul; a tied one is the
+/// lm_head; a learned position table and an embedding norm are never matmuls).
 ///
 /// Llama-2-7B: 6,738,415,616 − 32,000·4,096 = 6,607,343,616, so 2·that = 13.2 GFLOP per token.
+/// GPT-2 (tied): 124,439,808 − 1,024·768 positions = 123,653,376.
 pub fn matmul_params(spec: &ModelSpec, p: Params) -> u64 {
-    let embed = spec.vocab_size * spec.hidden_size;
-    if spec.tie_word_embeddings {
-        p.active
-    } else {
-        p.active.saturating_sub(embed)
-    }
+    let h = spec.hidden_size;
+    let norm = match (spec.embedding_norm, spec.norm) {
+        (false, _) => 0,
+        (true, NormKind::LayerNorm) => 2 * h,
+        (true, _) => h,
+    };
+    let lookups = spec.position_table * h + norm;
+    let token_table = if spec.tie_word_embeddings { 0 } else { spec.vocab_size * h };
+    p.active.saturating_sub(lookups + token_table)
 }
 
 /// Causal attention FLOPs per (query, key) pair in one layer: `2·n_heads·(d_qk + d_v)` (QKᵀ and
@@ -113,8 +118,8 @@ pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f
 }
 
 /// Weight bytes one decode step reads, all GPUs together: every layer weight except the
-/// routed experts, the experts the batch touches, and the lm_head (the embedding table when
-/// tied). A batch of B touches `E·(1 − (1 − k/E)^B)` of E experts per layer in expectation
+/// routed experts, the experts the batch touches, and the lm_head (the token table when tied;
+/// of a position table a step gathers one row, too little to count). A batch of B touches `E·(1 − (1 − k/E)^B)` of E experts per layer in expectation
 /// (uniform routing).
 ///
 /// Mixtral-8x7B at batch 1 reads 2 of 8 experts: 1 − 6/8 = 0.25 of the expert bytes.
@@ -126,7 +131,7 @@ pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
         let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
         1.0 - miss.powf(batch as f64)
     });
-    let lm_head = w.output.0 + if req.spec.tie_word_embeddings { w.embedding.0 } else { 0 };
+    let lm_head = w.output.0 + if req.spec.tie_word_embeddings { w.token_table.0 } else { 0 };
     dense + w.routed_experts.0 as f64 * touched + lm_head as f64
 }
 
@@ -222,6 +227,19 @@ mod tests {
         assert_eq!(linears_per_layer(&s), 7);
         assert_eq!(quantized_linears_per_token(&s, Engine::Hf), 224);
         assert_eq!(quantized_linears_per_token(&s, Engine::Litgpt), 161);
+    }
+
+    /// GPT-2 drops its 1,024 learned positions; BLOOM the LayerNorm after its embedding (both
+    /// tied, so the token table stays: it is the lm_head).
+    #[test]
+    fn embedding_lookups_are_not_matmuls() {
+        let parse = |text: &str| crate::model::config::parse_config(text, "m", "m").unwrap().spec;
+        let gpt2 = &parse(include_str!("../../../data/models/gpt2.json"));
+        let p = Params { total: 124_439_808, active: 124_439_808 };
+        assert_eq!(matmul_params(gpt2, p), 123_653_376);
+        let bloom = &parse(include_str!("../../../data/models/bloom-7b1.json"));
+        let p = Params { total: 7_069_016_064, active: 7_069_016_064 };
+        assert_eq!(matmul_params(bloom, p), 7_069_016_064 - 2 * 4096);
     }
 
     /// The doc's arithmetic: 5.70e13 FLOPs for a 4,064-token prefill.
