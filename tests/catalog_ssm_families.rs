@@ -1,6 +1,6 @@
 //! State-space models: Mamba-1 (Mamba, Falcon-Mamba), Mamba-2 alone (Mamba-Codestral),
-//! Jamba's Mamba-1 + attention + MoE hybrid and Falcon-H1's attention and Mamba-2 side by side. Counts rebuilt from their configs and each engine's
-//! state per sequence.
+//! Jamba's Mamba-1 + attention + MoE hybrid and Falcon-H1's attention and Mamba-2 side by side.
+//! Counts rebuilt from their configs and GGUF files, and each engine's state per sequence.
 
 mod support;
 
@@ -130,4 +130,65 @@ fn falcon_h1_runs_attention_and_mamba_side_by_side() {
     let cpp = plan_json("falcon-h1-7b --weights q8_0 --context 4096");
     let kv = u(&cpp, "/memory/kv_cache_bytes") + u(&cpp, "/host/kv_cache_bytes");
     assert_eq!(kv, 44 * (4096 * 2 * 2 * 128 * 2 + (3 * 3584 + 24 * 128 * 256) * 4));
+}
+
+/// llama.cpp's `falcon-h1`: every block holds attention (`key_length` heads), a Mamba-2 mixer
+/// (`time_step_rank` heads over `inner_size`, `group_count` groups, no gated-norm weights unless
+/// `ssm_norm` is stored) and a SwiGLU; both caches in every layer.
+#[test]
+fn falcon_h1_gguf_pairs_attention_and_mamba() {
+    let (h, d, n, heads, layers) = (64u64, 128u64, 16u64, 8u64, 2u32);
+    let conv = d + 2 * n;
+    let mut g = Gguf::default()
+        .str("general.architecture", "falcon-h1")
+        .u32("falcon-h1.block_count", layers)
+        .u32("falcon-h1.context_length", 16_384)
+        .u32("falcon-h1.embedding_length", h as u32)
+        .u32("falcon-h1.feed_forward_length", 96)
+        .u32("falcon-h1.attention.head_count", 4)
+        .u32("falcon-h1.attention.head_count_kv", 2)
+        .u32("falcon-h1.attention.key_length", 32)
+        .u32("falcon-h1.attention.value_length", 32)
+        .u32("falcon-h1.ssm.conv_kernel", 4)
+        .u32("falcon-h1.ssm.inner_size", d as u32)
+        .u32("falcon-h1.ssm.state_size", n as u32)
+        .u32("falcon-h1.ssm.time_step_rank", heads as u32)
+        .u32("falcon-h1.ssm.group_count", 1)
+        .tensor("token_embd.weight", &[h, 100], Q8_0)
+        .tensor("output.weight", &[h, 100], Q8_0)
+        .tensor("output_norm.weight", &[h], F32);
+    for l in 0..layers {
+        let t = |name: &str| format!("blk.{l}.{name}");
+        g = g
+            .tensor(&t("attn_norm.weight"), &[h], F32)
+            .tensor(&t("attn_q.weight"), &[h, 128], Q8_0)
+            .tensor(&t("attn_k.weight"), &[h, 64], Q8_0)
+            .tensor(&t("attn_v.weight"), &[h, 64], Q8_0)
+            .tensor(&t("attn_output.weight"), &[128, h], Q8_0)
+            .tensor(&t("ssm_in.weight"), &[h, d + conv + heads], Q8_0)
+            .tensor(&t("ssm_conv1d.weight"), &[4, conv], F32)
+            .tensor(&t("ssm_conv1d.bias"), &[conv], F32)
+            .tensor(&t("ssm_dt.bias"), &[heads], F32)
+            .tensor(&t("ssm_a"), &[1, heads], F32)
+            .tensor(&t("ssm_d"), &[1, heads], F32)
+            .tensor(&t("ssm_out.weight"), &[d, h], Q8_0)
+            .tensor(&t("ffn_norm.weight"), &[h], F32)
+            .tensor(&t("ffn_gate.weight"), &[h, 96], Q8_0)
+            .tensor(&t("ffn_up.weight"), &[h, 96], Q8_0)
+            .tensor(&t("ffn_down.weight"), &[96, h], Q8_0);
+    }
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("falcon-h1-tiny-Q8_0.gguf");
+    std::fs::write(&path, g.build()).unwrap();
+    let model = LocalModel::open(&path).unwrap();
+    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    assert_eq!((s.family, s.head_dim, s.attention_layers(), s.linear_layers()), (Family::FalconH1, 32, 2, 2));
+    let la = s.linear_attention.unwrap();
+    assert_eq!((la.num_value_heads, la.value_head_dim, la.key_head_dim), (heads, d / heads, n));
+    assert!(s.parallel_ssm && !la.gated_norm && la.conv_bias);
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
+    let plan = plan_json(&format!("{} --context 1024", path.display()));
+    let kv = u(&plan, "/memory/kv_cache_bytes");
+    assert_eq!(kv, 2 * (1024 * 2 * 2 * 32 * 2 + (3 * conv + heads * (d / heads) * n) * 4), "{plan}");
 }

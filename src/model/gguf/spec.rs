@@ -39,7 +39,7 @@ use crate::model::spec::{
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 40] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 41] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -80,6 +80,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 40] = [
     "mamba",
     "mamba2",
     "jamba",
+    "falcon-h1",
 ];
 
 /// Most layers accepted (the largest real models have under 200).
@@ -140,7 +141,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         Some(m) => m.qk_nope_head_dim + m.qk_rope_head_dim,
         None => k
             .opt("attention.key_length")?
-            .or(q_rows.map(|r| r / heads).filter(|_| family == Family::NemotronH))
+            .or(q_rows.map(|r| r / heads).filter(|_| matches!(family, Family::NemotronH | Family::FalconH1)))
             .unwrap_or(hidden / heads),
     };
     let num_kv_heads = match mla {
@@ -212,7 +213,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         vision: None,
         position_table: file.tensor("position_embd.weight").and_then(|t| t.dims.get(1).copied()).unwrap_or(0),
         embedding_norm: has("token_embd_norm.weight"),
-        parallel_ssm: false,
+        parallel_ssm: family == Family::FalconH1,
     })
 }
 
@@ -302,6 +303,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "mamba" => Family::Mamba,
         "mamba2" => Family::Mamba2,
         "jamba" => Family::Jamba,
+        "falcon-h1" => Family::FalconH1,
         "gpt-oss" => Family::GptOss,
         "qwen3next" => Family::Qwen3Next,
         "qwen35" => Family::Qwen35,
@@ -373,6 +375,10 @@ fn layer_layout(
         let step = k.opt("interleave_moe_layer_step")?.filter(|&s| s > 0).unwrap_or(1);
         let mlps = (0..layers).map(|l| if (l + 1) % step == 0 { LayerMlp::Moe } else { LayerMlp::Dense }).collect();
         return Ok((layer_attention(k, family, layers)?, mlps));
+    }
+    // Falcon-H1: attention and a Mamba-2 mixer side by side in every block (`parallel_ssm`).
+    if family == Family::FalconH1 {
+        return Ok((vec![LayerAttention::Full; layers as usize], LayerMlp::standard(layers, moe)));
     }
     let by_tensors =
         matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba | Family::Mamba | Family::Mamba2);
@@ -467,7 +473,7 @@ fn sliding_pattern(k: &Keys<'_>) -> Result<Option<Vec<bool>>, LocalFileError> {
 /// `ssm.inner_size` = value heads × value head dim. Layers are linear except every
 /// `full_attention_interval`-th (default 4). Qwen3.5's projections are split (`ssm_beta`,
 /// `ssm_alpha`); its recurrent state is fp32 as its config asks (llama.cpp keeps every state in
-/// F32 anyway). Mamba-2 (`nemotron_h`, `granitehybrid`) writes the same keys with the groups as
+/// F32 anyway). Mamba-2 (`nemotron_h`, `granitehybrid`, `falcon-h1`) writes the same keys with the groups as
 /// `group_count`, the heads as `time_step_rank` and the inner width `heads · head_dim`; its
 /// convolution bias and projection biases are tensors when present.
 fn linear_attention(
@@ -475,7 +481,14 @@ fn linear_attention(
     family: Family,
     layers: &[LayerAttention],
 ) -> Result<Option<LinearAttention>, LocalFileError> {
-    let Some(first) = layers.iter().position(|l| *l == LayerAttention::Linear) else { return Ok(None) };
+    // (Falcon-H1's Mamba-2 mixers run beside attention in every layer.)
+    let first = match family {
+        Family::FalconH1 => 0,
+        _ => match layers.iter().position(|l| *l == LayerAttention::Linear) {
+            Some(first) => first,
+            None => return Ok(None),
+        },
+    };
     let has = |name: &str| k.file.tensor(&format!("blk.{first}.{name}")).is_some();
     // Mamba-1 (`mamba`, `jamba`): `time_step_rank` is dt's rank, `inner_size` d_inner; no groups.
     if matches!(family, Family::Mamba | Family::Jamba) {
@@ -506,7 +519,7 @@ fn linear_attention(
         )));
     }
     let conv_kernel = k.nonzero("ssm.conv_kernel")?;
-    if matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Mamba2) {
+    if matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Mamba2 | Family::FalconH1) {
         return Ok(Some(LinearAttention {
             kind: LinearKind::Mamba2,
             num_key_heads: key_heads,
@@ -522,7 +535,8 @@ fn linear_attention(
             chunk_size: if family == Family::NemotronH { 128 } else { 256 },
             dt_rank: 0,
             inner_norms: false,
-            gated_norm: true,
+            // Falcon-H1's gated norm only with `mamba_rms_norm` (an `ssm_norm` tensor).
+            gated_norm: family != Family::FalconH1 || has("ssm_norm.weight"),
             out_bias: has("ssm_out.bias"),
         }));
     }
