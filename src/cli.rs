@@ -239,13 +239,13 @@ pub struct PlanArgs {
     #[arg(long)]
     pub gpu_memory_utilization: Option<f64>,
     /// vLLM: KV block size in tokens.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1 << 16))]
     pub block_size: u64,
     /// vLLM: tokens in the profile run (default 16384 on GPUs of 70 GiB or more, else 8192).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 26))]
     pub max_num_batched_tokens: Option<u64>,
     /// vLLM: sequences in the sampler warm-up (default 1024 on GPUs of 70 GiB or more, else 256).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_num_seqs: Option<u64>,
     /// llama.cpp: micro-batch size.
     #[arg(long, default_value_t = 512)]
@@ -276,7 +276,8 @@ pub struct PlanArgs {
     /// vLLM `--disable-hybrid-kv-cache-manager`: a model mixing full attention with sliding-window
     /// or chunked local layers (Gemma 2/3, gpt-oss, Llama 4) caches the whole context in every
     /// layer, as vLLM does then (and, for Llama 4's chunked layers, by default from about 0.10.1
-    /// until PR #29627, unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1).
+    /// until PR #29627 unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1, and under
+    /// EAGLE drafting; also with KV connectors or KV events that do not support the manager).
     #[arg(long)]
     pub disable_hybrid_kv_cache_manager: bool,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that

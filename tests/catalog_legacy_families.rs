@@ -76,6 +76,8 @@ fn legacy_refusals_and_tables() {
     assert_eq!(kv(r#"{"attn_type": "grouped_query_attention", "kv_n_heads": 2}"#).unwrap(), 2);
     let err = kv(r#"{"attn_type": "grouped_query_attention", "kv_n_heads": 3}"#).unwrap_err().to_string();
     assert!(err.contains("kv_n_heads"), "{err}");
+    let err = kv(r#"{"attn_type": "grouped_query_attention"}"#).unwrap_err().to_string();
+    assert!(err.contains("kv_n_heads") && err.contains("missing"), "{err}");
 }
 
 /// A GPT-2 safetensors checkpoint stores each layer's causal mask (`h.N.attn.bias`,

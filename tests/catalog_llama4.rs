@@ -123,6 +123,8 @@ fn vllm_without_hybrid_manager_caches_every_layer_fully() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{err}");
     }
+    // A model of recurrent layers alone is uniform: vLLM runs it with the manager off.
+    assert!(run(&["mamba-2.8b", "--engine", "vllm"]).status.success());
 }
 
 /// llama.cpp's `llama4`: feed_forward_length is the dense width, expert_feed_forward_length the

@@ -185,7 +185,7 @@ fn falcon_h1_gguf_pairs_attention_and_mamba() {
     assert_eq!((s.family, s.head_dim, s.attention_layers(), s.linear_layers()), (Family::FalconH1, 32, 2, 2));
     let la = s.linear_attention.unwrap();
     assert_eq!((la.num_value_heads, la.value_head_dim, la.key_head_dim), (heads, d / heads, n));
-    assert!(s.parallel_ssm && !la.gated_norm && la.conv_bias);
+    assert!(s.parallel_ssm && !la.gated_norm && la.conv_bias && la.chunk_size == 128);
     let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
     assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
     let plan = plan_json(&format!("{} --context 1024", path.display()));

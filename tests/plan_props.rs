@@ -32,7 +32,7 @@ proptest! {
         let id = &ids[model % ids.len()];
         let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
         let attention = if eager { "eager" } else { "flash" };
-        let manager = if hybrid_off { "--disable-hybrid-kv-cache-manager" } else { "" };
+        let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
         let _ = plan(&format!(
             "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention} {manager}",
             1u64 << ctx_exp, 1u64 << batch_exp
@@ -46,20 +46,27 @@ proptest! {
         family in prop::sample::select(vec!["llama4_text", "gemma3_text", "mistral", "cohere2", "gpt2", "opt", "mpt", "gpt_bigcode"]),
         size in prop_oneof![Just(u64::MAX), any::<u64>(), 1u64..100_000],
         engine in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..21, hybrid_off in any::<bool>(),
+        mpt_attention in prop::sample::select(vec!["multihead_attention", "multiquery_attention", "grouped_query_attention"]),
+        mbt_exp in 0u32..27,
     ) {
         let config = serde_json::json!({
             "model_type": family, "hidden_size": 64, "intermediate_size": 96, "intermediate_size_mlp": 96,
             "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
             "num_local_experts": 4, "vocab_size": 100, "sliding_window": size, "attention_chunk_size": size,
             "n_positions": size, "max_position_embeddings": size, "max_seq_len": size,
-            "d_model": 64, "n_layers": 4, "n_heads": 4, "attn_config": {"alibi": false, "kv_n_heads": size},
+            "d_model": 64, "n_layers": 4, "n_heads": 4, "attn_config": {"alibi": false, "kv_n_heads": size, "attn_type": mpt_attention},
         });
         let dir = tempfile::TempDir::new().unwrap();
         std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
         let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
-        let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
+        let vllm = if engine == "vllm" {
+            let manager = if hybrid_off { "--disable-hybrid-kv-cache-manager" } else { "" };
+            format!("--max-num-batched-tokens {} {manager}", 1u64 << mbt_exp)
+        } else {
+            String::new()
+        };
         let _ = plan(&format!(
-            "{} --engine {engine} --context {} --batch {} --gpu h100-sxm:2 {manager}",
+            "{} --engine {engine} --context {} --batch {} --gpu h100-sxm:2 {vllm}",
             dir.path().display(), 1u64 << ctx_exp, 1u64 << batch_exp
         ));
     }

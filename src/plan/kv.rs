@@ -290,17 +290,14 @@ fn vllm_layer_blocks(req: &KvRequest, attention: LayerAttention) -> u64 {
     }
 }
 
-/// The kind vLLM caches a layer as: with the hybrid KV cache manager off, a model mixing kinds
-/// has its sliding and chunked layers unified into full attention (`unify_hybrid_kv_cache_specs`;
-/// a model of one kind keeps it). The caller refuses recurrent layers, which cannot be unified.
+/// The kind vLLM caches a layer as: with the hybrid KV cache manager off, a model with full
+/// attention beside sliding or chunked layers has those unified into full attention
+/// (`unify_hybrid_kv_cache_specs`); a model of one kind keeps it. The caller refuses recurrent
+/// layers beside attention, which cannot be unified.
 fn vllm_kind(req: &KvRequest, attention: LayerAttention) -> LayerAttention {
-    let mixed = || {
-        let mut kinds = req.spec.layer_attention.iter().filter(|a| a.attends());
-        kinds.next().is_some_and(|first| kinds.any(|a| a != first))
-    };
     match attention {
         LayerAttention::Sliding { .. } | LayerAttention::Chunked { .. }
-            if !req.options.hybrid_kv_cache_manager && mixed() =>
+            if !req.options.hybrid_kv_cache_manager && req.spec.layer_attention.contains(&LayerAttention::Full) =>
         {
             LayerAttention::Full
         }
@@ -507,9 +504,10 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         basis.add(
             "vllm kv cache groups",
             value,
-            "vLLM's hybrid KV cache manager, on by default; vLLM ~0.10.1 until PR #29627 turned it off for chunked \
-             attention (Llama 4) unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1, and EAGLE drafting does: \
-             then pass --disable-hybrid-kv-cache-manager",
+            "vLLM's hybrid KV cache manager, on by default; for chunked attention (Llama 4) vLLM ~0.10.1 until \
+             PR #29627 turned it off unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1, as EAGLE drafting \
+             does; KV connectors or events without support turn it off for any model: then pass \
+             --disable-hybrid-kv-cache-manager",
         );
     }
     let rounding = match req.engine {

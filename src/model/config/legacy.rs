@@ -32,12 +32,19 @@ pub(super) fn kv_heads(r: &Reader, family: Family, heads: u64) -> Result<Option<
             match field("attn_type").and_then(Value::as_str) {
                 Some("multiquery_attention") => Some(1),
                 Some("grouped_query_attention") => {
-                    let raw = field("kv_n_heads").and_then(Value::as_u64).unwrap_or(0);
+                    let Some(raw) = field("kv_n_heads").and_then(Value::as_u64) else {
+                        return Err(ConfigError::BadValue {
+                            source_name: r.source_name.to_string(),
+                            field: "attn_config.kv_n_heads",
+                            value: field("kv_n_heads").map_or("missing".into(), Value::to_string),
+                            reason: "grouped-query attention needs a key/value head count",
+                        });
+                    };
                     if raw == 0 || raw > heads || heads % raw != 0 {
                         return Err(r.bad(
                             "attn_config.kv_n_heads",
                             raw,
-                            "grouped-query attention needs a key/value head count that divides n_heads",
+                            "the key/value head count must divide n_heads",
                         ));
                     }
                     Some(raw)

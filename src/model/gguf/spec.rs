@@ -532,7 +532,8 @@ fn linear_attention(
             state_fp32: family == Family::NemotronH,
             conv_bias: has("ssm_conv1d.bias"),
             proj_bias: has("ssm_in.bias"),
-            chunk_size: if family == Family::NemotronH { 128 } else { 256 },
+            // (Nemotron-H's and Falcon-H1's configs scan in chunks of 128.)
+            chunk_size: if matches!(family, Family::NemotronH | Family::FalconH1) { 128 } else { 256 },
             dt_rank: 0,
             inner_norms: false,
             // Falcon-H1's gated norm only with `mamba_rms_norm` (an `ssm_norm` tensor).
