@@ -371,9 +371,9 @@ struct VllmGroups {
 /// `_get_kv_cache_groups_uniform_page_size`: layers of one kind share a spec; every group has
 /// the same number of layers, the smallest kind's count, or the largest's when that is under
 /// 1.5× the smallest (current vLLM; 0.10 used 1.25×, which groups every catalog model the same
-/// but not a kind ratio in [1.25, 1.5)); a kind's last group is padded. One kind makes one group of every layer. gpt-oss-20b (12 sliding, 12
-/// full): 2 groups of 12; Gemma 3 27B (52 sliding, 10 full): 1 + 6 groups of 10; Llama 4
-/// Scout (36 chunked, 12 full): 3 + 1 of 12.
+/// but not a kind ratio in [1.25, 1.5)); a kind's last group is padded. One kind makes one
+/// group of every layer. gpt-oss-20b (12 sliding, 12 full): 2 groups of 12; Gemma 3 27B (52
+/// sliding, 10 full): 1 + 6 groups of 10; Llama 4 Scout (36 chunked, 12 full): 3 + 1 of 12.
 fn vllm_groups(req: &KvRequest) -> VllmGroups {
     let spec = req.spec;
     let mut counts: Vec<(LayerAttention, u64)> = Vec::new();
@@ -497,9 +497,10 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     if req.engine == Engine::Vllm && windowed && spec.layer_attention.contains(&LayerAttention::Full) {
         let groups = vllm_groups(req);
         let total: u64 = groups.kinds.iter().map(|(_, n)| n).sum();
-        let value = match req.options.hybrid_kv_cache_manager {
-            true => format!("{total} groups of {} layers, windowed kinds apart", groups.size),
-            false => "every layer caches the whole context (hybrid KV cache manager off)".to_string(),
+        let value = if req.options.hybrid_kv_cache_manager {
+            format!("{total} groups of {} layers, windowed kinds apart", groups.size)
+        } else {
+            "every layer caches the whole context (hybrid KV cache manager off)".to_string()
         };
         basis.add(
             "vllm kv cache groups",

@@ -119,8 +119,8 @@ pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f
 
 /// Weight bytes one decode step reads, all GPUs together: every layer weight except the
 /// routed experts, the experts the batch touches, and the lm_head (the token table when tied;
-/// of a position table a step gathers one row, too little to count). A batch of B touches `E·(1 − (1 − k/E)^B)` of E experts per layer in expectation
-/// (uniform routing).
+/// of a position table a step gathers one row, too little to count). A batch of B touches
+/// `E·(1 − (1 − k/E)^B)` of E experts per layer in expectation (uniform routing).
 ///
 /// Mixtral-8x7B at batch 1 reads 2 of 8 experts: 1 − 6/8 = 0.25 of the expert bytes.
 pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
