@@ -284,7 +284,7 @@ pub fn plan_report_on(
             "--disable-hybrid-kv-cache-manager is a vLLM option: add --engine vllm"
         );
         anyhow::ensure!(
-            spec.linear_layers() == 0 || spec.attention_layers() == 0,
+            !crate::plan::kv::hybrid(spec),
             "--disable-hybrid-kv-cache-manager: vLLM cannot cache {}'s recurrent layers beside its attention without its hybrid KV cache manager; drop the option",
             spec.id
         );

@@ -689,8 +689,13 @@ impl ModelSpec {
     /// transformer layer's kernels (Nemotron-H-8B: 52 blocks, 52 sublayers; Llama-2-7B: 64).
     pub fn sublayers(&self) -> u64 {
         let mixers = self.layer_attention.iter().filter(|a| **a != LayerAttention::Absent).count() as u64;
-        let mlps = self.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as u64;
-        mixers + mlps + self.parallel_ssm_layers()
+        mixers + self.mlp_layers() + self.parallel_ssm_layers()
+    }
+
+    /// Layers with an MLP (dense or experts): all but Nemotron-H's mixer blocks and pure
+    /// state-space models.
+    pub fn mlp_layers(&self) -> u64 {
+        self.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as u64
     }
 
     /// Recurrent (Gated DeltaNet, Mamba) mixers: no KV cache, a fixed state per sequence. A layer

@@ -430,7 +430,7 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
         }
         let max_num_seqs = layout.max_num_seqs;
         // (A layer split's stages each pool their own layers' blocks: not checked there.)
-        let blocks = kv::vllm_hybrid_blocks(kv_req, pool).filter(|_| layout.stages == 1);
+        let blocks = (layout.stages == 1).then(|| kv::vllm_hybrid_blocks(kv_req, pool)).flatten();
         if let Some(blocks) = blocks.filter(|&b| b < max_num_seqs) {
             cannot_start.push(format!(
                 "max_num_seqs {max_num_seqs} is more than the pool's {blocks} recurrent-state blocks, one per running sequence, which vLLM (0.20 on) refuses (with --mtp it may need more): set --max-num-seqs {blocks} or less, or raise --gpu-memory-utilization"

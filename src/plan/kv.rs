@@ -173,7 +173,7 @@ fn state_slots(req: &KvRequest) -> u64 {
 }
 
 /// Both linear-attention and attention layers: vLLM aligns their pages and groups them.
-fn hybrid(spec: &ModelSpec) -> bool {
+pub fn hybrid(spec: &ModelSpec) -> bool {
     spec.linear_layers() > 0 && spec.attention_layers() > 0
 }
 
@@ -314,7 +314,7 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
         let groups = vllm_groups(req);
         if groups.kinds.len() > 1 {
             let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
-            return Bytes(req.batch * vllm_request_blocks(req) * groups.size * page);
+            return Bytes(req.batch * groups.request_blocks(req) * groups.size * page);
         }
     }
     let state = Bytes(req.batch * state_slots(req) * state_page_bytes(req));
@@ -349,16 +349,11 @@ pub fn vllm_pool_capacity(req: &KvRequest, pool: Bytes) -> (u64, f64) {
         let sequences = pool.0 / (state_slots(req) * state_bytes_per_layer(req) * linear).max(1);
         return (sequences * req.context, sequences as f64);
     }
-    let blocks = vllm_pool_blocks(req, pool);
-    let groups: u64 = vllm_groups(req).kinds.iter().map(|(_, n)| n).sum();
-    let tokens = blocks / groups.max(1) * bs;
-    (tokens, blocks as f64 / vllm_request_blocks(req).max(1) as f64)
-}
-
-/// Blocks one request of `req.context` tokens holds in the pool: its blocks of each kind of
-/// layer (`vllm_layer_blocks`) in each group of that kind.
-fn vllm_request_blocks(req: &KvRequest) -> u64 {
-    vllm_groups(req).kinds.iter().map(|&(kind, groups)| groups * vllm_layer_blocks(req, kind)).sum()
+    let groups = vllm_groups(req);
+    let blocks = groups.pool_blocks(req, pool);
+    let count: u64 = groups.kinds.iter().map(|(_, n)| n).sum();
+    let tokens = blocks / count.max(1) * bs;
+    (tokens, blocks as f64 / groups.request_blocks(req).max(1) as f64)
 }
 
 /// vLLM's KV cache groups: its layers' kinds (full attention, each sliding window, each chunk
@@ -366,6 +361,20 @@ fn vllm_request_blocks(req: &KvRequest) -> u64 {
 struct VllmGroups {
     size: u64,
     kinds: Vec<(LayerAttention, u64)>,
+}
+
+impl VllmGroups {
+    /// Blocks one request of `req.context` tokens holds in the pool: its blocks of each kind of
+    /// layer (`vllm_layer_blocks`) in each group of that kind.
+    fn request_blocks(&self, req: &KvRequest) -> u64 {
+        self.kinds.iter().map(|&(kind, groups)| groups * vllm_layer_blocks(req, kind)).sum()
+    }
+
+    /// Blocks in vLLM's pool of `pool` bytes: each a page in every layer of a group.
+    fn pool_blocks(&self, req: &KvRequest, pool: Bytes) -> u64 {
+        let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+        pool.0 / page.max(1) / self.size
+    }
 }
 
 /// `_get_kv_cache_groups_uniform_page_size`: layers of one kind share a spec; every group has
@@ -392,18 +401,12 @@ fn vllm_groups(req: &KvRequest) -> VllmGroups {
     VllmGroups { size, kinds: counts.into_iter().map(|(k, n)| (k, n.div_ceil(size))).collect() }
 }
 
-/// Blocks in vLLM's pool of `pool` bytes: each a page in every layer of a group.
-fn vllm_pool_blocks(req: &KvRequest, pool: Bytes) -> u64 {
-    let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
-    pool.0 / page.max(1) / vllm_groups(req).size
-}
-
 /// Blocks in a hybrid model's pool of `pool` bytes, `None` for a model that is not a hybrid.
 /// Every running request holds at least one of them for its recurrent state, so vLLM (0.20 on)
 /// refuses to start when `max_num_seqs` exceeds them ("max_num_seqs exceeds available Mamba
 /// cache blocks", raised before CUDA-graph capture).
 pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
-    hybrid(req.spec).then(|| vllm_pool_blocks(req, pool))
+    hybrid(req.spec).then(|| vllm_groups(req).pool_blocks(req, pool))
 }
 
 /// Records the per-token arithmetic in the basis.
@@ -479,15 +482,12 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
             ),
         );
     }
-    let count = |chunks: bool| {
-        let kind =
-            |a: &&LayerAttention| a.token_cap().is_some() && matches!(a, LayerAttention::Chunked { .. }) == chunks;
-        spec.layer_attention.iter().filter(kind).count()
-    };
+    let sliding = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Sliding { .. })).count();
+    let chunked = spec.layer_attention.iter().filter(|a| matches!(a, LayerAttention::Chunked { .. })).count();
     let chunks = "config.json attention_chunk_size / no_rope_layers (a token attends within its chunk)";
     for (name, source, n) in [
-        ("sliding-window layers", "config.json sliding_window / layer pattern", count(false)),
-        ("chunked local-attention layers", chunks, count(true)),
+        ("sliding-window layers", "config.json sliding_window / layer pattern", sliding),
+        ("chunked local-attention layers", chunks, chunked),
     ] {
         if n > 0 {
             basis.add(name, format!("{n} of {}", spec.num_layers), source);
@@ -796,7 +796,7 @@ mod tests {
         assert_eq!(groups.size, 10);
         assert_eq!(groups.kinds, [(LayerAttention::Sliding { window: 1024 }, 6), (LayerAttention::Full, 1)]);
         let request_blocks = 8192 + 6 * ((1023u64 + 8192).div_ceil(16) + 1);
-        assert_eq!(vllm_request_blocks(&req), request_blocks);
+        assert_eq!(groups.request_blocks(&req), request_blocks);
         let page = 16 * attention_bytes_per_token_layer(&req);
         let (tokens, concurrency) = vllm_pool_capacity(&req, Bytes(1000 * 10 * page));
         assert_eq!((tokens, concurrency), (1000 / 7 * 16, 1000.0 / request_blocks as f64));

@@ -93,7 +93,7 @@ impl Model {
         Model {
             n_layer: spec.num_layers as i64,
             n_attention_wv: spec.attention_layers() as i64,
-            n_mlp: spec.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as i64,
+            n_mlp: spec.mlp_layers() as i64,
             n_expert,
             n_gqa,
             falcon: spec.family == Family::Falcon,

@@ -25,19 +25,17 @@ pub(super) fn falcon_kv_heads(r: &Reader, heads: u64) -> Result<u64, ConfigError
     }
 }
 
-/// The sliding window the family applies, if any (Qwen2 and Qwen3 only with `use_sliding_window`;
-/// Gemma 3 and gpt-oss always, 4096 and 128 when the config leaves it out).
+/// The sliding window the family applies, if any (Qwen2, Qwen3 and SmolLM3 only with
+/// `use_sliding_window`; Gemma 3, gpt-oss, Olmo 3 and Command R7B always, their class default
+/// when the config leaves it out).
 pub(super) fn sliding_window(r: &Reader, family: Family, d: &ClassDefaults) -> Result<Option<u64>, ConfigError> {
     let window = || r.opt_u64(&["sliding_window"], 1 << 26);
     match family {
         Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 | Family::Starcoder2 | Family::PhiMoe => {
             window()
         }
-        Family::Gemma3 | Family::GptOss | Family::Olmo3 => Ok(window()?.or(d.sliding_window)),
-        // `Cohere2Config`: 4096 unless the file says otherwise.
-        Family::Cohere2 => Ok(window()?.or(Some(4096))),
-        Family::SmolLM3 if r.bool_or("use_sliding_window", false) => window(),
-        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe
+        Family::Gemma3 | Family::GptOss | Family::Olmo3 | Family::Cohere2 => Ok(window()?.or(d.sliding_window)),
+        Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe | Family::SmolLM3
             if r.bool_or("use_sliding_window", false) =>
         {
             window()

@@ -107,7 +107,9 @@ impl ClassDefaults {
                 max_context: 131_072,
                 ..base
             },
-            Family::Cohere | Family::Cohere2 => ClassDefaults { max_context: 8192, ..base },
+            Family::Cohere => ClassDefaults { max_context: 8192, ..base },
+            // `Cohere2Config`: a 4096-token window.
+            Family::Cohere2 => ClassDefaults { max_context: 8192, sliding_window: Some(4096), ..base },
             // Pure state-space models have no attention: one nominal head, no KV anywhere.
             Family::Mamba | Family::FalconMamba | Family::Mamba2 => {
                 ClassDefaults { num_attention_heads: Some(1), max_context: 1 << 20, ..base }

@@ -89,6 +89,8 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
     let hidden = r.req_u64(&["hidden_size", "d_model"], family, MAX_DIM)?;
     let jamba = family == Family::Jamba;
     let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
+    // One flag biases in_proj and out_proj.
+    let bias = r.bool_or(if jamba { "mamba_proj_bias" } else { "use_bias" }, false);
     let d_inner = match jamba {
         true => field(&["mamba_expand"], 2)? * hidden,
         false => match r.opt_u64(&["intermediate_size", "d_inner"], MAX_DIM)? {
@@ -110,12 +112,12 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
         split_projections: false,
         state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
         conv_bias: r.bool_or(if jamba { "mamba_conv_bias" } else { "use_conv_bias" }, true),
-        proj_bias: r.bool_or(if jamba { "mamba_proj_bias" } else { "use_bias" }, false),
+        proj_bias: bias,
         chunk_size: 256,
         dt_rank,
         inner_norms: jamba,
         gated_norm: true,
-        out_bias: r.bool_or(if jamba { "mamba_proj_bias" } else { "use_bias" }, false),
+        out_bias: bias,
     };
     if la.conv_kernel < 2 {
         return Err(r.bad("conv_kernel", la.conv_kernel, "a causal convolution needs at least 2 taps"));
@@ -217,6 +219,8 @@ pub(super) fn granite_experts(r: &Reader) -> u64 {
 fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
     let hidden = r.req_u64(&["hidden_size"], family, MAX_DIM)?;
     let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
+    // (`Mamba2Config`'s and `NemotronHConfig`'s one flag for in_proj's and out_proj's biases.)
+    let bias = r.bool_or("use_bias", false);
     let la = match family {
         // `Mamba2Config` (Mamba-Codestral-7B: 128 heads of 64, 8 groups, state 128).
         Family::Mamba2 => LinearAttention {
@@ -229,12 +233,12 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             split_projections: false,
             state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
             conv_bias: r.bool_or("use_conv_bias", true),
-            proj_bias: r.bool_or("use_bias", false),
+            proj_bias: bias,
             chunk_size: field(&["chunk_size"], 256)?,
             dt_rank: 0,
             inner_norms: false,
             gated_norm: true,
-            out_bias: r.bool_or("use_bias", false),
+            out_bias: bias,
         },
         Family::NemotronH => LinearAttention {
             kind: LinearKind::Mamba2,
@@ -247,12 +251,12 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             // vLLM reads `mamba_ssm_cache_dtype`, else float32 (`NemotronHForCausalLMConfig`).
             state_fp32: r.str("mamba_ssm_cache_dtype").is_none_or(|d| d == "float32"),
             conv_bias: r.bool_or("use_conv_bias", r.bool_or("mamba_conv_bias", true)),
-            proj_bias: r.bool_or("use_bias", false),
+            proj_bias: bias,
             chunk_size: field(&["chunk_size", "mamba_chunk_size"], 128)?,
             dt_rank: 0,
             inner_norms: false,
             gated_norm: true,
-            out_bias: r.bool_or("use_bias", false),
+            out_bias: bias,
         },
         // Granite 4.0 (`GraniteMoeHybridConfig`: `mamba_expand · hidden` wide) and Falcon-H1
         // (`FalconH1Config`: `mamba_d_ssm`, 1024 by default, `mamba_expand · hidden` when null;

@@ -426,9 +426,10 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
         };
         return Ok((0..layers).map(|l| LayerAttention::hybrid(l, interval)).collect());
     }
-    let window = k.opt("attention.sliding_window")?.filter(|&w| w > 0);
+    let written_window = k.opt("attention.sliding_window")?;
+    let window = written_window.filter(|&w| w > 0);
     // Llama 4 files carry no chunk size; one that writes a sliding_window of 0 attends fully.
-    let llama4_chunked = family == Family::Llama4 && k.opt("attention.sliding_window")? != Some(0);
+    let llama4_chunked = family == Family::Llama4 && written_window != Some(0);
     let pattern = if family == Family::Olmo3 { sliding_pattern(k)? } else { None };
     let sliding = |layer: u64| match (family, window) {
         (Family::Olmo3, Some(window))

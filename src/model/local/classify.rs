@@ -218,22 +218,19 @@ fn vision_role(module: &[&str]) -> Option<Role> {
         "patch_embedding" => VisionPatchEmbd,
         "linear" if path.last() == Some(&"patch_embedding") => VisionPatchEmbd,
         "position_embedding" | "class_embedding" | "positional_embedding_vlm" => VisionPosEmbd,
-        "layer_norm1" | "layer_norm2" | "post_layernorm" | "layernorm_pre" | "layernorm_post" => VisionNorm,
-        "input_layernorm" | "post_attention_layernorm" => VisionNorm,
         "mm_soft_emb_norm" => MmSoftEmbNorm,
         "mm_input_projection_weight" | "linear_1" => MmInputProjection,
         "fc1" if adapter => MmMergerUp,
         "fc2" if adapter => MmMergerDown,
         "o_proj" => VisionAttnOutput,
-        // Pixtral (Mistral 3): the patch convolution, its RMSNorms, the gated MLP, and the
-        // projector's patch merger and second linear.
+        // Pixtral (Mistral 3): the patch convolution, the gated MLP, and the projector's patch
+        // merger and second linear (its RMSNorms fall to the tower's norms below).
         "patch_conv" => VisionPatchEmbd,
-        "ln_pre" | "attention_norm" | "ffn_norm" | "norm" => VisionNorm,
         "gate_proj" | "up_proj" => VisionFfnUp,
         "down_proj" => VisionFfnDown,
         "merging_layer" => MmMergerUp,
         "linear_2" => MmMergerDown,
-        // Whatever else a tower holds stays with the tower.
+        // Norms, and whatever else a tower holds, stay with the tower.
         _ => return crate::model::vision::linear_role(leaf).or(Some(VisionNorm)),
     })
 }

@@ -2,7 +2,7 @@
 
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
-use crate::model::spec::{LayerAttention, LayerMlp, LinearKind, MlpKind, ModelSpec, NormKind};
+use crate::model::spec::{LayerAttention, LinearKind, MlpKind, ModelSpec, NormKind};
 
 /// Parameter counts the arithmetic needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -194,7 +194,7 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
         LinearKind::GatedDeltaNet if la.split_projections => 5,
         LinearKind::GatedDeltaNet => 3,
     });
-    let mlp_layers = spec.layer_mlp.iter().filter(|m| **m != LayerMlp::Absent).count() as u64;
+    let mlp_layers = spec.mlp_layers();
     mlp_layers * mlp_linears(spec) + spec.attention_layers() * attention_linears(spec) + spec.linear_layers() * linear
 }
 
