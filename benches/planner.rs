@@ -32,6 +32,7 @@ fn request<'a>(
             in_use: Bytes::ZERO,
             count: 1,
             generation: Generation::Ampere,
+            compute_capability: None,
         }),
         split: None,
     }

@@ -212,15 +212,21 @@ fn mxfp4_safetensors_match_the_inventory_byte_for_byte() {
     assert_eq!(u(&v, "/memory/weights_bytes"), model.total_bytes());
 }
 
-/// OpenAI: "gpt-oss-120b runs on a single 80 GB GPU" with its MXFP4 experts; it does under
-/// transformers and vLLM (at vLLM's default 90% memory utilization) on an H100 SXM.
+/// OpenAI: "gpt-oss-120b runs on a single 80 GB GPU" with its MXFP4 experts. It does under
+/// transformers. vLLM's Triton backend holds 3.53 GiB more once loaded (plan/vllm_moe.rs), so at
+/// its default 90% memory utilization the weights and profile-run peak leave no KV pool, as users
+/// found (vLLM issues #23278 and #33155: out of memory on one H100); at 95% it starts, as in
+/// llm-d's H100 table.
 #[test]
 fn gpt_oss_120b_fits_one_h100() {
-    for engine in ["hf", "vllm"] {
-        let v = plan_json(&format!("gpt-oss-120b --gpu h100-sxm --engine {engine}"));
-        assert_eq!(v["request"]["weights"], "mxfp4");
-        assert_eq!(u(&v, "/memory/weights_bytes"), 65_248_815_744);
-        assert_eq!(u(&v, "/model/parameters"), 116_829_156_672);
-        assert!(fits(&v), "{engine}");
-    }
+    let v = plan_json("gpt-oss-120b --gpu h100-sxm --engine hf");
+    assert_eq!(v["request"]["weights"], "mxfp4");
+    assert_eq!(u(&v, "/memory/weights_bytes"), 65_248_815_744);
+    assert_eq!(u(&v, "/model/parameters"), 116_829_156_672);
+    assert!(fits(&v));
+    let vllm = |extra: &str| plan_json(&format!("gpt-oss-120b --gpu h100-sxm --engine vllm {extra}"));
+    let default = vllm("");
+    assert_eq!(u(&default, "/memory/weights_bytes"), 69_044_333_184);
+    assert!(!fits(&default));
+    assert!(fits(&vllm("--gpu-memory-utilization 0.95")));
 }

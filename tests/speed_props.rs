@@ -35,7 +35,7 @@ proptest! {
         let req = InferenceRequest {
             spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine,
             options: EngineOptions::default(),
-            device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.usable_bytes()), reserved: Bytes(gpu.reserved_bytes()), in_use: Bytes::ZERO, count, generation: Generation::Ampere }),
+            device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.usable_bytes()), reserved: Bytes(gpu.reserved_bytes()), in_use: Bytes::ZERO, count, generation: Generation::Ampere, compute_capability: None }),
             split: None,
         };
         let Ok(plan) = plan_inference(&req) else { return Ok(()) };

@@ -80,6 +80,7 @@ fn plan_on_two(spec: &ModelSpec, weights: &WeightLayout, split: Split, engine: E
             in_use: Bytes::ZERO,
             count: 2,
             generation: Generation::Hopper,
+            compute_capability: None,
         }),
         split: Some(split),
     })

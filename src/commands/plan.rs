@@ -424,6 +424,10 @@ pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
         in_use: crate::units::Bytes::ZERO,
         count,
         generation,
+        compute_capability: gpu.compute_capability.as_deref().and_then(|cc| {
+            let (major, minor) = cc.split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        }),
     }
 }
 

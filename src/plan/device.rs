@@ -34,6 +34,9 @@ pub struct Device {
     pub in_use: Bytes,
     pub count: u32,
     pub generation: Generation,
+    /// CUDA compute capability (major, minor) where the catalog gives it: it picks kernels that
+    /// change what an engine allocates (vLLM's MXFP4 MoE backend).
+    pub compute_capability: Option<(u32, u32)>,
 }
 
 impl Device {

@@ -6,9 +6,11 @@ use super::basis::BasisLog;
 use super::device::{Device, Generation};
 use super::engine::{self, Engine, EngineOptions};
 use super::kv::{self, KvRequest};
+use super::vllm_moe;
 use super::{Fit, GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
+use crate::quant::stored::QuantScheme;
 use crate::quant::{KvFormat, WeightFormat};
 use crate::units::{Bytes, MIB};
 
@@ -148,7 +150,8 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let output_on_gpu = req.options.gpu_layers.is_none_or(|n| n > spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
     let stages = if split == Split::Tensor { 1 } else { count.min(gpu_layers).max(1) };
-    let layout = Layout { kv, tp, stages, max_num_seqs, gpu_start, output_on_gpu };
+    let moe_load_extra = vllm_moe_load_extra(req, tp, &mut basis);
+    let layout = Layout { kv, tp, stages, max_num_seqs, gpu_start, output_on_gpu, moe_load_extra };
     let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
     for stage in 0..stages {
         let mut scratch = BasisLog::default();
@@ -189,6 +192,9 @@ struct Layout<'a> {
     /// The final norm and lm_head run on the last GPU.
     output_on_gpu: bool,
     max_num_seqs: u64,
+    /// Bytes an MoE layer holds on a GPU beyond its share of the checkpoint once the engine has
+    /// loaded it (vLLM's MXFP4 backends).
+    moe_load_extra: Bytes,
 }
 
 /// Memory of the GPU that runs pipeline stage `stage`.
@@ -229,9 +235,29 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let context = engine::cuda_context(req.engine, generation);
     log.add(context.name, context.bytes.0, context.source);
-    let memory =
-        MemoryBreakdown::inference(Bytes(weights.0 / layout.tp), kv_cache, activations, workspace, context.bytes);
+    let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
+    let weights = Bytes(weights.0 / layout.tp) + Bytes(layout.moe_load_extra.0 * moe_layers);
+    let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
     GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }
+}
+
+/// What vLLM's MXFP4 backend adds to each MoE layer on one GPU as it loads the experts
+/// (`vllm_moe`); zero for other engines and formats, and without a device to pick the backend.
+fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) -> Bytes {
+    let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
+    if req.engine != Engine::Vllm || !mxfp4 || req.spec.moe.is_none() {
+        return Bytes::ZERO;
+    }
+    let Some(backend) = req.device.as_ref().and_then(vllm_moe::Mxfp4Backend::for_device) else {
+        return Bytes::ZERO;
+    };
+    let extra = vllm_moe::extra_per_layer(req.spec, backend, tp);
+    basis.add(
+        "vLLM MXFP4 experts as loaded (per MoE layer, per GPU)",
+        format!("+{} B, {} backend", extra.0, backend.name()),
+        "Mxfp4MoEMethod: the backend's padding of intermediate and hidden sizes, fp32 biases, and (Triton) the swizzled scale copy beside the loaded scales; gpt-oss-120b on an H100 is then 64.30 GiB against the 64.38 vLLM 0.11-0.14 log",
+    );
+    extra
 }
 
 /// What the host holds: embeddings kept there by the engine, and with llama.cpp's
@@ -427,6 +453,12 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
                 "gpu_memory_utilization × GPU memory is {} B, more than is free ({free} B after the CUDA context and other processes): lower --gpu-memory-utilization",
                 budget.0
             ));
+        }
+        let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
+        if mxfp4 && device.generation != Generation::Other && vllm_moe::Mxfp4Backend::for_device(device).is_none() {
+            cannot_start.push(
+                "vLLM's MXFP4 method needs compute capability 8.0 or newer (Mxfp4Config.get_min_capability): use an Ampere or newer GPU, or another engine".into(),
+            );
         }
         let max_num_seqs = layout.max_num_seqs;
         // (A layer split's stages each pool their own layers' blocks: not checked there.)

@@ -10,6 +10,7 @@ pub mod kv;
 pub mod limits;
 pub mod throughput;
 pub mod training;
+pub mod vllm_moe;
 
 pub use basis::Basis;
 pub use device::{Device, DeviceSpeed, Generation, Link, LinkKind};

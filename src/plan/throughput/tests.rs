@@ -48,6 +48,7 @@ fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32,
             in_use: Bytes::ZERO,
             count,
             generation: Generation::Hopper,
+            compute_capability: None,
         }),
         split: None,
     };
