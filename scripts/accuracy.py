@@ -20,7 +20,7 @@ ORDER = [
     "H200 training speed (ours)",
     "published inference memory, KV and file sizes",
     "LitGPT fine-tuning memory (published)",
-    "published speed (LitGPT, ExLlama)",
+    "published speed (LitGPT, ExLlama, llama.cpp)",
     "headroom validate: our engine under NVML (ours)",
     "headroom watch around transformers (ours)",
 ]
@@ -42,7 +42,7 @@ def group(record_id: str) -> str:
         return ORDER[2]
     if record_id.startswith("litgpt-train"):
         return ORDER[5]
-    if record_id.endswith(("-decode", "-prompt", "-prefill", "-best", "-worst")) or "speed" in record_id:
+    if record_id.startswith("lcpp-") or record_id.endswith(("-decode", "-prompt", "-prefill", "-best", "-worst")) or "speed" in record_id:
         return ORDER[6]
     return ORDER[4]
 

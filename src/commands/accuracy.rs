@@ -21,7 +21,7 @@ pub const FILES: [(&str, &str, &str); 5] = [
     ),
     (
         "published-speed.toml",
-        "published inference (LitGPT, ExLlama)",
+        "published inference (LitGPT, ExLlama, llama.cpp)",
         include_str!("../../data/measurements/published-speed.toml"),
     ),
     (

@@ -23,9 +23,12 @@ pub use work::Params;
 
 use super::basis::BasisLog;
 use super::device::{DeviceSpeed, LinkKind};
-use super::engine::Engine;
+use super::engine::{self, Engine};
 use super::{InferenceRequest, Plan};
+use crate::quant::gguf::GgufFileType;
+use crate::quant::stored::FloatType;
 use crate::quant::WeightFormat;
+use crate::units::Bytes;
 use serde::Serialize;
 
 /// Speeds of one plan; `None` where the hardware lacks the number needed.
@@ -87,16 +90,32 @@ pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64>
     })
 }
 
-/// Dense 16-bit peak the engine's GEMMs run at.
+/// Dense 16-bit peak the engine's GEMMs run at: the FP16-accumulate rate (twice the FP32 one on
+/// GeForce cards) where the engine's GEMMs accumulate in fp16. ExLlama's do. So do llama.cpp's
+/// for F16 weights (cuBLAS with `CUBLAS_COMPUTE_16F`) and, in effect, for quantized ones: MMQ
+/// runs int8 tensor-core MMAs on the quantized blocks at about that FLOP rate. RTX 4090 (330
+/// TFLOPS FP16-accumulate): llama 7B F16 pp512 11,048 t/s × 13.5 GFLOP = 149 TFLOPS, llama 8B
+/// Q4_0 pp512 10,359 t/s × 15.1 GFLOP = 156 TFLOPS (llama.cpp PRs #4766 and #7676), 0.45 and
+/// 0.47 of it. BF16 and F32 weights run cuBLAS with FP32 accumulation.
 fn peak(req: &SpeedRequest) -> Option<f64> {
     let d = req.device;
-    let fp16_acc = if req.inference.engine == Engine::Exllama { d.peak_16bit_fp16_acc } else { None };
+    let fp16_accumulate = match req.inference.engine {
+        Engine::Exllama => true,
+        Engine::LlamaCpp => !matches!(
+            req.inference.format,
+            WeightFormat::Float(FloatType::Bf16 | FloatType::F32)
+                | WeightFormat::Gguf(GgufFileType::Bf16 | GgufFileType::F32)
+        ),
+        _ => false,
+    };
+    let fp16_acc = if fp16_accumulate { d.peak_16bit_fp16_acc } else { None };
     fp16_acc.or(d.peak_16bit).map(|p| p.0)
 }
 
 /// Prefill of `batch` prompts of `context` tokens: `max(FLOPs/(t·peak·e_c), weights/(t·BW·e_bw))`
 /// plus a dequantization pass (engines that dequantize to fp16 before the GEMMs: read the
-/// quantized layers, write 2 bytes per weight) plus communication, plus the host time of
+/// quantized layers, write 2 bytes per weight; llama.cpp's MMQ multiplies the quantized blocks
+/// directly) plus communication, plus the host time of
 /// Python expert loops: transformers' MoE block reads the routing back to the host (`nonzero()`
 /// on the expert mask) in every MoE layer, so its loop over experts cannot run ahead of the GPU.
 /// Mixtral-8x7B, 4,064 tokens on an H200: 0.218 s of roofline + 32 × 1.2 ms = 0.256 s.
@@ -107,23 +126,41 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let flops = work::prefill_flops(inf.spec, req.params, inf.context, inf.batch, &inf.options);
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
-    // A text prompt never runs the vision encoder: its weights are not read.
-    let memory = inf.weights.language_model().0 as f64 / bw;
-    let dequant = if req.quantized
-        && matches!(inf.engine, Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::LlamaCpp | Engine::Headroom)
-    {
-        let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-        let vision = inf.spec.vision.map_or(0, |v| v.parameters());
-        let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
-        let elements = work::matmul_params(inf.spec, all_experts);
-        (layer_bytes as f64 + 2.0 * elements as f64) / bw
-    } else {
-        0.0
-    };
+    // A text prompt never runs the vision encoder: its weights are not read. Every forward
+    // pass of the prompt reads them again.
+    let memory = prefill_passes(inf) as f64 * inf.weights.language_model().0 as f64 / bw;
+    let dequant =
+        if req.quantized && matches!(inf.engine, Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom) {
+            let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
+            let vision = inf.spec.vision.map_or(0, |v| v.parameters());
+            let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
+            let elements = work::matmul_params(inf.spec, all_experts);
+            (layer_bytes as f64 + 2.0 * elements as f64) / bw
+        } else {
+            0.0
+        };
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
     Some(compute.max(memory) + dequant + expert_loops + communication_s(req, act)?)
+}
+
+/// Forward passes a prefill takes, each reading every weight: llama.cpp evaluates the prompts in
+/// ubatches of `n_ubatch` tokens, ExLlama each prompt in chunks of 2,048, vLLM in chunks of
+/// `max_num_batched_tokens` (chunked prefill); transformers and LitGPT in one pass. Llama-3-8B
+/// Q4_0 at 8,096 tokens under llama.cpp: 16 passes over 4.3 GB.
+fn prefill_passes(inf: &InferenceRequest) -> u64 {
+    let tokens = inf.context * inf.batch;
+    match inf.engine {
+        Engine::LlamaCpp => tokens.div_ceil(inf.options.n_ubatch.max(1)),
+        Engine::Exllama => inf.context.div_ceil(2048),
+        Engine::Vllm => {
+            let capacity = inf.device.as_ref().map_or(Bytes(80 << 30), |d| d.capacity);
+            let chunk = inf.options.max_num_batched_tokens.unwrap_or(engine::vllm_defaults(capacity).0);
+            tokens.div_ceil(chunk.max(1))
+        }
+        Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => 1,
+    }
 }
 
 /// One decode step with `context` tokens cached per sequence:
@@ -164,7 +201,18 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     let d = req.device;
     basis.add("memory bandwidth (per GPU)", format!("{:.0} GB/s", d.bandwidth.0 / 1e9), "GPU catalog");
     match peak(req) {
-        Some(p) => basis.add("dense 16-bit peak (per GPU)", format!("{:.1} TFLOPS", p / 1e12), "GPU catalog"),
+        Some(p) => {
+            let fp16_accumulate = d.peak_16bit.is_some_and(|f| p > f.0);
+            basis.add(
+                "dense 16-bit peak (per GPU)",
+                format!("{:.1} TFLOPS", p / 1e12),
+                if fp16_accumulate {
+                    "GPU catalog, FP16 accumulation (twice the FP32-accumulate rate on GeForce): the engine's GEMMs accumulate in fp16"
+                } else {
+                    "GPU catalog"
+                },
+            )
+        }
         None => basis.add(
             "dense 16-bit peak (per GPU)",
             "unknown",
