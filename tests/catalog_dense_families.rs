@@ -2,19 +2,12 @@
 //! StableLM: counts rebuilt by hand from their configs, and the layer layouts their
 //! configuration classes imply.
 
-use headroom::catalog::models::ModelCatalog;
+mod support;
+
 use headroom::model::config::parse_config;
 use headroom::model::spec::{LayerAttention, MlpKind, ModelSpec, NormKind, QkNorm};
 use headroom::model::tensors::{inventory, param_counts, Role};
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
-
-fn total(id: &str) -> u64 {
-    let s = spec(id);
-    param_counts(&s, &inventory(&s)).total
-}
+use support::catalog::{spec, total};
 
 fn sliding(s: &ModelSpec) -> Vec<u64> {
     (0..s.num_layers).filter(|&l| matches!(s.layer_attention[l as usize], LayerAttention::Sliding { .. })).collect()

@@ -2,17 +2,11 @@
 //! safetensors totals, which hold the multi-token-prediction layer with its own copies of the
 //! embedding and head.
 
-use headroom::catalog::models::ModelCatalog;
-use headroom::model::spec::{ModelSpec, QkNorm};
+mod support;
+
+use headroom::model::spec::QkNorm;
 use headroom::model::tensors::{inventory, mtp_inventory, param_counts, Role};
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
-
-fn total(tensors: &[headroom::model::tensors::TensorDesc]) -> u64 {
-    tensors.iter().map(|t| t.elements()).sum()
-}
+use support::catalog::{elements, spec};
 
 /// GLM-4.5-Air (hidden 4096; 96 heads and 8 KV heads of 128; vocab 151,552): attention
 /// 4096·12,288·2 (q, o) + 2·4096·1024 (k, v) + the q/k/v biases 12,288 + 2·1024 = 109,066,240;
@@ -34,7 +28,7 @@ fn glm_4_5_air_from_its_config() {
     assert_eq!(counts.total, 106_852_251_264);
     // "12B active" (zai-org/GLM-4.5 README) leaves out the embedding and head.
     assert_eq!(counts.active - embeddings, 12_182_615_680);
-    let drafter = total(&mtp_inventory(&s));
+    let drafter = elements(&mtp_inventory(&s));
     assert_eq!(drafter, 2 * h * h + 3 * h + attention + moe + 2 * h);
     // The Hub's safetensors total: model, drafter, and the drafter's embed_tokens and
     // shared_head.head, which vLLM shares with the model's.
@@ -50,7 +44,7 @@ fn glm_4_5_hub_total_includes_the_drafter() {
     assert_eq!(s.qk_norm, QkNorm::PerHead);
     assert_eq!((0..92).filter(|&l| s.is_moe_layer(l)).count(), 89);
     let model = param_counts(&s, &inventory(&s)).total;
-    let drafter = total(&mtp_inventory(&s));
+    let drafter = elements(&mtp_inventory(&s));
     assert_eq!((model, drafter), (352_797_829_024, 3_988_069_792));
     assert_eq!(model + drafter + 2 * 151_552 * 5120, 358_337_791_296);
     // The per-head norms: 2·128 per layer.

@@ -6,20 +6,15 @@
 
 mod support;
 
-use headroom::catalog::models::ModelCatalog;
 use headroom::model::config::parse_config;
-use headroom::model::gguf::gguf_to_spec;
 use headroom::model::local::LocalModel;
 use headroom::model::spec::{Family, NormKind};
 use headroom::model::tensors::{inventory, param_counts, Role};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+use support::catalog::{spec, total};
 use support::cli::{plan_json, u};
+use support::gguf::{gguf_spec, open_gguf, stored_elements};
 use support::*;
-
-fn total(id: &str) -> u64 {
-    let s = ModelCatalog::builtin().get(id).unwrap().spec().clone();
-    param_counts(&s, &inventory(&s)).total
-}
 
 /// GPT-2: per layer 12h² + 13h (c_attn 3h·h + 3h, c_proj, c_fc, c_proj and two LayerNorms), the
 /// embedding 50,257·768, 1024 learned positions and the final LayerNorm; tied.
@@ -34,7 +29,7 @@ fn gpt2_opt_bloom_counts() {
     // BLOOM: GPT-2's layer with a 4h MLP, no positions, a LayerNorm after the embedding.
     let h = 4096u64;
     assert_eq!(total("bloom-7b1"), 30 * (12 * h * h + 13 * h) + 250_880 * h + 2 * h + 2 * h);
-    let bloom = ModelCatalog::builtin().get("bloom-176b").unwrap().spec().clone();
+    let bloom = spec("bloom-176b");
     assert!(bloom.embedding_norm && bloom.position_table == 0 && bloom.hidden_size == 14_336);
 }
 
@@ -46,10 +41,10 @@ fn gptj_starcoder_mpt_shapes() {
     let h = 4096u64;
     let layer = 4 * h * h + 2 * h * 4 * h + 4 * h + h + 2 * h;
     assert_eq!(total("gpt-j-6b"), 28 * layer + 2 * h + 2 * 50_400 * h + 50_400);
-    let starcoder = ModelCatalog::builtin().get("starcoder").unwrap().spec().clone();
+    let starcoder = spec("starcoder");
     let qkv = inventory(&starcoder).into_iter().find(|t| t.role == Role::AttnQkv).unwrap();
     assert_eq!((qkv.rows, starcoder.num_kv_heads, starcoder.position_table), (6144 + 256, 1, 8192));
-    let mpt = ModelCatalog::builtin().get("mpt-7b").unwrap().spec().clone();
+    let mpt = spec("mpt-7b");
     assert_eq!((mpt.norm, mpt.position_table), (NormKind::RmsNorm, 0));
     assert!(!inventory(&mpt).iter().any(|t| t.part == headroom::model::tensors::Part::Bias));
     assert_eq!(total("mpt-7b"), 32 * (12 * h * h + 2 * h) + h + 50_432 * h);
@@ -145,12 +140,9 @@ fn gpt2_gguf_reads_its_position_table() {
         );
     }
     g = g.tensor("output_norm.weight", &[h], F32).tensor("output_norm.bias", &[h], F32);
-    let dir = tempfile::TempDir::new().unwrap();
-    let path = dir.path().join("gpt2-tiny-Q8_0.gguf");
-    std::fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "gpt2-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!((spec.family, spec.position_table, spec.norm), (Family::Gpt2, 128, NormKind::LayerNorm));
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
 }

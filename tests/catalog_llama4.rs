@@ -3,18 +3,13 @@
 
 mod support;
 
-use headroom::catalog::models::ModelCatalog;
 use headroom::model::config::parse_config;
-use headroom::model::gguf::gguf_to_spec;
-use headroom::model::local::LocalModel;
-use headroom::model::spec::{Family, LayerAttention, LayerMlp, ModelSpec};
+use headroom::model::spec::{Family, LayerAttention, LayerMlp};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+use support::catalog::spec;
+use support::gguf::{attention, gated_mlp, gguf_spec, open_gguf, stored_elements};
 use support::*;
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
 
 /// Scout (hidden 5120; 40 heads and 8 KV heads of 128; vocab 202,048; 16 experts of 8192 and a
 /// shared expert of 8192 in all 48 layers): attention 2·5120² + 2·5120·1024 = 62,914,560 and an
@@ -148,13 +143,7 @@ fn llama4_gguf_layers() {
         .tensor("token_embd.weight", &[h, 100], Q8_0);
     for l in 0..4u32 {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
-        g = g
-            .tensor(&t("attn_norm"), &[h], F32)
-            .tensor(&t("attn_q"), &[h, h], Q8_0)
-            .tensor(&t("attn_k"), &[h, 32], Q8_0)
-            .tensor(&t("attn_v"), &[h, 32], Q8_0)
-            .tensor(&t("attn_output"), &[h, h], Q8_0)
-            .tensor(&t("ffn_norm"), &[h], F32);
+        g = attention(g, l, h, h, 32).tensor(&t("ffn_norm"), &[h], F32);
         g = if l % 2 == 1 {
             g.tensor(&t("ffn_gate_inp"), &[h, 4], F32)
                 .tensor(&t("ffn_gate_exps"), &[h, 32, 4], Q8_0)
@@ -164,23 +153,16 @@ fn llama4_gguf_layers() {
                 .tensor(&t("ffn_up_shexp"), &[h, 32], Q8_0)
                 .tensor(&t("ffn_down_shexp"), &[32, h], Q8_0)
         } else {
-            g.tensor(&t("ffn_gate"), &[h, 96], Q8_0).tensor(&t("ffn_up"), &[h, 96], Q8_0).tensor(
-                &t("ffn_down"),
-                &[96, h],
-                Q8_0,
-            )
+            gated_mlp(g, l, h, 96, Q8_0)
         };
     }
     g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 100], Q8_0);
-    let dir = tempfile::TempDir::new().unwrap();
-    let path = dir.path().join("Llama-4-tiny-Q8_0.gguf");
-    std::fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "Llama-4-tiny-Q8_0.gguf");
+    let s = gguf_spec(&model);
     assert_eq!(s.family, Family::Llama4);
     assert_eq!(s.layer_mlp, [LayerMlp::Dense, LayerMlp::Moe, LayerMlp::Dense, LayerMlp::Moe]);
     let chunk = LayerAttention::Chunked { chunk: 8192 };
     assert_eq!(s.layer_attention, [chunk, chunk, chunk, LayerAttention::Full]);
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
 }

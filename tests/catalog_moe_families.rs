@@ -3,14 +3,12 @@
 //! the element totals of listings of the real checkpoints, less the fp8 block scales stored
 //! beside the weights).
 
-use headroom::catalog::models::ModelCatalog;
-use headroom::model::spec::{Family, LayerMlp, ModelSpec, NormKind, QkNorm};
-use headroom::model::tensors::Role;
-use headroom::model::tensors::{inventory, param_counts};
+mod support;
 
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
+use headroom::model::spec::{Family, LayerMlp, NormKind, QkNorm};
+use headroom::model::tensors::Role;
+use headroom::model::tensors::{inventory, mtp_inventory, param_counts};
+use support::catalog::{elements, spec};
 
 /// Kimi K2 (hidden 7168, 64 MLA heads): attention 7168·1536 + 1536 + 1536·64·192 + 7168·576 +
 /// 512 + 512·64·256 + 64·128·7168 = 101,124,096; a MoE layer 384·3·7168·2048 + 3·7168·2048 +
@@ -91,7 +89,7 @@ fn deepseek_v32_indexer_weights_and_cache() {
     assert_eq!(indexer, 13_959_424u64);
     let model = param_counts(&s, &inventory(&s)).total;
     assert_eq!(model, param_counts(&spec("deepseek-v3"), &inventory(&spec("deepseek-v3"))).total + 61 * indexer);
-    let drafter: u64 = headroom::model::tensors::mtp_inventory(&s).iter().map(|t| t.elements()).sum();
+    let drafter = elements(&mtp_inventory(&s));
     assert_eq!(drafter, 11_624_027_648);
     assert_eq!(model + drafter + 2 * 129_280 * 7168 + 41_591_584, 685_396_921_376);
     for (kv, per_token) in [("bf16", 78_324u64), ("fp8", 48_068)] {

@@ -4,19 +4,14 @@
 
 mod support;
 
-use headroom::catalog::models::ModelCatalog;
 use headroom::model::config::parse_config;
-use headroom::model::gguf::gguf_to_spec;
-use headroom::model::local::LocalModel;
-use headroom::model::spec::{Family, LayerAttention, LayerMlp, LinearKind, ModelSpec};
+use headroom::model::spec::{Family, LayerAttention, LayerMlp, LinearKind};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+use support::catalog::spec;
 use support::cli::{plan_json, u};
+use support::gguf::{attention, gated_mlp, gguf_spec, open_gguf, stored_elements};
 use support::*;
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
 
 /// Mamba-2.8B: per block 2·5120·2560 (in_proj) + 5120·4 + 5120 (conv) + 192·5120 (x_proj) +
 /// 5120·160 + 5120 (dt_proj) + 5120·16 (A_log) + 5120 (D) + 2560·5120 (out_proj) + 2560 (norm);
@@ -104,13 +99,10 @@ fn mamba_gguf_reads_a_mamba1_layer() {
         .tensor("blk.0.ssm_d", &[d], F32)
         .tensor("blk.0.ssm_out.weight", &[d, h], Q8_0)
         .tensor("output_norm.weight", &[h], F32);
-    let dir = tempfile::TempDir::new().unwrap();
-    let path = dir.path().join("mamba-tiny-Q8_0.gguf");
-    std::fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "mamba-tiny-Q8_0.gguf");
+    let s = gguf_spec(&model);
     assert_eq!((s.family, s.linear_layers(), s.attention_layers()), (Family::Mamba, 1, 0));
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
 }
 
@@ -159,12 +151,7 @@ fn falcon_h1_gguf_pairs_attention_and_mamba() {
         .tensor("output_norm.weight", &[h], F32);
     for l in 0..layers {
         let t = |name: &str| format!("blk.{l}.{name}");
-        g = g
-            .tensor(&t("attn_norm.weight"), &[h], F32)
-            .tensor(&t("attn_q.weight"), &[h, 128], Q8_0)
-            .tensor(&t("attn_k.weight"), &[h, 64], Q8_0)
-            .tensor(&t("attn_v.weight"), &[h, 64], Q8_0)
-            .tensor(&t("attn_output.weight"), &[128, h], Q8_0)
+        g = attention(g, l, h, 128, 64)
             .tensor(&t("ssm_in.weight"), &[h, d + conv + heads], Q8_0)
             .tensor(&t("ssm_conv1d.weight"), &[4, conv], F32)
             .tensor(&t("ssm_conv1d.bias"), &[conv], F32)
@@ -172,23 +159,18 @@ fn falcon_h1_gguf_pairs_attention_and_mamba() {
             .tensor(&t("ssm_a"), &[1, heads], F32)
             .tensor(&t("ssm_d"), &[1, heads], F32)
             .tensor(&t("ssm_out.weight"), &[d, h], Q8_0)
-            .tensor(&t("ffn_norm.weight"), &[h], F32)
-            .tensor(&t("ffn_gate.weight"), &[h, 96], Q8_0)
-            .tensor(&t("ffn_up.weight"), &[h, 96], Q8_0)
-            .tensor(&t("ffn_down.weight"), &[96, h], Q8_0);
+            .tensor(&t("ffn_norm.weight"), &[h], F32);
+        g = gated_mlp(g, l, h, 96, Q8_0);
     }
-    let dir = tempfile::TempDir::new().unwrap();
-    let path = dir.path().join("falcon-h1-tiny-Q8_0.gguf");
-    std::fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "falcon-h1-tiny-Q8_0.gguf");
+    let s = gguf_spec(&model);
     assert_eq!((s.family, s.head_dim, s.attention_layers(), s.linear_layers()), (Family::FalconH1, 32, 2, 2));
     let la = s.linear_attention.unwrap();
     assert_eq!((la.num_value_heads, la.value_head_dim, la.key_head_dim), (heads, d / heads, n));
     assert!(s.parallel_ssm && !la.gated_norm && la.conv_bias && la.chunk_size == 128);
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&s, &inventory(&s)).total, stored);
-    let plan = plan_json(&format!("{} --context 1024", path.display()));
+    let plan = plan_json(&format!("{} --context 1024", model.source.display()));
     let kv = u(&plan, "/memory/kv_cache_bytes");
     assert_eq!(kv, 2 * (1024 * 2 * 2 * 32 * 2 + (3 * conv + heads * (d / heads) * n) * 4), "{plan}");
 }

@@ -2,21 +2,13 @@
 //! top level) and Qwen3-VL (deepstack mergers): each catalog entry equals its published total,
 //! the language model its text-only sibling's count.
 
-use headroom::catalog::models::ModelCatalog;
+mod support;
+
 use headroom::model::config::parse_config;
-use headroom::model::spec::{Family, ModelSpec};
+use headroom::model::spec::Family;
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::model::vision::VisionKind;
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
-
-fn counts(id: &str) -> (u64, u64) {
-    let s = spec(id);
-    let c = param_counts(&s, &inventory(&s));
-    (c.total, c.active)
-}
+use support::catalog::{counts, spec};
 
 #[test]
 fn published_totals_and_text_shares() {

@@ -5,20 +5,17 @@
 mod support;
 
 use headroom::catalog::models::ModelCatalog;
-use headroom::model::gguf::gguf_to_spec;
 use headroom::model::local::LocalModel;
 use headroom::model::spec::{Family, LayerAttention, ModelSpec};
 use headroom::model::tensors::{inventory, param_counts, Part, Role};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
 use headroom::quant::{FloatType, QuantScheme, StoredType, WeightFormat};
 use std::fs;
+use support::catalog::spec;
 use support::cli::{fits, plan_json, u};
+use support::gguf::{gguf_spec, open_gguf};
 use support::*;
 use tempfile::TempDir;
-
-fn spec(id: &str) -> ModelSpec {
-    ModelCatalog::builtin().get(id).unwrap().spec().clone()
-}
 
 fn mxfp4() -> WeightFormat {
     WeightFormat::parse("mxfp4").unwrap()
@@ -139,11 +136,8 @@ fn gguf_gpt_oss_is_counted_exactly() {
             .tensor(&w("ffn_down_exps"), &[64, 64, 4], Q8_0)
             .tensor(&b("ffn_down_exps"), &[64, 4], F32);
     }
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join("gpt-oss-tiny-Q8_0.gguf");
-    fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let s = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "gpt-oss-tiny-Q8_0.gguf");
+    let s = gguf_spec(&model);
     assert_eq!(s.family, Family::GptOss);
     assert!(s.attn_sinks && !s.fused_gate_up && s.moe.unwrap().expert_biases && !s.moe.unwrap().router_bias);
     assert_eq!(s.layer_attention, [LayerAttention::Sliding { window: 128 }, LayerAttention::Full]);

@@ -12,6 +12,7 @@ use headroom::model::tensors::{inventory, param_counts, Role};
 use headroom::quant::ggml::GgmlType;
 use std::fs;
 use std::path::Path;
+use support::gguf::{attn_projections, gated_mlp, gguf_spec, open_gguf, stored_elements};
 use support::*;
 use tempfile::TempDir;
 
@@ -254,9 +255,8 @@ fn phi2_counts_every_bias_and_the_lm_head_bias() {
         .tensor("output_norm.bias", &[256], F32)
         .tensor("output.weight", &[256, 512], Q8_0)
         .tensor("output.bias", &[512], F32);
-    let dir = TempDir::new().unwrap();
-    let model = LocalModel::open(&write(dir.path(), "phi-2.Q8_0.gguf", &g.build())).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "phi-2.Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!(spec.family, Family::Phi);
     assert_eq!((spec.norms_per_layer, spec.fused_qkv, spec.tie_word_embeddings), (1, true, false));
     assert!(spec.biases.qkv && spec.biases.attn_out && spec.biases.mlp && spec.biases.lm_head);
@@ -412,11 +412,7 @@ fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
     g = with_mamba2_layer(g, 0, h, 2);
     // Block 1: MLP. Block 2: attention, heads of 32 (not 64 / 4). Block 3: experts.
     g = g.tensor(&t(1, "ffn_up.weight"), &[h, 96], Q8_0).tensor(&t(1, "ffn_down.weight"), &[96, h], Q8_0);
-    g = g
-        .tensor(&t(2, "attn_q.weight"), &[h, 128], Q8_0)
-        .tensor(&t(2, "attn_k.weight"), &[h, 64], Q8_0)
-        .tensor(&t(2, "attn_v.weight"), &[h, 64], Q8_0)
-        .tensor(&t(2, "attn_output.weight"), &[128, h], Q8_0);
+    g = attn_projections(g, 2, h, 128, 64);
     g = g
         .tensor(&t(3, "ffn_gate_inp.weight"), &[h, 4], F32)
         .tensor(&t(3, "exp_probs_b.bias"), &[4], F32)
@@ -425,9 +421,8 @@ fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
         .tensor(&t(3, "ffn_up_shexp.weight"), &[h, 64], Q8_0)
         .tensor(&t(3, "ffn_down_shexp.weight"), &[64, h], Q8_0);
     g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 1000], Q8_0);
-    let dir = TempDir::new().unwrap();
-    let model = LocalModel::open(&write(dir.path(), "Nemotron-tiny-Q8_0.gguf", &g.build())).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "Nemotron-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     use headroom::model::spec::{LayerAttention as A, LayerMlp as M};
     assert_eq!(spec.family, Family::NemotronH);
     assert_eq!(spec.layer_attention, [A::Linear, A::Absent, A::Full, A::Absent]);
@@ -436,7 +431,7 @@ fn nemotron_h_gguf_blocks_hold_one_mixer_each() {
     let la = spec.linear_attention.unwrap();
     assert_eq!((la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim), (2, 8, 16, 16));
     assert!(la.conv_bias && !la.proj_bias);
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
     assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
 }
@@ -464,23 +459,14 @@ fn granite_hybrid_gguf_layers_hold_a_mixer_and_an_mlp() {
     let t = |l: u32, n: &str| format!("blk.{l}.{n}");
     // Layer 0: Mamba-2, one group (in_proj 2·128 + 2·16 + 8 = 296 rows, conv over 160 channels).
     g = with_mamba2_layer(g, 0, h, 1);
-    g = g
-        .tensor(&t(1, "attn_q.weight"), &[h, 64], Q8_0)
-        .tensor(&t(1, "attn_k.weight"), &[h, 32], Q8_0)
-        .tensor(&t(1, "attn_v.weight"), &[h, 32], Q8_0)
-        .tensor(&t(1, "attn_output.weight"), &[64, h], Q8_0);
+    g = attn_projections(g, 1, h, 64, 32);
     for l in 0..2 {
-        g = g
-            .tensor(&t(l, "attn_norm.weight"), &[h], F32)
-            .tensor(&t(l, "ffn_norm.weight"), &[h], F32)
-            .tensor(&t(l, "ffn_gate.weight"), &[h, 128], Q8_0)
-            .tensor(&t(l, "ffn_up.weight"), &[h, 128], Q8_0)
-            .tensor(&t(l, "ffn_down.weight"), &[128, h], Q8_0);
+        g = g.tensor(&t(l, "attn_norm.weight"), &[h], F32).tensor(&t(l, "ffn_norm.weight"), &[h], F32);
+        g = gated_mlp(g, l, h, 128, Q8_0);
     }
     g = g.tensor("output_norm.weight", &[h], F32);
-    let dir = TempDir::new().unwrap();
-    let model = LocalModel::open(&write(dir.path(), "granite-tiny-Q8_0.gguf", &g.build())).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "granite-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     use headroom::model::spec::{LayerAttention as A, LayerMlp as M};
     assert_eq!(spec.family, Family::GraniteMoeHybrid);
     assert_eq!(
@@ -490,7 +476,7 @@ fn granite_hybrid_gguf_layers_hold_a_mixer_and_an_mlp() {
     assert_eq!((spec.num_kv_heads, spec.head_dim, spec.norms_per_layer), (2, 16, 2));
     let la = spec.linear_attention.unwrap();
     assert_eq!((la.num_key_heads, la.conv_dim(), la.state_fp32), (1, 160, false));
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
     assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));
 }
@@ -542,16 +528,11 @@ fn qwen35_gguf_is_a_deltanet_hybrid() {
                 .tensor(&t("ssm_norm.weight"), &[128], F32)
                 .tensor(&t("ssm_out.weight"), &[512, h], Q8_0);
         }
-        g = g.tensor(&t("ffn_gate.weight"), &[h, 512], Q8_0).tensor(&t("ffn_up.weight"), &[h, 512], Q8_0).tensor(
-            &t("ffn_down.weight"),
-            &[512, h],
-            Q8_0,
-        );
+        g = gated_mlp(g, l, h, 512, Q8_0);
     }
     g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 1024], Q8_0);
-    let dir = TempDir::new().unwrap();
-    let model = LocalModel::open(&write(dir.path(), "Qwen3.5-tiny-Q8_0.gguf", &g.build())).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "Qwen3.5-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!(spec.family, Family::Qwen35);
     let kinds: Vec<bool> = (0..4).map(|l| spec.is_linear_layer(l)).collect();
     assert_eq!(kinds, [true, true, true, false]);
@@ -559,7 +540,7 @@ fn qwen35_gguf_is_a_deltanet_hybrid() {
     assert_eq!((la.num_key_heads, la.num_value_heads, la.key_head_dim, la.value_head_dim), (2, 4, 128, 128));
     assert!(la.split_projections && spec.attn_output_gate && spec.qk_norm == QkNorm::PerHead && !spec.fused_qkv);
     // The architecture's inventory has the file's parameter count.
-    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    let stored = stored_elements(&model);
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored);
     // Every DeltaNet tensor has a role in its layer.
     assert!(model.tensors.iter().all(|t| t.role.is_some()), "{:?}", model.tensors.iter().find(|t| t.role.is_none()));

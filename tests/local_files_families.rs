@@ -10,22 +10,13 @@ use headroom::model::local::LocalModel;
 use headroom::model::spec::{Family, LayerAttention, QkNorm};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
-use std::fs;
+use support::gguf::{attention, attn_projections, gated_mlp, gguf_spec, open_gguf, qk_norms};
 use support::*;
-use tempfile::TempDir;
 
 const H: u64 = 64;
 
-fn open(g: &Gguf, name: &str) -> (TempDir, LocalModel) {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join(name);
-    fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    (dir, model)
-}
-
 /// Attention with q/k/v biases: 4 heads of 32 (128 wide, not the 64 hidden) and 2 KV heads.
-fn attention(g: Gguf, l: u32) -> Gguf {
+fn biased_attention(g: Gguf, l: u32) -> Gguf {
     let t = |n: &str| format!("blk.{l}.{n}");
     g.tensor(&t("attn_norm.weight"), &[H], F32)
         .tensor(&t("attn_q.weight"), &[H, 128], Q8_0)
@@ -64,7 +55,7 @@ fn glm4_gguf_has_four_norms_and_a_fused_up() {
     let mut g = metadata("glm4", 2);
     for l in 0..2 {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
-        g = attention(g, l)
+        g = biased_attention(g, l)
             .tensor(&t("post_attention_norm"), &[H], F32)
             .tensor(&t("ffn_norm"), &[H], F32)
             .tensor(&t("ffn_up"), &[H, 192], Q8_0)
@@ -72,8 +63,8 @@ fn glm4_gguf_has_four_norms_and_a_fused_up() {
             .tensor(&t("post_ffw_norm"), &[H], F32);
     }
     g = g.tensor("output_norm.weight", &[H], F32).tensor("output.weight", &[H, 1000], Q8_0);
-    let (_dir, model) = open(&g, "GLM-4-tiny-Q8_0.gguf");
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "GLM-4-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!(spec.family, Family::Glm4);
     assert_eq!((spec.norms_per_layer, spec.head_dim, spec.intermediate_size), (4, 32, 96));
     assert!(spec.fused_gate_up && spec.biases.qkv && !spec.biases.attn_out && !spec.tie_word_embeddings);
@@ -95,16 +86,9 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
         .u32("glm4moe.expert_feed_forward_length", 32);
     for l in 0..3 {
         let t = |n: &str| format!("blk.{l}.{n}");
-        g = attention(g, l)
-            .tensor(&t("attn_q_norm.weight"), &[32], F32)
-            .tensor(&t("attn_k_norm.weight"), &[32], F32)
-            .tensor(&t("post_attention_norm.weight"), &[H], F32);
+        g = qk_norms(biased_attention(g, l), l, &[32], &[32]).tensor(&t("post_attention_norm.weight"), &[H], F32);
         g = if l == 0 {
-            g.tensor(&t("ffn_gate.weight"), &[H, 96], Q8_0).tensor(&t("ffn_up.weight"), &[H, 96], Q8_0).tensor(
-                &t("ffn_down.weight"),
-                &[96, H],
-                Q8_0,
-            )
+            gated_mlp(g, l, H, 96, Q8_0)
         } else {
             g.tensor(&t("ffn_gate_inp.weight"), &[H, 4], F32)
                 .tensor(&t("exp_probs_b.bias"), &[4], F32)
@@ -123,8 +107,8 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
         .tensor("blk.2.nextn.shared_head_norm.weight", &[H], F32)
         .tensor("output_norm.weight", &[H], F32)
         .tensor("output.weight", &[H, 1000], Q8_0);
-    let (_dir, model) = open(&g, "GLM-4.5-tiny-Q8_0.gguf");
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "GLM-4.5-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!(spec.family, Family::Glm4Moe);
     assert_eq!((spec.num_layers, spec.mtp_layers, spec.qk_norm), (2, 0, QkNorm::PerHead));
     assert!(!spec.is_moe_layer(0) && spec.is_moe_layer(1));
@@ -145,7 +129,7 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
 #[test]
 fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
     let g = metadata("glm4moe", 1).u32("glm4moe.nextn_predict_layers", 1);
-    let (_dir, model) = open(&g, "bad.gguf");
+    let (_dir, model) = open_gguf(&g, "bad.gguf");
     let err = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap_err().to_string();
     assert!(err.contains("nextn_predict_layers 1 leaves none of the 1 blocks"), "{err}");
 }
@@ -155,7 +139,7 @@ fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
 #[test]
 fn nextn_count_only_drops_blocks_that_hold_nextn_tensors() {
     let g = metadata("llama", 2).u32("llama.nextn_predict_layers", 1);
-    let (_dir, model) = open(&g, "llama.gguf");
+    let (_dir, model) = open_gguf(&g, "llama.gguf");
     assert_eq!(gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap().num_layers, 2);
 }
 
@@ -170,22 +154,12 @@ fn olmo_gguf_post_norms_and_window_flags() {
         .i32s("olmo2.attention.sliding_window_pattern", &[1, 1, 1, 0]);
     for l in 0..layers {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
-        g = g
-            .tensor(&t("attn_q"), &[H, 128], Q8_0)
-            .tensor(&t("attn_k"), &[H, 64], Q8_0)
-            .tensor(&t("attn_v"), &[H, 64], Q8_0)
-            .tensor(&t("attn_output"), &[128, H], Q8_0)
-            .tensor(&t("attn_q_norm"), &[128], F32)
-            .tensor(&t("attn_k_norm"), &[64], F32)
-            .tensor(&t("post_attention_norm"), &[H], F32)
-            .tensor(&t("ffn_gate"), &[H, 96], Q8_0)
-            .tensor(&t("ffn_up"), &[H, 96], Q8_0)
-            .tensor(&t("ffn_down"), &[96, H], Q8_0)
-            .tensor(&t("post_ffw_norm"), &[H], F32);
+        g = qk_norms(attn_projections(g, l, H, 128, 64), l, &[128], &[64]).tensor(&t("post_attention_norm"), &[H], F32);
+        g = gated_mlp(g, l, H, 96, Q8_0).tensor(&t("post_ffw_norm"), &[H], F32);
     }
     g = g.tensor("output_norm.weight", &[H], F32).tensor("output.weight", &[H, 1000], Q8_0);
-    let (_dir, model) = open(&g, "Olmo-3-tiny-Q8_0.gguf");
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(&g, "Olmo-3-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!((spec.family, spec.qk_norm), (Family::Olmo3, QkNorm::Full));
     let window = LayerAttention::Sliding { window: 4096 };
     assert_eq!(spec.layer_attention, [window, window, window, LayerAttention::Full]);
@@ -197,21 +171,10 @@ fn olmo_gguf_post_norms_and_window_flags() {
 #[test]
 fn command_r_gguf_per_head_norm_rows() {
     let mut g = metadata("command-r", 1);
-    let t = |n: &str| format!("blk.0.{n}.weight");
-    g = g
-        .tensor(&t("attn_norm"), &[H], F32)
-        .tensor(&t("attn_q"), &[H, 128], Q8_0)
-        .tensor(&t("attn_k"), &[H, 64], Q8_0)
-        .tensor(&t("attn_v"), &[H, 64], Q8_0)
-        .tensor(&t("attn_output"), &[128, H], Q8_0)
-        .tensor(&t("attn_q_norm"), &[32, 4], F32)
-        .tensor(&t("attn_k_norm"), &[32, 2], F32)
-        .tensor(&t("ffn_gate"), &[H, 96], Q8_0)
-        .tensor(&t("ffn_up"), &[H, 96], Q8_0)
-        .tensor(&t("ffn_down"), &[96, H], Q8_0)
-        .tensor("output_norm.weight", &[H], F32);
-    let (_dir, model) = open(&g, "c4ai-command-r-tiny-Q8_0.gguf");
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    g = qk_norms(attention(g, 0, H, 128, 64), 0, &[32, 4], &[32, 2]);
+    g = gated_mlp(g, 0, H, 96, Q8_0).tensor("output_norm.weight", &[H], F32);
+    let (_dir, model) = open_gguf(&g, "c4ai-command-r-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
     assert_eq!((spec.family, spec.qk_norm, spec.norms_per_layer), (Family::Cohere, QkNorm::Full, 1));
     assert!(spec.tie_word_embeddings);
     assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, 1));

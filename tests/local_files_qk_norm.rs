@@ -5,30 +5,18 @@
 mod support;
 
 use headroom::model::config::parse_config;
-use headroom::model::gguf::gguf_to_spec;
 use headroom::model::local::LocalModel;
 use headroom::model::spec::{Family, LayerAttention, QkNorm};
 use headroom::model::tensors::{inventory, param_counts, Role};
-use headroom::quant::ggml::GgmlType::{self, F32, Q8_0};
+use headroom::quant::ggml::GgmlType::{F32, Q8_0};
 use std::fs;
+use support::gguf::{attention, gated_mlp, gguf_spec, open_gguf, qk_norms};
 use support::*;
 use tempfile::TempDir;
 
 /// One layer's attention in llama.cpp names, with q/k norms of `head_dim`.
-fn attention(g: Gguf, l: u32, h: u64, q: u64, kv: u64, head_dim: u64) -> Gguf {
-    let t = |n: &str| format!("blk.{l}.{n}.weight");
-    g.tensor(&t("attn_norm"), &[h], F32)
-        .tensor(&t("attn_q"), &[h, q], Q8_0)
-        .tensor(&t("attn_k"), &[h, kv], Q8_0)
-        .tensor(&t("attn_v"), &[h, kv], Q8_0)
-        .tensor(&t("attn_output"), &[q, h], Q8_0)
-        .tensor(&t("attn_q_norm"), &[head_dim], F32)
-        .tensor(&t("attn_k_norm"), &[head_dim], F32)
-}
-
-fn gated_mlp(g: Gguf, l: u32, h: u64, ffn: u64, ty: GgmlType) -> Gguf {
-    let t = |n: &str| format!("blk.{l}.{n}.weight");
-    g.tensor(&t("ffn_gate"), &[h, ffn], ty).tensor(&t("ffn_up"), &[h, ffn], ty).tensor(&t("ffn_down"), &[ffn, h], ty)
+fn attention_with_norms(g: Gguf, l: u32, h: u64, q: u64, kv: u64, head_dim: u64) -> Gguf {
+    qk_norms(attention(g, l, h, q, kv), l, &[head_dim], &[head_dim])
 }
 
 fn metadata(arch: &str, layers: u32, h: u32, heads: u32, kv: u32, head_dim: u32, ffn: u32) -> Gguf {
@@ -47,11 +35,8 @@ fn metadata(arch: &str, layers: u32, h: u32, heads: u32, kv: u32, head_dim: u32,
 
 /// The file's parameters equal the inventory's, tensor for tensor.
 fn assert_exact(g: &Gguf, name: &str) -> headroom::model::spec::ModelSpec {
-    let dir = TempDir::new().unwrap();
-    let path = dir.path().join(name);
-    fs::write(&path, g.build()).unwrap();
-    let model = LocalModel::open(&path).unwrap();
-    let spec = gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap();
+    let (_dir, model) = open_gguf(g, name);
+    let spec = gguf_spec(&model);
     assert_eq!(model.parameter_count(), param_counts(&spec, &inventory(&spec)).total, "{name}");
     assert!(model.tensors.iter().all(|t| t.role.is_some()), "{name}: every tensor has a role");
     let q_norm = model.tensors.iter().find(|t| t.name == "blk.1.attn_q_norm.weight").unwrap();
@@ -65,7 +50,7 @@ fn assert_exact(g: &Gguf, name: &str) -> headroom::model::spec::ModelSpec {
 fn qwen3_gguf_has_q_and_k_norms() {
     let mut g = metadata("qwen3", 2, 256, 4, 2, 128, 512).tensor("token_embd.weight", &[256, 1000], Q8_0);
     for l in 0..2 {
-        g = gated_mlp(attention(g, l, 256, 512, 256, 128), l, 256, 512, Q8_0).tensor(
+        g = gated_mlp(attention_with_norms(g, l, 256, 512, 256, 128), l, 256, 512, Q8_0).tensor(
             &format!("blk.{l}.ffn_norm.weight"),
             &[256],
             F32,
@@ -89,7 +74,7 @@ fn qwen3moe_gguf_is_sparse_in_every_layer() {
         .tensor("output.weight", &[256, 1000], Q8_0);
     for l in 0..2 {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
-        g = attention(g, l, 256, 512, 256, 128)
+        g = attention_with_norms(g, l, 256, 512, 256, 128)
             .tensor(&t("ffn_norm"), &[256], F32)
             .tensor(&t("ffn_gate_inp"), &[256, 8], F32)
             .tensor(&t("ffn_gate_exps"), &[256, 128, 8], Q8_0)
@@ -115,7 +100,7 @@ fn gemma3_gguf_slides_on_five_layers_of_six() {
     );
     for l in 0..7 {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
-        g = gated_mlp(attention(g, l, 256, 256, 128, 128), l, 256, 512, Q8_0)
+        g = gated_mlp(attention_with_norms(g, l, 256, 256, 128, 128), l, 256, 512, Q8_0)
             .tensor(&t("post_attention_norm"), &[256], F32)
             .tensor(&t("ffn_norm"), &[256], F32)
             .tensor(&t("post_ffw_norm"), &[256], F32);

@@ -1,16 +1,13 @@
 //! The built-in model catalog: every entry parses, ids are unique, and parameter counts come out
 //! exactly where a source states them.
 
+mod support;
+
 use headroom::catalog::models::ModelCatalog;
 use headroom::model::spec::LayerAttention;
-use headroom::model::tensors::{inventory, param_counts};
+use headroom::model::tensors::{inventory, mtp_inventory};
 use std::collections::HashSet;
-
-fn counts(id: &str) -> (u64, u64) {
-    let m = ModelCatalog::builtin().get(id).unwrap();
-    let c = param_counts(m.spec(), &inventory(m.spec()));
-    (c.total, c.active)
-}
+use support::catalog::{counts, elements, spec};
 
 #[test]
 fn every_entry_parses_with_unique_ids() {
@@ -110,7 +107,7 @@ fn gemma3_27b_counts_and_window_pattern() {
     assert_eq!(language - 64 * 5376, 27_009_002_240);
     assert_eq!(total, language + 416_866_032 + 1152 * 5376 + 1152);
     assert_eq!(total, 27_432_406_640);
-    let spec = ModelCatalog::builtin().get("gemma-3-27b").unwrap().spec().clone();
+    let spec = spec("gemma-3-27b");
     assert_eq!((spec.vocab_size, spec.max_context, spec.head_dim), (262_208, 131_072, 128));
     let global: Vec<usize> = (0..62).filter(|&l| spec.layer_attention[l] == LayerAttention::Full).collect();
     assert_eq!(global, (0..10).map(|k| 6 * k + 5).collect::<Vec<_>>());
@@ -145,12 +142,9 @@ fn qwen3_5_counts() {
     assert_eq!((total, total - active), (26_895_998_464 + 460_730_096, 460_730_096));
     assert_eq!(total + 424_699_392, 27_781_427_952);
     // The multi-token-prediction drafters, as `--mtp` loads them, are exactly the Hub's rest.
-    let mtp = |id: &str| {
-        let spec = ModelCatalog::builtin().get(id).unwrap().spec().clone();
-        headroom::model::tensors::mtp_inventory(&spec).iter().map(|t| t.elements()).sum::<u64>()
-    };
+    let mtp = |id: &str| elements(&mtp_inventory(&spec(id)));
     assert_eq!((mtp("qwen3.5-9b"), mtp("qwen3.5-35b-a3b"), mtp("qwen3.6-27b")), (mtp_9b, 844_640_768, 424_699_392));
-    let spec = ModelCatalog::builtin().get("qwen3.5-35b-a3b").unwrap().spec().clone();
+    let spec = spec("qwen3.5-35b-a3b");
     let la = spec.linear_attention.unwrap();
     assert!(la.split_projections && la.state_fp32 && spec.attn_output_gate && !spec.fused_gate_up);
     assert_eq!(spec.attention_layers(), 10);
@@ -318,13 +312,13 @@ fn mamba2_hybrid_counts_and_layouts() {
     let total = 24 * mamba + 4 * attention + 24 * 2 * h * 21_504 + 53 * h + 2 * 131_072 * h;
     assert_eq!(counts("nemotron-h-8b"), (total, total));
     assert_eq!(total, 8_100_852_736);
-    let spec = ModelCatalog::builtin().get("nemotron-3-nano-30b-a3b").unwrap().spec().clone();
+    let spec = spec("nemotron-3-nano-30b-a3b");
     assert_eq!((spec.linear_layers(), spec.attention_layers(), spec.num_layers), (23, 6, 52));
     assert_eq!((0..52).filter(|&l| spec.is_moe_layer(l)).count(), 23);
     let la = spec.linear_attention.unwrap();
     assert_eq!((la.conv_dim(), la.fused_in_rows(), la.state_values()), (6144, 10_304, 64 * 64 * 128));
     assert!(la.state_fp32 && la.conv_bias && !la.proj_bias);
-    let granite = ModelCatalog::builtin().get("granite-4.0-h-tiny").unwrap().spec().clone();
+    let granite = support::catalog::spec("granite-4.0-h-tiny");
     assert_eq!((granite.linear_layers(), granite.attention_layers()), (36, 4));
     assert!(granite.layer_attention[5] == LayerAttention::Full && (0..40).all(|l| granite.is_moe_layer(l)));
     assert!(!granite.linear_attention.unwrap().state_fp32);
@@ -342,9 +336,9 @@ fn unknown_model_suggests_close_ids() {
 /// and lm_head the checkpoint repeats are the model's own, so they are not loaded again.
 #[test]
 fn deepseek_v3_mtp_drafter() {
-    let spec = ModelCatalog::builtin().get("deepseek-v3").unwrap().spec().clone();
+    let spec = spec("deepseek-v3");
     assert_eq!(spec.mtp_layers, 1);
     let layer = |l: u32| inventory(&spec).iter().filter(|t| t.layer == Some(l)).map(|t| t.elements()).sum::<u64>();
-    let drafter: u64 = headroom::model::tensors::mtp_inventory(&spec).iter().map(|t| t.elements()).sum();
+    let drafter = elements(&mtp_inventory(&spec));
     assert_eq!(drafter, 2 * 7168 * 7168 + 3 * 7168 + layer(3));
 }

@@ -1,9 +1,12 @@
 //! Writers for tiny synthetic safetensors and GGUF files, written from the format specs
-//! independently of the readers under test. Tensor data is zeros.
+//! independently of the readers under test. Tensor data is zeros. Beside them: `catalog` reads
+//! the built-in catalog, `cli` runs the binary, `gguf` lays out llama.cpp's layers and opens a file.
 
 #![allow(dead_code)]
 
+pub mod catalog;
 pub mod cli;
+pub mod gguf;
 
 use headroom::model::spec::{Biases, Family, LayerAttention, LayerMlp, MlpKind, ModelSpec, NormKind, QkNorm};
 use headroom::quant::ggml::GgmlType;
