@@ -15,6 +15,8 @@
 
 mod reader;
 mod spec;
+#[cfg(test)]
+mod tests;
 mod value;
 
 pub use spec::{gguf_to_spec, SUPPORTED_ARCHITECTURES};
@@ -25,7 +27,7 @@ use crate::quant::ggml::GgmlType;
 use crate::units::MIB;
 use reader::Reader;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -72,12 +74,16 @@ pub struct GgufFile {
     pub path: PathBuf,
     pub version: u32,
     pub metadata: BTreeMap<String, GgufValue>,
-    /// Tensors in file order.
+    /// Tensors in file order. Names are unique: the parser rejects a file that repeats one, as
+    /// the GGUF spec forbids it.
     pub tensors: Vec<GgufTensor>,
     /// Alignment of tensor data, bytes.
     pub alignment: u64,
     /// Start of the data section, bytes from the start of the file.
     pub data_offset: u64,
+    /// Index of each tensor in `tensors` by name, built once at parse time for `tensor`.
+    #[serde(skip)]
+    by_name: HashMap<String, usize>,
 }
 
 impl GgufFile {
@@ -100,8 +106,12 @@ impl GgufFile {
         ftype_name(self.file_type()?)
     }
 
+    /// The tensor called `name`, found through the index built at parse time. The name check
+    /// guards against `tensors` having been edited since: a stale index misses, it never answers
+    /// with another tensor.
     pub fn tensor(&self, name: &str) -> Option<&GgufTensor> {
-        self.tensors.iter().find(|t| t.name == name)
+        let &i = self.by_name.get(name)?;
+        self.tensors.get(i).filter(|t| t.name == name)
     }
 
     /// Bytes of all tensors together.
@@ -180,13 +190,13 @@ fn parse<R: Read>(input: R, path: &Path, file_len: u64) -> Result<GgufFile, Loca
     let pair_count = bounded_count(&mut r, "metadata count", MAX_METADATA_PAIRS)?;
     let metadata = read_metadata(&mut r, pair_count)?;
     let alignment = alignment(path, &metadata)?;
-    let tensors = read_tensor_infos(&mut r, tensor_count, alignment)?;
+    let (tensors, by_name) = read_tensor_infos(&mut r, tensor_count, alignment)?;
     let data_offset = r
         .pos()
         .checked_next_multiple_of(alignment)
         .ok_or_else(|| LocalFileError::malformed(path, "the data section starts past 2^64 bytes"))?;
     check_data_in_file(path, &tensors, data_offset, file_len)?;
-    Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, alignment, data_offset })
+    Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, alignment, data_offset, by_name })
 }
 
 fn bounded_count<R: Read>(r: &mut Reader<'_, R>, what: &str, limit: u64) -> Result<u64, LocalFileError> {
@@ -225,14 +235,16 @@ fn alignment(path: &Path, metadata: &BTreeMap<String, GgufValue>) -> Result<u64,
     }
 }
 
+/// The tensor infos in file order, and each one's index by name. A repeated name is an error
+/// (GGUF forbids it), so every name maps to exactly one tensor.
 fn read_tensor_infos<R: Read>(
     r: &mut Reader<'_, R>,
     count: u64,
     alignment: u64,
-) -> Result<Vec<GgufTensor>, LocalFileError> {
+) -> Result<(Vec<GgufTensor>, HashMap<String, usize>), LocalFileError> {
     const WHAT: &str = "tensor infos";
     let mut tensors = Vec::new();
-    let mut names = HashSet::new();
+    let mut by_name = HashMap::new();
     for _ in 0..count {
         let name = r.string(WHAT)?;
         let n_dims = r.u32(WHAT)?;
@@ -244,12 +256,12 @@ fn read_tensor_infos<R: Read>(
         let type_id = r.u32(WHAT)?;
         let offset = r.u64(WHAT)?;
         let tensor = tensor_info(r.path(), name, dims, type_id, offset, alignment)?;
-        if !names.insert(tensor.name.clone()) {
+        if by_name.insert(tensor.name.clone(), tensors.len()).is_some() {
             return Err(LocalFileError::malformed(r.path(), format!("tensor '{}' appears twice", tensor.name)));
         }
         tensors.push(tensor);
     }
-    Ok(tensors)
+    Ok((tensors, by_name))
 }
 
 /// Checks one tensor info and computes its exact bytes.

@@ -84,7 +84,9 @@ fn jamba_layers(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), Conf
 /// The Mamba-1 shape (`MambaConfig`, `FalconMambaConfig`, `JambaConfig`): d_inner is the file's
 /// `intermediate_size` (Falcon-Mamba-7B writes `expand` 16 beside the 8,192 its weights have),
 /// else `expand · hidden`; Jamba's is `mamba_expand · hidden`. `time_step_rank` "auto" is
-/// ⌈hidden / 16⌉.
+/// ⌈hidden / 16⌉. Jamba names its keys `mamba_d_state`, `mamba_d_conv`, `mamba_dt_rank`; the
+/// others `state_size`, `conv_kernel`, `time_step_rank`. Either spelling is read, the family's
+/// own first.
 fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
     let hidden = r.req_u64(&["hidden_size", "d_model"], family, MAX_DIM)?;
     let jamba = family == Family::Jamba;
@@ -98,17 +100,21 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             None => field(&["expand"], 2)? * hidden,
         },
     };
-    let dt_rank = match r.json.get(if jamba { "mamba_dt_rank" } else { "time_step_rank" }) {
-        Some(Value::Number(_)) => field(&["mamba_dt_rank", "time_step_rank"], 1)?,
+    let (state_keys, conv_keys, dt_key) = match jamba {
+        true => (["mamba_d_state", "state_size"], ["mamba_d_conv", "conv_kernel"], "mamba_dt_rank"),
+        false => (["state_size", "mamba_d_state"], ["conv_kernel", "mamba_d_conv"], "time_step_rank"),
+    };
+    let dt_rank = match r.json.get(dt_key) {
+        Some(Value::Number(_)) => field(&[dt_key], 1)?,
         _ => hidden.div_ceil(16),
     };
-    let la = LinearAttention {
+    Ok(LinearAttention {
         kind: LinearKind::Mamba1,
         num_key_heads: 0,
-        key_head_dim: field(&["mamba_d_state", "state_size"], 16)?,
+        key_head_dim: field(&state_keys, 16)?,
         num_value_heads: d_inner,
         value_head_dim: 1,
-        conv_kernel: field(&["mamba_d_conv", "conv_kernel"], 4)?,
+        conv_kernel: conv_kernel(r, family, &conv_keys)?,
         split_projections: false,
         state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
         conv_bias: r.bool_or(if jamba { "mamba_conv_bias" } else { "use_conv_bias" }, true),
@@ -118,32 +124,49 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
         inner_norms: jamba,
         gated_norm: true,
         out_bias: bias,
-    };
-    if la.conv_kernel < 2 {
-        return Err(r.bad("conv_kernel", la.conv_kernel, "a causal convolution needs at least 2 taps"));
+    })
+}
+
+/// The causal convolution's taps from the first of `names` the config sets, else the class
+/// default of 4 (every Mamba config class has it); fewer than 2 is an error naming the key read.
+fn conv_kernel(r: &Reader, family: Family, names: &[&'static str]) -> Result<u64, ConfigError> {
+    let taps = r.u64_or(names, Some(4), family, MAX_DIM)?;
+    if taps < 2 {
+        return Err(r.bad(key_read(r, names), taps, "a causal convolution needs at least 2 taps"));
     }
-    Ok(la)
+    Ok(taps)
+}
+
+/// The first of `names` the config sets (not null): the key a value came from, for its errors.
+fn key_read(r: &Reader, names: &[&'static str]) -> &'static str {
+    names.iter().copied().find(|&n| !matches!(r.json.get(n), None | Some(Value::Null))).unwrap_or(names[0])
 }
 
 /// Nemotron-H's blocks, each one mixer: `M` Mamba-2, `*` attention, `-` MLP, `E` experts.
 fn nemotron_pattern(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), ConfigError> {
-    let kinds: Vec<String> = match (r.str("hybrid_override_pattern"), r.json.get("layers_block_type")) {
-        (Some(p), _) => p.chars().map(|c| c.to_string()).collect(),
-        (None, Some(Value::Array(list))) => list.iter().map(|v| v.as_str().unwrap_or("?").to_string()).collect(),
-        _ => {
-            return Err(ConfigError::MissingField {
-                source_name: r.source_name.to_string(),
-                field: "hybrid_override_pattern",
-                family: Family::NemotronH.model_type(),
-            })
-        }
-    };
-    let bad = |value: String, reason| ConfigError::BadValue {
-        source_name: r.source_name.to_string(),
-        field: "hybrid_override_pattern",
-        value,
-        reason,
-    };
+    // Errors name the key the blocks came from, and that form's block names.
+    let (field, kinds_are, kinds): (_, _, Vec<String>) =
+        match (r.str("hybrid_override_pattern"), r.json.get("layers_block_type")) {
+            (Some(p), _) => (
+                "hybrid_override_pattern",
+                "blocks are M (Mamba-2), * (attention), - (MLP) or E (MoE)",
+                p.chars().map(|c| c.to_string()).collect(),
+            ),
+            (None, Some(Value::Array(list))) => (
+                "layers_block_type",
+                "blocks are mamba (or linear_attention), attention (or full_attention), mlp or moe",
+                list.iter().map(|v| v.as_str().unwrap_or("?").to_string()).collect(),
+            ),
+            _ => {
+                return Err(ConfigError::MissingField {
+                    source_name: r.source_name.to_string(),
+                    field: "hybrid_override_pattern",
+                    family: Family::NemotronH.model_type(),
+                })
+            }
+        };
+    let bad =
+        |value: String, reason| ConfigError::BadValue { source_name: r.source_name.to_string(), field, value, reason };
     if kinds.is_empty() || kinds.len() as u64 > MAX_LAYERS {
         return Err(bad(kinds.len().to_string(), "must name between 1 and 10,000 blocks"));
     }
@@ -160,9 +183,7 @@ fn nemotron_pattern(r: &Reader) -> Result<(Vec<LayerAttention>, Vec<LayerMlp>), 
             "*" | "attention" | "full_attention" => (LayerAttention::Full, LayerMlp::Absent),
             "-" | "mlp" => (LayerAttention::Absent, LayerMlp::Dense),
             "E" | "moe" => (LayerAttention::Absent, LayerMlp::Moe),
-            other => {
-                return Err(bad(format!("'{other}'"), "blocks are M (Mamba-2), * (attention), - (MLP) or E (MoE)"))
-            }
+            other => return Err(bad(format!("'{other}'"), kinds_are)),
         };
         mixers.push(mixer);
         mlps.push(mlp);
@@ -221,7 +242,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
     let field = |names: &[&'static str], default: u64| r.u64_or(names, Some(default), family, MAX_DIM);
     // (`Mamba2Config`'s and `NemotronHConfig`'s one flag for in_proj's and out_proj's biases.)
     let bias = r.bool_or("use_bias", false);
-    let la = match family {
+    Ok(match family {
         // `Mamba2Config` (Mamba-Codestral-7B: 128 heads of 64, 8 groups, state 128).
         Family::Mamba2 => LinearAttention {
             kind: LinearKind::Mamba2,
@@ -229,7 +250,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             key_head_dim: field(&["state_size"], 128)?,
             num_value_heads: field(&["num_heads"], 128)?,
             value_head_dim: field(&["head_dim"], 64)?,
-            conv_kernel: field(&["conv_kernel"], 4)?,
+            conv_kernel: conv_kernel(r, family, &["conv_kernel"])?,
             split_projections: false,
             state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
             conv_bias: r.bool_or("use_conv_bias", true),
@@ -246,7 +267,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             key_head_dim: field(&["ssm_state_size"], 128)?,
             num_value_heads: field(&["mamba_num_heads"], 128)?,
             value_head_dim: field(&["mamba_head_dim"], 64)?,
-            conv_kernel: field(&["conv_kernel", "mamba_d_conv"], 4)?,
+            conv_kernel: conv_kernel(r, family, &["conv_kernel", "mamba_d_conv"])?,
             split_projections: false,
             // vLLM reads `mamba_ssm_cache_dtype`, else float32 (`NemotronHForCausalLMConfig`).
             state_fp32: r.str("mamba_ssm_cache_dtype").is_none_or(|d| d == "float32"),
@@ -283,7 +304,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 key_head_dim: field(&["mamba_d_state"], 256)?,
                 num_value_heads: heads,
                 value_head_dim: head_dim,
-                conv_kernel: field(&["mamba_d_conv"], 4)?,
+                conv_kernel: conv_kernel(r, family, &["mamba_d_conv"])?,
                 split_projections: false,
                 // No vLLM override: the state takes the model dtype.
                 state_fp32: r.str("mamba_ssm_cache_dtype") == Some("float32"),
@@ -296,10 +317,67 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 out_bias: r.bool_or(if falcon { "projectors_bias" } else { "mamba_proj_bias" }, false),
             }
         }
-    };
-    if la.conv_kernel < 2 {
-        let field = if family == Family::NemotronH { "conv_kernel" } else { "mamba_d_conv" };
-        return Err(r.bad(field, la.conv_kernel, "a causal convolution needs at least 2 taps"));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::config::parse_config;
+
+    /// The error for `extra` added to a minimal config of `model_type`.
+    fn err(model_type: &str, extra: &str) -> String {
+        let text = format!(r#"{{"model_type": "{model_type}", "hidden_size": 64, "num_hidden_layers": 8{extra}}}"#);
+        parse_config(&text, "m", "config.json").unwrap_err().to_string()
     }
-    Ok(la)
+
+    /// A one-tap convolution is refused, naming the key the config spelled it with: Mamba2Config
+    /// says `conv_kernel` (once reported as `mamba_d_conv`), Jamba `mamba_d_conv` (once
+    /// `conv_kernel`), and Nemotron-H reads either (its `mamba_d_conv` once reported as
+    /// `conv_kernel`).
+    #[test]
+    fn a_one_tap_convolution_names_the_key_read() {
+        let cases = [
+            ("mamba2", r#", "conv_kernel": 1"#, "conv_kernel"),
+            ("jamba", r#", "mamba_d_conv": 1"#, "mamba_d_conv"),
+            ("nemotron_h", r#", "hybrid_override_pattern": "MMMMMMMM", "conv_kernel": 1"#, "conv_kernel"),
+            ("nemotron_h", r#", "hybrid_override_pattern": "MMMMMMMM", "mamba_d_conv": 1"#, "mamba_d_conv"),
+            ("mamba", r#", "conv_kernel": 1"#, "conv_kernel"),
+            ("falcon_mamba", r#", "conv_kernel": 1"#, "conv_kernel"),
+            ("falcon_h1", r#", "mamba_d_conv": 1"#, "mamba_d_conv"),
+            ("granitemoehybrid", r#", "mamba_d_conv": 1"#, "mamba_d_conv"),
+        ];
+        for (family, extra, key) in cases {
+            let e = err(family, extra);
+            assert!(e.contains(&format!("field '{key}' = 1")) && e.contains("at least 2 taps"), "{family}: {e}");
+        }
+    }
+
+    /// Mamba-1's state size and dt rank are read from the family's own key first, so a bad one
+    /// is reported under it, not under the other family's spelling that the config also holds.
+    #[test]
+    fn mamba1_state_and_dt_rank_errors_name_the_family_key() {
+        let e = err("mamba", r#", "time_step_rank": 0, "mamba_dt_rank": 0"#);
+        assert!(e.contains("field 'time_step_rank' = 0"), "{e}");
+        let e = err("jamba", r#", "mamba_dt_rank": 0"#);
+        assert!(e.contains("field 'mamba_dt_rank' = 0"), "{e}");
+        let e = err("mamba", r#", "state_size": 0, "mamba_d_state": 16"#);
+        assert!(e.contains("field 'state_size' = 0"), "{e}");
+        let e = err("jamba", r#", "mamba_d_state": 0, "state_size": 16"#);
+        assert!(e.contains("field 'mamba_d_state' = 0"), "{e}");
+    }
+
+    /// Nemotron-H's transformers-5 `layers_block_type` is named in its own errors (once reported
+    /// as `hybrid_override_pattern`), with that form's block names.
+    #[test]
+    fn nemotron_layers_block_type_errors_name_that_key() {
+        let e = err(
+            "nemotron_h",
+            r#", "layers_block_type": ["mamba", "mlp", "mamba", "mlp", "mamba", "mlp", "mamba", "ssm"]"#,
+        );
+        assert!(e.contains("field 'layers_block_type'") && e.contains("mlp or moe"), "{e}");
+        let e = err("nemotron_h", r#", "layers_block_type": ["mamba", "mlp"]"#);
+        assert!(e.contains("field 'layers_block_type'") && e.contains("one block per layer"), "{e}");
+        let e = err("nemotron_h", r#", "hybrid_override_pattern": "M-M-M-M?""#);
+        assert!(e.contains("field 'hybrid_override_pattern'") && e.contains("E (MoE)"), "{e}");
+    }
 }
