@@ -254,6 +254,13 @@ pub struct PlanArgs {
     /// host RAM. More than the layer count also offloads the output layer. Default: everything.
     #[arg(long, alias = "ngl")]
     pub n_gpu_layers: Option<u64>,
+    /// llama.cpp: keep the routed-expert weights of the first N layers in host RAM
+    /// (`--n-cpu-moe`); attention, shared experts and the KV cache stay on the GPUs.
+    #[arg(long, value_name = "N", conflicts_with = "cpu_moe")]
+    pub n_cpu_moe: Option<u64>,
+    /// llama.cpp: keep every layer's routed-expert weights in host RAM (`--cpu-moe`).
+    #[arg(long)]
+    pub cpu_moe: bool,
     /// Attention implementation: flash (no score matrix) or eager (materialised scores).
     #[arg(long, value_enum, default_value_t)]
     pub attention: AttentionArg,

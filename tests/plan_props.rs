@@ -26,15 +26,21 @@ proptest! {
     fn inference_plans_never_panic(
         model in 0usize..1000, engine in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..21,
         gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
-        eager in any::<bool>(), hybrid_off in any::<bool>(),
+        eager in any::<bool>(), hybrid_off in any::<bool>(), cpu_moe in 0u64..200, gpu_layers in 0u64..200,
     ) {
         let ids = model_ids();
         let id = &ids[model % ids.len()];
         let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
+        // llama.cpp's host offloads, experts (--n-cpu-moe) and whole layers (--n-gpu-layers).
+        let offload = if engine == "llama.cpp" && cpu_moe < 100 {
+            format!("--n-cpu-moe {cpu_moe} --n-gpu-layers {gpu_layers}")
+        } else {
+            String::new()
+        };
         let _ = plan(&format!(
-            "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention} {manager}",
+            "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention} {manager} {offload}",
             1u64 << ctx_exp, 1u64 << batch_exp
         ));
     }

@@ -109,6 +109,8 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
     let ignored: Vec<&str> = if training {
         [
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
+            set(args.n_cpu_moe.is_some(), "--n-cpu-moe"),
+            set(args.cpu_moe, "--cpu-moe"),
             set(args.kv_cache.is_some(), "--kv-cache"),
             set(args.logits_all, "--logits-all"),
             set(args.no_prefix_caching, "--no-prefix-caching"),
@@ -278,6 +280,15 @@ pub fn plan_report_on(
     }
     runs_model(engine, spec)?;
     let mtp_tokens = parse_mtp(args, engine, spec)?;
+    if args.cpu_moe || args.n_cpu_moe.is_some() {
+        let flag = if args.cpu_moe { "--cpu-moe" } else { "--n-cpu-moe" };
+        anyhow::ensure!(engine == Engine::LlamaCpp, "{flag} is a llama.cpp option: add --engine llama.cpp");
+        anyhow::ensure!(
+            spec.moe.is_some(),
+            "{flag}: {} has no routed experts to keep in host RAM; use --n-gpu-layers",
+            spec.id
+        );
+    }
     if args.disable_hybrid_kv_cache_manager {
         anyhow::ensure!(
             engine == Engine::Vllm,
@@ -328,6 +339,7 @@ pub fn plan_report_on(
         max_num_seqs: args.max_num_seqs,
         n_ubatch: args.ubatch,
         gpu_layers: args.n_gpu_layers,
+        cpu_moe_layers: if args.cpu_moe { spec.num_layers } else { args.n_cpu_moe.unwrap_or(0).min(spec.num_layers) },
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
         prefix_caching: !args.no_prefix_caching,
@@ -350,15 +362,15 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
-    let layers_on_host = args.n_gpu_layers.is_some_and(|n| n < spec.num_layers);
+    let weights_on_host = args.n_gpu_layers.is_some_and(|n| n < spec.num_layers) || req.options.cpu_moe_layers > 0;
     let throughput = match gpu {
-        // Host-resident layers run at the CPU's memory bandwidth, which the catalog does not
+        // Host-resident weights run at the CPU's memory bandwidth, which the catalog does not
         // know: no speed rather than a GPU-only one.
-        Some(_) if layers_on_host => {
+        Some(_) if weights_on_host => {
             plan.basis.push(crate::plan::Basis {
                 name: "speed".into(),
                 value: "not estimated".into(),
-                source: "layers on the host run at CPU memory bandwidth, which is not modelled".into(),
+                source: "weights in host RAM (--n-gpu-layers below the layer count, --n-cpu-moe) run at CPU memory bandwidth, which is not modelled".into(),
             });
             Throughput::default()
         }

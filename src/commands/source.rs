@@ -6,7 +6,7 @@ use crate::model::config::parse_config;
 use crate::model::gguf::gguf_to_spec;
 use crate::model::local::{LocalFileError, LocalFormat, LocalModel};
 use crate::model::spec::ModelSpec;
-use crate::model::tensors::{inventory, param_counts, ParamCounts, Role, TensorDesc};
+use crate::model::tensors::{inventory, param_counts, ParamCounts, TensorDesc};
 use crate::plan::WeightLayout;
 use crate::quant::WeightFormat;
 use crate::units::Bytes;
@@ -111,7 +111,7 @@ fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<Resol
 
 /// Stored bytes by position in the model, from the file headers.
 fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
-    let mut layout = WeightLayout { layers: vec![Bytes::ZERO; spec.num_layers as usize], ..Default::default() };
+    let mut layout = WeightLayout::new(spec.num_layers);
     // Engines load a multi-token-prediction block only for speculative decoding: Qwen's `mtp.*`,
     // and the layers past `num_hidden_layers` (DeepSeek-V3's `model.layers.61`); and GPT-2's
     // stored causal masks not at all.
@@ -121,19 +121,7 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
             || t.layer.is_some_and(|l| l as u64 >= spec.num_layers)
     };
     for t in model.tensors.iter().filter(|t| !drafter(t)) {
-        let b = Bytes(t.bytes);
-        if t.role.is_some_and(Role::is_routed_expert) {
-            layout.routed_experts += b;
-        }
-        if t.role == Some(Role::TokenEmbd) {
-            layout.token_table += b;
-        }
-        match (t.layer, t.role) {
-            (Some(l), _) if (l as u64) < spec.num_layers => layout.layers[l as usize] += b,
-            (_, Some(r)) if r.is_embedding() => layout.embedding += b,
-            (_, Some(r)) if r.is_vision() => layout.vision += b,
-            _ => layout.output += b,
-        }
+        layout.place(t.layer, t.role, Bytes(t.bytes));
     }
     layout
 }

@@ -186,6 +186,9 @@ pub struct EngineOptions {
     /// llama.cpp `--n-gpu-layers`: the last N decoder layers (and their KV cache) run on the
     /// GPUs, the rest on the host; above the layer count the output layer moves too. `None`: all.
     pub gpu_layers: Option<u64>,
+    /// llama.cpp `--n-cpu-moe`: the first N decoder layers keep their routed-expert weights in
+    /// host RAM (`--cpu-moe`: all of them); 0 keeps every weight on the GPUs.
+    pub cpu_moe_layers: u64,
     /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
     /// attention with the full score matrix.
     pub flash_attention: bool,
@@ -214,6 +217,7 @@ impl Default for EngineOptions {
             max_num_seqs: None,
             n_ubatch: 512,
             gpu_layers: None,
+            cpu_moe_layers: 0,
             flash_attention: true,
             logits_all_positions: false,
             prefix_caching: true,

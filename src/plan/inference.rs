@@ -35,6 +35,9 @@ pub struct WeightLayout {
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
+    /// Of each decoder layer's weights, its routed experts' (llama.cpp's `--n-cpu-moe` keeps
+    /// them in host memory).
+    pub expert_layers: Vec<Bytes>,
     /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
     /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
     pub largest_quantized_matrix: u64,
@@ -43,14 +46,41 @@ pub struct WeightLayout {
 }
 
 impl WeightLayout {
+    /// An empty layout for a model of `num_layers` decoder layers.
+    pub fn new(num_layers: u64) -> Self {
+        let layers = vec![Bytes::ZERO; num_layers as usize];
+        WeightLayout { expert_layers: layers.clone(), layers, ..Default::default() }
+    }
+
+    /// Adds one tensor's bytes where it sits: its decoder layer, the embeddings, the vision
+    /// tower, or the output (lm_head and final norm, and anything else outside the layers).
+    pub fn place(&mut self, layer: Option<u32>, role: Option<Role>, bytes: Bytes) {
+        let routed = role.is_some_and(Role::is_routed_expert);
+        if routed {
+            self.routed_experts += bytes;
+        }
+        if role == Some(Role::TokenEmbd) {
+            self.token_table += bytes;
+        }
+        match (layer.map(|l| l as usize), role) {
+            (Some(l), _) if l < self.layers.len() => {
+                self.layers[l] += bytes;
+                if routed {
+                    self.expert_layers[l] += bytes;
+                }
+            }
+            (_, Some(r)) if r.is_embedding() => self.embedding += bytes,
+            (_, Some(r)) if r.is_vision() => self.vision += bytes,
+            _ => self.output += bytes,
+        }
+    }
+
     /// Sums `bytes_of` over an inventory, by position in the model.
     pub fn from_inventory(num_layers: u64, tensors: &[TensorDesc], bytes_of: impl Fn(&TensorDesc) -> Bytes) -> Self {
-        let mut layout = WeightLayout { layers: vec![Bytes::ZERO; num_layers as usize], ..Default::default() };
+        let mut layout = WeightLayout::new(num_layers);
         for t in tensors {
             let b = bytes_of(t);
-            if t.role.is_routed_expert() {
-                layout.routed_experts += b;
-            }
+            layout.place(t.layer, Some(t.role), b);
             let matrix = t.rows * t.cols;
             if !t.is_vector() && b.0 < 2 * t.elements() {
                 match (t.layer, t.role) {
@@ -58,15 +88,6 @@ impl WeightLayout {
                     (None, Role::Output) => layout.quantized_output_matrix = matrix,
                     _ => {}
                 }
-            }
-            if t.role == Role::TokenEmbd {
-                layout.token_table += b;
-            }
-            match (t.layer, t.role) {
-                (Some(l), _) if (l as u64) < num_layers => layout.layers[l as usize] += b,
-                (_, r) if r.is_embedding() => layout.embedding += b,
-                (_, r) if r.is_vision() => layout.vision += b,
-                _ => layout.output += b,
             }
         }
         layout
@@ -205,6 +226,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let layers = (layout.gpu_start + stage * on_gpu / stages)..(layout.gpu_start + (stage + 1) * on_gpu / stages);
     let (first, last) = (stage == 0 && layout.gpu_start == 0, stage == stages - 1 && layout.output_on_gpu);
     let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
+    weights = weights.saturating_sub(host_experts(req, layers.clone()));
     if first && !req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
     }
@@ -231,7 +253,10 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     // The last stage also caches for the drafter's layers, which follow the model's.
     let kv_layers = if last { layers.start..layers.end.max(layout.kv.spec.num_layers) } else { layers.clone() };
     let kv_cache = kv::kv_bytes(&layout.kv, kv_layers);
-    let workspace = workspace(req, layout.tp, &act, log);
+    let mut workspace = workspace(req, layout.tp, &act, log);
+    if stage == 0 {
+        workspace += offloaded_expert_copy(req, layout, log);
+    }
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let context = engine::cuda_context(req.engine, generation);
     log.add(context.name, context.bytes.0, context.source);
@@ -260,11 +285,47 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
     extra
 }
 
+/// llama.cpp's copy of host-resident experts on the first GPU: for a batch of 32 tokens or more
+/// the CUDA backend runs a layer's expert matmuls itself (op offload, on by default), so the
+/// scheduler copies that layer's `ffn_*_exps` tensors into the GPU's compute buffer, sized for
+/// the largest such layer when the context reserves it for a full ubatch.
+fn offloaded_expert_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog) -> Bytes {
+    if req.engine != Engine::LlamaCpp || req.options.n_ubatch < 32 {
+        return Bytes::ZERO;
+    }
+    let layers = layout.gpu_start..req.options.cpu_moe_layers.max(layout.gpu_start);
+    let largest = layers.map(|l| req.weights.expert_layers.get(l as usize).copied().unwrap_or_default()).max();
+    let Some(copy) = largest.filter(|b| *b > Bytes::ZERO) else { return Bytes::ZERO };
+    log.add(
+        "host experts copied for the GPU (op offload)",
+        copy.0,
+        "llama.cpp: matmuls of 32+ tokens on host weights run on the GPU, the scheduler copying one layer's ffn_*_exps into the compute buffer (largest layer kept in host RAM); --op-offload off or --ubatch below 32 avoids it",
+    );
+    copy
+}
+
+/// Routed-expert bytes of `layers` that llama.cpp's `--n-cpu-moe` keeps in host RAM: those of
+/// the first `cpu_moe_layers` layers.
+fn host_experts(req: &InferenceRequest, layers: std::ops::Range<u64>) -> Bytes {
+    let end = layers.end.min(req.options.cpu_moe_layers);
+    (layers.start..end).map(|l| req.weights.expert_layers.get(l as usize).copied().unwrap_or_default()).sum()
+}
+
 /// What the host holds: embeddings kept there by the engine, and with llama.cpp's
-/// --n-gpu-layers the layers (and their KV cache) and output layer left on the CPU.
+/// --n-gpu-layers the layers (and their KV cache) and output layer left on the CPU, with
+/// --n-cpu-moe the first layers' routed experts.
 fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) -> Option<HostMemory> {
     let on_host = 0..layout.gpu_start;
     let mut weights: Bytes = req.weights.layers[..layout.gpu_start as usize].iter().copied().sum();
+    let experts = host_experts(req, layout.gpu_start..req.spec.num_layers);
+    weights += experts;
+    if experts > Bytes::ZERO {
+        basis.add(
+            "routed experts in host RAM",
+            format!("{} B, layers 0–{} (--n-cpu-moe {})", experts.0, req.options.cpu_moe_layers - 1, req.options.cpu_moe_layers),
+            "llama.cpp --n-cpu-moe / --cpu-moe: the ffn_*_exps tensors of the first N layers in a CPU buffer (mmapped from the file); attention, shared experts, routers and the KV cache stay on the GPUs",
+        );
+    }
     if req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
     }
@@ -292,6 +353,22 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             value: req.options.gpu_layers.unwrap_or_default().to_string(),
             fix: "partial offload is modelled for --engine llama.cpp only",
         });
+    }
+    if req.options.cpu_moe_layers > 0 {
+        if req.engine != Engine::LlamaCpp {
+            return Err(PlanError::BadNumber {
+                what: "n-cpu-moe",
+                value: req.options.cpu_moe_layers.to_string(),
+                fix: "experts in host RAM are modelled for --engine llama.cpp only",
+            });
+        }
+        if req.spec.moe.is_none() {
+            return Err(PlanError::BadNumber {
+                what: "n-cpu-moe",
+                value: req.options.cpu_moe_layers.to_string(),
+                fix: "the model has no routed experts to keep in host RAM; use --n-gpu-layers",
+            });
+        }
     }
     if req.context == 0 {
         return Err(PlanError::BadNumber { what: "context", value: "0".into(), fix: "give at least 1 token" });

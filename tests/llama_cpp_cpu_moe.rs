@@ -1,0 +1,64 @@
+//! llama.cpp's `--n-cpu-moe N` / `--cpu-moe`: the routed experts of the first N layers stay in
+//! host RAM, and a GPU running those layers' batched matmuls holds a copy of one layer's experts.
+
+mod support;
+
+use headroom::model::tensors::inventory;
+use headroom::quant::WeightFormat;
+use support::catalog::spec;
+use support::cli::{headroom, plan_json, u};
+
+const MODEL: &str = "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu rtx-4090 --context 8192";
+
+/// gpt-oss-120b's routed experts in the MXFP4 MoE GGUF, all 36 layers alike.
+fn expert_bytes() -> u64 {
+    let s = spec("gpt-oss-120b");
+    let format = WeightFormat::parse("mxfp4_moe").unwrap();
+    inventory(&s).iter().filter(|t| t.role.is_routed_expert()).map(|t| format.tensor_bytes(t, &s).0).sum()
+}
+
+#[test]
+fn cpu_moe_moves_every_routed_expert_to_host_ram() {
+    let gpu = plan_json(MODEL);
+    let split = plan_json(&format!("{MODEL} --cpu-moe"));
+    let experts = expert_bytes();
+    assert_eq!(experts % 36, 0);
+    assert_eq!(u(&gpu, "/memory/weights_bytes") - u(&split, "/memory/weights_bytes"), experts);
+    assert_eq!(u(&split, "/host/weights_bytes") - u(&gpu, "/host/weights_bytes"), experts);
+    // One layer's experts are copied into the compute buffer for batched matmuls.
+    assert_eq!(u(&split, "/memory/workspace_bytes") - u(&gpu, "/memory/workspace_bytes"), experts / 36);
+    // The KV cache stays on the GPU.
+    assert_eq!(u(&split, "/memory/kv_cache_bytes"), u(&gpu, "/memory/kv_cache_bytes"));
+    assert!(split["throughput"]["decode_tokens_per_s"].is_null());
+}
+
+#[test]
+fn n_cpu_moe_moves_the_first_layers_only() {
+    let gpu = plan_json(MODEL);
+    let split = plan_json(&format!("{MODEL} --n-cpu-moe 10"));
+    assert_eq!(u(&gpu, "/memory/weights_bytes") - u(&split, "/memory/weights_bytes"), 10 * expert_bytes() / 36);
+    // Below 32 tokens per ubatch the experts' matmuls stay on the CPU: no copy.
+    let small = plan_json(&format!("{MODEL} --n-cpu-moe 10 --ubatch 16"));
+    let small_gpu = plan_json(&format!("{MODEL} --ubatch 16"));
+    assert_eq!(u(&small, "/memory/workspace_bytes"), u(&small_gpu, "/memory/workspace_bytes"));
+    // More layers than the model has means all of them.
+    assert_eq!(
+        plan_json(&format!("{MODEL} --n-cpu-moe 99"))["memory"],
+        plan_json(&format!("{MODEL} --cpu-moe"))["memory"]
+    );
+}
+
+#[test]
+fn cpu_moe_is_refused_where_it_means_nothing() {
+    for (args, why) in [
+        ("gpt-oss-120b --engine vllm --gpu h100-sxm --cpu-moe", "--cpu-moe is a llama.cpp option"),
+        ("llama-2-7b --engine llama.cpp --weights q4_0 --gpu rtx-4090 --n-cpu-moe 4", "no routed experts"),
+        ("gpt-oss-20b --mode lora --gpu h100-sxm --cpu-moe", "--cpu-moe"),
+    ] {
+        let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
+        assert!(!out.status.success(), "{args}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{args}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
