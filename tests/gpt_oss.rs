@@ -212,7 +212,7 @@ fn mxfp4_safetensors_match_the_inventory_byte_for_byte() {
 /// found (vLLM issues #23278 and #33155: out of memory on one H100); at 95% it starts, as in
 /// llm-d's H100 table.
 #[test]
-fn gpt_oss_120b_fits_one_h100() {
+fn gpt_oss_120b_on_one_h100_fits_hf_and_needs_95_percent_under_vllm() {
     let v = plan_json("gpt-oss-120b --gpu h100-sxm --engine hf");
     assert_eq!(v["request"]["weights"], "mxfp4");
     assert_eq!(u(&v, "/memory/weights_bytes"), 65_248_815_744);

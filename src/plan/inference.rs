@@ -267,20 +267,32 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
 }
 
 /// What vLLM's MXFP4 backend adds to each MoE layer on one GPU as it loads the experts
-/// (`vllm_moe`); zero for other engines and formats, and without a device to pick the backend.
+/// (`vllm_moe`); zero for other engines and formats. Without a device the plan assumes Hopper,
+/// as elsewhere: the Triton backend.
 fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) -> Bytes {
     let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
     if req.engine != Engine::Vllm || !mxfp4 || req.spec.moe.is_none() {
         return Bytes::ZERO;
     }
-    let Some(backend) = req.device.as_ref().and_then(vllm_moe::Mxfp4Backend::for_device) else {
+    let backend = match &req.device {
+        None => Some(vllm_moe::Mxfp4Backend::Triton),
+        Some(d) => vllm_moe::Mxfp4Backend::for_device(d),
+    };
+    let Some(backend) = backend else {
+        if req.device.as_ref().is_some_and(|d| d.generation == Generation::Other) {
+            basis.add(
+                "vLLM MXFP4 experts as loaded",
+                "as stored",
+                "ROCm's and other platforms' MXFP4 MoE padding is not modelled: the checkpoint's bytes are planned",
+            );
+        }
         return Bytes::ZERO;
     };
     let extra = vllm_moe::extra_per_layer(req.spec, backend, tp);
     basis.add(
         "vLLM MXFP4 experts as loaded (per MoE layer, per GPU)",
-        format!("+{} B, {} backend", extra.0, backend.name()),
-        "Mxfp4MoEMethod: the backend's padding of intermediate and hidden sizes, fp32 biases, and (Triton) the swizzled scale copy beside the loaded scales; gpt-oss-120b on an H100 is then 64.30 GiB against the 64.38 vLLM 0.11-0.14 log",
+        format!("+{} B, {} backend{}", extra.0, backend.name(), if req.device.is_none() { " (no GPU given: Hopper's)" } else { "" }),
+        "Mxfp4MoEMethod: the backend's padding of the intermediate and hidden sizes, fp32 biases (Triton, FlashInfer), and Triton's swizzled scale copy (rows padded to 256) beside the loaded scales",
     );
     extra
 }
@@ -409,7 +421,7 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
 }
 
 /// vLLM's profile-run token budget and sampler warm-up batch for this GPU.
-fn vllm_budget(req: &InferenceRequest, capacity: Option<Bytes>) -> (u64, u64) {
+pub(crate) fn vllm_budget(req: &InferenceRequest, capacity: Option<Bytes>) -> (u64, u64) {
     let (tokens, seqs) = engine::vllm_defaults(capacity.unwrap_or(Bytes(80 * 1024 * MIB)));
     (req.options.max_num_batched_tokens.unwrap_or(tokens), req.options.max_num_seqs.unwrap_or(seqs))
 }

@@ -16,8 +16,10 @@
 //! | biases: 128·(5760 + 2880), bf16 → fp32 | 2,211,840 | 4,423,680 |
 //!
 //! That is 105,431,040 B more per layer, 3.535 GiB over 36 layers: 60.77 GiB of checkpoint
-//! becomes 64.30 GiB, where vLLM 0.11 and 0.14 log "Model loading took 64.38 GiB" (llm-d's H100
-//! table; vLLM issue #33155). vLLM 0.10.1 (PyTorch 2.7) ran Marlin on Hopper too: its padding
+//! becomes 64.30 GiB, where vLLM logs "Model loading took 64.38 GiB" (llm-d's H100 table, vLLM
+//! 0.11; vLLM issue #33155, 0.14.1). The swizzled layout needs PyTorch 2.8.1 or newer (vLLM 0.11.1
+//! on); with an older PyTorch triton_kernels keeps a strided layout on Hopper, not modelled.
+//! vLLM 0.10.1 (PyTorch 2.7) ran Marlin on Hopper: its padding
 //! (intermediate to 128, hidden to 256) gives 65.90 GiB against the 65.97 logged in vLLM issue
 //! #23278. Both leave about 0.07 GiB unexplained, the size of the YaRN rotary table
 //! (131,072 × 64 × 4 B = 32 MiB) and other small buffers.
@@ -51,8 +53,8 @@ impl Mxfp4Backend {
             None => match device.generation {
                 Generation::Ampere | Generation::Ada => 8,
                 Generation::Hopper => 9,
-                Generation::Blackwell => 10,
-                Generation::Volta | Generation::Turing | Generation::Other => return None,
+                // Data-centre (10.x) or GeForce (12.x): unknown without the capability.
+                Generation::Volta | Generation::Turing | Generation::Blackwell | Generation::Other => return None,
             },
         };
         match major {
@@ -154,5 +156,6 @@ mod tests {
         );
         assert_eq!(Mxfp4Backend::for_device(&device(Some((7, 5)), Generation::Turing)), None);
         assert_eq!(Mxfp4Backend::for_device(&device(None, Generation::Ada)), Some(Mxfp4Backend::Marlin));
+        assert_eq!(Mxfp4Backend::for_device(&device(None, Generation::Blackwell)), None);
     }
 }

@@ -22,13 +22,12 @@ pub use efficiency::{Calibration, Efficiency, Factor};
 pub use work::Params;
 
 use super::basis::BasisLog;
-use super::device::{DeviceSpeed, LinkKind};
-use super::engine::{self, Engine};
+use super::device::{DeviceSpeed, Generation, LinkKind};
+use super::engine::Engine;
 use super::{InferenceRequest, Plan};
 use crate::quant::gguf::GgufFileType;
 use crate::quant::stored::FloatType;
 use crate::quant::WeightFormat;
-use crate::units::Bytes;
 use serde::Serialize;
 
 /// Speeds of one plan; `None` where the hardware lacks the number needed.
@@ -113,12 +112,14 @@ fn peak(req: &SpeedRequest) -> Option<f64> {
 }
 
 /// Prefill of `batch` prompts of `context` tokens: `max(FLOPs/(t·peak·e_c), weights/(t·BW·e_bw))`
-/// plus a dequantization pass (engines that dequantize to fp16 before the GEMMs: read the
-/// quantized layers, write 2 bytes per weight; llama.cpp's MMQ multiplies the quantized blocks
-/// directly) plus communication, plus the host time of
-/// Python expert loops: transformers' MoE block reads the routing back to the host (`nonzero()`
-/// on the expert mask) in every MoE layer, so its loop over experts cannot run ahead of the GPU.
-/// Mixtral-8x7B, 4,064 tokens on an H200: 0.218 s of roofline + 32 × 1.2 ms = 0.256 s.
+/// plus a dequantization pass per forward pass (engines that dequantize to fp16 before the
+/// GEMMs: read the quantized layers, write 2 bytes per weight) plus communication, plus the host
+/// time of Python expert loops: transformers' MoE block reads the routing back to the host
+/// (`nonzero()` on the expert mask) in every MoE layer, so its loop over experts cannot run ahead
+/// of the GPU. Mixtral-8x7B, 4,064 tokens on an H200: 0.218 s of roofline + 32 × 1.2 ms = 0.256 s.
+///
+/// Every forward pass reads the decoder layers again (the experts its tokens touch); lm_head is
+/// read once (every pass with all positions' logits); the token table is gathered, not read.
 pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let inf = req.inference;
     let (tp, _) = layout(req);
@@ -126,41 +127,56 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let flops = work::prefill_flops(inf.spec, req.params, inf.context, inf.batch, &inf.options);
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
-    // A text prompt never runs the vision encoder: its weights are not read. Every forward
-    // pass of the prompt reads them again.
-    let memory = prefill_passes(inf) as f64 * inf.weights.language_model().0 as f64 / bw;
-    let dequant =
-        if req.quantized && matches!(inf.engine, Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom) {
-            let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-            let vision = inf.spec.vision.map_or(0, |v| v.parameters());
-            let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
-            let elements = work::matmul_params(inf.spec, all_experts);
-            (layer_bytes as f64 + 2.0 * elements as f64) / bw
-        } else {
-            0.0
-        };
+    let (passes, pass_tokens) = prefill_passes(inf);
+    let head_reads = if inf.options.logits_all_positions { passes } else { 1 };
+    let memory = (passes as f64 * work::layer_weight_bytes(inf, pass_tokens)
+        + head_reads as f64 * work::lm_head_bytes(inf))
+        / bw;
+    let dequant = if req.quantized && dequantizes_for_prefill(inf) {
+        let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
+        let vision = inf.spec.vision.map_or(0, |v| v.parameters());
+        let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
+        let elements = work::matmul_params(inf.spec, all_experts);
+        passes as f64 * (layer_bytes as f64 + 2.0 * elements as f64) / bw
+    } else {
+        0.0
+    };
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
     Some(compute.max(memory) + dequant + expert_loops + communication_s(req, act)?)
 }
 
-/// Forward passes a prefill takes, each reading every weight: llama.cpp evaluates the prompts in
+/// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
+/// transformers and LitGPT (bitsandbytes, GPTQ/AWQ kernels), ExLlama (`temp_dq`) and headroom do.
+/// llama.cpp's MMQ multiplies the quantized blocks on int8 tensor cores from Turing on; on Volta
+/// and older it uses MMQ below 64 tokens only and otherwise dequantizes for cuBLAS
+/// (`ggml_cuda_should_use_mmq`).
+fn dequantizes_for_prefill(inf: &InferenceRequest) -> bool {
+    match inf.engine {
+        Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom => true,
+        Engine::LlamaCpp => {
+            let volta = inf.device.as_ref().is_some_and(|d| d.generation == Generation::Volta);
+            volta && prefill_passes(inf).1 >= 64
+        }
+        Engine::Vllm | Engine::Bare => false,
+    }
+}
+
+/// Forward passes a prefill takes and the tokens in each: llama.cpp evaluates the prompts in
 /// ubatches of `n_ubatch` tokens, ExLlama each prompt in chunks of 2,048, vLLM in chunks of
 /// `max_num_batched_tokens` (chunked prefill); transformers and LitGPT in one pass. Llama-3-8B
-/// Q4_0 at 8,096 tokens under llama.cpp: 16 passes over 4.3 GB.
-fn prefill_passes(inf: &InferenceRequest) -> u64 {
+/// Q4_0 at 8,096 tokens under llama.cpp: 16 passes of 512.
+pub fn prefill_passes(inf: &InferenceRequest) -> (u64, u64) {
     let tokens = inf.context * inf.batch;
-    match inf.engine {
-        Engine::LlamaCpp => tokens.div_ceil(inf.options.n_ubatch.max(1)),
-        Engine::Exllama => inf.context.div_ceil(2048),
-        Engine::Vllm => {
-            let capacity = inf.device.as_ref().map_or(Bytes(80 << 30), |d| d.capacity);
-            let chunk = inf.options.max_num_batched_tokens.unwrap_or(engine::vllm_defaults(capacity).0);
-            tokens.div_ceil(chunk.max(1))
-        }
-        Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => 1,
+    let chunk = match inf.engine {
+        Engine::LlamaCpp => inf.options.n_ubatch,
+        Engine::Exllama => 2048 * inf.batch,
+        Engine::Vllm => super::inference::vllm_budget(inf, inf.device.as_ref().map(|d| d.capacity)).0,
+        Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => tokens,
     }
+    .clamp(1, tokens.max(1));
+    (tokens.div_ceil(chunk), chunk)
 }
 
 /// One decode step with `context` tokens cached per sequence:
@@ -207,7 +223,7 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
                 "dense 16-bit peak (per GPU)",
                 format!("{:.1} TFLOPS", p / 1e12),
                 if fp16_accumulate {
-                    "GPU catalog, FP16 accumulation (twice the FP32-accumulate rate on GeForce): the engine's GEMMs accumulate in fp16"
+                    "GPU catalog, FP16-accumulate rate (twice the FP32-accumulate one on GeForce): ExLlama accumulates in fp16; llama.cpp's cuBLAS F16 GEMMs do, and its int8 MMQ kernels reach about that rate"
                 } else {
                     "GPU catalog"
                 },

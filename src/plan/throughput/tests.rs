@@ -128,3 +128,87 @@ fn large_batches_hit_compute() {
     let b512 = speed(&s, Engine::Bare, 512, 512, 1, &h200()).decode_tokens_per_s.unwrap();
     assert!(b512 > 50.0 * b1 && b512 < 512.0 * b1, "{b1} {b512}");
 }
+
+/// A request for `engine` on one GPU of `capacity` bytes and `generation`, in `format`.
+fn request<'a>(
+    spec: &'a ModelSpec,
+    weights: &'a WeightLayout,
+    engine: Engine,
+    format: &str,
+    (context, batch): (u64, u64),
+    (capacity, generation): (u64, Generation),
+) -> InferenceRequest<'a> {
+    InferenceRequest {
+        spec,
+        weights,
+        format: WeightFormat::parse(format).unwrap(),
+        kv: KvFormat::Bf16,
+        context,
+        batch,
+        engine,
+        options: EngineOptions::default(),
+        device: Some(Device {
+            id: "gpu".into(),
+            capacity: Bytes(capacity),
+            reserved: Bytes::ZERO,
+            in_use: Bytes::ZERO,
+            count: 1,
+            generation,
+            compute_capability: None,
+        }),
+        split: None,
+    }
+}
+
+/// llama.cpp's ubatches, vLLM's chunks (16,384 tokens on a GPU of 70 GiB or more, else 8,192),
+/// ExLlama's 2,048-token chunks per prompt, and one pass for transformers.
+#[test]
+fn prefill_passes_follow_each_engine_s_chunking() {
+    let s = spec("");
+    let w = WeightLayout::new(s.num_layers);
+    let big = (150e9 as u64, Generation::Hopper);
+    let small = (24 << 30, Generation::Ada);
+    let passes = |engine, tokens, gpu| prefill_passes(&request(&s, &w, engine, "bf16", tokens, gpu));
+    assert_eq!(passes(Engine::LlamaCpp, (8096, 1), big), (16, 512));
+    assert_eq!(passes(Engine::LlamaCpp, (100, 1), big), (1, 100));
+    assert_eq!(passes(Engine::Vllm, (40_000, 1), big), (3, 16_384));
+    assert_eq!(passes(Engine::Vllm, (40_000, 1), small), (5, 8192));
+    assert_eq!(passes(Engine::Exllama, (4096, 2), big), (2, 4096));
+    assert_eq!(passes(Engine::Hf, (4096, 2), big), (1, 8192));
+}
+
+/// The peak the prefill runs at: llama.cpp's F16 and quantized GEMMs get a GeForce card's
+/// doubled FP16-accumulate rate, its BF16 ones and vLLM's do not; on Volta llama.cpp dequantizes
+/// quantized weights for cuBLAS once a ubatch reaches 64 tokens.
+#[test]
+fn llama_cpp_prefill_peak_and_dequantization() {
+    let s = spec("");
+    let tensors = inventory(&s);
+    let counts = param_counts(&s, &tensors);
+    let geforce = DeviceSpeed { peak_16bit_fp16_acc: Some(FlopsPerSec(330e12)), ..h200() };
+    let prefill = |engine, format: &str, generation| {
+        let f = WeightFormat::parse(format).unwrap();
+        let w = WeightLayout::from_inventory(s.num_layers, &tensors, |t| f.tensor_bytes(t, &s));
+        let req = request(&s, &w, engine, format, (512, 1), (24 << 30, generation));
+        let plan = plan_inference(&req).unwrap();
+        let efficiency = Efficiency::defaults(engine, generation);
+        let sreq = SpeedRequest {
+            inference: &req,
+            plan: &plan,
+            device: &geforce,
+            efficiency: &efficiency,
+            params: Params { total: counts.total, active: counts.active },
+            quantized: f.is_quantized(),
+        };
+        (peak(&sreq), prefill_s(&sreq).unwrap())
+    };
+    assert_eq!(prefill(Engine::LlamaCpp, "f16", Generation::Ada).0, Some(330e12));
+    assert_eq!(prefill(Engine::LlamaCpp, "q4_0", Generation::Ada).0, Some(330e12));
+    assert_eq!(prefill(Engine::LlamaCpp, "bf16", Generation::Ada).0, Some(989.4e12));
+    assert_eq!(prefill(Engine::Vllm, "bf16", Generation::Ada).0, Some(989.4e12));
+    let (turing, volta) = (
+        prefill(Engine::LlamaCpp, "q4_0", Generation::Turing).1,
+        prefill(Engine::LlamaCpp, "q4_0", Generation::Volta).1,
+    );
+    assert!(volta > turing, "{volta} {turing}");
+}

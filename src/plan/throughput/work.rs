@@ -124,15 +124,26 @@ pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f
 ///
 /// Mixtral-8x7B at batch 1 reads 2 of 8 experts: 1 − 6/8 = 0.25 of the expert bytes.
 pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
+    layer_weight_bytes(req, batch) + lm_head_bytes(req)
+}
+
+/// Decoder-layer bytes a forward pass of `tokens` tokens reads: every dense weight, and the
+/// routed experts at least one token picks (all of them, for a prompt-sized pass).
+pub fn layer_weight_bytes(req: &InferenceRequest, tokens: u64) -> f64 {
     let w = req.weights;
     let layers: u64 = w.layers.iter().map(|b| b.0).sum();
     let dense = layers.saturating_sub(w.routed_experts.0) as f64;
     let touched = req.spec.moe.map_or(1.0, |m| {
         let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
-        1.0 - miss.powf(batch as f64)
+        1.0 - miss.powf(tokens as f64)
     });
-    let lm_head = w.output.0 + if req.spec.tie_word_embeddings { w.token_table.0 } else { 0 };
-    dense + w.routed_experts.0 as f64 * touched + lm_head as f64
+    dense + w.routed_experts.0 as f64 * touched
+}
+
+/// The output layer's bytes: lm_head and the final norm (the token table when tied).
+pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
+    let w = req.weights;
+    (w.output.0 + if req.spec.tie_word_embeddings { w.token_table.0 } else { 0 }) as f64
 }
 
 /// KV bytes one decode step moves for the whole batch: each layer's cached tokens (a sliding
