@@ -32,26 +32,10 @@ fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32,
     let counts = param_counts(spec, &tensors);
     let format = WeightFormat::parse("bf16").unwrap();
     let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
-    let req = InferenceRequest {
-        spec,
-        weights: &weights,
-        format,
-        kv: KvFormat::Bf16,
-        context,
-        batch,
-        engine,
-        options: EngineOptions::default(),
-        device: Some(Device {
-            id: "h200".into(),
-            capacity: Bytes(150e9 as u64),
-            reserved: Bytes::ZERO,
-            in_use: Bytes::ZERO,
-            count,
-            generation: Generation::Hopper,
-            compute_capability: None,
-        }),
-        split: None,
-    };
+    let mut req = request(spec, &weights, engine, "bf16", (context, batch), (150e9 as u64, Generation::Hopper));
+    if let Some(d) = req.device.as_mut() {
+        d.count = count;
+    }
     let plan = plan_inference(&req).unwrap();
     let efficiency = Efficiency::defaults(engine, Generation::Hopper);
     let sreq = SpeedRequest {
