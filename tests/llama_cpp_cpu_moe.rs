@@ -62,3 +62,32 @@ fn cpu_moe_is_refused_where_it_means_nothing() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// `headroom max` gives the fewest layers whose experts must stay in host RAM: the plan fits
+/// with that many and not with one fewer.
+#[test]
+fn max_finds_the_fewest_cpu_moe_layers_that_fit() {
+    let out = headroom()
+        .args(["max", "gpt-oss-120b", "--engine", "llama.cpp", "--weights", "mxfp4_moe", "--gpu", "rtx-4090"])
+        .args(["--context", "32768", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = u(&v, "/min_cpu_moe");
+    assert!(n > 0 && n < 36, "{n}");
+    let fits = |n: u64| {
+        let args = format!(
+            "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu rtx-4090 --context 32768 --n-cpu-moe {n}"
+        );
+        support::cli::fits(&plan_json(&args))
+    };
+    assert!(fits(n) && !fits(n - 1));
+    // Dense models and other engines have no such row.
+    let dense = headroom()
+        .args(["max", "llama-2-7b", "--engine", "llama.cpp", "--gpu", "rtx-4090", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&dense.stdout).unwrap();
+    assert!(v["min_cpu_moe"].is_null());
+}

@@ -35,6 +35,9 @@ pub struct MaxReport {
     /// llama.cpp: the most decoder layers `--n-gpu-layers` can offload at `--context` and
     /// `--batch` (layers + 1 means the output layer too: everything on the GPUs).
     pub max_gpu_layers: Option<u64>,
+    /// llama.cpp on a mixture of experts: the fewest layers whose routed experts `--n-cpu-moe`
+    /// must keep in host RAM for the rest to fit at `--context` and `--batch` (0: none).
+    pub min_cpu_moe: Option<u64>,
     pub context: u64,
     pub batch: u64,
     /// Why the engine would not start at `--context` and `--batch` whatever the memory, when
@@ -58,6 +61,24 @@ impl Search<'_> {
         let args = PlanArgs { calibration: None, ..args.clone() };
         plan_report_on(self.model, &args, Some(self.gpu), self.calibration).is_ok_and(|r| r.fit.is_some_and(|f| f.fits))
     }
+}
+
+/// The smallest `n` in `0..=limit` with `fits(n)`, where `fits` stays true above its boundary;
+/// `None` when even `limit` does not fit.
+pub fn smallest(limit: u64, fits: impl Fn(u64) -> bool) -> Option<u64> {
+    if !fits(limit) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0u64, limit); // the answer lies in lo..=hi, and fits(hi)
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(hi)
 }
 
 /// The largest `n` in `1..=limit` with `fits(n)`, or `None` when even 1 does not fit.
@@ -117,6 +138,12 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
                 })
             })
             .flatten(),
+        min_cpu_moe: (base.request.engine == "llama.cpp" && model.spec.moe.is_some())
+            .then(|| {
+                let args = PlanArgs { context: Some(context), cpu_moe: false, ..args.clone() };
+                smallest(model.spec.num_layers, |n| search.fits_with(&PlanArgs { n_cpu_moe: Some(n), ..args.clone() }))
+            })
+            .flatten(),
         context,
         batch: args.batch,
         engine_refusal: base.vllm.as_ref().and_then(|v| v.cannot_start.first().cloned()),
@@ -142,6 +169,14 @@ fn listing(r: &MaxReport) -> Listing {
             None => String::new(),
         };
         rows.push(vec![format!("max --n-gpu-layers at context {}", r.context), opt(r.max_gpu_layers), note]);
+        if let Some(n) = r.min_cpu_moe {
+            let note = if n == 0 {
+                "every expert fits on the GPUs".to_string()
+            } else {
+                format!("of {layers} layers' routed experts in host RAM")
+            };
+            rows.push(vec![format!("min --n-cpu-moe at context {}", r.context), n.to_string(), note]);
+        }
     }
     if let Some(c) = r.max_concurrency {
         rows.push(vec![format!("vLLM concurrency at context {}", r.context), c.to_string(), String::new()]);
@@ -157,7 +192,15 @@ fn listing(r: &MaxReport) -> Listing {
 
 #[cfg(test)]
 mod tests {
-    use super::largest;
+    use super::{largest, smallest};
+
+    #[test]
+    fn smallest_finds_the_boundary() {
+        assert_eq!(smallest(36, |n| n >= 17), Some(17));
+        assert_eq!(smallest(36, |_| true), Some(0));
+        assert_eq!(smallest(36, |_| false), None);
+        assert_eq!(smallest(0, |_| true), Some(0));
+    }
 
     #[test]
     fn largest_finds_the_boundary() {
