@@ -247,7 +247,8 @@ pub struct PlanArgs {
     /// vLLM: sequences in the sampler warm-up (default 1024 on GPUs of 70 GiB or more, else 256).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_num_seqs: Option<u64>,
-    /// llama.cpp: micro-batch size (`-ub`; llama.cpp also caps it at `-b`, 2048 by default).
+    /// llama.cpp: micro-batch size (`-ub`; llama.cpp caps it at its `-b`, 2048 by default, so
+    /// raise both).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub ubatch: u64,
     /// llama.cpp: decoder layers offloaded to the GPUs (-ngl); the rest and their KV cache stay in

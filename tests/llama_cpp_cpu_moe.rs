@@ -91,3 +91,24 @@ fn max_finds_the_fewest_cpu_moe_layers_that_fit() {
     let v: serde_json::Value = serde_json::from_slice(&dense.stdout).unwrap();
     assert!(v["min_cpu_moe"].is_null());
 }
+
+/// Over two GPUs by layers, the first GPU holds the copy; each GPU's weights shrink by the
+/// experts of its own layers below N. With --n-gpu-layers too, layers already on the host are
+/// counted there once.
+#[test]
+fn layer_split_and_host_layers() {
+    let two = "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu rtx-4090:2 --context 8192";
+    let layer = expert_bytes() / 36;
+    let base = plan_json(two);
+    let split = plan_json(&format!("{two} --n-cpu-moe 24"));
+    let gpu = |v: &serde_json::Value, i: usize, field: &str| u(v, &format!("/per_gpu/{i}/memory/{field}"));
+    // GPU 0 runs layers 0–17, GPU 1 layers 18–35.
+    assert_eq!(gpu(&base, 0, "weights_bytes") - gpu(&split, 0, "weights_bytes"), 18 * layer);
+    assert_eq!(gpu(&base, 1, "weights_bytes") - gpu(&split, 1, "weights_bytes"), 6 * layer);
+    assert_eq!(gpu(&split, 0, "workspace_bytes") - gpu(&base, 0, "workspace_bytes"), layer);
+    assert_eq!(gpu(&split, 1, "workspace_bytes"), gpu(&base, 1, "workspace_bytes"));
+    // Layers 0–9 wholly on the host: their experts count once, with the layers.
+    let ngl = plan_json(&format!("{two} --n-gpu-layers 26"));
+    let both = plan_json(&format!("{two} --n-gpu-layers 26 --n-cpu-moe 24"));
+    assert_eq!(u(&both, "/host/weights_bytes") - u(&ngl, "/host/weights_bytes"), 14 * layer);
+}

@@ -33,11 +33,13 @@ proptest! {
         let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
-        // llama.cpp's host offloads, experts (--n-cpu-moe) and whole layers (--n-gpu-layers).
-        let offload = if engine == "llama.cpp" && cpu_moe < 100 {
-            format!("--n-cpu-moe {cpu_moe} --n-gpu-layers {gpu_layers}")
-        } else {
-            String::new()
+        // llama.cpp's host offloads: whole layers (--n-gpu-layers), and a mixture of experts'
+        // routed experts (--n-cpu-moe).
+        let moe = ModelCatalog::builtin().get(id).is_ok_and(|m| m.spec().moe.is_some());
+        let offload = match (engine, cpu_moe < 100) {
+            ("llama.cpp", true) if moe => format!("--n-cpu-moe {cpu_moe} --n-gpu-layers {gpu_layers}"),
+            ("llama.cpp", true) => format!("--n-gpu-layers {gpu_layers}"),
+            _ => String::new(),
         };
         let _ = plan(&format!(
             "{id} --engine {engine} --context {} --batch {} --gpu {gpus} --attention {attention} {manager} {offload}",

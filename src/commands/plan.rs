@@ -362,7 +362,8 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
-    let weights_on_host = args.n_gpu_layers.is_some_and(|n| n < spec.num_layers) || req.options.cpu_moe_layers > 0;
+    // --n-gpu-layers L offloads the decoder layers but not the output layer (L + 1 does).
+    let weights_on_host = args.n_gpu_layers.is_some_and(|n| n <= spec.num_layers) || req.options.cpu_moe_layers > 0;
     let throughput = match gpu {
         // Host-resident weights run at the CPU's memory bandwidth, which the catalog does not
         // know: no speed rather than a GPU-only one.

@@ -75,6 +75,11 @@ impl WeightLayout {
         }
     }
 
+    /// Routed-expert bytes of the decoder layers in `layers`.
+    pub fn experts_in(&self, layers: std::ops::Range<u64>) -> Bytes {
+        layers.filter_map(|l| self.expert_layers.get(l as usize)).copied().sum()
+    }
+
     /// Sums `bytes_of` over an inventory, by position in the model.
     pub fn from_inventory(num_layers: u64, tensors: &[TensorDesc], bytes_of: impl Fn(&TensorDesc) -> Bytes) -> Self {
         let mut layout = WeightLayout::new(num_layers);
@@ -152,7 +157,11 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
             "vLLM speculative decoding (method mtp): the drafter's fc, layers and norms with the output layer, its attention layers' KV beside the model's, one more state page and conv column per draft token in each recurrent layer; speeds are the model's without speculation (acceptance is not modelled)",
         );
     }
-    basis.add("weights (all GPUs)", req.weights.total().0, "sum of exact tensor bytes in the weight format");
+    basis.add(
+        "weights (whole model)",
+        req.weights.total().0,
+        "sum of exact tensor bytes in the weight format, on the GPUs and any kept in host RAM",
+    );
     if req.weights.vision > Bytes::ZERO {
         basis.add(
             "vision tower + projector (16-bit)",
@@ -191,6 +200,19 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
             format!("{} layers over {stages} GPUs", spec.num_layers),
             "consecutive layers per GPU; embeddings on the first, lm_head on the last",
         );
+    }
+    if req.engine == Engine::LlamaCpp && tp > 1 {
+        basis.add(
+            "llama.cpp row split",
+            "divided like tensor parallel",
+            "approximation: llama.cpp's -sm row divides the 2-D matrix weights but keeps expert tensors, the KV cache and intermediate results on the main GPU",
+        );
+    }
+    // The first GPU holds llama.cpp's copies of host weights for batched matmuls.
+    let copy = host_weight_copy(req, &layout, &mut basis);
+    if let Some(first) = per_gpu.first_mut() {
+        first.memory.workspace += copy;
+        first.memory.total += copy;
     }
     let host = host_memory(req, &layout, &mut basis);
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
@@ -253,10 +275,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     // The last stage also caches for the drafter's layers, which follow the model's.
     let kv_layers = if last { layers.start..layers.end.max(layout.kv.spec.num_layers) } else { layers.clone() };
     let kv_cache = kv::kv_bytes(&layout.kv, kv_layers);
-    let mut workspace = workspace(req, layout.tp, &act, log);
-    if stage == 0 {
-        workspace += offloaded_expert_copy(req, layout, log);
-    }
+    let workspace = workspace(req, layout.tp, &act, log);
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let context = engine::cuda_context(req.engine, generation);
     log.add(context.name, context.bytes.0, context.source);
@@ -297,30 +316,37 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
     extra
 }
 
-/// llama.cpp's copy of host-resident experts on the first GPU: for a batch of 32 tokens or more
-/// the CUDA backend runs a layer's expert matmuls itself (op offload, on by default), so the
-/// scheduler copies that layer's `ffn_*_exps` tensors into the GPU's compute buffer, sized for
-/// the largest such layer when the context reserves it for a full ubatch.
-fn offloaded_expert_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog) -> Bytes {
-    if req.engine != Engine::LlamaCpp || req.options.n_ubatch < 32 {
+/// llama.cpp's copy of host-resident weights on the first GPU: for a ubatch of 32 tokens or
+/// more the CUDA backend runs matmuls on host weights itself (op offload, on by default), the
+/// scheduler copying their tensors into the GPU's compute buffer one split at a time. The
+/// buffer is reserved for the largest split: a layer's `ffn_*_exps` under `--n-cpu-moe`, a whole
+/// layer left on the host by `--n-gpu-layers` (its attention and MLP matrices; an upper bound),
+/// or the output layer left there.
+fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog) -> Bytes {
+    let w = req.weights;
+    let reserve_tokens = req.options.n_ubatch.min(req.context * req.batch);
+    if req.engine != Engine::LlamaCpp || reserve_tokens < 32 {
         return Bytes::ZERO;
     }
-    let layers = layout.gpu_start..req.options.cpu_moe_layers.max(layout.gpu_start);
-    let largest = layers.map(|l| req.weights.expert_layers.get(l as usize).copied().unwrap_or_default()).max();
-    let Some(copy) = largest.filter(|b| *b > Bytes::ZERO) else { return Bytes::ZERO };
-    log.add(
-        "host experts copied for the GPU (op offload)",
-        copy.0,
-        "llama.cpp: matmuls of 32+ tokens on host weights run on the GPU, the scheduler copying one layer's ffn_*_exps into the compute buffer (largest layer kept in host RAM); --op-offload off or --ubatch below 32 avoids it",
-    );
+    let host_layers = (0..layout.gpu_start).map(|l| w.layers[l as usize]);
+    let host_experts =
+        (layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers)).map(|l| w.experts_in(l..l + 1));
+    let output = (!layout.output_on_gpu).then_some(w.output);
+    let copy = host_layers.chain(host_experts).chain(output).max().unwrap_or_default();
+    if copy > Bytes::ZERO {
+        log.add(
+            "host weights copied for the GPU (op offload)",
+            copy.0,
+            "llama.cpp: matmuls of 32+ tokens on host weights run on the first GPU, which holds a copy of the largest split's weights in its compute buffer (a layer's experts under --n-cpu-moe, a host layer under --n-gpu-layers, the output layer); --op-offload off or --ubatch below 32 avoids it",
+        );
+    }
     copy
 }
 
 /// Routed-expert bytes of `layers` that llama.cpp's `--n-cpu-moe` keeps in host RAM: those of
 /// the first `cpu_moe_layers` layers.
 fn host_experts(req: &InferenceRequest, layers: std::ops::Range<u64>) -> Bytes {
-    let end = layers.end.min(req.options.cpu_moe_layers);
-    (layers.start..end).map(|l| req.weights.expert_layers.get(l as usize).copied().unwrap_or_default()).sum()
+    req.weights.experts_in(layers.start..layers.end.min(req.options.cpu_moe_layers))
 }
 
 /// What the host holds: embeddings kept there by the engine, and with llama.cpp's
@@ -329,13 +355,14 @@ fn host_experts(req: &InferenceRequest, layers: std::ops::Range<u64>) -> Bytes {
 fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) -> Option<HostMemory> {
     let on_host = 0..layout.gpu_start;
     let mut weights: Bytes = req.weights.layers[..layout.gpu_start as usize].iter().copied().sum();
-    let experts = host_experts(req, layout.gpu_start..req.spec.num_layers);
+    let expert_layers = layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers);
+    let experts = host_experts(req, expert_layers.clone());
     weights += experts;
     if experts > Bytes::ZERO {
         basis.add(
             "routed experts in host RAM",
-            format!("{} B, layers 0–{} (--n-cpu-moe {})", experts.0, req.options.cpu_moe_layers - 1, req.options.cpu_moe_layers),
-            "llama.cpp --n-cpu-moe / --cpu-moe: the ffn_*_exps tensors of the first N layers in a CPU buffer (mmapped from the file); attention, shared experts, routers and the KV cache stay on the GPUs",
+            format!("{} B, layers {}–{}", experts.0, expert_layers.start, expert_layers.end - 1),
+            "llama.cpp --n-cpu-moe N / --cpu-moe: the ffn_*_exps tensors of the first N layers in a CPU buffer (mmapped from the file) besides layers --n-gpu-layers leaves there; attention, shared experts, routers and the KV cache stay on the GPUs. With layers alike, --n-cpu-moe 1 frees nothing: the first GPU holds a copy of one layer's experts",
         );
     }
     if req.engine.embeddings_on_host() {
@@ -365,6 +392,9 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             value: req.options.gpu_layers.unwrap_or_default().to_string(),
             fix: "partial offload is modelled for --engine llama.cpp only",
         });
+    }
+    if req.engine == Engine::LlamaCpp && req.options.n_ubatch == 0 {
+        return Err(PlanError::BadNumber { what: "ubatch", value: "0".into(), fix: "give at least 1 token" });
     }
     if req.options.cpu_moe_layers > 0 {
         if req.engine != Engine::LlamaCpp {
@@ -544,7 +574,7 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
             ));
         }
         let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
-        if mxfp4 && device.generation != Generation::Other && vllm_moe::Mxfp4Backend::for_device(device).is_none() {
+        if mxfp4 && vllm_moe::Mxfp4Backend::unsupported(device) {
             cannot_start.push(
                 "vLLM's MXFP4 method needs compute capability 8.0 or newer (Mxfp4Config.get_min_capability): use an Ampere or newer GPU, or another engine".into(),
             );

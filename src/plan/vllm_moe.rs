@@ -65,6 +65,15 @@ impl Mxfp4Backend {
         }
     }
 
+    /// Whether vLLM has no MXFP4 MoE kernel for the GPU: compute capability below 8.0, known or
+    /// implied by the generation.
+    pub fn unsupported(device: &Device) -> bool {
+        match device.compute_capability {
+            Some((major, _)) => major < 8,
+            None => matches!(device.generation, Generation::Volta | Generation::Turing),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Mxfp4Backend::Triton => "Triton (triton_kernels matmul_ogs)",
@@ -157,5 +166,7 @@ mod tests {
         assert_eq!(Mxfp4Backend::for_device(&device(Some((7, 5)), Generation::Turing)), None);
         assert_eq!(Mxfp4Backend::for_device(&device(None, Generation::Ada)), Some(Mxfp4Backend::Marlin));
         assert_eq!(Mxfp4Backend::for_device(&device(None, Generation::Blackwell)), None);
+        assert!(!Mxfp4Backend::unsupported(&device(None, Generation::Blackwell)));
+        assert!(Mxfp4Backend::unsupported(&device(Some((7, 5)), Generation::Turing)));
     }
 }

@@ -142,13 +142,13 @@ impl Efficiency {
                     "headroom validate: 18 launches per decode layer × 3 µs host time each (assumed, typical cuLaunchKernel / cuBLAS dispatch; validate reports the measured enqueue time)",
                 );
             }
-            Engine::LlamaCpp => {
+            Engine::LlamaCpp if generation != Generation::Other => {
                 e.kernel_gap_per_layer_s = f(
                     26e-6,
                     "llama.cpp decode runs ~18 small kernels per layer (norms, RoPE, KV writes, attention, adds, GLU): 26 µs per layer over the bandwidth roofline, the median of four llama-bench tg128 rows (RTX 4090 F16 7B 28 µs; RTX 6000 Ada 8B Q4_0 18, 3B Q4_K_M 25, gpt-oss-20b 32; published-speed.toml)",
                 );
             }
-            Engine::Vllm => {}
+            Engine::Vllm | Engine::LlamaCpp => {}
         }
         e
     }

@@ -150,8 +150,8 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
 /// transformers and LitGPT (bitsandbytes, GPTQ/AWQ kernels), ExLlama (`temp_dq`) and headroom do.
 /// llama.cpp's MMQ multiplies the quantized blocks on int8 tensor cores from Turing on; on Volta
-/// and older it uses MMQ below 64 tokens only and otherwise dequantizes for cuBLAS
-/// (`ggml_cuda_should_use_mmq`).
+/// (FP16 tensor cores, no int8 ones) it uses MMQ below 64 tokens only and otherwise dequantizes
+/// for cuBLAS (`ggml_cuda_should_use_mmq`).
 fn dequantizes_for_prefill(inf: &InferenceRequest) -> bool {
     match inf.engine {
         Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom => true,
