@@ -1,5 +1,6 @@
-//! llama.cpp's `--n-cpu-moe N` / `--cpu-moe`: the routed experts of the first N layers stay in
-//! host RAM, and a GPU running those layers' batched matmuls holds a copy of one layer's experts.
+//! Where llama.cpp puts a model: `--n-cpu-moe N` / `--cpu-moe` keep the routed experts of the
+//! first N layers in host RAM (a GPU running their batched matmuls holds a copy of one layer's
+//! experts), and the row split divides only the matrices.
 
 mod support;
 
@@ -111,4 +112,21 @@ fn layer_split_and_host_layers() {
     let ngl = plan_json(&format!("{two} --n-gpu-layers 26"));
     let both = plan_json(&format!("{two} --n-gpu-layers 26 --n-cpu-moe 24"));
     assert_eq!(u(&both, "/host/weights_bytes") - u(&ngl, "/host/weights_bytes"), 14 * layer);
+}
+
+/// `-sm row` (`--split tensor`): the matrices are shared by rows; the KV cache, norms and the
+/// routed experts stay on the main GPU.
+#[test]
+fn row_split_divides_only_the_matrices() {
+    let one = plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu h100-sxm --context 16384");
+    let two =
+        plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu h100-sxm:2 --split tensor --context 16384");
+    let gpu = |v: &serde_json::Value, i: usize, field: &str| u(v, &format!("/per_gpu/{i}/memory/{field}"));
+    assert_eq!(gpu(&two, 0, "kv_cache_bytes"), u(&one, "/memory/kv_cache_bytes"));
+    assert_eq!(gpu(&two, 1, "kv_cache_bytes"), 0);
+    assert_eq!(gpu(&two, 0, "weights_bytes") + gpu(&two, 1, "weights_bytes"), u(&one, "/memory/weights_bytes"));
+    // A mixture of experts keeps every routed expert on the main GPU.
+    let moe = "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu h100-sxm:2 --split tensor --context 8192";
+    let v = plan_json(moe);
+    assert!(gpu(&v, 0, "weights_bytes") - gpu(&v, 1, "weights_bytes") >= expert_bytes());
 }
