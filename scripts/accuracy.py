@@ -42,7 +42,8 @@ def group(record_id: str) -> str:
         return ORDER[2]
     if record_id.startswith("litgpt-train"):
         return ORDER[5]
-    if record_id.startswith("lcpp-") or record_id.endswith(("-decode", "-prompt", "-prefill", "-best", "-worst")) or "speed" in record_id:
+    llama_bench = re.search(r"-(pp|tg)\d+$", record_id)
+    if llama_bench or record_id.endswith(("-decode", "-prompt", "-prefill", "-best", "-worst")) or "speed" in record_id:
         return ORDER[6]
     return ORDER[4]
 

@@ -167,6 +167,9 @@ pub fn predicted(r: &PlanReport, compare: &str) -> anyhow::Result<f64> {
     if let Some(v) = training_bytes(r, compare) {
         return v;
     }
+    if compare == "host_weights" {
+        return Ok(r.host.as_ref().map_or(0, |h| h.weights_bytes) as f64);
+    }
     let mut total = 0.0;
     for g in &r.per_gpu {
         let m = &g.memory;
@@ -179,6 +182,8 @@ pub fn predicted(r: &PlanReport, compare: &str) -> anyhow::Result<f64> {
             "weights" => m.weights.0 as f64,
             "kv_cache" => m.kv_cache.0 as f64,
             "activations" => m.activations.0 as f64,
+            // llama.cpp's "compute buffer": the graph's activation peak and the scratch it holds.
+            "compute_buffer" => (m.activations + m.workspace).0 as f64,
             other => anyhow::bail!("unknown compare {other}"),
         };
     }

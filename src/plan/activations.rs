@@ -195,8 +195,11 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
                 let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
                 scores * 10 + seqs * t_seq * kv_len * 2 + repeat
             }
-            // ggml: f32 KQ and its soft_max.
-            Engine::LlamaCpp => scores * 8,
+            // ggml: f32 KQ; its soft_max reuses KQ's memory (ggml-alloc runs ops that can work
+            // in place there once their input has no other consumer). Seven llama.cpp logs
+            // without flash attention: 4 B per score, not 8 (e.g. Llama-3.1-8B Q4_K_M, 4 × 2,048
+            // slots: 548 MiB planned against a 560 MiB compute buffer).
+            Engine::LlamaCpp => scores * 4,
             // ExLlama: fp16 attention weights, softmax in place.
             _ => scores * 2,
         };

@@ -73,9 +73,12 @@ impl Engine {
     }
 
     /// Whether a tied checkpoint's embedding and lm_head become two matrices: LitGPT's `GPT`
-    /// always builds `transformer.wte` and `lm_head` as separate parameters.
+    /// always builds `transformer.wte` and `lm_head` as separate parameters; llama.cpp keeps
+    /// `token_embd` in host memory and loads a duplicate of it as the output layer on the GPU
+    /// (`TENSOR_DUPLICATED`: Qwen3-4B Q4_K_M logs 2,375.91 MiB of CUDA model buffer, the
+    /// 304.28 MiB table more than the layers).
     pub fn unties_embeddings(self) -> bool {
-        self == Engine::Litgpt
+        matches!(self, Engine::Litgpt | Engine::LlamaCpp)
     }
 
     /// Whether the engine loads a multimodal checkpoint's vision encoder and projector. LitGPT's

@@ -206,11 +206,14 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     if row_split {
         per_gpu = row_split_gpus(req, &layout, per_gpu.swap_remove(0), count, &mut basis);
     }
-    // The first GPU holds llama.cpp's copies of host weights for batched matmuls.
+    // The first GPU's compute buffer holds llama.cpp's copies of host weights for batched
+    // matmuls: never live with the logits, so the buffer grows only where a copy is larger than
+    // the activation peak.
     let copy = host_weight_copy(req, &layout, &mut basis);
     if let Some(first) = per_gpu.first_mut() {
-        first.memory.workspace += copy;
-        first.memory.total += copy;
+        let above_peak = copy.saturating_sub(first.memory.activations);
+        first.memory.workspace += above_peak;
+        first.memory.total += above_peak;
     }
     let host = host_memory(req, &layout, &mut basis);
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
@@ -374,7 +377,7 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
         log.add(
             "host weights copied for the GPU (op offload)",
             copy.0,
-            "llama.cpp: matmuls of 32+ tokens on host weights run on the first GPU, which holds a copy of the largest split's weights in its compute buffer (a layer's experts under --n-cpu-moe, a host layer under --n-gpu-layers, the output layer); --op-offload off or --ubatch below 32 avoids it",
+            "llama.cpp: matmuls of 32+ tokens on host weights run on the first GPU, which holds a copy of the largest split's weights in its compute buffer (a layer's experts under --n-cpu-moe, a host layer under --n-gpu-layers, the output layer); the buffer is the larger of this and the activation peak; --op-offload off or --ubatch below 32 avoids it",
         );
     }
     copy
@@ -602,6 +605,19 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
         let (capacity_tokens, max_concurrency) = kv::vllm_pool_capacity(kv_req, pool);
         // Why vLLM would refuse to start, whatever the memory adds up to.
         let mut cannot_start = Vec::new();
+        // Its KV-cache check (`check_enough_kv_cache_memory`): some pool, and room in it for one
+        // request of max_model_len.
+        if pool == Bytes::ZERO {
+            cannot_start.push(format!(
+                "no memory is left for the KV cache: weights, the profile-run peak and non-torch memory take {} B of the {} B budget (vLLM: \"No available memory for the cache blocks\"): raise --gpu-memory-utilization or use more GPUs",
+                non_kv.0, budget.0
+            ));
+        } else if max_concurrency < 1.0 {
+            cannot_start.push(format!(
+                "one request of max_model_len {} tokens needs more KV cache than the {} B pool holds (vLLM refuses to start): lower --context or raise --gpu-memory-utilization",
+                req.context, pool.0
+            ));
+        }
         // It asks for utilization × the whole card and refuses when less is free.
         let free = capacity.0.saturating_sub(worst.cuda_context.0 + in_use.0);
         if budget.0 > free {

@@ -24,7 +24,7 @@
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
-use crate::model::spec::{LayerAttention, LinearAttention, LinearKind, ModelSpec};
+use crate::model::spec::{Family, LayerAttention, LinearAttention, LinearKind, ModelSpec};
 use crate::quant::KvFormat;
 use crate::units::Bytes;
 
@@ -239,6 +239,17 @@ fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b).max(1) * b
 }
 
+/// Whether llama.cpp's graph for the family uses a sliding-window (or chunked) cache: Gemma 2
+/// and 3, gpt-oss, Command R7B, Olmo 3 and Llama 4. Its `llama` architecture (Mistral 7B v0.1),
+/// `starcoder2` and `qwen2` never read a window, and Phi-3's is turned off (llama.cpp PR #13676):
+/// those layers cache the whole context.
+pub fn llama_cpp_slides(family: Family) -> bool {
+    matches!(
+        family,
+        Family::Gemma2 | Family::Gemma3 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4
+    )
+}
+
 /// Cells (token slots) one layer holds for the whole batch.
 pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let (ctx, batch) = (req.context, req.batch);
@@ -253,7 +264,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
         Engine::LlamaCpp => {
             let n_ctx = (ctx * batch).next_multiple_of(256);
-            match window {
+            match window.filter(|_| llama_cpp_slides(req.spec.family)) {
                 None => n_ctx,
                 Some(w) => n_ctx.min((w * batch + req.options.n_ubatch).next_multiple_of(256)),
             }

@@ -295,9 +295,9 @@ impl GgufFileType {
             F::Q4_K_M if m.falcon && more => G::Q5_K,
             F::Q4_K_M if m.falcon => G::Q4_K,
             F::Q4_K_M if more => G::Q6_K,
-            // Made without an importance matrix (with one, llama.cpp keeps IQ4 here and moves
-            // Q4_0 / Q5_0 to Q4_1 / Q5_1 instead).
-            F::IQ4_NL | F::IQ4_XS if i < n / 8 => G::Q5_K,
+            // IQ4 files are made with an importance matrix, as published ones are (bartowski's
+            // GLM-Z1-32B IQ4_XS logs the bytes exactly so): llama.cpp then keeps IQ4 here. Without
+            // one it would raise the first eighth to Q5_K.
             F::Q5_K_M if more => G::Q6_K,
             F::Q4_K_S if !m.falcon && i < n / 8 => G::Q5_K,
             _ => default,

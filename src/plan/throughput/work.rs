@@ -140,10 +140,12 @@ pub fn layer_weight_bytes(req: &InferenceRequest, tokens: u64) -> f64 {
     dense + w.routed_experts.0 as f64 * touched
 }
 
-/// The output layer's bytes: lm_head and the final norm (the token table when tied).
+/// The output layer's bytes: lm_head and the final norm (the token table when tied, unless the
+/// engine built a separate lm_head, which `output` then holds).
 pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
     let w = req.weights;
-    (w.output.0 + if req.spec.tie_word_embeddings { w.token_table.0 } else { 0 }) as f64
+    let tied = req.spec.tie_word_embeddings && !req.engine.unties_embeddings();
+    (w.output.0 + if tied { w.token_table.0 } else { 0 }) as f64
 }
 
 /// KV bytes one decode step moves for the whole batch: each layer's cached tokens (a sliding
