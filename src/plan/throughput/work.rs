@@ -154,12 +154,16 @@ pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
 /// states): 2 · 36 · 1,097,728 B = 75.4 MiB per sequence besides its attention layers' KV.
 pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 {
     let options = EngineOptions::default();
+    // Tokens read, not cells allocated: a window caps them (`Bare`) unless the engine ignores
+    // it, as llama.cpp does for Mistral 7B, Phi-3 and StarCoder2 (`Hf` reads every token).
+    let windowed = req.spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. }));
+    let ignores_window = windowed && req.engine == Engine::LlamaCpp && !kv::llama_cpp_slides(req.spec.family);
     let kv = KvRequest {
         spec: req.spec,
         format: req.kv,
         context,
         batch,
-        engine: Engine::Bare,
+        engine: if ignores_window { Engine::Hf } else { Engine::Bare },
         options: &options,
         tp: 1,
         max_batched_tokens: 0,
