@@ -241,10 +241,13 @@ pub struct PlanArgs {
     /// vLLM: KV block size in tokens.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1 << 16))]
     pub block_size: u64,
-    /// vLLM: tokens in the profile run (default 16384 on GPUs of 70 GiB or more, else 8192).
+    /// vLLM: tokens per forward pass, the profile run's and chunked prefill's (`vllm serve`'s
+    /// default: 8192 on GPUs of 70 GiB or more except A100s, else 2048; the `LLM` class uses
+    /// 16384 and 8192).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 26))]
     pub max_num_batched_tokens: Option<u64>,
-    /// vLLM: sequences in the sampler warm-up (default 1024 on GPUs of 70 GiB or more, else 256).
+    /// vLLM: sequences in the sampler warm-up (default 1024 on GPUs of 70 GiB or more except
+    /// A100s, else 256).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_num_seqs: Option<u64>,
     /// llama.cpp: micro-batch size (`-ub`; llama.cpp caps it at its `-b`, 2048 by default, so

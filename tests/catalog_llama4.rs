@@ -77,9 +77,9 @@ fn llama4_text_config_layouts() {
 }
 
 /// vLLM holds ⌈min(chunk + max_num_batched_tokens, len) / 16⌉ blocks per chunked layer: Scout
-/// on 4 H100s at 131,072 tokens needs 8,192 blocks in its full group and 3·1,536 in its chunked
-/// groups of 12 layers, so the plan's KV for one sequence is 12,800 blocks × 12 layers × 16
-/// tokens × 2 × 2 KV heads × 128 × 2 B.
+/// on 4 H100s at 131,072 tokens (`vllm serve`'s 8,192 batched tokens) needs 8,192 blocks in its
+/// full group and 3·1,024 in its chunked groups of 12 layers, so the plan's KV for one sequence
+/// is 11,264 blocks × 12 layers × 16 tokens × 2 × 2 KV heads × 128 × 2 B.
 #[test]
 fn vllm_caps_chunked_layers() {
     let out = assert_cmd::Command::cargo_bin("headroom")
@@ -90,7 +90,7 @@ fn vllm_caps_chunked_layers() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kv = json["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64().unwrap();
-    assert_eq!(kv, 12_800 * 12 * 16 * 2 * 2 * 128 * 2, "{json}");
+    assert_eq!(kv, 11_264 * 12 * 16 * 2 * 2 * 128 * 2, "{json}");
 }
 
 /// With vLLM's hybrid KV cache manager off (the chunked-attention default of vLLM ~0.10.1 until

@@ -114,7 +114,7 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
         "prefill tokens per forward pass",
         t,
         match req.engine {
-            Engine::Vllm => "vLLM profile run: max_num_batched_tokens",
+            Engine::Vllm => "vLLM profile run: max_num_batched_tokens (vllm serve's default unless given)",
             Engine::LlamaCpp => "llama.cpp: n_ubatch",
             Engine::Exllama => "ExLlama: prompt chunks of max_input_len 2048",
             _ => "whole prompt × batch in one forward",

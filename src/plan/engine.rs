@@ -2,7 +2,7 @@
 //! every constant named and sourced. The planner's arithmetic is engine-independent; these
 //! profiles say which terms apply and how large the fixed ones are.
 
-use super::device::Generation;
+use super::device::{Device, Generation};
 use crate::quant::{KvFormat, WeightFormat};
 use crate::units::{Bytes, MIB};
 use serde::Serialize;
@@ -272,14 +272,17 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
     Constant { name: "CUDA context (PyTorch)", bytes: Bytes::from_mib(mib), source }
 }
 
-/// vLLM's defaults for the profile run and the sampler warm-up batch, by GPU memory
-/// (`vllm/engine/arg_utils.py::_set_default_args`: GPUs with at least 70 GiB get 1024
-/// sequences and 16384 batched tokens for the LLM class; smaller GPUs 256 and 8192).
-pub fn vllm_defaults(capacity: Bytes) -> (u64, u64) {
-    if capacity.0 >= 70 * 1024 * MIB {
-        (16384, 1024)
+/// vLLM's defaults for the profile run's batched tokens and the sampler warm-up's sequences, as
+/// `vllm serve` sets them (`vllm/engine/arg_utils.py::_set_default_args`, the OpenAI server's
+/// usage context): GPUs with at least 70 GiB, A100s excepted, get 8192 tokens and 1024
+/// sequences, the others 2048 and 256. (The `LLM` class takes 16384 and 8192 tokens: pass
+/// `--max-num-batched-tokens`.)
+pub fn vllm_defaults(device: Option<&Device>) -> (u64, u64) {
+    let large = device.is_none_or(|d| d.capacity.0 >= 70 * 1024 * MIB && !d.id.contains("a100"));
+    if large {
+        (8192, 1024)
     } else {
-        (8192, 256)
+        (2048, 256)
     }
 }
 

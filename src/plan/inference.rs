@@ -12,7 +12,7 @@ use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
 use crate::quant::stored::QuantScheme;
 use crate::quant::{KvFormat, WeightFormat};
-use crate::units::{Bytes, MIB};
+use crate::units::Bytes;
 
 /// Weight bytes by where they sit in the model, so they can be split across GPUs.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -138,7 +138,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     if !spec.splits_heads(tp) {
         return Err(PlanError::TensorParallelHeads { tp, heads: spec.num_heads, kv_heads: spec.num_kv_heads });
     }
-    let (max_batched_tokens, max_num_seqs) = vllm_budget(req, req.device.as_ref().map(|d| d.capacity));
+    let (max_batched_tokens, max_num_seqs) = vllm_budget(req);
     // vLLM's multi-token-prediction drafter adds its attention layers to the KV cache.
     let drafter = (req.options.mtp_tokens > 0).then(|| spec.with_mtp_layers(spec.mtp_layers));
     let kv = KvRequest {
@@ -490,9 +490,9 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// vLLM's profile-run token budget and sampler warm-up batch for this GPU.
-pub(crate) fn vllm_budget(req: &InferenceRequest, capacity: Option<Bytes>) -> (u64, u64) {
-    let (tokens, seqs) = engine::vllm_defaults(capacity.unwrap_or(Bytes(80 * 1024 * MIB)));
+/// vLLM's profile-run token budget and sampler warm-up batch for the request's GPU.
+pub(crate) fn vllm_budget(req: &InferenceRequest) -> (u64, u64) {
+    let (tokens, seqs) = engine::vllm_defaults(req.device.as_ref());
     (req.options.max_num_batched_tokens.unwrap_or(tokens), req.options.max_num_seqs.unwrap_or(seqs))
 }
 

@@ -172,7 +172,7 @@ pub fn prefill_passes(inf: &InferenceRequest) -> (u64, u64) {
     let chunk = match inf.engine {
         Engine::LlamaCpp => inf.options.n_ubatch,
         Engine::Exllama => 2048 * inf.batch,
-        Engine::Vllm => super::inference::vllm_budget(inf, inf.device.as_ref().map(|d| d.capacity)).0,
+        Engine::Vllm => super::inference::vllm_budget(inf).0,
         Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => tokens,
     }
     .clamp(1, tokens.max(1));

@@ -144,7 +144,8 @@ fn request<'a>(
     }
 }
 
-/// llama.cpp's ubatches, vLLM's chunks (16,384 tokens on a GPU of 70 GiB or more, else 8,192),
+/// llama.cpp's ubatches, vLLM's chunks (`vllm serve`: 8,192 tokens on a GPU of 70 GiB or more,
+/// else 2,048),
 /// ExLlama's 2,048-token chunks per prompt, and one pass for transformers.
 #[test]
 fn prefill_passes_follow_each_engine_s_chunking() {
@@ -155,8 +156,8 @@ fn prefill_passes_follow_each_engine_s_chunking() {
     let passes = |engine, tokens, gpu| prefill_passes(&request(&s, &w, engine, "bf16", tokens, gpu));
     assert_eq!(passes(Engine::LlamaCpp, (8096, 1), big), (16, 512));
     assert_eq!(passes(Engine::LlamaCpp, (100, 1), big), (1, 100));
-    assert_eq!(passes(Engine::Vllm, (40_000, 1), big), (3, 16_384));
-    assert_eq!(passes(Engine::Vllm, (40_000, 1), small), (5, 8192));
+    assert_eq!(passes(Engine::Vllm, (40_000, 1), big), (5, 8192));
+    assert_eq!(passes(Engine::Vllm, (40_000, 1), small), (20, 2048));
     assert_eq!(passes(Engine::Exllama, (4096, 2), big), (2, 4096));
     assert_eq!(passes(Engine::Hf, (4096, 2), big), (1, 8192));
 }
