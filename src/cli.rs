@@ -268,8 +268,10 @@ pub struct PlanArgs {
     /// Attention implementation: flash (no score matrix) or eager (materialised scores).
     #[arg(long, value_enum, default_value_t)]
     pub attention: AttentionArg,
-    /// hf: compute logits for every prompt position (a plain forward, as evaluation does)
-    /// instead of the last one only (generate).
+    /// Logits for every prompt position. hf: a plain forward (as evaluation does) instead of
+    /// generate's last position; llama.cpp: a compute graph reserved for every ubatch token's
+    /// logits, as llama-cli, llama-bench, llama-perplexity and builds before June 2026 reserve
+    /// it (llama-server now reserves one row per sequence).
     #[arg(long)]
     pub logits_all: bool,
     /// vLLM: prefix caching off (`--no-enable-prefix-caching`; vLLM before 0.11 always ran

@@ -323,8 +323,12 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         Engine::Litgpt => t * h * 2 + t * v * 2 + req.batch * v * 4,
         // The dummy forward's output hidden states stay alive through the sampler run.
         Engine::Vllm => req.max_num_seqs * v * VLLM_SAMPLER_BYTES_PER_ENTRY + t * h * 2,
-        // The compute graph is reserved for a ubatch where every token outputs logits (f32).
-        Engine::LlamaCpp => t * (h + v) * 4,
+        // llama-server reserves its compute graph for one output row per sequence (PR #23861,
+        // June 2026): the ubatch's final hidden states and `n_seq` rows of f32 logits. With
+        // --logits-all, as llama-cli, llama-bench, llama-perplexity and older builds do, every
+        // ubatch token outputs logits.
+        Engine::LlamaCpp if req.options.logits_all_positions => t * (h + v) * 4,
+        Engine::LlamaCpp => t * h * 4 + req.batch.min(t) * v * 4,
         Engine::Exllama => t * h * 2 + req.batch * v * 4,
         Engine::Bare => req.batch * v * 2,
         // The logits buffer is part of the workspace; the final norm writes into the arena.
@@ -446,5 +450,16 @@ mod tests {
         let s = llama_2_7b();
         let o = EngineOptions::default();
         assert_eq!(peak(&s, Engine::Vllm, &o, 2048), peak(&s, Engine::Vllm, &o, 32768));
+    }
+
+    /// llama-server reserves one logits row per sequence; --logits-all (llama-cli, llama-bench,
+    /// older builds) every ubatch token's: Llama-2-7B, 512 tokens, 512 × (4,096 + 32,000) × 4 B.
+    #[test]
+    fn llama_cpp_logits_reservation() {
+        let spec = llama_2_7b();
+        let server = EngineOptions::default();
+        let all = EngineOptions { logits_all_positions: true, ..EngineOptions::default() };
+        assert_eq!(output_moment(&request(&spec, Engine::LlamaCpp, &server, 512), 512), 512 * 4096 * 4 + 32_000 * 4);
+        assert_eq!(output_moment(&request(&spec, Engine::LlamaCpp, &all, 512), 512), 512 * (4096 + 32_000) * 4);
     }
 }

@@ -197,6 +197,9 @@ pub struct EngineOptions {
     pub flash_attention: bool,
     /// hf: a plain forward over the whole prompt returning every position's logits (evaluation
     /// or loss computation) instead of `generate`, which keeps only the last position.
+    /// llama.cpp: the compute graph reserved for every ubatch token's logits (llama-cli,
+    /// llama-bench, llama-perplexity, builds before June 2026) instead of llama-server's one per
+    /// sequence.
     pub logits_all_positions: bool,
     /// vLLM prefix caching (on by default since vLLM's V1 engine). A request of a Gated DeltaNet
     /// hybrid then holds two state pages per recurrent layer group ("align" mode), of a Mamba-2
