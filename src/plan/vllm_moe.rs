@@ -19,10 +19,10 @@
 //! becomes 64.30 GiB, where vLLM logs "Model loading took 64.38 GiB" (llm-d's H100 table, vLLM
 //! 0.11; vLLM issue #33155, 0.14.1). The swizzled layout needs PyTorch 2.8.1 or newer (vLLM 0.11.1
 //! on); with an older PyTorch triton_kernels keeps a strided layout on Hopper, not modelled.
-//! vLLM 0.10.1 (PyTorch 2.7) ran Marlin on Hopper: its padding
-//! (intermediate to 128, hidden to 256) gives 65.90 GiB against the 65.97 logged in vLLM issue
-//! #23278. Both leave about 0.07 GiB unexplained, the size of the YaRN rotary table
-//! (131,072 × 64 × 4 B = 32 MiB) and other small buffers.
+//! vLLM 0.10.1 (PyTorch 2.7) ran Marlin on Hopper: its padding (intermediate to 128, hidden to
+//! 256) gives 65.90 GiB against the 65.97 logged in vLLM issue #23278. Both leave about 0.07 GiB
+//! unexplained, the size of the YaRN rotary table (131,072 × 64 × 4 B = 32 MiB) and other small
+//! buffers.
 
 use super::device::{Device, Generation};
 use crate::model::spec::ModelSpec;
@@ -32,7 +32,7 @@ use crate::units::Bytes;
 /// The MXFP4 MoE kernel vLLM picks for a GPU (`get_mxfp4_backend`, no environment overrides).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mxfp4Backend {
-    /// triton_kernels' `matmul_ogs` (compute capability 9.x with PyTorch ≥ 2.8): intermediate
+    /// triton_kernels' `matmul_ogs` (compute capability 9.x, PyTorch 2.8.1 or newer): intermediate
     /// padded to 64; the scales swizzled into a copy whose rows are padded to 256 while the
     /// loaded ones stay registered on the layer; biases converted to fp32.
     Triton,
@@ -46,7 +46,8 @@ pub enum Mxfp4Backend {
 
 impl Mxfp4Backend {
     /// The backend for a GPU; `None` where vLLM has no MXFP4 MoE kernel (before compute
-    /// capability 8.0, `Mxfp4Config.get_min_capability`) or the GPU is not NVIDIA's.
+    /// capability 8.0, `Mxfp4Config.get_min_capability`), the GPU is not NVIDIA's, or it is a
+    /// Blackwell whose capability (data-centre 10.x or GeForce 12.x) the catalog does not give.
     pub fn for_device(device: &Device) -> Option<Self> {
         let major = match device.compute_capability {
             Some((major, _)) => major,
