@@ -7,7 +7,7 @@ mod support;
 use headroom::model::tensors::inventory;
 use headroom::quant::WeightFormat;
 use support::catalog::spec;
-use support::cli::{headroom, plan_json, u};
+use support::cli::{headroom, per_gpu, plan_json, u};
 
 const MODEL: &str = "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu rtx-4090 --context 8192";
 
@@ -104,13 +104,15 @@ fn layer_split_and_host_layers() {
     let layer = expert_bytes() / 36;
     let base = plan_json(two);
     let split = plan_json(&format!("{two} --n-cpu-moe 24"));
-    let gpu = |v: &serde_json::Value, i: usize, field: &str| u(v, &format!("/per_gpu/{i}/memory/{field}"));
     // GPU 0 runs layers 0–17, GPU 1 layers 18–35.
-    assert_eq!(gpu(&base, 0, "weights_bytes") - gpu(&split, 0, "weights_bytes"), 18 * layer);
-    assert_eq!(gpu(&base, 1, "weights_bytes") - gpu(&split, 1, "weights_bytes"), 6 * layer);
-    let peak = gpu(&base, 0, "activations_bytes");
-    assert_eq!(gpu(&split, 0, "workspace_bytes") - gpu(&base, 0, "workspace_bytes"), layer.saturating_sub(peak));
-    assert_eq!(gpu(&split, 1, "workspace_bytes"), gpu(&base, 1, "workspace_bytes"));
+    assert_eq!(per_gpu(&base, 0, "weights_bytes") - per_gpu(&split, 0, "weights_bytes"), 18 * layer);
+    assert_eq!(per_gpu(&base, 1, "weights_bytes") - per_gpu(&split, 1, "weights_bytes"), 6 * layer);
+    let peak = per_gpu(&base, 0, "activations_bytes");
+    assert_eq!(
+        per_gpu(&split, 0, "workspace_bytes") - per_gpu(&base, 0, "workspace_bytes"),
+        layer.saturating_sub(peak)
+    );
+    assert_eq!(per_gpu(&split, 1, "workspace_bytes"), per_gpu(&base, 1, "workspace_bytes"));
     // Layers 0–9 wholly on the host: their experts count once, with the layers.
     let ngl = plan_json(&format!("{two} --n-gpu-layers 26"));
     let both = plan_json(&format!("{two} --n-gpu-layers 26 --n-cpu-moe 24"));
@@ -124,12 +126,11 @@ fn row_split_divides_only_the_matrices() {
     let one = plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu h100-sxm --context 16384");
     let two =
         plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu h100-sxm:2 --split tensor --context 16384");
-    let gpu = |v: &serde_json::Value, i: usize, field: &str| u(v, &format!("/per_gpu/{i}/memory/{field}"));
-    assert_eq!(gpu(&two, 0, "kv_cache_bytes"), u(&one, "/memory/kv_cache_bytes"));
-    assert_eq!(gpu(&two, 1, "kv_cache_bytes"), 0);
-    assert_eq!(gpu(&two, 0, "weights_bytes") + gpu(&two, 1, "weights_bytes"), u(&one, "/memory/weights_bytes"));
+    assert_eq!(per_gpu(&two, 0, "kv_cache_bytes"), u(&one, "/memory/kv_cache_bytes"));
+    assert_eq!(per_gpu(&two, 1, "kv_cache_bytes"), 0);
+    assert_eq!(per_gpu(&two, 0, "weights_bytes") + per_gpu(&two, 1, "weights_bytes"), u(&one, "/memory/weights_bytes"));
     // A mixture of experts keeps every routed expert on the main GPU.
     let moe = "gpt-oss-120b --engine llama.cpp --weights mxfp4_moe --gpu h100-sxm:2 --split tensor --context 8192";
     let v = plan_json(moe);
-    assert!(gpu(&v, 0, "weights_bytes") - gpu(&v, 1, "weights_bytes") >= expert_bytes());
+    assert!(per_gpu(&v, 0, "weights_bytes") - per_gpu(&v, 1, "weights_bytes") >= expert_bytes());
 }

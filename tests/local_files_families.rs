@@ -140,7 +140,7 @@ fn glm4moe_gguf_with_only_nextn_blocks_is_refused() {
 fn nextn_count_only_drops_blocks_that_hold_nextn_tensors() {
     let g = metadata("llama", 2).u32("llama.nextn_predict_layers", 1);
     let (_dir, model) = open_gguf(&g, "llama.gguf");
-    assert_eq!(gguf_to_spec(model.gguf.as_ref().unwrap()).unwrap().num_layers, 2);
+    assert_eq!(gguf_spec(&model).num_layers, 2);
 }
 
 /// `olmo2` with a window is Olmo 3: `post_attention_norm` and `post_ffw_norm` only, q/k norms

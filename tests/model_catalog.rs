@@ -314,13 +314,13 @@ fn mamba2_hybrid_counts_and_layouts() {
     let total = 24 * mamba + 4 * attention + 24 * 2 * h * 21_504 + 53 * h + 2 * 131_072 * h;
     assert_eq!(counts("nemotron-h-8b"), (total, total));
     assert_eq!(total, 8_100_852_736);
-    let spec = spec("nemotron-3-nano-30b-a3b");
-    assert_eq!((spec.linear_layers(), spec.attention_layers(), spec.num_layers), (23, 6, 52));
-    assert_eq!((0..52).filter(|&l| spec.is_moe_layer(l)).count(), 23);
-    let la = spec.linear_attention.unwrap();
+    let nemotron = spec("nemotron-3-nano-30b-a3b");
+    assert_eq!((nemotron.linear_layers(), nemotron.attention_layers(), nemotron.num_layers), (23, 6, 52));
+    assert_eq!((0..52).filter(|&l| nemotron.is_moe_layer(l)).count(), 23);
+    let la = nemotron.linear_attention.unwrap();
     assert_eq!((la.conv_dim(), la.fused_in_rows(), la.state_values()), (6144, 10_304, 64 * 64 * 128));
     assert!(la.state_fp32 && la.conv_bias && !la.proj_bias);
-    let granite = support::catalog::spec("granite-4.0-h-tiny");
+    let granite = spec("granite-4.0-h-tiny");
     assert_eq!((granite.linear_layers(), granite.attention_layers()), (36, 4));
     assert!(granite.layer_attention[5] == LayerAttention::Full && (0..40).all(|l| granite.is_moe_layer(l)));
     assert!(!granite.linear_attention.unwrap().state_fp32);

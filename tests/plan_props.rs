@@ -19,6 +19,13 @@ fn model_ids() -> Vec<String> {
     ModelCatalog::builtin().iter().map(|m| m.entry.id.clone()).collect()
 }
 
+/// The `i`-th catalog model (modulo the catalog's size) and whether it has routed experts.
+fn pick(i: usize) -> (String, bool) {
+    let models: Vec<_> = ModelCatalog::builtin().iter().collect();
+    let m = models[i % models.len()];
+    (m.entry.id.clone(), m.spec().moe.is_some())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -28,14 +35,12 @@ proptest! {
         gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
         eager in any::<bool>(), hybrid_off in any::<bool>(), cpu_moe in 0u64..200, gpu_layers in 0u64..200,
     ) {
-        let ids = model_ids();
-        let id = &ids[model % ids.len()];
+        let (id, moe) = pick(model);
         let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
         // llama.cpp's host offloads: whole layers (--n-gpu-layers), and a mixture of experts'
         // routed experts (--n-cpu-moe).
-        let moe = ModelCatalog::builtin().get(id).is_ok_and(|m| m.spec().moe.is_some());
         let offload = match (engine, cpu_moe < 100) {
             ("llama.cpp", true) if moe => format!("--n-cpu-moe {cpu_moe} --n-gpu-layers {gpu_layers}"),
             ("llama.cpp", true) => format!("--n-gpu-layers {gpu_layers}"),

@@ -1,14 +1,15 @@
 //! vLLM's MXFP4 fused-MoE layers as loaded (plan/vllm_moe.rs), checked on gpt-oss-120b against
 //! the catalog's tensor inventory and the sizes worked out by hand from vLLM's `Mxfp4MoEMethod`.
 
-use headroom::catalog::models::ModelCatalog;
+mod support;
+
 use headroom::model::spec::ModelSpec;
 use headroom::model::tensors::inventory;
 use headroom::plan::vllm_moe::{checkpoint_layer_bytes, extra_per_layer, loaded_layer_bytes, Mxfp4Backend};
 use headroom::quant::WeightFormat;
 
 fn gpt_oss_120b() -> ModelSpec {
-    ModelCatalog::builtin().get("gpt-oss-120b").expect("catalog has gpt-oss-120b").spec().clone()
+    support::catalog::spec("gpt-oss-120b")
 }
 
 /// The whole checkpoint in the MXFP4 format: 60.77 GiB.

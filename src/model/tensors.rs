@@ -739,9 +739,9 @@ pub fn param_counts(spec: &ModelSpec, tensors: &[TensorDesc]) -> ParamCounts {
 
 /// Tokens of KV cache a layer holds for a sequence of `context` tokens.
 pub fn cached_tokens(attention: LayerAttention, context: u64) -> u64 {
-    match attention.token_cap() {
-        _ if !attention.attends() => 0,
-        Some(cap) => context.min(cap),
-        None => context,
+    match attention {
+        LayerAttention::Full => context,
+        LayerAttention::Sliding { window: cap } | LayerAttention::Chunked { chunk: cap } => context.min(cap),
+        LayerAttention::Linear | LayerAttention::Absent => 0,
     }
 }

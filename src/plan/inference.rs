@@ -211,9 +211,8 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     // the activation peak.
     let copy = host_weight_copy(req, &layout, &mut basis);
     if let Some(first) = per_gpu.first_mut() {
-        let above_peak = copy.saturating_sub(first.memory.activations);
-        first.memory.workspace += above_peak;
-        first.memory.total += above_peak;
+        first.memory.workspace += copy.saturating_sub(first.memory.activations);
+        first.memory.retotal();
     }
     let host = host_memory(req, &layout, &mut basis);
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
@@ -311,12 +310,11 @@ fn row_split_gpus(
         format!("{} B of matrices per GPU", share.0),
         "-sm row: layer and output matrices divided by rows; norms, expert tensors, the KV cache and intermediate results on the main GPU",
     );
-    let context =
-        engine::cuda_context(req.engine, req.device.as_ref().map_or(Generation::Hopper, |d| d.generation)).bytes;
+    let context = whole.memory.cuda_context;
     let mut main = whole.clone();
     let moved = Bytes(share.0 * (count - 1));
     main.memory.weights = main.memory.weights.saturating_sub(moved);
-    main.memory.total = main.memory.total.saturating_sub(moved);
+    main.memory.retotal();
     let others = (1..count as u32).map(|i| GpuMemory {
         gpu_index: i,
         memory: MemoryBreakdown::inference(share, Bytes::ZERO, Bytes::ZERO, Bytes::ZERO, context),
@@ -325,12 +323,15 @@ fn row_split_gpus(
     std::iter::once(main).chain(others).collect()
 }
 
+fn is_mxfp4(format: WeightFormat) -> bool {
+    format == WeightFormat::Quantized(QuantScheme::Mxfp4)
+}
+
 /// What vLLM's MXFP4 backend adds to each MoE layer on one GPU as it loads the experts
 /// (`vllm_moe`); zero for other engines and formats. Without a device the plan assumes Hopper,
 /// as elsewhere: the Triton backend.
 fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) -> Bytes {
-    let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
-    if req.engine != Engine::Vllm || !mxfp4 || req.spec.moe.is_none() {
+    if req.engine != Engine::Vllm || !is_mxfp4(req.format) || req.spec.moe.is_none() {
         return Bytes::ZERO;
     }
     let backend = match &req.device {
@@ -369,10 +370,10 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
         return Bytes::ZERO;
     }
     let host_layers = (0..layout.gpu_start).map(|l| w.layers[l as usize]);
-    let host_experts =
-        (layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers)).map(|l| w.experts_in(l..l + 1));
+    let expert_range = layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers);
+    let layer_experts = expert_range.map(|l| w.experts_in(l..l + 1));
     let output = (!layout.output_on_gpu).then_some(w.output);
-    let copy = host_layers.chain(host_experts).chain(output).max().unwrap_or_default();
+    let copy = host_layers.chain(layer_experts).chain(output).max().unwrap_or_default();
     if copy > Bytes::ZERO {
         log.add(
             "host weights copied for the GPU (op offload)",
@@ -626,8 +627,7 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
                 budget.0
             ));
         }
-        let mxfp4 = req.format == WeightFormat::Quantized(QuantScheme::Mxfp4);
-        if mxfp4 && vllm_moe::Mxfp4Backend::unsupported(device) {
+        if is_mxfp4(req.format) && vllm_moe::Mxfp4Backend::unsupported(device) {
             cannot_start.push(
                 "vLLM's MXFP4 method needs compute capability 8.0 or newer (Mxfp4Config.get_min_capability): use an Ampere or newer GPU, or another engine".into(),
             );

@@ -250,6 +250,12 @@ pub fn llama_cpp_slides(family: Family) -> bool {
     )
 }
 
+/// Whether llama.cpp caches the whole context in layers the config gives a sliding window.
+pub fn llama_cpp_ignores_window(spec: &ModelSpec) -> bool {
+    let windowed = spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. }));
+    windowed && !llama_cpp_slides(spec.family)
+}
+
 /// Cells (token slots) one layer holds for the whole batch.
 pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let (ctx, batch) = (req.context, req.batch);
@@ -264,7 +270,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
         Engine::LlamaCpp => {
             let n_ctx = (ctx * batch).next_multiple_of(256);
-            match window.filter(|_| llama_cpp_slides(req.spec.family)) {
+            match window.filter(|_| !llama_cpp_ignores_window(req.spec)) {
                 None => n_ctx,
                 Some(w) => n_ctx.min((w * batch + req.options.n_ubatch).next_multiple_of(256)),
             }

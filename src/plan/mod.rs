@@ -77,6 +77,11 @@ impl MemoryBreakdown {
         }
     }
 
+    /// Sets `total` to the sum of the components, after one of them changed.
+    pub fn retotal(&mut self) {
+        self.total = self.components().iter().map(|(_, b)| *b).sum();
+    }
+
     /// (label, bytes) of every component, in display order.
     pub fn components(&self) -> [(&'static str, Bytes); 8] {
         [

@@ -49,16 +49,7 @@ impl Mxfp4Backend {
     /// capability 8.0, `Mxfp4Config.get_min_capability`), the GPU is not NVIDIA's, or it is a
     /// Blackwell whose capability (data-centre 10.x or GeForce 12.x) the catalog does not give.
     pub fn for_device(device: &Device) -> Option<Self> {
-        let major = match device.compute_capability {
-            Some((major, _)) => major,
-            None => match device.generation {
-                Generation::Ampere | Generation::Ada => 8,
-                Generation::Hopper => 9,
-                // Data-centre (10.x) or GeForce (12.x): unknown without the capability.
-                Generation::Volta | Generation::Turing | Generation::Blackwell | Generation::Other => return None,
-            },
-        };
-        match major {
+        match major_capability(device)? {
             0..=7 => None,
             9 => Some(Mxfp4Backend::Triton),
             10 => Some(Mxfp4Backend::FlashInfer),
@@ -69,10 +60,7 @@ impl Mxfp4Backend {
     /// Whether vLLM has no MXFP4 MoE kernel for the GPU: compute capability below 8.0, known or
     /// implied by the generation.
     pub fn unsupported(device: &Device) -> bool {
-        match device.compute_capability {
-            Some((major, _)) => major < 8,
-            None => matches!(device.generation, Generation::Volta | Generation::Turing),
-        }
+        major_capability(device).is_some_and(|major| major < 8)
     }
 
     pub fn name(self) -> &'static str {
@@ -99,6 +87,18 @@ impl Mxfp4Backend {
             Mxfp4Backend::Marlin => 2,
             Mxfp4Backend::Triton | Mxfp4Backend::FlashInfer => 4,
         }
+    }
+}
+
+/// The GPU's compute capability major version: the catalog's, else implied by the generation;
+/// `None` for a Blackwell without one (data-centre 10.x or GeForce 12.x) and for other vendors.
+fn major_capability(device: &Device) -> Option<u32> {
+    match (device.compute_capability, device.generation) {
+        (Some((major, _)), _) => Some(major),
+        (None, Generation::Volta | Generation::Turing) => Some(7),
+        (None, Generation::Ampere | Generation::Ada) => Some(8),
+        (None, Generation::Hopper) => Some(9),
+        (None, Generation::Blackwell | Generation::Other) => None,
     }
 }
 

@@ -19,6 +19,11 @@ pub fn u(v: &Value, path: &str) -> u64 {
     v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
 }
 
+/// A memory field of GPU `i` (`weights_bytes`, `kv_cache_bytes`, ...).
+pub fn per_gpu(v: &Value, i: usize, field: &str) -> u64 {
+    u(v, &format!("/per_gpu/{i}/memory/{field}"))
+}
+
 /// The plan's verdict.
 pub fn fits(v: &Value) -> bool {
     v.pointer("/fit/fits").and_then(Value::as_bool).unwrap()

@@ -32,11 +32,12 @@ pub(super) fn kv_heads(r: &Reader, family: Family, heads: u64) -> Result<Option<
             match field("attn_type").and_then(Value::as_str) {
                 Some("multiquery_attention") => Some(1),
                 Some("grouped_query_attention") => {
-                    let Some(raw) = field("kv_n_heads").and_then(Value::as_u64) else {
+                    let kv_n_heads = field("kv_n_heads");
+                    let Some(raw) = kv_n_heads.and_then(Value::as_u64) else {
                         return Err(ConfigError::BadValue {
                             source_name: r.source_name.to_string(),
                             field: "attn_config.kv_n_heads",
-                            value: field("kv_n_heads").map_or("missing".into(), Value::to_string),
+                            value: kv_n_heads.map_or("missing".into(), Value::to_string),
                             reason: "grouped-query attention needs a key/value head count",
                         });
                     };

@@ -132,7 +132,7 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let memory = (passes as f64 * work::layer_weight_bytes(inf, pass_tokens)
         + head_reads as f64 * work::lm_head_bytes(inf))
         / bw;
-    let dequant = if req.quantized && dequantizes_for_prefill(inf) {
+    let dequant = if req.quantized && dequantizes_for_prefill(inf, pass_tokens) {
         let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
         let vision = inf.spec.vision.map_or(0, |v| v.parameters());
         let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
@@ -152,12 +152,12 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
 /// llama.cpp's MMQ multiplies the quantized blocks on int8 tensor cores from Turing on; on Volta
 /// (FP16 tensor cores, no int8 ones) it uses MMQ below 64 tokens only and otherwise dequantizes
 /// for cuBLAS (`ggml_cuda_should_use_mmq`).
-fn dequantizes_for_prefill(inf: &InferenceRequest) -> bool {
+fn dequantizes_for_prefill(inf: &InferenceRequest, pass_tokens: u64) -> bool {
     match inf.engine {
         Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom => true,
         Engine::LlamaCpp => {
             let volta = inf.device.as_ref().is_some_and(|d| d.generation == Generation::Volta);
-            volta && prefill_passes(inf).1 >= 64
+            volta && pass_tokens >= 64
         }
         Engine::Vllm | Engine::Bare => false,
     }

@@ -156,8 +156,7 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
     let options = EngineOptions::default();
     // Tokens read, not cells allocated: a window caps them (`Bare`) unless the engine ignores
     // it, as llama.cpp does for Mistral 7B, Phi-3 and StarCoder2 (`Hf` reads every token).
-    let windowed = req.spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. }));
-    let ignores_window = windowed && req.engine == Engine::LlamaCpp && !kv::llama_cpp_slides(req.spec.family);
+    let ignores_window = req.engine == Engine::LlamaCpp && kv::llama_cpp_ignores_window(req.spec);
     let kv = KvRequest {
         spec: req.spec,
         format: req.kv,
