@@ -265,6 +265,11 @@ pub struct PlanArgs {
     /// llama.cpp: keep every layer's routed-expert weights in host RAM (`--cpu-moe`).
     #[arg(long)]
     pub cpu_moe: bool,
+    /// The host's RAM, for the speed of weights left there (--n-gpu-layers, --n-cpu-moe):
+    /// `ddr5-6000:2` (type, MT/s, channels) or its peak bandwidth in GB/s (`96`). Default: two
+    /// channels of DDR5-5600 (89.6 GB/s), a typical desktop.
+    #[arg(long, value_name = "SPEC", value_parser = crate::plan::device::HostSpeed::parse)]
+    pub host_memory: Option<crate::plan::device::HostSpeed>,
     /// Attention implementation: flash (no score matrix) or eager (materialised scores).
     #[arg(long, value_enum, default_value_t)]
     pub attention: AttentionArg,

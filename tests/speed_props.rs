@@ -42,7 +42,7 @@ proptest! {
         let device = device_speed(gpu);
         let efficiency = Efficiency::defaults(engine, Generation::Hopper);
         let params = Params { total: counts.total, active: counts.active };
-        let sreq = SpeedRequest { inference: &req, plan: &plan, device: &device, efficiency: &efficiency, params, quantized: format.is_quantized() };
+        let sreq = SpeedRequest { inference: &req, plan: &plan, device: &device, efficiency: &efficiency, params, quantized: format.is_quantized(), host: None };
         let s = plan_speed(&sreq, &mut BasisLog::default());
         let tp = if plan.per_gpu.len() > 1 && plan.per_gpu.iter().all(|g| g.layers == (0, spec.num_layers)) { plan.per_gpu.len() as f64 } else { 1.0 };
         if let Some(per_seq) = s.decode_tokens_per_s_per_sequence {

@@ -2,11 +2,12 @@
 
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
-use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink};
+use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink, PcieGen};
 use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
 use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
+use crate::plan::device::HostSpeed;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
     plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
@@ -362,20 +363,8 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
-    // --n-gpu-layers L offloads the decoder layers but not the output layer (L + 1 does).
-    let weights_on_host = args.n_gpu_layers.is_some_and(|n| n <= spec.num_layers) || req.options.cpu_moe_layers > 0;
     let throughput = match gpu {
-        // Host-resident weights run at the CPU's memory bandwidth, which the catalog does not
-        // know: no speed rather than a GPU-only one.
-        Some(_) if weights_on_host => {
-            plan.basis.push(crate::plan::Basis {
-                name: "speed".into(),
-                value: "not estimated".into(),
-                source: "weights in host RAM (--n-gpu-layers below the layer count, --n-cpu-moe) run at CPU memory bandwidth, which is not modelled".into(),
-            });
-            Throughput::default()
-        }
-        Some((gpu, _)) => speed(&req, &mut plan, gpu, model, format.is_quantized(), calibration)?,
+        Some((gpu, _)) => speed(&req, &mut plan, gpu, model, args, calibration)?,
         None => Throughput::default(),
     };
     Ok(PlanReport {
@@ -450,9 +439,10 @@ fn speed(
     plan: &mut Plan,
     gpu: &GpuSpec,
     model: &ResolvedModel,
-    quantized: bool,
+    args: &PlanArgs,
     calibration: Option<&Calibration>,
 ) -> anyhow::Result<Throughput> {
+    let quantized = req.format.is_quantized();
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
     let mut efficiency = Efficiency::defaults(req.engine, generation);
@@ -461,7 +451,16 @@ fn speed(
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let params = Params { total: model.counts.total, active: model.counts.active };
-    let sreq = SpeedRequest { inference: req, plan, device: &device, efficiency: &efficiency, params, quantized };
+    let host = args.host_memory.clone().unwrap_or_else(HostSpeed::assumed_desktop);
+    let sreq = SpeedRequest {
+        inference: req,
+        plan,
+        device: &device,
+        efficiency: &efficiency,
+        params,
+        quantized,
+        host: Some(&host),
+    };
     let mut basis = BasisLog::default();
     let s = plan_speed(&sreq, &mut basis);
     plan.basis.extend(basis.0);
@@ -493,7 +492,20 @@ pub fn device_speed(gpu: &GpuSpec) -> DeviceSpeed {
         };
         Link { kind, bandwidth_per_direction: BytesPerSec(per_direction * 1e9) }
     });
+    // The host link: a PCIe interconnect entry counts the card's lanes; otherwise x16 at the
+    // catalog's generation (per direction: gen3 15.75, gen4 31.5, gen5 63, gen6 121 GB/s).
+    let pcie_interconnect = gpu
+        .interconnect
+        .as_ref()
+        .filter(|i| matches!(i.kind, CatalogLink::Pcie3 | CatalogLink::Pcie4 | CatalogLink::Pcie5));
+    let host_link = pcie_interconnect.map(|i| i.bandwidth_gb_s).or(gpu.pcie.map(|g| match g {
+        PcieGen::Gen3 => 15.75,
+        PcieGen::Gen4 => 31.5,
+        PcieGen::Gen5 => 63.0,
+        PcieGen::Gen6 => 121.0,
+    }));
     DeviceSpeed {
+        host_link: host_link.map(|gbs| BytesPerSec(gbs * 1e9)),
         bandwidth: BytesPerSec(gpu.bandwidth_bytes_per_s()),
         peak_16bit,
         peak_16bit_fp16_acc: flops(gpu.tflops.fp16.filter(|_| geforce).map(|t| 2.0 * t)),

@@ -701,8 +701,13 @@ impl ModelSpec {
     /// Recurrent (Gated DeltaNet, Mamba) mixers: no KV cache, a fixed state per sequence. A layer
     /// of its own, or (Falcon-H1) one beside each attention layer.
     pub fn linear_layers(&self) -> u64 {
-        self.layer_attention.iter().filter(|a| **a == LayerAttention::Linear).count() as u64
-            + self.parallel_ssm_layers()
+        self.recurrent_layers_in(0..self.num_layers)
+    }
+
+    /// Of the decoder layers in `layers`, those with a recurrent mixer ([`Self::linear_layers`]).
+    pub fn recurrent_layers_in(&self, layers: std::ops::Range<u64>) -> u64 {
+        let recurrent = |a: &LayerAttention| *a == LayerAttention::Linear || (self.parallel_ssm && a.attends());
+        self.layer_attention[layers.start as usize..layers.end as usize].iter().filter(|a| recurrent(a)).count() as u64
     }
 
     /// Attention layers that also run a Mamba-2 mixer in parallel (Falcon-H1's, all of them).

@@ -87,4 +87,87 @@ pub struct DeviceSpeed {
     pub peak_8bit: Option<FlopsPerSec>,
     /// GPU-to-GPU link; `None` when the catalog gives none.
     pub link: Option<Link>,
+    /// The GPU's PCIe link to the host, one direction (x16 at the catalog's generation); `None`
+    /// when the catalog gives no generation.
+    pub host_link: Option<BytesPerSec>,
+}
+
+/// The host's RAM, for weights llama.cpp leaves there (`--n-gpu-layers`, `--n-cpu-moe`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostSpeed {
+    /// Peak bandwidth of the host's RAM: channels × transfers per second × 8 bytes.
+    pub memory_bandwidth: BytesPerSec,
+    /// What the number stands for (`DDR5-6000 × 2 channels`, or a bandwidth given as such).
+    pub label: String,
+    /// Assumed rather than given by the user.
+    pub assumed: bool,
+}
+
+impl HostSpeed {
+    /// The host assumed when none is given: a desktop with two channels of DDR5-5600, the
+    /// common platform for GPU offload at home (AM5 and Intel LGA1700/1851 boards run DDR5 in
+    /// two channels; 5600 MT/s is their JEDEC speed for two DIMMs).
+    pub fn assumed_desktop() -> HostSpeed {
+        HostSpeed { assumed: true, ..HostSpeed::parse("ddr5-5600:2").expect("valid built-in host") }
+    }
+
+    /// Parses `--host-memory`: `ddr4-3200:2` or `ddr5-6000:12` (type, MT/s, 64-bit channels)
+    /// or a peak bandwidth in GB/s (`96`, `460.8`). DDR5-6000 in two channels: 6,000e6 × 8 B × 2
+    /// = 96 GB/s.
+    pub fn parse(s: &str) -> Result<HostSpeed, String> {
+        let fix = "give DDR type, MT/s and channels such as ddr5-6000:2 or ddr4-3200:8, or the peak bandwidth in GB/s such as 96";
+        let t = s.trim().to_ascii_lowercase();
+        if let Ok(gbs) = t.trim_end_matches("gb/s").trim().parse::<f64>() {
+            if !(gbs.is_finite() && (1.0..=20_000.0).contains(&gbs)) {
+                return Err(format!("--host-memory {s}: {gbs} GB/s is out of range (1 to 20,000); {fix}"));
+            }
+            return Ok(HostSpeed {
+                memory_bandwidth: BytesPerSec(gbs * 1e9),
+                label: format!("{gbs} GB/s"),
+                assumed: false,
+            });
+        }
+        let parsed = t.split_once('-').and_then(|(kind, rest)| {
+            let (rate, channels) = rest.split_once(':').unwrap_or((rest, "2"));
+            Some((kind, rate.parse::<u32>().ok()?, channels.parse::<u32>().ok()?))
+        });
+        let Some((kind, rate, channels)) = parsed.filter(|(k, _, _)| matches!(*k, "ddr3" | "ddr4" | "ddr5")) else {
+            return Err(format!("--host-memory {s} is not understood: {fix}"));
+        };
+        if !(400..=16_000).contains(&rate) || !(1..=24).contains(&channels) {
+            return Err(format!("--host-memory {s}: {rate} MT/s or {channels} channels is out of range (400–16,000 MT/s, 1–24 channels); {fix}"));
+        }
+        Ok(HostSpeed {
+            memory_bandwidth: BytesPerSec(rate as f64 * 1e6 * 8.0 * channels as f64),
+            label: format!(
+                "{}-{rate} × {channels} channel{}",
+                kind.to_uppercase(),
+                if channels == 1 { "" } else { "s" }
+            ),
+            assumed: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// DDR5-6000 in two channels: 6,000e6 × 8 B × 2 = 96 GB/s; eight of DDR4-3200: 204.8 GB/s.
+    #[test]
+    fn host_memory_from_ddr_channels_or_gb_s() {
+        let gbs = |s: &str| HostSpeed::parse(s).unwrap().memory_bandwidth.0 / 1e9;
+        assert_eq!(gbs("ddr5-6000:2"), 96.0);
+        assert_eq!(gbs("DDR4-3200:8"), 204.8);
+        assert_eq!(gbs("ddr5-5600"), 89.6);
+        assert_eq!(gbs("460.8"), 460.8);
+        assert_eq!(gbs("96GB/s"), 96.0);
+        assert_eq!(HostSpeed::parse("ddr5-6000:2").unwrap().label, "DDR5-6000 × 2 channels");
+        assert!(HostSpeed::assumed_desktop().assumed);
+        for bad in ["", "ddr9-6000:2", "ddr5-6000:0", "ddr5-6000:99", "ddr5-60:2", "ddr5-x:2", "0", "-5", "1e9", "nan"]
+        {
+            let err = HostSpeed::parse(bad).unwrap_err();
+            assert!(err.starts_with("--host-memory") && err.contains("ddr5-6000:2"), "{bad}: {err}");
+        }
+    }
 }

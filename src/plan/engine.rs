@@ -214,6 +214,43 @@ pub struct EngineOptions {
     pub hybrid_kv_cache_manager: bool,
 }
 
+/// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPlacement {
+    /// Decoder layers `0..gpu_start` stay whole on the host with their KV cache (llama.cpp's
+    /// `i_gpu_start = n_layer − n_gpu_layers`); the rest run on the GPUs.
+    pub gpu_start: u64,
+    /// Of the layers on the GPUs, those before this one keep their routed experts on the host.
+    pub cpu_moe_end: u64,
+    /// The final norm and lm_head run on the last GPU (`--n-gpu-layers` above the layer count,
+    /// or absent).
+    pub output_on_gpu: bool,
+}
+
+impl HostPlacement {
+    /// Layers on the GPUs whose routed experts stay in host RAM.
+    pub fn expert_layers(&self) -> std::ops::Range<u64> {
+        self.gpu_start..self.cpu_moe_end.max(self.gpu_start)
+    }
+
+    /// Whether any weight stays in host RAM.
+    pub fn any(&self) -> bool {
+        self.gpu_start > 0 || !self.expert_layers().is_empty() || !self.output_on_gpu
+    }
+}
+
+impl EngineOptions {
+    /// The host placement these options give a model of `num_layers` decoder layers.
+    pub fn host_placement(&self, num_layers: u64) -> HostPlacement {
+        let gpu_layers = self.gpu_layers.map_or(num_layers, |n| n.min(num_layers));
+        HostPlacement {
+            gpu_start: num_layers - gpu_layers,
+            cpu_moe_end: self.cpu_moe_layers.min(num_layers),
+            output_on_gpu: self.gpu_layers.is_none_or(|n| n > num_layers),
+        }
+    }
+}
+
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {

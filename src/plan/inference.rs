@@ -4,7 +4,7 @@
 use super::activations::{prefill_peak, ActivationRequest};
 use super::basis::BasisLog;
 use super::device::{Device, Generation};
-use super::engine::{self, Engine, EngineOptions};
+use super::engine::{self, Engine, EngineOptions, HostPlacement};
 use super::kv::{self, KvRequest};
 use super::vllm_moe;
 use super::{Fit, GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
@@ -176,14 +176,11 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         );
     }
 
-    // llama.cpp --n-gpu-layers: layers [gpu_start, L) on the GPUs (llama.cpp's i_gpu_start).
-    let gpu_layers = req.options.gpu_layers.map_or(spec.num_layers, |n| n.min(spec.num_layers));
-    let gpu_start = spec.num_layers - gpu_layers;
-    let output_on_gpu = req.options.gpu_layers.is_none_or(|n| n > spec.num_layers);
+    let host = req.options.host_placement(spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
-    let stages = if split == Split::Tensor { 1 } else { count.min(gpu_layers).max(1) };
+    let stages = if split == Split::Tensor { 1 } else { count.min(spec.num_layers - host.gpu_start).max(1) };
     let moe_load_extra = vllm_moe_load_extra(req, tp, &mut basis);
-    let layout = Layout { kv, tp, stages, max_num_seqs, gpu_start, output_on_gpu, moe_load_extra };
+    let layout = Layout { kv, tp, stages, max_num_seqs, host, moe_load_extra };
     let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
     for stage in 0..stages {
         let mut scratch = BasisLog::default();
@@ -230,10 +227,8 @@ struct Layout<'a> {
     tp: u64,
     /// Pipeline stages of a layer split (1 with tensor parallelism).
     stages: u64,
-    /// First decoder layer on a GPU (llama.cpp --n-gpu-layers; 0 otherwise).
-    gpu_start: u64,
-    /// The final norm and lm_head run on the last GPU.
-    output_on_gpu: bool,
+    /// What llama.cpp's --n-gpu-layers and --n-cpu-moe leave in host RAM.
+    host: HostPlacement,
     max_num_seqs: u64,
     /// Bytes an MoE layer holds on a GPU beyond its share of the checkpoint once the engine has
     /// loaded it (vLLM's MXFP4 backends).
@@ -244,11 +239,13 @@ struct Layout<'a> {
 fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut BasisLog) -> GpuMemory {
     let spec = req.spec;
     let stages = layout.stages;
-    let on_gpu = spec.num_layers - layout.gpu_start;
-    let layers = (layout.gpu_start + stage * on_gpu / stages)..(layout.gpu_start + (stage + 1) * on_gpu / stages);
-    let (first, last) = (stage == 0 && layout.gpu_start == 0, stage == stages - 1 && layout.output_on_gpu);
+    let on_gpu = spec.num_layers - layout.host.gpu_start;
+    let layers =
+        (layout.host.gpu_start + stage * on_gpu / stages)..(layout.host.gpu_start + (stage + 1) * on_gpu / stages);
+    let (first, last) = (stage == 0 && layout.host.gpu_start == 0, stage == stages - 1 && layout.host.output_on_gpu);
     let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
-    weights = weights.saturating_sub(host_experts(req, layers.clone()));
+    // --n-cpu-moe: the routed experts of the layers before cpu_moe_end stay on the host.
+    weights = weights.saturating_sub(req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end)));
     if first && !req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
     }
@@ -299,9 +296,9 @@ fn row_split_gpus(
     basis: &mut BasisLog,
 ) -> Vec<GpuMemory> {
     let w = req.weights;
-    let on_gpu = layout.gpu_start..req.spec.num_layers;
-    let layers: Bytes = w.layers[layout.gpu_start as usize..].iter().copied().sum();
-    let output = if layout.output_on_gpu { w.output } else { Bytes::ZERO };
+    let on_gpu = layout.host.gpu_start..req.spec.num_layers;
+    let layers: Bytes = w.layers[layout.host.gpu_start as usize..].iter().copied().sum();
+    let output = if layout.host.output_on_gpu { w.output } else { Bytes::ZERO };
     // Norms and biases (a few MB, which stay on the main GPU) are shared with the matrices here.
     let matrices = layers.saturating_sub(w.experts_in(on_gpu)) + output;
     let share = Bytes(matrices.0 / count);
@@ -369,10 +366,10 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
     if req.engine != Engine::LlamaCpp || reserve_tokens < 32 {
         return Bytes::ZERO;
     }
-    let host_layers = (0..layout.gpu_start).map(|l| w.layers[l as usize]);
-    let expert_range = layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers);
+    let host_layers = (0..layout.host.gpu_start).map(|l| w.layers[l as usize]);
+    let expert_range = layout.host.expert_layers();
     let layer_experts = expert_range.map(|l| w.experts_in(l..l + 1));
-    let output = (!layout.output_on_gpu).then_some(w.output);
+    let output = (!layout.host.output_on_gpu).then_some(w.output);
     let copy = host_layers.chain(layer_experts).chain(output).max().unwrap_or_default();
     if copy > Bytes::ZERO {
         log.add(
@@ -384,20 +381,14 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
     copy
 }
 
-/// Routed-expert bytes of `layers` that llama.cpp's `--n-cpu-moe` keeps in host RAM: those of
-/// the first `cpu_moe_layers` layers.
-fn host_experts(req: &InferenceRequest, layers: std::ops::Range<u64>) -> Bytes {
-    req.weights.experts_in(layers.start..layers.end.min(req.options.cpu_moe_layers))
-}
-
 /// What the host holds: embeddings kept there by the engine, and with llama.cpp's
 /// --n-gpu-layers the layers (and their KV cache) and output layer left on the CPU, with
 /// --n-cpu-moe the first layers' routed experts.
 fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) -> Option<HostMemory> {
-    let on_host = 0..layout.gpu_start;
-    let mut weights: Bytes = req.weights.layers[..layout.gpu_start as usize].iter().copied().sum();
-    let expert_layers = layout.gpu_start..req.options.cpu_moe_layers.min(req.spec.num_layers);
-    let experts = host_experts(req, expert_layers.clone());
+    let on_host = 0..layout.host.gpu_start;
+    let mut weights: Bytes = req.weights.layers[..layout.host.gpu_start as usize].iter().copied().sum();
+    let expert_layers = layout.host.expert_layers();
+    let experts = req.weights.experts_in(expert_layers.clone());
     weights += experts;
     if experts > Bytes::ZERO {
         basis.add(
@@ -409,17 +400,17 @@ fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) ->
     if req.engine.embeddings_on_host() {
         weights += req.weights.embedding;
     }
-    if !layout.output_on_gpu {
+    if !layout.host.output_on_gpu {
         weights += req.weights.output;
     }
     let kv_cache = kv::kv_bytes(&layout.kv, on_host);
     if weights.0 == 0 {
         return None;
     }
-    if layout.gpu_start > 0 {
+    if layout.host.gpu_start > 0 {
         basis.add(
             "layers on the host",
-            format!("{} of {} (--n-gpu-layers {})", layout.gpu_start, req.spec.num_layers, req.spec.num_layers - layout.gpu_start),
+            format!("{} of {} (--n-gpu-layers {})", layout.host.gpu_start, req.spec.num_layers, req.spec.num_layers - layout.host.gpu_start),
             "llama.cpp offloads the last n layers (i_gpu_start = n_layer − n_gpu_layers); the rest and their KV stay in RAM",
         );
     }

@@ -19,6 +19,11 @@ pub fn u(v: &Value, path: &str) -> u64 {
     v.pointer(path).and_then(Value::as_u64).unwrap_or_else(|| panic!("{path} missing in {v}"))
 }
 
+/// The number at a JSON pointer.
+pub fn f(v: &Value, path: &str) -> f64 {
+    v.pointer(path).and_then(Value::as_f64).unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
 /// A memory field of GPU `i` (`weights_bytes`, `kv_cache_bytes`, ...).
 pub fn per_gpu(v: &Value, i: usize, field: &str) -> u64 {
     u(v, &format!("/per_gpu/{i}/memory/{field}"))

@@ -12,7 +12,8 @@
 //!                        "kv_read": 1.0,
 //!                        "host_per_layer_ms": 0.70, "host_per_moe_layer_ms": 1.2,
 //!                        "host_per_quantized_linear_ms": 0.078,
-//!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 } }
+//!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 },
+//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.7, "host_handoff_us": 20 } }
 //! }
 //! ```
 //!
@@ -21,7 +22,10 @@
 //! large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
 //! engine's defaults one by one: fractions of peak (`bandwidth`, `prefill_compute`,
 //! `decode_compute`, `kv_read`), host time per decode step (`host_per_*_ms`) and GPU time lost
-//! per layer between small kernels (`kernel_gap_per_layer_us`).
+//! per layer between small kernels (`kernel_gap_per_layer_us`); for weights llama.cpp leaves in
+//! host RAM, the fraction of the RAM's peak its CPU matmuls get (`host_bandwidth`), the fraction of
+//! the PCIe link its uploads of them to the GPU get (`host_upload`) and the time of one GPU↔CPU hop in a
+//! decode step (`host_handoff_us`).
 
 use super::super::device::Generation;
 use super::super::engine::Engine;
@@ -64,12 +68,40 @@ pub struct Efficiency {
     pub kernel_gap_per_layer_s: Factor,
     /// Latency of one all-reduce step on the GPU link.
     pub allreduce_latency_s: Factor,
+    /// Fraction of the host RAM's peak bandwidth that llama.cpp's CPU matmuls get on host
+    /// weights (`offload`).
+    pub host_bandwidth: Factor,
+    /// Fraction of the PCIe link's peak that llama.cpp's uploads of host weights get.
+    pub host_upload: Factor,
+    /// Time of one GPU↔CPU hand-off in a decode step (a `--n-cpu-moe` layer makes two).
+    pub host_handoff_s: Factor,
 }
 
 /// Kernel launches per decoder layer and decode step in headroom's engine (validate/engine.rs):
 /// 2 RMSNorms, 7 linear layers, 2 RoPE, 2 KV-cache writes, 2 attention passes (split and
 /// reduce), 2 residual adds, 1 SiLU-gate.
 const HEADROOM_LAUNCHES_PER_LAYER: f64 = 18.0;
+
+/// llama.cpp's CPU decode, weight bytes per token × tokens/s over the RAM's peak bandwidth, in
+/// published CPU-only runs: EPYC 9554, 12 × DDR5-4800 (460.8 GB/s), Phi-4 Q4_K_M–Q8_0: 0.56–0.65;
+/// Threadripper PRO 7965WX, 8 × DDR5-4800 (307.2 GB/s), a 7.9 GiB Q4_0: 0.62 (Intel MLC measured
+/// 225–250 GB/s there, so 0.77–0.85 of a read benchmark); i9-13900K, DDR5-6400 × 2, 7B: 0.68.
+const HOST_BANDWIDTH: f64 = 0.62;
+const HOST_BANDWIDTH_SOURCE: &str = "llama.cpp CPU decode in published runs: 0.56–0.65 of peak on 12 × DDR5-4800 (EPYC 9554), 0.62 on 8 × DDR5-4800 (Threadripper PRO 7965WX, ik_llama.cpp #602), 0.68 on 2 × DDR5-6400 (i9-13900K, llama.cpp #34)";
+/// llama.cpp's uploads of host weights, of the PCIe link's peak (one direction). Derived from
+/// published prompt rates, each pass's time being mostly the upload of every expert it uses:
+/// gpt-oss-120b with 26 layers' experts (44 GB) on the host of an RTX 3090 took 1.35 s per
+/// 512-token ubatch, and with all 36 (61 GB) on an RTX 4080 (ik_llama.cpp #829) 3.9 s per 4,096
+/// tokens: at least 0.7 of PCIe 4.0 x16 if most experts were copied; gpt-oss-20b with 10.2 GB of
+/// experts took 1.0 s per ubatch on llama.cpp's 2025 master (PR #15346), 0.65 of PCIe 3.0 x16.
+const HOST_UPLOAD: f64 = 0.7;
+const HOST_UPLOAD_SOURCE: &str = "published prompt rates with experts on the host: gpt-oss-120b 1.35 s per 512-token ubatch for 44 GB (RTX 3090) and 3.9 s per 4,096 for 61 GB (RTX 4080, ik_llama.cpp #829), gpt-oss-20b 1.0 s per ubatch for 10.2 GB (llama.cpp PR #15346): about 0.7 of the PCIe link; routing that uses fewer experts than uniform copies less";
+/// One GPU→CPU or CPU→GPU hop of a decode step: the scheduler copies the hidden state across
+/// and synchronises the stream, and the CPU's threads start on the split (or the GPU's kernels
+/// are launched after it). Assumed from typical CUDA figures (a small synchronised copy ~10 µs,
+/// waking a thread pool ~10 µs); not measured here.
+const HOST_HANDOFF_S: f64 = 20e-6;
+const HOST_HANDOFF_SOURCE: &str = "assumed: a synchronised small copy (~10 µs) and a thread-pool or launch start (~10 µs) per GPU↔CPU hop; not measured here";
 
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
@@ -108,6 +140,9 @@ impl Efficiency {
                 10e-6,
                 "assumed NCCL small-message latency per ring step, ~10 µs (not measured here)",
             ),
+            host_bandwidth: f(HOST_BANDWIDTH, HOST_BANDWIDTH_SOURCE),
+            host_upload: f(HOST_UPLOAD, HOST_UPLOAD_SOURCE),
+            host_handoff_s: f(HOST_HANDOFF_S, HOST_HANDOFF_SOURCE),
         };
         match engine {
             // LitGPT's generate is the same eager PyTorch loop on the host.
@@ -192,11 +227,21 @@ impl Efficiency {
             "host_per_double_quant_linear_ms",
         );
         set(&mut self.kernel_gap_per_layer_s, c.kernel_gap_per_layer_us, 1e-6, "kernel_gap_per_layer_us");
+        set(&mut self.host_bandwidth, c.host_bandwidth, 1.0, "host_bandwidth");
+        set(&mut self.host_upload, c.host_upload, 1.0, "host_upload");
+        set(&mut self.host_handoff_s, c.host_handoff_us, 1e-6, "host_handoff_us");
     }
 
     /// Fractions must lie in (0, 1] and times be finite and non-negative.
     pub fn is_valid(&self) -> bool {
-        let frac = [&self.bandwidth, &self.kv_read, &self.prefill_compute, &self.decode_compute];
+        let frac = [
+            &self.bandwidth,
+            &self.kv_read,
+            &self.prefill_compute,
+            &self.decode_compute,
+            &self.host_bandwidth,
+            &self.host_upload,
+        ];
         let times = [
             &self.host_per_layer_s,
             &self.host_per_moe_layer_s,
@@ -204,6 +249,7 @@ impl Efficiency {
             &self.host_per_double_quant_linear_s,
             &self.kernel_gap_per_layer_s,
             &self.allreduce_latency_s,
+            &self.host_handoff_s,
         ];
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
@@ -244,6 +290,9 @@ pub struct EngineCalibration {
     pub host_per_quantized_linear_ms: Option<f64>,
     pub host_per_double_quant_linear_ms: Option<f64>,
     pub kernel_gap_per_layer_us: Option<f64>,
+    pub host_bandwidth: Option<f64>,
+    pub host_upload: Option<f64>,
+    pub host_handoff_us: Option<f64>,
 }
 
 #[cfg(test)]

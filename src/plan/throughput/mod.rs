@@ -15,6 +15,7 @@
 //! (measured 34.6, median step; infer.json).
 
 pub mod efficiency;
+pub mod offload;
 pub mod training;
 pub mod work;
 
@@ -22,7 +23,7 @@ pub use efficiency::{Calibration, Efficiency, Factor};
 pub use work::Params;
 
 use super::basis::BasisLog;
-use super::device::{DeviceSpeed, Generation, LinkKind};
+use super::device::{DeviceSpeed, Generation, HostSpeed, LinkKind};
 use super::engine::Engine;
 use super::{InferenceRequest, Plan};
 use crate::quant::gguf::GgufFileType;
@@ -55,6 +56,9 @@ pub struct SpeedRequest<'a> {
     pub params: Params,
     /// Weights stored below the compute precision (dequantization costs apply).
     pub quantized: bool,
+    /// The host's RAM, for weights llama.cpp leaves there (`offload`); `None` makes such plans'
+    /// speeds null.
+    pub host: Option<&'a HostSpeed>,
 }
 
 /// The parallel layout the memory plan chose: (tensor-parallel degree, pipeline stages).
@@ -144,7 +148,22 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
-    Some(compute.max(memory) + dequant + expert_loops + communication_s(req, act)?)
+    Some(compute.max(memory) + dequant + expert_loops + communication_s(req, act)? + host_weights_prefill_s(req)?)
+}
+
+/// Prefill time spent on weights in host RAM (`offload`): each pass's upload of them, or the
+/// CPU's reads for a last pass under 32 tokens. `None` when host layers hold KV cache, whose
+/// attention the CPU computes at a FLOP rate not modelled.
+fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
+    let Some(p) = offload::placement(req) else { return Some(0.0) };
+    if p.gpu_start > 0 {
+        return None;
+    }
+    let tokens = req.inference.context * req.inference.batch;
+    let (_, chunk) = prefill_passes(req.inference);
+    let (whole, rest) = (tokens / chunk, tokens % chunk);
+    let last = if rest > 0 { offload::host_pass_s(req, &p, rest, 0.0)? } else { 0.0 };
+    Some(whole as f64 * offload::host_pass_s(req, &p, chunk, 0.0)? + last)
 }
 
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
@@ -189,11 +208,26 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let (lin_flops, attn_flops) = work::decode_flops(spec, req.params, inf.context, inf.batch);
     let compute = |flops: f64| peak(req).map_or(0.0, |p| flops / (p * e.decode_compute.value * tp));
-    let linear = (work::decode_weight_bytes(inf, inf.batch) / bw).max(compute(lin_flops));
-    let kv = work::decode_kv_bytes(inf, inf.context, inf.batch) / (bw * e.kv_read.value);
+    let placement = offload::placement(req);
+    // With weights in host RAM (`offload`), the GPU reads the rest and the CPU reads its share.
+    let (host_weights, host_s, gpu_start) = match &placement {
+        Some(p) => {
+            let host_kv = work::decode_kv_bytes_in(inf, 0..p.gpu_start, inf.context, inf.batch);
+            (
+                offload::host_weight_bytes(req, p, inf.batch),
+                offload::host_pass_s(req, p, inf.batch, host_kv)?,
+                p.gpu_start,
+            )
+        }
+        None => (0.0, 0.0, 0),
+    };
+    let weights = work::decode_weight_bytes(inf, inf.batch);
+    let gpu_share = 1.0 - host_weights / weights;
+    let linear = ((weights - host_weights) / bw).max(compute(lin_flops * gpu_share));
+    let kv = work::decode_kv_bytes_in(inf, gpu_start..spec.num_layers, inf.context, inf.batch) / (bw * e.kv_read.value);
     let attention = kv.max(compute(attn_flops));
-    // Host time and launch gaps per transformer layer's worth of kernels.
-    let layers = spec.sublayers() as f64 / 2.0;
+    // Host time and launch gaps per transformer layer's worth of kernels on the GPUs.
+    let layers = spec.sublayers() as f64 / 2.0 * (spec.num_layers - gpu_start) as f64 / spec.num_layers as f64;
     let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as f64;
     let quantized_linears =
         if req.quantized { work::quantized_linears_per_token(spec, inf.engine) as f64 } else { 0.0 };
@@ -202,7 +236,7 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let host =
         layers * e.host_per_layer_s.value + moe_layers * e.host_per_moe_layer_s.value + quantized_linears * per_linear;
     let act = (inf.batch * spec.hidden_size * 2) as f64;
-    Some(linear.max(host) + attention + layers * e.kernel_gap_per_layer_s.value + communication_s(req, act)?)
+    Some(linear.max(host) + attention + layers * e.kernel_gap_per_layer_s.value + communication_s(req, act)? + host_s)
 }
 
 /// NF4 with a quantized absmax (bitsandbytes double quantization).
@@ -278,6 +312,9 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
             }
             None => basis.add("GPU link", "unknown", "no link in the GPU catalog: multi-GPU speeds are null"),
         }
+    }
+    if let Some(p) = offload::placement(req) {
+        offload::explain(req, &p, basis);
     }
     let ttft = prefill_s(req);
     let step = decode_step_s(req);

@@ -2,7 +2,7 @@ use super::*;
 use crate::model::config::parse_config;
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{inventory, param_counts};
-use crate::plan::device::{Device, Generation, Link};
+use crate::plan::device::{Device, Generation, HostSpeed, Link};
 use crate::plan::{plan_inference, EngineOptions, WeightLayout};
 use crate::quant::{KvFormat, WeightFormat};
 use crate::units::{Bytes, BytesPerSec, FlopsPerSec};
@@ -23,6 +23,7 @@ fn h200() -> DeviceSpeed {
         peak_16bit_fp16_acc: None,
         peak_8bit: Some(FlopsPerSec(1978.9e12)),
         link: Some(Link { kind: LinkKind::Nvlink, bandwidth_per_direction: BytesPerSec(450e9) }),
+        host_link: Some(BytesPerSec(63e9)),
     }
 }
 
@@ -45,6 +46,7 @@ fn speed(spec: &ModelSpec, engine: Engine, context: u64, batch: u64, count: u32,
         efficiency: &efficiency,
         params: Params { total: counts.total, active: counts.active },
         quantized: false,
+        host: None,
     };
     plan_speed(&sreq, &mut BasisLog::default())
 }
@@ -184,6 +186,7 @@ fn llama_cpp_prefill_peak_and_dequantization() {
             efficiency: &efficiency,
             params: Params { total: counts.total, active: counts.active },
             quantized: f.is_quantized(),
+            host: None,
         };
         (peak(&sreq), prefill_s(&sreq).unwrap())
     };
@@ -196,4 +199,65 @@ fn llama_cpp_prefill_peak_and_dequantization() {
         prefill(Engine::LlamaCpp, "q4_0", Generation::Volta).1,
     );
     assert!(volta > turing, "{volta} {turing}");
+}
+
+/// gpt-oss-20b (24 layers of 32 experts, 4 per token) in MXFP4 under llama.cpp on an H200-like
+/// GPU (PCIe 5.0, 63 GB/s) with two channels of DDR5-6000 (96 GB/s): its speed, the bytes of
+/// one decode step's host weights, and the routed experts' bytes.
+fn gpt_oss_offload(options: EngineOptions, context: u64, host: Option<&HostSpeed>) -> (Speed, f64, f64) {
+    let s = parse_config(include_str!("../../../data/models/gpt-oss-20b.json"), "g", "g").unwrap().spec;
+    let tensors = inventory(&s);
+    let counts = param_counts(&s, &tensors);
+    let format = WeightFormat::parse("mxfp4_moe").unwrap();
+    let weights = WeightLayout::from_inventory(s.num_layers, &tensors, |t| format.tensor_bytes(t, &s));
+    let mut req =
+        request(&s, &weights, Engine::LlamaCpp, "mxfp4_moe", (context, 1), (150e9 as u64, Generation::Hopper));
+    req.options = options;
+    let plan = plan_inference(&req).unwrap();
+    let efficiency = Efficiency::defaults(Engine::LlamaCpp, Generation::Hopper);
+    let sreq = SpeedRequest {
+        inference: &req,
+        plan: &plan,
+        device: &h200(),
+        efficiency: &efficiency,
+        params: Params { total: counts.total, active: counts.active },
+        quantized: true,
+        host,
+    };
+    let host_bytes = offload::placement(&sreq).map_or(0.0, |p| offload::host_weight_bytes(&sreq, &p, 1));
+    (plan_speed(&sreq, &mut BasisLog::default()), host_bytes, weights.routed_experts.0 as f64)
+}
+
+/// `--cpu-moe`: a decoded token reads 4 of 32 experts per layer from RAM at 0.62 × 96 GB/s
+/// instead of from the GPU, and hops GPU→CPU→GPU in each of 24 layers (20 µs a hop).
+#[test]
+fn cpu_moe_decode_reads_the_picked_experts_from_host_ram() {
+    let host = HostSpeed::parse("ddr5-6000:2").unwrap();
+    let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
+    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4096, Some(&host));
+    let (offloaded, host_bytes, _) = gpt_oss_offload(cpu_moe.clone(), 4096, Some(&host));
+    assert!((host_bytes - experts * 4.0 / 32.0).abs() < 1.0, "{host_bytes} {experts}");
+    let extra = host_bytes / (96e9 * 0.62) - host_bytes / (4.8e12 * 0.885) + 48.0 * 20e-6;
+    let (a, b) = (gpu.inter_token_latency_s.unwrap(), offloaded.inter_token_latency_s.unwrap());
+    assert!((b - a - extra).abs() < 1e-9, "{a} {b} {extra}");
+    // Without a host there is no speed to give.
+    assert!(gpt_oss_offload(cpu_moe, 4096, None).0.decode_tokens_per_s.is_none());
+}
+
+/// Prompt ubatches of 32 tokens or more upload every expert they touch (all of them at 512
+/// tokens) over 0.7 × 63 GB/s; a last pass of 4 tokens runs its experts on the CPU instead.
+/// With layers left on the host, their attention runs on the CPU: no prefill estimate.
+#[test]
+fn cpu_moe_prefill_uploads_the_experts_each_ubatch() {
+    let host = HostSpeed::parse("96").unwrap();
+    let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
+    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4100, Some(&host));
+    let (offloaded, _, _) = gpt_oss_offload(cpu_moe, 4100, Some(&host));
+    let last_pass = experts * (1.0 - (28.0f64 / 32.0).powi(4)) / (96e9 * 0.62) + 48.0 * 20e-6;
+    let uploads = 8.0 * experts * (1.0 - (28.0f64 / 32.0).powi(512)) / (63e9 * 0.7);
+    let (a, b) = (gpu.time_to_first_token_s.unwrap(), offloaded.time_to_first_token_s.unwrap());
+    assert!((b - a - uploads - last_pass).abs() < 1e-9, "{a} {b} {uploads} {last_pass}");
+    let host_layers = EngineOptions { gpu_layers: Some(12), ..EngineOptions::default() };
+    let (partial, _, _) = gpt_oss_offload(host_layers, 4100, Some(&host));
+    assert!(partial.prefill_tokens_per_s.is_none() && partial.decode_tokens_per_s.is_some());
 }

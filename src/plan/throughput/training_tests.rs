@@ -15,6 +15,7 @@ fn h200() -> DeviceSpeed {
         peak_16bit_fp16_acc: None,
         peak_8bit: None,
         link: Some(Link { kind: LinkKind::Nvlink, bandwidth_per_direction: BytesPerSec(450e9) }),
+        host_link: Some(BytesPerSec(63e9)),
     }
 }
 

@@ -3,6 +3,7 @@
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
 use crate::model::spec::{LayerAttention, LinearKind, MlpKind, ModelSpec, NormKind};
+use std::ops::Range;
 
 /// Parameter counts the arithmetic needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,14 +131,23 @@ pub fn decode_weight_bytes(req: &InferenceRequest, batch: u64) -> f64 {
 /// Decoder-layer bytes a forward pass of `tokens` tokens reads: every dense weight, and the
 /// routed experts at least one token picks (all of them, for a prompt-sized pass).
 pub fn layer_weight_bytes(req: &InferenceRequest, tokens: u64) -> f64 {
+    let (dense, experts) = layer_reads(req, 0..req.spec.num_layers, tokens);
+    dense + experts
+}
+
+/// Of the decoder layers in `layers`, the bytes a forward pass of `tokens` tokens reads: (dense
+/// weights, routed experts at least one token picks). A pass of B tokens touches
+/// `E·(1 − (1 − k/E)^B)` of a layer's E experts in expectation (uniform routing).
+pub fn layer_reads(req: &InferenceRequest, layers: Range<u64>, tokens: u64) -> (f64, f64) {
     let w = req.weights;
-    let layers: u64 = w.layers.iter().map(|b| b.0).sum();
-    let dense = layers.saturating_sub(w.routed_experts.0) as f64;
+    let range = layers.start as usize..layers.end as usize;
+    let all: u64 = w.layers[range.clone()].iter().map(|b| b.0).sum();
+    let experts: u64 = w.expert_layers[range].iter().map(|b| b.0).sum();
     let touched = req.spec.moe.map_or(1.0, |m| {
         let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
         1.0 - miss.powf(tokens as f64)
     });
-    dense + w.routed_experts.0 as f64 * touched
+    (all.saturating_sub(experts) as f64, experts as f64 * touched)
 }
 
 /// The output layer's bytes: lm_head and the final norm (the token table when tied, unless the
@@ -153,6 +163,11 @@ pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
 /// written back. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence; Qwen3-Next-80B-A3B (bf16
 /// states): 2 · 36 · 1,097,728 B = 75.4 MiB per sequence besides its attention layers' KV.
 pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 {
+    decode_kv_bytes_in(req, 0..req.spec.num_layers, context, batch)
+}
+
+/// [`decode_kv_bytes`] of the decoder layers in `layers` only.
+pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u64, batch: u64) -> f64 {
     let options = EngineOptions::default();
     // Tokens read, not cells allocated: a window caps them (`Bare`) unless the engine ignores
     // it, as llama.cpp does for Mistral 7B, Phi-3 and StarCoder2 (`Hf` reads every token).
@@ -167,8 +182,8 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
         tp: 1,
         max_batched_tokens: 0,
     };
-    let write_back = req.spec.linear_layers() * batch * kv::state_bytes_per_layer(&kv);
-    (kv::kv_bytes(&kv, 0..req.spec.num_layers).0 + write_back) as f64
+    let write_back = req.spec.recurrent_layers_in(layers.clone()) * batch * kv::state_bytes_per_layer(&kv);
+    (kv::kv_bytes(&kv, layers).0 + write_back) as f64
 }
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
