@@ -13,7 +13,7 @@
 //!                        "host_per_layer_ms": 0.70, "host_per_moe_layer_ms": 1.2,
 //!                        "host_per_quantized_linear_ms": 0.078,
 //!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 },
-//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.7, "host_handoff_us": 20 } }
+//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.7, "host_handoff_us": 120 } }
 //! }
 //! ```
 //!
@@ -97,11 +97,14 @@ const HOST_BANDWIDTH_SOURCE: &str = "llama.cpp CPU decode in published runs: 0.5
 const HOST_UPLOAD: f64 = 0.7;
 const HOST_UPLOAD_SOURCE: &str = "published prompt rates with experts on the host: gpt-oss-120b 1.35 s per 512-token ubatch for 44 GB (RTX 3090) and 3.9 s per 4,096 for 61 GB (RTX 4080, ik_llama.cpp #829), gpt-oss-20b 1.0 s per ubatch for 10.2 GB (llama.cpp PR #15346): about 0.7 of the PCIe link; routing that uses fewer experts than uniform copies less";
 /// One GPU→CPU or CPU→GPU hop of a decode step: the scheduler copies the hidden state across
-/// and synchronises the stream, and the CPU's threads start on the split (or the GPU's kernels
-/// are launched after it). Assumed from typical CUDA figures (a small synchronised copy ~10 µs,
-/// waking a thread pool ~10 µs); not measured here.
-const HOST_HANDOFF_S: f64 = 20e-6;
-const HOST_HANDOFF_SOURCE: &str = "assumed: a synchronised small copy (~10 µs) and a thread-pool or launch start (~10 µs) per GPU↔CPU hop; not measured here";
+/// and synchronises, then the CPU's threads start on their split, or the GPU's next split is
+/// launched kernel by kernel behind it (nothing is queued ahead across a hop). Fitted to one
+/// row: Qwen3-30B-A3B Q4_K_M with `--n-cpu-moe 36` on an RTX 2080 and quad-channel DDR4 (~102
+/// GB/s) generates 36.7 tok/s (llmfit PR #755, the server's own figure); the roofline and host
+/// reads give 51.2, and the 72 hops make up the rest at 120 µs each. The same host's dense
+/// `--n-gpu-layers` rows, which hop once, land within 6% without it.
+const HOST_HANDOFF_S: f64 = 120e-6;
+const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 on an RTX 2080 + i9-10900X (~102 GB/s DDR4), 36.7 tok/s (llmfit PR #755): 72 hops at 120 µs close the gap to the read times; a synchronised copy, then the CPU's threads or the next GPU split's kernel launches";
 
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
