@@ -2,6 +2,7 @@
 //! peaks) and the JSON profile (device, host, every sample summary, efficiency factors =
 //! achieved ÷ catalog peak). Also matches a local GPU to its catalog entry.
 
+use super::host_memory::HostMemoryResult;
 use super::suite::CaseResult;
 use crate::catalog::gpus::{GpuCatalog, GpuSpec};
 use crate::gpu::host::HostInfo;
@@ -63,6 +64,8 @@ pub struct Profile {
     pub host: HostInfo,
     pub quick: bool,
     pub results: Vec<Measured>,
+    /// The host RAM's read bandwidth, measured beside the GPU suite (absent in older profiles).
+    pub host_memory: Option<HostMemoryResult>,
 }
 
 /// Builds the profile from the suite's results.
@@ -77,6 +80,7 @@ pub fn profile(device: &DeviceInfo, host: HostInfo, quick: bool, results: Vec<Ca
         host,
         quick,
         results,
+        host_memory: None,
     }
 }
 
@@ -128,6 +132,18 @@ pub fn listing(p: &Profile) -> Listing {
                 m.case.error.clone().unwrap_or_default(),
             ]
         })
+        .chain(p.host_memory.iter().map(|h| {
+            vec![
+                format!("host RAM read ({} threads, {} MiB)", h.threads, h.buffer_bytes >> 20),
+                "—".into(),
+                f(Some(h.summary.median_ms * 1e3), 1),
+                f(Some(100.0 * h.summary.relative_spread()), 1),
+                f(Some(h.read_gb_s), 0),
+                "—".into(),
+                "—".into(),
+                String::new(),
+            ]
+        }))
         .collect();
     let title = format!(
         "{} (sm_{}{}, driver {}, CUDA {}) — catalog: {}",

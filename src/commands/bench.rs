@@ -1,7 +1,8 @@
 //! `headroom bench`: runs the kernel suite on local GPU 0 and prints achieved GB/s and TFLOPS
-//! against the catalog peaks; `--json FILE` writes the full profile.
+//! against the catalog peaks, then the host RAM's read bandwidth; `--json FILE` writes the full
+//! profile.
 
-use crate::bench::{report, suite};
+use crate::bench::{host_memory, report, suite};
 use crate::cli::BenchArgs;
 use crate::gpu::{self, cuda::CudaGpu, Gpu};
 use anyhow::Context;
@@ -21,8 +22,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<String> {
             bar.suspend(|| eprintln!("warning: {}: {e}", r.name));
         }
     });
+    bar.set_message("host RAM read");
+    let host = gpu::host::host();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let buffer = host_memory::buffer_bytes(host.memory_total_bytes, args.quick);
+    let host_read = host_memory::measure_read(buffer, threads, if args.quick { 3 } else { 7 });
     bar.finish_and_clear();
-    let profile = report::profile(dev.device(), gpu::host::host(), args.quick, results);
+    let mut profile = report::profile(dev.device(), host, args.quick, results);
+    profile.host_memory = Some(host_read);
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&profile)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;

@@ -237,7 +237,8 @@ pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> 
     Ok(Some(cal))
 }
 
-/// The calibration a bench profile implies: achieved copy GB/s and bf16 GEMM TFLOPS of its GPU.
+/// The calibration a bench profile implies: achieved copy GB/s and bf16 GEMM TFLOPS of its GPU,
+/// and the host RAM's read bandwidth where the profile has it.
 fn calibration_from_bench(profile: &serde_json::Value) -> Option<serde_json::Value> {
     let gpu = profile.get("catalog_id")?.as_str()?;
     let results = profile.get("results")?.as_array()?;
@@ -247,10 +248,14 @@ fn calibration_from_bench(profile: &serde_json::Value) -> Option<serde_json::Val
     let bandwidth = achieved("bandwidth copy", "achieved_gb_s")?;
     let gemm = achieved("gemm bf16 8192³", "achieved_tflops")?;
     let device = profile["device"]["name"].as_str().unwrap_or("unknown GPU");
-    Some(serde_json::json!({
+    let mut cal = serde_json::json!({
         "description": format!("headroom bench on {device}"),
         "gpus": { gpu: { "bandwidth_gb_s": bandwidth, "bf16_tflops": gemm } },
-    }))
+    });
+    if let Some(read) = profile.pointer("/host_memory/read_gb_s").and_then(|v| v.as_f64()) {
+        cal["host"] = serde_json::json!({ "read_gb_s": read });
+    }
+    Some(cal)
 }
 
 /// Plans on `gpu` (ignoring `args.gpu`), with an already loaded calibration.
@@ -451,7 +456,17 @@ fn speed(
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let params = Params { total: model.counts.total, active: model.counts.active };
-    let host = args.host_memory.clone().unwrap_or_else(HostSpeed::assumed_desktop);
+    // The host: as given, else as `headroom bench` measured it, else a typical desktop.
+    let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);
+    let host = match (&args.host_memory, measured_read) {
+        (Some(h), _) => h.clone(),
+        (None, Some(gbs)) => {
+            anyhow::ensure!(gbs.is_finite() && gbs > 0.0, "calibration host.read_gb_s {gbs} must be positive");
+            efficiency.against_measured_host_read();
+            HostSpeed::measured_read(gbs)
+        }
+        (None, None) => HostSpeed::assumed_desktop(),
+    };
     let sreq = SpeedRequest {
         inference: req,
         plan,

@@ -95,12 +95,24 @@ pub struct DeviceSpeed {
 /// The host's RAM, for weights llama.cpp leaves there (`--n-gpu-layers`, `--n-cpu-moe`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HostSpeed {
-    /// Peak bandwidth of the host's RAM: channels × transfers per second × 8 bytes.
+    /// Bandwidth of the host's RAM: its peak (channels × transfers per second × 8 bytes), or a
+    /// read `headroom bench` measured.
     pub memory_bandwidth: BytesPerSec,
     /// What the number stands for (`DDR5-6000 × 2 channels`, or a bandwidth given as such).
     pub label: String,
-    /// Assumed rather than given by the user.
-    pub assumed: bool,
+    pub origin: HostOrigin,
+}
+
+/// Where a [`HostSpeed`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostOrigin {
+    /// `--host-memory`.
+    Given,
+    /// `headroom bench`'s host RAM read, through `--calibration`.
+    Measured,
+    /// None given: a typical desktop.
+    Assumed,
 }
 
 impl HostSpeed {
@@ -108,7 +120,16 @@ impl HostSpeed {
     /// common platform for GPU offload at home (AM5 and Intel LGA1700/1851 boards run DDR5 in
     /// two channels; 5600 MT/s is their JEDEC speed for two DIMMs).
     pub fn assumed_desktop() -> HostSpeed {
-        HostSpeed { assumed: true, ..HostSpeed::parse("ddr5-5600:2").expect("valid built-in host") }
+        HostSpeed { origin: HostOrigin::Assumed, ..HostSpeed::parse("ddr5-5600:2").expect("valid built-in host") }
+    }
+
+    /// A host whose RAM `headroom bench` read at `gb_s`.
+    pub fn measured_read(gb_s: f64) -> HostSpeed {
+        HostSpeed {
+            memory_bandwidth: BytesPerSec(gb_s * 1e9),
+            label: format!("{gb_s:.1} GB/s read"),
+            origin: HostOrigin::Measured,
+        }
     }
 
     /// Parses `--host-memory`: `ddr4-3200:2` or `ddr5-6000:12` (type, MT/s, 64-bit channels)
@@ -124,7 +145,7 @@ impl HostSpeed {
             return Ok(HostSpeed {
                 memory_bandwidth: BytesPerSec(gbs * 1e9),
                 label: format!("{gbs} GB/s"),
-                assumed: false,
+                origin: HostOrigin::Given,
             });
         }
         let parsed = t.split_once('-').and_then(|(kind, rest)| {
@@ -144,7 +165,7 @@ impl HostSpeed {
                 kind.to_uppercase(),
                 if channels == 1 { "" } else { "s" }
             ),
-            assumed: false,
+            origin: HostOrigin::Given,
         })
     }
 }
@@ -163,7 +184,7 @@ mod tests {
         assert_eq!(gbs("460.8"), 460.8);
         assert_eq!(gbs("96GB/s"), 96.0);
         assert_eq!(HostSpeed::parse("ddr5-6000:2").unwrap().label, "DDR5-6000 × 2 channels");
-        assert!(HostSpeed::assumed_desktop().assumed);
+        assert_eq!(HostSpeed::assumed_desktop().origin, HostOrigin::Assumed);
         for bad in ["", "ddr9-6000:2", "ddr5-6000:0", "ddr5-6000:99", "ddr5-60:2", "ddr5-x:2", "0", "-5", "1e9", "nan"]
         {
             let err = HostSpeed::parse(bad).unwrap_err();

@@ -88,6 +88,12 @@ const HEADROOM_LAUNCHES_PER_LAYER: f64 = 18.0;
 /// 225–250 GB/s there, so 0.77–0.85 of a read benchmark); i9-13900K, DDR5-6400 × 2, 7B: 0.68.
 const HOST_BANDWIDTH: f64 = 0.62;
 const HOST_BANDWIDTH_SOURCE: &str = "llama.cpp CPU decode in published runs: 0.56–0.65 of peak on 12 × DDR5-4800 (EPYC 9554), 0.62 on 8 × DDR5-4800 (Threadripper PRO 7965WX, ik_llama.cpp #602), 0.68 on 2 × DDR5-6400 (i9-13900K, llama.cpp #34)";
+/// llama.cpp's CPU decode, of a measured read bandwidth on the same machine: 0.84–0.91 of STREAM's
+/// read-only kernel on a Raspberry Pi 5 (llama.cpp #26484), 0.77–0.85 of Intel MLC's figure on a
+/// Threadripper PRO 7965WX with 8 × DDR5-4800 (ik_llama.cpp #602 and #370).
+pub const HOST_BANDWIDTH_OF_READ: f64 = 0.85;
+const HOST_BANDWIDTH_OF_READ_SOURCE: &str = "of the measured host read (calibration): llama.cpp CPU decode reaches 0.84–0.91 of a read-only kernel (llama.cpp #26484) and 0.77–0.85 of Intel MLC's figure (ik_llama.cpp #602)";
+
 /// llama.cpp's uploads of host weights, of the PCIe link's peak (one direction). Derived from
 /// published prompt rates, each pass's time being mostly the upload of every expert it uses:
 /// gpt-oss-120b with 26 layers' experts (44 GB) on the host of an RTX 3090 took 1.35 s per
@@ -235,6 +241,14 @@ impl Efficiency {
         set(&mut self.host_handoff_s, c.host_handoff_us, 1e-6, "host_handoff_us");
     }
 
+    /// Plans host weights against a measured read bandwidth rather than a DDR peak: the host
+    /// fraction becomes [`HOST_BANDWIDTH_OF_READ`] unless a calibration set it.
+    pub fn against_measured_host_read(&mut self) {
+        if !self.host_bandwidth.source.starts_with("calibration") {
+            self.host_bandwidth = f(HOST_BANDWIDTH_OF_READ, HOST_BANDWIDTH_OF_READ_SOURCE);
+        }
+    }
+
     /// Fractions must lie in (0, 1] and times be finite and non-negative.
     pub fn is_valid(&self) -> bool {
         let frac = [
@@ -268,6 +282,17 @@ pub struct Calibration {
     pub gpus: BTreeMap<String, GpuCalibration>,
     #[serde(default)]
     pub engines: BTreeMap<String, EngineCalibration>,
+    pub host: Option<HostCalibration>,
+}
+
+/// What the host achieved.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostCalibration {
+    /// Read bandwidth of the host's RAM, GB/s (`headroom bench`'s host RAM read): weights left
+    /// in host RAM are planned at [`HOST_BANDWIDTH_OF_READ`] of it instead of at a fraction of a
+    /// DDR configuration's peak.
+    pub read_gb_s: Option<f64>,
 }
 
 /// What a GPU achieved.

@@ -25,6 +25,7 @@
 use super::super::basis::BasisLog;
 use super::work;
 use super::SpeedRequest;
+use crate::plan::device::HostOrigin;
 use crate::plan::engine::HostPlacement;
 use crate::plan::Engine;
 
@@ -77,12 +78,14 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
     let e = req.efficiency;
     match req.host {
         Some(h) => basis.add(
-            "host RAM (peak)",
+            "host RAM bandwidth",
             format!("{}, {:.1} GB/s", h.label, h.memory_bandwidth.0 / 1e9),
-            if h.assumed {
-                "assumed (a typical desktop): give yours with --host-memory, e.g. ddr5-6000:2 or ddr4-3200:8"
-            } else {
-                "--host-memory"
+            match h.origin {
+                HostOrigin::Given => "--host-memory: the peak of its channels",
+                HostOrigin::Measured => "calibration: headroom bench's host RAM read",
+                HostOrigin::Assumed => {
+                    "assumed (a typical desktop): give yours with --host-memory, e.g. ddr5-6000:2 or ddr4-3200:8, or a headroom bench profile with --calibration"
+                }
             },
         ),
         None => basis.add("host RAM", "unknown", "no host given: speeds with weights in host RAM are null"),
