@@ -217,6 +217,10 @@ fn max_reports_the_most_gpu_layers_that_fit() {
         plan_json(&format!("llama-2-70b --weights q4_k_m --gpu rtx-4090 --n-gpu-layers {n}"))["fit"]["fits"] == true
     };
     assert!(fits(n) && !fits(n + 1));
+    // The speed at that layout is the plan's, on the assumed host.
+    let plan = plan_json(&format!("llama-2-70b --weights q4_k_m --gpu rtx-4090 --n-gpu-layers {n}"));
+    assert_eq!(v["max_gpu_layers_decode_tokens_per_s"], plan["throughput"]["decode_tokens_per_s"]);
+    assert!(v["host_memory"].as_str().unwrap().starts_with("DDR5-5600 × 2 channels"), "{}", v["host_memory"]);
 }
 
 /// An option the chosen mode would ignore is an error naming it, not a silently different plan.

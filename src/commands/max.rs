@@ -35,9 +35,16 @@ pub struct MaxReport {
     /// llama.cpp: the most decoder layers `--n-gpu-layers` can offload at `--context` and
     /// `--batch` (layers + 1 means the output layer too: everything on the GPUs).
     pub max_gpu_layers: Option<u64>,
+    /// Decode tokens/s (whole batch) at `max_gpu_layers`, the rest read from host RAM.
+    pub max_gpu_layers_decode_tokens_per_s: Option<f64>,
     /// llama.cpp on a mixture of experts: the fewest layers whose routed experts `--n-cpu-moe`
     /// must keep in host RAM for the rest to fit at `--context` and `--batch` (0: none).
     pub min_cpu_moe: Option<u64>,
+    /// Decode tokens/s (whole batch) at `min_cpu_moe`.
+    pub min_cpu_moe_decode_tokens_per_s: Option<f64>,
+    /// The host RAM those speeds assume (`--host-memory`, a bench profile's read, or a typical
+    /// desktop), as the plan's basis gives it.
+    pub host_memory: Option<String>,
     pub context: u64,
     pub batch: u64,
     /// Why the engine would not start at `--context` and `--batch` whatever the memory, when
@@ -60,6 +67,13 @@ impl Search<'_> {
     fn fits_with(&self, args: &PlanArgs) -> bool {
         let args = PlanArgs { calibration: None, ..args.clone() };
         plan_report_on(self.model, &args, Some(self.gpu), self.calibration).is_ok_and(|r| r.fit.is_some_and(|f| f.fits))
+    }
+
+    /// The plan's decode speed and the host RAM it assumed, for a layout found to fit.
+    fn decode_with(&self, args: &PlanArgs) -> (Option<f64>, Option<String>) {
+        let Ok(r) = plan_report_on(self.model, args, Some(self.gpu), self.calibration) else { return (None, None) };
+        let host = r.basis.iter().find(|b| b.name == "host RAM bandwidth").map(|b| b.value.clone());
+        (r.throughput.decode_tokens_per_s, host)
     }
 }
 
@@ -120,6 +134,26 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     let base = plan_report_on(&model, args, Some(gpu), calibration.as_ref())?;
     let search = Search { model: &model, gpu, calibration: calibration.as_ref() };
     let context = base.request.context;
+    let llama_cpp = base.request.engine == "llama.cpp";
+    let at_context = PlanArgs { context: Some(context), cpu_moe: false, ..args.clone() };
+    let max_gpu_layers = llama_cpp
+        .then(|| {
+            largest(model.spec.num_layers + 1, |n| {
+                search.fits_with(&PlanArgs { n_gpu_layers: Some(n), ..at_context.clone() })
+            })
+        })
+        .flatten();
+    let min_cpu_moe = (llama_cpp && model.spec.moe.is_some())
+        .then(|| {
+            smallest(model.spec.num_layers, |n| {
+                search.fits_with(&PlanArgs { n_cpu_moe: Some(n), ..at_context.clone() })
+            })
+        })
+        .flatten();
+    let (gpu_layers_decode, host_a) = max_gpu_layers
+        .map_or((None, None), |n| search.decode_with(&PlanArgs { n_gpu_layers: Some(n), ..at_context.clone() }));
+    let (cpu_moe_decode, host_b) = min_cpu_moe
+        .map_or((None, None), |n| search.decode_with(&PlanArgs { n_cpu_moe: Some(n), ..at_context.clone() }));
     Ok(MaxReport {
         model: base.model.id.clone(),
         gpu: gpu.0.id.clone(),
@@ -130,20 +164,11 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         model_layers: model.spec.num_layers,
         max_batch: largest(BATCH_LIMIT, |b| search.fits(args, context, b)),
         max_concurrency: base.vllm.as_ref().map(|v| v.max_concurrency.floor() as u64),
-        max_gpu_layers: (base.request.engine == "llama.cpp")
-            .then(|| {
-                let args = PlanArgs { context: Some(context), ..args.clone() };
-                largest(model.spec.num_layers + 1, |n| {
-                    search.fits_with(&PlanArgs { n_gpu_layers: Some(n), ..args.clone() })
-                })
-            })
-            .flatten(),
-        min_cpu_moe: (base.request.engine == "llama.cpp" && model.spec.moe.is_some())
-            .then(|| {
-                let args = PlanArgs { context: Some(context), cpu_moe: false, ..args.clone() };
-                smallest(model.spec.num_layers, |n| search.fits_with(&PlanArgs { n_cpu_moe: Some(n), ..args.clone() }))
-            })
-            .flatten(),
+        max_gpu_layers,
+        max_gpu_layers_decode_tokens_per_s: gpu_layers_decode,
+        min_cpu_moe,
+        min_cpu_moe_decode_tokens_per_s: cpu_moe_decode,
+        host_memory: host_a.or(host_b),
         context,
         batch: args.batch,
         engine_refusal: base.vllm.as_ref().and_then(|v| v.cannot_start.first().cloned()),
@@ -163,9 +188,13 @@ fn listing(r: &MaxReport) -> Listing {
     ];
     if r.engine == "llama.cpp" {
         let layers = r.model_layers;
+        let speed = |tps: Option<f64>| {
+            let host = r.host_memory.as_ref().map_or(String::new(), |h| format!(", host RAM {h}"));
+            tps.map_or(String::new(), |t| format!(" · decode {t:.1} tok/s{host}"))
+        };
         let note = match r.max_gpu_layers {
             Some(n) if n > layers => "every layer and the output layer".to_string(),
-            Some(_) => format!("of {layers}; the rest run on the CPU"),
+            Some(_) => format!("of {layers}; the rest run on the CPU{}", speed(r.max_gpu_layers_decode_tokens_per_s)),
             None => String::new(),
         };
         rows.push(vec![format!("max --n-gpu-layers at context {}", r.context), opt(r.max_gpu_layers), note]);
@@ -173,7 +202,7 @@ fn listing(r: &MaxReport) -> Listing {
             let note = if n == 0 {
                 "every expert fits on the GPUs".to_string()
             } else {
-                format!("of {layers} layers' routed experts in host RAM")
+                format!("of {layers} layers' routed experts in host RAM{}", speed(r.min_cpu_moe_decode_tokens_per_s))
             };
             rows.push(vec![format!("min --n-cpu-moe at context {}", r.context), n.to_string(), note]);
         }
