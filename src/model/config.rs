@@ -172,30 +172,28 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The first field among `names` the config sets (present, not null), with its value.
+    fn first_set(&self, names: &[&'static str]) -> Option<(&'static str, &Value)> {
+        names.iter().find_map(|&name| self.json.get(name).filter(|v| !v.is_null()).map(|v| (name, v)))
+    }
+
     /// The first present, non-null field among `names`, as a positive integer.
     fn opt_u64(&self, names: &[&'static str], max: u64) -> Result<Option<u64>, ConfigError> {
-        for &name in names {
-            match self.json.get(name) {
-                None | Some(Value::Null) => continue,
-                Some(v) => {
-                    let bad = |reason| ConfigError::BadValue {
-                        source_name: self.source_name.to_string(),
-                        field: name,
-                        value: v.to_string(),
-                        reason,
-                    };
-                    let n = v.as_u64().ok_or_else(|| bad("expected a positive integer"))?;
-                    if n == 0 {
-                        return Err(bad("must be at least 1"));
-                    }
-                    if n > max {
-                        return Err(bad("implausibly large for a transformer"));
-                    }
-                    return Ok(Some(n));
-                }
-            }
+        let Some((name, v)) = self.first_set(names) else { return Ok(None) };
+        let bad = |reason| ConfigError::BadValue {
+            source_name: self.source_name.to_string(),
+            field: name,
+            value: v.to_string(),
+            reason,
+        };
+        let n = v.as_u64().ok_or_else(|| bad("expected a positive integer"))?;
+        if n == 0 {
+            return Err(bad("must be at least 1"));
         }
-        Ok(None)
+        if n > max {
+            return Err(bad("implausibly large for a transformer"));
+        }
+        Ok(Some(n))
     }
 
     fn req_u64(&self, names: &[&'static str], family: Family, max: u64) -> Result<u64, ConfigError> {

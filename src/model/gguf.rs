@@ -74,9 +74,9 @@ pub struct GgufFile {
     pub path: PathBuf,
     pub version: u32,
     pub metadata: BTreeMap<String, GgufValue>,
-    /// Tensors in file order. Names are unique: the parser rejects a file that repeats one, as
-    /// the GGUF spec forbids it.
-    pub tensors: Vec<GgufTensor>,
+    /// Tensors in file order (private, so `by_name` stays their index; read with `tensors`).
+    /// Names are unique: the parser rejects a file that repeats one, as the GGUF spec forbids it.
+    tensors: Vec<GgufTensor>,
     /// Alignment of tensor data, bytes.
     pub alignment: u64,
     /// Start of the data section, bytes from the start of the file.
@@ -106,9 +106,14 @@ impl GgufFile {
         ftype_name(self.file_type()?)
     }
 
+    /// Tensors in file order.
+    pub fn tensors(&self) -> &[GgufTensor] {
+        &self.tensors
+    }
+
     /// The tensor called `name`, found through the index built at parse time. The name check
-    /// guards against `tensors` having been edited since: a stale index misses, it never answers
-    /// with another tensor.
+    /// guards against the tensors having been reordered since (this module's tests do): a stale
+    /// index misses, it never answers with another tensor.
     pub fn tensor(&self, name: &str) -> Option<&GgufTensor> {
         let &i = self.by_name.get(name)?;
         self.tensors.get(i).filter(|t| t.name == name)

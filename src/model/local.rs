@@ -271,7 +271,7 @@ fn open_gguf(source: &Path, path: &Path) -> Result<LocalModel, LocalFileError> {
         source: source.to_path_buf(),
         format: LocalFormat::Gguf,
         files: vec![path.to_path_buf()],
-        tensors: gguf.tensors.iter().map(LocalTensor::from_gguf).collect(),
+        tensors: gguf.tensors().iter().map(LocalTensor::from_gguf).collect(),
         declared_total_bytes: None,
         gguf: Some(gguf),
         config_path: config_in(parent_dir(path)),

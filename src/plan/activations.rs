@@ -62,20 +62,14 @@ pub struct ActivationPeak {
 const VLLM_SAMPLER_BYTES_PER_ENTRY: u64 = 2 + 4 + 4 + 8 + 8 + 12;
 
 /// Tokens one forward pass processes (all sequences) and the tokens per sequence in that pass.
+/// vLLM's profile run takes its whole token budget whatever the context; the others a prompt
+/// pass (`EngineOptions::prompt_pass_tokens`): a llama.cpp ubatch counts as one sequence's.
 fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
-    let all = req.context * req.batch;
+    let t = req.options.prompt_pass_tokens(req.engine, req.context, req.batch, req.max_batched_tokens);
     match req.engine {
-        Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt => (all, req.context),
         Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
-        Engine::LlamaCpp => {
-            let t = req.options.n_ubatch.min(all);
-            (t, t)
-        }
-        // ExLlama processes prompts in chunks of max_input_len (2048 by default).
-        Engine::Exllama => {
-            let chunk = req.context.min(2048);
-            (chunk * req.batch, chunk)
-        }
+        Engine::LlamaCpp => (t, t),
+        Engine::Exllama | Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt => (t, t / req.batch.max(1)),
     }
 }
 

@@ -239,7 +239,29 @@ impl HostPlacement {
     }
 }
 
+/// The fewest tokens in a pass for which llama.cpp's CUDA backend runs matmuls on host weights
+/// itself, copying them over (`min_batch_size` in `ggml_backend_cuda_device_offload_op`).
+pub const OP_OFFLOAD_MIN_TOKENS: u64 = 32;
+
+/// ExLlama's `max_input_len`: it evaluates each prompt in chunks of this many tokens.
+pub const EXLLAMA_PROMPT_CHUNK: u64 = 2048;
+
 impl EngineOptions {
+    /// Tokens one forward pass over `batch` prompts of `context` tokens takes: llama.cpp's
+    /// ubatch, ExLlama's 2,048-token chunk of each prompt, vLLM's chunked-prefill budget
+    /// `vllm_chunk`; transformers, LitGPT and the bare and headroom engines all at once. Never
+    /// more than the prompts hold. Llama-3-8B at 8,096 tokens under llama.cpp: 512.
+    pub fn prompt_pass_tokens(&self, engine: Engine, context: u64, batch: u64, vllm_chunk: u64) -> u64 {
+        let all = context * batch;
+        match engine {
+            Engine::LlamaCpp => self.n_ubatch,
+            Engine::Exllama => EXLLAMA_PROMPT_CHUNK * batch,
+            Engine::Vllm => vllm_chunk,
+            Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
+        }
+        .clamp(1, all.max(1))
+    }
+
     /// The host placement these options give a model of `num_layers` decoder layers.
     pub fn host_placement(&self, num_layers: u64) -> HostPlacement {
         let gpu_layers = self.gpu_layers.map_or(num_layers, |n| n.min(num_layers));

@@ -362,8 +362,8 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
 /// or the output layer left there.
 fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog) -> Bytes {
     let w = req.weights;
-    let reserve_tokens = req.options.n_ubatch.min(req.context * req.batch);
-    if req.engine != Engine::LlamaCpp || reserve_tokens < 32 {
+    let reserve_tokens = req.options.prompt_pass_tokens(req.engine, req.context, req.batch, 0);
+    if req.engine != Engine::LlamaCpp || reserve_tokens < engine::OP_OFFLOAD_MIN_TOKENS {
         return Bytes::ZERO;
     }
     let host_layers = (0..layout.host.gpu_start).map(|l| w.layers[l as usize]);

@@ -127,9 +127,14 @@ fn state_values_per_rank(la: &LinearAttention, tp: u64) -> (u64, u64) {
 /// the shared KV pool, padded to exactly one attention block's page (`mamba_page_size_padded`).
 pub fn state_page_bytes(req: &KvRequest) -> u64 {
     match req.engine {
-        Engine::Vllm if hybrid(req.spec) => vllm_block_size(req) * attention_bytes_per_token_layer(req),
+        Engine::Vllm if hybrid(req.spec) => vllm_page_bytes(req),
         _ => state_bytes_per_layer(req),
     }
+}
+
+/// One vLLM KV block of one attention layer: `block_size` tokens' keys and values.
+fn vllm_page_bytes(req: &KvRequest) -> u64 {
+    vllm_block_size(req) * attention_bytes_per_token_layer(req)
 }
 
 /// How vLLM keeps a hybrid's recurrent states (`mamba_cache_mode`).
@@ -330,7 +335,7 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     if req.engine == Engine::Vllm && layers == (0..req.spec.num_layers) {
         let groups = vllm_groups(req);
         if groups.kinds.len() > 1 {
-            let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+            let page = vllm_page_bytes(req);
             return Bytes(req.batch * groups.request_blocks(req) * groups.size * page);
         }
     }
@@ -389,7 +394,7 @@ impl VllmGroups {
 
     /// Blocks in vLLM's pool of `pool` bytes: each a page in every layer of a group.
     fn pool_blocks(&self, req: &KvRequest, pool: Bytes) -> u64 {
-        let page = vllm_block_size(req) * attention_bytes_per_token_layer(req);
+        let page = vllm_page_bytes(req);
         pool.0 / page.max(1) / self.size
     }
 }

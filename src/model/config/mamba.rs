@@ -132,14 +132,13 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
 fn conv_kernel(r: &Reader, family: Family, names: &[&'static str]) -> Result<u64, ConfigError> {
     let taps = r.u64_or(names, Some(4), family, MAX_DIM)?;
     if taps < 2 {
-        return Err(r.bad(key_read(r, names), taps, "a causal convolution needs at least 2 taps"));
+        return Err(r.bad(
+            r.first_set(names).map_or(names[0], |(key, _)| key),
+            taps,
+            "a causal convolution needs at least 2 taps",
+        ));
     }
     Ok(taps)
-}
-
-/// The first of `names` the config sets (not null): the key a value came from, for its errors.
-fn key_read(r: &Reader, names: &[&'static str]) -> &'static str {
-    names.iter().copied().find(|&n| !matches!(r.json.get(n), None | Some(Value::Null))).unwrap_or(names[0])
 }
 
 /// Nemotron-H's blocks, each one mixer: `M` Mamba-2, `*` attention, `-` MLP, `E` experts.

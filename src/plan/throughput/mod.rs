@@ -187,15 +187,9 @@ fn dequantizes_for_prefill(inf: &InferenceRequest, pass_tokens: u64) -> bool {
 /// `max_num_batched_tokens` (chunked prefill); transformers and LitGPT in one pass. Llama-3-8B
 /// Q4_0 at 8,096 tokens under llama.cpp: 16 passes of 512.
 pub fn prefill_passes(inf: &InferenceRequest) -> (u64, u64) {
-    let tokens = inf.context * inf.batch;
-    let chunk = match inf.engine {
-        Engine::LlamaCpp => inf.options.n_ubatch,
-        Engine::Exllama => 2048 * inf.batch,
-        Engine::Vllm => super::inference::vllm_budget(inf).0,
-        Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => tokens,
-    }
-    .clamp(1, tokens.max(1));
-    (tokens.div_ceil(chunk), chunk)
+    let vllm_chunk = super::inference::vllm_budget(inf).0;
+    let chunk = inf.options.prompt_pass_tokens(inf.engine, inf.context, inf.batch, vllm_chunk);
+    ((inf.context * inf.batch).div_ceil(chunk), chunk)
 }
 
 /// One decode step with `context` tokens cached per sequence:

@@ -26,12 +26,8 @@ use super::super::basis::BasisLog;
 use super::work;
 use super::SpeedRequest;
 use crate::plan::device::HostOrigin;
-use crate::plan::engine::HostPlacement;
+use crate::plan::engine::{HostPlacement, OP_OFFLOAD_MIN_TOKENS};
 use crate::plan::Engine;
-
-/// The fewest tokens in a pass for which llama.cpp's CUDA backend runs matmuls on host weights
-/// itself (`min_batch_size` in `ggml_backend_cuda_device_offload_op`).
-pub const OP_OFFLOAD_MIN_TOKENS: u64 = 32;
 
 /// Where the request leaves weights in host RAM; `None` when nothing is there (or the engine is
 /// not llama.cpp, the only one the placement options apply to).
