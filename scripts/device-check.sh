@@ -23,7 +23,8 @@
 #   run.json            date UTC, host, nvidia-smi (name, driver, memory.total), package
 #                       versions, the exact command line, and at the end every case's rc/wall
 #   context.json        [record] CUDA context cost step by step (NVML, cudaMemGetInfo, torch)
-#   torch_kernels.json  [record] D2D copy GB/s, matmul TFLOPS bf16/fp16/fp32/tf32, SDPA TFLOPS
+#   torch_kernels.json  [record] D2D copy GB/s, matmul TFLOPS bf16/fp16/fp32/tf32, SDPA TFLOPS,
+#                       pageable/pinned H2D GB/s and a GPU->CPU->GPU hop (host link)
 #   infer.json          [records] transformers generate / prefill / decode / full forward
 #   train.json          [records] one training step's memory by phase, and step time
 #   watch.json          [records] headroom watch --format json around transformers clients with

@@ -1,5 +1,6 @@
 """The `context` case (what a process pays before it allocates anything) and the `torch` case
-(copy bandwidth, matmul and attention rates: the baselines the Rust agent is compared to)."""
+(copy bandwidth, matmul and attention rates: the baselines the Rust agent is compared to; and the
+host link: pageable and pinned host-to-device copies, a GPU->CPU->GPU hop)."""
 
 import time
 
@@ -129,6 +130,7 @@ def cmd_torch(args):
         run_phase(rec, "copy", lambda: bench_copy(torch, args.copy_gib, warm, reps))
         run_phase(rec, "matmul", lambda: bench_matmuls(torch, args.n, warm, reps))
         run_phase(rec, "sdpa", lambda: bench_sdpa(torch, warm, reps))
+        run_phase(rec, "host_link", lambda: bench_host_link(torch, nvml, warm, reps))
         rec["clocks_after"] = nvml.clocks()
         rec["memory_end"] = snapshot(nvml)
         ok = all("error" not in rec.rec.get(k, {}) for k in ("copy", "matmul", "sdpa"))
@@ -155,6 +157,44 @@ def bench_copy(torch, gib, warm, reps):
         "min_gb_s": moved / t["max_s"] / 1e9,
         "copy_verified": ok,
     }
+
+
+def bench_host_link(torch, nvml, warm, reps, gib=1.0, hidden=4096, hops=200):
+    """What llama.cpp's host-weight paths meet (src/plan/throughput/offload.rs): host-to-device
+    copies of a `gib` GiB buffer from pageable memory (as llama.cpp uploads mmapped weights for
+    prompt ubatches) and from pinned memory; and one GPU->CPU->GPU hop of a hidden state (`hidden`
+    fp32 values: a copy down, a synchronisation, a copy up), the floor of a --n-cpu-moe layer's
+    two hops. Also the PCIe link NVML reports (current and maximum generation and width)."""
+    n = int(gib * 1024**3)
+    dst = torch.empty(n, dtype=torch.uint8, device="cuda")
+    out = {"buffer_bytes": n}
+    for kind, pin in (("pageable", False), ("pinned", True)):
+        src = torch.randint(0, 256, (n,), dtype=torch.uint8).pin_memory() if pin else torch.randint(0, 256, (n,), dtype=torch.uint8)
+        t = time_cuda(lambda: dst.copy_(src, non_blocking=pin), warm, reps)
+        ok = bool(torch.equal(dst[-4096:].cpu(), src[-4096:]))
+        out[f"h2d_{kind}"] = {"time": t, "median_gb_s": n / t["median_s"] / 1e9, "verified": ok}
+        del src
+    x = torch.randn(hidden, device="cuda")
+    host = torch.empty(hidden).pin_memory()
+    samples = []
+    for i in range(warm + hops):
+        t0 = time.perf_counter()
+        host.copy_(x, non_blocking=True)
+        torch.cuda.synchronize()
+        x.copy_(host, non_blocking=True)
+        torch.cuda.synchronize()
+        if i >= warm:
+            samples.append(time.perf_counter() - t0)
+    out["round_trip_hidden_fp32"] = {"values": hidden, "time": stats_s(samples)}
+    if nvml.h is not None:
+        nv = nvml.nv
+        out["pcie"] = {
+            "current_generation": nvml._try(nv.nvmlDeviceGetCurrPcieLinkGeneration, nvml.h),
+            "max_generation": nvml._try(nv.nvmlDeviceGetMaxPcieLinkGeneration, nvml.h),
+            "current_width": nvml._try(nv.nvmlDeviceGetCurrPcieLinkWidth, nvml.h),
+            "max_width": nvml._try(nv.nvmlDeviceGetMaxPcieLinkWidth, nvml.h),
+        }
+    return out
 
 
 def bench_matmuls(torch, n, warm, reps):
