@@ -7,6 +7,7 @@ use headroom::catalog::models::ModelCatalog;
 use headroom::commands::plan::device_speed;
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::plan::basis::BasisLog;
+use headroom::plan::device::HostSpeed;
 use headroom::plan::throughput::{plan_speed, work, Efficiency, Params, SpeedRequest};
 use headroom::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, WeightLayout};
 use headroom::quant::{KvFormat, WeightFormat};
@@ -58,5 +59,58 @@ proptest! {
         } else {
             prop_assert!(device.peak_16bit.is_none() || (count > 1 && device.link.is_none()));
         }
+    }
+}
+
+const MOE_MODELS: [&str; 4] = ["gpt-oss-20b", "qwen3-30b-a3b", "mixtral-8x7b", "deepseek-v2-lite"];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// llama.cpp with weights in host RAM: moving more of them there (more --n-cpu-moe layers,
+    /// fewer --n-gpu-layers) never speeds decode up, faster host RAM never slows it down, and
+    /// every speed is finite and positive. Host layers give no prefill.
+    #[test]
+    fn host_weights_slow_decode_monotonically(
+        model_i in 0usize..4, gpu_i in 0usize..64, gbs in 10.0f64..500.0, context in 1u64..40_000,
+        batch in 1u64..64, n in 0u64..60, ubatch in 1u64..4096,
+    ) {
+        let spec = ModelCatalog::builtin().get(MOE_MODELS[model_i]).unwrap().spec();
+        let gpus: Vec<_> = GpuCatalog::builtin().iter().collect();
+        let gpu = gpus[gpu_i % gpus.len()];
+        let format = WeightFormat::parse("q4_k_m").unwrap();
+        let tensors = inventory(spec);
+        let counts = param_counts(spec, &tensors);
+        let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
+        let device = device_speed(gpu);
+        // Without a PCIe link in the catalog (Apple's unified memory) uploads have no speed.
+        prop_assume!(device.host_link.is_some() && device.peak_16bit.is_some());
+        let efficiency = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
+        let params = Params { total: counts.total, active: counts.active };
+        let speed = |options: EngineOptions, host_gbs: f64| {
+            let req = InferenceRequest {
+                spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine: Engine::LlamaCpp,
+                options,
+                device: Some(Device { id: gpu.id.clone(), capacity: Bytes(1 << 50), reserved: Bytes::ZERO, in_use: Bytes::ZERO, count: 1, generation: Generation::Ada, compute_capability: None }),
+                split: None,
+            };
+            let plan = plan_inference(&req).unwrap();
+            let host = HostSpeed::parse(&host_gbs.to_string()).unwrap();
+            let sreq = SpeedRequest { inference: &req, plan: &plan, device: &device, efficiency: &efficiency, params, quantized: true, host: Some(&host) };
+            plan_speed(&sreq, &mut BasisLog::default())
+        };
+        let base = EngineOptions { n_ubatch: ubatch, ..EngineOptions::default() };
+        let layers = spec.num_layers;
+        let moe = |k: u64| speed(EngineOptions { cpu_moe_layers: k.min(layers), ..base.clone() }, gbs);
+        let ngl = |k: u64| speed(EngineOptions { gpu_layers: Some(k.min(layers)), ..base.clone() }, gbs);
+        let decode = |s: &headroom::plan::throughput::Speed| s.decode_tokens_per_s.unwrap();
+        let (fewer, more) = (moe(n), moe(n + 1));
+        prop_assert!(decode(&more) <= decode(&fewer) * (1.0 + 1e-12), "--n-cpu-moe {} → {}: {} > {}", n, n + 1, decode(&more), decode(&fewer));
+        let faster = speed(EngineOptions { cpu_moe_layers: (n + 1).min(layers), ..base.clone() }, gbs * 2.0);
+        prop_assert!(decode(&faster) >= decode(&more));
+        prop_assert!(more.time_to_first_token_s.is_some_and(|t| t.is_finite() && t > 0.0));
+        let (on_gpu, on_host) = (ngl(layers.saturating_sub(n)), ngl(layers.saturating_sub(n + 1)));
+        prop_assert!(decode(&on_host) <= decode(&on_gpu) * (1.0 + 1e-12));
+        prop_assert!(decode(&on_host).is_finite() && decode(&on_host) > 0.0);
+        prop_assert!(on_host.prefill_tokens_per_s.is_none());
     }
 }

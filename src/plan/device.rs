@@ -173,6 +173,20 @@ impl HostSpeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text parses to a positive, finite bandwidth or to an error naming the option.
+        #[test]
+        fn host_memory_never_panics(s in "\\PC{0,24}", kind in "(ddr[0-9]|[a-z]{0,4})", rate in any::<i64>(), ch in any::<i32>()) {
+            for text in [s.clone(), format!("{kind}-{rate}:{ch}"), format!("{rate}"), format!("{kind}-{rate}")] {
+                match HostSpeed::parse(&text) {
+                    Ok(h) => prop_assert!(h.memory_bandwidth.0.is_finite() && h.memory_bandwidth.0 >= 1e9),
+                    Err(e) => prop_assert!(e.starts_with("--host-memory"), "{e}"),
+                }
+            }
+        }
+    }
 
     /// DDR5-6000 in two channels: 6,000e6 × 8 B × 2 = 96 GB/s; eight of DDR4-3200: 204.8 GB/s.
     #[test]
