@@ -298,6 +298,10 @@ pub struct PlanArgs {
     /// EAGLE drafting; also with KV connectors or KV events that do not support the manager).
     #[arg(long)]
     pub disable_hybrid_kv_cache_manager: bool,
+    /// vLLM `--cpu-offload-gb`: GiB of each GPU's decoder-layer parameters (the first layers')
+    /// kept in pinned host memory; every forward pass reads them over PCIe.
+    #[arg(long, value_name = "GIB")]
+    pub cpu_offload_gb: Option<f64>,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
     /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
     #[arg(long)]

@@ -145,3 +145,36 @@ fn row_split_divides_only_the_matrices() {
     let v = plan_json(moe);
     assert!(per_gpu(&v, 0, "weights_bytes") - per_gpu(&v, 1, "weights_bytes") >= expert_bytes());
 }
+
+/// Only layers with routed experts hop to the CPU: DeepSeek-V2-Lite's first layer is dense, so
+/// `--n-cpu-moe 16` makes 15 such layers, 30 hops a token.
+#[test]
+fn dense_layers_among_the_cpu_moe_ones_do_not_hop() {
+    let v = plan_json("deepseek-v2-lite --weights q4_k_m --engine llama.cpp --gpu rtx-4090 --n-cpu-moe 16");
+    let hops = v["basis"].as_array().unwrap().iter().find(|b| b["name"] == "GPU↔CPU hand-offs per decode step");
+    assert!(hops.unwrap()["value"].as_str().unwrap().starts_with("30 × "), "{hops:?}");
+}
+
+/// `headroom max --cpu-moe` searches --n-gpu-layers with the experts still on the host: every
+/// other layer of gpt-oss-120b then fits a 24 GB card.
+#[test]
+fn max_keeps_cpu_moe_for_the_gpu_layers_search() {
+    let out = headroom()
+        .args([
+            "max",
+            "gpt-oss-120b",
+            "--engine",
+            "llama.cpp",
+            "--weights",
+            "mxfp4_moe",
+            "--gpu",
+            "rtx-4090",
+            "--cpu-moe",
+        ])
+        .args(["--context", "8192", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_gpu_layers"], 37, "{v}");
+    assert!(v["max_gpu_layers_decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+}

@@ -68,11 +68,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     /// llama.cpp with weights in host RAM: moving more of them there (more --n-cpu-moe layers,
     /// fewer --n-gpu-layers) never speeds decode up, faster host RAM never slows it down, and
-    /// every speed is finite and positive. Host layers give no prefill.
+    /// every speed is finite and positive. Host layers give no prefill, nor 2–31 tokens a pass
+    /// a decode speed.
     #[test]
     fn host_weights_slow_decode_monotonically(
         model_i in 0usize..4, gpu_i in 0usize..64, gbs in 10.0f64..500.0, context in 1u64..40_000,
-        batch in 1u64..64, n in 0u64..60, ubatch in 1u64..4096,
+        batch in 1u64..64, n in 0u64..1000, ubatch in 1u64..4096,
     ) {
         let spec = ModelCatalog::builtin().get(MOE_MODELS[model_i]).unwrap().spec();
         let gpus: Vec<_> = GpuCatalog::builtin().iter().collect();
@@ -100,8 +101,14 @@ proptest! {
         };
         let base = EngineOptions { n_ubatch: ubatch, ..EngineOptions::default() };
         let layers = spec.num_layers;
+        let n = n % layers;
         let moe = |k: u64| speed(EngineOptions { cpu_moe_layers: k.min(layers), ..base.clone() }, gbs);
         let ngl = |k: u64| speed(EngineOptions { gpu_layers: Some(k.min(layers)), ..base.clone() }, gbs);
+        // 2–31 tokens a pass run the host's matmuls on the CPU, whose FLOP rate is not modelled.
+        if (2..32).contains(&batch.min(ubatch)) {
+            prop_assert!(moe(n + 1).decode_tokens_per_s.is_none());
+            return Ok(());
+        }
         let decode = |s: &headroom::plan::throughput::Speed| s.decode_tokens_per_s.unwrap();
         let (fewer, more) = (moe(n), moe(n + 1));
         prop_assert!(decode(&more) <= decode(&fewer) * (1.0 + 1e-12), "--n-cpu-moe {} → {}: {} > {}", n, n + 1, decode(&more), decode(&fewer));

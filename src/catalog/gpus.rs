@@ -148,6 +148,19 @@ pub enum PcieGen {
     Gen6,
 }
 
+impl PcieGen {
+    /// GB/s one direction of an x16 link carries: gen3 8 GT/s × 128/130 × 16 lanes / 8 = 15.75,
+    /// doubling with each generation (gen6 121, after its FLIT overhead).
+    pub fn x16_gb_s(self) -> f64 {
+        match self {
+            PcieGen::Gen3 => 15.75,
+            PcieGen::Gen4 => 31.5,
+            PcieGen::Gen5 => 63.0,
+            PcieGen::Gen6 => 121.0,
+        }
+    }
+}
+
 /// What the GPU costs, where a source gives it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

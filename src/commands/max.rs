@@ -135,25 +135,17 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     let search = Search { model: &model, gpu, calibration: calibration.as_ref() };
     let context = base.request.context;
     let llama_cpp = base.request.engine == "llama.cpp";
-    let at_context = PlanArgs { context: Some(context), cpu_moe: false, ..args.clone() };
-    let max_gpu_layers = llama_cpp
-        .then(|| {
-            largest(model.spec.num_layers + 1, |n| {
-                search.fits_with(&PlanArgs { n_gpu_layers: Some(n), ..at_context.clone() })
-            })
-        })
-        .flatten();
+    // --n-gpu-layers is searched with the user's expert placement; --n-cpu-moe replaces --cpu-moe.
+    let at_context = PlanArgs { context: Some(context), ..args.clone() };
+    let with_gpu_layers = |n: u64| PlanArgs { n_gpu_layers: Some(n), ..at_context.clone() };
+    let with_cpu_moe = |n: u64| PlanArgs { n_cpu_moe: Some(n), cpu_moe: false, ..at_context.clone() };
+    let max_gpu_layers =
+        llama_cpp.then(|| largest(model.spec.num_layers + 1, |n| search.fits_with(&with_gpu_layers(n)))).flatten();
     let min_cpu_moe = (llama_cpp && model.spec.moe.is_some())
-        .then(|| {
-            smallest(model.spec.num_layers, |n| {
-                search.fits_with(&PlanArgs { n_cpu_moe: Some(n), ..at_context.clone() })
-            })
-        })
+        .then(|| smallest(model.spec.num_layers, |n| search.fits_with(&with_cpu_moe(n))))
         .flatten();
-    let (gpu_layers_decode, host_a) = max_gpu_layers
-        .map_or((None, None), |n| search.decode_with(&PlanArgs { n_gpu_layers: Some(n), ..at_context.clone() }));
-    let (cpu_moe_decode, host_b) = min_cpu_moe
-        .map_or((None, None), |n| search.decode_with(&PlanArgs { n_cpu_moe: Some(n), ..at_context.clone() }));
+    let (gpu_layers_decode, host_a) = max_gpu_layers.map_or((None, None), |n| search.decode_with(&with_gpu_layers(n)));
+    let (cpu_moe_decode, host_b) = min_cpu_moe.map_or((None, None), |n| search.decode_with(&with_cpu_moe(n)));
     Ok(MaxReport {
         model: base.model.id.clone(),
         gpu: gpu.0.id.clone(),
@@ -193,7 +185,9 @@ fn listing(r: &MaxReport) -> Listing {
             tps.map_or(String::new(), |t| format!(" · decode {t:.1} tok/s{host}"))
         };
         let note = match r.max_gpu_layers {
-            Some(n) if n > layers => "every layer and the output layer".to_string(),
+            Some(n) if n > layers => {
+                format!("every layer and the output layer{}", speed(r.max_gpu_layers_decode_tokens_per_s))
+            }
             Some(_) => format!("of {layers}; the rest run on the CPU{}", speed(r.max_gpu_layers_decode_tokens_per_s)),
             None => String::new(),
         };

@@ -112,11 +112,13 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
             set(args.n_cpu_moe.is_some(), "--n-cpu-moe"),
             set(args.cpu_moe, "--cpu-moe"),
+            set(args.host_memory.is_some(), "--host-memory"),
             set(args.kv_cache.is_some(), "--kv-cache"),
             set(args.logits_all, "--logits-all"),
             set(args.no_prefix_caching, "--no-prefix-caching"),
             set(args.mtp.is_some(), "--mtp"),
             set(args.disable_hybrid_kv_cache_manager, "--disable-hybrid-kv-cache-manager"),
+            set(args.cpu_offload_gb.is_some(), "--cpu-offload-gb"),
             set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
             set(args.max_num_seqs.is_some(), "--max-num-seqs"),
             set(args.split.is_some(), "--split"),
@@ -232,8 +234,15 @@ pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> 
             format!("bench profile {} has no catalog GPU or no copy / bf16 GEMM result", path.display())
         })?;
     }
-    let cal = serde_json::from_value(value)
+    let cal: Calibration = serde_json::from_value(value)
         .with_context(|| format!("calibration {} does not match the documented shape", path.display()))?;
+    if let Some(read) = cal.host.as_ref().and_then(|h| h.read_gb_s) {
+        anyhow::ensure!(
+            read.is_finite() && (0.1..=20_000.0).contains(&read),
+            "calibration {}: host.read_gb_s {read} is out of range (0.1 to 20,000 GB/s)",
+            path.display()
+        );
+    }
     Ok(Some(cal))
 }
 
@@ -351,6 +360,7 @@ pub fn plan_report_on(
         prefix_caching: !args.no_prefix_caching,
         mtp_tokens,
         hybrid_kv_cache_manager: !args.disable_hybrid_kv_cache_manager,
+        cpu_offload_bytes: cpu_offload_bytes(args, engine)?,
     };
     let req = InferenceRequest {
         spec,
@@ -397,6 +407,17 @@ pub fn plan_report_on(
         training_speed: None,
         basis: plan.basis,
     })
+}
+
+/// `--cpu-offload-gb` in bytes: a vLLM option, at most 1 TiB per GPU.
+fn cpu_offload_bytes(args: &PlanArgs, engine: Engine) -> anyhow::Result<u64> {
+    let Some(gib) = args.cpu_offload_gb else { return Ok(0) };
+    anyhow::ensure!(engine == Engine::Vllm, "--cpu-offload-gb is a vLLM option: add --engine vllm");
+    anyhow::ensure!(
+        gib.is_finite() && (0.0..=1024.0).contains(&gib),
+        "--cpu-offload-gb {gib} is invalid: give the GiB of each GPU's weights to keep in host memory (0 to 1024)"
+    );
+    Ok((gib * (1u64 << 30) as f64) as u64)
 }
 
 /// The planned GPUs less what `--in-use` says other processes hold on each.
@@ -451,22 +472,22 @@ fn speed(
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
     let mut efficiency = Efficiency::defaults(req.engine, generation);
+    // The host: as given, else as `headroom bench` measured it (planned at the fraction of a
+    // measured read, unless the calibration sets one), else a typical desktop.
+    let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);
+    let host = match (&args.host_memory, measured_read) {
+        (Some(h), _) => h.clone(),
+        (None, Some(gbs)) => {
+            efficiency.host_bandwidth = Efficiency::of_measured_host_read();
+            HostSpeed::measured_read(gbs)
+        }
+        (None, None) => HostSpeed::assumed_desktop(),
+    };
     if let Some(cal) = calibration {
         efficiency.calibrate(cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
     }
     let params = Params { total: model.counts.total, active: model.counts.active };
-    // The host: as given, else as `headroom bench` measured it, else a typical desktop.
-    let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);
-    let host = match (&args.host_memory, measured_read) {
-        (Some(h), _) => h.clone(),
-        (None, Some(gbs)) => {
-            anyhow::ensure!(gbs.is_finite() && gbs > 0.0, "calibration host.read_gb_s {gbs} must be positive");
-            efficiency.against_measured_host_read();
-            HostSpeed::measured_read(gbs)
-        }
-        (None, None) => HostSpeed::assumed_desktop(),
-    };
     let sreq = SpeedRequest {
         inference: req,
         plan,
@@ -508,17 +529,12 @@ pub fn device_speed(gpu: &GpuSpec) -> DeviceSpeed {
         Link { kind, bandwidth_per_direction: BytesPerSec(per_direction * 1e9) }
     });
     // The host link: a PCIe interconnect entry counts the card's lanes; otherwise x16 at the
-    // catalog's generation (per direction: gen3 15.75, gen4 31.5, gen5 63, gen6 121 GB/s).
+    // catalog's generation.
     let pcie_interconnect = gpu
         .interconnect
         .as_ref()
         .filter(|i| matches!(i.kind, CatalogLink::Pcie3 | CatalogLink::Pcie4 | CatalogLink::Pcie5));
-    let host_link = pcie_interconnect.map(|i| i.bandwidth_gb_s).or(gpu.pcie.map(|g| match g {
-        PcieGen::Gen3 => 15.75,
-        PcieGen::Gen4 => 31.5,
-        PcieGen::Gen5 => 63.0,
-        PcieGen::Gen6 => 121.0,
-    }));
+    let host_link = pcie_interconnect.map(|i| i.bandwidth_gb_s).or(gpu.pcie.map(PcieGen::x16_gb_s));
     DeviceSpeed {
         host_link: host_link.map(|gbs| BytesPerSec(gbs * 1e9)),
         bandwidth: BytesPerSec(gpu.bandwidth_bytes_per_s()),

@@ -98,7 +98,7 @@ pub struct HostSpeed {
     /// Bandwidth of the host's RAM: its peak (channels × transfers per second × 8 bytes), or a
     /// read `headroom bench` measured.
     pub memory_bandwidth: BytesPerSec,
-    /// What the number stands for (`DDR5-6000 × 2 channels`, or a bandwidth given as such).
+    /// The RAM in words, with its bandwidth (`DDR5-6000 × 2 channels, 96.0 GB/s`).
     pub label: String,
     pub origin: HostOrigin,
 }
@@ -144,7 +144,7 @@ impl HostSpeed {
             }
             return Ok(HostSpeed {
                 memory_bandwidth: BytesPerSec(gbs * 1e9),
-                label: format!("{gbs} GB/s"),
+                label: format!("{gbs:.1} GB/s"),
                 origin: HostOrigin::Given,
             });
         }
@@ -161,9 +161,10 @@ impl HostSpeed {
         Ok(HostSpeed {
             memory_bandwidth: BytesPerSec(rate as f64 * 1e6 * 8.0 * channels as f64),
             label: format!(
-                "{}-{rate} × {channels} channel{}",
+                "{}-{rate} × {channels} channel{}, {:.1} GB/s",
                 kind.to_uppercase(),
-                if channels == 1 { "" } else { "s" }
+                if channels == 1 { "" } else { "s" },
+                rate as f64 * 8e-3 * channels as f64
             ),
             origin: HostOrigin::Given,
         })
@@ -197,7 +198,7 @@ mod tests {
         assert_eq!(gbs("ddr5-5600"), 89.6);
         assert_eq!(gbs("460.8"), 460.8);
         assert_eq!(gbs("96GB/s"), 96.0);
-        assert_eq!(HostSpeed::parse("ddr5-6000:2").unwrap().label, "DDR5-6000 × 2 channels");
+        assert_eq!(HostSpeed::parse("ddr5-6000:2").unwrap().label, "DDR5-6000 × 2 channels, 96.0 GB/s");
         assert_eq!(HostSpeed::assumed_desktop().origin, HostOrigin::Assumed);
         for bad in ["", "ddr9-6000:2", "ddr5-6000:0", "ddr5-6000:99", "ddr5-60:2", "ddr5-x:2", "0", "-5", "1e9", "nan"]
         {

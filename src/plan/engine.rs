@@ -212,6 +212,9 @@ pub struct EngineOptions {
     /// sliding-window, chunked local attention) keep separate block groups. Off
     /// (`--disable-hybrid-kv-cache-manager`) every layer of a mixed model caches the whole context.
     pub hybrid_kv_cache_manager: bool,
+    /// vLLM `--cpu-offload-gb`, in bytes: each GPU keeps this much of its decoder-layer
+    /// parameters in pinned host memory, read over PCIe by every forward pass.
+    pub cpu_offload_bytes: u64,
 }
 
 /// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
@@ -288,6 +291,7 @@ impl Default for EngineOptions {
             prefix_caching: true,
             mtp_tokens: 0,
             hybrid_kv_cache_manager: true,
+            cpu_offload_bytes: 0,
         }
     }
 }

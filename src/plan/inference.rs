@@ -211,7 +211,8 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         first.memory.workspace += copy.saturating_sub(first.memory.activations);
         first.memory.retotal();
     }
-    let host = host_memory(req, &layout, &mut basis);
+    let offloaded = per_gpu.iter().map(|g| vllm_offload(req, g.layers.0..g.layers.1, layout.tp).bytes).sum();
+    let host = host_memory(req, &layout, offloaded, &mut basis);
     let busiest = per_gpu.iter().max_by_key(|g| g.memory.total).map(|g| g.memory.clone()).unwrap_or_default();
     let mut plan = Plan { memory: busiest, per_gpu, fit: None, vllm: None, host, basis: basis.0 };
     if let Some(device) = &req.device {
@@ -277,7 +278,8 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let context = engine::cuda_context(req.engine, generation);
     log.add(context.name, context.bytes.0, context.source);
     let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
-    let weights = Bytes(weights.0 / layout.tp) + Bytes(layout.moe_load_extra.0 * moe_layers);
+    let offloaded = vllm_offload(req, layers.clone(), layout.tp).bytes;
+    let weights = Bytes(weights.0 / layout.tp) + Bytes(layout.moe_load_extra.0 * moe_layers) - offloaded;
     let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
     GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }
 }
@@ -354,6 +356,42 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
     extra
 }
 
+/// What one GPU keeps in host memory under vLLM's `--cpu-offload-gb`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VllmOffload {
+    /// Bytes of this GPU's share (1/tp of each layer) moved to pinned host memory.
+    pub bytes: Bytes,
+    /// The decoder layers moved whole.
+    pub whole: std::ops::Range<u64>,
+    /// Of the layer after them, the fraction moved.
+    pub partial: f64,
+}
+
+/// vLLM `--cpu-offload-gb` on the GPU holding decoder layers `layers` at tensor-parallel degree
+/// `tp`: `make_layers` wraps each layer in `maybe_offload_to_cpu`, which moves parameters in
+/// order to pinned CPU memory until the GPU's budget is spent (checked before each parameter, so
+/// up to one parameter more; planned as the budget exactly). Embeddings and lm_head stay.
+/// Llama-2-13B bf16 (605 MiB a layer) with 8 GiB: 13 whole layers and 0.54 of the 14th.
+pub fn vllm_offload(req: &InferenceRequest, layers: std::ops::Range<u64>, tp: u64) -> VllmOffload {
+    let mut left = if req.engine == Engine::Vllm { req.options.cpu_offload_bytes } else { 0 };
+    let mut offload = VllmOffload { bytes: Bytes::ZERO, whole: layers.start..layers.start, partial: 0.0 };
+    for l in layers {
+        let share = req.weights.layers[l as usize].0 / tp.max(1);
+        if left == 0 || share == 0 {
+            break;
+        }
+        let taken = share.min(left);
+        offload.bytes += Bytes(taken);
+        left -= taken;
+        if taken == share {
+            offload.whole.end = l + 1;
+        } else {
+            offload.partial = taken as f64 / share as f64;
+        }
+    }
+    offload
+}
+
 /// llama.cpp's copy of host-resident weights on the first GPU: for a ubatch of 32 tokens or
 /// more the CUDA backend runs matmuls on host weights itself (op offload, on by default), the
 /// scheduler copying their tensors into the GPU's compute buffer one split at a time. The
@@ -362,6 +400,7 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
 /// or the output layer left there.
 fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog) -> Bytes {
     let w = req.weights;
+    // llama.cpp only (vLLM's chunk does not apply).
     let reserve_tokens = req.options.prompt_pass_tokens(req.engine, req.context, req.batch, 0);
     if req.engine != Engine::LlamaCpp || reserve_tokens < engine::OP_OFFLOAD_MIN_TOKENS {
         return Bytes::ZERO;
@@ -384,9 +423,22 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
 /// What the host holds: embeddings kept there by the engine, and with llama.cpp's
 /// --n-gpu-layers the layers (and their KV cache) and output layer left on the CPU, with
 /// --n-cpu-moe the first layers' routed experts.
-fn host_memory(req: &InferenceRequest, layout: &Layout, basis: &mut BasisLog) -> Option<HostMemory> {
+fn host_memory(
+    req: &InferenceRequest,
+    layout: &Layout,
+    vllm_offloaded: Bytes,
+    basis: &mut BasisLog,
+) -> Option<HostMemory> {
     let on_host = 0..layout.host.gpu_start;
     let mut weights: Bytes = req.weights.layers[..layout.host.gpu_start as usize].iter().copied().sum();
+    if vllm_offloaded > Bytes::ZERO {
+        weights += vllm_offloaded;
+        basis.add(
+            "weights offloaded to host memory (all GPUs)",
+            vllm_offloaded.0,
+            "vLLM --cpu-offload-gb: each GPU moves its first decoder layers' parameters, in order, to pinned host memory until the budget is spent (up to one parameter more); its kernels read them over PCIe (UVA) in every forward pass",
+        );
+    }
     let expert_layers = layout.host.expert_layers();
     let experts = req.weights.experts_in(expert_layers.clone());
     weights += experts;

@@ -13,7 +13,7 @@
 //!                        "host_per_layer_ms": 0.70, "host_per_moe_layer_ms": 1.2,
 //!                        "host_per_quantized_linear_ms": 0.078,
 //!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 },
-//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.7, "host_handoff_us": 120 } }
+//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.5, "host_handoff_us": 127 } }
 //! }
 //! ```
 //!
@@ -94,23 +94,26 @@ const HOST_BANDWIDTH_SOURCE: &str = "llama.cpp CPU decode in published runs: 0.5
 pub const HOST_BANDWIDTH_OF_READ: f64 = 0.85;
 const HOST_BANDWIDTH_OF_READ_SOURCE: &str = "of the measured host read (calibration): llama.cpp CPU decode reaches 0.84–0.91 of a read-only kernel (llama.cpp #26484) and 0.77–0.85 of Intel MLC's figure (ik_llama.cpp #602)";
 
-/// llama.cpp's uploads of host weights, of the PCIe link's peak (one direction). Derived from
-/// published prompt rates, each pass's time being mostly the upload of every expert it uses:
-/// gpt-oss-120b with 26 layers' experts (44 GB) on the host of an RTX 3090 took 1.35 s per
-/// 512-token ubatch, and with all 36 (61 GB) on an RTX 4080 (ik_llama.cpp #829) 3.9 s per 4,096
-/// tokens: at least 0.7 of PCIe 4.0 x16 if most experts were copied; gpt-oss-20b with 10.2 GB of
-/// experts took 1.0 s per ubatch on llama.cpp's 2025 master (PR #15346), 0.65 of PCIe 3.0 x16.
-const HOST_UPLOAD: f64 = 0.7;
-const HOST_UPLOAD_SOURCE: &str = "published prompt rates with experts on the host: gpt-oss-120b 1.35 s per 512-token ubatch for 44 GB (RTX 3090) and 3.9 s per 4,096 for 61 GB (RTX 4080, ik_llama.cpp #829), gpt-oss-20b 1.0 s per ubatch for 10.2 GB (llama.cpp PR #15346): about 0.7 of the PCIe link; routing that uses fewer experts than uniform copies less";
+/// llama.cpp's uploads of host weights, of the PCIe link's peak (one direction). Each prompt
+/// ubatch uploads every expert it touches before its matmuls (mmapped, pageable memory by
+/// default). gpt-oss-120b with every expert on the host (61 GB) of an i9-14900K with an 8 GB
+/// GPU prompted at 134 tok/s, 3.8 s per 512-token ubatch (a llama-server log, r/LocalLLaMA):
+/// 0.51 of PCIe 4.0 x16 (the GPU's link is not stated); with them on an RTX 4080's host, 3.9 s per 4,096 tokens including the
+/// GEMMs (ik_llama.cpp #829): at least 0.50; a pageable copy ran at 9.6 GB/s and a pinned one at
+/// 32.4 on an RTX 5090 (PCIe 5.0) under WSL2 (kekzl/imp #1409).
+const HOST_UPLOAD: f64 = 0.5;
+const HOST_UPLOAD_SOURCE: &str = "published prompt rates with every expert on the host: gpt-oss-120b 3.8 s per 512-token ubatch for 61 GB, if on PCIe 4.0 x16 (i9-14900K host, llama-server log), at most 3.9 s per 4,096 tokens on an RTX 4080 (ik_llama.cpp #829): 0.50 of the link; routing that uses fewer experts than uniform copies less (llama.cpp PR #15346 copies only the used ones)";
+
 /// One GPU→CPU or CPU→GPU hop of a decode step: the scheduler copies the hidden state across
 /// and synchronises, then the CPU's threads start on their split, or the GPU's next split is
 /// launched kernel by kernel behind it (nothing is queued ahead across a hop). Fitted to one
 /// row: Qwen3-30B-A3B Q4_K_M with `--n-cpu-moe 36` on an RTX 2080 and quad-channel DDR4 (~102
-/// GB/s) generates 36.7 tok/s (llmfit PR #755, the server's own figure); the roofline and host
-/// reads give 51.2, and the 72 hops make up the rest at 120 µs each. The same host's dense
-/// `--n-gpu-layers` rows, which hop once, land within 6% without it.
-const HOST_HANDOFF_S: f64 = 120e-6;
-const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 on an RTX 2080 + i9-10900X (~102 GB/s DDR4), 36.7 tok/s (llmfit PR #755): 72 hops at 120 µs close the gap to the read times; a synchronised copy, then the CPU's threads or the next GPU split's kernel launches";
+/// GB/s) generates 36.7 tok/s (llmfit PR #755, the server's own figure); the GPU's roofline and
+/// the host reads give 55.2, and the 72 hops make up the rest at 127 µs each. The same host's
+/// dense `--n-gpu-layers` rows, which hop once, land within 6% without it, but for
+/// Mistral-Small-24B (+23%).
+const HOST_HANDOFF_S: f64 = 127e-6;
+const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 on an RTX 2080 + i9-10900X (~102 GB/s DDR4), 36.7 tok/s (llmfit PR #755): 72 hops at 127 µs close the gap to the read times (55.2 tok/s); a synchronised copy, then the CPU's threads or the next GPU split's kernel launches";
 
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
@@ -241,12 +244,9 @@ impl Efficiency {
         set(&mut self.host_handoff_s, c.host_handoff_us, 1e-6, "host_handoff_us");
     }
 
-    /// Plans host weights against a measured read bandwidth rather than a DDR peak: the host
-    /// fraction becomes [`HOST_BANDWIDTH_OF_READ`] unless a calibration set it.
-    pub fn against_measured_host_read(&mut self) {
-        if !self.host_bandwidth.source.starts_with("calibration") {
-            self.host_bandwidth = f(HOST_BANDWIDTH_OF_READ, HOST_BANDWIDTH_OF_READ_SOURCE);
-        }
+    /// The host fraction against a measured read bandwidth rather than a DDR peak.
+    pub fn of_measured_host_read() -> Factor {
+        f(HOST_BANDWIDTH_OF_READ, HOST_BANDWIDTH_OF_READ_SOURCE)
     }
 
     /// Fractions must lie in (0, 1] and times be finite and non-negative.

@@ -148,22 +148,58 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
-    Some(compute.max(memory) + dequant + expert_loops + communication_s(req, act)? + host_weights_prefill_s(req)?)
+    let offload = passes as f64 * vllm_offload_s(req, pass_tokens)?;
+    Some(
+        compute.max(memory)
+            + dequant
+            + expert_loops
+            + communication_s(req, act)?
+            + host_weights_prefill_s(req)?
+            + offload,
+    )
 }
 
-/// Prefill time spent on weights in host RAM (`offload`): each pass's upload of them, or the
-/// CPU's reads for a last pass under 32 tokens. `None` when host layers hold KV cache, whose
-/// attention the CPU computes at a FLOP rate not modelled.
+/// Bytes a forward pass of `tokens` tokens reads of the parameters vLLM's `--cpu-offload-gb`
+/// keeps in host memory, all GPUs together: each GPU's first layers (the experts its tokens
+/// touch), read over PCIe by the kernels themselves (UVA, zero-copy, the default) or copied
+/// before the layer runs.
+fn vllm_offload_reads(req: &SpeedRequest, tokens: u64) -> f64 {
+    let inf = req.inference;
+    if inf.engine != Engine::Vllm || inf.options.cpu_offload_bytes == 0 {
+        return 0.0;
+    }
+    let (tp, _) = layout(req);
+    // Tensor-parallel ranks hold the same layers; stages of a layer split their own.
+    let gpus = if tp > 1.0 { &req.plan.per_gpu[..1] } else { &req.plan.per_gpu[..] };
+    let reads = |layers: std::ops::Range<u64>| {
+        let (dense, experts) = work::layer_reads(inf, layers, tokens);
+        dense + experts
+    };
+    gpus.iter()
+        .map(|g| {
+            let o = super::inference::vllm_offload(inf, g.layers.0..g.layers.1, tp as u64);
+            reads(o.whole.clone()) + o.partial * reads(o.whole.end..o.whole.end + 1)
+        })
+        .sum()
+}
+
+/// Time those reads take: each GPU reads its share over its own PCIe link, tensor-parallel ranks
+/// at once, pipeline stages one after another (the upload efficiency of llama.cpp's copies).
+fn vllm_offload_s(req: &SpeedRequest, tokens: u64) -> Option<f64> {
+    let bytes = vllm_offload_reads(req, tokens);
+    if bytes == 0.0 {
+        return Some(0.0);
+    }
+    let (tp, _) = layout(req);
+    Some(bytes / (tp * req.device.host_link?.0 * req.efficiency.host_upload.value))
+}
+
+/// Prefill time spent on weights in host RAM (`offload`).
 fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
     let Some(p) = offload::placement(req) else { return Some(0.0) };
-    if p.gpu_start > 0 {
-        return None;
-    }
-    let tokens = req.inference.context * req.inference.batch;
     let (_, chunk) = prefill_passes(req.inference);
-    let (whole, rest) = (tokens / chunk, tokens % chunk);
-    let last = if rest > 0 { offload::host_pass_s(req, &p, rest, 0.0)? } else { 0.0 };
-    Some(whole as f64 * offload::host_pass_s(req, &p, chunk, 0.0)? + last)
+    let tokens = req.inference.context * req.inference.batch;
+    offload::prefill_host_s(req, &p, (tokens / chunk, chunk, tokens % chunk))
 }
 
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
@@ -205,16 +241,12 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let placement = offload::placement(req);
     // With weights in host RAM (`offload`), the GPU reads the rest and the CPU reads its share.
     let (host_weights, host_s, gpu_start) = match &placement {
-        Some(p) => {
-            let host_kv = work::decode_kv_bytes_in(inf, 0..p.gpu_start, inf.context, inf.batch);
-            (
-                offload::host_weight_bytes(req, p, inf.batch),
-                offload::host_pass_s(req, p, inf.batch, host_kv)?,
-                p.gpu_start,
-            )
-        }
+        Some(p) => (offload::decode_host_bytes(req, p, inf.batch), offload::decode_host_s(req, p)?, p.gpu_start),
         None => (0.0, 0.0, 0),
     };
+    // vLLM --cpu-offload-gb: those parameters cross PCIe instead of the GPU's memory bus.
+    let (offloaded, offload_s) = (vllm_offload_reads(req, inf.batch), vllm_offload_s(req, inf.batch)?);
+    let host_weights = host_weights + offloaded;
     let weights = work::decode_weight_bytes(inf, inf.batch);
     let gpu_share = 1.0 - host_weights / weights;
     let linear = ((weights - host_weights) / bw).max(compute(lin_flops * gpu_share));
@@ -230,7 +262,14 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let host =
         layers * e.host_per_layer_s.value + moe_layers * e.host_per_moe_layer_s.value + quantized_linears * per_linear;
     let act = (inf.batch * spec.hidden_size * 2) as f64;
-    Some(linear.max(host) + attention + layers * e.kernel_gap_per_layer_s.value + communication_s(req, act)? + host_s)
+    Some(
+        linear.max(host)
+            + attention
+            + layers * e.kernel_gap_per_layer_s.value
+            + communication_s(req, act)?
+            + host_s
+            + offload_s,
+    )
 }
 
 /// NF4 with a quantized absmax (bitsandbytes double quantization).
@@ -309,6 +348,14 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     }
     if let Some(p) = offload::placement(req) {
         offload::explain(req, &p, basis);
+    }
+    let offloaded = vllm_offload_reads(req, inf.batch);
+    if offloaded > 0.0 {
+        basis.add(
+            "offloaded weights read over PCIe per decode step (all GPUs)",
+            format!("{offloaded:.0} B"),
+            "vLLM --cpu-offload-gb: the kernels read the parameters in pinned host memory over each GPU's PCIe link (UVA), every forward pass; the experts a batch touches of a MoE layer; at the host upload efficiency",
+        );
     }
     let ttft = prefill_s(req);
     let step = decode_step_s(req);

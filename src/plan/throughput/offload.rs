@@ -17,10 +17,10 @@
 //!
 //! gpt-oss-120b (MXFP4) with `--cpu-moe` on an RTX 4090, two channels of DDR5-6000 (96 GB/s):
 //! a decoded token picks 4 of 128 experts (13.25 MB each) in each of 36 layers, 1.909 GB read
-//! from RAM at 0.62 × 96 GB/s = 32.1 ms, plus 72 hops × 120 µs = 8.6 ms, plus the GPU's 2.0 ms
-//! of attention and output weights and 0.9 ms of kernel gaps: 43.8 ms, 22.8 tok/s. A 512-token
-//! prompt ubatch touches every expert: 61.07 GB over PCIe 4.0 x16 at 0.7 × 31.5 GB/s = 2.77 s,
-//! so a 4,096-token prompt takes 22.7 s (180 tok/s); a larger `--ubatch` amortises the uploads.
+//! from RAM at 0.62 × 96 GB/s = 32.1 ms, plus 72 hops × 127 µs = 9.1 ms, plus the GPU's 2.1 ms
+//! of attention and output weights and 0.9 ms of kernel gaps: 44.3 ms, 22.6 tok/s. A 512-token
+//! prompt ubatch touches every expert: 61.07 GB over PCIe 4.0 x16 at 0.5 × 31.5 GB/s = 3.88 s,
+//! so a 4,096-token prompt takes 31.6 s (130 tok/s); a larger `--ubatch` amortises the uploads.
 
 use super::super::basis::BasisLog;
 use super::work;
@@ -28,6 +28,7 @@ use super::SpeedRequest;
 use crate::plan::device::HostOrigin;
 use crate::plan::engine::{HostPlacement, OP_OFFLOAD_MIN_TOKENS};
 use crate::plan::Engine;
+use crate::units::Bytes;
 
 /// Where the request leaves weights in host RAM; `None` when nothing is there (or the engine is
 /// not llama.cpp, the only one the placement options apply to).
@@ -37,36 +38,90 @@ pub fn placement(req: &SpeedRequest) -> Option<HostPlacement> {
     (inf.engine == Engine::LlamaCpp && p.any()).then_some(p)
 }
 
-/// Weight bytes a pass of `tokens` tokens uses from host RAM: the host layers' weights (their
-/// touched experts), the `--n-cpu-moe` layers' touched experts, and an output layer left there.
-pub fn host_weight_bytes(req: &SpeedRequest, p: &HostPlacement, tokens: u64) -> f64 {
+/// Weight bytes of the decoder layers a pass of `tokens` tokens uses from host RAM: the host
+/// layers' weights (the experts its tokens touch) and the `--n-cpu-moe` layers' touched experts.
+pub fn host_layer_bytes(req: &SpeedRequest, p: &HostPlacement, tokens: u64) -> f64 {
     let inf = req.inference;
     let (dense, experts) = work::layer_reads(inf, 0..p.gpu_start, tokens);
     let (_, cpu_moe) = work::layer_reads(inf, p.expert_layers(), tokens);
-    let output = if p.output_on_gpu { 0.0 } else { work::lm_head_bytes(inf) };
-    dense + experts + cpu_moe + output
+    dense + experts + cpu_moe
 }
 
-/// GPU↔CPU hand-offs a pass of fewer than 32 tokens adds: two per `--n-cpu-moe` layer (to the
-/// CPU for the experts, back for the rest of the layer). Host layers sit before the GPU's
-/// (llama.cpp offloads the last ones), so they add none to the embedding's own hop, and a host
-/// output layer's hop replaces the logits copy.
-fn handoffs(p: &HostPlacement) -> f64 {
-    2.0 * (p.expert_layers().end - p.expert_layers().start) as f64
-}
-
-/// Time a pass of `tokens` tokens spends on host weights, besides the GPU's own work: below 32
-/// tokens the CPU's reads of them (and of the host layers' KV cache, `host_kv_bytes`) plus the
-/// hand-offs; from 32 on their upload over PCIe. `None` without a host or PCIe speed.
-pub fn host_pass_s(req: &SpeedRequest, p: &HostPlacement, tokens: u64, host_kv_bytes: f64) -> Option<f64> {
-    let e = req.efficiency;
-    let weights = host_weight_bytes(req, p, tokens);
-    let ram = req.host?.memory_bandwidth.0 * e.host_bandwidth.value;
-    if tokens >= OP_OFFLOAD_MIN_TOKENS {
-        let upload = req.device.host_link?.0 * e.host_upload.value;
-        return Some(weights / upload + host_kv_bytes / ram);
+/// The output layer's bytes when llama.cpp left it on the host.
+fn host_output_bytes(req: &SpeedRequest, p: &HostPlacement) -> f64 {
+    if p.output_on_gpu {
+        0.0
+    } else {
+        work::lm_head_bytes(req.inference)
     }
-    Some((weights + host_kv_bytes) / ram + handoffs(p) * e.host_handoff_s.value)
+}
+
+/// Weight bytes a decode step of `tokens` tokens uses from host RAM: the layers' and an output
+/// layer left there (every decoded row gives logits).
+pub fn decode_host_bytes(req: &SpeedRequest, p: &HostPlacement, tokens: u64) -> f64 {
+    host_layer_bytes(req, p, tokens) + host_output_bytes(req, p)
+}
+
+/// GPU↔CPU hand-offs a pass of fewer than 32 tokens adds: two per `--n-cpu-moe` layer that has
+/// routed experts (to the CPU for them, back for the rest of the layer; a dense layer among
+/// them stays on the GPU). Host layers sit before the GPU's (llama.cpp offloads the last ones),
+/// so they add none to the embedding's own hop, and a host output layer's hop replaces the
+/// logits copy.
+fn handoffs(req: &SpeedRequest, p: &HostPlacement) -> f64 {
+    let w = req.inference.weights;
+    2.0 * p.expert_layers().filter(|&l| w.experts_in(l..l + 1) > Bytes::ZERO).count() as f64
+}
+
+/// Time `bytes` of host weights cost a pass of `rows` rows: from 32 rows their upload over PCIe
+/// (op offload), below it the CPU's reads of them from RAM and `hops` hand-offs. `None` without
+/// a host or PCIe speed.
+fn host_weights_s(req: &SpeedRequest, bytes: f64, rows: u64, hops: f64) -> Option<f64> {
+    let e = req.efficiency;
+    if rows >= OP_OFFLOAD_MIN_TOKENS {
+        return Some(bytes / (req.device.host_link?.0 * e.host_upload.value));
+    }
+    Some(bytes / ram_bytes_per_s(req)? + hops * e.host_handoff_s.value)
+}
+
+/// What llama.cpp's CPU matmuls read from host RAM per second.
+fn ram_bytes_per_s(req: &SpeedRequest) -> Option<f64> {
+    Some(req.host?.memory_bandwidth.0 * req.efficiency.host_bandwidth.value)
+}
+
+/// A decode step's time on host weights, besides the GPU's own work: its ubatches (the batch's
+/// tokens, `--ubatch` at a time) each read or upload them, and the host layers' attention reads
+/// their KV cache from RAM. `None` for 2 to 31 tokens a pass: the CPU runs their matmuls at a
+/// FLOP rate not modelled (one token is bound by the reads).
+pub fn decode_host_s(req: &SpeedRequest, p: &HostPlacement) -> Option<f64> {
+    let inf = req.inference;
+    let tokens = inf.batch.min(inf.options.n_ubatch).max(1);
+    if (2..OP_OFFLOAD_MIN_TOKENS).contains(&tokens) {
+        return None;
+    }
+    let passes = inf.batch.div_ceil(tokens) as f64;
+    let kv = work::decode_kv_bytes_in(inf, 0..p.gpu_start, inf.context, inf.batch) / ram_bytes_per_s(req)?;
+    let weights = host_weights_s(req, decode_host_bytes(req, p, tokens), tokens, handoffs(req, p))?;
+    Some(passes * weights + kv)
+}
+
+/// A prefill's time on host weights: `whole` passes of `chunk` tokens and one of `rest`, each
+/// uploading (or, under 32 tokens, reading) the layers' host weights, then the logits of the
+/// last position of each sequence through a host output layer (every position's with
+/// `--logits-all`, in every pass). `None` when host layers hold KV cache: their attention runs
+/// on the CPU at a FLOP rate not modelled.
+pub fn prefill_host_s(req: &SpeedRequest, p: &HostPlacement, (whole, chunk, rest): (u64, u64, u64)) -> Option<f64> {
+    if p.gpu_start > 0 {
+        return None;
+    }
+    let inf = req.inference;
+    let logits_all = inf.options.logits_all_positions;
+    let pass = |tokens: u64| {
+        let output = if logits_all { host_output_bytes(req, p) } else { 0.0 };
+        host_weights_s(req, host_layer_bytes(req, p, tokens) + output, tokens, handoffs(req, p))
+    };
+    let last = if rest > 0 { pass(rest)? } else { 0.0 };
+    let logits = if logits_all { 0.0 } else { host_weights_s(req, host_output_bytes(req, p), inf.batch, 0.0)? };
+    Some(whole as f64 * pass(chunk)? + last + logits)
 }
 
 /// Adds the host's numbers to `basis`.
@@ -75,7 +130,7 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
     match req.host {
         Some(h) => basis.add(
             "host RAM bandwidth",
-            format!("{}, {:.1} GB/s", h.label, h.memory_bandwidth.0 / 1e9),
+            h.label.clone(),
             match h.origin {
                 HostOrigin::Given => "--host-memory: the peak of its channels",
                 HostOrigin::Measured => "calibration: headroom bench's host RAM read",
@@ -86,10 +141,10 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
         ),
         None => basis.add("host RAM", "unknown", "no host given: speeds with weights in host RAM are null"),
     }
-    let batch = req.inference.batch;
+    let batch = req.inference.batch.min(req.inference.options.n_ubatch);
     basis.add(
         "host weights read per decode step",
-        format!("{:.0} B", host_weight_bytes(req, p, batch)),
+        format!("{:.0} B", decode_host_bytes(req, p, batch)),
         "the host layers' weights, the --n-cpu-moe layers' routed experts the batch picks (uniform routing), a host output layer; run on the CPU below 32 tokens, uploaded to the GPU from 32 on (op offload)",
     );
     basis.add("host bandwidth efficiency", format!("{:.2}", e.host_bandwidth.value), e.host_bandwidth.source.clone());
@@ -107,7 +162,7 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
     if !p.expert_layers().is_empty() {
         basis.add(
             "GPU↔CPU hand-offs per decode step",
-            format!("{:.0} × {:.0} µs", handoffs(p), e.host_handoff_s.value * 1e6),
+            format!("{:.0} × {:.0} µs", handoffs(req, p), e.host_handoff_s.value * 1e6),
             e.host_handoff_s.source.clone(),
         );
     }

@@ -204,14 +204,14 @@ fn llama_cpp_prefill_peak_and_dequantization() {
 /// gpt-oss-20b (24 layers of 32 experts, 4 per token) in MXFP4 under llama.cpp on an H200-like
 /// GPU (PCIe 5.0, 63 GB/s) with two channels of DDR5-6000 (96 GB/s): its speed, the bytes of
 /// one decode step's host weights, and the routed experts' bytes.
-fn gpt_oss_offload(options: EngineOptions, context: u64, host: Option<&HostSpeed>) -> (Speed, f64, f64) {
+fn gpt_oss_offload(options: EngineOptions, context: u64, batch: u64, host: Option<&HostSpeed>) -> (Speed, f64, f64) {
     let s = parse_config(include_str!("../../../data/models/gpt-oss-20b.json"), "g", "g").unwrap().spec;
     let tensors = inventory(&s);
     let counts = param_counts(&s, &tensors);
     let format = WeightFormat::parse("mxfp4_moe").unwrap();
     let weights = WeightLayout::from_inventory(s.num_layers, &tensors, |t| format.tensor_bytes(t, &s));
     let mut req =
-        request(&s, &weights, Engine::LlamaCpp, "mxfp4_moe", (context, 1), (150e9 as u64, Generation::Hopper));
+        request(&s, &weights, Engine::LlamaCpp, "mxfp4_moe", (context, batch), (150e9 as u64, Generation::Hopper));
     req.options = options;
     let plan = plan_inference(&req).unwrap();
     let efficiency = Efficiency::defaults(Engine::LlamaCpp, Generation::Hopper);
@@ -224,40 +224,73 @@ fn gpt_oss_offload(options: EngineOptions, context: u64, host: Option<&HostSpeed
         quantized: true,
         host,
     };
-    let host_bytes = offload::placement(&sreq).map_or(0.0, |p| offload::host_weight_bytes(&sreq, &p, 1));
+    let host_bytes = offload::placement(&sreq).map_or(0.0, |p| offload::decode_host_bytes(&sreq, &p, 1));
     (plan_speed(&sreq, &mut BasisLog::default()), host_bytes, weights.routed_experts.0 as f64)
 }
 
-/// `--cpu-moe`: a decoded token reads 4 of 32 experts per layer from RAM at 0.62 × 96 GB/s
-/// instead of from the GPU, and hops GPU→CPU→GPU in each of 24 layers (120 µs a hop).
+/// The llama.cpp host constants: RAM efficiency, upload efficiency, seconds per hop.
+fn host_constants() -> (f64, f64, f64) {
+    let e = Efficiency::defaults(Engine::LlamaCpp, Generation::Hopper);
+    (e.host_bandwidth.value, e.host_upload.value, e.host_handoff_s.value)
+}
+
+/// `--cpu-moe`: a decoded token reads 4 of 32 experts per layer from RAM (96 GB/s at the host
+/// efficiency) instead of from the GPU, and hops GPU→CPU→GPU in each of 24 layers. Two to 31
+/// sequences would run the experts on the CPU at a FLOP rate not modelled: no decode speed.
 #[test]
 fn cpu_moe_decode_reads_the_picked_experts_from_host_ram() {
+    let (ram, _, hop) = host_constants();
     let host = HostSpeed::parse("ddr5-6000:2").unwrap();
     let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
-    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4096, Some(&host));
-    let (offloaded, host_bytes, _) = gpt_oss_offload(cpu_moe.clone(), 4096, Some(&host));
+    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4096, 1, Some(&host));
+    let (offloaded, host_bytes, _) = gpt_oss_offload(cpu_moe.clone(), 4096, 1, Some(&host));
     assert!((host_bytes - experts * 4.0 / 32.0).abs() < 1.0, "{host_bytes} {experts}");
-    let extra = host_bytes / (96e9 * 0.62) - host_bytes / (4.8e12 * 0.885) + 48.0 * 120e-6;
+    let extra = host_bytes / (96e9 * ram) - host_bytes / (4.8e12 * 0.885) + 48.0 * hop;
     let (a, b) = (gpu.inter_token_latency_s.unwrap(), offloaded.inter_token_latency_s.unwrap());
     assert!((b - a - extra).abs() < 1e-9, "{a} {b} {extra}");
-    // Without a host there is no speed to give.
-    assert!(gpt_oss_offload(cpu_moe, 4096, None).0.decode_tokens_per_s.is_none());
+    // Without a host there is no speed to give, nor for a CPU matmul over 2–31 rows.
+    assert!(gpt_oss_offload(cpu_moe.clone(), 4096, 1, None).0.decode_tokens_per_s.is_none());
+    assert!(gpt_oss_offload(cpu_moe.clone(), 4096, 8, Some(&host)).0.decode_tokens_per_s.is_none());
+    assert!(gpt_oss_offload(cpu_moe, 4096, 32, Some(&host)).0.decode_tokens_per_s.is_some());
 }
 
 /// Prompt ubatches of 32 tokens or more upload every expert they touch (all of them at 512
-/// tokens) over 0.7 × 63 GB/s; a last pass of 4 tokens runs its experts on the CPU instead.
-/// With layers left on the host, their attention runs on the CPU: no prefill estimate.
+/// tokens) over PCIe 5.0 at the upload efficiency; a last pass of 4 tokens runs its experts on
+/// the CPU instead. With layers left on the host, their attention runs on the CPU: no prefill
+/// estimate.
 #[test]
 fn cpu_moe_prefill_uploads_the_experts_each_ubatch() {
+    let (ram, upload, hop) = host_constants();
     let host = HostSpeed::parse("96").unwrap();
     let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
-    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4100, Some(&host));
-    let (offloaded, _, _) = gpt_oss_offload(cpu_moe, 4100, Some(&host));
-    let last_pass = experts * (1.0 - (28.0f64 / 32.0).powi(4)) / (96e9 * 0.62) + 48.0 * 120e-6;
-    let uploads = 8.0 * experts * (1.0 - (28.0f64 / 32.0).powi(512)) / (63e9 * 0.7);
+    let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4100, 1, Some(&host));
+    let (offloaded, _, _) = gpt_oss_offload(cpu_moe, 4100, 1, Some(&host));
+    let last_pass = experts * (1.0 - (28.0f64 / 32.0).powi(4)) / (96e9 * ram) + 48.0 * hop;
+    let uploads = 8.0 * experts * (1.0 - (28.0f64 / 32.0).powi(512)) / (63e9 * upload);
     let (a, b) = (gpu.time_to_first_token_s.unwrap(), offloaded.time_to_first_token_s.unwrap());
     assert!((b - a - uploads - last_pass).abs() < 1e-9, "{a} {b} {uploads} {last_pass}");
     let host_layers = EngineOptions { gpu_layers: Some(12), ..EngineOptions::default() };
-    let (partial, _, _) = gpt_oss_offload(host_layers, 4100, Some(&host));
+    let (partial, _, _) = gpt_oss_offload(host_layers, 4100, 1, Some(&host));
     assert!(partial.prefill_tokens_per_s.is_none() && partial.decode_tokens_per_s.is_some());
+}
+
+/// An output layer left on the host (`--n-gpu-layers` equal to the layer count) is read once per
+/// decoded token, but a prompt needs it only for its last position: one CPU read of it, not an
+/// upload per ubatch (every ubatch's with `--logits-all`).
+#[test]
+fn a_host_output_layer_serves_only_the_last_prompt_position() {
+    let (ram, upload, _) = host_constants();
+    let host = HostSpeed::parse("96").unwrap();
+    let layers_only = EngineOptions { gpu_layers: Some(24), ..EngineOptions::default() };
+    let (gpu, _, _) = gpt_oss_offload(EngineOptions::default(), 4096, 1, Some(&host));
+    let (offloaded, output, _) = gpt_oss_offload(layers_only.clone(), 4096, 1, Some(&host));
+    assert!(output > 5e8, "gpt-oss-20b's output layer is 0.58 GB: {output}");
+    let (a, b) = (gpu.time_to_first_token_s.unwrap(), offloaded.time_to_first_token_s.unwrap());
+    assert!((b - a - output / (96e9 * ram)).abs() < 1e-9, "{a} {b}");
+    let logits_all = EngineOptions { logits_all_positions: true, ..layers_only };
+    let (gpu_all, _, _) =
+        gpt_oss_offload(EngineOptions { logits_all_positions: true, ..EngineOptions::default() }, 4096, 1, Some(&host));
+    let (all, _, _) = gpt_oss_offload(logits_all, 4096, 1, Some(&host));
+    let extra = all.time_to_first_token_s.unwrap() - gpu_all.time_to_first_token_s.unwrap();
+    assert!((extra - 8.0 * output / (63e9 * upload)).abs() < 1e-9, "{extra}");
 }

@@ -141,8 +141,8 @@ pub fn layer_weight_bytes(req: &InferenceRequest, tokens: u64) -> f64 {
 pub fn layer_reads(req: &InferenceRequest, layers: Range<u64>, tokens: u64) -> (f64, f64) {
     let w = req.weights;
     let range = layers.start as usize..layers.end as usize;
-    let all: u64 = w.layers[range.clone()].iter().map(|b| b.0).sum();
-    let experts: u64 = w.expert_layers[range].iter().map(|b| b.0).sum();
+    let sum = |v: &[crate::units::Bytes]| v.get(range.clone()).unwrap_or_default().iter().map(|b| b.0).sum::<u64>();
+    let (all, experts) = (sum(&w.layers), sum(&w.expert_layers));
     let touched = req.spec.moe.map_or(1.0, |m| {
         let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
         1.0 - miss.powf(tokens as f64)
