@@ -432,3 +432,17 @@ fn vllm_cpu_offload_moves_weights_to_host_and_reads_them_over_pcie() {
     assert_eq!(code, 1);
     assert!(err.contains("vLLM option"), "{err}");
 }
+
+/// `headroom max` under vLLM finds the least `--cpu-offload-gb` (in quarter GiB) that lets a
+/// model start: Qwen3-30B-A3B in fp8 on one RTX 5090 needs some, a quarter less does not fit.
+#[test]
+fn max_finds_the_least_vllm_cpu_offload() {
+    let args = "qwen3-30b-a3b --weights fp8 --engine vllm --gpu rtx-5090 --context 2048";
+    let out = headroom().arg("max").args(args.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gib = v["min_cpu_offload_gb"].as_f64().expect("vLLM reports min_cpu_offload_gb");
+    assert!(gib > 0.0 && gib < 16.0, "{gib}");
+    let fits = |g: f64| fits(&plan_json(&format!("{args} --cpu-offload-gb {g}")));
+    assert!(fits(gib) && !fits(gib - 0.25));
+    assert!(v["min_cpu_offload_decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+}

@@ -42,6 +42,11 @@ pub struct MaxReport {
     pub min_cpu_moe: Option<u64>,
     /// Decode tokens/s (whole batch) at `min_cpu_moe`.
     pub min_cpu_moe_decode_tokens_per_s: Option<f64>,
+    /// vLLM: the least `--cpu-offload-gb` (GiB per GPU, in quarters) that makes the plan fit
+    /// when it does not without (0 when it does).
+    pub min_cpu_offload_gb: Option<f64>,
+    /// Decode tokens/s (whole batch) at `min_cpu_offload_gb`.
+    pub min_cpu_offload_decode_tokens_per_s: Option<f64>,
     /// The host RAM those speeds assume (`--host-memory`, a bench profile's read, or a typical
     /// desktop), as the plan's basis gives it.
     pub host_memory: Option<String>,
@@ -146,6 +151,13 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         .flatten();
     let (gpu_layers_decode, host_a) = max_gpu_layers.map_or((None, None), |n| search.decode_with(&with_gpu_layers(n)));
     let (cpu_moe_decode, host_b) = min_cpu_moe.map_or((None, None), |n| search.decode_with(&with_cpu_moe(n)));
+    // vLLM --cpu-offload-gb, searched in quarter GiB up to the weights one GPU holds.
+    let with_offload = |quarters: u64| PlanArgs { cpu_offload_gb: Some(quarters as f64 / 4.0), ..at_context.clone() };
+    let weight_quarters = base.memory.weights.0.div_ceil(1 << 28);
+    let min_offload = (base.request.engine == "vllm")
+        .then(|| smallest(weight_quarters, |q| search.fits_with(&with_offload(q))))
+        .flatten();
+    let offload_decode = min_offload.and_then(|q| search.decode_with(&with_offload(q)).0);
     Ok(MaxReport {
         model: base.model.id.clone(),
         gpu: gpu.0.id.clone(),
@@ -160,6 +172,8 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         max_gpu_layers_decode_tokens_per_s: gpu_layers_decode,
         min_cpu_moe,
         min_cpu_moe_decode_tokens_per_s: cpu_moe_decode,
+        min_cpu_offload_gb: min_offload.map(|q| q as f64 / 4.0),
+        min_cpu_offload_decode_tokens_per_s: offload_decode,
         host_memory: host_a.or(host_b),
         context,
         batch: args.batch,
@@ -200,6 +214,16 @@ fn listing(r: &MaxReport) -> Listing {
             };
             rows.push(vec![format!("min --n-cpu-moe at context {}", r.context), n.to_string(), note]);
         }
+    }
+    if let Some(gib) = r.min_cpu_offload_gb {
+        let note = if gib == 0.0 {
+            "every weight fits on the GPUs".to_string()
+        } else {
+            let speed =
+                r.min_cpu_offload_decode_tokens_per_s.map_or(String::new(), |t| format!(" · decode {t:.1} tok/s"));
+            format!("GiB per GPU of the first layers in host memory, read over PCIe every step{speed}")
+        };
+        rows.push(vec![format!("min --cpu-offload-gb at context {}", r.context), format!("{gib}"), note]);
     }
     if let Some(c) = r.max_concurrency {
         rows.push(vec![format!("vLLM concurrency at context {}", r.context), c.to_string(), String::new()]);

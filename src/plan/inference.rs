@@ -653,7 +653,7 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
         // request of max_model_len.
         if pool == Bytes::ZERO {
             cannot_start.push(format!(
-                "no memory is left for the KV cache: weights, the profile-run peak and non-torch memory take {} B of the {} B budget (vLLM: \"No available memory for the cache blocks\"): raise --gpu-memory-utilization or use more GPUs",
+                "no memory is left for the KV cache: weights, the profile-run peak and non-torch memory take {} B of the {} B budget (vLLM: \"No available memory for the cache blocks\"): raise --gpu-memory-utilization, use more GPUs or offload weights (--cpu-offload-gb; headroom max finds the least)",
                 non_kv.0, budget.0
             ));
         } else if max_concurrency < 1.0 {
