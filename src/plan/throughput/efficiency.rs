@@ -68,6 +68,9 @@ pub struct Efficiency {
     pub kernel_gap_per_layer_s: Factor,
     /// Latency of one all-reduce step on the GPU link.
     pub allreduce_latency_s: Factor,
+    /// Tokens per expert at which a prompt pass's routed-expert GEMMs run at half the dense rate
+    /// (0: as fast as dense ones).
+    pub expert_gemm_half_tokens: Factor,
     /// Fraction of the host RAM's peak bandwidth that llama.cpp's CPU matmuls get on host
     /// weights (`offload`).
     pub host_bandwidth: Factor,
@@ -115,6 +118,17 @@ const HOST_UPLOAD_SOURCE: &str = "published prompt rates with every expert on th
 const HOST_HANDOFF_S: f64 = 127e-6;
 const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 on an RTX 2080 + i9-10900X (~102 GB/s DDR4), 36.7 tok/s (llmfit PR #755): 72 hops at 127 µs close the gap to the read times (55.2 tok/s); a synchronised copy, then the CPU's threads or the next GPU split's kernel launches";
 
+/// llama.cpp's routed-expert GEMMs (MMQ with expert ids) pay a fixed cost per expert and tile
+/// beside the work of its tokens: staging the expert's weight tiles, the tile setup and stream-k
+/// fix-up, whatever few columns the tile holds. Worth about 64 tokens' work, so a pass giving
+/// each expert `n` tokens runs them at `n / (n + 64)` of the dense rate. Fitted to one ubatch
+/// sweep: gpt-oss-20b pp512 on an RTX 3090 (llama.cpp PR #20586, 2026) at ubatch 64, 128, 256,
+/// 512 (8–64 tokens per expert) gives 1,672, 2,036, 3,086, 4,739 tok/s, planned within −16% to
+/// +23% with it and 2.7–4.3× too fast without. Dense models (one "expert" of every token) keep
+/// their rate; larger ubatches recover the MoE rate, as llama.cpp users find.
+const EXPERT_GEMM_HALF_TOKENS: f64 = 64.0;
+const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026): a fixed cost per expert GEMM worth ~64 tokens; dense-equivalent rate n/(n+64) at n tokens per expert";
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -152,6 +166,7 @@ impl Efficiency {
                 10e-6,
                 "assumed NCCL small-message latency per ring step, ~10 µs (not measured here)",
             ),
+            expert_gemm_half_tokens: zero("grouped expert GEMMs at the dense rate (not measured for this engine)"),
             host_bandwidth: f(HOST_BANDWIDTH, HOST_BANDWIDTH_SOURCE),
             host_upload: f(HOST_UPLOAD, HOST_UPLOAD_SOURCE),
             host_handoff_s: f(HOST_HANDOFF_S, HOST_HANDOFF_SOURCE),
@@ -194,6 +209,7 @@ impl Efficiency {
                     26e-6,
                     "llama.cpp decode runs ~18 small kernels per layer (norms, RoPE, KV writes, attention, adds, GLU): 26 µs per layer over the bandwidth roofline, the median of four llama-bench tg128 rows (RTX 4090 F16 7B 28 µs; RTX 6000 Ada 8B Q4_0 18, 3B Q4_K_M 25, gpt-oss-20b 32; published-speed.toml)",
                 );
+                e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
             }
             Engine::Vllm | Engine::LlamaCpp => {}
         }
@@ -239,6 +255,7 @@ impl Efficiency {
             "host_per_double_quant_linear_ms",
         );
         set(&mut self.kernel_gap_per_layer_s, c.kernel_gap_per_layer_us, 1e-6, "kernel_gap_per_layer_us");
+        set(&mut self.expert_gemm_half_tokens, c.expert_gemm_half_tokens, 1.0, "expert_gemm_half_tokens");
         set(&mut self.host_bandwidth, c.host_bandwidth, 1.0, "host_bandwidth");
         set(&mut self.host_upload, c.host_upload, 1.0, "host_upload");
         set(&mut self.host_handoff_s, c.host_handoff_us, 1e-6, "host_handoff_us");
@@ -267,6 +284,7 @@ impl Efficiency {
             &self.kernel_gap_per_layer_s,
             &self.allreduce_latency_s,
             &self.host_handoff_s,
+            &self.expert_gemm_half_tokens,
         ];
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
@@ -318,6 +336,7 @@ pub struct EngineCalibration {
     pub host_per_quantized_linear_ms: Option<f64>,
     pub host_per_double_quant_linear_ms: Option<f64>,
     pub kernel_gap_per_layer_us: Option<f64>,
+    pub expert_gemm_half_tokens: Option<f64>,
     pub host_bandwidth: Option<f64>,
     pub host_upload: Option<f64>,
     pub host_handoff_us: Option<f64>,

@@ -130,8 +130,11 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let e = req.efficiency;
     let flops = work::prefill_flops(inf.spec, req.params, inf.context, inf.batch, &inf.options);
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
-    let compute = flops / (peak(req)? * e.prefill_compute.value * tp);
     let (passes, pass_tokens) = prefill_passes(inf);
+    // Routed-expert GEMMs run below the dense rate when each expert gets few of a pass's tokens.
+    let expert_flops = 2.0 * (inf.context * inf.batch) as f64 * work::routed_params_per_token(inf.spec) as f64;
+    let slowdown = 1.0 / expert_gemm_efficiency(req, pass_tokens) - 1.0;
+    let compute = (flops + expert_flops * slowdown) / (peak(req)? * e.prefill_compute.value * tp);
     let head_reads = if inf.options.logits_all_positions { passes } else { 1 };
     let memory = (passes as f64 * work::layer_weight_bytes(inf, pass_tokens)
         + head_reads as f64 * work::lm_head_bytes(inf))
@@ -200,6 +203,20 @@ fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
     let (_, chunk) = prefill_passes(req.inference);
     let tokens = req.inference.context * req.inference.batch;
     offload::prefill_host_s(req, &p, (tokens / chunk, chunk, tokens % chunk))
+}
+
+/// The rate of a pass's routed-expert GEMMs relative to dense ones: `n / (n + n½)` for `n` the
+/// tokens each expert gets on average (`tokens · k / E`) and `n½` the engine's half-rate point
+/// (llama.cpp's MMQ for `MUL_MAT_ID`); 1 where the engine has none.
+fn expert_gemm_efficiency(req: &SpeedRequest, pass_tokens: u64) -> f64 {
+    let half = req.efficiency.expert_gemm_half_tokens.value;
+    match req.inference.spec.moe {
+        Some(m) if half > 0.0 => {
+            let n = pass_tokens as f64 * m.experts_per_token as f64 / m.num_experts.max(1) as f64;
+            n / (n + half)
+        }
+        _ => 1.0,
+    }
 }
 
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
@@ -322,6 +339,19 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
         let f = &e.host_per_moe_layer_s;
         basis.add("host time per MoE layer (ms)", format!("{:.3}", f.value * 1e3), f.source.clone());
         basis.add("active parameters (speed)", req.params.active, "routed experts counted experts_per_token times");
+    }
+    if inf.spec.moe.is_some() && e.expert_gemm_half_tokens.value > 0.0 {
+        let f = &e.expert_gemm_half_tokens;
+        let (_, pass_tokens) = prefill_passes(inf);
+        basis.add(
+            "routed-expert GEMM rate in a prompt pass",
+            format!(
+                "{:.2} of dense (half at {:.0} tokens per expert)",
+                expert_gemm_efficiency(req, pass_tokens),
+                f.value
+            ),
+            f.source.clone(),
+        );
     }
     if e.kernel_gap_per_layer_s.value > 0.0 {
         let f = &e.kernel_gap_per_layer_s;

@@ -108,6 +108,16 @@ pub fn prefill_flops(spec: &ModelSpec, p: Params, t: u64, batch: u64, options: &
     linear + b * mixing_flops(spec, t)
 }
 
+/// Parameters of the routed experts one token passes through, all MoE layers together:
+/// `experts_per_token` experts of two or three `hidden × expert_intermediate` matrices each.
+/// gpt-oss-20b: 24 layers · 4 · 3 · 2,880 · 2,880 = 2,388,787,200.
+pub fn routed_params_per_token(spec: &ModelSpec) -> u64 {
+    let Some(m) = spec.moe else { return 0 };
+    let matrices = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
+    let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as u64;
+    moe_layers * m.experts_per_token * matrices * spec.hidden_size * m.expert_intermediate_size
+}
+
 /// Decode FLOPs of one step: `2·B·P_mm` plus attention over every cached key and the
 /// linear-attention layers' state work.
 pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f64, f64) {
