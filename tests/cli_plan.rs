@@ -445,4 +445,13 @@ fn max_finds_the_least_vllm_cpu_offload() {
     let fits = |g: f64| fits(&plan_json(&format!("{args} --cpu-offload-gb {g}")));
     assert!(fits(gib) && !fits(gib - 0.25));
     assert!(v["min_cpu_offload_decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    // The user's own --cpu-offload-gb does not shrink the search.
+    let out = headroom()
+        .arg("max")
+        .args(args.split_whitespace())
+        .args(["--cpu-offload-gb", "27", "--format", "json"])
+        .output()
+        .unwrap();
+    let v2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v2["min_cpu_offload_gb"], v["min_cpu_offload_gb"]);
 }

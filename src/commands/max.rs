@@ -153,7 +153,14 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     let (cpu_moe_decode, host_b) = min_cpu_moe.map_or((None, None), |n| search.decode_with(&with_cpu_moe(n)));
     // vLLM --cpu-offload-gb, searched in quarter GiB up to the weights one GPU holds.
     let with_offload = |quarters: u64| PlanArgs { cpu_offload_gb: Some(quarters as f64 / 4.0), ..at_context.clone() };
-    let weight_quarters = base.memory.weights.0.div_ceil(1 << 28);
+    // The limit: every weight one GPU holds without any offload the user asked for.
+    let unoffloaded = PlanArgs { cpu_offload_gb: None, ..at_context.clone() };
+    let weight_quarters = match base.request.engine.as_str() {
+        "vllm" => {
+            plan_report_on(&model, &unoffloaded, Some(gpu), calibration.as_ref())?.memory.weights.0.div_ceil(1 << 28)
+        }
+        _ => 0,
+    };
     let min_offload = (base.request.engine == "vllm")
         .then(|| smallest(weight_quarters, |q| search.fits_with(&with_offload(q))))
         .flatten();
@@ -214,6 +221,10 @@ fn listing(r: &MaxReport) -> Listing {
             };
             rows.push(vec![format!("min --n-cpu-moe at context {}", r.context), n.to_string(), note]);
         }
+    }
+    if r.engine == "vllm" && r.min_cpu_offload_gb.is_none() {
+        let row = format!("min --cpu-offload-gb at context {}", r.context);
+        rows.push(vec![row, "does not fit".into(), "not even with every decoder layer in host memory".into()]);
     }
     if let Some(gib) = r.min_cpu_offload_gb {
         let note = if gib == 0.0 {

@@ -120,14 +120,16 @@ const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 o
 
 /// llama.cpp's routed-expert GEMMs (MMQ with expert ids) pay a fixed cost per expert and tile
 /// beside the work of its tokens: staging the expert's weight tiles, the tile setup and stream-k
-/// fix-up, whatever few columns the tile holds. Worth about 64 tokens' work, so a pass giving
-/// each expert `n` tokens runs them at `n / (n + 64)` of the dense rate. Fitted to one ubatch
+/// fix-up, whatever few columns the tile holds. Worth about 72 tokens' work, so a pass giving
+/// each expert `n` tokens runs them at `n / (n + 72)` of the dense rate. Fitted to one ubatch
 /// sweep: gpt-oss-20b pp512 on an RTX 3090 (llama.cpp PR #20586, 2026) at ubatch 64, 128, 256,
-/// 512 (8–64 tokens per expert) gives 1,672, 2,036, 3,086, 4,739 tok/s, planned within −16% to
-/// +23% with it and 2.7–4.3× too fast without. Dense models (one "expert" of every token) keep
-/// their rate; larger ubatches recover the MoE rate, as llama.cpp users find.
-const EXPERT_GEMM_HALF_TOKENS: f64 = 64.0;
-const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026): a fixed cost per expert GEMM worth ~64 tokens; dense-equivalent rate n/(n+64) at n tokens per expert";
+/// 512 (8–64 tokens per expert) gives 1,672, 2,036, 3,086, 4,739 tok/s, planned within −22% to
+/// +23% with it and 2.2–4.5× too fast without. The form is linear in the pass's tokens where
+/// the sweep is concave: under 8 tokens per expert it overstates the cost (Qwen3-30B-A3B at 1–4
+/// tokens per expert plans 16–41% slow). Dense models keep their rate; larger ubatches recover
+/// the MoE rate, as llama.cpp users find.
+const EXPERT_GEMM_HALF_TOKENS: f64 = 72.0;
+const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026), −22% to +23%: a fixed cost per expert GEMM worth ~72 tokens, a dense-equivalent rate n/(n+72) at n tokens per expert; it overstates the cost under 8 tokens per expert";
 
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {

@@ -20,7 +20,8 @@
 //! from RAM at 0.62 × 96 GB/s = 32.1 ms, plus 72 hops × 127 µs = 9.1 ms, plus the GPU's 2.1 ms
 //! of attention and output weights and 0.9 ms of kernel gaps: 44.3 ms, 22.6 tok/s. A 512-token
 //! prompt ubatch touches every expert: 61.07 GB over PCIe 4.0 x16 at 0.5 × 31.5 GB/s = 3.88 s,
-//! so a 4,096-token prompt takes 31.6 s (130 tok/s); a larger `--ubatch` amortises the uploads.
+//! so with the GPU's work (its MoE GEMMs at 16 tokens per expert) a 4,096-token prompt takes
+//! 32.2 s (127 tok/s); a larger `--ubatch` amortises the uploads.
 
 use super::super::basis::BasisLog;
 use super::work;
@@ -95,13 +96,14 @@ fn ram_bytes_per_s(req: &SpeedRequest) -> Option<f64> {
 pub fn decode_host_s(req: &SpeedRequest, p: &HostPlacement) -> Option<f64> {
     let inf = req.inference;
     let tokens = inf.batch.min(inf.options.n_ubatch).max(1);
-    if (2..OP_OFFLOAD_MIN_TOKENS).contains(&tokens) {
+    let (whole, rest) = (inf.batch / tokens, inf.batch % tokens);
+    if [tokens, rest].iter().any(|t| (2..OP_OFFLOAD_MIN_TOKENS).contains(t)) {
         return None;
     }
-    let passes = inf.batch.div_ceil(tokens) as f64;
+    let pass = |t: u64| host_weights_s(req, decode_host_bytes(req, p, t), t, handoffs(req, p));
+    let last = if rest > 0 { pass(rest)? } else { 0.0 };
     let kv = work::decode_kv_bytes_in(inf, 0..p.gpu_start, inf.context, inf.batch) / ram_bytes_per_s(req)?;
-    let weights = host_weights_s(req, decode_host_bytes(req, p, tokens), tokens, handoffs(req, p))?;
-    Some(passes * weights + kv)
+    Some(whole as f64 * pass(tokens)? + last + kv)
 }
 
 /// A prefill's time on host weights: `whole` passes of `chunk` tokens and one of `rest`, each
@@ -120,7 +122,10 @@ pub fn prefill_host_s(req: &SpeedRequest, p: &HostPlacement, (whole, chunk, rest
         host_weights_s(req, host_layer_bytes(req, p, tokens) + output, tokens, handoffs(req, p))
     };
     let last = if rest > 0 { pass(rest)? } else { 0.0 };
-    let logits = if logits_all { 0.0 } else { host_weights_s(req, host_output_bytes(req, p), inf.batch, 0.0)? };
+    // Each ubatch holding some sequence's last position reads the output layer for it.
+    let reads = inf.batch.min(whole + u64::from(rest > 0)) as f64;
+    let rows = inf.batch.div_ceil(reads as u64).max(1);
+    let logits = if logits_all { 0.0 } else { reads * host_weights_s(req, host_output_bytes(req, p), rows, 0.0)? };
     Some(whole as f64 * pass(chunk)? + last + logits)
 }
 
