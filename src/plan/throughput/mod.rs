@@ -386,17 +386,7 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
             format!("{offloaded:.0} B"),
             "vLLM --cpu-offload-gb: the kernels read the parameters in pinned host memory over each GPU's PCIe link (UVA), every forward pass; the experts a batch touches of a MoE layer",
         );
-        let link = d.host_link.map_or("unknown: speeds are null".to_string(), |l| format!("{:.2} GB/s", l.0 / 1e9));
-        basis.add(
-            "PCIe link to the host (per direction)",
-            link,
-            "GPU catalog: its PCIe interconnect, else x16 at its generation",
-        );
-        basis.add(
-            "host read efficiency over PCIe",
-            format!("{:.2}", e.host_upload.value),
-            e.host_upload.source.clone(),
-        );
+        offload::explain_host_link(req, basis);
     }
     let ttft = prefill_s(req);
     let step = decode_step_s(req);

@@ -153,17 +153,7 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
         "the host layers' weights, the --n-cpu-moe layers' routed experts the batch picks (uniform routing), a host output layer; run on the CPU below 32 tokens, uploaded to the GPU from 32 on (op offload)",
     );
     basis.add("host bandwidth efficiency", format!("{:.2}", e.host_bandwidth.value), e.host_bandwidth.source.clone());
-    let link = req.device.host_link.map_or("unknown (prefill null)".to_string(), |l| format!("{:.2} GB/s", l.0 / 1e9));
-    basis.add(
-        "PCIe link to the host (per direction)",
-        link,
-        "GPU catalog: its PCIe interconnect, else x16 at its generation",
-    );
-    basis.add(
-        "host weight upload efficiency (op offload)",
-        format!("{:.2}", e.host_upload.value),
-        e.host_upload.source.clone(),
-    );
+    explain_host_link(req, basis);
     if !p.expert_layers().is_empty() {
         basis.add(
             "GPU↔CPU hand-offs per decode step",
@@ -178,4 +168,20 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
             "the attention of layers left on the host runs on the CPU beside their KV cache, at a FLOP rate not modelled",
         );
     }
+}
+
+/// The PCIe link host weights cross and the fraction of it they get (llama.cpp's uploads, vLLM's
+/// offloaded reads), added to `basis`.
+pub fn explain_host_link(req: &SpeedRequest, basis: &mut BasisLog) {
+    let link = req
+        .device
+        .host_link
+        .map_or("unknown: the speeds that cross it are null".to_string(), |l| format!("{:.2} GB/s", l.0 / 1e9));
+    basis.add(
+        "PCIe link to the host (per direction)",
+        link,
+        "GPU catalog: its PCIe interconnect, else x16 at its generation",
+    );
+    let e = &req.efficiency.host_upload;
+    basis.add("host weight transfer efficiency over PCIe", format!("{:.2}", e.value), e.source.clone());
 }
