@@ -6,6 +6,9 @@
 //! and `2(t−1)` latencies, twice per layer; llm-analysis), hidden-state hand-offs between
 //! layer-split stages (run one after another, llama.cpp / ExLlama), dequantization passes and,
 //! for eager engines, the host's per-layer launch time (the step cannot be shorter than it).
+//! Weights outside the GPU add the time of their path: llama.cpp's host RAM and uploads
+//! (`offload`), vLLM's `--cpu-offload-gb` reads over PCIe. llama.cpp's routed-expert GEMMs in a
+//! prompt pass run below the dense rate when each expert gets few tokens (`n / (n + 72)`).
 //! Because every term is at least its pure roofline, decode never beats bandwidth ÷ bytes read
 //! and prefill never beats peak FLOP/s (property-tested over the catalog).
 //!

@@ -123,9 +123,10 @@ pub fn prefill_host_s(req: &SpeedRequest, p: &HostPlacement, (whole, chunk, rest
     };
     let last = if rest > 0 { pass(rest)? } else { 0.0 };
     // Each ubatch holding some sequence's last position reads the output layer for it.
-    let reads = inf.batch.min(whole + u64::from(rest > 0)) as f64;
-    let rows = inf.batch.div_ceil(reads as u64).max(1);
-    let logits = if logits_all { 0.0 } else { reads * host_weights_s(req, host_output_bytes(req, p), rows, 0.0)? };
+    let reads = inf.batch.min(whole + u64::from(rest > 0)).max(1);
+    let rows = inf.batch.div_ceil(reads);
+    let logits =
+        if logits_all { 0.0 } else { reads as f64 * host_weights_s(req, host_output_bytes(req, p), rows, 0.0)? };
     Some(whole as f64 * pass(chunk)? + last + logits)
 }
 
