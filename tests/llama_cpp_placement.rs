@@ -178,3 +178,27 @@ fn max_keeps_cpu_moe_for_the_gpu_layers_search() {
     assert_eq!(v["max_gpu_layers"], 37, "{v}");
     assert!(v["max_gpu_layers_decode_tokens_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// llama.cpp's routed-expert GEMMs at `n / (n + 72)` of the dense rate, n = ubatch · k / E:
+/// gpt-oss-20b at the default ubatch gives each of 32 experts 64 tokens (0.47); a 2,048-token
+/// ubatch lifts the MoE prompt rate, not a dense model's; vLLM has no such term.
+#[test]
+fn larger_ubatches_recover_the_moe_prompt_rate() {
+    let base = "--engine llama.cpp --gpu rtx-4090 --context 4096";
+    let moe = |ub: u32| plan_json(&format!("gpt-oss-20b --weights mxfp4_moe {base} --ubatch {ub}"));
+    let dense = |ub: u32| plan_json(&format!("llama-3.1-8b --weights q4_0 {base} --ubatch {ub}"));
+    let rate = |v: &serde_json::Value| {
+        v["basis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == "routed-expert GEMM rate in a prompt pass")
+            .map(|b| b["value"].clone())
+    };
+    assert_eq!(rate(&moe(512)).unwrap(), "0.47 of dense (half at 72 tokens per expert)");
+    let pp = |v: &serde_json::Value| f(v, "/throughput/prefill_tokens_per_s");
+    assert!(pp(&moe(2048)) > 1.4 * pp(&moe(512)), "{} {}", pp(&moe(2048)), pp(&moe(512)));
+    assert!(pp(&dense(2048)) < 1.05 * pp(&dense(512)));
+    let vllm = plan_json("gpt-oss-20b --engine vllm --gpu h100-sxm --context 4096");
+    assert!(rate(&vllm).is_none());
+}

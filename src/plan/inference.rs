@@ -713,3 +713,44 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
         headroom_bytes: headroom,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tensors::inventory;
+
+    /// The doc's example: Llama-2-13B in bf16 has 605 MiB per layer, so 8 GiB moves 13 whole
+    /// layers and 0.54 of the 14th; at tensor parallel 2 each GPU's half-layers go twice as far;
+    /// a budget beyond the layers moves them all; other engines move nothing.
+    #[test]
+    fn vllm_offload_takes_the_first_layers_in_order() {
+        let text = include_str!("../../data/models/llama-2-13b.json");
+        let spec = crate::model::config::parse_config(text, "m", "m.json").unwrap().spec;
+        let format = WeightFormat::parse("bf16").unwrap();
+        let weights =
+            WeightLayout::from_inventory(spec.num_layers, &inventory(&spec), |t| format.tensor_bytes(t, &spec));
+        let gib = 1u64 << 30;
+        let req = |engine, bytes| InferenceRequest {
+            spec: &spec,
+            weights: &weights,
+            format,
+            kv: crate::quant::KvFormat::Bf16,
+            context: 4096,
+            batch: 1,
+            engine,
+            options: EngineOptions { cpu_offload_bytes: bytes, ..EngineOptions::default() },
+            device: None,
+            split: None,
+        };
+        let layer = weights.layers[0].0;
+        let o = vllm_offload(&req(Engine::Vllm, 8 * gib), 0..40, 1);
+        assert_eq!((o.bytes.0, o.whole), (8 * gib, 0..13));
+        assert!(
+            (o.partial - (8 * gib - 13 * layer) as f64 / layer as f64).abs() < 1e-12 && (o.partial - 0.54).abs() < 0.01
+        );
+        assert_eq!(vllm_offload(&req(Engine::Vllm, 8 * gib), 0..40, 2).whole, 0..27);
+        let all = vllm_offload(&req(Engine::Vllm, 1024 * gib), 0..40, 1);
+        assert_eq!((all.bytes.0, all.whole, all.partial), (40 * layer, 0..40, 0.0));
+        assert_eq!(vllm_offload(&req(Engine::LlamaCpp, 8 * gib), 0..40, 1).bytes, Bytes::ZERO);
+    }
+}

@@ -260,6 +260,18 @@ mod tests {
         assert_eq!(s.sublayers(), 56);
     }
 
+    /// The doc's gpt-oss-20b figure; DeepSeek-V2-Lite's first layer is dense, so 26 of its 27
+    /// layers route 6 of 64 experts of 3 · 2,048 · 1,408; a dense model routes none.
+    #[test]
+    fn routed_params_count_moe_layers_only() {
+        let parse = |text: &str| crate::model::config::parse_config(text, "m", "m.json").unwrap().spec;
+        let gpt_oss = parse(include_str!("../../../data/models/gpt-oss-20b.json"));
+        assert_eq!(routed_params_per_token(&gpt_oss), 2_388_787_200);
+        let lite = parse(include_str!("../../../data/models/deepseek-v2-lite.json"));
+        assert_eq!(routed_params_per_token(&lite), 26 * 6 * 3 * 2048 * 1408);
+        assert_eq!(routed_params_per_token(&llama_2_7b()), 0);
+    }
+
     #[test]
     fn llama2_7b_matmul_params_and_pair_flops() {
         let s = llama_2_7b();
