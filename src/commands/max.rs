@@ -77,7 +77,11 @@ impl Search<'_> {
     /// The plan's decode speed and the host RAM it assumed, for a layout found to fit.
     fn decode_with(&self, args: &PlanArgs) -> (Option<f64>, Option<String>) {
         let Ok(r) = plan_report_on(self.model, args, Some(self.gpu), self.calibration) else { return (None, None) };
-        let host = r.basis.iter().find(|b| b.name == "host RAM bandwidth").map(|b| b.value.clone());
+        let host = r
+            .basis
+            .iter()
+            .find(|b| b.name == crate::plan::throughput::offload::HOST_RAM_BASIS)
+            .map(|b| b.value.clone());
         (r.throughput.decode_tokens_per_s, host)
     }
 }

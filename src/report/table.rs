@@ -23,10 +23,13 @@ pub fn plan(r: &PlanReport) -> String {
     if let Some(h) = &r.host {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         // The speed model's host, where it has one: say whether it was given or assumed.
-        let peak = r.basis.iter().find(|b| b.name == "host RAM bandwidth").map_or(String::new(), |b| {
-            let assumed = if b.source.starts_with("assumed") { " (assumed; --host-memory to change)" } else { "" };
-            format!(", read at {}{assumed}", b.value)
-        });
+        let peak = r.basis.iter().find(|b| b.name == crate::plan::throughput::offload::HOST_RAM_BASIS).map_or(
+            String::new(),
+            |b| {
+                let assumed = if b.source.starts_with("assumed") { " (assumed; --host-memory to change)" } else { "" };
+                format!(", read at {}{assumed}", b.value)
+            },
+        );
         out.push_str(&format!(
             "host RAM: {:.2} GiB ({:.2} GiB weights, {:.2} GiB KV cache on the CPU){peak}\n",
             gib(h.total_bytes),

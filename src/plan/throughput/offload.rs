@@ -31,6 +31,9 @@ use crate::plan::engine::{HostPlacement, OP_OFFLOAD_MIN_TOKENS};
 use crate::plan::Engine;
 use crate::units::Bytes;
 
+/// The `basis` entry naming the host RAM the speeds assume (reports and `max` read it back).
+pub const HOST_RAM_BASIS: &str = "host RAM bandwidth";
+
 /// Where the request leaves weights in host RAM; `None` when nothing is there (or the engine is
 /// not llama.cpp, the only one the placement options apply to).
 pub fn placement(req: &SpeedRequest) -> Option<HostPlacement> {
@@ -135,7 +138,7 @@ pub fn explain(req: &SpeedRequest, p: &HostPlacement, basis: &mut BasisLog) {
     let e = req.efficiency;
     match req.host {
         Some(h) => basis.add(
-            "host RAM bandwidth",
+            HOST_RAM_BASIS,
             h.label.clone(),
             match h.origin {
                 HostOrigin::Given => "--host-memory: the peak of its channels",

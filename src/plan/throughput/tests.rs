@@ -228,6 +228,11 @@ fn gpt_oss_offload(options: EngineOptions, context: u64, batch: u64, host: Optio
     (plan_speed(&sreq, &mut BasisLog::default()), host_bytes, weights.routed_experts.0 as f64)
 }
 
+/// gpt-oss-20b's 24 layers with their routed experts in host RAM (`--cpu-moe`).
+fn cpu_moe() -> EngineOptions {
+    EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() }
+}
+
 /// The llama.cpp host constants: RAM efficiency, upload efficiency, seconds per hop.
 fn host_constants() -> (f64, f64, f64) {
     let e = Efficiency::defaults(Engine::LlamaCpp, Generation::Hopper);
@@ -241,7 +246,7 @@ fn host_constants() -> (f64, f64, f64) {
 fn cpu_moe_decode_reads_the_picked_experts_from_host_ram() {
     let (ram, _, hop) = host_constants();
     let host = HostSpeed::parse("ddr5-6000:2").unwrap();
-    let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
+    let cpu_moe = cpu_moe();
     let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4096, 1, Some(&host));
     let (offloaded, host_bytes, _) = gpt_oss_offload(cpu_moe.clone(), 4096, 1, Some(&host));
     assert!((host_bytes - experts * 4.0 / 32.0).abs() < 1.0, "{host_bytes} {experts}");
@@ -262,7 +267,7 @@ fn cpu_moe_decode_reads_the_picked_experts_from_host_ram() {
 fn cpu_moe_prefill_uploads_the_experts_each_ubatch() {
     let (ram, upload, hop) = host_constants();
     let host = HostSpeed::parse("96").unwrap();
-    let cpu_moe = EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() };
+    let cpu_moe = cpu_moe();
     let (gpu, _, experts) = gpt_oss_offload(EngineOptions::default(), 4100, 1, Some(&host));
     let (offloaded, _, _) = gpt_oss_offload(cpu_moe, 4100, 1, Some(&host));
     let last_pass = experts * (1.0 - (28.0f64 / 32.0).powi(4)) / (96e9 * ram) + 48.0 * hop;
