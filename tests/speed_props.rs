@@ -72,7 +72,7 @@ proptest! {
     /// batch's last one) of 2–31 tokens a decode speed.
     #[test]
     fn host_weights_slow_decode_monotonically(
-        model_i in 0usize..4, gpu_i in 0usize..64, gbs in 10.0f64..500.0, context in 1u64..40_000,
+        model_i in 0usize..4, gpu_i in 0usize..64, gbs in 10.0f64..300.0, context in 1u64..40_000,
         batch in 1u64..64, n in 0u64..1000, ubatch in 1u64..4096,
     ) {
         let spec = ModelCatalog::builtin().get(MOE_MODELS[model_i]).unwrap().spec();
@@ -86,6 +86,10 @@ proptest! {
         // Without a PCIe link in the catalog (Apple's unified memory) uploads have no speed.
         prop_assume!(device.host_link.is_some() && device.peak_16bit.is_some());
         let efficiency = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
+        // Only while the host's RAM streams slower than the GPU's memory (a 12-channel server
+        // beside an L4 can be faster, and then moving layers to it is faster too).
+        let gpu_rate = device.bandwidth.0 * efficiency.bandwidth.value;
+        prop_assume!(2.0 * gbs * 1e9 * efficiency.host_bandwidth.value < gpu_rate);
         let params = Params { total: counts.total, active: counts.active };
         let speed = |options: EngineOptions, host_gbs: f64| {
             let req = InferenceRequest {
