@@ -181,7 +181,8 @@ fn max_keeps_cpu_moe_for_the_gpu_layers_search() {
 
 /// llama.cpp's routed-expert GEMMs at `n / (n + 72)` of the dense rate, n = ubatch · k / E:
 /// gpt-oss-20b at the default ubatch gives each of 32 experts 64 tokens (0.47); a 2,048-token
-/// ubatch lifts the MoE prompt rate, not a dense model's; vLLM has no such term.
+/// ubatch lifts the MoE prompt rate, not a dense model's; vLLM has no such term. A 16-token
+/// ubatch of Qwen3-30B-A3B touches 1 − (15/16)^16 = 64% of its experts, and only those pay.
 #[test]
 fn larger_ubatches_recover_the_moe_prompt_rate() {
     let base = "--engine llama.cpp --gpu rtx-4090 --context 4096";
@@ -195,7 +196,10 @@ fn larger_ubatches_recover_the_moe_prompt_rate() {
             .find(|b| b["name"] == "routed-expert GEMM rate in a prompt pass")
             .map(|b| b["value"].clone())
     };
-    assert_eq!(rate(&moe(512)).unwrap(), "0.47 of dense (half at 72 tokens per expert)");
+    let touched = "72 tokens' work per touched expert per pass; 100% of experts touched";
+    assert_eq!(rate(&moe(512)).unwrap(), format!("0.47 of dense ({touched})"));
+    let qwen = plan_json(&format!("qwen3-30b-a3b --weights q4_0 {base} --ubatch 16"));
+    assert!(rate(&qwen).unwrap().as_str().unwrap().ends_with("; 64% of experts touched)"), "{:?}", rate(&qwen));
     let pp = |v: &serde_json::Value| f(v, "/throughput/prefill_tokens_per_s");
     assert!(pp(&moe(2048)) > 1.4 * pp(&moe(512)), "{} {}", pp(&moe(2048)), pp(&moe(512)));
     assert!(pp(&dense(2048)) < 1.05 * pp(&dense(512)));

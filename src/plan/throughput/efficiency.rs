@@ -118,18 +118,20 @@ const HOST_UPLOAD_SOURCE: &str = "published prompt rates with every expert on th
 const HOST_HANDOFF_S: f64 = 127e-6;
 const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 on an RTX 2080 + i9-10900X (~102 GB/s DDR4), 36.7 tok/s (llmfit PR #755): 72 hops at 127 µs close the gap to the read times (55.2 tok/s); a synchronised copy, then the CPU's threads or the next GPU split's kernel launches";
 
-/// llama.cpp's routed-expert GEMMs (MMQ with expert ids) pay a fixed cost per expert and tile
-/// beside the work of its tokens: staging the expert's weight tiles, the tile setup and stream-k
-/// fix-up, whatever few columns the tile holds. Worth about 72 tokens' work, so a pass giving
-/// each expert `n` tokens runs them at `n / (n + 72)` of the dense rate. Fitted to one ubatch
-/// sweep: gpt-oss-20b pp512 on an RTX 3090 (llama.cpp PR #20586, 2026) at ubatch 64, 128, 256,
-/// 512 (8–64 tokens per expert) gives 1,672, 2,036, 3,086, 4,739 tok/s, planned within −22% to
-/// +23% with it and 2.2–4.5× too fast without. The form is linear in the pass's tokens where
-/// the sweep is concave: under 8 tokens per expert it overstates the cost (Qwen3-30B-A3B at 1–4
-/// tokens per expert plans 16–41% slow). Dense models keep their rate; larger ubatches recover
-/// the MoE rate, as llama.cpp users find.
+/// llama.cpp's routed-expert GEMMs (MMQ with expert ids) pay a fixed cost per pass for each
+/// expert its tokens touch, beside the work of those tokens: staging the expert's weight tiles,
+/// the tile setup and stream-k fix-up, whatever few columns the tile holds; an expert no token
+/// picked launches nothing. Worth about 72 tokens' work, so a pass giving each expert `n` tokens
+/// runs them at `n / (n + 72)` of the dense rate. Fitted to one ubatch sweep: gpt-oss-20b pp512
+/// on an RTX 3090 (llama.cpp PR #20586, 2026) at ubatch 64, 128, 256, 512 (8–64 tokens per
+/// expert, every expert touched) gives 1,672, 2,036, 3,086, 4,739 tok/s, planned within −22% to
+/// +23% with it and 2.2–4.5× too fast without. Checked beyond the fit, where few experts are
+/// touched: Qwen3-30B-A3B on an RTX 4090 at 1, 2, 4 tokens per expert plans 9%, 19%, 15% slow
+/// (PR #15631, a 2025 build). The form is linear in the pass's tokens where the sweep is
+/// concave. Dense models keep their rate; larger ubatches recover the MoE rate, as llama.cpp
+/// users find.
 const EXPERT_GEMM_HALF_TOKENS: f64 = 72.0;
-const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026), −22% to +23%: a fixed cost per expert GEMM worth ~72 tokens, a dense-equivalent rate n/(n+72) at n tokens per expert; it overstates the cost under 8 tokens per expert";
+const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026), −22% to +23%: a fixed cost per touched expert per pass worth ~72 tokens, a dense-equivalent rate n/(n+72) at n tokens per expert";
 
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {

@@ -8,7 +8,8 @@
 //! for eager engines, the host's per-layer launch time (the step cannot be shorter than it).
 //! Weights outside the GPU add the time of their path: llama.cpp's host RAM and uploads
 //! (`offload`), vLLM's `--cpu-offload-gb` reads over PCIe. llama.cpp's routed-expert GEMMs in a
-//! prompt pass run below the dense rate when each expert gets few tokens (`n / (n + 72)`).
+//! prompt pass pay a fixed cost per touched expert, worth 72 tokens' work (`n / (n + 72)` of the
+//! dense rate at n tokens per expert).
 //! Because every term is at least its pure roofline, decode never beats bandwidth ÷ bytes read
 //! and prefill never beats peak FLOP/s (property-tested over the catalog).
 //!
@@ -134,10 +135,9 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let flops = work::prefill_flops(inf.spec, req.params, inf.context, inf.batch, &inf.options);
     let bw = req.device.bandwidth.0 * e.bandwidth.value * tp;
     let (passes, pass_tokens) = prefill_passes(inf);
-    // Routed-expert GEMMs run below the dense rate when each expert gets few of a pass's tokens.
-    let expert_flops = 2.0 * (inf.context * inf.batch) as f64 * work::routed_params_per_token(inf.spec) as f64;
-    let slowdown = 1.0 / expert_gemm_efficiency(req, pass_tokens) - 1.0;
-    let compute = (flops + expert_flops * slowdown) / (peak(req)? * e.prefill_compute.value * tp);
+    // Routed-expert GEMMs pay a fixed cost per pass for each expert its tokens touch.
+    let expert_fixed = passes as f64 * expert_fixed_flops(req, pass_tokens);
+    let compute = (flops + expert_fixed) / (peak(req)? * e.prefill_compute.value * tp);
     let head_reads = if inf.options.logits_all_positions { passes } else { 1 };
     let memory = (passes as f64 * work::layer_weight_bytes(inf, pass_tokens)
         + head_reads as f64 * work::lm_head_bytes(inf))
@@ -208,17 +208,23 @@ fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
     offload::prefill_host_s(req, &p, (tokens / chunk, chunk, tokens % chunk))
 }
 
-/// The rate of a pass's routed-expert GEMMs relative to dense ones: `n / (n + n½)` for `n` the
-/// tokens each expert gets on average (`tokens · k / E`) and `n½` the engine's half-rate point
-/// (llama.cpp's MMQ for `MUL_MAT_ID`); 1 where the engine has none.
-fn expert_gemm_efficiency(req: &SpeedRequest, pass_tokens: u64) -> f64 {
-    let half = req.efficiency.expert_gemm_half_tokens.value;
-    match req.inference.spec.moe {
+/// The fixed cost of one pass's routed-expert GEMMs, in dense-rate FLOPs: llama.cpp's MMQ with
+/// expert ids stages each touched expert's weight tiles whatever few tokens it got, worth `n½`
+/// tokens' work per expert (`expert_gemm_half_tokens`); an expert no token picked launches
+/// nothing. Per MoE layer: `touched·E · n½ · 2·params_per_expert`. The routed GEMMs of a pass
+/// giving each expert `n = tokens·k/E` tokens (all touched) run at `n / (n + n½)` of the dense
+/// rate. Qwen3-30B-A3B (k = 8 of 128, 48 layers of 3 · 2,048 · 768), a 16-token ubatch: 0.644 ·
+/// 128 · 72 · 2 · 4,718,592 · 48 = 2.69 TFLOP against 16 · 2 · 8 · 4,718,592 · 48 = 58 GFLOP of
+/// the tokens' own expert work. Zero where the engine has no such cost.
+fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
+    let (spec, half) = (req.inference.spec, req.efficiency.expert_gemm_half_tokens.value);
+    match spec.moe {
         Some(m) if half > 0.0 => {
-            let n = pass_tokens as f64 * m.experts_per_token as f64 / m.num_experts.max(1) as f64;
-            n / (n + half)
+            let params_per_expert = work::routed_params_per_token(spec) as f64 / m.experts_per_token.max(1) as f64;
+            let touched = work::touched_expert_fraction(spec, pass_tokens) * m.num_experts as f64;
+            touched * half * 2.0 * params_per_expert
         }
-        _ => 1.0,
+        _ => 0.0,
     }
 }
 
@@ -345,13 +351,16 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     }
     if inf.spec.moe.is_some() && e.expert_gemm_half_tokens.value > 0.0 {
         let f = &e.expert_gemm_half_tokens;
-        let (_, pass_tokens) = prefill_passes(inf);
+        let (passes, pass_tokens) = prefill_passes(inf);
+        let own = 2.0 * (inf.context * inf.batch) as f64 * work::routed_params_per_token(inf.spec) as f64;
+        let fixed = passes as f64 * expert_fixed_flops(req, pass_tokens);
         basis.add(
             "routed-expert GEMM rate in a prompt pass",
             format!(
-                "{:.2} of dense (half at {:.0} tokens per expert)",
-                expert_gemm_efficiency(req, pass_tokens),
-                f.value
+                "{:.2} of dense ({:.0} tokens' work per touched expert per pass; {:.0}% of experts touched)",
+                own / (own + fixed),
+                f.value,
+                100.0 * work::touched_expert_fraction(inf.spec, pass_tokens)
             ),
             f.source.clone(),
         );

@@ -153,11 +153,17 @@ pub fn layer_reads(req: &InferenceRequest, layers: Range<u64>, tokens: u64) -> (
     let range = layers.start as usize..layers.end as usize;
     let sum = |v: &[crate::units::Bytes]| v.get(range.clone()).unwrap_or_default().iter().map(|b| b.0).sum::<u64>();
     let (all, experts) = (sum(&w.layers), sum(&w.expert_layers));
-    let touched = req.spec.moe.map_or(1.0, |m| {
+    (all.saturating_sub(experts) as f64, experts as f64 * touched_expert_fraction(req.spec, tokens))
+}
+
+/// The share of a MoE layer's E experts that at least one of `tokens` tokens picks, each token
+/// `k` of them: `1 − (1 − k/E)^tokens` in expectation (uniform routing); 1 for a dense model.
+/// Qwen3-30B-A3B (k = 8 of 128), a 16-token pass: 1 − (15/16)^16 = 0.644.
+pub fn touched_expert_fraction(spec: &ModelSpec, tokens: u64) -> f64 {
+    spec.moe.map_or(1.0, |m| {
         let miss = 1.0 - m.experts_per_token as f64 / m.num_experts.max(1) as f64;
         1.0 - miss.powf(tokens as f64)
-    });
-    (all.saturating_sub(experts) as f64, experts as f64 * touched)
+    })
 }
 
 /// The output layer's bytes: lm_head and the final norm (the token table when tied, unless the
@@ -270,6 +276,18 @@ mod tests {
         let lite = parse(include_str!("../../../data/models/deepseek-v2-lite.json"));
         assert_eq!(routed_params_per_token(&lite), 26 * 6 * 3 * 2048 * 1408);
         assert_eq!(routed_params_per_token(&llama_2_7b()), 0);
+    }
+
+    /// The doc's Qwen3-30B-A3B figure; a pass of one token touches k of E; a dense model is
+    /// always touched whole.
+    #[test]
+    fn touched_experts_follow_uniform_routing() {
+        let config = include_str!("../../../data/models/qwen3-30b-a3b.json");
+        let qwen = crate::model::config::parse_config(config, "q", "q.json").unwrap().spec;
+        assert!((touched_expert_fraction(&qwen, 16) - (1.0 - (15.0f64 / 16.0).powi(16))).abs() < 1e-12);
+        assert!((touched_expert_fraction(&qwen, 16) - 0.644).abs() < 0.001);
+        assert_eq!(touched_expert_fraction(&qwen, 1), 8.0 / 128.0);
+        assert_eq!(touched_expert_fraction(&llama_2_7b(), 1), 1.0);
     }
 
     #[test]
