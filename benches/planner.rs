@@ -30,6 +30,7 @@ fn request<'a>(
             capacity: Bytes(85_099_282_432),
             reserved: Bytes(800_063_488),
             in_use: Bytes::ZERO,
+            unified_memory: None,
             count: 1,
             generation: Generation::Ampere,
             compute_capability: None,

@@ -222,6 +222,11 @@ pub struct PlanArgs {
     /// gpus --local` shows it): the verdict uses what is left.
     #[arg(long, value_name = "GIB")]
     pub in_use: Option<f64>,
+    /// Apple silicon: the GiB macOS lets the GPU wire after `sudo sysctl iogpu.wired_limit_mb=N`
+    /// (N / 1024). Default: macOS's own limit (Metal's recommendedMaxWorkingSetSize, `headroom
+    /// gpus` lists it as usable).
+    #[arg(long, value_name = "GIB")]
+    pub wired_limit: Option<f64>,
     /// A multimodal checkpoint served or trained on text only: leave its vision encoder out
     /// (llama.cpp without --mmproj, vLLM with no image per prompt, transformers' text-only class).
     #[arg(long)]

@@ -36,7 +36,7 @@ proptest! {
         let req = InferenceRequest {
             spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine,
             options: EngineOptions::default(),
-            device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.usable_bytes()), reserved: Bytes(gpu.reserved_bytes()), in_use: Bytes::ZERO, count, generation: Generation::Ampere, compute_capability: None }),
+            device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.usable_bytes()), reserved: Bytes(gpu.reserved_bytes()), in_use: Bytes::ZERO, unified_memory: None, count, generation: Generation::Ampere, compute_capability: None }),
             split: None,
         };
         let Ok(plan) = plan_inference(&req) else { return Ok(()) };
@@ -95,7 +95,7 @@ proptest! {
             let req = InferenceRequest {
                 spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine: Engine::LlamaCpp,
                 options,
-                device: Some(Device { id: gpu.id.clone(), capacity: Bytes(1 << 50), reserved: Bytes::ZERO, in_use: Bytes::ZERO, count: 1, generation: Generation::Ada, compute_capability: None }),
+                device: Some(Device { id: gpu.id.clone(), capacity: Bytes(1 << 50), reserved: Bytes::ZERO, in_use: Bytes::ZERO, unified_memory: None, count: 1, generation: Generation::Ada, compute_capability: None }),
                 split: None,
             };
             let plan = plan_inference(&req).unwrap();

@@ -32,7 +32,7 @@ proptest! {
         let tensors = inventory(spec);
         let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
         let generation = if hopper { Generation::Hopper } else { Generation::Ampere };
-        let device = Device { id: "gpu".into(), capacity: Bytes(1 << 50), reserved: Bytes::ZERO, in_use: Bytes::ZERO, count: 1, generation, compute_capability: None };
+        let device = Device { id: "gpu".into(), capacity: Bytes(1 << 50), reserved: Bytes::ZERO, in_use: Bytes::ZERO, unified_memory: None, count: 1, generation, compute_capability: None };
         let plan = plan_inference(&InferenceRequest {
             spec,
             weights: &weights, format,

@@ -78,6 +78,7 @@ fn plan_on_two(spec: &ModelSpec, weights: &WeightLayout, split: Split, engine: E
             capacity: Bytes(80 << 30),
             reserved: Bytes::ZERO,
             in_use: Bytes::ZERO,
+            unified_memory: None,
             count: 2,
             generation: Generation::Hopper,
             compute_capability: None,

@@ -204,6 +204,11 @@ pub struct GpuSpec {
     /// CPU and GPU share one memory pool (Apple silicon).
     #[serde(default)]
     pub unified_memory: bool,
+    /// Of a unified memory, what macOS lets the GPU wire by default, MiB (Metal's
+    /// `recommendedMaxWorkingSetSize`; `sudo sysctl iogpu.wired_limit_mb` raises it). Apple only.
+    pub gpu_working_set_mib: Option<u64>,
+    /// Where `gpu_working_set_mib` comes from.
+    pub gpu_working_set_note: Option<String>,
     /// Where every number of the entry comes from.
     pub sources: Vec<String>,
 }
@@ -217,9 +222,13 @@ impl GpuSpec {
     /// Memory CUDA processes can allocate: the driver's total less its own reservation
     /// (`cudaMemGetInfo`'s and `torch.cuda.get_device_properties().total_memory`'s total). H200,
     /// driver 580: 143,771 − 615 = 143,156 MiB; measured 150,109,880,320 B = 143,155.94 MiB
-    /// (data/measurements/device/2026-11-27-h200/context.json).
+    /// (data/measurements/device/2026-11-27-h200/context.json). On unified memory, what macOS
+    /// lets the GPU wire (`gpu_working_set_mib`): M2 Ultra 192 GiB, 147,456 MiB.
     pub fn usable_bytes(&self) -> u64 {
-        self.memory_bytes() - self.reserved_bytes()
+        match self.gpu_working_set_mib {
+            Some(mib) => mib * 1024 * 1024,
+            None => self.memory_bytes() - self.reserved_bytes(),
+        }
     }
 
     /// What the driver and firmware keep (`reserved_mib` × 2^20; 0 off NVIDIA).
@@ -373,6 +382,11 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         Some(r) => gpu.vendor == Vendor::Nvidia && r < gpu.memory_mib && reserved_noted,
         None => gpu.vendor != Vendor::Nvidia && gpu.reserved_note.is_none(),
     };
+    let working_set_noted = gpu.gpu_working_set_note.as_ref().is_some_and(|n| !n.trim().is_empty());
+    let working_set_ok = match gpu.gpu_working_set_mib {
+        Some(w) => gpu.unified_memory && w > 0 && w <= gpu.memory_mib && working_set_noted,
+        None => !gpu.unified_memory && gpu.gpu_working_set_note.is_none(),
+    };
     let sourced = gpu.sources.iter().any(|s| !s.trim().is_empty());
     let rules = [
         (id_ok, "id must use only a-z, 0-9 and '-'"),
@@ -385,6 +399,10 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         (hourly.is_none_or(positive), "hourly price must be positive"),
         (noted, "memory_note is required"),
         (reserved_ok, "NVIDIA GPUs need reserved_mib (below memory_mib) and reserved_note; others have neither"),
+        (
+            working_set_ok,
+            "unified-memory GPUs need gpu_working_set_mib (at most memory_mib) and gpu_working_set_note; others have neither",
+        ),
         (sourced, "at least one source is required"),
     ];
     rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
@@ -447,6 +465,41 @@ mod tests {
         ] {
             let err = GpuCatalog::from_toml_str(&ONE.replace(from, to)).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+
+    const MAC: &str = r#"
+        [[gpu]]
+        id = "test-mac"
+        name = "Test Mac"
+        vendor = "apple"
+        arch = "apple-m2"
+        memory_mib = 98304
+        memory_note = "made up for a unit test"
+        gpu_working_set_mib = 73728
+        gpu_working_set_note = "3/4, as macOS 14 gives 96 GiB"
+        bandwidth_gb_s = 800.0
+        tflops = {}
+        unified_memory = true
+        sources = ["unit test"]
+    "#;
+
+    /// On unified memory the plan gets what macOS lets the GPU wire, not the whole pool; the
+    /// limit needs its note, fits inside the memory and belongs to unified memory only.
+    #[test]
+    fn unified_memory_offers_its_gpu_working_set() {
+        let mac = GpuCatalog::from_toml_str(MAC).unwrap();
+        let gpu = mac.get("test-mac").unwrap();
+        assert_eq!((gpu.memory_bytes(), gpu.usable_bytes()), (96 << 30, 72 << 30));
+        assert_eq!(GpuCatalog::builtin().get("m2-ultra").unwrap().usable_bytes(), 144 << 30);
+        for (text, from, to) in [
+            (MAC, "gpu_working_set_mib = 73728", "gpu_working_set_mib = 99000"),
+            (MAC, "gpu_working_set_mib = 73728\n", ""),
+            (MAC, "gpu_working_set_note = \"3/4, as macOS 14 gives 96 GiB\"\n", ""),
+            (ONE, "pcie = \"gen5\"", "pcie = \"gen5\"\ngpu_working_set_mib = 512\ngpu_working_set_note = \"x\""),
+        ] {
+            let err = GpuCatalog::from_toml_str(&text.replace(from, to)).unwrap_err();
+            assert!(err.to_string().contains("gpu_working_set_mib"), "{to}: {err}");
         }
     }
 }

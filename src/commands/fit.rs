@@ -97,6 +97,10 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
     super::plan::check_mode_options(&args.plan)?;
     ensure!(args.plan.gpu.is_none(), "fit tries every catalog GPU; drop --gpu (headroom plan checks one setup)");
     ensure!(
+        args.plan.wired_limit.is_none(),
+        "fit tries every catalog GPU; --wired-limit is one Mac's setting: check it with headroom plan --gpu ID --wired-limit GIB"
+    );
+    ensure!(
         args.plan.train.mode == crate::cli::ModeArg::Infer || args.min_decode_tokens_per_s.is_none(),
         "--min-decode-tokens-per-s filters inference setups; drop it with --mode"
     );

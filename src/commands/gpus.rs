@@ -29,6 +29,7 @@ pub fn listing() -> Listing {
         items.push(json!({
             "id": g.id, "name": g.name, "memory_bytes": g.memory_bytes(), "memory_note": g.memory_note,
             "usable_bytes": g.usable_bytes(), "reserved_note": g.reserved_note,
+            "gpu_working_set_note": g.gpu_working_set_note,
             "bandwidth_gb_s": g.bandwidth_gb_s, "bf16_tflops": bf16,
             "tdp_w": g.tdp_w, "hourly_usd": g.price.as_ref().and_then(|p| p.hourly_usd),
             "purchase_usd": g.price.as_ref().and_then(|p| p.purchase_usd), "sources": g.sources,
@@ -36,7 +37,7 @@ pub fn listing() -> Listing {
     }
     Listing {
         title:
-            "built-in GPUs (memory: the driver's total; usable: what CUDA can allocate, less the driver's reservation)"
+            "built-in GPUs (memory: the driver's total; usable: what CUDA can allocate, less the driver's reservation; on Apple silicon, the unified memory macOS lets the GPU wire)"
                 .into(),
         headers: vec!["id", "name", "memory GiB", "usable GiB", "GB/s", "bf16 TFLOPS", "interconnect", "price"],
         rows,

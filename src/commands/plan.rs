@@ -29,6 +29,7 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
         args.in_use.is_none() || args.gpu.is_some(),
         "--in-use needs --gpu: it is memory held on those GPUs"
     );
+    anyhow::ensure!(args.wired_limit.is_none() || args.gpu.is_some(), "--wired-limit needs --gpu: an Apple silicon id");
     plan_report(&resolve(&args.model)?, args)
 }
 
@@ -420,9 +421,22 @@ fn cpu_offload_bytes(args: &PlanArgs, engine: Engine) -> anyhow::Result<u64> {
     Ok((gib * (1u64 << 30) as f64) as u64)
 }
 
-/// The planned GPUs less what `--in-use` says other processes hold on each.
+/// The planned GPUs at the wired limit `--wired-limit` sets (Apple silicon), less what `--in-use`
+/// says other processes hold on each.
 pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
     let mut d = device(gpu, count);
+    if let Some(gib) = args.wired_limit {
+        let Some(total) = d.unified_memory else {
+            anyhow::bail!("--wired-limit applies to Apple silicon's unified memory, not to {}: drop it", gpu.id)
+        };
+        anyhow::ensure!(
+            gib.is_finite() && gib > 0.0 && gib <= total.gib(),
+            "--wired-limit {gib:.3} is invalid: give the GiB `iogpu.wired_limit_mb` lets the GPU wire (above 0, at most the {:.0} GiB of {})",
+            total.gib(),
+            gpu.id
+        );
+        d.capacity = crate::units::Bytes((gib * (1u64 << 30) as f64) as u64);
+    }
     if let Some(gib) = args.in_use {
         let cap = d.capacity.gib();
         anyhow::ensure!(
@@ -450,6 +464,7 @@ pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
         capacity: crate::units::Bytes(gpu.usable_bytes()),
         reserved: crate::units::Bytes(gpu.reserved_bytes()),
         in_use: crate::units::Bytes::ZERO,
+        unified_memory: gpu.unified_memory.then(|| crate::units::Bytes(gpu.memory_bytes())),
         count,
         generation,
         compute_capability: gpu.compute_capability.as_deref().and_then(|cc| {

@@ -37,18 +37,44 @@ pub struct Device {
     /// CUDA compute capability (major, minor) where the catalog gives it: it picks kernels that
     /// change what an engine allocates (vLLM's MXFP4 MoE backend).
     pub compute_capability: Option<(u32, u32)>,
+    /// The whole pool of a unified memory (Apple silicon), where `capacity` is the part macOS
+    /// lets the GPU wire.
+    pub unified_memory: Option<Bytes>,
 }
 
 impl Device {
     /// The basis line of the memory one GPU offers the plan.
     pub fn capacity_basis(&self) -> super::Basis {
-        super::Basis {
-            name: "GPU memory CUDA can allocate".into(),
-            value: self.capacity.0.to_string(),
-            source: format!(
-                "the driver's total less {} B it keeps for itself (NVML v2 reserved; `headroom gpus` gives its source)",
-                self.reserved.0
+        let (name, source) = match self.unified_memory {
+            Some(total) => (
+                "GPU memory Metal may wire",
+                format!(
+                    "macOS's GPU working-set limit (Metal's recommendedMaxWorkingSetSize, or --wired-limit) of {} B unified memory; `sudo sysctl iogpu.wired_limit_mb=N` raises it",
+                    total.0
+                ),
             ),
+            None => (
+                "GPU memory CUDA can allocate",
+                format!(
+                    "the driver's total less {} B it keeps for itself (NVML v2 reserved; `headroom gpus` gives its source)",
+                    self.reserved.0
+                ),
+            ),
+        };
+        super::Basis { name: name.into(), value: self.capacity.0.to_string(), source }
+    }
+
+    /// The verdict of a plan that `fits` with `headroom_bytes` left on the busiest GPU.
+    pub fn fit(&self, fits: bool, headroom_bytes: i64) -> super::Fit {
+        super::Fit {
+            gpu: self.id.clone(),
+            gpu_count: self.count,
+            capacity_bytes: self.capacity.0,
+            reserved_bytes: self.reserved.0,
+            in_use_bytes: self.in_use.0,
+            unified_memory_bytes: self.unified_memory.map(|b| b.0),
+            fits,
+            headroom_bytes,
         }
     }
 }

@@ -7,7 +7,7 @@ use super::device::{Device, Generation};
 use super::engine::{self, Engine, EngineOptions, HostPlacement};
 use super::kv::{self, KvRequest};
 use super::vllm_moe;
-use super::{Fit, GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
+use super::{GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
 use crate::model::spec::ModelSpec;
 use crate::model::tensors::{Role, TensorDesc};
 use crate::quant::stored::QuantScheme;
@@ -703,15 +703,7 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
     } else {
         (worst.total + in_use <= capacity, capacity.0 as i64 - (worst.total + in_use).0 as i64)
     };
-    plan.fit = Some(Fit {
-        gpu: device.id.clone(),
-        gpu_count: device.count,
-        capacity_bytes: capacity.0,
-        reserved_bytes: device.reserved.0,
-        in_use_bytes: in_use.0,
-        fits,
-        headroom_bytes: headroom,
-    });
+    plan.fit = Some(device.fit(fits, headroom));
 }
 
 #[cfg(test)]

@@ -153,6 +153,7 @@ mod tests {
             capacity: Bytes(1 << 36),
             reserved: Bytes::ZERO,
             in_use: Bytes::ZERO,
+            unified_memory: None,
             count: 1,
             generation,
             compute_capability: cc,

@@ -116,16 +116,35 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let head = fit.headroom_bytes as f64 / (1u64 << 30) as f64;
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
+    let usable = match fit.unified_memory_bytes {
+        Some(total) => {
+            format!("{:.2} of {:.0} GiB unified memory the GPU may wire", gib(fit.capacity_bytes), gib(total))
+        }
+        None => format!("{:.2} GiB usable per GPU", gib(fit.capacity_bytes)),
+    };
     let per_gpu = match fit.in_use_bytes {
-        0 => format!("{:.2} GiB usable per GPU", gib(fit.capacity_bytes)),
-        used => format!("{:.2} GiB usable per GPU, {:.2} GiB in use by others", gib(fit.capacity_bytes), gib(used)),
+        0 => usable,
+        used => format!("{usable}, {:.2} GiB in use by others", gib(used)),
     };
     if fit.fits {
         format!("FITS on {gpus} ({per_gpu}): {head:.2} GiB headroom on the busiest GPU")
     } else if head >= 0.0 {
         format!("DOES NOT FIT on {gpus} ({per_gpu}): the memory adds up, but the engine cannot start (see the basis)")
     } else {
-        format!("DOES NOT FIT on {gpus} ({per_gpu}): {:.2} GiB short on the busiest GPU", -head)
+        let short = format!("DOES NOT FIT on {gpus} ({per_gpu}): {:.2} GiB short on the busiest GPU", -head);
+        let needed = fit.capacity_bytes as i64 - fit.headroom_bytes;
+        match fit.unified_memory_bytes {
+            // macOS's limit, not the memory, stops it: say how to raise the limit.
+            Some(total) if needed <= total as i64 => {
+                let mib = (needed as u64).div_ceil(1 << 20);
+                format!(
+                    "{short}; raising macOS's GPU limit fits it (`sudo sysctl iogpu.wired_limit_mb={mib}`, then --wired-limit {:.2}), leaving {:.2} GiB to macOS and other apps",
+                    mib as f64 / 1024.0,
+                    gib(total - needed as u64)
+                )
+            }
+            _ => short,
+        }
     }
 }
 

@@ -138,6 +138,7 @@ fn request<'a>(
             capacity: Bytes(capacity),
             reserved: Bytes::ZERO,
             in_use: Bytes::ZERO,
+            unified_memory: None,
             count: 1,
             generation,
             compute_capability: None,

@@ -15,7 +15,7 @@ use super::{
 use crate::plan::basis::BasisLog;
 use crate::plan::device::{Device, Generation};
 use crate::plan::engine::{self, Engine};
-use crate::plan::{Fit, GpuMemory, MemoryBreakdown, Plan};
+use crate::plan::{GpuMemory, MemoryBreakdown, Plan};
 use crate::quant::{QuantScheme, WeightFormat};
 use crate::units::Bytes;
 
@@ -103,14 +103,9 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         host_bytes: states.iter().map(|s| s.host.0).sum(),
     };
     basis.0.extend(req.device.as_ref().map(Device::capacity_basis));
-    let fit = req.device.as_ref().map(|d| Fit {
-        gpu: d.id.clone(),
-        gpu_count: d.count,
-        capacity_bytes: d.capacity.0,
-        reserved_bytes: d.reserved.0,
-        in_use_bytes: d.in_use.0,
-        fits: peak.memory.total + d.in_use <= d.capacity && rlhf::rollout_engine_starts(req),
-        headroom_bytes: d.capacity.0 as i64 - (peak.memory.total + d.in_use).0 as i64,
+    let fit = req.device.as_ref().map(|d| {
+        let fits = peak.memory.total + d.in_use <= d.capacity && rlhf::rollout_engine_starts(req);
+        d.fit(fits, d.capacity.0 as i64 - (peak.memory.total + d.in_use).0 as i64)
     });
     Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, host: None, basis: basis.0 }, summary))
 }
