@@ -87,8 +87,9 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
     let (t, t_seq) = pass_tokens(req);
     let mut candidates: Vec<(u64, &'static str)> = Vec::with_capacity(3);
     if req.has_layers {
+        let inputs = layer_inputs(req, t);
         if req.spec.attention_layers() > 0 {
-            candidates.push((attention_moment(req, t, t_seq), "attention"));
+            candidates.push((inputs + attention_moment(req, t, t_seq), "attention"));
         }
         if req.spec.linear_layers() > 0 {
             let moment = if req.engine == Engine::Vllm {
@@ -96,9 +97,9 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
             } else {
                 linear_attention_moment(req, t)
             };
-            candidates.push((moment, "linear attention"));
+            candidates.push((inputs + moment, "linear attention"));
         }
-        candidates.push((mlp_moment(req, t), "mlp"));
+        candidates.push((inputs + mlp_moment(req, t), "mlp"));
     }
     if req.has_output {
         candidates.push((output_moment(req, t), "logits"));
@@ -128,6 +129,25 @@ fn stream_values(req: &ActivationRequest, t: u64) -> u64 {
         values += t * spec.hidden_size + 2 * t * spec.head_dim;
     }
     values
+}
+
+/// Graph inputs that every layer reads, live through all the layer moments. llama.cpp builds one
+/// f32 KQ mask of `n_kv × n_ubatch` (`build_attn_inp_kv`, an input the scheduler copies to the
+/// GPU) for every layer's soft_max. Llama-3.1-8B at 4 × 2,048 cells and ubatch 512: 16 MiB of a
+/// 560 MiB compute buffer. With flash attention the mask is also cast to f16 for the kernel; where
+/// those copies live is not settled by the logs we have (gpt-oss-20b at 131,072 cells would
+/// carry 384 MiB of masks, more than its whole buffer leaves room for), so none is counted.
+fn layer_inputs(req: &ActivationRequest, t: u64) -> u64 {
+    if req.engine != Engine::LlamaCpp || !materialises_scores(req) || req.spec.attention_layers() == 0 {
+        return 0;
+    }
+    llama_cpp_kv_cells(req) * t * 4
+}
+
+/// The KV cells llama.cpp's worst-case graph attends over: the whole cache, every slot's context
+/// in one, padded to 256.
+fn llama_cpp_kv_cells(req: &ActivationRequest) -> u64 {
+    (req.context * req.batch).next_multiple_of(256)
 }
 
 /// Whether attention materialises the `heads × q_len × kv_len` score matrix.
@@ -174,7 +194,7 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
     let mut bytes = values * a;
     if materialises_scores(req) {
         let kv_len = match req.engine {
-            Engine::LlamaCpp => (req.context * req.batch).next_multiple_of(256),
+            Engine::LlamaCpp => llama_cpp_kv_cells(req),
             _ => req.context,
         };
         let seqs = if req.engine == Engine::LlamaCpp { 1 } else { req.batch };
@@ -455,5 +475,24 @@ mod tests {
         let all = EngineOptions { logits_all_positions: true, ..EngineOptions::default() };
         assert_eq!(output_moment(&request(&spec, Engine::LlamaCpp, &server, 512), 512), 512 * 4096 * 4 + 32_000 * 4);
         assert_eq!(output_moment(&request(&spec, Engine::LlamaCpp, &all, 512), 512), 512 * (4096 + 32_000) * 4);
+    }
+
+    /// The doc's figure: llama.cpp without flash attention reads one f32 KQ mask of 8,192 cells ×
+    /// 512 tokens in every layer (16 MiB, in every layer moment); flash attention and other
+    /// engines count none.
+    #[test]
+    fn llama_cpp_kq_mask_is_a_layer_input() {
+        let spec = llama_2_7b();
+        let eager = EngineOptions { flash_attention: false, ..EngineOptions::default() };
+        let slots = ActivationRequest { batch: 4, ..request(&spec, Engine::LlamaCpp, &eager, 2048) };
+        assert_eq!(layer_inputs(&slots, 512), 16 << 20);
+        let flash = EngineOptions::default();
+        assert_eq!(
+            layer_inputs(&ActivationRequest { batch: 4, ..request(&spec, Engine::LlamaCpp, &flash, 2048) }, 512),
+            0
+        );
+        assert_eq!(layer_inputs(&request(&spec, Engine::Hf, &eager, 2048), 512), 0);
+        let with = peak(&spec, Engine::LlamaCpp, &eager, 2048).bytes.0;
+        assert_eq!(with, attention_moment(&request(&spec, Engine::LlamaCpp, &eager, 2048), 512, 512) + (4 << 20));
     }
 }
