@@ -66,7 +66,8 @@ pub struct Efficiency {
     pub host_per_double_quant_linear_s: Factor,
     /// GPU time per layer and step not covered by the roofline (gaps between small kernels).
     pub kernel_gap_per_layer_s: Factor,
-    /// Latency of one all-reduce step on the GPU link.
+    /// Fixed latency of one small all-reduce, before its per-hop steps (`allreduce_latency_s`
+    /// in `throughput` adds them).
     pub allreduce_latency_s: Factor,
     /// Tokens per expert at which a prompt pass's routed-expert GEMMs run at half the dense rate
     /// (0: as fast as dense ones).
@@ -133,6 +134,26 @@ const HOST_HANDOFF_SOURCE: &str = "fitted: Qwen3-30B-A3B Q4_K_M --n-cpu-moe 36 o
 const EXPERT_GEMM_HALF_TOKENS: f64 = 72.0;
 const EXPERT_GEMM_HALF_TOKENS_SOURCE: &str = "fitted: gpt-oss-20b pp512 on an RTX 3090 at ubatch 64–512 (8–64 tokens per expert; llama.cpp PR #20586, 2026), −22% to +23%: a fixed cost per touched expert per pass worth ~72 tokens, a dense-equivalent rate n/(n+72) at n tokens per expert";
 
+/// NCCL's own latency model of a ring all-reduce in its low-latency (LL) protocol, the one it
+/// picks for the kilobyte messages of decode (`baseLat` and `hwLat` in NCCL's
+/// src/graph/tuning.cc): a base of 6.6 µs plus 0.6 µs per step over NVLink, 1.0 µs over PCIe,
+/// with `2(t−1)` steps. Eight GPUs on NVLink: 6.6 + 14 × 0.6 = 15.0 µs; two on PCIe: 8.6 µs.
+/// vLLM's custom all-reduce (one-shot, NVLink or PCIe peer access) is of the same order.
+pub const ALLREDUCE_BASE_S: f64 = 6.6e-6;
+const ALLREDUCE_BASE_SOURCE: &str =
+    "NCCL's tuning model (src/graph/tuning.cc, ring LL): 6.6 µs base + 2(t−1) hops of 0.6 µs (NVLink) or 1.0 µs (PCIe)";
+
+/// vLLM's decode step over the bandwidth roofline, per layer: a layer runs about ten kernels
+/// inside the CUDA graph (fused add-and-norm twice, the qkv, o, gate-up and down GEMVs, rotary,
+/// the KV-cache write, attention and its split-KV combine, SiLU-and-mul); the small ones take a
+/// few microseconds each whatever their bytes, and batch-1 GEMVs fall short of the copy
+/// bandwidth. What single-GPU rows at batch 1 leave over the planner's roofline, per layer:
+/// RTX 4090 Qwen3-4B bf16, median TPOT 10.5 ms against 9.43 (30 µs over 36 layers); H100
+/// Llama-3-8B bf16, 6.5 ms a forward in vLLM's own log against 5.07 (45 µs over 32); A100 40GB
+/// Llama-3.1-8B bf16, about 75 tok/s, 13.3 ms against 11.47 (57 µs). The median, 45 µs.
+const VLLM_KERNEL_GAP_S: f64 = 45e-6;
+const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -166,10 +187,7 @@ impl Efficiency {
             host_per_quantized_linear_s: zero("dequantization fused into the GEMM"),
             host_per_double_quant_linear_s: zero("no nested quantization state"),
             kernel_gap_per_layer_s: zero("CUDA graphs: no launch gaps modelled (lower bound)"),
-            allreduce_latency_s: f(
-                10e-6,
-                "assumed NCCL small-message latency per ring step, ~10 µs (not measured here)",
-            ),
+            allreduce_latency_s: f(ALLREDUCE_BASE_S, ALLREDUCE_BASE_SOURCE),
             expert_gemm_half_tokens: zero("grouped expert GEMMs at the dense rate (not measured for this engine)"),
             host_bandwidth: f(HOST_BANDWIDTH, HOST_BANDWIDTH_SOURCE),
             host_upload: f(HOST_UPLOAD, HOST_UPLOAD_SOURCE),
@@ -215,7 +233,8 @@ impl Efficiency {
                 );
                 e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
             }
-            Engine::Vllm | Engine::LlamaCpp => {}
+            Engine::Vllm => e.kernel_gap_per_layer_s = f(VLLM_KERNEL_GAP_S, VLLM_KERNEL_GAP_SOURCE),
+            Engine::LlamaCpp => {}
         }
         e
     }

@@ -77,9 +77,10 @@ fn layout(req: &SpeedRequest) -> (f64, f64) {
 }
 
 /// Time of the communication of `bytes` of activations per layer: tensor parallel all-reduces
-/// (one per mixer and per MLP, two per layer, ring: `2(t−1)/t·bytes/link + 2(t−1)·α`) or stage hand-offs
-/// (`(stages−1)·(bytes/link + α)`). Llama-2-70B, TP 2 over NVLink 4 (450 GB/s a direction),
-/// one decode token: 80·2·(1·8,192·2 B / 450e9 + 2·10 µs) = 3.2 ms.
+/// (one per mixer and per MLP, two per layer, ring: `2(t−1)/t·bytes/link` plus the latency of
+/// [`allreduce_latency_s`]) or stage hand-offs (`(stages−1)·(bytes/link + α)`, α the base
+/// latency). Llama-2-70B, TP 2 over NVLink 4 (450 GB/s a direction), one decode token:
+/// 80·2·(1·8,192·2 B / 450e9 + 6.6 µs + 2·0.6 µs) = 1.3 ms.
 pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64> {
     let (tp, stages) = layout(req);
     if tp == 1.0 && stages == 1.0 {
@@ -87,14 +88,21 @@ pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64>
     }
     let link = req.device.link?;
     let bw = link.bandwidth_per_direction.0;
-    let alpha = req.efficiency.allreduce_latency_s.value;
+    let e = req.efficiency;
     // One all-reduce after each mixer and each MLP.
     let all_reduces = req.inference.spec.sublayers() as f64;
     Some(if tp > 1.0 {
-        all_reduces * (2.0 * (tp - 1.0) / tp * activation_bytes / bw + 2.0 * (tp - 1.0) * alpha)
+        all_reduces * (2.0 * (tp - 1.0) / tp * activation_bytes / bw + allreduce_latency_s(e, link.kind, tp))
     } else {
-        (stages - 1.0) * (activation_bytes / bw + alpha)
+        (stages - 1.0) * (activation_bytes / bw + e.allreduce_latency_s.value)
     })
+}
+
+/// Latency of one small ring all-reduce over `ranks` GPUs: the base latency and `2(ranks−1)`
+/// hops of the link (NCCL's LL model, `efficiency::ALLREDUCE_BASE_S`). Eight GPUs over NVLink:
+/// 6.6 + 14 × 0.6 = 15.0 µs.
+pub fn allreduce_latency_s(e: &Efficiency, link: LinkKind, ranks: f64) -> f64 {
+    e.allreduce_latency_s.value + 2.0 * (ranks - 1.0).max(0.0) * link.allreduce_hop_s()
 }
 
 /// Dense 16-bit peak the engine's GEMMs run at: the FP16-accumulate rate (twice the FP32 one on
@@ -383,7 +391,12 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
                     format!("{kind} {:.1} GB/s", l.bandwidth_per_direction.0 / 1e9),
                     if tp > 1.0 { "ring all-reduce, 2 per layer" } else { "stages run one after another" },
                 );
-                basis.add("all-reduce latency per step", "10 µs", e.allreduce_latency_s.source.clone());
+                let name = if tp > 1.0 { "all-reduce latency" } else { "hand-off latency per stage" };
+                basis.add(
+                    name,
+                    format!("{:.1} µs", allreduce_latency_s(e, l.kind, tp) * 1e6),
+                    e.allreduce_latency_s.source.clone(),
+                );
             }
             None => basis.add("GPU link", "unknown", "no link in the GPU catalog: multi-GPU speeds are null"),
         }

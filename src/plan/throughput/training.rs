@@ -26,7 +26,7 @@
 //! 5,504 tok/s; train.json).
 
 use super::super::basis::BasisLog;
-use super::super::device::DeviceSpeed;
+use super::super::device::{DeviceSpeed, LinkKind};
 use super::super::training::{Checkpointing, Optimizer, Parallel};
 use super::efficiency::{Efficiency, Factor};
 use super::work::{mixing_flops, Params};
@@ -209,8 +209,11 @@ fn data_parallel_s(req: &TrainSpeedRequest) -> Option<f64> {
     let grads = req.trainable as f64 * req.gradient_bytes / shard;
     let frac = (dp - 1.0) / dp;
     let bytes = if p.zero >= 3 { frac * grads + 2.0 * frac * req.weight_bytes / shard } else { 2.0 * frac * grads };
-    let steps = if p.zero >= 3 { 3.0 } else { 2.0 } * (dp - 1.0);
-    Some(bytes / bw + steps * req.efficiency.allreduce_latency_s.value)
+    // Latency: a base per collective and a hop per ring step (NCCL's model; vendor-link hops
+    // between nodes), small beside gigabytes of gradients.
+    let hop = req.device.link.filter(|_| req.nodes <= 1).map_or(LinkKind::Other, |l| l.kind).allreduce_hop_s();
+    let (collectives, steps) = if p.zero >= 3 { (3.0, 3.0 * (dp - 1.0)) } else { (1.0, 2.0 * (dp - 1.0)) };
+    Some(bytes / bw + collectives * req.efficiency.allreduce_latency_s.value + steps * hop)
 }
 
 /// Tensor-parallel activation all-reduces: 2 per layer forward, 2 backward (Megatron), each
@@ -220,11 +223,12 @@ fn tensor_parallel_s(req: &TrainSpeedRequest) -> Option<f64> {
     if tp <= 1.0 {
         return Some(0.0);
     }
-    let link = req.device.link?.bandwidth_per_direction.0;
+    let link = req.device.link?;
     let act = (req.micro_batch * req.seq * req.spec.hidden_size * 2) as f64;
     // Two all-reduces (forward and backward) after each mixer and each MLP.
     let all_reduces = 2.0 * req.spec.sublayers() as f64 / req.parallel.pp as f64;
-    let per = 2.0 * (tp - 1.0) / tp * act / link + 2.0 * (tp - 1.0) * req.efficiency.allreduce_latency_s.value;
+    let per = 2.0 * (tp - 1.0) / tp * act / link.bandwidth_per_direction.0
+        + super::allreduce_latency_s(req.efficiency, link.kind, tp);
     Some(all_reduces * per * req.grad_accum as f64)
 }
 
