@@ -66,9 +66,9 @@ pub struct Efficiency {
     pub host_per_double_quant_linear_s: Factor,
     /// GPU time per layer and step not covered by the roofline (gaps between small kernels).
     pub kernel_gap_per_layer_s: Factor,
-    /// Fixed latency of one small all-reduce, before its per-hop steps (`allreduce_latency_s`
-    /// in `throughput` adds them).
-    pub allreduce_latency_s: Factor,
+    /// Fixed latency of one small all-reduce (or stage hand-off); `throughput::allreduce_latency_s`
+    /// adds the link's per-hop steps.
+    pub allreduce_base_s: Factor,
     /// Tokens per expert at which a prompt pass's routed-expert GEMMs run at half the dense rate
     /// (0: as fast as dense ones).
     pub expert_gemm_half_tokens: Factor,
@@ -187,7 +187,7 @@ impl Efficiency {
             host_per_quantized_linear_s: zero("dequantization fused into the GEMM"),
             host_per_double_quant_linear_s: zero("no nested quantization state"),
             kernel_gap_per_layer_s: zero("CUDA graphs: no launch gaps modelled (lower bound)"),
-            allreduce_latency_s: f(ALLREDUCE_BASE_S, ALLREDUCE_BASE_SOURCE),
+            allreduce_base_s: f(ALLREDUCE_BASE_S, ALLREDUCE_BASE_SOURCE),
             expert_gemm_half_tokens: zero("grouped expert GEMMs at the dense rate (not measured for this engine)"),
             host_bandwidth: f(HOST_BANDWIDTH, HOST_BANDWIDTH_SOURCE),
             host_upload: f(HOST_UPLOAD, HOST_UPLOAD_SOURCE),
@@ -305,7 +305,7 @@ impl Efficiency {
             &self.host_per_quantized_linear_s,
             &self.host_per_double_quant_linear_s,
             &self.kernel_gap_per_layer_s,
-            &self.allreduce_latency_s,
+            &self.allreduce_base_s,
             &self.host_handoff_s,
             &self.expert_gemm_half_tokens,
         ];

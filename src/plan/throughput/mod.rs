@@ -94,7 +94,7 @@ pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64>
     Some(if tp > 1.0 {
         all_reduces * (2.0 * (tp - 1.0) / tp * activation_bytes / bw + allreduce_latency_s(e, link.kind, tp))
     } else {
-        (stages - 1.0) * (activation_bytes / bw + e.allreduce_latency_s.value)
+        (stages - 1.0) * (activation_bytes / bw + e.allreduce_base_s.value)
     })
 }
 
@@ -102,7 +102,7 @@ pub fn communication_s(req: &SpeedRequest, activation_bytes: f64) -> Option<f64>
 /// hops of the link (NCCL's LL model, `efficiency::ALLREDUCE_BASE_S`). Eight GPUs over NVLink:
 /// 6.6 + 14 × 0.6 = 15.0 µs.
 pub fn allreduce_latency_s(e: &Efficiency, link: LinkKind, ranks: f64) -> f64 {
-    e.allreduce_latency_s.value + 2.0 * (ranks - 1.0).max(0.0) * link.allreduce_hop_s()
+    e.allreduce_base_s.value + 2.0 * (ranks - 1.0).max(0.0) * link.allreduce_hop_s()
 }
 
 /// Dense 16-bit peak the engine's GEMMs run at: the FP16-accumulate rate (twice the FP32 one on
@@ -395,7 +395,7 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
                 basis.add(
                     name,
                     format!("{:.1} µs", allreduce_latency_s(e, l.kind, tp) * 1e6),
-                    e.allreduce_latency_s.source.clone(),
+                    e.allreduce_base_s.source.clone(),
                 );
             }
             None => basis.add("GPU link", "unknown", "no link in the GPU catalog: multi-GPU speeds are null"),

@@ -213,7 +213,7 @@ fn data_parallel_s(req: &TrainSpeedRequest) -> Option<f64> {
     // between nodes), small beside gigabytes of gradients.
     let hop = req.device.link.filter(|_| req.nodes <= 1).map_or(LinkKind::Other, |l| l.kind).allreduce_hop_s();
     let (collectives, steps) = if p.zero >= 3 { (3.0, 3.0 * (dp - 1.0)) } else { (1.0, 2.0 * (dp - 1.0)) };
-    Some(bytes / bw + collectives * req.efficiency.allreduce_latency_s.value + steps * hop)
+    Some(bytes / bw + collectives * req.efficiency.allreduce_base_s.value + steps * hop)
 }
 
 /// Tensor-parallel activation all-reduces: 2 per layer forward, 2 backward (Megatron), each
