@@ -350,6 +350,31 @@ fn in_use_memory_counts_against_the_verdict() {
 /// under macOS 26), not the whole pool: Llama-3.1-70B Q8_0 at 131,072 tokens misses it by 1.7
 /// GiB, and the verdict names the sysctl that fits it; `--wired-limit` plans at the raised
 /// limit, and is refused on discrete GPUs, beyond the memory and in `fit`.
+/// llama.cpp on Metal: decode pays 129 µs of dispatch gaps a layer over the bandwidth roofline
+/// (Llama-2-7B Q4_0 on an M2 Ultra: 3.82 GB at 0.85 of 800 GB/s is 5.6 ms, plus 32 × 129 µs);
+/// the prompt runs at 0.62 of the FP16 (= FP32) rate; the M4 Max has no sourced FLOP rate, so
+/// its prompt speed is null rather than guessed; a MoE prompt pays for whole 32-token tiles.
+#[test]
+fn metal_speed_counts_dispatch_gaps_prompt_rate_and_expert_tiles() {
+    let v = plan_json("llama-2-7b --weights q4_0 --engine llama.cpp --gpu m2-ultra --context 128");
+    let step = f(&v, "/throughput/inter_token_latency_s");
+    assert!((9.4e-3..10.1e-3).contains(&step), "{step}");
+    let basis = v["basis"].as_array().unwrap();
+    let gap = basis.iter().find(|b| b["name"] == "kernel gaps per layer (µs)").unwrap();
+    assert!(gap["value"] == "129" && gap["source"].as_str().unwrap().contains("Metal"), "{gap}");
+    let prefill = f(&v, "/throughput/prefill_tokens_per_s");
+    assert!((1_200.0..1_400.0).contains(&prefill), "{prefill}");
+    let m4 = plan_json("llama-2-7b --weights q4_0 --engine llama.cpp --gpu m4-max --context 128");
+    assert!(m4["throughput"]["prefill_tokens_per_s"].is_null() && f(&m4, "/throughput/decode_tokens_per_s") > 0.0);
+    let moe = plan_json("gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu m2-ultra --context 512");
+    let rate =
+        moe["basis"].as_array().unwrap().iter().find(|b| b["name"] == "routed-expert GEMM rate in a prompt pass");
+    assert!(
+        rate.unwrap()["value"].as_str().unwrap().starts_with("0.50 of dense (whole tiles of 32 tokens"),
+        "{rate:?}"
+    );
+}
+
 #[test]
 fn apple_silicon_plans_at_the_gpu_wired_limit() {
     let args = "llama-3.1-70b --weights q8_0 --gpu m3-max --context 131072";

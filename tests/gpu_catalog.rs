@@ -70,7 +70,9 @@ fn ids_are_unique_and_lowercase() {
 fn every_number_is_positive_and_plausible() {
     for gpu in all() {
         let gib = gpu.memory_mib as f64 / 1024.0;
-        assert!((8.0..=256.0).contains(&gib), "{}: {gib} GiB", gpu.id);
+        // Unified memory goes up to the 512 GiB of an M3 Ultra; accelerator memory to 256 GiB.
+        let most = if gpu.unified_memory { 512.0 } else { 256.0 };
+        assert!((8.0..=most).contains(&gib), "{}: {gib} GiB", gpu.id);
         assert!((100.0..=10_000.0).contains(&gpu.bandwidth_gb_s), "{}", gpu.id);
         for (key, tflops) in gpu.tflops.entries() {
             assert!(tflops > 0.0 && tflops < 20_000.0, "{}: {key} = {tflops}", gpu.id);

@@ -54,9 +54,11 @@ pub enum Arch {
     Cdna3,
     Gaudi2,
     Gaudi3,
+    AppleM1,
     AppleM2,
     AppleM3,
     AppleM4,
+    AppleM5,
 }
 
 impl Arch {
@@ -67,7 +69,7 @@ impl Arch {
             Arch::Blackwell => Vendor::Nvidia,
             Arch::Cdna2 | Arch::Cdna3 => Vendor::Amd,
             Arch::Gaudi2 | Arch::Gaudi3 => Vendor::Intel,
-            Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 => Vendor::Apple,
+            Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Vendor::Apple,
         }
     }
 }

@@ -40,7 +40,7 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 /// transformers everywhere.
 pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
     use crate::catalog::gpus::Arch as A;
-    let apple = matches!(gpu.arch, A::AppleM2 | A::AppleM3 | A::AppleM4);
+    let apple = gpu.vendor == crate::catalog::gpus::Vendor::Apple;
     let gaudi = matches!(gpu.arch, A::Gaudi2 | A::Gaudi3);
     let amd = matches!(gpu.arch, A::Cdna2 | A::Cdna3);
     let ok = match engine {
@@ -457,7 +457,8 @@ pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
         Arch::Ada => Generation::Ada,
         Arch::Hopper => Generation::Hopper,
         Arch::Blackwell => Generation::Blackwell,
-        _ => Generation::Other,
+        Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Generation::Apple,
+        Arch::Cdna2 | Arch::Cdna3 | Arch::Gaudi2 | Arch::Gaudi3 => Generation::Other,
     };
     Device {
         id: gpu.id.clone(),

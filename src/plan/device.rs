@@ -15,7 +15,9 @@ pub enum Generation {
     Ada,
     Hopper,
     Blackwell,
-    /// AMD, Intel and Apple accelerators: no CUDA context; their runtime's own cost applies.
+    /// Apple silicon GPUs (Metal): unified memory, no CUDA context.
+    Apple,
+    /// AMD and Intel accelerators: no CUDA context; their runtime's own cost applies.
     Other,
 }
 

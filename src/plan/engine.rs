@@ -333,7 +333,7 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
         Generation::Volta | Generation::Turing | Generation::Ampere | Generation::Ada | Generation::Blackwell => {
             (684, "Hopper measurement (H200, torch 2.11 + cu130); not yet measured on this generation")
         }
-        Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
+        Generation::Apple | Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
     };
     Constant { name: "CUDA context (PyTorch)", bytes: Bytes::from_mib(mib), source }
 }

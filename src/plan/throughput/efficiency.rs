@@ -13,7 +13,8 @@
 //!                        "host_per_layer_ms": 0.70, "host_per_moe_layer_ms": 1.2,
 //!                        "host_per_quantized_linear_ms": 0.078,
 //!                        "host_per_double_quant_linear_ms": 0.034, "kernel_gap_per_layer_us": 0 },
-//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.5, "host_handoff_us": 127 } }
+//!                "llama.cpp": { "host_bandwidth": 0.62, "host_upload": 0.5, "host_handoff_us": 127,
+//!                               "expert_gemm_half_tokens": 72, "expert_tile_tokens": 0 } }
 //! }
 //! ```
 //!
@@ -22,7 +23,9 @@
 //! large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
 //! engine's defaults one by one: fractions of peak (`bandwidth`, `prefill_compute`,
 //! `decode_compute`, `kv_read`), host time per decode step (`host_per_*_ms`) and GPU time lost
-//! per layer between small kernels (`kernel_gap_per_layer_us`); for weights llama.cpp leaves in
+//! per layer between small kernels (`kernel_gap_per_layer_us`), the routed-expert GEMMs' fixed
+//! cost per touched expert (`expert_gemm_half_tokens`, in tokens' work) and tile width (`expert_tile_tokens`,
+//! a partly filled tile costing a full one); for weights llama.cpp leaves in
 //! host RAM, the fraction of the RAM's peak its CPU matmuls get (`host_bandwidth`), the fraction of
 //! the PCIe link its uploads of them to the GPU get (`host_upload`) and the time of one GPU↔CPU hop in a
 //! decode step (`host_handoff_us`).
@@ -72,6 +75,9 @@ pub struct Efficiency {
     /// Tokens per expert at which a prompt pass's routed-expert GEMMs run at half the dense rate
     /// (0: as fast as dense ones).
     pub expert_gemm_half_tokens: Factor,
+    /// Tokens per tile of an engine whose routed-expert GEMMs compute whole tiles, a partly
+    /// filled one costing a full one (0: no such padding).
+    pub expert_tile_tokens: Factor,
     /// Fraction of the host RAM's peak bandwidth that llama.cpp's CPU matmuls get on host
     /// weights (`offload`).
     pub host_bandwidth: Factor,
@@ -154,9 +160,34 @@ const ALLREDUCE_BASE_SOURCE: &str =
 const VLLM_KERNEL_GAP_S: f64 = 45e-6;
 const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
 
+/// llama.cpp's Metal decode over the bandwidth roofline, per layer. The backend encodes a layer
+/// as ~20 kernels (norms, the Q/K/V/O and MLP mat-vecs, RoPE, KV-cache copies, attention, adds),
+/// most of them depending on the one before, and an Apple GPU drains between dependent dispatches:
+/// at batch 1 that costs about five times the CUDA backend's gaps (26 µs, where graphs replay the
+/// launches). What ggerganov's Nov 2024 M2 Ultra sweep leaves over 0.85 of 800 GB/s, per layer
+/// (llama.cpp PRs #10238, #10491, #10581; one token): Qwen2.5-7B Q4_0 129, Q4_1 118, Q8_0 120,
+/// Q4_K_M 189 µs; Qwen2.5-14B Q4_0 125, Q4_K_M 152, Q6_K 141, Q8_0 125; Qwen2.5-32B Q4_K_M 158;
+/// Llama-3.2-3B F16 156, Q4_0 128. The median, 129 µs. Other chips and builds check it
+/// (published-speed.toml, Apple rows).
+const METAL_KERNEL_GAP_S: f64 = 129e-6;
+const METAL_KERNEL_GAP_SOURCE: &str = "llama.cpp Metal decode over the bandwidth roofline, per layer: the median of 11 one-token rows of ggerganov's M2 Ultra (Qwen2.5-7B/14B/32B, Llama-3.2-3B, F16 to Q4_0; llama.cpp PRs #10238, #10491, #10581, Nov 2024): 129 µs; dependent Metal dispatches drain the GPU between them";
+
+/// llama.cpp's Metal prompt processing, of the FP16 (= FP32) ALU peak: its `mul_mm` kernels
+/// multiply 8×8 simdgroup matrices after dequantizing each weight tile into threadgroup memory,
+/// where a PyTorch MPS FP32 GEMM reaches 0.74 of an M2 Ultra's 27.2 TFLOPS and 0.80 of an M3
+/// Max's (chsasank/device-benchmarks). Over whole prompts of 512 tokens on an M2 Ultra the median
+/// of 20 published rows is 0.62 (F16 0.61–0.76, quantized 0.50–0.67, gpt-oss-120b's 16 tokens
+/// per expert 0.41; XiongjieDai's GPU-Benchmarks-on-LLM-Inference and ggerganov's PRs, 2023–2026).
+const METAL_PREFILL_COMPUTE: f64 = 0.62;
+const METAL_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp Metal pp512 on an M2 Ultra, of 27.2 TFLOPS: median of 20 published rows 0.62 (F16 0.61–0.76, quantized 0.50–0.67; XiongjieDai GPU-Benchmarks-on-LLM-Inference, llama.cpp PRs 2023–2026); a PyTorch MPS GEMM reaches 0.74 (chsasank/device-benchmarks)";
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
+        Generation::Apple => f(
+            0.85,
+            "Apple GPUs stream 0.78–0.83 of the exact bus rate in copy and GEMV benchmarks (M1 Max 317.6 and 340 GB/s of 409.6, llama.cpp #1642, #2188; PyTorch copies: M2 Ultra 636 of 819.2, M3 Max 318 of 409.6, chsasank/device-benchmarks), and Apple quotes the bus rounded down (800 for 819.2): 0.85 of the quoted figure",
+        ),
         Generation::Hopper => f(
             0.885,
             "H200 torch copy: 4,247 GB/s (read+write) of 4,800 peak (data/measurements/device/2026-11-27-h200/torch_kernels.json)",
@@ -189,6 +220,7 @@ impl Efficiency {
             kernel_gap_per_layer_s: zero("CUDA graphs: no launch gaps modelled (lower bound)"),
             allreduce_base_s: f(ALLREDUCE_BASE_S, ALLREDUCE_BASE_SOURCE),
             expert_gemm_half_tokens: zero("grouped expert GEMMs at the dense rate (not measured for this engine)"),
+            expert_tile_tokens: zero("expert GEMMs without tile padding modelled"),
             host_bandwidth: f(HOST_BANDWIDTH, HOST_BANDWIDTH_SOURCE),
             host_upload: f(HOST_UPLOAD, HOST_UPLOAD_SOURCE),
             host_handoff_s: f(HOST_HANDOFF_S, HOST_HANDOFF_SOURCE),
@@ -225,6 +257,11 @@ impl Efficiency {
                     HEADROOM_LAUNCHES_PER_LAYER * 3e-6,
                     "headroom validate: 18 launches per decode layer × 3 µs host time each (assumed, typical cuLaunchKernel / cuBLAS dispatch; validate reports the measured enqueue time)",
                 );
+            }
+            Engine::LlamaCpp if generation == Generation::Apple => {
+                e.kernel_gap_per_layer_s = f(METAL_KERNEL_GAP_S, METAL_KERNEL_GAP_SOURCE);
+                e.prefill_compute = f(METAL_PREFILL_COMPUTE, METAL_PREFILL_COMPUTE_SOURCE);
+                e.expert_tile_tokens = f(32.0, "llama.cpp's Metal kernel_mul_mm_id: 64 × 32 tiles (BLOCK_SIZE_M × BLOCK_SIZE_N, ggml-metal.metal), 32 tokens of one expert per tile");
             }
             Engine::LlamaCpp if generation != Generation::Other => {
                 e.kernel_gap_per_layer_s = f(
@@ -279,6 +316,7 @@ impl Efficiency {
         );
         set(&mut self.kernel_gap_per_layer_s, c.kernel_gap_per_layer_us, 1e-6, "kernel_gap_per_layer_us");
         set(&mut self.expert_gemm_half_tokens, c.expert_gemm_half_tokens, 1.0, "expert_gemm_half_tokens");
+        set(&mut self.expert_tile_tokens, c.expert_tile_tokens, 1.0, "expert_tile_tokens");
         set(&mut self.host_bandwidth, c.host_bandwidth, 1.0, "host_bandwidth");
         set(&mut self.host_upload, c.host_upload, 1.0, "host_upload");
         set(&mut self.host_handoff_s, c.host_handoff_us, 1e-6, "host_handoff_us");
@@ -308,6 +346,7 @@ impl Efficiency {
             &self.allreduce_base_s,
             &self.host_handoff_s,
             &self.expert_gemm_half_tokens,
+            &self.expert_tile_tokens,
         ];
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
@@ -360,6 +399,7 @@ pub struct EngineCalibration {
     pub host_per_double_quant_linear_ms: Option<f64>,
     pub kernel_gap_per_layer_us: Option<f64>,
     pub expert_gemm_half_tokens: Option<f64>,
+    pub expert_tile_tokens: Option<f64>,
     pub host_bandwidth: Option<f64>,
     pub host_upload: Option<f64>,
     pub host_handoff_us: Option<f64>,
@@ -372,12 +412,27 @@ mod tests {
     #[test]
     fn every_default_is_valid_and_sourced() {
         for engine in Engine::ALL {
-            for g in [Generation::Ampere, Generation::Ada, Generation::Hopper, Generation::Other] {
+            for g in [Generation::Ampere, Generation::Ada, Generation::Hopper, Generation::Apple, Generation::Other] {
                 let e = Efficiency::defaults(engine, g);
                 assert!(e.is_valid(), "{engine:?} {g:?}");
                 assert!(!e.bandwidth.source.is_empty() && !e.prefill_compute.source.is_empty());
             }
         }
+    }
+
+    /// llama.cpp's Metal backend has its own gaps, prompt rate and expert tiles; its CUDA backend
+    /// keeps the MMQ per-expert cost and no tiles, and no other engine runs on Metal's numbers.
+    #[test]
+    fn llama_cpp_on_metal_and_on_cuda_differ() {
+        let metal = Efficiency::defaults(Engine::LlamaCpp, Generation::Apple);
+        assert_eq!(metal.kernel_gap_per_layer_s.value, 129e-6);
+        assert_eq!(metal.prefill_compute.value, 0.62);
+        assert_eq!((metal.expert_tile_tokens.value, metal.expert_gemm_half_tokens.value), (32.0, 0.0));
+        let cuda = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
+        assert_eq!(cuda.kernel_gap_per_layer_s.value, 26e-6);
+        assert_eq!((cuda.expert_tile_tokens.value, cuda.expert_gemm_half_tokens.value), (0.0, 72.0));
+        let hf = Efficiency::defaults(Engine::Hf, Generation::Apple);
+        assert_eq!((hf.kernel_gap_per_layer_s.value, hf.expert_tile_tokens.value), (0.0, 0.0));
     }
 
     /// The Hopper bandwidth fraction is the measured copy: 4,247 / 4,800.

@@ -216,24 +216,35 @@ fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
     offload::prefill_host_s(req, &p, (tokens / chunk, chunk, tokens % chunk))
 }
 
-/// The fixed cost of one pass's routed-expert GEMMs, in dense-rate FLOPs: llama.cpp's MMQ with
-/// expert ids stages each touched expert's weight tiles whatever few tokens it got, worth `n½`
-/// tokens' work per expert (`expert_gemm_half_tokens`); an expert no token picked launches
-/// nothing. Per MoE layer: `touched·E · n½ · 2·params_per_expert`. The routed GEMMs of a pass
-/// giving each expert `n = tokens·k/E` tokens (all touched) run at `n / (n + n½)` of the dense
-/// rate. Qwen3-30B-A3B (k = 8 of 128, 48 layers of 3 · 2,048 · 768), a 16-token ubatch: 0.644 ·
-/// 128 · 72 · 2 · 4,718,592 · 48 = 2.69 TFLOP against 16 · 2 · 8 · 4,718,592 · 48 = 58 GFLOP of
-/// the tokens' own expert work. Zero where the engine has no such cost.
+/// The fixed cost of one pass's routed-expert GEMMs, in dense-rate FLOPs beside the tokens' own
+/// work. Two mechanisms, each zero where the engine has no such cost:
+///
+/// - a cost per touched expert: llama.cpp's CUDA MMQ with expert ids stages each touched
+///   expert's weight tiles whatever few tokens it got, worth `n½` tokens' work per expert
+///   (`expert_gemm_half_tokens`); an expert no token picked launches nothing. Per MoE layer:
+///   `touched·E · n½ · 2·params_per_expert`, so a pass giving each expert `n = tokens·k/E` tokens
+///   (all touched) runs them at `n / (n + n½)` of the dense rate. Qwen3-30B-A3B (k = 8 of 128, 48
+///   layers of 3 · 2,048 · 768), a 16-token ubatch: 0.644 · 128 · 72 · 2 · 4,718,592 · 48 = 2.69
+///   TFLOP against 16 · 2 · 8 · 4,718,592 · 48 = 58 GFLOP of the tokens' own expert work;
+/// - whole tiles: llama.cpp's Metal `mul_mm_id` computes each expert's tokens in tiles of 32
+///   (`expert_tile_tokens`) and a partly filled tile costs a full one: `(E·T·E[⌈X/T⌉] −
+///   tokens·k) · 2·params_per_expert` ([`work::expected_expert_tiles`]). gpt-oss-120b, 512
+///   tokens: 128 · 32 · 1.00 = 4,096 tokens' work for 2,048 routed, the routed GEMMs at half rate.
 fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
-    let (spec, half) = (req.inference.spec, req.efficiency.expert_gemm_half_tokens.value);
-    match spec.moe {
-        Some(m) if half > 0.0 => {
-            let params_per_expert = work::routed_params_per_token(spec) as f64 / m.experts_per_token.max(1) as f64;
-            let touched = work::touched_expert_fraction(spec, pass_tokens) * m.num_experts as f64;
-            touched * half * 2.0 * params_per_expert
-        }
-        _ => 0.0,
-    }
+    let (spec, e) = (req.inference.spec, req.efficiency);
+    let Some(m) = spec.moe else { return 0.0 };
+    let params_per_expert = work::routed_params_per_token(spec) as f64 / m.experts_per_token.max(1) as f64;
+    let experts = m.num_experts as f64;
+    let touched = work::touched_expert_fraction(spec, pass_tokens) * experts;
+    let per_expert = touched * e.expert_gemm_half_tokens.value;
+    let tile = e.expert_tile_tokens.value;
+    let padding = if tile > 0.0 {
+        let computed = experts * tile * work::expected_expert_tiles(spec, pass_tokens, tile);
+        (computed - (pass_tokens * m.experts_per_token) as f64).max(0.0)
+    } else {
+        0.0
+    };
+    (per_expert + padding) * 2.0 * params_per_expert
 }
 
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
@@ -357,20 +368,28 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
         basis.add("host time per MoE layer (ms)", format!("{:.3}", f.value * 1e3), f.source.clone());
         basis.add("active parameters (speed)", req.params.active, "routed experts counted experts_per_token times");
     }
-    if inf.spec.moe.is_some() && e.expert_gemm_half_tokens.value > 0.0 {
-        let f = &e.expert_gemm_half_tokens;
+    let (half, tile) = (&e.expert_gemm_half_tokens, &e.expert_tile_tokens);
+    if inf.spec.moe.is_some() && (half.value > 0.0 || tile.value > 0.0) {
         let (passes, pass_tokens) = prefill_passes(inf);
         let own = 2.0 * (inf.context * inf.batch) as f64 * work::routed_params_per_token(inf.spec) as f64;
         let fixed = passes as f64 * expert_fixed_flops(req, pass_tokens);
+        let mut why = Vec::new();
+        if half.value > 0.0 {
+            why.push((format!("{:.0} tokens' work per touched expert per pass", half.value), half.source.as_str()));
+        }
+        if tile.value > 0.0 {
+            why.push((format!("whole tiles of {:.0} tokens", tile.value), tile.source.as_str()));
+        }
+        let (what, source): (Vec<_>, Vec<_>) = why.into_iter().unzip();
         basis.add(
             "routed-expert GEMM rate in a prompt pass",
             format!(
-                "{:.2} of dense ({:.0} tokens' work per touched expert per pass; {:.0}% of experts touched)",
+                "{:.2} of dense ({}; {:.0}% of experts touched)",
                 own / (own + fixed),
-                f.value,
+                what.join(", "),
                 100.0 * work::touched_expert_fraction(inf.spec, pass_tokens)
             ),
-            f.source.clone(),
+            source.join("; "),
         );
     }
     if e.kernel_gap_per_layer_s.value > 0.0 {

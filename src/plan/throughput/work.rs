@@ -166,6 +166,30 @@ pub fn touched_expert_fraction(spec: &ModelSpec, tokens: u64) -> f64 {
     })
 }
 
+/// Expected tiles of `tile` tokens that one expert's share of a `tokens`-token pass fills:
+/// `E[⌈X / tile⌉]` with `X ~ Binomial(tokens, k/E)` (uniform routing), summed exactly over the
+/// binomial's probabilities (computed in logs, so large passes do not underflow). A kernel
+/// that runs whole tiles computes `tile · E[⌈X/tile⌉]` tokens' work per expert. gpt-oss-120b
+/// (k = 4 of 128) in a 512-token pass: X has mean 16, so one 32-token tile almost always,
+/// 1.00; gpt-oss-20b (4 of 32): mean 64, 2.47 tiles.
+pub fn expected_expert_tiles(spec: &ModelSpec, tokens: u64, tile: f64) -> f64 {
+    let Some(m) = spec.moe else { return 0.0 };
+    let q = m.experts_per_token as f64 / m.num_experts.max(1) as f64;
+    let tiles = |x: u64| (x as f64 / tile).ceil();
+    if q >= 1.0 {
+        return tiles(tokens);
+    }
+    let (n, odds) = (tokens as f64, (q / (1.0 - q)).ln());
+    // ln P(X = 0), then P(X = x) = P(X = x − 1) · (n − x + 1)/x · q/(1 − q).
+    let mut ln_p = n * (1.0 - q).ln();
+    let mut expected = 0.0;
+    for x in 1..=tokens {
+        ln_p += ((n - x as f64 + 1.0) / x as f64).ln() + odds;
+        expected += ln_p.exp() * tiles(x);
+    }
+    expected
+}
+
 /// The output layer's bytes: lm_head and the final norm (the token table when tied, unless the
 /// engine built a separate lm_head, which `output` then holds).
 pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
@@ -288,6 +312,22 @@ mod tests {
         assert!((touched_expert_fraction(&qwen, 16) - 0.644).abs() < 0.001);
         assert_eq!(touched_expert_fraction(&qwen, 1), 8.0 / 128.0);
         assert_eq!(touched_expert_fraction(&llama_2_7b(), 1), 1.0);
+    }
+
+    /// The doc's gpt-oss figures at 512 tokens: 120b's experts get 16 tokens each (one tile),
+    /// 20b's 64 (2.47 tiles on average, not 2); one-token tiles count the mean share exactly;
+    /// a large pass neither underflows nor drifts; a dense model routes nothing.
+    #[test]
+    fn expert_tiles_are_whole_tiles_of_binomial_shares() {
+        let parse = |text: &str| crate::model::config::parse_config(text, "m", "m.json").unwrap().spec;
+        let big = parse(include_str!("../../../data/models/gpt-oss-120b.json"));
+        let small = parse(include_str!("../../../data/models/gpt-oss-20b.json"));
+        assert!((expected_expert_tiles(&big, 512, 32.0) - 1.0).abs() < 0.001);
+        assert!((expected_expert_tiles(&small, 512, 32.0) - 2.47).abs() < 0.005);
+        assert!((expected_expert_tiles(&small, 512, 1.0) - 64.0).abs() < 1e-6);
+        let large = expected_expert_tiles(&small, 16_384, 32.0);
+        assert!((64.0..=65.0).contains(&large), "{large}");
+        assert_eq!(expected_expert_tiles(&llama_2_7b(), 512, 32.0), 0.0);
     }
 
     #[test]
