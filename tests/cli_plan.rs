@@ -277,6 +277,26 @@ fn engines_refuse_formats_they_do_not_load() {
     }
 }
 
+/// With no --weights, llama.cpp plans the GGUF a quantized checkpoint converts to (gpt-oss's
+/// MXFP4 experts stay MXFP4, DeepSeek-V3's FP8 becomes Q8_0) and says so in the basis; asking
+/// for the checkpoint's own format is still refused with the fix.
+#[test]
+fn llama_cpp_plans_the_gguf_a_quantized_checkpoint_converts_to() {
+    for (model, gguf) in [("gpt-oss-20b", "mxfp4_moe"), ("deepseek-v3", "q8_0")] {
+        let v = plan_json(&format!("{model} --engine llama.cpp"));
+        assert_eq!(v["request"]["weights"], gguf, "{model}");
+        let note = v["basis"].as_array().unwrap().iter().find(|b| b["name"] == "weights as the engine runs them");
+        assert!(note.is_some_and(|b| b["value"].as_str().unwrap().starts_with(gguf)), "{model}: {note:?}");
+    }
+    assert!(plan_json("gpt-oss-20b")["basis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["name"] != "weights as the engine runs them"));
+    let (code, err) = error_of(&["plan", "gpt-oss-20b", "--engine", "llama.cpp", "--weights", "mxfp4"]);
+    assert!(code == 1 && err.contains("runs GGUF files"), "{err}");
+}
+
 /// Engines run on their platforms only: no vLLM or ExLlama on Apple silicon, no ExLlama or
 /// llama.cpp on Gaudi, headroom's CUDA engine on NVIDIA Ampere and newer; `fit` leaves the rest out.
 #[test]

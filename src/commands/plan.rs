@@ -279,7 +279,7 @@ pub fn plan_report_on(
         return super::train::train_report_on(model, args, gpu);
     }
     let spec = &model.spec;
-    let format = match &args.weights {
+    let mut format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,
         None => model.default_format,
     };
@@ -315,6 +315,11 @@ pub fn plan_report_on(
             "--disable-hybrid-kv-cache-manager: vLLM cannot cache {}'s recurrent layers beside its attention without its hybrid KV cache manager; drop the option",
             spec.id
         );
+    }
+    // A checkpoint the engine cannot run as published is planned as the file it converts to.
+    let converted = engine.gguf_for_checkpoint(format).filter(|_| args.weights.is_none() && from_file.is_none());
+    if let Some((gguf, _)) = converted {
+        format = gguf;
     }
     if from_file.is_none() {
         engine
@@ -379,6 +384,14 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
+    if let Some((gguf, why)) = converted {
+        let native = model.default_format.id();
+        plan.basis.push(crate::plan::Basis {
+            name: "weights as the engine runs them".into(),
+            value: format!("{} (the checkpoint is {native})", gguf.id()),
+            source: why.into(),
+        });
+    }
     let throughput = match gpu {
         Some((gpu, _)) => speed(&req, &mut plan, gpu, model, args, calibration)?,
         None => Throughput::default(),

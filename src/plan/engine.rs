@@ -115,6 +115,27 @@ impl Engine {
         }
     }
 
+    /// The GGUF type llama.cpp runs for a checkpoint published in a format it cannot load, when
+    /// no `--weights` is given: gpt-oss's MXFP4 experts stay MXFP4 (`convert_hf_to_gguf.py`
+    /// writes MXFP4_MOE, as ggml-org's own gpt-oss GGUFs are), and an FP8 checkpoint (DeepSeek-V3,
+    /// Kimi K2) converts through bf16 to the 8-bit Q8_0, the size class of the release. `None`
+    /// where the engine loads it or no such conversion is standard.
+    pub fn gguf_for_checkpoint(self, native: WeightFormat) -> Option<(WeightFormat, &'static str)> {
+        use crate::quant::gguf::GgufFileType as G;
+        use crate::quant::stored::QuantScheme as Q;
+        match (self, native) {
+            (Engine::LlamaCpp, WeightFormat::Quantized(Q::Mxfp4)) => Some((
+                WeightFormat::Gguf(G::Mxfp4Moe),
+                "convert_hf_to_gguf.py keeps the MXFP4 experts (GGUF MXFP4_MOE, as ggml-org's gpt-oss GGUFs); pass --weights for another type",
+            )),
+            (Engine::LlamaCpp, WeightFormat::Quantized(Q::Fp8Block | Q::Fp8Channel)) => Some((
+                WeightFormat::Gguf(G::Q8_0),
+                "llama.cpp converts an FP8 checkpoint through bf16; Q8_0 keeps its 8 bits a weight; pass --weights for another type",
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether the engine loads weights stored in `format` as they are; `Err` says what to plan
     /// instead. llama.cpp runs GGUF files (float checkpoints convert to GGUF F32/F16/BF16 at
     /// the same size); ExLlama runs GPTQ and 16-bit checkpoints (exllamav2 README); transformers
@@ -315,7 +336,7 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
     }
     if !engine.uses_torch() {
         return Constant {
-            name: "CUDA context (ggml)",
+            name: if generation == Generation::Apple { "Metal context (ggml)" } else { "CUDA context (ggml)" },
             bytes: Bytes::from_mib(250),
             source: "gguf-parser default --platform-footprint 250 MiB VRAM for llama.cpp",
         };
