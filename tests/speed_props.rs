@@ -4,7 +4,7 @@
 
 use headroom::catalog::gpus::GpuCatalog;
 use headroom::catalog::models::ModelCatalog;
-use headroom::commands::plan::device_speed;
+use headroom::commands::plan::{device, device_speed};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::plan::basis::BasisLog;
 use headroom::plan::device::HostSpeed;
@@ -36,12 +36,12 @@ proptest! {
         let req = InferenceRequest {
             spec, weights: &weights, format, kv: KvFormat::Bf16, context, batch, engine,
             options: EngineOptions::default(),
-            device: Some(Device { id: gpu.id.clone(), capacity: Bytes(gpu.usable_bytes()), reserved: Bytes(gpu.reserved_bytes()), in_use: Bytes::ZERO, unified_memory: None, count, generation: Generation::Ampere, compute_capability: None }),
+            device: Some(device(gpu, count)),
             split: None,
         };
         let Ok(plan) = plan_inference(&req) else { return Ok(()) };
         let device = device_speed(gpu);
-        let efficiency = Efficiency::defaults(engine, Generation::Hopper);
+        let efficiency = Efficiency::defaults(engine, req.device.as_ref().unwrap().generation);
         let params = Params { total: counts.total, active: counts.active };
         let sreq = SpeedRequest { inference: &req, plan: &plan, device: &device, efficiency: &efficiency, params, quantized: format.is_quantized(), host: None };
         let s = plan_speed(&sreq, &mut BasisLog::default());

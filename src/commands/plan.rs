@@ -462,7 +462,8 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
     Ok(d)
 }
 
-pub(crate) fn device(gpu: &GpuSpec, count: u32) -> Device {
+/// The planner's view of `count` catalog GPUs: capacity, generation and compute capability.
+pub fn device(gpu: &GpuSpec, count: u32) -> Device {
     let generation = match gpu.arch {
         Arch::Volta => Generation::Volta,
         Arch::Turing => Generation::Turing,

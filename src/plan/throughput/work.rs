@@ -330,6 +330,23 @@ mod tests {
         assert_eq!(expected_expert_tiles(&llama_2_7b(), 512, 32.0), 0.0);
     }
 
+    proptest::proptest! {
+        /// Whole tiles cover the mean share and at most one tile more (`X/T ≤ ⌈X/T⌉ < X/T + 1`),
+        /// and at least every touched expert's one tile (`⌈X/T⌉ ≥ 1` when `X > 0`), at any pass
+        /// length and tile width.
+        #[test]
+        fn expert_tiles_lie_between_the_mean_share_and_one_more(
+            tokens in 1u64..6_000, tile in proptest::sample::select(vec![1.0, 8.0, 32.0, 64.0, 128.0]),
+        ) {
+            let config = include_str!("../../../data/models/qwen3-30b-a3b.json");
+            let qwen = crate::model::config::parse_config(config, "q", "q.json").unwrap().spec;
+            let tiles = expected_expert_tiles(&qwen, tokens, tile);
+            let mean = tokens as f64 * 8.0 / 128.0 / tile;
+            proptest::prop_assert!(tiles >= mean - 1e-9 && tiles <= mean + 1.0 + 1e-9, "{tiles} vs {mean}");
+            proptest::prop_assert!(tiles >= touched_expert_fraction(&qwen, tokens) - 1e-9);
+        }
+    }
+
     #[test]
     fn llama2_7b_matmul_params_and_pair_flops() {
         let s = llama_2_7b();
