@@ -416,6 +416,7 @@ fn apple_silicon_plans_at_the_gpu_wired_limit() {
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--wired-limit", "20"], "not to rtx-4090"),
         (vec!["plan", "llama-3.1-8b", "--wired-limit", "20"], "needs --gpu"),
         (vec!["fit", "llama-3.1-8b", "--wired-limit", "20"], "one Mac's setting"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "m2-ultra:2"], "a Mac has one GPU; plan --gpu m2-ultra"),
     ] {
         let (code, err) = error_of(&args);
         assert!(code == 1 && err.contains(needle), "{err}");

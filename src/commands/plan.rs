@@ -437,6 +437,12 @@ fn cpu_offload_bytes(args: &PlanArgs, engine: Engine) -> anyhow::Result<u64> {
 /// The planned GPUs at the wired limit `--wired-limit` sets (Apple silicon), less what `--in-use`
 /// says other processes hold on each.
 pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
+    anyhow::ensure!(
+        count == 1 || !gpu.unified_memory,
+        "--gpu {}:{count}: a Mac has one GPU; plan --gpu {} (several Macs over llama.cpp's RPC are not modelled)",
+        gpu.id,
+        gpu.id
+    );
     let mut d = device(gpu, count);
     if let Some(gib) = args.wired_limit {
         let Some(total) = d.unified_memory else {
