@@ -20,7 +20,7 @@ ORDER = [
     "H200 training speed (ours)",
     "published inference memory, KV and file sizes",
     "LitGPT fine-tuning memory (published)",
-    "published speed (LitGPT, ExLlama, llama.cpp, vLLM)",
+    "published speed (LitGPT, ExLlama, llama.cpp, vLLM, MLX)",
     "headroom validate: our engine under NVML (ours)",
     "headroom watch around transformers (ours)",
 ]

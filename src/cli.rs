@@ -232,8 +232,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub text_only: bool,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
-    /// engine), litgpt. Training plans: hf, litgpt or headroom. Default: llama.cpp for GGUF
-    /// inputs and formats, hf otherwise.
+    /// engine), litgpt, mlx (mlx-lm on Apple silicon). Training plans: hf, litgpt or headroom.
+    /// Default: llama.cpp for GGUF inputs and formats, mlx for MLX formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.

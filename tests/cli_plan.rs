@@ -277,6 +277,31 @@ fn engines_refuse_formats_they_do_not_load() {
     }
 }
 
+/// mlx-lm: an MLX checkpoint picks the engine; every Linear and the token table are quantized
+/// (Qwen3-8B in 4-bit: 4,607,731,712 B, mlx-community's 4.61 GB), the cache grows in steps of
+/// 256 tokens (528 tokens hold 768 slots), and neither the engine nor its formats go elsewhere.
+#[test]
+fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
+    let v = plan_json("qwen3-8b --weights mlx-4bit --gpu m4-max --context 528");
+    assert_eq!(v["request"]["engine"], "mlx");
+    assert_eq!(u(&v, "/memory/weights_bytes"), 4_607_731_712);
+    assert_eq!(u(&v, "/memory/kv_cache_bytes"), 768 * 36 * 8 * 128 * 2 * 2);
+    assert_eq!(u(&v, "/memory/cuda_context_bytes"), 0);
+    assert!(f(&v, "/throughput/decode_tokens_per_s") > 0.0);
+    // Head dims MLX cannot fuse (Qwen3.6-27B's 256) write every score of a prompt chunk.
+    let long = plan_json("qwen3.6-27b --weights mlx-4bit --engine mlx --context 131072");
+    assert!(u(&long, "/memory/activations_bytes") >= 2048 * 131_072 * 24 * 2, "{}", long["memory"]);
+    for (args, needle) in [
+        (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--engine", "vllm"], "add --engine mlx"),
+        (vec!["plan", "qwen3-8b", "--weights", "q4_k_m", "--engine", "mlx"], "mlx-lm runs MLX checkpoints"),
+        (vec!["plan", "qwen3-8b", "--engine", "mlx", "--kv-cache", "q8_0"], "use --kv-cache bf16"),
+        (vec!["plan", "qwen3-8b", "--engine", "mlx", "--mode", "lora"], "plans inference only"),
+    ] {
+        let (code, err) = error_of(&args);
+        assert!(code == 1 && err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 /// With no --weights, llama.cpp plans the GGUF a quantized checkpoint converts to (gpt-oss's
 /// MXFP4 experts stay MXFP4, DeepSeek-V3's FP8 becomes Q8_0) and says so in the basis; asking
 /// for the checkpoint's own format is still refused with the fix.
@@ -301,11 +326,15 @@ fn llama_cpp_plans_the_gguf_a_quantized_checkpoint_converts_to() {
 /// llama.cpp on Gaudi, headroom's CUDA engine on NVIDIA Ampere and newer; `fit` leaves the rest out.
 #[test]
 fn engines_run_on_their_platforms_only() {
-    for (engine, gpu) in [("vllm", "m4-max"), ("exllama", "gaudi3"), ("llama.cpp", "gaudi3"), ("headroom", "t4")] {
+    for (engine, gpu) in
+        [("vllm", "m4-max"), ("exllama", "gaudi3"), ("llama.cpp", "gaudi3"), ("headroom", "t4"), ("mlx", "h100-sxm")]
+    {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--gpu", gpu]);
         assert!(code == 1 && err.contains("does not run on"), "{engine} on {gpu}: {err}");
     }
-    for (engine, gpu) in [("vllm", "mi300x"), ("llama.cpp", "m4-max"), ("hf", "gaudi3"), ("headroom", "a100-80gb")] {
+    for (engine, gpu) in
+        [("vllm", "mi300x"), ("llama.cpp", "m4-max"), ("hf", "gaudi3"), ("headroom", "a100-80gb"), ("mlx", "m2-ultra")]
+    {
         let (code, err) = error_of(&["plan", "llama-2-7b", "--engine", engine, "--gpu", gpu]);
         assert_eq!(code, 0, "{engine} on {gpu}: {err}");
     }

@@ -31,12 +31,12 @@ proptest! {
 
     #[test]
     fn inference_plans_never_panic(
-        model in 0usize..1000, engine in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..21,
-        gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max"]),
+        model in 0usize..1000, engine in 0usize..8, ctx_exp in 0u32..25, batch_exp in 0u32..21,
+        gpus in prop::sample::select(vec!["h100-sxm", "h100-sxm:8", "rtx-4090:3", "h200:1024", "m4-max", "m3-ultra"]),
         eager in any::<bool>(), hybrid_off in any::<bool>(), cpu_moe in 0u64..200, gpu_layers in 0u64..200,
     ) {
         let (id, moe) = pick(model);
-        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
+        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt", "mlx"][engine];
         let attention = if eager { "eager" } else { "flash" };
         let manager = if hybrid_off && engine == "vllm" { "--disable-hybrid-kv-cache-manager" } else { "" };
         // llama.cpp's host offloads: whole layers (--n-gpu-layers), and a mixture of experts'
@@ -58,7 +58,7 @@ proptest! {
     fn windowed_configs_plan_or_refuse(
         family in prop::sample::select(vec!["llama4_text", "gemma3_text", "mistral", "cohere2", "gpt2", "opt", "mpt", "gpt_bigcode"]),
         size in prop_oneof![Just(u64::MAX), any::<u64>(), 1u64..100_000],
-        engine in 0usize..7, ctx_exp in 0u32..25, batch_exp in 0u32..21, hybrid_off in any::<bool>(),
+        engine in 0usize..8, ctx_exp in 0u32..25, batch_exp in 0u32..21, hybrid_off in any::<bool>(),
         mpt_attention in prop::sample::select(vec!["multihead_attention", "multiquery_attention", "grouped_query_attention"]),
         mbt_exp in 0u32..27,
     ) {
@@ -71,7 +71,7 @@ proptest! {
         });
         let dir = tempfile::TempDir::new().unwrap();
         std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt"][engine];
+        let engine = ["hf", "vllm", "llama.cpp", "exllama", "bare", "headroom", "litgpt", "mlx"][engine];
         let vllm = if engine == "vllm" {
             let manager = if hybrid_off { "--disable-hybrid-kv-cache-manager" } else { "" };
             format!("--max-num-batched-tokens {} {manager}", 1u64 << mbt_exp)

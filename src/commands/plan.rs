@@ -36,8 +36,8 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 /// Whether `engine` runs on `gpu`'s platform: vLLM on NVIDIA, AMD (ROCm) and Gaudi (vllm-gaudi),
 /// not Apple silicon (no Metal backend); ExLlama on NVIDIA and AMD (CUDA/HIP kernels);
 /// llama.cpp on NVIDIA, AMD and Apple (CUDA, HIP, Metal), not Gaudi; headroom's engine on
-/// NVIDIA Ampere and newer (its kernels are CUDA, prefill attention needs sm_80);
-/// transformers everywhere.
+/// NVIDIA Ampere and newer (its kernels are CUDA, prefill attention needs sm_80); mlx-lm on
+/// Apple silicon (MLX's CUDA backend is not modelled); transformers everywhere.
 pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
     use crate::catalog::gpus::Arch as A;
     let apple = gpu.vendor == crate::catalog::gpus::Vendor::Apple;
@@ -48,6 +48,7 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
         Engine::Exllama => !apple && !gaudi,
         Engine::LlamaCpp => !gaudi,
         Engine::Headroom => !(apple || gaudi || amd || matches!(gpu.arch, A::Volta | A::Turing)),
+        Engine::Mlx => apple,
         Engine::Hf | Engine::Bare | Engine::Litgpt => true,
     };
     anyhow::ensure!(
@@ -65,11 +66,11 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
 /// (`qwen3next`, `nemotron_h`, `granitehybrid`), not in ExLlama (Llama-family only), LitGPT (no
 /// recurrent block) or headroom's engine (attention layers only).
 pub fn runs_model(engine: Engine, spec: &crate::model::spec::ModelSpec) -> anyhow::Result<()> {
-    let hybrid_ok = matches!(engine, Engine::Hf | Engine::Vllm | Engine::LlamaCpp | Engine::Bare);
+    let hybrid_ok = matches!(engine, Engine::Hf | Engine::Vllm | Engine::LlamaCpp | Engine::Bare | Engine::Mlx);
     let hybrid_family = matches!(spec.family, Family::NemotronH | Family::GraniteMoeHybrid);
     anyhow::ensure!(
         (spec.linear_attention.is_none() && !hybrid_family) || hybrid_ok,
-        "--engine {}: {} has recurrent (Gated DeltaNet or Mamba-2) layers, which it does not implement; use --engine hf, vllm or llama.cpp",
+        "--engine {}: {} has recurrent (Gated DeltaNet or Mamba-2) layers, which it does not implement; use --engine hf, vllm, llama.cpp or mlx",
         engine.id(),
         spec.id
     );
@@ -289,6 +290,7 @@ pub fn plan_report_on(
     let engine = match &args.engine {
         Some(e) => Engine::parse(e)?,
         None if is_gguf => Engine::LlamaCpp,
+        None if matches!(format, WeightFormat::Quantized(q) if q.mlx_bits().is_some()) => Engine::Mlx,
         None => Engine::Hf,
     };
     if let Some((g, _)) = gpu {

@@ -69,7 +69,9 @@ fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
     match req.engine {
         Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
         Engine::LlamaCpp => (t, t),
-        Engine::Exllama | Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt => (t, t / req.batch.max(1)),
+        Engine::Exllama | Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt | Engine::Mlx => {
+            (t, t / req.batch.max(1))
+        }
     }
 }
 
@@ -160,6 +162,16 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
         Engine::Hf if req.spec.family == Family::Falcon => true,
         // Our prefill kernel is flash-style: scores stay in registers.
         Engine::Headroom => false,
+        // MLX fuses prefill attention (`sdpa_full_supported_head_dim` in
+        // scaled_dot_product_attention.cpp) for equal query and value head dims of 64, 80 or 128
+        // only; other models take the unfused path, one matmul writing every score.
+        Engine::Mlx => {
+            let spec = req.spec;
+            let (q, v) = spec
+                .mla
+                .map_or((spec.head_dim, spec.head_dim), |m| (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim));
+            !(q == v && matches!(q, 64 | 80 | 128))
+        }
         _ => !req.options.flash_attention,
     }
 }
@@ -209,6 +221,11 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
                 let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
                 scores * 10 + seqs * t_seq * kv_len * 2 + repeat
             }
+            // MLX's unfused attention: the 16-bit scores, which softmax overwrites (MLX donates
+            // an input buffer no other array holds). Qwen3.6-27B (24 heads of 256) at 131,072
+            // tokens: 2,048-token chunks peak 13.3 GB above 256-token ones (mlx-lm PR #1781),
+            // against 1,792 × 131,072 × 24 × 2 B = 11.3 GB of scores.
+            Engine::Mlx => scores * 2,
             // ggml: f32 KQ; its soft_max reuses KQ's memory (ggml-alloc runs ops that can work
             // in place there once their input has no other consumer). Seven llama.cpp logs
             // without flash attention: 4 B per score, not 8 (e.g. Llama-3.1-8B Q4_K_M, 4 × 2,048
@@ -345,6 +362,9 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         Engine::LlamaCpp => t * h * 4 + req.batch.min(t) * v * 4,
         Engine::Exllama => t * h * 2 + req.batch * v * 4,
         Engine::Bare => req.batch * v * 2,
+        // mlx-lm applies lm_head to each sequence's last prompt token only (PR #406, 2025) and
+        // takes log-probabilities beside the logits, both in the model's dtype.
+        Engine::Mlx => t * h * 2 + req.batch * v * 2 * 2,
         // The logits buffer is part of the workspace; the final norm writes into the arena.
         Engine::Headroom => 0,
     }

@@ -31,15 +31,27 @@ pub enum Engine {
     /// or 0.41 in its 2023 resource tables), and `GPT` builds lm_head and the embedding as two
     /// matrices even for tied checkpoints.
     Litgpt,
+    /// Apple's MLX through mlx-lm (`mlx_lm.generate`, `mlx_lm.server`) on Apple silicon: MLX's
+    /// own quantized checkpoints, a KV cache grown in steps of 256 tokens, prompts evaluated in
+    /// chunks of 2,048 tokens.
+    Mlx,
 }
 
 #[derive(Debug, Error, PartialEq)]
-#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom, litgpt")]
+#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom, litgpt, mlx")]
 pub struct UnknownEngine(pub String);
 
 impl Engine {
-    pub const ALL: [Engine; 7] =
-        [Engine::Hf, Engine::Vllm, Engine::LlamaCpp, Engine::Exllama, Engine::Bare, Engine::Headroom, Engine::Litgpt];
+    pub const ALL: [Engine; 8] = [
+        Engine::Hf,
+        Engine::Vllm,
+        Engine::LlamaCpp,
+        Engine::Exllama,
+        Engine::Bare,
+        Engine::Headroom,
+        Engine::Litgpt,
+        Engine::Mlx,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -50,6 +62,7 @@ impl Engine {
             Engine::Bare => "bare",
             Engine::Headroom => "headroom",
             Engine::Litgpt => "litgpt",
+            Engine::Mlx => "mlx",
         }
     }
 
@@ -63,6 +76,7 @@ impl Engine {
             "bare" => Ok(Engine::Bare),
             "headroom" => Ok(Engine::Headroom),
             "litgpt" | "lit-gpt" => Ok(Engine::Litgpt),
+            "mlx" | "mlx-lm" | "mlx_lm" => Ok(Engine::Mlx),
             _ => Err(UnknownEngine(s.to_string())),
         }
     }
@@ -84,9 +98,10 @@ impl Engine {
     /// Whether the engine loads a multimodal checkpoint's vision encoder and projector. LitGPT's
     /// Gemma 3 is text only: `convert_hf_checkpoint.py` (`copy_weights_gemma_3`) skips every
     /// `vision_tower` and `multi_modal_projector` tensor. The others load them (transformers'
-    /// `Gemma3ForConditionalGeneration`, vLLM's `gemma3_mm`, llama.cpp's mmproj).
+    /// `Gemma3ForConditionalGeneration`, vLLM's `gemma3_mm`, llama.cpp's mmproj). mlx-lm loads
+    /// the language model only (images are mlx-vlm's, another program).
     pub fn builds_vision_tower(self) -> bool {
-        self != Engine::Litgpt
+        !matches!(self, Engine::Litgpt | Engine::Mlx)
     }
 
     /// Whether 4-bit bitsandbytes quantization covers the output projection too: LitGPT's
@@ -162,6 +177,14 @@ impl Engine {
             (Engine::Litgpt, _) => {
                 Err("LitGPT quantizes with bitsandbytes: plan --weights nf4, nf4-dq or int8, or a float checkpoint")
             }
+            (Engine::Mlx, WeightFormat::Float(_))
+            | (Engine::Mlx, WeightFormat::Quantized(Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 | Q::Mxfp4)) => Ok(()),
+            (Engine::Mlx, _) => {
+                Err("mlx-lm runs MLX checkpoints: plan --weights mlx-4bit (mlx-3bit, mlx-6bit, mlx-8bit), mxfp4 or a float checkpoint")
+            }
+            (_, WeightFormat::Quantized(q)) if q.mlx_bits().is_some() => {
+                Err("MLX's affine checkpoints run in mlx-lm on Apple silicon: add --engine mlx")
+            }
             _ => Ok(()),
         }
     }
@@ -183,6 +206,8 @@ impl Engine {
             (Engine::Headroom, _) => Err("headroom's engine keeps a bf16 KV cache"),
             (Engine::Litgpt, K::Bf16) => Ok(()),
             (Engine::Litgpt, _) => Err("LitGPT keeps the KV cache in the model's 16-bit dtype: use --kv-cache bf16"),
+            (Engine::Mlx, K::Bf16 | K::Fp16) => Ok(()),
+            (Engine::Mlx, _) => Err("mlx-lm keeps keys and values in the model's 16-bit dtype: use --kv-cache bf16"),
             _ => Ok(()),
         }
     }
@@ -270,9 +295,16 @@ pub const OP_OFFLOAD_MIN_TOKENS: u64 = 32;
 /// ExLlama's `max_input_len`: it evaluates each prompt in chunks of this many tokens.
 pub const EXLLAMA_PROMPT_CHUNK: u64 = 2048;
 
+/// mlx-lm's `prefill_step_size` (`generate_step`, 2,048 since 2025; 512 before): the prompt is
+/// evaluated in chunks of this many tokens, the cache cleared after each.
+pub const MLX_PROMPT_CHUNK: u64 = 2048;
+
+/// mlx-lm's `KVCache.step`: each layer's keys and values grow in blocks of this many tokens.
+pub const MLX_KV_STEP: u64 = 256;
+
 impl EngineOptions {
     /// Tokens one forward pass over `batch` prompts of `context` tokens takes: llama.cpp's
-    /// ubatch, ExLlama's 2,048-token chunk of each prompt, vLLM's chunked-prefill budget
+    /// ubatch, ExLlama's and mlx-lm's 2,048-token chunks of each prompt, vLLM's chunked-prefill budget
     /// `vllm_chunk`; transformers, LitGPT and the bare and headroom engines all at once. Never
     /// more than the prompts hold. Llama-3-8B at 8,096 tokens under llama.cpp: 512.
     pub fn prompt_pass_tokens(&self, engine: Engine, context: u64, batch: u64, vllm_chunk: u64) -> u64 {
@@ -280,6 +312,7 @@ impl EngineOptions {
         match engine {
             Engine::LlamaCpp => self.n_ubatch,
             Engine::Exllama => EXLLAMA_PROMPT_CHUNK * batch,
+            Engine::Mlx => MLX_PROMPT_CHUNK * batch,
             Engine::Vllm => vllm_chunk,
             Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
         }
@@ -332,6 +365,13 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
             name: "CUDA context (headroom)",
             bytes: Bytes::from_mib(250),
             source: "not yet measured: a non-PyTorch CUDA process with cuBLAS, as gguf-parser's 250 MiB; validate's 'context' phase measures it",
+        };
+    }
+    if engine == Engine::Mlx {
+        return Constant {
+            name: "Metal context (MLX)",
+            bytes: Bytes::ZERO,
+            source: "mlx-lm's peak memory (mx.get_peak_memory) counts MLX's arrays only; the Metal runtime belongs to the process, outside the buffers the GPU wires",
         };
     }
     if !engine.uses_torch() {

@@ -23,7 +23,7 @@
 //! 128·80·128·4 + 3·12,288·2 = 5,316,608 B per layer and sequence.
 
 use super::basis::BasisLog;
-use super::engine::{Engine, EngineOptions};
+use super::engine::{Engine, EngineOptions, MLX_KV_STEP, MLX_PROMPT_CHUNK};
 use crate::model::spec::{Family, LayerAttention, LinearAttention, LinearKind, ModelSpec};
 use crate::quant::KvFormat;
 use crate::units::Bytes;
@@ -294,6 +294,14 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         Engine::Bare => window.map_or(ctx, |w| ctx.min(w)) * batch,
         // One cache for the whole context per sequence (validate runs full-attention models).
         Engine::Headroom => ctx * batch,
+        // mlx-lm: each sequence's KVCache grows in steps of 256 tokens; a sliding-window layer's
+        // RotatingKVCache holds the window, and while a prompt chunk goes in, the window and the
+        // chunk but one (`max_size + S − 1`, cache.py).
+        Engine::Mlx => {
+            let grown = ctx.next_multiple_of(MLX_KV_STEP);
+            let chunk = MLX_PROMPT_CHUNK.min(ctx);
+            window.map_or(grown, |w| grown.min(w + chunk - 1)) * batch
+        }
     }
 }
 
@@ -537,6 +545,7 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
         Engine::Vllm => format!("paged blocks of {} tokens (vLLM)", vllm_block_size(req)),
         Engine::LlamaCpp => "n_ctx = batch·context padded to 256 cells (llama.cpp)".to_string(),
         Engine::Exllama => "preallocated for the full context (ExLlama)".to_string(),
+        Engine::Mlx => "each sequence's cache grown in steps of 256 tokens (mlx-lm KVCache)".to_string(),
         _ => "exact tokens".to_string(),
     };
     basis.add("kv cache allocation", rounding, "engine KV layout");
@@ -583,6 +592,8 @@ mod tests {
         // llama.cpp: 2 × 100 cells padded to 256.
         assert_eq!(kv(&s, Engine::LlamaCpp, 100, 2, KvFormat::Bf16), 256 * per_token);
         assert_eq!(kv(&s, Engine::Hf, 100, 2, KvFormat::Bf16), 200 * per_token);
+        // mlx-lm: each of 2 sequences grows to 256 slots.
+        assert_eq!(kv(&s, Engine::Mlx, 100, 2, KvFormat::Bf16), 512 * per_token);
     }
 
     fn qwen3_next() -> ModelSpec {
@@ -802,6 +813,9 @@ mod tests {
         assert_eq!(kv(&s, Engine::Hf, 8192, 1, KvFormat::Bf16), 32 * 8192 * per_token_layer);
         // vLLM: min(1024 − 1 + 8192, 8192) tokens → 512 blocks, plus one.
         assert_eq!(kv(&s, Engine::Vllm, 8192, 1, KvFormat::Bf16), 32 * 513 * 16 * per_token_layer);
+        // mlx-lm's RotatingKVCache: the window and a 2,048-token prompt chunk but one.
+        assert_eq!(kv(&s, Engine::Mlx, 8192, 1, KvFormat::Bf16), 32 * (1024 + 2047) * per_token_layer);
+        assert_eq!(kv(&s, Engine::Mlx, 1000, 1, KvFormat::Bf16), 32 * 1024 * per_token_layer);
     }
 
     /// vLLM's groups for attention of several kinds: Gemma 3 27B (52 sliding, 10 full layers)

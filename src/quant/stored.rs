@@ -85,7 +85,17 @@ pub enum QuantScheme {
     /// NVIDIA NVFP4 (ModelOpt layout): FP4 weights [N, K/2], one E4M3 scale per 16 along K, and two
     /// fp32 scalars per tensor (`weight_scale_2`, the global weight scale, and `input_scale`).
     Nvfp4,
+    /// MLX affine quantization as `mlx_lm.convert -q` writes it (`mx.quantize`, mode "affine",
+    /// group 64): the codes packed low to high bits into uint32 `weight` [N, K·bits/32], and one
+    /// `scales` and one `biases` entry per 64 weights along K, in the model's 16-bit dtype.
+    Mlx3,
+    Mlx4,
+    Mlx6,
+    Mlx8,
 }
+
+/// MLX's affine group along K (`mlx_lm.convert`'s default `--q-group-size`).
+pub const MLX_GROUP: u64 = 64;
 
 /// Bytes of `groups × cols` entries packed `per_word` to an int32 word along `cols`.
 fn packed_words(groups: u64, cols: u64, per_word: u64) -> u64 {
@@ -117,6 +127,21 @@ impl QuantScheme {
             QuantScheme::AwqG128 => "awq-4bit-g128",
             QuantScheme::Mxfp4 => "mxfp4",
             QuantScheme::Nvfp4 => "nvfp4",
+            QuantScheme::Mlx3 => "mlx-affine-3bit-g64",
+            QuantScheme::Mlx4 => "mlx-affine-4bit-g64",
+            QuantScheme::Mlx6 => "mlx-affine-6bit-g64",
+            QuantScheme::Mlx8 => "mlx-affine-8bit-g64",
+        }
+    }
+
+    /// Bits per code of an MLX affine scheme; `None` for the others.
+    pub fn mlx_bits(self) -> Option<u64> {
+        match self {
+            QuantScheme::Mlx3 => Some(3),
+            QuantScheme::Mlx4 => Some(4),
+            QuantScheme::Mlx6 => Some(6),
+            QuantScheme::Mlx8 => Some(8),
+            _ => None,
         }
     }
 
@@ -140,6 +165,10 @@ impl QuantScheme {
             QuantScheme::AwqG128 => gptq_bytes(4, 128, n, k, false),
             QuantScheme::Mxfp4 => n * k.div_ceil(32) * 17,
             QuantScheme::Nvfp4 => n * k.div_ceil(16) * 9 + 2 * 4,
+            QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 => {
+                let bits = self.mlx_bits().unwrap_or(8);
+                n * (k * bits).div_ceil(32) * 4 + n * k.div_ceil(MLX_GROUP) * 2 * 2
+            }
         }
     }
 
@@ -157,6 +186,9 @@ impl QuantScheme {
             QuantScheme::Gptq8G128 => 8.0 + 16.0 / 128.0 + 8.0 / 128.0,
             QuantScheme::Mxfp4 => 4.0 + 8.0 / 32.0,
             QuantScheme::Nvfp4 => 4.0 + 8.0 / 16.0,
+            QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 => {
+                self.mlx_bits().unwrap_or(8) as f64 + 32.0 / MLX_GROUP as f64
+            }
         }
     }
 }
@@ -218,6 +250,9 @@ mod tests {
         assert_eq!(b(QuantScheme::AwqG128), 8_716_288);
         assert_eq!(b(QuantScheme::Mxfp4), 8_912_896);
         assert_eq!(b(QuantScheme::Nvfp4), 9_437_192);
+        // 4096 × 4096 / 8 codes per word × 4 B, plus 4096 × 64 groups × (scale + bias) × 2 B.
+        assert_eq!(b(QuantScheme::Mlx4), 8_388_608 + 1_048_576);
+        assert_eq!(b(QuantScheme::Mlx3), 6_291_456 + 1_048_576);
     }
 
     #[test]

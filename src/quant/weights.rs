@@ -58,7 +58,7 @@ use QuantScheme as Q;
 
 /// (scheme, id, description) of the quantized-checkpoint formats.
 #[rustfmt::skip]
-const QUANTIZED: [(QuantScheme, &str, &str); 11] = [
+const QUANTIZED: [(QuantScheme, &str, &str); 15] = [
     (Q::Fp8Channel, "fp8", "FP8 E4M3 linear layers, one fp32 scale per output channel"),
     (Q::Fp8Block, "fp8-block", "FP8 E4M3 linear layers, fp32 scale per 128x128 block (DeepSeek-V3)"),
     (Q::Int8Row, "int8", "bitsandbytes LLM.int8(): int8 linear layers, fp32 scale per row"),
@@ -70,6 +70,10 @@ const QUANTIZED: [(QuantScheme, &str, &str); 11] = [
     (Q::AwqG128, "awq", "AWQ 4-bit, group 128, with zeros"),
     (Q::Mxfp4, "mxfp4", "OCP MXFP4: FP4 with an E8M0 scale per 32 weights"),
     (Q::Nvfp4, "nvfp4", "NVIDIA NVFP4: FP4 with an FP8 scale per 16 weights, fp32 per tensor"),
+    (Q::Mlx3, "mlx-3bit", "MLX affine 3-bit, 16-bit scale and bias per 64 weights (mlx-community 3bit)"),
+    (Q::Mlx4, "mlx-4bit", "MLX affine 4-bit, 16-bit scale and bias per 64 weights (mlx-community 4bit)"),
+    (Q::Mlx6, "mlx-6bit", "MLX affine 6-bit, 16-bit scale and bias per 64 weights (mlx-community 6bit)"),
+    (Q::Mlx8, "mlx-8bit", "MLX affine 8-bit, 16-bit scale and bias per 64 weights (mlx-community 8bit)"),
 ];
 
 const FLOATS: [(FloatType, &str); 3] = [
@@ -222,9 +226,18 @@ impl WeightFormat {
 /// except that MXFP4 on a mixture-of-experts model covers the routed experts only (gpt-oss-120b:
 /// 36 × 128 experts of 5760 × 2880 and 2880 × 2880 in 60,914,073,600 B, the other 2,167,371,072
 /// parameters in bf16).
+///
+/// MLX's `nn.quantize` takes every module with `to_quantized`: each `Linear` (lm_head and the
+/// routers too) and `Embedding` (the token and position tables), whose input dimension the
+/// group divides (`mlx_lm.utils.quantize_model`); norms stay in the model's dtype.
 fn quantizes(q: QuantScheme, t: &TensorDesc, spec: &ModelSpec) -> bool {
     match q {
         Q::Mxfp4 if spec.moe.is_some() => t.role.is_routed_expert(),
+        Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 => {
+            let module = t.role.is_block_linear()
+                || matches!(t.role, Role::TokenEmbd | Role::PosEmbd | Role::Output | Role::FfnGateInp);
+            module && t.cols % super::stored::MLX_GROUP == 0
+        }
         _ => t.role.is_block_linear(),
     }
 }

@@ -181,6 +181,13 @@ const METAL_KERNEL_GAP_SOURCE: &str = "llama.cpp Metal decode over the bandwidth
 const METAL_PREFILL_COMPUTE: f64 = 0.62;
 const METAL_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp Metal pp512 on an M2 Ultra, of 27.2 TFLOPS: median of 20 published rows 0.62 (F16 0.61–0.76, quantized 0.50–0.67; XiongjieDai GPU-Benchmarks-on-LLM-Inference, llama.cpp PRs 2023–2026); a PyTorch MPS GEMM reaches 0.74 (chsasank/device-benchmarks)";
 
+/// mlx-lm's prompt chunks, of the FP16 (= FP32) ALU peak: 2,048-token chunks are large GEMMs, and
+/// a large Metal GEMM reaches 0.74 of an M2 Ultra's 27.2 TFLOPS and 0.80 of an M3 Max's peak
+/// (PyTorch MPS FP32 matmul, chsasank/device-benchmarks); the lower is planned. Not fitted to
+/// mlx-lm rows, which check it (published-speed.toml).
+const MLX_PREFILL_COMPUTE: f64 = 0.74;
+const MLX_PREFILL_COMPUTE_SOURCE: &str = "a large Metal GEMM's share of the ALU peak: PyTorch MPS FP32 matmul 0.74 on an M2 Ultra, 0.80 on an M3 Max (chsasank/device-benchmarks); mlx-lm's 2,048-token prompt chunks are large GEMMs";
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -271,6 +278,7 @@ impl Efficiency {
                 e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
             }
             Engine::Vllm => e.kernel_gap_per_layer_s = f(VLLM_KERNEL_GAP_S, VLLM_KERNEL_GAP_SOURCE),
+            Engine::Mlx => e.prefill_compute = f(MLX_PREFILL_COMPUTE, MLX_PREFILL_COMPUTE_SOURCE),
             Engine::LlamaCpp => {}
         }
         e

@@ -249,7 +249,8 @@ fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
 
 /// Whether the engine writes quantized weights out as fp16 before its prompt GEMMs.
 /// transformers and LitGPT (bitsandbytes, GPTQ/AWQ kernels), ExLlama (`temp_dq`) and headroom do.
-/// llama.cpp's MMQ multiplies the quantized blocks on int8 tensor cores from Turing on; on Volta
+/// MLX's `quantized_matmul` dequantizes tile by tile inside the GEMM. llama.cpp's MMQ multiplies
+/// the quantized blocks on int8 tensor cores from Turing on; on Volta
 /// (FP16 tensor cores, no int8 ones) it uses MMQ below 64 tokens only and otherwise dequantizes
 /// for cuBLAS (`ggml_cuda_should_use_mmq`).
 fn dequantizes_for_prefill(inf: &InferenceRequest, pass_tokens: u64) -> bool {
@@ -259,7 +260,7 @@ fn dequantizes_for_prefill(inf: &InferenceRequest, pass_tokens: u64) -> bool {
             let volta = inf.device.as_ref().is_some_and(|d| d.generation == Generation::Volta);
             volta && pass_tokens >= 64
         }
-        Engine::Vllm | Engine::Bare => false,
+        Engine::Vllm | Engine::Bare | Engine::Mlx => false,
     }
 }
 
