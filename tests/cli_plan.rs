@@ -395,10 +395,6 @@ fn in_use_memory_counts_against_the_verdict() {
     }
 }
 
-/// On Apple silicon the plan gets what macOS lets the GPU wire (107.52 of 128 GiB on an M3 Max
-/// under macOS 26), not the whole pool: Llama-3.1-70B Q8_0 at 131,072 tokens misses it by 1.7
-/// GiB, and the verdict names the sysctl that fits it; `--wired-limit` plans at the raised
-/// limit, and is refused on discrete GPUs, beyond the memory and in `fit`.
 /// llama.cpp on Metal: decode pays 129 µs of dispatch gaps a layer over the bandwidth roofline
 /// (Llama-2-7B Q4_0 on an M2 Ultra: 3.82 GB at 0.85 of 800 GB/s is 5.6 ms, plus 32 × 129 µs);
 /// the prompt runs at 0.62 of the FP16 (= FP32) rate; the M4 Max has no sourced FLOP rate, so
@@ -422,8 +418,18 @@ fn metal_speed_counts_dispatch_gaps_prompt_rate_and_expert_tiles() {
         rate.unwrap()["value"].as_str().unwrap().starts_with("0.50 of dense (whole tiles of 32 tokens"),
         "{rate:?}"
     );
+    // Under 32 tokens a pass takes mul_mv_id, row by row: no tiles to pad.
+    let short = plan_json("gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu m2-ultra --context 8");
+    let rate =
+        short["basis"].as_array().unwrap().iter().find(|b| b["name"] == "routed-expert GEMM rate in a prompt pass");
+    assert!(rate.unwrap()["value"].as_str().unwrap().starts_with("1.00 of dense"), "{rate:?}");
 }
 
+/// On Apple silicon the plan gets what macOS lets the GPU wire (107.52 of 128 GiB on an M3 Max
+/// under macOS 26), not the whole pool: Llama-3.1-70B Q8_0 at 131,072 tokens misses it by 1.7
+/// GiB, and the verdict names the sysctl that fits it; `--wired-limit` plans at the raised
+/// limit, and is refused on discrete GPUs, beyond the memory and in `fit`.
+/// A Mac has one GPU: `--gpu m2-ultra:2` is refused.
 #[test]
 fn apple_silicon_plans_at_the_gpu_wired_limit() {
     let args = "llama-3.1-70b --weights q8_0 --gpu m3-max --context 131072";

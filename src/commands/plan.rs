@@ -319,10 +319,10 @@ pub fn plan_report_on(
         );
     }
     // A checkpoint the engine cannot run as published is planned as the file it converts to.
-    let converted = engine.gguf_for_checkpoint(format).filter(|_| args.weights.is_none() && from_file.is_none());
-    if let Some((gguf, _)) = converted {
-        format = gguf;
-    }
+    let converted = engine
+        .gguf_for_checkpoint(format)
+        .filter(|_| args.weights.is_none() && from_file.is_none())
+        .map(|(gguf, why)| (std::mem::replace(&mut format, gguf), why));
     if from_file.is_none() {
         engine
             .loads(format)
@@ -386,11 +386,10 @@ pub fn plan_report_on(
         }),
     };
     let mut plan = plan_inference(&req)?;
-    if let Some((gguf, why)) = converted {
-        let native = model.default_format.id();
+    if let Some((native, why)) = converted {
         plan.basis.push(crate::plan::Basis {
             name: "weights as the engine runs them".into(),
-            value: format!("{} (the checkpoint is {native})", gguf.id()),
+            value: format!("{} (the checkpoint is {})", format.id(), native.id()),
             source: why.into(),
         });
     }

@@ -12,7 +12,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub fn plan(r: &PlanReport) -> String {
-    let rows: Vec<Vec<String>> = component_rows(&r.memory).into_iter().map(Vec::from).collect();
+    let rows: Vec<Vec<String>> = component_rows(r).into_iter().map(Vec::from).collect();
     let basis: Vec<Vec<String>> =
         r.basis.iter().map(|b| vec![b.name.clone(), b.value.clone(), b.source.clone()]).collect();
     format!(

@@ -88,13 +88,18 @@ pub struct Listing {
 }
 
 /// The component rows of a plan: (component, GiB, share of total).
-pub(crate) fn component_rows(memory: &MemoryBreakdown) -> Vec<[String; 3]> {
+/// The memory table's rows; on Apple silicon (unified memory) the runtime's share is Metal's.
+pub(crate) fn component_rows(r: &PlanReport) -> Vec<[String; 3]> {
+    let (memory, unified) = (&r.memory, r.fit.as_ref().is_some_and(|f| f.unified_memory_bytes.is_some()));
     let total = memory.total.0.max(1) as f64;
+    let label = |name: &'static str| if unified && name == "cuda context" { "metal context" } else { name };
     let mut rows: Vec<[String; 3]> = memory
         .components()
         .into_iter()
         .filter(|(_, b)| b.0 > 0)
-        .map(|(name, b)| [name.to_string(), format!("{:.2}", b.gib()), format!("{:.1}%", 100.0 * b.0 as f64 / total)])
+        .map(|(name, b)| {
+            [label(name).to_string(), format!("{:.2}", b.gib()), format!("{:.1}%", 100.0 * b.0 as f64 / total)]
+        })
         .collect();
     rows.push(["total".into(), format!("{:.2}", memory.total.gib()), "100.0%".into()]);
     rows

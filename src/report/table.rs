@@ -11,7 +11,7 @@ fn new_table(headers: &[&str]) -> Table {
 
 pub fn plan(r: &PlanReport) -> String {
     let mut t = new_table(&["component", "GiB", "share"]);
-    for row in component_rows(&r.memory) {
+    for row in component_rows(r) {
         t.add_row(row.to_vec());
     }
     for col in 1..3 {

@@ -165,21 +165,21 @@ const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth 
 /// most of them depending on the one before, and an Apple GPU drains between dependent dispatches:
 /// at batch 1 that costs about five times the CUDA backend's gaps (26 µs, where graphs replay the
 /// launches). What ggerganov's Nov 2024 M2 Ultra sweep leaves over 0.85 of 800 GB/s, per layer
-/// (llama.cpp PRs #10238, #10491, #10581; one token): Qwen2.5-7B Q4_0 129, Q4_1 118, Q8_0 120,
+/// (llama.cpp PRs #10238, #10491, #10581; pp1 and tg128 rows): Qwen2.5-7B Q4_0 129, Q4_1 118, Q8_0 120,
 /// Q4_K_M 189 µs; Qwen2.5-14B Q4_0 125, Q4_K_M 152, Q6_K 141, Q8_0 125; Qwen2.5-32B Q4_K_M 158;
 /// Llama-3.2-3B F16 156, Q4_0 128. The median, 129 µs. Other chips and builds check it
 /// (published-speed.toml, Apple rows).
 const METAL_KERNEL_GAP_S: f64 = 129e-6;
-const METAL_KERNEL_GAP_SOURCE: &str = "llama.cpp Metal decode over the bandwidth roofline, per layer: the median of 11 one-token rows of ggerganov's M2 Ultra (Qwen2.5-7B/14B/32B, Llama-3.2-3B, F16 to Q4_0; llama.cpp PRs #10238, #10491, #10581, Nov 2024): 129 µs; dependent Metal dispatches drain the GPU between them";
+const METAL_KERNEL_GAP_SOURCE: &str = "llama.cpp Metal decode over the bandwidth roofline, per layer: the median of 11 pp1 and tg128 rows of ggerganov's M2 Ultra (Qwen2.5-7B/14B/32B, Llama-3.2-3B, F16 to Q4_0; llama.cpp PRs #10238, #10491, #10581, Nov 2024): 129 µs; dependent Metal dispatches drain the GPU between them";
 
 /// llama.cpp's Metal prompt processing, of the FP16 (= FP32) ALU peak: its `mul_mm` kernels
 /// multiply 8×8 simdgroup matrices after dequantizing each weight tile into threadgroup memory,
 /// where a PyTorch MPS FP32 GEMM reaches 0.74 of an M2 Ultra's 27.2 TFLOPS and 0.80 of an M3
 /// Max's (chsasank/device-benchmarks). Over whole prompts of 512 tokens on an M2 Ultra the median
-/// of 20 published rows is 0.62 (F16 0.61–0.76, quantized 0.50–0.67, gpt-oss-120b's 16 tokens
-/// per expert 0.41; XiongjieDai's GPU-Benchmarks-on-LLM-Inference and ggerganov's PRs, 2023–2026).
+/// of 18 published dense-model rows is 0.62 (F16 0.61–0.76, quantized 0.50–0.67; XiongjieDai's
+/// GPU-Benchmarks-on-LLM-Inference and ggerganov's PRs, 2023–2026; published-speed.toml).
 const METAL_PREFILL_COMPUTE: f64 = 0.62;
-const METAL_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp Metal pp512 on an M2 Ultra, of 27.2 TFLOPS: median of 20 published rows 0.62 (F16 0.61–0.76, quantized 0.50–0.67; XiongjieDai GPU-Benchmarks-on-LLM-Inference, llama.cpp PRs 2023–2026); a PyTorch MPS GEMM reaches 0.74 (chsasank/device-benchmarks)";
+const METAL_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp Metal pp512 on an M2 Ultra, of 27.2 TFLOPS: median of 18 published dense-model rows 0.62 (F16 0.61–0.76, quantized 0.50–0.67; XiongjieDai GPU-Benchmarks-on-LLM-Inference, llama.cpp PRs 2023–2026); a PyTorch MPS GEMM reaches 0.74 (chsasank/device-benchmarks)";
 
 /// mlx-lm's prompt chunks, of the FP16 (= FP32) ALU peak: 2,048-token chunks are large GEMMs, and
 /// a large Metal GEMM reaches 0.74 of an M2 Ultra's 27.2 TFLOPS and 0.80 of an M3 Max's peak
@@ -193,7 +193,7 @@ fn bandwidth(generation: Generation) -> Factor {
     match generation {
         Generation::Apple => f(
             0.85,
-            "Apple GPUs stream 0.78–0.83 of the exact bus rate in copy and GEMV benchmarks (M1 Max 317.6 and 340 GB/s of 409.6, llama.cpp #1642, #2188; PyTorch copies: M2 Ultra 636 of 819.2, M3 Max 318 of 409.6, chsasank/device-benchmarks), and Apple quotes the bus rounded down (800 for 819.2): 0.85 of the quoted figure",
+            "Apple GPUs: copy and GEMV benchmarks reach 0.73–0.83 of the bus (M1 Max 317.6 and 340 GB/s of 409.6, llama.cpp #1642, #2188; PyTorch copies: M2 Ultra 636 of 819.2, M3 Max 318 of 409.6, M4 Max 396 of 546, chsasank/device-benchmarks), llama.cpp's F16 decode 0.86–0.96 of the quoted rate (M2 Ultra, M3 Max; XiongjieDai's F16 against Q4_0 rows): 0.85 of Apple's figure on every chip",
         ),
         Generation::Hopper => f(
             0.885,
@@ -268,7 +268,7 @@ impl Efficiency {
             Engine::LlamaCpp if generation == Generation::Apple => {
                 e.kernel_gap_per_layer_s = f(METAL_KERNEL_GAP_S, METAL_KERNEL_GAP_SOURCE);
                 e.prefill_compute = f(METAL_PREFILL_COMPUTE, METAL_PREFILL_COMPUTE_SOURCE);
-                e.expert_tile_tokens = f(32.0, "llama.cpp's Metal kernel_mul_mm_id: 64 × 32 tiles (BLOCK_SIZE_M × BLOCK_SIZE_N, ggml-metal.metal), 32 tokens of one expert per tile");
+                e.expert_tile_tokens = f(32.0, "llama.cpp's Metal kernel_mul_mm_id: 64 × 32 tiles (BLOCK_SIZE_M × BLOCK_SIZE_N, ggml-metal.metal), 32 tokens of one expert per tile, for passes of 32 tokens or more (below, mul_mv_id row by row)");
             }
             Engine::LlamaCpp if generation != Generation::Other => {
                 e.kernel_gap_per_layer_s = f(
@@ -335,7 +335,8 @@ impl Efficiency {
         f(HOST_BANDWIDTH_OF_READ, HOST_BANDWIDTH_OF_READ_SOURCE)
     }
 
-    /// Fractions must lie in (0, 1] and times be finite and non-negative.
+    /// Fractions must lie in (0, 1], times be finite and non-negative, and an expert tile be off
+    /// (0) or at least one token wide.
     pub fn is_valid(&self) -> bool {
         let frac = [
             &self.bandwidth,
@@ -356,8 +357,10 @@ impl Efficiency {
             &self.expert_gemm_half_tokens,
             &self.expert_tile_tokens,
         ];
+        let tile = self.expert_tile_tokens.value;
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
+            && (tile == 0.0 || tile >= 1.0)
     }
 }
 

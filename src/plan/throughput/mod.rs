@@ -226,8 +226,9 @@ fn host_weights_prefill_s(req: &SpeedRequest) -> Option<f64> {
 ///   (all touched) runs them at `n / (n + n½)` of the dense rate. Qwen3-30B-A3B (k = 8 of 128, 48
 ///   layers of 3 · 2,048 · 768), a 16-token ubatch: 0.644 · 128 · 72 · 2 · 4,718,592 · 48 = 2.69
 ///   TFLOP against 16 · 2 · 8 · 4,718,592 · 48 = 58 GFLOP of the tokens' own expert work;
-/// - whole tiles: llama.cpp's Metal `mul_mm_id` computes each expert's tokens in tiles of 32
-///   (`expert_tile_tokens`) and a partly filled tile costs a full one: `(E·T·E[⌈X/T⌉] −
+/// - whole tiles: llama.cpp's Metal `mul_mm_id`, which passes of 32 tokens or more take, computes
+///   each expert's tokens in tiles of 32 (`expert_tile_tokens`) and a partly filled tile costs a
+///   full one: `(E·T·E[⌈X/T⌉] −
 ///   tokens·k) · 2·params_per_expert` ([`work::expected_expert_tiles`]). gpt-oss-120b, 512
 ///   tokens: 128 · 32 · 1.00 = 4,096 tokens' work for 2,048 routed, the routed GEMMs at half rate.
 fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
@@ -237,8 +238,10 @@ fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
     let experts = m.num_experts as f64;
     let touched = work::touched_expert_fraction(spec, pass_tokens) * experts;
     let per_expert = touched * e.expert_gemm_half_tokens.value;
+    // Below one tile of tokens llama.cpp's Metal backend multiplies experts row by row
+    // (`mul_mv_id`; `ne21_mm_id_min = 32`): no padding.
     let tile = e.expert_tile_tokens.value;
-    let padding = if tile > 0.0 {
+    let padding = if tile >= 1.0 && pass_tokens as f64 >= tile {
         let computed = experts * tile * work::expected_expert_tiles(spec, pass_tokens, tile);
         (computed - (pass_tokens * m.experts_per_token) as f64).max(0.0)
     } else {

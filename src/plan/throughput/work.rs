@@ -168,24 +168,34 @@ pub fn touched_expert_fraction(spec: &ModelSpec, tokens: u64) -> f64 {
 
 /// Expected tiles of `tile` tokens that one expert's share of a `tokens`-token pass fills:
 /// `E[⌈X / tile⌉]` with `X ~ Binomial(tokens, k/E)` (uniform routing), summed exactly over the
-/// binomial's probabilities (computed in logs, so large passes do not underflow). A kernel
-/// that runs whole tiles computes `tile · E[⌈X/tile⌉]` tokens' work per expert. gpt-oss-120b
-/// (k = 4 of 128) in a 512-token pass: X has mean 16, so one 32-token tile almost always,
-/// 1.00; gpt-oss-20b (4 of 32): mean 64, 2.47 tiles.
+/// binomial's probabilities (computed in logs, so large passes do not underflow) until the upper
+/// tail is negligible. A share spread over many tiles (σ above four tiles) fills
+/// `μ/tile + (tile − 1)/(2·tile)`: the last tile's fill is then uniform over its token counts. A kernel that runs whole tiles computes
+/// `tile · E[⌈X/tile⌉]` tokens' work per expert. gpt-oss-120b (k = 4 of 128) in a 512-token
+/// pass: X has mean 16, so one 32-token tile almost always, 1.00; gpt-oss-20b (4 of 32): mean
+/// 64, 2.47 tiles. Zero for a dense model or a tile under one token.
 pub fn expected_expert_tiles(spec: &ModelSpec, tokens: u64, tile: f64) -> f64 {
-    let Some(m) = spec.moe else { return 0.0 };
+    let Some(m) = spec.moe.filter(|_| tile >= 1.0) else { return 0.0 };
     let q = m.experts_per_token as f64 / m.num_experts.max(1) as f64;
     let tiles = |x: u64| (x as f64 / tile).ceil();
     if q >= 1.0 {
         return tiles(tokens);
     }
-    let (n, odds) = (tokens as f64, (q / (1.0 - q)).ln());
+    let n = tokens as f64;
+    let (mean, sd) = (n * q, (n * q * (1.0 - q)).sqrt());
+    if sd > 4.0 * tile {
+        return mean / tile + (tile - 1.0) / (2.0 * tile);
+    }
+    let odds = (q / (1.0 - q)).ln();
     // ln P(X = 0), then P(X = x) = P(X = x − 1) · (n − x + 1)/x · q/(1 − q).
-    let mut ln_p = n * (1.0 - q).ln();
+    let mut ln_p = n * (-q).ln_1p();
     let mut expected = 0.0;
     for x in 1..=tokens {
         ln_p += ((n - x as f64 + 1.0) / x as f64).ln() + odds;
         expected += ln_p.exp() * tiles(x);
+        if x as f64 > mean && ln_p < -50.0 {
+            break;
+        }
     }
     expected
 }
@@ -327,6 +337,9 @@ mod tests {
         assert!((expected_expert_tiles(&small, 512, 1.0) - 64.0).abs() < 1e-6);
         let large = expected_expert_tiles(&small, 16_384, 32.0);
         assert!((64.0..=65.0).contains(&large), "{large}");
+        // Past four tiles of spread, the uniform-fill form: 4,194,304 tokens, 524,288 an expert.
+        assert_eq!(expected_expert_tiles(&small, 1 << 22, 32.0), 16_384.0 + 31.0 / 64.0);
+        assert_eq!(expected_expert_tiles(&small, 512, 0.0), 0.0);
         assert_eq!(expected_expert_tiles(&llama_2_7b(), 512, 32.0), 0.0);
     }
 
