@@ -288,6 +288,11 @@ fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
     assert_eq!(u(&v, "/memory/kv_cache_bytes"), 768 * 36 * 8 * 128 * 2 * 2);
     assert_eq!(u(&v, "/memory/cuda_context_bytes"), 0);
     assert!(f(&v, "/throughput/decode_tokens_per_s") > 0.0);
+    // gpt-oss's MLX checkpoints: MXFP4 experts, everything else 8-bit rather than bf16.
+    let oss = |w: &str| plan_json(&format!("gpt-oss-20b --weights {w} --engine mlx --context 585"));
+    let (q8, bf16_rest) = (oss("mxfp4-q8"), oss("mxfp4"));
+    assert!(u(&q8, "/memory/weights_bytes") < u(&bf16_rest, "/memory/weights_bytes") - (1 << 30));
+    assert_eq!(plan_json("gpt-oss-20b --weights mxfp4-q8")["request"]["engine"], "mlx");
     // Head dims MLX cannot fuse (Qwen3.6-27B's 256) write every score of a prompt chunk.
     let long = plan_json("qwen3.6-27b --weights mlx-4bit --engine mlx --context 131072");
     assert!(u(&long, "/memory/activations_bytes") >= 2048 * 131_072 * 24 * 2, "{}", long["memory"]);

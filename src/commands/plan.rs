@@ -290,7 +290,7 @@ pub fn plan_report_on(
     let engine = match &args.engine {
         Some(e) => Engine::parse(e)?,
         None if is_gguf => Engine::LlamaCpp,
-        None if matches!(format, WeightFormat::Quantized(q) if q.mlx_bits().is_some()) => Engine::Mlx,
+        None if matches!(format, WeightFormat::Quantized(q) if q.is_mlx()) => Engine::Mlx,
         None => Engine::Hf,
     };
     if let Some((g, _)) = gpu {

@@ -178,11 +178,12 @@ impl Engine {
                 Err("LitGPT quantizes with bitsandbytes: plan --weights nf4, nf4-dq or int8, or a float checkpoint")
             }
             (Engine::Mlx, WeightFormat::Float(_))
-            | (Engine::Mlx, WeightFormat::Quantized(Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 | Q::Mxfp4)) => Ok(()),
+            | (Engine::Mlx, WeightFormat::Quantized(Q::Mxfp4)) => Ok(()),
+            (Engine::Mlx, WeightFormat::Quantized(q)) if q.is_mlx() => Ok(()),
             (Engine::Mlx, _) => {
-                Err("mlx-lm runs MLX checkpoints: plan --weights mlx-4bit (mlx-3bit, mlx-6bit, mlx-8bit), mxfp4 or a float checkpoint")
+                Err("mlx-lm runs MLX checkpoints: plan --weights mlx-4bit (mlx-3bit, mlx-6bit, mlx-8bit, mxfp4-q8), mxfp4 or a float checkpoint")
             }
-            (_, WeightFormat::Quantized(q)) if q.mlx_bits().is_some() => {
+            (_, WeightFormat::Quantized(q)) if q.is_mlx() => {
                 Err("MLX's affine checkpoints run in mlx-lm on Apple silicon: add --engine mlx")
             }
             _ => Ok(()),

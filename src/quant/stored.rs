@@ -92,6 +92,10 @@ pub enum QuantScheme {
     Mlx4,
     Mlx6,
     Mlx8,
+    /// MLX's gpt-oss checkpoints (mlx-community `*-MXFP4-Q8`): the routed experts as released in
+    /// MXFP4 (`mode="mxfp4"`, group 32), every other quantizable module MLX affine 8-bit. A
+    /// format, not one tensor's layout: each tensor takes `Mxfp4` or `Mlx8`.
+    Mxfp4Mlx8,
 }
 
 /// MLX's affine group along K (`mlx_lm.convert`'s default `--q-group-size`).
@@ -131,7 +135,13 @@ impl QuantScheme {
             QuantScheme::Mlx4 => "mlx-affine-4bit-g64",
             QuantScheme::Mlx6 => "mlx-affine-6bit-g64",
             QuantScheme::Mlx8 => "mlx-affine-8bit-g64",
+            QuantScheme::Mxfp4Mlx8 => "mxfp4-experts-mlx-affine-8bit",
         }
+    }
+
+    /// Whether mlx-lm writes this scheme (and only it loads it).
+    pub fn is_mlx(self) -> bool {
+        self.mlx_bits().is_some() || self == QuantScheme::Mxfp4Mlx8
     }
 
     /// Bits per code of an MLX affine scheme; `None` for the others.
@@ -165,7 +175,7 @@ impl QuantScheme {
             QuantScheme::AwqG128 => gptq_bytes(4, 128, n, k, false),
             QuantScheme::Mxfp4 => n * k.div_ceil(32) * 17,
             QuantScheme::Nvfp4 => n * k.div_ceil(16) * 9 + 2 * 4,
-            QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 => {
+            QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 | QuantScheme::Mxfp4Mlx8 => {
                 let bits = self.mlx_bits().unwrap_or(8);
                 n * (k * bits).div_ceil(32) * 4 + n * k.div_ceil(MLX_GROUP) * 2 * 2
             }
@@ -189,6 +199,8 @@ impl QuantScheme {
             QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 => {
                 self.mlx_bits().unwrap_or(8) as f64 + 32.0 / MLX_GROUP as f64
             }
+            // The routed experts, most of a gpt-oss checkpoint's weights.
+            QuantScheme::Mxfp4Mlx8 => QuantScheme::Mxfp4.nominal_bits_per_weight(),
         }
     }
 }

@@ -58,7 +58,7 @@ use QuantScheme as Q;
 
 /// (scheme, id, description) of the quantized-checkpoint formats.
 #[rustfmt::skip]
-const QUANTIZED: [(QuantScheme, &str, &str); 15] = [
+const QUANTIZED: [(QuantScheme, &str, &str); 16] = [
     (Q::Fp8Channel, "fp8", "FP8 E4M3 linear layers, one fp32 scale per output channel"),
     (Q::Fp8Block, "fp8-block", "FP8 E4M3 linear layers, fp32 scale per 128x128 block (DeepSeek-V3)"),
     (Q::Int8Row, "int8", "bitsandbytes LLM.int8(): int8 linear layers, fp32 scale per row"),
@@ -74,6 +74,7 @@ const QUANTIZED: [(QuantScheme, &str, &str); 15] = [
     (Q::Mlx4, "mlx-4bit", "MLX affine 4-bit, 16-bit scale and bias per 64 weights (mlx-community 4bit)"),
     (Q::Mlx6, "mlx-6bit", "MLX affine 6-bit, 16-bit scale and bias per 64 weights (mlx-community 6bit)"),
     (Q::Mlx8, "mlx-8bit", "MLX affine 8-bit, 16-bit scale and bias per 64 weights (mlx-community 8bit)"),
+    (Q::Mxfp4Mlx8, "mxfp4-q8", "MLX gpt-oss: MXFP4 routed experts, every other Linear and embedding MLX 8-bit"),
 ];
 
 const FLOATS: [(FloatType, &str); 3] = [
@@ -187,7 +188,11 @@ impl WeightFormat {
                 if vector || t.role.is_vision() {
                     StoredType::Float(native_float(spec))
                 } else if quantizes(q, t, spec) {
-                    StoredType::Quantized(q)
+                    StoredType::Quantized(match q {
+                        Q::Mxfp4Mlx8 if t.role.is_routed_expert() => Q::Mxfp4,
+                        Q::Mxfp4Mlx8 => Q::Mlx8,
+                        _ => q,
+                    })
                 } else {
                     StoredType::Float(half_for(q))
                 }
@@ -233,7 +238,7 @@ impl WeightFormat {
 fn quantizes(q: QuantScheme, t: &TensorDesc, spec: &ModelSpec) -> bool {
     match q {
         Q::Mxfp4 if spec.moe.is_some() => t.role.is_routed_expert(),
-        Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 => {
+        Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 | Q::Mxfp4Mlx8 => {
             let module = t.role.is_block_linear()
                 || matches!(t.role, Role::TokenEmbd | Role::PosEmbd | Role::Output | Role::FfnGateInp);
             module && t.cols % super::stored::MLX_GROUP == 0

@@ -23,7 +23,8 @@
 //! large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
 //! engine's defaults one by one: fractions of peak (`bandwidth`, `prefill_compute`,
 //! `decode_compute`, `kv_read`), host time per decode step (`host_per_*_ms`) and GPU time lost
-//! per layer between small kernels (`kernel_gap_per_layer_us`), the routed-expert GEMMs' fixed
+//! per layer between small kernels (`kernel_gap_per_layer_us`, and further per MoE layer
+//! `kernel_gap_per_moe_layer_us`), the routed-expert GEMMs' fixed
 //! cost per touched expert (`expert_gemm_half_tokens`, in tokens' work) and tile width (`expert_tile_tokens`,
 //! a partly filled tile costing a full one); for weights llama.cpp leaves in
 //! host RAM, the fraction of the RAM's peak its CPU matmuls get (`host_bandwidth`), the fraction of
@@ -69,6 +70,9 @@ pub struct Efficiency {
     pub host_per_double_quant_linear_s: Factor,
     /// GPU time per layer and step not covered by the roofline (gaps between small kernels).
     pub kernel_gap_per_layer_s: Factor,
+    /// Further GPU time per mixture-of-experts layer and step: routing, gathers and the
+    /// experts' separate mat-vecs.
+    pub kernel_gap_per_moe_layer_s: Factor,
     /// Fixed latency of one small all-reduce (or stage hand-off); `throughput::allreduce_latency_s`
     /// adds the link's per-hop steps.
     pub allreduce_base_s: Factor,
@@ -188,6 +192,20 @@ const METAL_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp Metal pp512 on an M2 Ultra
 const MLX_PREFILL_COMPUTE: f64 = 0.74;
 const MLX_PREFILL_COMPUTE_SOURCE: &str = "a large Metal GEMM's share of the ALU peak: PyTorch MPS FP32 matmul 0.74 on an M2 Ultra, 0.80 on an M3 Max (chsasank/device-benchmarks); mlx-lm's 2,048-token prompt chunks are large GEMMs";
 
+/// mlx-lm's decode over the bandwidth roofline, per layer: MLX builds each token's graph in Python
+/// (overlapped with the GPU by `mx.async_eval`) and launches a layer's kernels one by one. What
+/// three dense rows leave, per layer: Qwen3-8B 4-bit on an M4 Max 30 µs, Qwen3.5-9B 4-bit 37 µs
+/// on an M4 Max and 25 µs on an M5 Max (itsmostafa/inference-speed-tests, 2026); the median.
+const MLX_KERNEL_GAP_S: f64 = 30e-6;
+const MLX_KERNEL_GAP_SOURCE: &str = "mlx-lm decode over the bandwidth roofline, per layer: Qwen3-8B 4-bit on an M4 Max 30 µs, Qwen3.5-9B 4-bit 37 µs (M4 Max) and 25 µs (M5 Max); the median (itsmostafa/inference-speed-tests, published-speed.toml)";
+
+/// mlx-lm's MoE layer beyond a dense one's 30 µs: the router's top-k (`argpartition`), the
+/// gathered quantized mat-vecs of gate, up and down (`gather_qmm`), the weighted sum. What gpt-oss
+/// MXFP4-Q8 leaves per MoE layer: 20b 82 µs (M4 Max) and 66 µs (M5 Max), 120b 97 and 79 µs; the
+/// median, 80 µs.
+const MLX_MOE_GAP_S: f64 = 80e-6;
+const MLX_MOE_GAP_SOURCE: &str = "mlx-lm decode of gpt-oss MXFP4-Q8 over the roofline and the dense gap, per MoE layer: 20b 82 µs (M4 Max), 66 µs (M5 Max); 120b 97, 79 µs; the median (itsmostafa/inference-speed-tests, published-speed.toml)";
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -225,6 +243,7 @@ impl Efficiency {
             host_per_quantized_linear_s: zero("dequantization fused into the GEMM"),
             host_per_double_quant_linear_s: zero("no nested quantization state"),
             kernel_gap_per_layer_s: zero("CUDA graphs: no launch gaps modelled (lower bound)"),
+            kernel_gap_per_moe_layer_s: zero("no MoE launch time beyond a dense layer's modelled"),
             allreduce_base_s: f(ALLREDUCE_BASE_S, ALLREDUCE_BASE_SOURCE),
             expert_gemm_half_tokens: zero("grouped expert GEMMs at the dense rate (not measured for this engine)"),
             expert_tile_tokens: zero("expert GEMMs without tile padding modelled"),
@@ -278,7 +297,11 @@ impl Efficiency {
                 e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
             }
             Engine::Vllm => e.kernel_gap_per_layer_s = f(VLLM_KERNEL_GAP_S, VLLM_KERNEL_GAP_SOURCE),
-            Engine::Mlx => e.prefill_compute = f(MLX_PREFILL_COMPUTE, MLX_PREFILL_COMPUTE_SOURCE),
+            Engine::Mlx => {
+                e.prefill_compute = f(MLX_PREFILL_COMPUTE, MLX_PREFILL_COMPUTE_SOURCE);
+                e.kernel_gap_per_layer_s = f(MLX_KERNEL_GAP_S, MLX_KERNEL_GAP_SOURCE);
+                e.kernel_gap_per_moe_layer_s = f(MLX_MOE_GAP_S, MLX_MOE_GAP_SOURCE);
+            }
             Engine::LlamaCpp => {}
         }
         e
@@ -323,6 +346,7 @@ impl Efficiency {
             "host_per_double_quant_linear_ms",
         );
         set(&mut self.kernel_gap_per_layer_s, c.kernel_gap_per_layer_us, 1e-6, "kernel_gap_per_layer_us");
+        set(&mut self.kernel_gap_per_moe_layer_s, c.kernel_gap_per_moe_layer_us, 1e-6, "kernel_gap_per_moe_layer_us");
         set(&mut self.expert_gemm_half_tokens, c.expert_gemm_half_tokens, 1.0, "expert_gemm_half_tokens");
         set(&mut self.expert_tile_tokens, c.expert_tile_tokens, 1.0, "expert_tile_tokens");
         set(&mut self.host_bandwidth, c.host_bandwidth, 1.0, "host_bandwidth");
@@ -352,6 +376,7 @@ impl Efficiency {
             &self.host_per_quantized_linear_s,
             &self.host_per_double_quant_linear_s,
             &self.kernel_gap_per_layer_s,
+            &self.kernel_gap_per_moe_layer_s,
             &self.allreduce_base_s,
             &self.host_handoff_s,
             &self.expert_gemm_half_tokens,
@@ -409,6 +434,7 @@ pub struct EngineCalibration {
     pub host_per_quantized_linear_ms: Option<f64>,
     pub host_per_double_quant_linear_ms: Option<f64>,
     pub kernel_gap_per_layer_us: Option<f64>,
+    pub kernel_gap_per_moe_layer_us: Option<f64>,
     pub expert_gemm_half_tokens: Option<f64>,
     pub expert_tile_tokens: Option<f64>,
     pub host_bandwidth: Option<f64>,

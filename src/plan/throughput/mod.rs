@@ -315,6 +315,7 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
         linear.max(host)
             + attention
             + layers * e.kernel_gap_per_layer_s.value
+            + moe_layers * e.kernel_gap_per_moe_layer_s.value
             + communication_s(req, act)?
             + host_s
             + offload_s,
@@ -399,6 +400,10 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     if e.kernel_gap_per_layer_s.value > 0.0 {
         let f = &e.kernel_gap_per_layer_s;
         basis.add("kernel gaps per layer (µs)", format!("{:.0}", f.value * 1e6), f.source.clone());
+    }
+    if inf.spec.moe.is_some() && e.kernel_gap_per_moe_layer_s.value > 0.0 {
+        let f = &e.kernel_gap_per_moe_layer_s;
+        basis.add("further kernel gaps per MoE layer (µs)", format!("{:.0}", f.value * 1e6), f.source.clone());
     }
     let (tp, stages) = layout(req);
     if tp > 1.0 || stages > 1.0 {
