@@ -299,8 +299,9 @@ fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
     for (args, needle) in [
         (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--engine", "vllm"], "add --engine mlx"),
         (vec!["plan", "qwen3-8b", "--weights", "q4_k_m", "--engine", "mlx"], "mlx-lm runs MLX checkpoints"),
-        (vec!["plan", "qwen3-8b", "--engine", "mlx", "--kv-cache", "q8_0"], "use --kv-cache bf16"),
+        (vec!["plan", "qwen3-8b", "--engine", "mlx", "--kv-cache", "q8_0"], "with --kv-cache bf16"),
         (vec!["plan", "qwen3-8b", "--engine", "mlx", "--mode", "lora"], "plans inference only"),
+        (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--mode", "lora"], "mlx_lm.lora"),
     ] {
         let (code, err) = error_of(&args);
         assert!(code == 1 && err.contains(needle), "{args:?}: {err}");

@@ -16,12 +16,12 @@ use serde_json::json;
 pub const FILES: [(&str, &str, &str); 5] = [
     (
         "published.toml",
-        "published inference (LitGPT, ExLlama, HF, GGUF, llm-d)",
+        "published inference (LitGPT, ExLlama, HF, GGUF, llm-d, vLLM, llama.cpp, mlx-lm)",
         include_str!("../../data/measurements/published.toml"),
     ),
     (
         "published-speed.toml",
-        "published inference (LitGPT, ExLlama, llama.cpp)",
+        "published speed (LitGPT, ExLlama, llama.cpp, vLLM, mlx-lm)",
         include_str!("../../data/measurements/published-speed.toml"),
     ),
     (

@@ -114,6 +114,7 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
             Engine::Vllm => "vLLM profile run: max_num_batched_tokens (vllm serve's default unless given)",
             Engine::LlamaCpp => "llama.cpp: n_ubatch",
             Engine::Exllama => "ExLlama: prompt chunks of max_input_len 2048",
+            Engine::Mlx => "mlx-lm: prefill_step_size 2048 per prompt, at most 8 prompts at once (BatchGenerator)",
             _ => "whole prompt × batch in one forward",
         },
     );

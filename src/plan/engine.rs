@@ -208,7 +208,9 @@ impl Engine {
             (Engine::Litgpt, K::Bf16) => Ok(()),
             (Engine::Litgpt, _) => Err("LitGPT keeps the KV cache in the model's 16-bit dtype: use --kv-cache bf16"),
             (Engine::Mlx, K::Bf16 | K::Fp16) => Ok(()),
-            (Engine::Mlx, _) => Err("mlx-lm keeps keys and values in the model's 16-bit dtype: use --kv-cache bf16"),
+            (Engine::Mlx, _) => Err(
+                "mlx-lm's quantized caches (--kv-bits) are not modelled: plan its 16-bit cache with --kv-cache bf16",
+            ),
             _ => Ok(()),
         }
     }
@@ -300,6 +302,9 @@ pub const EXLLAMA_PROMPT_CHUNK: u64 = 2048;
 /// evaluated in chunks of this many tokens, the cache cleared after each.
 pub const MLX_PROMPT_CHUNK: u64 = 2048;
 
+/// Prompts mlx-lm's `BatchGenerator` prefills together (`prefill_batch_size`).
+pub const MLX_PREFILL_BATCH: u64 = 8;
+
 /// mlx-lm's `KVCache.step`: each layer's keys and values grow in blocks of this many tokens.
 pub const MLX_KV_STEP: u64 = 256;
 
@@ -313,7 +318,7 @@ impl EngineOptions {
         match engine {
             Engine::LlamaCpp => self.n_ubatch,
             Engine::Exllama => EXLLAMA_PROMPT_CHUNK * batch,
-            Engine::Mlx => MLX_PROMPT_CHUNK * batch,
+            Engine::Mlx => MLX_PROMPT_CHUNK * batch.min(MLX_PREFILL_BATCH),
             Engine::Vllm => vllm_chunk,
             Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
         }

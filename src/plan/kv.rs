@@ -47,10 +47,20 @@ pub struct KvRequest<'a> {
 pub fn values_per_token_layer(req: &KvRequest) -> u64 {
     let spec = req.spec;
     match spec.mla {
+        // mlx-lm's deepseek_v2 module does not absorb MLA: it caches every head's key (the
+        // no-rope part and the shared rope part) and value (deepseek_v3's caches the latent).
+        Some(m) if mla_heads_cached(req.engine, spec) => {
+            (spec.num_heads / req.tp).max(1) * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+        }
         // The latent is shared by all heads, so every tensor-parallel rank keeps all of it.
         Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
         None => 2 * (spec.num_kv_heads / req.tp).max(1) * spec.head_dim,
     }
+}
+
+/// Whether the engine caches an MLA model's per-head keys and values rather than its latent.
+pub fn mla_heads_cached(engine: Engine, spec: &ModelSpec) -> bool {
+    engine == Engine::Mlx && spec.family == Family::DeepseekV2
 }
 
 /// Bytes of one sequence's linear-attention state in one layer on one tensor-parallel rank, as
@@ -257,8 +267,27 @@ pub fn llama_cpp_slides(family: Family) -> bool {
 
 /// Whether llama.cpp caches the whole context in layers the config gives a sliding window.
 pub fn llama_cpp_ignores_window(spec: &ModelSpec) -> bool {
-    let windowed = spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. }));
-    windowed && !llama_cpp_slides(spec.family)
+    windowed(spec) && !llama_cpp_slides(spec.family)
+}
+
+fn windowed(spec: &ModelSpec) -> bool {
+    spec.layer_attention.iter().any(|a| matches!(a, LayerAttention::Sliding { .. }))
+}
+
+/// Whether mlx-lm's module for the family builds a RotatingKVCache for its sliding (or chunked)
+/// layers (`make_cache`): Gemma 3, gpt-oss, Command R7B, Olmo 3 and Llama 4. Its llama module
+/// (Mistral 7B v0.1), gemma2 and starcoder2 give every layer a whole-context KVCache.
+pub fn mlx_slides(family: Family) -> bool {
+    matches!(family, Family::Gemma3 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4)
+}
+
+/// Whether the engine caches the whole context in layers the config gives a window.
+pub fn ignores_window(engine: Engine, spec: &ModelSpec) -> bool {
+    match engine {
+        Engine::LlamaCpp => llama_cpp_ignores_window(spec),
+        Engine::Mlx => windowed(spec) && !mlx_slides(spec.family),
+        _ => false,
+    }
 }
 
 /// Cells (token slots) one layer holds for the whole batch.
@@ -295,12 +324,15 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // One cache for the whole context per sequence (validate runs full-attention models).
         Engine::Headroom => ctx * batch,
         // mlx-lm: each sequence's KVCache grows in steps of 256 tokens; a sliding-window layer's
-        // RotatingKVCache holds the window, and while a prompt chunk goes in, the window and the
-        // chunk but one (`max_size + S − 1`, cache.py).
+        // RotatingKVCache (`mlx_slides`) holds the window, and while a prompt chunk goes in, the
+        // window and the chunk but one (`max_size + S − 1`, cache.py).
         Engine::Mlx => {
             let grown = ctx.next_multiple_of(MLX_KV_STEP);
             let chunk = MLX_PROMPT_CHUNK.min(ctx);
-            window.map_or(grown, |w| grown.min(w + chunk - 1)) * batch
+            match window.filter(|_| mlx_slides(req.spec.family)) {
+                None => grown * batch,
+                Some(w) => grown.min(w + chunk - 1) * batch,
+            }
         }
     }
 }
@@ -813,9 +845,12 @@ mod tests {
         assert_eq!(kv(&s, Engine::Hf, 8192, 1, KvFormat::Bf16), 32 * 8192 * per_token_layer);
         // vLLM: min(1024 − 1 + 8192, 8192) tokens → 512 blocks, plus one.
         assert_eq!(kv(&s, Engine::Vllm, 8192, 1, KvFormat::Bf16), 32 * 513 * 16 * per_token_layer);
-        // mlx-lm's RotatingKVCache: the window and a 2,048-token prompt chunk but one.
-        assert_eq!(kv(&s, Engine::Mlx, 8192, 1, KvFormat::Bf16), 32 * (1024 + 2047) * per_token_layer);
-        assert_eq!(kv(&s, Engine::Mlx, 1000, 1, KvFormat::Bf16), 32 * 1024 * per_token_layer);
+        // mlx-lm's llama module (Mistral 7B) keeps the whole context in every layer; Gemma 3's
+        // RotatingKVCache the window and a 2,048-token prompt chunk but one.
+        assert_eq!(kv(&s, Engine::Mlx, 8192, 1, KvFormat::Bf16), 32 * 8192 * per_token_layer);
+        let g = ModelSpec { family: Family::Gemma3, ..s.clone() };
+        assert_eq!(kv(&g, Engine::Mlx, 8192, 1, KvFormat::Bf16), 32 * (1024 + 2047) * per_token_layer);
+        assert_eq!(kv(&g, Engine::Mlx, 1000, 1, KvFormat::Bf16), 32 * 1024 * per_token_layer);
     }
 
     /// vLLM's groups for attention of several kinds: Gemma 3 27B (52 sliding, 10 full layers)

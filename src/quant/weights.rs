@@ -6,6 +6,9 @@
 //!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`): only the linear layers inside decoder
 //!   blocks (`Role::is_block_linear`) are quantized, with the layouts of `stored.rs`; embeddings,
 //!   lm_head and MoE routers stay 16-bit, norms and biases keep the checkpoint's own dtype.
+//!   MLX's formats (`mlx-3bit` … `mlx-8bit`, gpt-oss's `mxfp4-q8`) quantize what `mlx_lm.convert`
+//!   does: every Linear (lm_head and routers too) and the embeddings whose input dimension the
+//!   64-wide group divides.
 //!   `mxfp4` on a mixture-of-experts model quantizes the routed experts only, as the checkpoints
 //!   that ship it do (gpt-oss: `quantization_config.quant_method = "mxfp4"` with attention,
 //!   router, embeddings and lm_head in `modules_to_not_convert`) and as the loaders of that

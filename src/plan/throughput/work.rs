@@ -220,8 +220,8 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
 pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u64, batch: u64) -> f64 {
     let options = EngineOptions::default();
     // Tokens read, not cells allocated: a window caps them (`Bare`) unless the engine ignores
-    // it, as llama.cpp does for Mistral 7B, Phi-3 and StarCoder2 (`Hf` reads every token).
-    let ignores_window = req.engine == Engine::LlamaCpp && kv::llama_cpp_ignores_window(req.spec);
+    // it, as llama.cpp and mlx-lm do for Mistral 7B and StarCoder2 (`Hf` reads every token).
+    let ignores_window = kv::ignores_window(req.engine, req.spec);
     let kv = KvRequest {
         spec: req.spec,
         format: req.kv,
@@ -233,7 +233,14 @@ pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u
         max_batched_tokens: 0,
     };
     let write_back = req.spec.recurrent_layers_in(layers.clone()) * batch * kv::state_bytes_per_layer(&kv);
-    (kv::kv_bytes(&kv, layers).0 + write_back) as f64
+    // An engine that caches MLA's per-head keys and values reads those instead of the latent.
+    let heads = if kv::mla_heads_cached(req.engine, req.spec) {
+        let cached = KvRequest { engine: req.engine, ..kv };
+        kv::values_per_token_layer(&cached) as f64 / kv::values_per_token_layer(&kv) as f64
+    } else {
+        1.0
+    };
+    kv::kv_bytes(&kv, layers).0 as f64 * heads + write_back as f64
 }
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
