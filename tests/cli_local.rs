@@ -109,3 +109,67 @@ fn layers_past_the_config_are_left_out_as_a_drafter() {
     let plan = json_of(&["plan", dir.path().to_str().unwrap(), "--context", "128"]);
     assert_eq!(plan["memory"]["weights_bytes"], 2 * params);
 }
+
+/// The tiny Llama as `mlx_lm.convert -q --q-group-size GROUP` writes it: every Linear and the
+/// embedding as uint32-packed 4-bit codes with a bf16 scale and bias per group, norms in bf16.
+fn tiny_llama_mlx_dir(group: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Value = serde_json::from_str(&tiny_llama_config()).unwrap();
+    config["quantization"] = json!({"group_size": group, "bits": 4});
+    config["quantization_config"] = config["quantization"].clone();
+    fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let mut tensors = Vec::new();
+    for (name, dtype, shape) in support::llama_tensors(0..2, true, true) {
+        let Some(module) = name.strip_suffix(".weight").filter(|_| shape.len() == 2) else {
+            tensors.push((name, dtype, shape));
+            continue;
+        };
+        let (n, k) = (shape[0], shape[1]);
+        tensors.push((name.clone(), "U32", vec![n, k * 4 / 32]));
+        tensors.push((format!("{module}.scales"), "BF16", vec![n, k / group]));
+        tensors.push((format!("{module}.biases"), "BF16", vec![n, k / group]));
+    }
+    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    dir
+}
+
+/// An mlx-community checkpoint plans in mlx-lm on a Mac, from its bytes; its config alone gives
+/// the same bytes for the 64-wide groups headroom models, and is refused for others.
+#[test]
+fn mlx_checkpoints_plan_in_mlx_lm_from_their_bytes() {
+    let dir = tiny_llama_mlx_dir(64);
+    let path = dir.path().to_str().unwrap();
+    // Linears and tables: 2 layers × (64·64 + 2·32·64 + 64·64 + 3·128·64) + 2·100·64 weights, at
+    // 4 bits plus 2 × 16 bits per 64; norms 5 × 64 in bf16.
+    let weights: u64 = 2 * (4096 + 4096 + 4096 + 3 * 8192) + 2 * 6400;
+    let bytes = weights / 2 + weights / 64 * 4 + 5 * 64 * 2;
+    let args = ["plan", path, "--gpu", "m3-max", "--context", "128"];
+    let plan = json_of(&args);
+    assert_eq!(plan["request"]["engine"], "mlx");
+    assert_eq!(plan["request"]["weights"], "file: mlx-4bit");
+    assert_eq!(plan["memory"]["weights_bytes"], bytes);
+    let config = dir.path().join("config.json");
+    let from_config = json_of(&["plan", config.to_str().unwrap(), "--gpu", "m3-max", "--context", "128"]);
+    assert_eq!(from_config["memory"]["weights_bytes"], bytes);
+    // Every scale and bias keeps its module's role: nothing is left over as "other".
+    let inspect = json_of(&["inspect", path]);
+    let groups = inspect["groups"].as_array().unwrap();
+    assert!(groups.iter().all(|g| g["group"] != "other"), "{groups:?}");
+
+    let g32 = tiny_llama_mlx_dir(32);
+    let plan = json_of(&["plan", g32.path().to_str().unwrap(), "--gpu", "m3-max"]);
+    assert_eq!(
+        (plan["request"]["engine"].as_str(), plan["request"]["weights"].as_str()),
+        (Some("mlx"), Some("file: MLX affine 4-bit g32"))
+    );
+    let config = g32.path().join("config.json");
+    for (args, needle) in [
+        (vec!["plan", config.to_str().unwrap()], "has no exact layout"),
+        (vec!["plan", path, "--gpu", "h100-sxm"], "on Apple silicon only"),
+        (vec!["plan", path, "--mode", "lora"], "mlx_lm.lora"),
+    ] {
+        let out = headroom().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() == Some(1) && err.contains(needle) && err.lines().count() == 1, "{args:?}: {err}");
+    }
+}

@@ -26,7 +26,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<String> {
             file.label.clone()
         }
         None => {
-            let format = model.default_format;
+            let format = model.default_format()?;
             for t in &model.tensors {
                 let stored = format.tensor_type(t, spec).name().to_string();
                 let entry = groups.entry((group_of(t.role), stored)).or_default();

@@ -282,7 +282,7 @@ pub fn plan_report_on(
     let spec = &model.spec;
     let mut format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,
-        None => model.default_format,
+        None => model.default_format()?,
     };
     // A local file's stored bytes win over formulas unless --weights asks for another format.
     let from_file = model.file.as_ref().filter(|_| args.weights.is_none());
@@ -294,7 +294,14 @@ pub fn plan_report_on(
         None => Engine::Hf,
     };
     if let Some((g, _)) = gpu {
-        runs_on(engine, g)?;
+        runs_on(engine, g).map_err(|e| match &args.engine {
+            None if engine == Engine::Mlx => anyhow::anyhow!(
+                "{}: {} weights run in mlx-lm, on Apple silicon only; plan a Mac (headroom gpus lists them), or the model in another format with --weights (e.g. bf16)",
+                spec.id,
+                format.id()
+            ),
+            _ => e,
+        })?;
     }
     runs_model(engine, spec)?;
     let mtp_tokens = parse_mtp(args, engine, spec)?;

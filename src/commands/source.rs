@@ -2,7 +2,7 @@
 //! safetensors file, sharded index or GGUF file.
 
 use crate::catalog::models::ModelCatalog;
-use crate::model::config::parse_config;
+use crate::model::config::{parse_config, NativeFormat};
 use crate::model::gguf::gguf_to_spec;
 use crate::model::local::{LocalFileError, LocalFormat, LocalModel};
 use crate::model::spec::ModelSpec;
@@ -21,8 +21,11 @@ pub struct ResolvedModel {
     pub spec: ModelSpec,
     pub tensors: Vec<TensorDesc>,
     pub counts: ParamCounts,
-    /// The format when `--weights` is absent: the checkpoint's own (bf16 for most).
-    pub default_format: WeightFormat,
+    /// The format when `--weights` is absent: the checkpoint's own (bf16 for most), or the
+    /// nearest one headroom models when `stated_format` is set.
+    native: WeightFormat,
+    /// What the config states when headroom plans it as a near format (`MLX affine 5-bit g32`).
+    pub stated_format: Option<String>,
     /// Exact stored bytes when the input had tensor headers (safetensors or GGUF).
     pub file: Option<FileWeights>,
 }
@@ -36,7 +39,7 @@ pub struct FileWeights {
 }
 
 impl ResolvedModel {
-    fn from_spec(spec: ModelSpec, native: Option<&str>, file: Option<LocalModel>) -> anyhow::Result<Self> {
+    fn from_spec(spec: ModelSpec, native: Option<&NativeFormat>, file: Option<LocalModel>) -> anyhow::Result<Self> {
         let tensors = inventory(&spec);
         let counts = param_counts(&spec, &tensors);
         if counts.total > MAX_PARAMETERS {
@@ -46,10 +49,26 @@ impl ResolvedModel {
                 counts.total
             );
         }
-        let default_format = WeightFormat::parse(native.unwrap_or("bf16"))?;
-        let file =
-            file.map(|model| FileWeights { layout: file_layout(&spec, &model), label: file_label(&model), model });
-        Ok(ResolvedModel { spec, tensors, counts, default_format, file })
+        let stated_format = native.and_then(|n| n.approximates.clone());
+        let file = file.map(|model| FileWeights {
+            layout: file_layout(&spec, &model),
+            label: file_label(&model, native),
+            model,
+        });
+        let native = WeightFormat::parse(native.map_or("bf16", |n| n.id.as_str()))?;
+        Ok(ResolvedModel { spec, tensors, counts, native, stated_format, file })
+    }
+
+    /// The format to plan in when `--weights` is absent. A stated format headroom only
+    /// approximates needs the file's headers for its bytes.
+    pub fn default_format(&self) -> anyhow::Result<WeightFormat> {
+        match &self.stated_format {
+            Some(stated) if self.file.is_none() => bail!(
+                "{}: the config states {stated}, which headroom has no exact layout for; plan the checkpoint's directory (its safetensors headers give the exact bytes) or choose a format with --weights (headroom formats lists them)",
+                self.spec.id
+            ),
+            _ => Ok(self.native),
+        }
     }
 }
 
@@ -65,7 +84,7 @@ pub fn resolve(input: &str) -> anyhow::Result<ResolvedModel> {
         );
     }
     let model = ModelCatalog::builtin().get(input)?;
-    ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_deref(), None)
+    ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_ref(), None)
 }
 
 fn resolve_path(path: &Path) -> anyhow::Result<ResolvedModel> {
@@ -84,7 +103,7 @@ fn resolve_path(path: &Path) -> anyhow::Result<ResolvedModel> {
     if local.format == LocalFormat::Gguf {
         let gguf = local.gguf.as_ref().context("GGUF model without its header")?;
         let spec = gguf_to_spec(gguf)?;
-        return ResolvedModel::from_spec(spec, Some("bf16"), Some(local));
+        return ResolvedModel::from_spec(spec, None, Some(local));
     }
     let Some(config) = local.config_path.clone().or_else(|| sibling_config(path)) else {
         bail!(
@@ -106,7 +125,7 @@ fn from_config(config: &Path, local: Option<LocalModel>) -> anyhow::Result<Resol
     let stem = config.file_stem().map_or("local".into(), |s| s.to_string_lossy().into_owned());
     let id = if stem == "config" { dir_name.unwrap_or(stem) } else { stem };
     let parsed = parse_config(&text, &id, &config.display().to_string())?;
-    ResolvedModel::from_spec(parsed.spec, parsed.native_format.as_deref(), local)
+    ResolvedModel::from_spec(parsed.spec, parsed.native_format.as_ref(), local)
 }
 
 /// Stored bytes by position in the model, from the file headers.
@@ -126,10 +145,14 @@ fn file_layout(spec: &ModelSpec, model: &LocalModel) -> WeightLayout {
     layout
 }
 
-/// The file's format as users know it: GGUF file type, else the dominant dtype.
-fn file_label(model: &LocalModel) -> String {
+/// The file's format as users know it: GGUF file type, the format its config states, else the
+/// dominant dtype.
+fn file_label(model: &LocalModel, native: Option<&NativeFormat>) -> String {
     if let Some(name) = model.gguf.as_ref().and_then(|g| g.file_type_name()) {
         return format!("file: {name}");
+    }
+    if let Some(n) = native {
+        return format!("file: {}", n.approximates.as_deref().unwrap_or(&n.id));
     }
     let dominant = model.bytes_by_dtype().into_iter().max_by_key(|(_, b)| *b).map(|(d, _)| d);
     format!("file: {}", dominant.unwrap_or_else(|| "empty".into()))

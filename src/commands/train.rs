@@ -53,19 +53,19 @@ pub fn train_report_on(
         ),
     };
     let given = args.weights.as_deref().map(WeightFormat::parse).transpose()?;
-    anyhow::ensure!(
-        !matches!(given, Some(WeightFormat::Quantized(q)) if q.is_mlx()),
-        "--weights {}: MLX checkpoints train with mlx_lm.lora, which is not modelled; plan inference, or train the float checkpoint with --engine hf",
-        args.weights.as_deref().unwrap_or_default()
-    );
     let four_bit = given.map_or(mode == Mode::Qlora, |f| f.is_quantized());
     let precision = precision(t.precision, engine, four_bit)?;
     let format = match (given, mode, precision) {
         (Some(w), _, _) => w,
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
         (None, _, Precision::Amp) => WeightFormat::Float(FloatType::F32),
-        (None, _, _) => model.default_format,
+        (None, _, _) => model.default_format()?,
     };
+    anyhow::ensure!(
+        !matches!(format, WeightFormat::Quantized(q) if q.is_mlx()),
+        "{} weights: MLX checkpoints train with mlx_lm.lora, which is not modelled; plan inference (drop --mode), or train the float checkpoint (--weights bf16)",
+        format.id()
+    );
     if engine == Engine::Litgpt {
         litgpt_supports(mode, args, model)?;
     }

@@ -67,7 +67,7 @@ impl Setup {
         );
         let format = match &p.weights {
             Some(w) => WeightFormat::parse(w)?,
-            None => model.default_format,
+            None => model.default_format()?,
         };
         let context = p.context.unwrap_or(4096.min(model.spec.max_context));
         let work = match p.train.mode {

@@ -18,6 +18,7 @@ mod defaults;
 mod legacy;
 mod mamba;
 mod moe;
+mod quantization;
 mod vision;
 
 use super::spec::{Biases, Family, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
@@ -26,6 +27,8 @@ use attention::{
     falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_chunk, llama4_layer, sliding_window,
 };
 use defaults::ClassDefaults;
+use quantization::native_format;
+pub use quantization::NativeFormat;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -100,9 +103,9 @@ impl Wrapper {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedConfig {
     pub spec: ModelSpec,
-    /// The checkpoint's stored format when `quantization_config` names one (e.g. DeepSeek-V3's
-    /// fp8 block-128 weights: `fp8-block`), as a weight-format id.
-    pub native_format: Option<String>,
+    /// The checkpoint's stored format when its config states one (e.g. DeepSeek-V3's fp8
+    /// block-128 weights: `fp8-block`; an mlx-community 4-bit file: `mlx-4bit`).
+    pub native_format: Option<NativeFormat>,
 }
 
 /// Upper bounds that no real model reaches; anything above is a typo or a corrupt file.
@@ -493,32 +496,6 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         embedding_norm: family == Bloom,
         parallel_ssm: family == FalconH1,
     })
-}
-
-/// Weight-format id of a pre-quantized checkpoint, from its `quantization_config`.
-fn native_format(json: &Value) -> Option<String> {
-    let q = json.get("quantization_config")?;
-    let method = q.get("quant_method").and_then(Value::as_str)?;
-    let bits = q.get("bits").and_then(Value::as_u64);
-    let group = q.get("group_size").and_then(Value::as_i64);
-    let id = match method {
-        "fp8" if q.get("weight_block_size").is_some() => "fp8-block".to_string(),
-        "fp8" => "fp8".to_string(),
-        "gptq" if bits == Some(4) && group == Some(32) => "gptq-g32".to_string(),
-        "gptq" if bits == Some(4) => "gptq".to_string(),
-        "awq" if bits == Some(4) => "awq".to_string(),
-        "mxfp4" => "mxfp4".to_string(),
-        "bitsandbytes" if q.get("load_in_4bit").and_then(Value::as_bool) == Some(true) => {
-            if q.get("bnb_4bit_use_double_quant").and_then(Value::as_bool) == Some(true) {
-                "nf4-dq".to_string()
-            } else {
-                "nf4".to_string()
-            }
-        }
-        "bitsandbytes" => "int8".to_string(),
-        _ => return None,
-    };
-    Some(id)
 }
 
 #[cfg(test)]

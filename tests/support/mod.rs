@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 fn dtype_bytes(dtype: &str) -> u64 {
     match dtype {
         "BF16" | "F16" => 2,
-        "F32" | "I32" => 4,
+        "F32" | "I32" | "U32" => 4,
         "U8" | "I8" | "F8_E4M3" => 1,
         other => panic!("test writer does not know {other}"),
     }

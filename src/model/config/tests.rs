@@ -261,7 +261,7 @@ fn gpt_oss_defaults_sinks_and_affine_experts() {
         "quantization_config": {"quant_method": "mxfp4"}}"#;
     let parsed = parse_config(text, "g", "t").unwrap();
     let spec = parsed.spec;
-    assert_eq!(parsed.native_format.as_deref(), Some("mxfp4"));
+    assert_eq!(parsed.native_format.as_ref().map(|n| n.id.as_str()), Some("mxfp4"));
     assert_eq!((spec.biases.qkv, spec.biases.attn_out, spec.biases.mlp), (true, true, false));
     assert!(spec.attn_sinks && spec.fused_gate_up && !spec.tie_word_embeddings && spec.qk_norm == QkNorm::None);
     assert_eq!(spec.max_context, 131_072);
@@ -291,7 +291,7 @@ fn quantization_config_names_the_native_format() {
         "\"torch_dtype\"",
         r#""quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}, "torch_dtype""#,
     );
-    assert_eq!(parse_config(&text, "x", "t").unwrap().native_format.as_deref(), Some("gptq"));
+    assert_eq!(parse_config(&text, "x", "t").unwrap().native_format.as_ref().map(|n| n.id.as_str()), Some("gptq"));
 }
 
 /// Nemotron-H's pattern: one mixer per block; transformers 5's `layers_block_type` names the

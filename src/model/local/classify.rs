@@ -6,15 +6,15 @@
 //! part at the end is dropped: `weight`, `bias`, and the parts quantizers add beside or below it
 //! (GPTQ/AWQ `qweight` `qzeros` `scales` `g_idx`; bitsandbytes `weight.absmax`, `weight.quant_map`,
 //! `weight.nested_absmax`, `weight.quant_state.bitsandbytes__nf4`, `SCB`; FP8 `weight_scale`,
-//! `weight_scale_inv`, `input_scale`; compressed-tensors `weight_packed` ...). (3) The module name
-//! left at the end gives the role, refined by the path above it: under `experts` a gate/up/down
-//! projection is a routed expert, under `shared_experts` a shared one; `dense` and `c_proj` are
-//! attention outputs under an attention module. gpt-oss keeps all experts of a layer in bare
-//! tensors named after the projection plus a suffix (`experts.gate_up_proj_blocks`,
-//! `experts.down_proj_bias`); the suffix leaves the role as it is. Tensors of a multimodal
-//! checkpoint outside its language model never get a decoder layer: Gemma 3's SigLIP
-//! `vision_tower` and `multi_modal_projector`, and Qwen's ViT `visual`, get the vision roles
-//! (`Role::is_vision`). Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`) is
+//! `weight_scale_inv`, `input_scale`; compressed-tensors `weight_packed` ...; MLX `scales` and
+//! `biases`). (3) The module name left at the end gives the role, refined by the path above it:
+//! under `experts` a gate/up/down projection is a routed expert, under `shared_experts` a shared
+//! one; `dense` and `c_proj` are attention outputs under an attention module. gpt-oss keeps all
+//! experts of a layer in bare tensors named after the projection plus a suffix
+//! (`experts.gate_up_proj_blocks`, `experts.down_proj_bias`); the suffix leaves the role as it is.
+//! Tensors of a multimodal checkpoint outside its language model never get a decoder layer: Gemma
+//! 3's SigLIP `vision_tower` and `multi_modal_projector`, and Qwen's ViT `visual`, get the vision
+//! roles (`Role::is_vision`). Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`) is
 //! named by `is_speculative_head`: engines do not load it.
 
 use crate::model::tensors::Role;
@@ -23,12 +23,13 @@ use crate::model::tensors::Role;
 const LAYER_CONTAINERS: [&str; 5] = ["layers", "h", "blocks", "blk", "layer"];
 
 /// Trailing parts that name a parameter of a module, not the module.
-const PARAMETER_PARTS: [&str; 23] = [
+const PARAMETER_PARTS: [&str; 24] = [
     "weight",
     "bias",
     "qweight",
     "qzeros",
     "scales",
+    "biases",
     "g_idx",
     "SCB",
     "weight_format",
@@ -622,7 +623,7 @@ mod tests {
 
     #[test]
     fn quantizer_parts_keep_their_module_role() {
-        for part in ["qweight", "qzeros", "scales", "g_idx", "weight_scale", "weight_scale_inv", "SCB"] {
+        for part in ["qweight", "qzeros", "scales", "biases", "g_idx", "weight_scale", "weight_scale_inv", "SCB"] {
             check(&format!("model.layers.7.mlp.down_proj.{part}"), Some(FfnDown), Some(7));
         }
         for part in ["absmax", "quant_map", "nested_absmax", "quant_state.bitsandbytes__nf4"] {
