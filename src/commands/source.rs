@@ -25,7 +25,7 @@ pub struct ResolvedModel {
     /// nearest one headroom models when `stated_format` is set.
     native: WeightFormat,
     /// What the config states when headroom plans it as a near format (`MLX affine 5-bit g32`).
-    pub stated_format: Option<String>,
+    stated_format: Option<String>,
     /// Exact stored bytes when the input had tensor headers (safetensors or GGUF).
     pub file: Option<FileWeights>,
 }

@@ -329,10 +329,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         Engine::Mlx => {
             let grown = ctx.next_multiple_of(MLX_KV_STEP);
             let chunk = MLX_PROMPT_CHUNK.min(ctx);
-            match window.filter(|_| mlx_slides(req.spec.family)) {
-                None => grown * batch,
-                Some(w) => grown.min(w + chunk - 1) * batch,
-            }
+            window.filter(|_| mlx_slides(req.spec.family)).map_or(grown, |w| grown.min(w + chunk - 1)) * batch
         }
     }
 }
