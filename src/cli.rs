@@ -205,7 +205,8 @@ pub struct PlanArgs {
     /// (bf16 for most; a local file's stored types).
     #[arg(long)]
     pub weights: Option<String>,
-    /// KV-cache format: bf16, fp16, fp8, q8_0, q4_0. Default: the compute dtype (bf16).
+    /// KV-cache format: bf16, fp16, fp8, q8_0, q4_0, or mlx-lm's mlx-4bit and mlx-8bit
+    /// (`--kv-bits 4` or `8`). Default: the compute dtype (bf16).
     #[arg(long = "kv-cache")]
     pub kv_cache: Option<String>,
     /// Tokens per sequence (prompt + generated). Default: 4096 or the model's maximum,
@@ -259,6 +260,14 @@ pub struct PlanArgs {
     /// raise both).
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub ubatch: u64,
+    /// mlx-lm: prompt tokens per forward pass (`--prefill-step-size`, default 2048); smaller
+    /// chunks lower the prefill peak.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub prefill_step_size: Option<u64>,
+    /// mlx-lm with --kv-cache mlx-4bit or mlx-8bit: tokens the 16-bit cache holds before it is
+    /// quantized (`--quantized-kv-start`, mlx_lm.generate's default 5000).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1 << 24))]
+    pub quantized_kv_start: Option<u64>,
     /// llama.cpp: decoder layers offloaded to the GPUs (-ngl); the rest and their KV cache stay in
     /// host RAM. More than the layer count also offloads the output layer. Default: everything.
     #[arg(long, alias = "ngl")]

@@ -299,10 +299,41 @@ fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
     for (args, needle) in [
         (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--engine", "vllm"], "add --engine mlx"),
         (vec!["plan", "qwen3-8b", "--weights", "q4_k_m", "--engine", "mlx"], "mlx-lm runs MLX checkpoints"),
-        (vec!["plan", "qwen3-8b", "--engine", "mlx", "--kv-cache", "q8_0"], "with --kv-cache bf16"),
+        (
+            vec!["plan", "qwen3-8b", "--engine", "mlx", "--kv-cache", "q8_0"],
+            "use --kv-cache bf16, mlx-4bit or mlx-8bit",
+        ),
         (vec!["plan", "qwen3-8b", "--engine", "mlx", "--mode", "lora"], "plans inference only"),
         (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--mode", "lora"], "mlx_lm.lora"),
     ] {
+        let (code, err) = error_of(&args);
+        assert!(code == 1 && err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// mlx-lm's quantized cache (`--kv-bits`): below --quantized-kv-start it stays 16-bit; past it
+/// the cache shrinks to 4.5 bits per element but the chunks after the conversion write every
+/// score, so a long prompt peaks higher than with the 16-bit cache until --prefill-step-size
+/// shrinks the chunks; caches mlx-lm cannot quantize are refused with the fix.
+#[test]
+fn mlx_lm_quantized_cache() {
+    let plan = |extra: &str| plan_json(&format!("qwen3-4b --weights mlx-4bit --engine mlx --gpu m3-max {extra}"));
+    let total = |v: &serde_json::Value| u(v, "/memory/total_bytes");
+    assert_eq!(total(&plan("--context 4096 --kv-cache mlx-4bit")), total(&plan("--context 4096")));
+    let (q4, b16) = (plan("--context 32768 --kv-cache mlx-4bit"), plan("--context 32768"));
+    assert_eq!(u(&q4, "/memory/kv_cache_bytes") * 128, u(&b16, "/memory/kv_cache_bytes") * 36);
+    assert!(total(&q4) > total(&b16));
+    assert!(f(&q4, "/throughput/decode_tokens_per_s") > f(&b16, "/throughput/decode_tokens_per_s"));
+    assert!(f(&q4, "/throughput/prefill_tokens_per_s") < f(&b16, "/throughput/prefill_tokens_per_s"));
+    assert!(total(&plan("--context 32768 --kv-cache mlx-4bit --prefill-step-size 256")) < total(&b16));
+    for (args, needle) in [
+        ("gemma-3-4b --engine mlx --kv-cache mlx-4bit", "RotatingKVCache"),
+        ("qwen3-4b --engine mlx --kv-cache mlx-8bit --batch 2", "BatchKVCache"),
+        ("qwen3-4b --engine vllm --kv-cache mlx-4bit", "add --engine mlx"),
+        ("qwen3-4b --engine mlx --quantized-kv-start 0", "--kv-cache mlx-4bit"),
+        ("qwen3-4b --engine hf --prefill-step-size 512", "mlx-lm option"),
+    ] {
+        let args: Vec<&str> = std::iter::once("plan").chain(args.split(' ')).collect();
         let (code, err) = error_of(&args);
         assert!(code == 1 && err.contains(needle), "{args:?}: {err}");
     }

@@ -179,6 +179,7 @@ pub fn predicted(r: &PlanReport, compare: &str) -> anyhow::Result<f64> {
             "total" => m.total.0 as f64,
             "cuda_context" => m.cuda_context.0 as f64,
             "allocated_no_kv" => (m.total.0 - m.cuda_context.0 - m.kv_cache.0) as f64,
+            "allocated_no_weights" => (m.total.0 - m.cuda_context.0 - m.weights.0) as f64,
             "weights" => m.weights.0 as f64,
             "kv_cache" => m.kv_cache.0 as f64,
             "activations" => m.activations.0 as f64,

@@ -314,6 +314,9 @@ pub fn plan_report_on(
             spec.id
         );
     }
+    if args.prefill_step_size.is_some() {
+        anyhow::ensure!(engine == Engine::Mlx, "--prefill-step-size is an mlx-lm option: add --engine mlx");
+    }
     if args.disable_hybrid_kv_cache_manager {
         anyhow::ensure!(
             engine == Engine::Vllm,
@@ -341,6 +344,10 @@ pub fn plan_report_on(
     engine
         .stores_kv(kv)
         .map_err(|why| anyhow::anyhow!("--engine {} with --kv-cache {}: {why}", engine.id(), kv.id()))?;
+    anyhow::ensure!(
+        args.quantized_kv_start.is_none() || kv.mlx_bits().is_some(),
+        "--quantized-kv-start applies to mlx-lm's quantized cache: add --engine mlx --kv-cache mlx-4bit (or mlx-8bit)"
+    );
     let context = args.context.unwrap_or(4096.min(spec.max_context));
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
@@ -376,6 +383,8 @@ pub fn plan_report_on(
         mtp_tokens,
         hybrid_kv_cache_manager: !args.disable_hybrid_kv_cache_manager,
         cpu_offload_bytes: cpu_offload_bytes(args, engine)?,
+        prefill_step_size: args.prefill_step_size.unwrap_or(crate::plan::engine::MLX_PROMPT_CHUNK),
+        quantized_kv_start: args.quantized_kv_start.unwrap_or(crate::plan::engine::MLX_QUANTIZED_KV_START),
     };
     let req = InferenceRequest {
         spec,

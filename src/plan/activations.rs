@@ -40,6 +40,9 @@ pub struct ActivationRequest<'a> {
     /// vLLM profile-run tokens and sampler warm-up sequences.
     pub max_batched_tokens: u64,
     pub max_num_seqs: u64,
+    /// mlx-lm: the last prompt chunk attends over a quantized cache (`--kv-bits`), through the
+    /// unfused `quantized_scaled_dot_product_attention`.
+    pub quantized_cache_scores: bool,
 }
 
 /// The peak and where it happens.
@@ -165,16 +168,19 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
         Engine::Headroom => false,
         // MLX fuses prefill attention (`sdpa_full_supported_head_dim` in
         // scaled_dot_product_attention.cpp) for equal query and value head dims of 64, 80 or 128
-        // only; other models take the unfused path, one matmul writing every score.
-        Engine::Mlx => {
-            let spec = req.spec;
-            let (q, v) = spec
-                .mla
-                .map_or((spec.head_dim, spec.head_dim), |m| (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim));
-            !(q == v && matches!(q, 64 | 80 | 128))
-        }
+        // only; other models take the unfused path, one matmul writing every score. A quantized
+        // cache always does (mlx-lm's `quantized_scaled_dot_product_attention`: quantized_matmul
+        // for Q·Kᵀ, the causal mask by `where`, softmax, quantized_matmul by V).
+        Engine::Mlx => req.quantized_cache_scores || !mlx_fuses_prefill_attention(req.spec),
         _ => !req.options.flash_attention,
     }
+}
+
+/// Whether MLX's fused prefill attention kernel takes the model's head dims.
+pub fn mlx_fuses_prefill_attention(spec: &ModelSpec) -> bool {
+    let (q, v) =
+        spec.mla.map_or((spec.head_dim, spec.head_dim), |m| (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim));
+    q == v && matches!(q, 64 | 80 | 128)
 }
 
 fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
@@ -222,11 +228,21 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
                 let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
                 scores * 10 + seqs * t_seq * kv_len * 2 + repeat
             }
-            // MLX's unfused attention: the 16-bit scores, which softmax overwrites (MLX donates
-            // an input buffer no other array holds). Qwen3.6-27B (24 heads of 256) at 131,072
-            // tokens: 2,048-token chunks peak 13.3 GB above 256-token ones (mlx-lm PR #1781),
-            // against 1,792 × 131,072 × 24 × 2 B = 11.3 GB of scores.
-            Engine::Mlx => scores * 2,
+            // MLX's unfused attention: the 16-bit scores, which the mask's `where` and softmax
+            // overwrite (MLX donates an input buffer no other array holds). Metal keeps an op's
+            // inputs until the command buffer that ran it completes (the completion handler
+            // of metal::eval) while the CPU encodes ahead, so where consecutive layers attend
+            // the next layer's scores are written with the previous layer's still held: two
+            // buffers. Qwen3-4B (36 attention layers) over a 4-bit cache, 8,192 to 32,768
+            // tokens (unsloth-zoo PR #1151): 1.85 to 1.95 score buffers above the ~1.1 GiB
+            // that every row of that table shows beyond the plan. Qwen3.6-27B, three DeltaNet
+            // layers between attention layers, at 131,072 tokens: 2,048-token chunks peak
+            // 13.3 GB above 256-token ones (mlx-lm PR #1781), against 1,792 × 131,072 × 24 ×
+            // 2 B = 11.3 GB of scores, one buffer.
+            Engine::Mlx => {
+                let adjacent = spec.layer_attention.windows(2).any(|w| w[0].attends() && w[1].attends());
+                scores * 2 * if adjacent { 2 } else { 1 }
+            }
             // ggml: f32 KQ; its soft_max reuses KQ's memory (ggml-alloc runs ops that can work
             // in place there once their input has no other consumer). Seven llama.cpp logs
             // without flash attention: 4 B per score, not 8 (e.g. Llama-3.1-8B Q4_K_M, 4 × 2,048
@@ -394,6 +410,7 @@ mod tests {
             has_output: true,
             max_batched_tokens: 8192,
             max_num_seqs: 256,
+            quantized_cache_scores: false,
         }
     }
 
@@ -415,6 +432,24 @@ mod tests {
         let p = peak(&llama_2_7b(), Engine::Hf, &eager, 4096);
         assert_eq!(p.moment, "attention");
         assert!(p.bytes.0 > 32 * 4096 * 4096 * 10);
+    }
+
+    /// mlx-lm over a quantized cache: the last 2,048-token chunk writes its 16-bit scores against
+    /// the whole context, 32 heads × 2,048 × 32,768 × 2 B = 4 GiB for Llama-2-7B, beside the
+    /// previous layer's; the fused kernel over the 16-bit cache keeps none.
+    #[test]
+    fn mlx_quantized_cache_writes_the_scores() {
+        let o = EngineOptions::default();
+        let spec = llama_2_7b();
+        let fused = peak(&spec, Engine::Mlx, &o, 32_768);
+        let quantized = prefill_peak(
+            &ActivationRequest { quantized_cache_scores: true, ..request(&spec, Engine::Mlx, &o, 32_768) },
+            &mut BasisLog::default(),
+        );
+        assert_eq!(quantized.moment, "attention");
+        // The previous layer's scores are still held: two buffers.
+        assert!(quantized.bytes.0 >= 2 * 32 * 2048 * 32_768 * 2);
+        assert!(fused.bytes.0 < 1 << 30);
     }
 
     /// All positions' logits with a Llama-3-sized vocabulary: 4096 × 128256 × 2 B on top of the

@@ -194,10 +194,16 @@ impl Engine {
     /// quantizes the cache to FP8 only (`--kv-cache-dtype fp8`); llama.cpp's `--cache-type-k/v`
     /// take f16, bf16 and GGML block types, not FP8; transformers' quantized caches
     /// (`cache_implementation="quantized"`: quanto int2/int4, HQQ up to 8 bits) are integer, closest
-    /// to q4_0 and q8_0; headroom's engine keeps bf16.
+    /// to q4_0 and q8_0; headroom's engine keeps bf16; mlx-lm keeps 16-bit or its own
+    /// `QuantizedKVCache` (`--kv-bits 4` or `8`).
     pub fn stores_kv(self, kv: KvFormat) -> Result<(), &'static str> {
         use KvFormat as K;
         match (self, kv) {
+            (Engine::Mlx, K::Bf16 | K::Fp16 | K::Mlx4 | K::Mlx8) => Ok(()),
+            (Engine::Mlx, _) => Err("mlx-lm keeps a 16-bit cache or quantizes it itself (--kv-bits): use --kv-cache bf16, mlx-4bit or mlx-8bit"),
+            (_, K::Mlx4 | K::Mlx8) => {
+                Err("mlx-4bit and mlx-8bit are mlx-lm's quantized caches: add --engine mlx, or use q4_0, q8_0 or fp8")
+            }
             (Engine::Vllm, K::Q8_0 | K::Q4_0) => Err("vLLM quantizes the KV cache to fp8 only: use --kv-cache fp8"),
             (Engine::LlamaCpp, K::Fp8) => Err("llama.cpp has no FP8 cache: use --kv-cache q8_0"),
             (Engine::Hf, K::Fp8) => {
@@ -207,10 +213,6 @@ impl Engine {
             (Engine::Headroom, _) => Err("headroom's engine keeps a bf16 KV cache"),
             (Engine::Litgpt, K::Bf16) => Ok(()),
             (Engine::Litgpt, _) => Err("LitGPT keeps the KV cache in the model's 16-bit dtype: use --kv-cache bf16"),
-            (Engine::Mlx, K::Bf16 | K::Fp16) => Ok(()),
-            (Engine::Mlx, _) => Err(
-                "mlx-lm's quantized caches (--kv-bits) are not modelled: plan its 16-bit cache with --kv-cache bf16",
-            ),
             _ => Ok(()),
         }
     }
@@ -264,6 +266,12 @@ pub struct EngineOptions {
     /// vLLM `--cpu-offload-gb`, in bytes: each GPU keeps this much of its decoder-layer
     /// parameters in pinned host memory, read over PCIe by every forward pass.
     pub cpu_offload_bytes: u64,
+    /// mlx-lm `--prefill-step-size`: the prompt is evaluated in chunks of this many tokens.
+    pub prefill_step_size: u64,
+    /// mlx-lm `--quantized-kv-start`: with `--kv-bits`, each layer's 16-bit cache is converted to
+    /// the quantized one after the first prompt chunk (or decode step) that leaves it holding at
+    /// least this many tokens; a shorter context never leaves the 16-bit cache.
+    pub quantized_kv_start: u64,
 }
 
 /// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
@@ -298,9 +306,12 @@ pub const OP_OFFLOAD_MIN_TOKENS: u64 = 32;
 /// ExLlama's `max_input_len`: it evaluates each prompt in chunks of this many tokens.
 pub const EXLLAMA_PROMPT_CHUNK: u64 = 2048;
 
-/// mlx-lm's `prefill_step_size` (`generate_step`, 2,048 since 2025; 512 before): the prompt is
-/// evaluated in chunks of this many tokens, the cache cleared after each.
+/// mlx-lm's default `prefill_step_size` (`generate_step`, 2,048 since 2025; 512 before): the
+/// prompt is evaluated in chunks of this many tokens, the cache cleared after each.
 pub const MLX_PROMPT_CHUNK: u64 = 2048;
+
+/// mlx_lm.generate's `DEFAULT_QUANTIZED_KV_START` (the Python `generate_step` defaults to 0).
+pub const MLX_QUANTIZED_KV_START: u64 = 5000;
 
 /// Prompts mlx-lm's `BatchGenerator` prefills together (`prefill_batch_size`).
 pub const MLX_PREFILL_BATCH: u64 = 8;
@@ -310,7 +321,8 @@ pub const MLX_KV_STEP: u64 = 256;
 
 impl EngineOptions {
     /// Tokens one forward pass over `batch` prompts of `context` tokens takes: llama.cpp's
-    /// ubatch, ExLlama's and mlx-lm's 2,048-token chunks of each prompt, vLLM's chunked-prefill budget
+    /// ubatch, ExLlama's 2,048-token chunks of each prompt and mlx-lm's `prefill_step_size` ones
+    /// (up to 8 prompts at once), vLLM's chunked-prefill budget
     /// `vllm_chunk`; transformers, LitGPT and the bare and headroom engines all at once. Never
     /// more than the prompts hold. Llama-3-8B at 8,096 tokens under llama.cpp: 512.
     pub fn prompt_pass_tokens(&self, engine: Engine, context: u64, batch: u64, vllm_chunk: u64) -> u64 {
@@ -318,7 +330,7 @@ impl EngineOptions {
         match engine {
             Engine::LlamaCpp => self.n_ubatch,
             Engine::Exllama => EXLLAMA_PROMPT_CHUNK * batch,
-            Engine::Mlx => MLX_PROMPT_CHUNK * batch.min(MLX_PREFILL_BATCH),
+            Engine::Mlx => self.prefill_step_size * batch.min(MLX_PREFILL_BATCH),
             Engine::Vllm => vllm_chunk,
             Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
         }
@@ -352,6 +364,8 @@ impl Default for EngineOptions {
             mtp_tokens: 0,
             hybrid_kv_cache_manager: true,
             cpu_offload_bytes: 0,
+            prefill_step_size: MLX_PROMPT_CHUNK,
+            quantized_kv_start: MLX_QUANTIZED_KV_START,
         }
     }
 }

@@ -125,6 +125,36 @@ pub struct InferenceRequest<'a> {
     pub split: Option<Split>,
 }
 
+impl InferenceRequest<'_> {
+    /// The format the KV cache holds at the end of the context. mlx-lm converts each layer's
+    /// 16-bit cache to `--kv-bits` codes (`maybe_quantize_kv_cache`, after every prompt chunk and
+    /// decode step) once it holds `--quantized-kv-start` tokens, so a shorter context keeps the
+    /// 16-bit cache throughout.
+    pub fn cache_format(&self) -> KvFormat {
+        match self.kv.mlx_bits() {
+            Some(_) if self.context < self.options.quantized_kv_start => KvFormat::Bf16,
+            _ => self.kv,
+        }
+    }
+
+    /// With an mlx-lm quantized cache: the tokens the 16-bit cache holds when it is converted,
+    /// the end of the first prompt chunk at or past `--quantized-kv-start` (the whole context
+    /// when no chunk ends there). Qwen3-4B at 32,768 tokens, defaults: the third 2,048-token
+    /// chunk ends at 6,144 ≥ 5,000.
+    pub fn mlx_conversion_tokens(&self) -> Option<u64> {
+        self.cache_format().mlx_bits()?;
+        let chunk = self.options.prefill_step_size.max(1);
+        Some(self.options.quantized_kv_start.max(1).next_multiple_of(chunk).min(self.context))
+    }
+
+    /// Whether prompt chunks after the conversion attend through mlx-lm's
+    /// `quantized_scaled_dot_product_attention`, which writes every score (there is no fused
+    /// kernel for a quantized cache): some prompt chunk begins once the cache is converted.
+    pub fn mlx_quantized_prefill(&self) -> bool {
+        self.mlx_conversion_tokens().is_some_and(|t| t + 1 < self.context)
+    }
+}
+
 /// Plans inference memory on every GPU of the request's device.
 pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     validate(req)?;
@@ -143,7 +173,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let drafter = (req.options.mtp_tokens > 0).then(|| spec.with_mtp_layers(spec.mtp_layers));
     let kv = KvRequest {
         spec: drafter.as_ref().unwrap_or(spec),
-        format: req.kv,
+        format: req.cache_format(),
         context: req.context,
         batch: req.batch,
         engine: req.engine,
@@ -152,6 +182,16 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         max_batched_tokens,
     };
     kv::explain(&kv, &mut basis);
+    if let Some(bits) = req.kv.mlx_bits() {
+        basis.add(
+            "mlx-lm quantized cache",
+            match req.cache_format().mlx_bits() {
+                Some(_) => format!("{bits}-bit codes with a 16-bit scale and bias per 64 elements from {} tokens on", req.options.quantized_kv_start),
+                None => format!("16-bit throughout: {} tokens never reach --quantized-kv-start {}", req.context, req.options.quantized_kv_start),
+            },
+            "mlx-lm QuantizedKVCache (mx.quantize along head_dim, group 64); prompt chunks after the conversion attend through quantized_scaled_dot_product_attention, which writes every 16-bit score",
+        );
+    }
     if req.options.mtp_tokens > 0 {
         basis.add(
             "multi-token-prediction drafter",
@@ -268,11 +308,31 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         has_output: last,
         max_batched_tokens: layout.kv.max_batched_tokens,
         max_num_seqs: layout.max_num_seqs,
+        quantized_cache_scores: req.mlx_quantized_prefill(),
     };
-    let activations = prefill_peak(&act, log).bytes;
+    let mut activations = prefill_peak(&act, log).bytes;
     // The last stage also caches for the drafter's layers, which follow the model's.
     let kv_layers = if last { layers.start..layers.end.max(layout.kv.spec.num_layers) } else { layers.clone() };
-    let kv_cache = kv::kv_bytes(&layout.kv, kv_layers);
+    let kv_cache = kv::kv_bytes(&layout.kv, kv_layers.clone());
+    if let Some(at) = req.mlx_conversion_tokens() {
+        // The moment mlx-lm converts: the 16-bit cache of `at` tokens and that chunk's fused
+        // attention. Counted as a transient above the final cache when it is the higher.
+        let bf16 = KvRequest { format: KvFormat::Bf16, context: at, ..layout.kv };
+        let chunk = ActivationRequest { context: at, quantized_cache_scores: false, ..act };
+        let moment = kv::kv_bytes(&bf16, kv_layers) + prefill_peak(&chunk, &mut BasisLog::default()).bytes;
+        let peak = moment > kv_cache + activations;
+        log.add(
+            "16-bit cache when mlx-lm quantizes it",
+            format!(
+                "{at} tokens: {:.2} GiB with that chunk's activations, {} the final cache and last chunk ({:.2} GiB)",
+                moment.gib(),
+                if peak { "the peak: above" } else { "below" },
+                (kv_cache + activations).gib()
+            ),
+            "maybe_quantize_kv_cache converts each layer's KVCache after the prompt chunk that reaches --quantized-kv-start (mlx_lm.generate: 5,000) tokens; until then the cache is 16-bit",
+        );
+        activations = activations.max(moment.saturating_sub(kv_cache));
+    }
     let workspace = workspace(req, layout.tp, &act, log);
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let context = engine::cuda_context(req.engine, generation);
@@ -523,6 +583,16 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             fix: "this workload's buffers exceed 1 EiB; reduce --batch or --context",
         });
     }
+    if req.engine == Engine::Mlx && req.options.prefill_step_size == 0 {
+        return Err(PlanError::BadNumber {
+            what: "prefill-step-size",
+            value: "0".into(),
+            fix: "give at least 1 token",
+        });
+    }
+    if req.kv.mlx_bits().is_some() {
+        mlx_quantized_cache_runs(req)?;
+    }
     let u = req.options.gpu_memory_utilization;
     if !(u > 0.0 && u <= 1.0) {
         return Err(PlanError::BadNumber {
@@ -530,6 +600,36 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             value: u.to_string(),
             fix: "give a fraction in (0, 1]",
         });
+    }
+    Ok(())
+}
+
+/// Whether mlx-lm can quantize this model's cache (`--kv-bits`): only a plain `KVCache` converts
+/// (`to_quantized`); `RotatingKVCache` raises NotImplementedError, batched generation's
+/// `BatchKVCache` has no conversion, and `mx.quantize` groups 64 elements within a head.
+fn mlx_quantized_cache_runs(req: &InferenceRequest) -> Result<(), PlanError> {
+    let bad = |fix: &'static str| PlanError::BadNumber { what: "kv-cache", value: req.kv.id().into(), fix };
+    let spec = req.spec;
+    if req.engine != Engine::Mlx {
+        return Err(bad("mlx-lm's quantized cache needs --engine mlx"));
+    }
+    if req.batch > 1 {
+        return Err(bad(
+            "mlx-lm's batched generation (BatchKVCache) never quantizes its cache: plan --batch 1 or --kv-cache bf16",
+        ));
+    }
+    if spec.mla.is_some() {
+        return Err(bad(
+            "mlx-lm's quantized cache is not modelled for multi-head latent attention: use --kv-cache bf16",
+        ));
+    }
+    if kv::mlx_slides(spec.family) && spec.layer_attention.iter().any(|a| a.token_cap().is_some()) {
+        return Err(bad(
+            "mlx-lm cannot quantize this model's RotatingKVCache (sliding-window layers): use --kv-cache bf16",
+        ));
+    }
+    if spec.head_dim % crate::quant::kv::MLX_KV_GROUP != 0 {
+        return Err(bad("mx.quantize needs head_dim to be a multiple of the 64-element group: use --kv-cache bf16"));
     }
     Ok(())
 }
@@ -744,5 +844,44 @@ mod tests {
         let all = vllm_offload(&req(Engine::Vllm, 1024 * gib), 0..40, 1);
         assert_eq!((all.bytes.0, all.whole, all.partial), (40 * layer, 0..40, 0.0));
         assert_eq!(vllm_offload(&req(Engine::LlamaCpp, 8 * gib), 0..40, 1).bytes, Bytes::ZERO);
+    }
+
+    /// mlx-lm's quantized cache, Qwen3-4B (36 layers, 8 KV heads of 128, 32 query heads) in
+    /// mlx-4bit: below --quantized-kv-start the plan is the 16-bit one; at 32,768 tokens the cache
+    /// is 36·2·8·(128·4/8 + 2·2·2) B = 41,472 B per token, and the last 2,048-token chunk writes
+    /// 32 × 2,048 × 32,768 16-bit scores; at 6,000 tokens the conversion (after the chunk that
+    /// ends the prompt) holds the whole 16-bit cache, so the peak is the 16-bit plan's.
+    #[test]
+    fn mlx_quantized_cache() {
+        let text = include_str!("../../data/models/qwen3-4b.json");
+        let spec = crate::model::config::parse_config(text, "m", "m.json").unwrap().spec;
+        let format = WeightFormat::parse("mlx-4bit").unwrap();
+        let weights =
+            WeightLayout::from_inventory(spec.num_layers, &inventory(&spec), |t| format.tensor_bytes(t, &spec));
+        let req = |kv, context| InferenceRequest {
+            spec: &spec,
+            weights: &weights,
+            format,
+            kv,
+            context,
+            batch: 1,
+            engine: Engine::Mlx,
+            options: EngineOptions::default(),
+            device: None,
+            split: None,
+        };
+        let plan = |kv, context| plan_inference(&req(kv, context)).unwrap().memory;
+        let (q4, b16) = (KvFormat::Mlx4, KvFormat::Bf16);
+        assert_eq!(req(q4, 4999).cache_format(), b16);
+        assert_eq!(plan(q4, 4096), plan(b16, 4096));
+        let long = plan(q4, 32_768);
+        assert_eq!(long.kv_cache, Bytes(41_472 * 32_768));
+        assert!(long.activations.0 >= 32 * 2048 * 32_768 * 2);
+        assert!(long.total > plan(b16, 32_768).total);
+        assert_eq!(req(q4, 32_768).mlx_conversion_tokens(), Some(6144));
+        assert_eq!(plan(q4, 6000).total, plan(b16, 6000).total);
+        let chunks_of_512 = EngineOptions { prefill_step_size: 512, ..EngineOptions::default() };
+        let small = plan_inference(&InferenceRequest { options: chunks_of_512, ..req(q4, 32_768) }).unwrap().memory;
+        assert!(small.total < plan(b16, 32_768).total);
     }
 }

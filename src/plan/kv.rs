@@ -23,7 +23,7 @@
 //! 128·80·128·4 + 3·12,288·2 = 5,316,608 B per layer and sequence.
 
 use super::basis::BasisLog;
-use super::engine::{Engine, EngineOptions, MLX_KV_STEP, MLX_PROMPT_CHUNK};
+use super::engine::{Engine, EngineOptions, MLX_KV_STEP};
 use crate::model::spec::{Family, LayerAttention, LinearAttention, LinearKind, ModelSpec};
 use crate::quant::KvFormat;
 use crate::units::Bytes;
@@ -328,7 +328,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // window and the chunk but one (`max_size + S − 1`, cache.py).
         Engine::Mlx => {
             let grown = ctx.next_multiple_of(MLX_KV_STEP);
-            let chunk = MLX_PROMPT_CHUNK.min(ctx);
+            let chunk = req.options.prefill_step_size.min(ctx);
             window.filter(|_| mlx_slides(req.spec.family)).map_or(grown, |w| grown.min(w + chunk - 1)) * batch
         }
     }

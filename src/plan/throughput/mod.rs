@@ -159,6 +159,7 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     } else {
         0.0
     };
+    let unfused_scores = work::mlx_unfused_score_bytes(inf) / bw;
     let act = (inf.batch * inf.context * inf.spec.hidden_size * 2) as f64;
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
@@ -166,6 +167,7 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     Some(
         compute.max(memory)
             + dequant
+            + unfused_scores
             + expert_loops
             + communication_s(req, act)?
             + host_weights_prefill_s(req)?

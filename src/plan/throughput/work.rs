@@ -1,5 +1,6 @@
 //! The work of one prefill and one decode step: FLOPs and bytes, before any hardware.
 
+use super::super::activations::mlx_fuses_prefill_attention;
 use super::super::kv::{self, KvRequest};
 use super::super::{Engine, EngineOptions, InferenceRequest};
 use crate::model::spec::{LayerAttention, LinearKind, MlpKind, ModelSpec, NormKind};
@@ -106,6 +107,51 @@ pub fn prefill_flops(spec: &ModelSpec, p: Params, t: u64, batch: u64, options: &
     let (b, tf) = (batch as f64, t as f64);
     let linear = if options.logits_all_positions { 2.0 * b * tf * mm } else { 2.0 * b * (tf * (mm - lm) + lm) };
     linear + b * mixing_flops(spec, t)
+}
+
+/// Bytes mlx-lm's unfused prefill attention moves through its score matrices: every prompt chunk
+/// that attends unfused (all of them when MLX's fused kernel lacks the head dims; with a
+/// quantized cache those after the conversion) writes `heads × chunk × keys` 16-bit scores with
+/// Q·Kᵀ, reads and writes them in the causal `where` and in softmax, and reads them in P·V: six
+/// passes of 2 B. Qwen3-4B (36 layers of 32 heads) over a 32,768-token prompt with mlx-4bit:
+/// the 13 chunks from 6,144 on, Σ 2,048·end = 2,048·(13·6,144 + 2,048·13·14/2) = 5.45e8 pairs
+/// per head, so 36·32·5.45e8·12 B = 7.5 TB beside the fused kernels' work.
+pub fn mlx_unfused_score_bytes(req: &InferenceRequest) -> f64 {
+    let spec = req.spec;
+    if req.engine != Engine::Mlx {
+        return 0.0;
+    }
+    let from = if !mlx_fuses_prefill_attention(spec) {
+        0
+    } else if req.mlx_quantized_prefill() {
+        req.mlx_conversion_tokens().unwrap_or(0)
+    } else {
+        return 0.0;
+    };
+    let chunk = req.options.prefill_step_size.max(1);
+    let pairs: f64 = spec
+        .layer_attention
+        .iter()
+        .filter(|a| a.attends())
+        .map(|a| chunk_key_pairs(from, req.context, chunk, a.token_cap().filter(|_| kv::mlx_slides(spec.family))))
+        .sum();
+    pairs * (spec.num_heads * req.batch) as f64 * 6.0 * 2.0
+}
+
+/// Σ over the prompt chunks of `chunk` tokens from `from` to `context` of (chunk length × keys it
+/// attends): keys are the chunk's end, or at most `window + length − 1` in a RotatingKVCache.
+fn chunk_key_pairs(from: u64, context: u64, chunk: u64, window: Option<u64>) -> f64 {
+    let span = context.saturating_sub(from);
+    let (whole, rest) = (span / chunk, span % chunk);
+    // Whole chunks end at from + j·chunk, j = 1..=whole; in a RotatingKVCache a chunk attends
+    // at most `cap` keys, which the first `uncapped` chunks stay within.
+    let cap = window.map(|w| w + chunk - 1);
+    let uncapped = cap.map_or(whole, |cap| (cap.saturating_sub(from) / chunk).min(whole));
+    let (c, f, u) = (chunk as f64, from as f64, uncapped as f64);
+    let growing = c * (u * f + c * u * (u + 1.0) / 2.0);
+    let capped = cap.map_or(0.0, |cap| c * cap as f64 * (whole - uncapped) as f64);
+    let rest_keys = window.map_or(context, |w| context.min(w + rest.max(1) - 1));
+    growing + capped + (rest * rest_keys) as f64
 }
 
 /// Parameters of the routed experts one token passes through, all MoE layers together:
@@ -224,7 +270,7 @@ pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u
     let ignores_window = kv::ignores_window(req.engine, req.spec);
     let kv = KvRequest {
         spec: req.spec,
-        format: req.kv,
+        format: req.cache_format(),
         context,
         batch,
         engine: if ignores_window { Engine::Hf } else { Engine::Bare },
@@ -288,6 +334,31 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    /// The chunk sums against a plain loop, with and without a window.
+    #[test]
+    fn chunk_key_pairs_match_a_loop() {
+        for &(from, context, chunk, window) in &[
+            (0, 32_768, 2048, None),
+            (6144, 32_768, 2048, None),
+            (0, 10_000, 2048, Some(1024)),
+            (4096, 9_999, 512, Some(4096)),
+        ] {
+            let mut sum = 0u64;
+            let mut start = from;
+            while start < context {
+                let len = chunk.min(context - start);
+                let end = start + len;
+                sum += len * window.map_or(end, |w: u64| end.min(w + len - 1));
+                start = end;
+            }
+            assert_eq!(
+                super::chunk_key_pairs(from, context, chunk, window),
+                sum as f64,
+                "{from} {context} {chunk} {window:?}"
+            );
+        }
+    }
+
     use super::*;
     pub(crate) use crate::model::testing::llama_2_7b;
 
