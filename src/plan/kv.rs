@@ -387,6 +387,29 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
         .sum()
 }
 
+/// Bytes one decode step reads from the cache of `layers` for the whole batch: each attention
+/// layer's attended tokens (its window caps them, unless the engine caches and reads the whole
+/// context, as llama.cpp and mlx-lm do for Mistral 7B and StarCoder2) in the engine's layout
+/// (mlx-lm's per-head DeepSeek-V2 keys, vLLM's `fp8_ds_mla`), and each recurrent layer's state as
+/// the engine stores it (the write-back is the caller's). Tokens attended, not cells allocated:
+/// no block or step rounding. Llama-2-7B bf16 at 4,096 tokens: 32 · 4,096 · 16 KiB = 2 GiB.
+pub fn read_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
+    let state = Bytes(req.batch * state_bytes_per_layer(req));
+    let whole_context = ignores_window(req.engine, req.spec);
+    let attended = |a: LayerAttention| {
+        let tokens = a.token_cap().filter(|_| !whole_context).map_or(req.context, |w| req.context.min(w));
+        layer_token_bytes(req, tokens * req.batch)
+    };
+    layers
+        .map(|l| match req.spec.layer_attention[l as usize] {
+            LayerAttention::Linear => state,
+            a if req.spec.parallel_ssm && a.attends() => attended(a) + state,
+            a if a.attends() => attended(a),
+            _ => Bytes::ZERO,
+        })
+        .sum()
+}
+
 /// What vLLM's KV pool of `pool` bytes holds: tokens of context, and how many requests of
 /// `req.context` tokens fit at once (`_report_kv_cache_config`,
 /// `get_max_concurrency_for_kv_cache_config`): ⌊blocks / groups⌋ blocks of tokens, and the
@@ -848,6 +871,16 @@ mod tests {
         let g = ModelSpec { family: Family::Gemma3, ..s.clone() };
         assert_eq!(kv(&g, Engine::Mlx, 8192, 1, KvFormat::Bf16), 32 * (1024 + 2047) * per_token_layer);
         assert_eq!(kv(&g, Engine::Mlx, 1000, 1, KvFormat::Bf16), 32 * 1024 * per_token_layer);
+        // A decode step reads the attended tokens: the window, unless the engine keeps the whole
+        // context (llama.cpp and mlx-lm for Mistral 7B); never the allocation's extra cells.
+        let o = EngineOptions::default();
+        let read = |spec: &ModelSpec, engine| {
+            read_bytes(&KvRequest { context: 8192, batch: 2, ..request(spec, engine, &o, 1) }, 0..32).0
+        };
+        assert_eq!(read(&s, Engine::Vllm), 2 * 32 * 1024 * per_token_layer);
+        assert_eq!(read(&s, Engine::LlamaCpp), 2 * 32 * 8192 * per_token_layer);
+        assert_eq!(read(&s, Engine::Mlx), 2 * 32 * 8192 * per_token_layer);
+        assert_eq!(read(&g, Engine::Mlx), 2 * 32 * 1024 * per_token_layer);
     }
 
     /// vLLM's groups for attention of several kinds: Gemma 3 27B (52 sliding, 10 full layers)

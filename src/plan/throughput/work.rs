@@ -254,9 +254,9 @@ pub fn lm_head_bytes(req: &InferenceRequest) -> f64 {
     (w.output.0 + if tied { w.token_table.0 } else { 0 }) as f64
 }
 
-/// KV bytes one decode step moves for the whole batch: each layer's cached tokens (a sliding
-/// window caps them), in the cache format, and each linear-attention layer's state, read and
-/// written back. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence; Qwen3-Next-80B-A3B (bf16
+/// KV bytes one decode step moves for the whole batch: each layer's attended tokens in the
+/// cache format ([`kv::read_bytes`]), and each linear-attention layer's state, read and written
+/// back. Llama-2-7B bf16 at 4,096 tokens: 2 GiB per sequence; Qwen3-Next-80B-A3B (bf16
 /// states): 2 · 36 · 1,097,728 B = 75.4 MiB per sequence besides its attention layers' KV.
 pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 {
     decode_kv_bytes_in(req, 0..req.spec.num_layers, context, batch)
@@ -264,29 +264,18 @@ pub fn decode_kv_bytes(req: &InferenceRequest, context: u64, batch: u64) -> f64 
 
 /// [`decode_kv_bytes`] of the decoder layers in `layers` only.
 pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u64, batch: u64) -> f64 {
-    let options = EngineOptions::default();
-    // Tokens read, not cells allocated: a window caps them (`Bare`) unless the engine ignores
-    // it, as llama.cpp and mlx-lm do for Mistral 7B and StarCoder2 (`Hf` reads every token).
-    let ignores_window = kv::ignores_window(req.engine, req.spec);
     let kv = KvRequest {
         spec: req.spec,
         format: req.cache_format(),
         context,
         batch,
-        engine: if ignores_window { Engine::Hf } else { Engine::Bare },
-        options: &options,
+        engine: req.engine,
+        options: &req.options,
         tp: 1,
         max_batched_tokens: 0,
     };
     let write_back = req.spec.recurrent_layers_in(layers.clone()) * batch * kv::state_bytes_per_layer(&kv);
-    // An engine that caches MLA's per-head keys and values reads those instead of the latent.
-    let heads = if kv::mla_heads_cached(req.engine, req.spec) {
-        let cached = KvRequest { engine: req.engine, ..kv };
-        kv::values_per_token_layer(&cached) as f64 / kv::values_per_token_layer(&kv) as f64
-    } else {
-        1.0
-    };
-    kv::kv_bytes(&kv, layers).0 as f64 * heads + write_back as f64
+    (kv::read_bytes(&kv, layers).0 + write_back) as f64
 }
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
