@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerates ACCURACY.md (every tested record's error) and prints the README's summary table.
 
-Runs `cargo test --release --test measurements -- --nocapture`, which prints one line per numeric
+Runs `cargo test --release --test measurements -- --nocapture --test-threads=1` (one thread, so
+no line is interleaved with another test's), which prints one line per numeric
 record (and fails when a record leaves its tolerance), and groups the lines by where the
 measurement comes from. Usage: scripts/accuracy.py (from anywhere in the repository).
 """
@@ -54,7 +55,7 @@ def fmt(v: float) -> str:
 
 def main() -> None:
     out = subprocess.run(
-        ["cargo", "test", "--release", "--test", "measurements", "--", "--nocapture"],
+        ["cargo", "test", "--release", "--test", "measurements", "--", "--nocapture", "--test-threads=1"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     groups: dict[str, list] = {}

@@ -328,6 +328,8 @@ fn mlx_lm_quantized_cache() {
     assert!(total(&plan("--context 32768 --kv-cache mlx-4bit --prefill-step-size 256")) < total(&b16));
     for (args, needle) in [
         ("gemma-3-4b --engine mlx --kv-cache mlx-4bit", "RotatingKVCache"),
+        ("gemma-2-9b --engine mlx --kv-cache mlx-4bit", "Gemma 2"),
+        ("llama-4-scout --engine mlx --kv-cache mlx-4bit", "ChunkedKVCache"),
         ("qwen3-4b --engine mlx --kv-cache mlx-8bit --batch 2", "BatchKVCache"),
         ("qwen3-4b --engine vllm --kv-cache mlx-4bit", "add --engine mlx"),
         ("qwen3-4b --engine mlx --quantized-kv-start 0", "--kv-cache mlx-4bit"),

@@ -19,6 +19,8 @@
 
 use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
+use super::kv;
+use super::mlx::{self, Chunk, PromptSchedule};
 use crate::model::spec::{Family, LayerMlp, LinearKind, MlpKind, ModelSpec};
 use crate::units::Bytes;
 
@@ -40,9 +42,9 @@ pub struct ActivationRequest<'a> {
     /// vLLM profile-run tokens and sampler warm-up sequences.
     pub max_batched_tokens: u64,
     pub max_num_seqs: u64,
-    /// mlx-lm: the last prompt chunk attends over a quantized cache (`--kv-bits`), through the
-    /// unfused `quantized_scaled_dot_product_attention`.
-    pub quantized_cache_scores: bool,
+    /// mlx-lm: prompt chunks from this many tokens on attend over a quantized cache
+    /// (`--kv-bits`), through the unfused `quantized_scaled_dot_product_attention`.
+    pub mlx_quantized_from: Option<u64>,
 }
 
 /// The peak and where it happens.
@@ -114,11 +116,14 @@ pub fn prefill_peak(req: &ActivationRequest, basis: &mut BasisLog) -> Activation
         "prefill tokens per forward pass",
         t,
         match req.engine {
-            Engine::Vllm => "vLLM profile run: max_num_batched_tokens (vllm serve's default unless given)",
-            Engine::LlamaCpp => "llama.cpp: n_ubatch",
-            Engine::Exllama => "ExLlama: prompt chunks of max_input_len 2048",
-            Engine::Mlx => "mlx-lm: prefill_step_size 2048 per prompt, at most 8 prompts at once (BatchGenerator)",
-            _ => "whole prompt × batch in one forward",
+            Engine::Vllm => "vLLM profile run: max_num_batched_tokens (vllm serve's default unless given)".into(),
+            Engine::LlamaCpp => "llama.cpp: n_ubatch".into(),
+            Engine::Exllama => "ExLlama: prompt chunks of max_input_len 2048".into(),
+            Engine::Mlx => format!(
+                "mlx-lm: prefill_step_size {} per prompt, at most 8 prompts at once (BatchGenerator)",
+                req.options.prefill_step_size
+            ),
+            _ => "whole prompt × batch in one forward".to_string(),
         },
     );
     basis.add("activation peak moment", moment, "largest live set: attention, linear attention / Mamba, MLP or logits");
@@ -171,16 +176,9 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
         // only; other models take the unfused path, one matmul writing every score. A quantized
         // cache always does (mlx-lm's `quantized_scaled_dot_product_attention`: quantized_matmul
         // for Q·Kᵀ, the causal mask by `where`, softmax, quantized_matmul by V).
-        Engine::Mlx => req.quantized_cache_scores || !mlx_fuses_prefill_attention(req.spec),
+        Engine::Mlx => req.mlx_quantized_from.is_some() || !mlx::fuses_prefill_attention(req.spec),
         _ => !req.options.flash_attention,
     }
-}
-
-/// Whether MLX's fused prefill attention kernel takes the model's head dims.
-pub fn mlx_fuses_prefill_attention(spec: &ModelSpec) -> bool {
-    let (q, v) =
-        spec.mla.map_or((spec.head_dim, spec.head_dim), |m| (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim));
-    q == v && matches!(q, 64 | 80 | 128)
 }
 
 fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
@@ -228,21 +226,7 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
                 let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
                 scores * 10 + seqs * t_seq * kv_len * 2 + repeat
             }
-            // MLX's unfused attention: the 16-bit scores, which the mask's `where` and softmax
-            // overwrite (MLX donates an input buffer no other array holds). Metal keeps an op's
-            // inputs until the command buffer that ran it completes (the completion handler
-            // of metal::eval) while the CPU encodes ahead, so where consecutive layers attend
-            // the next layer's scores are written with the previous layer's still held: two
-            // buffers. Qwen3-4B (36 attention layers) over a 4-bit cache, 8,192 to 32,768
-            // tokens (unsloth-zoo PR #1151): 1.85 to 1.95 score buffers above the ~1.1 GiB
-            // that every row of that table shows beyond the plan. Qwen3.6-27B, three DeltaNet
-            // layers between attention layers, at 131,072 tokens: 2,048-token chunks peak
-            // 13.3 GB above 256-token ones (mlx-lm PR #1781), against 1,792 × 131,072 × 24 ×
-            // 2 B = 11.3 GB of scores, one buffer.
-            Engine::Mlx => {
-                let adjacent = spec.layer_attention.windows(2).any(|w| w[0].attends() && w[1].attends());
-                scores * 2 * if adjacent { 2 } else { 1 }
-            }
+            Engine::Mlx => mlx_held_scores(req, heads, t_seq),
             // ggml: f32 KQ; its soft_max reuses KQ's memory (ggml-alloc runs ops that can work
             // in place there once their input has no other consumer). Seven llama.cpp logs
             // without flash attention: 4 B per score, not 8 (e.g. Llama-3.1-8B Q4_K_M, 4 × 2,048
@@ -253,6 +237,43 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         };
     }
     bytes
+}
+
+/// MLX's unfused attention: the 16-bit scores of the largest chunk that attends unfused, which
+/// the mask's `where` and softmax overwrite (MLX donates an input buffer no other array holds).
+/// Metal keeps an op's inputs until the command buffer that ran it completes (the completion
+/// handler of metal::eval) while the CPU encodes ahead, so where consecutive layers attend the
+/// next layer's scores are written with the previous layer's still held: the peak is the largest
+/// sum of two adjacent attention layers' scores, each against the keys its cache keeps.
+/// Qwen3-4B (36 attention layers) over a 4-bit cache, 8,192 to 32,768 tokens (unsloth-zoo PR
+/// #1151): 1.85 to 1.95 score buffers above the ~1.1 GiB that every row of that table shows
+/// beyond the plan. Qwen3.6-27B, three DeltaNet layers between attention layers, at 131,072
+/// tokens: 2,048-token chunks peak 13.3 GB above 256-token ones (mlx-lm PR #1781), against
+/// 1,792 × 131,072 × 24 × 2 B = 11.3 GB of scores, one buffer. Batches (BatchGenerator) are
+/// sized at their pass against the whole context.
+fn mlx_held_scores(req: &ActivationRequest, heads: u64, t_seq: u64) -> u64 {
+    let spec = req.spec;
+    let from = if mlx::fuses_prefill_attention(spec) { req.mlx_quantized_from.unwrap_or(0) } else { 0 };
+    let chunk = if req.batch == 1 {
+        PromptSchedule::new(req.context, req.options.prefill_step_size).largest_from(from)
+    } else {
+        Chunk { queries: t_seq, end: req.context }
+    };
+    let slides = kv::mlx_slides(spec.family);
+    let mut previous = 0;
+    let mut peak = 0;
+    for a in &spec.layer_attention {
+        let scores = if a.attends() {
+            req.batch * heads * chunk.queries * chunk.keys(a.token_cap().filter(|_| slides)) * 2
+        } else {
+            0
+        };
+        if scores > 0 {
+            peak = peak.max(previous + scores);
+        }
+        previous = scores;
+    }
+    peak
 }
 
 /// A recurrent layer's live set during prefill.
@@ -410,7 +431,7 @@ mod tests {
             has_output: true,
             max_batched_tokens: 8192,
             max_num_seqs: 256,
-            quantized_cache_scores: false,
+            mlx_quantized_from: None,
         }
     }
 
@@ -434,22 +455,45 @@ mod tests {
         assert!(p.bytes.0 > 32 * 4096 * 4096 * 10);
     }
 
-    /// mlx-lm over a quantized cache: the last 2,048-token chunk writes its 16-bit scores against
-    /// the whole context, 32 heads × 2,048 × 32,768 × 2 B = 4 GiB for Llama-2-7B, beside the
-    /// previous layer's; the fused kernel over the 16-bit cache keeps none.
+    /// mlx-lm over a quantized cache: the prompt's 2,047-token remainder writes its 16-bit scores
+    /// against the whole context, 32 heads × 2,047 × 32,767 × 2 B = 4 GiB for Llama-2-7B, beside
+    /// the previous layer's; the fused kernel over the 16-bit cache keeps none.
     #[test]
     fn mlx_quantized_cache_writes_the_scores() {
         let o = EngineOptions::default();
         let spec = llama_2_7b();
         let fused = peak(&spec, Engine::Mlx, &o, 32_768);
         let quantized = prefill_peak(
-            &ActivationRequest { quantized_cache_scores: true, ..request(&spec, Engine::Mlx, &o, 32_768) },
+            &ActivationRequest { mlx_quantized_from: Some(6144), ..request(&spec, Engine::Mlx, &o, 32_768) },
             &mut BasisLog::default(),
         );
         assert_eq!(quantized.moment, "attention");
         // The previous layer's scores are still held: two buffers.
-        assert!(quantized.bytes.0 >= 2 * 32 * 2048 * 32_768 * 2);
+        assert!(quantized.bytes.0 >= 2 * 32 * 2047 * 32_767 * 2);
         assert!(fused.bytes.0 < 1 << 30);
+    }
+
+    /// MLX's unfused attention holds the previous layer's scores too, sized by that layer's keys:
+    /// in a Gemma 3 layout a full layer's neighbour is a sliding one (window 1,024), whose
+    /// 2,047-token chunk keeps 1,024 + 2,047 − 1 keys; nothing is held across a layer that does
+    /// not attend.
+    #[test]
+    fn mlx_holds_the_neighbouring_layers_scores() {
+        use crate::model::spec::LayerAttention::{self, Full, Linear, Sliding};
+        let o = EngineOptions::default();
+        let with = |family, layers: &dyn Fn(usize) -> LayerAttention| {
+            let mut spec = llama_2_7b();
+            // Outside MLX's fused head dims, so every chunk attends unfused.
+            spec.head_dim = 256;
+            spec.family = family;
+            spec.layer_attention = (0..32).map(layers).collect();
+            mlx_held_scores(&request(&spec, Engine::Mlx, &o, 32_768), 32, 2048)
+        };
+        let scores = |keys: u64| 32 * 2047 * keys * 2;
+        assert_eq!(with(Family::Llama, &|_| Full), 2 * scores(32_767));
+        let gemma3 = |l| if l % 6 == 5 { Full } else { Sliding { window: 1024 } };
+        assert_eq!(with(Family::Gemma3, &gemma3), scores(32_767) + scores(1024 + 2047 - 1));
+        assert_eq!(with(Family::Qwen3Next, &|l| if l % 4 == 3 { Full } else { Linear }), scores(32_767));
     }
 
     /// All positions' logits with a Llama-3-sized vocabulary: 4096 × 128256 × 2 B on top of the

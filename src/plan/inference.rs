@@ -6,9 +6,10 @@ use super::basis::BasisLog;
 use super::device::{Device, Generation};
 use super::engine::{self, Engine, EngineOptions, HostPlacement};
 use super::kv::{self, KvRequest};
+use super::mlx::PromptSchedule;
 use super::vllm_moe;
 use super::{GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
-use crate::model::spec::ModelSpec;
+use crate::model::spec::{Family, ModelSpec};
 use crate::model::tensors::{Role, TensorDesc};
 use crate::quant::stored::QuantScheme;
 use crate::quant::{KvFormat, WeightFormat};
@@ -138,20 +139,23 @@ impl InferenceRequest<'_> {
     }
 
     /// With an mlx-lm quantized cache: the tokens the 16-bit cache holds when it is converted,
-    /// the end of the first prompt chunk at or past `--quantized-kv-start` (the whole context
-    /// when no chunk ends there). Qwen3-4B at 32,768 tokens, defaults: the third 2,048-token
-    /// chunk ends at 6,144 ≥ 5,000.
+    /// the end of the first prompt chunk at or past `--quantized-kv-start`. Qwen3-4B at 32,768
+    /// tokens, defaults: the third 2,048-token chunk ends at 6,144 ≥ 5,000.
     pub fn mlx_conversion_tokens(&self) -> Option<u64> {
         self.cache_format().mlx_bits()?;
-        let chunk = self.options.prefill_step_size.max(1);
-        Some(self.options.quantized_kv_start.max(1).next_multiple_of(chunk).min(self.context))
+        Some(self.mlx_schedule().first_end_from(self.options.quantized_kv_start))
     }
 
-    /// Whether prompt chunks after the conversion attend through mlx-lm's
+    /// The prompt chunks mlx-lm prefills in (one prompt; batches take BatchGenerator's passes).
+    pub fn mlx_schedule(&self) -> PromptSchedule {
+        PromptSchedule::new(self.context, self.options.prefill_step_size)
+    }
+
+    /// Where prompt tokens after the conversion attend through mlx-lm's
     /// `quantized_scaled_dot_product_attention`, which writes every score (there is no fused
-    /// kernel for a quantized cache): some prompt chunk begins once the cache is converted.
-    pub fn mlx_quantized_prefill(&self) -> bool {
-        self.mlx_conversion_tokens().is_some_and(|t| t + 1 < self.context)
+    /// kernel for a quantized cache): the conversion point, when some chunk follows it.
+    pub fn mlx_quantized_from(&self) -> Option<u64> {
+        self.mlx_conversion_tokens().filter(|&at| at < self.context)
     }
 }
 
@@ -185,8 +189,11 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     if let Some(bits) = req.kv.mlx_bits() {
         basis.add(
             "mlx-lm quantized cache",
-            match req.cache_format().mlx_bits() {
-                Some(_) => format!("{bits}-bit codes with a 16-bit scale and bias per 64 elements from {} tokens on", req.options.quantized_kv_start),
+            match req.mlx_conversion_tokens() {
+                Some(at) => format!(
+                    "{bits}-bit codes with a 16-bit scale and bias per 64 elements, converted at {at} tokens (the first prompt chunk end at or past --quantized-kv-start {})",
+                    req.options.quantized_kv_start
+                ),
                 None => format!("16-bit throughout: {} tokens never reach --quantized-kv-start {}", req.context, req.options.quantized_kv_start),
             },
             "mlx-lm QuantizedKVCache (mx.quantize along head_dim, group 64); prompt chunks after the conversion attend through quantized_scaled_dot_product_attention, which writes every 16-bit score",
@@ -308,7 +315,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         has_output: last,
         max_batched_tokens: layout.kv.max_batched_tokens,
         max_num_seqs: layout.max_num_seqs,
-        quantized_cache_scores: req.mlx_quantized_prefill(),
+        mlx_quantized_from: req.mlx_quantized_from(),
     };
     let mut activations = prefill_peak(&act, log).bytes;
     // The last stage also caches for the drafter's layers, which follow the model's.
@@ -318,7 +325,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         // The moment mlx-lm converts: the 16-bit cache of `at` tokens and that chunk's fused
         // attention. Counted as a transient above the final cache when it is the higher.
         let bf16 = KvRequest { format: KvFormat::Bf16, context: at, ..layout.kv };
-        let chunk = ActivationRequest { context: at, quantized_cache_scores: false, ..act };
+        let chunk = ActivationRequest { context: at, mlx_quantized_from: None, ..act };
         let moment = kv::kv_bytes(&bf16, kv_layers) + prefill_peak(&chunk, &mut BasisLog::default()).bytes;
         let peak = moment > kv_cache + activations;
         log.add(
@@ -590,6 +597,11 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             fix: "give at least 1 token",
         });
     }
+    req.engine.stores_kv(req.kv).map_err(|fix| PlanError::Unsupported {
+        what: "kv-cache",
+        value: req.kv.id().into(),
+        fix,
+    })?;
     if req.kv.mlx_bits().is_some() {
         mlx_quantized_cache_runs(req)?;
     }
@@ -604,32 +616,45 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// Whether mlx-lm can quantize this model's cache (`--kv-bits`): only a plain `KVCache` converts
+/// Whether mlx-lm (the only engine `stores_kv` lets hold these formats) can quantize this
+/// model's cache (`--kv-bits`, which `mlx_lm.generate` and
+/// `stream_generate` take; `mlx_lm.server` has no such flag): only a plain `KVCache` converts
 /// (`to_quantized`); `RotatingKVCache` raises NotImplementedError, batched generation's
-/// `BatchKVCache` has no conversion, and `mx.quantize` groups 64 elements within a head.
+/// `BatchKVCache` has no conversion, Gemma 2's attention (written out for its logit soft-cap)
+/// multiplies the cache directly and cannot take quantized tuples, and `mx.quantize` groups 64
+/// elements within a head.
 fn mlx_quantized_cache_runs(req: &InferenceRequest) -> Result<(), PlanError> {
-    let bad = |fix: &'static str| PlanError::BadNumber { what: "kv-cache", value: req.kv.id().into(), fix };
+    let unsupported = |fix: &'static str| PlanError::Unsupported { what: "kv-cache", value: req.kv.id().into(), fix };
     let spec = req.spec;
-    if req.engine != Engine::Mlx {
-        return Err(bad("mlx-lm's quantized cache needs --engine mlx"));
-    }
     if req.batch > 1 {
-        return Err(bad(
+        return Err(unsupported(
             "mlx-lm's batched generation (BatchKVCache) never quantizes its cache: plan --batch 1 or --kv-cache bf16",
         ));
     }
     if spec.mla.is_some() {
-        return Err(bad(
+        return Err(unsupported(
             "mlx-lm's quantized cache is not modelled for multi-head latent attention: use --kv-cache bf16",
         ));
     }
+    if spec.family == Family::Gemma2 {
+        return Err(unsupported(
+            "mlx-lm's Gemma 2 attention (soft-capped scores written out) cannot read a quantized cache: use --kv-cache bf16",
+        ));
+    }
+    if spec.family == Family::Llama4 {
+        return Err(unsupported(
+            "mlx-lm keeps Llama 4's chunked-attention layers in a ChunkedKVCache, which headroom does not plan quantized: use --kv-cache bf16",
+        ));
+    }
     if kv::mlx_slides(spec.family) && spec.layer_attention.iter().any(|a| a.token_cap().is_some()) {
-        return Err(bad(
+        return Err(unsupported(
             "mlx-lm cannot quantize this model's RotatingKVCache (sliding-window layers): use --kv-cache bf16",
         ));
     }
     if spec.head_dim % crate::quant::kv::MLX_KV_GROUP != 0 {
-        return Err(bad("mx.quantize needs head_dim to be a multiple of the 64-element group: use --kv-cache bf16"));
+        return Err(unsupported(
+            "mx.quantize needs head_dim to be a multiple of the 64-element group: use --kv-cache bf16",
+        ));
     }
     Ok(())
 }
@@ -848,8 +873,8 @@ mod tests {
 
     /// mlx-lm's quantized cache, Qwen3-4B (36 layers, 8 KV heads of 128, 32 query heads) in
     /// mlx-4bit: below --quantized-kv-start the plan is the 16-bit one; at 32,768 tokens the cache
-    /// is 36·2·8·(128·4/8 + 2·2·2) B = 41,472 B per token, and the last 2,048-token chunk writes
-    /// 32 × 2,048 × 32,768 16-bit scores; at 6,000 tokens the conversion (after the chunk that
+    /// is 36·2·8·(128·4/8 + 2·2·2) B = 41,472 B per token, and the 2,047-token remainder of the
+    /// prompt writes 32 × 2,047 × 32,767 16-bit scores; at 6,000 tokens the conversion (after the chunk that
     /// ends the prompt) holds the whole 16-bit cache, so the peak is the 16-bit plan's.
     #[test]
     fn mlx_quantized_cache() {
@@ -876,10 +901,13 @@ mod tests {
         assert_eq!(plan(q4, 4096), plan(b16, 4096));
         let long = plan(q4, 32_768);
         assert_eq!(long.kv_cache, Bytes(41_472 * 32_768));
-        assert!(long.activations.0 >= 32 * 2048 * 32_768 * 2);
+        assert!(long.activations.0 >= 32 * 2047 * 32_767 * 2);
         assert!(long.total > plan(b16, 32_768).total);
         assert_eq!(req(q4, 32_768).mlx_conversion_tokens(), Some(6144));
         assert_eq!(plan(q4, 6000).total, plan(b16, 6000).total);
+        // A token past a chunk end is a one-token chunk over the quantized cache, not a whole
+        // chunk's scores.
+        assert!(plan(q4, 6146).total.0 - plan(q4, 6145).total.0 < 1 << 20);
         let chunks_of_512 = EngineOptions { prefill_step_size: 512, ..EngineOptions::default() };
         let small = plan_inference(&InferenceRequest { options: chunks_of_512, ..req(q4, 32_768) }).unwrap().memory;
         assert!(small.total < plan(b16, 32_768).total);

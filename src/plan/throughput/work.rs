@@ -1,7 +1,7 @@
 //! The work of one prefill and one decode step: FLOPs and bytes, before any hardware.
 
-use super::super::activations::mlx_fuses_prefill_attention;
 use super::super::kv::{self, KvRequest};
+use super::super::mlx;
 use super::super::{Engine, EngineOptions, InferenceRequest};
 use crate::model::spec::{LayerAttention, LinearKind, MlpKind, ModelSpec, NormKind};
 use std::ops::Range;
@@ -111,47 +111,30 @@ pub fn prefill_flops(spec: &ModelSpec, p: Params, t: u64, batch: u64, options: &
 
 /// Bytes mlx-lm's unfused prefill attention moves through its score matrices: every prompt chunk
 /// that attends unfused (all of them when MLX's fused kernel lacks the head dims; with a
-/// quantized cache those after the conversion) writes `heads × chunk × keys` 16-bit scores with
+/// quantized cache those after the conversion) writes `heads × queries × keys` 16-bit scores with
 /// Q·Kᵀ, reads and writes them in the causal `where` and in softmax, and reads them in P·V: six
-/// passes of 2 B. Qwen3-4B (36 layers of 32 heads) over a 32,768-token prompt with mlx-4bit:
-/// the 13 chunks from 6,144 on, Σ 2,048·end = 2,048·(13·6,144 + 2,048·13·14/2) = 5.45e8 pairs
-/// per head, so 36·32·5.45e8·12 B = 7.5 TB beside the fused kernels' work.
+/// passes of 2 B. Qwen3-4B (36 layers of 32 heads) over a 32,768-token prompt with mlx-4bit: the
+/// chunks from 6,144 on (`mlx::PromptSchedule`), Σ queries·end = 2,048·(12·6,144 +
+/// 2,048·12·13/2) plus 2,047·32,767 and 32,768 = 5.45e8 pairs per head, so 36·32·5.45e8·12 B =
+/// 7.5 TB beside the fused kernels' work.
 pub fn mlx_unfused_score_bytes(req: &InferenceRequest) -> f64 {
     let spec = req.spec;
     if req.engine != Engine::Mlx {
         return 0.0;
     }
-    let from = if !mlx_fuses_prefill_attention(spec) {
-        0
-    } else if req.mlx_quantized_prefill() {
-        req.mlx_conversion_tokens().unwrap_or(0)
-    } else {
-        return 0.0;
+    let from = match (mlx::fuses_prefill_attention(spec), req.mlx_quantized_from()) {
+        (false, _) => 0,
+        (true, Some(from)) => from,
+        (true, None) => return 0.0,
     };
-    let chunk = req.options.prefill_step_size.max(1);
+    let schedule = req.mlx_schedule();
     let pairs: f64 = spec
         .layer_attention
         .iter()
         .filter(|a| a.attends())
-        .map(|a| chunk_key_pairs(from, req.context, chunk, a.token_cap().filter(|_| kv::mlx_slides(spec.family))))
+        .map(|a| schedule.key_pairs_from(from, a.token_cap().filter(|_| kv::mlx_slides(spec.family))))
         .sum();
     pairs * (spec.num_heads * req.batch) as f64 * 6.0 * 2.0
-}
-
-/// Σ over the prompt chunks of `chunk` tokens from `from` to `context` of (chunk length × keys it
-/// attends): keys are the chunk's end, or at most `window + length − 1` in a RotatingKVCache.
-fn chunk_key_pairs(from: u64, context: u64, chunk: u64, window: Option<u64>) -> f64 {
-    let span = context.saturating_sub(from);
-    let (whole, rest) = (span / chunk, span % chunk);
-    // Whole chunks end at from + j·chunk, j = 1..=whole; in a RotatingKVCache a chunk attends
-    // at most `cap` keys, which the first `uncapped` chunks stay within.
-    let cap = window.map(|w| w + chunk - 1);
-    let uncapped = cap.map_or(whole, |cap| (cap.saturating_sub(from) / chunk).min(whole));
-    let (c, f, u) = (chunk as f64, from as f64, uncapped as f64);
-    let growing = c * (u * f + c * u * (u + 1.0) / 2.0);
-    let capped = cap.map_or(0.0, |cap| c * cap as f64 * (whole - uncapped) as f64);
-    let rest_keys = window.map_or(context, |w| context.min(w + rest.max(1) - 1));
-    growing + capped + (rest * rest_keys) as f64
 }
 
 /// Parameters of the routed experts one token passes through, all MoE layers together:
@@ -275,7 +258,22 @@ pub fn decode_kv_bytes_in(req: &InferenceRequest, layers: Range<u64>, context: u
         max_batched_tokens: 0,
     };
     let write_back = req.spec.recurrent_layers_in(layers.clone()) * batch * kv::state_bytes_per_layer(&kv);
-    (kv::read_bytes(&kv, layers).0 + write_back) as f64
+    (kv::read_bytes(&kv, layers.clone()).0 + write_back + mlx_quantized_decode_scores(req, layers, context, batch))
+        as f64
+}
+
+/// mlx-lm decodes over a quantized cache unfused too (`quantized_scaled_dot_product_attention`):
+/// quantized_matmul writes the step's 16-bit scores (heads × keys), softmax reads and writes them
+/// and the second quantized_matmul reads them, four passes of 2 B. Qwen3-4B at 32,768 tokens:
+/// 36 · 32 · 32,768 · 8 B = 302 MB a token, beside 1.36 GB of 4-bit cache.
+fn mlx_quantized_decode_scores(req: &InferenceRequest, layers: Range<u64>, context: u64, batch: u64) -> u64 {
+    if req.engine != Engine::Mlx || req.cache_format().mlx_bits().is_none() {
+        return 0;
+    }
+    let spec = req.spec;
+    let keys: u64 =
+        layers.map(|l| crate::model::tensors::cached_tokens(spec.layer_attention[l as usize], context)).sum();
+    keys * batch * spec.num_heads * 4 * 2
 }
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
@@ -323,31 +321,6 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    /// The chunk sums against a plain loop, with and without a window.
-    #[test]
-    fn chunk_key_pairs_match_a_loop() {
-        for &(from, context, chunk, window) in &[
-            (0, 32_768, 2048, None),
-            (6144, 32_768, 2048, None),
-            (0, 10_000, 2048, Some(1024)),
-            (4096, 9_999, 512, Some(4096)),
-        ] {
-            let mut sum = 0u64;
-            let mut start = from;
-            while start < context {
-                let len = chunk.min(context - start);
-                let end = start + len;
-                sum += len * window.map_or(end, |w: u64| end.min(w + len - 1));
-                start = end;
-            }
-            assert_eq!(
-                super::chunk_key_pairs(from, context, chunk, window),
-                sum as f64,
-                "{from} {context} {chunk} {window:?}"
-            );
-        }
-    }
-
     use super::*;
     pub(crate) use crate::model::testing::llama_2_7b;
 
