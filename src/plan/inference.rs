@@ -617,12 +617,12 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
 }
 
 /// Whether mlx-lm (the only engine `stores_kv` lets hold these formats) can quantize this
-/// model's cache (`--kv-bits`, which `mlx_lm.generate` and
-/// `stream_generate` take; `mlx_lm.server` has no such flag): only a plain `KVCache` converts
-/// (`to_quantized`); `RotatingKVCache` raises NotImplementedError, batched generation's
-/// `BatchKVCache` has no conversion, Gemma 2's attention (written out for its logit soft-cap)
-/// multiplies the cache directly and cannot take quantized tuples, and `mx.quantize` groups 64
-/// elements within a head.
+/// model's cache (`--kv-bits`, which `mlx_lm.generate` and `stream_generate` take;
+/// `mlx_lm.server` has no such flag). Only a plain `KVCache` converts (`to_quantized`):
+/// `RotatingKVCache` raises NotImplementedError, batched generation's `BatchKVCache` has no
+/// conversion, Gemma 2's attention (written out for its logit soft-cap) multiplies the cache
+/// directly and cannot take quantized tuples, and `mx.quantize` groups 64 elements within a
+/// head.
 fn mlx_quantized_cache_runs(req: &InferenceRequest) -> Result<(), PlanError> {
     let unsupported = |fix: &'static str| PlanError::Unsupported { what: "kv-cache", value: req.kv.id().into(), fix };
     let spec = req.spec;
@@ -874,8 +874,9 @@ mod tests {
     /// mlx-lm's quantized cache, Qwen3-4B (36 layers, 8 KV heads of 128, 32 query heads) in
     /// mlx-4bit: below --quantized-kv-start the plan is the 16-bit one; at 32,768 tokens the cache
     /// is 36·2·8·(128·4/8 + 2·2·2) B = 41,472 B per token, and the 2,047-token remainder of the
-    /// prompt writes 32 × 2,047 × 32,767 16-bit scores; at 6,000 tokens the conversion (after the chunk that
-    /// ends the prompt) holds the whole 16-bit cache, so the peak is the 16-bit plan's.
+    /// prompt writes 32 × 2,047 × 32,767 16-bit scores; at 6,000 tokens the conversion comes at
+    /// 5,999 (the end of the prompt's last chunk) and holds the whole 16-bit cache, so the peak
+    /// is the 16-bit plan's.
     #[test]
     fn mlx_quantized_cache() {
         let text = include_str!("../../data/models/qwen3-4b.json");
