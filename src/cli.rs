@@ -228,6 +228,11 @@ pub struct PlanArgs {
     /// gpus` lists it as usable).
     #[arg(long, value_name = "GIB")]
     pub wired_limit: Option<f64>,
+    /// AMD Strix Halo: the GiB the amdgpu driver lets the GPU map after raising its GTT limit
+    /// under Linux (`sudo amd-ttm --set N`, or the kernel option `ttm.pages_limit`), or the
+    /// Variable Graphics Memory set under Windows. Default: Linux's own limit, half the RAM.
+    #[arg(long, value_name = "GIB")]
+    pub gtt_limit: Option<f64>,
     /// A multimodal checkpoint served or trained on text only: leave its vision encoder out
     /// (llama.cpp without --mmproj, vLLM with no image per prompt, transformers' text-only class).
     #[arg(long)]

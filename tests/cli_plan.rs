@@ -490,7 +490,40 @@ fn apple_silicon_plans_at_the_gpu_wired_limit() {
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--wired-limit", "20"], "not to rtx-4090"),
         (vec!["plan", "llama-3.1-8b", "--wired-limit", "20"], "needs --gpu"),
         (vec!["fit", "llama-3.1-8b", "--wired-limit", "20"], "one Mac's setting"),
-        (vec!["plan", "llama-3.1-8b", "--gpu", "m2-ultra:2"], "a Mac has one GPU; plan --gpu m2-ultra"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "m2-ultra:2"], "has one GPU; plan --gpu m2-ultra"),
+    ] {
+        let (code, err) = error_of(&args);
+        assert!(code == 1 && err.contains(needle), "{err}");
+    }
+}
+
+/// On AMD's Strix Halo the plan gets Linux's default GTT limit (62.82 of 128 GiB), not the
+/// pool: Llama-3.3-70B Q8_0 misses it, and the verdict names the `amd-ttm` setting and the
+/// `ttm.pages_limit` (whole GiB of 262,144 pages) that fit it; `--gtt-limit` plans the raised
+/// limit and is refused off Strix Halo, as `--wired-limit` is on it.
+#[test]
+fn strix_halo_plans_at_the_gtt_limit() {
+    let args = "llama-3.3-70b --weights q8_0 --engine llama.cpp --gpu strix-halo --context 8192";
+    let stock = plan_json(args);
+    assert!(!fits(&stock));
+    assert_eq!(u(&stock, "/fit/capacity_bytes"), 64_332 << 20);
+    assert_eq!(stock["fit"]["unified_limit"], "amdgpu-gtt");
+    let needed = u(&stock, "/fit/capacity_bytes") as i64 - stock["fit"]["headroom_bytes"].as_i64().unwrap();
+    let gib = (needed as u64).div_ceil(1 << 30);
+    let out = headroom().args(["plan"]).args(args.split(' ')).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fix = format!("`sudo amd-ttm --set {gib}` or the kernel option ttm.pages_limit={}", gib << 18);
+    assert!(text.contains("62.82 of 128 GiB unified memory the GPU may map") && text.contains(&fix), "{text}");
+    assert!(text.contains("hip / vulkan context"), "{text}");
+    let raised = plan_json(&format!("{args} --gtt-limit 120"));
+    assert!(fits(&raised) && u(&raised, "/fit/capacity_bytes") == 120 << 30);
+    for (args, needle) in [
+        (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--gtt-limit", "20"], "not to m3-max"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--wired-limit", "20"], "not to ryzen-ai-max-395"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--gtt-limit", "0"], "at most the 128 GiB"),
+        (vec!["fit", "llama-3.1-8b", "--gtt-limit", "20"], "one Strix Halo's setting"),
+        (vec!["plan", "llama-3.1-8b", "--gtt-limit", "20"], "needs --gpu"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo:2"], "has one GPU"),
     ] {
         let (code, err) = error_of(&args);
         assert!(code == 1 && err.contains(needle), "{err}");

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use headroom::catalog::gpus::{parse_gpu_arg, GpuArgError, GpuCatalog, GpuSpec, LinkKind, Vendor};
+use headroom::catalog::gpus::{parse_gpu_arg, Arch, GpuArgError, GpuCatalog, GpuSpec, LinkKind, Vendor};
 
 const REQUIRED_IDS: [&str; 34] = [
     "t4",
@@ -115,7 +115,8 @@ fn vendor_specific_fields_match_the_vendor() {
         assert_eq!(gpu.arch.vendor(), gpu.vendor, "{}", gpu.id);
         let nvidia = gpu.vendor == Vendor::Nvidia;
         assert_eq!(gpu.compute_capability.is_some(), nvidia, "{}", gpu.id);
-        assert_eq!(gpu.unified_memory, gpu.vendor == Vendor::Apple, "{}", gpu.id);
+        let apu = gpu.vendor == Vendor::Apple || gpu.arch == Arch::Rdna35;
+        assert_eq!(gpu.unified_memory, apu, "{}", gpu.id);
     }
 }
 
@@ -198,7 +199,8 @@ fn unknown_gpu_message_suggests_and_points_to_the_list() {
 /// reserves a plausible 0.2-4.5% of its memory (3.4% on the 12 GB RTX 3060; GB10's 4.9% includes
 /// the kernel's share of its unified memory). On Apple silicon
 /// macOS keeps 1/6 to 1/3 of the unified memory from the GPU by default (2/3 of 16 and 32 GiB
-/// Macs, 3/4 above on macOS 13-14, 84% of 128 GiB on macOS 26).
+/// Macs, 3/4 above on macOS 13-14, 84% of 128 GiB on macOS 26); on AMD's Strix Halo Linux's
+/// default GTT limit is half the RAM the kernel sees (62.82 of 128 GiB).
 #[test]
 fn usable_memory_is_the_total_less_the_driver_reservation() {
     let h200 = GpuCatalog::builtin().get("h200").unwrap();
@@ -210,7 +212,37 @@ fn usable_memory_is_the_total_less_the_driver_reservation() {
             Vendor::Nvidia if g.id == "gb10" => assert!((0.045..0.055).contains(&share), "gb10 keeps {share:.4}"),
             Vendor::Nvidia => assert!((0.002..0.045).contains(&share), "{}: reserves {share:.4}", g.id),
             Vendor::Apple => assert!((0.15..=1.0 / 3.0).contains(&share), "{}: keeps {share:.4}", g.id),
+            Vendor::Amd if g.unified_memory => assert!((0.5..0.52).contains(&share), "{}: keeps {share:.4}", g.id),
             _ => assert_eq!(share, 0.0, "{}", g.id),
+        }
+    }
+}
+
+/// `--gpu` takes the names people use for a machine (`strix-halo`, `dgx-spark`) as aliases of
+/// the catalog id, and no alias names two GPUs.
+#[test]
+fn aliases_resolve_to_their_gpu() {
+    let catalog = GpuCatalog::builtin();
+    assert_eq!(catalog.get("Strix-Halo").unwrap().id, "ryzen-ai-max-395");
+    assert_eq!(catalog.get("dgx-spark").unwrap().id, "gb10");
+    let mut seen = HashSet::new();
+    for g in all() {
+        for name in std::iter::once(&g.id).chain(&g.aliases) {
+            assert!(seen.insert(name.clone()), "{name} names two GPUs");
+        }
+    }
+    let typo = catalog.get("strix-hallo").unwrap_err();
+    assert!(typo.suggestions.contains(&"strix-halo".to_string()), "{typo}");
+}
+
+/// A published copy rate is an achievement, so it stays below the peak: Strix Halo 212 of 256
+/// GB/s (0.83), the RX 7900 XTX 643 of 960 (0.67).
+#[test]
+fn measured_copies_stay_below_the_peak() {
+    for g in all() {
+        if let Some(copy) = g.copy_gb_s {
+            let share = copy / g.bandwidth_gb_s;
+            assert!((0.5..0.95).contains(&share), "{}: copies {share:.3} of the peak", g.id);
         }
     }
 }

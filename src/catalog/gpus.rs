@@ -52,6 +52,12 @@ pub enum Arch {
     Blackwell,
     Cdna2,
     Cdna3,
+    /// AMD Radeon RX 7000 series (gfx110x): WMMA matrix instructions at 512 FP16 FLOPs per clock
+    /// per CU.
+    Rdna3,
+    /// AMD's RDNA 3.5 integrated GPUs (Strix Halo's Radeon 8060S, gfx1151).
+    #[serde(rename = "rdna3.5")]
+    Rdna35,
     Gaudi2,
     Gaudi3,
     AppleM1,
@@ -67,7 +73,7 @@ impl Arch {
         match self {
             Arch::Volta | Arch::Turing | Arch::Ampere | Arch::Ada | Arch::Hopper => Vendor::Nvidia,
             Arch::Blackwell => Vendor::Nvidia,
-            Arch::Cdna2 | Arch::Cdna3 => Vendor::Amd,
+            Arch::Cdna2 | Arch::Cdna3 | Arch::Rdna3 | Arch::Rdna35 => Vendor::Amd,
             Arch::Gaudi2 | Arch::Gaudi3 => Vendor::Intel,
             Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Vendor::Apple,
         }
@@ -197,20 +203,31 @@ pub struct GpuSpec {
     pub reserved_note: Option<String>,
     /// Peak memory bandwidth, GB/s (1e9 bytes per second).
     pub bandwidth_gb_s: f64,
+    /// A published device-to-device copy's achieved rate, GB/s counting read + write bytes, where
+    /// one was found: it replaces the generation's bandwidth fraction (`headroom bench`'s
+    /// calibration replaces it in turn).
+    pub copy_gb_s: Option<f64>,
+    /// Where `copy_gb_s` comes from: the tool, the figure and the source key.
+    pub copy_note: Option<String>,
     pub tflops: Tflops,
     pub interconnect: Option<Interconnect>,
     pub pcie: Option<PcieGen>,
     /// Board power, watts.
     pub tdp_w: Option<u32>,
     pub price: Option<Price>,
-    /// CPU and GPU share one memory pool (Apple silicon).
+    /// CPU and GPU share one memory pool (Apple silicon, AMD's Strix Halo).
     #[serde(default)]
     pub unified_memory: bool,
-    /// Of a unified memory, what macOS lets the GPU wire by default, MiB (Metal's
-    /// `recommendedMaxWorkingSetSize`; `sudo sysctl iogpu.wired_limit_mb` raises it). Apple only.
+    /// Of a unified memory, what the OS lets the GPU use by default, MiB: on a Mac what macOS
+    /// lets it wire (Metal's `recommendedMaxWorkingSetSize`; `sudo sysctl iogpu.wired_limit_mb`
+    /// raises it), on an AMD APU under Linux the amdgpu driver's GTT limit (half the RAM;
+    /// `ttm.pages_limit` raises it). Unified memory only.
     pub gpu_working_set_mib: Option<u64>,
     /// Where `gpu_working_set_mib` comes from.
     pub gpu_working_set_note: Option<String>,
+    /// Other names `--gpu` accepts (`dgx-spark` for `gb10`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Where every number of the entry comes from.
     pub sources: Vec<String>,
 }
@@ -309,13 +326,14 @@ impl GpuCatalog {
         Ok(catalog)
     }
 
-    /// Looks up a GPU by id (case-insensitive, surrounding spaces ignored).
+    /// Looks up a GPU by id or alias (case-insensitive, surrounding spaces ignored).
     pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
         let wanted = id.trim().to_ascii_lowercase();
-        self.gpus.iter().find(|g| g.id == wanted).ok_or_else(|| UnknownGpu {
-            id: id.trim().to_string(),
-            suggestions: closest(&wanted, self.gpus.iter().map(|g| g.id.as_str())),
-        })
+        let names = self.gpus.iter().flat_map(|g| std::iter::once(&g.id).chain(&g.aliases).map(String::as_str));
+        self.gpus
+            .iter()
+            .find(|g| g.id == wanted || g.aliases.contains(&wanted))
+            .ok_or_else(|| UnknownGpu { id: id.trim().to_string(), suggestions: closest(&wanted, names) })
     }
 
     /// Every GPU, in file order.
@@ -344,8 +362,8 @@ impl GpuCatalog {
         for gpu in &self.gpus {
             let problem = match check_entry(gpu) {
                 Err(problem) => problem,
-                Ok(()) if seen.insert(gpu.id.as_str()) => continue,
-                Ok(()) => "duplicate id",
+                Ok(()) if std::iter::once(&gpu.id).chain(&gpu.aliases).all(|n| seen.insert(n.as_str())) => continue,
+                Ok(()) => "duplicate id or alias",
             };
             let id = gpu.id.clone();
             return Err(CatalogError::Invalid { id, problem: problem.to_string() });
@@ -372,10 +390,10 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
     let id_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let link = gpu.interconnect.as_ref().map(|i| i.bandwidth_gb_s);
     let hourly = gpu.price.as_ref().and_then(|p| p.hourly_usd);
-    let id_ok = !gpu.id.is_empty() && gpu.id.chars().all(id_char);
+    let id_ok = std::iter::once(&gpu.id).chain(&gpu.aliases).all(|n| !n.is_empty() && n.chars().all(id_char));
     let arch_ok = gpu.arch.vendor() == gpu.vendor;
     let cc_ok = gpu.compute_capability.is_none() || gpu.vendor == Vendor::Nvidia;
-    let unified_ok = !gpu.unified_memory || gpu.vendor == Vendor::Apple;
+    let unified_ok = !gpu.unified_memory || gpu.vendor == Vendor::Apple || gpu.arch == Arch::Rdna35;
     let sizes_ok = gpu.memory_mib > 0 && positive(gpu.bandwidth_gb_s);
     let tflops_ok = gpu.tflops.entries().iter().all(|(_, v)| positive(*v));
     let noted = !gpu.memory_note.trim().is_empty();
@@ -389,12 +407,17 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         Some(w) => gpu.unified_memory && w > 0 && w <= gpu.memory_mib && working_set_noted,
         None => !gpu.unified_memory && gpu.gpu_working_set_note.is_none(),
     };
+    let copy_ok = match (gpu.copy_gb_s, &gpu.copy_note) {
+        (Some(c), Some(note)) => positive(c) && c <= gpu.bandwidth_gb_s && !note.trim().is_empty(),
+        (None, None) => true,
+        _ => false,
+    };
     let sourced = gpu.sources.iter().any(|s| !s.trim().is_empty());
     let rules = [
-        (id_ok, "id must use only a-z, 0-9 and '-'"),
+        (id_ok, "id and aliases must use only a-z, 0-9 and '-'"),
         (arch_ok, "arch does not belong to the vendor"),
         (cc_ok, "compute_capability is NVIDIA-only"),
-        (unified_ok, "unified_memory is Apple-only"),
+        (unified_ok, "unified_memory is for Apple silicon and AMD's RDNA 3.5 APUs"),
         (sizes_ok, "memory and bandwidth must be positive"),
         (tflops_ok, "every tflops value must be positive"),
         (link.is_none_or(positive), "link bandwidth must be positive"),
@@ -405,6 +428,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
             working_set_ok,
             "unified-memory GPUs need gpu_working_set_mib (at most memory_mib) and gpu_working_set_note; others have neither",
         ),
+        (copy_ok, "copy_gb_s needs copy_note, and at most bandwidth_gb_s"),
         (sourced, "at least one source is required"),
     ];
     rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
@@ -451,7 +475,10 @@ mod tests {
     fn duplicate_ids_are_rejected() {
         let twice = format!("{ONE}\n{ONE}");
         let err = GpuCatalog::from_toml_str(&twice).unwrap_err();
-        assert_eq!(err.to_string(), "GPU catalog entry 'test-gpu': duplicate id");
+        assert_eq!(err.to_string(), "GPU catalog entry 'test-gpu': duplicate id or alias");
+        let other = ONE.replace("id = \"test-gpu\"", "id = \"other-gpu\"\naliases = [\"test-gpu\"]");
+        let err = GpuCatalog::from_toml_str(&format!("{ONE}\n{other}")).unwrap_err();
+        assert_eq!(err.to_string(), "GPU catalog entry 'other-gpu': duplicate id or alias");
     }
 
     #[test]
@@ -464,6 +491,9 @@ mod tests {
             ("reserved_mib = 24", "reserved_mib = 1024", "reserved_mib"),
             ("reserved_mib = 24\n", "", "reserved_mib"),
             ("pcie = \"gen5\"", "pcie = \"gen5\"\nflops = 1", "unknown field"),
+            ("bandwidth_gb_s = 1000.0", "bandwidth_gb_s = 1000.0\ncopy_gb_s = 900.0", "copy_note"),
+            ("bandwidth_gb_s = 1000.0", "bandwidth_gb_s = 1000.0\ncopy_gb_s = 1100.0\ncopy_note = \"x\"", "copy_note"),
+            ("id = \"test-gpu\"", "id = \"test-gpu\"\naliases = [\"Test GPU\"]", "a-z, 0-9"),
         ] {
             let err = GpuCatalog::from_toml_str(&ONE.replace(from, to)).unwrap_err();
             assert!(err.to_string().contains(needle), "{needle}: {err}");

@@ -101,6 +101,10 @@ pub fn sweep(args: &FitArgs) -> anyhow::Result<Vec<FitRow>> {
         "fit tries every catalog GPU; --wired-limit is one Mac's setting: check it with headroom plan --gpu ID --wired-limit GIB"
     );
     ensure!(
+        args.plan.gtt_limit.is_none(),
+        "fit tries every catalog GPU; --gtt-limit is one Strix Halo's setting: check it with headroom plan --gpu ID --gtt-limit GIB"
+    );
+    ensure!(
         args.plan.train.mode == crate::cli::ModeArg::Infer || args.min_decode_tokens_per_s.is_none(),
         "--min-decode-tokens-per-s filters inference setups; drop it with --mode"
     );

@@ -29,15 +29,16 @@ pub fn listing() -> Listing {
         items.push(json!({
             "id": g.id, "name": g.name, "memory_bytes": g.memory_bytes(), "memory_note": g.memory_note,
             "usable_bytes": g.usable_bytes(), "reserved_note": g.reserved_note,
-            "gpu_working_set_note": g.gpu_working_set_note,
-            "bandwidth_gb_s": g.bandwidth_gb_s, "bf16_tflops": bf16,
+            "gpu_working_set_note": g.gpu_working_set_note, "aliases": g.aliases,
+            "bandwidth_gb_s": g.bandwidth_gb_s, "copy_gb_s": g.copy_gb_s, "copy_note": g.copy_note,
+            "bf16_tflops": bf16,
             "tdp_w": g.tdp_w, "hourly_usd": g.price.as_ref().and_then(|p| p.hourly_usd),
             "purchase_usd": g.price.as_ref().and_then(|p| p.purchase_usd), "sources": g.sources,
         }));
     }
     Listing {
         title:
-            "built-in GPUs (memory: the driver's total; usable: what CUDA can allocate, less the driver's reservation; on Apple silicon, the unified memory macOS lets the GPU wire)"
+            "built-in GPUs (memory: the driver's total; usable: what CUDA can allocate, less the driver's reservation; on Apple silicon, the unified memory macOS lets the GPU wire; on Strix Halo, Linux's default GTT limit)"
                 .into(),
         headers: vec!["id", "name", "memory GiB", "usable GiB", "GB/s", "bf16 TFLOPS", "interconnect", "price"],
         rows,

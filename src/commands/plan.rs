@@ -7,7 +7,7 @@ use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, 
 use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
-use crate::plan::device::HostSpeed;
+use crate::plan::device::{HostSpeed, UnifiedLimit};
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
     plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
@@ -30,6 +30,7 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
         "--in-use needs --gpu: it is memory held on those GPUs"
     );
     anyhow::ensure!(args.wired_limit.is_none() || args.gpu.is_some(), "--wired-limit needs --gpu: an Apple silicon id");
+    anyhow::ensure!(args.gtt_limit.is_none() || args.gpu.is_some(), "--gtt-limit needs --gpu: an AMD Strix Halo id");
     plan_report(&resolve(&args.model)?, args)
 }
 
@@ -42,7 +43,7 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
     use crate::catalog::gpus::Arch as A;
     let apple = gpu.vendor == crate::catalog::gpus::Vendor::Apple;
     let gaudi = matches!(gpu.arch, A::Gaudi2 | A::Gaudi3);
-    let amd = matches!(gpu.arch, A::Cdna2 | A::Cdna3);
+    let amd = gpu.vendor == crate::catalog::gpus::Vendor::Amd;
     let ok = match engine {
         Engine::Vllm => !apple,
         Engine::Exllama => !apple && !gaudi,
@@ -451,23 +452,40 @@ fn cpu_offload_bytes(args: &PlanArgs, engine: Engine) -> anyhow::Result<u64> {
     Ok((gib * (1u64 << 30) as f64) as u64)
 }
 
-/// The planned GPUs at the wired limit `--wired-limit` sets (Apple silicon), less what `--in-use`
-/// says other processes hold on each.
+/// The planned GPUs at the share of unified memory `--wired-limit` (Apple silicon) or
+/// `--gtt-limit` (AMD Strix Halo) sets, less what `--in-use` says other processes hold on each.
 pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
     anyhow::ensure!(
         count == 1 || !gpu.unified_memory,
-        "--gpu {}:{count}: a Mac has one GPU; plan --gpu {} (several Macs over llama.cpp's RPC are not modelled)",
+        "--gpu {}:{count}: a unified-memory machine has one GPU; plan --gpu {} (several machines over llama.cpp's RPC are not modelled)",
         gpu.id,
         gpu.id
     );
     let mut d = device(gpu, count);
-    if let Some(gib) = args.wired_limit {
-        let Some(total) = d.unified_memory else {
-            anyhow::bail!("--wired-limit applies to Apple silicon's unified memory, not to {}: drop it", gpu.id)
+    let limits = [
+        (
+            args.wired_limit,
+            UnifiedLimit::MacosWiredLimit,
+            "--wired-limit",
+            "Apple silicon",
+            "`iogpu.wired_limit_mb` lets the GPU wire",
+        ),
+        (
+            args.gtt_limit,
+            UnifiedLimit::AmdgpuGtt,
+            "--gtt-limit",
+            "AMD Strix Halo",
+            "amdgpu's GTT limit lets the GPU map",
+        ),
+    ];
+    for (gib, kind, flag, whose, what) in limits {
+        let Some(gib) = gib else { continue };
+        let Some(total) = d.unified_memory.filter(|_| d.unified_limit() == Some(kind)) else {
+            anyhow::bail!("{flag} applies to {whose}'s unified memory, not to {}: drop it", gpu.id)
         };
         anyhow::ensure!(
             gib.is_finite() && gib > 0.0 && gib <= total.gib(),
-            "--wired-limit {gib:.3} is invalid: give the GiB `iogpu.wired_limit_mb` lets the GPU wire (above 0, at most the {:.0} GiB of {})",
+            "{flag} {gib:.3} is invalid: give the GiB {what} (above 0, at most the {:.0} GiB of {})",
             total.gib(),
             gpu.id
         );
@@ -495,6 +513,7 @@ pub fn device(gpu: &GpuSpec, count: u32) -> Device {
         Arch::Hopper => Generation::Hopper,
         Arch::Blackwell => Generation::Blackwell,
         Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Generation::Apple,
+        Arch::Rdna3 | Arch::Rdna35 => Generation::Rdna,
         Arch::Cdna2 | Arch::Cdna3 | Arch::Gaudi2 | Arch::Gaudi3 => Generation::Other,
     };
     Device {
@@ -525,6 +544,9 @@ fn speed(
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
     let mut efficiency = Efficiency::defaults(req.engine, generation);
+    if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
+        efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
+    }
     // The host: as given, else as `headroom bench` measured it (planned at the fraction of a
     // measured read, unless the calibration sets one), else a typical desktop.
     let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);

@@ -17,8 +17,22 @@ pub enum Generation {
     Blackwell,
     /// Apple silicon GPUs (Metal): unified memory, no CUDA context.
     Apple,
-    /// AMD and Intel accelerators: no CUDA context; their runtime's own cost applies.
+    /// AMD Radeon GPUs (RDNA 3 cards, RDNA 3.5 APUs): llama.cpp's HIP and Vulkan backends.
+    Rdna,
+    /// AMD Instinct and Intel Gaudi accelerators: no CUDA context; their runtime's own cost applies.
     Other,
+}
+
+/// Who sets a unified memory's share for the GPU, and so how a user raises it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnifiedLimit {
+    /// macOS's GPU working set (Metal's `recommendedMaxWorkingSetSize`; `sudo sysctl
+    /// iogpu.wired_limit_mb=N` raises it, `--wired-limit` plans it).
+    MacosWiredLimit,
+    /// The amdgpu driver's GTT limit under Linux (half the RAM by default; `amd-ttm --set` or the
+    /// kernel option `ttm.pages_limit` raises it, `--gtt-limit` plans it).
+    AmdgpuGtt,
 }
 
 /// GPUs of one kind that the model is planned onto.
@@ -39,23 +53,38 @@ pub struct Device {
     /// CUDA compute capability (major, minor) where the catalog gives it: it picks kernels that
     /// change what an engine allocates (vLLM's MXFP4 MoE backend).
     pub compute_capability: Option<(u32, u32)>,
-    /// The whole pool of a unified memory (Apple silicon), where `capacity` is the part macOS
-    /// lets the GPU wire.
+    /// The whole pool of a unified memory (Apple silicon, AMD's Strix Halo), where `capacity` is
+    /// the part the OS lets the GPU use.
     pub unified_memory: Option<Bytes>,
 }
 
 impl Device {
+    /// Who sets the GPU's share of its unified memory; `None` on a discrete GPU.
+    pub fn unified_limit(&self) -> Option<UnifiedLimit> {
+        self.unified_memory.map(|_| match self.generation {
+            Generation::Apple => UnifiedLimit::MacosWiredLimit,
+            _ => UnifiedLimit::AmdgpuGtt,
+        })
+    }
+
     /// The basis line of the memory one GPU offers the plan.
     pub fn capacity_basis(&self) -> super::Basis {
-        let (name, source) = match self.unified_memory {
-            Some(total) => (
+        let (name, source) = match (self.unified_memory, self.unified_limit()) {
+            (Some(total), Some(UnifiedLimit::MacosWiredLimit)) => (
                 "GPU memory Metal may wire",
                 format!(
                     "macOS's GPU working-set limit (Metal's recommendedMaxWorkingSetSize, or --wired-limit) of {} B unified memory; `sudo sysctl iogpu.wired_limit_mb=N` raises it",
                     total.0
                 ),
             ),
-            None => (
+            (Some(total), _) => (
+                "GPU memory amdgpu may map (GTT)",
+                format!(
+                    "the amdgpu driver's GTT limit under Linux (half the RAM by default, or --gtt-limit) of {} B unified memory; `sudo amd-ttm --set N` or the kernel option ttm.pages_limit raises it (Windows: the Variable Graphics Memory set, up to 96 GB)",
+                    total.0
+                ),
+            ),
+            (None, _) => (
                 "GPU memory CUDA can allocate",
                 format!(
                     "the driver's total less {} B it keeps for itself (NVML v2 reserved; `headroom gpus` gives its source)",
@@ -75,6 +104,7 @@ impl Device {
             reserved_bytes: self.reserved.0,
             in_use_bytes: self.in_use.0,
             unified_memory_bytes: self.unified_memory.map(|b| b.0),
+            unified_limit: self.unified_limit(),
             fits,
             headroom_bytes,
         }

@@ -396,7 +396,11 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
     }
     if !engine.uses_torch() {
         return Constant {
-            name: if generation == Generation::Apple { "Metal context (ggml)" } else { "CUDA context (ggml)" },
+            name: match generation {
+                Generation::Apple => "Metal context (ggml)",
+                Generation::Rdna | Generation::Other => "HIP / Vulkan context (ggml)",
+                _ => "CUDA context (ggml)",
+            },
             bytes: Bytes::from_mib(250),
             source: "gguf-parser default --platform-footprint 250 MiB VRAM for llama.cpp",
         };
@@ -414,7 +418,7 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
         Generation::Volta | Generation::Turing | Generation::Ampere | Generation::Ada | Generation::Blackwell => {
             (684, "Hopper measurement (H200, torch 2.11 + cu130); not yet measured on this generation")
         }
-        Generation::Apple | Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
+        Generation::Apple | Generation::Rdna | Generation::Other => (0, "not a CUDA device: runtime cost not modelled"),
     };
     Constant { name: "CUDA context (PyTorch)", bytes: Bytes::from_mib(mib), source }
 }

@@ -405,7 +405,7 @@ fn vllm_moe_load_extra(req: &InferenceRequest, tp: u64, basis: &mut BasisLog) ->
         Some(d) => vllm_moe::Mxfp4Backend::for_device(d),
     };
     let Some(backend) = backend else {
-        if req.device.as_ref().is_some_and(|d| d.generation == Generation::Other) {
+        if req.device.as_ref().is_some_and(|d| matches!(d.generation, Generation::Rdna | Generation::Other)) {
             basis.add(
                 "vLLM MXFP4 experts as loaded",
                 "as stored",

@@ -118,9 +118,11 @@ pub struct Fit {
     pub reserved_bytes: u64,
     /// Held by other processes on each GPU (`--in-use`), not available to the plan.
     pub in_use_bytes: u64,
-    /// Unified memory (Apple silicon): the whole pool, of which `capacity_bytes` is what macOS
-    /// lets the GPU wire; null on discrete GPUs.
+    /// Unified memory (Apple silicon, AMD's Strix Halo): the whole pool, of which
+    /// `capacity_bytes` is what the OS lets the GPU use; null on discrete GPUs.
     pub unified_memory_bytes: Option<u64>,
+    /// Who sets that share: `macos-wired-limit` or `amdgpu-gtt`; null on discrete GPUs.
+    pub unified_limit: Option<device::UnifiedLimit>,
     pub fits: bool,
     /// Capacity left on the busiest GPU (negative: missing bytes). For vLLM, what is left of
     /// the `gpu_memory_utilization` budget after the requested KV cache.

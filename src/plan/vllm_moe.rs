@@ -98,7 +98,7 @@ fn major_capability(device: &Device) -> Option<u32> {
         (None, Generation::Volta | Generation::Turing) => Some(7),
         (None, Generation::Ampere | Generation::Ada) => Some(8),
         (None, Generation::Hopper) => Some(9),
-        (None, Generation::Blackwell | Generation::Apple | Generation::Other) => None,
+        (None, Generation::Blackwell | Generation::Apple | Generation::Rdna | Generation::Other) => None,
     }
 }
 

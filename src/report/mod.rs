@@ -8,6 +8,7 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use crate::plan::device::UnifiedLimit;
 use crate::plan::throughput::training::TrainingSpeed;
 use crate::plan::training::TrainingSummary;
 use crate::plan::{Basis, Fit, GpuMemory, HostMemory, MemoryBreakdown, VllmReport};
@@ -87,12 +88,17 @@ pub struct Listing {
     pub json: serde_json::Value,
 }
 
-/// The component rows of a plan: (component, GiB, share of total).
-/// The memory table's rows; on Apple silicon (unified memory) the runtime's share is Metal's.
+/// The memory table's rows: (component, GiB, share of total). On unified memory the runtime's
+/// share is Metal's (Apple silicon) or HIP's / Vulkan's (AMD).
 pub(crate) fn component_rows(r: &PlanReport) -> Vec<[String; 3]> {
-    let (memory, unified) = (&r.memory, r.fit.as_ref().is_some_and(|f| f.unified_memory_bytes.is_some()));
+    let memory = &r.memory;
+    let context = match r.fit.as_ref().and_then(|f| f.unified_limit) {
+        Some(UnifiedLimit::MacosWiredLimit) => "metal context",
+        Some(UnifiedLimit::AmdgpuGtt) => "hip / vulkan context",
+        None => "cuda context",
+    };
     let total = memory.total.0.max(1) as f64;
-    let label = |name: &'static str| if unified && name == "cuda context" { "metal context" } else { name };
+    let label = |name: &'static str| if name == "cuda context" { context } else { name };
     let mut rows: Vec<[String; 3]> = memory
         .components()
         .into_iter()
@@ -121,11 +127,14 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let head = fit.headroom_bytes as f64 / (1u64 << 30) as f64;
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
-    let usable = match fit.unified_memory_bytes {
-        Some(total) => {
+    let usable = match (fit.unified_memory_bytes, fit.unified_limit) {
+        (Some(total), Some(UnifiedLimit::AmdgpuGtt)) => {
+            format!("{:.2} of {:.0} GiB unified memory the GPU may map", gib(fit.capacity_bytes), gib(total))
+        }
+        (Some(total), _) => {
             format!("{:.2} of {:.0} GiB unified memory the GPU may wire", gib(fit.capacity_bytes), gib(total))
         }
-        None => format!("{:.2} GiB usable per GPU", gib(fit.capacity_bytes)),
+        (None, _) => format!("{:.2} GiB usable per GPU", gib(fit.capacity_bytes)),
     };
     let per_gpu = match fit.in_use_bytes {
         0 => usable,
@@ -138,17 +147,26 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     } else {
         let short = format!("DOES NOT FIT on {gpus} ({per_gpu}): {:.2} GiB short on the busiest GPU", -head);
         let needed = fit.capacity_bytes as i64 - fit.headroom_bytes;
-        match fit.unified_memory_bytes {
-            // macOS's limit, not the memory, stops it: say how to raise the limit.
-            Some(total) if needed <= total as i64 => {
-                let mib = (needed as u64).div_ceil(1 << 20);
+        // The OS's limit, not the memory, stops it: say how to raise the limit.
+        let (Some(total), Some(limit)) = (fit.unified_memory_bytes, fit.unified_limit) else { return short };
+        if needed > total as i64 {
+            return short;
+        }
+        let mib = (needed as u64).div_ceil(1 << 20);
+        match limit {
+            UnifiedLimit::MacosWiredLimit => format!(
+                "{short}; raising macOS's GPU limit fits it (`sudo sysctl iogpu.wired_limit_mb={mib}`, then --wired-limit {:.2}), leaving {:.2} GiB to macOS and other apps",
+                mib as f64 / 1024.0,
+                gib(total - needed as u64)
+            ),
+            UnifiedLimit::AmdgpuGtt => {
+                let gib_up = (mib as f64 / 1024.0).ceil();
                 format!(
-                    "{short}; raising macOS's GPU limit fits it (`sudo sysctl iogpu.wired_limit_mb={mib}`, then --wired-limit {:.2}), leaving {:.2} GiB to macOS and other apps",
-                    mib as f64 / 1024.0,
-                    gib(total - needed as u64)
+                    "{short}; raising amdgpu's GTT limit fits it (`sudo amd-ttm --set {gib_up:.0}` or the kernel option ttm.pages_limit={}, then --gtt-limit {gib_up:.0}), leaving {:.2} GiB to Linux and other apps",
+                    (gib_up as u64) << 18,
+                    (gib(total) - gib_up).max(0.0)
                 )
             }
-            _ => short,
         }
     }
 }

@@ -164,6 +164,26 @@ const ALLREDUCE_BASE_SOURCE: &str =
 const VLLM_KERNEL_GAP_S: f64 = 45e-6;
 const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
 
+/// llama.cpp's decode on AMD Radeon GPUs (HIP or Vulkan) over the bandwidth roofline, per layer:
+/// HIP builds launch each of a layer's ~18 kernels without the CUDA backend's graphs, and Vulkan
+/// submits them as dependent dispatches. What twelve Strix Halo tg128 rows leave over its measured
+/// copy rate (212 of 256 GB/s), per layer: Llama-2-7B Q4_0 78, 89, 88, 47 µs (ROCm hipBLASLt,
+/// rocWMMA, AMDVLK, RADV); Llama-3.3-70B Q4_K_M 11 (RADV); gpt-oss-120b 54, 82, 113, 30; gpt-oss-20b
+/// 49, 67, 105 (RADV, AMDVLK, ROCm; a 2026 Vulkan build for the 30). The median, 72 µs. Fitted to
+/// the APU, it predicts the RX 7900 XTX at 3.75 times its bandwidth (643 of 960 GB/s copied):
+/// five rows from 2024 to 2026 land within −1% to +18% (published-speed.toml).
+const RDNA_KERNEL_GAP_S: f64 = 72e-6;
+const RDNA_KERNEL_GAP_SOURCE: &str = "llama.cpp HIP / Vulkan decode on Strix Halo over the measured copy rate (212 of 256 GB/s), per layer: the median of 12 tg128 rows (Llama-2-7B, Llama-3.3-70B, gpt-oss-20b/120b; ROCm, AMDVLK, RADV; builds 6118-11188): 72 µs; checked on the RX 7900 XTX (published-speed.toml)";
+
+/// llama.cpp's prompt processing on AMD Radeon GPUs, of the WMMA FP16 peak. The backends differ
+/// twofold (rocBLAS, hipBLASLt or rocWMMA on HIP; AMDVLK or RADV cooperative matrices on Vulkan),
+/// and the APU's sustained clock under its power limit is not published. Eight dense pp512 rows
+/// on both chips reach 0.15–0.34 of the peak (Strix Halo Llama-2-7B Q4_0: 0.15 HIP + hipBLASLt
+/// with FA, 0.24 rocWMMA, 0.30 AMDVLK, 0.20 RADV; Llama-3.3-70B 0.19 RADV; RX 7900 XTX 0.34, 0.34
+/// ROCm, 0.24 AMDVLK): the median, 0.24, fitted to those rows.
+const RDNA_PREFILL_COMPUTE: f64 = 0.24;
+const RDNA_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp HIP / Vulkan pp512 on Strix Halo and the RX 7900 XTX, of the WMMA FP16 peak: the median of 8 dense rows, 0.15-0.34 by backend (rocBLAS / hipBLASLt / rocWMMA, AMDVLK / RADV): 0.24, fitted (published-speed.toml)";
+
 /// llama.cpp's Metal decode over the bandwidth roofline, per layer. The backend encodes a layer
 /// as ~20 kernels (norms, the Q/K/V/O and MLP mat-vecs, RoPE, KV-cache copies, attention, adds),
 /// most of them depending on the one before, and an Apple GPU drains between dependent dispatches:
@@ -289,6 +309,10 @@ impl Efficiency {
                 e.prefill_compute = f(METAL_PREFILL_COMPUTE, METAL_PREFILL_COMPUTE_SOURCE);
                 e.expert_tile_tokens = f(32.0, "llama.cpp's Metal kernel_mul_mm_id: 64 × 32 tiles (BLOCK_SIZE_M × BLOCK_SIZE_N, ggml-metal.metal), 32 tokens of one expert per tile, for passes of 32 tokens or more (below, mul_mv_id row by row)");
             }
+            Engine::LlamaCpp if generation == Generation::Rdna => {
+                e.kernel_gap_per_layer_s = f(RDNA_KERNEL_GAP_S, RDNA_KERNEL_GAP_SOURCE);
+                e.prefill_compute = f(RDNA_PREFILL_COMPUTE, RDNA_PREFILL_COMPUTE_SOURCE);
+            }
             Engine::LlamaCpp if generation != Generation::Other => {
                 e.kernel_gap_per_layer_s = f(
                     26e-6,
@@ -305,6 +329,15 @@ impl Efficiency {
             Engine::LlamaCpp => {}
         }
         e
+    }
+
+    /// The bandwidth fraction a published device copy achieved (read + write bytes), from the
+    /// GPU catalog: RX 7900 XTX 643 of 960 GB/s is 0.67.
+    pub fn of_measured_copy(copy_gb_s: f64, peak_gb_s: f64, note: &str) -> Factor {
+        Factor {
+            value: copy_gb_s / peak_gb_s,
+            source: format!("measured device copy, {copy_gb_s} of {peak_gb_s} GB/s: {note}"),
+        }
     }
 
     /// Applies a calibration: GPU achievements first, then the engine's own fields.
