@@ -486,7 +486,7 @@ fn apple_silicon_plans_at_the_gpu_wired_limit() {
     assert_eq!(u(&raised, "/memory/total_bytes"), u(&stock, "/memory/total_bytes"));
     assert!(plan_json("llama-3.1-8b --gpu rtx-4090")["fit"]["unified_memory_bytes"].is_null());
     for (args, needle) in [
-        (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--wired-limit", "129"], "at most the 128 GiB of m3-max"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--wired-limit", "129"], "at most the 128.00 GiB of m3-max"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--wired-limit", "20"], "not to rtx-4090"),
         (vec!["plan", "llama-3.1-8b", "--wired-limit", "20"], "needs --gpu"),
         (vec!["fit", "llama-3.1-8b", "--wired-limit", "20"], "one Mac's setting"),
@@ -497,10 +497,11 @@ fn apple_silicon_plans_at_the_gpu_wired_limit() {
     }
 }
 
-/// On AMD's Strix Halo the plan gets Linux's default GTT limit (62.82 of 128 GiB), not the
-/// pool: Llama-3.3-70B Q8_0 misses it, and the verdict names the `amd-ttm` setting and the
-/// `ttm.pages_limit` (whole GiB of 262,144 pages) that fit it; `--gtt-limit` plans the raised
-/// limit and is refused off Strix Halo, as `--wired-limit` is on it.
+/// On AMD's Strix Halo the plan gets Linux's default GTT limit (62.82 GiB, half the 125.65 GiB of
+/// its 128 that Linux sees), not the pool: Llama-3.3-70B Q8_0 misses it, and the verdict names
+/// the `amd-ttm` setting and the `ttm.pages_limit` (whole GiB of 262,144 pages) that fit it,
+/// within what Linux sees; `--gtt-limit` plans the raised limit and is refused off Strix Halo,
+/// as `--wired-limit` is on it.
 #[test]
 fn strix_halo_plans_at_the_gtt_limit() {
     let args = "llama-3.3-70b --weights q8_0 --engine llama.cpp --gpu strix-halo --context 8192";
@@ -513,14 +514,18 @@ fn strix_halo_plans_at_the_gtt_limit() {
     let out = headroom().args(["plan"]).args(args.split(' ')).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let fix = format!("`sudo amd-ttm --set {gib}` or the kernel option ttm.pages_limit={}", gib << 18);
-    assert!(text.contains("62.82 of 128 GiB unified memory the GPU may map") && text.contains(&fix), "{text}");
+    assert!(text.contains("62.82 GiB the GPU may map of the 125.65 GiB Linux sees") && text.contains(&fix), "{text}");
+    assert!(text.contains(&format!("leaving {:.2} GiB to Linux", 125.65 - gib as f64)), "{text}");
+    let beyond = headroom().args(["plan"]).args(args.replace("8192", "200000").split(' ')).output().unwrap();
+    let beyond = String::from_utf8(beyond.stdout).unwrap();
+    assert!(beyond.contains("GiB short") && !beyond.contains("raising amdgpu"), "{beyond}");
     assert!(text.contains("hip / vulkan context"), "{text}");
     let raised = plan_json(&format!("{args} --gtt-limit 120"));
     assert!(fits(&raised) && u(&raised, "/fit/capacity_bytes") == 120 << 30);
     for (args, needle) in [
         (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--gtt-limit", "20"], "not to m3-max"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--wired-limit", "20"], "not to ryzen-ai-max-395"),
-        (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--gtt-limit", "0"], "at most the 128 GiB"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--gtt-limit", "0"], "at most the 125.65 GiB"),
         (vec!["fit", "llama-3.1-8b", "--gtt-limit", "20"], "one Strix Halo's setting"),
         (vec!["plan", "llama-3.1-8b", "--gtt-limit", "20"], "needs --gpu"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo:2"], "has one GPU"),

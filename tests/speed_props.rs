@@ -29,7 +29,7 @@ proptest! {
         let gpu = gpus[gpu_i % gpus.len()];
         let count = [1u32, 2, 4, 8][count_i];
         let engine = Engine::ALL[engine_i];
-        // Only setups the CLI accepts: the engine on its platform, one GPU per Mac.
+        // Only setups the CLI accepts: the engine on its platform, one GPU per unified-memory machine.
         if runs_on(engine, gpu).is_err() || (gpu.unified_memory && count > 1) {
             return Ok(());
         }
@@ -87,7 +87,7 @@ proptest! {
         let counts = param_counts(spec, &tensors);
         let weights = WeightLayout::from_inventory(spec.num_layers, &tensors, |t| format.tensor_bytes(t, spec));
         let device = device_speed(gpu);
-        // Without a PCIe link in the catalog (Apple's unified memory) uploads have no speed.
+        // Without a PCIe link in the catalog (unified memory: Apple silicon, Strix Halo) uploads have no speed.
         prop_assume!(device.host_link.is_some() && device.peak_16bit.is_some());
         let efficiency = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
         // Only while the host's RAM streams slower than the GPU's memory (a 12-channel server

@@ -58,6 +58,9 @@ pub enum Arch {
     /// AMD's RDNA 3.5 integrated GPUs (Strix Halo's Radeon 8060S, gfx1151).
     #[serde(rename = "rdna3.5")]
     Rdna35,
+    /// AMD Radeon RX 9000 series (gfx120x): WMMA at 1024 FP16 and 2048 INT8/FP8 FLOPs per clock
+    /// per CU.
+    Rdna4,
     Gaudi2,
     Gaudi3,
     AppleM1,
@@ -73,7 +76,7 @@ impl Arch {
         match self {
             Arch::Volta | Arch::Turing | Arch::Ampere | Arch::Ada | Arch::Hopper => Vendor::Nvidia,
             Arch::Blackwell => Vendor::Nvidia,
-            Arch::Cdna2 | Arch::Cdna3 | Arch::Rdna3 | Arch::Rdna35 => Vendor::Amd,
+            Arch::Cdna2 | Arch::Cdna3 | Arch::Rdna3 | Arch::Rdna35 | Arch::Rdna4 => Vendor::Amd,
             Arch::Gaudi2 | Arch::Gaudi3 => Vendor::Intel,
             Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Vendor::Apple,
         }

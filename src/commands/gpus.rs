@@ -14,9 +14,13 @@ pub fn listing() -> Listing {
             (None, Some(buy)) => format!("${buy}"),
             (None, None) => String::new(),
         });
+        let name = match g.aliases.as_slice() {
+            [] => g.name.clone(),
+            aliases => format!("{} (also --gpu {})", g.name, aliases.join(", ")),
+        };
         rows.push(vec![
             g.id.clone(),
-            g.name.clone(),
+            name,
             format!("{:.1}", g.memory_bytes() as f64 / (1u64 << 30) as f64),
             format!("{:.2}", g.usable_bytes() as f64 / (1u64 << 30) as f64),
             format!("{:.0}", g.bandwidth_gb_s),

@@ -485,7 +485,7 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
         };
         anyhow::ensure!(
             gib.is_finite() && gib > 0.0 && gib <= total.gib(),
-            "{flag} {gib:.3} is invalid: give the GiB {what} (above 0, at most the {:.0} GiB of {})",
+            "{flag} {gib:.3} is invalid: give the GiB {what} (above 0, at most the {:.2} GiB of {})",
             total.gib(),
             gpu.id
         );
@@ -503,6 +503,16 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
     Ok(d)
 }
 
+/// An engine's efficiency defaults on a catalog GPU: its generation's, with the bandwidth
+/// fraction of a published device copy where the catalog has one.
+pub(crate) fn efficiency_on(gpu: &GpuSpec, engine: crate::plan::engine::Engine, generation: Generation) -> Efficiency {
+    let mut efficiency = Efficiency::defaults(engine, generation);
+    if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
+        efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
+    }
+    efficiency
+}
+
 /// The planner's view of `count` catalog GPUs: capacity, generation and compute capability.
 pub fn device(gpu: &GpuSpec, count: u32) -> Device {
     let generation = match gpu.arch {
@@ -513,7 +523,7 @@ pub fn device(gpu: &GpuSpec, count: u32) -> Device {
         Arch::Hopper => Generation::Hopper,
         Arch::Blackwell => Generation::Blackwell,
         Arch::AppleM1 | Arch::AppleM2 | Arch::AppleM3 | Arch::AppleM4 | Arch::AppleM5 => Generation::Apple,
-        Arch::Rdna3 | Arch::Rdna35 => Generation::Rdna,
+        Arch::Rdna3 | Arch::Rdna35 | Arch::Rdna4 => Generation::Rdna,
         Arch::Cdna2 | Arch::Cdna3 | Arch::Gaudi2 | Arch::Gaudi3 => Generation::Other,
     };
     Device {
@@ -521,7 +531,12 @@ pub fn device(gpu: &GpuSpec, count: u32) -> Device {
         capacity: crate::units::Bytes(gpu.usable_bytes()),
         reserved: crate::units::Bytes(gpu.reserved_bytes()),
         in_use: crate::units::Bytes::ZERO,
-        unified_memory: gpu.unified_memory.then(|| crate::units::Bytes(gpu.memory_bytes())),
+        // What a raised limit can reach: a Mac's whole pool; on Strix Halo the RAM Linux sees,
+        // twice its default GTT limit (125.65 of 128 GiB).
+        unified_memory: gpu.unified_memory.then(|| match gpu.arch {
+            Arch::Rdna35 => crate::units::Bytes(2 * gpu.usable_bytes()),
+            _ => crate::units::Bytes(gpu.memory_bytes()),
+        }),
         count,
         generation,
         compute_capability: gpu.compute_capability.as_deref().and_then(|cc| {
@@ -543,10 +558,7 @@ fn speed(
     let quantized = req.format.is_quantized();
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
-    let mut efficiency = Efficiency::defaults(req.engine, generation);
-    if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
-        efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
-    }
+    let mut efficiency = efficiency_on(gpu, req.engine, generation);
     // The host: as given, else as `headroom bench` measured it (planned at the fraction of a
     // measured read, unless the calibration sets one), else a typical desktop.
     let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);

@@ -12,7 +12,7 @@ use crate::plan::basis::BasisLog;
 use crate::plan::throughput::training::{
     train_speed, QuantizedBase, TrainSpeedRequest, Trained, TrainingEfficiency, TrainingSpeed,
 };
-use crate::plan::throughput::{efficiency::gemm, work::quantized_linears_per_token, Efficiency, Params};
+use crate::plan::throughput::{efficiency::gemm, work::quantized_linears_per_token, Params};
 use crate::plan::training::{
     lora, plan_training, Checkpointing, LoraTargets, Method, Mode, ModelInput, ModelRole, Offload, Optimizer, Parallel,
     Precision, TrainingRequest,
@@ -365,7 +365,7 @@ fn speed(
         _ => 0,
     };
     let generation = device(gpu, 1).generation;
-    let mut efficiency = Efficiency::defaults(req.engine, generation);
+    let mut efficiency = super::plan::efficiency_on(gpu, req.engine, generation);
     let device = device_speed(gpu);
     if let Some(cal) = load_calibration(args)? {
         efficiency.calibrate(&cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));

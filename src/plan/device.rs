@@ -23,6 +23,19 @@ pub enum Generation {
     Other,
 }
 
+impl Generation {
+    /// The runtime whose context the memory table names: `cuda`, `metal`, `hip / vulkan`
+    /// (llama.cpp's AMD backends) or, on AMD Instinct and Intel Gaudi, the vendor's `runtime`.
+    pub fn runtime(self) -> &'static str {
+        match self {
+            Generation::Apple => "metal",
+            Generation::Rdna => "hip / vulkan",
+            Generation::Other => "runtime",
+            _ => "cuda",
+        }
+    }
+}
+
 /// Who sets a unified memory's share for the GPU, and so how a user raises it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -53,18 +66,20 @@ pub struct Device {
     /// CUDA compute capability (major, minor) where the catalog gives it: it picks kernels that
     /// change what an engine allocates (vLLM's MXFP4 MoE backend).
     pub compute_capability: Option<(u32, u32)>,
-    /// The whole pool of a unified memory (Apple silicon, AMD's Strix Halo), where `capacity` is
-    /// the part the OS lets the GPU use.
+    /// A unified memory (Apple silicon, AMD's Strix Halo) as far as a raised limit can reach (a
+    /// Mac's whole pool, the RAM Linux sees), where `capacity` is the part the OS lets the GPU use.
     pub unified_memory: Option<Bytes>,
 }
 
 impl Device {
     /// Who sets the GPU's share of its unified memory; `None` on a discrete GPU.
     pub fn unified_limit(&self) -> Option<UnifiedLimit> {
-        self.unified_memory.map(|_| match self.generation {
-            Generation::Apple => UnifiedLimit::MacosWiredLimit,
-            _ => UnifiedLimit::AmdgpuGtt,
-        })
+        self.unified_memory?;
+        match self.generation {
+            Generation::Apple => Some(UnifiedLimit::MacosWiredLimit),
+            Generation::Rdna => Some(UnifiedLimit::AmdgpuGtt),
+            _ => None,
+        }
     }
 
     /// The basis line of the memory one GPU offers the plan.
@@ -80,7 +95,7 @@ impl Device {
             (Some(total), _) => (
                 "GPU memory amdgpu may map (GTT)",
                 format!(
-                    "the amdgpu driver's GTT limit under Linux (half the RAM by default, or --gtt-limit) of {} B unified memory; `sudo amd-ttm --set N` or the kernel option ttm.pages_limit raises it (Windows: the Variable Graphics Memory set, up to 96 GB)",
+                    "the amdgpu driver's GTT limit under Linux (half of the {} B of RAM Linux sees by default, with a small BIOS carve-out; or --gtt-limit); `sudo amd-ttm --set N` or the kernel option ttm.pages_limit (amdttm.pages_limit with amdgpu-dkms) raises it (Windows: the Variable Graphics Memory set, up to 96 GB)",
                     total.0
                 ),
             ),
@@ -105,6 +120,7 @@ impl Device {
             in_use_bytes: self.in_use.0,
             unified_memory_bytes: self.unified_memory.map(|b| b.0),
             unified_limit: self.unified_limit(),
+            runtime: self.generation.runtime(),
             fits,
             headroom_bytes,
         }

@@ -123,6 +123,8 @@ pub struct Fit {
     pub unified_memory_bytes: Option<u64>,
     /// Who sets that share: `macos-wired-limit` or `amdgpu-gtt`; null on discrete GPUs.
     pub unified_limit: Option<device::UnifiedLimit>,
+    /// The GPU runtime whose context the plan counts: `cuda`, `metal`, `hip / vulkan`, `runtime`.
+    pub runtime: &'static str,
     pub fits: bool,
     /// Capacity left on the busiest GPU (negative: missing bytes). For vLLM, what is left of
     /// the `gpu_memory_utilization` budget after the requested KV cache.

@@ -88,24 +88,18 @@ pub struct Listing {
     pub json: serde_json::Value,
 }
 
-/// The memory table's rows: (component, GiB, share of total). On unified memory the runtime's
-/// share is Metal's (Apple silicon) or HIP's / Vulkan's (AMD).
+/// The memory table's rows: (component, GiB, share of total); the runtime's context is named
+/// after the GPU's runtime (Metal on Apple silicon, HIP / Vulkan on AMD Radeon).
 pub(crate) fn component_rows(r: &PlanReport) -> Vec<[String; 3]> {
     let memory = &r.memory;
-    let context = match r.fit.as_ref().and_then(|f| f.unified_limit) {
-        Some(UnifiedLimit::MacosWiredLimit) => "metal context",
-        Some(UnifiedLimit::AmdgpuGtt) => "hip / vulkan context",
-        None => "cuda context",
-    };
+    let context = format!("{} context", r.fit.as_ref().map_or("cuda", |f| f.runtime));
     let total = memory.total.0.max(1) as f64;
-    let label = |name: &'static str| if name == "cuda context" { context } else { name };
+    let label = |name: &'static str| if name == "cuda context" { context.clone() } else { name.to_string() };
     let mut rows: Vec<[String; 3]> = memory
         .components()
         .into_iter()
         .filter(|(_, b)| b.0 > 0)
-        .map(|(name, b)| {
-            [label(name).to_string(), format!("{:.2}", b.gib()), format!("{:.1}%", 100.0 * b.0 as f64 / total)]
-        })
+        .map(|(name, b)| [label(name), format!("{:.2}", b.gib()), format!("{:.1}%", 100.0 * b.0 as f64 / total)])
         .collect();
     rows.push(["total".into(), format!("{:.2}", memory.total.gib()), "100.0%".into()]);
     rows
@@ -129,7 +123,7 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     let gpus = if fit.gpu_count > 1 { format!("{}× {}", fit.gpu_count, fit.gpu) } else { fit.gpu.clone() };
     let usable = match (fit.unified_memory_bytes, fit.unified_limit) {
         (Some(total), Some(UnifiedLimit::AmdgpuGtt)) => {
-            format!("{:.2} of {:.0} GiB unified memory the GPU may map", gib(fit.capacity_bytes), gib(total))
+            format!("{:.2} GiB the GPU may map of the {:.2} GiB Linux sees", gib(fit.capacity_bytes), gib(total))
         }
         (Some(total), _) => {
             format!("{:.2} of {:.0} GiB unified memory the GPU may wire", gib(fit.capacity_bytes), gib(total))
@@ -159,14 +153,15 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
                 mib as f64 / 1024.0,
                 gib(total - needed as u64)
             ),
-            UnifiedLimit::AmdgpuGtt => {
-                let gib_up = (mib as f64 / 1024.0).ceil();
-                format!(
-                    "{short}; raising amdgpu's GTT limit fits it (`sudo amd-ttm --set {gib_up:.0}` or the kernel option ttm.pages_limit={}, then --gtt-limit {gib_up:.0}), leaving {:.2} GiB to Linux and other apps",
-                    (gib_up as u64) << 18,
-                    (gib(total) - gib_up).max(0.0)
-                )
-            }
+            // amd-ttm takes whole GiB (of 262,144 pages of 4 KiB) up to the RAM Linux sees.
+            UnifiedLimit::AmdgpuGtt => match (needed as u64).div_ceil(1 << 30) {
+                whole if whole << 30 > total => short,
+                whole => format!(
+                    "{short}; raising amdgpu's GTT limit fits it (`sudo amd-ttm --set {whole}` or the kernel option ttm.pages_limit={}, then --gtt-limit {whole}), leaving {:.2} GiB to Linux and other apps",
+                    whole << 18,
+                    gib(total - (whole << 30))
+                ),
+            },
         }
     }
 }

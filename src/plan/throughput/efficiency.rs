@@ -170,19 +170,22 @@ const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth 
 /// copy rate (212 of 256 GB/s), per layer: Llama-2-7B Q4_0 78, 89, 88, 47 µs (ROCm hipBLASLt,
 /// rocWMMA, AMDVLK, RADV); Llama-3.3-70B Q4_K_M 11 (RADV); gpt-oss-120b 54, 82, 113, 30; gpt-oss-20b
 /// 49, 67, 105 (RADV, AMDVLK, ROCm; a 2026 Vulkan build for the 30). The median, 72 µs. Fitted to
-/// the APU, it predicts the RX 7900 XTX at 3.75 times its bandwidth (643 of 960 GB/s copied):
-/// five rows from 2024 to 2026 land within −1% to +18% (published-speed.toml).
+/// the APU, it predicts the RX 7900 XTX, which copies three times as fast (643 of 960 GB/s):
+/// five rows from 2024 to 2026 land within −1% to +18% (published-speed.toml). Llama-2-7B Q4_0
+/// on Strix Halo: 3.82 GB read a token at 212 GB/s is 18.0 ms, plus 32 × 72 µs = 2.3 ms: 20.3
+/// ms, 49.2 tok/s (ROCm with hipBLASLt measured 48.8).
 const RDNA_KERNEL_GAP_S: f64 = 72e-6;
 const RDNA_KERNEL_GAP_SOURCE: &str = "llama.cpp HIP / Vulkan decode on Strix Halo over the measured copy rate (212 of 256 GB/s), per layer: the median of 12 tg128 rows (Llama-2-7B, Llama-3.3-70B, gpt-oss-20b/120b; ROCm, AMDVLK, RADV; builds 6118-11188): 72 µs; checked on the RX 7900 XTX (published-speed.toml)";
 
 /// llama.cpp's prompt processing on AMD Radeon GPUs, of the WMMA FP16 peak. The backends differ
 /// twofold (rocBLAS, hipBLASLt or rocWMMA on HIP; AMDVLK or RADV cooperative matrices on Vulkan),
-/// and the APU's sustained clock under its power limit is not published. Eight dense pp512 rows
-/// on both chips reach 0.15–0.34 of the peak (Strix Halo Llama-2-7B Q4_0: 0.15 HIP + hipBLASLt
-/// with FA, 0.24 rocWMMA, 0.30 AMDVLK, 0.20 RADV; Llama-3.3-70B 0.19 RADV; RX 7900 XTX 0.34, 0.34
-/// ROCm, 0.24 AMDVLK): the median, 0.24, fitted to those rows.
+/// and the APU's sustained clock under its power limit is not published. Seven dense pp512 rows
+/// on both chips reach 0.19–0.34 of the peak (Strix Halo Llama-2-7B Q4_0: 0.24 rocWMMA, 0.30
+/// AMDVLK, 0.20 RADV; Llama-3.3-70B 0.19 RADV; RX 7900 XTX 0.34, 0.34 ROCm, 0.24 AMDVLK): the
+/// median, 0.24, fitted to those rows (HIP's flash attention without rocWMMA, 0.15, is excluded).
+/// Only llama.cpp is fitted on these GPUs; other engines keep the generic fractions.
 const RDNA_PREFILL_COMPUTE: f64 = 0.24;
-const RDNA_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp HIP / Vulkan pp512 on Strix Halo and the RX 7900 XTX, of the WMMA FP16 peak: the median of 8 dense rows, 0.15-0.34 by backend (rocBLAS / hipBLASLt / rocWMMA, AMDVLK / RADV): 0.24, fitted (published-speed.toml)";
+const RDNA_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp HIP / Vulkan pp512 on Strix Halo and the RX 7900 XTX, of the WMMA FP16 peak: the median of 7 dense rows, 0.19-0.34 by backend (hipBLASLt / rocWMMA, AMDVLK / RADV): 0.24, fitted (published-speed.toml)";
 
 /// llama.cpp's Metal decode over the bandwidth roofline, per layer. The backend encodes a layer
 /// as ~20 kernels (norms, the Q/K/V/O and MLP mat-vecs, RoPE, KV-cache copies, attention, adds),
@@ -482,7 +485,14 @@ mod tests {
     #[test]
     fn every_default_is_valid_and_sourced() {
         for engine in Engine::ALL {
-            for g in [Generation::Ampere, Generation::Ada, Generation::Hopper, Generation::Apple, Generation::Other] {
+            for g in [
+                Generation::Ampere,
+                Generation::Ada,
+                Generation::Hopper,
+                Generation::Apple,
+                Generation::Rdna,
+                Generation::Other,
+            ] {
                 let e = Efficiency::defaults(engine, g);
                 assert!(e.is_valid(), "{engine:?} {g:?}");
                 assert!(!e.bandwidth.source.is_empty() && !e.prefill_compute.source.is_empty());
@@ -491,9 +501,14 @@ mod tests {
     }
 
     /// llama.cpp's Metal backend has its own gaps, prompt rate and expert tiles; its CUDA backend
-    /// keeps the MMQ per-expert cost and no tiles, and no other engine runs on Metal's numbers.
+    /// keeps the MMQ per-expert cost and no tiles; on AMD Radeon it has its own gap and prompt
+    /// rate and no expert cost (not measured there); no other engine runs on these numbers.
     #[test]
-    fn llama_cpp_on_metal_and_on_cuda_differ() {
+    fn llama_cpp_backends_differ() {
+        let rdna = Efficiency::defaults(Engine::LlamaCpp, Generation::Rdna);
+        assert_eq!((rdna.kernel_gap_per_layer_s.value, rdna.prefill_compute.value), (72e-6, 0.24));
+        assert_eq!((rdna.expert_tile_tokens.value, rdna.expert_gemm_half_tokens.value), (0.0, 0.0));
+        assert_eq!(Efficiency::defaults(Engine::Vllm, Generation::Rdna).prefill_compute.value, 0.45);
         let metal = Efficiency::defaults(Engine::LlamaCpp, Generation::Apple);
         assert_eq!(metal.kernel_gap_per_layer_s.value, 129e-6);
         assert_eq!(metal.prefill_compute.value, 0.62);
