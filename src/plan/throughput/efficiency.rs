@@ -236,6 +236,10 @@ fn bandwidth(generation: Generation) -> Factor {
             0.85,
             "Apple GPUs: copy and GEMV benchmarks reach 0.73–0.83 of the bus (M1 Max 317.6 and 340 GB/s of 409.6, llama.cpp #1642, #2188; PyTorch copies: M2 Ultra 636 of 819.2, M3 Max 318 of 409.6, M4 Max 396 of 546, chsasank/device-benchmarks), llama.cpp's F16 decode 0.86–0.96 of the quoted rate (M2 Ultra, M3 Max; XiongjieDai's F16 against Q4_0 rows): 0.85 of Apple's figure on every chip",
         ),
+        Generation::Rdna => f(
+            0.67,
+            "Navi 31's GDDR6 copy: an RX 7900 XTX copies 643 of 960 GB/s (rocm-bandwidth-test, read + write; ROCm #2253); for Radeon GPUs without a copy figure of their own in the catalog",
+        ),
         Generation::Hopper => f(
             0.885,
             "H200 torch copy: 4,247 GB/s (read+write) of 4,800 peak (data/measurements/device/2026-11-27-h200/torch_kernels.json)",
