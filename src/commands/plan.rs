@@ -462,30 +462,15 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
         gpu.id
     );
     let mut d = device(gpu, count);
-    let limits = [
-        (
-            args.wired_limit,
-            UnifiedLimit::MacosWiredLimit,
-            "--wired-limit",
-            "Apple silicon",
-            "`iogpu.wired_limit_mb` lets the GPU wire",
-        ),
-        (
-            args.gtt_limit,
-            UnifiedLimit::AmdgpuGtt,
-            "--gtt-limit",
-            "AMD Strix Halo",
-            "amdgpu's GTT limit lets the GPU map",
-        ),
-    ];
-    for (gib, kind, flag, whose, what) in limits {
+    for (gib, kind) in [(args.wired_limit, UnifiedLimit::MacosWiredLimit), (args.gtt_limit, UnifiedLimit::AmdgpuGtt)] {
         let Some(gib) = gib else { continue };
+        let (flag, platform) = (kind.flag(), kind.platform());
         let Some(total) = d.unified_memory.filter(|_| d.unified_limit() == Some(kind)) else {
-            anyhow::bail!("{flag} applies to {whose}'s unified memory, not to {}: drop it", gpu.id)
+            anyhow::bail!("{flag} applies to {platform}'s unified memory, not to {}: drop it", gpu.id)
         };
         anyhow::ensure!(
             gib.is_finite() && gib > 0.0 && gib <= total.gib(),
-            "{flag} {gib:.3} is invalid: give the GiB {what} (above 0, at most the {:.2} GiB of {})",
+            "{flag} {gib:.3} is invalid: give the GiB {platform} lets the GPU use (above 0, at most the {:.2} GiB of {})",
             total.gib(),
             gpu.id
         );

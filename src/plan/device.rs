@@ -17,7 +17,7 @@ pub enum Generation {
     Blackwell,
     /// Apple silicon GPUs (Metal): unified memory, no CUDA context.
     Apple,
-    /// AMD Radeon GPUs (RDNA 3 cards, RDNA 3.5 APUs): llama.cpp's HIP and Vulkan backends.
+    /// AMD Radeon GPUs (RDNA 3 and 4 cards, RDNA 3.5 APUs): llama.cpp's HIP and Vulkan backends.
     Rdna,
     /// AMD Instinct and Intel Gaudi accelerators: no CUDA context; their runtime's own cost applies.
     Other,
@@ -46,6 +46,24 @@ pub enum UnifiedLimit {
     /// The amdgpu driver's GTT limit under Linux (half the RAM by default; `amd-ttm --set` or the
     /// kernel option `ttm.pages_limit` raises it, `--gtt-limit` plans it).
     AmdgpuGtt,
+}
+
+impl UnifiedLimit {
+    /// The plan option that sets the limit.
+    pub fn flag(self) -> &'static str {
+        match self {
+            UnifiedLimit::MacosWiredLimit => "--wired-limit",
+            UnifiedLimit::AmdgpuGtt => "--gtt-limit",
+        }
+    }
+
+    /// The machines it applies to.
+    pub fn platform(self) -> &'static str {
+        match self {
+            UnifiedLimit::MacosWiredLimit => "Apple silicon",
+            UnifiedLimit::AmdgpuGtt => "AMD Strix Halo",
+        }
+    }
 }
 
 /// GPUs of one kind that the model is planned onto.
@@ -84,22 +102,23 @@ impl Device {
 
     /// The basis line of the memory one GPU offers the plan.
     pub fn capacity_basis(&self) -> super::Basis {
-        let (name, source) = match (self.unified_memory, self.unified_limit()) {
-            (Some(total), Some(UnifiedLimit::MacosWiredLimit)) => (
+        let total = self.unified_memory.unwrap_or(Bytes::ZERO);
+        let (name, source) = match self.unified_limit() {
+            Some(UnifiedLimit::MacosWiredLimit) => (
                 "GPU memory Metal may wire",
                 format!(
                     "macOS's GPU working-set limit (Metal's recommendedMaxWorkingSetSize, or --wired-limit) of {} B unified memory; `sudo sysctl iogpu.wired_limit_mb=N` raises it",
                     total.0
                 ),
             ),
-            (Some(total), _) => (
+            Some(UnifiedLimit::AmdgpuGtt) => (
                 "GPU memory amdgpu may map (GTT)",
                 format!(
                     "the amdgpu driver's GTT limit under Linux (half of the {} B of RAM Linux sees by default, with a small BIOS carve-out; or --gtt-limit); `sudo amd-ttm --set N` or the kernel option ttm.pages_limit (amdttm.pages_limit with amdgpu-dkms) raises it (Windows: the Variable Graphics Memory set, up to 96 GB)",
                     total.0
                 ),
             ),
-            (None, _) => (
+            None => (
                 "GPU memory CUDA can allocate",
                 format!(
                     "the driver's total less {} B it keeps for itself (NVML v2 reserved; `headroom gpus` gives its source)",
