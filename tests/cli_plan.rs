@@ -184,6 +184,21 @@ fn bench_profile_host_read_calibrates_offload() {
     assert!(err.contains("host.read_gb_s") && err.contains("out of range"), "{err}");
 }
 
+/// A calibration may key a GPU by an alias: `strix-halo`'s measured copy replaces the catalog's.
+#[test]
+fn calibration_keys_resolve_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cal.json");
+    std::fs::write(&path, r#"{ "gpus": { "strix-halo": { "bandwidth_gb_s": 230.4 } } }"#).unwrap();
+    let args = "llama-2-7b --weights q4_0 --engine llama.cpp --gpu ryzen-ai-max-395";
+    let calibrated = plan_json(&format!("{args} --calibration {}", path.display()));
+    let efficiency =
+        calibrated["basis"].as_array().unwrap().iter().find(|b| b["name"] == "bandwidth efficiency").cloned();
+    assert_eq!(efficiency.unwrap()["value"], "0.900");
+    let stock = plan_json(args);
+    assert!(f(&calibrated, "/throughput/decode_tokens_per_s") > f(&stock, "/throughput/decode_tokens_per_s"));
+}
+
 /// llama.cpp partial offload: the last N layers and their KV on the GPU, the rest (with the
 /// embeddings and, below all layers, the output layer) in host RAM; the total is conserved.
 #[test]

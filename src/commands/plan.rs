@@ -237,8 +237,14 @@ pub fn load_calibration(args: &PlanArgs) -> anyhow::Result<Option<Calibration>> 
             format!("bench profile {} has no catalog GPU or no copy / bf16 GEMM result", path.display())
         })?;
     }
-    let cal: Calibration = serde_json::from_value(value)
+    let mut cal: Calibration = serde_json::from_value(value)
         .with_context(|| format!("calibration {} does not match the documented shape", path.display()))?;
+    // GPUs may be keyed by an alias (`strix-halo`): the planner looks them up by catalog id.
+    let catalog = crate::catalog::gpus::GpuCatalog::builtin();
+    cal.gpus = std::mem::take(&mut cal.gpus)
+        .into_iter()
+        .map(|(key, g)| (catalog.get(&key).map_or(key, |spec| spec.id.clone()), g))
+        .collect();
     if let Some(read) = cal.host.as_ref().and_then(|h| h.read_gb_s) {
         anyhow::ensure!(
             read.is_finite() && (0.1..=20_000.0).contains(&read),
