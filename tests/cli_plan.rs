@@ -79,6 +79,14 @@ fn error_of(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Each command fails with exit 1 and an error naming `needle`.
+fn assert_refused(cases: &[(Vec<&str>, &str)]) {
+    for (args, needle) in cases {
+        let (code, err) = error_of(args);
+        assert!(code == 1 && err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn unknown_names_fail_with_suggestions_on_one_line() {
     for (args, needle) in [
@@ -311,7 +319,7 @@ fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
     // Head dims MLX cannot fuse (Qwen3.6-27B's 256) write every score of a prompt chunk.
     let long = plan_json("qwen3.6-27b --weights mlx-4bit --engine mlx --context 131072");
     assert!(u(&long, "/memory/activations_bytes") >= 2048 * 131_072 * 24 * 2, "{}", long["memory"]);
-    for (args, needle) in [
+    assert_refused(&[
         (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--engine", "vllm"], "add --engine mlx"),
         (vec!["plan", "qwen3-8b", "--weights", "q4_k_m", "--engine", "mlx"], "mlx-lm runs MLX checkpoints"),
         (
@@ -320,10 +328,7 @@ fn mlx_lm_plans_mlx_checkpoints_on_apple_silicon() {
         ),
         (vec!["plan", "qwen3-8b", "--engine", "mlx", "--mode", "lora"], "plans inference only"),
         (vec!["plan", "qwen3-8b", "--weights", "mlx-4bit", "--mode", "lora"], "mlx_lm.lora"),
-    ] {
-        let (code, err) = error_of(&args);
-        assert!(code == 1 && err.contains(needle), "{args:?}: {err}");
-    }
+    ]);
 }
 
 /// mlx-lm's quantized cache (`--kv-bits`): below --quantized-kv-start it stays 16-bit; past it
@@ -439,14 +444,11 @@ fn in_use_memory_counts_against_the_verdict() {
     assert_eq!(u(&busy, "/memory/total_bytes"), u(&idle, "/memory/total_bytes"));
     let vllm = plan_json("llama-3.1-8b --engine vllm --gpu rtx-4090 --in-use 3");
     assert!(!fits(&vllm) && vllm["basis"].as_array().unwrap().iter().any(|b| b["name"] == "vLLM cannot start"));
-    for (args, needle) in [
+    assert_refused(&[
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "30"], "--in-use 30.000"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--in-use", "nan"], "--in-use NaN"),
         (vec!["plan", "llama-3.1-8b", "--in-use", "1"], "needs --gpu"),
-    ] {
-        let (code, err) = error_of(&args);
-        assert!(code == 1 && err.contains(needle), "{err}");
-    }
+    ]);
 }
 
 /// llama.cpp on Metal: decode pays 129 µs of dispatch gaps a layer over the bandwidth roofline
@@ -500,16 +502,13 @@ fn apple_silicon_plans_at_the_gpu_wired_limit() {
     assert!(fits(&raised) && u(&raised, "/fit/capacity_bytes") == 112 << 30);
     assert_eq!(u(&raised, "/memory/total_bytes"), u(&stock, "/memory/total_bytes"));
     assert!(plan_json("llama-3.1-8b --gpu rtx-4090")["fit"]["unified_memory_bytes"].is_null());
-    for (args, needle) in [
+    assert_refused(&[
         (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--wired-limit", "129"], "at most the 128.00 GiB of m3-max"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "rtx-4090", "--wired-limit", "20"], "not to rtx-4090"),
         (vec!["plan", "llama-3.1-8b", "--wired-limit", "20"], "needs --gpu"),
         (vec!["fit", "llama-3.1-8b", "--wired-limit", "20"], "one Mac's setting"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "m2-ultra:2"], "has one GPU; plan --gpu m2-ultra"),
-    ] {
-        let (code, err) = error_of(&args);
-        assert!(code == 1 && err.contains(needle), "{err}");
-    }
+    ]);
 }
 
 /// On AMD's Strix Halo the plan gets Linux's default GTT limit (62.82 GiB, half the 125.65 GiB of
@@ -537,17 +536,14 @@ fn strix_halo_plans_at_the_gtt_limit() {
     assert!(text.contains("hip / vulkan context"), "{text}");
     let raised = plan_json(&format!("{args} --gtt-limit 120"));
     assert!(fits(&raised) && u(&raised, "/fit/capacity_bytes") == 120 << 30);
-    for (args, needle) in [
+    assert_refused(&[
         (vec!["plan", "llama-3.1-8b", "--gpu", "m3-max", "--gtt-limit", "20"], "not to m3-max"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--wired-limit", "20"], "not to ryzen-ai-max-395"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo", "--gtt-limit", "0"], "at most the 125.65 GiB"),
         (vec!["fit", "llama-3.1-8b", "--gtt-limit", "20"], "one Strix Halo's setting"),
         (vec!["plan", "llama-3.1-8b", "--gtt-limit", "20"], "needs --gpu"),
         (vec!["plan", "llama-3.1-8b", "--gpu", "strix-halo:2"], "has one GPU"),
-    ] {
-        let (code, err) = error_of(&args);
-        assert!(code == 1 && err.contains(needle), "{err}");
-    }
+    ]);
 }
 
 /// A hybrid linear-attention model's cache grows with the context only in its attention layers:

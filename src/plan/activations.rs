@@ -259,12 +259,11 @@ fn mlx_held_scores(req: &ActivationRequest, heads: u64, t_seq: u64) -> u64 {
     } else {
         Chunk { queries: t_seq, end: req.context }
     };
-    let slides = kv::mlx_slides(spec.family);
     let mut previous = 0;
     let mut peak = 0;
     for a in &spec.layer_attention {
         let scores = if a.attends() {
-            req.batch * heads * chunk.queries * chunk.keys(a.token_cap().filter(|_| slides)) * 2
+            req.batch * heads * chunk.queries * chunk.keys(kv::mlx_window(spec.family, *a)) * 2
         } else {
             0
         };

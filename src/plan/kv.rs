@@ -281,6 +281,12 @@ pub fn mlx_slides(family: Family) -> bool {
     matches!(family, Family::Gemma3 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4)
 }
 
+/// The window mlx-lm's RotatingKVCache keeps in a layer: the layer's own where the family's
+/// module slides it (`mlx_slides`), none where it caches the whole context.
+pub fn mlx_window(family: Family, attention: LayerAttention) -> Option<u64> {
+    attention.token_cap().filter(|_| mlx_slides(family))
+}
+
 /// Whether the engine caches the whole context in layers the config gives a window.
 pub fn ignores_window(engine: Engine, spec: &ModelSpec) -> bool {
     match engine {

@@ -19,8 +19,8 @@
 //! ```
 //!
 //! `gpus.<id>.bandwidth_gb_s` (a catalog id or alias) is achieved bandwidth (a copy kernel
-//! counting read + write); it replaces the bandwidth fraction as achieved ÷ peak for that GPU. `bf16_tflops` is an achieved
-//! large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
+//! counting read + write); it replaces the bandwidth fraction as achieved ÷ peak for that GPU.
+//! `bf16_tflops` is an achieved large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
 //! engine's defaults one by one: fractions of peak (`bandwidth`, `prefill_compute`,
 //! `decode_compute`, `kv_read`), host time per decode step (`host_per_*_ms`) and GPU time lost
 //! per layer between small kernels (`kernel_gap_per_layer_us`, and further per MoE layer

@@ -132,7 +132,7 @@ pub fn mlx_unfused_score_bytes(req: &InferenceRequest) -> f64 {
         .layer_attention
         .iter()
         .filter(|a| a.attends())
-        .map(|a| schedule.key_pairs_from(from, a.token_cap().filter(|_| kv::mlx_slides(spec.family))))
+        .map(|&a| schedule.key_pairs_from(from, kv::mlx_window(spec.family, a)))
         .sum();
     pairs * (spec.num_heads * req.batch) as f64 * 6.0 * 2.0
 }
