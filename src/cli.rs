@@ -242,6 +242,12 @@ pub struct PlanArgs {
     /// Default: llama.cpp for GGUF inputs and formats, mlx for MLX formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
+    /// llama.cpp: the ggml backend of the build, as llama-bench's "backend" column shows it:
+    /// cuda, metal, hip (rocm) or vulkan. AMD Radeon GPUs run hip or vulkan builds, whose decode
+    /// steps cost differently; without it a Radeon plan takes the median of both. Default: cuda
+    /// on NVIDIA, metal on Apple silicon.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
     /// How several GPUs share the model. Default: tensor for vllm, layer otherwise.
     #[arg(long, value_enum)]
     pub split: Option<SplitArg>,
@@ -469,6 +475,27 @@ pub enum OffloadArg {
     None,
     Optimizer,
     Params,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Cuda,
+    Metal,
+    #[value(alias = "rocm")]
+    Hip,
+    Vulkan,
+}
+
+impl BackendArg {
+    pub fn ggml(self) -> crate::plan::engine::GgmlBackend {
+        use crate::plan::engine::GgmlBackend;
+        match self {
+            BackendArg::Cuda => GgmlBackend::Cuda,
+            BackendArg::Metal => GgmlBackend::Metal,
+            BackendArg::Hip => GgmlBackend::Hip,
+            BackendArg::Vulkan => GgmlBackend::Vulkan,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

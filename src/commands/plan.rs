@@ -3,11 +3,12 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink, PcieGen};
-use crate::cli::{AttentionArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, BackendArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
 use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::device::{HostSpeed, UnifiedLimit};
+use crate::plan::engine::GgmlBackend;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
     plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
@@ -392,6 +393,7 @@ pub fn plan_report_on(
         cpu_offload_bytes: cpu_offload_bytes(args, engine)?,
         prefill_step_size: args.prefill_step_size.unwrap_or(crate::plan::engine::MLX_PROMPT_CHUNK),
         quantized_kv_start: args.quantized_kv_start.unwrap_or(crate::plan::engine::MLX_QUANTIZED_KV_START),
+        ggml_backend: args.backend.map(BackendArg::ggml),
     };
     let req = InferenceRequest {
         spec,
@@ -494,10 +496,16 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
     Ok(d)
 }
 
-/// An engine's efficiency defaults on a catalog GPU: its generation's, with the bandwidth
-/// fraction of a published device copy where the catalog has one.
-pub(crate) fn efficiency_on(gpu: &GpuSpec, engine: crate::plan::engine::Engine, generation: Generation) -> Efficiency {
+/// An engine's efficiency defaults on a catalog GPU: its generation's (and llama.cpp's backend's),
+/// with the bandwidth fraction of a published device copy where the catalog has one.
+pub(crate) fn efficiency_on(
+    gpu: &GpuSpec,
+    engine: crate::plan::engine::Engine,
+    generation: Generation,
+    ggml_backend: Option<GgmlBackend>,
+) -> Efficiency {
     let mut efficiency = Efficiency::defaults(engine, generation);
+    efficiency.on_ggml_backend(engine, generation, ggml_backend);
     if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
         efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
     }
@@ -549,7 +557,7 @@ fn speed(
     let quantized = req.format.is_quantized();
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
-    let mut efficiency = efficiency_on(gpu, req.engine, generation);
+    let mut efficiency = efficiency_on(gpu, req.engine, generation, req.options.ggml_backend);
     // The host: as given, else as `headroom bench` measured it (planned at the fraction of a
     // measured read, unless the calibration sets one), else a typical desktop.
     let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);

@@ -365,7 +365,7 @@ fn speed(
         _ => 0,
     };
     let generation = device(gpu, 1).generation;
-    let mut efficiency = super::plan::efficiency_on(gpu, req.engine, generation);
+    let mut efficiency = super::plan::efficiency_on(gpu, req.engine, generation, None);
     let device = device_speed(gpu);
     if let Some(cal) = load_calibration(args)? {
         efficiency.calibrate(&cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));

@@ -224,6 +224,68 @@ impl Engine {
     }
 }
 
+/// The ggml backend a llama.cpp build runs on, as llama-bench's "backend" column names it
+/// (CUDA, Metal, ROCm, Vulkan). NVIDIA GPUs are planned on CUDA and Apple silicon on Metal; AMD
+/// Radeon GPUs run HIP (ROCm) builds or Vulkan builds, whose decode steps cost differently
+/// (`Efficiency::on_ggml_backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GgmlBackend {
+    Cuda,
+    Metal,
+    Hip,
+    Vulkan,
+}
+
+impl GgmlBackend {
+    pub fn id(self) -> &'static str {
+        match self {
+            GgmlBackend::Cuda => "cuda",
+            GgmlBackend::Metal => "metal",
+            GgmlBackend::Hip => "hip",
+            GgmlBackend::Vulkan => "vulkan",
+        }
+    }
+
+    /// The one backend the planner models on a generation, where there is one choice: CUDA on
+    /// NVIDIA, Metal on Apple silicon. Radeon GPUs run either HIP or Vulkan.
+    pub fn native(generation: Generation) -> Option<GgmlBackend> {
+        match generation {
+            Generation::Apple => Some(GgmlBackend::Metal),
+            Generation::Rdna | Generation::Other => None,
+            _ => Some(GgmlBackend::Cuda),
+        }
+    }
+
+    /// Why this backend is not planned on a generation, or `None` when it is.
+    pub fn refused_on(self, generation: Generation) -> Option<&'static str> {
+        use GgmlBackend::*;
+        match generation {
+            Generation::Rdna => {
+                (!matches!(self, Hip | Vulkan)).then_some("AMD Radeon GPUs run llama.cpp's hip (ROCm) or vulkan backend")
+            }
+            Generation::Other => Some("llama.cpp's backends are modelled on NVIDIA, Apple and AMD Radeon GPUs only"),
+            Generation::Apple => (self != Metal).then_some("Apple silicon runs llama.cpp's metal backend"),
+            _ => match self {
+                Cuda => None,
+                Vulkan => Some("llama.cpp's Vulkan backend is modelled on AMD Radeon GPUs only: plan NVIDIA GPUs with --backend cuda"),
+                _ => Some("NVIDIA GPUs run llama.cpp's cuda backend"),
+            },
+        }
+    }
+
+    /// The runtime context's name in the memory table.
+    fn context_name(backend: Option<GgmlBackend>) -> &'static str {
+        match backend {
+            Some(GgmlBackend::Cuda) => "CUDA context (ggml)",
+            Some(GgmlBackend::Metal) => "Metal context (ggml)",
+            Some(GgmlBackend::Hip) => "HIP context (ggml)",
+            Some(GgmlBackend::Vulkan) => "Vulkan context (ggml)",
+            None => "HIP / Vulkan context (ggml)",
+        }
+    }
+}
+
 /// Engine knobs a user may set; `None` means the engine's own default.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EngineOptions {
@@ -272,6 +334,9 @@ pub struct EngineOptions {
     /// the quantized one after the first prompt chunk (or decode step) that leaves it holding at
     /// least this many tokens; a shorter context never leaves the 16-bit cache.
     pub quantized_kv_start: u64,
+    /// llama.cpp: the ggml backend of the build. `None`: the GPU's own (CUDA, Metal), or on AMD
+    /// Radeon GPUs either HIP or Vulkan.
+    pub ggml_backend: Option<GgmlBackend>,
 }
 
 /// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
@@ -366,6 +431,7 @@ impl Default for EngineOptions {
             cpu_offload_bytes: 0,
             prefill_step_size: MLX_PROMPT_CHUNK,
             quantized_kv_start: MLX_QUANTIZED_KV_START,
+            ggml_backend: None,
         }
     }
 }
@@ -379,7 +445,7 @@ pub struct Constant {
 
 /// CUDA context: what the driver takes per process before the first allocation, including the
 /// loaded kernel images. PyTorch-based engines load far more kernels than ggml.
-pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
+pub fn cuda_context(engine: Engine, generation: Generation, ggml_backend: Option<GgmlBackend>) -> Constant {
     if engine == Engine::Headroom {
         return Constant {
             name: "CUDA context (headroom)",
@@ -396,11 +462,7 @@ pub fn cuda_context(engine: Engine, generation: Generation) -> Constant {
     }
     if !engine.uses_torch() {
         return Constant {
-            name: match generation {
-                Generation::Apple => "Metal context (ggml)",
-                Generation::Rdna | Generation::Other => "HIP / Vulkan context (ggml)",
-                _ => "CUDA context (ggml)",
-            },
+            name: GgmlBackend::context_name(ggml_backend.or(GgmlBackend::native(generation))),
             bytes: Bytes::from_mib(250),
             source: "gguf-parser default --platform-footprint 250 MiB VRAM for llama.cpp",
         };

@@ -342,7 +342,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     }
     let workspace = workspace(req, layout.tp, &act, log);
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
-    let context = engine::cuda_context(req.engine, generation);
+    let context = engine::cuda_context(req.engine, generation, req.options.ggml_backend);
     log.add(context.name, context.bytes.0, context.source);
     let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
     let offloaded = vllm_offload(req, layers.clone(), layout.tp).bytes;
@@ -543,6 +543,16 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             value: req.options.gpu_layers.unwrap_or_default().to_string(),
             fix: "partial offload is modelled for --engine llama.cpp only",
         });
+    }
+    if let Some(backend) = req.options.ggml_backend {
+        let refusal = if req.engine != Engine::LlamaCpp {
+            Some("the ggml backend is llama.cpp's: add --engine llama.cpp, or drop --backend")
+        } else {
+            req.device.as_ref().and_then(|d| backend.refused_on(d.generation))
+        };
+        if let Some(fix) = refusal {
+            return Err(PlanError::Unsupported { what: "backend", value: backend.id().into(), fix });
+        }
     }
     if req.engine == Engine::LlamaCpp && req.options.n_ubatch == 0 {
         return Err(PlanError::BadNumber { what: "ubatch", value: "0".into(), fix: "give at least 1 token" });
@@ -828,7 +838,11 @@ fn fit(req: &InferenceRequest, device: &Device, layout: &Layout, plan: &mut Plan
     } else {
         (worst.total + in_use <= capacity, capacity.0 as i64 - (worst.total + in_use).0 as i64)
     };
-    plan.fit = Some(device.fit(fits, headroom));
+    let mut fit = device.fit(fits, headroom);
+    if let Some(backend) = req.options.ggml_backend {
+        fit.runtime = backend.id();
+    }
+    plan.fit = Some(fit);
 }
 
 #[cfg(test)]

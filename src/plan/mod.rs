@@ -172,7 +172,7 @@ pub struct Plan {
 pub enum PlanError {
     #[error("--{what} {value} is invalid: {fix}")]
     BadNumber { what: &'static str, value: String, fix: &'static str },
-    #[error("--{what} {value} is not supported for this model or engine: {fix}")]
+    #[error("--{what} {value} is not supported for this model, engine or GPU: {fix}")]
     Unsupported { what: &'static str, value: String, fix: &'static str },
     #[error("tensor parallel degree {tp} does not divide the {heads} attention heads / {kv_heads} KV heads (or a linear-attention layer's key and value heads); use a GPU count that does, or --split layer")]
     TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },

@@ -32,7 +32,7 @@
 //! decode step (`host_handoff_us`).
 
 use super::super::device::Generation;
-use super::super::engine::Engine;
+use super::super::engine::{Engine, GgmlBackend};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -164,9 +164,9 @@ const ALLREDUCE_BASE_SOURCE: &str =
 const VLLM_KERNEL_GAP_S: f64 = 45e-6;
 const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
 
-/// llama.cpp's decode on AMD Radeon GPUs (HIP or Vulkan) over the bandwidth roofline, per layer:
-/// HIP builds launch each of a layer's ~18 kernels without the CUDA backend's graphs, and Vulkan
-/// submits them as dependent dispatches. What twelve Strix Halo tg128 rows leave over its measured
+/// llama.cpp's decode on AMD Radeon GPUs over the bandwidth roofline, per layer, when the build's
+/// backend (HIP or Vulkan) is not given: a layer's ~18 kernels run without the CUDA backend's
+/// graphs, one after the other. What twelve Strix Halo tg128 rows leave over its measured
 /// copy rate (212 of 256 GB/s), per layer: Llama-2-7B Q4_0 78, 89, 88, 47 µs (ROCm hipBLASLt,
 /// rocWMMA, AMDVLK, RADV); Llama-3.3-70B Q4_K_M 11 (RADV); gpt-oss-120b 54, 82, 113, 30; gpt-oss-20b
 /// 49, 67, 105 (RADV, AMDVLK, ROCm; a 2026 Vulkan build for the 30). The median, 72 µs. Fitted to
@@ -176,6 +176,20 @@ const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth 
 /// ms, 49.2 tok/s (ROCm with hipBLASLt measured 48.8).
 const RDNA_KERNEL_GAP_S: f64 = 72e-6;
 const RDNA_KERNEL_GAP_SOURCE: &str = "llama.cpp HIP / Vulkan decode on Strix Halo over the measured copy rate (212 of 256 GB/s), per layer: the median of 12 tg128 rows (Llama-2-7B, Llama-3.3-70B, gpt-oss-20b/120b; ROCm, AMDVLK, RADV; builds 6118-11188): 72 µs; checked on the RX 7900 XTX (published-speed.toml)";
+
+/// The same gap when the build's backend is known: HIP builds launch every kernel through the
+/// HIP runtime (its graph capture, GGML_HIP_GRAPHS, is off by default), while the Vulkan backend
+/// records a graph's dispatches into command buffers and submits them in batches. The Strix Halo
+/// rows of each: HIP 78.8, 88.5, 105.0, 112.5 µs (Llama-2-7B hipBLASLt and rocWMMA, gpt-oss-20b
+/// and -120b), the median 97 µs; Vulkan 10.8, 30.2, 47.3, 48.7, 54.4, 66.9, 81.7, 88.2 µs (RADV,
+/// AMDVLK and a 2026 build), the median 52 µs. Llama-2-7B Q4_0 on Strix Halo: 18.0 ms of reads
+/// plus 32 × 97 µs is 21.1 ms, 47.4 tok/s on HIP (48.8 and 48.0 measured); plus 32 × 52 µs,
+/// 19.7 ms, 50.9 tok/s on Vulkan (51.2 RADV, 48.0 AMDVLK). The RX 7900 XTX, PRO W7900 and
+/// RX 9070 XT check them (published-speed.toml).
+const RDNA_HIP_KERNEL_GAP_S: f64 = 97e-6;
+const RDNA_HIP_KERNEL_GAP_SOURCE: &str = "llama.cpp HIP (ROCm) decode on Strix Halo over the measured copy rate, per layer: the median of 4 tg128 rows (Llama-2-7B hipBLASLt / rocWMMA, gpt-oss-20b / -120b; builds 6118-6736): 97 µs; kernels launched one by one (published-speed.toml)";
+const RDNA_VULKAN_KERNEL_GAP_S: f64 = 52e-6;
+const RDNA_VULKAN_KERNEL_GAP_SOURCE: &str = "llama.cpp Vulkan decode on Strix Halo over the measured copy rate, per layer: the median of 8 tg128 rows (Llama-2-7B, Llama-3.3-70B, gpt-oss-20b / -120b; RADV, AMDVLK; builds 6118-11188): 52 µs; dispatches recorded into command buffers (published-speed.toml)";
 
 /// llama.cpp's prompt processing on AMD Radeon GPUs, of the WMMA FP16 peak. The backends differ
 /// twofold (rocBLAS, hipBLASLt or rocWMMA on HIP; AMDVLK or RADV cooperative matrices on Vulkan),
@@ -336,6 +350,24 @@ impl Efficiency {
             Engine::LlamaCpp => {}
         }
         e
+    }
+
+    /// llama.cpp on a named ggml backend: on AMD Radeon GPUs HIP's or Vulkan's own decode gap in
+    /// place of the median of both. Prompts keep the shared fraction: the rows do not separate
+    /// by backend (each backend's pp512 rows spread 0.19-0.36 of the peak, chip by chip).
+    pub fn on_ggml_backend(&mut self, engine: Engine, generation: Generation, backend: Option<GgmlBackend>) {
+        if engine != Engine::LlamaCpp || generation != Generation::Rdna {
+            return;
+        }
+        match backend {
+            Some(GgmlBackend::Hip) => {
+                self.kernel_gap_per_layer_s = f(RDNA_HIP_KERNEL_GAP_S, RDNA_HIP_KERNEL_GAP_SOURCE);
+            }
+            Some(GgmlBackend::Vulkan) => {
+                self.kernel_gap_per_layer_s = f(RDNA_VULKAN_KERNEL_GAP_S, RDNA_VULKAN_KERNEL_GAP_SOURCE);
+            }
+            _ => {}
+        }
     }
 
     /// The bandwidth fraction a published device copy achieved (read + write bytes), from the
@@ -522,6 +554,23 @@ mod tests {
         assert_eq!((cuda.expert_tile_tokens.value, cuda.expert_gemm_half_tokens.value), (0.0, 72.0));
         let hf = Efficiency::defaults(Engine::Hf, Generation::Apple);
         assert_eq!((hf.kernel_gap_per_layer_s.value, hf.expert_tile_tokens.value), (0.0, 0.0));
+    }
+
+    /// On AMD Radeon a named backend sets llama.cpp's decode gap (HIP above the median of both,
+    /// Vulkan below) and leaves its prompt rate; it changes nothing for other engines or GPUs.
+    #[test]
+    fn a_named_radeon_backend_sets_the_gap() {
+        let gap = |engine, generation, backend| {
+            let mut e = Efficiency::defaults(engine, generation);
+            e.on_ggml_backend(engine, generation, backend);
+            (e.kernel_gap_per_layer_s.value, e.prefill_compute.value)
+        };
+        let (llama, rdna) = (Engine::LlamaCpp, Generation::Rdna);
+        assert_eq!(gap(llama, rdna, None), (72e-6, 0.24));
+        assert_eq!(gap(llama, rdna, Some(GgmlBackend::Hip)), (97e-6, 0.24));
+        assert_eq!(gap(llama, rdna, Some(GgmlBackend::Vulkan)), (52e-6, 0.24));
+        assert_eq!(gap(llama, Generation::Ada, Some(GgmlBackend::Cuda)), (26e-6, 0.45));
+        assert_eq!(gap(Engine::Vllm, rdna, Some(GgmlBackend::Hip)), gap(Engine::Vllm, rdna, None));
     }
 
     /// The Hopper bandwidth fraction is the measured copy: 4,247 / 4,800.

@@ -70,7 +70,7 @@ pub(super) fn step(req: &TrainingRequest, log: &mut BasisLog) -> Result<(PhaseMe
         + 3 * t * 4
         + 3 * seq * (spec.head_dim / 2) * 4
         + 2 * req.micro_batch * spec.num_heads * seq * 4;
-    let ctx = engine::cuda_context(Engine::Headroom, generation);
+    let ctx = engine::cuda_context(Engine::Headroom, generation, None);
     log.add(
         "saved activations (headroom engine)",
         saved,

@@ -121,7 +121,7 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
         .map(|m| model_state(m, req.precision, req.optimizer, p, stage))
         .collect::<Result<Vec<_>, _>>()?;
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
-    let ctx = engine::cuda_context(Engine::Hf, generation);
+    let ctx = engine::cuda_context(Engine::Hf, generation, None);
     let cublas = engine::torch_cublas_workspace();
     log.add(ctx.name, ctx.bytes.0, ctx.source);
     log.add(
