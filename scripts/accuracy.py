@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerates ACCURACY.md (every tested record's error) and prints the README's summary table.
+"""Regenerates data/speed-bands.toml (the likely speed ranges `plan` shows) and ACCURACY.md (every
+tested record's error), and prints the README's summary table.
 
 Runs `cargo test --release --test measurements -- --nocapture --test-threads=1` (one thread, so
 no line is interleaved with another test's), which prints one line per numeric
@@ -54,6 +55,11 @@ def fmt(v: float) -> str:
 
 
 def main() -> None:
+    bands = subprocess.run(
+        ["cargo", "run", "--release", "--quiet", "--", "accuracy", "--bands"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout
+    (ROOT / "data" / "speed-bands.toml").write_text(bands)
     out = subprocess.run(
         ["cargo", "test", "--release", "--test", "measurements", "--", "--nocapture", "--test-threads=1"],
         cwd=ROOT, capture_output=True, text=True, check=True,

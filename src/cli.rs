@@ -54,6 +54,10 @@ pub struct AccuracyArgs {
     /// Every record, not the summary by group.
     #[arg(long)]
     pub records: bool,
+    /// The spread of measured ÷ planned speed by speed, engine and kind of GPU, as the TOML of
+    /// data/speed-bands.toml (the likely ranges `plan` shows).
+    #[arg(long, conflicts_with = "records")]
+    pub bands: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OutputFormat,

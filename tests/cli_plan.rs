@@ -546,6 +546,25 @@ fn strix_halo_plans_at_the_gtt_limit() {
     ]);
 }
 
+/// A plan on a GPU carries the range its speeds would take in the middle 80% of the records of
+/// its engine and kind of GPU (data/speed-bands.toml), around the planned speed; memory-only
+/// plans have none.
+#[test]
+fn speeds_come_with_the_track_record_of_similar_setups() {
+    let plan = plan_json("llama-2-7b --weights q4_0 --gpu rtx-4090");
+    let t = &plan["throughput"];
+    for (speed, range) in [("decode_tokens_per_s", "decode_range"), ("prefill_tokens_per_s", "prefill_range")] {
+        let (low, high) = (t[range]["low"].as_f64().unwrap(), t[range]["high"].as_f64().unwrap());
+        let planned = t[speed].as_f64().unwrap();
+        assert!(low < planned && planned < high, "{range}: {low} {planned} {high}");
+        assert!(t[range]["basis"].as_str().unwrap().contains("llama.cpp"), "{}", t[range]);
+    }
+    let text = String::from_utf8(headroom().args(["plan", "llama-2-7b", "--gpu", "rtx-4090"]).output().unwrap().stdout)
+        .unwrap();
+    assert!(text.contains("likely: decode "), "{text}");
+    assert!(plan_json("llama-2-7b")["throughput"].get("decode_range").is_none());
+}
+
 /// llama.cpp's backend on a Radeon GPU: a HIP build decodes slower than a Vulkan one (97 against
 /// 52 µs of launches a layer), the plan without one lies between, and the memory table names the
 /// runtime. A backend the GPU does not run, or on another engine, is refused.

@@ -45,6 +45,15 @@ fn numeric_records_are_within_tolerance() {
     assert!(failures.is_empty(), "outside tolerance: {failures:?}");
 }
 
+/// data/speed-bands.toml, which `plan`'s likely speed ranges come from, is what the records give
+/// when planned now.
+#[test]
+fn speed_bands_are_current() {
+    let committed = include_str!("../data/speed-bands.toml");
+    let now = headroom::commands::track_record::compute().unwrap();
+    assert!(committed == now, "data/speed-bands.toml is stale: run python3 scripts/accuracy.py\n{now}");
+}
+
 #[test]
 fn verdict_records_match() {
     for (_, rec) in records().unwrap() {

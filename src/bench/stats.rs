@@ -33,6 +33,19 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// The `p` quantile (0 to 1) by linear interpolation between the order statistics (Hyndman and
+/// Fan's type 7, numpy's default): of [1, 2, 3, 4], 0.1 gives 1.3. NaN for no values.
+pub fn quantile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let at = p.clamp(0.0, 1.0) * (s.len() - 1) as f64;
+    let (below, above) = (at.floor() as usize, at.ceil() as usize);
+    s[below] + (s[above] - s[below]) * (at - below as f64)
+}
+
 /// Modified z-scores; all zero when the MAD is zero.
 pub fn modified_z_scores(v: &[f64]) -> Vec<f64> {
     let m = median(v);
@@ -74,6 +87,14 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let v = [4.0, 1.0, 3.0, 2.0];
+        assert!((quantile(&v, 0.1) - 1.3).abs() < 1e-12);
+        assert_eq!((quantile(&v, 0.0), quantile(&v, 0.5), quantile(&v, 1.0)), (1.0, 2.5, 4.0));
+        assert!(quantile(&[], 0.5).is_nan());
+    }
 
     #[test]
     fn median_odd_and_even() {

@@ -88,6 +88,11 @@ pub struct Outcome {
     pub error: f64,
     pub tolerance: f64,
     pub unit: String,
+    /// What the record compares (`decode_tokens_per_s`, `allocated`, ...).
+    pub compare: String,
+    /// The engine its plan ran and the catalog GPU it named, if any.
+    pub engine: String,
+    pub gpu: Option<String>,
 }
 
 impl Outcome {
@@ -200,7 +205,8 @@ pub fn outcome(rec: &Record) -> anyhow::Result<Option<Outcome>> {
     let scale = unit_scale(unit)?;
     let value = rec.value.as_float().or(rec.value.as_integer().map(|i| i as f64));
     let measured = value.with_context(|| format!("{}: value is not a number", rec.id))? * scale;
-    let predicted = predicted(&plan(&rec.args).with_context(|| format!("{}: {}", rec.id, rec.args))?, &rec.compare)?;
+    let report = plan(&rec.args).with_context(|| format!("{}: {}", rec.id, rec.args))?;
+    let predicted = predicted(&report, &rec.compare)?;
     let tolerance = rec.tolerance.with_context(|| format!("{}: a numeric record needs a tolerance", rec.id))?;
     // Bytes display in GiB; speeds and published GB/MB figures as the source wrote them.
     let (shown, shown_unit) = if unit == "B" { ((1u64 << 30) as f64, "GiB") } else { (scale, unit) };
@@ -211,6 +217,9 @@ pub fn outcome(rec: &Record) -> anyhow::Result<Option<Outcome>> {
         error: (predicted - measured) / measured,
         tolerance,
         unit: shown_unit.to_string(),
+        compare: rec.compare.clone(),
+        engine: report.request.engine,
+        gpu: report.fit.map(|f| f.gpu),
     }))
 }
 

@@ -12,6 +12,7 @@ pub mod models;
 pub mod plan;
 mod rollout;
 mod source;
+pub mod track_record;
 mod train;
 pub mod validate;
 pub mod watch;
@@ -33,6 +34,7 @@ pub fn run(command: &Command) -> anyhow::Result<String> {
         Command::Max(args) => max::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Accuracy(args) if args.bands => track_record::compute(),
         Command::Accuracy(args) => Ok(render_listing(&accuracy::listing(args.records)?, args.format)),
     }
 }

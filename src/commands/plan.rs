@@ -284,9 +284,23 @@ pub fn plan_report_on(
     gpu: Option<(&'static GpuSpec, u32)>,
     calibration: Option<&Calibration>,
 ) -> anyhow::Result<PlanReport> {
-    if args.train.mode != ModeArg::Infer {
-        return super::train::train_report_on(model, args, gpu);
+    let mut report = if args.train.mode != ModeArg::Infer {
+        super::train::train_report_on(model, args, gpu)?
+    } else {
+        inference_report_on(model, args, gpu, calibration)?
+    };
+    if let Some((gpu, _)) = gpu {
+        super::track_record::attach(&mut report, gpu);
     }
+    Ok(report)
+}
+
+fn inference_report_on(
+    model: &ResolvedModel,
+    args: &PlanArgs,
+    gpu: Option<(&'static GpuSpec, u32)>,
+    calibration: Option<&Calibration>,
+) -> anyhow::Result<PlanReport> {
     let spec = &model.spec;
     let mut format = match &args.weights {
         Some(w) => WeightFormat::parse(w)?,
@@ -594,6 +608,7 @@ fn speed(
         inter_token_latency_s: s.inter_token_latency_s,
         decode_tokens_per_s_per_sequence: s.decode_tokens_per_s_per_sequence,
         max_concurrency: plan.vllm.as_ref().map(|v| v.max_concurrency),
+        ..Throughput::default()
     })
 }
 

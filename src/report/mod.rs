@@ -53,6 +53,23 @@ pub struct Throughput {
     /// vLLM: sequences of `context` tokens the KV pool holds at once.
     #[serde(default)]
     pub max_concurrency: Option<f64>,
+    /// Where measured speeds of setups like this one have landed: the planned speed times the
+    /// 10th and 90th percentiles of measured ÷ planned over the records of this engine on this
+    /// kind of GPU (data/speed-bands.toml). Absent without a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_range: Option<SpeedRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_range: Option<SpeedRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_range: Option<SpeedRange>,
+}
+
+/// A range of tokens per second with the records it comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpeedRange {
+    pub low: f64,
+    pub high: f64,
+    pub basis: String,
 }
 
 /// A plan as rendered: field names are the stable JSON contract.
@@ -186,6 +203,26 @@ pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
         line.push_str(&format!(" · vLLM concurrency {c:.1}"));
     }
     Some(line)
+}
+
+/// Where similar setups' measured speeds put this plan's: one line of likely ranges, with the
+/// first range's records (the others' are in the JSON), or `None` without any.
+pub(crate) fn likely_line(r: &PlanReport) -> Option<String> {
+    let t = &r.throughput;
+    let ranges: Vec<(&str, &SpeedRange)> =
+        [("decode", &t.decode_range), ("prefill", &t.prefill_range), ("train", &t.train_range)]
+            .into_iter()
+            .filter_map(|(name, range)| Some((name, range.as_ref()?)))
+            .collect();
+    let (_, first) = ranges.first()?;
+    let spans: Vec<String> = ranges
+        .iter()
+        .map(|(name, range)| {
+            let digits = if range.high < 100.0 { 1 } else { 0 };
+            format!("{name} {:.digits$}–{:.digits$} tok/s", range.low, range.high)
+        })
+        .collect();
+    Some(format!("likely: {} ({}; `headroom accuracy --records`)", spans.join(", "), first.basis))
 }
 
 /// One line of training speed: tokens/s, step, MFU, communication, and the `--train-tokens` time.

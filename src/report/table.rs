@@ -1,6 +1,6 @@
 //! Terminal tables (comfy-table).
 
-use super::{component_rows, headline, speed_line, training_rows, verdict, Listing, PlanReport};
+use super::{component_rows, headline, likely_line, speed_line, training_rows, verdict, Listing, PlanReport};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 fn new_table(headers: &[&str]) -> Table {
@@ -39,6 +39,9 @@ pub fn plan(r: &PlanReport) -> String {
     }
     if let Some(speed) = speed_line(r) {
         out.push_str(&format!("{speed}\n"));
+    }
+    if let Some(likely) = likely_line(r) {
+        out.push_str(&format!("{likely}\n"));
     }
     if r.per_gpu.len() > 1 {
         let mut g = new_table(&["gpu", "layers", "weights GiB", "kv GiB", "total GiB"]);
