@@ -139,15 +139,23 @@ fn every_output_format_renders() {
     }
 }
 
+/// The snapshots leave out the likely speed ranges, which move whenever a record is added
+/// (`speeds_come_with_the_track_record_of_similar_setups` checks them).
 #[test]
 fn plan_json_snapshot() {
-    insta::assert_json_snapshot!(plan_json("llama-2-7b --weights bf16 --context 4096 --gpu a100-80gb"));
+    let mut plan = plan_json("llama-2-7b --weights bf16 --context 4096 --gpu a100-80gb");
+    let throughput = plan["throughput"].as_object_mut().unwrap();
+    assert!(throughput.remove("decode_range").is_some() && throughput.remove("prefill_range").is_some());
+    insta::assert_json_snapshot!(plan);
 }
 
 #[test]
 fn plan_table_snapshot() {
     let out = headroom().args(["plan", "mixtral-8x7b", "--weights", "q4_k_m", "--gpu", "rtx-4090:2"]).output().unwrap();
-    insta::assert_snapshot!(String::from_utf8(out.stdout).unwrap());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (kept, likely): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| !l.starts_with("likely: "));
+    assert_eq!(likely.len(), 1, "{text}");
+    insta::assert_snapshot!(kept.join("\n") + "\n");
 }
 
 /// A `headroom bench --json` profile calibrates the planner: the H200's achieved copy bandwidth
@@ -594,6 +602,18 @@ fn radeon_plans_take_the_llama_cpp_backend() {
             "--engine llama.cpp",
         ),
     ]);
+}
+
+/// llama.cpp's CUDA flash attention dequantizes a q8_0 or q4_0 cache element by element, so at
+/// long context such a cache decodes slower than an f16 one despite its fewer bytes (RTX 3090,
+/// Llama-3-8B at 16K: 101.74 against 115.17 tok/s); at a short context the cache hardly matters.
+#[test]
+fn quantized_caches_decode_slower_at_long_context_under_llama_cpp_cuda() {
+    let at = |context: u64, kv: &str| {
+        decode_of(&format!("llama-3.1-8b --weights q4_0 --gpu rtx-3090 --context {context} --kv-cache {kv}"))
+    };
+    assert!(at(32768, "q8_0") < at(32768, "fp16") && at(32768, "q4_0") < at(32768, "fp16"));
+    assert!((at(256, "q8_0") / at(256, "fp16") - 1.0).abs() < 0.01);
 }
 
 fn decode_of(args: &str) -> f64 {

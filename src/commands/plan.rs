@@ -642,6 +642,7 @@ pub fn device_speed(gpu: &GpuSpec) -> DeviceSpeed {
         peak_16bit,
         peak_16bit_fp16_acc: flops(gpu.tflops.fp16.filter(|_| geforce).map(|t| 2.0 * t)),
         peak_8bit: flops(gpu.tflops.fp8.or(gpu.tflops.int8)),
+        peak_fp32: flops(gpu.tflops.fp32),
         link,
     }
 }

@@ -189,6 +189,8 @@ pub struct DeviceSpeed {
     pub peak_16bit_fp16_acc: Option<FlopsPerSec>,
     /// Dense 8-bit peak (fp8, else int8), for fp8 weights.
     pub peak_8bit: Option<FlopsPerSec>,
+    /// FP32 peak of the CUDA cores (no tensor cores), for kernels that compute there.
+    pub peak_fp32: Option<FlopsPerSec>,
     /// GPU-to-GPU link; `None` when the catalog gives none.
     pub link: Option<Link>,
     /// The GPU's PCIe link to the host, one direction (x16 at the catalog's generation); `None`

@@ -22,7 +22,8 @@
 //! counting read + write); it replaces the bandwidth fraction as achieved ÷ peak for that GPU.
 //! `bf16_tflops` is an achieved large-GEMM rate and sets the `bare` engine's compute fraction. `engines.<id>` fields replace the
 //! engine's defaults one by one: fractions of peak (`bandwidth`, `prefill_compute`,
-//! `decode_compute`, `kv_read`), host time per decode step (`host_per_*_ms`) and GPU time lost
+//! `decode_compute`, `kv_read`, and `quantized_kv_attention`, of the FP32 peak, for attention over a
+//! q8_0 or q4_0 cache), host time per decode step (`host_per_*_ms`) and GPU time lost
 //! per layer between small kernels (`kernel_gap_per_layer_us`, and further per MoE layer
 //! `kernel_gap_per_moe_layer_us`), the routed-expert GEMMs' fixed
 //! cost per touched expert (`expert_gemm_half_tokens`, in tokens' work) and tile width (`expert_tile_tokens`,
@@ -54,6 +55,10 @@ pub struct Efficiency {
     pub bandwidth: Factor,
     /// Fraction of the bandwidth fraction that KV-cache reads get (1: as fast as weights).
     pub kv_read: Factor,
+    /// Fraction of the GPU's FP32 (CUDA-core) peak at which decode attention over a quantized
+    /// cache (q8_0, q4_0) runs its FLOPs where the kernel dequantizes it element by element
+    /// (0: such attention is bound by the cache's bytes alone).
+    pub quantized_kv_attention: Factor,
     /// Fraction of dense peak FLOP/s a whole prefill achieves (GEMMs and everything between).
     pub prefill_compute: Factor,
     /// Fraction of dense peak FLOP/s large-batch decode GEMMs achieve.
@@ -163,6 +168,19 @@ const ALLREDUCE_BASE_SOURCE: &str =
 /// Llama-3.1-8B bf16, about 75 tok/s, 13.3 ms against 11.47 (57 µs). The median, 45 µs.
 const VLLM_KERNEL_GAP_S: f64 = 45e-6;
 const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
+
+/// llama.cpp's CUDA decode attention over a q8_0 or q4_0 cache, of the FP32 peak. The one-token
+/// flash-attention kernel (`flash_attn_ext_vec`) dequantizes every cached element and multiplies
+/// it on the CUDA cores, once for each query head sharing it, so a quantized cache is bound by
+/// that arithmetic rather than by its halved bytes: published ladders decode slower with a q8_0
+/// cache than with an f16 one (RTX 3090, Llama-3-8B Q4_0 at 16,384 tokens: 101.74 against 115.17
+/// tok/s). The RTX 3090 rows over their depth-0 row (154.62 tok/s): Llama-3-8B Q4_0 at depths
+/// 16,384, 32,768 and 65,536 adds 3.36, 6.83 and 13.85 ms a token for 8.6, 17.2 and 34.4 GFLOP of
+/// attention (2·2·32 heads·128 per cached token and layer), 2.5 TFLOPS, 0.070–0.072 of 35.6; Gemma-2B
+/// (MQA, head dim 256) 0.089–0.092. The median of both models, 0.08; an RTX 5070 Laptop's rows
+/// (1.34 TFLOPS) fit it at a sustained 17–19 TFLOPS FP32.
+const LLAMA_CUDA_QUANTIZED_KV_ATTENTION: f64 = 0.08;
+const LLAMA_CUDA_QUANTIZED_KV_ATTENTION_SOURCE: &str = "llama.cpp CUDA one-token flash attention over a q8_0 cache, of the FP32 peak: RTX 3090 depth ladders over their depth-0 row, Llama-3-8B Q4_0 0.070-0.072 at 16-64K tokens, Gemma-2B 0.089-0.092; the median 0.08 (Abai/llama.cpp bench-out/jg-multi, master 36b101543, 2026-09; published-speed.toml)";
 
 /// llama.cpp's decode on AMD Radeon GPUs over the bandwidth roofline, per layer, when the build's
 /// backend (HIP or Vulkan) is not given: a layer's ~18 kernels run without the CUDA backend's
@@ -277,6 +295,9 @@ impl Efficiency {
         let mut e = Efficiency {
             bandwidth: bandwidth(generation),
             kv_read: f(1.0, "KV reads stream like weights (paged / flash-decoding kernels)"),
+            quantized_kv_attention: zero(
+                "a quantized cache's attention bound by its bytes (no dequantization cost measured for this engine)",
+            ),
             prefill_compute: f(0.45, "prefill MFU 0.45 (inference-sim / llm-optimizer, formulas.md §4.4)"),
             decode_compute: f(0.30, "decode MFU 0.30 (inference-sim / llm-optimizer, formulas.md §4.4)"),
             host_per_layer_s: zero("CUDA graphs or a compiled loop: no per-layer host bound"),
@@ -340,6 +361,8 @@ impl Efficiency {
                     "llama.cpp decode runs ~18 small kernels per layer (norms, RoPE, KV writes, attention, adds, GLU): 26 µs per layer over the bandwidth roofline, the median of four llama-bench tg128 rows (RTX 4090 F16 7B 28 µs; RTX 6000 Ada 8B Q4_0 18, 3B Q4_K_M 25, gpt-oss-20b 32; published-speed.toml)",
                 );
                 e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
+                e.quantized_kv_attention =
+                    f(LLAMA_CUDA_QUANTIZED_KV_ATTENTION, LLAMA_CUDA_QUANTIZED_KV_ATTENTION_SOURCE);
             }
             Engine::Vllm => e.kernel_gap_per_layer_s = f(VLLM_KERNEL_GAP_S, VLLM_KERNEL_GAP_SOURCE),
             Engine::Mlx => {
@@ -401,6 +424,7 @@ impl Efficiency {
         };
         set(&mut self.bandwidth, c.bandwidth, 1.0, "bandwidth");
         set(&mut self.kv_read, c.kv_read, 1.0, "kv_read");
+        set(&mut self.quantized_kv_attention, c.quantized_kv_attention, 1.0, "quantized_kv_attention");
         set(&mut self.prefill_compute, c.prefill_compute, 1.0, "prefill_compute");
         set(&mut self.decode_compute, c.decode_compute, 1.0, "decode_compute");
         set(&mut self.host_per_layer_s, c.host_per_layer_ms, 1e-3, "host_per_layer_ms");
@@ -455,7 +479,9 @@ impl Efficiency {
             &self.expert_tile_tokens,
         ];
         let tile = self.expert_tile_tokens.value;
+        let dequant = self.quantized_kv_attention.value;
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
+            && (0.0..=1.0).contains(&dequant)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
             && (tile == 0.0 || tile >= 1.0)
     }
@@ -499,6 +525,7 @@ pub struct GpuCalibration {
 pub struct EngineCalibration {
     pub bandwidth: Option<f64>,
     pub kv_read: Option<f64>,
+    pub quantized_kv_attention: Option<f64>,
     pub prefill_compute: Option<f64>,
     pub decode_compute: Option<f64>,
     pub host_per_layer_ms: Option<f64>,

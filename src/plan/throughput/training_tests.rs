@@ -14,6 +14,7 @@ fn h200() -> DeviceSpeed {
         peak_16bit: Some(FlopsPerSec(989.4e12)),
         peak_16bit_fp16_acc: None,
         peak_8bit: None,
+        peak_fp32: None,
         link: Some(Link { kind: LinkKind::Nvlink, bandwidth_per_direction: BytesPerSec(450e9) }),
         host_link: Some(BytesPerSec(63e9)),
     }
