@@ -45,6 +45,9 @@ pub struct ActivationRequest<'a> {
     /// mlx-lm: prompt chunks from this many tokens on attend over a quantized cache
     /// (`--kv-bits`), through the unfused `quantized_scaled_dot_product_attention`.
     pub mlx_quantized_from: Option<u64>,
+    /// llama.cpp's CUDA flash attention over a quantized cache: bytes per cache cell of the f16
+    /// copy of one layer's keys and values its prompt kernels read (0: none).
+    pub f16_cache_copy_per_cell: u64,
 }
 
 /// The peak and where it happens.
@@ -143,16 +146,18 @@ fn stream_values(req: &ActivationRequest, t: u64) -> u64 {
 }
 
 /// Graph inputs that every layer reads, live through all the layer moments. llama.cpp builds one
-/// f32 KQ mask of `n_kv × n_ubatch` (`build_attn_inp_kv`, an input the scheduler copies to the
-/// GPU) for every layer's soft_max. Llama-3.1-8B at 4 × 2,048 cells and ubatch 512: 16 MiB of a
-/// 560 MiB compute buffer. With flash attention the mask is also cast to f16 for the kernel; where
-/// those copies live is not settled by the logs we have (gpt-oss-20b at 131,072 cells would
-/// carry 384 MiB of masks, more than its whole buffer leaves room for), so none is counted.
+/// KQ mask of `n_kv × n_ubatch` (`build_attn_inp_kv`) for every layer: f32 for soft_max
+/// (Llama-3.1-8B at 4 × 2,048 cells and ubatch 512: 16 MiB of a 560 MiB compute buffer), and with
+/// flash attention its f16 cast for the kernel (2 B a cell and token), the f32 one then staying
+/// with the host's inputs: Llama-3-8B's CUDA compute buffer grows by 1.00 MiB per 1,024 cells
+/// from 16,384 to 131,072 (124.01 to 236.01 MiB, f16 cache, ubatch 512; llama.cpp master
+/// 36b101543, Abai/llama.cpp PR-BODY-fattn-dequant-cap.md).
 fn layer_inputs(req: &ActivationRequest, t: u64) -> u64 {
-    if req.engine != Engine::LlamaCpp || !materialises_scores(req) || req.spec.attention_layers() == 0 {
+    if req.engine != Engine::LlamaCpp || req.spec.attention_layers() == 0 {
         return 0;
     }
-    llama_cpp_kv_cells(req) * t * 4
+    let mask_bytes = if materialises_scores(req) { 4 } else { 2 };
+    llama_cpp_kv_cells(req) * t * mask_bytes
 }
 
 /// The KV cells llama.cpp's worst-case graph attends over: the whole cache, every slot's context
@@ -208,7 +213,9 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
         // The prefill kernel reads q head-major: a copy of q besides the head-major output.
         values += t * q_w;
     }
-    let mut bytes = values * a;
+    // llama.cpp's CUDA flash attention converts a quantized layer's whole cache to f16 for its
+    // prompt kernels (the FA op's extra allocation, one layer at a time).
+    let mut bytes = values * a + llama_cpp_kv_cells(req) * req.f16_cache_copy_per_cell;
     if materialises_scores(req) {
         let kv_len = match req.engine {
             Engine::LlamaCpp => llama_cpp_kv_cells(req),
@@ -431,6 +438,7 @@ mod tests {
             max_batched_tokens: 8192,
             max_num_seqs: 256,
             mlx_quantized_from: None,
+            f16_cache_copy_per_cell: 0,
         }
     }
 
@@ -577,8 +585,8 @@ mod tests {
     }
 
     /// The doc's figure: llama.cpp without flash attention reads one f32 KQ mask of 8,192 cells ×
-    /// 512 tokens in every layer (16 MiB, in every layer moment); flash attention and other
-    /// engines count none.
+    /// 512 tokens in every layer (16 MiB, in every layer moment), with flash attention its f16
+    /// cast (8 MiB); other engines count none.
     #[test]
     fn llama_cpp_kq_mask_is_a_layer_input() {
         let spec = llama_2_7b();
@@ -588,7 +596,7 @@ mod tests {
         let flash = EngineOptions::default();
         assert_eq!(
             layer_inputs(&ActivationRequest { batch: 4, ..request(&spec, Engine::LlamaCpp, &flash, 2048) }, 512),
-            0
+            8 << 20
         );
         assert_eq!(layer_inputs(&request(&spec, Engine::Hf, &eager, 2048), 512), 0);
         let with = peak(&spec, Engine::LlamaCpp, &eager, 2048).bytes.0;

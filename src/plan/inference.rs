@@ -4,7 +4,7 @@
 use super::activations::{prefill_peak, ActivationRequest};
 use super::basis::BasisLog;
 use super::device::{Device, Generation};
-use super::engine::{self, Engine, EngineOptions, HostPlacement};
+use super::engine::{self, Engine, EngineOptions, GgmlBackend, HostPlacement};
 use super::kv::{self, KvRequest};
 use super::mlx::PromptSchedule;
 use super::vllm_moe;
@@ -157,6 +157,24 @@ impl InferenceRequest<'_> {
     pub fn mlx_quantized_from(&self) -> Option<u64> {
         self.mlx_conversion_tokens().filter(|&at| at < self.context)
     }
+}
+
+/// Whether llama.cpp's CUDA (or HIP) flash attention converts a quantized cache to f16 for its
+/// prompt kernels (fattn-mma-f16 and fattn-tile read f16 keys and values): a q8_0 or q4_0 cache
+/// with flash attention on, on NVIDIA GPUs (and without a GPU given) or a HIP build. The copy
+/// holds one layer's whole cache and is allocated with the attention op: Llama-3-8B's CUDA
+/// compute buffer with a q8_0 cache is 192.09, 352.09 and 672.09 MiB at 32,768, 65,536 and
+/// 131,072 cells where an f16 cache's is 140.01, 172.01 and 236.01 (llama.cpp master 36b101543,
+/// RTX 3090, ubatch 512; Abai/llama.cpp PR-BODY-fattn-dequant-cap.md, which caps it).
+fn converts_cache_to_f16(req: &InferenceRequest) -> bool {
+    let cuda = match (&req.device, req.options.ggml_backend) {
+        (_, Some(backend)) => matches!(backend, GgmlBackend::Cuda | GgmlBackend::Hip),
+        (Some(d), None) => GgmlBackend::native(d.generation) == Some(GgmlBackend::Cuda),
+        (None, None) => true,
+    };
+    cuda && req.engine == Engine::LlamaCpp
+        && req.options.flash_attention
+        && matches!(req.kv, KvFormat::Q8_0 | KvFormat::Q4_0)
 }
 
 /// Plans inference memory on every GPU of the request's device.
@@ -316,6 +334,11 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         max_batched_tokens: layout.kv.max_batched_tokens,
         max_num_seqs: layout.max_num_seqs,
         mlx_quantized_from: req.mlx_quantized_from(),
+        f16_cache_copy_per_cell: if converts_cache_to_f16(req) {
+            2 * kv::values_per_token_layer(&layout.kv)
+        } else {
+            0
+        },
     };
     let mut activations = prefill_peak(&act, log).bytes;
     // The last stage also caches for the drafter's layers, which follow the model's.
