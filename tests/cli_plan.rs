@@ -561,16 +561,23 @@ fn strix_halo_plans_at_the_gtt_limit() {
 fn speeds_come_with_the_track_record_of_similar_setups() {
     let plan = plan_json("llama-2-7b --weights q4_0 --gpu rtx-4090");
     let t = &plan["throughput"];
-    for (speed, range) in [("decode_tokens_per_s", "decode_range"), ("prefill_tokens_per_s", "prefill_range")] {
+    for (speed, range, metric) in
+        [("decode_tokens_per_s", "decode_range", "decode"), ("prefill_tokens_per_s", "prefill_range", "prefill")]
+    {
+        let band = headroom::commands::track_record::band(metric, "llama.cpp", "nvidia").unwrap();
         let (low, high) = (t[range]["low"].as_f64().unwrap(), t[range]["high"].as_f64().unwrap());
         let planned = t[speed].as_f64().unwrap();
-        assert!(low < planned && planned < high, "{range}: {low} {planned} {high}");
+        assert!((low / planned - band.low).abs() < 1e-9 && (high / planned - band.high).abs() < 1e-9, "{range}");
         assert!(t[range]["basis"].as_str().unwrap().contains("llama.cpp"), "{}", t[range]);
     }
     let text = String::from_utf8(headroom().args(["plan", "llama-2-7b", "--gpu", "rtx-4090"]).output().unwrap().stdout)
         .unwrap();
     assert!(text.contains("likely: decode "), "{text}");
     assert!(plan_json("llama-2-7b")["throughput"].get("decode_range").is_none());
+    assert_refused(&[(
+        vec!["plan", "llama-3.1-8b", "--mode", "lora", "--gpu", "rx-7900-xtx", "--backend", "hip"],
+        "does not train",
+    )]);
 }
 
 /// llama.cpp's backend on a Radeon GPU: a HIP build decodes slower than a Vulkan one (97 against

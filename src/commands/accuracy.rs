@@ -198,7 +198,15 @@ pub fn predicted(r: &PlanReport, compare: &str) -> anyhow::Result<f64> {
 
 /// A numeric, tested record against the planner now; `None` for verdict and excluded records.
 pub fn outcome(rec: &Record) -> anyhow::Result<Option<Outcome>> {
-    if rec.compare == "fits" || rec.excluded() {
+    if rec.excluded() {
+        return Ok(None);
+    }
+    numeric_outcome(rec)
+}
+
+/// A numeric record, tested or excluded, against the planner now; `None` for verdict records.
+pub fn numeric_outcome(rec: &Record) -> anyhow::Result<Option<Outcome>> {
+    if rec.compare == "fits" {
         return Ok(None);
     }
     let unit = rec.unit.as_deref().with_context(|| format!("{}: a numeric record needs a unit", rec.id))?;

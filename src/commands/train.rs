@@ -91,6 +91,10 @@ pub fn train_report_on(
         models.push(ModelInput { role: *role, spec: &m.spec, tensors, format, method, quantized_lm_head });
     }
     anyhow::ensure!(t.nodes == 1 || gpu.is_some(), "--nodes {} needs --gpu ID:COUNT (GPUs per node)", t.nodes);
+    anyhow::ensure!(
+        args.backend.is_none(),
+        "--backend is llama.cpp's, which does not train; drop it (training plans run transformers, LitGPT or headroom's engine)"
+    );
     if let Some((g, _)) = gpu {
         super::plan::runs_on(engine, g)?;
     }

@@ -151,7 +151,8 @@ fn stream_values(req: &ActivationRequest, t: u64) -> u64 {
 /// flash attention its f16 cast for the kernel (2 B a cell and token), the f32 one then staying
 /// with the host's inputs: Llama-3-8B's CUDA compute buffer grows by 1.00 MiB per 1,024 cells
 /// from 16,384 to 131,072 (124.01 to 236.01 MiB, f16 cache, ubatch 512; llama.cpp master
-/// 36b101543, Abai/llama.cpp PR-BODY-fattn-dequant-cap.md).
+/// 36b101543, Abai/llama.cpp PR-BODY-fattn-dequant-cap.md). Models with sliding-window layers
+/// get a second mask over the window's cells, too small to count.
 fn layer_inputs(req: &ActivationRequest, t: u64) -> u64 {
     if req.engine != Engine::LlamaCpp || req.spec.attention_layers() == 0 {
         return 0;

@@ -264,7 +264,7 @@ impl GgmlBackend {
             Generation::Rdna => {
                 (!matches!(self, Hip | Vulkan)).then_some("AMD Radeon GPUs run llama.cpp's hip (ROCm) or vulkan backend")
             }
-            Generation::Other => Some("llama.cpp's backends are modelled on NVIDIA, Apple and AMD Radeon GPUs only"),
+            Generation::Other => (self != Hip).then_some("AMD Instinct GPUs run llama.cpp's hip (ROCm) backend"),
             Generation::Apple => (self != Metal).then_some("Apple silicon runs llama.cpp's metal backend"),
             _ => match self {
                 Cuda => None,

@@ -161,7 +161,8 @@ impl InferenceRequest<'_> {
 
 /// Whether llama.cpp's CUDA (or HIP) flash attention converts a quantized cache to f16 for its
 /// prompt kernels (fattn-mma-f16 and fattn-tile read f16 keys and values): a q8_0 or q4_0 cache
-/// with flash attention on, on NVIDIA GPUs (and without a GPU given) or a HIP build. The copy
+/// with flash attention on, in a CUDA or HIP build, which is every build but Metal and Vulkan
+/// ones; an AMD GPU without `--backend` is planned as a HIP build would hold it. The copy
 /// holds one layer's whole cache and is allocated with the attention op: Llama-3-8B's CUDA
 /// compute buffer with a q8_0 cache is 192.09, 352.09 and 672.09 MiB at 32,768, 65,536 and
 /// 131,072 cells where an f16 cache's is 140.01, 172.01 and 236.01 (llama.cpp master 36b101543,
@@ -169,7 +170,7 @@ impl InferenceRequest<'_> {
 fn converts_cache_to_f16(req: &InferenceRequest) -> bool {
     let cuda = match (&req.device, req.options.ggml_backend) {
         (_, Some(backend)) => matches!(backend, GgmlBackend::Cuda | GgmlBackend::Hip),
-        (Some(d), None) => GgmlBackend::native(d.generation) == Some(GgmlBackend::Cuda),
+        (Some(d), None) => d.generation != Generation::Apple,
         (None, None) => true,
     };
     cuda && req.engine == Engine::LlamaCpp

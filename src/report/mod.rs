@@ -205,8 +205,8 @@ pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
     Some(line)
 }
 
-/// Where similar setups' measured speeds put this plan's: one line of likely ranges, with the
-/// first range's records (the others' are in the JSON), or `None` without any.
+/// Where similar setups' measured speeds put this plan's: one line of likely ranges, each with
+/// the records it comes from, or `None` without any.
 pub(crate) fn likely_line(r: &PlanReport) -> Option<String> {
     let t = &r.throughput;
     let ranges: Vec<(&str, &SpeedRange)> =
@@ -214,15 +214,17 @@ pub(crate) fn likely_line(r: &PlanReport) -> Option<String> {
             .into_iter()
             .filter_map(|(name, range)| Some((name, range.as_ref()?)))
             .collect();
-    let (_, first) = ranges.first()?;
+    if ranges.is_empty() {
+        return None;
+    }
     let spans: Vec<String> = ranges
         .iter()
         .map(|(name, range)| {
             let digits = if range.high < 100.0 { 1 } else { 0 };
-            format!("{name} {:.digits$}–{:.digits$} tok/s", range.low, range.high)
+            format!("{name} {:.digits$}–{:.digits$} tok/s ({})", range.low, range.high, range.basis)
         })
         .collect();
-    Some(format!("likely: {} ({}; `headroom accuracy --records`)", spans.join(", "), first.basis))
+    Some(format!("likely: {}; `headroom accuracy --bands`", spans.join(", ")))
 }
 
 /// One line of training speed: tokens/s, step, MFU, communication, and the `--train-tokens` time.

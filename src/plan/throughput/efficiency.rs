@@ -180,7 +180,7 @@ const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth 
 /// (MQA, head dim 256) 0.089–0.092. The median of both models, 0.08; an RTX 5070 Laptop's rows
 /// (1.34 TFLOPS) fit it at a sustained 17–19 TFLOPS FP32.
 const LLAMA_CUDA_QUANTIZED_KV_ATTENTION: f64 = 0.08;
-const LLAMA_CUDA_QUANTIZED_KV_ATTENTION_SOURCE: &str = "llama.cpp CUDA one-token flash attention over a q8_0 cache, of the FP32 peak: RTX 3090 depth ladders over their depth-0 row, Llama-3-8B Q4_0 0.070-0.072 at 16-64K tokens, Gemma-2B 0.089-0.092; the median 0.08 (Abai/llama.cpp bench-out/jg-multi, master 36b101543, 2026-09; published-speed.toml)";
+const LLAMA_CUDA_QUANTIZED_KV_ATTENTION_SOURCE: &str = "llama.cpp CUDA one-token flash attention over a q8_0 or q4_0 cache (fitted on q8_0), of the FP32 peak: RTX 3090 depth ladders over their depth-0 row, Llama-3-8B Q4_0 0.070-0.072 at 16-64K tokens, Gemma-2B 0.089-0.092; the median 0.08 (Abai/llama.cpp bench-out/jg-multi, master 36b101543, 2026-09; published-speed.toml)";
 
 /// llama.cpp's decode on AMD Radeon GPUs over the bandwidth roofline, per layer, when the build's
 /// backend (HIP or Vulkan) is not given: a layer's ~18 kernels run without the CUDA backend's

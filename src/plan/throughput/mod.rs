@@ -302,7 +302,7 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let gpu_share = 1.0 - host_weights / weights;
     let linear = ((weights - host_weights) / bw).max(compute(lin_flops * gpu_share));
     let kv = work::decode_kv_bytes_in(inf, gpu_start..spec.num_layers, inf.context, inf.batch) / (bw * e.kv_read.value);
-    let attention = kv.max(compute(attn_flops)).max(quantized_cache_attention_s(req, attn_flops));
+    let attention = kv.max(compute(attn_flops)).max(quantized_cache_attention_s(req, gpu_start));
     // Host time and launch gaps per transformer layer's worth of kernels on the GPUs.
     let layers = spec.sublayers() as f64 / 2.0 * (spec.num_layers - gpu_start) as f64 / spec.num_layers as f64;
     let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as f64;
@@ -324,18 +324,27 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     )
 }
 
-/// Decode attention over a q8_0 or q4_0 cache where the engine's kernel dequantizes it element by
-/// element on the CUDA cores (llama.cpp's one-token flash attention): its FLOPs at
-/// `quantized_kv_attention` of the FP32 peak; 0 where that is not modelled. Llama-3.1-8B on an
-/// RTX 3090 at 32,768 tokens: 32 layers × 32,768 × 16,384 FLOP = 17.2 GFLOP at 0.08 × 35.6
-/// TFLOPS, 6.0 ms a token where the q8_0 cache's 2.3 GB take 2.9 ms to read.
-fn quantized_cache_attention_s(req: &SpeedRequest, attn_flops: f64) -> f64 {
+/// Decode attention over a q8_0 or q4_0 cache where the engine's one-token kernel dequantizes it
+/// element by element on the CUDA cores (llama.cpp's flash attention at batch 1): the attention
+/// FLOPs of the layers on the GPUs (from `gpu_start`; linear-attention states are not a cache) at
+/// `quantized_kv_attention` of the FP32 peak; 0 where that is not modelled. Larger batches take
+/// llama.cpp's f16-converting kernels, not modelled here. Llama-3.1-8B on an RTX 3090 at 32,768
+/// tokens: 32 layers × 32,768 × 16,384 FLOP = 17.2 GFLOP at 0.08 × 35.6 TFLOPS, 6.0 ms a token
+/// where the q8_0 cache's 2.3 GB take 2.9 ms to read.
+pub(crate) fn quantized_cache_attention_s(req: &SpeedRequest, gpu_start: u64) -> f64 {
+    let inf = req.inference;
     let rate = req.efficiency.quantized_kv_attention.value;
-    let quantized = matches!(req.inference.kv, crate::quant::KvFormat::Q8_0 | crate::quant::KvFormat::Q4_0);
-    match req.device.peak_fp32 {
-        Some(fp32) if quantized && rate > 0.0 => attn_flops / (fp32.0 * rate * layout(req).0),
-        _ => 0.0,
+    let quantized = matches!(inf.kv, crate::quant::KvFormat::Q8_0 | crate::quant::KvFormat::Q4_0);
+    let Some(fp32) = req.device.peak_fp32.filter(|_| quantized && rate > 0.0) else { return 0.0 };
+    if inf.batch != 1 || !inf.options.flash_attention {
+        return 0.0;
     }
+    let spec = inf.spec;
+    let keys: u64 = spec.layer_attention[gpu_start as usize..]
+        .iter()
+        .map(|a| crate::model::tensors::cached_tokens(*a, inf.context))
+        .sum();
+    keys as f64 * work::attention_flops_per_pair(spec) as f64 / (fp32.0 * rate * layout(req).0)
 }
 
 /// NF4 with a quantized absmax (bitsandbytes double quantization).
@@ -375,6 +384,14 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
         ("host time per layer per step (ms)", &e.host_per_layer_s, 1e3),
     ] {
         basis.add(name, format!("{:.3}", f.value * unit), f.source.clone());
+    }
+    if quantized_cache_attention_s(req, 0) > 0.0 {
+        let (f, fp32) = (&e.quantized_kv_attention, d.peak_fp32.map_or(0.0, |p| p.0));
+        basis.add(
+            "quantized-cache attention at decode (of the FP32 peak)",
+            format!("{:.3} of {:.1} TFLOPS", f.value, fp32 / 1e12),
+            f.source.clone(),
+        );
     }
     if req.quantized && e.host_per_quantized_linear_s.value > 0.0 {
         let f = &e.host_per_quantized_linear_s;
