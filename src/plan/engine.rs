@@ -248,11 +248,13 @@ impl GgmlBackend {
     }
 
     /// The one backend the planner models on a generation, where there is one choice: CUDA on
-    /// NVIDIA, Metal on Apple silicon. Radeon GPUs run either HIP or Vulkan.
+    /// NVIDIA, Metal on Apple silicon, HIP on AMD Instinct (llama.cpp does not run on Gaudi).
+    /// Radeon GPUs run either HIP or Vulkan.
     pub fn native(generation: Generation) -> Option<GgmlBackend> {
         match generation {
             Generation::Apple => Some(GgmlBackend::Metal),
-            Generation::Rdna | Generation::Other => None,
+            Generation::Other => Some(GgmlBackend::Hip),
+            Generation::Rdna => None,
             _ => Some(GgmlBackend::Cuda),
         }
     }
@@ -260,18 +262,16 @@ impl GgmlBackend {
     /// Why this backend is not planned on a generation, or `None` when it is.
     pub fn refused_on(self, generation: Generation) -> Option<&'static str> {
         use GgmlBackend::*;
-        match generation {
-            Generation::Rdna => {
-                (!matches!(self, Hip | Vulkan)).then_some("AMD Radeon GPUs run llama.cpp's hip (ROCm) or vulkan backend")
+        let runs = GgmlBackend::native(generation).map_or(matches!(self, Hip | Vulkan), |native| self == native);
+        (!runs).then_some(match generation {
+            Generation::Rdna => "AMD Radeon GPUs run llama.cpp's hip (ROCm) or vulkan backend",
+            Generation::Other => "AMD Instinct GPUs run llama.cpp's hip (ROCm) backend",
+            Generation::Apple => "Apple silicon runs llama.cpp's metal backend",
+            _ if self == Vulkan => {
+                "llama.cpp's Vulkan backend is modelled on AMD Radeon GPUs only: plan NVIDIA GPUs with --backend cuda"
             }
-            Generation::Other => (self != Hip).then_some("AMD Instinct GPUs run llama.cpp's hip (ROCm) backend"),
-            Generation::Apple => (self != Metal).then_some("Apple silicon runs llama.cpp's metal backend"),
-            _ => match self {
-                Cuda => None,
-                Vulkan => Some("llama.cpp's Vulkan backend is modelled on AMD Radeon GPUs only: plan NVIDIA GPUs with --backend cuda"),
-                _ => Some("NVIDIA GPUs run llama.cpp's cuda backend"),
-            },
-        }
+            _ => "NVIDIA GPUs run llama.cpp's cuda backend",
+        })
     }
 
     /// The runtime context's name in the memory table.

@@ -168,10 +168,9 @@ impl InferenceRequest<'_> {
 /// 131,072 cells where an f16 cache's is 140.01, 172.01 and 236.01 (llama.cpp master 36b101543,
 /// RTX 3090, ubatch 512; Abai/llama.cpp PR-BODY-fattn-dequant-cap.md, which caps it).
 fn converts_cache_to_f16(req: &InferenceRequest) -> bool {
-    let cuda = match (&req.device, req.options.ggml_backend) {
-        (_, Some(backend)) => matches!(backend, GgmlBackend::Cuda | GgmlBackend::Hip),
-        (Some(d), None) => d.generation != Generation::Apple,
-        (None, None) => true,
+    let cuda = match req.options.ggml_backend {
+        Some(backend) => matches!(backend, GgmlBackend::Cuda | GgmlBackend::Hip),
+        None => req.device.as_ref().is_none_or(|d| d.generation != Generation::Apple),
     };
     cuda && req.engine == Engine::LlamaCpp
         && req.options.flash_attention
