@@ -592,7 +592,11 @@ fn radeon_plans_take_the_llama_cpp_backend() {
     assert_eq!(decode(" --backend rocm"), hip);
     assert_eq!(plan_json(&format!("{args} --backend vulkan"))["fit"]["runtime"], "vulkan");
     let out = headroom().args(["plan"]).args(args.split(' ')).args(["--backend", "hip"]).output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("hip context"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("hip context") && text.lines().next().unwrap().ends_with("llama.cpp (hip)"), "{text}");
+    let memory_only =
+        headroom().args(["plan", "llama-2-7b", "--weights", "q4_0", "--backend", "vulkan"]).output().unwrap();
+    assert!(String::from_utf8(memory_only.stdout).unwrap().contains("vulkan context"));
     assert_eq!(
         decode_of("llama-2-7b --weights q4_0 --gpu rtx-4090 --backend cuda"),
         decode_of("llama-2-7b --weights q4_0 --gpu rtx-4090")

@@ -450,6 +450,7 @@ fn inference_report_on(
             batch: args.batch,
             engine: engine.id().to_string(),
             mode: "infer".to_string(),
+            backend: req.options.ggml_backend.map(|b| b.id().to_string()),
         },
         memory: plan.memory,
         per_gpu: plan.per_gpu,

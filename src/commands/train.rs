@@ -173,6 +173,7 @@ pub fn train_report_on(
             batch: args.batch,
             engine: engine.id().to_string(),
             mode: mode.id().to_string(),
+            backend: None,
         },
         memory: plan.memory,
         per_gpu: plan.per_gpu,

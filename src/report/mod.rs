@@ -32,6 +32,9 @@ pub struct RequestSummary {
     pub batch: u64,
     pub engine: String,
     pub mode: String,
+    /// llama.cpp's ggml backend when `--backend` names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 /// Speed estimates; null where they don't apply (no GPU, or a number the catalog lacks).
@@ -109,7 +112,8 @@ pub struct Listing {
 /// after the GPU's runtime (Metal on Apple silicon, HIP / Vulkan on AMD Radeon).
 pub(crate) fn component_rows(r: &PlanReport) -> Vec<[String; 3]> {
     let memory = &r.memory;
-    let context = format!("{} context", r.fit.as_ref().map_or("cuda", |f| f.runtime));
+    let runtime = r.fit.as_ref().map(|f| f.runtime).or(r.request.backend.as_deref()).unwrap_or("cuda");
+    let context = format!("{runtime} context");
     let total = memory.total.0.max(1) as f64;
     let label = |name: &'static str| if name == "cuda context" { context.clone() } else { name.to_string() };
     let mut rows: Vec<[String; 3]> = memory
@@ -124,8 +128,9 @@ pub(crate) fn component_rows(r: &PlanReport) -> Vec<[String; 3]> {
 
 /// One-line headline of a plan.
 pub(crate) fn headline(r: &PlanReport) -> String {
+    let backend = r.request.backend.as_ref().map_or(String::new(), |b| format!(" ({b})"));
     format!(
-        "{} · {} weights · {} KV · context {} · batch {} · {}",
+        "{} · {} weights · {} KV · context {} · batch {} · {}{backend}",
         r.model.id, r.request.weights, r.request.kv_cache, r.request.context, r.request.batch, r.request.engine
     )
 }
