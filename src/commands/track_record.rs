@@ -2,17 +2,16 @@
 //! Every speed record in data/measurements/ gives a ratio, measured ÷ planned speed: the tested
 //! ones, and the excluded ones too, which record setups the plan does not model (gpt-oss prompts
 //! on AMD Radeon GPUs, vLLM's V0 engine), so a band also says how far those have strayed. Many
-//! records are the ones the planner's constants were fitted to, so the bands are in-sample
-//! where they are. The
-//! records of one speed (decode, prefill or training), engine and kind of GPU make a group, and
-//! the 10th and 90th percentiles of its ratios, times a plan's speed, give the range the middle
-//! 80% of those setups would put it in. `headroom accuracy --bands` computes the table from the
-//! records; data/speed-bands.toml holds it (tests/measurements.rs checks it is
-//! current), so a plan looks its band up instead of planning every record.
+//! records are the ones the planner's constants were fitted to, so the bands are partly
+//! in-sample. The records of one speed (decode, prefill or training), engine and kind of GPU
+//! make a group, and the 10th and 90th percentiles of its ratios, times a plan's speed, give the
+//! range the middle 80% of those setups would put it in. `headroom accuracy --bands` computes
+//! the table from the records; data/speed-bands.toml holds it (tests/measurements.rs checks it
+//! is current), so a plan looks its band up instead of planning every record.
 //!
 //! Llama-3.3-70B Q4_K_M in llama.cpp on Strix Halo, Vulkan: decode planned at 4.0 tok/s; the
 //! 31 llama.cpp decode records on AMD Radeon GPUs put measured ÷ planned between 0.911 and
-//! 1.143 for their middle 80%, so 3.6–4.6 tok/s.
+//! 1.143 for their middle 80%, so 3.6–4.5 tok/s.
 
 use super::accuracy::{numeric_outcome, records};
 use crate::bench::stats::quantile;
