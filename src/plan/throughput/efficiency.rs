@@ -261,6 +261,16 @@ const MLX_KERNEL_GAP_SOURCE: &str = "mlx-lm decode over the bandwidth roofline, 
 const MLX_MOE_GAP_S: f64 = 80e-6;
 const MLX_MOE_GAP_SOURCE: &str = "mlx-lm decode of gpt-oss MXFP4-Q8 over the roofline and the dense gap, per MoE layer: 20b 82 µs (M4 Max), 66 µs (M5 Max); 120b 97, 79 µs; the median (itsmostafa/inference-speed-tests, published-speed.toml)";
 
+/// llama.cpp's decode gap per layer on AMD Radeon GPUs: the backend's own, or without one the
+/// median of both.
+fn rdna_kernel_gap(backend: Option<GgmlBackend>) -> Factor {
+    match backend {
+        Some(GgmlBackend::Hip) => f(RDNA_HIP_KERNEL_GAP_S, RDNA_HIP_KERNEL_GAP_SOURCE),
+        Some(GgmlBackend::Vulkan) => f(RDNA_VULKAN_KERNEL_GAP_S, RDNA_VULKAN_KERNEL_GAP_SOURCE),
+        _ => f(RDNA_KERNEL_GAP_S, RDNA_KERNEL_GAP_SOURCE),
+    }
+}
+
 /// Bandwidth fraction by generation.
 fn bandwidth(generation: Generation) -> Factor {
     match generation {
@@ -352,7 +362,7 @@ impl Efficiency {
                 e.expert_tile_tokens = f(32.0, "llama.cpp's Metal kernel_mul_mm_id: 64 × 32 tiles (BLOCK_SIZE_M × BLOCK_SIZE_N, ggml-metal.metal), 32 tokens of one expert per tile, for passes of 32 tokens or more (below, mul_mv_id row by row)");
             }
             Engine::LlamaCpp if generation == Generation::Rdna => {
-                e.kernel_gap_per_layer_s = f(RDNA_KERNEL_GAP_S, RDNA_KERNEL_GAP_SOURCE);
+                e.kernel_gap_per_layer_s = rdna_kernel_gap(None);
                 e.prefill_compute = f(RDNA_PREFILL_COMPUTE, RDNA_PREFILL_COMPUTE_SOURCE);
             }
             Engine::LlamaCpp if generation != Generation::Other => {
@@ -379,17 +389,8 @@ impl Efficiency {
     /// place of the median of both. Prompts keep the shared fraction: the rows do not separate
     /// by backend (each backend's pp512 rows spread 0.19-0.36 of the peak, chip by chip).
     pub fn on_ggml_backend(&mut self, engine: Engine, generation: Generation, backend: Option<GgmlBackend>) {
-        if engine != Engine::LlamaCpp || generation != Generation::Rdna {
-            return;
-        }
-        match backend {
-            Some(GgmlBackend::Hip) => {
-                self.kernel_gap_per_layer_s = f(RDNA_HIP_KERNEL_GAP_S, RDNA_HIP_KERNEL_GAP_SOURCE);
-            }
-            Some(GgmlBackend::Vulkan) => {
-                self.kernel_gap_per_layer_s = f(RDNA_VULKAN_KERNEL_GAP_S, RDNA_VULKAN_KERNEL_GAP_SOURCE);
-            }
-            _ => {}
+        if engine == Engine::LlamaCpp && generation == Generation::Rdna {
+            self.kernel_gap_per_layer_s = rdna_kernel_gap(backend);
         }
     }
 

@@ -331,20 +331,21 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
 /// llama.cpp's f16-converting kernels, not modelled here. Llama-3.1-8B on an RTX 3090 at 32,768
 /// tokens: 32 layers × 32,768 × 16,384 FLOP = 17.2 GFLOP at 0.08 × 35.6 TFLOPS, 6.0 ms a token
 /// where the q8_0 cache's 2.3 GB take 2.9 ms to read.
-pub(crate) fn quantized_cache_attention_s(req: &SpeedRequest, gpu_start: u64) -> f64 {
+fn quantized_cache_attention_s(req: &SpeedRequest, gpu_start: u64) -> f64 {
+    let Some(flops_per_s) = dequantizing_attention_rate(req) else { return 0.0 };
+    let spec = req.inference.spec;
+    let keys = work::cached_keys(spec, gpu_start..spec.num_layers, req.inference.context);
+    keys as f64 * work::attention_flops_per_pair(spec) as f64 / (flops_per_s * layout(req).0)
+}
+
+/// The FLOP/s of one GPU's attention over a dequantized-as-read cache, where that applies: a q8_0
+/// or q4_0 cache at batch 1 with flash attention, an engine rate and a known FP32 peak.
+fn dequantizing_attention_rate(req: &SpeedRequest) -> Option<f64> {
     let inf = req.inference;
     let rate = req.efficiency.quantized_kv_attention.value;
     let quantized = matches!(inf.kv, crate::quant::KvFormat::Q8_0 | crate::quant::KvFormat::Q4_0);
-    let Some(fp32) = req.device.peak_fp32.filter(|_| quantized && rate > 0.0) else { return 0.0 };
-    if inf.batch != 1 || !inf.options.flash_attention {
-        return 0.0;
-    }
-    let spec = inf.spec;
-    let keys: u64 = spec.layer_attention[gpu_start as usize..]
-        .iter()
-        .map(|a| crate::model::tensors::cached_tokens(*a, inf.context))
-        .sum();
-    keys as f64 * work::attention_flops_per_pair(spec) as f64 / (fp32.0 * rate * layout(req).0)
+    let applies = quantized && rate > 0.0 && inf.batch == 1 && inf.options.flash_attention;
+    req.device.peak_fp32.filter(|_| applies).map(|fp32| fp32.0 * rate)
 }
 
 /// NF4 with a quantized absmax (bitsandbytes double quantization).
@@ -385,7 +386,7 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     ] {
         basis.add(name, format!("{:.3}", f.value * unit), f.source.clone());
     }
-    if quantized_cache_attention_s(req, 0) > 0.0 {
+    if dequantizing_attention_rate(req).is_some() {
         let (f, fp32) = (&e.quantized_kv_attention, d.peak_fp32.map_or(0.0, |p| p.0));
         basis.add(
             "quantized-cache attention at decode (of the FP32 peak)",

@@ -147,12 +147,18 @@ pub fn routed_params_per_token(spec: &ModelSpec) -> u64 {
     moe_layers * m.experts_per_token * matrices * spec.hidden_size * m.expert_intermediate_size
 }
 
+/// Keys one sequence's decode step attends over in `layers`: each attention layer's cached tokens
+/// at `context` (a sliding-window layer's at most its window; linear-attention layers none).
+pub fn cached_keys(spec: &ModelSpec, layers: Range<u64>, context: u64) -> u64 {
+    layers.map(|l| crate::model::tensors::cached_tokens(spec.layer_attention[l as usize], context)).sum()
+}
+
 /// Decode FLOPs of one step: `2·B·P_mm` plus attention over every cached key and the
 /// linear-attention layers' state work.
 pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f64, f64) {
     let linear = 2.0 * batch as f64 * matmul_params(spec, p) as f64;
     let per_pair = attention_flops_per_pair(spec) as f64;
-    let keys: u64 = spec.layer_attention.iter().map(|a| crate::model::tensors::cached_tokens(*a, context)).sum();
+    let keys = cached_keys(spec, 0..spec.num_layers, context);
     let states = spec.linear_layers() * linear_attention_flops_per_token(spec);
     (linear, batch as f64 * (keys as f64 * per_pair + states as f64))
 }
@@ -271,9 +277,7 @@ fn mlx_quantized_decode_scores(req: &InferenceRequest, layers: Range<u64>, conte
         return 0;
     }
     let spec = req.spec;
-    let keys: u64 =
-        layers.map(|l| crate::model::tensors::cached_tokens(spec.layer_attention[l as usize], context)).sum();
-    keys * batch * spec.num_heads * 4 * 2
+    cached_keys(spec, layers, context) * batch * spec.num_heads * 4 * 2
 }
 
 /// Linear layers per attention decoder layer (separate kernels when their dequantization is not
