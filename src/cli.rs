@@ -202,8 +202,10 @@ pub struct InspectArgs {
 
 #[derive(Clone, Debug, Args)]
 pub struct PlanArgs {
-    /// A built-in model id (headroom models) or a path to a model directory, config.json,
-    /// .safetensors, model.safetensors.index.json or .gguf.
+    /// A built-in model id (headroom models), a path to a model directory, config.json,
+    /// .safetensors, model.safetensors.index.json or .gguf, or a Hugging Face repo id
+    /// (owner/name[@revision]): its snapshot in the local Hub cache (HF_HUB_CACHE, else
+    /// ~/.cache/huggingface/hub), else the built-in model of that repo. No network.
     pub model: String,
     /// Weight format (headroom formats lists them). Default: the checkpoint's own format
     /// (bf16 for most; a local file's stored types).

@@ -173,3 +173,64 @@ fn mlx_checkpoints_plan_in_mlx_lm_from_their_bytes() {
         assert!(out.status.code() == Some(1) && err.contains(needle) && err.lines().count() == 1, "{args:?}: {err}");
     }
 }
+
+/// A Hugging Face repo id plans the snapshot `hf download` left in the Hub cache: files that are
+/// links into `blobs/`, the commit `refs/main` names.
+#[cfg(unix)]
+#[test]
+fn repo_id_plans_its_snapshot_in_the_hugging_face_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--org--Tiny-Llama");
+    fs::create_dir_all(repo.join("blobs")).unwrap();
+    fs::create_dir_all(repo.join("refs")).unwrap();
+    fs::write(repo.join("refs/main"), "c0ffee").unwrap();
+    fs::write(repo.join("blobs/1"), tiny_llama_config()).unwrap();
+    fs::write(repo.join("blobs/2"), support::safetensors_owned(&support::llama_tensors(0..2, true, true))).unwrap();
+    // An older snapshot holding the config alone, which `main` no longer names.
+    for (commit, files) in [("c0ffee", &["config.json", "model.safetensors"][..]), ("01d", &["config.json"])] {
+        let snapshot = repo.join("snapshots").join(commit);
+        fs::create_dir_all(&snapshot).unwrap();
+        for (file, blob) in files.iter().zip(["../../blobs/1", "../../blobs/2"]) {
+            std::os::unix::fs::symlink(blob, snapshot.join(file)).unwrap();
+        }
+    }
+    let plan = |input: &str| {
+        let out = headroom()
+            .env("HF_HUB_CACHE", cache.path())
+            .args(["plan", input, "--context", "128", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{input}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let params = 2 * (64 + 4096 + 4096 + 4096 + 64 + 3 * 8192) + 2 * 6400 + 64;
+    let main = plan("org/Tiny-Llama");
+    assert_eq!(main["model"]["id"], "Tiny-Llama");
+    assert_eq!(main["request"]["weights"], "file: BF16");
+    assert_eq!(main["memory"]["weights_bytes"], 2 * params);
+    // The older revision has no weights: its config alone, planned in its own bf16.
+    let old = plan("org/Tiny-Llama@01d");
+    assert_eq!(old["request"]["weights"], "bf16");
+    assert_eq!(old["memory"]["weights_bytes"], 2 * params);
+}
+
+/// A repo id not downloaded falls back to the built-in model published under it, and otherwise
+/// says how to get its config.
+#[test]
+fn repo_id_without_a_download_uses_the_catalog_or_says_how_to_get_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let run = |input: &str| {
+        headroom().env("HF_HUB_CACHE", empty.path()).args(["plan", input, "--format", "json"]).output().unwrap()
+    };
+    let catalog = run("meta-llama/llama-2-7b-HF");
+    assert!(catalog.status.success(), "{}", String::from_utf8_lossy(&catalog.stderr));
+    let plan: Value = serde_json::from_slice(&catalog.stdout).unwrap();
+    assert_eq!(plan["model"]["id"], "llama-2-7b");
+
+    let unknown = run("someone/Llama-2-7b-chat-finetune");
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(err.contains("hf download someone/Llama-2-7b-chat-finetune config.json"), "{err}");
+    assert!(err.contains("did you mean llama-2-7b"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -87,6 +87,11 @@ impl ModelCatalog {
         self.models.iter()
     }
 
+    /// The entry published under a Hugging Face repo id (`meta-llama/Llama-2-7b-hf`), in any case.
+    pub fn by_hf_repo(&self, repo: &str) -> Option<&CatalogModel> {
+        self.models.iter().find(|m| m.entry.hf_repo.eq_ignore_ascii_case(repo))
+    }
+
     pub fn get(&self, id: &str) -> Result<&CatalogModel, UnknownModel> {
         let id_lc = id.to_ascii_lowercase();
         self.models.iter().find(|m| m.entry.id == id_lc).ok_or_else(|| UnknownModel {

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod fit;
 pub mod formats;
 pub mod gpus;
+mod hub_cache;
 pub mod inspect;
 pub mod max;
 pub mod models;

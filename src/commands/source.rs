@@ -1,7 +1,9 @@
 //! Resolves the MODEL argument: a built-in id, or a local config.json, model directory,
 //! safetensors file, sharded index or GGUF file.
 
+use super::hub_cache::{self, RepoId};
 use crate::catalog::models::ModelCatalog;
+use crate::catalog::suggest::{closest, did_you_mean};
 use crate::model::config::{parse_config, NativeFormat};
 use crate::model::gguf::gguf_to_spec;
 use crate::model::local::{LocalFileError, LocalFormat, LocalModel};
@@ -72,11 +74,15 @@ impl ResolvedModel {
     }
 }
 
-/// Looks `input` up as a path first (when it exists or looks like one), else in the catalog.
+/// Looks `input` up as a path first (when it exists), then as a Hugging Face repo id (its
+/// snapshot in the local Hub cache, else the built-in model of that repo), else in the catalog.
 pub fn resolve(input: &str) -> anyhow::Result<ResolvedModel> {
     let path = Path::new(input);
     if path.exists() {
         return resolve_path(path);
+    }
+    if let Some(repo) = RepoId::parse(input) {
+        return resolve_repo(&repo);
     }
     if input.contains(['/', '\\']) || [".json", ".gguf", ".safetensors"].iter().any(|e| input.ends_with(e)) {
         bail!(
@@ -85,6 +91,30 @@ pub fn resolve(input: &str) -> anyhow::Result<ResolvedModel> {
     }
     let model = ModelCatalog::builtin().get(input)?;
     ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_ref(), None)
+}
+
+/// A repo id: the downloaded snapshot, planned as its directory and named after the repo; else
+/// the catalog entry published under it.
+fn resolve_repo(repo: &RepoId) -> anyhow::Result<ResolvedModel> {
+    let cache = hub_cache::cache_dir(|key| std::env::var(key).ok());
+    if let Some(snapshot) = cache.as_deref().map(|c| hub_cache::find_snapshot(c, repo)).transpose()?.flatten() {
+        let mut model =
+            resolve_path(&snapshot).with_context(|| format!("{} in the Hugging Face cache", repo.repo()))?;
+        model.spec.id = repo.name.to_string();
+        return Ok(model);
+    }
+    let catalog = ModelCatalog::builtin();
+    if let Some(model) = catalog.by_hf_repo(&repo.repo()).filter(|_| repo.revision.is_none()) {
+        return ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_ref(), None);
+    }
+    let suggestions = closest(repo.name, catalog.iter().map(|m| m.entry.id.as_str()));
+    bail!(
+        "'{}' is neither in the Hugging Face cache ({}) nor a built-in model's repo; headroom reads no network: download its config (hf download {} config.json) and plan it again, or pass a built-in id{}",
+        repo.repo(),
+        cache.map_or("unset: no HOME".into(), |c| c.display().to_string()),
+        repo.repo(),
+        did_you_mean(&suggestions)
+    )
 }
 
 fn resolve_path(path: &Path) -> anyhow::Result<ResolvedModel> {
