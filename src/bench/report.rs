@@ -34,7 +34,10 @@ pub fn match_catalog(name: &str, memory_total_bytes: u64) -> Option<&'static Gpu
                 (None, Some("pcie")) | (None, Some("nvl")) => 1 << 40,
                 _ => 0,
             };
-            form_penalty + g.memory_mib.abs_diff(mib)
+            // A suffix that names another card (RTX 4080 SUPER, 4070 Ti SUPER) must agree.
+            let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
+            let variant_penalty = if variants(&dev) == variants(&cat) { 0 } else { 1u64 << 40 };
+            form_penalty + variant_penalty + g.memory_mib.abs_diff(mib)
         })
 }
 
@@ -178,6 +181,11 @@ mod tests {
         assert_eq!(match_catalog("NVIDIA H200", 140 * gib).unwrap().id, "h200");
         assert_eq!(match_catalog("NVIDIA A100-SXM4-80GB", 80 * gib).unwrap().id, "a100-80gb");
         assert!(match_catalog("Mystery Card", gib).is_none());
+        // The RTX 4080 and the 4080 SUPER report the same 16,376 MiB: the suffix decides.
+        let mib = 16_376 << 20;
+        assert_eq!(match_catalog("NVIDIA GeForce RTX 4080", mib).unwrap().id, "rtx-4080");
+        assert_eq!(match_catalog("NVIDIA GeForce RTX 4080 SUPER", mib).unwrap().id, "rtx-4080-super");
+        assert_eq!(match_catalog("NVIDIA GeForce RTX 4070 Ti SUPER", mib).unwrap().id, "rtx-4070-ti-super");
     }
 
     /// The fp8 GEMM is judged against the catalog's `fp8` peak where the GPU has one (H100 SXM:
