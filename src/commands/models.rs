@@ -17,6 +17,9 @@ pub fn listing() -> Listing {
             (None, 1) => "MQA".to_string(),
             (None, kv) => format!("GQA {}/{kv}", spec.num_heads),
         };
+        if let Some(g) = spec.global_attention {
+            attention = format!("{attention} (full: {}×{})", g.num_kv_heads, g.head_dim);
+        }
         let linear = spec.linear_layers();
         if let Some(la) = spec.linear_attention.filter(|_| linear > 0) {
             let kind = match la.kind {

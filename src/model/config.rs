@@ -21,7 +21,9 @@ mod moe;
 mod quantization;
 mod vision;
 
-use super::spec::{Biases, Family, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm};
+use super::spec::{
+    Biases, Family, GlobalAttention, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm,
+};
 use super::vision::VisionKind;
 use attention::{
     falcon_kv_heads, hybrid_layer, layer_slides, linear_attention, llama4_chunk, llama4_layer, sliding_window,
@@ -81,8 +83,11 @@ struct Wrapper {
 /// 676,550,144), the text fields at the top level in its Hub files.
 /// `Qwen3_5ForConditionalGeneration` and `Qwen3_5MoeForConditionalGeneration`: the Qwen3.5
 /// language model in `text_config`, beside its ViT and patch merger in `vision_config`.
-const WRAPPERS: [Wrapper; 8] = [
+/// `Gemma4ForConditionalGeneration`: Gemma 4's language model beside its vision encoder and
+/// `embed_vision` projector (31B: 575,743,536).
+const WRAPPERS: [Wrapper; 9] = [
     Wrapper::nested("gemma3", Family::Gemma3, VisionKind::Siglip),
+    Wrapper::nested("gemma4", Family::Gemma4, VisionKind::Gemma4),
     Wrapper::nested("qwen3_5", Family::Qwen35, VisionKind::QwenVit),
     Wrapper::nested("qwen3_5_moe", Family::Qwen35Moe, VisionKind::QwenVit),
     Wrapper::nested("llama4", Family::Llama4, VisionKind::Llama4),
@@ -368,6 +373,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let norms_per_layer = match family {
         // GLM-4's `post_self_attn_layernorm` and `post_mlp_layernorm` beside the usual two.
         Gemma2 | Gemma3 | Glm4 => 4,
+        // Gemma 4's MoE layers add `pre_feedforward_layernorm_2`, `post_feedforward_layernorm_1`
+        // and `_2` around the experts.
+        Gemma4 => 4 + 3 * r.bool_or("enable_moe_block", false) as u64,
         Falcon if !r.bool_or("new_decoder_architecture", false) && r.bool_or("parallel_attn", true) => 1,
         // One input_layernorm feeds attention and MLP in parallel.
         Phi => 1,
@@ -453,9 +461,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         // as transformers 5 holds every MoE's experts; its shared expert keeps gate and up apart.)
         // (Granite 4.0's `input_linear` holds gate and up, in the shared MLP and in the experts.)
         // (GLM-4's dense MLP is Phi-3's: one `gate_up_proj`.)
-        fused_gate_up: matches!(family, Phi3 | GptOss | GraniteMoeHybrid | Glm4),
+        // (Gemma 4's experts are fused, its dense MLP not: `push_layer` keeps that one apart.)
+        fused_gate_up: matches!(family, Phi3 | GptOss | GraniteMoeHybrid | Glm4)
+            || (family == Gemma4 && r.bool_or("enable_moe_block", false)),
         qk_norm: match family {
-            Qwen3 | Qwen3Moe | Gemma3 | Qwen3Next | Qwen35 | Qwen35Moe => QkNorm::PerHead,
+            Qwen3 | Qwen3Moe | Gemma3 | Gemma4 | Qwen3Next | Qwen35 | Qwen35Moe => QkNorm::PerHead,
             // GLM-4.5 norms q and k per head; GLM-4.5-Air does not.
             Glm4Moe if r.bool_or("use_qk_norm", false) => QkNorm::PerHead,
             Olmo2 | Olmo3 | Olmoe => QkNorm::Full,
@@ -495,7 +505,29 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         position_table: legacy::position_table(r, family)?,
         embedding_norm: family == Bloom,
         parallel_ssm: family == FalconH1,
+        global_attention: if family == Gemma4 { Some(gemma4_global_attention(r, heads, kv_heads)?) } else { None },
     })
+}
+
+/// Gemma 4's full-attention layers (`Gemma4TextConfig.__post_init__`): heads of `global_head_dim`
+/// (default 512) over `num_global_key_value_heads` when `attention_k_eq_v` (else the sliding
+/// layers' KV heads). transformers 5.15 and later write them into `per_layer_config` instead,
+/// `{layer: {head_dim, num_key_value_heads}}`, which is read when present.
+fn gemma4_global_attention(r: &Reader, heads: u64, kv_heads: u64) -> Result<GlobalAttention, ConfigError> {
+    let k_eq_v = r.bool_or("attention_k_eq_v", false);
+    let per_layer = r.json.get("per_layer_config").and_then(Value::as_object).and_then(|m| m.values().next());
+    let (head_dim, global_kv) = match per_layer {
+        Some(entry) => {
+            let inner = Reader { json: entry, source_name: r.source_name };
+            (inner.opt_u64(&["head_dim"], MAX_DIM)?, inner.opt_u64(&["num_key_value_heads"], MAX_DIM)?)
+        }
+        None => (r.opt_u64(&["global_head_dim"], MAX_DIM)?, r.opt_u64(&["num_global_key_value_heads"], MAX_DIM)?),
+    };
+    let num_kv_heads = global_kv.filter(|_| k_eq_v || per_layer.is_some()).unwrap_or(kv_heads);
+    if heads % num_kv_heads != 0 {
+        return Err(r.bad("num_global_key_value_heads", num_kv_heads, "must divide num_attention_heads"));
+    }
+    Ok(GlobalAttention { head_dim: head_dim.unwrap_or(512), num_kv_heads, k_eq_v })
 }
 
 #[cfg(test)]

@@ -144,6 +144,11 @@ pub enum Family {
     /// TII Falcon-H1 (`FalconH1ForCausalLM`): every layer runs attention and a Mamba-2 mixer in
     /// parallel from one norm (`ModelSpec::parallel_ssm`), then a SwiGLU MLP.
     FalconH1,
+    /// Google Gemma 4's language model (`Gemma4ForConditionalGeneration` nests it in
+    /// `text_config`): Gemma 3's sliding and full layers, the full ones with their own head size
+    /// and KV heads (`ModelSpec::global_attention`); 26B-A4B runs 128 experts beside each layer's
+    /// dense MLP.
+    Gemma4,
 }
 
 impl Family {
@@ -199,6 +204,7 @@ impl Family {
             Family::Mamba2 => "mamba2",
             Family::Jamba => "jamba",
             Family::FalconH1 => "falcon_h1",
+            Family::Gemma4 => "gemma4_text",
         }
     }
 
@@ -219,7 +225,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 49] = [
+    pub const ALL: [Family; 50] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -269,6 +275,7 @@ impl Family {
         Family::Mamba2,
         Family::Jamba,
         Family::FalconH1,
+        Family::Gemma4,
     ];
 }
 
@@ -653,6 +660,21 @@ pub struct ModelSpec {
     /// same norm, summing both into the residual (Falcon-H1): a KV cache and a recurrent state in
     /// every layer.
     pub parallel_ssm: bool,
+    /// The full-attention layers' own shape where it differs from the sliding layers' (Gemma 4:
+    /// `global_head_dim`, `num_global_key_value_heads`, `attention_k_eq_v`).
+    pub global_attention: Option<GlobalAttention>,
+}
+
+/// Gemma 4's full-attention layers (transformers `Gemma4TextAttention` with the config's
+/// `per_layer_config`): heads of `head_dim` over `num_kv_heads` KV heads. With `k_eq_v` the
+/// layer has no `v_proj`: the values are the key projection's output, which then takes its own
+/// weightless norm and no RoPE, so every engine still caches keys and values apart. Gemma 4 31B:
+/// 4 KV heads of 512 (sliding layers: 16 of 256), 8 KiB a token in bf16 (sliding: 16 KiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct GlobalAttention {
+    pub head_dim: u64,
+    pub num_kv_heads: u64,
+    pub k_eq_v: bool,
 }
 
 impl ModelSpec {
@@ -667,6 +689,28 @@ impl ModelSpec {
     /// Width of the keys (or values) of all KV heads together (`num_kv_heads · head_dim`).
     pub fn kv_width(&self) -> u64 {
         self.num_kv_heads * self.head_dim
+    }
+
+    /// KV heads and head size of a layer of this kind: a Gemma 4 full-attention layer's own
+    /// (`global_attention`), every other layer's `num_kv_heads` and `head_dim`.
+    pub fn kv_shape(&self, attention: LayerAttention) -> (u64, u64) {
+        match self.global_attention {
+            Some(g) if attention == LayerAttention::Full => (g.num_kv_heads, g.head_dim),
+            _ => (self.num_kv_heads, self.head_dim),
+        }
+    }
+
+    /// Query, key and value widths of layer `layer`'s projections (values 0 for a Gemma 4 full
+    /// layer whose values are its keys).
+    pub fn layer_qkv_widths(&self, layer: u64) -> (u64, u64, u64) {
+        let attention = self.layer_attention.get(layer as usize).copied().unwrap_or(LayerAttention::Full);
+        match self.global_attention {
+            Some(g) if attention == LayerAttention::Full => {
+                let kv = g.num_kv_heads * g.head_dim;
+                (self.num_heads * g.head_dim, kv, if g.k_eq_v { 0 } else { kv })
+            }
+            _ => (self.q_width(), self.kv_width(), self.kv_width()),
+        }
     }
 
     /// Whether layer `layer` has a mixture-of-experts MLP.

@@ -44,7 +44,9 @@
 //! language model (`vision.rs`): roles of their own (`Role::is_vision`), no decoder layer, never
 //! quantized, never in the active (per-token) parameters.
 
-use super::spec::{LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, Moe, NormKind, QkNorm};
+use super::spec::{
+    Family, LayerAttention, LayerMlp, LinearAttention, LinearKind, MlpKind, ModelSpec, Moe, NormKind, QkNorm,
+};
 use serde::Serialize;
 
 /// What a tensor does; names follow GGUF (`attn_q`, `ffn_down_exps`, ...), which is also what
@@ -506,6 +508,10 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
             _ => push_attention(spec, l, out),
         }
     }
+    // Gemma 4 scales each layer's output by a learned scalar (`layer_scalar`, a checkpoint buffer).
+    if spec.family == Family::Gemma4 {
+        out.push(matrix(Role::FfnNorm, l, 1, 1));
+    }
     // A block that holds its MLP alone (Nemotron-H) has that MLP's one norm.
     let mlp_norms = if mixer == LayerAttention::Absent { 1 } else { spec.norms_per_layer - 1 };
     match (mlp, spec.moe) {
@@ -513,6 +519,11 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
         (LayerMlp::Moe, Some(moe)) => {
             (0..mlp_norms).for_each(|_| push_norm(spec, Role::FfnNorm, l, h, out));
             push_linear(Role::FfnGateInp, l, moe.num_experts, h, moe.expert_biases, out);
+            // Gemma 4's router scales its input per channel and its scores per expert.
+            if spec.family == Family::Gemma4 {
+                out.push(matrix(Role::FfnGateInp, l, 1, h));
+                out.push(matrix(Role::FfnGateInp, l, 1, moe.num_experts));
+            }
             if moe.router_bias {
                 out.push(TensorDesc {
                     role: Role::ExpProbsB,
@@ -593,18 +604,23 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
         }
         return;
     }
-    let (q, kv) = (spec.q_width(), spec.kv_width());
+    // (A Gemma 4 full layer has its own head size and KV heads, and with `attention_k_eq_v` no
+    // `v_proj`: `ModelSpec::layer_qkv_widths`.)
+    let (q, kv, v) = spec.layer_qkv_widths(l.map_or(0, u64::from));
     if spec.fused_qkv {
         push_linear(Role::AttnQkv, l, q + 2 * kv, h, b.qkv, out);
     } else {
-        push_linear(Role::AttnQ, l, spec.q_proj_rows(), h, b.qkv, out);
+        push_linear(Role::AttnQ, l, q * (1 + spec.attn_output_gate as u64), h, b.qkv, out);
         push_linear(Role::AttnK, l, kv, h, b.qkv, out);
-        push_linear(Role::AttnV, l, kv, h, b.qkv, out);
+        if v > 0 {
+            push_linear(Role::AttnV, l, v, h, b.qkv, out);
+        }
     }
     push_linear(Role::AttnOutput, l, h, q, b.attn_out, out);
+    let head_dim = q / spec.num_heads.max(1);
     let (q_norm, k_norm) = match spec.qk_norm {
         QkNorm::None => (0, 0),
-        QkNorm::PerHead => (spec.head_dim, spec.head_dim),
+        QkNorm::PerHead => (head_dim, head_dim),
         QkNorm::Full => (q, kv),
     };
     // Every q/k norm is a weight alone (RMSNorm, or Cohere's and StableLM's bias-free LayerNorms).

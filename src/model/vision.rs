@@ -56,6 +56,8 @@ pub enum VisionKind {
     /// Mistral's Pixtral encoder (Mistral Small 3.1/3.2) with the patch merger and two-layer
     /// projector of `Mistral3MultiModalProjector`.
     Pixtral,
+    /// Gemma 4's vision encoder (`Gemma4VisionModel`) and its `embed_vision` projector.
+    Gemma4,
 }
 
 /// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
@@ -121,6 +123,11 @@ pub struct VisionTower {
     /// Pixtral: the projector's `linear_1` and `linear_2` carry biases
     /// (`multimodal_projector_bias`).
     pub projector_bias: bool,
+    /// Gemma 4: a learned bias and scale standardize the pooled soft tokens (`standardize`).
+    pub standardize: bool,
+    /// Gemma 4 E2B/E4B: every encoder linear keeps four clipping bounds (`use_clipped_linears`:
+    /// `input_min`, `input_max`, `output_min`, `output_max`, one scalar each).
+    pub clipped_linears: bool,
 }
 
 impl VisionTower {
@@ -138,6 +145,7 @@ impl VisionTower {
             VisionKind::Llama4 => return self.push_llama4(out),
             VisionKind::Qwen25Vit => return self.push_qwen25(out),
             VisionKind::Pixtral => return self.push_pixtral(out),
+            VisionKind::Gemma4 => return self.push_gemma4(out),
             VisionKind::Siglip | VisionKind::QwenVit => {}
         }
         let (h, i) = (self.hidden_size, self.intermediate_size);
@@ -252,6 +260,48 @@ impl VisionTower {
     }
 }
 
+impl VisionTower {
+    /// Gemma 4's encoder (transformers `modeling_gemma4.py`): a bias-free `input_proj`
+    /// (`h × c·p²`) and a position table of two axes (`2 × position_embedding_size × h`); per
+    /// layer Gemma 3's four RMSNorms, bias-free q, k, v, o (heads of `h / heads`) with q and k
+    /// norms (v's has no weight) and a bias-free gated MLP; with `standardize` a bias and a scale
+    /// (`h` each); the projector's bias-free `embedding_projection` (`text × h`, its norm
+    /// weightless). Gemma 4 31B (h 1152, i 4304, 27 layers, 16 heads, 16-pixel patches, 10,240
+    /// positions, text 5376): 884,736 + 23,592,960 + 27·20,187,792 + 2,304 + 6,193,152 =
+    /// 575,743,536, which with the language model's 30,697,345,340 is the 31,273,088,876 the
+    /// checkpoint holds.
+    fn push_gemma4(&self, out: &mut Vec<TensorDesc>) {
+        let (h, i) = (self.hidden_size, self.intermediate_size);
+        let head_dim = h / self.num_heads.max(1);
+        out.push(weight(Role::VisionPatchEmbd, h, self.num_channels * self.patch_size * self.patch_size));
+        out.push(weight(Role::VisionPosEmbd, 2 * self.positions, h));
+        let clip = |out: &mut Vec<TensorDesc>| {
+            if self.clipped_linears {
+                out.push(weight(Role::VisionNorm, 1, 4));
+            }
+        };
+        for _ in 0..self.num_layers {
+            for role in [Role::VisionAttnQ, Role::VisionAttnK, Role::VisionAttnV, Role::VisionAttnOutput] {
+                out.push(weight(role, h, h));
+                clip(out);
+            }
+            out.push(weight(Role::VisionNorm, 1, head_dim));
+            out.push(weight(Role::VisionNorm, 1, head_dim));
+            for (role, rows, cols) in
+                [(Role::VisionFfnUp, i, h), (Role::VisionFfnUp, i, h), (Role::VisionFfnDown, h, i)]
+            {
+                out.push(weight(role, rows, cols));
+                clip(out);
+            }
+            (0..4).for_each(|_| out.push(weight(Role::VisionNorm, 1, h)));
+        }
+        if self.standardize {
+            out.push(weight(Role::VisionNorm, 1, 2 * h));
+        }
+        out.push(weight(Role::MmInputProjection, self.text_hidden_size, h));
+    }
+}
+
 fn weight(role: Role, rows: u64, cols: u64) -> TensorDesc {
     TensorDesc { role, part: Part::Weight, layer: None, rows, cols, copies: 1 }
 }
@@ -305,6 +355,8 @@ mod tests {
         adapter_width: 0,
         deepstack_mergers: 0,
         projector_bias: false,
+        standardize: false,
+        clipped_linears: false,
     };
 
     /// The Qwen3.5 doc's worked example (the 9B's `vision_config`), and the 35B-A3B's tower
@@ -408,5 +460,23 @@ mod tests {
         };
         assert_eq!(pixtral.parameters(), 403_305_472 + 35_652_608);
         assert_eq!(VisionTower { projector_bias: true, ..pixtral }.parameters(), 403_305_472 + 35_652_608 + 2 * 5120);
+    }
+
+    /// Gemma 4 31B's `vision_config`: the worked example of `push_gemma4`.
+    #[test]
+    fn gemma4_tower_and_projector() {
+        let tower = VisionTower {
+            kind: VisionKind::Gemma4,
+            patch_size: 16,
+            positions: 10_240,
+            standardize: true,
+            ..GEMMA_3_27B
+        };
+        assert_eq!(tower.parameters(), 575_743_536);
+        let per_layer = 4 * 1152 * 1152 + 2 * 72 + 3 * 1152 * 4304 + 4 * 1152;
+        assert_eq!(per_layer, 20_187_792);
+        // E2B/E4B's clipped linears: four scalars on each of a layer's seven.
+        let clipped = VisionTower { clipped_linears: true, ..tower };
+        assert_eq!(clipped.parameters() - tower.parameters(), 27 * 7 * 4);
     }
 }

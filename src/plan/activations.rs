@@ -21,7 +21,7 @@ use super::basis::BasisLog;
 use super::engine::{Engine, EngineOptions};
 use super::kv;
 use super::mlx::{self, Chunk, PromptSchedule};
-use crate::model::spec::{Family, LayerMlp, LinearKind, MlpKind, ModelSpec};
+use crate::model::spec::{Family, LayerAttention, LayerMlp, LinearKind, MlpKind, ModelSpec};
 use crate::units::Bytes;
 
 /// The slice of a forward pass one GPU runs.
@@ -187,15 +187,31 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
     }
 }
 
+/// The attention moment of the model's widest attention layer (a Gemma 4 full layer's heads of
+/// `global_head_dim` over other layers' narrower ones).
 fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
+    let mut kinds: Vec<LayerAttention> = Vec::new();
+    for &a in req.spec.layer_attention.iter().filter(|a| a.attends()) {
+        if !kinds.contains(&a) {
+            kinds.push(a);
+        }
+    }
+    kinds.into_iter().map(|kind| layer_attention_moment(req, kind, t, t_seq)).max().unwrap_or(0)
+}
+
+fn layer_attention_moment(req: &ActivationRequest, kind: LayerAttention, t: u64, t_seq: u64) -> u64 {
     let spec = req.spec;
     let a = act_bytes(req.engine);
     let heads = (spec.num_heads / req.tp).max(1);
-    let kv_heads = (spec.num_kv_heads / req.tp).max(1);
-    let q_w = spec.q_width() / req.tp.min(spec.num_heads);
+    let (kv_total, head_dim) = spec.kv_shape(kind);
+    let kv_heads = (kv_total / req.tp).max(1);
+    let q_w = match spec.global_attention {
+        Some(g) if kind == LayerAttention::Full => spec.num_heads * g.head_dim,
+        _ => spec.q_width(),
+    } / req.tp.min(spec.num_heads);
     let (k_w, v_w) = match spec.mla {
         Some(m) => (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
-        None => (kv_heads * spec.head_dim, kv_heads * spec.head_dim),
+        None => (kv_heads * head_dim, kv_heads * head_dim),
     };
     let mut values = stream_values(req, t) + t * (q_w + k_w + v_w) + t * q_w;
     if spec.attn_output_gate {
@@ -208,7 +224,7 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
     }
     if req.engine == Engine::Litgpt && heads > kv_heads {
         // LitGPT expands K and V to every query head before SDPA (`k.expand(...).reshape`).
-        values += 2 * t * (heads - kv_heads) * spec.head_dim;
+        values += 2 * t * (heads - kv_heads) * head_dim;
     }
     if req.engine == Engine::Headroom {
         // The prefill kernel reads q head-major: a copy of q besides the head-major output.
@@ -231,7 +247,7 @@ fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
             // 4,064 tokens); plus the bf16 4-D causal mask and, for GQA, repeat_kv's copies of
             // K and V for every query head.
             Engine::Hf => {
-                let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * spec.head_dim * a } else { 0 };
+                let repeat = if heads > kv_heads { 2 * seqs * heads * kv_len * head_dim * a } else { 0 };
                 scores * 10 + seqs * t_seq * kv_len * 2 + repeat
             }
             Engine::Mlx => mlx_held_scores(req, heads, t_seq),

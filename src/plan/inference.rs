@@ -335,7 +335,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         max_num_seqs: layout.max_num_seqs,
         mlx_quantized_from: req.mlx_quantized_from(),
         f16_cache_copy_per_cell: if converts_cache_to_f16(req) {
-            2 * kv::values_per_token_layer(&layout.kv)
+            2 * kv::max_values_per_token_layer(&layout.kv)
         } else {
             0
         },

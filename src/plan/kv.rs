@@ -43,8 +43,9 @@ pub struct KvRequest<'a> {
     pub max_batched_tokens: u64,
 }
 
-/// Values cached per token in one layer, on one tensor-parallel rank.
-pub fn values_per_token_layer(req: &KvRequest) -> u64 {
+/// Values cached per token in one layer of kind `attention`, on one tensor-parallel rank (a
+/// Gemma 4 full layer has its own KV heads and head size: `ModelSpec::kv_shape`).
+pub fn values_per_token_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     let spec = req.spec;
     match spec.mla {
         // mlx-lm's deepseek_v2 module does not absorb MLA: it caches every head's key (the
@@ -54,8 +55,28 @@ pub fn values_per_token_layer(req: &KvRequest) -> u64 {
         }
         // The latent is shared by all heads, so every tensor-parallel rank keeps all of it.
         Some(m) => m.kv_lora_rank + m.qk_rope_head_dim,
-        None => 2 * (spec.num_kv_heads / req.tp).max(1) * spec.head_dim,
+        None => {
+            let (kv_heads, head_dim) = spec.kv_shape(attention);
+            2 * (kv_heads / req.tp).max(1) * head_dim
+        }
     }
+}
+
+/// The most values a token takes in any attention layer (one rank): a layer of the widest kind.
+pub fn max_values_per_token_layer(req: &KvRequest) -> u64 {
+    attending_kinds(req.spec).map(|a| values_per_token_layer(req, a)).max().unwrap_or(0)
+}
+
+/// The kinds of attention layer the model has (full, each window or chunk), each once.
+fn attending_kinds(spec: &ModelSpec) -> impl Iterator<Item = LayerAttention> + '_ {
+    let mut seen: Vec<LayerAttention> = Vec::new();
+    spec.layer_attention.iter().copied().filter(move |a| {
+        let new = a.attends() && !seen.contains(a);
+        if new {
+            seen.push(*a);
+        }
+        new
+    })
 }
 
 /// Whether the engine caches an MLA model's per-head keys and values rather than its latent.
@@ -142,9 +163,25 @@ pub fn state_page_bytes(req: &KvRequest) -> u64 {
     }
 }
 
-/// One vLLM KV block of one attention layer: `block_size` tokens' keys and values.
+/// One vLLM KV block of one attention layer: `block_size` tokens' keys and values; with layers
+/// of different widths (Gemma 4), the widest kind's (`unify_kv_cache_spec_page_size` raises the
+/// narrower kinds' block size until their pages match: `vllm_kind_block_size`).
 fn vllm_page_bytes(req: &KvRequest) -> u64 {
     vllm_block_size(req) * attention_bytes_per_token_layer(req)
+}
+
+/// The block size, in tokens, of vLLM's layers of kind `kind`: the model's block, times the
+/// widest kind's bytes per token over this kind's (Gemma 4 31B: sliding layers 16 KiB a token,
+/// full ones 8 KiB, so full layers get 32-token blocks of the same 256 KiB page).
+fn vllm_kind_block_size(req: &KvRequest, kind: LayerAttention) -> u64 {
+    let bs = vllm_block_size(req);
+    match kind {
+        k if k.attends() => {
+            let own = layer_token_bytes(req, k, 1).0.max(1);
+            bs * (attention_bytes_per_token_layer(req) / own).max(1)
+        }
+        _ => bs,
+    }
 }
 
 /// How vLLM keeps a hybrid's recurrent states (`mamba_cache_mode`).
@@ -192,9 +229,10 @@ pub fn hybrid(spec: &ModelSpec) -> bool {
     spec.linear_layers() > 0 && spec.attention_layers() > 0
 }
 
-/// Bytes one token takes in one attention layer on one rank.
+/// Bytes one token takes in one attention layer on one rank (the widest kind's, where layers
+/// differ).
 fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
-    layer_token_bytes(req, 1).0.max(1)
+    attending_kinds(req.spec).map(|a| layer_token_bytes(req, a, 1).0).max().unwrap_or(0).max(1)
 }
 
 /// Bytes `cells` tokens take in one attention layer on one rank: their keys and values (or MLA
@@ -204,11 +242,11 @@ fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
 /// scale, 132 B, whatever the cache dtype (`DeepseekV32IndexerCache`); llama.cpp keeps the
 /// indexer keys in the cache's type (`llama_kv_cache_dsa`). DeepSeek-V3.2 under vLLM with an fp8
 /// cache: (656 + 132)·61 = 48,068 B per token; bf16: (1,152 + 132)·61 = 78,324 B.
-fn layer_token_bytes(req: &KvRequest, cells: u64) -> Bytes {
+fn layer_token_bytes(req: &KvRequest, attention: LayerAttention, cells: u64) -> Bytes {
     let indexer = req.spec.mla.and_then(|m| m.indexer);
     let latent = match (indexer, req.engine, req.format) {
         (Some(_), Engine::Vllm, KvFormat::Fp8) => Bytes(656 * cells),
-        _ => req.format.bytes(values_per_token_layer(req), cells),
+        _ => req.format.bytes(values_per_token_layer(req, attention), cells),
     };
     let keys = match (indexer, req.engine) {
         (None, _) => Bytes::ZERO,
@@ -254,14 +292,20 @@ fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b).max(1) * b
 }
 
-/// Whether llama.cpp's graph for the family uses a sliding-window (or chunked) cache: Gemma 2
-/// and 3, gpt-oss, Command R7B, Olmo 3 and Llama 4. Its `llama` architecture (Mistral 7B v0.1),
+/// Whether llama.cpp's graph for the family uses a sliding-window (or chunked) cache: Gemma 2,
+/// 3 and 4 (`gemma4-iswa`), gpt-oss, Command R7B, Olmo 3 and Llama 4. Its `llama` architecture (Mistral 7B v0.1),
 /// `starcoder2` and `qwen2` never read a window, and Phi-3's is turned off (llama.cpp PR #13676):
 /// those layers cache the whole context.
 pub fn llama_cpp_slides(family: Family) -> bool {
     matches!(
         family,
-        Family::Gemma2 | Family::Gemma3 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4
+        Family::Gemma2
+            | Family::Gemma3
+            | Family::Gemma4
+            | Family::GptOss
+            | Family::Cohere2
+            | Family::Olmo3
+            | Family::Llama4
     )
 }
 
@@ -304,7 +348,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
     }
     let window = attention.token_cap();
     match req.engine {
-        Engine::Vllm => vllm_layer_blocks(req, attention) * vllm_block_size(req) * batch,
+        Engine::Vllm => vllm_layer_blocks(req, attention) * vllm_kind_block_size(req, attention) * batch,
         // llama.cpp: one unified cache of n_ctx = batch·context cells padded to 256; SWA layers
         // (Llama 4's chunked ones too, `LLAMA_SWA_TYPE_CHUNKED`) keep
         // min(n_ctx, pad(window·n_seq + n_ubatch, 256)) (llama-kv-cache-iswa).
@@ -345,7 +389,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
 /// ⌈min(window − 1 + max_num_batched_tokens, len) / block⌉ + 1; a chunked one
 /// ⌈min(chunk + max_num_batched_tokens, len) / block⌉ (`ChunkedLocalAttentionSpec`).
 fn vllm_layer_blocks(req: &KvRequest, attention: LayerAttention) -> u64 {
-    let (ctx, bs, mbt) = (req.context, vllm_block_size(req), req.max_batched_tokens);
+    let (ctx, bs, mbt) = (req.context, vllm_kind_block_size(req, attention), req.max_batched_tokens);
     match vllm_kind(req, attention) {
         LayerAttention::Full => ctx.div_ceil(bs),
         LayerAttention::Sliding { window } => (window - 1 + mbt).min(ctx).div_ceil(bs) + 1,
@@ -387,8 +431,8 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
         .map(|l| match req.spec.layer_attention[l as usize] {
             LayerAttention::Linear => state,
             // Falcon-H1's attention layers hold a recurrent state too.
-            a if req.spec.parallel_ssm && a.attends() => layer_token_bytes(req, cells_per_layer(req, a)) + state,
-            a => layer_token_bytes(req, cells_per_layer(req, a)),
+            a if req.spec.parallel_ssm && a.attends() => layer_token_bytes(req, a, cells_per_layer(req, a)) + state,
+            a => layer_token_bytes(req, a, cells_per_layer(req, a)),
         })
         .sum()
 }
@@ -404,7 +448,7 @@ pub fn read_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let whole_context = ignores_window(req.engine, req.spec);
     let attended = |a: LayerAttention| {
         let tokens = a.token_cap().filter(|_| !whole_context).map_or(req.context, |w| req.context.min(w));
-        layer_token_bytes(req, tokens * req.batch)
+        layer_token_bytes(req, a, tokens * req.batch)
     };
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
@@ -501,22 +545,34 @@ pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
 pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let spec = req.spec;
     let layers = spec.attention_layers();
-    let per_token = layers * layer_token_bytes(req, 1).0;
-    let formula = match spec.mla {
-        Some(m) if m.indexer.is_some() => format!(
+    let per_token: u64 =
+        spec.layer_attention.iter().filter(|a| a.attends()).map(|&a| layer_token_bytes(req, a, 1).0).sum();
+    let rank = if req.tp > 1 { " per TP rank" } else { "" };
+    let formula = match (spec.mla, spec.global_attention) {
+        (Some(m), _) if m.indexer.is_some() => format!(
             "L·(latent + indexer key) = {layers}·{} B (MLA latent {}+{} in the cache format, fp8_ds_mla 656 B under vLLM's fp8; indexer keys 132 B under vLLM, the cache format elsewhere)",
-            layer_token_bytes(req, 1).0,
+            per_token / layers.max(1),
             m.kv_lora_rank,
             m.qk_rope_head_dim
         ),
-        Some(m) => {
+        (Some(m), _) => {
             format!("L·(kv_lora_rank+rope)·b = {layers}·({}+{})·b (MLA latent)", m.kv_lora_rank, m.qk_rope_head_dim)
         }
-        None => format!(
-            "2·L·n_kv·head_dim·b = 2·{layers}·{}·{}·b{}",
+        (None, Some(g)) => {
+            let full = spec.layer_attention.iter().filter(|a| **a == LayerAttention::Full).count() as u64;
+            format!(
+                "2·(L_other·n_kv·head_dim + L_full·n_kv_full·head_dim_full)·b = 2·({}·{}·{} + {full}·{}·{})·b{rank} (full layers: global_head_dim, num_global_key_value_heads; values cached apart even where k_eq_v)",
+                layers - full,
+                (spec.num_kv_heads / req.tp).max(1),
+                spec.head_dim,
+                (g.num_kv_heads / req.tp).max(1),
+                g.head_dim
+            )
+        }
+        (None, None) => format!(
+            "2·L·n_kv·head_dim·b = 2·{layers}·{}·{}·b{rank}",
             (spec.num_kv_heads / req.tp).max(1),
-            spec.head_dim,
-            if req.tp > 1 { " per TP rank" } else { "" }
+            spec.head_dim
         ),
     };
     basis.add("kv bytes per token (attention layers, no window)", per_token, formula);

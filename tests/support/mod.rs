@@ -271,5 +271,6 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         position_table: 0,
         embedding_norm: false,
         parallel_ssm: false,
+        global_attention: None,
     }
 }

@@ -34,7 +34,9 @@ pub(super) fn sliding_window(r: &Reader, family: Family, d: &ClassDefaults) -> R
         Family::Mistral | Family::Mixtral | Family::Phi3 | Family::Gemma2 | Family::Starcoder2 | Family::PhiMoe => {
             window()
         }
-        Family::Gemma3 | Family::GptOss | Family::Olmo3 | Family::Cohere2 => Ok(window()?.or(d.sliding_window)),
+        Family::Gemma3 | Family::Gemma4 | Family::GptOss | Family::Olmo3 | Family::Cohere2 => {
+            Ok(window()?.or(d.sliding_window))
+        }
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe | Family::SmolLM3
             if r.bool_or("use_sliding_window", false) =>
         {
@@ -55,7 +57,9 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
     match family {
         // `GptOssConfig`: layer i slides when (i + 1) % 2 != 0.
         Family::Gemma2 | Family::GptOss => layer % 2 == 0,
-        Family::Gemma3 => (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0,
+        Family::Gemma3 | Family::Gemma4 => {
+            (layer + 1) % field("sliding_window_pattern").filter(|&p| p > 0).unwrap_or(6) != 0
+        }
         // `Qwen2Config` and `Qwen3Config` default `max_window_layers` to 28.
         Family::Qwen2 | Family::Qwen3 | Family::Qwen3Moe | Family::Qwen2Moe => {
             layer >= field("max_window_layers").unwrap_or(28)

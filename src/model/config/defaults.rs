@@ -68,6 +68,16 @@ impl ClassDefaults {
             sliding_window: None,
         };
         match family {
+            // `Gemma4TextConfig`: E2B's shape (8 heads of 256 over 4 KV heads), window 512.
+            Family::Gemma4 => ClassDefaults {
+                vocab_size: Some(262_144),
+                num_attention_heads: Some(8),
+                num_key_value_heads: Some(4),
+                head_dim: Some(256),
+                max_context: 131_072,
+                tie_word_embeddings: true,
+                sliding_window: Some(512),
+            },
             Family::Gemma3 => ClassDefaults {
                 vocab_size: Some(262_208),
                 num_attention_heads: Some(8),

@@ -110,6 +110,21 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 expert_biases: false,
             }))
         }
+        // `Gemma4TextDecoderLayer` with `enable_moe_block`: 128 experts of `moe_intermediate_size`
+        // (their gate and up fused, `experts.gate_up_proj`), 8 per token, beside the layer's dense
+        // MLP of `intermediate_size`, which runs for every token as a shared expert does (26B-A4B:
+        // 704 and 2112). The router adds a scale per channel and per expert (`router.scale`,
+        // `router.per_expert_scale`).
+        Family::Gemma4 if r.bool_or("enable_moe_block", false) => Ok(Some(Moe {
+            num_experts: r.req_u64(&["num_experts"], family, MAX_EXPERTS)?,
+            experts_per_token: r.req_u64(&["top_k_experts"], family, MAX_EXPERTS)?,
+            expert_intermediate_size: r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?,
+            shared_intermediate_size: intermediate,
+            first_dense_layers: 0,
+            shared_expert_gate: false,
+            router_bias: false,
+            expert_biases: false,
+        })),
         // `GptOssConfig` names the expert count `num_local_experts` (alias `num_experts`).
         Family::GptOss => Ok(Some(Moe {
             num_experts: r.req_u64(&["num_local_experts", "num_experts"], family, MAX_EXPERTS)?,

@@ -39,7 +39,38 @@ pub(super) fn parse_vision(
         VisionKind::QwenVit | VisionKind::Qwen25Vit => parse_qwen_vit(&r, wrapper),
         VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden),
         VisionKind::Pixtral => parse_pixtral(&r, json, wrapper.family, text_hidden),
+        VisionKind::Gemma4 => parse_gemma4_vision(&r, text_hidden),
     }
+}
+
+/// Gemma 4's `vision_config` (`Gemma4VisionConfig`: hidden 768, MLP 3072, 16 layers, 12 heads,
+/// 16-pixel patches, 10,240 positions per axis by default; 31B's and 26B-A4B's file: 1152, 4304,
+/// 27, 16, `standardize` true; E2B's and E4B's: the defaults with `use_clipped_linears`).
+fn parse_gemma4_vision(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError> {
+    let family = Family::Gemma4;
+    let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    let tower = VisionTower {
+        kind: VisionKind::Gemma4,
+        hidden_size: dim("hidden_size", 768)?,
+        intermediate_size: dim("intermediate_size", 3072)?,
+        num_layers: r.u64_or(&["num_hidden_layers"], Some(16), family, MAX_LAYERS)?,
+        num_heads: dim("num_attention_heads", 12)?,
+        patch_size: dim("patch_size", 16)?,
+        positions: dim("position_embedding_size", 10_240)?,
+        num_channels: 3,
+        temporal_patch_size: 1,
+        spatial_merge_size: 1,
+        text_hidden_size: text_hidden,
+        adapter_width: 0,
+        deepstack_mergers: 0,
+        projector_bias: false,
+        standardize: r.bool_or("standardize", false),
+        clipped_linears: r.bool_or("use_clipped_linears", false),
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
+    }
+    Ok(tower)
 }
 
 /// Mistral 3's `vision_config` (`PixtralVisionConfig`: hidden 1024, MLP 4096, 24 layers, 16
@@ -67,6 +98,8 @@ fn parse_pixtral(r: &Reader, top: &Value, family: Family, text_hidden: u64) -> R
         adapter_width: 0,
         deepstack_mergers: 0,
         projector_bias: top.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(false),
+        standardize: false,
+        clipped_linears: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
@@ -108,6 +141,8 @@ fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<V
         adapter_width,
         deepstack_mergers: 0,
         projector_bias: false,
+        standardize: false,
+        clipped_linears: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
@@ -145,6 +180,8 @@ fn parse_qwen_vit(r: &Reader, wrapper: &Wrapper) -> Result<VisionTower, ConfigEr
         adapter_width: 0,
         deepstack_mergers: deepstack as u64,
         projector_bias: false,
+        standardize: false,
+        clipped_linears: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_heads", tower.num_heads, "must divide hidden_size"));
@@ -194,6 +231,8 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
         adapter_width: 0,
         deepstack_mergers: 0,
         projector_bias: false,
+        standardize: false,
+        clipped_linears: false,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));

@@ -214,6 +214,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         position_table: file.tensor("position_embd.weight").and_then(|t| t.dims.get(1).copied()).unwrap_or(0),
         embedding_norm: has("token_embd_norm.weight"),
         parallel_ssm: family == Family::FalconH1,
+        global_attention: None,
     })
 }
 

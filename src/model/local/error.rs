@@ -54,7 +54,7 @@ pub enum LocalFileError {
     Malformed { path: PathBuf, reason: String },
 
     #[error(
-        "{}: shard '{shard}' listed in the index is missing; download it into the same directory",
+        "{}: shard '{shard}' listed in the index is missing; download it into the same directory, or plan the directory's config.json alone (the architecture without the stored bytes)",
         .index.display()
     )]
     MissingShard { index: PathBuf, shard: String },

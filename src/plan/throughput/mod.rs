@@ -334,8 +334,8 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
 fn quantized_cache_attention_s(req: &SpeedRequest, gpu_start: u64) -> f64 {
     let Some(flops_per_s) = dequantizing_attention_rate(req) else { return 0.0 };
     let spec = req.inference.spec;
-    let keys = work::cached_keys(spec, gpu_start..spec.num_layers, req.inference.context);
-    keys as f64 * work::attention_flops_per_pair(spec) as f64 / (flops_per_s * layout(req).0)
+    work::cached_attention_flops(spec, gpu_start..spec.num_layers, req.inference.context)
+        / (flops_per_s * layout(req).0)
 }
 
 /// The FLOP/s of one GPU's attention over a dequantized-as-read cache, where that applies: a q8_0

@@ -34,12 +34,27 @@ pub fn matmul_params(spec: &ModelSpec, p: Params) -> u64 {
     p.active.saturating_sub(lookups + token_table)
 }
 
-/// Causal attention FLOPs per (query, key) pair in one layer: `2·n_heads·(d_qk + d_v)` (QKᵀ and
-/// PV, a multiply-add each). Llama-2-7B: 2·32·(128+128) = 16,384 = 4·h.
-pub fn attention_flops_per_pair(spec: &ModelSpec) -> u64 {
-    let d_qk = spec.q_width() / spec.num_heads.max(1);
-    let d_v = spec.mla.map_or(spec.head_dim, |m| m.v_head_dim);
+/// Causal attention FLOPs per (query, key) pair in one layer of kind `attention`:
+/// `2·n_heads·(d_qk + d_v)` (QKᵀ and PV, a multiply-add each). Llama-2-7B: 2·32·(128+128) =
+/// 16,384 = 4·h. A Gemma 4 full layer's heads are `global_head_dim` wide (31B: 2·32·1024).
+pub fn attention_flops_per_pair(spec: &ModelSpec, attention: LayerAttention) -> u64 {
+    let (d_qk, d_v) = match (spec.mla, spec.global_attention) {
+        (Some(m), _) => (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim),
+        (None, Some(g)) if attention == LayerAttention::Full => (g.head_dim, g.head_dim),
+        (None, _) => (spec.head_dim, spec.head_dim),
+    };
     2 * spec.num_heads * (d_qk + d_v)
+}
+
+/// Attention FLOPs of one sequence's decode step over the cached keys of `layers` at `context`
+/// (`cached_keys`, each layer's at its own per-pair cost).
+pub fn cached_attention_flops(spec: &ModelSpec, layers: Range<u64>, context: u64) -> f64 {
+    layers
+        .map(|l| {
+            let a = spec.layer_attention[l as usize];
+            crate::model::tensors::cached_tokens(a, context) as f64 * attention_flops_per_pair(spec, a) as f64
+        })
+        .sum()
 }
 
 /// (query, key) pairs a causal prefill of `t` tokens computes in a layer: `t²/2`, or with a
@@ -87,11 +102,13 @@ pub fn linear_attention_flops_per_token(spec: &ModelSpec) -> u64 {
 /// Token-mixing FLOPs of a causal pass of `t` tokens through every layer (one sequence): softmax
 /// attention's pairs, linear attention's per-token state work.
 pub fn mixing_flops(spec: &ModelSpec, t: u64) -> f64 {
-    let per_pair = attention_flops_per_pair(spec) as f64;
     let per_token = linear_attention_flops_per_token(spec) as f64;
     spec.layer_attention
         .iter()
-        .map(|&a| if a == LayerAttention::Linear { t as f64 * per_token } else { causal_pairs(a, t) * per_pair })
+        .map(|&a| match a {
+            LayerAttention::Linear => t as f64 * per_token,
+            a => causal_pairs(a, t) * attention_flops_per_pair(spec, a) as f64,
+        })
         .sum()
 }
 
@@ -157,10 +174,9 @@ pub fn cached_keys(spec: &ModelSpec, layers: Range<u64>, context: u64) -> u64 {
 /// linear-attention layers' state work.
 pub fn decode_flops(spec: &ModelSpec, p: Params, context: u64, batch: u64) -> (f64, f64) {
     let linear = 2.0 * batch as f64 * matmul_params(spec, p) as f64;
-    let per_pair = attention_flops_per_pair(spec) as f64;
-    let keys = cached_keys(spec, 0..spec.num_layers, context);
+    let attention = cached_attention_flops(spec, 0..spec.num_layers, context);
     let states = spec.linear_layers() * linear_attention_flops_per_token(spec);
-    (linear, batch as f64 * (keys as f64 * per_pair + states as f64))
+    (linear, batch as f64 * (attention + states as f64))
 }
 
 /// Weight bytes one decode step reads, all GPUs together: every layer weight except the
@@ -340,7 +356,10 @@ mod tests {
         assert_eq!(linear_attention_flops_per_token(&s), 6_651_904);
         assert_eq!(quantized_linears_per_token(&s, Engine::Hf), 27 * 2 + 4 * 4 + 25 * 2);
         let pairs = mixing_flops(&s, 100) - 27.0 * 100.0 * 6_651_904.0;
-        assert_eq!(pairs, 4.0 * causal_pairs(LayerAttention::Full, 100) * attention_flops_per_pair(&s) as f64);
+        assert_eq!(
+            pairs,
+            4.0 * causal_pairs(LayerAttention::Full, 100) * attention_flops_per_pair(&s, LayerAttention::Full) as f64
+        );
         assert_eq!(s.sublayers(), 56);
     }
 
@@ -408,7 +427,7 @@ mod tests {
     fn llama2_7b_matmul_params_and_pair_flops() {
         let s = llama_2_7b();
         assert_eq!(matmul_params(&s, P7B), 6_607_343_616);
-        assert_eq!(attention_flops_per_pair(&s), 4 * 4096);
+        assert_eq!(attention_flops_per_pair(&s, LayerAttention::Full), 4 * 4096);
         assert_eq!(linears_per_layer(&s), 7);
         assert_eq!(quantized_linears_per_token(&s, Engine::Hf), 224);
         assert_eq!(quantized_linears_per_token(&s, Engine::Litgpt), 161);

@@ -1,0 +1,99 @@
+//! Gemma 4: counts rebuilt from the configs (full layers with their own head size and KV heads,
+//! no `v_proj` under `attention_k_eq_v`, 26B-A4B's experts beside a dense MLP, the vision tower),
+//! and the KV cache each engine keeps for two widths of layer.
+
+mod support;
+
+use headroom::model::config::parse_config;
+use headroom::model::spec::{Family, GlobalAttention, LayerAttention};
+use headroom::model::tensors::{inventory, param_counts, Role};
+use support::catalog::spec;
+use support::cli::plan_json;
+
+/// 31B (hidden 5376; 32 heads; sliding layers 16 KV heads of 256, full ones 4 of 512 without
+/// v_proj; MLP 21,504): a sliding layer 2·5376·8192 + 2·5376·4096 + 2·256 + 3·5376·21,504 +
+/// 4·5376 + 1 = 478,959,105; a full one 2·5376·16,384 + 5376·2048 + 2·512 + the same MLP, norms
+/// and scalar = 534,009,857; with the tied embedding and the final norm 30,697,345,340, and the
+/// vision tower 575,743,536: the 31,273,088,876 the checkpoint holds.
+#[test]
+fn gemma4_31b_counts_from_its_config() {
+    let s = spec("gemma-4-31b");
+    assert_eq!(s.family, Family::Gemma4);
+    assert_eq!(s.global_attention, Some(GlobalAttention { head_dim: 512, num_kv_heads: 4, k_eq_v: true }));
+    let text = 50 * 478_959_105u64 + 10 * 534_009_857 + 262_144 * 5376 + 5376;
+    assert_eq!(text, 30_697_345_340);
+    let counts = param_counts(&s, &inventory(&s));
+    assert_eq!((counts.total, counts.active), (31_273_088_876, text));
+    // Layer 5 (full): q 16,384 rows, k 2,048, no v; layer 0 (sliding): v 4,096.
+    let tensors = inventory(&s);
+    let rows = |layer: u32, role: Role| {
+        tensors.iter().filter(|t| t.layer == Some(layer) && t.role == role).map(|t| t.rows).collect::<Vec<_>>()
+    };
+    assert_eq!((rows(5, Role::AttnQ), rows(5, Role::AttnK), rows(5, Role::AttnV)), (vec![16_384], vec![2048], vec![]));
+    assert_eq!(rows(0, Role::AttnV), vec![4096]);
+    assert_eq!(s.layer_attention[5], LayerAttention::Full);
+    assert_eq!(s.layer_attention[0], LayerAttention::Sliding { window: 1024 });
+}
+
+/// 26B-A4B (hidden 2816): per layer 128 experts of 3·2816·704, a dense MLP of 3·2816·2112 that
+/// every token runs, the router (128·2816 + 2816 + 128) and seven norms; 8 experts a token.
+#[test]
+fn gemma4_26b_a4b_runs_experts_beside_a_dense_mlp() {
+    let s = spec("gemma-4-26b-a4b");
+    let moe = s.moe.unwrap();
+    assert_eq!((moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size), (128, 8, 704));
+    assert_eq!(moe.shared_intermediate_size, 2112);
+    assert_eq!(s.norms_per_layer, 7);
+    let h = 2816u64;
+    let attention_sliding = 2 * h * 16 * 256 + 2 * h * 8 * 256 + 2 * 256;
+    let attention_full = 2 * h * 16 * 512 + h * 2 * 512 + 2 * 512;
+    let ffn = 128 * 3 * h * 704 + 3 * h * 2112 + (128 * h + h + 128) + 7 * h + 1;
+    let text = 25 * attention_sliding + 5 * attention_full + 30 * ffn + 262_144 * h + h;
+    let tower = 575_743_536 - 5376 * 1152 + 2816 * 1152;
+    let counts = param_counts(&s, &inventory(&s));
+    assert_eq!(counts.total, text + tower);
+    assert_eq!(counts.total, 25_805_936_206);
+    assert_eq!(counts.active, text - 30 * 120 * 3 * h * 704);
+    assert_eq!(counts.active, 3_822_530_590);
+}
+
+/// transformers 5.15 writes the full layers' shape into `per_layer_config`; it reads the same as
+/// the top-level fields. A global KV-head count that cannot share the heads is refused.
+#[test]
+fn gemma4_reads_both_config_layouts() {
+    let base = r#"{"model_type": "gemma4_text", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 100,
+        "layer_types": ["sliding_attention", "full_attention"], "attention_k_eq_v": true EXTRA}"#;
+    let parse = |extra: &str| parse_config(&base.replace("EXTRA", extra), "g", "cfg.json");
+    let top = parse(r#", "global_head_dim": 32, "num_global_key_value_heads": 1"#).unwrap().spec;
+    let nested = parse(r#", "per_layer_config": {"1": {"head_dim": 32, "num_key_value_heads": 1}}"#).unwrap().spec;
+    assert_eq!(top.global_attention, Some(GlobalAttention { head_dim: 32, num_kv_heads: 1, k_eq_v: true }));
+    assert_eq!(top.global_attention, nested.global_attention);
+    assert_eq!(top.layer_attention, [LayerAttention::Sliding { window: 512 }, LayerAttention::Full]);
+    // Without attention_k_eq_v the full layers keep the sliding layers' KV heads (E2B, E4B).
+    let plain =
+        parse_config(&base.replace("\"attention_k_eq_v\": true EXTRA", r#""num_global_key_value_heads": 1"#), "g", "c")
+            .unwrap()
+            .spec;
+    assert_eq!(plain.global_attention, Some(GlobalAttention { head_dim: 512, num_kv_heads: 2, k_eq_v: false }));
+    let err = parse(r#", "num_global_key_value_heads": 3"#).unwrap_err().to_string();
+    assert!(err.contains("num_global_key_value_heads") && err.contains("must divide"), "{err}");
+}
+
+/// KV per token: 50 sliding layers × 2·16·256 and 10 full × 2·4·512, in bf16 900,120... B:
+/// 880 KiB. transformers holds every prompt token in every layer at the peak; llama.cpp's SWA
+/// layers keep pad(1024 + 512, 256) = 1,536 cells; vLLM unifies the pages (sliding 16 KiB a token
+/// in 16-token blocks, full 8 KiB in 32-token ones), 6 groups of 10 layers: at 32,768 tokens and
+/// 8,192 batched tokens ⌈32,768/32⌉ + 5·(⌈(1023 + 8192)/16⌉ + 1) = 3,909 blocks of 10 · 256 KiB.
+#[test]
+fn gemma4_kv_cache_per_engine() {
+    let per_token = 50 * 2 * 16 * 256 * 2 + 10 * 2 * 4 * 512 * 2;
+    assert_eq!(per_token, 901_120);
+    let kv = |engine: &str| {
+        let plan = plan_json(&format!("gemma-4-31b --engine {engine} --context 32768 --gpu h100-sxm"));
+        plan["memory"]["kv_cache_bytes"].as_u64().unwrap()
+    };
+    assert_eq!(kv("hf"), per_token * 32_768);
+    assert_eq!(kv("llama.cpp"), 10 * 8192 * 32_768 + 50 * 16_384 * 1536);
+    assert_eq!(kv("vllm"), 3909 * 10 * 256 * 1024);
+}
