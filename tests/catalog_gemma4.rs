@@ -97,3 +97,98 @@ fn gemma4_kv_cache_per_engine() {
     assert_eq!(kv("llama.cpp"), 10 * 8192 * 32_768 + 50 * 16_384 * 1536);
     assert_eq!(kv("vllm"), 3909 * 10 * 256 * 1024);
 }
+
+/// A `gemma4` GGUF (llama.cpp's keys): head sizes from `key_length_swa` and `key_length`, KV
+/// heads and MLP widths per layer, layer types as flags, the shared-KV count and the per-layer
+/// input table; the full layer without `attn_v` takes its values from its keys.
+#[test]
+fn gemma4_gguf_layers() {
+    use headroom::quant::ggml::GgmlType::{F32, Q8_0};
+    use support::gguf::{gguf_spec, open_gguf};
+    let h = 64u64;
+    let mut g = support::Gguf::default()
+        .str("general.architecture", "gemma4")
+        .u32("gemma4.block_count", 3)
+        .u32("gemma4.context_length", 8192)
+        .u32("gemma4.embedding_length", h as u32)
+        .i32s("gemma4.feed_forward_length", &[96, 96, 192])
+        .u32("gemma4.attention.head_count", 4)
+        .i32s("gemma4.attention.head_count_kv", &[2, 2, 1])
+        .u32("gemma4.attention.key_length", 32)
+        .u32("gemma4.attention.key_length_swa", 16)
+        .u32("gemma4.attention.sliding_window", 512)
+        .i32s("gemma4.attention.sliding_window_pattern", &[1, 1, 0])
+        .u32("gemma4.attention.shared_kv_layers", 1)
+        .u32("gemma4.embedding_length_per_layer_input", 8)
+        .f32("gemma4.final_logit_softcapping", 30.0)
+        .tensor("token_embd.weight", &[h, 100], Q8_0)
+        .tensor("per_layer_token_embd.weight", &[3 * 8, 100], F32)
+        .tensor("per_layer_model_proj.weight", &[h, 3 * 8], F32)
+        .tensor("per_layer_proj_norm.weight", &[8], F32)
+        .tensor("output_norm.weight", &[h], F32);
+    for l in 0..3u32 {
+        let (q, kv, ffn) = if l == 2 { (4 * 32, 32, 192) } else { (4 * 16, 2 * 16, 96) };
+        let w = |name: &str| format!("blk.{l}.{name}.weight");
+        g = g.tensor(&w("attn_norm"), &[h], F32).tensor(&w("attn_q"), &[h, q], Q8_0).tensor(
+            &w("attn_k"),
+            &[h, kv],
+            Q8_0,
+        );
+        if l < 2 {
+            g = g.tensor(&w("attn_v"), &[h, kv], Q8_0);
+        }
+        g = g
+            .tensor(&w("attn_output"), &[q, h], Q8_0)
+            .tensor(&w("attn_q_norm"), &[q / 4], F32)
+            .tensor(&w("attn_k_norm"), &[q / 4], F32)
+            .tensor(&w("post_attention_norm"), &[h], F32)
+            .tensor(&w("ffn_norm"), &[h], F32)
+            .tensor(&w("ffn_gate"), &[h, ffn], Q8_0)
+            .tensor(&w("ffn_up"), &[h, ffn], Q8_0)
+            .tensor(&w("ffn_down"), &[ffn, h], Q8_0)
+            .tensor(&w("post_ffw_norm"), &[h], F32)
+            .tensor(&w("inp_gate"), &[h, 8], F32)
+            .tensor(&w("proj"), &[8, h], F32)
+            .tensor(&w("post_norm"), &[h], F32)
+            .tensor(&w("layer_output_scale"), &[1], F32);
+    }
+    let (_dir, model) = open_gguf(&g, "gemma4.gguf");
+    let s = gguf_spec(&model);
+    assert_eq!(s.family, Family::Gemma4);
+    assert_eq!((s.head_dim, s.num_kv_heads, s.intermediate_size), (16, 2, 96));
+    assert_eq!(s.global_attention, Some(GlobalAttention { head_dim: 32, num_kv_heads: 1, k_eq_v: true }));
+    assert_eq!(s.layer_attention[1], LayerAttention::Sliding { window: 512 });
+    assert_eq!(s.layer_attention[2], LayerAttention::Full);
+    assert_eq!((s.kv_shared_layers, s.double_wide_mlp, s.layer_intermediate(2)), (1, true, 192));
+    assert_eq!(s.per_layer_input.map(|p| (p.width, p.vocab)), Some((8, 100)));
+    assert!(s.logit_softcap);
+    // The architecture's inventory holds the file's tensors.
+    let counts = param_counts(&s, &inventory(&s));
+    let stored: u64 = model.tensors.iter().map(|t| t.shape.iter().product::<u64>()).sum();
+    assert_eq!(counts.total, stored);
+}
+
+/// E2B and E4B: per-layer inputs, KV-shared layers (E2B's twice as wide), and the audio tower
+/// beside the vision tower, to the checkpoints' exact totals. Their shared layers cache nothing:
+/// E2B keeps 12 sliding layers of 1 KV head of 256 and 3 full layers of 1 of 512, 18 KiB a token.
+#[test]
+fn gemma4_e2b_and_e4b_counts_and_shared_caches() {
+    for (id, total) in [("gemma-4-e2b", 5_123_178_979u64), ("gemma-4-e4b", 7_996_157_418)] {
+        let s = spec(id);
+        assert_eq!(param_counts(&s, &inventory(&s)).total, total, "{id}");
+        assert_eq!(s.per_layer_input.map(|p| p.width), Some(256), "{id}");
+        assert!(s.audio.is_some(), "{id}");
+    }
+    let e2b = spec("gemma-4-e2b");
+    assert_eq!((e2b.kv_shared_layers, e2b.layer_intermediate(14), e2b.layer_intermediate(15)), (20, 6144, 12_288));
+    assert!(e2b.caches_kv(14) && !e2b.caches_kv(15));
+    let per_token = 12 * 2 * 256 * 2 + 3 * 2 * 512 * 2;
+    assert_eq!(per_token, 18_432);
+    let plan = plan_json("gemma-4-e2b --engine hf --context 8192");
+    assert_eq!(plan["memory"]["kv_cache_bytes"].as_u64().unwrap(), per_token * 8192);
+    // --text-only leaves both encoders out.
+    let text = plan_json("gemma-4-e2b --engine hf --context 8192 --text-only");
+    let towers = 167_365_056 + 1536 * 768 + 304_825_088 + 1536 * 1536;
+    let bf16 = |p: &serde_json::Value| p["memory"]["weights_bytes"].as_u64().unwrap();
+    assert_eq!(bf16(&plan) - bf16(&text), 2 * towers);
+}

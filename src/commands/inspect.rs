@@ -86,8 +86,11 @@ fn group_of(role: Role) -> &'static str {
         FfnGateExps | FfnUpExps | FfnGateUpExps | FfnDownExps => "routed experts",
         FfnGateShexp | FfnUpShexp | FfnDownShexp | FfnGateInpShexp => "shared experts",
         VisionPatchEmbd | VisionPosEmbd | VisionNorm | VisionAttnQ | VisionAttnK | VisionAttnV | VisionAttnOutput
-        | VisionAttnQkv | VisionAttnProj | VisionMlpFc1 | VisionMlpFc2 | VisionFfnUp | VisionFfnDown => "vision tower",
+        | VisionAttnQkv | VisionAttnProj | VisionMlpFc1 | VisionMlpFc2 | VisionFfnUp | VisionFfnDown => {
+            "vision / audio tower"
+        }
         MmSoftEmbNorm | MmInputProjection | MmMergerUp | MmMergerDown => "projector",
         MtpProj | MtpNorm => "multi-token prediction",
+        PerLayerEmbd | PerLayerModelProj | PerLayerProjNorm | PerLayerInpGate | PerLayerProj => "per-layer inputs",
     }
 }

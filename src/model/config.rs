@@ -22,7 +22,8 @@ mod quantization;
 mod vision;
 
 use super::spec::{
-    Biases, Family, GlobalAttention, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind, QkNorm,
+    Biases, Family, GlobalAttention, Indexer, LayerAttention, LayerMlp, Mla, MlpKind, ModelSpec, NormKind,
+    PerLayerInput, QkNorm,
 };
 use super::vision::VisionKind;
 use attention::{
@@ -145,6 +146,9 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
     let mut spec = build_spec(&Reader { json: fields, source_name }, family, id)?;
     if let Some(w) = wrapper {
         spec.vision = Some(vision::parse_vision(&json, w, source_name, spec.hidden_size)?);
+        if w.family == Family::Gemma4 {
+            spec.audio = vision::parse_gemma4_audio(&json, source_name, spec.hidden_size)?;
+        }
     }
     Ok(ParsedConfig { spec, native_format: native_format(&json) })
 }
@@ -506,6 +510,22 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         embedding_norm: family == Bloom,
         parallel_ssm: family == FalconH1,
         global_attention: if family == Gemma4 { Some(gemma4_global_attention(r, heads, kv_heads)?) } else { None },
+        kv_shared_layers: match family {
+            Gemma4 => r.count_or("num_kv_shared_layers", 0).min(layers.saturating_sub(1)),
+            _ => 0,
+        },
+        per_layer_input: match family {
+            Gemma4 => r.json.get("hidden_size_per_layer_input").and_then(Value::as_u64).filter(|&w| w > 0).map(|_| {
+                Ok::<_, ConfigError>(PerLayerInput {
+                    width: r.req_u64(&["hidden_size_per_layer_input"], family, MAX_DIM)?,
+                    vocab: r.u64_or(&["vocab_size_per_layer_input"], Some(vocab), family, MAX_VOCAB)?,
+                })
+            }),
+            _ => None,
+        }
+        .transpose()?,
+        double_wide_mlp: family == Gemma4 && r.bool_or("use_double_wide_mlp", false),
+        audio: None,
     })
 }
 

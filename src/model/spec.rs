@@ -4,7 +4,7 @@
 //! is turned into an exact list of tensors by `tensors.rs`. Every shape the planner needs comes
 //! from here; nothing is guessed from the model's name.
 
-use super::vision::VisionTower;
+use super::vision::{AudioTower, VisionTower};
 use serde::Serialize;
 
 /// The model families whose `config.json` headroom understands (`model_type` in the config).
@@ -663,6 +663,32 @@ pub struct ModelSpec {
     /// The full-attention layers' own shape where it differs from the sliding layers' (Gemma 4:
     /// `global_head_dim`, `num_global_key_value_heads`, `attention_k_eq_v`).
     pub global_attention: Option<GlobalAttention>,
+    /// The last this many layers attend over an earlier layer's keys and values and cache none
+    /// of their own (Gemma 4 E2B, E4B: `num_kv_shared_layers`; each reads the last layer of its
+    /// kind before them).
+    pub kv_shared_layers: u64,
+    /// Per-layer input embeddings (Gemma 4 E2B, E4B: PLE): a second token table of
+    /// `vocab × layers·width` gathered once per token and projected into every layer.
+    pub per_layer_input: Option<PerLayerInput>,
+    /// The KV-shared layers' MLPs are twice `intermediate_size` wide (Gemma 4
+    /// `use_double_wide_mlp`: E2B).
+    pub double_wide_mlp: bool,
+    /// The audio encoder and projector of Gemma 4 E2B and E4B (`audio_config`); like `vision`,
+    /// memory on the first GPU, never per-token work.
+    pub audio: Option<AudioTower>,
+}
+
+/// Gemma 4's per-layer inputs (transformers `Gemma4TextModel`): `embed_tokens_per_layer`
+/// (`vocab × layers·width`), `per_layer_model_projection` (`layers·width × hidden`) and its norm
+/// (`width`); in each layer `per_layer_input_gate` (`width × hidden`), `per_layer_projection`
+/// (`hidden × width`) and `post_per_layer_input_norm` (`hidden`). E2B: 262,144 × 35·256 =
+/// 2,348,810,240 table parameters, which a token reads one row of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PerLayerInput {
+    /// `hidden_size_per_layer_input`.
+    pub width: u64,
+    /// `vocab_size_per_layer_input`.
+    pub vocab: u64,
 }
 
 /// Gemma 4's full-attention layers (transformers `Gemma4TextAttention` with the config's
@@ -698,6 +724,29 @@ impl ModelSpec {
             Some(g) if attention == LayerAttention::Full => (g.num_kv_heads, g.head_dim),
             _ => (self.num_kv_heads, self.head_dim),
         }
+    }
+
+    /// Parameters of the image and audio encoders and their projectors (none of a token's work).
+    pub fn encoder_parameters(&self) -> u64 {
+        self.vision.map_or(0, |v| v.parameters()) + self.audio.map_or(0, |a| a.parameters())
+    }
+
+    /// Whether layer `layer` keeps keys and values of its own (all but the last
+    /// `kv_shared_layers`).
+    pub fn caches_kv(&self, layer: u64) -> bool {
+        layer + self.kv_shared_layers < self.num_layers
+    }
+
+    /// Width of layer `layer`'s dense MLP: `intermediate_size`, doubled in the KV-shared layers
+    /// under `double_wide_mlp`.
+    pub fn layer_intermediate(&self, layer: u64) -> u64 {
+        let wide = self.double_wide_mlp && self.kv_shared_layers > 0 && !self.caches_kv(layer);
+        self.intermediate_size * (1 + wide as u64)
+    }
+
+    /// The widest dense MLP of any layer.
+    pub fn widest_intermediate(&self) -> u64 {
+        (0..self.num_layers).map(|l| self.layer_intermediate(l)).max().unwrap_or(self.intermediate_size)
     }
 
     /// Query, key and value widths of layer `layer`'s projections (values 0 for a Gemma 4 full

@@ -163,6 +163,16 @@ pub enum Role {
     VisionMlpFc2,
     VisionFfnUp,
     VisionFfnDown,
+    /// Gemma 4's per-layer inputs (PLE, `ModelSpec::per_layer_input`): the second token table
+    /// (`embed_tokens_per_layer`, a gather like the embedding), its projection from the hidden
+    /// state (`per_layer_model_projection`) and that projection's norm; in each layer the gate
+    /// from the hidden state (`per_layer_input_gate`) and the projection back
+    /// (`per_layer_projection`).
+    PerLayerEmbd,
+    PerLayerModelProj,
+    PerLayerProjNorm,
+    PerLayerInpGate,
+    PerLayerProj,
     /// Gemma 3's `multi_modal_projector`: the RMSNorm over the vision width and the bare
     /// `vision hidden × text hidden` projection parameter.
     MmSoftEmbNorm,
@@ -233,6 +243,11 @@ impl Role {
             SsmNorm => "ssm_norm",
             SsmOut => "ssm_out",
             MtpProj => "nextn.eh_proj",
+            PerLayerEmbd => "per_layer_token_embd",
+            PerLayerModelProj => "per_layer_model_proj",
+            PerLayerProjNorm => "per_layer_proj_norm",
+            PerLayerInpGate => "inp_gate",
+            PerLayerProj => "proj",
             MtpNorm => "nextn.norm",
             // llama.cpp keeps these in a separate mmproj file (clip.cpp names; `v.ln` stands for
             // its `v.blk.N.ln1`, `ln2` and `v.post_ln`).
@@ -274,6 +289,7 @@ impl Role {
                 | SsmNorm
                 | SsmInnerNorm
                 | MtpNorm
+                | PerLayerProjNorm
         )
     }
 
@@ -286,7 +302,7 @@ impl Role {
     /// The input side of the model, on the GPU (or host) that holds the embedding: the token
     /// embedding, a learned position table and BLOOM's embedding norm.
     pub fn is_embedding(self) -> bool {
-        matches!(self, Role::TokenEmbd | Role::PosEmbd | Role::TokenEmbdNorm)
+        matches!(self, Role::TokenEmbd | Role::PosEmbd | Role::TokenEmbdNorm | Role::PerLayerEmbd)
     }
 
     /// Routed-expert weights (total parameters for memory, only `experts_per_token` for speed).
@@ -307,6 +323,8 @@ impl Role {
                 self,
                 TokenEmbd
                     | PosEmbd
+                    | PerLayerEmbd
+                    | PerLayerModelProj
                     | Output
                     | FfnGateInp
                     | FfnGateInpShexp
@@ -426,6 +444,12 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     if spec.embedding_norm {
         push_norm(spec, Role::TokenEmbdNorm, None, h, &mut out);
     }
+    if let Some(p) = spec.per_layer_input {
+        let all = spec.num_layers * p.width;
+        out.push(matrix(Role::PerLayerEmbd, None, p.vocab, all));
+        out.push(matrix(Role::PerLayerModelProj, None, all, h));
+        out.push(matrix(Role::PerLayerProjNorm, None, 1, p.width));
+    }
     for layer in 0..spec.num_layers {
         push_layer(spec, layer as u32, &mut out);
     }
@@ -435,6 +459,9 @@ pub fn inventory(spec: &ModelSpec) -> Vec<TensorDesc> {
     }
     if spec.biases.lm_head {
         out.push(bias(Role::Output, None, v));
+    }
+    if let Some(audio) = &spec.audio {
+        audio.push_tensors(&mut out);
     }
     if let Some(vision) = &spec.vision {
         vision.push_tensors(&mut out);
@@ -508,9 +535,16 @@ fn push_layer(spec: &ModelSpec, layer: u32, out: &mut Vec<TensorDesc>) {
             _ => push_attention(spec, l, out),
         }
     }
-    // Gemma 4 scales each layer's output by a learned scalar (`layer_scalar`, a checkpoint buffer).
+    // Gemma 4 scales each layer's output by a learned scalar (`layer_scalar`, a checkpoint buffer)
+    // and, with per-layer inputs, gates one into the residual (`per_layer_input_gate`,
+    // `per_layer_projection`, `post_per_layer_input_norm`).
     if spec.family == Family::Gemma4 {
         out.push(matrix(Role::FfnNorm, l, 1, 1));
+    }
+    if let Some(p) = spec.per_layer_input {
+        out.push(matrix(Role::PerLayerInpGate, l, p.width, h));
+        out.push(matrix(Role::PerLayerProj, l, h, p.width));
+        push_norm(spec, Role::FfnNorm, l, h, out);
     }
     // A block that holds its MLP alone (Nemotron-H) has that MLP's one norm.
     let mlp_norms = if mixer == LayerAttention::Absent { 1 } else { spec.norms_per_layer - 1 };
@@ -716,7 +750,8 @@ fn push_mamba1(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut 
 }
 
 fn push_dense_mlp(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
-    let (h, i, bias) = (spec.hidden_size, spec.intermediate_size, spec.biases.mlp);
+    let i = spec.layer_intermediate(l.map_or(0, u64::from));
+    let (h, bias) = (spec.hidden_size, spec.biases.mlp);
     match spec.mlp {
         MlpKind::Gated if spec.fused_gate_up => push_linear(Role::FfnGateUp, l, 2 * i, h, bias, out),
         MlpKind::Gated => {

@@ -302,6 +302,74 @@ impl VisionTower {
     }
 }
 
+/// Gemma 4 E2B's and E4B's audio encoder (transformers `Gemma4AudioModel`) and its `embed_audio`
+/// projector: a conformer that, like the vision tower, sits on the GPU that holds the embedding
+/// in 16 bits and runs only on audio, so its tensors take the vision roles (memory, never the
+/// per-token work).
+///
+/// Shapes for hidden `D`, `N` layers of `nh` heads (`dh = D / nh`), depthwise kernel `K`,
+/// subsampling channels `(c0, c1)`, output `O`, text hidden `T`: the subsampler's two bias-free
+/// 3×3 convolutions (`c0·9`, `c1·c0·9`) with a weight-only LayerNorm each and its `input_proj`
+/// (`D × (c0/4)·c1`); per layer two macaron feed-forwards (`4D × D`, `D × 4D`, two norms each),
+/// q, k, v and `post` (`D × D`), `relative_k_proj` (`D × D`) and `per_dim_scale` (`dh`), the
+/// light convolution (`linear_start` `2D × D`, the depthwise `D·K`, `linear_end` `D × D`, two
+/// norms) and three norms: 24·D² + (9 + K)·D + dh, and with clipped linears four scalars on each
+/// of its ten linears; `output_proj` (`O × D` and its bias); the projector `T × O`. Released
+/// E2B/E4B (D 1024, 12 layers of 8 heads, K 5, (128, 32), O 1536): 1,086,752 + 12·25,180,328 +
+/// 1,574,400 = 304,825,088, and the projector 1536·1536 (E2B) or 2560·1536 (E4B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AudioTower {
+    pub hidden_size: u64,
+    pub num_layers: u64,
+    pub num_heads: u64,
+    pub conv_kernel: u64,
+    pub subsampling_channels: (u64, u64),
+    pub output_dims: u64,
+    pub clipped_linears: bool,
+    pub text_hidden_size: u64,
+}
+
+impl AudioTower {
+    pub fn parameters(&self) -> u64 {
+        let mut tensors = Vec::new();
+        self.push_tensors(&mut tensors);
+        tensors.iter().map(TensorDesc::elements).sum()
+    }
+
+    pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
+        let (d, (c0, c1), o) = (self.hidden_size, self.subsampling_channels, self.output_dims);
+        let norm = |len, out: &mut Vec<TensorDesc>| out.push(weight(Role::VisionNorm, 1, len));
+        let linear = |rows, cols, out: &mut Vec<TensorDesc>| {
+            out.push(weight(Role::VisionFfnUp, rows, cols));
+            if self.clipped_linears {
+                norm(4, out);
+            }
+        };
+        out.push(weight(Role::VisionPatchEmbd, c0, 9));
+        norm(c0, out);
+        out.push(weight(Role::VisionPatchEmbd, c1, c0 * 9));
+        norm(c1, out);
+        out.push(weight(Role::VisionFfnUp, d, c0 / 4 * c1));
+        for _ in 0..self.num_layers {
+            for _ in 0..2 {
+                linear(4 * d, d, out);
+                linear(d, 4 * d, out);
+                (0..2).for_each(|_| norm(d, out));
+            }
+            (0..4).for_each(|_| linear(d, d, out));
+            out.push(weight(Role::VisionFfnUp, d, d));
+            norm(d / self.num_heads.max(1), out);
+            linear(2 * d, d, out);
+            out.push(weight(Role::VisionPatchEmbd, d, self.conv_kernel));
+            linear(d, d, out);
+            (0..5).for_each(|_| norm(d, out));
+        }
+        out.push(weight(Role::VisionFfnUp, o, d));
+        out.push(bias(Role::VisionFfnUp, o));
+        out.push(weight(Role::MmInputProjection, self.text_hidden_size, o));
+    }
+}
+
 fn weight(role: Role, rows: u64, cols: u64) -> TensorDesc {
     TensorDesc { role, part: Part::Weight, layer: None, rows, cols, copies: 1 }
 }
@@ -460,6 +528,24 @@ mod tests {
         };
         assert_eq!(pixtral.parameters(), 403_305_472 + 35_652_608);
         assert_eq!(VisionTower { projector_bias: true, ..pixtral }.parameters(), 403_305_472 + 35_652_608 + 2 * 5120);
+    }
+
+    /// Gemma 4 E2B's audio encoder and projector: the worked example of `AudioTower`.
+    #[test]
+    fn gemma4_audio_tower() {
+        let audio = AudioTower {
+            hidden_size: 1024,
+            num_layers: 12,
+            num_heads: 8,
+            conv_kernel: 5,
+            subsampling_channels: (128, 32),
+            output_dims: 1536,
+            clipped_linears: true,
+            text_hidden_size: 1536,
+        };
+        assert_eq!(audio.parameters(), 304_825_088 + 1536 * 1536);
+        let per_layer = 24 * 1024 * 1024 + 14 * 1024 + 128 + 40;
+        assert_eq!(per_layer, 25_180_328);
     }
 
     /// Gemma 4 31B's `vision_config`: the worked example of `push_gemma4`.

@@ -376,7 +376,7 @@ fn mlp_moment(req: &ActivationRequest, t: u64) -> u64 {
         _ => 2,
     };
     let base = stream_values(req, t);
-    let dense = base + dense_units * t * (spec.intermediate_size / tp);
+    let dense = base + dense_units * t * (spec.widest_intermediate() / tp);
     let Some(moe) = spec.moe else { return dense * a };
     let k = moe.experts_per_token;
     // Gated experts hold gate, up and their product; squared-ReLU ones (Nemotron-H) up and its

@@ -231,10 +231,12 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     );
     if req.weights.vision > Bytes::ZERO {
         basis.add(
-            "vision tower + projector (16-bit)",
+            if spec.audio.is_some() { "vision and audio towers + projectors (16-bit)" } else { "vision tower + projector (16-bit)" },
             req.weights.vision.0,
             match spec.vision.map(|v| v.kind) {
                 Some(crate::model::vision::VisionKind::QwenVit) => "Qwen ViT + patch merger in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
+                Some(crate::model::vision::VisionKind::Gemma4) if spec.audio.is_some() => "Gemma 4 vision and audio encoders + their projectors in 16-bit under every format (quantizers leave them so; llama.cpp's mmproj holds both); on the first GPU, divided under tensor parallel; encoding activations not modelled",
+                Some(crate::model::vision::VisionKind::Gemma4) => "Gemma 4 vision encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
                 Some(crate::model::vision::VisionKind::Llama4) => "Llama 4 vision encoder + pixel-shuffle adapter + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
                 _ => "SigLIP encoder + projector in 16-bit under every format (quantizers and llama.cpp's mmproj leave them so); on the first GPU, divided under tensor parallel; image-encoding activations not modelled",
             },

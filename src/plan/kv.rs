@@ -429,6 +429,8 @@ pub fn kv_bytes(req: &KvRequest, layers: std::ops::Range<u64>) -> Bytes {
     let state = Bytes(req.batch * state_slots(req) * state_page_bytes(req));
     layers
         .map(|l| match req.spec.layer_attention[l as usize] {
+            // (Gemma 4's KV-shared layers read an earlier layer's cache.)
+            _ if !req.spec.caches_kv(l) => Bytes::ZERO,
             LayerAttention::Linear => state,
             // Falcon-H1's attention layers hold a recurrent state too.
             a if req.spec.parallel_ssm && a.attends() => layer_token_bytes(req, a, cells_per_layer(req, a)) + state,
@@ -520,7 +522,9 @@ fn vllm_groups(req: &KvRequest) -> VllmGroups {
     let mut counts: Vec<(LayerAttention, u64)> = Vec::new();
     // (Falcon-H1 registers a Mamba layer beside each attention layer.)
     let parallel = std::iter::repeat_n(LayerAttention::Linear, spec.parallel_ssm_layers() as usize);
-    let layers = spec.layer_attention.iter().copied().filter(|a| *a != LayerAttention::Absent).chain(parallel);
+    let own =
+        |(l, a): (usize, &LayerAttention)| (*a != LayerAttention::Absent && spec.caches_kv(l as u64)).then_some(*a);
+    let layers = spec.layer_attention.iter().enumerate().filter_map(own).chain(parallel);
     for kind in layers.map(|a| vllm_kind(req, a)) {
         match counts.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,
@@ -544,9 +548,9 @@ pub fn vllm_hybrid_blocks(req: &KvRequest, pool: Bytes) -> Option<u64> {
 /// Records the per-token arithmetic in the basis.
 pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     let spec = req.spec;
-    let layers = spec.attention_layers();
-    let per_token: u64 =
-        spec.layer_attention.iter().filter(|a| a.attends()).map(|&a| layer_token_bytes(req, a, 1).0).sum();
+    let caching = || (0..spec.num_layers).filter(|&l| spec.caches_kv(l)).map(|l| spec.layer_attention[l as usize]);
+    let layers = caching().filter(|a| a.attends()).count() as u64;
+    let per_token: u64 = caching().filter(|a| a.attends()).map(|a| layer_token_bytes(req, a, 1).0).sum();
     let rank = if req.tp > 1 { " per TP rank" } else { "" };
     let formula = match (spec.mla, spec.global_attention) {
         (Some(m), _) if m.indexer.is_some() => format!(
@@ -559,9 +563,13 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
             format!("L·(kv_lora_rank+rope)·b = {layers}·({}+{})·b (MLA latent)", m.kv_lora_rank, m.qk_rope_head_dim)
         }
         (None, Some(g)) => {
-            let full = spec.layer_attention.iter().filter(|a| **a == LayerAttention::Full).count() as u64;
+            let full = caching().filter(|a| *a == LayerAttention::Full).count() as u64;
+            let shared = match spec.kv_shared_layers {
+                0 => String::new(),
+                n => format!("; the last {n} layers reuse earlier layers' caches"),
+            };
             format!(
-                "2·(L_other·n_kv·head_dim + L_full·n_kv_full·head_dim_full)·b = 2·({}·{}·{} + {full}·{}·{})·b{rank} (full layers: global_head_dim, num_global_key_value_heads; values cached apart even where k_eq_v)",
+                "2·(L_other·n_kv·head_dim + L_full·n_kv_full·head_dim_full)·b = 2·({}·{}·{} + {full}·{}·{})·b{rank} (full layers: global_head_dim, num_global_key_value_heads; values cached apart even where k_eq_v{shared})",
                 layers - full,
                 (spec.num_kv_heads / req.tp).max(1),
                 spec.head_dim,

@@ -272,5 +272,9 @@ pub fn llama_spec(layers: u64, hidden: u64, heads: u64, kv_heads: u64, ffn: u64,
         embedding_norm: false,
         parallel_ssm: false,
         global_attention: None,
+        kv_shared_layers: 0,
+        per_layer_input: None,
+        double_wide_mlp: false,
+        audio: None,
     }
 }

@@ -10,7 +10,7 @@
 
 use super::{ConfigError, Reader, Wrapper, MAX_DIM, MAX_LAYERS};
 use crate::model::spec::Family;
-use crate::model::vision::{VisionKind, VisionTower};
+use crate::model::vision::{AudioTower, VisionKind, VisionTower};
 use serde_json::Value;
 
 /// The `model_type` of a SigLIP vision config.
@@ -241,4 +241,41 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
         return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
     }
     Ok(tower)
+}
+
+/// Gemma 4 E2B's and E4B's `audio_config` (`Gemma4AudioConfig`: hidden 1024, 12 layers, 8 heads,
+/// kernel 5, subsampling channels [128, 32], output 1536, clipped linears, every release's
+/// values); `None` where the wrapper has none (31B, 26B-A4B: `"audio_config": null`).
+pub(super) fn parse_gemma4_audio(
+    json: &Value,
+    source_name: &str,
+    text_hidden: u64,
+) -> Result<Option<AudioTower>, ConfigError> {
+    let Some(fields @ Value::Object(_)) = json.get("audio_config") else { return Ok(None) };
+    let name = format!("{source_name} (audio_config)");
+    let r = Reader { json: fields, source_name: &name };
+    let family = Family::Gemma4;
+    let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
+    let channels = match fields.get("subsampling_conv_channels").and_then(Value::as_array).map(Vec::as_slice) {
+        None => (128, 32),
+        Some([a, b]) => match (a.as_u64(), b.as_u64()) {
+            (Some(a), Some(b)) if (1..=MAX_DIM).contains(&a) && (1..=MAX_DIM).contains(&b) => (a, b),
+            _ => return Err(r.bad("subsampling_conv_channels", 0, "expected two positive channel counts")),
+        },
+        Some(_) => return Err(r.bad("subsampling_conv_channels", 0, "expected two positive channel counts")),
+    };
+    let tower = AudioTower {
+        hidden_size: dim("hidden_size", 1024)?,
+        num_layers: r.u64_or(&["num_hidden_layers"], Some(12), family, MAX_LAYERS)?,
+        num_heads: dim("num_attention_heads", 8)?,
+        conv_kernel: dim("conv_kernel_size", 5)?,
+        subsampling_channels: channels,
+        output_dims: dim("output_proj_dims", 1536)?,
+        clipped_linears: r.bool_or("use_clipped_linears", true),
+        text_hidden_size: text_hidden,
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
+    }
+    Ok(Some(tower))
 }

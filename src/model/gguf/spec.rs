@@ -34,12 +34,12 @@
 use super::{GgufFile, GgufValue};
 use crate::model::local::LocalFileError;
 use crate::model::spec::{
-    Biases, Family, Indexer, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind, ModelSpec, Moe,
-    NormKind, QkNorm,
+    Biases, Family, GlobalAttention, Indexer, LayerAttention, LayerMlp, LinearAttention, LinearKind, Mla, MlpKind,
+    ModelSpec, Moe, NormKind, PerLayerInput, QkNorm,
 };
 
 /// GGUF architectures `gguf_to_spec` understands.
-pub const SUPPORTED_ARCHITECTURES: [&str; 41] = [
+pub const SUPPORTED_ARCHITECTURES: [&str; 42] = [
     "llama",
     "qwen2",
     "qwen3",
@@ -47,6 +47,7 @@ pub const SUPPORTED_ARCHITECTURES: [&str; 41] = [
     "gemma",
     "gemma2",
     "gemma3",
+    "gemma4",
     "phi2",
     "phi3",
     "falcon",
@@ -108,7 +109,9 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         Some(n) if n > 0 => n,
         _ => return Err(k.bad(format!("nextn_predict_layers {nextn} leaves none of the {blocks} blocks"))),
     };
-    // Mamba-2 hybrids list heads and MLP widths per layer; elsewhere an array is refused.
+    // Mamba-2 hybrids list heads and MLP widths per layer, Gemma 4 its KV heads (sliding and full)
+    // and MLP widths (doubled in the KV-shared layers); elsewhere an array is refused.
+    let gemma4 = (family == Family::Gemma4).then(|| gemma4_layers(&k)).transpose()?;
     let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba);
     let count = |name: &str| if hybrid { k.opt_max(name) } else { k.opt(name) };
     // Pure state-space files have no attention heads (llama.cpp writes 0 or nothing).
@@ -120,14 +123,22 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         None => return Err(missing(file, &format!("{arch}.attention.head_count"))),
     };
     // Qwen3.5-MoE files have no dense feed-forward width: every layer is sparse.
-    let intermediate = match count("feed_forward_length")?.filter(|&n| n > 0) {
+    let feed_forward = match &gemma4 {
+        Some(g) => Some(g.intermediate),
+        None => count("feed_forward_length")?,
+    };
+    let intermediate = match feed_forward.filter(|&n| n > 0) {
         Some(n) => n,
         None if expert_count > 0 => k.req("expert_feed_forward_length")?,
         // (A pure state-space model has no MLP.)
         None if attention_free => 0,
         None => k.req("feed_forward_length")?,
     };
-    let moe = moe(&k, expert_count, intermediate)?;
+    let mut moe = moe(&k, expert_count, intermediate)?;
+    // Gemma 4's dense MLP runs beside its experts, as a shared expert would.
+    if let (Some(m), Some(_)) = (moe.as_mut(), &gemma4) {
+        m.shared_intermediate_size = intermediate;
+    }
     let has = |name: &str| file.tensor(name).is_some();
     let (layer_attention, layer_mlp) = layer_layout(&k, family, layers, moe.as_ref())?;
     // Attention tensors are read from the first attention layer (a hybrid's layer 0 is recurrent).
@@ -137,16 +148,18 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     let q_rows = file.tensor(&format!("blk.{a}.attn_q.weight")).and_then(|t| t.dims.get(1).copied());
     let mla = mla(&k)?;
     // Nemotron-H's heads are not hidden / heads wide: without `key_length`, attn_q says.
-    let head_dim = match mla {
-        Some(m) => m.qk_nope_head_dim + m.qk_rope_head_dim,
-        None => k
+    let head_dim = match (mla, &gemma4) {
+        (Some(m), _) => m.qk_nope_head_dim + m.qk_rope_head_dim,
+        (None, Some(g)) => g.head_dim,
+        (None, None) => k
             .opt("attention.key_length")?
             .or(q_rows.map(|r| r / heads).filter(|_| matches!(family, Family::NemotronH | Family::FalconH1)))
             .unwrap_or(hidden / heads),
     };
-    let num_kv_heads = match mla {
-        Some(_) => heads,
-        None => count("attention.head_count_kv")?.filter(|&n| n > 0).unwrap_or(heads),
+    let num_kv_heads = match (mla, &gemma4) {
+        (Some(_), _) => heads,
+        (None, Some(g)) => g.kv_heads.unwrap_or(heads),
+        (None, None) => count("attention.head_count_kv")?.filter(|&n| n > 0).unwrap_or(heads),
     };
     let linear = linear_attention(&k, family, &layer_attention)?;
     let legacy = matches!(family, Family::Gpt2 | Family::GptJ | Family::Bloom | Family::GptBigCode | Family::Mpt);
@@ -170,6 +183,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         norm: if layer_norm { NormKind::LayerNorm } else { NormKind::RmsNorm },
         norms_per_layer: match family {
             Family::Gemma2 | Family::Gemma3 | Family::Glm4 => 4,
+            Family::Gemma4 => 4 + 3 * has("blk.0.ffn_gate_inp.weight") as u64,
             Family::Falcon if !has("blk.0.attn_norm_2.weight") => 1,
             Family::Phi | Family::NemotronH | Family::Cohere | Family::Cohere2 | Family::GptJ => 1,
             Family::Mamba | Family::Mamba2 => 1,
@@ -214,7 +228,58 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
         position_table: file.tensor("position_embd.weight").and_then(|t| t.dims.get(1).copied()).unwrap_or(0),
         embedding_norm: has("token_embd_norm.weight"),
         parallel_ssm: family == Family::FalconH1,
-        global_attention: None,
+        global_attention: gemma4.as_ref().map(|g| g.global),
+        kv_shared_layers: gemma4.as_ref().map_or(0, |g| g.kv_shared_layers),
+        per_layer_input: gemma4.as_ref().and_then(|g| g.per_layer_input),
+        double_wide_mlp: gemma4.as_ref().is_some_and(|g| g.double_wide_mlp),
+        audio: None,
+    })
+}
+
+/// What a `gemma4` file says per layer (llama.cpp `src/models/gemma4.cpp`, the converter's
+/// `Gemma4Model`): `key_length_swa` (sliding heads) and `key_length` (full heads), KV heads as a
+/// per-layer `head_count_kv` array (or one count), `feed_forward_length` per layer (doubled in
+/// the KV-shared layers under `use_double_wide_mlp`), `attention.shared_kv_layers`,
+/// `embedding_length_per_layer_input` with the `per_layer_token_embd` table; a full layer without
+/// `attn_v` takes its values from its keys.
+struct Gemma4Layers {
+    head_dim: u64,
+    kv_heads: Option<u64>,
+    global: GlobalAttention,
+    intermediate: u64,
+    double_wide_mlp: bool,
+    kv_shared_layers: u64,
+    per_layer_input: Option<PerLayerInput>,
+}
+
+fn gemma4_layers(k: &Keys<'_>) -> Result<Gemma4Layers, LocalFileError> {
+    let pattern = sliding_pattern(k)?.unwrap_or_default();
+    let first = |sliding: bool| pattern.iter().position(|&s| s == sliding);
+    let kv_heads = k.per_layer("attention.head_count_kv")?;
+    let kv_at = |layer: Option<usize>| match &kv_heads {
+        Some(v) if v.len() > 1 => layer.and_then(|l| v.get(l).copied()).filter(|&n| n > 0),
+        Some(v) => v.first().copied().filter(|&n| n > 0),
+        None => None,
+    };
+    let widths = k.per_layer("feed_forward_length")?.unwrap_or_default();
+    let intermediate =
+        widths.iter().copied().filter(|&w| w > 0).min().ok_or_else(|| missing(k.file, "gemma4.feed_forward_length"))?;
+    let full = first(false).unwrap_or(0);
+    let global = GlobalAttention {
+        head_dim: k.nonzero("attention.key_length")?,
+        num_kv_heads: kv_at(first(false)).or(kv_at(None)).unwrap_or(1),
+        k_eq_v: k.file.tensor(&format!("blk.{full}.attn_v.weight")).is_none(),
+    };
+    let width = k.opt("embedding_length_per_layer_input")?.filter(|&w| w > 0);
+    let table = k.file.tensor("per_layer_token_embd.weight").and_then(|t| t.dims.get(1).copied());
+    Ok(Gemma4Layers {
+        head_dim: k.nonzero("attention.key_length_swa")?,
+        kv_heads: kv_at(first(true)),
+        global,
+        intermediate,
+        double_wide_mlp: widths.iter().any(|&w| w == 2 * intermediate),
+        kv_shared_layers: k.opt("attention.shared_kv_layers")?.unwrap_or(0),
+        per_layer_input: width.map(|width| PerLayerInput { width, vocab: table.unwrap_or(0) }),
     })
 }
 
@@ -247,6 +312,18 @@ impl Keys<'_> {
             Some(counts) => Ok(counts.into_iter().max()),
             None => Err(self.bad(format!("'{key}' holds {}, not a per-layer array of counts", describe(value)))),
         }
+    }
+
+    /// `{arch}.{name}` as one count or a per-layer array of counts; `None` when absent.
+    fn per_layer(&self, name: &str) -> Result<Option<Vec<u64>>, LocalFileError> {
+        let key = format!("{}.{name}", self.arch);
+        let Some(value @ GgufValue::Array(a)) = self.file.get(&key) else {
+            return Ok(self.opt(name)?.map(|n| vec![n]));
+        };
+        let counts: Option<Vec<u64>> = a.items.as_ref().and_then(|items| items.iter().map(GgufValue::as_u64).collect());
+        counts
+            .map(Some)
+            .ok_or_else(|| self.bad(format!("'{key}' holds {}, not a per-layer array of counts", describe(value))))
     }
 
     fn req(&self, name: &str) -> Result<u64, LocalFileError> {
@@ -286,6 +363,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "gemma" => Family::Gemma,
         "gemma2" => Family::Gemma2,
         "gemma3" => Family::Gemma3,
+        "gemma4" => Family::Gemma4,
         // llama.cpp's `phi2` covers phi-1, phi-1.5 and phi-2 (`PhiForCausalLM`).
         "phi2" => Family::Phi,
         "phi3" => Family::Phi3,
@@ -431,7 +509,7 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
     let window = written_window.filter(|&w| w > 0);
     // Llama 4 files carry no chunk size; one that writes a sliding_window of 0 attends fully.
     let llama4_chunked = family == Family::Llama4 && written_window != Some(0);
-    let pattern = if family == Family::Olmo3 { sliding_pattern(k)? } else { None };
+    let pattern = if matches!(family, Family::Olmo3 | Family::Gemma4) { sliding_pattern(k)? } else { None };
     let sliding = |layer: u64| match (family, window) {
         (Family::Olmo3, Some(window))
             if pattern.as_ref().map_or((layer + 1) % 4 != 0, |p| p.get(layer as usize) == Some(&true)) =>
@@ -439,6 +517,12 @@ fn layer_attention(k: &Keys<'_>, family: Family, layers: u64) -> Result<Vec<Laye
             LayerAttention::Sliding { window }
         }
         (Family::Gemma2 | Family::GptOss, Some(window)) if layer % 2 == 0 => LayerAttention::Sliding { window },
+        // Gemma 4 writes its layer types as flags (`sliding_window_pattern`; the last layer is full).
+        (Family::Gemma4, Some(window))
+            if pattern.as_ref().map_or((layer + 1) % 6 != 0, |p| p.get(layer as usize) == Some(&true)) =>
+        {
+            LayerAttention::Sliding { window }
+        }
         (Family::Gemma3, Some(window)) if (layer + 1) % 6 != 0 => LayerAttention::Sliding { window },
         // llama.cpp's cohere2 graph slides layers with il % 4 < 3.
         (Family::Cohere2, Some(window)) if layer % 4 < 3 => LayerAttention::Sliding { window },

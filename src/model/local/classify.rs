@@ -52,8 +52,13 @@ const PARAMETER_PARTS: [&str; 24] = [
 
 /// Every language-model role, for looking GGUF names up through `Role::gguf_name` (a text GGUF
 /// holds no vision tensors: llama.cpp keeps them in a separate mmproj file).
-const ROLES: [Role; 52] = [
+const ROLES: [Role; 57] = [
     Role::TokenEmbd,
+    Role::PerLayerEmbd,
+    Role::PerLayerModelProj,
+    Role::PerLayerProjNorm,
+    Role::PerLayerInpGate,
+    Role::PerLayerProj,
     Role::PosEmbd,
     Role::TokenEmbdNorm,
     Role::Output,
@@ -184,7 +189,15 @@ fn gguf_role(name: &str) -> Option<Role> {
     ROLES.into_iter().find(|r| r.gguf_name() == name).or(match name {
         // Newer DeepSeek conversions split attn_kv_b into its K and V halves.
         "attn_k_b" | "attn_v_b" => Some(Role::AttnKvB),
-        "attn_norm_2" | "post_attention_norm" | "post_ffw_norm" => Some(Role::FfnNorm),
+        // (Gemma 4's `post_norm` after its per-layer input, its MoE norms and `layer_output_scale`.)
+        "attn_norm_2"
+        | "post_attention_norm"
+        | "post_ffw_norm"
+        | "post_norm"
+        | "pre_ffw_norm_2"
+        | "post_ffw_norm_1"
+        | "post_ffw_norm_2"
+        | "layer_output_scale" => Some(Role::FfnNorm),
         // llama.cpp's jamba: the dt, B and C norms.
         "ssm_b_norm" | "ssm_c_norm" => Some(Role::SsmInnerNorm),
         _ => None,

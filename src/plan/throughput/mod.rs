@@ -152,7 +152,7 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
         / bw;
     let dequant = if req.quantized && dequantizes_for_prefill(inf, pass_tokens) {
         let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
-        let vision = inf.spec.vision.map_or(0, |v| v.parameters());
+        let vision = inf.spec.encoder_parameters();
         let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
         let elements = work::matmul_params(inf.spec, all_experts);
         passes as f64 * (layer_bytes as f64 + 2.0 * elements as f64) / bw

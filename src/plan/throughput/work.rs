@@ -18,7 +18,8 @@ pub struct Params {
 
 /// Parameters of the matmuls one decoded token runs: the active parameters without the
 /// embedding lookups (an untied token table is a gather, not a matmul; a tied one is the
-/// lm_head; a learned position table and an embedding norm are never matmuls).
+/// lm_head; a learned position table, Gemma 4's per-layer token table and an embedding norm are
+/// never matmuls).
 ///
 /// Llama-2-7B: 6,738,415,616 − 32,000·4,096 = 6,607,343,616, so 2·that = 13.2 GFLOP per token.
 /// GPT-2 (tied): 124,439,808 − 1,024·768 positions = 123,653,376.
@@ -29,7 +30,9 @@ pub fn matmul_params(spec: &ModelSpec, p: Params) -> u64 {
         (true, NormKind::LayerNorm) => 2 * h,
         (true, _) => h,
     };
-    let lookups = spec.position_table * h + norm;
+    // (Gemma 4's per-layer token table is gathered a row at a time too.)
+    let per_layer_table = spec.per_layer_input.map_or(0, |p| p.vocab * spec.num_layers * p.width);
+    let lookups = spec.position_table * h + norm + per_layer_table;
     let token_table = if spec.tie_word_embeddings { 0 } else { spec.vocab_size * h };
     p.active.saturating_sub(lookups + token_table)
 }
