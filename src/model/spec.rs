@@ -817,8 +817,10 @@ impl ModelSpec {
     /// linear-attention layer's key and value heads (vLLM shards those by head).
     pub fn splits_heads(&self, tp: u64) -> bool {
         // (A pure state-space model has no heads of attention to share.)
+        let kv_shares = |kv: u64| kv % tp == 0 || tp % kv == 0;
+        let global_kv = self.global_attention.map_or(self.num_kv_heads, |g| g.num_kv_heads);
         let attention = self.attention_layers() == 0
-            || (self.num_heads % tp == 0 && (self.num_kv_heads % tp == 0 || tp % self.num_kv_heads == 0));
+            || (self.num_heads % tp == 0 && kv_shares(self.num_kv_heads) && kv_shares(global_kv));
         // Mamba-2's single group is replicated on every rank (vLLM `extra_groups_for_head_shards`).
         let linear = self.linear_attention.is_none_or(|la| {
             let groups = la.num_key_heads % tp == 0 || (la.kind == LinearKind::Mamba2 && la.num_key_heads == 1);

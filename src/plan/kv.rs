@@ -293,9 +293,9 @@ fn lcm(a: u64, b: u64) -> u64 {
 }
 
 /// Whether llama.cpp's graph for the family uses a sliding-window (or chunked) cache: Gemma 2,
-/// 3 and 4 (`gemma4-iswa`), gpt-oss, Command R7B, Olmo 3 and Llama 4. Its `llama` architecture (Mistral 7B v0.1),
-/// `starcoder2` and `qwen2` never read a window, and Phi-3's is turned off (llama.cpp PR #13676):
-/// those layers cache the whole context.
+/// 3 and 4 (`gemma4-iswa`), gpt-oss, Command R7B, Olmo 3 and Llama 4. Its `llama` architecture
+/// (Mistral 7B v0.1), `starcoder2` and `qwen2` never read a window, and Phi-3's is turned off
+/// (llama.cpp PR #13676): those layers cache the whole context.
 pub fn llama_cpp_slides(family: Family) -> bool {
     matches!(
         family,
