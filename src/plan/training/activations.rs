@@ -226,7 +226,7 @@ fn adapter_terms(s: &ActivationSetup, a: AdapterActivations, layer: u64) -> Vec<
 
 /// Output features of every linear layer of decoder layer `layer`.
 fn linear_outputs(spec: &ModelSpec, layer: u64) -> u64 {
-    if spec.mla.is_some() || spec.moe.is_some() {
+    if spec.mla.is_some() || spec.moe.is_some() || spec.global_attention.is_some() || spec.double_wide_mlp {
         return crate::model::tensors::inventory(spec)
             .iter()
             .filter(|t| t.layer == Some(layer as u32) && t.part == crate::model::tensors::Part::Weight)
@@ -259,9 +259,14 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     }
     let h = spec.hidden_size;
     let heads = spec.num_heads;
+    // (A Gemma 4 full layer's heads are wider; its values, the keys' projection, are a tensor
+    // of their own all the same.)
     let (q_w, k_w, v_w) = match spec.mla {
         Some(m) => (spec.q_width(), heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
-        None => (spec.q_width(), spec.kv_width(), spec.kv_width()),
+        None => {
+            let (q, k, _) = spec.layer_qkv_widths(layer);
+            (q, k, k)
+        }
     };
     // The attention output, o_proj's input: every head's values.
     let o_w = spec.mla.map_or(q_w, |m| heads * m.v_head_dim);
@@ -307,7 +312,7 @@ fn base_layer_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     } else {
         // Eager: q·kᵀ saves q and the repeated k; the fp32 softmax output (4 B) and its bf16 cast
         // (2 B) per score; probs·v saves the repeated v; the output is a transposed copy.
-        let full = heads * spec.head_dim;
+        let full = q_w;
         terms.push(("q, repeated k and v (eager)", A * (q_w + 2 * full)));
         terms.push(("scores: fp32 softmax + bf16 probabilities (Korthikanti 5as/h)", 6 * heads * s.seq));
         if spec.attn_output_gate {
@@ -469,7 +474,7 @@ fn mlp_terms(s: &ActivationSetup, layer: u64) -> Vec<Term> {
     let units = if spec.mlp == MlpKind::Gated { 3 } else { 1 };
     let down = |i: u64| s.input_point(&[Role::FfnDown], i, A, false);
     let Some(moe) = spec.moe.filter(|_| spec.is_moe_layer(layer)) else {
-        let i = spec.intermediate_size;
+        let i = spec.layer_intermediate(layer);
         return vec![("MLP intermediates (gate, SiLU, up / GELU input)", units * A * i), ("down_proj input", down(i))];
     };
     // Gated experts keep gate, SiLU and up; squared-ReLU ones (Nemotron-H) the activation's input.
@@ -551,7 +556,7 @@ pub fn layer_transients(s: &ActivationSetup) -> (u64, u64) {
     let width = |mlp: &LayerMlp| match (mlp, spec.moe) {
         (LayerMlp::Moe, Some(m)) => m.experts_per_token * m.expert_intermediate_size + m.shared_intermediate_size,
         (LayerMlp::Absent, _) => 0,
-        _ => spec.intermediate_size,
+        _ => spec.widest_intermediate(),
     };
     let i = spec.layer_mlp.iter().map(width).max().unwrap_or(0);
     let units = if spec.mlp == MlpKind::Gated { 3 } else { 2 };
