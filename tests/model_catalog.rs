@@ -141,6 +141,8 @@ fn qwen3_5_counts() {
     let (total, active) = counts("qwen3.6-27b");
     assert_eq!((total, total - active), (26_895_998_464 + 460_730_096, 460_730_096));
     assert_eq!(total + 424_699_392, 27_781_427_952);
+    // Qwen3.8-27B keeps the architecture, and so the same 27,781,427,952 on the Hub.
+    assert_eq!(counts("qwen3.8-27b"), (total, active));
     // The multi-token-prediction drafters, as `--mtp` loads them, are exactly the Hub's rest.
     let mtp = |id: &str| elements(&mtp_inventory(&spec(id)));
     assert_eq!((mtp("qwen3.5-9b"), mtp("qwen3.5-35b-a3b"), mtp("qwen3.6-27b")), (mtp_9b, 844_640_768, 424_699_392));
@@ -261,8 +263,9 @@ fn text_only_models_keep_their_counts() {
     // four vision-language wrappers (tests/catalog_vision_language.rs); Gemma 3 4B and 12B; six
     // text-only models added later, each checked against its published count by
     // `published_exact_counts_come_out_exactly` (DeepSeek-R1 has V3's architecture and counts);
-    // and Gemma 4's 31B, 26B-A4B, E4B and E2B (tests/catalog_gemma4.rs).
-    assert_eq!(before.len() + 22, ModelCatalog::builtin().iter().count());
+    // Gemma 4's 31B, 26B-A4B, E4B and E2B (tests/catalog_gemma4.rs); and Qwen3.8-27B, which is
+    // Qwen3.6-27B's architecture (`qwen3_5_counts` above).
+    assert_eq!(before.len() + 23, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the
