@@ -78,9 +78,25 @@ fn gemma4_reads_both_config_layouts() {
     assert_eq!(plain.global_attention, Some(GlobalAttention { head_dim: 512, num_kv_heads: 2, k_eq_v: false }));
     let err = parse(r#", "num_global_key_value_heads": 3"#).unwrap_err().to_string();
     assert!(err.contains("num_global_key_value_heads") && err.contains("must divide"), "{err}");
+    // transformers 5.15's save of E2B: no layer_types, the full layers keyed in per_layer_config.
+    let saved = r#"{"model_type": "gemma4_text", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 6,
+        "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16, "vocab_size": 100,
+        "per_layer_config": {"02": {"head_dim": 32}, "05": {"head_dim": 32}}}"#;
+    let s = parse_config(saved, "g", "cfg.json").unwrap().spec;
+    let full: Vec<usize> = (0..6).filter(|&l| s.layer_attention[l] == LayerAttention::Full).collect();
+    assert_eq!(full, [2, 5]);
+    assert_eq!(s.global_attention, Some(GlobalAttention { head_dim: 32, num_kv_heads: 1, k_eq_v: false }));
+    for (bad, says) in [
+        (r#", "per_layer_config": {"1": "x"}"#, "per_layer_config"),
+        (r#", "per_layer_config": {"1": {"head_dim": 32}, "3": {"head_dim": 64}}"#, "two different shapes"),
+        (r#", "num_kv_shared_layers": 2"#, "num_kv_shared_layers"),
+    ] {
+        let err = parse(bad).unwrap_err().to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
 }
 
-/// KV per token: 50 sliding layers × 2·16·256 and 10 full × 2·4·512, in bf16 900,120... B:
+/// KV per token: 50 sliding layers × 2·16·256 and 10 full × 2·4·512, in bf16 901,120 B:
 /// 880 KiB. transformers holds every prompt token in every layer at the peak; llama.cpp's SWA
 /// layers keep pad(1024 + 512, 256) = 1,536 cells; vLLM unifies the pages (sliding 16 KiB a token
 /// in 16-token blocks, full 8 KiB in 32-token ones), 6 groups of 10 layers: at 32,768 tokens and
@@ -96,6 +112,29 @@ fn gemma4_kv_cache_per_engine() {
     assert_eq!(kv("hf"), per_token * 32_768);
     assert_eq!(kv("llama.cpp"), 10 * 8192 * 32_768 + 50 * 16_384 * 1536);
     assert_eq!(kv("vllm"), 3909 * 10 * 256 * 1024);
+    // mlx-lm's gemma4_text: a RotatingKVCache of the window on sliding layers, which hold the
+    // window and a 2,048-token prompt chunk but one while a prompt goes in.
+    let mlx = plan_json("gemma-4-31b --engine mlx --weights mlx-4bit --context 32768 --gpu m3-ultra");
+    assert_eq!(mlx["memory"]["kv_cache_bytes"].as_u64().unwrap(), 10 * 8192 * 32_768 + 50 * 16_384 * (1024 + 2047));
+    // Tensor parallel 2: each rank half the KV heads, so both kinds halve and the pages keep
+    // their 2:1 ratio (full layers in 32-token blocks).
+    let tp2 = plan_json("gemma-4-31b --engine vllm --context 32768 --gpu h100-sxm:2");
+    assert_eq!(tp2["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64().unwrap(), 3909 * 10 * 128 * 1024);
+}
+
+/// llama.cpp's CUDA flash attention converts one layer's q8_0 cache to f16 for the prompt: the
+/// largest layer's, a full one (262,144 cells · 2·4·512 · 2 B = 2 GiB), not the sliding layers'
+/// width over every cell (4 GiB).
+#[test]
+fn gemma4_llama_cpp_converts_its_largest_layer() {
+    let activations = |kv: &str| {
+        let plan = plan_json(&format!(
+            "gemma-4-31b --weights q4_k_m --engine llama.cpp --gpu h200 --context 262144 --kv-cache {kv}"
+        ));
+        plan["memory"]["activations_bytes"].as_u64().unwrap()
+    };
+    let copy = activations("q8_0") - activations("fp16");
+    assert!((1_u64 << 31) - (64 << 20) < copy && copy <= 1 << 31, "{copy}");
 }
 
 /// A `gemma4` GGUF (llama.cpp's keys): head sizes from `key_length_swa` and `key_length`, KV
@@ -186,6 +225,11 @@ fn gemma4_e2b_and_e4b_counts_and_shared_caches() {
     assert_eq!(per_token, 18_432);
     let plan = plan_json("gemma-4-e2b --engine hf --context 8192");
     assert_eq!(plan["memory"]["kv_cache_bytes"].as_u64().unwrap(), per_token * 8192);
+    // vLLM: here the sliding kind is the narrower (1 KiB a token against 2), so its blocks grow
+    // to 32 tokens; 15 caching layers make groups of 3 (4 sliding, 1 full): at 32,768 tokens and
+    // 2,048 batched tokens ⌈32,768/16⌉ + 4·(⌈(511 + 2048)/32⌉ + 1) = 2,372 blocks of 3 · 32 KiB.
+    let vllm = plan_json("gemma-4-e2b --engine vllm --context 32768 --gpu l4 --max-num-batched-tokens 2048");
+    assert_eq!(vllm["memory"]["kv_cache_bytes"].as_u64().unwrap(), 2372 * 3 * 32 * 1024);
     // --text-only leaves both encoders out.
     let text = plan_json("gemma-4-e2b --engine hf --context 8192 --text-only");
     let towers = 167_365_056 + 1536 * 768 + 304_825_088 + 1536 * 1536;

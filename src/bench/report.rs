@@ -21,11 +21,16 @@ pub fn match_catalog(name: &str, memory_total_bytes: u64) -> Option<&'static Gpu
     let model = tokens.iter().find(|t| t.chars().any(|c| c.is_ascii_digit()))?;
     let mib = memory_total_bytes / (1 << 20);
     let form = |s: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| s.contains(f));
+    let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
     GpuCatalog::builtin()
         .iter()
+        // A suffix that names another card (RTX 4080 SUPER, 3080 Ti) must agree: an RTX 3080 Ti
+        // is not an RTX 3080 with more memory.
         .filter(|g| {
-            norm(&g.name).split_whitespace().any(|t| t == *model)
-                && (!dev.contains("rtx") || norm(&g.name).contains("rtx"))
+            let cat = norm(&g.name);
+            cat.split_whitespace().any(|t| t == *model)
+                && (!dev.contains("rtx") || cat.contains("rtx"))
+                && variants(&dev) == variants(&cat)
         })
         .min_by_key(|g| {
             let cat = norm(&g.name);
@@ -34,10 +39,7 @@ pub fn match_catalog(name: &str, memory_total_bytes: u64) -> Option<&'static Gpu
                 (None, Some("pcie")) | (None, Some("nvl")) => 1 << 40,
                 _ => 0,
             };
-            // A suffix that names another card (RTX 4080 SUPER, 4070 Ti SUPER) must agree.
-            let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
-            let variant_penalty = if variants(&dev) == variants(&cat) { 0 } else { 1u64 << 40 };
-            form_penalty + variant_penalty + g.memory_mib.abs_diff(mib)
+            form_penalty + g.memory_mib.abs_diff(mib)
         })
 }
 
@@ -186,6 +188,8 @@ mod tests {
         assert_eq!(match_catalog("NVIDIA GeForce RTX 4080", mib).unwrap().id, "rtx-4080");
         assert_eq!(match_catalog("NVIDIA GeForce RTX 4080 SUPER", mib).unwrap().id, "rtx-4080-super");
         assert_eq!(match_catalog("NVIDIA GeForce RTX 4070 Ti SUPER", mib).unwrap().id, "rtx-4070-ti-super");
+        // A card the catalog lacks is not taken for its neighbour.
+        assert!(match_catalog("NVIDIA GeForce RTX 3080 Ti", 12_288 << 20).is_none());
     }
 
     /// The fp8 GEMM is judged against the catalog's `fp8` peak where the GPU has one (H100 SXM:

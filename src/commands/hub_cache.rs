@@ -21,8 +21,12 @@ pub struct RepoId<'a> {
 
 impl<'a> RepoId<'a> {
     /// Recognises a repo id: two non-empty parts of letters, digits, `-`, `_` and `.`, neither
-    /// starting with `.` (so `./model` and `../x` stay paths).
+    /// starting with `.` (so `./model` and `../x` stay paths), not ending like a model file
+    /// (`models/config.json`, `dir/model.gguf` are mistyped paths).
     pub fn parse(input: &'a str) -> Option<Self> {
+        if [".json", ".gguf", ".safetensors"].iter().any(|e| input.ends_with(e)) {
+            return None;
+        }
         let (repo, revision) = match input.split_once('@') {
             Some((repo, rev)) if !rev.is_empty() && !rev.contains(['/', '\\']) => (repo, Some(rev)),
             Some(_) => return None,
@@ -65,7 +69,14 @@ pub fn cache_dir(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
 /// its prefix) among the snapshots; a revision not downloaded is an error, since planning another
 /// one would answer a different question.
 pub fn find_snapshot(cache: &Path, repo: &RepoId) -> anyhow::Result<Option<PathBuf>> {
-    let root = cache.join(repo.folder());
+    // The Hub's own repo names keep their case; a repo id typed in another case still finds them.
+    let root = std::fs::read_dir(cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(&repo.folder())))
+        .unwrap_or_else(|| cache.join(repo.folder()));
     let snapshots = root.join("snapshots");
     let commits = snapshot_commits(&snapshots);
     if commits.is_empty() {
@@ -128,7 +139,11 @@ mod tests {
         assert_eq!((id.owner, id.name, id.revision), ("meta-llama", "Llama-2-7b-hf", None));
         let pinned = RepoId::parse("Qwen/Qwen2.5-7B@a09a354").unwrap();
         assert_eq!((pinned.repo().as_str(), pinned.revision), ("Qwen/Qwen2.5-7B", Some("a09a354")));
-        for path in ["./model", "../x/y", "/abs/model", "a/b/c", "owner/", "/name", "a/b@", "a/b@x/y", "a b/c"] {
+        let mistyped = ["models/config.json", "dir/model.gguf", "d/m.safetensors"];
+        for path in ["./model", "../x/y", "/abs/model", "a/b/c", "owner/", "/name", "a/b@", "a/b@x/y", "a b/c"]
+            .iter()
+            .chain(&mistyped)
+        {
             assert_eq!(RepoId::parse(path), None, "{path}");
         }
     }

@@ -104,14 +104,24 @@ fn resolve_repo(repo: &RepoId) -> anyhow::Result<ResolvedModel> {
         return Ok(model);
     }
     let catalog = ModelCatalog::builtin();
-    if let Some(model) = catalog.by_hf_repo(&repo.repo()).filter(|_| repo.revision.is_none()) {
-        return ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_ref(), None);
+    let cache_name = cache.as_ref().map_or("unset: no HOME".into(), |c| c.display().to_string());
+    match (catalog.by_hf_repo(&repo.repo()), repo.revision) {
+        (Some(model), None) => {
+            return ResolvedModel::from_spec(model.spec().clone(), model.parsed.native_format.as_ref(), None)
+        }
+        (Some(model), Some(rev)) => bail!(
+            "{}@{rev} is not in the Hugging Face cache ({cache_name}); download it (hf download {} --revision {rev} config.json), or drop @{rev} to plan the built-in {}",
+            repo.repo(),
+            repo.repo(),
+            model.entry.id
+        ),
+        (None, _) => {}
     }
     let suggestions = closest(repo.name, catalog.iter().map(|m| m.entry.id.as_str()));
     bail!(
         "'{}' is neither in the Hugging Face cache ({}) nor a built-in model's repo; headroom reads no network: download its config (hf download {} config.json) and plan it again, or pass a built-in id{}",
         repo.repo(),
-        cache.map_or("unset: no HOME".into(), |c| c.display().to_string()),
+        cache_name,
         repo.repo(),
         did_you_mean(&suggestions)
     )

@@ -509,45 +509,102 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         position_table: legacy::position_table(r, family)?,
         embedding_norm: family == Bloom,
         parallel_ssm: family == FalconH1,
-        global_attention: if family == Gemma4 { Some(gemma4_global_attention(r, heads, kv_heads)?) } else { None },
-        kv_shared_layers: match family {
-            Gemma4 => r.count_or("num_kv_shared_layers", 0).min(layers.saturating_sub(1)),
-            _ => 0,
+        global_attention: if family == Gemma4 {
+            Some(gemma4_global_attention(r, heads, kv_heads, head_dim)?)
+        } else {
+            None
         },
+        kv_shared_layers: if family == Gemma4 { gemma4_kv_shared_layers(r, layers)? } else { 0 },
         per_layer_input: match family {
-            Gemma4 => r.json.get("hidden_size_per_layer_input").and_then(Value::as_u64).filter(|&w| w > 0).map(|_| {
-                Ok::<_, ConfigError>(PerLayerInput {
-                    width: r.req_u64(&["hidden_size_per_layer_input"], family, MAX_DIM)?,
-                    vocab: r.u64_or(&["vocab_size_per_layer_input"], Some(vocab), family, MAX_VOCAB)?,
+            // (0 is written for "none": 31B's and 26B-A4B's files.)
+            Gemma4 if r.json.get("hidden_size_per_layer_input").and_then(Value::as_u64) != Some(0) => r
+                .opt_u64(&["hidden_size_per_layer_input"], MAX_DIM)?
+                .map(|width| -> Result<_, ConfigError> {
+                    let vocab = r.u64_or(&["vocab_size_per_layer_input"], Some(vocab), family, MAX_VOCAB)?;
+                    Ok(PerLayerInput { width, vocab })
                 })
-            }),
+                .transpose()?,
             _ => None,
-        }
-        .transpose()?,
+        },
         double_wide_mlp: family == Gemma4 && r.bool_or("use_double_wide_mlp", false),
         audio: None,
     })
 }
 
+/// Gemma 4's `num_kv_shared_layers`: the last layers that read earlier layers' caches; at least
+/// one layer of each kind must keep its own before them (transformers and mlx-lm fail otherwise).
+fn gemma4_kv_shared_layers(r: &Reader, layers: u64) -> Result<u64, ConfigError> {
+    let shared = match r.json.get("num_kv_shared_layers") {
+        None | Some(Value::Null) => return Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| ConfigError::BadValue {
+            source_name: r.source_name.to_string(),
+            field: "num_kv_shared_layers",
+            value: v.to_string(),
+            reason: "expected a layer count",
+        })?,
+    };
+    if shared >= layers {
+        return Err(r.bad("num_kv_shared_layers", shared, "must leave layers that keep their own cache"));
+    }
+    Ok(shared)
+}
+
 /// Gemma 4's full-attention layers (`Gemma4TextConfig.__post_init__`): heads of `global_head_dim`
 /// (default 512) over `num_global_key_value_heads` when `attention_k_eq_v` (else the sliding
-/// layers' KV heads). transformers 5.15 and later write them into `per_layer_config` instead,
-/// `{layer: {head_dim, num_key_value_heads}}`, which is read when present.
-fn gemma4_global_attention(r: &Reader, heads: u64, kv_heads: u64) -> Result<GlobalAttention, ConfigError> {
+/// layers' KV heads). transformers 5.15 and later save them as `per_layer_config` instead,
+/// `{layer: {head_dim, num_key_value_heads}}` for the full layers (entries with the sliding
+/// layers' own shape say nothing); its entries must agree.
+fn gemma4_global_attention(
+    r: &Reader,
+    heads: u64,
+    kv_heads: u64,
+    head_dim: u64,
+) -> Result<GlobalAttention, ConfigError> {
     let k_eq_v = r.bool_or("attention_k_eq_v", false);
-    let per_layer = r.json.get("per_layer_config").and_then(Value::as_object).and_then(|m| m.values().next());
-    let (head_dim, global_kv) = match per_layer {
-        Some(entry) => {
-            let inner = Reader { json: entry, source_name: r.source_name };
-            (inner.opt_u64(&["head_dim"], MAX_DIM)?, inner.opt_u64(&["num_key_value_heads"], MAX_DIM)?)
+    let (global_dim, global_kv) = match r.json.get("per_layer_config") {
+        None | Some(Value::Null) => {
+            let kv = r.opt_u64(&["num_global_key_value_heads"], MAX_DIM)?.filter(|_| k_eq_v);
+            (r.opt_u64(&["global_head_dim"], MAX_DIM)?.unwrap_or(512), kv.unwrap_or(kv_heads))
         }
-        None => (r.opt_u64(&["global_head_dim"], MAX_DIM)?, r.opt_u64(&["num_global_key_value_heads"], MAX_DIM)?),
+        Some(Value::Object(entries)) => {
+            let mut global = None;
+            for (layer, entry) in entries {
+                let name = format!("{} (per_layer_config.{layer})", r.source_name);
+                let bad = |reason| ConfigError::BadValue {
+                    source_name: name.clone(),
+                    field: "per_layer_config",
+                    value: entry.to_string(),
+                    reason,
+                };
+                if !entry.is_object() {
+                    return Err(bad("expected {\"head_dim\": N, \"num_key_value_heads\": N} for a full layer"));
+                }
+                let inner = Reader { json: entry, source_name: &name };
+                let shape = (
+                    inner.opt_u64(&["head_dim"], MAX_DIM)?.unwrap_or(head_dim),
+                    inner.opt_u64(&["num_key_value_heads"], MAX_DIM)?.unwrap_or(kv_heads),
+                );
+                match global {
+                    _ if shape == (head_dim, kv_heads) => {}
+                    Some(g) if g != shape => return Err(bad("full layers of two different shapes are not modelled")),
+                    _ => global = Some(shape),
+                }
+            }
+            global.unwrap_or((head_dim, kv_heads))
+        }
+        Some(other) => {
+            return Err(ConfigError::BadValue {
+                source_name: r.source_name.to_string(),
+                field: "per_layer_config",
+                value: other.to_string(),
+                reason: "expected an object of {layer: {head_dim, num_key_value_heads}}",
+            })
+        }
     };
-    let num_kv_heads = global_kv.filter(|_| k_eq_v || per_layer.is_some()).unwrap_or(kv_heads);
-    if heads % num_kv_heads != 0 {
-        return Err(r.bad("num_global_key_value_heads", num_kv_heads, "must divide num_attention_heads"));
+    if heads % global_kv != 0 {
+        return Err(r.bad("num_global_key_value_heads", global_kv, "must divide num_attention_heads"));
     }
-    Ok(GlobalAttention { head_dim: head_dim.unwrap_or(512), num_kv_heads, k_eq_v })
+    Ok(GlobalAttention { head_dim: global_dim, num_kv_heads: global_kv, k_eq_v })
 }
 
 #[cfg(test)]

@@ -698,8 +698,11 @@ pub struct PerLayerInput {
 /// 4 KV heads of 512 (sliding layers: 16 of 256), 8 KiB a token in bf16 (sliding: 16 KiB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct GlobalAttention {
+    /// Each head's width (`global_head_dim`), queries', keys' and values' alike.
     pub head_dim: u64,
+    /// KV heads (`num_global_key_value_heads` under `attention_k_eq_v`, else `num_key_value_heads`).
     pub num_kv_heads: u64,
+    /// No `v_proj`: the values are the key projection's output (`attention_k_eq_v`).
     pub k_eq_v: bool,
 }
 
@@ -731,10 +734,22 @@ impl ModelSpec {
         self.vision.map_or(0, |v| v.parameters()) + self.audio.map_or(0, |a| a.parameters())
     }
 
+    /// The kinds of attention layer the model has (full, each window or chunk), each once, in
+    /// layer order.
+    pub fn attention_kinds(&self) -> Vec<LayerAttention> {
+        let mut kinds: Vec<LayerAttention> = Vec::new();
+        for &a in self.layer_attention.iter().filter(|a| a.attends()) {
+            if !kinds.contains(&a) {
+                kinds.push(a);
+            }
+        }
+        kinds
+    }
+
     /// Whether layer `layer` keeps keys and values of its own (all but the last
     /// `kv_shared_layers`).
     pub fn caches_kv(&self, layer: u64) -> bool {
-        layer + self.kv_shared_layers < self.num_layers
+        layer.saturating_add(self.kv_shared_layers) < self.num_layers
     }
 
     /// Width of layer `layer`'s dense MLP: `intermediate_size`, doubled in the KV-shared layers

@@ -319,13 +319,20 @@ impl VisionTower {
 /// 1,574,400 = 304,825,088, and the projector 1536·1536 (E2B) or 2560·1536 (E4B).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct AudioTower {
+    /// The conformer's width (`hidden_size`, `D`).
     pub hidden_size: u64,
     pub num_layers: u64,
+    /// Attention heads (`D / heads` wide: `per_dim_scale`'s length).
     pub num_heads: u64,
+    /// The light convolution's depthwise kernel (`conv_kernel_size`).
     pub conv_kernel: u64,
+    /// The subsampler's two convolutions' output channels (`subsampling_conv_channels`).
     pub subsampling_channels: (u64, u64),
+    /// `output_proj`'s width (`output_proj_dims`), the projector's input.
     pub output_dims: u64,
+    /// Four clipping bounds on each linear (`use_clipped_linears`).
     pub clipped_linears: bool,
+    /// The language model's width, the projector's output.
     pub text_hidden_size: u64,
 }
 

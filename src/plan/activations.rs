@@ -45,9 +45,10 @@ pub struct ActivationRequest<'a> {
     /// mlx-lm: prompt chunks from this many tokens on attend over a quantized cache
     /// (`--kv-bits`), through the unfused `quantized_scaled_dot_product_attention`.
     pub mlx_quantized_from: Option<u64>,
-    /// llama.cpp's CUDA flash attention over a quantized cache: bytes per cache cell of the f16
-    /// copy of one layer's keys and values its prompt kernels read (0: none).
-    pub f16_cache_copy_per_cell: u64,
+    /// llama.cpp's CUDA flash attention over a quantized cache: the f16 copy of one layer's keys
+    /// and values its prompt kernels read, the largest layer's (`kv::largest_layer_f16_bytes`;
+    /// 0: none).
+    pub f16_cache_copy: Bytes,
 }
 
 /// The peak and where it happens.
@@ -190,13 +191,8 @@ fn materialises_scores(req: &ActivationRequest) -> bool {
 /// The attention moment of the model's widest attention layer (a Gemma 4 full layer's heads of
 /// `global_head_dim` over other layers' narrower ones).
 fn attention_moment(req: &ActivationRequest, t: u64, t_seq: u64) -> u64 {
-    let mut kinds: Vec<LayerAttention> = Vec::new();
-    for &a in req.spec.layer_attention.iter().filter(|a| a.attends()) {
-        if !kinds.contains(&a) {
-            kinds.push(a);
-        }
-    }
-    kinds.into_iter().map(|kind| layer_attention_moment(req, kind, t, t_seq)).max().unwrap_or(0)
+    let kinds = req.spec.attention_kinds().into_iter();
+    kinds.map(|kind| layer_attention_moment(req, kind, t, t_seq)).max().unwrap_or(0)
 }
 
 fn layer_attention_moment(req: &ActivationRequest, kind: LayerAttention, t: u64, t_seq: u64) -> u64 {
@@ -232,7 +228,7 @@ fn layer_attention_moment(req: &ActivationRequest, kind: LayerAttention, t: u64,
     }
     // llama.cpp's CUDA flash attention converts a quantized layer's whole cache to f16 for its
     // prompt kernels (the FA op's extra allocation, one layer at a time).
-    let mut bytes = values * a + llama_cpp_kv_cells(req) * req.f16_cache_copy_per_cell;
+    let mut bytes = values * a + req.f16_cache_copy.0;
     if materialises_scores(req) {
         let kv_len = match req.engine {
             Engine::LlamaCpp => llama_cpp_kv_cells(req),
@@ -455,7 +451,7 @@ mod tests {
             max_batched_tokens: 8192,
             max_num_seqs: 256,
             mlx_quantized_from: None,
-            f16_cache_copy_per_cell: 0,
+            f16_cache_copy: Bytes::ZERO,
         }
     }
 

@@ -336,11 +336,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         max_batched_tokens: layout.kv.max_batched_tokens,
         max_num_seqs: layout.max_num_seqs,
         mlx_quantized_from: req.mlx_quantized_from(),
-        f16_cache_copy_per_cell: if converts_cache_to_f16(req) {
-            2 * kv::max_values_per_token_layer(&layout.kv)
-        } else {
-            0
-        },
+        f16_cache_copy: if converts_cache_to_f16(req) { kv::largest_layer_f16_bytes(&layout.kv) } else { Bytes::ZERO },
     };
     let mut activations = prefill_peak(&act, log).bytes;
     // The last stage also caches for the drafter's layers, which follow the model's.

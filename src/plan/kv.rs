@@ -62,21 +62,14 @@ pub fn values_per_token_layer(req: &KvRequest, attention: LayerAttention) -> u64
     }
 }
 
-/// The most values a token takes in any attention layer (one rank): a layer of the widest kind.
-pub fn max_values_per_token_layer(req: &KvRequest) -> u64 {
-    attending_kinds(req.spec).map(|a| values_per_token_layer(req, a)).max().unwrap_or(0)
-}
-
-/// The kinds of attention layer the model has (full, each window or chunk), each once.
-fn attending_kinds(spec: &ModelSpec) -> impl Iterator<Item = LayerAttention> + '_ {
-    let mut seen: Vec<LayerAttention> = Vec::new();
-    spec.layer_attention.iter().copied().filter(move |a| {
-        let new = a.attends() && !seen.contains(a);
-        if new {
-            seen.push(*a);
-        }
-        new
-    })
+/// The largest one layer's whole cache as f16 values (2 B each), over the layer kinds: what
+/// llama.cpp's CUDA flash attention converts a quantized layer's cache into for its prompt
+/// kernels. Llama-3.1-8B at 131,072 cells: 131,072 · 2·8·128 · 2 B = 512 MiB; Gemma 4 31B at
+/// 262,144: a full layer's 262,144 · 2·4·512 · 2 B = 2 GiB (a sliding layer's 1,536 cells far
+/// less).
+pub fn largest_layer_f16_bytes(req: &KvRequest) -> Bytes {
+    let layer = |a: LayerAttention| cells_per_layer(req, a) * values_per_token_layer(req, a) * 2;
+    Bytes(req.spec.attention_kinds().into_iter().map(layer).max().unwrap_or(0))
 }
 
 /// Whether the engine caches an MLA model's per-head keys and values rather than its latent.
@@ -232,7 +225,7 @@ pub fn hybrid(spec: &ModelSpec) -> bool {
 /// Bytes one token takes in one attention layer on one rank (the widest kind's, where layers
 /// differ).
 fn attention_bytes_per_token_layer(req: &KvRequest) -> u64 {
-    attending_kinds(req.spec).map(|a| layer_token_bytes(req, a, 1).0).max().unwrap_or(0).max(1)
+    req.spec.attention_kinds().into_iter().map(|a| layer_token_bytes(req, a, 1).0).max().unwrap_or(0).max(1)
 }
 
 /// Bytes `cells` tokens take in one attention layer on one rank: their keys and values (or MLA
@@ -319,10 +312,14 @@ fn windowed(spec: &ModelSpec) -> bool {
 }
 
 /// Whether mlx-lm's module for the family builds a RotatingKVCache for its sliding (or chunked)
-/// layers (`make_cache`): Gemma 3, gpt-oss, Command R7B, Olmo 3 and Llama 4. Its llama module
-/// (Mistral 7B v0.1), gemma2 and starcoder2 give every layer a whole-context KVCache.
+/// layers (`make_cache`): Gemma 3 and 4 (`gemma4_text`: `RotatingKVCache(max_size=
+/// sliding_window)`), gpt-oss, Command R7B, Olmo 3 and Llama 4. Its llama module (Mistral 7B
+/// v0.1), gemma2 and starcoder2 give every layer a whole-context KVCache.
 pub fn mlx_slides(family: Family) -> bool {
-    matches!(family, Family::Gemma3 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4)
+    matches!(
+        family,
+        Family::Gemma3 | Family::Gemma4 | Family::GptOss | Family::Cohere2 | Family::Olmo3 | Family::Llama4
+    )
 }
 
 /// The window mlx-lm's RotatingKVCache keeps in a layer: the layer's own where the family's
@@ -703,6 +700,29 @@ mod tests {
         assert_eq!(kv(&s, Engine::Hf, 4096, 1, KvFormat::Fp8), 1 << 30);
         // q8_0: 34 bytes per 32 values.
         assert_eq!(kv(&s, Engine::LlamaCpp, 4096, 1, KvFormat::Q8_0), (1u64 << 30) / 32 * 34);
+    }
+
+    /// The doc's examples of `largest_layer_f16_bytes`.
+    #[test]
+    fn the_largest_layer_is_converted_to_f16() {
+        let options = EngineOptions::default();
+        let at = |spec: &ModelSpec, context| {
+            let format = KvFormat::Q8_0;
+            let req = KvRequest {
+                spec,
+                format,
+                context,
+                batch: 1,
+                engine: Engine::LlamaCpp,
+                options: &options,
+                tp: 1,
+                max_batched_tokens: 512,
+            };
+            largest_layer_f16_bytes(&req).0
+        };
+        assert_eq!(at(&spec(r#", "num_key_value_heads": 8"#), 131_072), 512 << 20);
+        let gemma = parse_config(include_str!("../../data/models/gemma-4-31b.json"), "g", "g").unwrap().spec;
+        assert_eq!(at(&gemma, 262_144), 2 << 30);
     }
 
     #[test]

@@ -54,6 +54,16 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
         return types.get(layer as usize).and_then(Value::as_str) == Some("sliding_attention");
     }
     let field = |name: &str| r.json.get(name).and_then(Value::as_u64);
+    // Gemma 4 saved by transformers 5.15 and later may list its full layers in `per_layer_config`
+    // alone (E2B: "04", "09", ...), with their own head size.
+    if let (Family::Gemma4, Some(Value::Object(entries))) = (family, r.json.get("per_layer_config")) {
+        let head_dim = field("head_dim").unwrap_or(256);
+        let full = entries.iter().any(|(key, entry)| {
+            key.parse::<u64>() == Ok(layer)
+                && entry.get("head_dim").and_then(Value::as_u64).is_some_and(|d| d != head_dim)
+        });
+        return !full;
+    }
     match family {
         // `GptOssConfig`: layer i slides when (i + 1) % 2 != 0.
         Family::Gemma2 | Family::GptOss => layer % 2 == 0,

@@ -251,18 +251,42 @@ pub(super) fn parse_gemma4_audio(
     source_name: &str,
     text_hidden: u64,
 ) -> Result<Option<AudioTower>, ConfigError> {
-    let Some(fields @ Value::Object(_)) = json.get("audio_config") else { return Ok(None) };
+    let fields = match json.get("audio_config") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(fields @ Value::Object(_)) => fields,
+        Some(other) => {
+            return Err(ConfigError::BadValue {
+                source_name: source_name.to_string(),
+                field: "audio_config",
+                value: other.to_string(),
+                reason: "expected an object (Gemma4AudioConfig) or null",
+            })
+        }
+    };
     let name = format!("{source_name} (audio_config)");
     let r = Reader { json: fields, source_name: &name };
     let family = Family::Gemma4;
     let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
-    let channels = match fields.get("subsampling_conv_channels").and_then(Value::as_array).map(Vec::as_slice) {
-        None => (128, 32),
-        Some([a, b]) => match (a.as_u64(), b.as_u64()) {
-            (Some(a), Some(b)) if (1..=MAX_DIM).contains(&a) && (1..=MAX_DIM).contains(&b) => (a, b),
-            _ => return Err(r.bad("subsampling_conv_channels", 0, "expected two positive channel counts")),
-        },
-        Some(_) => return Err(r.bad("subsampling_conv_channels", 0, "expected two positive channel counts")),
+    let channels = match fields.get("subsampling_conv_channels") {
+        None | Some(Value::Null) => (128, 32),
+        Some(v) => {
+            let pair = v.as_array().map(Vec::as_slice).and_then(|items| match items {
+                [a, b] => Some((a.as_u64()?, b.as_u64()?)),
+                _ => None,
+            });
+            // (The first convolution's channels shrink by 4 into the input projection.)
+            match pair {
+                Some((a, b)) if (4..=MAX_DIM).contains(&a) && (1..=MAX_DIM).contains(&b) => (a, b),
+                _ => {
+                    return Err(ConfigError::BadValue {
+                        source_name: name.clone(),
+                        field: "subsampling_conv_channels",
+                        value: v.to_string(),
+                        reason: "expected two channel counts, the first at least 4",
+                    })
+                }
+            }
+        }
     };
     let tower = AudioTower {
         hidden_size: dim("hidden_size", 1024)?,

@@ -265,20 +265,33 @@ fn gemma4_layers(k: &Keys<'_>) -> Result<Gemma4Layers, LocalFileError> {
     let intermediate =
         widths.iter().copied().filter(|&w| w > 0).min().ok_or_else(|| missing(k.file, "gemma4.feed_forward_length"))?;
     let full = first(false).unwrap_or(0);
+    let has = |name: &str| k.file.tensor(&format!("blk.{full}.{name}.weight")).is_some();
+    // (llama.cpp defaults the KV heads to the query heads.)
+    let heads = k.nonzero("attention.head_count")?;
     let global = GlobalAttention {
         head_dim: k.nonzero("attention.key_length")?,
-        num_kv_heads: kv_at(first(false)).or(kv_at(None)).unwrap_or(1),
-        k_eq_v: k.file.tensor(&format!("blk.{full}.attn_v.weight")).is_none(),
+        num_kv_heads: kv_at(first(false)).or(kv_at(None)).unwrap_or(heads),
+        k_eq_v: has("attn_k") && !has("attn_v"),
     };
     let width = k.opt("embedding_length_per_layer_input")?.filter(|&w| w > 0);
     let table = k.file.tensor("per_layer_token_embd.weight").and_then(|t| t.dims.get(1).copied());
+    if width.is_some() && table.is_none() {
+        return Err(k.bad(
+            "'gemma4.embedding_length_per_layer_input' is set but the file has no per_layer_token_embd.weight; it is incomplete".into(),
+        ));
+    }
+    let layers = k.nonzero("block_count")?;
+    let kv_shared_layers = k.opt("attention.shared_kv_layers")?.unwrap_or(0);
+    if kv_shared_layers >= layers {
+        return Err(k.bad(format!("attention.shared_kv_layers {kv_shared_layers} leaves no layer its own cache")));
+    }
     Ok(Gemma4Layers {
         head_dim: k.nonzero("attention.key_length_swa")?,
         kv_heads: kv_at(first(true)),
         global,
         intermediate,
         double_wide_mlp: widths.iter().any(|&w| w == 2 * intermediate),
-        kv_shared_layers: k.opt("attention.shared_kv_layers")?.unwrap_or(0),
+        kv_shared_layers,
         per_layer_input: width.map(|width| PerLayerInput { width, vocab: table.unwrap_or(0) }),
     })
 }
