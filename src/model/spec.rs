@@ -872,15 +872,23 @@ impl ModelSpec {
     /// size of scratch buffers that hold one dequantized matrix.
     pub fn largest_layer_matrix(&self) -> u64 {
         let h = self.hidden_size;
-        let dense = self.layer_mlp.contains(&LayerMlp::Dense) as u64 * self.intermediate_size;
-        let mlp = dense.max(self.moe.map_or(0, |m| m.expert_intermediate_size.max(m.shared_intermediate_size)));
+        let dense = self.layer_mlp.contains(&LayerMlp::Dense) as u64 * self.widest_intermediate();
         let gate_up = if self.fused_gate_up { 2 } else { 1 };
+        // (Gemma 4 fuses its experts' gate and up, not its dense MLP's.)
+        let (dense_gate_up, expert_gate_up) =
+            if self.family == Family::Gemma4 { (1, gate_up) } else { (gate_up, gate_up) };
+        let moe = self.moe.map_or(0, |m| {
+            (m.expert_intermediate_size * expert_gate_up).max(m.shared_intermediate_size * dense_gate_up)
+        });
+        let mlp_rows = (dense * dense_gate_up).max(moe);
+        let q_rows = (0..self.num_layers).map(|l| self.layer_qkv_widths(l).0).max().unwrap_or(0)
+            * (1 + self.attn_output_gate as u64);
         // The recurrent mixer's input projection: fused, or Qwen3.5's q, k, v.
         let linear_in = self
             .linear_attention
             .map_or(0, |la| h * if la.split_projections { la.conv_dim() } else { la.fused_in_rows() });
-        (h * mlp * gate_up)
-            .max(h * self.q_proj_rows())
+        (h * mlp_rows)
+            .max(h * q_rows.max(self.q_proj_rows()))
             .max(h * (self.q_width() + 2 * self.kv_width()) * self.fused_qkv as u64)
             .max(linear_in)
     }
