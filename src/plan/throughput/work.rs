@@ -323,8 +323,9 @@ fn mlp_linears(spec: &ModelSpec) -> u64 {
 
 /// Quantized linear layers one decode step runs, each a separate dequantizing kernel. A Gated
 /// DeltaNet layer has its input projections (two fused, or Qwen3.5's four) and out_proj instead
-/// of q, k, v, o; a Mamba-2 layer in_proj and out_proj; a Nemotron-H block only its own mixer's. LitGPT fuses q, k and v into one `attn` linear in every model, keeps the MLP's
-/// linears separate, and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against
+/// of q, k, v, o; a Mamba-2 layer in_proj and out_proj; a Nemotron-H block only its own mixer's.
+/// LitGPT fuses q, k and v into one `attn` linear in every model, keeps the MLP's linears
+/// separate, and quantizes lm_head too: Llama-2-7B 32 × (2 + 3) + 1 = 161, against
 /// transformers' 32 × 7 = 224.
 pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
     if engine == Engine::Litgpt {
@@ -339,7 +340,16 @@ pub fn quantized_linears_per_token(spec: &ModelSpec, engine: Engine) -> u64 {
         LinearKind::GatedDeltaNet => 3,
     });
     let mlp_layers = spec.mlp_layers();
-    mlp_layers * mlp_linears(spec) + spec.attention_layers() * attention_linears(spec) + spec.linear_layers() * linear
+    // Gemma 4: each layer's per-layer-input gate and projection; no v_proj in full layers whose
+    // values are their keys.
+    let per_layer_input = spec.per_layer_input.map_or(0, |_| 2 * spec.num_layers);
+    let full = spec.layer_attention.iter().filter(|a| **a == LayerAttention::Full).count() as u64;
+    let values_from_keys = spec.global_attention.filter(|g| g.k_eq_v).map_or(0, |_| full);
+    mlp_layers * mlp_linears(spec)
+        + spec.attention_layers() * attention_linears(spec)
+        + spec.linear_layers() * linear
+        + per_layer_input
+        - values_from_keys
 }
 
 #[cfg(test)]
