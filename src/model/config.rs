@@ -531,8 +531,8 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     })
 }
 
-/// Gemma 4's `num_kv_shared_layers`: the last layers that read earlier layers' caches; at least
-/// one layer of each kind must keep its own before them (transformers and mlx-lm fail otherwise).
+/// Gemma 4's `num_kv_shared_layers`: the last layers that read earlier layers' caches; some layer
+/// must keep its own before them.
 fn gemma4_kv_shared_layers(r: &Reader, layers: u64) -> Result<u64, ConfigError> {
     let shared = match r.json.get("num_kv_shared_layers") {
         None | Some(Value::Null) => return Ok(0),
