@@ -236,3 +236,17 @@ fn gemma4_e2b_and_e4b_counts_and_shared_caches() {
     let bf16 = |p: &serde_json::Value| p["memory"]["weights_bytes"].as_u64().unwrap();
     assert_eq!(bf16(&plan) - bf16(&text), 2 * towers);
 }
+
+/// mlx-community/gemma-4-26b-a4b-it-4bit holds 15,340,981,404 tensor bytes (its source contract,
+/// a public validator pinning the repo's shard headers). mlx-lm loads the language model: 4-bit
+/// affine groups of 64 everywhere but the routers, which its Gemma 4 module keeps in 8 bits. The
+/// rest of the file is mlx-vlm's: the vision tower in bf16 and its projector in 4 bits
+/// (2816 × 1152 at 4.5 bits).
+#[test]
+fn gemma4_26b_mlx_4bit_is_the_published_file() {
+    let plan = plan_json("gemma-4-26b-a4b --weights mlx-4bit --engine mlx");
+    let language_model = plan["memory"]["weights_bytes"].as_u64().unwrap();
+    let projector = 2816 * 1152;
+    let tower = 2 * (572_794_416 - projector) + projector * 9 / 16;
+    assert_eq!(language_model + tower, 15_340_981_404);
+}

@@ -194,6 +194,7 @@ impl WeightFormat {
                     StoredType::Quantized(match q {
                         Q::Mxfp4Mlx8 if t.role.is_routed_expert() => Q::Mxfp4,
                         Q::Mxfp4Mlx8 => Q::Mlx8,
+                        Q::Mlx3 | Q::Mlx4 | Q::Mlx6 if mlx_router_in_8_bits(t, spec) => Q::Mlx8,
                         _ => q,
                     })
                 } else {
@@ -243,11 +244,30 @@ fn quantizes(q: QuantScheme, t: &TensorDesc, spec: &ModelSpec) -> bool {
         Q::Mxfp4 if spec.moe.is_some() => t.role.is_routed_expert(),
         Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 | Q::Mxfp4Mlx8 => {
             let module = t.role.is_block_linear()
-                || matches!(t.role, Role::TokenEmbd | Role::PosEmbd | Role::Output | Role::FfnGateInp);
+                || matches!(
+                    t.role,
+                    Role::TokenEmbd
+                        | Role::PosEmbd
+                        | Role::PerLayerEmbd
+                        | Role::PerLayerModelProj
+                        | Role::Output
+                        | Role::FfnGateInp
+                        | Role::FfnGateInpShexp
+                );
             module && t.cols % super::stored::MLX_GROUP == 0
         }
         _ => t.role.is_block_linear(),
     }
+}
+
+/// mlx-lm keeps some MoE models' routers in 8 bits whatever the bits asked (the model module's
+/// `quant_predicate`: `mlp.gate` and `shared_expert_gate` of its qwen3_next and qwen3_5 modules,
+/// `{"group_size": 64, "bits": 8}`; Gemma 4's `router.proj`, Q8 in mlx-community's 26B-A4B 4-bit
+/// file). Gemma 4 26B-A4B: 30 routers of 128 × 2816 at 8.5 bits instead of 4.5, 5,406,720 B more.
+fn mlx_router_in_8_bits(t: &TensorDesc, spec: &ModelSpec) -> bool {
+    use crate::model::spec::Family;
+    matches!(t.role, Role::FfnGateInp | Role::FfnGateInpShexp)
+        && matches!(spec.family, Family::Qwen3Next | Family::Qwen35Moe | Family::Gemma4)
 }
 
 /// The checkpoint's own dtype, for norms, biases and the vision tower (a 2-byte dtype is shown
