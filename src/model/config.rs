@@ -515,20 +515,22 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             None
         },
         kv_shared_layers: if family == Gemma4 { gemma4_kv_shared_layers(r, layers)? } else { 0 },
-        per_layer_input: match family {
-            // (0 is written for "none": 31B's and 26B-A4B's files.)
-            Gemma4 if r.json.get("hidden_size_per_layer_input").and_then(Value::as_u64) != Some(0) => r
-                .opt_u64(&["hidden_size_per_layer_input"], MAX_DIM)?
-                .map(|width| -> Result<_, ConfigError> {
-                    let vocab = r.u64_or(&["vocab_size_per_layer_input"], Some(vocab), family, MAX_VOCAB)?;
-                    Ok(PerLayerInput { width, vocab })
-                })
-                .transpose()?,
-            _ => None,
-        },
+        per_layer_input: if family == Gemma4 { gemma4_per_layer_input(r, vocab)? } else { None },
         double_wide_mlp: family == Gemma4 && r.bool_or("use_double_wide_mlp", false),
         audio: None,
     })
+}
+
+/// Gemma 4's per-layer inputs (`hidden_size_per_layer_input`, 0 or absent for none as in 31B's
+/// and 26B-A4B's files; the table `vocab_size_per_layer_input` rows deep, the vocabulary's by
+/// default).
+fn gemma4_per_layer_input(r: &Reader, vocab: u64) -> Result<Option<PerLayerInput>, ConfigError> {
+    if r.json.get("hidden_size_per_layer_input").and_then(Value::as_u64) == Some(0) {
+        return Ok(None);
+    }
+    let Some(width) = r.opt_u64(&["hidden_size_per_layer_input"], MAX_DIM)? else { return Ok(None) };
+    let vocab = r.u64_or(&["vocab_size_per_layer_input"], Some(vocab), Family::Gemma4, MAX_VOCAB)?;
+    Ok(Some(PerLayerInput { width, vocab }))
 }
 
 /// Gemma 4's `num_kv_shared_layers`: the last layers that read earlier layers' caches; some layer

@@ -768,6 +768,12 @@ impl ModelSpec {
     /// layer whose values are its keys).
     pub fn layer_qkv_widths(&self, layer: u64) -> (u64, u64, u64) {
         let attention = self.layer_attention.get(layer as usize).copied().unwrap_or(LayerAttention::Full);
+        self.kind_qkv_widths(attention)
+    }
+
+    /// Query, key and value projection widths of a layer of kind `attention` (see
+    /// `layer_qkv_widths`).
+    pub fn kind_qkv_widths(&self, attention: LayerAttention) -> (u64, u64, u64) {
         match self.global_attention {
             Some(g) if attention == LayerAttention::Full => {
                 let kv = g.num_kv_heads * g.head_dim;

@@ -131,11 +131,33 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
+    /// A tower of `kind` projecting into `text_hidden_size`, its shape still to be filled in:
+    /// RGB single-frame patches, no merging, adapter, deepstack mergers, projector biases,
+    /// standardization or clipping bounds.
+    pub const fn base(kind: VisionKind, text_hidden_size: u64) -> VisionTower {
+        VisionTower {
+            kind,
+            hidden_size: 0,
+            intermediate_size: 0,
+            num_layers: 0,
+            num_heads: 0,
+            patch_size: 0,
+            positions: 0,
+            num_channels: 3,
+            temporal_patch_size: 1,
+            spatial_merge_size: 1,
+            text_hidden_size,
+            adapter_width: 0,
+            deepstack_mergers: 0,
+            projector_bias: false,
+            standardize: false,
+            clipped_linears: false,
+        }
+    }
+
     /// Parameters of the encoder and projector together.
     pub fn parameters(&self) -> u64 {
-        let mut tensors = Vec::new();
-        self.push_tensors(&mut tensors);
-        tensors.iter().map(TensorDesc::elements).sum()
+        elements_of(|out| self.push_tensors(out))
     }
 
     /// Appends every tensor of the encoder and projector, in module order, each with no decoder
@@ -338,9 +360,7 @@ pub struct AudioTower {
 
 impl AudioTower {
     pub fn parameters(&self) -> u64 {
-        let mut tensors = Vec::new();
-        self.push_tensors(&mut tensors);
-        tensors.iter().map(TensorDesc::elements).sum()
+        elements_of(|out| self.push_tensors(out))
     }
 
     pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
@@ -375,6 +395,13 @@ impl AudioTower {
         out.push(bias(Role::VisionFfnUp, o));
         out.push(weight(Role::MmInputProjection, self.text_hidden_size, o));
     }
+}
+
+/// Elements of the tensors `push` appends.
+fn elements_of(push: impl FnOnce(&mut Vec<TensorDesc>)) -> u64 {
+    let mut tensors = Vec::new();
+    push(&mut tensors);
+    tensors.iter().map(TensorDesc::elements).sum()
 }
 
 fn weight(role: Role, rows: u64, cols: u64) -> TensorDesc {
@@ -416,22 +443,13 @@ mod tests {
     /// Gemma 3 27B's `vision_config` (and 4B's, 12B's: the same tower) with a 5376-wide
     /// language model.
     const GEMMA_3_27B: VisionTower = VisionTower {
-        kind: VisionKind::Siglip,
         hidden_size: 1152,
         intermediate_size: 4304,
         num_layers: 27,
         num_heads: 16,
         patch_size: 14,
         positions: 4096,
-        num_channels: 3,
-        temporal_patch_size: 1,
-        spatial_merge_size: 1,
-        text_hidden_size: 5376,
-        adapter_width: 0,
-        deepstack_mergers: 0,
-        projector_bias: false,
-        standardize: false,
-        clipped_linears: false,
+        ..VisionTower::base(VisionKind::Siglip, 5376)
     };
 
     /// The Qwen3.5 doc's worked example (the 9B's `vision_config`), and the 35B-A3B's tower

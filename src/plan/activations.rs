@@ -201,10 +201,7 @@ fn layer_attention_moment(req: &ActivationRequest, kind: LayerAttention, t: u64,
     let heads = (spec.num_heads / req.tp).max(1);
     let (kv_total, head_dim) = spec.kv_shape(kind);
     let kv_heads = (kv_total / req.tp).max(1);
-    let q_w = match spec.global_attention {
-        Some(g) if kind == LayerAttention::Full => spec.num_heads * g.head_dim,
-        _ => spec.q_width(),
-    } / req.tp.min(spec.num_heads);
+    let q_w = spec.kind_qkv_widths(kind).0 / req.tp.min(spec.num_heads);
     let (k_w, v_w) = match spec.mla {
         Some(m) => (heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), heads * m.v_head_dim),
         None => (kv_heads * head_dim, kv_heads * head_dim),

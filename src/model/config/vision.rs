@@ -34,13 +34,22 @@ pub(super) fn parse_vision(
     };
     let name = format!("{source_name} ({key})");
     let r = Reader { json: fields, source_name: &name };
-    match wrapper.tower {
-        VisionKind::Siglip => parse_siglip(&r, text_hidden),
-        VisionKind::QwenVit | VisionKind::Qwen25Vit => parse_qwen_vit(&r, wrapper),
-        VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden),
-        VisionKind::Pixtral => parse_pixtral(&r, json, wrapper.family, text_hidden),
-        VisionKind::Gemma4 => parse_gemma4_vision(&r, text_hidden),
+    let tower = match wrapper.tower {
+        VisionKind::Siglip => parse_siglip(&r, text_hidden)?,
+        VisionKind::QwenVit | VisionKind::Qwen25Vit => parse_qwen_vit(&r, wrapper)?,
+        VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden)?,
+        VisionKind::Pixtral => parse_pixtral(&r, json, wrapper.family, text_hidden)?,
+        VisionKind::Gemma4 => parse_gemma4_vision(&r, text_hidden)?,
+    };
+    if tower.hidden_size % tower.num_heads != 0 {
+        let field = if matches!(tower.kind, VisionKind::QwenVit | VisionKind::Qwen25Vit) {
+            "num_heads"
+        } else {
+            "num_attention_heads"
+        };
+        return Err(r.bad(field, tower.num_heads, "must divide hidden_size"));
     }
+    Ok(tower)
 }
 
 /// Gemma 4's `vision_config` (`Gemma4VisionConfig`: hidden 768, MLP 3072, 16 layers, 12 heads,
@@ -49,28 +58,17 @@ pub(super) fn parse_vision(
 fn parse_gemma4_vision(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError> {
     let family = Family::Gemma4;
     let dim = |name: &'static str, default| r.u64_or(&[name], Some(default), family, MAX_DIM);
-    let tower = VisionTower {
-        kind: VisionKind::Gemma4,
+    Ok(VisionTower {
         hidden_size: dim("hidden_size", 768)?,
         intermediate_size: dim("intermediate_size", 3072)?,
         num_layers: r.u64_or(&["num_hidden_layers"], Some(16), family, MAX_LAYERS)?,
         num_heads: dim("num_attention_heads", 12)?,
         patch_size: dim("patch_size", 16)?,
         positions: dim("position_embedding_size", 10_240)?,
-        num_channels: 3,
-        temporal_patch_size: 1,
-        spatial_merge_size: 1,
-        text_hidden_size: text_hidden,
-        adapter_width: 0,
-        deepstack_mergers: 0,
-        projector_bias: false,
         standardize: r.bool_or("standardize", false),
         clipped_linears: r.bool_or("use_clipped_linears", false),
-    };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
-    }
-    Ok(tower)
+        ..VisionTower::base(VisionKind::Gemma4, text_hidden)
+    })
 }
 
 /// Mistral 3's `vision_config` (`PixtralVisionConfig`: hidden 1024, MLP 4096, 24 layers, 16
@@ -83,28 +81,17 @@ fn parse_pixtral(r: &Reader, top: &Value, family: Family, text_hidden: u64) -> R
         return Err(r.bad("vision_feature_layer", 0, "several feature layers into the projector are not modelled"));
     }
     let merge = top.get("spatial_merge_size").and_then(Value::as_u64).filter(|&m| (1..=16).contains(&m)).unwrap_or(2);
-    let tower = VisionTower {
-        kind: VisionKind::Pixtral,
+    Ok(VisionTower {
         hidden_size: dim("hidden_size", 1024)?,
         intermediate_size: dim("intermediate_size", 4096)?,
         num_layers: r.u64_or(&["num_hidden_layers"], Some(24), family, MAX_LAYERS)?,
         num_heads: dim("num_attention_heads", 16)?,
         patch_size: dim("patch_size", 16)?,
-        positions: 0,
         num_channels: dim("num_channels", 3)?,
-        temporal_patch_size: 1,
         spatial_merge_size: merge,
-        text_hidden_size: text_hidden,
-        adapter_width: 0,
-        deepstack_mergers: 0,
         projector_bias: top.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(false),
-        standardize: false,
-        clipped_linears: false,
-    };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
-    }
-    Ok(tower)
+        ..VisionTower::base(VisionKind::Pixtral, text_hidden)
+    })
 }
 
 /// Llama 4's `vision_config` (`Llama4VisionConfig`). Absent fields take the class's defaults,
@@ -125,8 +112,7 @@ fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<V
     if patch_size > image_size {
         return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
     }
-    let tower = VisionTower {
-        kind: VisionKind::Llama4,
+    Ok(VisionTower {
         hidden_size: dim("hidden_size", 768)?,
         intermediate_size: dim("intermediate_size", 5632)?,
         num_layers: r.u64_or(&["num_hidden_layers"], Some(34), family, MAX_LAYERS)?,
@@ -135,19 +121,9 @@ fn parse_llama4_vision(r: &Reader, family: Family, text_hidden: u64) -> Result<V
         // One position per patch and one for the class token.
         positions: (image_size / patch_size).pow(2) + 1,
         num_channels: dim("num_channels", 3)?,
-        temporal_patch_size: 1,
-        spatial_merge_size: 1,
-        text_hidden_size: text_hidden,
         adapter_width,
-        deepstack_mergers: 0,
-        projector_bias: false,
-        standardize: false,
-        clipped_linears: false,
-    };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
-    }
-    Ok(tower)
+        ..VisionTower::base(VisionKind::Llama4, text_hidden)
+    })
 }
 
 /// Qwen's `vision_config`: Qwen3.5's and Qwen3-VL's (`Qwen3VLVisionConfig`; every released
@@ -165,8 +141,7 @@ fn parse_qwen_vit(r: &Reader, wrapper: &Wrapper) -> Result<VisionTower, ConfigEr
         VisionKind::Qwen25Vit => 0,
         _ => dim("num_position_embeddings")?,
     };
-    let tower = VisionTower {
-        kind: wrapper.tower,
+    Ok(VisionTower {
         hidden_size: dim("hidden_size")?,
         intermediate_size: dim("intermediate_size")?,
         num_layers: r.req_u64(&["depth"], family, MAX_LAYERS)?,
@@ -176,17 +151,9 @@ fn parse_qwen_vit(r: &Reader, wrapper: &Wrapper) -> Result<VisionTower, ConfigEr
         num_channels: r.u64_or(&["in_channels", "in_chans"], Some(3), family, MAX_DIM)?,
         temporal_patch_size: dim("temporal_patch_size")?,
         spatial_merge_size: dim("spatial_merge_size")?,
-        text_hidden_size: dim("out_hidden_size")?,
-        adapter_width: 0,
         deepstack_mergers: deepstack as u64,
-        projector_bias: false,
-        standardize: false,
-        clipped_linears: false,
-    };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_heads", tower.num_heads, "must divide hidden_size"));
-    }
-    Ok(tower)
+        ..VisionTower::base(wrapper.tower, dim("out_hidden_size")?)
+    })
 }
 
 fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError> {
@@ -216,8 +183,10 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
     let dim = |names: &[&'static str], default| r.u64_or(names, Some(default), Family::Gemma3, MAX_DIM);
     let patch_size = dim(&["patch_size"], 16)?;
     let image_size = dim(&["image_size"], 224)?;
-    let tower = VisionTower {
-        kind: VisionKind::Siglip,
+    if patch_size > image_size {
+        return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
+    }
+    Ok(VisionTower {
         hidden_size: dim(&["hidden_size"], 768)?,
         intermediate_size: dim(&["intermediate_size"], 3072)?,
         num_layers: r.u64_or(&["num_hidden_layers"], Some(12), Family::Gemma3, MAX_LAYERS)?,
@@ -225,22 +194,8 @@ fn parse_siglip(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError
         patch_size,
         positions: (image_size / patch_size).pow(2),
         num_channels: dim(&["num_channels"], 3)?,
-        temporal_patch_size: 1,
-        spatial_merge_size: 1,
-        text_hidden_size: text_hidden,
-        adapter_width: 0,
-        deepstack_mergers: 0,
-        projector_bias: false,
-        standardize: false,
-        clipped_linears: false,
-    };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
-    }
-    if patch_size > image_size {
-        return Err(r.bad("patch_size", patch_size, "must not exceed image_size"));
-    }
-    Ok(tower)
+        ..VisionTower::base(VisionKind::Siglip, text_hidden)
+    })
 }
 
 /// Gemma 4 E2B's and E4B's `audio_config` (`Gemma4AudioConfig`: hidden 1024, 12 layers, 8 heads,
@@ -298,8 +253,5 @@ pub(super) fn parse_gemma4_audio(
         clipped_linears: r.bool_or("use_clipped_linears", true),
         text_hidden_size: text_hidden,
     };
-    if tower.hidden_size % tower.num_heads != 0 {
-        return Err(r.bad("num_attention_heads", tower.num_heads, "must divide hidden_size"));
-    }
     Ok(Some(tower))
 }

@@ -111,7 +111,7 @@ pub fn gguf_to_spec(file: &GgufFile) -> Result<ModelSpec, LocalFileError> {
     };
     // Mamba-2 hybrids list heads and MLP widths per layer, Gemma 4 its KV heads (sliding and full)
     // and MLP widths (doubled in the KV-shared layers); elsewhere an array is refused.
-    let gemma4 = (family == Family::Gemma4).then(|| gemma4_layers(&k)).transpose()?;
+    let gemma4 = (family == Family::Gemma4).then(|| gemma4_layers(&k, blocks)).transpose()?;
     let hybrid = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba);
     let count = |name: &str| if hybrid { k.opt_max(name) } else { k.opt(name) };
     // Pure state-space files have no attention heads (llama.cpp writes 0 or nothing).
@@ -252,7 +252,7 @@ struct Gemma4Layers {
     per_layer_input: Option<PerLayerInput>,
 }
 
-fn gemma4_layers(k: &Keys<'_>) -> Result<Gemma4Layers, LocalFileError> {
+fn gemma4_layers(k: &Keys<'_>, layers: u64) -> Result<Gemma4Layers, LocalFileError> {
     let pattern = sliding_pattern(k)?.unwrap_or_default();
     let first = |sliding: bool| pattern.iter().position(|&s| s == sliding);
     let kv_heads = k.per_layer("attention.head_count_kv")?;
@@ -280,7 +280,6 @@ fn gemma4_layers(k: &Keys<'_>) -> Result<Gemma4Layers, LocalFileError> {
             "'gemma4.embedding_length_per_layer_input' is set but the file has no per_layer_token_embd.weight; it is incomplete".into(),
         ));
     }
-    let layers = k.nonzero("block_count")?;
     let kv_shared_layers = k.opt("attention.shared_kv_layers")?.unwrap_or(0);
     if kv_shared_layers >= layers {
         return Err(k.bad(format!("attention.shared_kv_layers {kv_shared_layers} leaves no layer its own cache")));

@@ -41,10 +41,12 @@ pub fn matmul_params(spec: &ModelSpec, p: Params) -> u64 {
 /// `2·n_heads·(d_qk + d_v)` (QKᵀ and PV, a multiply-add each). Llama-2-7B: 2·32·(128+128) =
 /// 16,384 = 4·h. A Gemma 4 full layer's heads are `global_head_dim` wide (31B: 2·32·1024).
 pub fn attention_flops_per_pair(spec: &ModelSpec, attention: LayerAttention) -> u64 {
-    let (d_qk, d_v) = match (spec.mla, spec.global_attention) {
-        (Some(m), _) => (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim),
-        (None, Some(g)) if attention == LayerAttention::Full => (g.head_dim, g.head_dim),
-        (None, _) => (spec.head_dim, spec.head_dim),
+    let (d_qk, d_v) = match spec.mla {
+        Some(m) => (m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim),
+        None => {
+            let head_dim = spec.kv_shape(attention).1;
+            (head_dim, head_dim)
+        }
     };
     2 * spec.num_heads * (d_qk + d_v)
 }
