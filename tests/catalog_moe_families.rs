@@ -26,6 +26,49 @@ fn kimi_k2_is_deepseek_v3_shaped() {
     assert_eq!(model + 62_495_192 + 61 * 56, 1_026_470_731_056);
 }
 
+/// Kimi K2 Thinking: Kimi K2's shapes with its routed experts in compressed-tensors INT4 (group
+/// 32, bf16 scales, an int32 [2] shape each) and everything else bf16. One expert matrix of
+/// 2048 × 7168 (either way round) is 7,340,032 B of codes, 917,504 B of scales and 8 B of shape;
+/// 60 × 384 × 3 of them, and 11,722,208,768 other parameters of 2 B: 594,205,858,816 B, the
+/// "~594 GB" of the download. At tensor parallel 8 each GPU holds an eighth of the sharded
+/// tensors and the replicated ones whole: per layer MLA's q_a (7168 × 1536) and kv_a
+/// (7168 × 576) projections, their two norms and the layer's two, plus each MoE layer's router
+/// and score-correction bias.
+#[test]
+fn kimi_k2_thinking_int4_experts() {
+    use headroom::plan::inference::WeightLayout;
+    use headroom::quant::weights::WeightFormat;
+    use headroom::units::Bytes;
+    let s = spec("kimi-k2-thinking");
+    let format = headroom::catalog::models::ModelCatalog::builtin()
+        .get("kimi-k2-thinking")
+        .unwrap()
+        .parsed
+        .native_format
+        .clone();
+    assert_eq!(format.map(|f| (f.id, f.approximates)), Some(("w4a16-g32".to_string(), None)));
+    assert_eq!(s.max_context, 262_144);
+    let w4 = WeightFormat::parse("w4a16-g32").unwrap();
+    let tensors = inventory(&s);
+    let expert_matrix = 2048 * 7168 / 2 + 2048 * 7168 / 32 * 2 + 8;
+    assert_eq!(expert_matrix, 8_257_544);
+    let experts = 60 * 384 * 3 * expert_matrix;
+    let others = 1_026_408_232_448 - 60 * 384 * 3 * 2048 * 7168;
+    assert_eq!(others, 11_722_208_768);
+    assert_eq!(w4.weight_bytes(&s, &tensors), Bytes(experts + 2 * others));
+    assert_eq!(experts + 2 * others, 594_205_858_816);
+
+    let w = WeightLayout::from_inventory(s.num_layers, &tensors, |t| w4.tensor_bytes(t, &s));
+    let h = 7168;
+    let replicated = 61 * (h * 1536 + h * 576 + 1536 + 512 + 2 * h) + 60 * (384 * h + 384);
+    assert_eq!(w.replicated_layers.iter().copied().sum::<Bytes>(), Bytes(2 * replicated));
+    let layers: Bytes = w.layers.iter().copied().sum();
+    let share = w.tensor_parallel_share(0..61, 8, s.num_kv_heads);
+    assert_eq!(share, Bytes((layers.0 - 2 * replicated) / 8 + 2 * replicated));
+    let per_gpu = (w.total().0 - layers.0) / 8 + share.0;
+    assert_eq!(per_gpu, 76_182_604_032);
+}
+
 /// MiniMax M2.7 (hidden 3072; 48 heads and 8 KV heads of 128): attention 2·3072·6144 +
 /// 2·3072·1024 and q/k norms of 6144 and 1024; 256 experts of 1536 and the router with its
 /// bias; two norms. The listing's 228,703,644,928 adds 13,880,064 block scales.

@@ -104,8 +104,12 @@ fn layer_split_puts_the_tower_on_the_first_gpu() {
     assert_eq!(plan.per_gpu[1].memory.weights, layers(31, 62) + w.output);
     let line = plan.basis.iter().find(|b| b.name == "vision tower + projector (16-bit)").unwrap();
     assert_eq!(line.value, (2 * (TOWER + PROJECTOR)).to_string());
+    // Tensor parallel halves everything but the decoder layers' norms, which each GPU holds whole
+    // (62 layers × 4 norms of 5376 and q/k norms of 128, in bf16: 2,697,728 B).
     let tp = plan_on_two(&spec, &w, Split::Tensor, Engine::Vllm);
-    assert_eq!(tp.per_gpu[1].memory.weights, Bytes(w.total().0 / 2));
+    let norms = 62 * (4 * 5376 + 2 * 128) * 2;
+    assert_eq!(w.replicated_layers.iter().copied().sum::<Bytes>(), Bytes(norms));
+    assert_eq!(tp.per_gpu[1].memory.weights, Bytes((w.total().0 - norms) / 2 + norms));
 }
 
 /// peft's all-linear wraps SigLIP's q/k/v/out_proj and fc1/fc2 (every `nn.Linear` but lm_head):

@@ -293,6 +293,22 @@ impl Role {
         )
     }
 
+    /// Whether every tensor-parallel rank holds this tensor whole (vLLM, after Megatron-LM): the
+    /// norms (SsmNorm aside, whose gated norm vLLM shards by head), MLA's down-projections
+    /// (`q_a_proj`, `kv_a_proj_with_mqa`: `ReplicatedLinear`, fused as `fused_qkv_a_proj`), the
+    /// MoE routers and score-correction bias, the shared expert's gate, and DeepSeek-V3.2's
+    /// indexer (`wq_b`, `wk`, `weights_proj` are `ReplicatedLinear`). Kimi K2's 61 × (1536 + 576)
+    /// × 7168 down-projections and 60 routers of 384 × 7168 are 2.2 GB in bf16 on each of 8 GPUs,
+    /// not an eighth of it.
+    pub fn replicated_under_tensor_parallel(self) -> bool {
+        use Role::*;
+        (self.is_norm() && self != SsmNorm)
+            || matches!(
+                self,
+                AttnQA | AttnKvAMqa | FfnGateInp | ExpProbsB | FfnGateInpShexp | IndexerQB | IndexerK | IndexerProj
+            )
+    }
+
     /// A recurrent mixer's small parameters that no quantizer touches: the convolution and the
     /// per-head vectors (vLLM and llama.cpp keep them in 16 or 32 bits).
     pub fn is_ssm_param(self) -> bool {

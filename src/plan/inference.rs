@@ -39,6 +39,13 @@ pub struct WeightLayout {
     /// Of each decoder layer's weights, its routed experts' (llama.cpp's `--n-cpu-moe` keeps
     /// them in host memory).
     pub expert_layers: Vec<Bytes>,
+    /// Of each decoder layer's weights, those every tensor-parallel rank holds whole
+    /// (`Role::replicated_under_tensor_parallel`).
+    pub replicated_layers: Vec<Bytes>,
+    /// Of each decoder layer's weights, its key and value projections: ranks beyond the KV head
+    /// count hold copies of them (vLLM's `QKVParallelLinear` replicates KV heads when
+    /// `tp > num_kv_heads`).
+    pub kv_projection_layers: Vec<Bytes>,
     /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
     /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
     pub largest_quantized_matrix: u64,
@@ -50,7 +57,13 @@ impl WeightLayout {
     /// An empty layout for a model of `num_layers` decoder layers.
     pub fn new(num_layers: u64) -> Self {
         let layers = vec![Bytes::ZERO; num_layers as usize];
-        WeightLayout { expert_layers: layers.clone(), layers, ..Default::default() }
+        WeightLayout {
+            expert_layers: layers.clone(),
+            replicated_layers: layers.clone(),
+            kv_projection_layers: layers.clone(),
+            layers,
+            ..Default::default()
+        }
     }
 
     /// Adds one tensor's bytes where it sits: its decoder layer, the embeddings, the vision
@@ -69,11 +82,28 @@ impl WeightLayout {
                 if routed {
                     self.expert_layers[l] += bytes;
                 }
+                match role {
+                    Some(r) if r.replicated_under_tensor_parallel() => self.replicated_layers[l] += bytes,
+                    Some(Role::AttnK | Role::AttnV) => self.kv_projection_layers[l] += bytes,
+                    _ => {}
+                }
             }
             (_, Some(r)) if r.is_embedding() => self.embedding += bytes,
             (_, Some(r)) if r.is_vision() => self.vision += bytes,
             _ => self.output += bytes,
         }
+    }
+
+    /// What one of `tp` tensor-parallel ranks holds of the decoder layers in `layers`: an equal
+    /// share of the sharded tensors, the replicated ones whole, and the key and value projections
+    /// of `max(1, kv_heads / tp)` heads. Kimi K2 Thinking at TP 8: 74,275,732,352 B a GPU as an
+    /// eighth of everything, 76,182,604,032 B with its MLA down-projections, norms and routers
+    /// (1,089,640,960 parameters) whole.
+    pub fn tensor_parallel_share(&self, layers: std::ops::Range<u64>, tp: u64, kv_heads: u64) -> Bytes {
+        let sum = |v: &[Bytes]| -> Bytes { layers.clone().filter_map(|l| v.get(l as usize)).copied().sum() };
+        let (all, whole, kv) = (sum(&self.layers), sum(&self.replicated_layers), sum(&self.kv_projection_layers));
+        let sharded = all.saturating_sub(whole).saturating_sub(kv);
+        Bytes(sharded.0 / tp) + whole + Bytes(kv.0 / tp.min(kv_heads.max(1)))
     }
 
     /// Routed-expert bytes of the decoder layers in `layers`.
@@ -257,7 +287,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         basis.add(
             "tensor parallel",
             tp,
-            "weights, KV heads and MLP features divided among GPUs (norms replicated, ≪1%)",
+            "weights, KV heads and MLP features divided among GPUs; norms, MLA down-projections, MoE routers and DeepSeek-V3.2's indexer whole on each, KV projections shared by tp / kv_heads ranks when tp exceeds them (vLLM's ReplicatedLinear and QKVParallelLinear)",
         );
         per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..per_gpu[0].clone() }).collect();
     } else if stages > 1 {
@@ -367,7 +397,15 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     log.add(context.name, context.bytes.0, context.source);
     let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
     let offloaded = vllm_offload(req, layers.clone(), layout.tp).bytes;
-    let weights = Bytes(weights.0 / layout.tp) + Bytes(layout.moe_load_extra.0 * moe_layers) - offloaded;
+    // Tensor parallel: the decoder layers as each rank holds them, the rest divided evenly.
+    let weights = if layout.tp > 1 {
+        let layer_bytes: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
+        Bytes(weights.saturating_sub(layer_bytes).0 / layout.tp)
+            + req.weights.tensor_parallel_share(layers.clone(), layout.tp, spec.num_kv_heads)
+    } else {
+        weights
+    };
+    let weights = weights + Bytes(layout.moe_load_extra.0 * moe_layers) - offloaded;
     let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
     GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }
 }

@@ -16,6 +16,8 @@
 //! | awq | 8,388,608 + 32·4096·2 + 32·512·4 | 8,716,288 |
 //! | mxfp4 | 4096·128 blocks · (16 + 1 e8m0) | 8,912,896 |
 //! | nvfp4 | 8,388,608 + 4096·256 (e4m3 per 16) + 2·4 (fp32 per tensor) | 9,437,192 |
+//! | w4a16 | 8,388,608 (int32-packed) + 4096·32·2 (bf16 per 128) + 2·4 (shape) | 8,650,760 |
+//! | w4a16-g32 | 8,388,608 + 4096·128·2 (bf16 per 32) + 2·4 | 9,437,192 |
 
 use super::ggml::GgmlType;
 use crate::model::tensors::TensorDesc;
@@ -85,6 +87,14 @@ pub enum QuantScheme {
     /// NVIDIA NVFP4 (ModelOpt layout): FP4 weights [N, K/2], one E4M3 scale per 16 along K, and two
     /// fp32 scalars per tensor (`weight_scale_2`, the global weight scale, and `input_scale`).
     Nvfp4,
+    /// compressed-tensors `pack-quantized` INT4, symmetric, group 128 (llm-compressor's `W4A16`
+    /// preset, RedHatAI's `*-quantized.w4a16` checkpoints): `weight_packed` int32 [N, K/8] (eight
+    /// codes a word along K), `weight_scale` [N, K/128] in the model's 16-bit dtype, and
+    /// `weight_shape` int32 [2]; no zero point (symmetric), no `g_idx` (no activation order).
+    W4a16G128,
+    /// The same layout with a group of 32: Kimi K2 Thinking's, K2.5's and K2.6's native INT4
+    /// (quantization-aware training), on the routed experts only.
+    W4a16G32,
     /// MLX affine quantization as `mlx_lm.convert -q` writes it (`mx.quantize`, mode "affine",
     /// group 64): the codes packed low to high bits into uint32 `weight` [N, K·bits/32], and one
     /// `scales` and one `biases` entry per 64 weights along K, in the model's 16-bit dtype.
@@ -104,6 +114,12 @@ pub const MLX_GROUP: u64 = 64;
 /// Bytes of `groups × cols` entries packed `per_word` to an int32 word along `cols`.
 fn packed_words(groups: u64, cols: u64, per_word: u64) -> u64 {
     groups * cols.div_ceil(per_word) * 4
+}
+
+/// compressed-tensors `pack-quantized` symmetric INT4 tensors of one N×K matrix in groups of
+/// `group` along K: packed codes, one 16-bit scale a group, and the int32 [2] `weight_shape`.
+fn pack_quantized_int4_bytes(group: u64, n: u64, k: u64) -> u64 {
+    packed_words(n, k, 8) + n * k.div_ceil(group) * 2 + 2 * 4
 }
 
 /// GPTQ / AWQ tensors of one N×K matrix with `bits`-bit weights in groups of `group` along K.
@@ -131,6 +147,8 @@ impl QuantScheme {
             QuantScheme::AwqG128 => "awq-4bit-g128",
             QuantScheme::Mxfp4 => "mxfp4",
             QuantScheme::Nvfp4 => "nvfp4",
+            QuantScheme::W4a16G128 => "int4-sym-g128-packed",
+            QuantScheme::W4a16G32 => "int4-sym-g32-packed",
             QuantScheme::Mlx3 => "mlx-affine-3bit-g64",
             QuantScheme::Mlx4 => "mlx-affine-4bit-g64",
             QuantScheme::Mlx6 => "mlx-affine-6bit-g64",
@@ -175,6 +193,8 @@ impl QuantScheme {
             QuantScheme::AwqG128 => gptq_bytes(4, 128, n, k, false),
             QuantScheme::Mxfp4 => n * k.div_ceil(32) * 17,
             QuantScheme::Nvfp4 => n * k.div_ceil(16) * 9 + 2 * 4,
+            QuantScheme::W4a16G128 => pack_quantized_int4_bytes(128, n, k),
+            QuantScheme::W4a16G32 => pack_quantized_int4_bytes(32, n, k),
             QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 | QuantScheme::Mxfp4Mlx8 => {
                 let bits = self.mlx_bits().unwrap_or(8);
                 n * (k * bits).div_ceil(32) * 4 + n * k.div_ceil(MLX_GROUP) * 2 * 2
@@ -196,6 +216,8 @@ impl QuantScheme {
             QuantScheme::Gptq8G128 => 8.0 + 16.0 / 128.0 + 8.0 / 128.0,
             QuantScheme::Mxfp4 => 4.0 + 8.0 / 32.0,
             QuantScheme::Nvfp4 => 4.0 + 8.0 / 16.0,
+            QuantScheme::W4a16G128 => 4.0 + 16.0 / 128.0,
+            QuantScheme::W4a16G32 => 4.0 + 16.0 / 32.0,
             QuantScheme::Mlx3 | QuantScheme::Mlx4 | QuantScheme::Mlx6 | QuantScheme::Mlx8 => {
                 self.mlx_bits().unwrap_or(8) as f64 + 32.0 / MLX_GROUP as f64
             }
@@ -262,6 +284,8 @@ mod tests {
         assert_eq!(b(QuantScheme::AwqG128), 8_716_288);
         assert_eq!(b(QuantScheme::Mxfp4), 8_912_896);
         assert_eq!(b(QuantScheme::Nvfp4), 9_437_192);
+        assert_eq!(b(QuantScheme::W4a16G128), 8_650_760);
+        assert_eq!(b(QuantScheme::W4a16G32), 9_437_192);
         // 4096 × 4096 / 8 codes per word × 4 B, plus 4096 × 64 groups × (scale + bias) × 2 B.
         assert_eq!(b(QuantScheme::Mlx4), 8_388_608 + 1_048_576);
         assert_eq!(b(QuantScheme::Mlx3), 6_291_456 + 1_048_576);
@@ -276,7 +300,14 @@ mod tests {
 
     #[test]
     fn nominal_bits_match_large_matrices() {
-        for q in [QuantScheme::Nf4, QuantScheme::Nf4Double, QuantScheme::Mxfp4, QuantScheme::Nvfp4] {
+        for q in [
+            QuantScheme::Nf4,
+            QuantScheme::Nf4Double,
+            QuantScheme::Mxfp4,
+            QuantScheme::Nvfp4,
+            QuantScheme::W4a16G128,
+            QuantScheme::W4a16G32,
+        ] {
             let (n, k) = (16_384, 16_384);
             let bpw = 8.0 * q.matrix_bytes(n, k) as f64 / (n * k) as f64;
             assert!((bpw - q.nominal_bits_per_weight()).abs() < 1e-3, "{}: {bpw}", q.name());

@@ -3,7 +3,7 @@
 //! Three families:
 //! - plain checkpoints (`fp32`, `fp16`, `bf16`): every tensor in that type;
 //! - weight-only quantized checkpoints (`fp8`, `fp8-block`, `int8`, `nf4`, `nf4-dq`, `gptq`,
-//!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`): only the linear layers inside decoder
+//!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`, `w4a16`, `w4a16-g32`): only the linear layers inside decoder
 //!   blocks (`Role::is_block_linear`) are quantized, with the layouts of `stored.rs`; embeddings,
 //!   lm_head and MoE routers stay 16-bit, norms and biases keep the checkpoint's own dtype.
 //!   MLX's formats (`mlx-3bit` … `mlx-8bit`, gpt-oss's `mxfp4-q8`) quantize what `mlx_lm.convert`
@@ -14,7 +14,9 @@
 //!   router, embeddings and lm_head in `modules_to_not_convert`) and as the loaders of that
 //!   `quant_method` can (transformers' `Mxfp4HfQuantizer` replaces only the experts module;
 //!   vLLM's `Mxfp4Config` gives fused-MoE layers the MXFP4 method and keeps linear layers
-//!   unquantized);
+//!   unquantized). `w4a16-g32` on a mixture-of-experts model is Kimi K2 Thinking's native INT4
+//!   and covers the routed experts only too: its compressed-tensors `ignore` list names
+//!   `self_attn`, `shared_experts`, the dense layers' `mlp.*_proj` and `lm_head`;
 //! - GGUF file types (`q4_k_m`, `q8_0`, `iq4_xs` ...): every tensor gets the type llama.cpp's
 //!   quantizer would give it (`gguf_rules.rs`).
 //!
@@ -61,7 +63,7 @@ use QuantScheme as Q;
 
 /// (scheme, id, description) of the quantized-checkpoint formats.
 #[rustfmt::skip]
-const QUANTIZED: [(QuantScheme, &str, &str); 16] = [
+const QUANTIZED: [(QuantScheme, &str, &str); 18] = [
     (Q::Fp8Channel, "fp8", "FP8 E4M3 linear layers, one fp32 scale per output channel"),
     (Q::Fp8Block, "fp8-block", "FP8 E4M3 linear layers, fp32 scale per 128x128 block (DeepSeek-V3)"),
     (Q::Int8Row, "int8", "bitsandbytes LLM.int8(): int8 linear layers, fp32 scale per row"),
@@ -73,6 +75,8 @@ const QUANTIZED: [(QuantScheme, &str, &str); 16] = [
     (Q::AwqG128, "awq", "AWQ 4-bit, group 128, with zeros"),
     (Q::Mxfp4, "mxfp4", "OCP MXFP4: FP4 with an E8M0 scale per 32 weights"),
     (Q::Nvfp4, "nvfp4", "NVIDIA NVFP4: FP4 with an FP8 scale per 16 weights, fp32 per tensor"),
+    (Q::W4a16G128, "w4a16", "compressed-tensors W4A16: INT4 symmetric, 16-bit scale per 128 weights (llm-compressor)"),
+    (Q::W4a16G32, "w4a16-g32", "compressed-tensors INT4, scale per 32; MoE: routed experts only (Kimi K2 Thinking, K2.5)"),
     (Q::Mlx3, "mlx-3bit", "MLX affine 3-bit, 16-bit scale and bias per 64 weights (mlx-community 3bit)"),
     (Q::Mlx4, "mlx-4bit", "MLX affine 4-bit, 16-bit scale and bias per 64 weights (mlx-community 4bit)"),
     (Q::Mlx6, "mlx-6bit", "MLX affine 6-bit, 16-bit scale and bias per 64 weights (mlx-community 6bit)"),
@@ -232,16 +236,18 @@ impl WeightFormat {
 }
 
 /// Whether scheme `q` quantizes weight matrix `t`: every linear layer inside the decoder blocks,
-/// except that MXFP4 on a mixture-of-experts model covers the routed experts only (gpt-oss-120b:
-/// 36 × 128 experts of 5760 × 2880 and 2880 × 2880 in 60,914,073,600 B, the other 2,167,371,072
-/// parameters in bf16).
+/// except that MXFP4 and `w4a16-g32` on a mixture-of-experts model cover the routed experts only
+/// (gpt-oss-120b: 36 × 128 experts of 5760 × 2880 and 2880 × 2880 in 60,914,073,600 B, the other
+/// 2,167,371,072 parameters in bf16; Kimi K2 Thinking: 60 × 384 × 3 experts' matrices of
+/// 2048 × 7168 at 4.5 bits with their shapes, 570,761,441,280 B, the other 11,722,208,768 parameters
+/// in bf16).
 ///
 /// MLX's `nn.quantize` takes every module with `to_quantized`: each `Linear` (lm_head and the
 /// routers too) and `Embedding` (the token and position tables), whose input dimension the
 /// group divides (`mlx_lm.utils.quantize_model`); norms stay in the model's dtype.
 fn quantizes(q: QuantScheme, t: &TensorDesc, spec: &ModelSpec) -> bool {
     match q {
-        Q::Mxfp4 if spec.moe.is_some() => t.role.is_routed_expert(),
+        Q::Mxfp4 | Q::W4a16G32 if spec.moe.is_some() => t.role.is_routed_expert(),
         Q::Mlx3 | Q::Mlx4 | Q::Mlx6 | Q::Mlx8 | Q::Mxfp4Mlx8 => {
             let module = t.role.is_block_linear()
                 || matches!(

@@ -9,8 +9,15 @@
 //! `class_predicate`). A qwen3-8b converted with `-q` (4-bit, group 64) reads
 //! `{"group_size": 64, "bits": 4}`: `mlx-4bit`.
 //!
+//! compressed-tensors (llm-compressor) writes `quant_method: "compressed-tensors"` with
+//! `config_groups` of weight schemes (`num_bits`, `type` int or float, `strategy`, `group_size`,
+//! `symmetric`) and an `ignore` list of modules or `re:` patterns. Kimi K2 Thinking's reads one
+//! group of symmetric 4-bit ints in groups of 32, `format: pack-quantized`, and ignores
+//! `re:.*self_attn.*`, `re:.*shared_experts.*`, the dense `mlp.*_proj` and `lm_head`: its routed
+//! experts only, `w4a16-g32`.
+//!
 //! A stated format headroom has no exact layout for (GPTQ 3-bit, MLX 5-bit or group 32, a mixed
-//! recipe, compressed-tensors) keeps its description in `approximates` and is planned as the
+//! recipe, an unusual compressed-tensors scheme) keeps its description in `approximates` and is planned as the
 //! nearest format: a local checkpoint's tensor headers still give its exact bytes, a config alone
 //! cannot (`ResolvedModel::default_format` refuses that case).
 
@@ -41,8 +48,11 @@ pub fn native_format(json: &Value) -> Option<NativeFormat> {
     if let Some(mlx) = json.get("quantization").and_then(Value::as_object) {
         return Some(mlx_format(mlx));
     }
-    let q = json.get("quantization_config")?.as_object()?;
+    // A multimodal wrapper (Kimi K2.5's `kimi_k25`) may keep it in its text model's config.
+    let q =
+        json.get("quantization_config").or_else(|| json.get("text_config")?.get("quantization_config"))?.as_object()?;
     match q.get("quant_method").and_then(Value::as_str) {
+        Some("compressed-tensors") => Some(compressed_tensors_format(q, is_moe(json))),
         Some(method) => Some(hf_format(method, q)),
         // mlx-lm's copy of `quantization`, in a file whose original was dropped.
         None if q.contains_key("bits") => Some(mlx_format(q)),
@@ -77,6 +87,75 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
         ("bitsandbytes", _, _) => NativeFormat::exact("int8"),
         // compressed-tensors, hqq, exl2, ...: the bytes only a file's headers can give.
         _ => NativeFormat::near("bf16", stated()),
+    }
+}
+
+/// Whether the config (or its text model's) routes tokens to experts.
+fn is_moe(json: &Value) -> bool {
+    let experts = |c: &Value| {
+        ["n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts"]
+            .iter()
+            .any(|k| c.get(*k).and_then(Value::as_u64).is_some_and(|n| n > 1))
+    };
+    experts(json) || json.get("text_config").is_some_and(experts)
+}
+
+/// A compressed-tensors checkpoint: its one weight scheme, and whether its `ignore` list leaves
+/// attention unquantized, which on a mixture-of-experts model means the routed experts only
+/// (Kimi K2 Thinking, and Kimi K3's MXFP4). headroom's experts-only formats (`mxfp4`,
+/// `w4a16-g32` on MoE) match such a checkpoint; the others quantize every decoder linear layer.
+/// The 16-bit scales of fp8 per-channel checkpoints differ from `fp8`'s fp32 ones by 2 B a row
+/// (0.02% of a 4096-wide matrix), taken as exact.
+fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat {
+    // (type, bits, strategy, group size, symmetric) of each group's weights.
+    let schemes: BTreeSet<(String, u64, String, u64, bool)> = q
+        .get("config_groups")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|groups| groups.values())
+        .filter_map(|g| g.get("weights").filter(|w| w.is_object()))
+        .map(|w| {
+            let text = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+            let number = |k: &str| w.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let symmetric = w.get("symmetric").and_then(Value::as_bool).unwrap_or(true);
+            (text("type"), number("num_bits"), text("strategy"), number("group_size"), symmetric)
+        })
+        .collect();
+    let ignores_attention = q
+        .get("ignore")
+        .and_then(Value::as_array)
+        .is_some_and(|list| list.iter().filter_map(Value::as_str).any(|m| m.contains("attn")));
+    let experts_only = moe && ignores_attention;
+    let described: Vec<String> = schemes
+        .iter()
+        .map(|(kind, bits, strategy, group, symmetric)| {
+            let group = if *group > 0 { format!(" of {group}") } else { String::new() };
+            let zero = if *symmetric { "" } else { ", asymmetric" };
+            format!("{kind} {bits}-bit, {strategy}{group}{zero}")
+        })
+        .collect();
+    let stated = format!(
+        "compressed-tensors{}{}",
+        if described.is_empty() { String::new() } else { format!(" {}", described.join(" + ")) },
+        if experts_only { ", routed experts only" } else { "" }
+    );
+    let [(kind, bits, strategy, group, symmetric)] = schemes.iter().collect::<Vec<_>>()[..] else {
+        return NativeFormat::near("bf16", stated);
+    };
+    // (format, whether it covers only the routed experts of a MoE model)
+    let (id, experts_format) = match (kind.as_str(), bits, strategy.as_str(), group, symmetric) {
+        ("int", 4, "group", 128, true) => ("w4a16", false),
+        ("int", 4, "group", 32, true) => ("w4a16-g32", true),
+        ("float", 4, "group" | "tensor_group", 32, true) => ("mxfp4", true),
+        ("float", 4, "tensor_group", 16, true) => ("nvfp4", false),
+        ("float", 8, "block", _, true) => ("fp8-block", false),
+        ("float", 8, "channel" | "tensor", _, true) => ("fp8", false),
+        _ => return NativeFormat::near("bf16", stated),
+    };
+    if experts_format == experts_only || !moe {
+        NativeFormat::exact(id)
+    } else {
+        NativeFormat::near(id, stated)
     }
 }
 
@@ -147,6 +226,57 @@ mod tests {
         assert_eq!((near.as_str(), stated.as_deref()), ("gptq", Some("gptq 3-bit, group 64")));
         let (near, stated) = id(r#"{"quantization_config": {"quant_method": "compressed-tensors"}}"#);
         assert_eq!((near.as_str(), stated.as_deref()), ("bf16", Some("compressed-tensors")));
+    }
+
+    /// A compressed-tensors `quantization_config` with one weight scheme.
+    fn compressed_tensors(weights: &str, ignore: &str, experts: u32) -> String {
+        format!(
+            r#"{{"n_routed_experts": {experts}, "quantization_config": {{"quant_method": "compressed-tensors",
+                "format": "pack-quantized", "ignore": {ignore},
+                "config_groups": {{"group_0": {{"targets": ["Linear"], "input_activations": null,
+                    "weights": {weights}}}}}}}}}"#
+        )
+    }
+
+    /// Kimi K2 Thinking's (routed experts, INT4 group 32), llm-compressor's W4A16 and FP8 presets.
+    #[test]
+    fn compressed_tensors_schemes() {
+        let int4 = |group: u32| {
+            format!(
+                r#"{{"num_bits": 4, "type": "int", "strategy": "group", "group_size": {group}, "symmetric": true,
+                    "actorder": null, "dynamic": false}}"#
+            )
+        };
+        let kimi_ignore = r#"["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*",
+            "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"]"#;
+        assert_eq!(id(&compressed_tensors(&int4(32), kimi_ignore, 384)), ("w4a16-g32".into(), None));
+        assert_eq!(id(&compressed_tensors(&int4(128), r#"["lm_head"]"#, 0)), ("w4a16".into(), None));
+        assert_eq!(id(&compressed_tensors(&int4(32), r#"["lm_head"]"#, 0)), ("w4a16-g32".into(), None));
+        // On MoE, a scheme that also covers attention is not what w4a16-g32 plans.
+        let (near, stated) = id(&compressed_tensors(&int4(32), r#"["lm_head"]"#, 128));
+        assert_eq!(near, "w4a16-g32");
+        assert_eq!(stated.as_deref(), Some("compressed-tensors int 4-bit, group of 32"));
+        let (near, stated) = id(&compressed_tensors(&int4(128), kimi_ignore, 384));
+        assert_eq!(near, "w4a16");
+        assert!(stated.unwrap().ends_with("routed experts only"));
+        let fp8 = r#"{"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": true, "dynamic": false}"#;
+        assert_eq!(id(&compressed_tensors(fp8, r#"["lm_head"]"#, 0)), ("fp8".into(), None));
+        let block = r#"{"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128, 128],
+            "symmetric": true}"#;
+        assert_eq!(id(&compressed_tensors(block, r#"["lm_head"]"#, 0)), ("fp8-block".into(), None));
+        // Asymmetric INT4 stores zero points headroom has no layout for.
+        let asym = r#"{"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128, "symmetric": false}"#;
+        let (near, stated) = id(&compressed_tensors(asym, "[]", 0));
+        assert_eq!(
+            (near.as_str(), stated.as_deref()),
+            ("bf16", Some("compressed-tensors int 4-bit, group of 128, asymmetric"))
+        );
+        // Kimi K2.5 keeps it in its text model's config.
+        let wrapped = format!(
+            r#"{{"model_type": "kimi_k25", "text_config": {}}}"#,
+            compressed_tensors(&int4(32), kimi_ignore, 384)
+        );
+        assert_eq!(id(&wrapped), ("w4a16-g32".into(), None));
     }
 
     /// mlx-community's files: Qwen3-8B-4bit, Llama-3.2-3B-Instruct-8bit, gpt-oss-120b-MXFP4-Q8
