@@ -1,6 +1,6 @@
 //! Vision-language wrappers: Mistral Small 3.1 (Pixtral), Qwen2.5-VL (its text fields at the
-//! top level) and Qwen3-VL (deepstack mergers): each catalog entry equals its published total,
-//! the language model its text-only sibling's count.
+//! top level), Qwen3-VL (deepstack mergers) and Kimi K2.5 (MoonViT): each catalog entry equals
+//! its published total, the language model its text-only sibling's count.
 
 mod support;
 
@@ -60,4 +60,39 @@ fn qwen25_vl_nested_or_flat() {
     assert_eq!(param_counts(&a, &inventory(&a)), param_counts(&b, &inventory(&b)));
     let err = parse_config(r#"{"model_type": "mistral3", "vision_config": {}}"#, "m", "cfg.json").unwrap_err();
     assert!(err.to_string().contains("text_config"), "{err}");
+}
+
+/// Kimi K2.5: Kimi K2's language model beside MoonViT (416,866,032) and its patch merger
+/// (54,277,888), the tensors of a listing of the real download: in w4a16-g32 the 554.27 GiB it
+/// sums to. Layouts vLLM builds differently are refused by name.
+#[test]
+fn kimi_k25_moonvit() {
+    use headroom::quant::weights::WeightFormat;
+    let s = spec("kimi-k2.5");
+    assert_eq!(s.vision.map(|v| (v.kind, v.positions, v.spatial_merge_size)), Some((VisionKind::MoonVit, 4096, 2)));
+    let (total, active) = counts("kimi-k2.5");
+    assert_eq!((total, active), (counts("kimi-k2").0 + 416_866_032 + 54_277_888, counts("kimi-k2").1));
+    let bytes = WeightFormat::parse("w4a16-g32").unwrap().weight_bytes(&s, &inventory(&s)).0;
+    assert_eq!(bytes, 595_148_146_656);
+    assert_eq!(format!("{:.2}", bytes as f64 / (1u64 << 30) as f64), "554.27");
+
+    let config = include_str!("../data/models/kimi-k2.5.json");
+    let with = |field: &str, value: serde_json::Value| {
+        let mut json: serde_json::Value = serde_json::from_str(config).unwrap();
+        json["vision_config"][field] = value;
+        parse_config(&json.to_string(), "k", "cfg.json").map(|p| p.spec)
+    };
+    let err = with("mm_projector_type", "patchmergerv2".into()).unwrap_err().to_string();
+    assert!(err.contains("mm_projector_type") && err.contains("patchmergerv2"), "{err}");
+    let err = with("merge_kernel_size", serde_json::json!([2, 3])).unwrap_err().to_string();
+    assert!(err.contains("merge_kernel_size"), "{err}");
+    let err = with("mm_hidden_size", 4096.into()).unwrap_err().to_string();
+    assert!(err.contains("mm_hidden_size"), "{err}");
+    // The plain names KimiK25VisionConfig also reads.
+    let mut json: serde_json::Value = serde_json::from_str(config).unwrap();
+    let vision = json["vision_config"].as_object_mut().unwrap();
+    let hidden = vision.remove("vt_hidden_size").unwrap();
+    vision.insert("hidden_size".into(), hidden);
+    let plain = parse_config(&json.to_string(), "k", "cfg.json").unwrap().spec;
+    assert_eq!(param_counts(&plain, &inventory(&plain)).total, total);
 }

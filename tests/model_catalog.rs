@@ -264,9 +264,10 @@ fn text_only_models_keep_their_counts() {
     // four vision-language wrappers (tests/catalog_vision_language.rs); Gemma 3 4B and 12B; six
     // text-only models added later, each checked against its published count by
     // `published_exact_counts_come_out_exactly` (DeepSeek-R1 has V3's architecture and counts);
-    // Gemma 4's 31B, 26B-A4B, E4B and E2B (tests/catalog_gemma4.rs); and Qwen3.8-27B, which is
-    // Qwen3.6-27B's architecture (`qwen3_5_counts` above).
-    assert_eq!(before.len() + 23, ModelCatalog::builtin().iter().count());
+    // Gemma 4's 31B, 26B-A4B, E4B and E2B (tests/catalog_gemma4.rs); Qwen3.8-27B, which is
+    // Qwen3.6-27B's architecture (`qwen3_5_counts` above); and Kimi K2.5
+    // (tests/catalog_vision_language.rs).
+    assert_eq!(before.len() + 24, ModelCatalog::builtin().iter().count());
 }
 
 /// StableLM-Alpha: the HF checkpoint's module holds 3,637,321,728 (GH dfalbel/gptneox); the

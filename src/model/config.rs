@@ -85,8 +85,10 @@ struct Wrapper {
 /// `Qwen3_5ForConditionalGeneration` and `Qwen3_5MoeForConditionalGeneration`: the Qwen3.5
 /// language model in `text_config`, beside its ViT and patch merger in `vision_config`.
 /// `Gemma4ForConditionalGeneration`: Gemma 4's language model beside its vision encoder and
-/// `embed_vision` projector (31B: 575,743,536).
-const WRAPPERS: [Wrapper; 9] = [
+/// `embed_vision` projector (31B: 575,743,536). `KimiK25ForConditionalGeneration` (Kimi K2.5,
+/// K2.6): Kimi K2's DeepSeek-V3 language model beside MoonViT and its patch merger
+/// (416,866,032 + 54,277,888).
+const WRAPPERS: [Wrapper; 10] = [
     Wrapper::nested("gemma3", Family::Gemma3, VisionKind::Siglip),
     Wrapper::nested("gemma4", Family::Gemma4, VisionKind::Gemma4),
     Wrapper::nested("qwen3_5", Family::Qwen35, VisionKind::QwenVit),
@@ -96,6 +98,7 @@ const WRAPPERS: [Wrapper; 9] = [
     Wrapper::nested("qwen3_vl", Family::Qwen3, VisionKind::QwenVit),
     Wrapper::nested("qwen3_vl_moe", Family::Qwen3Moe, VisionKind::QwenVit),
     Wrapper { text_at_top: true, ..Wrapper::nested("qwen2_5_vl", Family::Qwen2, VisionKind::Qwen25Vit) },
+    Wrapper::nested("kimi_k25", Family::DeepseekV3, VisionKind::MoonVit),
 ];
 
 impl Wrapper {
@@ -241,6 +244,10 @@ impl Reader<'_> {
     }
 
     fn bad(&self, field: &'static str, value: u64, reason: &'static str) -> ConfigError {
+        self.bad_text(field, &value.to_string(), reason)
+    }
+
+    fn bad_text(&self, field: &'static str, value: &str, reason: &'static str) -> ConfigError {
         ConfigError::BadValue { source_name: self.source_name.to_string(), field, value: value.to_string(), reason }
     }
 }

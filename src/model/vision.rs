@@ -58,6 +58,9 @@ pub enum VisionKind {
     Pixtral,
     /// Gemma 4's vision encoder (`Gemma4VisionModel`) and its `embed_vision` projector.
     Gemma4,
+    /// Kimi K2.5's MoonViT-3D (`MoonViT3dPretrainedModel`) and its patch-merger projector: Qwen
+    /// ViT's layout with a final LayerNorm before the projector's own.
+    MoonVit,
 }
 
 /// The role of a SigLIP linear module by its name (`q_proj`, `k_proj`, `v_proj`, `out_proj`,
@@ -161,20 +164,25 @@ impl VisionTower {
     }
 
     /// Appends every tensor of the encoder and projector, in module order, each with no decoder
-    /// layer (`layer: None`) and one tensor per encoder layer.
+    /// layer (`layer: None`) and one tensor per encoder layer. Kimi K2.5's MoonViT (vLLM
+    /// `kimi_k25_vit.py`; h 1152, i 4304, 27 blocks, 14-pixel patches, a 64 × 64 position
+    /// table, merge 2 × 2, text 7168): the biased patch convolution 678,528, positions 4,718,592,
+    /// 27 blocks of two LayerNorms, biased `wqkv`, `wo`, `fc0`, `fc1` (15,239,504 each), the
+    /// final LayerNorm 2,304: 416,866,032; the projector's `pre_norm`, `linear_1` (4608²) and
+    /// `linear_2` (4608 → 7168) with biases: 54,277,888.
     pub fn push_tensors(&self, out: &mut Vec<TensorDesc>) {
         match self.kind {
             VisionKind::Llama4 => return self.push_llama4(out),
             VisionKind::Qwen25Vit => return self.push_qwen25(out),
             VisionKind::Pixtral => return self.push_pixtral(out),
             VisionKind::Gemma4 => return self.push_gemma4(out),
-            VisionKind::Siglip | VisionKind::QwenVit => {}
+            VisionKind::Siglip | VisionKind::QwenVit | VisionKind::MoonVit => {}
         }
         let (h, i) = (self.hidden_size, self.intermediate_size);
         let conv_inputs = self.num_channels * self.temporal_patch_size * self.patch_size * self.patch_size;
         linear(Role::VisionPatchEmbd, h, conv_inputs, out);
         out.push(weight(Role::VisionPosEmbd, self.positions, h));
-        if self.kind == VisionKind::QwenVit {
+        if matches!(self.kind, VisionKind::QwenVit | VisionKind::MoonVit) {
             for _ in 0..self.num_layers {
                 layer_norm(h, out);
                 layer_norm(h, out);
@@ -182,6 +190,10 @@ impl VisionTower {
                 linear(Role::VisionAttnProj, h, h, out);
                 linear(Role::VisionMlpFc1, i, h, out);
                 linear(Role::VisionMlpFc2, h, i, out);
+            }
+            // MoonViT: the encoder's `final_layernorm`, then the projector's `pre_norm`.
+            if self.kind == VisionKind::MoonVit {
+                layer_norm(h, out);
             }
             let merged = h * self.spatial_merge_size.pow(2);
             for norm in std::iter::once(h).chain((0..self.deepstack_mergers).map(|_| merged)) {
@@ -571,6 +583,24 @@ mod tests {
         assert_eq!(audio.parameters(), 304_825_088 + 1536 * 1536);
         let per_layer = 24 * 1024 * 1024 + 14 * 1024 + 128 + 40;
         assert_eq!(per_layer, 25_180_328);
+    }
+
+    /// Kimi K2.5's `vision_config` (the `KimiK25VisionConfig` defaults): the worked example of
+    /// `push_tensors`.
+    #[test]
+    fn moonvit_tower_and_projector() {
+        let tower = VisionTower {
+            kind: VisionKind::MoonVit,
+            hidden_size: 1152,
+            intermediate_size: 4304,
+            num_layers: 27,
+            num_heads: 16,
+            patch_size: 14,
+            positions: 64 * 64,
+            spatial_merge_size: 2,
+            ..VisionTower::base(VisionKind::MoonVit, 7168)
+        };
+        assert_eq!(tower.parameters(), 416_866_032 + 54_277_888);
     }
 
     /// Gemma 4 31B's `vision_config`: the worked example of `push_gemma4`.

@@ -40,6 +40,7 @@ pub(super) fn parse_vision(
         VisionKind::Llama4 => parse_llama4_vision(&r, wrapper.family, text_hidden)?,
         VisionKind::Pixtral => parse_pixtral(&r, json, wrapper.family, text_hidden)?,
         VisionKind::Gemma4 => parse_gemma4_vision(&r, text_hidden)?,
+        VisionKind::MoonVit => parse_moonvit(&r, text_hidden)?,
     };
     if tower.hidden_size % tower.num_heads != 0 {
         let field = if matches!(tower.kind, VisionKind::QwenVit | VisionKind::Qwen25Vit) {
@@ -50,6 +51,60 @@ pub(super) fn parse_vision(
         return Err(r.bad(field, tower.num_heads, "must divide hidden_size"));
     }
     Ok(tower)
+}
+
+/// Kimi K2.5's `vision_config` (`KimiK25VisionConfig`: the checkpoint's `vt_*` names or the plain
+/// ones; hidden 1152, MLP 4304, 27 layers, 16 heads, 14-pixel patches, a 64 × 64 position table
+/// and 2 × 2 merging by default). The projector maps into `mm_hidden_size`, which the wrapper
+/// sets to the language model's width when it is absent or equals the tower's. Layouts vLLM
+/// builds differently are refused: `patchmergerv2` (bias-free, RMSNorm after), position
+/// embeddings other than `divided_fixed`, and bias-free or RMSNorm blocks.
+fn parse_moonvit(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigError> {
+    let family = Family::DeepseekV3;
+    let dim = |names: &[&'static str], default| r.u64_or(names, Some(default), family, MAX_DIM);
+    let hidden = dim(&["vt_hidden_size", "hidden_size"], 1152)?;
+    for (field, modelled, reason) in [
+        ("mm_projector_type", "patchmerger", "only the patchmerger projector is modelled"),
+        ("pos_emb_type", "divided_fixed", "only divided_fixed position embeddings are modelled"),
+        ("norm_type", "layernorm", "only LayerNorm blocks (the released tower) are modelled"),
+    ] {
+        if let Some(value) = r.str(field).filter(|v| *v != modelled) {
+            return Err(r.bad_text(field, value, reason));
+        }
+    }
+    for field in ["attn_bias", "linear_bias"] {
+        if !r.bool_or(field, true) {
+            return Err(r.bad_text(field, "false", "only biased blocks (the released tower) are modelled"));
+        }
+    }
+    let merge = match r
+        .json
+        .get("merge_kernel_size")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(Value::as_u64).collect::<Vec<_>>())
+    {
+        None => 2,
+        Some(sides) => match sides[..] {
+            [Some(h), Some(w)] if h == w && (1..=16).contains(&h) => h,
+            _ => return Err(r.bad("merge_kernel_size", 0, "must be two equal sides from 1 to 16")),
+        },
+    };
+    let projected = r.opt_u64(&["mm_hidden_size"], MAX_DIM)?.filter(|&w| w != hidden).unwrap_or(text_hidden);
+    if projected != text_hidden {
+        return Err(r.bad("mm_hidden_size", projected, "must equal the language model's hidden_size"));
+    }
+    let height = dim(&["init_pos_emb_height"], 64)?;
+    let width = dim(&["init_pos_emb_width"], 64)?;
+    Ok(VisionTower {
+        hidden_size: hidden,
+        intermediate_size: dim(&["vt_intermediate_size", "intermediate_size"], 4304)?,
+        num_layers: r.u64_or(&["vt_num_hidden_layers", "num_hidden_layers"], Some(27), family, MAX_LAYERS)?,
+        num_heads: dim(&["vt_num_attention_heads", "num_attention_heads"], 16)?,
+        patch_size: dim(&["patch_size"], 14)?,
+        positions: height * width,
+        spatial_merge_size: merge,
+        ..VisionTower::base(VisionKind::MoonVit, text_hidden)
+    })
 }
 
 /// Gemma 4's `vision_config` (`Gemma4VisionConfig`: hidden 768, MLP 3072, 16 layers, 12 heads,
