@@ -117,8 +117,9 @@ const ROLES: [Role; 57] = [
 /// Modules of a multimodal checkpoint outside its language model: their layers are not decoder
 /// layers. Gemma 3's SigLIP `vision_tower` (`vision_model` inside it) and `multi_modal_projector`;
 /// Qwen's ViT `visual` (Qwen2-VL to Qwen3.5: `patch_embed`, `pos_embed`, `blocks.N.{norm1, norm2,
-/// attn.qkv, attn.proj, mlp.*}`, `merger`).
-const VISION: [&str; 3] = ["vision_tower", "vision_model", "multi_modal_projector"];
+/// attn.qkv, attn.proj, mlp.*}`, `merger`); Kimi K2.5's MoonViT (`vision_tower.encoder.blocks.N.
+/// {norm0, norm1, wqkv, wo, mlp.fc0, mlp.fc1}`) and `mm_projector` (`pre_norm`, `proj.0`, `proj.2`).
+const VISION: [&str; 4] = ["vision_tower", "vision_model", "multi_modal_projector", "mm_projector"];
 const QWEN_VIT: &str = "visual";
 
 /// GPT-2's and GPT-J's causal masks (`h.N.attn.bias`, `attn.masked_bias`), stored in their
@@ -228,7 +229,19 @@ fn vision_role(module: &[&str]) -> Option<Role> {
     use Role::*;
     let (&leaf, path) = module.split_last()?;
     let adapter = path.contains(&"vision_adapter");
+    // MoonViT numbers its blocks under `blocks` and its MLP `fc0`, `fc1`; the Kimi projector's
+    // linears are `proj.0` and `proj.2`.
+    let moonvit = path.contains(&"blocks");
+    let kimi_projector = path.contains(&"mm_projector") && path.last() == Some(&"proj");
     Some(match leaf {
+        "pos_emb" => VisionPosEmbd,
+        "proj" if path.last() == Some(&"patch_embed") => VisionPatchEmbd,
+        "wqkv" => VisionAttnQkv,
+        "wo" => VisionAttnProj,
+        "fc0" if moonvit => VisionMlpFc1,
+        "fc1" if moonvit => VisionMlpFc2,
+        "0" if kimi_projector => MmMergerUp,
+        "2" if kimi_projector => MmMergerDown,
         "patch_embedding" => VisionPatchEmbd,
         "linear" if path.last() == Some(&"patch_embedding") => VisionPatchEmbd,
         "position_embedding" | "class_embedding" | "positional_embedding_vlm" => VisionPosEmbd,
@@ -561,6 +574,23 @@ mod tests {
         check("language_model.model.layers.3.mlp.down_proj.weight", Some(FfnDown), Some(3));
         check("model.visual.deepstack_merger_list.1.linear_fc2.bias", Some(MmMergerDown), None);
         check("vision_tower.something_new.weight", Some(VisionNorm), None);
+    }
+
+    /// Kimi K2.5's MoonViT and projector, as its download lists them.
+    #[test]
+    fn moonvit_names() {
+        let block = "vision_tower.encoder.blocks.26";
+        check(&format!("{block}.wqkv.bias"), Some(VisionAttnQkv), None);
+        check(&format!("{block}.wo.weight"), Some(VisionAttnProj), None);
+        check(&format!("{block}.mlp.fc0.weight"), Some(VisionMlpFc1), None);
+        check(&format!("{block}.mlp.fc1.bias"), Some(VisionMlpFc2), None);
+        check(&format!("{block}.norm0.weight"), Some(VisionNorm), None);
+        check("vision_tower.patch_embed.pos_emb.weight", Some(VisionPosEmbd), None);
+        check("vision_tower.patch_embed.proj.bias", Some(VisionPatchEmbd), None);
+        check("mm_projector.pre_norm.bias", Some(VisionNorm), None);
+        check("mm_projector.proj.0.weight", Some(MmMergerUp), None);
+        check("mm_projector.proj.2.bias", Some(MmMergerDown), None);
+        check("language_model.model.layers.1.mlp.experts.7.up_proj.weight_packed", Some(FfnUpExps), Some(1));
     }
 
     /// Llama 4's checkpoint: the language model under `language_model`, its experts' fused
