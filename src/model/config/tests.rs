@@ -403,6 +403,36 @@ proptest::proptest! {
         let _ = parse_config(&json.to_string(), "p", "prop");
         let _ = parse_config(&text, "p", "prop");
     }
+
+    /// Kimi K2.5's vision fields and compressed-tensors schemes of arbitrary values never panic:
+    /// a spec (whose counts sum) or an error.
+    #[test]
+    fn kimi_k25_vision_and_quantization_never_panic(
+        width in proptest::num::i64::ANY, side in 0u64..100_000, merge in proptest::collection::vec(0i64..40, 0..4),
+        mm in proptest::option::of(0u64..1 << 22), bits in 0i64..40, group in -2i64..300, kind in "[a-z]{0,6}",
+        strategy in proptest::prop_oneof!["group", "channel", "block", "tensor", "tensor_group", "[a-z]{0,5}"],
+        ignore in proptest::collection::vec("[a-z_.*:]{0,16}", 0..4),
+    ) {
+        let mut vision = serde_json::json!({
+            "vt_hidden_size": width, "vt_num_attention_heads": 16, "init_pos_emb_height": side,
+            "init_pos_emb_width": side, "merge_kernel_size": merge,
+        });
+        if let Some(mm) = mm { vision["mm_hidden_size"] = mm.into(); }
+        let json = serde_json::json!({
+            "model_type": "kimi_k25", "vision_config": vision,
+            "quantization_config": {"quant_method": "compressed-tensors", "ignore": ignore,
+                "config_groups": {"group_0": {"weights": {"num_bits": bits, "group_size": group,
+                    "type": kind, "strategy": strategy, "symmetric": true}}}},
+            "text_config": {"model_type": "deepseek_v3", "hidden_size": 256, "intermediate_size": 512,
+                "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 1000, "kv_lora_rank": 64,
+                "q_lora_rank": 96, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16, "v_head_dim": 32,
+                "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64},
+        });
+        if let Ok(parsed) = parse_config(&json.to_string(), "p", "prop") {
+            let spec = parsed.spec;
+            let _ = param_counts(&spec, &inventory(&spec));
+        }
+    }
 }
 
 /// Class defaults the newer families' files rely on: `Cohere2Config` overwrites head_dim with

@@ -93,8 +93,9 @@ fn parse_moonvit(r: &Reader, text_hidden: u64) -> Result<VisionTower, ConfigErro
     if projected != text_hidden {
         return Err(r.bad("mm_hidden_size", projected, "must equal the language model's hidden_size"));
     }
-    let height = dim(&["init_pos_emb_height"], 64)?;
-    let width = dim(&["init_pos_emb_width"], 64)?;
+    // A position table of at most 4096 × 4096 patches (64 × 64 in the release).
+    let height = r.u64_or(&["init_pos_emb_height"], Some(64), family, 4096)?;
+    let width = r.u64_or(&["init_pos_emb_width"], Some(64), family, 4096)?;
     Ok(VisionTower {
         hidden_size: hidden,
         intermediate_size: dim(&["vt_intermediate_size", "intermediate_size"], 4304)?,
