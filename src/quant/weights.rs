@@ -3,9 +3,10 @@
 //! Three families:
 //! - plain checkpoints (`fp32`, `fp16`, `bf16`): every tensor in that type;
 //! - weight-only quantized checkpoints (`fp8`, `fp8-block`, `int8`, `nf4`, `nf4-dq`, `gptq`,
-//!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`, `w4a16`, `w4a16-g32`): only the linear layers inside decoder
-//!   blocks (`Role::is_block_linear`) are quantized, with the layouts of `stored.rs`; embeddings,
-//!   lm_head and MoE routers stay 16-bit, norms and biases keep the checkpoint's own dtype.
+//!   `gptq-g32`, `gptq-8bit`, `awq`, `mxfp4`, `nvfp4`, `w4a16`, `w4a16-g32`): only the linear
+//!   layers inside decoder blocks (`Role::is_block_linear`) are quantized, with the layouts of
+//!   `stored.rs`; embeddings, lm_head and MoE routers stay 16-bit, norms and biases keep the
+//!   checkpoint's own dtype.
 //!   MLX's formats (`mlx-3bit` … `mlx-8bit`, gpt-oss's `mxfp4-q8`) quantize what `mlx_lm.convert`
 //!   does: every Linear (lm_head and routers too) and the embeddings whose input dimension the
 //!   64-wide group divides.
@@ -239,8 +240,8 @@ impl WeightFormat {
 /// except that MXFP4 and `w4a16-g32` on a mixture-of-experts model cover the routed experts only
 /// (gpt-oss-120b: 36 × 128 experts of 5760 × 2880 and 2880 × 2880 in 60,914,073,600 B, the other
 /// 2,167,371,072 parameters in bf16; Kimi K2 Thinking: 60 × 384 × 3 experts' matrices of
-/// 2048 × 7168 at 4.5 bits with their shapes, 570,761,441,280 B, the other 11,722,208,768 parameters
-/// in bf16).
+/// 2048 × 7168 at 4.5 bits with their shapes, 570,761,441,280 B, the other 11,722,208,768
+/// parameters in bf16).
 ///
 /// MLX's `nn.quantize` takes every module with `to_quantized`: each `Linear` (lm_head and the
 /// routers too) and `Embedding` (the token and position tables), whose input dimension the

@@ -17,9 +17,9 @@
 //! experts only, `w4a16-g32`.
 //!
 //! A stated format headroom has no exact layout for (GPTQ 3-bit, MLX 5-bit or group 32, a mixed
-//! recipe, an unusual compressed-tensors scheme) keeps its description in `approximates` and is planned as the
-//! nearest format: a local checkpoint's tensor headers still give its exact bytes, a config alone
-//! cannot (`ResolvedModel::default_format` refuses that case).
+//! recipe, an unusual compressed-tensors scheme) keeps its description in `approximates` and is
+//! planned as the nearest format: a local checkpoint's tensor headers still give its exact bytes,
+//! a config alone cannot (`ResolvedModel::default_format` refuses that case).
 
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -102,8 +102,9 @@ fn is_moe(json: &Value) -> bool {
 
 /// A compressed-tensors checkpoint: its one weight scheme, and whether its `ignore` list leaves
 /// attention unquantized, which on a mixture-of-experts model means the routed experts only
-/// (Kimi K2 Thinking, and Kimi K3's MXFP4). headroom's experts-only formats (`mxfp4`,
-/// `w4a16-g32` on MoE) match such a checkpoint; the others quantize every decoder linear layer.
+/// (Kimi K2 Thinking's INT4; Kimi K3's MXFP4 release ignores the same modules). headroom's
+/// experts-only formats (`mxfp4`, `w4a16-g32` on MoE) match such a checkpoint; the others
+/// quantize every decoder linear layer.
 /// The 16-bit scales of fp8 per-channel checkpoints differ from `fp8`'s fp32 ones by 2 B a row
 /// (0.02% of a 4096-wide matrix), taken as exact.
 fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat {
