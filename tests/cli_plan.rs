@@ -554,6 +554,23 @@ fn strix_halo_plans_at_the_gtt_limit() {
     ]);
 }
 
+/// A DGX Spark holds one GB10: two in one machine are refused (plan and train alike), two Sparks
+/// train as two nodes, and `fit` offers one.
+#[test]
+fn one_gb10_per_machine() {
+    assert_refused(&[
+        (vec!["plan", "llama-3.1-8b", "--gpu", "gb10:2"], "one machine holds at most 1 gb10"),
+        (vec!["plan", "llama-3.1-8b", "--gpu", "dgx-spark:2", "--mode", "lora"], "training takes --nodes"),
+    ]);
+    let nodes = plan_json("llama-3.1-8b --mode lora --gpu gb10 --nodes 2");
+    assert_eq!(nodes["fit"]["gpu_count"], 2);
+    let out = headroom().args(["fit", "llama-3.1-8b", "--weights", "q4_k_m"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let counts: Vec<&str> =
+        text.lines().filter(|l| l.contains(" gb10 ")).filter_map(|l| l.split('┆').nth(1)).map(str::trim).collect();
+    assert_eq!(counts, ["1"], "{text}");
+}
+
 /// A plan on a GPU carries the range its speeds would take in the middle 80% of the records of
 /// its engine and kind of GPU (data/speed-bands.toml), around the planned speed; memory-only
 /// plans have none.

@@ -228,6 +228,10 @@ pub struct GpuSpec {
     pub gpu_working_set_mib: Option<u64>,
     /// Where `gpu_working_set_mib` comes from.
     pub gpu_working_set_note: Option<String>,
+    /// GPUs one machine holds at most, where the product fixes it (a DGX Spark's one GB10;
+    /// unified-memory machines are one GPU too): `--gpu ID:COUNT` beyond it is refused, and `fit`
+    /// leaves such counts out. Several machines over the network are not modelled for inference.
+    pub max_per_node: Option<u32>,
     /// Other names `--gpu` accepts (`dgx-spark` for `gb10`).
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -397,6 +401,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
     let arch_ok = gpu.arch.vendor() == gpu.vendor;
     let cc_ok = gpu.compute_capability.is_none() || gpu.vendor == Vendor::Nvidia;
     let unified_ok = !gpu.unified_memory || gpu.vendor == Vendor::Apple || gpu.arch == Arch::Rdna35;
+    let per_node_ok = gpu.max_per_node.is_none_or(|n| n >= 1);
     let sizes_ok = gpu.memory_mib > 0 && positive(gpu.bandwidth_gb_s);
     let tflops_ok = gpu.tflops.entries().iter().all(|(_, v)| positive(*v));
     let noted = !gpu.memory_note.trim().is_empty();
@@ -421,6 +426,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         (arch_ok, "arch does not belong to the vendor"),
         (cc_ok, "compute_capability is NVIDIA-only"),
         (unified_ok, "unified_memory is for Apple silicon and AMD's RDNA 3.5 APUs"),
+        (per_node_ok, "max_per_node must be at least 1"),
         (sizes_ok, "memory and bandwidth must be positive"),
         (tflops_ok, "every tflops value must be positive"),
         (link.is_none_or(positive), "link bandwidth must be positive"),

@@ -371,6 +371,9 @@ fn inference_report_on(
         "--quantized-kv-start applies to mlx-lm's quantized cache: add --engine mlx --kv-cache mlx-4bit (or mlx-8bit)"
     );
     let context = args.context.unwrap_or(4096.min(spec.max_context));
+    if let Some((gpu, count)) = gpu {
+        check_per_machine(gpu, count)?;
+    }
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
     let vision = keeps_vision(engine, model, args.text_only)?;
@@ -475,15 +478,29 @@ fn cpu_offload_bytes(args: &PlanArgs, engine: Engine) -> anyhow::Result<u64> {
     Ok((gib * (1u64 << 30) as f64) as u64)
 }
 
-/// The planned GPUs at the share of unified memory `--wired-limit` (Apple silicon) or
-/// `--gtt-limit` (AMD Strix Halo) sets, less what `--in-use` says other processes hold on each.
-pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
+/// Refuses more GPUs in one machine than the product holds: a unified-memory machine (a Mac, a
+/// Strix Halo) and a DGX Spark are one GPU each (`max_per_node`).
+pub(crate) fn check_per_machine(gpu: &GpuSpec, count: u32) -> anyhow::Result<()> {
     anyhow::ensure!(
         count == 1 || !gpu.unified_memory,
         "--gpu {}:{count}: a unified-memory machine has one GPU; plan --gpu {} (several machines over llama.cpp's RPC are not modelled)",
         gpu.id,
         gpu.id
     );
+    if let Some(max) = gpu.max_per_node.filter(|&max| count > max) {
+        anyhow::bail!(
+            "--gpu {}:{count}: one machine holds at most {max} {}; plan --gpu {}:{max} (machines joined over the network are not modelled for inference; training takes --nodes)",
+            gpu.id,
+            gpu.id,
+            gpu.id
+        );
+    }
+    Ok(())
+}
+
+/// The planned GPUs at the share of unified memory `--wired-limit` (Apple silicon) or
+/// `--gtt-limit` (AMD Strix Halo) sets, less what `--in-use` says other processes hold on each.
+pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyhow::Result<Device> {
     let mut d = device(gpu, count);
     for (gib, kind) in [(args.wired_limit, UnifiedLimit::MacosWiredLimit), (args.gtt_limit, UnifiedLimit::AmdgpuGtt)] {
         let Some(gib) = gib else { continue };

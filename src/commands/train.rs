@@ -95,8 +95,9 @@ pub fn train_report_on(
         args.backend.is_none(),
         "--backend is llama.cpp's, which does not train; drop it (training plans run transformers, LitGPT or headroom's engine)"
     );
-    if let Some((g, _)) = gpu {
+    if let Some((g, per_node)) = gpu {
         super::plan::runs_on(engine, g)?;
+        super::plan::check_per_machine(g, per_node)?;
     }
     super::plan::runs_model(engine, &model.spec)?;
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));
