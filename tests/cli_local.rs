@@ -133,6 +133,54 @@ fn tiny_llama_mlx_dir(group: u64) -> tempfile::TempDir {
     dir
 }
 
+/// The tiny Llama as llm-compressor's W4A16 writes it with a group of `group` (compressed-tensors
+/// `pack-quantized`): each decoder Linear as int32-packed codes, a bf16 scale per group and an
+/// int32 [2] shape; embeddings, lm_head and norms in bf16.
+fn tiny_llama_compressed_tensors_dir(group: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Value = serde_json::from_str(&tiny_llama_config()).unwrap();
+    config["quantization_config"] = json!({"quant_method": "compressed-tensors", "format": "pack-quantized",
+        "ignore": ["lm_head"], "config_groups": {"group_0": {"targets": ["Linear"],
+            "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": group, "symmetric": true}}}});
+    fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let mut tensors = Vec::new();
+    for (name, dtype, shape) in support::llama_tensors(0..2, true, true) {
+        let linear = name.contains(".layers.") && shape.len() == 2;
+        let Some(module) = name.strip_suffix(".weight").filter(|_| linear) else {
+            tensors.push((name, dtype, shape));
+            continue;
+        };
+        let (n, k) = (shape[0], shape[1]);
+        tensors.push((format!("{module}.weight_packed"), "I32", vec![n, k / 8]));
+        tensors.push((format!("{module}.weight_scale"), "BF16", vec![n, k.div_ceil(group)]));
+        tensors.push((format!("{module}.weight_shape"), "I32", vec![2]));
+    }
+    fs::write(dir.path().join("model.safetensors"), support::safetensors_owned(&tensors)).unwrap();
+    dir
+}
+
+/// A compressed-tensors W4A16 checkpoint: its config alone plans the bytes its files hold, for
+/// groups of 128 (`w4a16`) and 32 (`w4a16-g32`).
+#[test]
+fn compressed_tensors_config_matches_its_files() {
+    for (group, format) in [(128u64, "w4a16"), (32, "w4a16-g32")] {
+        let dir = tiny_llama_compressed_tensors_dir(group);
+        let from_files = json_of(&["plan", dir.path().to_str().unwrap(), "--context", "128"]);
+        let config = dir.path().join("config.json");
+        let from_config = json_of(&["plan", config.to_str().unwrap(), "--context", "128"]);
+        assert_eq!(from_config["request"]["weights"], format);
+        // 2 layers × 7 Linears (rows × cols: q 64×64, k and v 32×64, o 64×64, gate and up
+        // 128×64, down 64×128), each packed codes, a scale per row and group (a partial group
+        // padded) and 8 B of shape; the embedding, lm_head and 5 norms bf16.
+        let shapes = [(64u64, 64u64), (32, 64), (32, 64), (64, 64), (128, 64), (128, 64), (64, 128)];
+        let codes: u64 = 2 * shapes.iter().map(|(n, k)| n * k / 2).sum::<u64>();
+        let scales: u64 = 2 * shapes.iter().map(|(n, k)| n * k.div_ceil(group) * 2).sum::<u64>();
+        let bytes = codes + scales + 14 * 8 + (2 * 6400 + 5 * 64) * 2;
+        assert_eq!(from_files["memory"]["weights_bytes"], bytes, "group {group}");
+        assert_eq!(from_config["memory"]["weights_bytes"], bytes, "group {group}");
+    }
+}
+
 /// An mlx-community checkpoint plans in mlx-lm on a Mac, from its bytes; its config alone gives
 /// the same bytes for the 64-wide groups headroom models, and is refused for others.
 #[test]
