@@ -174,3 +174,38 @@ fn falcon_h1_gguf_pairs_attention_and_mamba() {
     let kv = u(&plan, "/memory/kv_cache_bytes");
     assert_eq!(kv, 2 * (1024 * 2 * 2 * 32 * 2 + (3 * conv + heads * (d / heads) * n) * 4), "{plan}");
 }
+
+/// Kimi-Linear-48B-A3B: 20 Kimi Delta Attention layers (39,514,272 parameters each) and 7 MLA
+/// layers where `linear_attn_config` puts them (1-based 4, 8, ..., 24, 27), the count of the
+/// real checkpoint's listing; only the MLA layers cache, 7 × (512 + 64) × 2 B a token; a KDA
+/// layer's state is Gated DeltaNet's shape, 32 heads of 128 × 128 and a 3-column convolution over
+/// q, k and v. A listing that leaves a layer out of both lists is refused.
+#[test]
+fn kimi_linear_kda_and_mla() {
+    let s = spec("kimi-linear-48b-a3b");
+    assert_eq!(s.family, Family::KimiLinear);
+    assert_eq!(param_counts(&s, &inventory(&s)).total, 49_122_681_728);
+    let full: Vec<usize> =
+        s.layer_attention.iter().enumerate().filter(|(_, a)| **a == LayerAttention::Full).map(|(i, _)| i).collect();
+    assert_eq!(full, [3, 7, 11, 15, 19, 23, 26]);
+    let la = s.linear_attention.unwrap();
+    assert_eq!((la.low_rank_gates, la.conv_dim(), la.value_dim()), (128, 12_288, 4096));
+    assert_eq!(s.mla.map(|m| (m.q_lora_rank, m.kv_lora_rank)), Some((None, 512)));
+    let plan = plan_json("kimi-linear-48b-a3b --engine vllm --gpu h200 --context 131072");
+    let basis = plan["basis"].as_array().unwrap();
+    let line = |name: &str| basis.iter().find(|b| b["name"] == name).and_then(|b| b["value"].as_str()).unwrap();
+    assert_eq!(line("kv bytes per token (attention layers, no window)"), (7 * 576 * 2).to_string());
+    assert_eq!(line("linear-attention layers (no KV cache)"), "20 of 27");
+    assert_eq!(u(&plan, "/memory/weights_bytes"), 98_245_363_456);
+
+    let config: serde_json::Value =
+        serde_json::from_str(include_str!("../data/models/kimi-linear-48b-a3b.json")).unwrap();
+    let mut gap = config.clone();
+    gap["linear_attn_config"]["kda_layers"].as_array_mut().unwrap().pop();
+    let err = parse_config(&gap.to_string(), "k", "cfg.json").unwrap_err().to_string();
+    assert!(err.contains("kda_layers") && err.contains("every layer exactly once"), "{err}");
+    let mut beyond = config;
+    beyond["linear_attn_config"]["full_attn_layers"][0] = 28.into();
+    let err = parse_config(&beyond.to_string(), "k", "cfg.json").unwrap_err().to_string();
+    assert!(err.contains("full_attn_layers"), "{err}");
+}

@@ -156,7 +156,7 @@ fn qwen3_5_counts() {
 /// checkpoints gained their vision tower: only `gemma3` and `qwen3_5` wrappers have one.
 #[test]
 fn text_only_models_keep_their_counts() {
-    let before: [(&str, u64, u64); 97] = [
+    let before: [(&str, u64, u64); 98] = [
         ("llama-2-7b", 6_738_415_616, 6_738_415_616),
         ("llama-2-13b", 13_015_864_320, 13_015_864_320),
         ("llama-2-70b", 68_976_648_192, 68_976_648_192),
@@ -230,6 +230,7 @@ fn text_only_models_keep_their_counts() {
         ("smollm3-3b", 3_075_098_624, 3_075_098_624),
         ("kimi-k2", 1_026_408_232_448, 32_861_500_928),
         ("kimi-k2-thinking", 1_026_408_232_448, 32_861_500_928),
+        ("kimi-linear-48b-a3b", 49_122_681_728, 3_484_459_904),
         ("minimax-m2.7", 228_689_764_864, 11_030_553_088),
         ("qwen1.5-moe-a2.7b", 14_315_784_192, 2_689_173_504),
         ("qwen2-57b-a14b", 57_408_658_944, 14_249_270_784),

@@ -309,8 +309,10 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             _ => r.req_u64(&["intermediate_size"], family, MAX_DIM)?,
         },
     };
-    let max_context =
-        r.opt_u64(&["max_position_embeddings", "max_seq_len", "n_positions"], 1 << 26)?.unwrap_or(d.max_context);
+    // (Kimi Linear's file gives only `model_max_length`, 1,048,576.)
+    let max_context = r
+        .opt_u64(&["max_position_embeddings", "max_seq_len", "n_positions", "model_max_length"], 1 << 26)?
+        .unwrap_or(d.max_context);
     let falcon_bias = r.bool_or("bias", false);
     let biases = match family {
         Qwen2 => Biases { qkv: true, ..Biases::default() },
@@ -398,7 +400,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         _ => 2,
     };
     let mla = match family {
-        DeepseekV2 | DeepseekV3 | DeepseekV32 => Some(Mla {
+        DeepseekV2 | DeepseekV3 | DeepseekV32 | KimiLinear => Some(Mla {
             q_lora_rank: r.opt_u64(&["q_lora_rank"], MAX_DIM)?,
             kv_lora_rank: r.req_u64(&["kv_lora_rank"], family, MAX_DIM)?,
             qk_nope_head_dim: r.req_u64(&["qk_nope_head_dim"], family, MAX_DIM)?,
@@ -421,9 +423,12 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         Some(h) => (h.mixers, h.mlps, h.mamba),
         None => {
             let chunk = if family == Llama4 { llama4_chunk(r)? } else { None };
+            let kimi_full = if family == KimiLinear { Some(attention::kimi_full_layers(r, layers)?) } else { None };
             let mixers = (0..layers)
                 .map(|layer| match (linear, window) {
                     _ if family == Llama4 => llama4_layer(r, layer, chunk),
+                    _ if kimi_full.as_ref().is_some_and(|full| full.contains(&layer)) => LayerAttention::Full,
+                    _ if kimi_full.is_some() => LayerAttention::Linear,
                     (Some((_, interval)), _) => hybrid_layer(r, layer, interval),
                     (None, Some(w)) if layer_slides(r, family, layer) => LayerAttention::Sliding { window: w },
                     _ => LayerAttention::Full,

@@ -149,6 +149,11 @@ pub enum Family {
     /// and KV heads (`ModelSpec::global_attention`); 26B-A4B runs 128 experts beside each layer's
     /// dense MLP.
     Gemma4,
+    /// Moonshot's Kimi Linear (`KimiLinearForCausalLM`): Kimi Delta Attention layers (Gated
+    /// DeltaNet with a per-channel decay and low-rank gates) and, every fourth layer, DeepSeek's
+    /// multi-head latent attention without RoPE, as `linear_attn_config` lists them (1-based);
+    /// DeepSeek-V3's mixture of experts with a shared expert after a dense first layer.
+    KimiLinear,
 }
 
 impl Family {
@@ -205,6 +210,7 @@ impl Family {
             Family::Jamba => "jamba",
             Family::FalconH1 => "falcon_h1",
             Family::Gemma4 => "gemma4_text",
+            Family::KimiLinear => "kimi_linear",
         }
     }
 
@@ -222,10 +228,11 @@ impl Family {
                 | Family::Mamba2
                 | Family::Jamba
                 | Family::FalconH1
+                | Family::KimiLinear
         )
     }
 
-    pub const ALL: [Family; 50] = [
+    pub const ALL: [Family; 51] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -276,6 +283,7 @@ impl Family {
         Family::Jamba,
         Family::FalconH1,
         Family::Gemma4,
+        Family::KimiLinear,
     ];
 }
 
@@ -443,9 +451,37 @@ pub struct LinearAttention {
     /// `projectors_bias`; elsewhere both follow `proj_bias`).
     pub gated_norm: bool,
     pub out_bias: bool,
+    /// Kimi Delta Attention: the rank of its factored gates (0 elsewhere). The output gate is
+    /// `g_b · g_a` (value_dim × rank, rank × hidden) instead of Gated DeltaNet's `in_proj_z`, the
+    /// decay is per channel, `f_b · f_a`, instead of one α per head, and `dt_bias` is per
+    /// channel too. Kimi-Linear-48B-A3B: rank 128 (the head size) over 32 heads of 128.
+    pub low_rank_gates: u64,
 }
 
 impl LinearAttention {
+    /// A Gated DeltaNet of this shape as Qwen3.5 lays it out (split projections, a 16-bit state,
+    /// no biases, a gated norm, chunks of 64); callers change what their family does otherwise.
+    pub fn gated_delta_net(key_heads: u64, value_heads: u64, key_dim: u64, value_dim: u64, kernel: u64) -> Self {
+        LinearAttention {
+            kind: LinearKind::GatedDeltaNet,
+            num_key_heads: key_heads,
+            num_value_heads: value_heads,
+            key_head_dim: key_dim,
+            value_head_dim: value_dim,
+            conv_kernel: kernel,
+            split_projections: true,
+            state_fp32: false,
+            conv_bias: false,
+            proj_bias: false,
+            chunk_size: 64,
+            dt_rank: 0,
+            inner_norms: false,
+            gated_norm: true,
+            out_bias: false,
+            low_rank_gates: 0,
+        }
+    }
+
     /// Width of all queries (or all keys): `num_key_heads · key_head_dim`.
     pub fn key_dim(&self) -> u64 {
         self.num_key_heads * self.key_head_dim

@@ -694,7 +694,10 @@ fn push_attention(spec: &ModelSpec, l: Option<u32>, out: &mut Vec<TensorDesc>) {
 /// (2·key_dim + 2·value_dim rows) and `in_proj_ba` (2·value heads), or Qwen3.5's same rows in
 /// four matrices (`in_proj_qkv`, `in_proj_z`, `in_proj_b`, `in_proj_a`), the convolution (conv_dim ×
 /// kernel), `dt_bias` and `A_log` (one per value head), the gated norm (value_head_dim) and
-/// `out_proj` (hidden × value_dim).
+/// `out_proj` (hidden × value_dim). Kimi Delta Attention (`low_rank_gates`) factors the output
+/// gate and the decay through the gate rank and keeps `dt_bias` per channel: Kimi-Linear-48B-A3B's
+/// layer (hidden 2304, 32 heads of 128, rank 128) is 3·4096·2304 + 128·2304 + 4096·128 +
+/// 32·2304 + 128·2304 + 4096·128 + 12,288·4 + 4096 + 32 + 128 + 2304·4096 = 39,514,272.
 fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, out: &mut Vec<TensorDesc>) {
     let h = spec.hidden_size;
     match la.kind {
@@ -702,7 +705,17 @@ fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, 
         LinearKind::Mamba1 => return push_mamba1(spec, la, l, out),
         LinearKind::GatedDeltaNet => {}
     }
-    if la.split_projections {
+    let rank = la.low_rank_gates;
+    if rank > 0 {
+        // Kimi Delta Attention: q, k and v apart, the output gate g_b·g_a and the per-channel
+        // decay f_b·f_a through `rank`, β per head.
+        out.push(matrix(Role::SsmInQkv, l, la.conv_dim(), h));
+        out.push(matrix(Role::SsmInZ, l, rank, h));
+        out.push(matrix(Role::SsmInZ, l, la.value_dim(), rank));
+        out.push(matrix(Role::SsmBeta, l, la.num_value_heads, h));
+        out.push(matrix(Role::SsmAlpha, l, rank, h));
+        out.push(matrix(Role::SsmAlpha, l, la.key_dim(), rank));
+    } else if la.split_projections {
         out.push(matrix(Role::SsmInQkv, l, la.conv_dim(), h));
         out.push(matrix(Role::SsmInZ, l, la.value_dim(), h));
         out.push(matrix(Role::SsmBeta, l, la.num_value_heads, h));
@@ -712,7 +725,8 @@ fn push_linear_attention(spec: &ModelSpec, la: LinearAttention, l: Option<u32>, 
         out.push(matrix(Role::SsmBa, l, 2 * la.num_value_heads, h));
     }
     out.push(matrix(Role::SsmConv1d, l, la.conv_dim(), la.conv_kernel));
-    out.push(bias(Role::SsmDt, l, la.num_value_heads));
+    // (Kimi Delta Attention's dt_bias is per channel.)
+    out.push(bias(Role::SsmDt, l, if rank > 0 { la.key_dim() } else { la.num_value_heads }));
     out.push(matrix(Role::SsmA, l, 1, la.num_value_heads));
     out.push(matrix(Role::SsmNorm, l, 1, la.value_head_dim));
     out.push(matrix(Role::SsmOut, l, h, la.value_dim()));

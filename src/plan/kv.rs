@@ -583,6 +583,9 @@ pub fn explain(req: &KvRequest, basis: &mut BasisLog) {
     basis.add("kv bytes per token (attention layers, no window)", per_token, formula);
     if let Some(la) = spec.linear_attention.filter(|_| spec.linear_layers() > 0) {
         let (layers_from, state_formula) = match la.kind {
+            LinearKind::GatedDeltaNet if la.low_rank_gates > 0 => {
+                ("config.json linear_attn_config (Kimi Delta Attention)", "heads·d_k·d_v")
+            }
             LinearKind::GatedDeltaNet => ("config.json layer_types / full_attention_interval", "value_heads·d_k·d_v"),
             LinearKind::Mamba2 => {
                 ("config.json hybrid_override_pattern / layer_types (Mamba-2)", "heads·head_dim·d_state")

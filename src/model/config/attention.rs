@@ -10,7 +10,7 @@
 
 use super::defaults::ClassDefaults;
 use super::{ConfigError, Reader, MAX_DIM, MAX_LAYERS};
-use crate::model::spec::{Family, LayerAttention, LinearAttention, LinearKind};
+use crate::model::spec::{Family, LayerAttention, LinearAttention};
 use serde_json::Value;
 
 /// Falcon: `new_decoder_architecture` uses `num_kv_heads`; the older layout is multi-query
@@ -95,27 +95,24 @@ pub(super) fn layer_slides(r: &Reader, family: Family, layer: u64) -> bool {
 /// `Qwen3NextConfig`'s values (Qwen3-Next-80B-A3B's: 16 key heads and 32 value heads of 128, a
 /// 4-tap convolution); Qwen3.5's files give every field.
 pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(LinearAttention, u64)>, ConfigError> {
+    if family == Family::KimiLinear {
+        return Ok(Some((kimi_delta_attention(r)?, 0)));
+    }
     if !matches!(family, Family::Qwen3Next | Family::Qwen35 | Family::Qwen35Moe) {
         return Ok(None);
     }
     let next = family == Family::Qwen3Next;
     let field = |name: &'static str, default: u64| r.u64_or(&[name], next.then_some(default), family, MAX_DIM);
     let la = LinearAttention {
-        kind: LinearKind::GatedDeltaNet,
-        num_key_heads: field("linear_num_key_heads", 16)?,
-        num_value_heads: field("linear_num_value_heads", 32)?,
-        key_head_dim: field("linear_key_head_dim", 128)?,
-        value_head_dim: field("linear_value_head_dim", 128)?,
-        conv_kernel: field("linear_conv_kernel_dim", 4)?,
         split_projections: !next,
         state_fp32: r.str("mamba_ssm_dtype") == Some("float32"),
-        conv_bias: false,
-        proj_bias: false,
-        chunk_size: 64,
-        dt_rank: 0,
-        inner_norms: false,
-        gated_norm: true,
-        out_bias: false,
+        ..LinearAttention::gated_delta_net(
+            field("linear_num_key_heads", 16)?,
+            field("linear_num_value_heads", 32)?,
+            field("linear_key_head_dim", 128)?,
+            field("linear_value_head_dim", 128)?,
+            field("linear_conv_kernel_dim", 4)?,
+        )
     };
     if la.num_value_heads % la.num_key_heads != 0 {
         return Err(r.bad("linear_num_value_heads", la.num_value_heads, "must be a multiple of linear_num_key_heads"));
@@ -128,6 +125,66 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(Lin
         }
     }
     Ok(Some((la, interval)))
+}
+
+/// Kimi Delta Attention's shape (`linear_attn_config`: `num_heads` heads of `head_dim` for
+/// queries, keys and values alike, a `short_conv_kernel_size`-tap convolution), as a Gated
+/// DeltaNet with split projections and gates of rank `head_dim` (vLLM's `KimiDeltaAttention`:
+/// `f_a_proj`/`f_b_proj` and `g_a_proj`/`g_b_proj` of `head_dim` rank). Kimi-Linear-48B-A3B: 32
+/// heads of 128, kernel 4: conv_dim 12,288, a state of 32·128·128 values per layer and sequence.
+fn kimi_delta_attention(r: &Reader) -> Result<LinearAttention, ConfigError> {
+    let family = Family::KimiLinear;
+    let Some(la @ Value::Object(_)) = r.json.get("linear_attn_config") else {
+        return Err(ConfigError::MissingField {
+            source_name: r.source_name.to_string(),
+            field: "linear_attn_config",
+            family: family.model_type(),
+        });
+    };
+    let inner = Reader { json: la, source_name: r.source_name };
+    let heads = inner.req_u64(&["num_heads"], family, MAX_DIM)?;
+    let head_dim = inner.req_u64(&["head_dim"], family, MAX_DIM)?;
+    let kernel = inner.u64_or(&["short_conv_kernel_size"], Some(4), family, 64)?;
+    Ok(LinearAttention {
+        low_rank_gates: head_dim,
+        ..LinearAttention::gated_delta_net(heads, heads, head_dim, head_dim, kernel)
+    })
+}
+
+/// Kimi Linear's full-attention (MLA) layers, 0-based: `linear_attn_config.full_attn_layers`
+/// is 1-based, and with `kda_layers` must name every layer once.
+pub(super) fn kimi_full_layers(r: &Reader, layers: u64) -> Result<Vec<u64>, ConfigError> {
+    let list = |key: &'static str| -> Result<Vec<u64>, ConfigError> {
+        let values = r.json.get("linear_attn_config").and_then(|c| c.get(key)).and_then(Value::as_array);
+        let Some(values) = values else {
+            return Err(ConfigError::MissingField {
+                source_name: r.source_name.to_string(),
+                field: key,
+                family: Family::KimiLinear.model_type(),
+            });
+        };
+        values
+            .iter()
+            .map(|v| match v.as_u64() {
+                Some(n) if (1..=layers).contains(&n) => Ok(n - 1),
+                _ => {
+                    Err(r.bad(key, v.as_u64().unwrap_or(0), "must list 1-based layer numbers up to num_hidden_layers"))
+                }
+            })
+            .collect()
+    };
+    let (full, kda) = (list("full_attn_layers")?, list("kda_layers")?);
+    let mut all: Vec<u64> = full.iter().chain(&kda).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.len() as u64 != layers || full.len() + kda.len() != all.len() {
+        return Err(r.bad(
+            "kda_layers",
+            kda.len() as u64,
+            "full_attn_layers and kda_layers must name every layer exactly once",
+        ));
+    }
+    Ok(full)
 }
 
 /// Layer `layer` of a hybrid model: explicit `layer_types` first (`"linear_attention"`), else

@@ -124,6 +124,7 @@ fn mamba1(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
         inner_norms: jamba,
         gated_norm: true,
         out_bias: bias,
+        low_rank_gates: 0,
     })
 }
 
@@ -259,6 +260,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             inner_norms: false,
             gated_norm: true,
             out_bias: bias,
+            low_rank_gates: 0,
         },
         Family::NemotronH => LinearAttention {
             kind: LinearKind::Mamba2,
@@ -277,6 +279,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
             inner_norms: false,
             gated_norm: true,
             out_bias: bias,
+            low_rank_gates: 0,
         },
         // Granite 4.0 (`GraniteMoeHybridConfig`: `mamba_expand · hidden` wide) and Falcon-H1
         // (`FalconH1Config`: `mamba_d_ssm`, 1024 by default, `mamba_expand · hidden` when null;
@@ -314,6 +317,7 @@ fn mamba2(r: &Reader, family: Family) -> Result<LinearAttention, ConfigError> {
                 inner_norms: false,
                 gated_norm: !falcon || r.bool_or("mamba_rms_norm", false),
                 out_bias: r.bool_or(if falcon { "projectors_bias" } else { "mamba_proj_bias" }, false),
+                low_rank_gates: 0,
             }
         }
     })

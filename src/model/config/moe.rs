@@ -45,6 +45,25 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 expert_biases: false,
             }))
         }
+        // Kimi Linear (`KimiSparseMoeBlock`): DeepSeek-V3's experts and shared experts under
+        // its own names, a sigmoid router with a score-correction bias.
+        Family::KimiLinear => {
+            let Some(experts) = r.opt_u64(&["num_experts"], MAX_EXPERTS)? else {
+                return Ok(None);
+            };
+            let expert_size = r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?;
+            let shared = r.opt_u64(&["num_shared_experts"], MAX_EXPERTS)?.unwrap_or(0);
+            Ok(Some(Moe {
+                num_experts: experts,
+                experts_per_token: r.req_u64(&["num_experts_per_token", "num_experts_per_tok"], family, MAX_EXPERTS)?,
+                expert_intermediate_size: expert_size,
+                shared_intermediate_size: shared * expert_size,
+                first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
+                shared_expert_gate: false,
+                router_bias: r.str("moe_router_activation_func") == Some("sigmoid"),
+                expert_biases: false,
+            }))
+        }
         // Mixtral's block (`w1`, `w3`, `w2` experts of `intermediate_size`, a bias-free router),
         // `PhiMoESparseMoeBlock` (the same) and `OlmoeSparseMoeBlock` (`gate_proj`/`up_proj`/
         // `down_proj` experts); their classes' defaults: 8 experts, 2 per token (Mixtral), 16

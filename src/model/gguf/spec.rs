@@ -606,6 +606,7 @@ fn linear_attention(
             inner_norms: has("ssm_dt_norm.weight"),
             gated_norm: true,
             out_bias: has("ssm_out.bias"),
+            low_rank_gates: 0,
         }));
     }
     let value_heads = k.nonzero("ssm.time_step_rank")?;
@@ -637,24 +638,19 @@ fn linear_attention(
             // Falcon-H1's gated norm only with `mamba_rms_norm` (an `ssm_norm` tensor).
             gated_norm: family != Family::FalconH1 || has("ssm_norm.weight"),
             out_bias: has("ssm_out.bias"),
+            low_rank_gates: 0,
         }));
     }
     Ok(Some(LinearAttention {
-        kind: LinearKind::GatedDeltaNet,
-        num_key_heads: key_heads,
-        num_value_heads: value_heads,
-        key_head_dim: k.nonzero("ssm.state_size")?,
-        value_head_dim: inner / value_heads,
-        conv_kernel,
         split_projections: family != Family::Qwen3Next,
         state_fp32: family != Family::Qwen3Next,
-        conv_bias: false,
-        proj_bias: false,
-        chunk_size: 64,
-        dt_rank: 0,
-        inner_norms: false,
-        gated_norm: true,
-        out_bias: false,
+        ..LinearAttention::gated_delta_net(
+            key_heads,
+            value_heads,
+            k.nonzero("ssm.state_size")?,
+            inner / value_heads,
+            conv_kernel,
+        )
     }))
 }
 
