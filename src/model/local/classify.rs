@@ -311,6 +311,23 @@ fn layer_role(module: &[&str]) -> Option<Role> {
         }
         // Nemotron-H's block norm, before its one mixer.
         None if leaf == "norm" => return Some(Role::AttnNorm),
+        // Kimi Delta Attention keeps its recurrent parameters under `self_attn` (its q, k, v and
+        // o projections fall through to attention's names).
+        Some(&"self_attn") => {
+            let kda = match leaf {
+                "f_a_proj" | "f_b_proj" => Some(Role::SsmAlpha),
+                "g_a_proj" | "g_b_proj" => Some(Role::SsmInZ),
+                "b_proj" => Some(Role::SsmBeta),
+                "q_conv1d" | "k_conv1d" | "v_conv1d" => Some(Role::SsmConv1d),
+                "o_norm" => Some(Role::SsmNorm),
+                "dt_bias" => Some(Role::SsmDt),
+                "A_log" => Some(Role::SsmA),
+                _ => None,
+            };
+            if kda.is_some() {
+                return kda;
+            }
+        }
         _ => {}
     }
     // DeepSeek-V3.2's lightning indexer (`self_attn.indexer.*`; llama.cpp's `indexer.*`).
@@ -574,6 +591,21 @@ mod tests {
         check("language_model.model.layers.3.mlp.down_proj.weight", Some(FfnDown), Some(3));
         check("model.visual.deepstack_merger_list.1.linear_fc2.bias", Some(MmMergerDown), None);
         check("vision_tower.something_new.weight", Some(VisionNorm), None);
+    }
+
+    /// Kimi Linear's Delta Attention parameters under `self_attn`, as its download lists them.
+    #[test]
+    fn kimi_delta_attention_names() {
+        let l = "model.layers.5.self_attn";
+        check(&format!("{l}.f_b_proj.weight"), Some(SsmAlpha), Some(5));
+        check(&format!("{l}.g_a_proj.weight"), Some(SsmInZ), Some(5));
+        check(&format!("{l}.b_proj.weight"), Some(SsmBeta), Some(5));
+        check(&format!("{l}.k_conv1d.weight"), Some(SsmConv1d), Some(5));
+        check(&format!("{l}.o_norm.weight"), Some(SsmNorm), Some(5));
+        check(&format!("{l}.dt_bias"), Some(SsmDt), Some(5));
+        check(&format!("{l}.A_log"), Some(SsmA), Some(5));
+        check(&format!("{l}.q_proj.weight"), Some(AttnQ), Some(5));
+        check("model.layers.3.self_attn.kv_a_proj_with_mqa.weight", Some(AttnKvAMqa), Some(3));
     }
 
     /// Kimi K2.5's MoonViT and projector, as its download lists them.
