@@ -196,6 +196,10 @@ fn kimi_linear_kda_and_mla() {
     let line = |name: &str| basis.iter().find(|b| b["name"] == name).and_then(|b| b["value"].as_str()).unwrap();
     assert_eq!(line("kv bytes per token (attention layers, no window)"), (7 * 576 * 2).to_string());
     assert_eq!(line("linear-attention layers (no KV cache)"), "20 of 27");
+    // vLLM's KDA state, 32·128·128 fp32 values and 3 conv columns of 12,288 bf16 channels
+    // (2,170,880 B), padded to the page of one MLA layer's block of 1,888 tokens.
+    assert_eq!(line("kv cache allocation"), "paged blocks of 1888 tokens (vLLM)");
+    assert_eq!(line("linear-attention state per sequence and layer"), (1888 * 576 * 2).to_string());
     assert_eq!(u(&plan, "/memory/weights_bytes"), 98_245_363_456);
 
     let config: serde_json::Value =

@@ -131,7 +131,8 @@ pub(super) fn linear_attention(r: &Reader, family: Family) -> Result<Option<(Lin
 /// queries, keys and values alike, a `short_conv_kernel_size`-tap convolution), as a Gated
 /// DeltaNet with split projections and gates of rank `head_dim` (vLLM's `KimiDeltaAttention`:
 /// `f_a_proj`/`f_b_proj` and `g_a_proj`/`g_b_proj` of `head_dim` rank). Kimi-Linear-48B-A3B: 32
-/// heads of 128, kernel 4: conv_dim 12,288, a state of 32·128·128 values per layer and sequence.
+/// heads of 128, kernel 4: conv_dim 12,288, a state of 32·128·128 values per layer and sequence
+/// (fp32 in vLLM: `MambaStateDtypeCalculator.kda_state_dtype`).
 fn kimi_delta_attention(r: &Reader) -> Result<LinearAttention, ConfigError> {
     let family = Family::KimiLinear;
     let Some(la @ Value::Object(_)) = r.json.get("linear_attn_config") else {
@@ -145,8 +146,10 @@ fn kimi_delta_attention(r: &Reader) -> Result<LinearAttention, ConfigError> {
     let heads = inner.req_u64(&["num_heads"], family, MAX_DIM)?;
     let head_dim = inner.req_u64(&["head_dim"], family, MAX_DIM)?;
     let kernel = inner.u64_or(&["short_conv_kernel_size"], Some(4), family, 64)?;
+    // vLLM keeps the recurrent state in fp32 whatever the model's dtype (`kda_state_dtype`).
     Ok(LinearAttention {
         low_rank_gates: head_dim,
+        state_fp32: true,
         ..LinearAttention::gated_delta_net(heads, heads, head_dim, head_dim, kernel)
     })
 }
