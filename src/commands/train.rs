@@ -98,6 +98,12 @@ pub fn train_report_on(
     if let Some((g, per_node)) = gpu {
         super::plan::runs_on(engine, g)?;
         super::plan::check_per_machine(g, per_node)?;
+        anyhow::ensure!(
+            t.nodes == 1 || !g.unified_memory,
+            "--nodes {}: training across several unified-memory machines ({}) is not modelled; plan one",
+            t.nodes,
+            g.id
+        );
     }
     super::plan::runs_model(engine, &model.spec)?;
     let gpu = gpu.map(|(g, count)| (g, count * t.nodes as u32));

@@ -294,7 +294,8 @@ impl Role {
     }
 
     /// Whether every tensor-parallel rank holds this tensor whole (vLLM, after Megatron-LM): the
-    /// norms (SsmNorm aside, whose gated norm vLLM shards by head), MLA's down-projections
+    /// norms (SsmNorm aside: Mamba-2's gated norm spans all heads and vLLM shards it; Gated
+    /// DeltaNet's is one head wide, a few KB, and counted as divided), MLA's down-projections
     /// (`q_a_proj`, `kv_a_proj_with_mqa`: `ReplicatedLinear`, fused as `fused_qkv_a_proj`), the
     /// MoE routers and score-correction bias, the shared expert's gate, and DeepSeek-V3.2's
     /// indexer (`wq_b`, `wk`, `weights_proj` are `ReplicatedLinear`). Kimi K2's 61 × (1536 + 576)

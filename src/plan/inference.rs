@@ -398,11 +398,14 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     log.add(context.name, context.bytes.0, context.source);
     let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
     let offloaded = vllm_offload(req, layers.clone(), layout.tp).bytes;
-    // Tensor parallel: the decoder layers as each rank holds them, the rest divided evenly.
+    // Tensor parallel: the decoder layers as each rank holds them (less the routed experts
+    // `--cpu-moe` keeps on the host, which are divided), the rest divided evenly.
     let weights = if layout.tp > 1 {
         let layer_bytes: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
-        Bytes(weights.saturating_sub(layer_bytes).0 / layout.tp)
-            + req.weights.tensor_parallel_share(layers.clone(), layout.tp, spec.num_kv_heads)
+        let on_host = req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end));
+        let outside_layers = (weights + on_host).saturating_sub(layer_bytes);
+        let share = req.weights.tensor_parallel_share(layers.clone(), layout.tp, spec.num_kv_heads);
+        Bytes(outside_layers.0 / layout.tp) + share.saturating_sub(Bytes(on_host.0 / layout.tp))
     } else {
         weights
     };
@@ -503,7 +506,8 @@ pub fn vllm_offload(req: &InferenceRequest, layers: std::ops::Range<u64>, tp: u6
     let mut left = if req.engine == Engine::Vllm { req.options.cpu_offload_bytes } else { 0 };
     let mut offload = VllmOffload { bytes: Bytes::ZERO, whole: layers.start..layers.start, partial: 0.0 };
     for l in layers {
-        let share = req.weights.layers[l as usize].0 / tp.max(1);
+        // Each rank offloads its own parameters of the layer, those it holds whole included.
+        let share = req.weights.tensor_parallel_share(l..l + 1, tp.max(1), req.spec.num_kv_heads).0;
         if left == 0 || share == 0 {
             break;
         }

@@ -101,10 +101,12 @@ fn is_moe(json: &Value) -> bool {
 }
 
 /// A compressed-tensors checkpoint: its one weight scheme, and whether its `ignore` list leaves
-/// attention unquantized, which on a mixture-of-experts model means the routed experts only
-/// (Kimi K2 Thinking's INT4; Kimi K3's MXFP4 release ignores the same modules). headroom's
-/// experts-only formats (`mxfp4`, `w4a16-g32` on MoE) match such a checkpoint; the others
-/// quantize every decoder linear layer.
+/// attention and the shared experts unquantized, which on a mixture-of-experts model means the
+/// routed experts only (Kimi K2 Thinking's INT4; Kimi K3's MXFP4 release ignores the same
+/// modules). headroom's experts-only formats (`mxfp4`, `w4a16-g32` on MoE) match such a
+/// checkpoint; the others quantize every decoder linear layer, so a list that leaves out only
+/// one of them, or a dense model's attention, is "near". INT4 is exact only `pack-quantized`
+/// without activation order (`actorder` would store a `g_idx`).
 /// The 16-bit scales of fp8 per-channel checkpoints differ from `fp8`'s fp32 ones by 2 B a row
 /// (0.02% of a 4096-wide matrix), taken as exact.
 fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat {
@@ -122,11 +124,20 @@ fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat 
             (text("type"), number("num_bits"), text("strategy"), number("group_size"), symmetric)
         })
         .collect();
-    let ignores_attention = q
-        .get("ignore")
-        .and_then(Value::as_array)
-        .is_some_and(|list| list.iter().filter_map(Value::as_str).any(|m| m.contains("attn")));
-    let experts_only = moe && ignores_attention;
+    let ignored: Vec<&str> =
+        q.get("ignore").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let ignores = |module: &str| ignored.iter().any(|m| m.contains(module));
+    // Attention and the shared experts both left out: the routed experts only (Kimi's list).
+    let experts_only = moe && ignores("self_attn") && ignores("shared_expert");
+    // Left out otherwise (a dense model's attention): a layout none of the formats plans.
+    let partial = !experts_only && (ignores("self_attn") || ignores("shared_expert"));
+    // INT4 as Marlin loads it: packed into int32 words, without an activation-order `g_idx`.
+    let packed = q.get("format").and_then(Value::as_str).is_none_or(|f| f == "pack-quantized");
+    let unordered = |w: &Value| w.get("actorder").is_none_or(|a| a.is_null() || a == false);
+    let all_unordered = q
+        .get("config_groups")
+        .and_then(Value::as_object)
+        .is_none_or(|groups| groups.values().filter_map(|g| g.get("weights")).all(unordered));
     let described: Vec<String> = schemes
         .iter()
         .map(|(kind, bits, strategy, group, symmetric)| {
@@ -144,16 +155,17 @@ fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat 
         return NativeFormat::near("bf16", stated);
     };
     // (format, whether it covers only the routed experts of a MoE model)
+    let int4_ok = packed && all_unordered;
     let (id, experts_format) = match (kind.as_str(), bits, strategy.as_str(), group, symmetric) {
-        ("int", 4, "group", 128, true) => ("w4a16", false),
-        ("int", 4, "group", 32, true) => ("w4a16-g32", true),
+        ("int", 4, "group", 128, true) if int4_ok => ("w4a16", false),
+        ("int", 4, "group", 32, true) if int4_ok => ("w4a16-g32", true),
         ("float", 4, "group" | "tensor_group", 32, true) => ("mxfp4", true),
         ("float", 4, "tensor_group", 16, true) => ("nvfp4", false),
         ("float", 8, "block", _, true) => ("fp8-block", false),
         ("float", 8, "channel" | "tensor", _, true) => ("fp8", false),
         _ => return NativeFormat::near("bf16", stated),
     };
-    if experts_format == experts_only || !moe {
+    if !partial && (experts_format == experts_only || !moe) {
         NativeFormat::exact(id)
     } else {
         NativeFormat::near(id, stated)
@@ -265,6 +277,14 @@ mod tests {
         let block = r#"{"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128, 128],
             "symmetric": true}"#;
         assert_eq!(id(&compressed_tensors(block, r#"["lm_head"]"#, 0)), ("fp8-block".into(), None));
+        // A dense model with attention left out, INT4 stored unpacked or with activation order,
+        // and a MoE list that keeps only attention out are not what the formats plan.
+        assert!(id(&compressed_tensors(&int4(128), r#"["lm_head", "re:.*self_attn.*"]"#, 0)).1.is_some());
+        let naive = compressed_tensors(&int4(128), "[]", 0).replace("pack-quantized", "naive-quantized");
+        assert!(id(&naive).1.is_some());
+        let ordered = int4(128).replace(r#""actorder": null"#, r#""actorder": "group""#);
+        assert!(id(&compressed_tensors(&ordered, "[]", 0)).1.is_some());
+        assert!(id(&compressed_tensors(&int4(32), r#"["re:.*self_attn.*"]"#, 384)).1.is_some());
         // Asymmetric INT4 stores zero points headroom has no layout for.
         let asym = r#"{"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128, "symmetric": false}"#;
         let (near, stated) = id(&compressed_tensors(asym, "[]", 0));
