@@ -250,3 +250,26 @@ fn gemma4_26b_mlx_4bit_is_the_published_file() {
     let tower = 2 * (572_794_416 - projector) + projector * 9 / 16;
     assert_eq!(language_model + tower, 15_340_981_404);
 }
+
+/// Tensor parallel over more GPUs than a layer has KV heads copies its key (and value)
+/// projections: at TP 4 a 26B-A4B sliding layer (8 KV heads) splits them four ways, a full
+/// layer (2 KV heads) two ways, as vLLM's `QKVParallelLinear` replicates heads.
+#[test]
+fn tensor_parallel_copies_kv_projections_per_layer_kind() {
+    use headroom::plan::inference::WeightLayout;
+    use headroom::quant::weights::WeightFormat;
+    use headroom::units::Bytes;
+    let s = spec("gemma-4-26b-a4b");
+    let bf16 = WeightFormat::parse("bf16").unwrap();
+    let w = WeightLayout::from_inventory(s.num_layers, &inventory(&s), |t| bf16.tensor_bytes(t, &s));
+    let share = |l: usize, kv_ways: u64| {
+        let (all, whole, kv) = (w.layers[l], w.replicated_layers[l], w.kv_projection_layers[l]);
+        Bytes((all - whole - kv).0 / 4) + whole + Bytes(kv.0 / kv_ways)
+    };
+    let full = s.layer_attention.iter().position(|a| *a == LayerAttention::Full).unwrap();
+    let sliding = s.layer_attention.iter().position(|a| *a != LayerAttention::Full).unwrap();
+    assert!(w.kv_projection_layers[full] > Bytes::ZERO && w.kv_projection_layers[sliding] > Bytes::ZERO);
+    let range = |l: usize| l as u64..l as u64 + 1;
+    assert_eq!(w.tensor_parallel_share(&s, range(full), 4), share(full, 2));
+    assert_eq!(w.tensor_parallel_share(&s, range(sliding), 4), share(sliding, 4));
+}

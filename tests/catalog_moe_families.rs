@@ -63,7 +63,7 @@ fn kimi_k2_thinking_int4_experts() {
     let replicated = 61 * (h * 1536 + h * 576 + 1536 + 512 + 2 * h) + 60 * (384 * h + 384);
     assert_eq!(w.replicated_layers.iter().copied().sum::<Bytes>(), Bytes(2 * replicated));
     let layers: Bytes = w.layers.iter().copied().sum();
-    let share = w.tensor_parallel_share(0..61, 8, s.num_kv_heads);
+    let share = w.tensor_parallel_share(&s, 0..61, 8);
     assert_eq!(share, Bytes((layers.0 - 2 * replicated) / 8 + 2 * replicated));
     let per_gpu = (w.total().0 - layers.0) / 8 + share.0;
     assert_eq!(per_gpu, 76_182_604_032);

@@ -9,7 +9,7 @@ use super::kv::{self, KvRequest};
 use super::mlx::PromptSchedule;
 use super::vllm_moe;
 use super::{GpuMemory, HostMemory, MemoryBreakdown, Plan, PlanError, Split, VllmReport};
-use crate::model::spec::{Family, ModelSpec};
+use crate::model::spec::{Family, LayerAttention, ModelSpec};
 use crate::model::tensors::{Role, TensorDesc};
 use crate::quant::stored::QuantScheme;
 use crate::quant::{KvFormat, WeightFormat};
@@ -94,16 +94,24 @@ impl WeightLayout {
         }
     }
 
-    /// What one of `tp` tensor-parallel ranks holds of the decoder layers in `layers`: an equal
-    /// share of the sharded tensors, the replicated ones whole, and the key and value projections
-    /// of `max(1, kv_heads / tp)` heads. Kimi K2 Thinking at TP 8: 74,275,732,352 B a GPU as an
-    /// eighth of everything, 76,182,604,032 B with its MLA down-projections, norms and routers
+    /// What one of `tp` tensor-parallel ranks holds of `spec`'s decoder layers in `layers`: an
+    /// equal share of the sharded tensors, the replicated ones whole, and each layer's key and
+    /// value projections of `max(1, kv_heads / tp)` heads (the layer kind's KV heads: Gemma 4's
+    /// full layers have fewer). Kimi K2 Thinking at TP 8: 74,275,732,352 B a GPU as an eighth of
+    /// everything, 76,182,604,032 B with its MLA down-projections, norms and routers
     /// (1,089,640,960 parameters) whole.
-    pub fn tensor_parallel_share(&self, layers: std::ops::Range<u64>, tp: u64, kv_heads: u64) -> Bytes {
+    pub fn tensor_parallel_share(&self, spec: &ModelSpec, layers: std::ops::Range<u64>, tp: u64) -> Bytes {
         let sum = |v: &[Bytes]| -> Bytes { layers.clone().filter_map(|l| v.get(l as usize)).copied().sum() };
         let (all, whole, kv) = (sum(&self.layers), sum(&self.replicated_layers), sum(&self.kv_projection_layers));
         let sharded = all.saturating_sub(whole).saturating_sub(kv);
-        Bytes(sharded.0 / tp) + whole + Bytes(kv.0 / tp.min(kv_heads.max(1)))
+        let kv_share: Bytes = layers
+            .filter_map(|l| {
+                let bytes = self.kv_projection_layers.get(l as usize)?;
+                let kind = spec.layer_attention.get(l as usize).copied().unwrap_or(LayerAttention::Full);
+                Some(Bytes(bytes.0 / tp.min(spec.kv_shape(kind).0.max(1))))
+            })
+            .sum();
+        Bytes(sharded.0 / tp) + whole + kv_share
     }
 
     /// Routed-expert bytes of the decoder layers in `layers`.
@@ -404,7 +412,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
         let layer_bytes: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
         let on_host = req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end));
         let outside_layers = (weights + on_host).saturating_sub(layer_bytes);
-        let share = req.weights.tensor_parallel_share(layers.clone(), layout.tp, spec.num_kv_heads);
+        let share = req.weights.tensor_parallel_share(spec, layers.clone(), layout.tp);
         Bytes(outside_layers.0 / layout.tp) + share.saturating_sub(Bytes(on_host.0 / layout.tp))
     } else {
         weights
@@ -507,7 +515,7 @@ pub fn vllm_offload(req: &InferenceRequest, layers: std::ops::Range<u64>, tp: u6
     let mut offload = VllmOffload { bytes: Bytes::ZERO, whole: layers.start..layers.start, partial: 0.0 };
     for l in layers {
         // Each rank offloads its own parameters of the layer, those it holds whole included.
-        let share = req.weights.tensor_parallel_share(l..l + 1, tp.max(1), req.spec.num_kv_heads).0;
+        let share = req.weights.tensor_parallel_share(req.spec, l..l + 1, tp.max(1)).0;
         if left == 0 || share == 0 {
             break;
         }
