@@ -153,7 +153,8 @@ pub fn parse_config(text: &str, id: &str, source_name: &str) -> Result<ParsedCon
             spec.audio = vision::parse_gemma4_audio(&json, source_name, spec.hidden_size)?;
         }
     }
-    Ok(ParsedConfig { spec, native_format: native_format(&json) })
+    let native_format = native_format(&json, spec.moe.is_some());
+    Ok(ParsedConfig { spec, native_format })
 }
 
 /// The wrapper's nested language-model config, with the top level's dtype and embedding tying

@@ -350,18 +350,19 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let layers =
         (layout.host.gpu_start + stage * on_gpu / stages)..(layout.host.gpu_start + (stage + 1) * on_gpu / stages);
     let (first, last) = (stage == 0 && layout.host.gpu_start == 0, stage == stages - 1 && layout.host.output_on_gpu);
-    let mut weights: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
     // --n-cpu-moe: the routed experts of the layers before cpu_moe_end stay on the host.
-    weights = weights.saturating_sub(req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end)));
+    let experts_on_host = req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end));
+    // What the GPU holds outside its decoder layers.
+    let mut outside_layers = Bytes::ZERO;
     if first && !req.engine.embeddings_on_host() {
-        weights += req.weights.embedding;
+        outside_layers += req.weights.embedding;
     }
     // llama.cpp offloads its mmproj to the GPU whatever --n-gpu-layers says (mtmd's default).
     if stage == 0 {
-        weights += req.weights.vision;
+        outside_layers += req.weights.vision;
     }
     if last {
-        weights += req.weights.output + req.weights.drafter;
+        outside_layers += req.weights.output + req.weights.drafter;
     }
     let act = ActivationRequest {
         spec,
@@ -406,17 +407,11 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     log.add(context.name, context.bytes.0, context.source);
     let moe_layers = layers.clone().filter(|&l| spec.is_moe_layer(l)).count() as u64;
     let offloaded = vllm_offload(req, layers.clone(), layout.tp).bytes;
-    // Tensor parallel: the decoder layers as each rank holds them (less the routed experts
-    // `--cpu-moe` keeps on the host, which are divided), the rest divided evenly.
-    let weights = if layout.tp > 1 {
-        let layer_bytes: Bytes = req.weights.layers[layers.start as usize..layers.end as usize].iter().copied().sum();
-        let on_host = req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end));
-        let outside_layers = (weights + on_host).saturating_sub(layer_bytes);
-        let share = req.weights.tensor_parallel_share(spec, layers.clone(), layout.tp);
-        Bytes(outside_layers.0 / layout.tp) + share.saturating_sub(Bytes(on_host.0 / layout.tp))
-    } else {
-        weights
-    };
+    // The decoder layers as each tensor-parallel rank holds them (the routed experts kept on the
+    // host divided like every expert), the rest divided evenly.
+    let tp = layout.tp;
+    let layer_share = req.weights.tensor_parallel_share(spec, layers.clone(), tp);
+    let weights = Bytes(outside_layers.0 / tp) + layer_share.saturating_sub(Bytes(experts_on_host.0 / tp));
     let weights = weights + Bytes(layout.moe_load_extra.0 * moe_layers) - offloaded;
     let memory = MemoryBreakdown::inference(weights, kv_cache, activations, workspace, context.bytes);
     GpuMemory { gpu_index: stage as u32, layers: (layers.start, layers.end), memory }

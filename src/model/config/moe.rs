@@ -28,39 +28,25 @@ use serde_json::Value;
 
 pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
     match family {
-        Family::DeepseekV2 | Family::DeepseekV3 | Family::DeepseekV32 => {
-            let Some(experts) = r.opt_u64(&["n_routed_experts"], MAX_EXPERTS)? else {
+        // Kimi Linear (`KimiSparseMoeBlock`) holds DeepSeek-V3's experts and shared experts under
+        // its own names (`num_experts`, `num_experts_per_token`, `num_shared_experts`) and marks
+        // its score-corrected router by its sigmoid rather than `topk_method`.
+        Family::DeepseekV2 | Family::DeepseekV3 | Family::DeepseekV32 | Family::KimiLinear => {
+            let Some(experts) = r.opt_u64(&["n_routed_experts", "num_experts"], MAX_EXPERTS)? else {
                 return Ok(None);
             };
             let expert_size = r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?;
-            let shared = r.opt_u64(&["n_shared_experts"], MAX_EXPERTS)?.unwrap_or(0);
+            let shared = r.opt_u64(&["n_shared_experts", "num_shared_experts"], MAX_EXPERTS)?.unwrap_or(0);
+            let per_token = ["num_experts_per_tok", "num_experts_per_token"];
             Ok(Some(Moe {
                 num_experts: experts,
-                experts_per_token: r.req_u64(&["num_experts_per_tok"], family, MAX_EXPERTS)?,
+                experts_per_token: r.req_u64(&per_token, family, MAX_EXPERTS)?,
                 expert_intermediate_size: expert_size,
                 shared_intermediate_size: shared * expert_size,
                 first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
                 shared_expert_gate: false,
-                router_bias: r.str("topk_method") == Some("noaux_tc"),
-                expert_biases: false,
-            }))
-        }
-        // Kimi Linear (`KimiSparseMoeBlock`): DeepSeek-V3's experts and shared experts under
-        // its own names, a sigmoid router with a score-correction bias.
-        Family::KimiLinear => {
-            let Some(experts) = r.opt_u64(&["num_experts"], MAX_EXPERTS)? else {
-                return Ok(None);
-            };
-            let expert_size = r.req_u64(&["moe_intermediate_size"], family, MAX_DIM)?;
-            let shared = r.opt_u64(&["num_shared_experts"], MAX_EXPERTS)?.unwrap_or(0);
-            Ok(Some(Moe {
-                num_experts: experts,
-                experts_per_token: r.req_u64(&["num_experts_per_token", "num_experts_per_tok"], family, MAX_EXPERTS)?,
-                expert_intermediate_size: expert_size,
-                shared_intermediate_size: shared * expert_size,
-                first_dense_layers: r.opt_u64(&["first_k_dense_replace"], MAX_LAYERS)?.unwrap_or(0),
-                shared_expert_gate: false,
-                router_bias: r.str("moe_router_activation_func") == Some("sigmoid"),
+                router_bias: r.str("topk_method") == Some("noaux_tc")
+                    || r.str("moe_router_activation_func") == Some("sigmoid"),
                 expert_biases: false,
             }))
         }

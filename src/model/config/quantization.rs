@@ -43,8 +43,10 @@ impl NativeFormat {
     }
 }
 
-/// The checkpoint's own format, or `None` for a float checkpoint.
-pub fn native_format(json: &Value) -> Option<NativeFormat> {
+/// The checkpoint's own format, or `None` for a float checkpoint. `moe`: the parsed model routes
+/// tokens to experts (`ModelSpec::moe`), which decides what a compressed-tensors `ignore` list
+/// means.
+pub fn native_format(json: &Value, moe: bool) -> Option<NativeFormat> {
     if let Some(mlx) = json.get("quantization").and_then(Value::as_object) {
         return Some(mlx_format(mlx));
     }
@@ -52,7 +54,7 @@ pub fn native_format(json: &Value) -> Option<NativeFormat> {
     let q =
         json.get("quantization_config").or_else(|| json.get("text_config")?.get("quantization_config"))?.as_object()?;
     match q.get("quant_method").and_then(Value::as_str) {
-        Some("compressed-tensors") => Some(compressed_tensors_format(q, is_moe(json))),
+        Some("compressed-tensors") => Some(compressed_tensors_format(q, moe)),
         Some(method) => Some(hf_format(method, q)),
         // mlx-lm's copy of `quantization`, in a file whose original was dropped.
         None if q.contains_key("bits") => Some(mlx_format(q)),
@@ -88,16 +90,6 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
         // compressed-tensors, hqq, exl2, ...: the bytes only a file's headers can give.
         _ => NativeFormat::near("bf16", stated()),
     }
-}
-
-/// Whether the config (or its text model's) routes tokens to experts.
-fn is_moe(json: &Value) -> bool {
-    let experts = |c: &Value| {
-        ["n_routed_experts", "num_local_experts", "num_experts", "moe_num_experts"]
-            .iter()
-            .any(|k| c.get(*k).and_then(Value::as_u64).is_some_and(|n| n > 1))
-    };
-    experts(json) || json.get("text_config").is_some_and(experts)
 }
 
 /// A compressed-tensors checkpoint: its one weight scheme, and whether its `ignore` list leaves
@@ -212,8 +204,12 @@ fn mlx_format(q: &Map<String, Value>) -> NativeFormat {
 mod tests {
     use super::*;
 
+    /// The format of `json`, a mixture of experts when it (or its `text_config`) has
+    /// `n_routed_experts` above one.
     fn of(json: &str) -> Option<NativeFormat> {
-        native_format(&serde_json::from_str(json).unwrap())
+        let v: Value = serde_json::from_str(json).unwrap();
+        let experts = |p: &str| v.pointer(p).and_then(Value::as_u64).is_some_and(|n| n > 1);
+        native_format(&v, experts("/n_routed_experts") || experts("/text_config/n_routed_experts"))
     }
 
     fn id(json: &str) -> (String, Option<String>) {
