@@ -333,6 +333,10 @@ pub struct PlanArgs {
     /// kept in pinned host memory; every forward pass reads them over PCIe.
     #[arg(long, value_name = "GIB")]
     pub cpu_offload_gb: Option<f64>,
+    /// vLLM `--enforce-eager`: no CUDA graphs. Saves the graph pool; each decode step then
+    /// launches every layer's kernels from Python, which bounds small models' decode speed.
+    #[arg(long)]
+    pub enforce_eager: bool,
     /// A calibration JSON (per-GPU achieved bandwidth and TFLOPS, per-engine efficiencies) that
     /// replaces the default efficiency factors; shape documented in plan/throughput/efficiency.rs.
     #[arg(long)]

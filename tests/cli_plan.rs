@@ -738,6 +738,33 @@ fn vllm_cpu_offload_moves_weights_to_host_and_reads_them_over_pcie() {
     assert!(err.contains("vLLM option"), "{err}");
 }
 
+/// vLLM `--enforce-eager`: no graph pool (its bytes go to the KV pool), and at batch 1 each step
+/// waits on the host's 0.75 ms a layer: Qwen2.5-7B's 28 layers take 21 ms, plus the kernel gaps
+/// (28 × 45 µs) and the attention over the cache. A batch of 256 is compute-bound either way.
+#[test]
+fn vllm_enforce_eager_frees_the_graph_pool_and_waits_on_the_host() {
+    let base = "qwen2.5-7b --engine vllm --gpu a100-80gb";
+    let (graphs, eager) = (plan_json(base), plan_json(&format!("{base} --enforce-eager")));
+    let pool = |v: &serde_json::Value| {
+        let b = v["basis"].as_array().unwrap().iter().find(|b| b["name"] == "vLLM CUDA graph pool").unwrap();
+        b["value"].as_str().unwrap().parse::<u64>().unwrap()
+    };
+    assert!(pool(&graphs) > 0);
+    assert_eq!(pool(&eager), 0);
+    let kv_pool = |v: &serde_json::Value| u(v, "/vllm/kv_pool_bytes");
+    assert_eq!(kv_pool(&eager) - kv_pool(&graphs), pool(&graphs));
+    let step = |v: &serde_json::Value| f(v, "/throughput/inter_token_latency_s");
+    let rest = step(&eager) - 28.0 * 0.75e-3;
+    assert!((28.0 * 45e-6..28.0 * 45e-6 + 0.5e-3).contains(&rest), "{} {}", step(&eager), step(&graphs));
+    assert!(step(&graphs) < 0.5 * step(&eager));
+    let batch = format!("{base} --batch 256");
+    let (graphs, eager) = (plan_json(&batch), plan_json(&format!("{batch} --enforce-eager")));
+    assert_eq!(step(&graphs), step(&eager));
+    let (code, err) = error_of(&["plan", "qwen2.5-7b", "--enforce-eager"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("vLLM option"), "{err}");
+}
+
 /// `headroom max` under vLLM finds the least `--cpu-offload-gb` (in quarter GiB) that lets a
 /// model start: Qwen3-30B-A3B in fp8 on one RTX 5090 needs some, a quarter less does not fit.
 #[test]

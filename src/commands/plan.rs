@@ -123,6 +123,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.mtp.is_some(), "--mtp"),
             set(args.disable_hybrid_kv_cache_manager, "--disable-hybrid-kv-cache-manager"),
             set(args.cpu_offload_gb.is_some(), "--cpu-offload-gb"),
+            set(args.enforce_eager, "--enforce-eager"),
             set(args.max_num_batched_tokens.is_some(), "--max-num-batched-tokens"),
             set(args.max_num_seqs.is_some(), "--max-num-seqs"),
             set(args.split.is_some(), "--split"),
@@ -377,6 +378,10 @@ fn inference_report_on(
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
     let vision = keeps_vision(engine, model, args.text_only)?;
+    anyhow::ensure!(
+        !args.enforce_eager || engine == Engine::Vllm,
+        "--enforce-eager is a vLLM option: add --engine vllm or drop it"
+    );
     let mut weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();
@@ -411,6 +416,7 @@ fn inference_report_on(
         prefill_step_size: args.prefill_step_size.unwrap_or(crate::plan::engine::MLX_PROMPT_CHUNK),
         quantized_kv_start: args.quantized_kv_start.unwrap_or(crate::plan::engine::MLX_QUANTIZED_KV_START),
         ggml_backend: args.backend.map(BackendArg::ggml),
+        enforce_eager: args.enforce_eager,
     };
     let req = InferenceRequest {
         spec,
@@ -590,6 +596,9 @@ fn speed(
     let device = device_speed(gpu);
     let generation = req.device.as_ref().map_or(Generation::Other, |d| d.generation);
     let mut efficiency = efficiency_on(gpu, req.engine, generation, req.options.ggml_backend);
+    if req.options.enforce_eager {
+        efficiency.without_cuda_graphs(req.engine);
+    }
     // The host: as given, else as `headroom bench` measured it (planned at the fraction of a
     // measured read, unless the calibration sets one), else a typical desktop.
     let measured_read = calibration.and_then(|c| c.host.as_ref()).and_then(|h| h.read_gb_s);

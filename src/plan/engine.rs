@@ -337,6 +337,9 @@ pub struct EngineOptions {
     /// llama.cpp: the ggml backend of the build. `None`: the GPU's own (CUDA, Metal), or on AMD
     /// Radeon GPUs either HIP or Vulkan.
     pub ggml_backend: Option<GgmlBackend>,
+    /// vLLM `--enforce-eager`: no CUDA graphs. No graph pool is held, and every decode step
+    /// launches each layer's kernels from Python, so a small model's step waits on the host.
+    pub enforce_eager: bool,
 }
 
 /// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
@@ -432,6 +435,7 @@ impl Default for EngineOptions {
             prefill_step_size: MLX_PROMPT_CHUNK,
             quantized_kv_start: MLX_QUANTIZED_KV_START,
             ggml_backend: None,
+            enforce_eager: false,
         }
     }
 }

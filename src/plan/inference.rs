@@ -782,6 +782,10 @@ fn workspace(req: &InferenceRequest, tp: u64, act: &ActivationRequest, log: &mut
         let c = engine::vllm_non_torch(tp as u32);
         log.add(c.name, c.bytes.0, c.source);
         total += c.bytes;
+        if req.options.enforce_eager {
+            log.add("vLLM CUDA graph pool", 0, "--enforce-eager: no graphs are captured");
+            return total;
+        }
         // CUDA graphs are captured for decode batches up to min(max_num_seqs, 512) tokens (each
         // sequence with its draft tokens under speculative decoding); their private pool holds
         // the activations of the largest captured batch.

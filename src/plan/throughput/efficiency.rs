@@ -169,6 +169,17 @@ const ALLREDUCE_BASE_SOURCE: &str =
 const VLLM_KERNEL_GAP_S: f64 = 45e-6;
 const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth roofline, per layer: RTX 4090 Qwen3-4B 30 µs, H100 Llama-3-8B 45 µs, A100 40GB Llama-3.1-8B 57 µs; the median (published-speed.toml, vllm-* rows)";
 
+/// vLLM under `--enforce-eager`: every decode step runs the model's Python forward and launches
+/// each kernel from the host, so a small model's step is bound by the host's time per layer
+/// (the GPU works through each kernel as it arrives). vllm-omni #7960 (vLLM 0.29, an A800 80GB,
+/// the dense 28-layer Qwen2.5-7B thinker of Qwen2.5-Omni-7B at TP 1): median TPOT 22–23 ms
+/// eager against 13 ms with graphs. Host-bound, 22.5 ms less 28 × 45 µs of kernel gaps and
+/// about 0.3 ms of attention over 28 layers is 0.75 ms a layer. The host's CPU sets it: a
+/// vLLM fork at TP 2 on two RTX 3060s decodes a 7B at 31.4 tok/s eager (about 1.1 ms a layer
+/// with its all-reduces), an arm64 IGX board's A6000 at 11.2 tok/s against 45.9 with graphs.
+const VLLM_EAGER_HOST_PER_LAYER_S: f64 = 0.75e-3;
+const VLLM_EAGER_HOST_PER_LAYER_SOURCE: &str = "vLLM --enforce-eager: Qwen2.5-7B (28 layers) on an A800, TPOT 22–23 ms eager vs 13 ms with graphs (vllm-omni #7960, vLLM 0.29): host-bound at 0.75 ms a layer; slower hosts take more (a 7B at TP 2 on RTX 3060s: ~1.1 ms)";
+
 /// llama.cpp's CUDA decode attention over a q8_0 or q4_0 cache, of the FP32 peak. The one-token
 /// flash-attention kernel (`flash_attn_ext_vec`) dequantizes every cached element and multiplies
 /// it on the CUDA cores, once for each query head sharing it, so a quantized cache is bound by
@@ -391,6 +402,14 @@ impl Efficiency {
     pub fn on_ggml_backend(&mut self, engine: Engine, generation: Generation, backend: Option<GgmlBackend>) {
         if engine == Engine::LlamaCpp && generation == Generation::Rdna {
             self.kernel_gap_per_layer_s = rdna_kernel_gap(backend);
+        }
+    }
+
+    /// vLLM `--enforce-eager`: no CUDA graphs, so each decode step waits on the host's Python
+    /// forward, [`VLLM_EAGER_HOST_PER_LAYER_S`] a layer.
+    pub fn without_cuda_graphs(&mut self, engine: Engine) {
+        if engine == Engine::Vllm {
+            self.host_per_layer_s = f(VLLM_EAGER_HOST_PER_LAYER_S, VLLM_EAGER_HOST_PER_LAYER_SOURCE);
         }
     }
 
