@@ -1,4 +1,4 @@
-//! GLM-4 and GLM-4.5: the catalog's counts rebuilt by hand from the configs, and the Hub's
+//! GLM-4, GLM-4.5 to 4.7 and GLM-4.7-Flash: the catalog's counts rebuilt by hand from the configs, and the Hub's
 //! safetensors totals, which hold the multi-token-prediction layer with its own copies of the
 //! embedding and head.
 
@@ -63,4 +63,36 @@ fn glm_4_dense_has_four_norms_and_a_fused_mlp() {
     let roles: Vec<Role> = inventory(&s).iter().filter(|t| t.layer == Some(0)).map(|t| t.role).collect();
     assert!(roles.contains(&Role::FfnGateUp) && !roles.contains(&Role::FfnGate));
     assert_eq!(roles.iter().filter(|r| **r == Role::FfnNorm).count(), 3);
+}
+
+/// GLM-4.7 keeps GLM-4.5's shape: the same model and drafter, and the Hub's 358B.
+#[test]
+fn glm_4_7_is_glm_4_5_shaped() {
+    let (s, old) = (spec("glm-4.7"), spec("glm-4.5"));
+    assert_eq!(param_counts(&s, &inventory(&s)), param_counts(&old, &inventory(&old)));
+    assert_eq!(elements(&mtp_inventory(&s)) + 2 * 151_552 * 5120, 5_539_962_272);
+}
+
+/// GLM-4.7-Flash (`glm4_moe_lite`, hidden 2048, 20 heads): latent attention q_a 2048·768 and its
+/// norm 768, q_b 768·20·256, kv_a 2048·576 and its norm 512, kv_b 512·20·(192 + 256), o
+/// 20·256·2048 = 21,759,232 a layer; an MoE block 64·3·2048·1536 + the shared 3·2048·1536 + the
+/// router 64·2048 and its bias 64 = 613,548,096; layer 0 dense 3·2048·10,240. The report of the
+/// download lists 31,221,488,576 parameters: the model, the drafter layer (eh_proj 2048 × 4096,
+/// three norms, a full MoE layer) and the drafter's own embedding and head.
+#[test]
+fn glm_4_7_flash_from_its_config() {
+    let s = spec("glm-4.7-flash");
+    let h = 2048u64;
+    let attention = h * 768 + 768 + 768 * 5120 + h * 576 + 512 + 512 * 8960 + 5120 * h;
+    let moe = 64 * 3 * h * 1536 + 3 * h * 1536 + 64 * h + 64;
+    assert_eq!((attention, moe), (21_759_232, 613_548_096));
+    let embeddings = 2 * 154_880 * h;
+    let model = 47 * attention + 3 * h * 10_240 + 46 * moe + 47 * 2 * h + h + embeddings;
+    assert_eq!(param_counts(&s, &inventory(&s)).total, model);
+    assert_eq!(model, 29_943_393_920);
+    let drafter = elements(&mtp_inventory(&s));
+    assert_eq!(drafter, 2 * h * h + 3 * h + attention + moe + 2 * h);
+    assert_eq!(model + drafter + embeddings, 31_221_488_576);
+    // No head is hidden / heads wide: the latent attention's qk_nope + qk_rope.
+    assert_eq!(s.head_dim, 256);
 }

@@ -1,4 +1,4 @@
-//! Vision-language wrappers: Mistral Small 3.1 (Pixtral), Qwen2.5-VL (its text fields at the
+//! Vision-language wrappers: Mistral Small 3.1 and Devstral Small 2 (Pixtral), Qwen2.5-VL (its text fields at the
 //! top level), Qwen3-VL (deepstack mergers) and Kimi K2.5 (MoonViT): each catalog entry equals
 //! its published total, the language model its text-only sibling's count.
 
@@ -95,4 +95,23 @@ fn kimi_k25_moonvit() {
     vision.insert("hidden_size".into(), hidden);
     let plain = parse_config(&json.to_string(), "k", "cfg.json").unwrap().spec;
     assert_eq!(param_counts(&plain, &inventory(&plain)).total, total);
+}
+
+/// Mistral's third generation (`ministral3`) is read as Mistral: Devstral Small 2 keeps Mistral
+/// Small 3.1's count, Devstral 2's 88 layers of 12288 (q, o 2·12288·96·128; k, v 2·12288·8·128;
+/// MLP 3·12288·28,672; two norms) beside an untied 131,072-token vocabulary. Both ship FP8 with
+/// one scale per tensor, `weight_block_size: null`, which is not DeepSeek's 128 × 128 blocks.
+#[test]
+fn ministral3_text_models_read_as_mistral() {
+    assert_eq!(counts("devstral-small-2-24b"), counts("mistral-small-3.1-24b"));
+    let h = 12_288u64;
+    let layer = 2 * h * 96 * 128 + 2 * h * 8 * 128 + 3 * h * 28_672 + 2 * h;
+    assert_eq!(counts("devstral-2-123b").0, 88 * layer + h + 2 * 131_072 * h);
+    assert_eq!(counts("devstral-2-123b").0, 125_025_988_608);
+    let catalog = headroom::catalog::models::ModelCatalog::builtin();
+    for id in ["devstral-2-123b", "devstral-small-2-24b"] {
+        let m = catalog.get(id).unwrap();
+        assert_eq!(m.spec().family, Family::Mistral);
+        assert_eq!(m.parsed.native_format.as_ref().map(|f| f.id.as_str()), Some("fp8"), "{id}");
+    }
 }

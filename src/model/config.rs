@@ -58,7 +58,17 @@ fn supported_types() -> String {
 /// files say `kimi_k2` beside `DeepseekV3ForCausalLM` (its remote config class, vLLM and
 /// llama.cpp all read it as DeepSeek-V3).
 /// StableLM 3B-4E1T's first files say `stablelm_epoch` (its remote-code class).
-const ALIASES: [(&str, Family); 2] = [("kimi_k2", Family::DeepseekV3), ("stablelm_epoch", Family::StableLm)];
+/// Mistral's third generation (Ministral 3, Devstral 2) says `ministral3`: Mistral's dense GQA
+/// decoder, whose Llama-4 query temperature (`llama_4_scaling_beta`) adds no tensor and no cache
+/// (vLLM maps `Ministral3ForCausalLM` to `MistralForCausalLM`).
+/// GLM-4.7-Flash says `glm4_moe_lite`: DeepSeek-V3's latent attention and sigmoid-routed experts
+/// under DeepSeek's field names (vLLM caches it as MLA, 512 + 64 a token and layer).
+const ALIASES: [(&str, Family); 4] = [
+    ("kimi_k2", Family::DeepseekV3),
+    ("stablelm_epoch", Family::StableLm),
+    ("ministral3", Family::Mistral),
+    ("glm4_moe_lite", Family::DeepseekV3),
+];
 
 /// A multimodal `model_type` whose language model is a supported family, nested under `key`,
 /// with its vision encoder under `vision`.
@@ -285,6 +295,9 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
     let head_dim = match explicit_head_dim {
         Some(d) => d,
         None if hidden % heads == 0 => hidden / heads,
+        // Latent attention sizes its heads by qk_nope + qk_rope (below), whatever hidden / heads
+        // is: GLM-4.7-Flash's 20 heads over 2048.
+        None if r.opt_u64(&["kv_lora_rank"], MAX_DIM)?.is_some() => 0,
         None => return Err(r.bad("num_attention_heads", heads, "must divide hidden_size when head_dim is absent")),
     };
     let legacy_intermediate = legacy::intermediate(r, family, hidden)?;

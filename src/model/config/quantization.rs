@@ -72,7 +72,8 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
         _ => method.to_string(),
     };
     match (method, bits, group) {
-        ("fp8", _, _) if q.get("weight_block_size").is_some() => NativeFormat::exact("fp8-block"),
+        // Mistral's converter writes `"weight_block_size": null` for one scale per tensor.
+        ("fp8", _, _) if q.get("weight_block_size").is_some_and(|b| !b.is_null()) => NativeFormat::exact("fp8-block"),
         ("fp8", _, _) => NativeFormat::exact("fp8"),
         ("gptq", Some(4), Some(32)) => NativeFormat::exact("gptq-g32"),
         ("gptq", Some(4), Some(128) | None) => NativeFormat::exact("gptq"),
@@ -222,6 +223,8 @@ mod tests {
         assert_eq!(of(r#"{"torch_dtype": "bfloat16"}"#), None);
         let exact = |json: &str, want: &str| assert_eq!(id(json), (want.to_string(), None), "{json}");
         exact(r#"{"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}"#, "fp8-block");
+        // Mistral's per-tensor FP8 (Devstral 2) writes the key with null.
+        exact(r#"{"quantization_config": {"quant_method": "fp8", "weight_block_size": null}}"#, "fp8");
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}}"#, "gptq");
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 32}}"#, "gptq-g32");
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 8, "group_size": 128}}"#, "gptq-8bit");
