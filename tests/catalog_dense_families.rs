@@ -1,5 +1,5 @@
-//! OLMo 2 and 3, Cohere's Command models, Granite 3, SmolLM3, StarCoder2, InternLM2 and
-//! StableLM: counts rebuilt by hand from their configs, and the layer layouts their
+//! OLMo 2 and 3, Cohere's Command models, Granite 3, SmolLM3, StarCoder2, InternLM2,
+//! StableLM and Seed-OSS: counts rebuilt by hand from their configs, and the layer layouts their
 //! configuration classes imply.
 
 mod support;
@@ -106,4 +106,20 @@ fn stablelm_parallel_residual_and_per_head_norms() {
         .replace("\"use_qkv_bias\": false", "\"use_qkv_bias\": true");
     let s = parse_config(&small, "s", "test").unwrap().spec;
     assert!(s.biases.qkv && !s.biases.attn_out && s.qk_norm == QkNorm::None);
+}
+
+/// Seed-OSS-36B: 64 layers of q 5120·10,240 with its bias, k and v 5120·1024 with theirs, o
+/// 10,240·5120 without, the SwiGLU 3·5120·27,648 and two norms, beside an untied 155,136-token
+/// vocabulary: 36,151,104,512. A config that leaves the bias flags out gets `SeedOssConfig`'s.
+#[test]
+fn seed_oss_biases_q_k_v_but_not_o() {
+    let h = 5120u64;
+    let layer = h * 10_240 + 10_240 + 2 * (h * 1024 + 1024) + 10_240 * h + 3 * h * 27_648 + 2 * h;
+    assert_eq!(total("seed-oss-36b"), 64 * layer + h + 2 * 155_136 * h);
+    assert_eq!(total("seed-oss-36b"), 36_151_104_512);
+    let bare = r#"{"model_type": "seed_oss", "hidden_size": 512, "intermediate_size": 1024,
+        "num_hidden_layers": 2, "vocab_size": 1000}"#;
+    let s = parse_config(bare, "t", "t").unwrap().spec;
+    assert!(s.biases.qkv && !s.biases.attn_out && !s.biases.mlp);
+    assert_eq!((s.num_heads, s.num_kv_heads, s.head_dim), (80, 8, 128));
 }

@@ -368,6 +368,14 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         GptJ => Biases { qkv: false, attn_out: false, mlp: true, lm_head: true },
         // StableLM's o_proj never has a bias; `use_qkv_bias` (StableLM 2 1.6B) biases the rest.
         StableLm => Biases { qkv: r.bool_or("use_qkv_bias", false), ..Biases::default() },
+        // `SeedOssAttention`: q, k and v by `attention_bias`, o by `attention_out_bias`
+        // (`SeedOssConfig`: true and false, as Seed-OSS-36B writes them).
+        SeedOss => Biases {
+            qkv: r.bool_or("attention_bias", true),
+            attn_out: r.bool_or("attention_out_bias", false),
+            mlp: r.bool_or("mlp_bias", false),
+            lm_head: false,
+        },
         // InternLM2's remote config defaults `bias` to true; every release writes false.
         InternLm2 => {
             let bias = r.bool_or("bias", true);

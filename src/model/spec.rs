@@ -81,6 +81,9 @@ pub enum Family {
     /// Hugging Face SmolLM3 (`SmolLM3ForCausalLM`): Llama's shapes, tied embeddings, every
     /// fourth layer without RoPE.
     SmolLM3,
+    /// ByteDance Seed-OSS (`SeedOssForCausalLM`, Seed-OSS-36B): Llama's dense GQA decoder with
+    /// explicit 128-wide heads, q/k/v biased by `attention_bias` and o by `attention_out_bias`.
+    SeedOss,
     /// Meta Llama 4 (`Llama4ForConditionalGeneration`'s `text_config`, `Llama4ForCausalLM`): three
     /// layers of four attend within 8,192-token chunks with RoPE, the fourth to everything
     /// without; mixtures of 16 or 128 experts (one per token) beside a shared expert, in every
@@ -189,6 +192,7 @@ impl Family {
             Family::Cohere2 => "cohere2",
             Family::Granite => "granite",
             Family::SmolLM3 => "smollm3",
+            Family::SeedOss => "seed_oss",
             Family::Llama4 => "llama4_text",
             Family::MiniMaxM2 => "minimax_m2",
             Family::Qwen2Moe => "qwen2_moe",
@@ -232,7 +236,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 51] = [
+    pub const ALL: [Family; 52] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -262,6 +266,7 @@ impl Family {
         Family::Cohere2,
         Family::Granite,
         Family::SmolLM3,
+        Family::SeedOss,
         Family::Llama4,
         Family::MiniMaxM2,
         Family::Qwen2Moe,

@@ -152,6 +152,16 @@ impl ClassDefaults {
             Family::Olmo3 => ClassDefaults { sliding_window: Some(4096), ..base },
             // `SmolLM3Config`: 4 KV heads, 32,768 positions.
             Family::SmolLM3 => ClassDefaults { num_key_value_heads: Some(4), max_context: 32_768, ..base },
+            // `SeedOssConfig`: Seed-OSS-36B's 80 heads and 8 KV heads of 128, 155,136 tokens and
+            // 524,288 positions (its hidden size and RoPE base are not the 36B's).
+            Family::SeedOss => ClassDefaults {
+                vocab_size: Some(155_136),
+                num_attention_heads: Some(80),
+                num_key_value_heads: Some(8),
+                head_dim: Some(128),
+                max_context: 524_288,
+                ..base
+            },
             _ => base,
         }
     }

@@ -410,6 +410,7 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "cohere2" => Family::Cohere2,
         "granite" => Family::Granite,
         "smollm3" => Family::SmolLM3,
+        "seed_oss" => Family::SeedOss,
         "llama4" => Family::Llama4,
         "minimax-m2" => Family::MiniMaxM2,
         "qwen2moe" => Family::Qwen2Moe,
