@@ -1,10 +1,11 @@
 //! Kimi K2 (DeepSeek-V3's architecture under `model_type: kimi_k2`), DeepSeek-V3.2's indexer, MiniMax M2, Qwen2-MoE,
-//! Phi-3.5-MoE and OLMoE: counts rebuilt by hand from their configs (Kimi's and MiniMax's equal
+//! Phi-3.5-MoE, OLMoE and ERNIE 4.5: counts rebuilt by hand from their configs (Kimi's and MiniMax's equal
 //! the element totals of listings of the real checkpoints, less the fp8 block scales stored
 //! beside the weights).
 
 mod support;
 
+use headroom::model::config::parse_config;
 use headroom::model::spec::{Family, LayerMlp, NormKind, QkNorm};
 use headroom::model::tensors::Role;
 use headroom::model::tensors::{inventory, mtp_inventory, param_counts};
@@ -157,4 +158,37 @@ fn deepseek_v32_indexer_weights_and_cache() {
         // One sequence of 8,192 tokens: 128 blocks of 64 in each layer (MLA is not divided among ranks).
         assert_eq!(json["per_gpu"][0]["memory"]["kv_cache_bytes"].as_u64(), Some(8192 * per_token), "{kv}");
     }
+}
+
+/// ERNIE-4.5-21B-A3B (hidden 2560, GQA 20/4 of 128): attention 2·2560·2560 + 2·2560·512 =
+/// 15,728,640 a layer; layer 0's dense SwiGLU 3·2560·12,288; layers 1-27 each 64 experts of
+/// 1536, one shared MLP of 2·1536, the router 64·2560 and its correction bias 64; tied
+/// embeddings of 103,424 tokens: 21,825,437,888. ERNIE-4.5-0.3B: 18 layers whose 16 heads of
+/// 128 are twice its 1024 hidden.
+#[test]
+fn ernie_4_5_experts_follow_the_layer_range() {
+    let s = spec("ernie-4.5-21b-a3b");
+    let h = 2560u64;
+    let attention = 2 * h * 2560 + 2 * h * 512;
+    let moe = 64 * 3 * h * 1536 + 3 * h * 3072 + 64 * h + 64;
+    let total = 28 * attention + 3 * h * 12_288 + 27 * moe + 28 * 2 * h + h + 103_424 * h;
+    assert_eq!(param_counts(&s, &inventory(&s)).total, total);
+    assert_eq!(total, 21_825_437_888);
+    assert_eq!(s.layer_mlp.iter().filter(|m| **m == LayerMlp::Moe).count(), 27);
+    assert!(s.tie_word_embeddings);
+    let small = spec("ernie-4.5-0.3b");
+    let layer = 2 * 1024 * 2048 + 2 * 1024 * 256 + 3 * 1024 * 3072 + 2 * 1024;
+    assert_eq!(param_counts(&small, &inventory(&small)).total, 18 * layer + 1024 + 103_424 * 1024);
+    // The 300B's layout: experts from layer 3 to `moe_layer_end_index`, here every second one.
+    let cfg = r#"{"model_type": "ernie4_5_moe", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 8, "num_attention_heads": 4, "moe_layer_start_index": 2, "moe_layer_end_index": 6,
+        "moe_layer_interval": 2, "moe_num_shared_experts": 0, "moe_use_aux_free": false}"#;
+    let s = parse_config(cfg, "t", "t").unwrap().spec;
+    let moe: Vec<usize> = (0..8).filter(|&l| s.layer_mlp[l] == LayerMlp::Moe).collect();
+    assert_eq!(moe, [3, 5]);
+    let m = s.moe.unwrap();
+    assert_eq!((m.shared_intermediate_size, m.router_bias, m.num_experts, m.experts_per_token), (0, false, 64, 6));
+    let zero = cfg.replace(r#""moe_layer_interval": 2"#, r#""moe_layer_interval": 0"#);
+    let err = parse_config(&zero, "t", "config.json").unwrap_err().to_string();
+    assert!(err.contains("moe_layer_interval"), "{err}");
 }

@@ -376,6 +376,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             mlp: r.bool_or("mlp_bias", false),
             lm_head: false,
         },
+        // `Ernie4_5Attention` and `Ernie4_5MLP` bias every projection by `use_bias`.
+        Ernie45 | Ernie45Moe => {
+            let bias = r.bool_or("use_bias", false);
+            Biases { qkv: bias, attn_out: bias, mlp: bias, lm_head: false }
+        }
         // InternLM2's remote config defaults `bias` to true; every release writes false.
         InternLm2 => {
             let bias = r.bool_or("bias", true);
@@ -458,6 +463,7 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
                 .collect();
             let mlps = match family {
                 Llama4 => moe::llama4_moe_layers(r, layers)?,
+                Ernie45Moe => moe::ernie_moe_layers(r, layers)?,
                 _ => LayerMlp::standard(layers, moe.as_ref()),
             };
             (mixers, mlps, linear.map(|(la, _)| la))

@@ -84,6 +84,14 @@ pub enum Family {
     /// ByteDance Seed-OSS (`SeedOssForCausalLM`, Seed-OSS-36B): Llama's dense GQA decoder with
     /// explicit 128-wide heads, q/k/v biased by `attention_bias` and o by `attention_out_bias`.
     SeedOss,
+    /// Baidu ERNIE 4.5 dense (`Ernie4_5_ForCausalLM`, ERNIE-4.5-0.3B): Llama's GQA decoder with
+    /// explicit heads, biases by `use_bias` (false in every release), tied embeddings.
+    Ernie45,
+    /// Baidu ERNIE 4.5 MoE (`Ernie4_5_MoeForCausalLM`: 21B-A3B, 300B-A47B): experts on layers
+    /// `moe_layer_start_index..=moe_layer_end_index` at `moe_layer_interval` (the others dense),
+    /// `moe_num_shared_experts` shared experts fused into one MLP, and a score-correction bias
+    /// per expert (`moe_statics`) beside the router.
+    Ernie45Moe,
     /// Meta Llama 4 (`Llama4ForConditionalGeneration`'s `text_config`, `Llama4ForCausalLM`): three
     /// layers of four attend within 8,192-token chunks with RoPE, the fourth to everything
     /// without; mixtures of 16 or 128 experts (one per token) beside a shared expert, in every
@@ -193,6 +201,8 @@ impl Family {
             Family::Granite => "granite",
             Family::SmolLM3 => "smollm3",
             Family::SeedOss => "seed_oss",
+            Family::Ernie45 => "ernie4_5",
+            Family::Ernie45Moe => "ernie4_5_moe",
             Family::Llama4 => "llama4_text",
             Family::MiniMaxM2 => "minimax_m2",
             Family::Qwen2Moe => "qwen2_moe",
@@ -236,7 +246,7 @@ impl Family {
         )
     }
 
-    pub const ALL: [Family; 52] = [
+    pub const ALL: [Family; 54] = [
         Family::Llama,
         Family::Mistral,
         Family::Mixtral,
@@ -267,6 +277,8 @@ impl Family {
         Family::Granite,
         Family::SmolLM3,
         Family::SeedOss,
+        Family::Ernie45,
+        Family::Ernie45Moe,
         Family::Llama4,
         Family::MiniMaxM2,
         Family::Qwen2Moe,

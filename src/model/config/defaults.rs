@@ -56,6 +56,8 @@ impl ClassDefaults {
                     | Family::Cohere
                     | Family::Cohere2
                     | Family::SmolLM3
+                    | Family::Ernie45
+                    | Family::Ernie45Moe
                     | Family::Starcoder2
                     | Family::Gpt2
                     | Family::GptBigCode
@@ -152,6 +154,24 @@ impl ClassDefaults {
             Family::Olmo3 => ClassDefaults { sliding_window: Some(4096), ..base },
             // `SmolLM3Config`: 4 KV heads, 32,768 positions.
             Family::SmolLM3 => ClassDefaults { num_key_value_heads: Some(4), max_context: 32_768, ..base },
+            // `Ernie4_5Config` (the 0.3B: 16 heads, 2 KV heads of 128 over 1024) and
+            // `Ernie4_5_MoeConfig` (the 21B-A3B: 20 heads, 4 KV heads over 2560), both 103,424
+            // tokens and 131,072 positions.
+            Family::Ernie45 => ClassDefaults {
+                vocab_size: Some(103_424),
+                num_attention_heads: Some(16),
+                num_key_value_heads: Some(2),
+                head_dim: Some(128),
+                max_context: 131_072,
+                ..base
+            },
+            Family::Ernie45Moe => ClassDefaults {
+                vocab_size: Some(103_424),
+                num_attention_heads: Some(20),
+                num_key_value_heads: Some(4),
+                max_context: 131_072,
+                ..base
+            },
             // `SeedOssConfig`: Seed-OSS-36B's 80 heads and 8 KV heads of 128, 155,136 tokens and
             // 524,288 positions (its hidden size and RoPE base are not the 36B's).
             Family::SeedOss => ClassDefaults {

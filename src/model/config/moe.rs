@@ -199,6 +199,27 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 expert_biases: false,
             }))
         }
+        // `Ernie4_5_MoeSparseMoeBlock`: a bias-free router [experts, hidden] kept in fp32 (counted
+        // at the checkpoint's 16 bits) and its `moe_statics.e_score_correction_bias` [1, experts]; the `moe_num_shared_experts` shared
+        // experts are one MLP of their summed width (21B-A3B: 2 × 1536); `Ernie4_5_MoeConfig`'s
+        // defaults are the 21B-A3B's (64 experts, 6 per token). Which layers hold experts:
+        // `ernie_moe_layers`.
+        Family::Ernie45Moe => {
+            let expert_size = r.u64_or(&["moe_intermediate_size"], Some(1536), family, MAX_DIM)?;
+            // (0 in the 300B-A47B.)
+            let shared = r.json.get("moe_num_shared_experts").map_or(Some(2), Value::as_u64).unwrap_or(0);
+            Ok(Some(Moe {
+                num_experts: r.u64_or(&["moe_num_experts"], Some(64), family, MAX_EXPERTS)?,
+                experts_per_token: r.u64_or(&["moe_k"], Some(6), family, MAX_EXPERTS)?,
+                expert_intermediate_size: expert_size,
+                shared_intermediate_size: shared.min(MAX_EXPERTS) * expert_size,
+                first_dense_layers: ernie_moe_start(r),
+                shared_expert_gate: false,
+                // (vLLM loads the bias only under `moe_use_aux_free`, which the releases set.)
+                router_bias: r.bool_or("moe_use_aux_free", true),
+                expert_biases: false,
+            }))
+        }
         // `Llama4TextMoe`: a bias-free router [experts, hidden] (sigmoid of the top-k logits), the
         // experts' gate and up stored fused (`experts.gate_up_proj`, counted here as two
         // matrices, as llama.cpp splits them) and a shared expert, all `intermediate_size` wide.
@@ -265,6 +286,26 @@ pub(super) fn llama4_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>
             }
         })
         .collect())
+}
+
+/// ERNIE 4.5's expert layers: layer `l` holds experts when `(l + 1) % moe_layer_interval == 0`
+/// and `moe_layer_start_index <= l <= moe_layer_end_index` (−1 or absent: the last layer); the
+/// others a dense MLP of `intermediate_size`. 21B-A3B: layers 1-27 of 28; 300B-A47B: 3-53 of 54.
+pub(super) fn ernie_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>, ConfigError> {
+    let start = ernie_moe_start(r);
+    let interval = r.u64_or(&["moe_layer_interval"], Some(1), Family::Ernie45Moe, MAX_LAYERS)?;
+    let end = match r.json.get("moe_layer_end_index").and_then(Value::as_i64) {
+        Some(end) if end >= 0 => end as u64,
+        _ => layers.saturating_sub(1),
+    };
+    Ok((0..layers)
+        .map(|l| if (l + 1) % interval == 0 && (start..=end).contains(&l) { LayerMlp::Moe } else { LayerMlp::Dense })
+        .collect())
+}
+
+/// ERNIE 4.5's first expert layer, `moe_layer_start_index` (1 by default; 0 is valid).
+fn ernie_moe_start(r: &Reader) -> u64 {
+    r.json.get("moe_layer_start_index").and_then(Value::as_u64).unwrap_or(1).min(MAX_LAYERS)
 }
 
 /// The leading dense layers of a Qwen3-MoE or Qwen3-Next config, or an error naming the field whose layout a

@@ -411,6 +411,8 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "granite" => Family::Granite,
         "smollm3" => Family::SmolLM3,
         "seed_oss" => Family::SeedOss,
+        "ernie4_5" => Family::Ernie45,
+        "ernie4_5-moe" => Family::Ernie45Moe,
         "llama4" => Family::Llama4,
         "minimax-m2" => Family::MiniMaxM2,
         "qwen2moe" => Family::Qwen2Moe,
@@ -472,8 +474,10 @@ fn layer_layout(
     if family == Family::FalconH1 {
         return Ok((vec![LayerAttention::Full; layers as usize], LayerMlp::standard(layers, moe)));
     }
-    let by_tensors =
-        matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba | Family::Mamba | Family::Mamba2);
+    let by_tensors = matches!(family, Family::NemotronH | Family::GraniteMoeHybrid | Family::Jamba | Family::Mamba | Family::Mamba2)
+            // ERNIE 4.5's experts start at `moe_layer_start_index` and recur every
+            // `moe_layer_interval` layers; the tensors say which.
+            || family == Family::Ernie45Moe;
     if !by_tensors {
         return Ok((layer_attention(k, family, layers)?, LayerMlp::standard(layers, moe)));
     }

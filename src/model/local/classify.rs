@@ -129,10 +129,12 @@ pub fn is_runtime_buffer(name: &str) -> bool {
     name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
 }
 
-/// Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`): in the checkpoint, but
-/// loaded only for speculative decoding (transformers ignores it, `_keys_to_ignore_on_load_unexpected`).
+/// Qwen3-Next's and Qwen3.5's multi-token-prediction block (`mtp.*`) and ERNIE 4.5's
+/// (`model.mtp_block.0.*`, `model.mtp_emb_norm.0`, `model.mtp_hidden_norm.0`,
+/// `model.mtp_linear_proj.0`): in the checkpoint, but loaded only for speculative decoding
+/// (transformers ignores them, `_keys_to_ignore_on_load_unexpected`).
 pub fn is_speculative_head(name: &str) -> bool {
-    name.split('.').next() == Some("mtp")
+    name.split('.').next() == Some("mtp") || name.split('.').any(|s| s.starts_with("mtp_"))
 }
 
 /// The role and decoder layer of the tensor called `name`; `None` where the name is not one
@@ -486,6 +488,9 @@ mod tests {
         check("model.layers.2.block_sparse_moe.router.layer.weight", Some(FfnGateInp), Some(2));
         check("model.layers.0.block_sparse_moe.gate.weight", Some(FfnGateInp), Some(0));
         assert!(is_speculative_head("mtp.layers.0.self_attn.q_proj.weight"));
+        assert!(is_speculative_head("model.mtp_block.0.mlp.up_proj.weight"));
+        assert!(is_speculative_head("model.mtp_linear_proj.0.weight"));
+        assert!(!is_speculative_head("model.layers.3.mlp.moe_statics.e_score_correction_bias"));
         assert!(!is_speculative_head("model.layers.0.mtp.weight"));
     }
 
