@@ -1,7 +1,7 @@
 //! GGUF files of the newer dense and MoE families in llama.cpp's layouts: GLM-4's fused
 //! `ffn_up` and four norms, GLM-4.5's NextN layer (counted among the blocks, not loaded), OLMo
-//! 2's post-norms and whole-projection q/k norms, Olmo 3's per-layer window flags, and Command
-//! R+'s per-head q/k norms.
+//! 2's post-norms and whole-projection q/k norms, Olmo 3's per-layer window flags, Command
+//! R+'s per-head q/k norms, ERNIE 4.5's interleaved experts and Ministral 3's `mistral3`.
 
 mod support;
 
@@ -123,6 +123,52 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
     let gpu = json["memory"]["weights_bytes"].as_u64().unwrap();
     let host = json["host"]["weights_bytes"].as_u64().unwrap();
     assert_eq!(gpu + host, kept_bytes, "{json}");
+}
+
+/// `ernie4_5-moe`: experts from `leading_dense_block_count` on, every
+/// `interleave_moe_layer_step`-th layer (here 2 of 4: layers 1 and 3), each with a shared
+/// expert and a correction bias; the tensors say which layers hold them. `mistral3` reads as
+/// Mistral.
+#[test]
+fn ernie_moe_gguf_interleaves_its_experts() {
+    let mut g = metadata("ernie4_5-moe", 4)
+        .u32("ernie4_5-moe.leading_dense_block_count", 1)
+        .u32("ernie4_5-moe.interleave_moe_layer_step", 2)
+        .u32("ernie4_5-moe.expert_count", 4)
+        .u32("ernie4_5-moe.expert_used_count", 2)
+        .u32("ernie4_5-moe.expert_feed_forward_length", 32);
+    for l in 0..4 {
+        let t = |n: &str| format!("blk.{l}.{n}");
+        g = attention(g, l, H, 128, 64).tensor(&t("ffn_norm.weight"), &[H], F32);
+        g = if l % 2 == 0 {
+            gated_mlp(g, l, H, 96, Q8_0)
+        } else {
+            g.tensor(&t("ffn_gate_inp.weight"), &[H, 4], F32)
+                .tensor(&t("exp_probs_b.bias"), &[4], F32)
+                .tensor(&t("ffn_gate_exps.weight"), &[H, 32, 4], Q8_0)
+                .tensor(&t("ffn_up_exps.weight"), &[H, 32, 4], Q8_0)
+                .tensor(&t("ffn_down_exps.weight"), &[32, H, 4], Q8_0)
+                .tensor(&t("ffn_gate_shexp.weight"), &[H, 64], Q8_0)
+                .tensor(&t("ffn_up_shexp.weight"), &[H, 64], Q8_0)
+                .tensor(&t("ffn_down_shexp.weight"), &[64, H], Q8_0)
+        };
+    }
+    g = g.tensor("output_norm.weight", &[H], F32);
+    let (_dir, model) = open_gguf(&g, "ERNIE-4.5-tiny-Q8_0.gguf");
+    let spec = gguf_spec(&model);
+    assert_eq!(spec.family, Family::Ernie45Moe);
+    let moe: Vec<u64> = (0..4).filter(|&l| spec.is_moe_layer(l)).collect();
+    assert_eq!(moe, [1, 3]);
+    let m = spec.moe.unwrap();
+    assert_eq!((m.shared_intermediate_size, m.router_bias), (64, true));
+    assert!(spec.tie_word_embeddings);
+    assert_eq!(param_counts(&spec, &inventory(&spec)).total, stored(&model, 4));
+    assert!(model.tensors.iter().all(|t| t.role.is_some()));
+
+    let mut g = metadata("mistral3", 1);
+    g = gated_mlp(attention(g, 0, H, 128, 64).tensor("blk.0.ffn_norm.weight", &[H], F32), 0, H, 96, Q8_0);
+    let (_dir, model) = open_gguf(&g.tensor("output_norm.weight", &[H], F32), "Ministral-3-tiny-Q8_0.gguf");
+    assert_eq!(gguf_spec(&model).family, Family::Mistral);
 }
 
 /// A NextN count that leaves no layer is a malformed file, not a panic.

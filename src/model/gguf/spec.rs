@@ -411,6 +411,8 @@ fn family(k: &Keys<'_>, expert_count: u64) -> Result<Family, LocalFileError> {
         "granite" => Family::Granite,
         "smollm3" => Family::SmolLM3,
         "seed_oss" => Family::SeedOss,
+        // Ministral 3 and Devstral 2: Mistral's decoder with Llama 4's query temperature.
+        "mistral3" => Family::Mistral,
         "ernie4_5" => Family::Ernie45,
         "ernie4_5-moe" => Family::Ernie45Moe,
         "llama4" => Family::Llama4,
