@@ -263,12 +263,12 @@ fn tensor_parallel_copies_kv_projections_per_layer_kind() {
     let bf16 = WeightFormat::parse("bf16").unwrap();
     let w = WeightLayout::from_inventory(s.num_layers, &inventory(&s), |t| bf16.tensor_bytes(t, &s));
     let share = |l: usize, kv_ways: u64| {
-        let (all, whole, kv) = (w.layers[l], w.replicated_layers[l], w.kv_projection_layers[l]);
+        let (all, whole, kv) = (w.layers[l].total, w.layers[l].replicated, w.layers[l].kv_projections);
         Bytes((all - whole - kv).0 / 4) + whole + Bytes(kv.0 / kv_ways)
     };
     let full = s.layer_attention.iter().position(|a| *a == LayerAttention::Full).unwrap();
     let sliding = s.layer_attention.iter().position(|a| *a != LayerAttention::Full).unwrap();
-    assert!(w.kv_projection_layers[full] > Bytes::ZERO && w.kv_projection_layers[sliding] > Bytes::ZERO);
+    assert!(w.layers[full].kv_projections > Bytes::ZERO && w.layers[sliding].kv_projections > Bytes::ZERO);
     let range = |l: usize| l as u64..l as u64 + 1;
     assert_eq!(w.tensor_parallel_share(&s, range(full), 4), share(full, 2));
     assert_eq!(w.tensor_parallel_share(&s, range(sliding), 4), share(sliding, 4));

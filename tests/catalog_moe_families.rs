@@ -62,8 +62,8 @@ fn kimi_k2_thinking_int4_experts() {
     let w = WeightLayout::from_inventory(s.num_layers, &tensors, |t| w4.tensor_bytes(t, &s));
     let h = 7168;
     let replicated = 61 * (h * 1536 + h * 576 + 1536 + 512 + 2 * h) + 60 * (384 * h + 384);
-    assert_eq!(w.replicated_layers.iter().copied().sum::<Bytes>(), Bytes(2 * replicated));
-    let layers: Bytes = w.layers.iter().copied().sum();
+    assert_eq!(w.layers.iter().map(|l| l.replicated).sum::<Bytes>(), Bytes(2 * replicated));
+    let layers = w.layers_in(0..61);
     let share = w.tensor_parallel_share(&s, 0..61, 8);
     assert_eq!(share, Bytes((layers.0 - 2 * replicated) / 8 + 2 * replicated));
     let per_gpu = (w.total().0 - layers.0) / 8 + share.0;

@@ -98,7 +98,7 @@ fn layer_split_puts_the_tower_on_the_first_gpu() {
     assert_eq!(w.vision, Bytes(2 * (TOWER + PROJECTOR)));
     assert_eq!(w.total(), w.language_model() + w.vision);
     let plan = plan_on_two(&spec, &w, Split::Layer, Engine::Hf);
-    let layers = |a: usize, b: usize| w.layers[a..b].iter().copied().sum::<Bytes>();
+    let layers = |a: usize, b: usize| w.layers_in(a as u64..b as u64);
     assert_eq!(plan.per_gpu[0].layers, (0, 31));
     assert_eq!(plan.per_gpu[0].memory.weights, layers(0, 31) + w.embedding + w.vision);
     assert_eq!(plan.per_gpu[1].memory.weights, layers(31, 62) + w.output);
@@ -108,7 +108,7 @@ fn layer_split_puts_the_tower_on_the_first_gpu() {
     // (62 layers × 4 norms of 5376 and q/k norms of 128, in bf16: 2,697,728 B).
     let tp = plan_on_two(&spec, &w, Split::Tensor, Engine::Vllm);
     let norms = 62 * (4 * 5376 + 2 * 128) * 2;
-    assert_eq!(w.replicated_layers.iter().copied().sum::<Bytes>(), Bytes(norms));
+    assert_eq!(w.layers.iter().map(|l| l.replicated).sum::<Bytes>(), Bytes(norms));
     assert_eq!(tp.per_gpu[1].memory.weights, Bytes((w.total().0 - norms) / 2 + norms));
 }
 

@@ -29,23 +29,13 @@ pub struct WeightLayout {
     /// stage (with the embedding), divided like the layers under tensor parallelism.
     pub vision: Bytes,
     /// Each decoder layer's weights.
-    pub layers: Vec<Bytes>,
+    pub layers: Vec<LayerWeights>,
     /// A multi-token-prediction drafter (`--mtp`): on the GPU with the output layer, not read by
     /// the model's own decode steps.
     pub drafter: Bytes,
     /// Of the layer weights, those of routed experts (all experts, all layers): MoE models read
     /// only the experts a token is routed to.
     pub routed_experts: Bytes,
-    /// Of each decoder layer's weights, its routed experts' (llama.cpp's `--n-cpu-moe` keeps
-    /// them in host memory).
-    pub expert_layers: Vec<Bytes>,
-    /// Of each decoder layer's weights, those every tensor-parallel rank holds whole
-    /// (`Role::replicated_under_tensor_parallel`).
-    pub replicated_layers: Vec<Bytes>,
-    /// Of each decoder layer's weights, its key and value projections: ranks beyond the KV head
-    /// count hold copies of them (vLLM's `QKVParallelLinear` replicates KV heads when
-    /// `tp > num_kv_heads`).
-    pub kv_projection_layers: Vec<Bytes>,
     /// Elements of the largest decoder-layer matrix stored in fewer than 16 bits per weight (0
     /// when none is): engines that dequantize before a GEMM need a 16-bit scratch this large.
     pub largest_quantized_matrix: u64,
@@ -53,17 +43,34 @@ pub struct WeightLayout {
     pub quantized_output_matrix: u64,
 }
 
+/// One decoder layer's weight bytes, with the parts placements treat apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerWeights {
+    /// Every tensor of the layer.
+    pub total: Bytes,
+    /// Its routed experts' (llama.cpp's `--n-cpu-moe` keeps them in host memory).
+    pub experts: Bytes,
+    /// Those every tensor-parallel rank holds whole (`Role::replicated_under_tensor_parallel`).
+    pub replicated: Bytes,
+    /// Its key and value projections: ranks beyond the KV head count hold copies of them
+    /// (vLLM's `QKVParallelLinear` replicates KV heads when `tp > num_kv_heads`).
+    pub kv_projections: Bytes,
+}
+
 impl WeightLayout {
     /// An empty layout for a model of `num_layers` decoder layers.
     pub fn new(num_layers: u64) -> Self {
-        let layers = vec![Bytes::ZERO; num_layers as usize];
-        WeightLayout {
-            expert_layers: layers.clone(),
-            replicated_layers: layers.clone(),
-            kv_projection_layers: layers.clone(),
-            layers,
-            ..Default::default()
-        }
+        WeightLayout { layers: vec![LayerWeights::default(); num_layers as usize], ..Default::default() }
+    }
+
+    /// The weights of the decoder layers in `layers`.
+    pub fn layers_in(&self, layers: std::ops::Range<u64>) -> Bytes {
+        self.layers_of(layers).map(|l| l.total).sum()
+    }
+
+    /// The decoder layers in `layers` that the model has.
+    fn layers_of(&self, layers: std::ops::Range<u64>) -> impl Iterator<Item = &LayerWeights> {
+        layers.filter_map(|l| self.layers.get(l as usize))
     }
 
     /// Adds one tensor's bytes where it sits: its decoder layer, the embeddings, the vision
@@ -78,13 +85,14 @@ impl WeightLayout {
         }
         match (layer.map(|l| l as usize), role) {
             (Some(l), _) if l < self.layers.len() => {
-                self.layers[l] += bytes;
+                let layer = &mut self.layers[l];
+                layer.total += bytes;
                 if routed {
-                    self.expert_layers[l] += bytes;
+                    layer.experts += bytes;
                 }
                 match role {
-                    Some(r) if r.replicated_under_tensor_parallel() => self.replicated_layers[l] += bytes,
-                    Some(Role::AttnK | Role::AttnV) => self.kv_projection_layers[l] += bytes,
+                    Some(r) if r.replicated_under_tensor_parallel() => layer.replicated += bytes,
+                    Some(Role::AttnK | Role::AttnV) => layer.kv_projections += bytes,
                     _ => {}
                 }
             }
@@ -101,22 +109,19 @@ impl WeightLayout {
     /// everything, 76,182,604,032 B with its MLA down-projections, norms and routers
     /// (1,089,640,960 parameters) whole.
     pub fn tensor_parallel_share(&self, spec: &ModelSpec, layers: std::ops::Range<u64>, tp: u64) -> Bytes {
-        let sum = |v: &[Bytes]| -> Bytes { layers.clone().filter_map(|l| v.get(l as usize)).copied().sum() };
-        let (all, whole, kv) = (sum(&self.layers), sum(&self.replicated_layers), sum(&self.kv_projection_layers));
-        let sharded = all.saturating_sub(whole).saturating_sub(kv);
-        let kv_share: Bytes = layers
-            .filter_map(|l| {
-                let bytes = self.kv_projection_layers.get(l as usize)?;
-                let kind = spec.layer_attention.get(l as usize).copied().unwrap_or(LayerAttention::Full);
-                Some(Bytes(bytes.0 / tp.min(spec.kv_shape(kind).0.max(1))))
-            })
-            .sum();
+        let (mut sharded, mut whole, mut kv_share) = (Bytes::ZERO, Bytes::ZERO, Bytes::ZERO);
+        for (l, layer) in layers.filter_map(|l| Some((l, self.layers.get(l as usize)?))) {
+            let kind = spec.layer_attention.get(l as usize).copied().unwrap_or(LayerAttention::Full);
+            sharded += layer.total.saturating_sub(layer.replicated).saturating_sub(layer.kv_projections);
+            whole += layer.replicated;
+            kv_share += Bytes(layer.kv_projections.0 / tp.min(spec.kv_shape(kind).0.max(1)));
+        }
         Bytes(sharded.0 / tp) + whole + kv_share
     }
 
     /// Routed-expert bytes of the decoder layers in `layers`.
     pub fn experts_in(&self, layers: std::ops::Range<u64>) -> Bytes {
-        layers.filter_map(|l| self.expert_layers.get(l as usize)).copied().sum()
+        self.layers_of(layers).map(|l| l.experts).sum()
     }
 
     /// Sums `bytes_of` over an inventory, by position in the model.
@@ -143,7 +148,7 @@ impl WeightLayout {
 
     /// Every weight but the vision encoder and projector: what a text prompt reads.
     pub fn language_model(&self) -> Bytes {
-        self.embedding + self.output + self.layers.iter().copied().sum()
+        self.embedding + self.output + self.layers.iter().map(|l| l.total).sum()
     }
 }
 
@@ -432,7 +437,7 @@ fn row_split_gpus(
 ) -> Vec<GpuMemory> {
     let w = req.weights;
     let on_gpu = layout.host.gpu_start..req.spec.num_layers;
-    let layers: Bytes = w.layers[layout.host.gpu_start as usize..].iter().copied().sum();
+    let layers = w.layers_in(on_gpu.clone());
     let output = if layout.host.output_on_gpu { w.output } else { Bytes::ZERO };
     // Norms and biases (a few MB, which stay on the main GPU) are shared with the matrices here.
     let matrices = layers.saturating_sub(w.experts_in(on_gpu)) + output;
@@ -539,7 +544,7 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
     if req.engine != Engine::LlamaCpp || reserve_tokens < engine::OP_OFFLOAD_MIN_TOKENS {
         return Bytes::ZERO;
     }
-    let host_layers = (0..layout.host.gpu_start).map(|l| w.layers[l as usize]);
+    let host_layers = (0..layout.host.gpu_start).map(|l| w.layers_in(l..l + 1));
     let expert_range = layout.host.expert_layers();
     let layer_experts = expert_range.map(|l| w.experts_in(l..l + 1));
     let output = (!layout.host.output_on_gpu).then_some(w.output);
@@ -564,7 +569,7 @@ fn host_memory(
     basis: &mut BasisLog,
 ) -> Option<HostMemory> {
     let on_host = 0..layout.host.gpu_start;
-    let mut weights: Bytes = req.weights.layers[..layout.host.gpu_start as usize].iter().copied().sum();
+    let mut weights = req.weights.layers_in(on_host.clone());
     if vllm_offloaded > Bytes::ZERO {
         weights += vllm_offloaded;
         basis.add(
@@ -944,7 +949,7 @@ mod tests {
             device: None,
             split: None,
         };
-        let layer = weights.layers[0].0;
+        let layer = weights.layers[0].total.0;
         let o = vllm_offload(&req(Engine::Vllm, 8 * gib), 0..40, 1);
         assert_eq!((o.bytes.0, o.whole), (8 * gib, 0..13));
         assert!(

@@ -151,7 +151,7 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
         + head_reads as f64 * work::lm_head_bytes(inf))
         / bw;
     let dequant = if req.quantized && dequantizes_for_prefill(inf, pass_tokens) {
-        let layer_bytes: u64 = inf.weights.layers.iter().map(|b| b.0).sum();
+        let layer_bytes = inf.weights.layers_in(0..inf.spec.num_layers).0;
         let vision = inf.spec.encoder_parameters();
         let all_experts = work::Params { active: req.params.total.saturating_sub(vision), ..req.params };
         let elements = work::matmul_params(inf.spec, all_experts);

@@ -206,9 +206,7 @@ pub fn layer_weight_bytes(req: &InferenceRequest, tokens: u64) -> f64 {
 /// `E·(1 − (1 − k/E)^B)` of a layer's E experts in expectation (uniform routing).
 pub fn layer_reads(req: &InferenceRequest, layers: Range<u64>, tokens: u64) -> (f64, f64) {
     let w = req.weights;
-    let range = layers.start as usize..layers.end as usize;
-    let sum = |v: &[crate::units::Bytes]| v.get(range.clone()).unwrap_or_default().iter().map(|b| b.0).sum::<u64>();
-    let (all, experts) = (sum(&w.layers), sum(&w.expert_layers));
+    let (all, experts) = (w.layers_in(layers.clone()).0, w.experts_in(layers).0);
     (all.saturating_sub(experts) as f64, experts as f64 * touched_expert_fraction(req.spec, tokens))
 }
 
