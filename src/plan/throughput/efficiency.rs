@@ -230,6 +230,14 @@ const RDNA_VULKAN_KERNEL_GAP_SOURCE: &str = "llama.cpp Vulkan decode on Strix Ha
 const RDNA_PREFILL_COMPUTE: f64 = 0.24;
 const RDNA_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp HIP / Vulkan pp512 on Strix Halo and the RX 7900 XTX, of the WMMA FP16 peak: the median of 7 dense rows, 0.19-0.34 by backend (hipBLASLt / rocWMMA, AMDVLK / RADV): 0.24, fitted (published-speed.toml)";
 
+/// llama.cpp's routed-expert GEMMs on AMD Radeon GPUs carry the per-touched-expert cost its CUDA
+/// MMQ has ([`EXPERT_GEMM_HALF_TOKENS`]): a HIP build compiles the same `mul_mat_id` kernels for
+/// ROCm, and Vulkan's `mul_mat_id` also works expert by expert. Not fitted here: the CUDA value.
+/// Against 13 Strix Halo pp512 rows (gpt-oss-20b and -120b, GLM-4.7-Flash, Qwen3.5-35B-A3B;
+/// RADV, AMDVLK, 2026 Vulkan and ROCm builds) it plans −67% to +23%, median −22%, where the
+/// dense rate alone plans +21% to +249%; builds differ up to 2.2× on the same model.
+const RDNA_EXPERT_GEMM_SOURCE: &str = "llama.cpp's CUDA MMQ per-expert cost (an RTX 3090 ubatch sweep), kept for AMD: HIP builds compile the same mul_mat_id kernels and Vulkan's also dispatches expert by expert; 13 Strix Halo MoE pp512 rows plan -67% to +23% with it, +21% to +249% without (published-speed.toml)";
+
 /// llama.cpp's Metal decode over the bandwidth roofline, per layer. The backend encodes a layer
 /// as ~20 kernels (norms, the Q/K/V/O and MLP mat-vecs, RoPE, KV-cache copies, attention, adds),
 /// most of them depending on the one before, and an Apple GPU drains between dependent dispatches:
@@ -375,6 +383,7 @@ impl Efficiency {
             Engine::LlamaCpp if generation == Generation::Rdna => {
                 e.kernel_gap_per_layer_s = rdna_kernel_gap(None);
                 e.prefill_compute = f(RDNA_PREFILL_COMPUTE, RDNA_PREFILL_COMPUTE_SOURCE);
+                e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, RDNA_EXPERT_GEMM_SOURCE);
             }
             Engine::LlamaCpp if generation != Generation::Other => {
                 e.kernel_gap_per_layer_s = f(
@@ -585,12 +594,12 @@ mod tests {
 
     /// llama.cpp's Metal backend has its own gaps, prompt rate and expert tiles; its CUDA backend
     /// keeps the MMQ per-expert cost and no tiles; on AMD Radeon it has its own gap and prompt
-    /// rate and no expert cost (not measured there); no other engine runs on these numbers.
+    /// rate and CUDA's per-expert cost; no other engine runs on these numbers.
     #[test]
     fn llama_cpp_backends_differ() {
         let rdna = Efficiency::defaults(Engine::LlamaCpp, Generation::Rdna);
         assert_eq!((rdna.kernel_gap_per_layer_s.value, rdna.prefill_compute.value), (72e-6, 0.24));
-        assert_eq!((rdna.expert_tile_tokens.value, rdna.expert_gemm_half_tokens.value), (0.0, 0.0));
+        assert_eq!((rdna.expert_tile_tokens.value, rdna.expert_gemm_half_tokens.value), (0.0, 72.0));
         assert_eq!(Efficiency::defaults(Engine::Vllm, Generation::Rdna).prefill_compute.value, 0.45);
         let metal = Efficiency::defaults(Engine::LlamaCpp, Generation::Apple);
         assert_eq!(metal.kernel_gap_per_layer_s.value, 129e-6);
