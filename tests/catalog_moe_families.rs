@@ -191,4 +191,12 @@ fn ernie_4_5_experts_follow_the_layer_range() {
     let zero = cfg.replace(r#""moe_layer_interval": 2"#, r#""moe_layer_interval": 0"#);
     let err = parse_config(&zero, "t", "config.json").unwrap_err().to_string();
     assert!(err.contains("moe_layer_interval"), "{err}");
+    // -1 is the last layer; ERNIE-VL's per-modality list and other values are refused by name.
+    let last = cfg.replace(r#""moe_layer_end_index": 6"#, r#""moe_layer_end_index": -1"#);
+    assert_eq!(parse_config(&last, "t", "t").unwrap().spec.layer_mlp[7], LayerMlp::Moe);
+    for bad in ["[27, 27]", "-2"] {
+        let list = cfg.replace(r#""moe_layer_end_index": 6"#, &format!(r#""moe_layer_end_index": {bad}"#));
+        let err = parse_config(&list, "t", "config.json").unwrap_err().to_string();
+        assert!(err.contains("moe_layer_end_index"), "{err}");
+    }
 }

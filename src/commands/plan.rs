@@ -154,6 +154,11 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
         .flatten()
         .collect()
     };
+    // vLLM's own flags need vLLM whatever the format (`fit` would otherwise skip every format).
+    let vllm = args.engine.as_deref().map(Engine::parse).transpose()? == Some(Engine::Vllm);
+    for (on, option) in [(args.enforce_eager, "--enforce-eager"), (args.cpu_offload_gb.is_some(), "--cpu-offload-gb")] {
+        anyhow::ensure!(training || !on || vllm, "{option} is a vLLM option: add --engine vllm or drop it");
+    }
     if let Some(gib) = args.in_use {
         anyhow::ensure!(
             gib.is_finite() && gib >= 0.0,
@@ -378,10 +383,6 @@ fn inference_report_on(
     let device = gpu.map(|(gpu, count)| device_in_use(gpu, count, args)).transpose()?;
     let bytes_of = |t: &TensorDesc| format.tensor_bytes_with_head(t, spec, engine.quantizes_lm_head());
     let vision = keeps_vision(engine, model, args.text_only)?;
-    anyhow::ensure!(
-        !args.enforce_eager || engine == Engine::Vllm,
-        "--enforce-eager is a vLLM option: add --engine vllm or drop it"
-    );
     let mut weights = match from_file {
         Some(file) => {
             let mut layout = file.layout.clone();

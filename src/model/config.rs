@@ -297,7 +297,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
         None if hidden % heads == 0 => hidden / heads,
         // Latent attention sizes its heads by qk_nope + qk_rope (below), whatever hidden / heads
         // is: GLM-4.7-Flash's 20 heads over 2048.
-        None if r.opt_u64(&["kv_lora_rank"], MAX_DIM)?.is_some() => 0,
+        None if matches!(family, DeepseekV2 | DeepseekV3 | DeepseekV32 | KimiLinear)
+            && r.opt_u64(&["kv_lora_rank"], MAX_DIM)?.is_some() =>
+        {
+            0
+        }
         None => return Err(r.bad("num_attention_heads", heads, "must divide hidden_size when head_dim is absent")),
     };
     let legacy_intermediate = legacy::intermediate(r, family, hidden)?;
@@ -376,10 +380,11 @@ fn build_spec(r: &Reader, family: Family, id: &str) -> Result<ModelSpec, ConfigE
             mlp: r.bool_or("mlp_bias", false),
             lm_head: false,
         },
-        // `Ernie4_5Attention` and `Ernie4_5MLP` bias every projection by `use_bias`.
+        // `Ernie4_5Attention`, `Ernie4_5MLP` and the lm_head are biased by `use_bias` (false in
+        // every release; the experts' biases it would add are not modelled).
         Ernie45 | Ernie45Moe => {
             let bias = r.bool_or("use_bias", false);
-            Biases { qkv: bias, attn_out: bias, mlp: bias, lm_head: false }
+            Biases { qkv: bias, attn_out: bias, mlp: bias, lm_head: bias }
         }
         // InternLM2's remote config defaults `bias` to true; every release writes false.
         InternLm2 => {

@@ -115,10 +115,17 @@ fn ffn_down_index(spec: &ModelSpec, t: &TensorDesc) -> i64 {
     let Some(moe) = spec.moe else {
         return layers_before(spec, layer, |l| spec.layer_mlp[l as usize] != LayerMlp::Absent);
     };
-    let per_moe_layer = 1 + u64::from(moe.shared_intermediate_size > 0);
-    let dense_before = layer.min(moe.first_dense_layers);
-    let shexp = u64::from(t.role == Role::FfnDownShexp);
-    (dense_before + (layer - dense_before) * per_moe_layer + shexp) as i64
+    // Dense layers hold one, expert layers one more with a shared expert, wherever they sit
+    // (Llama 4 Maverick and ERNIE 4.5 interleave them).
+    let per_moe_layer = 1 + i64::from(moe.shared_intermediate_size > 0);
+    let before: i64 = (0..layer.min(spec.num_layers))
+        .map(|l| match spec.layer_mlp[l as usize] {
+            LayerMlp::Moe => per_moe_layer,
+            LayerMlp::Dense => 1,
+            LayerMlp::Absent => 0,
+        })
+        .sum();
+    before + i64::from(t.role == Role::FfnDownShexp)
 }
 
 /// Layers before `layer` that `holds`: a tensor's position among those of its kind.

@@ -213,7 +213,7 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
                 experts_per_token: r.u64_or(&["moe_k"], Some(6), family, MAX_EXPERTS)?,
                 expert_intermediate_size: expert_size,
                 shared_intermediate_size: shared.min(MAX_EXPERTS) * expert_size,
-                first_dense_layers: ernie_moe_start(r),
+                first_dense_layers: ernie_moe_start(r)?,
                 shared_expert_gate: false,
                 // (vLLM loads the bias only under `moe_use_aux_free`, which the releases set.)
                 router_bias: r.bool_or("moe_use_aux_free", true),
@@ -292,11 +292,15 @@ pub(super) fn llama4_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>
 /// and `moe_layer_start_index <= l <= moe_layer_end_index` (−1 or absent: the last layer); the
 /// others a dense MLP of `intermediate_size`. 21B-A3B: layers 1-27 of 28; 300B-A47B: 3-53 of 54.
 pub(super) fn ernie_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>, ConfigError> {
-    let start = ernie_moe_start(r);
+    let start = ernie_moe_start(r)?;
     let interval = r.u64_or(&["moe_layer_interval"], Some(1), Family::Ernie45Moe, MAX_LAYERS)?;
-    let end = match r.json.get("moe_layer_end_index").and_then(Value::as_i64) {
-        Some(end) if end >= 0 => end as u64,
-        _ => layers.saturating_sub(1),
+    let end = match r.json.get("moe_layer_end_index") {
+        None | Some(Value::Null) => layers.saturating_sub(1),
+        Some(v) if v.as_i64() == Some(-1) => layers.saturating_sub(1),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            let reason = "expected a layer index or -1 (a multimodal ERNIE's list is not modelled)";
+            r.bad_text("moe_layer_end_index", &v.to_string(), reason)
+        })?,
     };
     Ok((0..layers)
         .map(|l| if (l + 1) % interval == 0 && (start..=end).contains(&l) { LayerMlp::Moe } else { LayerMlp::Dense })
@@ -304,8 +308,14 @@ pub(super) fn ernie_moe_layers(r: &Reader, layers: u64) -> Result<Vec<LayerMlp>,
 }
 
 /// ERNIE 4.5's first expert layer, `moe_layer_start_index` (1 by default; 0 is valid).
-fn ernie_moe_start(r: &Reader) -> u64 {
-    r.json.get("moe_layer_start_index").and_then(Value::as_u64).unwrap_or(1).min(MAX_LAYERS)
+fn ernie_moe_start(r: &Reader) -> Result<u64, ConfigError> {
+    match r.json.get("moe_layer_start_index") {
+        None | Some(Value::Null) => Ok(1),
+        Some(v) => v
+            .as_u64()
+            .map(|start| start.min(MAX_LAYERS))
+            .ok_or_else(|| r.bad_text("moe_layer_start_index", &v.to_string(), "expected a layer index (0 or more)")),
+    }
 }
 
 /// The leading dense layers of a Qwen3-MoE or Qwen3-Next config, or an error naming the field whose layout a

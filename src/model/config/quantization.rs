@@ -72,7 +72,8 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
         _ => method.to_string(),
     };
     match (method, bits, group) {
-        // Mistral's converter writes `"weight_block_size": null` for one scale per tensor.
+        // Mistral's converter writes `"weight_block_size": null` for one scale per tensor: no
+        // blocks, planned per channel (4 B a row more, see `QuantScheme::Fp8Channel`).
         ("fp8", _, _) if q.get("weight_block_size").is_some_and(|b| !b.is_null()) => NativeFormat::exact("fp8-block"),
         ("fp8", _, _) => NativeFormat::exact("fp8"),
         ("gptq", Some(4), Some(32)) => NativeFormat::exact("gptq-g32"),

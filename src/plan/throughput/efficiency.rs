@@ -235,7 +235,7 @@ const RDNA_PREFILL_COMPUTE_SOURCE: &str = "llama.cpp HIP / Vulkan pp512 on Strix
 /// ROCm, and Vulkan's `mul_mat_id` also works expert by expert. Not fitted here: the CUDA value.
 /// Against 13 Strix Halo pp512 rows (gpt-oss-20b and -120b, GLM-4.7-Flash, Qwen3.5-35B-A3B;
 /// RADV, AMDVLK, 2026 Vulkan and ROCm builds) it plans −67% to +23%, median −22%, where the
-/// dense rate alone plans +21% to +249%; builds differ up to 2.2× on the same model.
+/// dense rate alone plans +21% to +249%; builds differ up to 2.3× on the same model.
 const RDNA_EXPERT_GEMM_SOURCE: &str = "llama.cpp's CUDA MMQ per-expert cost (an RTX 3090 ubatch sweep), kept for AMD: HIP builds compile the same mul_mat_id kernels and Vulkan's also dispatches expert by expert; 13 Strix Halo MoE pp512 rows plan -67% to +23% with it, +21% to +249% without (published-speed.toml)";
 
 /// llama.cpp's Metal decode over the bandwidth roofline, per layer. The backend encodes a layer
@@ -415,7 +415,8 @@ impl Efficiency {
     }
 
     /// vLLM `--enforce-eager`: no CUDA graphs, so each decode step waits on the host's Python
-    /// forward, [`VLLM_EAGER_HOST_PER_LAYER_S`] a layer.
+    /// forward, [`VLLM_EAGER_HOST_PER_LAYER_S`] a layer. A calibration's `host_per_layer_ms` for
+    /// vLLM, applied after, replaces it (measure it with graphs off).
     pub fn without_cuda_graphs(&mut self, engine: Engine) {
         if engine == Engine::Vllm {
             self.host_per_layer_s = f(VLLM_EAGER_HOST_PER_LAYER_S, VLLM_EAGER_HOST_PER_LAYER_SOURCE);

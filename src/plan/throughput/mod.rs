@@ -164,8 +164,14 @@ pub fn prefill_s(req: &SpeedRequest) -> Option<f64> {
     let moe_layers = (0..inf.spec.num_layers).filter(|&l| inf.spec.is_moe_layer(l)).count() as f64;
     let expert_loops = moe_layers * e.host_per_moe_layer_s.value;
     let offload = passes as f64 * vllm_offload_s(req, pass_tokens)?;
+    // vLLM --enforce-eager: a pass cannot finish before the host has launched every layer.
+    let host = if inf.options.enforce_eager {
+        passes as f64 * inf.spec.sublayers() as f64 / 2.0 * e.host_per_layer_s.value
+    } else {
+        0.0
+    };
     Some(
-        compute.max(memory)
+        compute.max(memory).max(host)
             + dequant
             + unfused_scores
             + expert_loops
