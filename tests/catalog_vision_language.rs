@@ -108,8 +108,13 @@ fn ministral3_text_models_read_as_mistral() {
     let layer = 2 * h * 96 * 128 + 2 * h * 8 * 128 + 3 * h * 28_672 + 2 * h;
     assert_eq!(counts("devstral-2-123b").0, 88 * layer + h + 2 * 131_072 * h);
     assert_eq!(counts("devstral-2-123b").0, 125_025_988_608);
+    // Ministral 3 8B: 34 layers of 4096 (q, o 2·4096·4096; k, v 2·4096·1024; SwiGLU 3·4096·14,336;
+    // two norms), an untied 131,072-token vocabulary, and Mistral Small 3.1's Pixtral beside it.
+    let h = 4096u64;
+    let layer = 2 * h * 4096 + 2 * h * 1024 + 3 * h * 14_336 + 2 * h;
+    assert_eq!(counts("ministral-3-8b").1, 34 * layer + h + 2 * 131_072 * h);
     let catalog = headroom::catalog::models::ModelCatalog::builtin();
-    for id in ["devstral-2-123b", "devstral-small-2-24b"] {
+    for id in ["devstral-2-123b", "devstral-small-2-24b", "ministral-3-8b"] {
         let m = catalog.get(id).unwrap();
         assert_eq!(m.spec().family, Family::Mistral);
         assert_eq!(m.parsed.native_format.as_ref().map(|f| f.id.as_str()), Some("fp8"), "{id}");
