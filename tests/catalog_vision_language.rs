@@ -99,8 +99,9 @@ fn kimi_k25_moonvit() {
 
 /// Mistral's third generation (`ministral3`) is read as Mistral: Devstral Small 2 keeps Mistral
 /// Small 3.1's count, Devstral 2's 88 layers of 12288 (q, o 2·12288·96·128; k, v 2·12288·8·128;
-/// MLP 3·12288·28,672; two norms) beside an untied 131,072-token vocabulary. Both ship FP8 with
-/// one scale per tensor, `weight_block_size: null`, which is not DeepSeek's 128 × 128 blocks.
+/// MLP 3·12288·28,672; two norms) beside an untied 131,072-token vocabulary. All ship FP8 with a
+/// weight scale and a static input scale per tensor (`weight_block_size: null`), not DeepSeek's
+/// 128 × 128 blocks.
 #[test]
 fn ministral3_text_models_read_as_mistral() {
     assert_eq!(counts("devstral-small-2-24b"), counts("mistral-small-3.1-24b"));
@@ -117,6 +118,6 @@ fn ministral3_text_models_read_as_mistral() {
     for id in ["devstral-2-123b", "devstral-small-2-24b", "ministral-3-8b"] {
         let m = catalog.get(id).unwrap();
         assert_eq!(m.spec().family, Family::Mistral);
-        assert_eq!(m.parsed.native_format.as_ref().map(|f| f.id.as_str()), Some("fp8"), "{id}");
+        assert_eq!(m.parsed.native_format.as_ref().map(|f| f.id.as_str()), Some("fp8-tensor"), "{id}");
     }
 }

@@ -143,7 +143,7 @@ impl Engine {
                 WeightFormat::Gguf(G::Mxfp4Moe),
                 "convert_hf_to_gguf.py keeps the MXFP4 experts (GGUF MXFP4_MOE, as ggml-org's gpt-oss GGUFs); pass --weights for another type",
             )),
-            (Engine::LlamaCpp, WeightFormat::Quantized(Q::Fp8Block | Q::Fp8Channel)) => Some((
+            (Engine::LlamaCpp, WeightFormat::Quantized(Q::Fp8Block | Q::Fp8Channel | Q::Fp8Tensor)) => Some((
                 WeightFormat::Gguf(G::Q8_0),
                 "llama.cpp converts an FP8 checkpoint through bf16; Q8_0 keeps its 8 bits a weight; pass --weights for another type",
             )),

@@ -60,6 +60,10 @@ pub enum QuantScheme {
     /// Per-channel is the common layout of published FP8 checkpoints; a per-tensor scale would
     /// differ by 4·(N − 1) bytes, a rounding error.
     Fp8Channel,
+    /// FP8 E4M3 weights with one fp32 `weight_scale` and one fp32 static `input_scale` per tensor
+    /// (Mistral's FP8 releases, `"weight_block_size": null, "activation_scheme": "static"`:
+    /// Ministral 3, Devstral 2).
+    Fp8Tensor,
     /// FP8 E4M3 weights with one fp32 `weight_scale_inv` per 128×128 block (DeepSeek-V3).
     Fp8Block,
     /// bitsandbytes LLM.int8(): int8 weights (`CB`) and one fp32 absmax scale per row (`SCB`).
@@ -137,6 +141,7 @@ impl QuantScheme {
     pub fn name(self) -> &'static str {
         match self {
             QuantScheme::Fp8Channel => "fp8-e4m3-channel",
+            QuantScheme::Fp8Tensor => "fp8-e4m3-tensor",
             QuantScheme::Fp8Block => "fp8-e4m3-block128",
             QuantScheme::Int8Row => "int8-llm.int8",
             QuantScheme::Nf4 => "nf4",
@@ -181,6 +186,7 @@ impl QuantScheme {
         let numel = n * k;
         match self {
             QuantScheme::Fp8Channel | QuantScheme::Int8Row => numel + n * 4,
+            QuantScheme::Fp8Tensor => numel + 2 * 4,
             QuantScheme::Fp8Block => numel + n.div_ceil(128) * k.div_ceil(128) * 4,
             QuantScheme::Nf4 => numel.div_ceil(2) + numel.div_ceil(64) * 4 + 16 * 4,
             QuantScheme::Nf4Double => {
@@ -207,7 +213,7 @@ impl QuantScheme {
     /// code tables), which `matrix_bytes` adds exactly.
     pub fn nominal_bits_per_weight(self) -> f64 {
         match self {
-            QuantScheme::Fp8Channel | QuantScheme::Int8Row => 8.0,
+            QuantScheme::Fp8Channel | QuantScheme::Fp8Tensor | QuantScheme::Int8Row => 8.0,
             QuantScheme::Fp8Block => 8.0 + 32.0 / (128.0 * 128.0),
             QuantScheme::Nf4 => 4.0 + 32.0 / 64.0,
             QuantScheme::Nf4Double => 4.0 + 8.0 / 64.0 + 32.0 / (64.0 * 256.0),
@@ -276,6 +282,7 @@ mod tests {
     fn q_proj_layouts_match_the_module_table() {
         let b = |q: QuantScheme| q.matrix_bytes(Q_PROJ.0, Q_PROJ.1);
         assert_eq!(b(QuantScheme::Fp8Channel), 16_793_600);
+        assert_eq!(b(QuantScheme::Fp8Tensor), 16_777_224);
         assert_eq!(b(QuantScheme::Fp8Block), 16_781_312);
         assert_eq!(b(QuantScheme::Int8Row), 16_793_600);
         assert_eq!(b(QuantScheme::Nf4), 9_437_248);

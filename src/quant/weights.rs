@@ -64,8 +64,9 @@ use QuantScheme as Q;
 
 /// (scheme, id, description) of the quantized-checkpoint formats.
 #[rustfmt::skip]
-const QUANTIZED: [(QuantScheme, &str, &str); 18] = [
+const QUANTIZED: [(QuantScheme, &str, &str); 19] = [
     (Q::Fp8Channel, "fp8", "FP8 E4M3 linear layers, one fp32 scale per output channel"),
+    (Q::Fp8Tensor, "fp8-tensor", "FP8 E4M3 linear layers, one fp32 weight and static input scale per tensor (Mistral 3)"),
     (Q::Fp8Block, "fp8-block", "FP8 E4M3 linear layers, fp32 scale per 128x128 block (DeepSeek-V3)"),
     (Q::Int8Row, "int8", "bitsandbytes LLM.int8(): int8 linear layers, fp32 scale per row"),
     (Q::Nf4, "nf4", "bitsandbytes NF4: 4-bit, fp32 absmax per 64 weights"),

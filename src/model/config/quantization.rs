@@ -72,9 +72,12 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
         _ => method.to_string(),
     };
     match (method, bits, group) {
-        // Mistral's converter writes `"weight_block_size": null` for one scale per tensor: no
-        // blocks, planned per channel (4 B a row more, see `QuantScheme::Fp8Channel`).
         ("fp8", _, _) if q.get("weight_block_size").is_some_and(|b| !b.is_null()) => NativeFormat::exact("fp8-block"),
+        // Mistral's converter writes `"weight_block_size": null` with static activation scales:
+        // one weight scale and one input scale per tensor.
+        ("fp8", _, _) if q.get("activation_scheme").and_then(Value::as_str) == Some("static") => {
+            NativeFormat::exact("fp8-tensor")
+        }
         ("fp8", _, _) => NativeFormat::exact("fp8"),
         ("gptq", Some(4), Some(32)) => NativeFormat::exact("gptq-g32"),
         ("gptq", Some(4), Some(128) | None) => NativeFormat::exact("gptq"),
@@ -224,8 +227,12 @@ mod tests {
         assert_eq!(of(r#"{"torch_dtype": "bfloat16"}"#), None);
         let exact = |json: &str, want: &str| assert_eq!(id(json), (want.to_string(), None), "{json}");
         exact(r#"{"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}"#, "fp8-block");
-        // Mistral's per-tensor FP8 (Devstral 2) writes the key with null.
+        // Mistral's per-tensor FP8 (Devstral 2) writes the key with null and static input scales.
         exact(r#"{"quantization_config": {"quant_method": "fp8", "weight_block_size": null}}"#, "fp8");
+        exact(
+            r#"{"quantization_config": {"quant_method": "fp8", "weight_block_size": null, "activation_scheme": "static"}}"#,
+            "fp8-tensor",
+        );
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}}"#, "gptq");
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 32}}"#, "gptq-g32");
         exact(r#"{"quantization_config": {"quant_method": "gptq", "bits": 8, "group_size": 128}}"#, "gptq-8bit");
