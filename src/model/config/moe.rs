@@ -200,10 +200,10 @@ pub(super) fn parse_moe(r: &Reader, family: Family, intermediate: u64) -> Result
             }))
         }
         // `Ernie4_5_MoeSparseMoeBlock`: a bias-free router [experts, hidden] kept in fp32 (counted
-        // at the checkpoint's 16 bits) and its `moe_statics.e_score_correction_bias` [1, experts]; the `moe_num_shared_experts` shared
-        // experts are one MLP of their summed width (21B-A3B: 2 × 1536); `Ernie4_5_MoeConfig`'s
-        // defaults are the 21B-A3B's (64 experts, 6 per token). Which layers hold experts:
-        // `ernie_moe_layers`.
+        // at the checkpoint's 16 bits) and its `moe_statics.e_score_correction_bias` [1, experts];
+        // the `moe_num_shared_experts` shared experts are one MLP of their summed width (21B-A3B:
+        // 2 × 1536); `Ernie4_5_MoeConfig`'s defaults are the 21B-A3B's (64 experts, 6 per
+        // token). Which layers hold experts: `ernie_moe_layers`.
         Family::Ernie45Moe => {
             let expert_size = r.u64_or(&["moe_intermediate_size"], Some(1536), family, MAX_DIM)?;
             // (0 in the 300B-A47B.)
