@@ -59,6 +59,10 @@ pub struct Efficiency {
     /// cache (q8_0, q4_0) runs its FLOPs where the kernel dequantizes it element by element
     /// (0: such attention is bound by the cache's bytes alone).
     pub quantized_kv_attention: Factor,
+    /// Fraction of the GPU's FP32 peak at which decode attention over a latent (MLA) cache runs
+    /// its FLOPs, counted as the engine computes them over the latent: `2·heads·(kv_lora + rope
+    /// + kv_lora)` per cached token and layer (0: bound by the cache's bytes alone).
+    pub mla_attention: Factor,
     /// Fraction of dense peak FLOP/s a whole prefill achieves (GEMMs and everything between).
     pub prefill_compute: Factor,
     /// Fraction of dense peak FLOP/s large-batch decode GEMMs achieve.
@@ -179,6 +183,17 @@ const VLLM_KERNEL_GAP_SOURCE: &str = "vLLM decode at batch 1 over the bandwidth 
 /// with its all-reduces), an arm64 IGX board's A6000 at 11.2 tok/s against 45.9 with graphs.
 const VLLM_EAGER_HOST_PER_LAYER_S: f64 = 0.75e-3;
 const VLLM_EAGER_HOST_PER_LAYER_SOURCE: &str = "vLLM --enforce-eager: Qwen2.5-7B (28 layers) on an A800, TPOT 22–23 ms eager vs 13 ms with graphs (vllm-omni #7960, vLLM 0.29): host-bound at 0.75 ms a layer; slower hosts take more (a 7B at TP 2 on RTX 3060s: ~1.1 ms)";
+
+/// llama.cpp's CUDA decode attention over DeepSeek-style latent (MLA) caches, of the FP32 peak.
+/// llama.cpp multiplies each head's absorbed query against the 576-wide latent keys and the
+/// 512-wide latent values of every cached token, `2·heads·(576 + 512)` FLOPs per token and layer,
+/// and its one-token kernel for those head sizes is bound by that arithmetic, not by the cache's
+/// 1,152 bytes. GLM-4.7-Flash (20 heads, 47 layers) on an RTX 4090, build 5f91b1d5d (8286),
+/// tg64 over its depth-0 rate (132.52 tok/s at Q4_K, 137.73 at Q2_K): depths 8,192, 16,384 and
+/// 32,768 add 10.4, 21.4 and 45.1 ms a token for 16.8, 33.6 and 67.1 GFLOP, 1.49–1.61 TFLOPS,
+/// 0.018–0.019 of the 82.6 TFLOPS peak (the Q2_K file the same): 0.019, fitted to these rows.
+const LLAMA_CUDA_MLA_ATTENTION: f64 = 0.019;
+const LLAMA_CUDA_MLA_ATTENTION_SOURCE: &str = "llama.cpp CUDA decode over a latent (MLA) cache: GLM-4.7-Flash on an RTX 4090 (build 8286) adds 10.4, 21.4 and 45.1 ms a token at 8K, 16K and 32K of cache for 2·20·(576+512) FLOPs per cached token and layer: 1.5-1.6 TFLOPS, 0.019 of the FP32 peak, fitted (published-speed.toml)";
 
 /// llama.cpp's CUDA decode attention over a q8_0 or q4_0 cache, of the FP32 peak. The one-token
 /// flash-attention kernel (`flash_attn_ext_vec`) dequantizes every cached element and multiplies
@@ -327,6 +342,7 @@ impl Efficiency {
             quantized_kv_attention: zero(
                 "a quantized cache's attention bound by its bytes (no dequantization cost measured for this engine)",
             ),
+            mla_attention: zero("latent-cache attention bound by its bytes (no rate measured for this engine)"),
             prefill_compute: f(0.45, "prefill MFU 0.45 (inference-sim / llm-optimizer, formulas.md §4.4)"),
             decode_compute: f(0.30, "decode MFU 0.30 (inference-sim / llm-optimizer, formulas.md §4.4)"),
             host_per_layer_s: zero("CUDA graphs or a compiled loop: no per-layer host bound"),
@@ -393,6 +409,7 @@ impl Efficiency {
                 e.expert_gemm_half_tokens = f(EXPERT_GEMM_HALF_TOKENS, EXPERT_GEMM_HALF_TOKENS_SOURCE);
                 e.quantized_kv_attention =
                     f(LLAMA_CUDA_QUANTIZED_KV_ATTENTION, LLAMA_CUDA_QUANTIZED_KV_ATTENTION_SOURCE);
+                e.mla_attention = f(LLAMA_CUDA_MLA_ATTENTION, LLAMA_CUDA_MLA_ATTENTION_SOURCE);
             }
             Engine::Vllm => e.kernel_gap_per_layer_s = f(VLLM_KERNEL_GAP_S, VLLM_KERNEL_GAP_SOURCE),
             Engine::Mlx => {
@@ -455,6 +472,7 @@ impl Efficiency {
         set(&mut self.bandwidth, c.bandwidth, 1.0, "bandwidth");
         set(&mut self.kv_read, c.kv_read, 1.0, "kv_read");
         set(&mut self.quantized_kv_attention, c.quantized_kv_attention, 1.0, "quantized_kv_attention");
+        set(&mut self.mla_attention, c.mla_attention, 1.0, "mla_attention");
         set(&mut self.prefill_compute, c.prefill_compute, 1.0, "prefill_compute");
         set(&mut self.decode_compute, c.decode_compute, 1.0, "decode_compute");
         set(&mut self.host_per_layer_s, c.host_per_layer_ms, 1e-3, "host_per_layer_ms");
@@ -509,9 +527,10 @@ impl Efficiency {
             &self.expert_tile_tokens,
         ];
         let tile = self.expert_tile_tokens.value;
-        let dequant = self.quantized_kv_attention.value;
+        let (dequant, mla) = (self.quantized_kv_attention.value, self.mla_attention.value);
         frac.iter().all(|x| x.value > 0.0 && x.value <= 1.0)
             && (0.0..=1.0).contains(&dequant)
+            && (0.0..=1.0).contains(&mla)
             && times.iter().all(|x| x.value.is_finite() && x.value >= 0.0)
             && (tile == 0.0 || tile >= 1.0)
     }
@@ -556,6 +575,7 @@ pub struct EngineCalibration {
     pub bandwidth: Option<f64>,
     pub kv_read: Option<f64>,
     pub quantized_kv_attention: Option<f64>,
+    pub mla_attention: Option<f64>,
     pub prefill_compute: Option<f64>,
     pub decode_compute: Option<f64>,
     pub host_per_layer_ms: Option<f64>,
