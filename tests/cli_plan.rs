@@ -757,6 +757,11 @@ fn vllm_enforce_eager_frees_the_graph_pool_and_waits_on_the_host() {
     let rest = step(&eager) - 28.0 * 0.75e-3;
     assert!((28.0 * 45e-6..28.0 * 45e-6 + 0.5e-3).contains(&rest), "{} {}", step(&eager), step(&graphs));
     assert!(step(&graphs) < 0.5 * step(&eager));
+    // A short prompt's pass cannot end before the host has launched every layer.
+    let ttft = |v: &serde_json::Value| f(v, "/throughput/time_to_first_token_s");
+    let short = format!("{base} --context 64");
+    assert!(ttft(&plan_json(&format!("{short} --enforce-eager"))) >= 28.0 * 0.75e-3);
+    assert!(ttft(&plan_json(&short)) < 0.01);
     let batch = format!("{base} --batch 256");
     let (graphs, eager) = (plan_json(&batch), plan_json(&format!("{batch} --enforce-eager")));
     assert_eq!(step(&graphs), step(&eager));
