@@ -8,7 +8,7 @@ use headroom::model::spec::{Family, LayerAttention, LayerMlp};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
 use support::catalog::spec;
-use support::gguf::{attention, gated_mlp, gguf_spec, open_gguf, stored_elements};
+use support::gguf::{attention, experts, gated_mlp, gguf_spec, open_gguf, stored_elements};
 use support::*;
 
 /// Scout (hidden 5120; 40 heads and 8 KV heads of 128; vocab 202,048; 16 experts of 8192 and a
@@ -144,17 +144,7 @@ fn llama4_gguf_layers() {
     for l in 0..4u32 {
         let t = |n: &str| format!("blk.{l}.{n}.weight");
         g = attention(g, l, h, h, 32).tensor(&t("ffn_norm"), &[h], F32);
-        g = if l % 2 == 1 {
-            g.tensor(&t("ffn_gate_inp"), &[h, 4], F32)
-                .tensor(&t("ffn_gate_exps"), &[h, 32, 4], Q8_0)
-                .tensor(&t("ffn_up_exps"), &[h, 32, 4], Q8_0)
-                .tensor(&t("ffn_down_exps"), &[32, h, 4], Q8_0)
-                .tensor(&t("ffn_gate_shexp"), &[h, 32], Q8_0)
-                .tensor(&t("ffn_up_shexp"), &[h, 32], Q8_0)
-                .tensor(&t("ffn_down_shexp"), &[32, h], Q8_0)
-        } else {
-            gated_mlp(g, l, h, 96, Q8_0)
-        };
+        g = if l % 2 == 1 { experts(g, l, h, 4, 32, 32) } else { gated_mlp(g, l, h, 96, Q8_0) };
     }
     g = g.tensor("output_norm.weight", &[h], F32).tensor("output.weight", &[h, 100], Q8_0);
     let (_dir, model) = open_gguf(&g, "Llama-4-tiny-Q8_0.gguf");

@@ -10,7 +10,7 @@ use headroom::model::local::LocalModel;
 use headroom::model::spec::{Family, LayerAttention, QkNorm};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::quant::ggml::GgmlType::{F32, Q8_0};
-use support::gguf::{attention, attn_projections, gated_mlp, gguf_spec, open_gguf, qk_norms};
+use support::gguf::{attention, attn_projections, experts, gated_mlp, gguf_spec, open_gguf, qk_norms};
 use support::*;
 
 const H: u64 = 64;
@@ -90,14 +90,7 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
         g = if l == 0 {
             gated_mlp(g, l, H, 96, Q8_0)
         } else {
-            g.tensor(&t("ffn_gate_inp.weight"), &[H, 4], F32)
-                .tensor(&t("exp_probs_b.bias"), &[4], F32)
-                .tensor(&t("ffn_gate_exps.weight"), &[H, 32, 4], Q8_0)
-                .tensor(&t("ffn_up_exps.weight"), &[H, 32, 4], Q8_0)
-                .tensor(&t("ffn_down_exps.weight"), &[32, H, 4], Q8_0)
-                .tensor(&t("ffn_gate_shexp.weight"), &[H, 32], Q8_0)
-                .tensor(&t("ffn_up_shexp.weight"), &[H, 32], Q8_0)
-                .tensor(&t("ffn_down_shexp.weight"), &[32, H], Q8_0)
+            experts(g, l, H, 4, 32, 32).tensor(&t("exp_probs_b.bias"), &[4], F32)
         };
     }
     g = g
@@ -143,14 +136,7 @@ fn ernie_moe_gguf_interleaves_its_experts() {
         g = if l % 2 == 0 {
             gated_mlp(g, l, H, 96, Q8_0)
         } else {
-            g.tensor(&t("ffn_gate_inp.weight"), &[H, 4], F32)
-                .tensor(&t("exp_probs_b.bias"), &[4], F32)
-                .tensor(&t("ffn_gate_exps.weight"), &[H, 32, 4], Q8_0)
-                .tensor(&t("ffn_up_exps.weight"), &[H, 32, 4], Q8_0)
-                .tensor(&t("ffn_down_exps.weight"), &[32, H, 4], Q8_0)
-                .tensor(&t("ffn_gate_shexp.weight"), &[H, 64], Q8_0)
-                .tensor(&t("ffn_up_shexp.weight"), &[H, 64], Q8_0)
-                .tensor(&t("ffn_down_shexp.weight"), &[64, H], Q8_0)
+            experts(g, l, H, 4, 32, 64).tensor(&t("exp_probs_b.bias"), &[4], F32)
         };
     }
     g = g.tensor("output_norm.weight", &[H], F32);

@@ -44,6 +44,23 @@ pub fn gated_mlp(g: Gguf, l: u32, h: u64, ffn: u64, ty: GgmlType) -> Gguf {
     )
 }
 
+/// Layer `l`'s mixture of experts in Q8_0: an F32 router `ffn_gate_inp` h → experts, the routed
+/// `ffn_{gate,up,down}_exps` of `ffn` each, and a shared expert `ffn_{gate,up,down}_shexp` of
+/// `shared` (none when 0).
+pub fn experts(g: Gguf, l: u32, h: u64, experts: u64, ffn: u64, shared: u64) -> Gguf {
+    let g = g
+        .tensor(&weight(l, "ffn_gate_inp"), &[h, experts], F32)
+        .tensor(&weight(l, "ffn_gate_exps"), &[h, ffn, experts], Q8_0)
+        .tensor(&weight(l, "ffn_up_exps"), &[h, ffn, experts], Q8_0)
+        .tensor(&weight(l, "ffn_down_exps"), &[ffn, h, experts], Q8_0);
+    if shared == 0 {
+        return g;
+    }
+    g.tensor(&weight(l, "ffn_gate_shexp"), &[h, shared], Q8_0)
+        .tensor(&weight(l, "ffn_up_shexp"), &[h, shared], Q8_0)
+        .tensor(&weight(l, "ffn_down_shexp"), &[shared, h], Q8_0)
+}
+
 /// `g` written to a temporary directory as `name` and opened; the file lives as long as the
 /// returned directory.
 pub fn open_gguf(g: &Gguf, name: &str) -> (TempDir, LocalModel) {
