@@ -358,9 +358,7 @@ fn latent_cache_attention_s(req: &SpeedRequest, gpu_start: u64) -> f64 {
     let Some(m) = inf.spec.mla.filter(|m| m.indexer.is_none()) else { return 0.0 };
     let Some(fp32) = req.device.peak_fp32.filter(|_| rate > 0.0 && inf.batch == 1) else { return 0.0 };
     let per_token = 2 * inf.spec.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim);
-    let cached: u64 = (gpu_start..inf.spec.num_layers)
-        .map(|l| crate::model::tensors::cached_tokens(inf.spec.layer_attention[l as usize], inf.context))
-        .sum();
+    let cached = work::cached_keys(inf.spec, gpu_start..inf.spec.num_layers, inf.context);
     (cached * per_token) as f64 / (fp32.0 * rate * layout(req).0)
 }
 
