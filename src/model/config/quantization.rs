@@ -107,13 +107,17 @@ fn hf_format(method: &str, q: &Map<String, Value>) -> NativeFormat {
 /// The 16-bit scales of fp8 per-channel checkpoints differ from `fp8`'s fp32 ones by 2 B a row
 /// (0.02% of a 4096-wide matrix), taken as exact.
 fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat {
-    // (type, bits, strategy, group size, symmetric) of each group's weights.
-    let schemes: BTreeSet<(String, u64, String, u64, bool)> = q
+    // Each config group's weight scheme.
+    let weights: Vec<&Value> = q
         .get("config_groups")
         .and_then(Value::as_object)
         .into_iter()
         .flat_map(|groups| groups.values())
         .filter_map(|g| g.get("weights").filter(|w| w.is_object()))
+        .collect();
+    // (type, bits, strategy, group size, symmetric) of each.
+    let schemes: BTreeSet<(String, u64, String, u64, bool)> = weights
+        .iter()
         .map(|w| {
             let text = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
             let number = |k: &str| w.get(k).and_then(Value::as_u64).unwrap_or(0);
@@ -130,11 +134,7 @@ fn compressed_tensors_format(q: &Map<String, Value>, moe: bool) -> NativeFormat 
     let partial = !experts_only && (ignores("self_attn") || ignores("shared_expert"));
     // INT4 as Marlin loads it: packed into int32 words, without an activation-order `g_idx`.
     let packed = q.get("format").and_then(Value::as_str).is_none_or(|f| f == "pack-quantized");
-    let unordered = |w: &Value| w.get("actorder").is_none_or(|a| a.is_null() || a == false);
-    let all_unordered = q
-        .get("config_groups")
-        .and_then(Value::as_object)
-        .is_none_or(|groups| groups.values().filter_map(|g| g.get("weights")).all(unordered));
+    let all_unordered = weights.iter().all(|w| w.get("actorder").is_none_or(|a| a.is_null() || a == false));
     let described: Vec<String> = schemes
         .iter()
         .map(|(kind, bits, strategy, group, symmetric)| {
