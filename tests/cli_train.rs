@@ -305,6 +305,23 @@ fn litgpt_training_plans() {
     ]);
 }
 
+/// LitGPT's `lora_query` / `lora_value` adapt the q and v parts of a fused QKV linear (GPT-NeoX's
+/// `query_key_value`): StableLM-Alpha-3B trains the 2,097,152 parameters LitGPT's resource table
+/// prints (16 layers × 8 × (2 × 4,096 + 2 × 4,096)), and naming the fused module adapts all three
+/// parts. transformers + peft has no `q_proj` in that checkpoint.
+#[test]
+fn litgpt_lora_adapts_parts_of_a_fused_qkv() {
+    let base = "stablelm-base-alpha-3b --mode lora --precision bf16 --context 1034";
+    let qv = plan_json(&format!("{base} --engine litgpt --lora-targets q_proj,v_proj"));
+    assert_eq!(u(&qv, "/model/trainable_parameters"), 2_097_152);
+    let qkv = plan_json(&format!("{base} --engine litgpt --lora-targets query_key_value"));
+    assert_eq!(u(&qkv, "/model/trainable_parameters"), 16 * 8 * (3 * 4096 + 3 * 4096));
+    assert_one_line_errors(&[(
+        "stablelm-base-alpha-3b --mode lora --lora-targets q_proj,v_proj",
+        "matches no linear layer",
+    )]);
+}
+
 /// LLaMA-Adapter is LitGPT's: it plans with LitGPT's model code by default, refuses other
 /// engines and LoRA options, and v2 (scales on every linear output, trained norms) saves more.
 #[test]

@@ -219,7 +219,8 @@ fn unties(engine: Engine, model: &ResolvedModel) -> bool {
 }
 
 /// The tensors `engine` builds from `model`: its inventory, less the vision tower unless
-/// `vision`, plus a separate lm_head where the engine unties a tied checkpoint.
+/// `vision`, plus a separate lm_head where the engine unties a tied checkpoint; LitGPT's fused
+/// QKV as its q, k and v parts (`unfused_qkv`).
 pub fn built_tensors(engine: Engine, model: &ResolvedModel, vision: bool) -> Vec<TensorDesc> {
     let mut tensors = model.tensors.clone();
     if !vision {
@@ -227,6 +228,9 @@ pub fn built_tensors(engine: Engine, model: &ResolvedModel, vision: bool) -> Vec
     }
     if unties(engine, model) {
         tensors.push(crate::model::tensors::output_matrix(&model.spec));
+    }
+    if engine == Engine::Litgpt {
+        tensors = crate::model::tensors::unfused_qkv(&model.spec, &tensors);
     }
     tensors
 }

@@ -71,7 +71,10 @@ pub fn train_report_on(
     }
     engine.loads(format).map_err(|why| anyhow::anyhow!("--weights {}: {why}", format.id()))?;
     let vision = keeps_vision(engine, model, args.text_only)?;
-    let policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
+    let mut policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
+    if let (Engine::Litgpt, Method::Lora { targets, .. }) = (engine, &mut policy_method) {
+        *targets = std::mem::replace(targets, LoraTargets::AllLinear).for_litgpt();
+    }
     let extra = extra_models(mode, args)?;
     let tensors_of = |m: &ResolvedModel| built_tensors(engine, m, vision);
     let policy_tensors = tensors_of(model);
@@ -386,7 +389,7 @@ fn speed(
     let trained = match &policy.method {
         // Text batches never run the vision encoder: its adapters add no work.
         Method::Lora { rank, targets } => {
-            let text: Vec<_> = model.tensors.iter().filter(|t| !t.role.is_vision()).copied().collect();
+            let text: Vec<_> = policy.tensors.iter().filter(|t| !t.role.is_vision()).copied().collect();
             let a = lora::adapters(&text, *rank, targets)?;
             Trained::Lora { params: a.iter().map(|(r, c)| r * c).sum(), matrices: a.len() as u64 / 2 }
         }

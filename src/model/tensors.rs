@@ -512,6 +512,28 @@ pub fn output_matrix(spec: &ModelSpec) -> TensorDesc {
     matrix(Role::Output, None, spec.vocab_size, spec.hidden_size)
 }
 
+/// `tensors` with each fused QKV projection (weight and bias) listed as its q, k and v parts, as
+/// LitGPT's `LoRAQKVLinear` sees them: its `lora_query`, `lora_key` and `lora_value` adapt slices
+/// of the fused `attn` linear. Elements and row length are unchanged. StableLM-Alpha-3B (GPT-NeoX,
+/// 32 heads of 128): `query_key_value` 12,288 × 4,096 becomes q, k and v of 4,096 × 4,096 each.
+pub fn unfused_qkv(spec: &ModelSpec, tensors: &[TensorDesc]) -> Vec<TensorDesc> {
+    let mut out = Vec::with_capacity(tensors.len() + 2 * spec.num_layers as usize);
+    for t in tensors {
+        if t.role != Role::AttnQkv {
+            out.push(*t);
+            continue;
+        }
+        let (q, kv, _) = spec.layer_qkv_widths(t.layer.map_or(0, u64::from));
+        for (role, width) in [(Role::AttnQ, q), (Role::AttnK, kv), (Role::AttnV, kv)] {
+            out.push(match t.part {
+                Part::Bias => TensorDesc { role, cols: width, ..*t },
+                _ => TensorDesc { role, rows: width, ..*t },
+            });
+        }
+    }
+    out
+}
+
 fn matrix(role: Role, layer: Option<u32>, rows: u64, cols: u64) -> TensorDesc {
     TensorDesc { role, part: Part::Weight, layer, rows, cols, copies: 1 }
 }

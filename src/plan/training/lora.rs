@@ -83,6 +83,19 @@ impl LoraTargets {
         Ok(LoraTargets::Roles(roles))
     }
 
+    /// The targets as LitGPT reads them: a fused QKV name (`qkv_proj`, `query_key_value`)
+    /// stands for its `lora_query`, `lora_key` and `lora_value`, since LitGPT's planned tensors
+    /// list the fused projection as q, k and v parts (`tensors::unfused_qkv`).
+    pub fn for_litgpt(self) -> LoraTargets {
+        match self {
+            LoraTargets::Roles(mut roles) if roles.contains(&Role::AttnQkv) => {
+                roles.extend([Role::AttnQ, Role::AttnK, Role::AttnV]);
+                LoraTargets::Roles(roles)
+            }
+            other => other,
+        }
+    }
+
     /// Whether a tensor gets an adapter.
     pub fn covers(&self, t: &TensorDesc) -> bool {
         t.part == Part::Weight && self.covers_role(t.role)
@@ -211,6 +224,28 @@ mod tests {
         assert_eq!(count("proj"), 27 * 8 * (1152 + 1152));
         // linear_fc1 names the ViT blocks' first MLP linear and the merger's.
         assert_eq!(count("linear_fc1"), 27 * 8 * (1152 + 4304) + 8 * (4608 + 4608));
+    }
+
+    /// LitGPT's view of GPT-NeoX's fused QKV (`tensors::unfused_qkv`): q, k and v parts of the
+    /// same elements, so `q_proj,v_proj` adapts two of them and a fused name all three.
+    #[test]
+    fn litgpt_adapts_parts_of_a_fused_qkv() {
+        let text = r#"{"model_type": "gpt_neox", "hidden_size": 4096, "intermediate_size": 16384,
+            "num_hidden_layers": 2, "num_attention_heads": 32, "vocab_size": 50688}"#;
+        let spec = crate::model::config::parse_config(text, "s", "test").unwrap().spec;
+        let fused = inventory(&spec);
+        let split = crate::model::tensors::unfused_qkv(&spec, &fused);
+        let elements = |ts: &[TensorDesc]| ts.iter().map(TensorDesc::elements).sum::<u64>();
+        assert_eq!(elements(&split), elements(&fused));
+        assert!(split.iter().all(|t| t.role != Role::AttnQkv));
+        let q: Vec<_> = split.iter().filter(|t| t.role == Role::AttnQ && t.layer == Some(0)).collect();
+        assert_eq!((q[0].rows, q[0].cols, q[1].rows, q[1].cols), (4096, 4096, 1, 4096), "weight, bias");
+        let count = |targets: &str| -> u64 {
+            let t = LoraTargets::parse(targets).unwrap().for_litgpt();
+            adapters(&split, 8, &t).unwrap().iter().map(|(r, c)| r * c).sum()
+        };
+        assert_eq!(count("q_proj,v_proj"), 2 * 8 * 2 * (4096 + 4096));
+        assert_eq!(count("query_key_value"), 2 * 8 * 3 * (4096 + 4096));
     }
 
     #[test]
