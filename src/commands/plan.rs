@@ -552,6 +552,16 @@ pub(crate) fn efficiency_on(
     if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
         efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
     }
+    let cuda = !matches!(generation, Generation::Apple | Generation::Rdna | Generation::Other);
+    if engine == Engine::LlamaCpp && cuda {
+        let cap = crate::plan::throughput::efficiency::llama_cuda_decode_cap_gb_s(
+            gpu.tflops.fp32,
+            gpu.compute_capability.as_deref(),
+        );
+        if let Some(cap) = cap {
+            efficiency.cap_llama_cuda_decode(gpu.bandwidth_gb_s, cap);
+        }
+    }
     efficiency
 }
 

@@ -324,6 +324,34 @@ fn bandwidth(generation: Generation) -> Factor {
     }
 }
 
+/// Bytes per clock each SM streams in llama.cpp's CUDA decode kernels (its F16 and quantized
+/// matrix-vector products run a few warps per row, so an SM keeps only a few KB of loads in
+/// flight): their bandwidth cannot pass `SMs × clock × 6.0 B`, whatever the bus. GeForce and
+/// workstation cards reach 0.81-0.94 of their GDDR bus before that bites; HBM cards do not:
+/// what A100 and H100 rows give per SM and clock, over 26 µs a layer of gaps, 5.6-7.2 B (A100
+/// SXM/PCIe and H100 PCIe F16 8B 5.9/6.0/5.8 and Q4_K_M 70B 7.2/6.5/5.6, XiongjieDai's llama-bench
+/// notebooks, May 2024; A100 80GB Llama 2 7B Q4_0 5.7, H100 6.6 if PCIe, the #15013 scoreboard):
+/// 6.0, their median. A100 SXM: 108 SMs × 1.41 GHz × 6.0 = 914 GB/s, 0.45 of its 2,039.
+pub const LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK: f64 = 6.0;
+
+/// FP32 lanes per SM by compute capability (CUDA C++ Programming Guide, arithmetic instruction
+/// throughput: 32-bit floating-point add, multiply, multiply-add per clock per SM): 64 on GP100,
+/// Volta, Turing and GA100; 128 on later GeForce/workstation chips, Hopper and Blackwell.
+fn fp32_lanes_per_sm(compute_capability: &str) -> f64 {
+    match compute_capability {
+        "6.0" | "7.0" | "7.2" | "7.5" | "8.0" => 64.0,
+        _ => 128.0,
+    }
+}
+
+/// The decode bandwidth cap of llama.cpp's CUDA kernels on a GPU, GB/s: SMs × boost clock (its
+/// FP32 rate over 2 × lanes per SM) × [`LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK`]. `None` without an
+/// FP32 rate or compute capability in the catalog.
+pub fn llama_cuda_decode_cap_gb_s(fp32_tflops: Option<f64>, compute_capability: Option<&str>) -> Option<f64> {
+    let sm_ghz = fp32_tflops? * 1e3 / (2.0 * fp32_lanes_per_sm(compute_capability?));
+    Some(sm_ghz * LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK)
+}
+
 /// Large-GEMM fraction by generation: an upper bound for any engine's compute.
 pub(crate) fn gemm(generation: Generation) -> Factor {
     match generation {
@@ -420,6 +448,21 @@ impl Efficiency {
             Engine::LlamaCpp => {}
         }
         e
+    }
+
+    /// llama.cpp's CUDA decode on a GPU whose bus outruns its kernels' memory-level parallelism
+    /// (A100, H100, H200, B200): the bandwidth fraction drops to `cap / peak`
+    /// ([`llama_cuda_decode_cap_gb_s`]); other GPUs keep theirs.
+    pub fn cap_llama_cuda_decode(&mut self, peak_gb_s: f64, cap_gb_s: f64) {
+        if peak_gb_s > 0.0 && cap_gb_s < self.bandwidth.value * peak_gb_s {
+            self.bandwidth = Factor {
+                value: cap_gb_s / peak_gb_s,
+                source: format!(
+                    "llama.cpp CUDA decode kernels: SMs × clock × {LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK} B = {cap_gb_s:.0} GB/s of {peak_gb_s:.0}, below {:.2} of the bus (memory-level parallelism per SM; A100/H100 llama-bench rows, published-speed.toml)",
+                    self.bandwidth.value
+                ),
+            };
+        }
     }
 
     /// llama.cpp on a named ggml backend: on AMD Radeon GPUs HIP's or Vulkan's own decode gap in
@@ -594,6 +637,23 @@ pub struct EngineCalibration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cap's doc example: an A100 SXM (19.5 FP32 TFLOPS over 64 lanes: 108 SMs × 1.41 GHz)
+    /// streams 914 GB/s in llama.cpp's decode, 0.45 of its bus; an RTX 4090 (82.6 over 128 lanes)
+    /// could stream 1,936 GB/s, so its 0.85 of 1,008 stands.
+    #[test]
+    fn llama_cuda_decode_cap_binds_on_hbm_gpus_only() {
+        let a100 = llama_cuda_decode_cap_gb_s(Some(19.5), Some("8.0")).unwrap();
+        assert!((a100 - 914.06).abs() < 0.01, "{a100}");
+        let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ampere);
+        e.cap_llama_cuda_decode(2039.0, a100);
+        assert!((e.bandwidth.value - 914.06 / 2039.0).abs() < 1e-4);
+        let rtx_4090 = llama_cuda_decode_cap_gb_s(Some(82.6), Some("8.9")).unwrap();
+        let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
+        e.cap_llama_cuda_decode(1008.0, rtx_4090);
+        assert_eq!(e.bandwidth.value, 0.85);
+        assert_eq!(llama_cuda_decode_cap_gb_s(None, Some("8.0")), None);
+    }
 
     #[test]
     fn every_default_is_valid_and_sourced() {
