@@ -553,14 +553,12 @@ pub(crate) fn efficiency_on(
         efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
     }
     let cuda = !matches!(generation, Generation::Apple | Generation::Rdna | Generation::Other);
-    if engine == Engine::LlamaCpp && cuda {
-        let cap = crate::plan::throughput::efficiency::llama_cuda_decode_cap_gb_s(
-            gpu.tflops.fp32,
-            gpu.compute_capability.as_deref(),
-        );
-        if let Some(cap) = cap {
-            efficiency.cap_llama_cuda_decode(gpu.bandwidth_gb_s, cap);
-        }
+    let sm_ghz = crate::plan::throughput::efficiency::sm_clock_ghz(gpu.tflops.fp32, gpu.compute_capability.as_deref());
+    if let Some(sm_ghz) = sm_ghz.filter(|_| engine == Engine::LlamaCpp && cuda) {
+        // The prompt peak llama.cpp's quantized GEMMs use: a GeForce card's FP16-accumulate rate.
+        let speed = device_speed(gpu);
+        let peak = speed.peak_16bit_fp16_acc.or(speed.peak_16bit).map(|p| p.0 / 1e12);
+        efficiency.cap_llama_cuda(sm_ghz, gpu.bandwidth_gb_s, peak);
     }
     efficiency
 }

@@ -344,12 +344,22 @@ fn fp32_lanes_per_sm(compute_capability: &str) -> f64 {
     }
 }
 
-/// The decode bandwidth cap of llama.cpp's CUDA kernels on a GPU, GB/s: SMs × boost clock (its
-/// FP32 rate over 2 × lanes per SM) × [`LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK`]. `None` without an
-/// FP32 rate or compute capability in the catalog.
-pub fn llama_cuda_decode_cap_gb_s(fp32_tflops: Option<f64>, compute_capability: Option<&str>) -> Option<f64> {
-    let sm_ghz = fp32_tflops? * 1e3 / (2.0 * fp32_lanes_per_sm(compute_capability?));
-    Some(sm_ghz * LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK)
+/// Prompt FLOPs per clock each SM gives llama.cpp's CUDA prompt kernels (MMQ: `mma.sync` tiles
+/// of quantized blocks, dequantized in registers, tuned for GeForce SMs): they use as much of an
+/// SM as a GeForce SM's tensor cores offer, so the wider tensor cores of GA100/GH100 SMs
+/// (2,048 and 3,780 FP16 FLOPs per clock against 1,024) stay mostly idle. What the quantized
+/// prompt rows on A100 and H100 give per SM and clock: A100 80GB Llama 2 7B Q4_0 427 (#15013),
+/// A100 SXM/PCIe Llama 3 8B Q4_K_M 627/630, H100 PCIe 652, 70B Q4_K_M A100 SXM/PCIe 757/689,
+/// H100 PCIe 714 (XiongjieDai's notebooks, May 2024): 652, their median. GeForce and
+/// workstation cards stop first at their prefill fraction (0.45 × 1,024 = 461 per SM and clock).
+/// A100 SXM: 152.3 SM·GHz × 652 = 99 TFLOPS, 0.32 of its 312.
+pub const LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK: f64 = 652.0;
+
+/// SMs × boost clock, GHz, from a GPU's FP32 rate (2 FLOPs per lane and clock): A100
+/// 19.5 TFLOPS / (2 × 64) = 152.3 (108 SMs × 1.41 GHz). `None` without an FP32 rate or compute
+/// capability in the catalog.
+pub fn sm_clock_ghz(fp32_tflops: Option<f64>, compute_capability: Option<&str>) -> Option<f64> {
+    Some(fp32_tflops? * 1e3 / (2.0 * fp32_lanes_per_sm(compute_capability?)))
 }
 
 /// Large-GEMM fraction by generation: an upper bound for any engine's compute.
@@ -450,16 +460,29 @@ impl Efficiency {
         e
     }
 
-    /// llama.cpp's CUDA decode on a GPU whose bus outruns its kernels' memory-level parallelism
-    /// (A100, H100, H200, B200): the bandwidth fraction drops to `cap / peak`
-    /// ([`llama_cuda_decode_cap_gb_s`]); other GPUs keep theirs.
-    pub fn cap_llama_cuda_decode(&mut self, peak_gb_s: f64, cap_gb_s: f64) {
-        if peak_gb_s > 0.0 && cap_gb_s < self.bandwidth.value * peak_gb_s {
+    /// llama.cpp's CUDA kernels on a GPU with `sm_ghz` SMs × GHz: its decode cannot stream more
+    /// than [`LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK`] per SM and clock, nor its prompts compute
+    /// more than [`LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK`]; where that is below the bandwidth
+    /// fraction of `peak_gb_s` or the prefill fraction of `peak_tflops` (A100, H100, H200,
+    /// B200), the fraction drops to it. GeForce and workstation cards keep theirs.
+    pub fn cap_llama_cuda(&mut self, sm_ghz: f64, peak_gb_s: f64, peak_tflops: Option<f64>) {
+        let stream = sm_ghz * LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK;
+        if peak_gb_s > 0.0 && stream < self.bandwidth.value * peak_gb_s {
             self.bandwidth = Factor {
-                value: cap_gb_s / peak_gb_s,
+                value: stream / peak_gb_s,
                 source: format!(
-                    "llama.cpp CUDA decode kernels: SMs × clock × {LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK} B = {cap_gb_s:.0} GB/s of {peak_gb_s:.0}, below {:.2} of the bus (memory-level parallelism per SM; A100/H100 llama-bench rows, published-speed.toml)",
+                    "llama.cpp CUDA decode kernels: {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK} B = {stream:.0} GB/s of {peak_gb_s:.0}, below {:.2} of the bus (memory-level parallelism per SM; A100/H100 llama-bench rows, published-speed.toml)",
                     self.bandwidth.value
+                ),
+            };
+        }
+        let compute = sm_ghz * LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK / 1e3;
+        if let Some(peak) = peak_tflops.filter(|&p| p > 0.0 && compute < self.prefill_compute.value * p) {
+            self.prefill_compute = Factor {
+                value: compute / peak,
+                source: format!(
+                    "llama.cpp CUDA prompt kernels (MMQ): {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK} FLOPs = {compute:.0} TFLOPS of {peak:.0}, below {:.2} of the peak (GeForce-sized tiles leave the wider tensor cores idle; A100/H100 llama-bench rows, published-speed.toml)",
+                    self.prefill_compute.value
                 ),
             };
         }
@@ -638,21 +661,23 @@ pub struct EngineCalibration {
 mod tests {
     use super::*;
 
-    /// The cap's doc example: an A100 SXM (19.5 FP32 TFLOPS over 64 lanes: 108 SMs × 1.41 GHz)
-    /// streams 914 GB/s in llama.cpp's decode, 0.45 of its bus; an RTX 4090 (82.6 over 128 lanes)
-    /// could stream 1,936 GB/s, so its 0.85 of 1,008 stands.
+    /// The caps' doc examples: an A100 SXM (19.5 FP32 TFLOPS over 64 lanes: 108 SMs × 1.41 GHz)
+    /// streams 914 GB/s in llama.cpp's decode, 0.45 of its bus, and computes 99 TFLOPS in its
+    /// prompts, 0.32 of 312; an RTX 4090 (82.6 over 128 lanes) keeps 0.85 of 1,008 GB/s and its
+    /// prefill fraction of the doubled FP16-accumulate 330 TFLOPS.
     #[test]
-    fn llama_cuda_decode_cap_binds_on_hbm_gpus_only() {
-        let a100 = llama_cuda_decode_cap_gb_s(Some(19.5), Some("8.0")).unwrap();
-        assert!((a100 - 914.06).abs() < 0.01, "{a100}");
+    fn llama_cuda_caps_bind_on_datacenter_gpus_only() {
+        let a100 = sm_clock_ghz(Some(19.5), Some("8.0")).unwrap();
         let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ampere);
-        e.cap_llama_cuda_decode(2039.0, a100);
-        assert!((e.bandwidth.value - 914.06 / 2039.0).abs() < 1e-4);
-        let rtx_4090 = llama_cuda_decode_cap_gb_s(Some(82.6), Some("8.9")).unwrap();
+        e.cap_llama_cuda(a100, 2039.0, Some(312.0));
+        assert!((e.bandwidth.value * 2039.0 - 914.06).abs() < 0.01, "{}", e.bandwidth.value);
+        assert!((e.prefill_compute.value * 312.0 - 99.33).abs() < 0.01, "{}", e.prefill_compute.value);
+        let rtx_4090 = sm_clock_ghz(Some(82.6), Some("8.9")).unwrap();
         let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
-        e.cap_llama_cuda_decode(1008.0, rtx_4090);
-        assert_eq!(e.bandwidth.value, 0.85);
-        assert_eq!(llama_cuda_decode_cap_gb_s(None, Some("8.0")), None);
+        let before = e.clone();
+        e.cap_llama_cuda(rtx_4090, 1008.0, Some(330.4));
+        assert_eq!(e, before);
+        assert_eq!(sm_clock_ghz(None, Some("8.0")), None);
     }
 
     #[test]
