@@ -540,7 +540,8 @@ pub(crate) fn device_in_use(gpu: &GpuSpec, count: u32, args: &PlanArgs) -> anyho
 }
 
 /// An engine's efficiency defaults on a catalog GPU: its generation's (and llama.cpp's backend's),
-/// with the bandwidth fraction of a published device copy where the catalog has one.
+/// with the bandwidth fraction of a published device copy where the catalog has one, and
+/// llama.cpp's CUDA kernels' per-SM limits (`cap_for_llama_cuda`).
 pub(crate) fn efficiency_on(
     gpu: &GpuSpec,
     engine: crate::plan::engine::Engine,
@@ -552,15 +553,21 @@ pub(crate) fn efficiency_on(
     if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
         efficiency.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
     }
+    cap_for_llama_cuda(&mut efficiency, gpu, engine, generation);
+    efficiency
+}
+
+/// llama.cpp's CUDA kernels' per-SM limits on `gpu` (`Efficiency::cap_llama_cuda`), where its
+/// SM·GHz is known; applied again after a calibration, whose measured copy bandwidth does not
+/// lift the kernels' own limit.
+fn cap_for_llama_cuda(efficiency: &mut Efficiency, gpu: &GpuSpec, engine: Engine, generation: Generation) {
     let cuda = !matches!(generation, Generation::Apple | Generation::Rdna | Generation::Other);
-    let sm_ghz = crate::plan::throughput::efficiency::sm_clock_ghz(gpu.tflops.fp32, gpu.compute_capability.as_deref());
+    let sm_ghz = crate::plan::throughput::efficiency::sm_ghz(gpu.tflops.fp32, gpu.compute_capability.as_deref());
     if let Some(sm_ghz) = sm_ghz.filter(|_| engine == Engine::LlamaCpp && cuda) {
-        // The prompt peak llama.cpp's quantized GEMMs use: a GeForce card's FP16-accumulate rate.
         let speed = device_speed(gpu);
         let peak = speed.peak_16bit_fp16_acc.or(speed.peak_16bit).map(|p| p.0 / 1e12);
         efficiency.cap_llama_cuda(sm_ghz, gpu.bandwidth_gb_s, peak);
     }
-    efficiency
 }
 
 /// The planner's view of `count` catalog GPUs: capacity, generation and compute capability.
@@ -626,6 +633,7 @@ fn speed(
     if let Some(cal) = calibration {
         efficiency.calibrate(cal, req.engine, &gpu.id, (device.bandwidth.0, device.peak_16bit.map(|p| p.0)));
         anyhow::ensure!(efficiency.is_valid(), "calibration gives a fraction outside (0, 1] or a negative time");
+        cap_for_llama_cuda(&mut efficiency, gpu, req.engine, generation);
     }
     let params = Params { total: model.counts.total, active: model.counts.active };
     let sreq = SpeedRequest {

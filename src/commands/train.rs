@@ -73,7 +73,7 @@ pub fn train_report_on(
     let vision = keeps_vision(engine, model, args.text_only)?;
     let mut policy_method = policy_method(mode, t.lora_rank, &t.lora_targets)?;
     if let (Engine::Litgpt, Method::Lora { targets, .. }) = (engine, &mut policy_method) {
-        *targets = std::mem::replace(targets, LoraTargets::AllLinear).for_litgpt();
+        targets.for_litgpt();
     }
     let extra = extra_models(mode, args)?;
     let tensors_of = |m: &ResolvedModel| built_tensors(engine, m, vision);

@@ -336,30 +336,33 @@ pub const LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK: f64 = 6.0;
 
 /// FP32 lanes per SM by compute capability (CUDA C++ Programming Guide, arithmetic instruction
 /// throughput: 32-bit floating-point add, multiply, multiply-add per clock per SM): 64 on GP100,
-/// Volta, Turing and GA100; 128 on later GeForce/workstation chips, Hopper and Blackwell.
-fn fp32_lanes_per_sm(compute_capability: &str) -> f64 {
+/// Volta, Turing and GA100; 128 on GP10x, GA10x, Ada, Hopper and Blackwell. `None` for others.
+fn fp32_lanes_per_sm(compute_capability: &str) -> Option<f64> {
     match compute_capability {
-        "6.0" | "7.0" | "7.2" | "7.5" | "8.0" => 64.0,
-        _ => 128.0,
+        "6.0" | "7.0" | "7.2" | "7.5" | "8.0" => Some(64.0),
+        "6.1" | "6.2" | "8.6" | "8.7" | "8.9" | "9.0" | "10.0" | "10.3" | "11.0" | "12.0" | "12.1" => Some(128.0),
+        _ => None,
     }
 }
 
 /// Prompt FLOPs per clock each SM gives llama.cpp's CUDA prompt kernels (MMQ: `mma.sync` tiles
 /// of quantized blocks, dequantized in registers, tuned for GeForce SMs): they use as much of an
 /// SM as a GeForce SM's tensor cores offer, so the wider tensor cores of GA100/GH100 SMs
-/// (2,048 and 3,780 FP16 FLOPs per clock against 1,024) stay mostly idle. What the quantized
+/// (2,048 and 4,096 dense FP16 FLOPs per clock against a GeForce SM's 1,024) stay mostly idle. What the quantized
 /// prompt rows on A100 and H100 give per SM and clock: A100 80GB Llama 2 7B Q4_0 427 (#15013),
 /// A100 SXM/PCIe Llama 3 8B Q4_K_M 627/630, H100 PCIe 652, 70B Q4_K_M A100 SXM/PCIe 757/689,
 /// H100 PCIe 714 (XiongjieDai's notebooks, May 2024): 652, their median. GeForce and
 /// workstation cards stop first at their prefill fraction (0.45 × 1,024 = 461 per SM and clock).
+/// cuBLAS's F16 prompts run 15-20% above it on A100/H100 (the notebooks' F16 rows); the cap
+/// applies to every prompt all the same.
 /// A100 SXM: 152.3 SM·GHz × 652 = 99 TFLOPS, 0.32 of its 312.
 pub const LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK: f64 = 652.0;
 
-/// SMs × boost clock, GHz, from a GPU's FP32 rate (2 FLOPs per lane and clock): A100
-/// 19.5 TFLOPS / (2 × 64) = 152.3 (108 SMs × 1.41 GHz). `None` without an FP32 rate or compute
-/// capability in the catalog.
-pub fn sm_clock_ghz(fp32_tflops: Option<f64>, compute_capability: Option<&str>) -> Option<f64> {
-    Some(fp32_tflops? * 1e3 / (2.0 * fp32_lanes_per_sm(compute_capability?)))
+/// SMs × boost clock (SM·GHz) from a GPU's FP32 rate (2 FLOPs per lane and clock): A100
+/// 19.5 TFLOPS / (2 × 64) = 152.3 (108 SMs × 1.41 GHz). `None` without an FP32 rate or a known
+/// compute capability in the catalog.
+pub fn sm_ghz(fp32_tflops: Option<f64>, compute_capability: Option<&str>) -> Option<f64> {
+    Some(fp32_tflops? * 1e3 / (2.0 * fp32_lanes_per_sm(compute_capability?)?))
 }
 
 /// Large-GEMM fraction by generation: an upper bound for any engine's compute.
@@ -463,15 +466,17 @@ impl Efficiency {
     /// llama.cpp's CUDA kernels on a GPU with `sm_ghz` SMs × GHz: its decode cannot stream more
     /// than [`LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK`] per SM and clock, nor its prompts compute
     /// more than [`LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK`]; where that is below the bandwidth
-    /// fraction of `peak_gb_s` or the prefill fraction of `peak_tflops` (A100, H100, H200,
-    /// B200), the fraction drops to it. GeForce and workstation cards keep theirs.
+    /// fraction of `peak_gb_s` or the prefill fraction of `peak_tflops`, the fraction drops to
+    /// it. That is the A100, H100, H200 and B200 by far; the V100 and RTX 3060 a little (0.82
+    /// and 0.83 of their bus); other GeForce and workstation cards keep theirs. `peak_tflops` is
+    /// the rate llama.cpp's quantized prompts use (a GeForce card's FP16-accumulate one).
     pub fn cap_llama_cuda(&mut self, sm_ghz: f64, peak_gb_s: f64, peak_tflops: Option<f64>) {
         let stream = sm_ghz * LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK;
         if peak_gb_s > 0.0 && stream < self.bandwidth.value * peak_gb_s {
             self.bandwidth = Factor {
                 value: stream / peak_gb_s,
                 source: format!(
-                    "llama.cpp CUDA decode kernels: {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK} B = {stream:.0} GB/s of {peak_gb_s:.0}, below {:.2} of the bus (memory-level parallelism per SM; A100/H100 llama-bench rows, published-speed.toml)",
+                    "llama.cpp CUDA decode kernels: {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_DECODE_BYTES_PER_SM_CLOCK:.1} B = {stream:.0} GB/s of {peak_gb_s:.0}, below {:.3} of the bus (memory-level parallelism per SM; A100/H100 llama-bench rows, published-speed.toml)",
                     self.bandwidth.value
                 ),
             };
@@ -481,7 +486,7 @@ impl Efficiency {
             self.prefill_compute = Factor {
                 value: compute / peak,
                 source: format!(
-                    "llama.cpp CUDA prompt kernels (MMQ): {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK} FLOPs = {compute:.0} TFLOPS of {peak:.0}, below {:.2} of the peak (GeForce-sized tiles leave the wider tensor cores idle; A100/H100 llama-bench rows, published-speed.toml)",
+                    "llama.cpp CUDA prompt kernels (MMQ): {sm_ghz:.1} SM·GHz × {LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK:.0} FLOPs = {compute:.0} TFLOPS of {peak:.0}, below {:.3} of the peak (GeForce-sized tiles leave the wider tensor cores idle; A100/H100 llama-bench rows, published-speed.toml)",
                     self.prefill_compute.value
                 ),
             };
@@ -666,18 +671,19 @@ mod tests {
     /// prompts, 0.32 of 312; an RTX 4090 (82.6 over 128 lanes) keeps 0.85 of 1,008 GB/s and its
     /// prefill fraction of the doubled FP16-accumulate 330 TFLOPS.
     #[test]
-    fn llama_cuda_caps_bind_on_datacenter_gpus_only() {
-        let a100 = sm_clock_ghz(Some(19.5), Some("8.0")).unwrap();
+    fn llama_cuda_caps_bind_on_a100_not_on_rtx_4090() {
+        let a100 = sm_ghz(Some(19.5), Some("8.0")).unwrap();
         let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ampere);
         e.cap_llama_cuda(a100, 2039.0, Some(312.0));
         assert!((e.bandwidth.value * 2039.0 - 914.06).abs() < 0.01, "{}", e.bandwidth.value);
         assert!((e.prefill_compute.value * 312.0 - 99.33).abs() < 0.01, "{}", e.prefill_compute.value);
-        let rtx_4090 = sm_clock_ghz(Some(82.6), Some("8.9")).unwrap();
+        let rtx_4090 = sm_ghz(Some(82.6), Some("8.9")).unwrap();
         let mut e = Efficiency::defaults(Engine::LlamaCpp, Generation::Ada);
         let before = e.clone();
         e.cap_llama_cuda(rtx_4090, 1008.0, Some(330.4));
         assert_eq!(e, before);
-        assert_eq!(sm_clock_ghz(None, Some("8.0")), None);
+        assert_eq!(sm_ghz(None, Some("8.0")), None);
+        assert_eq!(sm_ghz(Some(5.0), Some("3.5")), None, "Kepler: lanes not listed");
     }
 
     #[test]

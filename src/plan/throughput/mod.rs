@@ -308,11 +308,16 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let gpu_share = 1.0 - host_weights / weights;
     let linear = ((weights - host_weights) / bw).max(compute(lin_flops * gpu_share));
     let kv = work::decode_kv_bytes_in(inf, gpu_start..spec.num_layers, inf.context, inf.batch) / (bw * e.kv_read.value);
-    // Arithmetic-bound attention (a dequantizing or latent cache) counts every layer: a host
-    // layer's attention runs on the CPU at a FLOP rate not modelled, taken as no faster than the
-    // GPU kernel's, so moving a layer to the host never looks like a saving.
-    let attention =
-        kv.max(compute(attn_flops)).max(quantized_cache_attention_s(req)).max(latent_cache_attention_s(req));
+    let on_gpu = gpu_start..spec.num_layers;
+    // Arithmetic-bound attention (a dequantizing or latent cache) of host layers runs on the CPU
+    // at a FLOP rate not modelled, taken as no faster than the GPU kernel's, after the GPU's
+    // layers: moving a layer to the host never looks like a saving.
+    let attention = kv
+        .max(compute(attn_flops))
+        .max(quantized_cache_attention_s(req, on_gpu.clone()))
+        .max(latent_cache_attention_s(req, on_gpu))
+        + quantized_cache_attention_s(req, 0..gpu_start)
+        + latent_cache_attention_s(req, 0..gpu_start);
     // Host time and launch gaps per transformer layer's worth of kernels on the GPUs.
     let layers = spec.sublayers() as f64 / 2.0 * (spec.num_layers - gpu_start) as f64 / spec.num_layers as f64;
     let moe_layers = (0..spec.num_layers).filter(|&l| spec.is_moe_layer(l)).count() as f64;
@@ -336,29 +341,29 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
 
 /// Decode attention over a q8_0 or q4_0 cache where the engine's one-token kernel dequantizes it
 /// element by element on the CUDA cores (llama.cpp's flash attention at batch 1): the attention
-/// FLOPs of every attention layer (linear-attention states are not a cache) at
+/// FLOPs of the attention layers in `layers` (linear-attention states are not a cache) at
 /// `quantized_kv_attention` of the FP32 peak; 0 where that is not modelled. Larger batches take
 /// llama.cpp's f16-converting kernels, not modelled here. Llama-3.1-8B on an RTX 3090 at 32,768
 /// tokens: 32 layers × 32,768 × 16,384 FLOP = 17.2 GFLOP at 0.08 × 35.6 TFLOPS, 6.0 ms a token
 /// where the q8_0 cache's 2.3 GB take 2.9 ms to read.
-fn quantized_cache_attention_s(req: &SpeedRequest) -> f64 {
+fn quantized_cache_attention_s(req: &SpeedRequest, layers: std::ops::Range<u64>) -> f64 {
     let Some(flops_per_s) = dequantizing_attention_rate(req) else { return 0.0 };
     let spec = req.inference.spec;
-    work::cached_attention_flops(spec, 0..spec.num_layers, req.inference.context) / (flops_per_s * layout(req).0)
+    work::cached_attention_flops(spec, layers, req.inference.context) / (flops_per_s * layout(req).0)
 }
 
 /// Decode attention over a latent (MLA) cache where the engine's one-token kernel is bound by
 /// its arithmetic (llama.cpp's CUDA backend at batch 1): `2·heads·(kv_lora + rope + kv_lora)`
-/// FLOPs per cached token of each latent-attention layer, at `mla_attention` of the
+/// FLOPs per cached token of each latent-attention layer in `layers`, at `mla_attention` of the
 /// FP32 peak; 0 where that is not modelled (and for DeepSeek-V3.2's sparse attention, which reads
 /// a selection). GLM-4.7-Flash on an RTX 4090 at 8,192 tokens: 47 × 8,192 × 2·20·1,088 = 16.8
 /// GFLOP at 0.019 × 82.6 TFLOPS, 10.7 ms a token where the latent's 444 MB take 0.5 ms to read.
-fn latent_cache_attention_s(req: &SpeedRequest) -> f64 {
+fn latent_cache_attention_s(req: &SpeedRequest, layers: std::ops::Range<u64>) -> f64 {
     let (inf, rate) = (req.inference, req.efficiency.mla_attention.value);
     let Some(m) = inf.spec.mla.filter(|m| m.indexer.is_none()) else { return 0.0 };
     let Some(fp32) = req.device.peak_fp32.filter(|_| rate > 0.0 && inf.batch == 1) else { return 0.0 };
     let per_token = 2 * inf.spec.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim);
-    let cached = work::cached_keys(inf.spec, 0..inf.spec.num_layers, inf.context);
+    let cached = work::cached_keys(inf.spec, layers, inf.context);
     (cached * per_token) as f64 / (fp32.0 * rate * layout(req).0)
 }
 
@@ -410,7 +415,7 @@ pub fn plan_speed(req: &SpeedRequest, basis: &mut BasisLog) -> Speed {
     ] {
         basis.add(name, format!("{:.3}", f.value * unit), f.source.clone());
     }
-    if latent_cache_attention_s(req) > 0.0 {
+    if latent_cache_attention_s(req, 0..req.inference.spec.num_layers) > 0.0 {
         let (f, fp32) = (&e.mla_attention, d.peak_fp32.map_or(0.0, |p| p.0));
         basis.add(
             "latent-cache attention at decode (of the FP32 peak)",

@@ -86,13 +86,11 @@ impl LoraTargets {
     /// The targets as LitGPT reads them: a fused QKV name (`qkv_proj`, `query_key_value`)
     /// stands for its `lora_query`, `lora_key` and `lora_value`, since LitGPT's planned tensors
     /// list the fused projection as q, k and v parts (`tensors::unfused_qkv`).
-    pub fn for_litgpt(self) -> LoraTargets {
-        match self {
-            LoraTargets::Roles(mut roles) if roles.contains(&Role::AttnQkv) => {
+    pub fn for_litgpt(&mut self) {
+        if let LoraTargets::Roles(roles) = self {
+            if roles.contains(&Role::AttnQkv) {
                 roles.extend([Role::AttnQ, Role::AttnK, Role::AttnV]);
-                LoraTargets::Roles(roles)
             }
-            other => other,
         }
     }
 
@@ -241,7 +239,8 @@ mod tests {
         let q: Vec<_> = split.iter().filter(|t| t.role == Role::AttnQ && t.layer == Some(0)).collect();
         assert_eq!((q[0].rows, q[0].cols, q[1].rows, q[1].cols), (4096, 4096, 1, 4096), "weight, bias");
         let count = |targets: &str| -> u64 {
-            let t = LoraTargets::parse(targets).unwrap().for_litgpt();
+            let mut t = LoraTargets::parse(targets).unwrap();
+            t.for_litgpt();
             adapters(&split, 8, &t).unwrap().iter().map(|(r, c)| r * c).sum()
         };
         assert_eq!(count("q_proj,v_proj"), 2 * 8 * 2 * (4096 + 4096));
