@@ -694,3 +694,35 @@ pub fn device_speed(gpu: &GpuSpec) -> DeviceSpeed {
         link,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::gpus::GpuCatalog;
+
+    /// The llama.cpp CUDA caps only ever lower llama.cpp's fractions, on NVIDIA GPUs; every other
+    /// engine gets its generation's defaults (with a published copy's bandwidth) on every GPU.
+    #[test]
+    fn llama_cuda_caps_only_lower_llama_cpp_fractions() {
+        let mut capped = 0;
+        for gpu in GpuCatalog::builtin().iter() {
+            let generation = device(gpu, 1).generation;
+            for engine in Engine::ALL {
+                let mut uncapped = Efficiency::defaults(engine, generation);
+                if let (Some(copy), Some(note)) = (gpu.copy_gb_s, &gpu.copy_note) {
+                    uncapped.bandwidth = Efficiency::of_measured_copy(copy, gpu.bandwidth_gb_s, note);
+                }
+                let e = efficiency_on(gpu, engine, generation, None);
+                if engine != Engine::LlamaCpp || gpu.vendor != crate::catalog::gpus::Vendor::Nvidia {
+                    assert_eq!(e, uncapped, "{} {:?}", gpu.id, engine);
+                    continue;
+                }
+                assert!(e.bandwidth.value <= uncapped.bandwidth.value, "{}", gpu.id);
+                assert!(e.prefill_compute.value <= uncapped.prefill_compute.value, "{}", gpu.id);
+                capped += (e != uncapped) as u32;
+            }
+        }
+        // A100 (three), H100 (PCIe, SXM), H200, GH200, B200, V100, RTX 3060 at least.
+        assert!(capped >= 10, "{capped}");
+    }
+}
