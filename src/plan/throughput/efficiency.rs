@@ -346,16 +346,15 @@ fn fp32_lanes_per_sm(compute_capability: &str) -> Option<f64> {
 }
 
 /// Prompt FLOPs per clock each SM gives llama.cpp's CUDA prompt kernels (MMQ: `mma.sync` tiles
-/// of quantized blocks, dequantized in registers, tuned for GeForce SMs): they use as much of an
-/// SM as a GeForce SM's tensor cores offer, so the wider tensor cores of GA100/GH100 SMs
-/// (2,048 and 4,096 dense FP16 FLOPs per clock against a GeForce SM's 1,024) stay mostly idle. What the quantized
-/// prompt rows on A100 and H100 give per SM and clock: A100 80GB Llama 2 7B Q4_0 427 (#15013),
-/// A100 SXM/PCIe Llama 3 8B Q4_K_M 627/630, H100 PCIe 652, 70B Q4_K_M A100 SXM/PCIe 757/689,
-/// H100 PCIe 714 (XiongjieDai's notebooks, May 2024): 652, their median. GeForce and
-/// workstation cards stop first at their prefill fraction (0.45 × 1,024 = 461 per SM and clock).
-/// cuBLAS's F16 prompts run 15-20% above it on A100/H100 (the notebooks' F16 rows); the cap
-/// applies to every prompt all the same.
-/// A100 SXM: 152.3 SM·GHz × 652 = 99 TFLOPS, 0.32 of its 312.
+/// of quantized blocks, dequantized in registers, tuned for GeForce SMs): they use about what a
+/// GeForce SM's tensor cores offer (1,024 dense FP16 FLOPs per clock), so the wider tensor cores
+/// of GA100 and GH100 SMs (2,048 and 4,096) stay mostly idle. What the quantized prompt rows on
+/// A100 and H100 give per SM and clock: A100 80GB Llama 2 7B Q4_0 427 (#15013), A100 SXM/PCIe
+/// Llama 3 8B Q4_K_M 627/630, H100 PCIe 652, 70B Q4_K_M A100 SXM/PCIe 757/689, H100 PCIe 714
+/// (XiongjieDai's notebooks, May 2024): 652, their median. GeForce and workstation cards stop
+/// first at their prefill fraction (0.45 × 1,024 = 461 per SM and clock). cuBLAS's F16 prompts
+/// run 15-20% above it on A100/H100 (the notebooks' F16 rows); the cap applies to every prompt
+/// all the same. A100 SXM: 152.3 SM·GHz × 652 = 99 TFLOPS, 0.32 of its 312.
 pub const LLAMA_CUDA_PROMPT_FLOPS_PER_SM_CLOCK: f64 = 652.0;
 
 /// SMs × boost clock (SM·GHz) from a GPU's FP32 rate (2 FLOPs per lane and clock): A100
