@@ -7,7 +7,9 @@
 //! alone (1-D tensors, norms, biases and MoE routers are written F32).
 //!
 //! The main promotions: `output` (and a tied `token_embd`) goes to Q6_K unless the file is Q8_0;
-//! `attn_v` (with `attn_qkv` and `attn_kv_b`, which the quantizer treats alike) and `ffn_down`
+//! `attn_v` (with `attn_qkv` and `attn_kv_b`, which the quantizer treats alike; current converters
+//! write a latent-attention `kv_b` as `attn_k_b` and `attn_v_b`, which it does not:
+//! `mla_kv_b_parts`) and `ffn_down`
 //! get more bits on the layers `use_more_bits` picks (the first and last eighth, and every third
 //! layer between) for Q4_K_M / Q5_K_M, on the first layers for Q3_K_M / Q4_K_S; Q2_K and Q3_K
 //! mixes raise `attn_output`; GQA (n_head / n_head_kv ≥ 4), 70B-class models, 8-expert MoE and
@@ -26,6 +28,7 @@
 
 use super::ggml::GgmlType;
 use super::gguf::GgufFileType;
+use super::stored::StoredType;
 use crate::model::spec::{Family, LayerMlp, ModelSpec};
 use crate::model::tensors::{Part, Role, TensorDesc};
 
@@ -159,7 +162,42 @@ fn fallback(ty: GgmlType, cols: u64) -> GgmlType {
     }
 }
 
+/// A latent-attention layer's `kv_b_proj` as llama.cpp's converter writes it for the absorbed MLA
+/// graph (convert_hf_to_gguf.py, `DeepseekV2Model.modify_tensors`, since April 2025): two
+/// tensors `n_head` deep, `attn_k_b` (each head's key half transposed: `kv_lora_rank` rows of
+/// `qk_nope_head_dim`) and `attn_v_b` (`v_head_dim` rows of `kv_lora_rank`). llama-quantize counts
+/// neither as attn_v-like (category OTHER), so both take the mix's default type, and k_b's 128- or
+/// 192-wide rows fall back from 256-element blocks. DeepSeek-V3 Q4_K_M, per layer: k_b 128 heads ×
+/// 512 × 128 in Q5_0 (5.5 bits a weight), v_b 128 × 128 × 512 in Q4_K (4.5). `None` for any other
+/// tensor.
+pub fn mla_kv_b_parts(spec: &ModelSpec, t: &TensorDesc) -> Option<[TensorDesc; 2]> {
+    let m = spec.mla.filter(|_| t.role == Role::AttnKvB && t.part == Part::Weight)?;
+    let heads = spec.num_heads;
+    Some([
+        TensorDesc { rows: m.kv_lora_rank, cols: m.qk_nope_head_dim, copies: heads, ..*t },
+        TensorDesc { rows: m.v_head_dim, cols: m.kv_lora_rank, copies: heads, ..*t },
+    ])
+}
+
 impl GgufFileType {
+    /// Bytes of tensor `t` of `spec` in a GGUF file of this type: a latent-attention `kv_b_proj`
+    /// as its two converted parts (`mla_kv_b_parts`), any other tensor in its own type.
+    pub fn tensor_bytes(self, t: &TensorDesc, spec: &ModelSpec) -> u64 {
+        match mla_kv_b_parts(spec, t) {
+            Some(parts) => parts.iter().map(|p| StoredType::Ggml(self.part_type(p, spec)).tensor_bytes(p)).sum(),
+            None => StoredType::Ggml(self.tensor_type(t, spec)).tensor_bytes(t),
+        }
+    }
+
+    /// The type of a tensor llama-quantize puts in no category of its own (OTHER).
+    fn part_type(self, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+        let default = self.default_type();
+        if !self.is_quantized() {
+            return default;
+        }
+        fallback(self.promote_as(Category::Other, default, t, spec), t.cols)
+    }
+
     /// The GGML type of tensor `t` in a GGUF file of this type made from `spec`. A multimodal
     /// checkpoint's vision encoder and projector go to llama.cpp's separate mmproj file, which
     /// is published in F16 whatever the text file's type.
@@ -177,17 +215,20 @@ impl GgufFileType {
         {
             return G::F32;
         }
+        // A converted latent-attention kv_b is stored as its parts: name the v part's type.
+        if let Some([_, v_b]) = mla_kv_b_parts(spec, t) {
+            return self.part_type(&v_b, spec);
+        }
         let default = self.default_type();
         if !self.is_quantized() {
             return default;
         }
-        fallback(self.promote(default, t, spec), t.cols)
+        fallback(self.promote_as(category(t.role), default, t, spec), t.cols)
     }
 
-    /// `llama_tensor_get_type_impl`: the mix's choice for a quantizable 2-D weight.
-    fn promote(self, default: GgmlType, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+    /// `llama_tensor_get_type_impl`: the mix's choice for a quantizable weight of category `cat`.
+    fn promote_as(self, cat: Category, default: GgmlType, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
         let m = Model::new(spec);
-        let cat = category(t.role);
         let layer = i64::from(t.layer.unwrap_or(0));
         if cat == Category::Output || (m.tied && cat == Category::TokenEmbd) {
             return self.output_type(default, t, &m);
@@ -345,6 +386,30 @@ impl GgufFileType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `mla_kv_b_parts`' example: DeepSeek-V3's kv_b_proj (128 heads × (128 + 128) rows of 512)
+    /// is written as k_b (rows of 128: Q4_K falls back to Q5_0) and v_b (rows of 512: Q4_K),
+    /// neither promoted as attn_v; MXFP4_MOE makes both, 128 heads deep, MXFP4.
+    #[test]
+    fn mla_kv_b_is_written_as_k_b_and_v_b() {
+        let spec =
+            crate::model::config::parse_config(include_str!("../../data/models/deepseek-v3.json"), "d", "d.json")
+                .unwrap()
+                .spec;
+        let kv_b = crate::model::tensors::inventory(&spec)
+            .into_iter()
+            .find(|t| t.role == Role::AttnKvB && t.layer == Some(0))
+            .unwrap();
+        let [k_b, v_b] = mla_kv_b_parts(&spec, &kv_b).unwrap();
+        assert_eq!((k_b.rows, k_b.cols, k_b.copies, v_b.rows, v_b.cols), (512, 128, 128, 128, 512));
+        assert_eq!(k_b.elements() + v_b.elements(), kv_b.elements());
+        let q4 = F::Q4_K_M;
+        assert_eq!((q4.part_type(&k_b, &spec), q4.part_type(&v_b, &spec)), (G::Q5_0, G::Q4_K));
+        let per_head = 512 * 128 / 32 * 22 + 128 * 512 / 256 * 144;
+        assert_eq!(q4.tensor_bytes(&kv_b, &spec), 128 * per_head);
+        let mx = F::Mxfp4Moe;
+        assert_eq!((mx.part_type(&k_b, &spec), mx.part_type(&v_b, &spec)), (G::MXFP4, G::MXFP4));
+    }
 
     #[test]
     fn use_more_bits_picks_half_of_32_layers() {

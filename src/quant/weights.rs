@@ -213,7 +213,10 @@ impl WeightFormat {
     /// Exact bytes of tensor `t` (all its copies) in this format: weights, scales, zeros,
     /// `g_idx` and per-tensor constants.
     pub fn tensor_bytes(self, t: &TensorDesc, spec: &ModelSpec) -> Bytes {
-        Bytes(self.tensor_type(t, spec).tensor_bytes(t))
+        match self {
+            WeightFormat::Gguf(g) => Bytes(g.tensor_bytes(t, spec)),
+            _ => Bytes(self.tensor_type(t, spec).tensor_bytes(t)),
+        }
     }
 
     /// Exact bytes of tensor `t`, where `quantized_lm_head` says the quantizer covers lm_head
@@ -233,7 +236,7 @@ impl WeightFormat {
 
     /// Exact bytes of all `tensors` (the model's `inventory`) in this format.
     pub fn weight_bytes(self, spec: &ModelSpec, tensors: &[TensorDesc]) -> Bytes {
-        Bytes(tensors.iter().map(|t| self.tensor_type(t, spec).tensor_bytes(t)).sum())
+        Bytes(tensors.iter().map(|t| self.tensor_bytes(t, spec).0).sum())
     }
 }
 
