@@ -43,6 +43,17 @@ fn metadata(arch: &str, blocks: u32) -> Gguf {
         .tensor("token_embd.weight", &[H, 1000], Q8_0)
 }
 
+/// `metadata` of a mixture of experts: `dense` leading dense blocks, then `experts` experts of
+/// `ffn` features, `used` per token.
+fn moe_metadata(arch: &str, blocks: u32, dense: u32, experts: u32, used: u32, ffn: u32) -> Gguf {
+    let key = |k: &str| format!("{arch}.{k}");
+    metadata(arch, blocks)
+        .u32(&key("leading_dense_block_count"), dense)
+        .u32(&key("expert_count"), experts)
+        .u32(&key("expert_used_count"), used)
+        .u32(&key("expert_feed_forward_length"), ffn)
+}
+
 fn stored(model: &LocalModel, below_layer: u32) -> u64 {
     let kept = model.tensors.iter().filter(|t| t.layer.is_none_or(|l| l < below_layer));
     kept.map(|t| t.shape.iter().product::<u64>()).sum()
@@ -77,13 +88,9 @@ fn glm4_gguf_has_four_norms_and_a_fused_up() {
 /// the drafter, which llama.cpp skips at load and the plan leaves out.
 #[test]
 fn glm4moe_gguf_leaves_its_nextn_layer_out() {
-    let mut g = metadata("glm4moe", 3)
+    let mut g = moe_metadata("glm4moe", 3, 1, 4, 2, 32)
         .u32("glm4moe.nextn_predict_layers", 1)
-        .u32("glm4moe.leading_dense_block_count", 1)
-        .u32("glm4moe.expert_count", 4)
-        .u32("glm4moe.expert_used_count", 2)
-        .u32("glm4moe.expert_shared_count", 1)
-        .u32("glm4moe.expert_feed_forward_length", 32);
+        .u32("glm4moe.expert_shared_count", 1);
     for l in 0..3 {
         let t = |n: &str| format!("blk.{l}.{n}");
         g = qk_norms(biased_attention(g, l), l, &[32], &[32]).tensor(&t("post_attention_norm.weight"), &[H], F32);
@@ -124,12 +131,7 @@ fn glm4moe_gguf_leaves_its_nextn_layer_out() {
 /// Mistral.
 #[test]
 fn ernie_moe_gguf_interleaves_its_experts() {
-    let mut g = metadata("ernie4_5-moe", 4)
-        .u32("ernie4_5-moe.leading_dense_block_count", 1)
-        .u32("ernie4_5-moe.interleave_moe_layer_step", 2)
-        .u32("ernie4_5-moe.expert_count", 4)
-        .u32("ernie4_5-moe.expert_used_count", 2)
-        .u32("ernie4_5-moe.expert_feed_forward_length", 32);
+    let mut g = moe_metadata("ernie4_5-moe", 4, 1, 4, 2, 32).u32("ernie4_5-moe.interleave_moe_layer_step", 2);
     for l in 0..4 {
         let t = |n: &str| format!("blk.{l}.{n}");
         g = attention(g, l, H, 128, 64).tensor(&t("ffn_norm.weight"), &[H], F32);

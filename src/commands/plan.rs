@@ -561,7 +561,7 @@ pub(crate) fn efficiency_on(
 /// SM·GHz is known; applied again after a calibration, whose measured copy bandwidth does not
 /// lift the kernels' own limit.
 fn cap_for_llama_cuda(efficiency: &mut Efficiency, gpu: &GpuSpec, engine: Engine, generation: Generation) {
-    let cuda = !matches!(generation, Generation::Apple | Generation::Rdna | Generation::Other);
+    let cuda = GgmlBackend::native(generation) == Some(GgmlBackend::Cuda);
     let sm_ghz = crate::plan::throughput::efficiency::sm_ghz(gpu.tflops.fp32, gpu.compute_capability.as_deref());
     if let Some(sm_ghz) = sm_ghz.filter(|_| engine == Engine::LlamaCpp && cuda) {
         let speed = device_speed(gpu);
