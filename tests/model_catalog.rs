@@ -353,3 +353,11 @@ fn deepseek_v3_mtp_drafter() {
     let drafter = elements(&mtp_inventory(&spec));
     assert_eq!(drafter, 2 * 7168 * 7168 + 3 * 7168 + layer(3));
 }
+
+#[test]
+fn model_ids_are_found_without_separators() {
+    let cat = ModelCatalog::builtin();
+    assert_eq!(cat.get("llama2-7b").unwrap().entry.id, "llama-2-7b");
+    assert_eq!(cat.get(" Llama 2 70B ").unwrap().entry.id, "llama-2-70b");
+    assert!(cat.get("llama27").is_err());
+}

@@ -11,36 +11,10 @@ use crate::gpu::DeviceInfo;
 use crate::report::Listing;
 use serde::Serialize;
 
-/// The catalog entry for a device the driver names (`NVIDIA H100 80GB HBM3`), chosen by model
-/// token (h100, a100, rtx 4090 ...), form factor (PCIe, NVL) and nearest memory size.
+/// The catalog entry for a device the driver names (`NVIDIA H100 80GB HBM3`) with this much
+/// memory: [`GpuCatalog::match_driver_name`] on the built-in catalog.
 pub fn match_catalog(name: &str, memory_total_bytes: u64) -> Option<&'static GpuSpec> {
-    let norm = |s: &str| s.to_lowercase().replace(['-', '_'], " ");
-    let dev = norm(name);
-    let tokens: Vec<&str> =
-        dev.split_whitespace().filter(|t| *t != "nvidia" && *t != "geforce" && *t != "tesla").collect();
-    let model = tokens.iter().find(|t| t.chars().any(|c| c.is_ascii_digit()))?;
-    let mib = memory_total_bytes / (1 << 20);
-    let form = |s: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| s.contains(f));
-    let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
-    GpuCatalog::builtin()
-        .iter()
-        // A suffix that names another card (RTX 4080 SUPER, 3080 Ti) must agree: an RTX 3080 Ti
-        // is not an RTX 3080 with more memory.
-        .filter(|g| {
-            let cat = norm(&g.name);
-            cat.split_whitespace().any(|t| t == *model)
-                && (!dev.contains("rtx") || cat.contains("rtx"))
-                && variants(&dev) == variants(&cat)
-        })
-        .min_by_key(|g| {
-            let cat = norm(&g.name);
-            let form_penalty = match (form(&dev), form(&cat)) {
-                (Some(a), Some(b)) if a != b => 1u64 << 40,
-                (None, Some("pcie")) | (None, Some("nvl")) => 1 << 40,
-                _ => 0,
-            };
-            form_penalty + g.memory_mib.abs_diff(mib)
-        })
+    GpuCatalog::builtin().match_driver_name(name, Some(memory_total_bytes))
 }
 
 /// One row of the profile: a case with its achieved rates.

@@ -333,14 +333,65 @@ impl GpuCatalog {
         Ok(catalog)
     }
 
-    /// Looks up a GPU by id or alias (case-insensitive, surrounding spaces ignored).
+    /// Looks up a GPU by id or alias (case-insensitive, surrounding spaces ignored), then by the
+    /// same with separators left out (`rtx4090`, `RTX 4090`), then, for an input that starts with
+    /// the vendor, as the driver names it (`NVIDIA H100 80GB HBM3`, `NVIDIA GeForce RTX 4090`)
+    /// when that names one entry.
     pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
         let wanted = id.trim().to_ascii_lowercase();
-        let names = self.gpus.iter().flat_map(|g| std::iter::once(&g.id).chain(&g.aliases).map(String::as_str));
-        self.gpus
+        let names = || self.gpus.iter().flat_map(|g| std::iter::once(&g.id).chain(&g.aliases).map(String::as_str));
+        let compact = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
+        let by_name = |matches: &dyn Fn(&str) -> bool| {
+            self.gpus.iter().find(|g| std::iter::once(&g.id).chain(&g.aliases).any(|n| matches(n)))
+        };
+        let vendor = ["nvidia ", "amd ", "intel ", "apple "].iter().any(|v| wanted.starts_with(v));
+        by_name(&|n| n == wanted)
+            .or_else(|| by_name(&|n| compact(n) == compact(&wanted)))
+            .or_else(|| vendor.then(|| self.match_driver_name(&wanted, None)).flatten())
+            .ok_or_else(|| UnknownGpu { id: id.trim().to_string(), suggestions: closest(&wanted, names()) })
+    }
+
+    /// The entry for a device the driver names (`NVIDIA H100 80GB HBM3`), chosen by model token
+    /// (h100, a100, rtx 4090 ...), form factor (PCIe, NVL) and nearest memory size:
+    /// `memory_total_bytes` where NVML reports it, else a size the name states (`80GB`). A name
+    /// that fits several entries equally well (`NVIDIA A100` without a size) matches none.
+    pub fn match_driver_name(&self, name: &str, memory_total_bytes: Option<u64>) -> Option<&GpuSpec> {
+        let norm = |s: &str| s.to_lowercase().replace(['-', '_'], " ");
+        let dev = norm(name);
+        let tokens: Vec<&str> =
+            dev.split_whitespace().filter(|t| *t != "nvidia" && *t != "geforce" && *t != "tesla").collect();
+        let model = tokens.iter().find(|t| t.chars().any(|c| c.is_ascii_digit()))?;
+        let stated_gib = || tokens.iter().find_map(|t| t.strip_suffix("gb")?.parse::<u64>().ok());
+        let mib = memory_total_bytes.map(|b| b >> 20).or_else(|| stated_gib().map(|g| g << 10));
+        let form = |s: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| s.contains(f));
+        let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
+        let mut ranked: Vec<(u64, &GpuSpec)> = self
+            .gpus
             .iter()
-            .find(|g| g.id == wanted || g.aliases.contains(&wanted))
-            .ok_or_else(|| UnknownGpu { id: id.trim().to_string(), suggestions: closest(&wanted, names) })
+            // A suffix that names another card (RTX 4080 SUPER, 3080 Ti) must agree: an RTX
+            // 3080 Ti is not an RTX 3080 with more memory.
+            .filter(|g| {
+                let cat = norm(&g.name);
+                cat.split_whitespace().any(|t| t == *model)
+                    && (!dev.contains("rtx") || cat.contains("rtx"))
+                    && variants(&dev) == variants(&cat)
+            })
+            .map(|g| {
+                let cat = norm(&g.name);
+                let form_penalty = match (form(&dev), form(&cat)) {
+                    (Some(a), Some(b)) if a != b => 1u64 << 40,
+                    (None, Some("pcie")) | (None, Some("nvl")) => 1 << 40,
+                    _ => 0,
+                };
+                (form_penalty + mib.map_or(0, |m| g.memory_mib.abs_diff(m)), g)
+            })
+            .collect();
+        ranked.sort_by_key(|(key, _)| *key);
+        match ranked.as_slice() {
+            [(best, g), (next, _), ..] if best < next => Some(g),
+            [(_, g)] => Some(g),
+            _ => None,
+        }
     }
 
     /// Every GPU, in file order.
@@ -478,6 +529,25 @@ mod tests {
         assert_eq!(gpu.peak_flops("fp64"), None);
         assert_eq!(gpu.interconnect.as_ref().unwrap().kind, LinkKind::Nvlink4);
         assert_eq!(gpu.pcie, Some(PcieGen::Gen5));
+    }
+
+    #[test]
+    fn ids_are_found_without_separators_and_by_driver_name() {
+        let cat = GpuCatalog::builtin();
+        let id = |input: &str| cat.get(input).map(|g| g.id.as_str());
+        assert_eq!(id("rtx4090"), Ok("rtx-4090"));
+        assert_eq!(id(" RTX 4090 "), Ok("rtx-4090"));
+        assert_eq!(id("H100_SXM"), Ok("h100-sxm"));
+        assert_eq!(id("NVIDIA GeForce RTX 4090"), Ok("rtx-4090"));
+        assert_eq!(id("NVIDIA H100 80GB HBM3"), Ok("h100-sxm"));
+        assert_eq!(id("NVIDIA A100-SXM4-40GB"), Ok("a100-40gb"));
+        // Two entries fit equally: the user chooses.
+        let err = cat.get("NVIDIA A100").unwrap_err();
+        assert_eq!(err.suggestions, ["a100-40gb", "a100-80gb", "a100-80gb-pcie"]);
+        // Bare model tokens stay ambiguous, and a memory size is no model.
+        assert!(cat.get("h100").is_err());
+        let err = cat.get("h100-80gb").unwrap_err();
+        assert!(err.suggestions.iter().all(|s| s.starts_with("h100")), "{:?}", err.suggestions);
     }
 
     #[test]

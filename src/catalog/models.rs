@@ -92,9 +92,17 @@ impl ModelCatalog {
         self.models.iter().find(|m| m.entry.hf_repo.eq_ignore_ascii_case(repo))
     }
 
+    /// The entry of this id in any case, or else the one entry whose id matches with separators
+    /// left out (`llama2-7b`, `Llama 2 7B`).
     pub fn get(&self, id: &str) -> Result<&CatalogModel, UnknownModel> {
-        let id_lc = id.to_ascii_lowercase();
-        self.models.iter().find(|m| m.entry.id == id_lc).ok_or_else(|| UnknownModel {
+        let id_lc = id.trim().to_ascii_lowercase();
+        let compact = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
+        let mut loose = self.models.iter().filter(|m| compact(&m.entry.id) == compact(&id_lc));
+        let unique_loose = match (loose.next(), loose.next()) {
+            (Some(m), None) => Some(m),
+            _ => None,
+        };
+        self.models.iter().find(|m| m.entry.id == id_lc).or(unique_loose).ok_or_else(|| UnknownModel {
             id: id.to_string(),
             suggestions: closest(id, self.models.iter().map(|m| m.entry.id.as_str())),
         })
