@@ -4,9 +4,11 @@
 # The lead runs, on the device machine, from the repository root:
 #     scripts/device-check.sh "$OUT"
 # PART (optional; several joined by commas, e.g. bench,torch): bench | context | torch | infer |
-# train | watch | validate | headroom | litgpt | all. The default, all, is bench, torch, validate
-# and watch: what still needs measuring (context, infer and train were measured on an H200 on
-# 2026-11-27; name them to rerun them); validate runs first. The transport returns at most 8 files.
+# train | optim | watch | validate | headroom | litgpt | all. The default, all, is bench, torch,
+# validate, watch and optim: what still needs measuring (context, infer and train were measured
+# on an H200 on 2026-11-27; name them to rerun them); validate runs first. optim is two training
+# steps of the optimizer variants the planner models without a measurement yet: torchtune's
+# optimizer in the backward pass, and bitsandbytes' paged 8-bit AdamW (skipped without it). The transport returns at most 8 files.
 # litgpt (LitGPT's own LoRA and LLaMA-Adapter steps, for `plan --engine litgpt`; last in `all`
 # when its wheel is present) needs LitGPT's wheel, which the image lacks: fetch it here first,
 #     python3 -m pip download --no-deps --only-binary=:all: -d .whl litgpt==0.5.13 "lightning>=2.6.1,<2.7"
@@ -39,12 +41,12 @@
 # Record layout: scripts/README.md. Measurement code: scripts/ground_truth.py, scripts/gtlib/.
 set -euo pipefail
 
-usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|watch|validate|headroom|litgpt|all][,...]" >&2; exit 2; }
+usage() { echo "usage: $0 DIR [bench|context|torch|infer|train|optim|watch|validate|headroom|litgpt|all][,...]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 DIR=$1
 PART=${2:-all}
 for part in ${PART//,/ }; do
-  case "$part" in all | bench | context | torch | infer | train | headroom | watch | validate | litgpt) ;; *) usage ;; esac
+  case "$part" in all | bench | context | torch | infer | train | optim | headroom | watch | validate | litgpt) ;; *) usage ;; esac
 done
 
 mkdir -p "$DIR"
@@ -85,7 +87,7 @@ budget_short() {
   if ((BUDGET_S - ${used%.*} < $1)); then echo "=== $2: SKIPPED (${used}s of the ${BUDGET_S}s budget used)"; return 0; fi
   return 1
 }
-ALL_PARTS=bench,torch,validate,watch
+ALL_PARTS=bench,torch,validate,watch,optim
 # LitGPT's wheel present (see the header): its cases run last in `all`, when the budget allows.
 if compgen -G ".whl/litgpt-*.whl" >/dev/null; then ALL_PARTS+=,litgpt; fi
 want() { [[ ",${PART//all/$ALL_PARTS}," == *",$1,"* ]]; }
@@ -143,6 +145,13 @@ TRAIN=(
   "train-tinyllama-1.1b-full-s2048-b2-amp|tinyllama-1.1b|--mode full --seq 2048 --batch 2 --precision amp --expect-trainable 1100048384|--mode full --context 2048 --batch 2 --optimizer adamw --weights fp32"
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-ckpt|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --checkpointing --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16 --checkpointing full"
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16"
+)
+# optimizer variants (part optim), same layout: records for `--optimizer-in-backward` (one
+# gradient at a time: the 32,000 × 4,096 embedding's) and `--optimizer paged-adamw-8bit` (the
+# states outside torch's allocator: paged_state_bytes against the plan's paged_optimizer_bytes)
+OPTIM=(
+  "train-llama-2-7b-full-s1024-bf16-in-backward|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer-in-backward --expect-trainable 6738415616|--mode full --context 1024 --batch 1 --optimizer adamw --weights bf16 --optimizer-in-backward"
+  "train-llama-2-7b-full-s1024-bf16-paged8|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer paged-adamw-8bit --expect-trainable 6738415616|--mode full --context 1024 --batch 1 --optimizer paged-adamw-8bit --weights bf16"
 )
 
 # ── our own kernels (headroom bench) ─────────────────────────────────────────────────────────
@@ -318,6 +327,18 @@ LITGPT=(
   "litgpt-llama-2-7b-adapter-s1304|Llama-2-7b-hf|--mode adapter --seq 1304 --expect-trainable 1229760|llama-2-7b --engine litgpt --mode adapter --precision bf16 --context 1304"
   "litgpt-llama-2-7b-adapter-v2-s1304|Llama-2-7b-hf|--mode adapter-v2 --seq 1304 --expect-trainable 4279744|llama-2-7b --engine litgpt --mode adapter-v2 --precision bf16 --context 1304"
 )
+if want optim; then
+  for spec in "${OPTIM[@]}"; do
+    IFS='|' read -r id model opts _plan <<<"$spec"
+    if [[ $opts == *paged* ]] && ! "$PY" -c "import bitsandbytes" 2>/dev/null; then
+      echo "=== $id skipped: no bitsandbytes in $PY"
+      continue
+    fi
+    # shellcheck disable=SC2086 # opts is a word list on purpose
+    run_case "$id" train.json 150 train --model "$model" $opts
+  done
+fi
+
 if want litgpt; then
   if compgen -G ".whl/litgpt-*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl ||

@@ -382,6 +382,11 @@ pub struct TrainArgs {
     /// Micro-batches accumulated per optimizer step.
     #[arg(long, default_value_t = 1)]
     pub grad_accum: u64,
+    /// Step each parameter inside the backward pass as soon as its gradient is complete, then
+    /// free the gradient (torchtune `optimizer_in_bwd: True`): one gradient lives at a time
+    /// instead of all. Needs --grad-accum 1.
+    #[arg(long)]
+    pub optimizer_in_backward: bool,
     /// LoRA rank (default 8). For dpo/ppo/grpo, giving it trains the policy with LoRA.
     #[arg(long)]
     pub lora_rank: Option<u64>,

@@ -120,18 +120,7 @@ def cmd_train(args):
         check_trainable(rec, acc, args.expect_trainable)
         rec.save()
         trainable = [p for p in model.parameters() if p.requires_grad]
-        # foreach=True spelled out: it is PyTorch's CUDA default (fused is opt-in), and the
-        # multi-tensor path's temporaries (e.g. a full copy for sqrt(exp_avg_sq)) are part of
-        # the optimizer-step peak being measured.
-        opt = torch.optim.AdamW(trainable, lr=1e-5, foreach=True)
-        rec["optimizer"] = {
-            "class": "torch.optim.AdamW",
-            "foreach": opt.defaults.get("foreach"),
-            "fused": opt.defaults.get("fused"),
-            "lr": 1e-5,
-            "weight_decay": opt.defaults.get("weight_decay"),
-            "torch_default_choice": default_optimizer_impl(torch, trainable),
-        }
+        opt, rec["optimizer"] = make_optimizer(torch, trainable, args)
         g = torch.Generator(device="cuda")
         g.manual_seed(0)
         ids = torch.randint(0, cs["vocab_size"], (args.batch, args.seq), device="cuda", generator=g)
@@ -148,6 +137,67 @@ def cmd_train(args):
     except Exception as exc:  # noqa: BLE001
         rec.fail(exc)
         raise
+
+
+def new_optimizer(torch, params, name):
+    """One optimizer over params, and its class name. AdamW's foreach=True is spelled out: it is
+    PyTorch's CUDA default (fused is opt-in), and the multi-tensor path's temporaries (e.g. a
+    full copy for sqrt(exp_avg_sq)) are part of the optimizer-step peak being measured."""
+    if name == "paged-adamw-8bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit(params, lr=1e-5), "bitsandbytes.optim.PagedAdamW8bit"
+    return torch.optim.AdamW(params, lr=1e-5, foreach=True), "torch.optim.AdamW"
+
+
+class InBackward:
+    """torchtune's optimizer_in_bwd: one optimizer per parameter, stepped and its gradient freed
+    by the parameter's post-accumulate-grad hook, so step() and zero_grad() have nothing left
+    to do. state merges the per-parameter optimizers' states (for optimizer_state_bytes)."""
+
+    def __init__(self, torch, params, name):
+        self.optims = {}
+        for p in params:
+            self.optims[p], self.cls = new_optimizer(torch, [p], name)
+            p.register_post_accumulate_grad_hook(self._hook)
+        self.defaults = next(iter(self.optims.values())).defaults
+
+    def _hook(self, p):
+        self.optims[p].step()
+        self.optims[p].zero_grad(set_to_none=True)
+
+    @property
+    def state(self):
+        return {p: o.state[p] for p, o in self.optims.items() if p in o.state}
+
+    def step(self):
+        pass
+
+    def zero_grad(self, set_to_none=True):
+        pass
+
+
+def make_optimizer(torch, trainable, args):
+    """The optimizer args ask for and its record."""
+    if args.optimizer_in_backward:
+        opt = InBackward(torch, trainable, args.optimizer)
+        cls = opt.cls
+    else:
+        opt, cls = new_optimizer(torch, trainable, args.optimizer)
+    info = {
+        "class": cls,
+        "in_backward": bool(args.optimizer_in_backward),
+        "foreach": opt.defaults.get("foreach"),
+        "fused": opt.defaults.get("fused"),
+        "lr": 1e-5,
+        "weight_decay": opt.defaults.get("weight_decay"),
+        "torch_default_choice": default_optimizer_impl(torch, trainable),
+    }
+    if args.optimizer == "paged-adamw-8bit":
+        import bitsandbytes as bnb
+
+        info["bitsandbytes"] = getattr(bnb, "__version__", None)
+    return opt, info
 
 
 def check_trainable(rec, acc, expected):
@@ -211,6 +261,7 @@ def train_step(torch, model, opt, loss_fn, nvml, number):
         t_opt = time.perf_counter()
         s["optimizer_step"] = snapshot(nvml, "after_optimizer_step")
         s["optimizer_state_bytes"] = optimizer_state_bytes(torch, opt)
+        s["paged_state_bytes"] = optimizer_state_bytes(torch, opt, paged=True)
         t_zero0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
@@ -258,11 +309,17 @@ def default_optimizer_impl(torch, params):
         return None
 
 
-def optimizer_state_bytes(torch, opt):
+def optimizer_state_bytes(torch, opt, paged=False):
+    """Bytes of the optimizer's state tensors on the GPU; with paged=True, of those bitsandbytes
+    keeps in unified memory instead (CPU-typed tensors marked is_paged, outside torch's
+    allocator and its max_memory_allocated)."""
     total = 0
     for state in opt.state.values():
         for v in state.values():
-            if isinstance(v, torch.Tensor) and v.device.type == "cuda":
+            if not isinstance(v, torch.Tensor):
+                continue
+            is_paged = bool(getattr(v, "is_paged", False))
+            if (is_paged if paged else v.device.type == "cuda" and not is_paged):
                 total += v.numel() * v.element_size()
     return total
 
@@ -283,6 +340,7 @@ def summarise(steps, timed, tokens):
              for p in ("forward", "backward", "optimizer_step")), default=None),
         "gradient_bytes": ok[0]["gradient_bytes"] if ok else None,
         "optimizer_state_bytes": ok[0]["optimizer_state_bytes"] if ok else None,
+        "paged_state_bytes": ok[0]["paged_state_bytes"] if ok else None,
         "step_time": stats_s(timed),
     }
     if timed:

@@ -150,6 +150,7 @@ fn training_bytes(r: &PlanReport, compare: &str) -> Option<anyhow::Result<f64>> 
         "train_saved" => t.saved_activations_bytes as f64,
         "train_gradients" => sum(|m| m.gradients_bytes),
         "train_optimizer" => sum(|m| m.optimizer_bytes),
+        "train_paged" => t.paged_optimizer_bytes as f64,
         _ => {
             let name = compare.strip_prefix("phase:")?;
             match t.phases.iter().find(|p| p.phase == name) {

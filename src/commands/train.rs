@@ -124,6 +124,7 @@ pub fn train_report_on(
         models,
         precision,
         optimizer: optimizer(t.optimizer),
+        optimizer_in_backward: t.optimizer_in_backward,
         checkpointing: match t.checkpointing {
             CheckpointingArg::None => Checkpointing::None,
             CheckpointingArg::Selective => Checkpointing::Selective,

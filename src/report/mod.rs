@@ -188,6 +188,26 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
     }
 }
 
+/// A paged optimizer's states, which the total leaves out: how much of them stays on the GPU
+/// beside the peak and how much pages through host RAM each step; `None` without any.
+pub(crate) fn paged_line(r: &PlanReport) -> Option<String> {
+    let t = r.training.as_ref().filter(|t| t.paged_optimizer_bytes > 0)?;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let paged = t.paged_optimizer_bytes;
+    let mut line = format!(
+        "paged optimizer states: {:.2} GiB per GPU in CUDA unified memory, not in the total (evicted to host RAM when the GPU needs the room)",
+        gib(paged)
+    );
+    if let Some(host) = t.paged_to_host_bytes {
+        line = format!(
+            "{line}: {:.2} GiB stay on the GPU beside the peak, {:.2} GiB page through host RAM each step (PCIe traffic the speed leaves out)",
+            gib(paged - host),
+            gib(host)
+        );
+    }
+    Some(line)
+}
+
 /// One line of speeds, or `None` when the plan has none.
 pub(crate) fn speed_line(r: &PlanReport) -> Option<String> {
     if let Some(s) = &r.training_speed {

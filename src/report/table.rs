@@ -1,6 +1,8 @@
 //! Terminal tables (comfy-table).
 
-use super::{component_rows, headline, likely_line, speed_line, training_rows, verdict, Listing, PlanReport};
+use super::{
+    component_rows, headline, likely_line, paged_line, speed_line, training_rows, verdict, Listing, PlanReport,
+};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 fn new_table(headers: &[&str]) -> Table {
@@ -36,6 +38,9 @@ pub fn plan(r: &PlanReport) -> String {
             gib(h.weights_bytes),
             gib(h.kv_cache_bytes)
         ));
+    }
+    if let Some(paged) = paged_line(r) {
+        out.push_str(&format!("{paged}\n"));
     }
     if let Some(speed) = speed_line(r) {
         out.push_str(&format!("{speed}\n"));

@@ -537,8 +537,9 @@ pub fn loss_transients(spec: &ModelSpec, tp: u64) -> (u64, u64) {
     ((A + 4) * v, 8 * v)
 }
 
-/// Chunked cross-entropy (torchtune's chunked loss, Liger's fused linear cross-entropy): only a
-/// chunk's logits exist at a time, so nothing vocabulary-sized is saved; the forward holds one
+/// Chunked cross-entropy with recomputation (Liger's fused linear cross-entropy, Apple's Cut
+/// Cross-Entropy; not torchtune's `CEWithChunkedOutputLoss`, which computes every chunk's logits
+/// in the forward and chunks only the fp32 upcast): only a chunk's logits exist at a time, so nothing vocabulary-sized is saved; the forward holds one
 /// chunk's 16-bit logits, fp32 upcast and log-probabilities ((A + 4 + 4)·V per token), the
 /// backward recomputes them and adds their fp32 gradients (8·V). The hidden states feeding the
 /// lm_head are kept for the recompute (A·h per token, unless a trained lm_head saves them anyway).

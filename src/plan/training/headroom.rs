@@ -39,6 +39,13 @@ pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
     if req.optimizer != Optimizer::Adamw {
         return refuse("optimizer", req.optimizer.id().to_string());
     }
+    if req.optimizer_in_backward {
+        return Err(TrainingError::BadNumber {
+            what: "optimizer-in-backward",
+            value: "(given)".to_string(),
+            fix: "the headroom engine steps the optimizer after the backward pass; drop the flag",
+        });
+    }
     if req.parallel.gpus != 1 || req.checkpointing != Checkpointing::None || req.loss_chunk.is_some() {
         return refuse("engine", "headroom".to_string());
     }
@@ -56,7 +63,7 @@ pub fn saved_per_token_layer(h: u64, q: u64, kv: u64, i: u64) -> u64 {
 pub(super) fn step(req: &TrainingRequest, log: &mut BasisLog) -> Result<(PhaseMemory, u64), TrainingError> {
     let m = &req.models[0];
     let spec = m.spec;
-    let state = model_state(m, req.precision, req.optimizer, &req.parallel, 0)?;
+    let state = model_state(m, req.precision, req.optimizer, false, &req.parallel, 0)?;
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let (t, seq) = (req.seq * req.micro_batch, req.seq);
     let (h, q, kv, i, v) = (spec.hidden_size, spec.q_width(), spec.kv_width(), spec.intermediate_size, spec.vocab_size);

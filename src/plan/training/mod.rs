@@ -173,6 +173,10 @@ pub struct TrainingRequest<'a> {
     pub models: Vec<ModelInput<'a>>,
     pub precision: Precision,
     pub optimizer: Optimizer,
+    /// The optimizer steps each parameter inside the backward pass, as soon as its gradient is
+    /// complete (torchtune `optimizer_in_bwd`, PyTorch `register_post_accumulate_grad_hook`):
+    /// one parameter's gradient lives at a time. Needs `grad_accum == 1`.
+    pub optimizer_in_backward: bool,
     pub checkpointing: Checkpointing,
     /// LoRA dropout probability (peft's default 0; LitGPT's 0.05).
     pub lora_dropout: f64,
@@ -228,8 +232,14 @@ pub struct TrainingSummary {
     pub models: Vec<ModelShare>,
     /// Activations saved by the forward pass for the backward pass, on the busiest GPU.
     pub saved_activations_bytes: u64,
-    /// Host memory per GPU for offloaded (or paged) states.
+    /// Host memory per GPU for offloaded states.
     pub host_bytes: u64,
+    /// A paged optimizer's states per GPU in CUDA unified memory, outside the memory total: they
+    /// stay on the GPU beside the peak as far as it has room.
+    pub paged_optimizer_bytes: u64,
+    /// With a GPU: the part of `paged_optimizer_bytes` that has no room beside the peak, evicted
+    /// to host RAM during the forward and backward passes and brought back for the step.
+    pub paged_to_host_bytes: Option<u64>,
 }
 
 /// Requests the training planner refuses, each naming the conflict and the fix.
@@ -253,6 +263,8 @@ pub enum TrainingError {
     TensorParallelHeads { tp: u64, heads: u64, kv_heads: u64 },
     #[error("pipeline parallel degree {pp} exceeds the model's {layers} layers")]
     PipelineTooDeep { pp: u64, layers: u64 },
+    #[error("--optimizer-in-backward steps each parameter as its gradient completes, so gradients cannot accumulate over --grad-accum {0} micro-batches; use --grad-accum 1 (torchtune refuses the same)")]
+    InBackwardAccumulates(u64),
     #[error("--offload params needs --zero 3 (parameters are offloaded only when sharded)")]
     OffloadParamsNeedsZero3,
     #[error(transparent)]

@@ -18,6 +18,13 @@
 //! place; SGD's foreach momentum update is in place; Lion and Adafactor step one tensor at a
 //! time (largest tensor's worth).
 //!
+//! Paged optimizers (`paged-adamw-8bit`, bitsandbytes `get_state_buffer`) allocate the 8-bit m
+//! and v of every tensor of at least 100,000 elements with `cudaMallocManaged` instead of
+//! PyTorch's allocator: CUDA unified memory, which stays on the GPU while there is room and is
+//! evicted to host RAM when other allocations need the space (and prefetched back before each
+//! tensor's update). Those bytes are outside `torch.cuda.max_memory_allocated` and cannot make
+//! the run fail for memory; smaller tensors' states and every absmax are ordinary allocations.
+//!
 //! Worked example, Llama-2-7B full fine-tuning with AdamW and fp32 masters:
 //! 6,738,415,616 × (4 + 4 + 4) = 80,860,987,392 B of optimizer state.
 
@@ -37,6 +44,9 @@ pub enum Optimizer {
 /// bitsandbytes: block size of the 8-bit optimizer states and the smallest tensor they apply to.
 const BNB_BLOCK: u64 = 2048;
 const BNB_MIN_8BIT_SIZE: u64 = 4096;
+/// bitsandbytes pages the states of tensors of at least this many elements (`p.numel() < 1e5`
+/// keeps the rest in ordinary device memory).
+const BNB_MIN_PAGED_SIZE: u64 = 100_000;
 
 impl Optimizer {
     pub fn id(self) -> &'static str {
@@ -68,6 +78,17 @@ impl Optimizer {
             Optimizer::Sgd | Optimizer::Lion => n * state_bytes,
             Optimizer::Adafactor if rows > 1 => (rows + cols) * state_bytes,
             Optimizer::Adafactor => n * state_bytes,
+        }
+    }
+
+    /// The part of [`Optimizer::state_bytes`] a paged optimizer keeps in unified memory: the
+    /// 8-bit m and v of a tensor of at least 100,000 elements (its absmax stays ordinary).
+    pub fn paged_bytes(self, rows: u64, cols: u64) -> u64 {
+        let n = rows * cols;
+        if self.is_paged() && n >= BNB_MIN_PAGED_SIZE {
+            2 * n
+        } else {
+            0
         }
     }
 
@@ -113,6 +134,17 @@ mod tests {
     fn eight_bit_states_are_blockwise() {
         assert_eq!(Optimizer::Adamw8bit.state_bytes(4096, 4096, 4), 2 * (16_777_216 + 8192 * 4));
         assert_eq!(Optimizer::Adamw8bit.state_bytes(1, 4096 - 1, 4), 2 * 4095 * 4);
+    }
+
+    /// Paged: the 8-bit m and v of large tensors only (a 4096 × 4096 matrix: 33,554,432 B of
+    /// its 33,619,968), never a norm's.
+    #[test]
+    fn paged_states_are_the_large_tensors_8_bit_buffers() {
+        let paged = Optimizer::PagedAdamw8bit;
+        assert_eq!(paged.paged_bytes(4096, 4096), 2 * 16_777_216);
+        assert_eq!(paged.paged_bytes(1, 4096), 0);
+        assert_eq!(paged.paged_bytes(1, 99_999), 0);
+        assert_eq!(Optimizer::Adamw8bit.paged_bytes(4096, 4096), 0);
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
     let mut stages = Vec::new();
     if req.engine == Engine::Headroom {
         super::headroom::check(req)?;
-        let state = model_state(&req.models[0], req.precision, req.optimizer, &p, 0)?;
+        let state = model_state(&req.models[0], req.precision, req.optimizer, req.optimizer_in_backward, &p, 0)?;
         explain_states(req, &state, &mut basis);
         let (phase, saved) = super::headroom::step(req, &mut basis)?;
         stages.push((phase.clone(), vec![phase], vec![state], saved));
@@ -93,6 +93,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
             host_bytes: s.host.0,
         })
         .collect();
+    let paged = states.iter().map(|s| s.paged).sum::<Bytes>();
     let summary = TrainingSummary {
         mode: req.mode,
         trainable_parameters: states.iter().map(|s| s.trainable).sum(),
@@ -101,8 +102,14 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         models,
         saved_activations_bytes: saved,
         host_bytes: states.iter().map(|s| s.host.0).sum(),
+        paged_optimizer_bytes: paged.0,
+        paged_to_host_bytes: req.device.as_ref().map(|d| {
+            let room = d.capacity.0.saturating_sub((peak.memory.total + d.in_use).0);
+            paged.0.saturating_sub(room)
+        }),
     };
     basis.0.extend(req.device.as_ref().map(Device::capacity_basis));
+    // Unified memory gives way to ordinary allocations: paged states never make a run fail.
     let fit = req.device.as_ref().map(|d| {
         let fits = peak.memory.total + d.in_use <= d.capacity && rlhf::rollout_engine_starts(req);
         d.fit(fits, d.capacity.0 as i64 - (peak.memory.total + d.in_use).0 as i64)
@@ -118,7 +125,7 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
     let states = req
         .models
         .iter()
-        .map(|m| model_state(m, req.precision, req.optimizer, p, stage))
+        .map(|m| model_state(m, req.precision, req.optimizer, req.optimizer_in_backward, p, stage))
         .collect::<Result<Vec<_>, _>>()?;
     let generation = req.device.as_ref().map_or(Generation::Hopper, |d| d.generation);
     let ctx = engine::cuda_context(Engine::Hf, generation, None);
@@ -163,7 +170,18 @@ fn explain_states(req: &TrainingRequest, s: &ModelState, log: &mut BasisLog) {
     log.add("trainable parameters (policy)", s.trainable, "full: every tensor; LoRA: r·(in + out) per adapted matrix");
     log.add("optimizer step temporaries (per GPU)", s.step.0, "foreach copy of the states' size; fused: none");
     if req.optimizer.is_paged() {
-        log.add("pageable to host", s.optimizer.0, "paged optimizer states evict to host RAM under memory pressure");
+        log.add(
+            "paged optimizer states (unified memory, not in the total)",
+            s.paged.0,
+            "bitsandbytes cudaMallocManaged m and v of tensors ≥ 100,000 elements: on the GPU while there is room, evicted to host RAM under pressure",
+        );
+    }
+    if req.optimizer_in_backward {
+        log.add(
+            "gradients held (optimizer in backward)",
+            s.gradients.0,
+            "each parameter is stepped and its gradient freed as soon as it is complete: the largest one's",
+        );
     }
 }
 
@@ -308,16 +326,12 @@ pub(super) fn train_phases(
     f: &Profile,
     s: &ModelState,
 ) -> Vec<PhaseMemory> {
+    if req.optimizer_in_backward {
+        return in_backward_phases(prefix, f, s, phase_memory(base));
+    }
     let held = if req.grad_accum > 1 { s.gradients } else { Bytes::ZERO };
     let acts = f.in_flight * (f.layers + f.copies);
-    let at = |activations: u64, gradients: Bytes, extra: Bytes| {
-        breakdown(MemoryBreakdown {
-            activations: Bytes(activations),
-            gradients,
-            workspace: base.workspace + extra,
-            ..base.clone()
-        })
-    };
+    let at = phase_memory(base);
     let phase = |name: &str, moments: Vec<(&str, MemoryBreakdown)>| {
         let (moment, memory) = moments.into_iter().max_by_key(|m| m.1.total).expect("moments");
         PhaseMemory { phase: format!("{prefix}{name}"), moment: moment.to_string(), memory }
@@ -346,7 +360,52 @@ pub(super) fn train_phases(
     ]
 }
 
+/// A moment's breakdown over `base`: activations, gradients and extra workspace.
+fn phase_memory(base: &MemoryBreakdown) -> impl Fn(u64, Bytes, Bytes) -> MemoryBreakdown + '_ {
+    move |activations, gradients, extra| {
+        breakdown(MemoryBreakdown {
+            activations: Bytes(activations),
+            gradients,
+            workspace: base.workspace + extra,
+            ..base.clone()
+        })
+    }
+}
+
+/// The phases when the optimizer runs inside the backward pass: no gradient outlives its
+/// parameter's step, so the backward moments hold one gradient (the largest, `s.gradients`) and
+/// its step's temporaries beside the activations, and there is no optimizer phase after it.
+fn in_backward_phases(
+    prefix: &str,
+    f: &Profile,
+    s: &ModelState,
+    at: impl Fn(u64, Bytes, Bytes) -> MemoryBreakdown,
+) -> Vec<PhaseMemory> {
+    let acts = f.in_flight * (f.layers + f.copies);
+    fn largest(moments: Vec<(&'static str, MemoryBreakdown)>) -> (&'static str, MemoryBreakdown) {
+        moments.into_iter().max_by_key(|m| m.1.total).expect("moments")
+    }
+    let (fwd_moment, fwd) = largest(vec![
+        ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, Bytes::ZERO, Bytes::ZERO)),
+        ("last layer's intermediates", at(acts + f.layer_fwd, Bytes::ZERO, Bytes::ZERO)),
+    ]);
+    let (bwd_moment, bwd) = largest(vec![
+        (
+            "start: loss gradients + one parameter's gradient and step",
+            at(acts + f.output + f.loss_bwd, s.gradients, s.step),
+        ),
+        ("a layer's backward + one parameter's gradient and step", at(acts + f.layer_bwd, s.gradients, s.step)),
+    ]);
+    vec![
+        PhaseMemory { phase: format!("{prefix}forward"), moment: fwd_moment.to_string(), memory: fwd },
+        PhaseMemory { phase: format!("{prefix}backward + optimizer"), moment: bwd_moment.to_string(), memory: bwd },
+    ]
+}
+
 fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
+    if req.optimizer_in_backward && req.grad_accum > 1 {
+        return Err(TrainingError::InBackwardAccumulates(req.grad_accum));
+    }
     for (what, v, fix) in [
         ("context", req.seq, "give at least 1 token"),
         ("batch", req.micro_batch, "give at least 1 sequence"),

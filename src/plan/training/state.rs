@@ -40,6 +40,9 @@ pub struct ModelState {
     pub buffers: Bytes,
     /// Offloaded to host memory.
     pub host: Bytes,
+    /// A paged optimizer's states in CUDA unified memory (see `optimizer.rs`): not in `optimizer`,
+    /// on the GPU only while it has room.
+    pub paged: Bytes,
     /// Trainable parameters of the whole model.
     pub trainable: u64,
 }
@@ -111,11 +114,16 @@ fn adapter_tensors(spec: &ModelSpec, tensors: &[TensorDesc], prompt: u64, start:
     out
 }
 
-/// States of model `m` on one GPU of pipeline stage `stage`.
+/// States of model `m` on one GPU of pipeline stage `stage`. With the optimizer in the backward
+/// pass (torchtune `optimizer_in_bwd`), each parameter is updated as soon as its gradient is
+/// complete and the gradient freed: the gradients and the step's temporaries are those of the
+/// largest trainable tensor (Llama-3.1-8B full: its 128,256 × 4,096 embedding, 1,050,673,152 B
+/// of bf16 gradient, instead of 16,060,522,496 B for all).
 pub fn model_state(
     m: &ModelInput,
     precision: Precision,
     optimizer: Optimizer,
+    in_backward: bool,
     parallel: &Parallel,
     stage: u64,
 ) -> Result<ModelState, TrainingError> {
@@ -128,21 +136,27 @@ pub fn model_state(
     let (grad_b, master_b, state_b, adapter_b) = widths(&m.method, precision);
     let base: u64 = here.iter().map(|t| m.tensor_bytes(t).0).sum();
     let states: u64 = trainable.iter().map(|&(r, c)| optimizer.state_bytes(r, c, state_b)).sum();
+    let paged: u64 = trainable.iter().map(|&(r, c)| optimizer.paged_bytes(r, c)).sum();
+    let largest = trainable.iter().copied().max_by_key(|(r, c)| r * c).unwrap_or((0, 0));
+    let (stepped, graded) =
+        if in_backward { (&[largest][..], largest.0 * largest.1) } else { (&trainable[..], elements) };
     let fused = m.method == Method::Full && precision == Precision::Mixed;
-    let step = if fused { 0 } else { optimizer.step_transient(&trainable, state_b) };
+    let step = if fused { 0 } else { optimizer.step_transient(stepped, state_b) };
     let sh = parallel.shards();
     let mut s = ModelState {
         weights: Bytes((base + elements * adapter_b) / sh.weights),
-        gradients: Bytes(elements * grad_b / sh.gradients),
-        optimizer: Bytes((elements * master_b + states) / sh.optimizer),
+        gradients: Bytes(graded * grad_b / sh.gradients),
+        optimizer: Bytes((elements * master_b + states - paged) / sh.optimizer),
         step: Bytes(step / sh.optimizer),
         buffers: Bytes(buffers(m, &here, parallel, grad_b, &layers)),
         host: Bytes::ZERO,
+        paged: Bytes(paged / sh.optimizer),
         trainable: total_trainable(m)?,
     };
     if parallel.offload != Offload::None {
-        s.host = s.optimizer + s.step;
+        s.host = s.optimizer + s.step + s.paged;
         s.optimizer = Bytes::ZERO;
+        s.paged = Bytes::ZERO;
         s.step = Bytes::ZERO;
     }
     if parallel.offload == Offload::Params {
@@ -191,7 +205,7 @@ mod tests {
             method: Method::Full,
             quantized_lm_head: false,
         };
-        let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, &Parallel::single(), 0).unwrap();
+        let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, false, &Parallel::single(), 0).unwrap();
         assert_eq!((s.weights.0, s.gradients.0, s.optimizer.0), (13_476_831_232, 13_476_831_232, 80_860_987_392));
         assert_eq!(s.step, Bytes::ZERO);
     }
