@@ -463,6 +463,10 @@ pub enum OptimizerArg {
     Adamw8bit,
     #[value(name = "paged-adamw-8bit")]
     PagedAdamw8bit,
+    /// bitsandbytes PagedAdamW32bit (transformers `optim="paged_adamw_32bit"`, the QLoRA
+    /// paper's): fp32 m and v in unified memory
+    #[value(name = "paged-adamw-32bit")]
+    PagedAdamw32bit,
     Sgd,
     Adafactor,
     Lion,

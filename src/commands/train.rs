@@ -277,6 +277,7 @@ fn optimizer(o: OptimizerArg) -> Optimizer {
         OptimizerArg::Adamw => Optimizer::Adamw,
         OptimizerArg::Adamw8bit => Optimizer::Adamw8bit,
         OptimizerArg::PagedAdamw8bit => Optimizer::PagedAdamw8bit,
+        OptimizerArg::PagedAdamw32bit => Optimizer::PagedAdamw32bit,
         OptimizerArg::Sgd => Optimizer::Sgd,
         OptimizerArg::Adafactor => Optimizer::Adafactor,
         OptimizerArg::Lion => Optimizer::Lion,

@@ -148,12 +148,15 @@ impl TrainingEfficiency {
 /// Element reads + writes per trainable parameter of one optimizer step. torch foreach AdamW:
 /// mul(p) 2, lerp(m, g) 3, mul(v) 2, addcmul(v, g, g) 4, sqrt 2, div 2, add 2, addcdiv(p, m, √v) 4 = 21
 /// (torch/optim/adam.py `_multi_tensor_adam`). bitsandbytes 8-bit: one fused kernel reading and
-/// writing p, g and two 1-byte states (about 5 parameter-sized accesses); SGD momentum 6; Lion
-/// 8; Adafactor 10 (row/column statistics, update, clip, apply) — estimated from the updates.
-fn optimizer_accesses(o: Optimizer) -> f64 {
+/// writing p, g and two 1-byte states (about 5 parameter-sized accesses); its 32-bit kernel the
+/// same with fp32 states (p read and written, g read: 3, plus 16 B of m and v in
+/// parameter-sized units: 11 for bf16 parameters); SGD momentum 6; Lion 8; Adafactor 10
+/// (row/column statistics, update, clip, apply) — estimated from the updates.
+fn optimizer_accesses(o: Optimizer, state_bytes: f64) -> f64 {
     match o {
         Optimizer::Adamw => 21.0,
         Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit => 5.0,
+        Optimizer::PagedAdamw32bit => 3.0 + 16.0 / state_bytes,
         Optimizer::Sgd => 6.0,
         Optimizer::Lion => 8.0,
         Optimizer::Adafactor => 10.0,
@@ -266,7 +269,8 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let frozen_s = frozen * ((fwd_linear + fwd_attention) / (peak * t.gemm.value) + non_gemm_s / recompute / 3.0);
     let compute_s = micro * bubble * ((gemm_s + non_gemm_s + dequant + frozen_s) / split + adapters / p.pp as f64);
     let opt_shard = (split * if p.zero >= 1 { p.dp() as f64 } else { 1.0 }).max(1.0);
-    let optimizer_s = optimizer_accesses(req.optimizer) * req.state_bytes * req.trainable as f64 / opt_shard / bw;
+    let optimizer_s =
+        optimizer_accesses(req.optimizer, req.state_bytes) * req.state_bytes * req.trainable as f64 / opt_shard / bw;
     let dp_s = data_parallel_s(req)?;
     let tp_s = tensor_parallel_s(req)?;
     let window = if p.zero >= 3 { compute_s } else { compute_s * 2.0 / 3.0 };
@@ -310,7 +314,10 @@ fn log_basis(req: &TrainSpeedRequest, t: &TrainingEfficiency, s: &TrainingSpeed,
     b.add(
         "optimizer step (ms)",
         format!("{:.1}", optimizer_s * 1e3),
-        format!("{} element accesses per trainable parameter at achieved bandwidth", optimizer_accesses(req.optimizer)),
+        format!(
+            "{} element accesses per trainable parameter at achieved bandwidth",
+            optimizer_accesses(req.optimizer, req.state_bytes)
+        ),
     );
     if req.parallel.dp() > 1 {
         let how = if req.overlap { "overlapped with backward" } else { "not overlapped (--no-overlap)" };

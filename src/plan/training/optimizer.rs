@@ -6,6 +6,8 @@
 //! - `adamw-8bit`, `paged-adamw-8bit` (bitsandbytes): m and v in 8 bits with one fp32 absmax per
 //!   block of 2048 values (`bnb.functional.quantize_blockwise`), for tensors of at least 4096
 //!   elements (`min_8bit_size`); smaller tensors keep 32-bit states;
+//! - `paged-adamw-32bit` (bitsandbytes `PagedAdamW32bit`): m and v in fp32 whatever the
+//!   parameters' dtype (`get_state_buffer(p, dtype=torch.float32)`);
 //! - `sgd` with momentum: 1 state; `lion`: 1 state (the momentum, Chen et al. 2023);
 //! - `adafactor` (Shazeer & Stern 2018, transformers `Adafactor` with `beta1=None`): factored
 //!   second moments, `rows + cols` values per matrix and the full size for vectors.
@@ -36,6 +38,7 @@ pub enum Optimizer {
     Adamw,
     Adamw8bit,
     PagedAdamw8bit,
+    PagedAdamw32bit,
     Sgd,
     Adafactor,
     Lion,
@@ -54,6 +57,7 @@ impl Optimizer {
             Optimizer::Adamw => "adamw",
             Optimizer::Adamw8bit => "adamw-8bit",
             Optimizer::PagedAdamw8bit => "paged-adamw-8bit",
+            Optimizer::PagedAdamw32bit => "paged-adamw-32bit",
             Optimizer::Sgd => "sgd",
             Optimizer::Adafactor => "adafactor",
             Optimizer::Lion => "lion",
@@ -63,7 +67,7 @@ impl Optimizer {
     /// bitsandbytes paged optimizers keep their states in CUDA unified memory, which the driver
     /// evicts to host memory under GPU memory pressure.
     pub fn is_paged(self) -> bool {
-        self == Optimizer::PagedAdamw8bit
+        matches!(self, Optimizer::PagedAdamw8bit | Optimizer::PagedAdamw32bit)
     }
 
     /// State bytes of one trainable tensor of `rows × cols` (a vector has rows 1).
@@ -74,21 +78,23 @@ impl Optimizer {
             Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit if n >= BNB_MIN_8BIT_SIZE => {
                 2 * (n + n.div_ceil(BNB_BLOCK) * 4)
             }
-            Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit => 2 * n * 4,
+            Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit | Optimizer::PagedAdamw32bit => 2 * n * 4,
             Optimizer::Sgd | Optimizer::Lion => n * state_bytes,
             Optimizer::Adafactor if rows > 1 => (rows + cols) * state_bytes,
             Optimizer::Adafactor => n * state_bytes,
         }
     }
 
-    /// The part of [`Optimizer::state_bytes`] a paged optimizer keeps in unified memory: the
-    /// 8-bit m and v of a tensor of at least 100,000 elements (its absmax stays ordinary).
+    /// The part of [`Optimizer::state_bytes`] a paged optimizer keeps in unified memory: m and v
+    /// of a tensor of at least 100,000 elements (8-bit: 1 B each, the absmax stays ordinary;
+    /// 32-bit: 4 B each).
     pub fn paged_bytes(self, rows: u64, cols: u64) -> u64 {
         let n = rows * cols;
-        if self.is_paged() && n >= BNB_MIN_PAGED_SIZE {
-            2 * n
-        } else {
-            0
+        match self {
+            _ if n < BNB_MIN_PAGED_SIZE => 0,
+            Optimizer::PagedAdamw8bit => 2 * n,
+            Optimizer::PagedAdamw32bit => 2 * n * 4,
+            _ => 0,
         }
     }
 
@@ -98,7 +104,7 @@ impl Optimizer {
         let largest = tensors.iter().map(|(r, c)| r * c).max().unwrap_or(0);
         match self {
             Optimizer::Adamw => total * state_bytes,
-            Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit | Optimizer::Sgd => 0,
+            Optimizer::Adamw8bit | Optimizer::PagedAdamw8bit | Optimizer::PagedAdamw32bit | Optimizer::Sgd => 0,
             // One tensor at a time: its update (and for Adafactor the fp32 gradient and the
             // reconstructed second moment).
             Optimizer::Lion => largest * state_bytes,
@@ -111,6 +117,7 @@ impl Optimizer {
             Optimizer::Adamw => "m, v in the parameters' dtype; foreach step: one more copy (sqrt(v))",
             Optimizer::Adamw8bit => "bitsandbytes blockwise 8-bit m, v: 1 B + fp32 absmax per 2048",
             Optimizer::PagedAdamw8bit => "bitsandbytes 8-bit states in paged (unified) memory",
+            Optimizer::PagedAdamw32bit => "bitsandbytes fp32 m, v in paged (unified) memory",
             Optimizer::Sgd => "momentum buffer in the parameters' dtype",
             Optimizer::Adafactor => "factored second moment: rows + cols per matrix (beta1 = None)",
             Optimizer::Lion => "one momentum buffer (Chen et al. 2023)",
@@ -145,6 +152,10 @@ mod tests {
         assert_eq!(paged.paged_bytes(1, 4096), 0);
         assert_eq!(paged.paged_bytes(1, 99_999), 0);
         assert_eq!(Optimizer::Adamw8bit.paged_bytes(4096, 4096), 0);
+        // 32-bit: fp32 m and v, all of them paged for a large tensor.
+        let paged32 = Optimizer::PagedAdamw32bit;
+        assert_eq!(paged32.paged_bytes(4096, 4096), paged32.state_bytes(4096, 4096, 2));
+        assert_eq!(paged32.paged_bytes(8, 4096), 0, "a rank-8 LoRA A of 32,768 elements is not paged");
     }
 
     #[test]
