@@ -62,8 +62,10 @@ def parser():
     p.add_argument("--mode", required=True, choices=["full", "lora"])
     p.add_argument("--seq", type=int, required=True)
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "paged-adamw-8bit"],
-                   help="paged-adamw-8bit: bitsandbytes PagedAdamW8bit (states in unified memory)")
+    p.add_argument("--optimizer", default="adamw",
+                   choices=["adamw", "paged-adamw-8bit", "paged-adamw-32bit"],
+                   help="paged-adamw-*: bitsandbytes PagedAdamW8bit / PagedAdamW32bit (states in "
+                        "unified memory)")
     p.add_argument("--optimizer-in-backward", action="store_true",
                    help="one optimizer per parameter, stepped by its post-accumulate-grad hook "
                         "(torchtune optimizer_in_bwd)")

@@ -143,10 +143,11 @@ def new_optimizer(torch, params, name):
     """One optimizer over params, and its class name. AdamW's foreach=True is spelled out: it is
     PyTorch's CUDA default (fused is opt-in), and the multi-tensor path's temporaries (e.g. a
     full copy for sqrt(exp_avg_sq)) are part of the optimizer-step peak being measured."""
-    if name == "paged-adamw-8bit":
+    if name.startswith("paged-adamw-"):
         import bitsandbytes as bnb
 
-        return bnb.optim.PagedAdamW8bit(params, lr=1e-5), "bitsandbytes.optim.PagedAdamW8bit"
+        cls = {"paged-adamw-8bit": "PagedAdamW8bit", "paged-adamw-32bit": "PagedAdamW32bit"}[name]
+        return getattr(bnb.optim, cls)(params, lr=1e-5), f"bitsandbytes.optim.{cls}"
     return torch.optim.AdamW(params, lr=1e-5, foreach=True), "torch.optim.AdamW"
 
 
@@ -193,7 +194,7 @@ def make_optimizer(torch, trainable, args):
         "weight_decay": opt.defaults.get("weight_decay"),
         "torch_default_choice": default_optimizer_impl(torch, trainable),
     }
-    if args.optimizer == "paged-adamw-8bit":
+    if args.optimizer.startswith("paged-adamw-"):
         import bitsandbytes as bnb
 
         info["bitsandbytes"] = getattr(bnb, "__version__", None)
