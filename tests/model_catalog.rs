@@ -360,4 +360,6 @@ fn model_ids_are_found_without_separators() {
     assert_eq!(cat.get("llama2-7b").unwrap().entry.id, "llama-2-7b");
     assert_eq!(cat.get(" Llama 2 70B ").unwrap().entry.id, "llama-2-70b");
     assert!(cat.get("llama27").is_err());
+    // Numbers stay apart: Qwen2-57B is not Qwen2.5-7B.
+    assert!(cat.get("qwen2-57b").is_err());
 }

@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::catalog::suggest::{closest, did_you_mean};
+use crate::catalog::suggest::{closest, did_you_mean, loose_key};
 
 /// The most GPUs one `--gpu ID:COUNT` argument may ask for.
 pub const MAX_GPU_COUNT: u32 = 1024;
@@ -334,59 +334,59 @@ impl GpuCatalog {
     }
 
     /// Looks up a GPU by id or alias (case-insensitive, surrounding spaces ignored), then by the
-    /// same with separators left out (`rtx4090`, `RTX 4090`), then, for an input that starts with
-    /// the vendor, as the driver names it (`NVIDIA H100 80GB HBM3`, `NVIDIA GeForce RTX 4090`)
-    /// when that names one entry.
+    /// one id or alias that matches with separators left out (`rtx4090`, `RTX 4090`; see
+    /// [`loose_key`]), then, for an input that starts with the vendor, as the driver names it
+    /// (`NVIDIA H100 80GB HBM3`, `NVIDIA GeForce RTX 4090`) when that names one entry.
     pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
         let wanted = id.trim().to_ascii_lowercase();
         let names = || self.gpus.iter().flat_map(|g| std::iter::once(&g.id).chain(&g.aliases).map(String::as_str));
-        let compact = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
-        let by_name = |matches: &dyn Fn(&str) -> bool| {
-            self.gpus.iter().find(|g| std::iter::once(&g.id).chain(&g.aliases).any(|n| matches(n)))
-        };
+        let named =
+            |g: &GpuSpec, matches: &dyn Fn(&str) -> bool| std::iter::once(&g.id).chain(&g.aliases).any(|n| matches(n));
+        let key = loose_key(&wanted);
         let vendor = ["nvidia ", "amd ", "intel ", "apple "].iter().any(|v| wanted.starts_with(v));
-        by_name(&|n| n == wanted)
-            .or_else(|| by_name(&|n| compact(n) == compact(&wanted)))
+        self.gpus
+            .iter()
+            .find(|g| named(g, &|n| n == wanted))
+            .or_else(|| unique(self.gpus.iter().filter(|g| named(g, &|n| loose_key(n) == key))))
             .or_else(|| vendor.then(|| self.match_driver_name(&wanted, None)).flatten())
-            .ok_or_else(|| UnknownGpu { id: id.trim().to_string(), suggestions: closest(&wanted, names()) })
+            .ok_or_else(|| {
+                // A driver's name suggests by what follows the vendor's words.
+                let brand = ["nvidia ", "geforce ", "tesla ", "amd ", "radeon ", "intel ", "apple "];
+                let mut model = wanted.as_str();
+                while let Some(rest) = brand.iter().find_map(|b| model.strip_prefix(b)) {
+                    model = rest.trim_start();
+                }
+                UnknownGpu { id: id.trim().to_string(), suggestions: closest(model, names()) }
+            })
     }
 
-    /// The entry for a device the driver names (`NVIDIA H100 80GB HBM3`), chosen by model token
-    /// (h100, a100, rtx 4090 ...), form factor (PCIe, NVL) and nearest memory size:
-    /// `memory_total_bytes` where NVML reports it, else a size the name states (`80GB`). A name
-    /// that fits several entries equally well (`NVIDIA A100` without a size) matches none.
+    /// The entry for a device the driver names (`NVIDIA H100 80GB HBM3`, `Tesla T4`,
+    /// `NVIDIA A100-SXM4-80GB`): the one whose name has the same words, vendor and brand words
+    /// (NVIDIA, GeForce, Tesla, AMD, Radeon ...), memory sizes, memory types and the catalog's
+    /// parenthesised notes aside; the same form factor (PCIe, SXM, NVL: none in a driver's name
+    /// means SXM for the GPUs sold both ways); and memory within 5% of `memory_total_bytes`
+    /// where NVML reports it, else of a size the name states (`80GB`), the nearest winning.
+    /// A name that fits none, or several equally (`NVIDIA A100` without a size), matches none:
+    /// an RTX 3080 12GB is not the catalog's 10 GB RTX 3080, an RX 7900 XT not an XTX.
     pub fn match_driver_name(&self, name: &str, memory_total_bytes: Option<u64>) -> Option<&GpuSpec> {
-        let norm = |s: &str| s.to_lowercase().replace(['-', '_'], " ");
-        let dev = norm(name);
-        let tokens: Vec<&str> =
-            dev.split_whitespace().filter(|t| *t != "nvidia" && *t != "geforce" && *t != "tesla").collect();
-        let model = tokens.iter().find(|t| t.chars().any(|c| c.is_ascii_digit()))?;
-        let stated_gib = || tokens.iter().find_map(|t| t.strip_suffix("gb")?.parse::<u64>().ok());
-        let mib = memory_total_bytes.map(|b| b >> 20).or_else(|| stated_gib().map(|g| g << 10));
-        let form = |s: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| s.contains(f));
-        let variants = |s: &str| ["super", "ti"].map(|v| s.split_whitespace().any(|t| t == v));
+        let dev = DriverName::parse(name);
+        let mib = memory_total_bytes.map(|b| b >> 20).or(dev.stated_mib);
         let mut ranked: Vec<(u64, &GpuSpec)> = self
             .gpus
             .iter()
-            // A suffix that names another card (RTX 4080 SUPER, 3080 Ti) must agree: an RTX
-            // 3080 Ti is not an RTX 3080 with more memory.
-            .filter(|g| {
-                let cat = norm(&g.name);
-                cat.split_whitespace().any(|t| t == *model)
-                    && (!dev.contains("rtx") || cat.contains("rtx"))
-                    && variants(&dev) == variants(&cat)
-            })
-            .map(|g| {
-                let cat = norm(&g.name);
-                let form_penalty = match (form(&dev), form(&cat)) {
-                    (Some(a), Some(b)) if a != b => 1u64 << 40,
-                    (None, Some("pcie")) | (None, Some("nvl")) => 1 << 40,
-                    _ => 0,
+            .filter_map(|g| {
+                let cat = DriverName::parse(&g.name);
+                let form_agrees = match (dev.form, cat.form) {
+                    (Some(a), Some(b)) => a == b,
+                    (None, form) => !matches!(form, Some("pcie" | "nvl")),
+                    (Some(_), None) => true,
                 };
-                (form_penalty + mib.map_or(0, |m| g.memory_mib.abs_diff(m)), g)
+                let gap = mib.map_or(0, |m| g.memory_mib.abs_diff(m));
+                let close = mib.is_none_or(|m| gap * 20 <= m);
+                (cat.words == dev.words && form_agrees && close).then_some((gap, g))
             })
             .collect();
-        ranked.sort_by_key(|(key, _)| *key);
+        ranked.sort_by_key(|(gap, _)| *gap);
         match ranked.as_slice() {
             [(best, g), (next, _), ..] if best < next => Some(g),
             [(_, g)] => Some(g),
@@ -494,6 +494,55 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
     rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
 }
 
+/// The one item of `items`, or `None` for none or several.
+fn unique<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    match (items.next(), items.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
+/// A device name split into what tells GPUs apart: its other words (sorted), its form factor and
+/// the memory it states.
+struct DriverName<'a> {
+    words: Vec<String>,
+    form: Option<&'a str>,
+    stated_mib: Option<u64>,
+}
+
+impl DriverName<'_> {
+    fn parse(name: &str) -> DriverName<'static> {
+        // The catalog's notes in parentheses (core counts, the cloud, the board) are no part of
+        // what the driver prints.
+        let mut plain = String::new();
+        let mut depth = 0u32;
+        for c in name.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => plain.push(c.to_ascii_lowercase()),
+                _ => {}
+            }
+        }
+        let brand = ["nvidia", "geforce", "tesla", "amd", "radeon", "instinct", "intel", "apple"];
+        let memory_type = |t: &str| t.starts_with("hbm") || t.starts_with("gddr");
+        let size = |t: &str| t.strip_suffix("gb").and_then(|n| n.parse::<u64>().ok());
+        let form_of = |t: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| t.starts_with(f));
+        let (mut words, mut form, mut stated_mib) = (Vec::new(), None, None);
+        for t in plain.split(|c: char| c.is_whitespace() || c == '-' || c == '_').filter(|t| !t.is_empty()) {
+            if let Some(gib) = size(t) {
+                stated_mib = Some(gib << 10);
+            } else if let Some(f) = form_of(t) {
+                form = Some(f);
+            } else if !brand.contains(&t) && !memory_type(t) {
+                words.push(t.to_string());
+            }
+        }
+        words.sort();
+        DriverName { words, form, stated_mib }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +590,22 @@ mod tests {
         assert_eq!(id("NVIDIA GeForce RTX 4090"), Ok("rtx-4090"));
         assert_eq!(id("NVIDIA H100 80GB HBM3"), Ok("h100-sxm"));
         assert_eq!(id("NVIDIA A100-SXM4-40GB"), Ok("a100-40gb"));
+        assert_eq!(id("NVIDIA RTX 6000 Ada Generation"), Ok("rtx-6000-ada"));
+        assert_eq!(id("Apple M3 Max"), Ok("m3-max"));
+        assert_eq!(id("AMD Radeon RX 7900 XTX"), Ok("rx-7900-xtx"));
+        // Cards the catalog lacks are not taken for their neighbours.
+        for other in [
+            "NVIDIA A100-PCIE-40GB",
+            "NVIDIA Tesla V100-PCIE-16GB",
+            "NVIDIA GeForce RTX 3080 12GB",
+            "NVIDIA GeForce RTX 4060 Ti 8GB",
+            "AMD Radeon RX 7900 XT",
+            "AMD Radeon RX 7900 GRE",
+            "AMD Radeon RX 9070",
+            "Apple M5 Pro",
+        ] {
+            assert!(cat.get(other).is_err(), "{other} matched {:?}", id(other));
+        }
         // Two entries fit equally: the user chooses.
         let err = cat.get("NVIDIA A100").unwrap_err();
         assert_eq!(err.suggestions, ["a100-40gb", "a100-80gb", "a100-80gb-pcie"]);

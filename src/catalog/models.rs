@@ -1,7 +1,7 @@
 //! The built-in model catalog: `data/models/index.toml` lists each model with the provenance of
 //! its Hugging Face `config.json`, stored beside it and embedded in the binary (see `build.rs`).
 
-use crate::catalog::suggest::{closest, did_you_mean};
+use crate::catalog::suggest::{closest, did_you_mean, loose_key};
 use crate::model::config::{parse_config, ParsedConfig};
 use crate::model::spec::ModelSpec;
 use serde::Deserialize;
@@ -93,11 +93,12 @@ impl ModelCatalog {
     }
 
     /// The entry of this id in any case, or else the one entry whose id matches with separators
-    /// left out (`llama2-7b`, `Llama 2 7B`).
+    /// left out (`llama2-7b`, `Llama 2 7B`; see [`loose_key`]).
     pub fn get(&self, id: &str) -> Result<&CatalogModel, UnknownModel> {
-        let id_lc = id.trim().to_ascii_lowercase();
-        let compact = |s: &str| s.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
-        let mut loose = self.models.iter().filter(|m| compact(&m.entry.id) == compact(&id_lc));
+        let id = id.trim();
+        let id_lc = id.to_ascii_lowercase();
+        let key = loose_key(id);
+        let mut loose = self.models.iter().filter(|m| loose_key(&m.entry.id) == key);
         let unique_loose = match (loose.next(), loose.next()) {
             (Some(m), None) => Some(m),
             _ => None,

@@ -1,43 +1,78 @@
 //! "Did you mean" suggestions for unknown ids.
 
-/// Up to three candidates closest to `input`: those that contain it or are contained by it when
-/// there are any, then those sharing a model token with it (`h100` in `h100-80gb`), else those
-/// within a normalized Levenshtein similarity of 0.6.
+/// Up to three candidates closest to `input`, from the first of these tiers that has any: ids
+/// that contain it; ids it contains as whole words (of three characters or more: `gemma-2-27b`
+/// in `gemma-2-27b-it`, not `a10` in `a100-pcie`); ids sharing a model token
+/// with it (`h100` in `h100-80gb`); ids within a normalized Levenshtein similarity of 0.6.
+/// Within a tier, the closer length (or similarity) first.
 pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let needle = input.to_ascii_lowercase();
     let needle_tokens = model_tokens(&needle);
-    let mut scored: Vec<(f64, &str)> = candidates
+    let mut scored: Vec<(u8, f64, &str)> = candidates
         .into_iter()
         .filter_map(|c| {
             let hay = c.to_ascii_lowercase();
+            let similarity = strsim::normalized_levenshtein(&needle, &hay);
+            let length_gap = -(hay.len() as f64 - needle.len() as f64).abs();
             let shared = model_tokens(&hay).iter().filter(|t| needle_tokens.contains(t)).count();
-            let score = if hay.contains(&needle) {
-                3.0 - (hay.len() as f64 - needle.len() as f64).abs() / 100.0
-            } else if hay.len() >= 3 && needle.contains(&hay) {
-                2.0 - (needle.len() as f64 - hay.len() as f64).abs() / 100.0
+            let (tier, score) = if hay.contains(&needle) {
+                (3, length_gap)
+            } else if hay.len() >= 3 && contains_as_words(&needle, &hay) {
+                (2, length_gap)
             } else if shared > 0 {
-                2.0 + shared as f64 / 10.0 + strsim::normalized_levenshtein(&needle, &hay) / 100.0
+                (1, shared as f64 + similarity)
             } else {
-                strsim::normalized_levenshtein(&needle, &hay)
+                (0, similarity)
             };
-            (score >= 0.6).then_some((score, c))
+            (tier > 0 || similarity >= 0.6).then_some((tier, score, c))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    // Ids that contain the input beat ids the input contains, which beat typos.
-    if let Some(tier) = scored.first().map(|(score, _)| score.floor()).filter(|t| *t >= 2.0) {
-        scored.retain(|(score, _)| score.floor() == tier);
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(b.2)));
+    if let Some(best) = scored.first().map(|s| s.0) {
+        scored.retain(|s| s.0 == best);
     }
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored.into_iter().take(3).map(|(_, _, c)| c.to_string()).collect()
+}
+
+/// Whether `part` occurs in `text` between word boundaries (the ends, or non-alphanumerics).
+fn contains_as_words(text: &str, part: &str) -> bool {
+    let edge = |c: Option<char>| c.is_none_or(|c| !c.is_ascii_alphanumeric());
+    text.match_indices(part)
+        .any(|(i, _)| edge(text[..i].chars().next_back()) && edge(text[i + part.len()..].chars().next()))
 }
 
 /// The parts of an id that name a product rather than a size: those with a digit and at least
-/// three characters (`h100`, `4090`, `7b`-like sizes are too short), except memory sizes (`80gb`).
+/// three characters (`h100`, `4090`, `qwen3`), except memory and parameter sizes (`80gb`, `70b`,
+/// `a3b`).
 fn model_tokens(id: &str) -> Vec<&str> {
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    let size = |t: &str| {
+        let n = t.strip_suffix("gb").or_else(|| t.strip_suffix('b')).unwrap_or("");
+        digits(n) || n.strip_prefix('a').is_some_and(digits)
+    };
     id.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| t.len() >= 3 && t.chars().any(|c| c.is_ascii_digit()))
-        .filter(|t| !t.strip_suffix("gb").is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())))
+        .filter(|t| t.len() >= 3 && t.chars().any(|c| c.is_ascii_digit()) && !size(t))
         .collect()
+}
+
+/// An id with its separators (`-`, `_`, `.`, spaces) dropped, except between two digits, where
+/// they become one `.`: `llama2-7b`, `Llama 2 7B` and `llama-2-7b` are all `llama2.7b`, while
+/// `qwen2-57b` (`qwen2.57b`) stays apart from `qwen2.5-7b` (`qwen2.5.7b`).
+pub fn loose_key(id: &str) -> String {
+    let mut key = String::new();
+    let mut pending = false;
+    for c in id.trim().chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_alphanumeric() {
+            if pending && c.is_ascii_digit() && key.ends_with(|p: char| p.is_ascii_digit()) {
+                key.push('.');
+            }
+            pending = false;
+            key.push(c);
+        } else {
+            pending = true;
+        }
+    }
+    key
 }
 
 /// Formats suggestions as "; did you mean a or b?" (empty when there are none).
@@ -70,5 +105,18 @@ mod tests {
     fn a_shared_model_token_beats_a_shared_memory_size() {
         let ids = ["a100-80gb", "a100-40gb", "h100-sxm", "h100-pcie", "h200"];
         assert_eq!(closest("h100-80gb", ids), vec!["h100-pcie", "h100-sxm"]);
+        // Containment still comes first, and parameter sizes are no model tokens.
+        let models = ["gemma-2-27b", "gemma-3-27b", "qwen3.6-27b", "llama-3.1-70b", "mixtral-8x7b"];
+        assert_eq!(closest("gemma-2-27b-it", models), vec!["gemma-2-27b"]);
+        assert!(!closest("mixtral-70b", models).contains(&"llama-3.1-70b".to_string()));
+    }
+
+    #[test]
+    fn loose_keys_keep_numbers_apart() {
+        assert_eq!(loose_key("Llama 2 7B"), "llama2.7b");
+        assert_eq!(loose_key("llama2-7b"), loose_key("llama-2-7b"));
+        assert_eq!(loose_key("RTX_4090"), loose_key("rtx-4090"));
+        assert_ne!(loose_key("qwen2-57b"), loose_key("qwen2.5-7b"));
+        assert_eq!(loose_key("a100 80gb"), "a100.80gb");
     }
 }
