@@ -146,12 +146,13 @@ TRAIN=(
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-ckpt|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --checkpointing --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16 --checkpointing full"
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --weights bf16"
 )
-# optimizer variants (part optim), same layout: records for `--optimizer-in-backward` (one
-# gradient at a time: the 32,000 × 4,096 embedding's) and `--optimizer paged-adamw-8bit` (the
-# states outside torch's allocator: paged_state_bytes against the plan's paged_optimizer_bytes)
+# optimizer variants (part optim), same layout (the plan options are for the records, written by
+# hand from train.json): `--optimizer-in-backward` (one gradient at a time: lm_head's 32,000 ×
+# 4,096) and `--optimizer paged-adamw-8bit` (the states outside torch's allocator:
+# paged_state_bytes against the plan's paged_optimizer_bytes, compare = "train_paged")
 OPTIM=(
-  "train-llama-2-7b-full-s1024-bf16-in-backward|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer-in-backward --expect-trainable 6738415616|--mode full --context 1024 --batch 1 --optimizer adamw --weights bf16 --optimizer-in-backward"
-  "train-llama-2-7b-full-s1024-bf16-paged8|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer paged-adamw-8bit --expect-trainable 6738415616|--mode full --context 1024 --batch 1 --optimizer paged-adamw-8bit --weights bf16"
+  "train-llama-2-7b-full-s1024-bf16-in-backward|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer-in-backward --expect-trainable 6738415616|--mode full --precision bf16 --context 1024 --batch 1 --optimizer adamw --weights bf16 --optimizer-in-backward"
+  "train-llama-2-7b-full-s1024-bf16-paged8|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer paged-adamw-8bit --expect-trainable 6738415616|--mode full --precision bf16 --context 1024 --batch 1 --optimizer paged-adamw-8bit --weights bf16"
 )
 
 # ── our own kernels (headroom bench) ─────────────────────────────────────────────────────────

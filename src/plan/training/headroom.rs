@@ -26,7 +26,7 @@ pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
         Err(TrainingError::BadNumber {
             what,
             value,
-            fix: "the headroom engine trains one model, fully, in mixed precision with AdamW, on one GPU, without checkpointing",
+            fix: "the headroom engine trains one model, fully, in mixed precision with AdamW stepped after the backward pass, on one GPU, without checkpointing",
         })
     };
     let m = &req.models[0];
@@ -40,11 +40,7 @@ pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
         return refuse("optimizer", req.optimizer.id().to_string());
     }
     if req.optimizer_in_backward {
-        return Err(TrainingError::BadNumber {
-            what: "optimizer-in-backward",
-            value: "(given)".to_string(),
-            fix: "the headroom engine steps the optimizer after the backward pass; drop the flag",
-        });
+        return refuse("optimizer-in-backward", "with --engine headroom".to_string());
     }
     if req.parallel.gpus != 1 || req.checkpointing != Checkpointing::None || req.loss_chunk.is_some() {
         return refuse("engine", "headroom".to_string());

@@ -7,6 +7,9 @@
 //!   layer by layer while gradients accumulate, and ends with all gradients;
 //! - optimizer step: model states + gradients + the step's temporaries.
 //!
+//! With the optimizer in the backward pass (`optimizer_in_backward`) the last two merge: each
+//! parameter is stepped as its gradient completes, and one gradient lives at a time.
+//!
 //! `memory` in the plan is the composition of the peak moment; every phase's own breakdown is in
 //! `TrainingSummary::phases`, and each model's share (RLHF runs several) in `models`.
 //! Modules: `lora` (adapters), `optimizer` (states), `activations` (saved for backward),
@@ -237,8 +240,9 @@ pub struct TrainingSummary {
     /// A paged optimizer's states per GPU in CUDA unified memory, outside the memory total: they
     /// stay on the GPU beside the peak as far as it has room.
     pub paged_optimizer_bytes: u64,
-    /// With a GPU: the part of `paged_optimizer_bytes` that has no room beside the peak, evicted
-    /// to host RAM during the forward and backward passes and brought back for the step.
+    /// With a GPU: the part of `paged_optimizer_bytes` that has no room beside the peak (of the
+    /// busiest GPU), evicted to host RAM while the peak needs the room and brought back for
+    /// each tensor's update.
     pub paged_to_host_bytes: Option<u64>,
 }
 

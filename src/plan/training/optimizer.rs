@@ -20,12 +20,14 @@
 //! place; SGD's foreach momentum update is in place; Lion and Adafactor step one tensor at a
 //! time (largest tensor's worth).
 //!
-//! Paged optimizers (`paged-adamw-8bit`, bitsandbytes `get_state_buffer`) allocate the 8-bit m
-//! and v of every tensor of at least 100,000 elements with `cudaMallocManaged` instead of
-//! PyTorch's allocator: CUDA unified memory, which stays on the GPU while there is room and is
-//! evicted to host RAM when other allocations need the space (and prefetched back before each
-//! tensor's update). Those bytes are outside `torch.cuda.max_memory_allocated` and cannot make
-//! the run fail for memory; smaller tensors' states and every absmax are ordinary allocations.
+//! Paged optimizers (`paged-adamw-8bit`, `paged-adamw-32bit`; bitsandbytes `get_state_buffer`)
+//! allocate m and v of every tensor of at least 100,000 elements with `cudaMallocManaged`
+//! instead of PyTorch's allocator: CUDA unified memory, which stays on the GPU while there is
+//! room and is evicted to host RAM when other allocations need the space (and prefetched back
+//! before each tensor's update). Those bytes are outside `torch.cuda.max_memory_allocated` and,
+//! on Linux, cannot make the run fail for memory (Windows and WSL cannot oversubscribe unified
+//! memory: there they must fit as well); smaller tensors' states and every absmax are ordinary
+//! allocations.
 //!
 //! Worked example, Llama-2-7B full fine-tuning with AdamW and fp32 masters:
 //! 6,738,415,616 × (4 + 4 + 4) = 80,860,987,392 B of optimizer state.
@@ -85,13 +87,13 @@ impl Optimizer {
         }
     }
 
-    /// The part of [`Optimizer::state_bytes`] a paged optimizer keeps in unified memory: m and v
-    /// of a tensor of at least 100,000 elements (8-bit: 1 B each, the absmax stays ordinary;
-    /// 32-bit: 4 B each).
-    pub fn paged_bytes(self, rows: u64, cols: u64) -> u64 {
-        let n = rows * cols;
+    /// The part of [`Optimizer::state_bytes`] a paged optimizer keeps in unified memory for a
+    /// tensor of `n` elements stepped in `shards` pieces (ZeRO, tensor parallelism): m and v of
+    /// pieces of at least 100,000 elements (8-bit: 1 B each, the absmax stays ordinary; 32-bit:
+    /// 4 B each), for the whole tensor.
+    pub fn paged_bytes(self, n: u64, shards: u64) -> u64 {
         match self {
-            _ if n < BNB_MIN_PAGED_SIZE => 0,
+            _ if n / shards.max(1) < BNB_MIN_PAGED_SIZE => 0,
             Optimizer::PagedAdamw8bit => 2 * n,
             Optimizer::PagedAdamw32bit => 2 * n * 4,
             _ => 0,
@@ -148,14 +150,15 @@ mod tests {
     #[test]
     fn paged_states_are_the_large_tensors_8_bit_buffers() {
         let paged = Optimizer::PagedAdamw8bit;
-        assert_eq!(paged.paged_bytes(4096, 4096), 2 * 16_777_216);
-        assert_eq!(paged.paged_bytes(1, 4096), 0);
-        assert_eq!(paged.paged_bytes(1, 99_999), 0);
-        assert_eq!(Optimizer::Adamw8bit.paged_bytes(4096, 4096), 0);
+        assert_eq!(paged.paged_bytes(4096 * 4096, 1), 2 * 16_777_216);
+        assert_eq!(paged.paged_bytes(4096, 1), 0);
+        assert_eq!(paged.paged_bytes(99_999, 1), 0);
+        assert_eq!(paged.paged_bytes(150_000, 2), 0, "each ZeRO shard of 75,000 is stepped unpaged");
+        assert_eq!(Optimizer::Adamw8bit.paged_bytes(4096 * 4096, 1), 0);
         // 32-bit: fp32 m and v, all of them paged for a large tensor.
         let paged32 = Optimizer::PagedAdamw32bit;
-        assert_eq!(paged32.paged_bytes(4096, 4096), paged32.state_bytes(4096, 4096, 2));
-        assert_eq!(paged32.paged_bytes(8, 4096), 0, "a rank-8 LoRA A of 32,768 elements is not paged");
+        assert_eq!(paged32.paged_bytes(4096 * 4096, 1), paged32.state_bytes(4096, 4096, 2));
+        assert_eq!(paged32.paged_bytes(8 * 4096, 1), 0, "a rank-8 LoRA A of 32,768 elements is not paged");
     }
 
     #[test]

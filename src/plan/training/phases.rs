@@ -57,7 +57,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
     let mut stages = Vec::new();
     if req.engine == Engine::Headroom {
         super::headroom::check(req)?;
-        let state = model_state(&req.models[0], req.precision, req.optimizer, req.optimizer_in_backward, &p, 0)?;
+        let state = model_state(&req.models[0], req.precision, req.optimizer, false, &p, 0)?;
         explain_states(req, &state, &mut basis);
         let (phase, saved) = super::headroom::step(req, &mut basis)?;
         stages.push((phase.clone(), vec![phase], vec![state], saved));
@@ -109,7 +109,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         }),
     };
     basis.0.extend(req.device.as_ref().map(Device::capacity_basis));
-    // Unified memory gives way to ordinary allocations: paged states never make a run fail.
+    // Unified memory gives way to ordinary allocations (on Linux): paged states never make a run fail.
     let fit = req.device.as_ref().map(|d| {
         let fits = peak.memory.total + d.in_use <= d.capacity && rlhf::rollout_engine_starts(req);
         d.fit(fits, d.capacity.0 as i64 - (peak.memory.total + d.in_use).0 as i64)
@@ -326,8 +326,8 @@ pub(super) fn train_phases(
     f: &Profile,
     s: &ModelState,
 ) -> Vec<PhaseMemory> {
-    if req.optimizer_in_backward {
-        return in_backward_phases(prefix, f, s, phase_memory(base));
+    if let Some(ib) = &s.in_backward {
+        return in_backward_phases(prefix, f, s, ib, phase_memory(base));
     }
     let held = if req.grad_accum > 1 { s.gradients } else { Bytes::ZERO };
     let acts = f.in_flight * (f.layers + f.copies);
@@ -373,12 +373,15 @@ fn phase_memory(base: &MemoryBreakdown) -> impl Fn(u64, Bytes, Bytes) -> MemoryB
 }
 
 /// The phases when the optimizer runs inside the backward pass: no gradient outlives its
-/// parameter's step, so the backward moments hold one gradient (the largest, `s.gradients`) and
-/// its step's temporaries beside the activations, and there is no optimizer phase after it.
+/// parameter's step (but a tied embedding's, whose lm_head share waits for the embedding's), so
+/// the backward moments hold one gradient and its step's temporaries beside the activations:
+/// lm_head's at the start (the largest, `s.gradients`), a layer's matrix in the layers, the
+/// embedding's at the end; there is no optimizer phase after it.
 fn in_backward_phases(
     prefix: &str,
     f: &Profile,
     s: &ModelState,
+    ib: &super::state::InBackward,
     at: impl Fn(u64, Bytes, Bytes) -> MemoryBreakdown,
 ) -> Vec<PhaseMemory> {
     let acts = f.in_flight * (f.layers + f.copies);
@@ -389,12 +392,15 @@ fn in_backward_phases(
         ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, Bytes::ZERO, Bytes::ZERO)),
         ("last layer's intermediates", at(acts + f.layer_fwd, Bytes::ZERO, Bytes::ZERO)),
     ]);
+    let held = ib.held_gradient;
     let (bwd_moment, bwd) = largest(vec![
+        ("start: loss gradients + lm_head's gradient and step", at(acts + f.output + f.loss_bwd, s.gradients, s.step)),
         (
-            "start: loss gradients + one parameter's gradient and step",
-            at(acts + f.output + f.loss_bwd, s.gradients, s.step),
+            "a layer's backward + its largest matrix's gradient and step",
+            at(acts + f.layer_bwd, held + ib.layer_gradient, ib.layer_step),
         ),
-        ("a layer's backward + one parameter's gradient and step", at(acts + f.layer_bwd, s.gradients, s.step)),
+        // A tied embedding adds its own share to lm_head's waiting one.
+        ("end: the embedding's gradient and step", at(0, s.gradients.max(held + held), s.step)),
     ]);
     vec![
         PhaseMemory { phase: format!("{prefix}forward"), moment: fwd_moment.to_string(), memory: fwd },
@@ -405,6 +411,14 @@ fn in_backward_phases(
 fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
     if req.optimizer_in_backward && req.grad_accum > 1 {
         return Err(TrainingError::InBackwardAccumulates(req.grad_accum));
+    }
+    if req.optimizer_in_backward && req.engine == Engine::Litgpt {
+        return Err(TrainingError::BadNumber {
+            what: "optimizer-in-backward",
+            value: "with --engine litgpt".to_string(),
+            fix:
+                "LitGPT steps its optimizer after the backward pass; plan torchtune's optimizer_in_bwd with --engine hf",
+        });
     }
     for (what, v, fix) in [
         ("context", req.seq, "give at least 1 token"),

@@ -43,8 +43,24 @@ pub struct ModelState {
     /// A paged optimizer's states in CUDA unified memory (see `optimizer.rs`): not in `optimizer`,
     /// on the GPU only while it has room.
     pub paged: Bytes,
+    /// With the optimizer in the backward pass: the gradients alive at its moments.
+    pub in_backward: Option<InBackward>,
     /// Trainable parameters of the whole model.
     pub trainable: u64,
+}
+
+/// The gradients alive when each parameter is stepped inside the backward pass (torchtune
+/// `optimizer_in_bwd`) and its gradient freed at once. `gradients` and `step` of the
+/// [`ModelState`] are then the largest tensor's (lm_head or the embedding, stepped at the start
+/// and the end of the backward pass); in between only a layer's matrix is stepped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InBackward {
+    /// The largest decoder-layer tensor's gradient and its step's temporaries.
+    pub layer_gradient: Bytes,
+    pub layer_step: Bytes,
+    /// A tied embedding's gradient: lm_head's share waits in autograd's accumulation buffer for
+    /// the embedding's, all through the backward pass.
+    pub held_gradient: Bytes,
 }
 
 /// Byte widths of one trainable element: (gradient, master, optimizer state, adapter weight).
@@ -118,7 +134,8 @@ fn adapter_tensors(spec: &ModelSpec, tensors: &[TensorDesc], prompt: u64, start:
 /// pass (torchtune `optimizer_in_bwd`), each parameter is updated as soon as its gradient is
 /// complete and the gradient freed: the gradients and the step's temporaries are those of the
 /// largest trainable tensor (Llama-3.1-8B full: its 128,256 × 4,096 embedding, 1,050,673,152 B
-/// of bf16 gradient, instead of 16,060,522,496 B for all).
+/// of bf16 gradient, instead of 16,060,522,496 B for all), whole even under ZeRO or FSDP, which
+/// reduce-scatter a gradient only once it is complete.
 pub fn model_state(
     m: &ModelInput,
     precision: Precision,
@@ -136,23 +153,42 @@ pub fn model_state(
     let (grad_b, master_b, state_b, adapter_b) = widths(&m.method, precision);
     let base: u64 = here.iter().map(|t| m.tensor_bytes(t).0).sum();
     let states: u64 = trainable.iter().map(|&(r, c)| optimizer.state_bytes(r, c, state_b)).sum();
-    let paged: u64 = trainable.iter().map(|&(r, c)| optimizer.paged_bytes(r, c)).sum();
-    let largest = trainable.iter().copied().max_by_key(|(r, c)| r * c).unwrap_or((0, 0));
-    let (stepped, graded) =
-        if in_backward { (&[largest][..], largest.0 * largest.1) } else { (&trainable[..], elements) };
-    let fused = m.method == Method::Full && precision == Precision::Mixed;
-    let step = if fused { 0 } else { optimizer.step_transient(stepped, state_b) };
     let sh = parallel.shards();
+    // bitsandbytes decides per tensor it steps: a shard, under ZeRO or tensor parallelism.
+    let paged: u64 = trainable.iter().map(|&(r, c)| optimizer.paged_bytes(r * c, sh.optimizer)).sum();
+    let fused = m.method == Method::Full && precision == Precision::Mixed;
+    let step_of = |ts: &[(u64, u64)]| if fused { 0 } else { optimizer.step_transient(ts, state_b) / sh.optimizer };
+    let largest_of = |ts: &mut dyn Iterator<Item = (u64, u64)>| ts.max_by_key(|(r, c)| r * c).unwrap_or((0, 0));
+    let largest = largest_of(&mut trainable.iter().copied());
     let mut s = ModelState {
         weights: Bytes((base + elements * adapter_b) / sh.weights),
-        gradients: Bytes(graded * grad_b / sh.gradients),
+        gradients: Bytes(elements * grad_b / sh.gradients),
         optimizer: Bytes((elements * master_b + states - paged) / sh.optimizer),
-        step: Bytes(step / sh.optimizer),
+        step: Bytes(step_of(&trainable)),
         buffers: Bytes(buffers(m, &here, parallel, grad_b, &layers)),
         host: Bytes::ZERO,
         paged: Bytes(paged / sh.optimizer),
+        in_backward: None,
         trainable: total_trainable(m)?,
     };
+    if in_backward {
+        // A fully trained model's layer tensors; an adapter's are all in the layers.
+        let layer = match m.method {
+            Method::Full => {
+                largest_of(&mut here.iter().filter(|t| t.layer.is_some()).map(|t| (t.rows, t.cols * t.copies)))
+            }
+            _ => largest,
+        };
+        let tied = spec.tie_word_embeddings && m.method == Method::Full;
+        let embedding: u64 = here.iter().filter(|t| tied && t.role == Role::TokenEmbd).map(TensorDesc::elements).sum();
+        s.gradients = Bytes(largest.0 * largest.1 * grad_b);
+        s.step = Bytes(step_of(&[largest]));
+        s.in_backward = Some(InBackward {
+            layer_gradient: Bytes(layer.0 * layer.1 * grad_b),
+            layer_step: Bytes(step_of(&[layer])),
+            held_gradient: Bytes(embedding * grad_b),
+        });
+    }
     if parallel.offload != Offload::None {
         s.host = s.optimizer + s.step + s.paged;
         s.optimizer = Bytes::ZERO;
@@ -208,6 +244,34 @@ mod tests {
         let s = model_state(&m, Precision::Mixed, Optimizer::Adamw, false, &Parallel::single(), 0).unwrap();
         assert_eq!((s.weights.0, s.gradients.0, s.optimizer.0), (13_476_831_232, 13_476_831_232, 80_860_987_392));
         assert_eq!(s.step, Bytes::ZERO);
+    }
+
+    /// Optimizer in backward, Llama-2-7B full in bf16: lm_head's 32,000 × 4,096 gradient is the
+    /// largest (262,144,000 B), a layer's largest matrix the 11,008 × 4,096 MLP's (90,177,536 B);
+    /// a tied embedding's gradient is held through the backward pass; ZeRO does not shard them.
+    #[test]
+    fn optimizer_in_backward_holds_one_gradient() {
+        let mut spec = llama_2_7b();
+        let state = |spec: &ModelSpec, parallel: &Parallel| {
+            let tensors = inventory(spec);
+            let m = ModelInput {
+                role: super::super::ModelRole::Policy,
+                spec,
+                tensors: &tensors,
+                format: WeightFormat::Float(FloatType::Bf16),
+                method: Method::Full,
+                quantized_lm_head: false,
+            };
+            model_state(&m, Precision::Bf16, Optimizer::Adamw, true, parallel, 0).unwrap()
+        };
+        let s = state(&spec, &Parallel::single());
+        let ib = s.in_backward.clone().unwrap();
+        assert_eq!((s.gradients.0, s.step.0), (262_144_000, 262_144_000));
+        assert_eq!((ib.layer_gradient.0, ib.held_gradient.0), (90_177_536, 0));
+        let zero3 = Parallel { gpus: 8, tp: 1, pp: 1, zero: 3, offload: Offload::None };
+        assert_eq!(state(&spec, &zero3).gradients.0, 262_144_000);
+        spec.tie_word_embeddings = true;
+        assert_eq!(state(&spec, &Parallel::single()).in_backward.unwrap().held_gradient.0, 262_144_000);
     }
 
     /// The trainable counts LitGPT's resource tables print for Llama-2-7B.
