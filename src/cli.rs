@@ -486,6 +486,10 @@ pub enum CheckpointingArg {
     None,
     Selective,
     Full,
+    /// Full checkpointing with the saved layer inputs in host RAM (torchtune
+    /// `enable_activation_offloading`, Unsloth `use_gradient_checkpointing="unsloth"`, axolotl
+    /// `gradient_checkpointing: offload`)
+    Offload,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -48,6 +48,7 @@ proptest! {
             device: &device,
             efficiency: &efficiency,
             frozen_forwards: frozen,
+            offloaded_activation_bytes: 0.0,
         };
         let gemm = Factor { value: 0.78, source: "test".into() };
         match train_speed(&req, &TrainingEfficiency::defaults(gemm), &mut BasisLog::default()) {

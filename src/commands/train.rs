@@ -129,6 +129,7 @@ pub fn train_report_on(
             CheckpointingArg::None => Checkpointing::None,
             CheckpointingArg::Selective => Checkpointing::Selective,
             CheckpointingArg::Full => Checkpointing::Full,
+            CheckpointingArg::Offload => Checkpointing::Offload,
         },
         lora_dropout: t.lora_dropout,
         flash_attention: args.attention == AttentionArg::Flash,
@@ -282,6 +283,18 @@ fn optimizer(o: OptimizerArg) -> Optimizer {
         OptimizerArg::Adafactor => Optimizer::Adafactor,
         OptimizerArg::Lion => Optimizer::Lion,
     }
+}
+
+/// Layer inputs one GPU offloads per micro-batch under `--checkpointing offload`: its stage's
+/// layers × tokens × hidden × 2 B (4 under AMP's fp32 residual stream), over tensor parallelism.
+fn offloaded_activation_bytes(req: &TrainingRequest, spec: &crate::model::spec::ModelSpec) -> f64 {
+    if req.checkpointing != Checkpointing::Offload {
+        return 0.0;
+    }
+    let p = req.parallel;
+    let residual = if req.precision == Precision::Amp { 4.0 } else { 2.0 };
+    let tokens = (req.seq * req.micro_batch * crate::plan::training::rlhf::sequences_per_prompt(req)) as f64;
+    (spec.num_layers / p.pp) as f64 * tokens * spec.hidden_size as f64 * residual / p.tp as f64
 }
 
 fn offload(o: OffloadArg) -> Offload {
@@ -439,6 +452,7 @@ fn speed(
         device: &device,
         efficiency: &efficiency,
         frozen_forwards,
+        offloaded_activation_bytes: offloaded_activation_bytes(req, spec),
     };
     let Some(mut s) = train_speed(&sreq, &TrainingEfficiency::defaults(gemm(generation)), basis) else {
         basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");

@@ -91,6 +91,10 @@ pub struct TrainSpeedRequest<'a> {
     /// No-grad forward passes of frozen copies of the policy's architecture over the same tokens,
     /// per micro-batch (DPO's reference model: 1).
     pub frozen_forwards: u64,
+    /// Layer inputs one GPU offloads to host RAM per micro-batch (`--checkpointing offload`):
+    /// copied out in the forward pass and back in the backward pass over the host link,
+    /// overlapped with the compute.
+    pub offloaded_activation_bytes: f64,
 }
 
 /// The speed of one optimizer step, as rendered under `training_speed`.
@@ -184,7 +188,7 @@ pub fn micro_batch_flops(req: &TrainSpeedRequest) -> (f64, f64) {
     };
     let attn_fwd = forward_flops(req).1;
     let (re_linear, re_attn) = match req.checkpointing {
-        Checkpointing::Full => (2.0 * n, attn_fwd),
+        Checkpointing::Full | Checkpointing::Offload => (2.0 * n, attn_fwd),
         Checkpointing::Selective => (0.0, attn_fwd),
         Checkpointing::None => (0.0, 0.0),
     };
@@ -243,7 +247,7 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let split = (p.tp * p.pp) as f64;
     let micro = req.grad_accum as f64;
     let (linear, attention) = micro_batch_flops(req);
-    let recompute = if req.checkpointing == Checkpointing::Full { 4.0 / 3.0 } else { 1.0 };
+    let recompute = if req.checkpointing.recomputes() { 4.0 / 3.0 } else { 1.0 };
     let tokens_mb = (req.seq * req.micro_batch) as f64;
     let gemm_s = (linear + attention) / (peak * t.gemm.value);
     let spec = req.spec;
@@ -255,7 +259,7 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
         Trained::Full => 0.0,
     };
     let dequant = req.quantized.map_or(0.0, |q| {
-        let passes = 2.0 + if req.checkpointing == Checkpointing::Full { 1.0 } else { 0.0 };
+        let passes = 2.0 + if req.checkpointing.recomputes() { 1.0 } else { 0.0 };
         let host = q.linears as f64 * req.efficiency.host_per_quantized_linear_s.value;
         passes * ((q.stored_bytes + 2.0 * q.elements) / bw + host)
     });
@@ -275,7 +279,13 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let tp_s = tensor_parallel_s(req)?;
     let window = if p.zero >= 3 { compute_s } else { compute_s * 2.0 / 3.0 };
     let exposed_dp = if req.overlap { (dp_s - window).max(0.0) } else { dp_s };
-    let step = compute_s + optimizer_s + tp_s + exposed_dp;
+    // Offloaded checkpoints cross the host link twice per micro-batch, behind the compute.
+    let offload_s = match req.device.host_link {
+        Some(link) if req.offloaded_activation_bytes > 0.0 => 2.0 * req.offloaded_activation_bytes / link.0,
+        _ => 0.0,
+    };
+    let exposed_offload = micro * (offload_s - compute_s / micro).max(0.0);
+    let step = compute_s + optimizer_s + tp_s + exposed_dp + exposed_offload;
     let dp = p.dp() as f64;
     let flops_per_step = (linear + attention + frozen * (fwd_linear + fwd_attention)) * micro * dp;
     let speed = TrainingSpeed {
@@ -288,6 +298,13 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
         time_to_train_s: None,
         cost_usd: None,
     };
+    if offload_s > 0.0 {
+        basis.add(
+            "activation offload traffic per micro-batch (ms)",
+            format!("{:.1}, {:.1} exposed", offload_s * 1e3, exposed_offload / micro * 1e3),
+            "layer inputs out and back over the host link (PCIe), hidden behind the compute",
+        );
+    }
     log_basis(req, t, &speed, optimizer_s, basis);
     Some(speed)
 }

@@ -42,6 +42,7 @@ fn full_7b<'a>(spec: &'a ModelSpec, device: &'a DeviceSpeed, e: &'a Efficiency) 
         device,
         efficiency: e,
         frozen_forwards: 0,
+        offloaded_activation_bytes: 0.0,
     }
 }
 

@@ -95,6 +95,18 @@ pub enum Checkpointing {
     Selective,
     /// Save each layer's input only and recompute the layer in the backward pass.
     Full,
+    /// As `Full`, with the saved layer inputs copied to pinned host RAM as the forward pass
+    /// leaves each layer and back before its recomputation (torchtune's activation offloading,
+    /// Unsloth's and axolotl's offloaded checkpointing): the GPU holds two layers' inputs, the
+    /// one in use and the one in flight.
+    Offload,
+}
+
+impl Checkpointing {
+    /// Whether the backward pass runs each layer's forward again.
+    pub fn recomputes(self) -> bool {
+        matches!(self, Checkpointing::Full | Checkpointing::Offload)
+    }
 }
 
 /// What generates the rollouts of PPO, GRPO and best-of-n, and what it holds on a training GPU.
@@ -235,7 +247,7 @@ pub struct TrainingSummary {
     pub models: Vec<ModelShare>,
     /// Activations saved by the forward pass for the backward pass, on the busiest GPU.
     pub saved_activations_bytes: u64,
-    /// Host memory per GPU for offloaded states.
+    /// Host memory per GPU for offloaded states and offloaded activations.
     pub host_bytes: u64,
     /// A paged optimizer's states per GPU in CUDA unified memory, outside the memory total: they
     /// stay on the GPU beside the peak as far as it has room.

@@ -34,6 +34,8 @@ pub(super) struct Profile {
     /// Backward transient of one layer, including its recomputation under checkpointing.
     pub layer_bwd: u64,
     pub in_flight: u64,
+    /// Layer inputs offloaded to host RAM (`Checkpointing::Offload`), all in-flight micro-batches.
+    pub host: u64,
 }
 
 /// Bytes with the total filled in.
@@ -60,14 +62,14 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         let state = model_state(&req.models[0], req.precision, req.optimizer, false, &p, 0)?;
         explain_states(req, &state, &mut basis);
         let (phase, saved) = super::headroom::step(req, &mut basis)?;
-        stages.push((phase.clone(), vec![phase], vec![state], saved));
+        stages.push((phase.clone(), vec![phase], vec![state], saved, 0));
     }
     for stage in 0..if stages.is_empty() { p.pp } else { 0 } {
         let mut scratch = BasisLog::default();
         stages.push(stage_plan(req, stage, if stage == 0 { &mut basis } else { &mut scratch })?);
     }
     let busiest = (0..stages.len()).max_by_key(|&s| stages[s].0.memory.total).unwrap_or(0);
-    let (peak, phases, states, saved) = stages[busiest].clone();
+    let (peak, phases, states, saved, host_activations) = stages[busiest].clone();
     let per_stage = p.gpus / p.pp;
     let policy = &req.models[0];
     let mut per_gpu = Vec::new();
@@ -101,7 +103,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         phases,
         models,
         saved_activations_bytes: saved,
-        host_bytes: states.iter().map(|s| s.host.0).sum(),
+        host_bytes: states.iter().map(|s| s.host.0).sum::<u64>() + host_activations,
         paged_optimizer_bytes: paged.0,
         paged_to_host_bytes: req.device.as_ref().map(|d| {
             let room = d.capacity.0.saturating_sub((peak.memory.total + d.in_use).0);
@@ -117,7 +119,9 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
     Ok((Plan { memory: peak.memory, per_gpu, fit, vllm: None, host: None, basis: basis.0 }, summary))
 }
 
-type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64);
+/// A stage's peak, its phases, the model states, the saved activations on the GPU and the
+/// activations offloaded to host RAM.
+type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64, u64);
 
 /// Every phase of one pipeline stage, its peak, the model states and the saved activations.
 fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<StagePlan, TrainingError> {
@@ -150,13 +154,16 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
     let prefix = if req.mode == Mode::Ppo { "actor " } else { "" };
     let mut phases = rlhf::before_training(req, stage, &base, log);
     phases.extend(train_phases(req, prefix, &base, &policy, &states[0]));
+    // The critic trains after the actor: their offloaded activations are not held together.
+    let mut host = policy.host;
     if let Some(i) = req.models.iter().position(|m| m.role == ModelRole::Critic) {
         let critic = profile(req, &req.models[i], stage, tokens, &mut BasisLog::default());
         phases.extend(train_phases(req, "critic ", &base, &critic, &states[i]));
+        host = host.max(critic.host);
     }
     let saved = policy.in_flight * (policy.layers + policy.copies) + policy.output;
     let peak = phases.iter().max_by_key(|ph| ph.memory.total).cloned().expect("a trained model has phases");
-    Ok((peak, phases, states, saved))
+    Ok((peak, phases, states, saved, host))
 }
 
 fn explain_states(req: &TrainingRequest, s: &ModelState, log: &mut BasisLog) {
@@ -216,12 +223,18 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
     let largest = per_layer.iter().copied().max().unwrap_or(0);
     let (layer_fwd, mut layer_bwd) = act::layer_transients(&setup);
     let residual = if setup.autocast { 4 } else { 2 };
-    let saved_layers = match req.checkpointing {
+    let checkpoints = per_layer.len() as u64 * residual * spec.hidden_size;
+    let (saved_layers, offloaded) = match req.checkpointing {
         Checkpointing::Full => {
             layer_bwd += largest;
-            per_layer.len() as u64 * residual * spec.hidden_size
+            (checkpoints, 0)
         }
-        _ => per_layer.iter().sum(),
+        Checkpointing::Offload => {
+            layer_bwd += largest;
+            let on_gpu = per_layer.len().min(2) as u64 * residual * spec.hidden_size;
+            (on_gpu, checkpoints)
+        }
+        _ => (per_layer.iter().sum(), 0),
     };
     let chunk = req.loss_chunk.map(|c| c.min(tokens));
     let (loss_fwd, loss_bwd) = match (m.role, chunk) {
@@ -257,7 +270,15 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         layer_fwd: tokens * layer_fwd / tp + layer_dequant,
         layer_bwd: tokens * layer_bwd / tp + layer_dequant,
         in_flight: p.in_flight(stage, micro_batches),
+        host: p.in_flight(stage, micro_batches) * tokens * offloaded / tp,
     };
+    if prof.host > 0 {
+        log.add(
+            "activations offloaded to host RAM (per GPU)",
+            prof.host,
+            "every layer's input (pinned), copied out in the forward pass and back before its recomputation; two layers' inputs stay on the GPU",
+        );
+    }
     for (name, bytes) in act::layer_terms(&setup, layers.start) {
         log.add(
             format!("saved per layer and token: {name}"),
