@@ -486,9 +486,9 @@ pub enum CheckpointingArg {
     None,
     Selective,
     Full,
-    /// Full checkpointing with the saved layer inputs in host RAM (torchtune
-    /// `enable_activation_offloading`, Unsloth `use_gradient_checkpointing="unsloth"`, axolotl
-    /// `gradient_checkpointing: offload`)
+    /// Full checkpointing with the saved layer inputs in host RAM, copied on a stream of their
+    /// own (torchtune `enable_activation_offloading`, axolotl `activation_offloading: true`; also
+    /// Unsloth `use_gradient_checkpointing="unsloth"`, whose copies share the compute stream)
     Offload,
 }
 

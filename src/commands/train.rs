@@ -243,6 +243,10 @@ fn litgpt_supports(mode: Mode, args: &PlanArgs, model: &ResolvedModel) -> anyhow
         t.loss_chunk.is_none(),
         "LitGPT chunks its loss itself (lm_head_chunk_size 128): drop --loss-chunk"
     );
+    anyhow::ensure!(
+        t.checkpointing != CheckpointingArg::Offload,
+        "LitGPT does not offload activations: use --checkpointing full, or --engine hf for torchtune's or axolotl's offloading"
+    );
     if matches!(mode, Mode::Adapter | Mode::AdapterV2) {
         anyhow::ensure!(
             t.lora_targets == "all-linear" && t.lora_dropout == 0.0,
@@ -285,8 +289,9 @@ fn optimizer(o: OptimizerArg) -> Optimizer {
     }
 }
 
-/// Layer inputs one GPU offloads per micro-batch under `--checkpointing offload`: its stage's
-/// layers × tokens × hidden × 2 B (4 under AMP's fp32 residual stream), over tensor parallelism.
+/// Layer inputs one GPU offloads per micro-batch under `--checkpointing offload`: the largest
+/// stage's layers × tokens × hidden × 2 B (4 under AMP's fp32 residual stream), over tensor
+/// parallelism.
 fn offloaded_activation_bytes(req: &TrainingRequest, spec: &crate::model::spec::ModelSpec) -> f64 {
     if req.checkpointing != Checkpointing::Offload {
         return 0.0;
@@ -294,7 +299,8 @@ fn offloaded_activation_bytes(req: &TrainingRequest, spec: &crate::model::spec::
     let p = req.parallel;
     let residual = if req.precision == Precision::Amp { 4.0 } else { 2.0 };
     let tokens = (req.seq * req.micro_batch * crate::plan::training::rlhf::sequences_per_prompt(req)) as f64;
-    (spec.num_layers / p.pp) as f64 * tokens * spec.hidden_size as f64 * residual / p.tp as f64
+    let layers = (0..p.pp).map(|s| p.stage_layers(s, spec.num_layers).count()).max().unwrap_or(0);
+    layers as f64 * tokens * spec.hidden_size as f64 * residual / p.tp as f64
 }
 
 fn offload(o: OffloadArg) -> Offload {

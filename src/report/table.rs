@@ -39,6 +39,12 @@ pub fn plan(r: &PlanReport) -> String {
             gib(h.kv_cache_bytes)
         ));
     }
+    if let Some(t) = r.training.as_ref().filter(|t| t.host_bytes > 0) {
+        out.push_str(&format!(
+            "host RAM: {:.2} GiB per GPU (offloaded optimizer states, parameters and activations)\n",
+            t.host_bytes as f64 / (1u64 << 30) as f64
+        ));
+    }
     if let Some(paged) = paged_line(r) {
         out.push_str(&format!("{paged}\n"));
     }

@@ -149,6 +149,10 @@ impl TrainingEfficiency {
     }
 }
 
+/// Pinned host↔device copies reach about 0.8 of a PCIe link's peak (NVIDIA's bandwidthTest:
+/// about 25 of PCIe 4.0 x16's 31.5 GB/s); not yet measured here.
+const PINNED_COPY: f64 = 0.8;
+
 /// Element reads + writes per trainable parameter of one optimizer step. torch foreach AdamW:
 /// mul(p) 2, lerp(m, g) 3, mul(v) 2, addcmul(v, g, g) 4, sqrt 2, div 2, add 2, addcdiv(p, m, √v) 4 = 21
 /// (torch/optim/adam.py `_multi_tensor_adam`). bitsandbytes 8-bit: one fused kernel reading and
@@ -279,12 +283,17 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let tp_s = tensor_parallel_s(req)?;
     let window = if p.zero >= 3 { compute_s } else { compute_s * 2.0 / 3.0 };
     let exposed_dp = if req.overlap { (dp_s - window).max(0.0) } else { dp_s };
-    // Offloaded checkpoints cross the host link twice per micro-batch, behind the compute.
-    let offload_s = match req.device.host_link {
-        Some(link) if req.offloaded_activation_bytes > 0.0 => 2.0 * req.offloaded_activation_bytes / link.0,
+    // Offloaded checkpoints cross the host link out during the forward pass and back during the
+    // backward pass, on their own stream: each direction hides behind its pass's compute, the
+    // forward's share of the FLOPs (a quarter under recomputation).
+    let copy_s = match req.device.host_link {
+        Some(link) if req.offloaded_activation_bytes > 0.0 => req.offloaded_activation_bytes / (link.0 * PINNED_COPY),
         _ => 0.0,
     };
-    let exposed_offload = micro * (offload_s - compute_s / micro).max(0.0);
+    let per_micro = compute_s / (micro * bubble);
+    let forward_share = (fwd_linear + fwd_attention) / (linear + attention);
+    let exposed_offload =
+        micro * ((copy_s - forward_share * per_micro).max(0.0) + (copy_s - (1.0 - forward_share) * per_micro).max(0.0));
     let step = compute_s + optimizer_s + tp_s + exposed_dp + exposed_offload;
     let dp = p.dp() as f64;
     let flops_per_step = (linear + attention + frozen * (fwd_linear + fwd_attention)) * micro * dp;
@@ -298,11 +307,11 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
         time_to_train_s: None,
         cost_usd: None,
     };
-    if offload_s > 0.0 {
+    if copy_s > 0.0 {
         basis.add(
-            "activation offload traffic per micro-batch (ms)",
-            format!("{:.1}, {:.1} exposed", offload_s * 1e3, exposed_offload / micro * 1e3),
-            "layer inputs out and back over the host link (PCIe), hidden behind the compute",
+            "activation offload copies per micro-batch (ms)",
+            format!("{:.1} out, {:.1} back, {:.1} exposed", copy_s * 1e3, copy_s * 1e3, exposed_offload / micro * 1e3),
+            format!("layer inputs over the host link at {PINNED_COPY} of its peak, each direction behind its pass's compute (a separate copy stream, as torchtune's; same-stream copies, as Unsloth's and axolotl's legacy offload, add them all)"),
         );
     }
     log_basis(req, t, &speed, optimizer_s, basis);

@@ -98,7 +98,10 @@ pub enum Checkpointing {
     /// As `Full`, with the saved layer inputs copied to pinned host RAM as the forward pass
     /// leaves each layer and back before its recomputation (torchtune's activation offloading,
     /// Unsloth's and axolotl's offloaded checkpointing): the GPU holds two layers' inputs, the
-    /// one in use and the one in flight.
+    /// one in use and the one in flight. Only the layer inputs are modelled as offloaded
+    /// (torchtune also offloads other saved tensors of 1 KiB or more, and keeps up to five in
+    /// flight); the copies run on their own stream, as torchtune's and axolotl's current ones
+    /// do (Unsloth's and axolotl's legacy ones share the compute stream, which exposes them).
     Offload,
 }
 

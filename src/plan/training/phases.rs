@@ -69,7 +69,9 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         stages.push(stage_plan(req, stage, if stage == 0 { &mut basis } else { &mut scratch })?);
     }
     let busiest = (0..stages.len()).max_by_key(|&s| stages[s].0.memory.total).unwrap_or(0);
-    let (peak, phases, states, saved, host_activations) = stages[busiest].clone();
+    let (peak, phases, states, saved, _) = stages[busiest].clone();
+    // The first stage holds the most micro-batches in flight: the most offloaded activations.
+    let host_activations = stages.iter().map(|s| s.4).max().unwrap_or(0);
     let per_stage = p.gpus / p.pp;
     let policy = &req.models[0];
     let mut per_gpu = Vec::new();
