@@ -349,25 +349,53 @@ pub(super) fn train_phases(
     f: &Profile,
     s: &ModelState,
 ) -> Vec<PhaseMemory> {
-    if let Some(ib) = &s.in_backward {
-        return in_backward_phases(prefix, f, s, ib, phase_memory(base));
-    }
     let held = if req.grad_accum > 1 { s.gradients } else { Bytes::ZERO };
     let acts = f.in_flight * (f.layers + f.copies);
-    let at = phase_memory(base);
+    let at = |activations: u64, gradients: Bytes, extra: Bytes| {
+        breakdown(MemoryBreakdown {
+            activations: Bytes(activations),
+            gradients,
+            workspace: base.workspace + extra,
+            ..base.clone()
+        })
+    };
     let phase = |name: &str, moments: Vec<(&str, MemoryBreakdown)>| {
         let (moment, memory) = moments.into_iter().max_by_key(|m| m.1.total).expect("moments");
         PhaseMemory { phase: format!("{prefix}{name}"), moment: moment.to_string(), memory }
     };
-    vec![
-        phase(
-            "forward",
+    let forward = phase(
+        "forward",
+        vec![
+            ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, held, Bytes::ZERO)),
+            // Before lm_head: nothing after the layers exists yet.
+            ("last layer's intermediates", at(acts + f.layer_fwd, held, Bytes::ZERO)),
+        ],
+    );
+    // The optimizer inside the backward pass (no accumulation, so nothing held before it): no
+    // gradient outlives its parameter's step but a tied embedding's, whose lm_head share waits
+    // for the embedding's; lm_head's (the largest, `s.gradients`) is stepped at the start, a
+    // layer's matrices in the layers, the embedding's at the end, and no optimizer phase follows.
+    if let Some(ib) = &s.in_backward {
+        let tied = ib.held_gradient;
+        let backward = phase(
+            "backward + optimizer",
             vec![
-                ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, held, Bytes::ZERO)),
-                // Before lm_head: nothing after the layers exists yet.
-                ("last layer's intermediates", at(acts + f.layer_fwd, held, Bytes::ZERO)),
+                (
+                    "start: loss gradients + lm_head's gradient and step",
+                    at(acts + f.output + f.loss_bwd, s.gradients, s.step),
+                ),
+                (
+                    "a layer's backward + its largest matrix's gradient and step",
+                    at(acts + f.layer_bwd, tied + ib.layer_gradient, ib.layer_step),
+                ),
+                // A tied embedding adds its own share to lm_head's waiting one.
+                ("end: the embedding's gradient and step", at(0, s.gradients.max(tied + tied), s.step)),
             ],
-        ),
+        );
+        return vec![forward, backward];
+    }
+    vec![
+        forward,
         phase(
             "backward",
             vec![
@@ -380,54 +408,6 @@ pub(super) fn train_phases(
             ],
         ),
         phase("optimizer", vec![("step: gradients + temporaries", at(0, s.gradients, s.step))]),
-    ]
-}
-
-/// A moment's breakdown over `base`: activations, gradients and extra workspace.
-fn phase_memory(base: &MemoryBreakdown) -> impl Fn(u64, Bytes, Bytes) -> MemoryBreakdown + '_ {
-    move |activations, gradients, extra| {
-        breakdown(MemoryBreakdown {
-            activations: Bytes(activations),
-            gradients,
-            workspace: base.workspace + extra,
-            ..base.clone()
-        })
-    }
-}
-
-/// The phases when the optimizer runs inside the backward pass: no gradient outlives its
-/// parameter's step (but a tied embedding's, whose lm_head share waits for the embedding's), so
-/// the backward moments hold one gradient and its step's temporaries beside the activations:
-/// lm_head's at the start (the largest, `s.gradients`), a layer's matrix in the layers, the
-/// embedding's at the end; there is no optimizer phase after it.
-fn in_backward_phases(
-    prefix: &str,
-    f: &Profile,
-    s: &ModelState,
-    ib: &super::state::InBackward,
-    at: impl Fn(u64, Bytes, Bytes) -> MemoryBreakdown,
-) -> Vec<PhaseMemory> {
-    let acts = f.in_flight * (f.layers + f.copies);
-    fn largest(moments: Vec<(&'static str, MemoryBreakdown)>) -> (&'static str, MemoryBreakdown) {
-        moments.into_iter().max_by_key(|m| m.1.total).expect("moments")
-    }
-    let (fwd_moment, fwd) = largest(vec![
-        ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, Bytes::ZERO, Bytes::ZERO)),
-        ("last layer's intermediates", at(acts + f.layer_fwd, Bytes::ZERO, Bytes::ZERO)),
-    ]);
-    let held = ib.held_gradient;
-    let (bwd_moment, bwd) = largest(vec![
-        ("start: loss gradients + lm_head's gradient and step", at(acts + f.output + f.loss_bwd, s.gradients, s.step)),
-        (
-            "a layer's backward + its largest matrix's gradient and step",
-            at(acts + f.layer_bwd, held + ib.layer_gradient, ib.layer_step),
-        ),
-        // A tied embedding adds its own share to lm_head's waiting one.
-        ("end: the embedding's gradient and step", at(0, s.gradients.max(held + held), s.step)),
-    ]);
-    vec![
-        PhaseMemory { phase: format!("{prefix}forward"), moment: fwd_moment.to_string(), memory: fwd },
-        PhaseMemory { phase: format!("{prefix}backward + optimizer"), moment: bwd_moment.to_string(), memory: bwd },
     ]
 }
 

@@ -135,7 +135,7 @@ fn adapter_tensors(spec: &ModelSpec, tensors: &[TensorDesc], prompt: u64, start:
 /// complete and the gradient freed: the gradients and the step's temporaries are those of the
 /// largest trainable tensor (Llama-3.1-8B full: its 128,256 × 4,096 embedding, 1,050,673,152 B
 /// of bf16 gradient, instead of 16,060,522,496 B for all), whole even under ZeRO or FSDP, which
-/// reduce-scatter a gradient only once it is complete.
+/// reduce-scatter a gradient only once it is complete (tensor parallelism's slices are smaller).
 pub fn model_state(
     m: &ModelInput,
     precision: Precision,
@@ -181,12 +181,14 @@ pub fn model_state(
         };
         let tied = spec.tie_word_embeddings && m.method == Method::Full;
         let embedding: u64 = here.iter().filter(|t| tied && t.role == Role::TokenEmbd).map(TensorDesc::elements).sum();
-        s.gradients = Bytes(largest.0 * largest.1 * grad_b);
+        // Tensor parallelism splits every matrix; data parallelism only a complete gradient.
+        let tp = parallel.tp;
+        s.gradients = Bytes(largest.0 * largest.1 * grad_b / tp);
         s.step = Bytes(step_of(&[largest]));
         s.in_backward = Some(InBackward {
-            layer_gradient: Bytes(layer.0 * layer.1 * grad_b),
+            layer_gradient: Bytes(layer.0 * layer.1 * grad_b / tp),
             layer_step: Bytes(step_of(&[layer])),
-            held_gradient: Bytes(embedding * grad_b),
+            held_gradient: Bytes(embedding * grad_b / tp),
         });
     }
     if parallel.offload != Offload::None {
