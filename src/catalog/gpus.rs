@@ -504,14 +504,14 @@ fn unique<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
 
 /// A device name split into what tells GPUs apart: its other words (sorted), its form factor and
 /// the memory it states.
-struct DriverName<'a> {
+struct DriverName {
     words: Vec<String>,
-    form: Option<&'a str>,
+    form: Option<&'static str>,
     stated_mib: Option<u64>,
 }
 
-impl DriverName<'_> {
-    fn parse(name: &str) -> DriverName<'static> {
+impl DriverName {
+    fn parse(name: &str) -> DriverName {
         // The catalog's notes in parentheses (core counts, the cloud, the board) are no part of
         // what the driver prints.
         let mut plain = String::new();
