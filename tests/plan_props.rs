@@ -90,17 +90,56 @@ proptest! {
         zero in 0u8..4, gpus in prop::sample::select(vec!["a100-80gb:8", "h100-sxm:1", "rtx-4090:2"]),
         engine in prop::sample::select(vec!["hf", "litgpt"]),
         rollout in prop::sample::select(vec!["hf", "vllm", "vllm-server"]),
+        optimizer in prop::sample::select(vec!["adamw", "paged-adamw-8bit", "paged-adamw-32bit", "adafactor"]),
+        checkpointing in prop::sample::select(vec!["none", "full", "offload"]),
+        in_backward in any::<bool>(),
     ) {
         let ids = model_ids();
         let id = &ids[model % ids.len()];
         let mode = ["full", "lora", "qlora", "dpo", "ppo", "grpo", "best-of-n", "adapter", "adapter-v2"][mode];
         let generates = matches!(mode, "ppo" | "grpo" | "best-of-n");
         let rollout = if generates { format!("--rollout-engine {rollout} --response-tokens 1") } else { String::new() };
+        let in_backward = if in_backward { "--optimizer-in-backward" } else { "" };
         let _ = plan(&format!(
-            "{id} --mode {mode} --context {} --batch {} --zero {zero} --gpu {gpus} --engine {engine} {rollout}",
+            "{id} --mode {mode} --context {} --batch {} --zero {zero} --gpu {gpus} --engine {engine} {rollout} --optimizer {optimizer} --checkpointing {checkpointing} {in_backward}",
             1u64 << ctx_exp, 1u64 << batch_exp
         ));
     }
+
+    /// A paged optimizer's states leave the optimizer component for unified memory byte for
+    /// byte, and offloaded checkpointing moves every layer input but two to host RAM, on any
+    /// catalog model.
+    #[test]
+    fn paged_states_and_offloaded_inputs_leave_the_gpu_total(model in 0usize..1000, ctx_exp in 6u32..13) {
+        let ids = model_ids();
+        let id = &ids[model % ids.len()];
+        let context = 1u64 << ctx_exp;
+        let spec = ModelCatalog::builtin().get(id).unwrap().spec();
+        let text_only = if spec.vision.is_some() { "--text-only" } else { "" };
+        let common = format!("{id} --mode full --precision bf16 --weights bf16 {text_only} --context {context} --gpu h200");
+        let plain = train(&format!("{common} --optimizer adamw-8bit")).unwrap();
+        let paged = train(&format!("{common} --optimizer paged-adamw-8bit")).unwrap();
+        let t = paged.training.as_ref().unwrap();
+        prop_assert_eq!(plain.training.as_ref().unwrap().paged_optimizer_bytes, 0);
+        let opt = |r: &headroom::report::PlanReport| r.training.as_ref().unwrap().models[0].optimizer_bytes;
+        prop_assert_eq!(opt(&plain), opt(&paged) + t.paged_optimizer_bytes);
+        let (full, off) = (
+            train(&format!("{common} --checkpointing full")).unwrap(),
+            train(&format!("{common} --checkpointing offload")).unwrap(),
+        );
+        let input = context * spec.hidden_size * 2;
+        let (tf, to) = (full.training.unwrap(), off.training.unwrap());
+        prop_assert_eq!(to.host_bytes - tf.host_bytes, spec.num_layers * input);
+        prop_assert_eq!(tf.saved_activations_bytes - to.saved_activations_bytes, (spec.num_layers - spec.num_layers.min(2)) * input);
+    }
+}
+
+fn train(args: &str) -> Result<headroom::report::PlanReport, String> {
+    let argv = ["headroom", "plan"].into_iter().chain(args.split_whitespace());
+    let Command::Plan(plan_args) = Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command else {
+        unreachable!()
+    };
+    report(&plan_args).map_err(|e| e.to_string())
 }
 
 /// The properties above run real plans: the argument strings they build are accepted.
