@@ -195,7 +195,7 @@ pub(crate) fn paged_line(r: &PlanReport) -> Option<String> {
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let paged = t.paged_optimizer_bytes;
     let mut line = format!(
-        "paged optimizer states: {:.2} GiB per GPU in CUDA unified memory, not in the total (evicted to host RAM when the GPU needs the room)",
+        "paged optimizer states: {:.2} GiB per GPU in CUDA unified memory, not in the total (on Linux evicted to host RAM when the GPU needs the room)",
         gib(paged)
     );
     if let Some(host) = t.paged_to_host_bytes {
