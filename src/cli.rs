@@ -487,8 +487,8 @@ pub enum CheckpointingArg {
     Selective,
     Full,
     /// Full checkpointing with the saved layer inputs in host RAM, copied on a stream of their
-    /// own (torchtune `enable_activation_offloading`, axolotl `activation_offloading: true`; also
-    /// Unsloth `use_gradient_checkpointing="unsloth"`, whose copies share the compute stream)
+    /// own (torchtune `enable_activation_offloading`, TRL `activation_offloading=True`, axolotl
+    /// `activation_offloading: true`, Unsloth `use_gradient_checkpointing="unsloth"`)
     Offload,
 }
 

@@ -131,6 +131,11 @@ proptest! {
         let (tf, to) = (full.training.unwrap(), off.training.unwrap());
         prop_assert_eq!(to.host_bytes - tf.host_bytes, spec.num_layers * input);
         prop_assert_eq!(tf.saved_activations_bytes - to.saved_activations_bytes, (spec.num_layers - spec.num_layers.min(2)) * input);
+        // Stepping inside the backward pass never holds more gradient than stepping after it
+        // (its peak can still be higher: lm_head's step meets the loss's gradients).
+        let after = train(&format!("{common} --optimizer adamw")).unwrap();
+        let inside = train(&format!("{common} --optimizer adamw --optimizer-in-backward")).unwrap();
+        prop_assert!(inside.memory.gradients.0 <= after.training.unwrap().models[0].gradients_bytes);
     }
 }
 

@@ -311,7 +311,7 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
         basis.add(
             "activation offload copies per micro-batch (ms)",
             format!("{:.1} out, {:.1} back, {:.1} exposed", copy_s * 1e3, copy_s * 1e3, exposed_offload / micro * 1e3),
-            format!("layer inputs over the host link at {PINNED_COPY} of its peak, each direction behind its pass's compute (a separate copy stream, as torchtune's; same-stream copies, as Unsloth's and axolotl's legacy offload, add them all)"),
+            format!("layer inputs over the host link at {PINNED_COPY} of its peak, each direction behind its pass's compute (a separate copy stream, as torchtune's, TRL's and Unsloth's; same-stream copies, as axolotl's legacy offload, add them all)"),
         );
     }
     log_basis(req, t, &speed, optimizer_s, basis);

@@ -100,8 +100,9 @@ pub enum Checkpointing {
     /// Unsloth's and axolotl's offloaded checkpointing): the GPU holds two layers' inputs, the
     /// one in use and the one in flight. Only the layer inputs are modelled as offloaded
     /// (torchtune also offloads other saved tensors of 1 KiB or more, and keeps up to five in
-    /// flight); the copies run on their own stream, as torchtune's and axolotl's current ones
-    /// do (Unsloth's and axolotl's legacy ones share the compute stream, which exposes them).
+    /// flight); the copies run on their own stream, as torchtune's, TRL's, axolotl's and
+    /// Unsloth's current ones do (the 2024 Unsloth and axolotl legacy ones shared the compute
+    /// stream, which exposes them).
     Offload,
 }
 

@@ -377,12 +377,14 @@ pub(super) fn train_phases(
     // layer's matrices in the layers, the embedding's at the end, and no optimizer phase follows.
     if let Some(ib) = &s.in_backward {
         let tied = ib.held_gradient;
+        // A tied lm_head's share waits for the embedding's: no step at the start.
+        let (head, head_step) = if tied > Bytes::ZERO { (tied, Bytes::ZERO) } else { (s.gradients, s.step) };
         let backward = phase(
             "backward + optimizer",
             vec![
                 (
                     "start: loss gradients + lm_head's gradient and step",
-                    at(acts + f.output + f.loss_bwd, s.gradients, s.step),
+                    at(acts + f.output + f.loss_bwd, head, head_step),
                 ),
                 (
                     "a layer's backward + its largest matrix's gradient and step",
