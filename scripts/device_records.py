@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Turns device-check's validate.json, watch.json or litgpt.json into data/measurements records
-(TOML).
+"""Turns device-check's validate.json, watch.json, litgpt.json or train.json into
+data/measurements records (TOML).
 
     python3 scripts/device_records.py validate DIR/validate.json --date 2026-11-27 > data/measurements/device-h200-DATE-validate.toml
     python3 scripts/device_records.py watch DIR/watch.json --date 2026-11-27 > data/measurements/device-h200-DATE-watch.toml
     python3 scripts/device_records.py litgpt DIR/litgpt.json --date 2026-11-27 > data/measurements/device-h200-DATE-litgpt.toml
+    python3 scripts/device_records.py train DIR/train.json --date 2026-11-27 > data/measurements/device-h200-DATE-optim.toml
 
 validate: each `headroom validate` record becomes up to four tested records (a training step
 one: its peak): the NVML
@@ -18,6 +19,9 @@ clients), when the client exited 0.
 litgpt: each LitGPT fine-tuning step (ground_truth.py litgpt) becomes its step-2 peak against the
 plan's allocated total, each phase's peak, and the saved activations (tolerance 2%, as the
 transformers training records), plus the gradient and optimizer-state bytes (exact: 0.1%).
+train: the same for transformers training steps (ground_truth.py train, parts train and optim),
+with the optimizer in backward's merged phase and, for paged optimizers, the unified-memory
+states (`compare = "train_paged"`).
 Review the output before committing it: every tolerance needs its reason.
 """
 
@@ -103,7 +107,9 @@ def validate_records(items, date, out):
              unit="tok/s", tolerance=0.10, justification="issue 6: decode tokens/s within 10% of measured.")
 
 
-def litgpt_records(items, date, out):
+def step_records(items, date, out, what):
+    """Step-2 records of training steps (ground_truth.py litgpt or train): the peak, each phase's
+    peak, the saved activations, gradient and optimizer-state bytes, and paged states."""
     for item in items:
         case = item.get("case_id", "?")
         steps = [s for s in item.get("steps", []) if "error" not in s]
@@ -113,30 +119,45 @@ def litgpt_records(items, date, out):
             continue
         s = steps[1]  # step 1 allocates the optimizer states lazily
         env = item.get("env", {})
-        src = f"litgpt.json case {case}, step 2 ({env.get('torch_device_name', '?')}, litgpt {env.get('litgpt_version', '?')}, {date})"
-        peak_note = "the step's largest phase moment (activations.rs litgpt terms, phases.rs); 2% covers allocator rounding."
-        for suffix, compare, value, tol, why in [
+        version = f"litgpt {env.get('litgpt_version', '?')}" if what == "litgpt" else f"transformers {env.get('transformers_version', '?')}"
+        src = f"{what}.json case {case}, step 2 ({env.get('torch_device_name', '?')}, {version}, {date})"
+        peak_note = "the step's largest phase moment (activations.rs, phases.rs); 2% covers allocator rounding."
+        in_backward = (item.get("optimizer") or {}).get("in_backward", False)
+        checks = [
             ("peak", "allocated", s["step_peak_allocated_bytes"], 0.02, peak_note),
             ("forward", "phase:forward", s["forward_peak_allocated_bytes"], 0.02, peak_note),
-            ("backward", "phase:backward", s["backward_peak_allocated_bytes"], 0.02, peak_note),
-            ("optimizer", "phase:optimizer", s["optimizer_peak_allocated_bytes"], 0.02, peak_note),
-            ("saved", "train_saved", s["forward_saved_bytes"], 0.02, "what LitGPT's forward leaves for the backward, term by term in activations.rs."),
-            ("gradients", "train_gradients", s["gradient_bytes"], 0.001, "exact arithmetic: trainable parameters × 2 B (bf16-true)."),
-            ("optimizer-state", "train_optimizer", s["optimizer_state_bytes"], 0.001, "exact arithmetic: AdamW m and v in bf16."),
-        ]:
+            ("saved", "train_saved", s["forward_saved_bytes"], 0.02, "what the forward leaves for the backward, term by term in activations.rs."),
+            ("optimizer-state", "train_optimizer", s["optimizer_state_bytes"], 0.001, "exact arithmetic: the optimizer's states outside unified memory."),
+        ]
+        if in_backward:
+            # The steps run inside the backward pass; every gradient is freed by its step.
+            both = max(s["backward_peak_allocated_bytes"], s["optimizer_peak_allocated_bytes"])
+            checks.append(("backward", "phase:backward + optimizer", both, 0.02, peak_note))
+        else:
+            checks += [
+                ("backward", "phase:backward", s["backward_peak_allocated_bytes"], 0.02, peak_note),
+                ("optimizer", "phase:optimizer", s["optimizer_peak_allocated_bytes"], 0.02, peak_note),
+                ("gradients", "train_gradients", s["gradient_bytes"], 0.001, "exact arithmetic: trainable parameters × bytes per gradient."),
+            ]
+        if s.get("paged_state_bytes"):
+            checks.append(("paged", "train_paged", s["paged_state_bytes"], 0.001, "exact arithmetic: bitsandbytes' unified-memory m and v of tensors of 100,000+ elements."))
+        for suffix, compare, value, tol, why in checks:
             emit(out, id=f"{case}-{suffix}", source=src, args=plan, compare=compare, value=value, unit="B",
                  tolerance=tol, justification=why)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["validate", "watch", "litgpt"])
+    ap.add_argument("kind", choices=["validate", "watch", "litgpt", "train"])
     ap.add_argument("json_file")
     ap.add_argument("--date", required=True)
     a = ap.parse_args()
     items = json.load(open(a.json_file))
     out = []
-    {"validate": validate_records, "watch": watch_records, "litgpt": litgpt_records}[a.kind](items, a.date, out)
+    if a.kind in ("litgpt", "train"):
+        step_records(items, a.date, out, a.kind)
+    else:
+        {"validate": validate_records, "watch": watch_records}[a.kind](items, a.date, out)
     sys.stdout.write("\n".join(out) + "\n")
 
 

@@ -81,6 +81,7 @@ def parser():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--expect-trainable", type=int, help="published trainable count to check")
     p.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    p.add_argument("--plan-args", help="the `headroom plan` arguments of this setup (kept in the record)")
 
     p = sub.add_parser("litgpt", help="LitGPT fine-tuning step memory by phase")
     common(p)

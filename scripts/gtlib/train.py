@@ -80,6 +80,7 @@ def cmd_train(args):
     nvml = Nvml()
     rec = Recorder(args.out, "train", args.case_id, args)
     rec["nvml_before_cuda"] = nvml.snapshot()
+    rec["plan_args"] = args.plan_args
     try:
         import torch
 
