@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::catalog::suggest::{closest, did_you_mean, loose_key};
+use crate::catalog::suggest::{closest, did_you_mean, loose_key, unique};
 
 /// The most GPUs one `--gpu ID:COUNT` argument may ask for.
 pub const MAX_GPU_COUNT: u32 = 1024;
@@ -492,14 +492,6 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
         (sourced, "at least one source is required"),
     ];
     rules.iter().find(|(ok, _)| !ok).map_or(Ok(()), |(_, problem)| Err(problem))
-}
-
-/// The one item of `items`, or `None` for none or several.
-fn unique<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
-    match (items.next(), items.next()) {
-        (Some(one), None) => Some(one),
-        _ => None,
-    }
 }
 
 /// A device name split into what tells GPUs apart: its other words (sorted), its form factor and

@@ -1,7 +1,7 @@
 //! The built-in model catalog: `data/models/index.toml` lists each model with the provenance of
 //! its Hugging Face `config.json`, stored beside it and embedded in the binary (see `build.rs`).
 
-use crate::catalog::suggest::{closest, did_you_mean, loose_key};
+use crate::catalog::suggest::{closest, did_you_mean, loose_key, unique};
 use crate::model::config::{parse_config, ParsedConfig};
 use crate::model::spec::ModelSpec;
 use serde::Deserialize;
@@ -98,14 +98,12 @@ impl ModelCatalog {
         let id = id.trim();
         let id_lc = id.to_ascii_lowercase();
         let key = loose_key(id);
-        let mut loose = self.models.iter().filter(|m| loose_key(&m.entry.id) == key);
-        let unique_loose = match (loose.next(), loose.next()) {
-            (Some(m), None) => Some(m),
-            _ => None,
-        };
-        self.models.iter().find(|m| m.entry.id == id_lc).or(unique_loose).ok_or_else(|| UnknownModel {
-            id: id.to_string(),
-            suggestions: closest(id, self.models.iter().map(|m| m.entry.id.as_str())),
+        let exact = self.models.iter().find(|m| m.entry.id == id_lc);
+        exact.or_else(|| unique(self.models.iter().filter(|m| loose_key(&m.entry.id) == key))).ok_or_else(|| {
+            UnknownModel {
+                id: id.to_string(),
+                suggestions: closest(id, self.models.iter().map(|m| m.entry.id.as_str())),
+            }
         })
     }
 }

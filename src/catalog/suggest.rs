@@ -75,6 +75,14 @@ pub fn loose_key(id: &str) -> String {
     key
 }
 
+/// The one item of `items`, or `None` for none or several.
+pub fn unique<T>(mut items: impl Iterator<Item = T>) -> Option<T> {
+    match (items.next(), items.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
 /// Formats suggestions as "; did you mean a or b?" (empty when there are none).
 pub fn did_you_mean(suggestions: &[String]) -> String {
     match suggestions {
