@@ -214,3 +214,18 @@ fn accuracy_prints_the_track_record() {
     let records = json("accuracy --records");
     assert_eq!(records.as_array().unwrap().len() as u64, total);
 }
+
+/// Training setups that offload activations need host RAM: `fit` shows it per GPU (Llama 3.1
+/// 8B at 16,384 tokens: 32 layer inputs × 16,384 × 4,096 × 2 B = 4 GiB), and only then.
+#[test]
+fn fit_shows_host_ram_when_training_offloads() {
+    let text = |args: &str| {
+        let out = headroom().args(args.split_whitespace()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let offload = text("fit llama-3.1-8b --mode qlora --lora-rank 32 --checkpointing offload --context 16384");
+    assert!(offload.contains("host RAM GiB per GPU") && offload.contains("4.00"), "{offload}");
+    let plain = text("fit llama-3.1-8b --mode qlora --context 1024");
+    assert!(!plain.contains("host RAM"), "{plain}");
+}

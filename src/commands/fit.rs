@@ -207,8 +207,16 @@ pub fn run(args: &FitArgs) -> anyhow::Result<String> {
     })
 }
 
+/// Host RAM per GPU a training row needs: offloaded states and activations, and the paged
+/// optimizer states with no room beside the peak.
+fn training_host_bytes(r: &FitRow) -> u64 {
+    r.report.training.as_ref().map_or(0, |t| t.host_bytes + t.paged_to_host_bytes.unwrap_or(0))
+}
+
 fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
     let opt = |v: Option<f64>, digits: usize| v.map_or("—".to_string(), |v| format!("{v:.digits$}"));
+    // Offloading or paging setups also need host RAM: a column when any row does.
+    let host = training && rows.iter().any(|r| training_host_bytes(r) > 0);
     let table = rows
         .iter()
         .map(|r| {
@@ -219,7 +227,7 @@ fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
             } else {
                 (t.decode_tokens_per_s, t.time_to_first_token_s)
             };
-            vec![
+            let mut row = vec![
                 fit.gpu.clone(),
                 fit.gpu_count.to_string(),
                 format!("{:.2}", fit.headroom_bytes as f64 / (1u64 << 30) as f64),
@@ -227,11 +235,19 @@ fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
                 opt(time, 3),
                 opt(r.price.as_ref().map(|p| p.per_hour_usd), 2),
                 opt(r.price.as_ref().and_then(|p| p.per_million_tokens_usd), 2),
-            ]
+            ];
+            if host {
+                row.insert(3, format!("{:.2}", training_host_bytes(r) as f64 / (1u64 << 30) as f64));
+            }
+            row
         })
         .collect();
     let (what, headers) = if training {
-        ("train it", vec!["gpu", "count", "headroom GiB", "train tok/s", "step s", "$/hour", "$/M trained tokens"])
+        let mut headers = vec!["gpu", "count", "headroom GiB", "train tok/s", "step s", "$/hour", "$/M trained tokens"];
+        if host {
+            headers.insert(3, "host RAM GiB per GPU");
+        }
+        ("train it", headers)
     } else {
         ("fit", vec!["gpu", "count", "headroom GiB", "decode tok/s", "TTFT s", "$/hour", "$/M tokens"])
     };
