@@ -161,7 +161,7 @@ pub fn train_report_on(
             ) && matches!(engine, Engine::Hf | Engine::Litgpt) =>
         {
             let mut basis = BasisLog(std::mem::take(&mut plan.basis));
-            let s = speed(model, &extra, args, &req, g, summary.trainable_parameters, &mut basis)?;
+            let s = speed(model, &extra, args, &req, g, &summary, &mut basis)?;
             plan.basis = basis.0;
             s
         }
@@ -289,20 +289,6 @@ fn optimizer(o: OptimizerArg) -> Optimizer {
     }
 }
 
-/// Layer inputs one GPU offloads per micro-batch under `--checkpointing offload`: the largest
-/// stage's layers × tokens × hidden × 2 B (4 under AMP's fp32 residual stream), over tensor
-/// parallelism.
-fn offloaded_activation_bytes(req: &TrainingRequest, spec: &crate::model::spec::ModelSpec) -> f64 {
-    if req.checkpointing != Checkpointing::Offload {
-        return 0.0;
-    }
-    let p = req.parallel;
-    let residual = if req.precision == Precision::Amp { 4.0 } else { 2.0 };
-    let tokens = (req.seq * req.micro_batch * crate::plan::training::rlhf::sequences_per_prompt(req)) as f64;
-    let layers = (0..p.pp).map(|s| p.stage_layers(s, spec.num_layers).count()).max().unwrap_or(0);
-    layers as f64 * tokens * spec.hidden_size as f64 * residual / p.tp as f64
-}
-
 fn offload(o: OffloadArg) -> Offload {
     match o {
         OffloadArg::None => Offload::None,
@@ -365,10 +351,11 @@ fn speed(
     args: &PlanArgs,
     req: &TrainingRequest,
     gpu: &'static GpuSpec,
-    trainable: u64,
+    summary: &crate::plan::training::TrainingSummary,
     basis: &mut BasisLog,
 ) -> anyhow::Result<Option<TrainingSpeed>> {
     let t = &args.train;
+    let trainable = summary.trainable_parameters;
     let policy = &req.models[0];
     let spec = &model.spec;
     let rollout = matches!(req.mode, Mode::Grpo | Mode::BestOfN | Mode::Ppo);
@@ -458,7 +445,7 @@ fn speed(
         device: &device,
         efficiency: &efficiency,
         frozen_forwards,
-        offloaded_activation_bytes: offloaded_activation_bytes(req, spec),
+        offloaded_activation_bytes: summary.offloaded_activation_bytes_per_micro_batch as f64,
     };
     let Some(mut s) = train_speed(&sreq, &TrainingEfficiency::defaults(gemm(generation)), basis) else {
         basis.add("training speed", "unknown", "no TFLOPS or link in the GPU catalog: training speed is null");

@@ -191,11 +191,17 @@ impl GgufFileType {
 
     /// The type of a tensor llama-quantize puts in no category of its own (OTHER).
     fn part_type(self, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
+        self.quantized_as(Category::Other, t, spec)
+    }
+
+    /// The mix's type for a quantizable weight of category `cat`: the file's default type,
+    /// promoted by the mix's rules, with the block-size fallback for rows it does not divide.
+    fn quantized_as(self, cat: Category, t: &TensorDesc, spec: &ModelSpec) -> GgmlType {
         let default = self.default_type();
         if !self.is_quantized() {
             return default;
         }
-        fallback(self.promote_as(Category::Other, default, t, spec), t.cols)
+        fallback(self.promote_as(cat, default, t, spec), t.cols)
     }
 
     /// The GGML type of tensor `t` in a GGUF file of this type made from `spec`. A multimodal
@@ -219,11 +225,7 @@ impl GgufFileType {
         if let Some([_, v_b]) = mla_kv_b_parts(spec, t) {
             return self.part_type(&v_b, spec);
         }
-        let default = self.default_type();
-        if !self.is_quantized() {
-            return default;
-        }
-        fallback(self.promote_as(category(t.role), default, t, spec), t.cols)
+        self.quantized_as(category(t.role), t, spec)
     }
 
     /// `llama_tensor_get_type_impl`: the mix's choice for a quantizable weight of category `cat`.

@@ -307,8 +307,8 @@ pub fn decode_step_s(req: &SpeedRequest) -> Option<f64> {
     let weights = work::decode_weight_bytes(inf, inf.batch);
     let gpu_share = 1.0 - host_weights / weights;
     let linear = ((weights - host_weights) / bw).max(compute(lin_flops * gpu_share));
-    let kv = work::decode_kv_bytes_in(inf, gpu_start..spec.num_layers, inf.context, inf.batch) / (bw * e.kv_read.value);
     let on_gpu = gpu_start..spec.num_layers;
+    let kv = work::decode_kv_bytes_in(inf, on_gpu.clone(), inf.context, inf.batch) / (bw * e.kv_read.value);
     // Arithmetic-bound attention (a dequantizing or latent cache) of host layers runs on the CPU
     // at a FLOP rate not modelled, taken as no faster than the GPU kernel's, after the GPU's
     // layers: moving a layer to the host never looks like a saving.

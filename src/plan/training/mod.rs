@@ -253,6 +253,9 @@ pub struct TrainingSummary {
     pub saved_activations_bytes: u64,
     /// Host memory per GPU for offloaded states and offloaded activations.
     pub host_bytes: u64,
+    /// Layer inputs one GPU copies to host RAM and back per micro-batch (`--checkpointing
+    /// offload`; the largest pipeline stage's).
+    pub offloaded_activation_bytes_per_micro_batch: u64,
     /// A paged optimizer's states per GPU in CUDA unified memory, outside the memory total: they
     /// stay on the GPU beside the peak as far as it has room.
     pub paged_optimizer_bytes: u64,

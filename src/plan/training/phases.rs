@@ -34,8 +34,8 @@ pub(super) struct Profile {
     /// Backward transient of one layer, including its recomputation under checkpointing.
     pub layer_bwd: u64,
     pub in_flight: u64,
-    /// Layer inputs offloaded to host RAM (`Checkpointing::Offload`), all in-flight micro-batches.
-    pub host: u64,
+    /// Layer inputs offloaded to host RAM (`Checkpointing::Offload`) per micro-batch.
+    pub offloaded: u64,
 }
 
 /// Bytes with the total filled in.
@@ -62,7 +62,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         let state = model_state(&req.models[0], req.precision, req.optimizer, false, &p, 0)?;
         explain_states(req, &state, &mut basis);
         let (phase, saved) = super::headroom::step(req, &mut basis)?;
-        stages.push((phase.clone(), vec![phase], vec![state], saved, 0));
+        stages.push((phase.clone(), vec![phase], vec![state], saved, Offloaded::default()));
     }
     for stage in 0..if stages.is_empty() { p.pp } else { 0 } {
         let mut scratch = BasisLog::default();
@@ -71,7 +71,8 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
     let busiest = (0..stages.len()).max_by_key(|&s| stages[s].0.memory.total).unwrap_or(0);
     let (peak, phases, states, saved, _) = stages[busiest].clone();
     // The first stage holds the most micro-batches in flight: the most offloaded activations.
-    let host_activations = stages.iter().map(|s| s.4).max().unwrap_or(0);
+    let host_activations = stages.iter().map(|s| s.4.held).max().unwrap_or(0);
+    let offloaded_per_micro_batch = stages.iter().map(|s| s.4.per_micro_batch).max().unwrap_or(0);
     let per_stage = p.gpus / p.pp;
     let policy = &req.models[0];
     let mut per_gpu = Vec::new();
@@ -106,6 +107,7 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
         models,
         saved_activations_bytes: saved,
         host_bytes: states.iter().map(|s| s.host.0).sum::<u64>() + host_activations,
+        offloaded_activation_bytes_per_micro_batch: offloaded_per_micro_batch,
         paged_optimizer_bytes: paged.0,
         paged_to_host_bytes: req.device.as_ref().map(|d| {
             let room = d.capacity.0.saturating_sub((peak.memory.total + d.in_use).0);
@@ -123,7 +125,15 @@ pub fn plan_training(req: &TrainingRequest) -> Result<(Plan, TrainingSummary), T
 
 /// A stage's peak, its phases, the model states, the saved activations on the GPU and the
 /// activations offloaded to host RAM.
-type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64, u64);
+type StagePlan = (PhaseMemory, Vec<PhaseMemory>, Vec<ModelState>, u64, Offloaded);
+
+/// Layer inputs a stage keeps in host RAM (`Checkpointing::Offload`): per micro-batch, and held
+/// at once (every in-flight micro-batch's).
+#[derive(Clone, Copy, Debug, Default)]
+struct Offloaded {
+    per_micro_batch: u64,
+    held: u64,
+}
 
 /// Every phase of one pipeline stage, its peak, the model states and the saved activations.
 fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<StagePlan, TrainingError> {
@@ -157,15 +167,17 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
     let mut phases = rlhf::before_training(req, stage, &base, log);
     phases.extend(train_phases(req, prefix, &base, &policy, &states[0]));
     // The critic trains after the actor: their offloaded activations are not held together.
-    let mut host = policy.host;
+    let held = |f: &Profile| f.in_flight * f.offloaded;
+    let mut offloaded = Offloaded { per_micro_batch: policy.offloaded, held: held(&policy) };
     if let Some(i) = req.models.iter().position(|m| m.role == ModelRole::Critic) {
         let critic = profile(req, &req.models[i], stage, tokens, &mut BasisLog::default());
         phases.extend(train_phases(req, "critic ", &base, &critic, &states[i]));
-        host = host.max(critic.host);
+        offloaded.per_micro_batch = offloaded.per_micro_batch.max(critic.offloaded);
+        offloaded.held = offloaded.held.max(held(&critic));
     }
     let saved = policy.in_flight * (policy.layers + policy.copies) + policy.output;
     let peak = phases.iter().max_by_key(|ph| ph.memory.total).cloned().expect("a trained model has phases");
-    Ok((peak, phases, states, saved, host))
+    Ok((peak, phases, states, saved, offloaded))
 }
 
 fn explain_states(req: &TrainingRequest, s: &ModelState, log: &mut BasisLog) {
@@ -272,12 +284,12 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         layer_fwd: tokens * layer_fwd / tp + layer_dequant,
         layer_bwd: tokens * layer_bwd / tp + layer_dequant,
         in_flight: p.in_flight(stage, micro_batches),
-        host: p.in_flight(stage, micro_batches) * tokens * offloaded / tp,
+        offloaded: tokens * offloaded / tp,
     };
-    if prof.host > 0 {
+    if prof.offloaded > 0 {
         log.add(
             "activations offloaded to host RAM (per GPU)",
-            prof.host,
+            prof.in_flight * prof.offloaded,
             "every layer's input (pinned), copied out in the forward pass and back before its recomputation; two layers' inputs stay on the GPU",
         );
     }
