@@ -21,7 +21,7 @@ ORDER = [
     "H200 inference speed (ours)",
     "H200 training speed (ours)",
     "published inference memory, KV and file sizes",
-    "LitGPT fine-tuning memory (published)",
+    "published fine-tuning memory (LitGPT, Unsloth)",
     "published speed (LitGPT, ExLlama, llama.cpp, vLLM, MLX)",
     "headroom validate: our engine under NVML (ours)",
     "headroom watch around transformers (ours)",
@@ -42,7 +42,7 @@ def group(record_id: str) -> str:
         return ORDER[0]
     if record_id.startswith(("h200-prefill", "h200-decode")):
         return ORDER[2]
-    if record_id.startswith("litgpt-train"):
+    if record_id.startswith(("litgpt-train", "unsloth-ctx-")):
         return ORDER[5]
     llama_bench = re.search(r"-(pp|tg)\d+$", record_id)
     if llama_bench or record_id.endswith(("-decode", "-prompt", "-prefill", "-best", "-worst")) or "speed" in record_id:

@@ -244,7 +244,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub text_only: bool,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
-    /// engine), litgpt, mlx (mlx-lm on Apple silicon). Training plans: hf, litgpt or headroom.
+    /// engine), litgpt, mlx (mlx-lm on Apple silicon). Training plans: hf, litgpt, headroom, or
+    /// unsloth (LoRA and QLoRA of Llama, Mistral and Qwen3 dense models through Unsloth's kernels).
     /// Default: llama.cpp for GGUF inputs and formats, mlx for MLX formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,
@@ -361,12 +362,14 @@ pub struct TrainArgs {
     /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16 (LitGPT
     /// bf16-true); amp: fp32 parameters under bf16 autocast (LitGPT bf16-mixed; a 4-bit base
     /// keeps its 16-bit embeddings and lm_head). Default: mixed; with --engine litgpt its own
-    /// default, bf16-mixed, or bf16-true for a 4-bit base.
+    /// default, bf16-mixed, or bf16-true for a 4-bit base. TRL 0.26 and later cast a 4-bit or
+    /// 8-bit base's adapters to bf16 (Unsloth keeps them fp32): plan TRL's QLoRA with bf16.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
-    /// Activation checkpointing.
-    #[arg(long, value_enum, default_value_t)]
-    pub checkpointing: CheckpointingArg,
+    /// Activation checkpointing. Default: none; with --engine unsloth, offload (Unsloth's
+    /// use_gradient_checkpointing="unsloth", get_peft_model's default).
+    #[arg(long, value_enum)]
+    pub checkpointing: Option<CheckpointingArg>,
     /// ZeRO / FSDP stage over the data-parallel ranks (0 = none).
     #[arg(long, default_value_t = 0)]
     pub zero: u8,
@@ -480,9 +483,8 @@ pub enum PrecisionArg {
     Amp,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CheckpointingArg {
-    #[default]
     None,
     Selective,
     Full,

@@ -397,3 +397,47 @@ fn offloaded_checkpoints_move_layer_inputs_to_host_ram() {
     let tok_s = |v: &Value| f(v, "/throughput/train_tokens_per_s");
     assert!((tok_s(&off) - tok_s(&full)).abs() / tok_s(&full) < 1e-9, "the copies hide behind the compute");
 }
+
+/// Unsloth's step for Llama-3.1-8B QLoRA r32 on all projections at 16,384 tokens
+/// (plan/training/unsloth.rs): offloaded checkpointing by default, so the GPU keeps two staging
+/// buffers and the last layer's input (3 × 8,192 B per token) and host RAM the other 31 inputs;
+/// after the layers, the final norm's input and inverse RMS and the fused loss's T×h gradient;
+/// at the last layer's backward, its 102,536 B per token of saved tensors, 45,056 B of
+/// transients and a fresh dequantized matrix beside the global one.
+#[test]
+fn unsloth_qlora_keeps_three_layer_inputs_and_no_logits() {
+    let t = 16_384;
+    let plan =
+        plan_json(&format!("llama-3.1-8b --mode qlora --lora-rank 32 --engine unsloth --context {t} --gpu a100-80gb"));
+    assert_eq!(u(&plan, "/training/host_bytes"), 31 * t * 8_192);
+    assert_eq!(u(&plan, "/training/saved_activations_bytes"), t * (3 * 8_192 + 8_196 + 8_192));
+    let phases = plan.pointer("/training/phases").unwrap().as_array().unwrap();
+    let backward = phases.iter().find(|p| p["phase"] == "backward").unwrap();
+    let dequantized = 2 * 14_336 * 4_096 + 4 * 14_336 * 4_096 / 64;
+    assert_eq!(u(backward, "/memory/activations_bytes"), t * (3 * 8_192 + 102_536 + 45_056) + dequantized);
+    // No vocabulary-sized tensor outlives a loss chunk: far below transformers with the same
+    // offloading and a chunked loss.
+    let hf = plan_json(&format!(
+        "llama-3.1-8b --mode qlora --lora-rank 32 --checkpointing offload --loss-chunk 1024 --context {t} --gpu a100-80gb"
+    ));
+    assert!(u(&plan, "/memory/total_bytes") < u(&hf, "/memory/total_bytes"));
+    // Without checkpointing every layer keeps its 110,728 B per token.
+    let none = plan_json(&format!(
+        "llama-3.1-8b --mode qlora --lora-rank 32 --engine unsloth --checkpointing none --context {t} --gpu a100-80gb"
+    ));
+    assert_eq!(u(&none, "/training/saved_activations_bytes"), t * (32 * 110_728 + 8_196 + 8_192));
+}
+
+#[test]
+fn unsloth_refuses_what_its_fast_path_does_not_run() {
+    assert_one_line_errors(&[
+        ("llama-3.1-8b --engine unsloth", "add --mode lora"),
+        ("llama-3.1-8b --mode full --engine unsloth", "--mode full"),
+        ("llama-3.1-8b --mode lora --engine unsloth --lora-targets q_proj,v_proj", "all-linear"),
+        ("llama-3.1-8b --mode lora --engine unsloth --lora-dropout 0.05", "--lora-dropout 0"),
+        ("mixtral-8x7b --mode qlora --engine unsloth", "--engine hf"),
+        ("qwen2.5-7b --mode qlora --engine unsloth", "--engine hf"),
+        ("llama-3.1-8b --mode lora --engine unsloth --tp 2 --gpu a100-80gb:2", "--tp"),
+        ("llama-3.1-8b --mode lora --engine unsloth --loss-chunk 512", "--loss-chunk"),
+    ]);
+}

@@ -88,7 +88,7 @@ proptest! {
     fn training_plans_never_panic(
         model in 0usize..1000, mode in 0usize..9, ctx_exp in 0u32..25, batch_exp in 0u32..12,
         zero in 0u8..4, gpus in prop::sample::select(vec!["a100-80gb:8", "h100-sxm:1", "rtx-4090:2"]),
-        engine in prop::sample::select(vec!["hf", "litgpt"]),
+        engine in prop::sample::select(vec!["hf", "litgpt", "unsloth"]),
         rollout in prop::sample::select(vec!["hf", "vllm", "vllm-server"]),
         optimizer in prop::sample::select(vec!["adamw", "paged-adamw-8bit", "paged-adamw-32bit", "adafactor"]),
         checkpointing in prop::sample::select(vec!["none", "full", "offload"]),
@@ -136,6 +136,23 @@ proptest! {
         let after = train(&format!("{common} --optimizer adamw")).unwrap();
         let inside = train(&format!("{common} --optimizer adamw --optimizer-in-backward")).unwrap();
         prop_assert!(inside.memory.gradients.0 <= after.training.unwrap().models[0].gradients_bytes);
+    }
+
+    /// Unsloth's plan on any model it runs (the others are refused), from 4,096 tokens (where
+    /// every layer input is over its 2 MiB offload threshold): its saved activations grow with
+    /// the context, and its offloaded checkpointing never needs more GPU memory than keeping every
+    /// layer's tensors.
+    #[test]
+    fn unsloth_offloading_saves_gpu_memory(model in 0usize..1000, ctx_exp in 12u32..16) {
+        let ids = model_ids();
+        let id = &ids[model % ids.len()];
+        let common = format!("{id} --mode qlora --lora-rank 16 --gpu h200 --engine unsloth");
+        let Ok(offload) = train(&format!("{common} --context {}", 1u64 << ctx_exp)) else { return Ok(()) };
+        let longer = train(&format!("{common} --context {}", 2u64 << ctx_exp)).unwrap();
+        let saved = |r: &headroom::report::PlanReport| r.training.as_ref().unwrap().saved_activations_bytes;
+        prop_assert!(saved(&longer) > saved(&offload));
+        let none = train(&format!("{common} --context {} --checkpointing none", 1u64 << ctx_exp)).unwrap();
+        prop_assert!(offload.memory.total <= none.memory.total, "{}: {} > {}", id, offload.memory.total.0, none.memory.total.0);
     }
 }
 

@@ -26,7 +26,7 @@ pub const FILES: [(&str, &str, &str); 5] = [
     ),
     (
         "published-train.toml",
-        "published fine-tuning (LitGPT, torchtune)",
+        "published fine-tuning (LitGPT, torchtune, Unsloth)",
         include_str!("../../data/measurements/published-train.toml"),
     ),
     (

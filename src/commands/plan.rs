@@ -3,7 +3,7 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink, PcieGen};
-use crate::cli::{AttentionArg, BackendArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, BackendArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
 use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
@@ -52,6 +52,8 @@ pub fn runs_on(engine: Engine, gpu: &GpuSpec) -> anyhow::Result<()> {
         Engine::Headroom => !(apple || gaudi || amd || matches!(gpu.arch, A::Volta | A::Turing)),
         Engine::Mlx => apple,
         Engine::Hf | Engine::Bare | Engine::Litgpt => true,
+        // Unsloth's Triton kernels: NVIDIA, AMD (ROCm) and Intel GPUs.
+        Engine::Unsloth => !apple && !gaudi,
     };
     anyhow::ensure!(
         ok,
@@ -146,7 +148,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(t.grad_accum != 1, "--grad-accum"),
             set(t.nodes != 1, "--nodes"),
             set(t.no_overlap, "--no-overlap"),
-            set(t.checkpointing != CheckpointingArg::None, "--checkpointing"),
+            set(t.checkpointing.is_some(), "--checkpointing"),
             set(t.offload != OffloadArg::None, "--offload"),
             set(t.rollout_engine != "hf", "--rollout-engine"),
         ]
@@ -325,6 +327,10 @@ fn inference_report_on(
         None if matches!(format, WeightFormat::Quantized(q) if q.is_mlx()) => Engine::Mlx,
         None => Engine::Hf,
     };
+    anyhow::ensure!(
+        engine != Engine::Unsloth,
+        "--engine unsloth plans fine-tuning: add --mode lora or --mode qlora (inference: --engine hf)"
+    );
     if let Some((g, _)) = gpu {
         runs_on(engine, g).map_err(|e| match &args.engine {
             None if engine == Engine::Mlx => anyhow::anyhow!(

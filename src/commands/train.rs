@@ -46,9 +46,9 @@ pub fn train_report_on(
             anyhow::bail!("--mode {} is LitGPT's LLaMA-Adapter: use --engine litgpt (the default for it)", mode.id())
         }
         None | Some(Engine::Hf) => Engine::Hf,
-        Some(e @ (Engine::Headroom | Engine::Litgpt)) => e,
+        Some(e @ (Engine::Headroom | Engine::Litgpt | Engine::Unsloth)) => e,
         Some(other) => anyhow::bail!(
-            "--engine {} plans inference only; training plans use hf (transformers), litgpt or headroom (validate's engine)",
+            "--engine {} plans inference only; training plans use hf (transformers), litgpt, unsloth or headroom (validate's engine)",
             other.id()
         ),
     };
@@ -126,10 +126,12 @@ pub fn train_report_on(
         optimizer: optimizer(t.optimizer),
         optimizer_in_backward: t.optimizer_in_backward,
         checkpointing: match t.checkpointing {
-            CheckpointingArg::None => Checkpointing::None,
-            CheckpointingArg::Selective => Checkpointing::Selective,
-            CheckpointingArg::Full => Checkpointing::Full,
-            CheckpointingArg::Offload => Checkpointing::Offload,
+            // Unsloth's `get_peft_model` defaults to use_gradient_checkpointing="unsloth".
+            None if engine == Engine::Unsloth => Checkpointing::Offload,
+            None | Some(CheckpointingArg::None) => Checkpointing::None,
+            Some(CheckpointingArg::Selective) => Checkpointing::Selective,
+            Some(CheckpointingArg::Full) => Checkpointing::Full,
+            Some(CheckpointingArg::Offload) => Checkpointing::Offload,
         },
         lora_dropout: t.lora_dropout,
         flash_attention: args.attention == AttentionArg::Flash,
@@ -244,7 +246,7 @@ fn litgpt_supports(mode: Mode, args: &PlanArgs, model: &ResolvedModel) -> anyhow
         "LitGPT chunks its loss itself (lm_head_chunk_size 128): drop --loss-chunk"
     );
     anyhow::ensure!(
-        t.checkpointing != CheckpointingArg::Offload,
+        t.checkpointing != Some(CheckpointingArg::Offload),
         "LitGPT does not offload activations: use --checkpointing full, or --engine hf for torchtune's or axolotl's offloading"
     );
     if matches!(mode, Mode::Adapter | Mode::AdapterV2) {

@@ -78,9 +78,13 @@ fn pass_tokens(req: &ActivationRequest) -> (u64, u64) {
     match req.engine {
         Engine::Vllm => (req.max_batched_tokens, req.max_batched_tokens.min(req.context)),
         Engine::LlamaCpp => (t, t),
-        Engine::Exllama | Engine::Hf | Engine::Bare | Engine::Headroom | Engine::Litgpt | Engine::Mlx => {
-            (t, t / req.batch.max(1))
-        }
+        Engine::Exllama
+        | Engine::Hf
+        | Engine::Unsloth
+        | Engine::Bare
+        | Engine::Headroom
+        | Engine::Litgpt
+        | Engine::Mlx => (t, t / req.batch.max(1)),
     }
 }
 
@@ -401,8 +405,10 @@ fn output_moment(req: &ActivationRequest, t: u64) -> u64 {
         // Gemma 2 soft-caps the logits (divide, tanh, multiply): each op writes a new tensor
         // while its input is alive, so two copies exist at once (measured 3.97 GiB over weights
         // for Gemma-2-9B at 4,096 tokens on an H200, two 2.1 GB logits tensors).
-        Engine::Hf if req.options.logits_all_positions => t * h * 2 + t * v * 2 * (1 + req.spec.logit_softcap as u64),
-        Engine::Hf => t * h * 2 + req.batch * v * (2 + 4),
+        Engine::Hf | Engine::Unsloth if req.options.logits_all_positions => {
+            t * h * 2 + t * v * 2 * (1 + req.spec.logit_softcap as u64)
+        }
+        Engine::Hf | Engine::Unsloth => t * h * 2 + req.batch * v * (2 + 4),
         // LitGPT's GPT.forward returns every position's logits (bf16); generate samples from
         // the last one's fp32 probabilities.
         Engine::Litgpt => t * h * 2 + t * v * 2 + req.batch * v * 4,

@@ -35,13 +35,18 @@ pub enum Engine {
     /// own quantized checkpoints, a KV cache grown in steps of 256 tokens, prompts evaluated in
     /// chunks of 2,048 tokens.
     Mlx,
+    /// Unsloth (unslothai/unsloth with unsloth-zoo): LoRA and QLoRA fine-tuning through its own
+    /// autograd functions, Triton kernels, offloaded checkpointing and chunked fused loss
+    /// (training plans only; see plan/training/unsloth.rs).
+    Unsloth,
 }
 
 #[derive(Debug, Error, PartialEq)]
-#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom, litgpt, mlx")]
+#[error("unknown engine '{0}'; use one of hf, vllm, llama.cpp, exllama, bare, headroom, litgpt, mlx, unsloth")]
 pub struct UnknownEngine(pub String);
 
 impl Engine {
+    /// The inference engines (Unsloth only trains).
     pub const ALL: [Engine; 8] = [
         Engine::Hf,
         Engine::Vllm,
@@ -63,6 +68,7 @@ impl Engine {
             Engine::Headroom => "headroom",
             Engine::Litgpt => "litgpt",
             Engine::Mlx => "mlx",
+            Engine::Unsloth => "unsloth",
         }
     }
 
@@ -77,13 +83,14 @@ impl Engine {
             "headroom" => Ok(Engine::Headroom),
             "litgpt" | "lit-gpt" => Ok(Engine::Litgpt),
             "mlx" | "mlx-lm" | "mlx_lm" => Ok(Engine::Mlx),
+            "unsloth" => Ok(Engine::Unsloth),
             _ => Err(UnknownEngine(s.to_string())),
         }
     }
 
     /// Whether the engine runs on PyTorch (and so pays PyTorch's CUDA context and kernels).
     pub fn uses_torch(self) -> bool {
-        matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama | Engine::Litgpt)
+        matches!(self, Engine::Hf | Engine::Vllm | Engine::Exllama | Engine::Litgpt | Engine::Unsloth)
     }
 
     /// Whether a tied checkpoint's embedding and lm_head become two matrices: LitGPT's `GPT`
@@ -400,7 +407,7 @@ impl EngineOptions {
             Engine::Exllama => EXLLAMA_PROMPT_CHUNK * batch,
             Engine::Mlx => self.prefill_step_size * batch.min(MLX_PREFILL_BATCH),
             Engine::Vllm => vllm_chunk,
-            Engine::Hf | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
+            Engine::Hf | Engine::Unsloth | Engine::Litgpt | Engine::Bare | Engine::Headroom => all,
         }
         .clamp(1, all.max(1))
     }

@@ -362,7 +362,7 @@ pub fn cells_per_layer(req: &KvRequest, attention: LayerAttention) -> u64 {
         // but the prefill's full-prompt K/V stay alive until then: the peak holds every token
         // (Phi-3-mini, window 2,047, 4,064-token prompt: 1.5 GiB at the peak, 0.75 GiB after;
         // H200, transformers 5.17, data/measurements/device/2026-11-27-h200/infer2.json).
-        Engine::Hf => ctx * batch,
+        Engine::Hf | Engine::Unsloth => ctx * batch,
         // LitGPT: `set_kv_cache(max_seq_length)` for every sequence, no sliding-window cache; its
         // cache holds the model's KV heads (litgpt 2024+; its 2023 releases cached K and V
         // expanded to every query head).

@@ -400,7 +400,7 @@ impl Efficiency {
         };
         match engine {
             // LitGPT's generate is the same eager PyTorch loop on the host.
-            Engine::Hf | Engine::Litgpt => {
+            Engine::Hf | Engine::Unsloth | Engine::Litgpt => {
                 e.prefill_compute = f(
                     0.50,
                     "H200 transformers 5.17 SDPA prefill: 465–530 TFLOPS of 989 over 4 dense models (infer.json)",

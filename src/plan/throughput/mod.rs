@@ -266,7 +266,7 @@ fn expert_fixed_flops(req: &SpeedRequest, pass_tokens: u64) -> f64 {
 /// for cuBLAS (`ggml_cuda_should_use_mmq`).
 fn dequantizes_for_prefill(inf: &InferenceRequest, pass_tokens: u64) -> bool {
     match inf.engine {
-        Engine::Hf | Engine::Litgpt | Engine::Exllama | Engine::Headroom => true,
+        Engine::Hf | Engine::Unsloth | Engine::Litgpt | Engine::Exllama | Engine::Headroom => true,
         Engine::LlamaCpp => {
             let volta = inf.device.as_ref().is_some_and(|d| d.generation == Generation::Volta);
             volta && pass_tokens >= 64

@@ -23,6 +23,7 @@ pub mod parallel;
 mod phases;
 pub mod rlhf;
 mod state;
+pub mod unsloth;
 
 pub use lora::{LoraError, LoraTargets};
 pub use optimizer::Optimizer;
@@ -288,6 +289,9 @@ pub enum TrainingError {
     PipelineTooDeep { pp: u64, layers: u64 },
     #[error("--optimizer-in-backward steps each parameter as its gradient completes, so gradients cannot accumulate over --grad-accum {0} micro-batches; use --grad-accum 1 (torchtune refuses the same)")]
     InBackwardAccumulates(u64),
+    /// What an engine's own training code cannot run, with the fix.
+    #[error("{0}")]
+    EngineLimit(String),
     #[error("--offload params needs --zero 3 (parameters are offloaded only when sharded)")]
     OffloadParamsNeedsZero3,
     #[error(transparent)]

@@ -36,6 +36,8 @@ pub(super) struct Profile {
     pub in_flight: u64,
     /// Layer inputs offloaded to host RAM (`Checkpointing::Offload`) per micro-batch.
     pub offloaded: u64,
+    /// Unsloth's chunked fused loss, whose chunks shrink with the free memory.
+    pub fused_loss: Option<super::unsloth::FusedLoss>,
 }
 
 /// Bytes with the total filled in.
@@ -155,14 +157,18 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
     let base = breakdown(MemoryBreakdown {
         weights: states.iter().map(|s| s.weights).sum(),
         optimizer: states.iter().map(|s| s.optimizer).sum(),
-        workspace: Bytes(2 * cublas.bytes.0) + states.iter().map(|s| s.buffers).sum(),
+        workspace: Bytes(2 * cublas.bytes.0 + super::unsloth::persistent_buffers(req))
+            + states.iter().map(|s| s.buffers).sum(),
         rollout_engine: rlhf::colocated_engine(req, log),
         cuda_context: ctx.bytes,
         ..Default::default()
     });
     explain_states(req, &states[0], log);
     let tokens = req.seq * req.micro_batch * rlhf::sequences_per_prompt(req);
-    let policy = profile(req, &req.models[0], stage, tokens, log);
+    let policy = match req.engine {
+        Engine::Unsloth => super::unsloth::profile(req, tokens, log),
+        _ => profile(req, &req.models[0], stage, tokens, log),
+    };
     let prefix = if req.mode == Mode::Ppo { "actor " } else { "" };
     let mut phases = rlhf::before_training(req, stage, &base, log);
     phases.extend(train_phases(req, prefix, &base, &policy, &states[0]));
@@ -285,6 +291,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         layer_bwd: tokens * layer_bwd / tp + layer_dequant,
         in_flight: p.in_flight(stage, micro_batches),
         offloaded: tokens * offloaded / tp,
+        fused_loss: None,
     };
     if prof.offloaded > 0 {
         log.add(
@@ -375,10 +382,20 @@ pub(super) fn train_phases(
         let (moment, memory) = moments.into_iter().max_by_key(|m| m.1.total).expect("moments");
         PhaseMemory { phase: format!("{prefix}{name}"), moment: moment.to_string(), memory }
     };
+    // Unsloth's loss chunks fit half the memory free when the loss starts (the caching
+    // allocator's reserve of the forward pass's layers counts as used); 4 GiB without a GPU.
+    let loss_fwd = f.loss_fwd
+        + f.fused_loss.map_or(0, |loss| {
+            let free = req.device.as_ref().map(|d| {
+                let before = (acts + f.output + f.loss_fwd).max(acts + f.layer_fwd);
+                d.capacity.0.saturating_sub((at(before, held, Bytes::ZERO).total + d.in_use).0)
+            });
+            loss.chunk_bytes(free)
+        });
     let forward = phase(
         "forward",
         vec![
-            ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + f.loss_fwd, held, Bytes::ZERO)),
+            ("loss: 16-bit logits + fp32 upcast", at(acts + f.output + loss_fwd, held, Bytes::ZERO)),
             // Before lm_head: nothing after the layers exists yet.
             ("last layer's intermediates", at(acts + f.layer_fwd, held, Bytes::ZERO)),
         ],
@@ -426,6 +443,9 @@ pub(super) fn train_phases(
 }
 
 fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
+    if req.engine == Engine::Unsloth {
+        super::unsloth::check(req)?;
+    }
     if req.optimizer_in_backward && req.grad_accum > 1 {
         return Err(TrainingError::InBackwardAccumulates(req.grad_accum));
     }

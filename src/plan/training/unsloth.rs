@@ -1,0 +1,390 @@
+//! Unsloth's LoRA and QLoRA training step (`--engine unsloth`): what its own autograd functions,
+//! Triton kernels, offloaded checkpointing and chunked fused loss keep on the GPU.
+//!
+//! Sources (code read in unslothai/unsloth and unslothai/unsloth-zoo, 2025–2026):
+//! - `unsloth/kernels/fast_lora.py`: with LoRA on every projection of a group and no dropout,
+//!   `LoRA_QKV` saves only its input X (the normed hidden state), `LoRA_W` (o_proj) its input
+//!   (the attention output), `LoRA_MLP` its input and the gate and up outputs e and g (the SwiGLU
+//!   product is recomputed). Their backwards write the input gradient into the saved X in place,
+//!   and `swiglu_DWf_DW_dfg_kernel` reuses DW, e and g for h, df and de: one new i-wide buffer
+//!   (DW) per token.
+//! - `unsloth/kernels/rms_layernorm.py`: `Fast_RMS_Layernorm` saves its 16-bit input as is and an
+//!   fp32 inverse RMS per row (4 B per token); the Llama-style backward writes dX into dY.
+//! - `unsloth/kernels/rope_embedding.py`: RoPE runs in place and saves only its cos/sin tables.
+//! - attention (`unsloth/utils/attention_dispatch.py`): flash-attn 2 when installed, else
+//!   xFormers, else SDPA; flash-attn and SDPA (`enable_gqa`) save q, k, v at their own widths,
+//!   the output and an fp32 log-sum-exp per head. (xFormers expands k and v to every query head
+//!   first, which is not modelled.)
+//! - `unsloth/kernels/utils.py` `fast_dequantize`: every forward projection dequantizes its 4-bit
+//!   weight into one global 16-bit buffer (and an fp32 absmax buffer) that grows to the largest
+//!   matrix and is never freed; the backwards dequantize into fresh buffers, one matrix at a time.
+//! - unsloth-zoo `gradient_checkpointing.py` (`use_gradient_checkpointing="unsloth"`, the default
+//!   of `get_peft_model`): a decoder layer's input goes to pinned host RAM on a second stream when
+//!   it has more than 1,048,576 elements (2 MiB in bf16); two persistent GPU staging buffers,
+//!   sized to the largest input, bring each back for its layer's recomputation; from the second
+//!   step on the last layer's input stays on the GPU. Below 512 tokens of `max_seq_length`
+//!   Unsloth checkpoints without offloading.
+//! - unsloth-zoo `fused_losses/cross_entropy_loss.py` (`unsloth_fused_ce_loss`): lm_head and the
+//!   loss run chunk by chunk in the forward pass, each chunk's gradient going into one T×h buffer
+//!   kept for the backward pass; no logits outlive their chunk. Chunks are sized so that 16 B
+//!   per logit fit min(4 GiB, half the free memory) less that buffer (`get_chunk_size`); a chunk
+//!   really holds 14 B per logit (bf16 logits, fp32 upcast, saved log-softmax, gradient: the
+//!   zoo's own B200 measurement, unsloth-zoo#946).
+//!
+//! Worked example, Llama-3.1-8B (h 4,096, q 4,096, k and v 1,024, i 14,336, 32 heads), QLoRA on
+//! all seven projections, per layer and token: the layer input 2h = 8,192 (saved by the first
+//! norm), two fp32 inverse RMS 8, the normed attention input 8,192, q, k, v and the output
+//! 2·(4,096 + 1,024 + 1,024 + 4,096) = 20,480, the log-sum-exp 128, the mid-layer residual 8,192,
+//! the normed MLP input 8,192, e and g 57,344: 110,728 B. In the recomputation the input is the
+//! staging buffer (−8,192), the backward adds the layer output, the incoming gradient and DW
+//! (4h + 2i = 45,056), and the GPU holds two staging buffers and the last layer's input
+//! (3 × 8,192): 172,168 B per token at the last layer's backward, plus the global dequantization
+//! buffers (2 × 14,336 × 4,096 + 4 × 14,336 × 4,096 / 64 = 121,110,528 B) and a fresh copy of the
+//! same size in the MLP backward.
+//!
+//! Not modelled: Unsloth's speed (its kernels' timings are not measured here), the RoPE tables,
+//! the small T×r LoRA temporaries and the adapters' 16-bit casts.
+
+use super::activations::{sum, Term};
+use super::phases::Profile;
+use super::{Checkpointing, Method, Mode, Precision, TrainingError, TrainingRequest};
+use crate::model::spec::{Family, LayerAttention, MlpKind, ModelSpec, NormKind};
+use crate::model::tensors::{Role, TensorDesc};
+use crate::plan::basis::BasisLog;
+use crate::units::GIB;
+
+/// Bytes of the 16-bit compute dtype.
+const A: u64 = 2;
+
+/// Layer inputs of this many elements or fewer stay on the GPU (`MINIMUM_SIZE` in bf16).
+const OFFLOAD_MIN_ELEMENTS: u64 = 1 << 20;
+
+/// Below this `max_seq_length` Unsloth checkpoints without offloading ("not worth it").
+const OFFLOAD_MIN_SEQ: u64 = 512;
+
+/// The fused loss's cap on a chunk's budget (`_CE_CAP_MIN_GB`).
+const CE_TARGET_CAP: u64 = 4 * GIB;
+
+/// Bytes per logit `get_chunk_size` budgets (`_CE_BYTES_PER_LOGIT`) and a chunk really holds.
+const CE_BUDGETED_BYTES_PER_LOGIT: u64 = 16;
+const CE_BYTES_PER_LOGIT: u64 = 14;
+
+/// bitsandbytes' 4-bit block: one fp32 absmax per 64 weights once dequantized.
+const NF4_BLOCK: u64 = 64;
+
+/// The LoRA groups Unsloth fuses: each runs its fast path only with every projection adapted.
+const FUSED_GROUPS: [&[Role]; 3] =
+    [&[Role::AttnQ, Role::AttnK, Role::AttnV], &[Role::AttnOutput], &[Role::FfnGate, Role::FfnUp, Role::FfnDown]];
+
+/// What `--engine unsloth` models: LoRA or QLoRA of a dense Llama-style decoder (Llama, Mistral,
+/// Qwen3) on Unsloth's fast path, one model per GPU (data parallel at most).
+pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
+    let refuse = |why: String| Err(TrainingError::EngineLimit(format!("--engine unsloth: {why}")));
+    let m = &req.models[0];
+    let Method::Lora { targets, .. } = &m.method else {
+        return refuse(format!(
+            "--mode {} is not modelled; Unsloth's LoRA and QLoRA are (plan the others with --engine hf)",
+            req.mode.id()
+        ));
+    };
+    if !matches!(req.mode, Mode::Lora | Mode::Qlora) || req.models.len() > 1 {
+        return refuse(format!("--mode {} is not modelled; use lora or qlora (or --engine hf)", req.mode.id()));
+    }
+    if let Some(why) = unsupported_architecture(m.spec) {
+        return refuse(format!("{} {why}; plan it with --engine hf", m.spec.id));
+    }
+    if !FUSED_GROUPS.iter().all(|g| g.iter().all(|&r| targets.covers_role(r))) {
+        return refuse(
+            "its fused LoRA kernels need adapters on q, k, v, o, gate, up and down (other targets run peft's layers, not modelled): use --lora-targets all-linear, or --engine hf".into(),
+        );
+    }
+    if req.lora_dropout > 0.0 {
+        return refuse("its fused LoRA kernels run without dropout: use --lora-dropout 0, or --engine hf".into());
+    }
+    let p = &req.parallel;
+    if p.tp > 1 || p.pp > 1 || p.zero > 0 || p.offload != super::Offload::None {
+        return refuse(
+            "Unsloth trains a whole model on each GPU (data parallel at most): drop --tp, --pp, --zero and --offload"
+                .into(),
+        );
+    }
+    if req.precision == Precision::Amp {
+        return refuse("Unsloth trains 16-bit weights: use --precision mixed (fp32 adapters) or bf16".into());
+    }
+    if req.optimizer_in_backward || req.loss_chunk.is_some() || !req.flash_attention {
+        return refuse(
+            "Unsloth chunks its loss itself, steps after the backward pass and runs flash-attn or SDPA: drop --loss-chunk, --optimizer-in-backward and --attention eager".into(),
+        );
+    }
+    if req.checkpointing == Checkpointing::Selective {
+        return refuse("use --checkpointing offload (Unsloth's \"unsloth\", the default), full (True) or none".into());
+    }
+    Ok(())
+}
+
+/// Why Unsloth's fast Llama path (what this module models) does not run `spec`, if it does not.
+fn unsupported_architecture(spec: &ModelSpec) -> Option<&'static str> {
+    if !matches!(spec.family, Family::Llama | Family::Mistral | Family::Qwen3) {
+        return Some("is not a Llama, Mistral or Qwen3 dense model, whose fast path this engine models");
+    }
+    let dense_llama = spec.moe.is_none()
+        && spec.mla.is_none()
+        && spec.linear_attention.is_none()
+        && spec.mlp == MlpKind::Gated
+        && spec.norm == NormKind::RmsNorm
+        && spec.norms_per_layer == 2
+        && !spec.fused_qkv
+        && !spec.fused_gate_up
+        && !spec.attn_output_gate
+        && spec.global_attention.is_none()
+        && spec.vision.is_none()
+        && spec.layer_attention.iter().all(|a| matches!(a, LayerAttention::Full | LayerAttention::Sliding { .. }));
+    if !dense_llama {
+        return Some("departs from the dense Llama layout Unsloth's fast path runs");
+    }
+    if spec.biases.qkv || spec.biases.attn_out || spec.biases.mlp {
+        return Some("has projection biases, which send Unsloth to peft's layers");
+    }
+    None
+}
+
+/// Saved bytes per token of decoder layer `layer` (the worked example's 110,728 for
+/// Llama-3.1-8B). The first term is the layer input, which a recomputed layer reads from its
+/// staging buffer instead.
+pub fn layer_terms(spec: &ModelSpec, layer: u64) -> Vec<Term> {
+    let h = spec.hidden_size;
+    let (q, k, v) = spec.layer_qkv_widths(layer);
+    let i = spec.layer_intermediate(layer);
+    let mut terms = vec![
+        (LAYER_INPUT, A * h),
+        ("RMSNorm: fp32 inverse RMS per token (two norms)", 2 * 4),
+        ("normed attention input (LoRA_QKV's X)", A * h),
+    ];
+    if spec.qk_norm.present() {
+        // `fast_rms_layernorm` on the per-head q and k: their 16-bit inputs and a row's fp32 RMS.
+        terms.push((
+            "q/k norm inputs and fp32 inverse RMS per head",
+            A * (q + k) + 4 * (spec.num_heads + spec.num_kv_heads),
+        ));
+    }
+    terms.extend([
+        ("q, k, v after in-place RoPE and the attention output (flash-attn / SDPA)", A * (2 * q + k + v)),
+        ("softmax log-sum-exp, fp32 per head", 4 * spec.num_heads),
+        ("mid-layer residual (the MLP norm's input)", A * h),
+        ("normed MLP input (LoRA_MLP's X)", A * h),
+        ("gate and up outputs e, g (LoRA_MLP; the SwiGLU product is recomputed)", 2 * A * i),
+    ]);
+    terms
+}
+
+/// The name of `layer_terms`' first term.
+pub const LAYER_INPUT: &str = "layer input (the first RMSNorm keeps it as is)";
+
+/// Transient bytes per token in a layer's backward beside its saved tensors: the recomputed
+/// output and the incoming gradient (2h each) and the down projection's input gradient DW (i).
+/// The no-grad forward of a checkpointed layer holds the MLP's e, g and product and the residual,
+/// its input, the normed input and the output at once (3i + 4h, 16-bit); without checkpointing
+/// the saved terms hold most of that, and the transient is the product, output and sum (i + 2h).
+pub fn layer_transients(spec: &ModelSpec, recomputes: bool) -> (u64, u64) {
+    let (h, i) = (spec.hidden_size, spec.widest_intermediate());
+    let forward = if recomputes { A * (3 * i + 4 * h) } else { A * (i + 2 * h) };
+    (forward, A * (i + 2 * h))
+}
+
+/// Saved bytes per token after the last layer: the final norm's input and inverse RMS, and the
+/// fused loss's input gradient (T×h, filled chunk by chunk in the forward pass).
+pub fn output_terms(spec: &ModelSpec) -> Vec<Term> {
+    vec![
+        ("final norm input and fp32 inverse RMS", A * spec.hidden_size + 4),
+        ("fused loss: the hidden states' gradient, computed in the forward pass", A * spec.hidden_size),
+    ]
+}
+
+/// Where a step keeps its layer inputs, in layer inputs (`Checkpointing::Offload` as Unsloth runs
+/// it): (on the GPU, in host RAM).
+pub fn offloaded_inputs(req: &TrainingRequest, layers: u64, tokens: u64) -> (u64, u64) {
+    let small = tokens * req.models[0].spec.hidden_size <= OFFLOAD_MIN_ELEMENTS;
+    if req.seq < OFFLOAD_MIN_SEQ || small {
+        return (layers, 0);
+    }
+    // Two staging buffers, and the last layer's input from the second step on.
+    (3, layers.saturating_sub(1))
+}
+
+/// The 4-bit base's dequantization buffers: the persistent global pair (the largest matrix in
+/// 16-bit and its fp32 absmax), and one backward copy of the same size. 0 for a 16-bit base.
+pub fn dequantization_bytes(tensors: &[TensorDesc], quantized: bool) -> u64 {
+    if !quantized {
+        return 0;
+    }
+    let largest =
+        tensors.iter().filter(|t| t.layer.is_some() && t.role.is_block_linear()).map(|t| t.rows * t.cols).max();
+    largest.map_or(0, |n| A * n + 4 * n.div_ceil(NF4_BLOCK))
+}
+
+/// Unsloth's global dequantization buffers (allocated by the first forward pass, never freed):
+/// the workspace of an Unsloth plan, 0 for any other engine.
+pub(super) fn persistent_buffers(req: &TrainingRequest) -> u64 {
+    let m = &req.models[0];
+    if req.engine == crate::plan::Engine::Unsloth {
+        dequantization_bytes(m.tensors, m.format.is_quantized())
+    } else {
+        0
+    }
+}
+
+/// The fused loss's chunking for `tokens` tokens: the chunks `get_chunk_size` picks, given the
+/// free memory where known (else the 4 GiB cap), and the bytes of one chunk's transient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedLoss {
+    pub tokens: u64,
+    pub vocab: u64,
+    pub hidden: u64,
+}
+
+impl FusedLoss {
+    /// `get_chunk_size`: the budget is min(4 GiB, half of `free`) less the unchunkable input
+    /// gradient (T×h, 16-bit) when that is smaller; chunks come in multiples of four.
+    pub fn chunks(&self, free: Option<u64>) -> u64 {
+        let mut target = free.map_or(CE_TARGET_CAP, |f| (f / 2).min(CE_TARGET_CAP));
+        let fixed = A * self.tokens * self.hidden;
+        if fixed > 0 && fixed < target {
+            target -= fixed;
+        }
+        let need = self.tokens as u128 * self.vocab as u128 * CE_BUDGETED_BYTES_PER_LOGIT as u128;
+        if target == 0 || need <= target as u128 {
+            return 1;
+        }
+        let chunks = (need.div_ceil(target as u128)).div_ceil(4) * 4;
+        chunks.min(self.tokens as u128) as u64
+    }
+
+    /// One chunk's transient: its `ceil(T / chunks)` tokens' logits at 14 B each.
+    pub fn chunk_bytes(&self, free: Option<u64>) -> u64 {
+        self.tokens.div_ceil(self.chunks(free)) * self.vocab * CE_BYTES_PER_LOGIT
+    }
+}
+
+/// The saved-activation profile of Unsloth's step for the policy on one GPU.
+pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) -> Profile {
+    let m = &req.models[0];
+    let spec = m.spec;
+    let h = spec.hidden_size;
+    let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l))).collect();
+    let largest = per_layer.iter().copied().max().unwrap_or(0);
+    let recomputes = req.checkpointing.recomputes();
+    let (layer_fwd, layer_bwd) = layer_transients(spec, recomputes);
+    let (inputs_on_gpu, inputs_on_host) = match req.checkpointing {
+        Checkpointing::Offload => offloaded_inputs(req, spec.num_layers, tokens),
+        Checkpointing::Full => (spec.num_layers, 0),
+        _ => (0, 0),
+    };
+    let saved = if recomputes { inputs_on_gpu * A * h } else { per_layer.iter().sum() };
+    // A recomputed layer reads its input from the checkpoint (or staging buffer).
+    let recomputed = if recomputes { largest - A * h } else { 0 };
+    let four_bit = m.format.is_quantized();
+    // The backward's fresh dequantization of one matrix (the global buffer is in the workspace).
+    let dequantized = dequantization_bytes(m.tensors, four_bit);
+    let out = output_terms(spec);
+    let loss = FusedLoss { tokens, vocab: spec.vocab_size, hidden: h };
+    let prof = Profile {
+        layers: tokens * saved,
+        copies: 0,
+        output: tokens * sum(&out),
+        // The final norm's output feeds the chunks; train_phases adds a chunk's logits.
+        loss_fwd: tokens * A * h,
+        loss_bwd: 0,
+        layer_fwd: tokens * layer_fwd,
+        layer_bwd: tokens * (recomputed + layer_bwd) + dequantized,
+        in_flight: req.parallel.in_flight(0, req.grad_accum),
+        offloaded: tokens * inputs_on_host * A * h,
+        fused_loss: Some(loss),
+    };
+    if four_bit {
+        log.add(
+            "Unsloth dequantization buffers (global, persistent; a fresh copy in the backward)",
+            dequantized,
+            "fast_dequantize: the largest matrix in 16-bit and its fp32 absmax (one per 64 weights)",
+        );
+    }
+    if prof.offloaded > 0 {
+        log.add(
+            "activations offloaded to host RAM (per GPU)",
+            prof.in_flight * prof.offloaded,
+            "Unsloth's offloaded checkpointing: every layer input but the last in pinned host RAM; two staging buffers and the last input on the GPU",
+        );
+    }
+    for (name, bytes) in layer_terms(spec, 0) {
+        log.add(format!("saved per layer and token: {name}"), bytes, "plan/training/unsloth.rs (Unsloth's kernels)");
+    }
+    for (name, bytes) in out {
+        log.add(format!("saved per token after the layers: {name}"), bytes, "plan/training/unsloth.rs");
+    }
+    log.add(
+        "fused loss chunks (at the 4 GiB cap)",
+        format!("{} × {} tokens", loss.chunks(None), tokens.div_ceil(loss.chunks(None))),
+        "unsloth_fused_ce_loss: 16 B per logit budgeted in min(4 GiB, half the free memory) less the T×h gradient; 14 B held",
+    );
+    log.add("tokens per micro-batch", tokens, "seq × micro-batch");
+    log.add(
+        "training speed",
+        "not modelled",
+        "Unsloth's fused kernels are not timed here; --engine hf gives transformers' speed for the same run",
+    );
+    log.add(
+        "saved activations (per GPU)",
+        prof.in_flight * prof.layers + prof.output,
+        "Σ layers × tokens, × in-flight micro-batches",
+    );
+    prof
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn llama_3_1_8b() -> ModelSpec {
+        let text = include_str!("../../../data/models/llama-3.1-8b.json");
+        crate::model::config::parse_config(text, "llama-3.1-8b", "test").unwrap().spec
+    }
+
+    /// The module doc's worked example.
+    #[test]
+    fn llama_3_1_8b_layer_saves_110728_bytes_per_token() {
+        let spec = llama_3_1_8b();
+        let terms = layer_terms(&spec, 0);
+        assert_eq!(terms.iter().map(|t| t.1).sum::<u64>(), 110_728);
+        assert_eq!(terms[0], (LAYER_INPUT, 8_192));
+        let (_, backward) = layer_transients(&spec, true);
+        assert_eq!(3 * 8_192 + 110_728 - 8_192 + backward, 172_168);
+    }
+
+    /// unsloth-zoo's own tests of `get_chunk_size`: a 2 GiB footprint stays one chunk with a
+    /// roomy card; 32,768 tokens of a 65,536 vocabulary (32 GiB at 16 B) chunk to ≤ 4 GiB each.
+    #[test]
+    fn fused_loss_chunks_as_get_chunk_size() {
+        let roomy = Some(180 * GIB);
+        let small = FusedLoss { tokens: 2_048, vocab: 65_536, hidden: 0 };
+        assert_eq!(small.chunks(roomy), 1);
+        let big = FusedLoss { tokens: 32_768, vocab: 65_536, hidden: 0 };
+        let n = big.chunks(roomy);
+        assert!(n > 1 && n % 4 == 0);
+        assert!(32_768 * 65_536 * 16 / n <= 4 * GIB);
+        // Llama-3.1-8B at 16,384 tokens: the T×h gradient (128 MiB) comes off the 4 GiB budget,
+        // 16,384 × 128,256 × 16 B over 3.875 GiB is 8.08, so 12 chunks of 1,366 tokens.
+        let llama = FusedLoss { tokens: 16_384, vocab: 128_256, hidden: 4_096 };
+        assert_eq!(llama.chunks(None), 12);
+        assert_eq!(llama.chunk_bytes(None), 1_366 * 128_256 * 14);
+        // Little free memory shrinks the chunks; never more chunks than tokens.
+        assert!(llama.chunks(Some(2 * GIB)) > 12);
+        assert!(FusedLoss { tokens: 3, vocab: 1 << 30, hidden: 1 }.chunks(Some(GIB)) <= 3);
+    }
+
+    #[test]
+    fn dequantization_buffers_hold_the_largest_matrix() {
+        let spec = llama_3_1_8b();
+        let tensors = crate::model::tensors::inventory(&spec);
+        assert_eq!(dequantization_bytes(&tensors, true), 121_110_528);
+        assert_eq!(dequantization_bytes(&tensors, false), 0);
+    }
+}
