@@ -441,3 +441,21 @@ fn unsloth_refuses_what_its_fast_path_does_not_run() {
         ("llama-3.1-8b --mode lora --engine unsloth --loss-chunk 512", "--loss-chunk"),
     ]);
 }
+
+/// TRL's trainers (0.26 and later) cast a quantized base's adapters to bf16: QLoRA under
+/// transformers defaults to bf16 adapters, gradients and AdamW states (2 + 2 + 4 B per trainable
+/// parameter); `--precision mixed` plans peft's fp32 adapters (4 + 4 + 8 B), as transformers'
+/// Trainer and Unsloth keep them.
+#[test]
+fn qlora_adapters_are_bf16_under_trl_and_fp32_with_mixed() {
+    let trainable = 4_194_304;
+    let common = "llama-2-7b --mode qlora --lora-targets q_proj,v_proj";
+    let trl = plan_json(common);
+    let peft = plan_json(&format!("{common} --precision mixed"));
+    assert_eq!(u(&trl, "/training/models/0/gradients_bytes"), 2 * trainable);
+    assert_eq!(u(&trl, "/training/models/0/optimizer_bytes"), 4 * trainable);
+    assert_eq!(u(&peft, "/training/models/0/gradients_bytes"), 4 * trainable);
+    assert_eq!(u(&peft, "/training/models/0/optimizer_bytes"), 8 * trainable);
+    let unsloth = plan_json("llama-2-7b --mode qlora --engine unsloth");
+    assert_eq!(u(&unsloth, "/training/models/0/optimizer_bytes"), 8 * u(&unsloth, "/training/trainable_parameters"));
+}

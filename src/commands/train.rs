@@ -203,6 +203,10 @@ pub fn train_report_on(
 
 /// The training precision: as given, or the framework's default. LitGPT trains in bf16-true
 /// (`bf16`) or bf16-mixed (`amp`, its default), and refuses mixed precision with bitsandbytes.
+/// TRL's trainers (0.26 and later) cast the trainable parameters of a 4-bit or 8-bit base to bf16
+/// (the QLoRA paper's recommendation; `SFTTrainer`, `DPOTrainer`, `GRPOTrainer`), so a quantized
+/// base under transformers trains bf16 adapters, gradients and states; peft alone (transformers'
+/// `Trainer`) keeps fp32 adapters, `--precision mixed`. Unsloth keeps them fp32 too.
 fn precision(given: Option<PrecisionArg>, engine: Engine, four_bit: bool) -> anyhow::Result<Precision> {
     let litgpt = engine == Engine::Litgpt;
     Ok(match given {
@@ -217,6 +221,7 @@ fn precision(given: Option<PrecisionArg>, engine: Engine, four_bit: bool) -> any
         Some(PrecisionArg::Amp) => Precision::Amp,
         None if litgpt && four_bit => Precision::Bf16,
         None if litgpt => Precision::Amp,
+        None if engine == Engine::Hf && four_bit => Precision::Bf16,
         None => Precision::Mixed,
     })
 }
