@@ -302,7 +302,8 @@ pub struct PlanArgs {
     /// channels of DDR5-5600 (89.6 GB/s), a typical desktop.
     #[arg(long, value_name = "SPEC", value_parser = crate::plan::device::HostSpeed::parse)]
     pub host_memory: Option<crate::plan::device::HostSpeed>,
-    /// Attention implementation: flash (no score matrix) or eager (materialised scores).
+    /// Attention implementation: flash (no score matrix), eager (materialised scores), or
+    /// xformers (Unsloth's fallback: flash-style with K and V copied to every query head).
     #[arg(long, value_enum, default_value_t)]
     pub attention: AttentionArg,
     /// Logits for every prompt position. hf: a plain forward (as evaluation does) instead of
@@ -535,4 +536,8 @@ pub enum AttentionArg {
     #[default]
     Flash,
     Eager,
+    /// Unsloth's attention when flash-attn is not installed but xFormers is (its Colab and Kaggle
+    /// notebooks install xFormers): flash-style, with grouped-query K and V copied to every
+    /// query head first (training with --engine unsloth only)
+    Xformers,
 }

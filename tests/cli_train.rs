@@ -439,7 +439,18 @@ fn unsloth_refuses_what_its_fast_path_does_not_run() {
         ("qwen2.5-7b --mode qlora --engine unsloth", "--engine hf"),
         ("llama-3.1-8b --mode lora --engine unsloth --tp 2 --gpu a100-80gb:2", "--tp"),
         ("llama-3.1-8b --mode lora --engine unsloth --loss-chunk 512", "--loss-chunk"),
+        ("llama-3.1-8b --mode lora --attention xformers", "--engine unsloth"),
+        ("llama-3.1-8b --engine hf --attention xformers", "training attention"),
     ]);
+    // xFormers saves K and V widened to all 32 query heads: 4 × (4,096 − 1,024) B more per token
+    // in the recomputed layer.
+    let common = "llama-3.1-8b --mode qlora --engine unsloth --context 8192";
+    let (flash, xformers) = (plan_json(common), plan_json(&format!("{common} --attention xformers")));
+    let backward = |v: &Value| {
+        let phases = v.pointer("/training/phases").unwrap().as_array().unwrap().clone();
+        u(phases.iter().find(|p| p["phase"] == "backward").unwrap(), "/memory/activations_bytes")
+    };
+    assert_eq!(backward(&xformers) - backward(&flash), 8_192 * 12_288);
 }
 
 /// TRL's trainers (0.26 and later) cast a quantized base's adapters to bf16: QLoRA under

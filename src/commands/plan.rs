@@ -331,6 +331,10 @@ fn inference_report_on(
         engine != Engine::Unsloth,
         "--engine unsloth plans fine-tuning: add --mode lora or --mode qlora (inference: --engine hf)"
     );
+    anyhow::ensure!(
+        args.attention != AttentionArg::Xformers,
+        "--attention xformers is Unsloth's training attention: plan inference with flash or eager"
+    );
     if let Some((g, _)) = gpu {
         runs_on(engine, g).map_err(|e| match &args.engine {
             None if engine == Engine::Mlx => anyhow::anyhow!(

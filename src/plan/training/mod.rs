@@ -201,6 +201,8 @@ pub struct TrainingRequest<'a> {
     /// LoRA dropout probability (peft's default 0; LitGPT's 0.05).
     pub lora_dropout: f64,
     pub flash_attention: bool,
+    /// Unsloth's xFormers path: grouped-query K and V copied to every query head and saved so.
+    pub xformers: bool,
     /// Tokens per sequence (prompt + completion for RLHF).
     pub seq: u64,
     /// Sequences per micro-batch (prompts for GRPO, pairs for DPO).

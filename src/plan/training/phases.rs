@@ -445,6 +445,10 @@ pub(super) fn train_phases(
 fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
     if req.engine == Engine::Unsloth {
         super::unsloth::check(req)?;
+    } else if req.xformers {
+        return Err(TrainingError::EngineLimit(
+            "--attention xformers is Unsloth's attention path: add --engine unsloth (transformers runs flash-attn, SDPA or eager)".into(),
+        ));
     }
     if req.optimizer_in_backward && req.grad_accum > 1 {
         return Err(TrainingError::InBackwardAccumulates(req.grad_accum));

@@ -13,8 +13,8 @@
 //! - `unsloth/kernels/rope_embedding.py`: RoPE runs in place and saves only its cos/sin tables.
 //! - attention (`unsloth/utils/attention_dispatch.py`): flash-attn 2 when installed, else
 //!   xFormers, else SDPA; flash-attn and SDPA (`enable_gqa`) save q, k, v at their own widths,
-//!   the output and an fp32 log-sum-exp per head. (xFormers expands k and v to every query head
-//!   first, which is not modelled.)
+//!   the output and an fp32 log-sum-exp per head; xFormers (`--attention xformers`, what its
+//!   Colab and Kaggle notebooks install) saves k and v copied to every query head instead.
 //! - `unsloth/kernels/utils.py` `fast_dequantize`: every forward projection dequantizes its 4-bit
 //!   weight into one global 16-bit buffer (and an fp32 absmax buffer) that grows to the largest
 //!   matrix and is never freed; the backwards dequantize into fresh buffers, one matrix at a time.
@@ -150,8 +150,9 @@ fn unsupported_architecture(spec: &ModelSpec) -> Option<&'static str> {
 
 /// Saved bytes per token of decoder layer `layer` (the worked example's 110,728 for
 /// Llama-3.1-8B). The first term is the layer input, which a recomputed layer reads from its
-/// staging buffer instead.
-pub fn layer_terms(spec: &ModelSpec, layer: u64) -> Vec<Term> {
+/// staging buffer instead. Under xFormers, grouped-query K and V are saved as copies widened to
+/// every query head (`reshape` of an `expand`): 4·(q − k) B more, 12,288 for Llama-3.1-8B.
+pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
     let h = spec.hidden_size;
     let (q, k, v) = spec.layer_qkv_widths(layer);
     let i = spec.layer_intermediate(layer);
@@ -167,8 +168,13 @@ pub fn layer_terms(spec: &ModelSpec, layer: u64) -> Vec<Term> {
             A * (q + k) + 4 * (spec.num_heads + spec.num_kv_heads),
         ));
     }
+    let attention = if xformers {
+        ("q, k and v copied to every query head, and the attention output (xFormers)", A * 4 * q)
+    } else {
+        ("q, k, v after in-place RoPE and the attention output (flash-attn / SDPA)", A * (2 * q + k + v))
+    };
     terms.extend([
-        ("q, k, v after in-place RoPE and the attention output (flash-attn / SDPA)", A * (2 * q + k + v)),
+        attention,
         ("softmax log-sum-exp, fp32 per head", 4 * spec.num_heads),
         ("mid-layer residual (the MLP norm's input)", A * h),
         ("normed MLP input (LoRA_MLP's X)", A * h),
@@ -270,7 +276,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
     let m = &req.models[0];
     let spec = m.spec;
     let h = spec.hidden_size;
-    let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l))).collect();
+    let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l, req.xformers))).collect();
     let largest = per_layer.iter().copied().max().unwrap_or(0);
     let recomputes = req.checkpointing.recomputes();
     let (layer_fwd, layer_bwd) = layer_transients(spec, recomputes);
@@ -314,7 +320,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
             "Unsloth's offloaded checkpointing: every layer input but the last in pinned host RAM; two staging buffers and the last input on the GPU",
         );
     }
-    for (name, bytes) in layer_terms(spec, 0) {
+    for (name, bytes) in layer_terms(spec, 0, req.xformers) {
         log.add(format!("saved per layer and token: {name}"), bytes, "plan/training/unsloth.rs (Unsloth's kernels)");
     }
     for (name, bytes) in out {
@@ -352,8 +358,9 @@ mod tests {
     #[test]
     fn llama_3_1_8b_layer_saves_110728_bytes_per_token() {
         let spec = llama_3_1_8b();
-        let terms = layer_terms(&spec, 0);
+        let terms = layer_terms(&spec, 0, false);
         assert_eq!(terms.iter().map(|t| t.1).sum::<u64>(), 110_728);
+        assert_eq!(sum(&layer_terms(&spec, 0, true)), 110_728 + 12_288);
         assert_eq!(terms[0], (LAYER_INPUT, 8_192));
         let (_, backward) = layer_transients(&spec, true);
         assert_eq!(3 * 8_192 + 110_728 - 8_192 + backward, 172_168);
