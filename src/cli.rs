@@ -362,10 +362,10 @@ pub struct TrainArgs {
     pub optimizer: OptimizerArg,
     /// mixed: 16-bit weights + fp32 master (LoRA: fp32 adapters); bf16: pure bf16 (LitGPT
     /// bf16-true); amp: fp32 parameters under bf16 autocast (LitGPT bf16-mixed; a 4-bit base
-    /// keeps its 16-bit embeddings and lm_head). Default: mixed; bf16 for a quantized base under
-    /// --engine hf (TRL 0.26 and later cast its adapters to bf16; peft with transformers'
-    /// Trainer keeps them fp32: give mixed); with --engine litgpt its own default, bf16-mixed,
-    /// or bf16-true for a 4-bit base.
+    /// keeps its 16-bit embeddings and lm_head). Default: mixed; bf16 for a bitsandbytes base
+    /// (nf4, nf4-dq, int8) under --engine hf (TRL 0.26 and later cast its adapters to bf16; peft
+    /// with transformers' Trainer keeps them fp32: give mixed); with --engine litgpt its own
+    /// default, bf16-mixed, or bf16-true for a 4-bit base.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
     /// Activation checkpointing. Default: none; with --engine unsloth, offload (Unsloth's

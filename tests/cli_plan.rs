@@ -275,6 +275,9 @@ fn options_of_the_other_mode_are_refused() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(needle) && err.trim_end().lines().count() == 1, "{args:?}: {err}");
     }
+    // A training option set to what inference does anyway is no conflict.
+    let out = headroom().args(["plan", "llama-2-7b", "--checkpointing", "none"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A weight format the engine does not load as stored, or a KV-cache format it does not offer,

@@ -440,6 +440,10 @@ fn unsloth_refuses_what_its_fast_path_does_not_run() {
         ("llama-3.1-8b --mode lora --engine unsloth --tp 2 --gpu a100-80gb:2", "--tp"),
         ("llama-3.1-8b --mode lora --engine unsloth --loss-chunk 512", "--loss-chunk"),
         ("llama-3.1-8b --mode lora --attention xformers", "--engine unsloth"),
+        ("llama-3.1-8b --mode lora --engine unsloth --weights int8", "nf4-dq"),
+        ("llama-3.1-8b --mode lora --engine unsloth --weights fp32", "nf4-dq"),
+        ("llama-3.1-8b --mode lora --engine unsloth --precision amp", "--precision amp"),
+        ("llama-3.1-8b --mode lora --engine unsloth --checkpointing selective", "--checkpointing selective"),
         ("llama-3.1-8b --engine hf --attention xformers", "training attention"),
     ]);
     // xFormers saves K and V widened to all 32 query heads: 4 × (4,096 − 1,024) B more per token
@@ -451,6 +455,15 @@ fn unsloth_refuses_what_its_fast_path_does_not_run() {
         u(phases.iter().find(|p| p["phase"] == "backward").unwrap(), "/memory/activations_bytes")
     };
     assert_eq!(backward(&xformers) - backward(&flash), 8_192 * 12_288);
+    // A Llama with projection biases runs peft's layers under Unsloth, which are not modelled.
+    let dir = tempfile::tempdir().unwrap();
+    let config = include_str!("../data/models/llama-3.1-8b.json")
+        .replace("\"attention_bias\": false", "\"attention_bias\": true");
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config).unwrap();
+    let (code, err) = error_of(&format!("{} --mode qlora --engine unsloth", path.display()));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("projection biases") && err.contains("--engine hf"), "{err}");
 }
 
 /// TRL's trainers (0.26 and later) cast a quantized base's adapters to bf16: QLoRA under

@@ -3,7 +3,7 @@
 use super::render_plan;
 use super::source::{resolve, ResolvedModel};
 use crate::catalog::gpus::{parse_gpu_arg, Arch, GpuSpec, LinkKind as CatalogLink, PcieGen};
-use crate::cli::{AttentionArg, BackendArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
+use crate::cli::{AttentionArg, BackendArg, CheckpointingArg, ModeArg, OffloadArg, PlanArgs, SplitArg};
 use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
@@ -148,7 +148,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(t.grad_accum != 1, "--grad-accum"),
             set(t.nodes != 1, "--nodes"),
             set(t.no_overlap, "--no-overlap"),
-            set(t.checkpointing.is_some(), "--checkpointing"),
+            set(t.checkpointing.is_some_and(|c| c != CheckpointingArg::None), "--checkpointing"),
             set(t.offload != OffloadArg::None, "--offload"),
             set(t.rollout_engine != "hf", "--rollout-engine"),
         ]

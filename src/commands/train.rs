@@ -53,8 +53,11 @@ pub fn train_report_on(
         ),
     };
     let given = args.weights.as_deref().map(WeightFormat::parse).transpose()?;
-    let four_bit = given.map_or(mode == Mode::Qlora, |f| f.is_quantized());
-    let precision = precision(t.precision, engine, four_bit)?;
+    // A base bitsandbytes quantizes as it loads (what LitGPT and TRL check for).
+    let bitsandbytes = given.map_or(mode == Mode::Qlora, |f| {
+        matches!(f, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double | QuantScheme::Int8Row))
+    });
+    let precision = precision(t.precision, engine, bitsandbytes)?;
     let format = match (given, mode, precision) {
         (Some(w), _, _) => w,
         (None, Mode::Qlora, _) => WeightFormat::Quantized(QuantScheme::Nf4Double),
@@ -204,25 +207,28 @@ pub fn train_report_on(
 
 /// The training precision: as given, or the framework's default. LitGPT trains in bf16-true
 /// (`bf16`) or bf16-mixed (`amp`, its default), and refuses mixed precision with bitsandbytes.
-/// TRL's trainers (0.26 and later) cast the trainable parameters of a 4-bit or 8-bit base to bf16
-/// (the QLoRA paper's recommendation; `SFTTrainer`, `DPOTrainer`, `GRPOTrainer`), so a quantized
-/// base under transformers trains bf16 adapters, gradients and states; peft alone (transformers'
-/// `Trainer`) keeps fp32 adapters, `--precision mixed`. Unsloth keeps them fp32 too.
-fn precision(given: Option<PrecisionArg>, engine: Engine, four_bit: bool) -> anyhow::Result<Precision> {
+/// TRL's trainers (0.26 and later: `SFTTrainer`, `DPOTrainer`, `GRPOTrainer`) cast the trainable
+/// parameters of a bitsandbytes 4-bit or 8-bit base to bf16 (the QLoRA paper's recommendation),
+/// so such a base under transformers trains bf16 adapters, gradients and states; peft alone
+/// (transformers' `Trainer`) keeps fp32 adapters, `--precision mixed`, as Unsloth does.
+fn precision(given: Option<PrecisionArg>, engine: Engine, bitsandbytes: bool) -> anyhow::Result<Precision> {
     let litgpt = engine == Engine::Litgpt;
     Ok(match given {
         Some(PrecisionArg::Mixed) if litgpt => anyhow::bail!(
             "--precision mixed (16-bit weights with an fp32 master copy) is not a LitGPT precision: use bf16 (bf16-true) or amp (bf16-mixed)"
         ),
-        Some(PrecisionArg::Amp) if litgpt && four_bit => {
+        Some(PrecisionArg::Amp) if litgpt && bitsandbytes => {
             anyhow::bail!("LitGPT refuses bitsandbytes quantization with mixed precision: use --precision bf16 (bf16-true)")
         }
+        Some(PrecisionArg::Amp) if engine == Engine::Unsloth => anyhow::bail!(
+            "--precision amp keeps fp32 parameters, and Unsloth trains 16-bit ones: use --precision mixed (fp32 adapters) or bf16"
+        ),
         Some(PrecisionArg::Mixed) => Precision::Mixed,
         Some(PrecisionArg::Bf16) => Precision::Bf16,
         Some(PrecisionArg::Amp) => Precision::Amp,
-        None if litgpt && four_bit => Precision::Bf16,
+        None if litgpt && bitsandbytes => Precision::Bf16,
         None if litgpt => Precision::Amp,
-        None if engine == Engine::Hf && four_bit => Precision::Bf16,
+        None if engine == Engine::Hf && bitsandbytes => Precision::Bf16,
         None => Precision::Mixed,
     })
 }

@@ -184,6 +184,11 @@ impl Engine {
             (Engine::Litgpt, _) => {
                 Err("LitGPT quantizes with bitsandbytes: plan --weights nf4, nf4-dq or int8, or a float checkpoint")
             }
+            (Engine::Unsloth, WeightFormat::Float(F::F16 | F::Bf16))
+            | (Engine::Unsloth, WeightFormat::Quantized(Q::Nf4 | Q::Nf4Double)) => Ok(()),
+            (Engine::Unsloth, _) => {
+                Err("Unsloth trains a 16-bit or bitsandbytes 4-bit base: plan --weights bf16, fp16, nf4 or nf4-dq")
+            }
             (Engine::Mlx, WeightFormat::Float(_))
             | (Engine::Mlx, WeightFormat::Quantized(Q::Mxfp4)) => Ok(()),
             (Engine::Mlx, WeightFormat::Quantized(q)) if q.is_mlx() => Ok(()),

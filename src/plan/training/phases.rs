@@ -386,6 +386,7 @@ pub(super) fn train_phases(
     // allocator's reserve of the forward pass's layers counts as used); 4 GiB without a GPU.
     let loss_fwd = f.loss_fwd
         + f.fused_loss.map_or(0, |loss| {
+            // The loss's T×h gradient is allocated before Unsloth reads the free memory.
             let free = req.device.as_ref().map(|d| {
                 let before = (acts + f.output + f.loss_fwd).max(acts + f.layer_fwd);
                 d.capacity.0.saturating_sub((at(before, held, Bytes::ZERO).total + d.in_use).0)
@@ -447,7 +448,7 @@ fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
         super::unsloth::check(req)?;
     } else if req.xformers {
         return Err(TrainingError::EngineLimit(
-            "--attention xformers is Unsloth's attention path: add --engine unsloth (transformers runs flash-attn, SDPA or eager)".into(),
+            "--attention xformers is Unsloth's attention path: add --engine unsloth, or drop it".into(),
         ));
     }
     if req.optimizer_in_backward && req.grad_accum > 1 {

@@ -51,6 +51,7 @@ use super::{Checkpointing, Method, Mode, Precision, TrainingError, TrainingReque
 use crate::model::spec::{Family, LayerAttention, MlpKind, ModelSpec, NormKind};
 use crate::model::tensors::{Role, TensorDesc};
 use crate::plan::basis::BasisLog;
+use crate::quant::{QuantScheme, WeightFormat};
 use crate::units::GIB;
 
 /// Bytes of the 16-bit compute dtype.
@@ -81,15 +82,9 @@ const FUSED_GROUPS: [&[Role]; 3] =
 pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
     let refuse = |why: String| Err(TrainingError::EngineLimit(format!("--engine unsloth: {why}")));
     let m = &req.models[0];
-    let Method::Lora { targets, .. } = &m.method else {
-        return refuse(format!(
-            "--mode {} is not modelled; Unsloth's LoRA and QLoRA are (plan the others with --engine hf)",
-            req.mode.id()
-        ));
-    };
-    if !matches!(req.mode, Mode::Lora | Mode::Qlora) || req.models.len() > 1 {
+    let (Mode::Lora | Mode::Qlora, Method::Lora { targets, .. }) = (req.mode, &m.method) else {
         return refuse(format!("--mode {} is not modelled; use lora or qlora (or --engine hf)", req.mode.id()));
-    }
+    };
     if let Some(why) = unsupported_architecture(m.spec) {
         return refuse(format!("{} {why}; plan it with --engine hf", m.spec.id));
     }
@@ -99,25 +94,40 @@ pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
         );
     }
     if req.lora_dropout > 0.0 {
-        return refuse("its fused LoRA kernels run without dropout: use --lora-dropout 0, or --engine hf".into());
+        return refuse(format!(
+            "--lora-dropout {}: its fused LoRA kernels run without dropout; use --lora-dropout 0, or --engine hf",
+            req.lora_dropout
+        ));
     }
     let p = &req.parallel;
-    if p.tp > 1 || p.pp > 1 || p.zero > 0 || p.offload != super::Offload::None {
-        return refuse(
-            "Unsloth trains a whole model on each GPU (data parallel at most): drop --tp, --pp, --zero and --offload"
-                .into(),
-        );
+    let sharded = [
+        ("--tp", p.tp > 1),
+        ("--pp", p.pp > 1),
+        ("--zero", p.zero > 0),
+        ("--offload", p.offload != super::Offload::None),
+    ];
+    if let Some((flag, _)) = sharded.iter().find(|f| f.1) {
+        return refuse(format!(
+            "{flag}: Unsloth trains a whole model on each GPU (data parallel at most); drop {flag}"
+        ));
     }
-    if req.precision == Precision::Amp {
-        return refuse("Unsloth trains 16-bit weights: use --precision mixed (fp32 adapters) or bf16".into());
-    }
-    if req.optimizer_in_backward || req.loss_chunk.is_some() || !req.flash_attention {
-        return refuse(
-            "Unsloth chunks its loss itself, steps after the backward pass and runs flash-attn or SDPA: drop --loss-chunk, --optimizer-in-backward and --attention eager".into(),
-        );
-    }
-    if req.checkpointing == Checkpointing::Selective {
-        return refuse("use --checkpointing offload (Unsloth's \"unsloth\", the default), full (True) or none".into());
+    let own_ways = [
+        (
+            "--precision amp",
+            req.precision == Precision::Amp,
+            "Unsloth trains 16-bit weights; use --precision mixed (fp32 adapters) or bf16",
+        ),
+        ("--loss-chunk", req.loss_chunk.is_some(), "Unsloth chunks its loss itself; drop it"),
+        ("--optimizer-in-backward", req.optimizer_in_backward, "Unsloth steps after the backward pass; drop it"),
+        ("--attention eager", !req.flash_attention, "Unsloth runs flash-attn, xFormers or SDPA; use flash or xformers"),
+        (
+            "--checkpointing selective",
+            req.checkpointing == Checkpointing::Selective,
+            "Unsloth offers offload (\"unsloth\", the default), full (True) or none",
+        ),
+    ];
+    if let Some((flag, _, fix)) = own_ways.iter().find(|w| w.1) {
+        return refuse(format!("{flag}: {fix}"));
     }
     Ok(())
 }
@@ -151,7 +161,7 @@ fn unsupported_architecture(spec: &ModelSpec) -> Option<&'static str> {
 /// Saved bytes per token of decoder layer `layer` (the worked example's 110,728 for
 /// Llama-3.1-8B). The first term is the layer input, which a recomputed layer reads from its
 /// staging buffer instead. Under xFormers, grouped-query K and V are saved as copies widened to
-/// every query head (`reshape` of an `expand`): 4·(q − k) B more, 12,288 for Llama-3.1-8B.
+/// every query head (`reshape` of an `expand`): 2·(2q − k − v) B more, 12,288 for Llama-3.1-8B.
 pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
     let h = spec.hidden_size;
     let (q, k, v) = spec.layer_qkv_widths(layer);
@@ -169,7 +179,7 @@ pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
         ));
     }
     let attention = if xformers {
-        ("q, k and v copied to every query head, and the attention output (xFormers)", A * 4 * q)
+        ("q, k and v widened to every query head, and the attention output (xFormers)", A * 4 * q)
     } else {
         ("q, k, v after in-place RoPE and the attention output (flash-attn / SDPA)", A * (2 * q + k + v))
     };
@@ -186,8 +196,9 @@ pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
 /// The name of `layer_terms`' first term.
 pub const LAYER_INPUT: &str = "layer input (the first RMSNorm keeps it as is)";
 
-/// Transient bytes per token in a layer's backward beside its saved tensors: the recomputed
-/// output and the incoming gradient (2h each) and the down projection's input gradient DW (i).
+/// Transient bytes per token in a layer's backward beside its saved tensors, all 16-bit: the
+/// recomputed output and the incoming gradient (h elements each) and the down projection's input
+/// gradient DW (i).
 /// The no-grad forward of a checkpointed layer holds the MLP's e, g and product and the residual,
 /// its input, the normed input and the output at once (3i + 4h, 16-bit); without checkpointing
 /// the saved terms hold most of that, and the transient is the product, output and sum (i + 2h).
@@ -218,9 +229,10 @@ pub fn offloaded_inputs(req: &TrainingRequest, layers: u64, tokens: u64) -> (u64
 }
 
 /// The 4-bit base's dequantization buffers: the persistent global pair (the largest matrix in
-/// 16-bit and its fp32 absmax), and one backward copy of the same size. 0 for a 16-bit base.
-pub fn dequantization_bytes(tensors: &[TensorDesc], quantized: bool) -> u64 {
-    if !quantized {
+/// 16-bit and its fp32 absmax), and one backward copy of the same size. 0 for a 16-bit base
+/// (`Engine::loads` admits nothing else).
+pub fn dequantization_bytes(tensors: &[TensorDesc], format: WeightFormat) -> u64 {
+    if !matches!(format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)) {
         return 0;
     }
     let largest =
@@ -233,7 +245,7 @@ pub fn dequantization_bytes(tensors: &[TensorDesc], quantized: bool) -> u64 {
 pub(super) fn persistent_buffers(req: &TrainingRequest) -> u64 {
     let m = &req.models[0];
     if req.engine == crate::plan::Engine::Unsloth {
-        dequantization_bytes(m.tensors, m.format.is_quantized())
+        dequantization_bytes(m.tensors, m.format)
     } else {
         0
     }
@@ -250,15 +262,21 @@ pub struct FusedLoss {
 
 impl FusedLoss {
     /// `get_chunk_size`: the budget is min(4 GiB, half of `free`) less the unchunkable input
-    /// gradient (T×h, 16-bit) when that is smaller; chunks come in multiples of four.
+    /// gradient (T×h, 16-bit) when that is smaller; chunks come in multiples of four. Unsloth
+    /// reads the free memory after allocating that gradient and still subtracts it, as here.
     pub fn chunks(&self, free: Option<u64>) -> u64 {
         let mut target = free.map_or(CE_TARGET_CAP, |f| (f / 2).min(CE_TARGET_CAP));
         let fixed = A * self.tokens * self.hidden;
         if fixed > 0 && fixed < target {
             target -= fixed;
         }
+        if target == 0 {
+            // No memory left (Unsloth raises here): the smallest chunks, so the plan's
+            // shortfall is not inflated by a whole-sequence chunk.
+            return self.tokens.max(1);
+        }
         let need = self.tokens as u128 * self.vocab as u128 * CE_BUDGETED_BYTES_PER_LOGIT as u128;
-        if target == 0 || need <= target as u128 {
+        if need <= target as u128 {
             return 1;
         }
         let chunks = (need.div_ceil(target as u128)).div_ceil(4) * 4;
@@ -287,10 +305,9 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
     };
     let saved = if recomputes { inputs_on_gpu * A * h } else { per_layer.iter().sum() };
     // A recomputed layer reads its input from the checkpoint (or staging buffer).
-    let recomputed = if recomputes { largest - A * h } else { 0 };
-    let four_bit = m.format.is_quantized();
+    let recomputed = if recomputes { largest.saturating_sub(A * h) } else { 0 };
     // The backward's fresh dequantization of one matrix (the global buffer is in the workspace).
-    let dequantized = dequantization_bytes(m.tensors, four_bit);
+    let dequantized = dequantization_bytes(m.tensors, m.format);
     let out = output_terms(spec);
     let loss = FusedLoss { tokens, vocab: spec.vocab_size, hidden: h };
     let prof = Profile {
@@ -306,7 +323,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
         offloaded: tokens * inputs_on_host * A * h,
         fused_loss: Some(loss),
     };
-    if four_bit {
+    if dequantized > 0 {
         log.add(
             "Unsloth dequantization buffers (global, persistent; a fresh copy in the backward)",
             dequantized,
@@ -327,7 +344,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
         log.add(format!("saved per token after the layers: {name}"), bytes, "plan/training/unsloth.rs");
     }
     log.add(
-        "fused loss chunks (at the 4 GiB cap)",
+        "fused loss chunks without a GPU (4 GiB cap; with --gpu half the free memory may cap them lower)",
         format!("{} × {} tokens", loss.chunks(None), tokens.div_ceil(loss.chunks(None))),
         "unsloth_fused_ce_loss: 16 B per logit budgeted in min(4 GiB, half the free memory) less the T×h gradient; 14 B held",
     );
@@ -382,16 +399,18 @@ mod tests {
         let llama = FusedLoss { tokens: 16_384, vocab: 128_256, hidden: 4_096 };
         assert_eq!(llama.chunks(None), 12);
         assert_eq!(llama.chunk_bytes(None), 1_366 * 128_256 * 14);
-        // Little free memory shrinks the chunks; never more chunks than tokens.
-        assert!(llama.chunks(Some(2 * GIB)) > 12);
-        assert!(FusedLoss { tokens: 3, vocab: 1 << 30, hidden: 1 }.chunks(Some(GIB)) <= 3);
+        // Little free memory shrinks the chunks: 2 GiB free leaves 1 GiB less the 128 MiB
+        // gradient, 33,622,065,152 B / 939,524,096 B = 35.8, so 36 chunks; none at all gives one
+        // token per chunk.
+        assert_eq!(llama.chunks(Some(2 * GIB)), 36);
+        assert_eq!(llama.chunks(Some(0)), 16_384);
     }
 
     #[test]
     fn dequantization_buffers_hold_the_largest_matrix() {
         let spec = llama_3_1_8b();
         let tensors = crate::model::tensors::inventory(&spec);
-        assert_eq!(dequantization_bytes(&tensors, true), 121_110_528);
-        assert_eq!(dequantization_bytes(&tensors, false), 0);
+        assert_eq!(dequantization_bytes(&tensors, WeightFormat::Quantized(QuantScheme::Nf4Double)), 121_110_528);
+        assert_eq!(dequantization_bytes(&tensors, WeightFormat::Float(crate::quant::FloatType::Bf16)), 0);
     }
 }
