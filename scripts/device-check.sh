@@ -144,15 +144,17 @@ TRAIN=(
   "train-llama-2-7b-full-s1024-bf16|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --expect-trainable 6738415616|--mode full --precision bf16 --context 1024 --batch 1 --optimizer adamw"
   "train-tinyllama-1.1b-full-s2048-b2-amp|tinyllama-1.1b|--mode full --seq 2048 --batch 2 --precision amp --expect-trainable 1100048384|--mode full --precision amp --context 2048 --batch 2 --optimizer adamw"
   "train-llama-2-7b-lora-r8-qv-s1304-bf16-ckpt|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype base --checkpointing --expect-trainable 4194304|--mode lora --precision bf16 --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --checkpointing full"
-  "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --precision mixed --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw"
+  "train-llama-2-7b-lora-r8-qv-s1304-bf16-peft-fp32-adapters|llama-2-7b|--mode lora --lora-rank 8 --lora-targets q_proj,v_proj --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --expect-trainable 4194304|--mode lora --precision mixed --lora-rank 8 --lora-targets q_proj,v_proj --context 1304 --batch 1 --optimizer adamw --no-autocast"
 )
 # optimizer variants (part optim), same layout (`device_records.py train DIR/train.json` turns
 # both lists' cases into records): `--optimizer-in-backward` (one gradient at a time: lm_head's 32,000 ×
 # 4,096) and `--optimizer paged-adamw-8bit` (the states outside torch's allocator:
-# paged_state_bytes against the plan's paged_optimizer_bytes, compare = "train_paged")
+# paged_state_bytes against the plan's paged_optimizer_bytes, compare = "train_paged"), and fp32
+# LoRA adapters under torch.autocast as transformers' Trainer runs them (bf16 copies of their inputs)
 OPTIM=(
   "train-llama-2-7b-full-s1024-bf16-in-backward|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer-in-backward --expect-trainable 6738415616|--mode full --precision bf16 --context 1024 --batch 1 --optimizer adamw --optimizer-in-backward"
   "train-llama-2-7b-full-s1024-bf16-paged8|llama-2-7b|--mode full --seq 1024 --batch 1 --precision bf16 --optimizer paged-adamw-8bit --expect-trainable 6738415616|--mode full --precision bf16 --context 1024 --batch 1 --optimizer paged-adamw-8bit"
+  "train-llama-2-7b-lora-r16-all-s1304-fp32-adapters-autocast|llama-2-7b|--mode lora --lora-rank 16 --lora-targets all-linear --seq 1304 --batch 1 --precision bf16 --adapter-dtype fp32 --autocast --expect-trainable 39976960|--mode lora --precision mixed --lora-rank 16 --lora-targets all-linear --context 1304 --batch 1 --optimizer adamw"
 )
 
 # ── our own kernels (headroom bench) ─────────────────────────────────────────────────────────

@@ -71,6 +71,9 @@ def parser():
                         "(torchtune optimizer_in_bwd)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "amp"],
                    help="bf16: bf16 params and states; amp: fp32 params, bf16 autocast")
+    p.add_argument("--autocast", action="store_true",
+                   help="run bf16 params under torch.autocast(bfloat16) too, as transformers' Trainer "
+                        "with bf16=True does (headroom's default; plain loops: --no-autocast)")
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--lora-alpha", type=int, default=None, help="default 2 x rank")
     p.add_argument("--lora-targets", default="q_proj,v_proj",

@@ -368,6 +368,11 @@ pub struct TrainArgs {
     /// default, bf16-mixed, or bf16-true for a 4-bit base.
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
+    /// The training loop runs without torch.autocast (a plain PyTorch loop over 16-bit weights):
+    /// fp32 LoRA adapters (--precision mixed) then save fp32 copies of their inputs instead of
+    /// the bf16 ones transformers' Trainer with bf16=True (autocast) saves.
+    #[arg(long)]
+    pub no_autocast: bool,
     /// Activation checkpointing. Default: none; with --engine unsloth, offload (Unsloth's
     /// use_gradient_checkpointing="unsloth", get_peft_model's default).
     #[arg(long, value_enum)]

@@ -125,7 +125,7 @@ def cmd_train(args):
         g = torch.Generator(device="cuda")
         g.manual_seed(0)
         ids = torch.randint(0, cs["vocab_size"], (args.batch, args.seq), device="cuda", generator=g)
-        if args.precision == "amp":
+        if args.precision == "amp" or args.autocast:
             autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
         else:
             autocast = contextlib.nullcontext

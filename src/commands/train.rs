@@ -139,6 +139,7 @@ pub fn train_report_on(
         lora_dropout: t.lora_dropout,
         flash_attention: args.attention != AttentionArg::Eager,
         xformers: args.attention == AttentionArg::Xformers,
+        autocast: !t.no_autocast,
         seq: context,
         micro_batch: args.batch,
         grad_accum: t.grad_accum,

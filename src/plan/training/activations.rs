@@ -53,6 +53,12 @@ pub struct ActivationSetup<'a> {
     pub frozen_saves_input: bool,
     /// fp32 parameters under `torch.autocast(bfloat16)`: fp32 residual stream, per-op casts.
     pub autocast: bool,
+    /// 16-bit weights with fp32 LoRA adapters under `torch.autocast(bfloat16)` (transformers'
+    /// `Trainer` with `bf16=True`): peft casts a 16-bit base's input to fp32 for each adapter and
+    /// autocast casts it back, so each adapter saves its own bf16 copy (2 B, not the 4 B of an
+    /// fp32 copy without autocast); peft's bitsandbytes layers skip the cast under autocast and
+    /// share the input.
+    pub trainer_autocast: bool,
     /// No score matrix is saved (flash attention, or selective recomputation).
     pub flash: bool,
     /// Tokens per sequence (the eager score matrix grows with it).
@@ -88,27 +94,43 @@ impl ActivationSetup<'_> {
         }
     }
 
-    /// Bytes one consumer of a layer input needs: 16-bit under autocast (every op casts), the
-    /// adapters' dtype for LoRA (peft casts x to it), the compute dtype for base linears.
-    fn consumers(&self, roles: &[Role]) -> Vec<u64> {
-        let mut out = Vec::new();
+    /// Bytes per element of the input an adapter's first matmul saves: 16-bit under autocast
+    /// (every op casts), else the adapters' dtype (peft casts x to it).
+    fn adapter_input_bytes(&self) -> u64 {
+        if self.autocast || self.trainer_autocast {
+            A
+        } else {
+            self.adapter_bytes
+        }
+    }
+
+    /// What the consumers of a layer input read `roles` need, per element: the dtypes of those
+    /// that save the input itself when it is in their dtype (16-bit for base linears, the
+    /// adapters' dtype for LoRA), and the bytes of the copies that are always their own (fp32
+    /// adapters on a 16-bit base under `trainer_autocast`).
+    fn consumers(&self, roles: &[Role]) -> (Vec<u64>, u64) {
+        let (mut wants, mut own) = (Vec::new(), 0);
         for &role in roles {
             if self.base_trainable || self.frozen_saves_input {
-                out.push(A);
+                wants.push(A);
             }
             if self.targets.is_some_and(|t| t.covers_role(role)) && !self.lora_dropout {
-                out.push(if self.autocast { A } else { self.adapter_bytes });
+                if self.trainer_autocast && self.adapter_bytes == 4 && !self.frozen_saves_input {
+                    own += A;
+                } else {
+                    wants.push(self.adapter_input_bytes());
+                }
             }
         }
-        out
+        (wants, own)
     }
 
     /// A layer input of `width` in `dtype` bytes read by `roles`: stored once for consumers of
     /// its own dtype (unless already saved by another op), once per consumer that casts it.
     fn input_point(&self, roles: &[Role], width: u64, dtype: u64, already_saved: bool) -> u64 {
-        let wants = self.consumers(roles);
+        let (wants, own) = self.consumers(roles);
         let shared = wants.contains(&dtype) && !already_saved;
-        let copies: u64 = wants.iter().filter(|&&b| b != dtype).sum();
+        let copies: u64 = wants.iter().filter(|&&b| b != dtype).sum::<u64>() + own;
         (shared as u64 * dtype + copies + self.dropout_saves(roles)) * width
     }
 
@@ -119,7 +141,7 @@ impl ActivationSetup<'_> {
             return 0;
         }
         let adapters = roles.iter().filter(|&&r| self.targets.is_some_and(|t| t.covers_role(r))).count() as u64;
-        adapters * ((if self.autocast { A } else { self.adapter_bytes }) + 1)
+        adapters * (self.adapter_input_bytes() + 1)
     }
 
     /// What one norm saves: its input (fp32 for RMSNorm's upcast), and the normalised value the
@@ -583,6 +605,7 @@ mod tests {
             lora_dropout: false,
             frozen_saves_input: false,
             autocast: false,
+            trainer_autocast: false,
             flash: true,
             seq: 1304,
             litgpt: false,
@@ -670,6 +693,22 @@ mod tests {
         let bf16 = sum(&layer_terms(&setup(&spec, Some(&t)), 0));
         let fp32 = sum(&layer_terms(&ActivationSetup { adapter_bytes: 4, ..setup(&spec, Some(&t)) }, 0));
         assert_eq!(fp32 - bf16, 6 * 4096);
+    }
+
+    /// Under transformers' Trainer (autocast), fp32 adapters on a 16-bit base save bf16 copies of
+    /// their inputs (peft's fp32 cast, cast back by autocast): 2·2h for q and v instead of the
+    /// 2·4h fp32 copies of a loop without autocast; on a bitsandbytes base peft skips the cast
+    /// under autocast and the adapters share the input the 4-bit matmul saves.
+    #[test]
+    fn trainer_autocast_saves_bf16_adapter_copies() {
+        let spec = llama_2_7b();
+        let t = LoraTargets::parse("q_proj,v_proj").unwrap();
+        let fp32 = ActivationSetup { adapter_bytes: 4, ..setup(&spec, Some(&t)) };
+        let trainer = ActivationSetup { trainer_autocast: true, ..fp32 };
+        assert_eq!(sum(&layer_terms(&fp32, 0)) - sum(&layer_terms(&trainer, 0)), 4 * 4096);
+        let qlora = ActivationSetup { frozen_saves_input: true, ..trainer };
+        let bf16_qlora = ActivationSetup { frozen_saves_input: true, ..setup(&spec, Some(&t)) };
+        assert_eq!(sum(&layer_terms(&qlora, 0)), sum(&layer_terms(&bf16_qlora, 0)));
     }
 
     /// LoRA dropout: q and v each save a dropped bf16 copy of the normed input and a bool mask

@@ -203,6 +203,10 @@ pub struct TrainingRequest<'a> {
     pub flash_attention: bool,
     /// Unsloth's xFormers path: grouped-query K and V copied to every query head and saved so.
     pub xformers: bool,
+    /// The step runs under `torch.autocast(bfloat16)` (transformers' `Trainer` with
+    /// `bf16=True`, TRL, Unsloth); off for a plain PyTorch loop over 16-bit weights. It matters
+    /// for `Precision::Mixed` LoRA, whose fp32 adapters then save 16-bit copies of their inputs.
+    pub autocast: bool,
     /// Tokens per sequence (prompt + completion for RLHF).
     pub seq: u64,
     /// Sequences per micro-batch (prompts for GRPO, pairs for DPO).

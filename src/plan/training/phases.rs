@@ -228,6 +228,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         lora_dropout: req.lora_dropout > 0.0,
         frozen_saves_input: matches!(m.format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)),
         autocast: req.precision == Precision::Amp,
+        trainer_autocast: req.precision == Precision::Mixed && req.autocast,
         flash: req.flash_attention || req.checkpointing != Checkpointing::None,
         seq: req.seq,
         litgpt: req.engine == Engine::Litgpt,

@@ -115,6 +115,7 @@ fn no_grad_forward(req: &TrainingRequest, role: ModelRole, stage: u64, tokens: u
         lora_dropout: false,
         frozen_saves_input: false,
         autocast: false,
+        trainer_autocast: false,
         flash: true,
         seq: req.seq,
         litgpt: req.engine == Engine::Litgpt,
