@@ -267,6 +267,7 @@ fn options_of_the_other_mode_are_refused() {
         (&["plan", "llama-2-7b", "--mode", "best-of-n", "--n-gpu-layers", "4"][..], "--mode best-of-n"),
         (&["plan", "llama-2-7b", "--lora-rank", "16"][..], "--lora-rank applies to training"),
         (&["plan", "llama-2-7b", "--zero", "3"][..], "--zero applies to training"),
+        (&["plan", "llama-2-7b", "--no-autocast"][..], "--no-autocast applies to training"),
         (&["max", "llama-2-7b", "--gpu", "h100-sxm", "--checkpointing", "full"][..], "--checkpointing"),
         (&["fit", "llama-2-7b", "--mode", "lora", "--logits-all"][..], "--logits-all"),
     ] {

@@ -148,6 +148,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(t.grad_accum != 1, "--grad-accum"),
             set(t.nodes != 1, "--nodes"),
             set(t.no_overlap, "--no-overlap"),
+            set(t.no_autocast, "--no-autocast"),
             set(t.checkpointing.is_some_and(|c| c != CheckpointingArg::None), "--checkpointing"),
             set(t.offload != OffloadArg::None, "--offload"),
             set(t.rollout_engine != "hf", "--rollout-engine"),
