@@ -485,3 +485,16 @@ fn qlora_adapters_are_bf16_under_trl_and_fp32_with_mixed() {
     let unsloth = plan_json("llama-2-7b --mode qlora --engine unsloth");
     assert_eq!(u(&unsloth, "/training/models/0/optimizer_bytes"), 8 * u(&unsloth, "/training/trainable_parameters"));
 }
+
+/// Unsloth offloads a layer input only above 1,048,576 elements and from 512 tokens of
+/// `max_seq_length` on; below either, every input stays on the GPU (plain recomputation).
+#[test]
+fn unsloth_keeps_small_inputs_on_the_gpu() {
+    let host = |args: &str| u(&plan_json(&format!("--mode qlora --engine unsloth {args}")), "/training/host_bytes");
+    // Llama-3.2-1B (h 2,048, 16 layers): 512 × 2,048 = 1,048,576 elements is not above the
+    // threshold; one more token is.
+    assert_eq!(host("llama-3.2-1b --context 512"), 0);
+    assert_eq!(host("llama-3.2-1b --context 513"), 15 * 513 * 4_096);
+    // 511 tokens × 4 sequences of Llama-3.1-8B are over it, but Unsloth does not offload below 512.
+    assert_eq!(host("llama-3.1-8b --context 511 --batch 4"), 0);
+}
