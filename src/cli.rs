@@ -245,7 +245,8 @@ pub struct PlanArgs {
     pub text_only: bool,
     /// Runtime: hf (transformers), vllm, llama.cpp, exllama, bare, headroom (validate's own
     /// engine), litgpt, mlx (mlx-lm on Apple silicon). Training plans: hf, litgpt, headroom, or
-    /// unsloth (LoRA and QLoRA of Llama, Mistral and Qwen3 dense models through Unsloth's kernels).
+    /// unsloth (LoRA and QLoRA of Llama, Mistral, Qwen2 and Qwen3 dense models through Unsloth's
+    /// kernels).
     /// Default: llama.cpp for GGUF inputs and formats, mlx for MLX formats, hf otherwise.
     #[arg(long)]
     pub engine: Option<String>,

@@ -78,7 +78,7 @@ const FUSED_GROUPS: [&[Role]; 3] =
     [&[Role::AttnQ, Role::AttnK, Role::AttnV], &[Role::AttnOutput], &[Role::FfnGate, Role::FfnUp, Role::FfnDown]];
 
 /// What `--engine unsloth` models: LoRA or QLoRA of a dense Llama-style decoder (Llama, Mistral,
-/// Qwen3) on Unsloth's fast path, one model per GPU (data parallel at most).
+/// Qwen2, Qwen3) on Unsloth's fast path, one model per GPU (data parallel at most).
 pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
     let refuse = |why: String| Err(TrainingError::EngineLimit(format!("--engine unsloth: {why}")));
     let m = &req.models[0];
@@ -134,8 +134,8 @@ pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
 
 /// Why Unsloth's fast Llama path (what this module models) does not run `spec`, if it does not.
 fn unsupported_architecture(spec: &ModelSpec) -> Option<&'static str> {
-    if !matches!(spec.family, Family::Llama | Family::Mistral | Family::Qwen3) {
-        return Some("is not a Llama, Mistral or Qwen3 dense model, whose fast path this engine models");
+    if !matches!(spec.family, Family::Llama | Family::Mistral | Family::Qwen2 | Family::Qwen3) {
+        return Some("is not a Llama, Mistral, Qwen2 or Qwen3 dense model, whose fast path this engine models");
     }
     let dense_llama = spec.moe.is_none()
         && spec.mla.is_none()
@@ -152,25 +152,50 @@ fn unsupported_architecture(spec: &ModelSpec) -> Option<&'static str> {
     if !dense_llama {
         return Some("departs from the dense Llama layout Unsloth's fast path runs");
     }
-    if spec.biases.qkv || spec.biases.attn_out || spec.biases.mlp {
+    // Biased q/k/v (Qwen2) run peft's layers inside the fast path (`layer_terms`); other biases
+    // keep whole blocks off it.
+    if spec.biases.attn_out || spec.biases.mlp || (spec.biases.qkv && spec.family != Family::Qwen2) {
         return Some("has projection biases, which send Unsloth to peft's layers");
     }
     None
+}
+
+/// How Unsloth runs a layer, as far as its saved tensors care.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Layout {
+    /// xFormers attention (`--attention xformers`).
+    pub xformers: bool,
+    /// A bitsandbytes 4-bit base (QLoRA).
+    pub four_bit: bool,
+    /// LoRA rank.
+    pub rank: u64,
 }
 
 /// Saved bytes per token of decoder layer `layer` (the worked example's 110,728 for
 /// Llama-3.1-8B). The first term is the layer input, which a recomputed layer reads from its
 /// staging buffer instead. Under xFormers, grouped-query K and V are saved as copies widened to
 /// every query head (`reshape` of an `expand`): 2·(2q − k − v) B more, 12,288 for Llama-3.1-8B.
-pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
+///
+/// Biased q/k/v (Qwen2) keep `apply_qkv` on peft's LoRA layers, under the trainer's autocast
+/// with fp32 adapters: on a 4-bit base, bitsandbytes' matmul saves the normed input and peft
+/// skips its fp32 cast, so the adapters share it; on a 16-bit base the frozen matmul saves
+/// nothing and each adapter its own bf16 copy (peft's fp32 cast, cast back by autocast); and
+/// each `lora_B` saves its input, `lora_A`'s r-wide output. Qwen2.5-7B LoRA r16: 3·2·3,584 +
+/// 3·2·16 B against the fused path's 2·3,584.
+pub fn layer_terms(spec: &ModelSpec, layer: u64, layout: Layout) -> Vec<Term> {
     let h = spec.hidden_size;
     let (q, k, v) = spec.layer_qkv_widths(layer);
     let i = spec.layer_intermediate(layer);
-    let mut terms = vec![
-        (LAYER_INPUT, A * h),
-        ("RMSNorm: fp32 inverse RMS per token (two norms)", 2 * 4),
-        ("normed attention input (LoRA_QKV's X)", A * h),
-    ];
+    let mut terms = vec![(LAYER_INPUT, A * h), ("RMSNorm: fp32 inverse RMS per token (two norms)", 2 * 4)];
+    if !spec.biases.qkv {
+        terms.push(("normed attention input (LoRA_QKV's X)", A * h));
+    } else if layout.four_bit {
+        terms.push(("normed attention input (the 4-bit q/k/v matmuls'; peft's adapters share it)", A * h));
+        terms.push(("q/k/v lora_A outputs (peft's lora_B saves them)", 3 * A * layout.rank));
+    } else {
+        terms.push(("q/k/v adapters' own bf16 copies of the normed input (peft under autocast)", 3 * A * h));
+        terms.push(("q/k/v lora_A outputs (peft's lora_B saves them)", 3 * A * layout.rank));
+    }
     if spec.qk_norm.present() {
         // `fast_rms_layernorm` on the per-head q and k: their 16-bit inputs and a row's fp32 RMS.
         terms.push((
@@ -178,7 +203,7 @@ pub fn layer_terms(spec: &ModelSpec, layer: u64, xformers: bool) -> Vec<Term> {
             A * (q + k) + 4 * (spec.num_heads + spec.num_kv_heads),
         ));
     }
-    let attention = if xformers {
+    let attention = if layout.xformers {
         ("q, k and v widened to every query head, and the attention output (xFormers)", A * 4 * q)
     } else {
         ("q, k, v after in-place RoPE and the attention output (flash-attn / SDPA)", A * (2 * q + k + v))
@@ -294,7 +319,14 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
     let m = &req.models[0];
     let spec = m.spec;
     let h = spec.hidden_size;
-    let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l, req.xformers))).collect();
+    let rank = match m.method {
+        Method::Lora { rank, .. } => rank,
+        _ => 0,
+    };
+    // The backward's fresh dequantization of one matrix (the global buffer is in the workspace).
+    let dequantized = dequantization_bytes(m.tensors, m.format);
+    let layout = Layout { xformers: req.xformers, four_bit: dequantized > 0, rank };
+    let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l, layout))).collect();
     let largest = per_layer.iter().copied().max().unwrap_or(0);
     let recomputes = req.checkpointing.recomputes();
     let (layer_fwd, layer_bwd) = layer_transients(spec, recomputes);
@@ -306,8 +338,6 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
     let saved = if recomputes { inputs_on_gpu * A * h } else { per_layer.iter().sum() };
     // A recomputed layer reads its input from the checkpoint (or staging buffer).
     let recomputed = if recomputes { largest.saturating_sub(A * h) } else { 0 };
-    // The backward's fresh dequantization of one matrix (the global buffer is in the workspace).
-    let dequantized = dequantization_bytes(m.tensors, m.format);
     let out = output_terms(spec);
     let loss = FusedLoss { tokens, vocab: spec.vocab_size, hidden: h };
     let prof = Profile {
@@ -337,7 +367,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
             "Unsloth's offloaded checkpointing: every layer input but the last in pinned host RAM; two staging buffers and the last input on the GPU",
         );
     }
-    for (name, bytes) in layer_terms(spec, 0, req.xformers) {
+    for (name, bytes) in layer_terms(spec, 0, layout) {
         log.add(format!("saved per layer and token: {name}"), bytes, "plan/training/unsloth.rs (Unsloth's kernels)");
     }
     for (name, bytes) in out {
@@ -375,9 +405,9 @@ mod tests {
     #[test]
     fn llama_3_1_8b_layer_saves_110728_bytes_per_token() {
         let spec = llama_3_1_8b();
-        let terms = layer_terms(&spec, 0, false);
+        let terms = layer_terms(&spec, 0, Layout::default());
         assert_eq!(terms.iter().map(|t| t.1).sum::<u64>(), 110_728);
-        assert_eq!(sum(&layer_terms(&spec, 0, true)), 110_728 + 12_288);
+        assert_eq!(sum(&layer_terms(&spec, 0, Layout { xformers: true, ..Layout::default() })), 110_728 + 12_288);
         assert_eq!(terms[0], (LAYER_INPUT, 8_192));
         let (_, backward) = layer_transients(&spec, true);
         assert_eq!(3 * 8_192 + 110_728 - 8_192 + backward, 172_168);
