@@ -239,7 +239,16 @@ pub struct GpuSpec {
     pub sources: Vec<String>,
 }
 
+/// Vendor and brand words of GPU names (`NVIDIA GeForce RTX 4090`, `AMD Radeon RX 7900 XTX`):
+/// no part of the model they name.
+const BRAND_WORDS: [&str; 7] = ["nvidia", "geforce", "tesla", "amd", "radeon", "intel", "apple"];
+
 impl GpuSpec {
+    /// The id, then the aliases.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.id.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
     /// Usable memory in bytes (`memory_mib` × 2^20).
     pub fn memory_bytes(&self) -> u64 {
         self.memory_mib * 1024 * 1024
@@ -339,24 +348,23 @@ impl GpuCatalog {
     /// (`NVIDIA H100 80GB HBM3`, `NVIDIA GeForce RTX 4090`) when that names one entry.
     pub fn get(&self, id: &str) -> Result<&GpuSpec, UnknownGpu> {
         let wanted = id.trim().to_ascii_lowercase();
-        let names = || self.gpus.iter().flat_map(|g| std::iter::once(&g.id).chain(&g.aliases).map(String::as_str));
-        let named =
-            |g: &GpuSpec, matches: &dyn Fn(&str) -> bool| std::iter::once(&g.id).chain(&g.aliases).any(|n| matches(n));
         let key = loose_key(&wanted);
         let vendor = ["nvidia ", "amd ", "intel ", "apple "].iter().any(|v| wanted.starts_with(v));
         self.gpus
             .iter()
-            .find(|g| named(g, &|n| n == wanted))
-            .or_else(|| unique(self.gpus.iter().filter(|g| named(g, &|n| loose_key(n) == key))))
+            .find(|g| g.names().any(|n| n == wanted))
+            .or_else(|| unique(self.gpus.iter().filter(|g| g.names().any(|n| loose_key(n) == key))))
             .or_else(|| vendor.then(|| self.match_driver_name(&wanted, None)).flatten())
             .ok_or_else(|| {
                 // A driver's name suggests by what follows the vendor's words.
-                let brand = ["nvidia ", "geforce ", "tesla ", "amd ", "radeon ", "intel ", "apple "];
                 let mut model = wanted.as_str();
-                while let Some(rest) = brand.iter().find_map(|b| model.strip_prefix(b)) {
+                while let Some((_, rest)) = model.split_once(' ').filter(|(w, _)| BRAND_WORDS.contains(w)) {
                     model = rest.trim_start();
                 }
-                UnknownGpu { id: id.trim().to_string(), suggestions: closest(model, names()) }
+                UnknownGpu {
+                    id: id.trim().to_string(),
+                    suggestions: closest(model, self.gpus.iter().flat_map(GpuSpec::names)),
+                }
             })
     }
 
@@ -420,7 +428,7 @@ impl GpuCatalog {
         for gpu in &self.gpus {
             let problem = match check_entry(gpu) {
                 Err(problem) => problem,
-                Ok(()) if std::iter::once(&gpu.id).chain(&gpu.aliases).all(|n| seen.insert(n.as_str())) => continue,
+                Ok(()) if gpu.names().all(|n| seen.insert(n)) => continue,
                 Ok(()) => "duplicate id or alias",
             };
             let id = gpu.id.clone();
@@ -448,7 +456,7 @@ fn check_entry(gpu: &GpuSpec) -> Result<(), &'static str> {
     let id_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let link = gpu.interconnect.as_ref().map(|i| i.bandwidth_gb_s);
     let hourly = gpu.price.as_ref().and_then(|p| p.hourly_usd);
-    let id_ok = std::iter::once(&gpu.id).chain(&gpu.aliases).all(|n| !n.is_empty() && n.chars().all(id_char));
+    let id_ok = gpu.names().all(|n| !n.is_empty() && n.chars().all(id_char));
     let arch_ok = gpu.arch.vendor() == gpu.vendor;
     let cc_ok = gpu.compute_capability.is_none() || gpu.vendor == Vendor::Nvidia;
     let unified_ok = !gpu.unified_memory || gpu.vendor == Vendor::Apple || gpu.arch == Arch::Rdna35;
@@ -516,7 +524,6 @@ impl DriverName {
                 _ => {}
             }
         }
-        let brand = ["nvidia", "geforce", "tesla", "amd", "radeon", "instinct", "intel", "apple"];
         let memory_type = |t: &str| t.starts_with("hbm") || t.starts_with("gddr");
         let size = |t: &str| t.strip_suffix("gb").and_then(|n| n.parse::<u64>().ok());
         let form_of = |t: &str| ["pcie", "nvl", "sxm"].into_iter().find(|f| t.starts_with(f));
@@ -526,7 +533,7 @@ impl DriverName {
                 stated_mib = Some(gib << 10);
             } else if let Some(f) = form_of(t) {
                 form = Some(f);
-            } else if !brand.contains(&t) && !memory_type(t) {
+            } else if !BRAND_WORDS.contains(&t) && t != "instinct" && !memory_type(t) {
                 words.push(t.to_string());
             }
         }

@@ -12,19 +12,21 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
         .into_iter()
         .filter_map(|c| {
             let hay = c.to_ascii_lowercase();
-            let similarity = strsim::normalized_levenshtein(&needle, &hay);
             let length_gap = -(hay.len() as f64 - needle.len() as f64).abs();
+            if hay.contains(&needle) {
+                return Some((3, length_gap, c));
+            }
+            if hay.len() >= 3 && contains_as_words(&needle, &hay) {
+                return Some((2, length_gap, c));
+            }
+            // The costlier scores only for what the containment tiers leave.
+            let similarity = strsim::normalized_levenshtein(&needle, &hay);
             let shared = model_tokens(&hay).iter().filter(|t| needle_tokens.contains(t)).count();
-            let (tier, score) = if hay.contains(&needle) {
-                (3, length_gap)
-            } else if hay.len() >= 3 && contains_as_words(&needle, &hay) {
-                (2, length_gap)
-            } else if shared > 0 {
-                (1, shared as f64 + similarity)
+            if shared > 0 {
+                Some((1, shared as f64 + similarity, c))
             } else {
-                (0, similarity)
-            };
-            (tier > 0 || similarity >= 0.6).then_some((tier, score, c))
+                (similarity >= 0.6).then_some((0, similarity, c))
+            }
         })
         .collect();
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(b.2)));

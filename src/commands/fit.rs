@@ -216,10 +216,12 @@ fn training_host_bytes(r: &FitRow) -> u64 {
 fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
     let opt = |v: Option<f64>, digits: usize| v.map_or("—".to_string(), |v| format!("{v:.digits$}"));
     // Offloading or paging setups also need host RAM: a column when any row does.
-    let host = training && rows.iter().any(|r| training_host_bytes(r) > 0);
+    let host_bytes: Vec<u64> = rows.iter().map(training_host_bytes).collect();
+    let host = training && host_bytes.iter().any(|&b| b > 0);
     let table = rows
         .iter()
-        .map(|r| {
+        .zip(&host_bytes)
+        .map(|(r, &host_bytes)| {
             let fit = r.report.fit.as_ref().expect("fit rows have a GPU");
             let t = &r.report.throughput;
             let (speed, time) = if training {
@@ -237,7 +239,7 @@ fn listing(rows: &[FitRow], model: &str, training: bool) -> Listing {
                 opt(r.price.as_ref().and_then(|p| p.per_million_tokens_usd), 2),
             ];
             if host {
-                row.insert(3, format!("{:.2}", training_host_bytes(r) as f64 / (1u64 << 30) as f64));
+                row.insert(3, format!("{:.2}", crate::units::Bytes(host_bytes).gib()));
             }
             row
         })

@@ -192,7 +192,7 @@ pub(crate) fn verdict(r: &PlanReport) -> String {
 /// beside the peak and how much pages through host RAM each step; `None` without any.
 pub(crate) fn paged_line(r: &PlanReport) -> Option<String> {
     let t = r.training.as_ref().filter(|t| t.paged_optimizer_bytes > 0)?;
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let gib = |b: u64| crate::units::Bytes(b).gib();
     let paged = t.paged_optimizer_bytes;
     let mut line = format!(
         "paged optimizer states: {:.2} GiB per GPU in CUDA unified memory, not in the total (on Linux evicted to host RAM when the GPU needs the room)",

@@ -42,7 +42,7 @@ pub fn plan(r: &PlanReport) -> String {
     if let Some(t) = r.training.as_ref().filter(|t| t.host_bytes > 0) {
         out.push_str(&format!(
             "host RAM: {:.2} GiB per GPU (offloaded optimizer states, parameters and activations)\n",
-            t.host_bytes as f64 / (1u64 << 30) as f64
+            crate::units::Bytes(t.host_bytes).gib()
         ));
     }
     if let Some(paged) = paged_line(r) {

@@ -127,6 +127,9 @@ pub struct TrainingEfficiency {
     pub non_gemm_bytes: Factor,
     /// Host and launch time per adapted matrix and step (forward + backward).
     pub host_per_adapter_s: Factor,
+    /// Fraction of the host link's peak that pinned host↔device copies reach (offloaded
+    /// activations).
+    pub host_copy: Factor,
 }
 
 impl TrainingEfficiency {
@@ -145,13 +148,14 @@ impl TrainingEfficiency {
                          r8 q,v (64): 0.18 ms per adapter; those rows check consistency only"
                     .into(),
             },
+            host_copy: Factor {
+                value: 0.8,
+                source: "NVIDIA's bandwidthTest: pinned copies reach about 25 of PCIe 4.0 x16's 31.5 GB/s; not yet measured here"
+                    .into(),
+            },
         }
     }
 }
-
-/// Pinned host↔device copies reach about 0.8 of a PCIe link's peak (NVIDIA's bandwidthTest:
-/// about 25 of PCIe 4.0 x16's 31.5 GB/s); not yet measured here.
-const PINNED_COPY: f64 = 0.8;
 
 /// Element reads + writes per trainable parameter of one optimizer step. torch foreach AdamW:
 /// mul(p) 2, lerp(m, g) 3, mul(v) 2, addcmul(v, g, g) 4, sqrt 2, div 2, add 2, addcdiv(p, m, √v) 4 = 21
@@ -275,7 +279,9 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     let frozen = req.frozen_forwards as f64;
     let (fwd_linear, fwd_attention) = forward_flops(req);
     let frozen_s = frozen * ((fwd_linear + fwd_attention) / (peak * t.gemm.value) + non_gemm_s / recompute / 3.0);
-    let compute_s = micro * bubble * ((gemm_s + non_gemm_s + dequant + frozen_s) / split + adapters / p.pp as f64);
+    // One micro-batch's compute on one GPU, and the step's.
+    let per_micro = (gemm_s + non_gemm_s + dequant + frozen_s) / split + adapters / p.pp as f64;
+    let compute_s = micro * bubble * per_micro;
     let opt_shard = (split * if p.zero >= 1 { p.dp() as f64 } else { 1.0 }).max(1.0);
     let optimizer_s =
         optimizer_accesses(req.optimizer, req.state_bytes) * req.state_bytes * req.trainable as f64 / opt_shard / bw;
@@ -287,10 +293,11 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
     // backward pass, on their own stream: each direction hides behind its pass's compute, the
     // forward's share of the FLOPs (a quarter under recomputation).
     let copy_s = match req.device.host_link {
-        Some(link) if req.offloaded_activation_bytes > 0.0 => req.offloaded_activation_bytes / (link.0 * PINNED_COPY),
+        Some(link) if req.offloaded_activation_bytes > 0.0 => {
+            req.offloaded_activation_bytes / (link.0 * t.host_copy.value)
+        }
         _ => 0.0,
     };
-    let per_micro = compute_s / (micro * bubble);
     let forward_share = (fwd_linear + fwd_attention) / (linear + attention);
     let exposed_offload =
         micro * ((copy_s - forward_share * per_micro).max(0.0) + (copy_s - (1.0 - forward_share) * per_micro).max(0.0));
@@ -311,7 +318,7 @@ pub fn train_speed(req: &TrainSpeedRequest, t: &TrainingEfficiency, basis: &mut 
         basis.add(
             "activation offload copies per micro-batch (ms)",
             format!("{:.1} out, {:.1} back, {:.1} exposed", copy_s * 1e3, copy_s * 1e3, exposed_offload / micro * 1e3),
-            format!("layer inputs over the host link at {PINNED_COPY} of its peak, each direction behind its pass's compute (a separate copy stream, as torchtune's, TRL's and Unsloth's; same-stream copies, as axolotl's legacy offload, add them all)"),
+            format!("layer inputs over the host link at {} of its peak ({}), each direction behind its pass's compute (a separate copy stream, as torchtune's, TRL's and Unsloth's; same-stream copies, as axolotl's legacy offload, add them all)", t.host_copy.value, t.host_copy.source),
         );
     }
     log_basis(req, t, &speed, optimizer_s, basis);

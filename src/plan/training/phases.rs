@@ -12,6 +12,7 @@ use super::{
     rlhf, Checkpointing, Method, Mode, ModelInput, ModelRole, ModelShare, PhaseMemory, Precision, TrainingError,
     TrainingRequest, TrainingSummary,
 };
+use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::device::{Device, Generation};
 use crate::plan::engine::{self, Engine};
@@ -38,6 +39,8 @@ pub(super) struct Profile {
     pub offloaded: u64,
     /// Unsloth's chunked fused loss, whose chunks shrink with the free memory.
     pub fused_loss: Option<super::unsloth::FusedLoss>,
+    /// Buffers the engine keeps for the whole run (Unsloth's global dequantization pair).
+    pub buffers: u64,
 }
 
 /// Bytes with the total filled in.
@@ -157,8 +160,7 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
     let base = breakdown(MemoryBreakdown {
         weights: states.iter().map(|s| s.weights).sum(),
         optimizer: states.iter().map(|s| s.optimizer).sum(),
-        workspace: Bytes(2 * cublas.bytes.0 + super::unsloth::persistent_buffers(req))
-            + states.iter().map(|s| s.buffers).sum(),
+        workspace: Bytes(2 * cublas.bytes.0) + states.iter().map(|s| s.buffers).sum(),
         rollout_engine: rlhf::colocated_engine(req, log),
         cuda_context: ctx.bytes,
         ..Default::default()
@@ -169,6 +171,7 @@ fn stage_plan(req: &TrainingRequest, stage: u64, log: &mut BasisLog) -> Result<S
         Engine::Unsloth => super::unsloth::profile(req, tokens, log),
         _ => profile(req, &req.models[0], stage, tokens, log),
     };
+    let base = breakdown(MemoryBreakdown { workspace: base.workspace + Bytes(policy.buffers), ..base });
     let prefix = if req.mode == Mode::Ppo { "actor " } else { "" };
     let mut phases = rlhf::before_training(req, stage, &base, log);
     phases.extend(train_phases(req, prefix, &base, &policy, &states[0]));
@@ -293,6 +296,7 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         in_flight: p.in_flight(stage, micro_batches),
         offloaded: tokens * offloaded / tp,
         fused_loss: None,
+        buffers: 0,
     };
     if prof.offloaded > 0 {
         log.add(
@@ -301,15 +305,27 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
             "every layer's input (pinned), copied out in the forward pass and back before its recomputation; two layers' inputs stay on the GPU",
         );
     }
-    for (name, bytes) in act::layer_terms(&setup, layers.start) {
-        log.add(
-            format!("saved per layer and token: {name}"),
-            bytes,
-            "activations.rs (Korthikanti 2022, per architecture)",
-        );
+    let sources = ("activations.rs (Korthikanti 2022, per architecture)", "activations.rs");
+    log_saved(log, &prof, act::layer_terms(&setup, layers.start), out_terms, tokens, sources);
+    prof
+}
+
+/// The basis rows of a profile's saved tensors, which every engine's profile shows: per layer and
+/// token (`layer`, one layer's), after the layers (`output`), the tokens and the saved total;
+/// `sources` name where the layer and the output terms come from.
+pub(super) fn log_saved(
+    log: &mut BasisLog,
+    prof: &Profile,
+    layer: Vec<act::Term>,
+    output: Vec<act::Term>,
+    tokens: u64,
+    sources: (&str, &str),
+) {
+    for (name, bytes) in layer {
+        log.add(format!("saved per layer and token: {name}"), bytes, sources.0);
     }
-    for (name, bytes) in out_terms {
-        log.add(format!("saved per token after the layers: {name}"), bytes, "activations.rs");
+    for (name, bytes) in output {
+        log.add(format!("saved per token after the layers: {name}"), bytes, sources.1);
     }
     log.add("tokens per micro-batch", tokens, "seq × micro-batch (× 2 for DPO pairs, × group size for GRPO)");
     log.add(
@@ -317,7 +333,6 @@ fn profile(req: &TrainingRequest, m: &ModelInput, stage: u64, tokens: u64, log: 
         prof.in_flight * (prof.layers + prof.copies) + prof.output,
         "Σ layers × tokens ÷ tp, × in-flight micro-batches",
     );
-    prof
 }
 
 /// The 16-bit copies a 4-bit base's matmuls make in forward and backward (bitsandbytes
@@ -331,16 +346,20 @@ fn dequantized_transients(req: &TrainingRequest, m: &ModelInput, layers: &std::o
         return (0, 0);
     }
     let tp = req.parallel.tp;
-    let layer = m
-        .tensors
+    let layer = largest_block_matrix(m.tensors, layers);
+    let last = layers.end == m.spec.num_layers;
+    let head = if last && m.quantized_lm_head { m.spec.vocab_size * m.spec.hidden_size } else { 0 };
+    (per_weight * layer / tp, per_weight * head / tp)
+}
+
+/// Elements of the largest linear matrix in decoder layers `layers`.
+pub(super) fn largest_block_matrix(tensors: &[TensorDesc], layers: &std::ops::Range<u64>) -> u64 {
+    tensors
         .iter()
         .filter(|t| t.layer.is_some_and(|l| layers.contains(&(l as u64))) && t.role.is_block_linear())
         .map(|t| t.rows * t.cols)
         .max()
-        .unwrap_or(0);
-    let last = layers.end == m.spec.num_layers;
-    let head = if last && m.quantized_lm_head { m.spec.vocab_size * m.spec.hidden_size } else { 0 };
-    (per_weight * layer / tp, per_weight * head / tp)
+        .unwrap_or(0)
 }
 
 /// autocast's bf16 copies of the stage's fp32 linear weights (and lm_head), 2 B per element; a

@@ -158,8 +158,6 @@ pub fn model_state(
     let paged: u64 = trainable.iter().map(|&(r, c)| optimizer.paged_bytes(r * c, sh.optimizer)).sum();
     let fused = m.method == Method::Full && precision == Precision::Mixed;
     let step_of = |ts: &[(u64, u64)]| if fused { 0 } else { optimizer.step_transient(ts, state_b) / sh.optimizer };
-    let largest_of = |ts: &mut dyn Iterator<Item = (u64, u64)>| ts.max_by_key(|(r, c)| r * c).unwrap_or((0, 0));
-    let largest = largest_of(&mut trainable.iter().copied());
     let mut s = ModelState {
         weights: Bytes((base + elements * adapter_b) / sh.weights),
         gradients: Bytes(elements * grad_b / sh.gradients),
@@ -172,10 +170,11 @@ pub fn model_state(
         trainable: total_trainable(m)?,
     };
     if in_backward {
+        let largest = largest_matrix(trainable.iter().copied());
         // A fully trained model's layer tensors; an adapter's are all in the layers.
         let layer = match m.method {
             Method::Full => {
-                largest_of(&mut here.iter().filter(|t| t.layer.is_some()).map(|t| (t.rows, t.cols * t.copies)))
+                largest_matrix(here.iter().filter(|t| t.layer.is_some()).map(|t| (t.rows, t.cols * t.copies)))
             }
             _ => largest,
         };
@@ -207,6 +206,11 @@ pub fn model_state(
 /// Trainable parameters of the whole model.
 pub fn total_trainable(m: &ModelInput) -> Result<u64, TrainingError> {
     Ok(trainable_tensors(m, m.tensors)?.iter().map(|(r, c)| r * c).sum())
+}
+
+/// The (rows, columns) of the largest of `matrices`, (0, 0) for none.
+fn largest_matrix(matrices: impl Iterator<Item = (u64, u64)>) -> (u64, u64) {
+    matrices.max_by_key(|(r, c)| r * c).unwrap_or((0, 0))
 }
 
 /// ZeRO-3: the gathered current and prefetched layer in 16-bit; ZeRO-2/3: one layer's full

@@ -47,9 +47,9 @@
 
 use super::activations::{sum, Term};
 use super::phases::Profile;
-use super::{Checkpointing, Method, Mode, Precision, TrainingError, TrainingRequest};
+use super::{Checkpointing, Method, Mode, ModelInput, Precision, TrainingError, TrainingRequest};
 use crate::model::spec::{Family, LayerAttention, MlpKind, ModelSpec, NormKind};
-use crate::model::tensors::{Role, TensorDesc};
+use crate::model::tensors::Role;
 use crate::plan::basis::BasisLog;
 use crate::quant::{QuantScheme, WeightFormat};
 use crate::units::GIB;
@@ -256,24 +256,12 @@ pub fn offloaded_inputs(req: &TrainingRequest, layers: u64, tokens: u64) -> (u64
 /// The 4-bit base's dequantization buffers: the persistent global pair (the largest matrix in
 /// 16-bit and its fp32 absmax), and one backward copy of the same size. 0 for a 16-bit base
 /// (`Engine::loads` admits nothing else).
-pub fn dequantization_bytes(tensors: &[TensorDesc], format: WeightFormat) -> u64 {
-    if !matches!(format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)) {
+pub fn dequantization_bytes(m: &ModelInput) -> u64 {
+    if !matches!(m.format, WeightFormat::Quantized(QuantScheme::Nf4 | QuantScheme::Nf4Double)) {
         return 0;
     }
-    let largest =
-        tensors.iter().filter(|t| t.layer.is_some() && t.role.is_block_linear()).map(|t| t.rows * t.cols).max();
-    largest.map_or(0, |n| A * n + 4 * n.div_ceil(NF4_BLOCK))
-}
-
-/// Unsloth's global dequantization buffers (allocated by the first forward pass, never freed):
-/// the workspace of an Unsloth plan, 0 for any other engine.
-pub(super) fn persistent_buffers(req: &TrainingRequest) -> u64 {
-    let m = &req.models[0];
-    if req.engine == crate::plan::Engine::Unsloth {
-        dequantization_bytes(m.tensors, m.format)
-    } else {
-        0
-    }
+    let n = super::phases::largest_block_matrix(m.tensors, &(0..m.spec.num_layers));
+    A * n + 4 * n.div_ceil(NF4_BLOCK)
 }
 
 /// The fused loss's chunking for `tokens` tokens: the chunks `get_chunk_size` picks, given the
@@ -324,7 +312,7 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
         _ => 0,
     };
     // The backward's fresh dequantization of one matrix (the global buffer is in the workspace).
-    let dequantized = dequantization_bytes(m.tensors, m.format);
+    let dequantized = dequantization_bytes(m);
     let layout = Layout { xformers: req.xformers, four_bit: dequantized > 0, rank };
     let per_layer: Vec<u64> = (0..spec.num_layers).map(|l| sum(&layer_terms(spec, l, layout))).collect();
     let largest = per_layer.iter().copied().max().unwrap_or(0);
@@ -352,6 +340,8 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
         in_flight: req.parallel.in_flight(0, req.grad_accum),
         offloaded: tokens * inputs_on_host * A * h,
         fused_loss: Some(loss),
+        // The global pair, allocated by the first forward pass and never freed.
+        buffers: dequantized,
     };
     if dequantized > 0 {
         log.add(
@@ -367,28 +357,18 @@ pub(super) fn profile(req: &TrainingRequest, tokens: u64, log: &mut BasisLog) ->
             "Unsloth's offloaded checkpointing: every layer input but the last in pinned host RAM; two staging buffers and the last input on the GPU",
         );
     }
-    for (name, bytes) in layer_terms(spec, 0, layout) {
-        log.add(format!("saved per layer and token: {name}"), bytes, "plan/training/unsloth.rs (Unsloth's kernels)");
-    }
-    for (name, bytes) in out {
-        log.add(format!("saved per token after the layers: {name}"), bytes, "plan/training/unsloth.rs");
-    }
     log.add(
         "fused loss chunks without a GPU (4 GiB cap; with --gpu half the free memory may cap them lower)",
         format!("{} × {} tokens", loss.chunks(None), tokens.div_ceil(loss.chunks(None))),
         "unsloth_fused_ce_loss: 16 B per logit budgeted in min(4 GiB, half the free memory) less the T×h gradient; 14 B held",
     );
-    log.add("tokens per micro-batch", tokens, "seq × micro-batch");
     log.add(
         "training speed",
         "not modelled",
         "Unsloth's fused kernels are not timed here; --engine hf gives transformers' speed for the same run",
     );
-    log.add(
-        "saved activations (per GPU)",
-        prof.in_flight * prof.layers + prof.output,
-        "Σ layers × tokens, × in-flight micro-batches",
-    );
+    let sources = ("plan/training/unsloth.rs (Unsloth's kernels)", "plan/training/unsloth.rs");
+    super::phases::log_saved(log, &prof, layer_terms(spec, 0, layout), out, tokens, sources);
     prof
 }
 
@@ -440,7 +420,18 @@ mod tests {
     fn dequantization_buffers_hold_the_largest_matrix() {
         let spec = llama_3_1_8b();
         let tensors = crate::model::tensors::inventory(&spec);
-        assert_eq!(dequantization_bytes(&tensors, WeightFormat::Quantized(QuantScheme::Nf4Double)), 121_110_528);
-        assert_eq!(dequantization_bytes(&tensors, WeightFormat::Float(crate::quant::FloatType::Bf16)), 0);
+        let with = |format| {
+            let m = super::super::ModelInput {
+                role: super::super::ModelRole::Policy,
+                spec: &spec,
+                tensors: &tensors,
+                format,
+                method: Method::Frozen,
+                quantized_lm_head: false,
+            };
+            dequantization_bytes(&m)
+        };
+        assert_eq!(with(WeightFormat::Quantized(QuantScheme::Nf4Double)), 121_110_528);
+        assert_eq!(with(WeightFormat::Float(crate::quant::FloatType::Bf16)), 0);
     }
 }
