@@ -202,6 +202,10 @@ fn invalid_combinations_are_one_line_errors() {
         ("llama-2-7b --mode full --weights nf4", "quantized base"),
         ("llama-2-7b --mode full --offload params --gpu a100-80gb:2 --zero 2", "--zero 3"),
         ("llama-2-7b --mode lora --lora-targets q_prj", "q_prj"),
+        ("llama-2-7b --mode lora --engine headroom", "--engine headroom cannot run --mode lora"),
+        ("llama-2-7b --mode full --engine headroom --checkpointing full", "cannot run --checkpointing"),
+        ("llama-2-7b --mode full --engine headroom --gpu h100-sxm:2", "cannot run 2 GPUs"),
+        ("llama-2-7b --mode full --engine litgpt --optimizer-in-backward", "LitGPT steps its optimizer"),
     ]);
 }
 

@@ -1,21 +1,15 @@
 //! The benchmark's outputs: the results table (achieved GB/s and TFLOPS against the catalog's
 //! peaks) and the JSON profile (device, host, every sample summary, efficiency factors =
-//! achieved ÷ catalog peak). Also matches a local GPU to its catalog entry.
+//! achieved ÷ catalog peak).
 
 use super::host_memory::HostMemoryResult;
 use super::suite::CaseResult;
-use crate::catalog::gpus::{GpuCatalog, GpuSpec};
+use crate::catalog::gpus::GpuSpec;
 use crate::gpu::host::HostInfo;
 use crate::gpu::workload::Bound;
 use crate::gpu::DeviceInfo;
 use crate::report::Listing;
 use serde::Serialize;
-
-/// The catalog entry for a device the driver names (`NVIDIA H100 80GB HBM3`) with this much
-/// memory: [`GpuCatalog::match_driver_name`] on the built-in catalog.
-pub fn match_catalog(name: &str, memory_total_bytes: u64) -> Option<&'static GpuSpec> {
-    GpuCatalog::builtin().match_driver_name(name, Some(memory_total_bytes))
-}
 
 /// One row of the profile: a case with its achieved rates.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -49,7 +43,7 @@ pub struct Profile {
 
 /// Builds the profile from the suite's results.
 pub fn profile(device: &DeviceInfo, host: HostInfo, quick: bool, results: Vec<CaseResult>) -> Profile {
-    let spec = match_catalog(&device.name, device.memory_total_bytes);
+    let spec = device.catalog_entry();
     let results = results.into_iter().map(|c| measured(c, spec)).collect();
     Profile {
         schema_version: 1,
@@ -148,23 +142,6 @@ mod tests {
     use crate::gpu::mock::{MockGpu, Script};
     use crate::gpu::workload::{BandwidthOp, GemmDtype};
     use crate::gpu::{Gpu, Workload};
-
-    #[test]
-    fn driver_names_match_catalog_entries() {
-        let gib = 1u64 << 30;
-        assert_eq!(match_catalog("NVIDIA H100 80GB HBM3", 80 * gib).unwrap().id, "h100-sxm");
-        assert_eq!(match_catalog("NVIDIA H100 PCIe", 80 * gib).unwrap().id, "h100-pcie");
-        assert_eq!(match_catalog("NVIDIA H200", 140 * gib).unwrap().id, "h200");
-        assert_eq!(match_catalog("NVIDIA A100-SXM4-80GB", 80 * gib).unwrap().id, "a100-80gb");
-        assert!(match_catalog("Mystery Card", gib).is_none());
-        // The RTX 4080 and the 4080 SUPER report the same 16,376 MiB: the suffix decides.
-        let mib = 16_376 << 20;
-        assert_eq!(match_catalog("NVIDIA GeForce RTX 4080", mib).unwrap().id, "rtx-4080");
-        assert_eq!(match_catalog("NVIDIA GeForce RTX 4080 SUPER", mib).unwrap().id, "rtx-4080-super");
-        assert_eq!(match_catalog("NVIDIA GeForce RTX 4070 Ti SUPER", mib).unwrap().id, "rtx-4070-ti-super");
-        // A card the catalog lacks is not taken for its neighbour.
-        assert!(match_catalog("NVIDIA GeForce RTX 3080 Ti", 12_288 << 20).is_none());
-    }
 
     /// The fp8 GEMM is judged against the catalog's `fp8` peak where the GPU has one (H100 SXM:
     /// 1978.9 dense TFLOPS) and has no efficiency where it has none (A100).

@@ -60,8 +60,7 @@ pub fn local() -> Result<Listing, crate::gpu::GpuError> {
             vec![
                 d.index.to_string(),
                 d.name.clone(),
-                crate::bench::report::match_catalog(&d.name, d.memory_total_bytes)
-                    .map_or("—".into(), |g| g.id.clone()),
+                d.catalog_entry().map_or("—".into(), |g| g.id.clone()),
                 gib(d.memory_total_bytes),
                 format!("{:.2}", d.memory_reserved_bytes as f64 / (1u64 << 30) as f64),
                 gib(d.memory_used_bytes),

@@ -5,7 +5,6 @@
 //! and a machine without a GPU exits 3.
 
 use super::source::{resolve, ResolvedModel};
-use crate::bench::report::match_catalog;
 use crate::catalog::gpus::{parse_gpu_arg, GpuSpec};
 use crate::cli::{ModeArg, OptimizerArg, OutputFormat, PrecisionArg, ValidateArgs};
 use crate::gpu::{DeviceInfo, GpuError};
@@ -97,7 +96,7 @@ impl Setup {
 fn catalog_gpu(args: &ValidateArgs, device: &DeviceInfo) -> anyhow::Result<Option<&'static GpuSpec>> {
     Ok(match &args.plan.gpu {
         Some(g) => Some(parse_gpu_arg(g)?.0),
-        None => match_catalog(&device.name, device.memory_total_bytes),
+        None => device.catalog_entry(),
     })
 }
 

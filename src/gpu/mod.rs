@@ -17,6 +17,7 @@ pub mod nvml;
 pub mod reference;
 pub mod workload;
 
+use crate::catalog::gpus::{GpuCatalog, GpuSpec};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -111,6 +112,14 @@ pub struct DeviceInfo {
     pub processes: Vec<GpuProcess>,
 }
 
+impl DeviceInfo {
+    /// The built-in catalog's entry for this device, by its driver name and memory
+    /// ([`GpuCatalog::match_driver_name`]); `None` for a card the catalog lacks.
+    pub fn catalog_entry(&self) -> Option<&'static GpuSpec> {
+        GpuCatalog::builtin().match_driver_name(&self.name, Some(self.memory_total_bytes))
+    }
+}
+
 /// Result of a workload's correctness check against its reference.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Check {
@@ -135,4 +144,29 @@ pub trait Gpu {
     fn time(&mut self, launches: u32) -> Result<f64, GpuError>;
     /// Frees the prepared workload's buffers.
     fn release(&mut self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_names_match_catalog_entries() {
+        let gib = 1u64 << 30;
+        let entry = |name: &str, memory_total_bytes: u64| {
+            DeviceInfo { name: name.into(), memory_total_bytes, ..Default::default() }.catalog_entry()
+        };
+        assert_eq!(entry("NVIDIA H100 80GB HBM3", 80 * gib).unwrap().id, "h100-sxm");
+        assert_eq!(entry("NVIDIA H100 PCIe", 80 * gib).unwrap().id, "h100-pcie");
+        assert_eq!(entry("NVIDIA H200", 140 * gib).unwrap().id, "h200");
+        assert_eq!(entry("NVIDIA A100-SXM4-80GB", 80 * gib).unwrap().id, "a100-80gb");
+        assert!(entry("Mystery Card", gib).is_none());
+        // The RTX 4080 and the 4080 SUPER report the same 16,376 MiB: the suffix decides.
+        let mib = 16_376 << 20;
+        assert_eq!(entry("NVIDIA GeForce RTX 4080", mib).unwrap().id, "rtx-4080");
+        assert_eq!(entry("NVIDIA GeForce RTX 4080 SUPER", mib).unwrap().id, "rtx-4080-super");
+        assert_eq!(entry("NVIDIA GeForce RTX 4070 Ti SUPER", mib).unwrap().id, "rtx-4070-ti-super");
+        // A card the catalog lacks is not taken for its neighbour.
+        assert!(entry("NVIDIA GeForce RTX 3080 Ti", 12_288 << 20).is_none());
+    }
 }

@@ -22,28 +22,32 @@ use crate::units::Bytes;
 
 /// The engine's limits: what its training step runs.
 pub(super) fn check(req: &TrainingRequest) -> Result<(), TrainingError> {
-    let refuse = |what: &'static str, value: String| {
-        Err(TrainingError::BadNumber {
-            what,
-            value,
-            fix: "the headroom engine trains one model, fully, in mixed precision with AdamW stepped after the backward pass, on one GPU, without checkpointing",
-        })
+    let refuse = |what: String| {
+        Err(TrainingError::EngineLimit(format!(
+            "--engine headroom cannot run {what}: its training step is one model, fully trained, in mixed precision with AdamW stepped after the backward pass, on one GPU, without checkpointing; drop it or use --engine hf"
+        )))
     };
     let m = &req.models[0];
     if req.mode != Mode::Full || m.method != Method::Full || req.models.len() > 1 {
-        return refuse("mode", req.mode.id().to_string());
+        return refuse(format!("--mode {}", req.mode.id()));
     }
     if req.precision != Precision::Mixed {
-        return refuse("precision", format!("{:?}", req.precision).to_lowercase());
+        return refuse(format!("--precision {}", format!("{:?}", req.precision).to_lowercase()));
     }
     if req.optimizer != Optimizer::Adamw {
-        return refuse("optimizer", req.optimizer.id().to_string());
+        return refuse(format!("--optimizer {}", req.optimizer.id()));
     }
     if req.optimizer_in_backward {
-        return refuse("optimizer-in-backward", "with --engine headroom".to_string());
+        return refuse("--optimizer-in-backward".into());
     }
-    if req.parallel.gpus != 1 || req.checkpointing != Checkpointing::None || req.loss_chunk.is_some() {
-        return refuse("engine", "headroom".to_string());
+    if req.parallel.gpus != 1 {
+        return refuse(format!("{} GPUs", req.parallel.gpus));
+    }
+    if req.checkpointing != Checkpointing::None {
+        return refuse("--checkpointing".into());
+    }
+    if req.loss_chunk.is_some() {
+        return refuse("--loss-chunk".into());
     }
     Ok(())
 }

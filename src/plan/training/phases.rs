@@ -475,12 +475,9 @@ fn validate(req: &TrainingRequest) -> Result<(), TrainingError> {
         return Err(TrainingError::InBackwardAccumulates(req.grad_accum));
     }
     if req.optimizer_in_backward && req.engine == Engine::Litgpt {
-        return Err(TrainingError::BadNumber {
-            what: "optimizer-in-backward",
-            value: "with --engine litgpt".to_string(),
-            fix:
-                "LitGPT steps its optimizer after the backward pass; plan torchtune's optimizer_in_bwd with --engine hf",
-        });
+        return Err(TrainingError::EngineLimit(
+            "--optimizer-in-backward cannot run under --engine litgpt: LitGPT steps its optimizer after the backward pass; plan torchtune's optimizer_in_bwd with --engine hf".into(),
+        ));
     }
     for (what, v, fix) in [
         ("context", req.seq, "give at least 1 token"),
