@@ -298,6 +298,19 @@ pub struct PlanArgs {
     /// llama.cpp: keep every layer's routed-expert weights in host RAM (`--cpu-moe`).
     #[arg(long)]
     pub cpu_moe: bool,
+    /// llama.cpp's `--fit` (on by default in llama-server and llama-cli since December 2025):
+    /// plan the context and layer placement it chooses on one GPU. Without --context it starts
+    /// from the model's trained context and shortens it down to --fit-ctx; without
+    /// --n-gpu-layers / --n-cpu-moe it then moves routed experts and layers to host RAM until
+    /// --fit-target MiB stay free.
+    #[arg(long)]
+    pub fit: bool,
+    /// llama.cpp `-fitt`: MiB of free memory --fit leaves on the GPU. Default: 1024.
+    #[arg(long, value_name = "MIB", requires = "fit")]
+    pub fit_target: Option<u64>,
+    /// llama.cpp `-fitc`: the smallest context --fit chooses. Default: 4096.
+    #[arg(long, value_name = "N", requires = "fit")]
+    pub fit_ctx: Option<u64>,
     /// The host's RAM, for the speed of weights left there (--n-gpu-layers, --n-cpu-moe):
     /// `ddr5-6000:2` (type, MT/s, channels) or its peak bandwidth in GB/s (`96`). Default: two
     /// channels of DDR5-5600 (89.6 GB/s), a typical desktop.

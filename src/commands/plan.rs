@@ -118,6 +118,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
             set(args.n_cpu_moe.is_some(), "--n-cpu-moe"),
             set(args.cpu_moe, "--cpu-moe"),
+            set(args.fit, "--fit"),
             set(args.host_memory.is_some(), "--host-memory"),
             set(args.kv_cache.is_some(), "--kv-cache"),
             set(args.logits_all, "--logits-all"),
@@ -357,6 +358,10 @@ fn inference_report_on(
             spec.id
         );
     }
+    if args.fit {
+        anyhow::ensure!(engine == Engine::LlamaCpp, "--fit is llama.cpp's: add --engine llama.cpp");
+        anyhow::ensure!(gpu.is_some(), "--fit searches a GPU's free memory: add --gpu");
+    }
     if args.prefill_step_size.is_some() {
         anyhow::ensure!(engine == Engine::Mlx, "--prefill-step-size is an mlx-lm option: add --engine mlx");
     }
@@ -391,7 +396,8 @@ fn inference_report_on(
         args.quantized_kv_start.is_none() || kv.mlx_bits().is_some(),
         "--quantized-kv-start applies to mlx-lm's quantized cache: add --engine mlx --kv-cache mlx-4bit (or mlx-8bit)"
     );
-    let context = args.context.unwrap_or(4096.min(spec.max_context));
+    // llama.cpp's --fit starts from the trained context when -c is unset.
+    let context = args.context.unwrap_or(if args.fit { spec.max_context } else { 4096.min(spec.max_context) });
     if let Some((gpu, count)) = gpu {
         check_per_machine(gpu, count)?;
     }
@@ -422,7 +428,7 @@ fn inference_report_on(
         max_num_seqs: args.max_num_seqs,
         n_ubatch: args.ubatch,
         gpu_layers: args.n_gpu_layers,
-        cpu_moe_layers: if args.cpu_moe { spec.num_layers } else { args.n_cpu_moe.unwrap_or(0).min(spec.num_layers) },
+        cpu_moe: 0..if args.cpu_moe { spec.num_layers } else { args.n_cpu_moe.unwrap_or(0).min(spec.num_layers) },
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
         prefix_caching: !args.no_prefix_caching,
@@ -434,7 +440,7 @@ fn inference_report_on(
         ggml_backend: args.backend.map(BackendArg::ggml),
         enforce_eager: args.enforce_eager,
     };
-    let req = InferenceRequest {
+    let mut req = InferenceRequest {
         spec,
         weights: &weights,
         format,
@@ -449,7 +455,12 @@ fn inference_report_on(
             SplitArg::Layer => Split::Layer,
         }),
     };
+    let fitted = args.fit.then(|| llama_fit(&mut req, args)).transpose()?;
     let mut plan = plan_inference(&req)?;
+    plan.basis.extend(fitted.into_iter().flatten());
+    if engine == Engine::LlamaCpp && !args.fit && plan.fit.as_ref().is_some_and(|f| !f.fits) {
+        plan.basis.extend(llama_fit_hint(&req, args));
+    }
     if let Some((native, why)) = converted {
         plan.basis.push(crate::plan::Basis {
             name: "weights as the engine runs them".into(),
@@ -471,7 +482,7 @@ fn inference_report_on(
         request: RequestSummary {
             weights: weights_label,
             kv_cache: kv.id().to_string(),
-            context,
+            context: req.context,
             batch: args.batch,
             engine: engine.id().to_string(),
             mode: "infer".to_string(),
@@ -487,6 +498,86 @@ fn inference_report_on(
         training_speed: None,
         basis: plan.basis,
     })
+}
+
+/// What llama.cpp's `--fit` may change for these options, and how much it keeps free.
+fn fit_settings(args: &PlanArgs) -> crate::plan::llama_fit::FitSettings {
+    use crate::plan::llama_fit::{FitSettings, DEFAULT_MARGIN_MIB, DEFAULT_MIN_CONTEXT};
+    FitSettings {
+        margin: crate::units::Bytes::from_mib(args.fit_target.unwrap_or(DEFAULT_MARGIN_MIB)),
+        min_context: args.fit_ctx.unwrap_or(DEFAULT_MIN_CONTEXT),
+        context_auto: args.context.is_none(),
+        placement_auto: args.n_gpu_layers.is_none()
+            && args.n_cpu_moe.is_none()
+            && !args.cpu_moe
+            && args.split != Some(SplitArg::Tensor),
+    }
+}
+
+/// A placement in llama.cpp's flags: `-c 4096 -ngl 43`, and the layers whose experts stay in
+/// host RAM.
+fn fit_flags(req: &InferenceRequest) -> String {
+    let ngl = req.options.gpu_layers.unwrap_or(req.spec.num_layers + 1);
+    let experts = &req.options.cpu_moe;
+    let mut flags = format!("-c {} -ngl {ngl}", req.context);
+    if !experts.is_empty() {
+        flags += &format!(", experts of layers {}–{} in host RAM", experts.start, experts.end - 1);
+    }
+    flags
+}
+
+/// Runs llama.cpp's `--fit` on `req` and applies what it chooses: the context, `-ngl` and
+/// the experts kept in host RAM.
+fn apply_fit(
+    req: &mut InferenceRequest,
+    settings: &crate::plan::llama_fit::FitSettings,
+) -> anyhow::Result<crate::plan::llama_fit::FitOutcome> {
+    let outcome = crate::plan::llama_fit::fit(req, settings)?;
+    req.context = outcome.context;
+    req.options.gpu_layers = outcome.gpu_layers;
+    req.options.cpu_moe = outcome.cpu_moe.clone();
+    Ok(outcome)
+}
+
+/// For a llama.cpp plan that does not fit: what `--fit` would load at the same context (as if
+/// `-c` were given), when it moves anything and that fits; `None` otherwise.
+fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan::Basis> {
+    let settings = crate::plan::llama_fit::FitSettings { context_auto: false, ..fit_settings(args) };
+    let mut fitted = req.clone();
+    let outcome = apply_fit(&mut fitted, &settings).ok()?;
+    let moved = outcome.failure.is_none()
+        && (fitted.options.gpu_layers, &fitted.options.cpu_moe) != (req.options.gpu_layers, &req.options.cpu_moe);
+    let fits = plan_inference(&fitted).ok()?.fit.is_some_and(|f| f.fits);
+    (moved && fits).then(|| crate::plan::Basis {
+        name: crate::plan::llama_fit::WOULD_LOAD.into(),
+        value: fit_flags(&fitted),
+        source: format!("common_fit_params at the planned context: {}", outcome.steps.join("; ")),
+    })
+}
+
+/// Runs llama.cpp's `--fit` on the request and applies what it chooses. Returns the basis rows
+/// that say so.
+fn llama_fit(req: &mut InferenceRequest, args: &PlanArgs) -> anyhow::Result<Vec<crate::plan::Basis>> {
+    let settings = fit_settings(args);
+    let outcome = apply_fit(req, &settings)?;
+    let mut rows = vec![crate::plan::Basis {
+        name: "llama.cpp --fit".into(),
+        value: fit_flags(req),
+        source: format!(
+            "common_fit_params (llama-server, llama-cli; -fitt {} MiB, -fitc {}): {}. Not modelled: part of one more MoE layer placed after that",
+            settings.margin.0 >> 20,
+            settings.min_context,
+            outcome.steps.join("; ")
+        ),
+    }];
+    if let Some(why) = outcome.failure {
+        rows.push(crate::plan::Basis {
+            name: "llama.cpp --fit stopped".into(),
+            value: "placement unchanged".into(),
+            source: why,
+        });
+    }
+    Ok(rows)
 }
 
 /// `--cpu-offload-gb` in bytes: a vLLM option, at most 1 TiB per GPU.

@@ -314,9 +314,10 @@ pub struct EngineOptions {
     /// llama.cpp `--n-gpu-layers`: the last N decoder layers (and their KV cache) run on the
     /// GPUs, the rest on the host; above the layer count the output layer moves too. `None`: all.
     pub gpu_layers: Option<u64>,
-    /// llama.cpp `--n-cpu-moe`: the first N decoder layers keep their routed-expert weights in
-    /// host RAM (`--cpu-moe`: all of them); 0 keeps every weight on the GPUs.
-    pub cpu_moe_layers: u64,
+    /// llama.cpp: the decoder layers that keep their routed-expert weights in host RAM:
+    /// `--n-cpu-moe N` the first N (`--cpu-moe`: all), `--fit` the back of the GPU layers it
+    /// could not give experts room for; empty keeps every weight on the GPUs.
+    pub cpu_moe: std::ops::Range<u64>,
     /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
     /// attention with the full score matrix.
     pub flash_attention: bool,
@@ -360,8 +361,8 @@ pub struct HostPlacement {
     /// Decoder layers `0..gpu_start` stay whole on the host with their KV cache (llama.cpp's
     /// `i_gpu_start = n_layer − n_gpu_layers`); the rest run on the GPUs.
     pub gpu_start: u64,
-    /// Of the layers on the GPUs, those before this one keep their routed experts on the host.
-    pub cpu_moe_end: u64,
+    /// Layers that keep their routed experts on the host (those of them on the GPUs matter).
+    pub cpu_moe: std::ops::Range<u64>,
     /// The final norm and lm_head run on the last GPU (`--n-gpu-layers` above the layer count,
     /// or absent).
     pub output_on_gpu: bool,
@@ -370,7 +371,8 @@ pub struct HostPlacement {
 impl HostPlacement {
     /// Layers on the GPUs whose routed experts stay in host RAM.
     pub fn expert_layers(&self) -> std::ops::Range<u64> {
-        self.gpu_start..self.cpu_moe_end.max(self.gpu_start)
+        let start = self.cpu_moe.start.max(self.gpu_start);
+        start..self.cpu_moe.end.max(start)
     }
 
     /// Whether any weight stays in host RAM.
@@ -422,7 +424,7 @@ impl EngineOptions {
         let gpu_layers = self.gpu_layers.map_or(num_layers, |n| n.min(num_layers));
         HostPlacement {
             gpu_start: num_layers - gpu_layers,
-            cpu_moe_end: self.cpu_moe_layers.min(num_layers),
+            cpu_moe: self.cpu_moe.start.min(num_layers)..self.cpu_moe.end.min(num_layers),
             output_on_gpu: self.gpu_layers.is_none_or(|n| n > num_layers),
         }
     }
@@ -437,7 +439,7 @@ impl Default for EngineOptions {
             max_num_seqs: None,
             n_ubatch: 512,
             gpu_layers: None,
-            cpu_moe_layers: 0,
+            cpu_moe: 0..0,
             flash_attention: true,
             logits_all_positions: false,
             prefix_caching: true,

@@ -355,8 +355,10 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let layers =
         (layout.host.gpu_start + stage * on_gpu / stages)..(layout.host.gpu_start + (stage + 1) * on_gpu / stages);
     let (first, last) = (stage == 0 && layout.host.gpu_start == 0, stage == stages - 1 && layout.host.output_on_gpu);
-    // --n-cpu-moe: the routed experts of the layers before cpu_moe_end stay on the host.
-    let experts_on_host = req.weights.experts_in(layers.start..layers.end.min(layout.host.cpu_moe_end));
+    // --n-cpu-moe (or --fit): the routed experts of these layers stay on the host.
+    let moe = &layout.host.cpu_moe;
+    let experts_on_host =
+        req.weights.experts_in(layers.start.max(moe.start)..layers.end.min(moe.end).max(layers.start));
     // What the GPU holds outside its decoder layers.
     let mut outside_layers = Bytes::ZERO;
     if first && !req.engine.embeddings_on_host() {
@@ -629,18 +631,18 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
     if req.engine == Engine::LlamaCpp && req.options.n_ubatch == 0 {
         return Err(PlanError::BadNumber { what: "ubatch", value: "0".into(), fix: "give at least 1 token" });
     }
-    if req.options.cpu_moe_layers > 0 {
+    if !req.options.cpu_moe.is_empty() {
         if req.engine != Engine::LlamaCpp {
             return Err(PlanError::BadNumber {
                 what: "n-cpu-moe",
-                value: req.options.cpu_moe_layers.to_string(),
+                value: req.options.cpu_moe.end.to_string(),
                 fix: "experts in host RAM are modelled for --engine llama.cpp only",
             });
         }
         if req.spec.moe.is_none() {
             return Err(PlanError::BadNumber {
                 what: "n-cpu-moe",
-                value: req.options.cpu_moe_layers.to_string(),
+                value: req.options.cpu_moe.end.to_string(),
                 fix: "the model has no routed experts to keep in host RAM; use --n-gpu-layers",
             });
         }

@@ -813,7 +813,7 @@ mod tests {
         assert_eq!(vllm_block_size(&req), 2096);
         let (_, concurrency) = vllm_pool_capacity(&req, Bytes((5.98 * (1u64 << 30) as f64) as u64));
         assert!((concurrency - 4.33).abs() < 0.005, "{concurrency}");
-        let off = EngineOptions { prefix_caching: false, ..o };
+        let off = EngineOptions { prefix_caching: false, ..o.clone() };
         let one = KvRequest { options: &off, ..req };
         assert_eq!(kv_bytes(&req, 0..40).0 - kv_bytes(&one, 0..40).0, 30 * 2096 * 1024);
     }

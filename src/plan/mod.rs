@@ -8,6 +8,7 @@ pub mod engine;
 pub mod inference;
 pub mod kv;
 pub mod limits;
+pub mod llama_fit;
 pub mod mlx;
 pub mod throughput;
 pub mod training;

@@ -135,8 +135,18 @@ pub(crate) fn headline(r: &PlanReport) -> String {
     )
 }
 
-/// The verdict sentence, or a note that no GPU was given.
+/// The verdict sentence, or a note that no GPU was given; a llama.cpp plan that does not fit
+/// says what llama.cpp's `--fit` would load instead.
 pub(crate) fn verdict(r: &PlanReport) -> String {
+    let memory = memory_verdict(r);
+    let basis = r.basis.iter().find(|b| b.name == crate::plan::llama_fit::WOULD_LOAD);
+    match basis {
+        Some(b) => format!("{memory}; llama.cpp's --fit (on by default in llama-server and llama-cli) would load it as {}: add --fit to plan that", b.value),
+        None => memory,
+    }
+}
+
+fn memory_verdict(r: &PlanReport) -> String {
     let Some(fit) = &r.fit else {
         return "no --gpu given: memory only".to_string();
     };

@@ -250,7 +250,7 @@ fn gpt_oss_offload(options: EngineOptions, context: u64, batch: u64, host: Optio
 
 /// gpt-oss-20b's 24 layers with their routed experts in host RAM (`--cpu-moe`).
 fn cpu_moe() -> EngineOptions {
-    EngineOptions { cpu_moe_layers: 24, ..EngineOptions::default() }
+    EngineOptions { cpu_moe: 0..24, ..EngineOptions::default() }
 }
 
 /// The llama.cpp host constants: RAM efficiency, upload efficiency, seconds per hop.

@@ -1,0 +1,175 @@
+//! llama.cpp's `--fit` (src/plan/llama_fit.rs): the context along the line between the trained
+//! and the minimum one, then layers and routed experts to host RAM by false position, each
+//! checked against plans of the same request with the choice made by hand.
+
+mod support;
+
+use serde_json::Value;
+use support::cli::{fits, headroom, plan_json, u};
+
+const MIB: u64 = 1 << 20;
+/// `-fitt`'s default: 1,024 MiB left free.
+const MARGIN: i64 = 1024 * MIB as i64;
+
+/// The GPU memory a plan leaves free (its headroom).
+fn left(v: &Value) -> i64 {
+    v.pointer("/fit/headroom_bytes").and_then(Value::as_i64).unwrap()
+}
+
+/// The plan's bytes on the GPU beyond the CUDA context: what llama.cpp's dry run reports.
+fn used(v: &Value) -> i64 {
+    (u(v, "/memory/total_bytes") - u(v, "/memory/cuda_context_bytes")) as i64
+}
+
+/// The value of the `llama.cpp --fit` basis row.
+fn chosen(v: &Value) -> String {
+    let rows = v["basis"].as_array().unwrap();
+    let row = rows.iter().find(|b| b["name"] == "llama.cpp --fit").expect("a llama.cpp --fit row");
+    row["value"].as_str().unwrap().to_string()
+}
+
+/// Llama-3.1-8B in bf16 on an RTX 4090 needs 7,990 MiB less at its trained 131,072 tokens: the
+/// context falls to where the line between the plans at 4,096 and 131,072 tokens meets the
+/// target, rounded down to 256, and every layer stays on the GPU.
+#[test]
+fn context_falls_along_the_line_between_the_minimum_and_the_trained_context() {
+    let base = "llama-3.1-8b --weights bf16 --engine llama.cpp --gpu rtx-4090";
+    let fitted = plan_json(&format!("{base} --fit"));
+    let (at_max, at_min) =
+        (plan_json(&format!("{base} --context 131072")), plan_json(&format!("{base} --context 4096")));
+    let free = left(&at_max) + used(&at_max);
+    let target = free - MARGIN;
+    assert!(used(&at_max) > target && used(&at_min) < target);
+    let line = 4096 + (131072 - 4096) * (target - used(&at_min)) / (used(&at_max) - used(&at_min));
+    let expected = line - line % 256;
+    assert_eq!(u(&fitted, "/request/context"), expected as u64);
+    assert_eq!(expected, 67_584);
+    assert_eq!(chosen(&fitted), "-c 67584 -ngl 33");
+    assert!(left(&fitted) >= MARGIN, "{}", left(&fitted));
+    assert!(fitted.pointer("/host/kv_cache_bytes").is_none_or(|k| k == 0));
+}
+
+/// A plan that already leaves the margin changes nothing: Llama-3.1-8B Q4_K_M keeps all
+/// 131,072 tokens on a 4090.
+#[test]
+fn a_plan_with_room_to_spare_is_unchanged() {
+    let fitted = plan_json("llama-3.1-8b --weights q4_k_m --engine llama.cpp --gpu rtx-4090 --fit");
+    assert_eq!(u(&fitted, "/request/context"), 131_072);
+    assert_eq!(chosen(&fitted), "-c 131072 -ngl 33");
+    assert!(left(&fitted) >= MARGIN);
+}
+
+/// Llama-3.1-70B Q4_K_M does not fit a 4090 even at 4,096 tokens: false position finds the
+/// most layers that leave the margin, one more would not.
+#[test]
+fn dense_layers_move_to_host_ram_until_the_margin_is_met() {
+    let base = "llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090";
+    let fitted = plan_json(&format!("{base} --fit"));
+    assert_eq!(u(&fitted, "/request/context"), 4096);
+    let value = chosen(&fitted);
+    let ngl: u64 = value.strip_prefix("-c 4096 -ngl ").unwrap().parse().unwrap();
+    assert!((1..80).contains(&ngl), "{value}");
+    let with = |n: u64| plan_json(&format!("{base} --context 4096 --n-gpu-layers {n}"));
+    assert_eq!(used(&with(ngl)), used(&fitted));
+    assert!(left(&with(ngl)) >= MARGIN && left(&with(ngl + 1)) < MARGIN);
+    assert!(u(&fitted, "/host/kv_cache_bytes") > 0);
+}
+
+/// A context the user set stays; only the layers move, fewer of them than at 4,096 tokens.
+#[test]
+fn a_context_set_by_the_user_is_kept() {
+    let base = "llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090 --fit";
+    let short = chosen(&plan_json(base));
+    let long = plan_json(&format!("{base} --context 16384"));
+    assert_eq!(u(&long, "/request/context"), 16384);
+    let ngl = |v: &str| v.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    assert!(ngl(&chosen(&long)) < ngl(&short), "{} vs {short}", chosen(&long));
+    assert!(left(&long) >= MARGIN);
+}
+
+/// Layers the user placed stop the fit after the context step: llama.cpp loads them as set.
+#[test]
+fn layers_set_by_the_user_stop_the_fit_after_the_context() {
+    let v = plan_json("llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090 --fit --n-gpu-layers 60");
+    assert_eq!(u(&v, "/request/context"), 4096);
+    assert_eq!(chosen(&v), "-c 4096 -ngl 60");
+    assert!(v["basis"].as_array().unwrap().iter().any(|b| b["name"] == "llama.cpp --fit stopped"));
+    assert!(!fits(&v));
+}
+
+/// gpt-oss-120b on a 4090: its dense weights fit with room to spare, so the front layers get
+/// their routed experts back while the margin holds; the back ones keep theirs in host RAM.
+/// Its 36 layers are alike, so `--n-cpu-moe N` holds the same bytes as N layers at the back.
+#[test]
+fn routed_experts_stay_in_host_ram_for_the_back_layers() {
+    let base = "gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu rtx-4090";
+    let fitted = plan_json(&format!("{base} --fit"));
+    let value = chosen(&fitted);
+    let (first, last) = value
+        .strip_prefix("-c 4096 -ngl 37, experts of layers ")
+        .and_then(|r| r.strip_suffix(" in host RAM"))
+        .and_then(|r| r.split_once('–'))
+        .unwrap_or_else(|| panic!("{value}"));
+    let (first, last): (u64, u64) = (first.parse().unwrap(), last.parse().unwrap());
+    assert_eq!(last, 35);
+    let on_host = last + 1 - first;
+    let with = |n: u64| plan_json(&format!("{base} --context 4096 --n-cpu-moe {n}"));
+    assert_eq!(used(&with(on_host)), used(&fitted));
+    assert!(left(&with(on_host)) >= MARGIN && left(&with(on_host - 1)) < MARGIN);
+}
+
+/// Over the catalog: whatever `--fit` chose either leaves the margin or puts nothing at all on
+/// the GPU, and never keeps a context the user did not ask for when a shorter one would do.
+#[test]
+fn every_fit_leaves_the_margin_or_nothing_fits() {
+    for model in [
+        "llama-3.1-8b",
+        "qwen3-30b-a3b",
+        "gpt-oss-20b",
+        "mixtral-8x7b",
+        "deepseek-v2-lite",
+        "gemma-3-27b",
+        "llama-3.1-70b",
+    ] {
+        for gpu in ["rtx-3060", "rtx-4060-ti-16gb", "rtx-4090", "a100-80gb", "m4-max"] {
+            let v = plan_json(&format!("{model} --weights q4_k_m --engine llama.cpp --gpu {gpu} --fit"));
+            let value = chosen(&v);
+            assert!(
+                left(&v) >= MARGIN || value.ends_with("-ngl 0"),
+                "{model} on {gpu}: {value}, {} MiB left",
+                left(&v) >> 20
+            );
+        }
+    }
+}
+
+#[test]
+fn fit_refuses_what_it_cannot_search() {
+    for (args, needle) in [
+        ("llama-3.1-8b --weights q4_k_m --engine llama.cpp --fit", "add --gpu"),
+        ("llama-3.1-8b --engine hf --gpu rtx-4090 --fit", "add --engine llama.cpp"),
+        ("llama-3.1-8b --weights q4_k_m --engine llama.cpp --gpu rtx-4090:2 --fit", "on 2 GPUs"),
+        ("llama-3.1-8b --mode lora --gpu rtx-4090 --fit", "--fit"),
+        ("llama-3.1-8b --engine llama.cpp --gpu rtx-4090 --fit-ctx 2048", "--fit"),
+    ] {
+        let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// A llama.cpp plan that does not fit says what `--fit` would load at its context.
+#[test]
+fn a_plan_that_does_not_fit_names_what_fit_would_load() {
+    let base = "llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090 --context 8192";
+    let out = headroom().arg("plan").args(base.split_whitespace()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fitted = chosen(&plan_json(&format!("{base} --fit")));
+    assert!(text.contains(&format!("would load it as {fitted}: add --fit")), "{text}");
+    // Once it fits, or with --fit, there is nothing to say.
+    for args in [format!("{base} --fit"), "llama-3.1-8b --weights q4_k_m --engine llama.cpp --gpu rtx-4090".into()] {
+        let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("would load it as"), "{args}");
+    }
+}
