@@ -287,10 +287,15 @@ pub struct PlanArgs {
     /// quantized (`--quantized-kv-start`, mlx_lm.generate's default 5000).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=1 << 24))]
     pub quantized_kv_start: Option<u64>,
-    /// llama.cpp: decoder layers offloaded to the GPUs (-ngl); the rest and their KV cache stay in
-    /// host RAM. More than the layer count also offloads the output layer. Default: everything.
+    /// llama.cpp: layers offloaded to the GPUs from the back (-ngl), the output layer first (as
+    /// llama.cpp counts them since December 2025), then the decoder layers; the rest and their KV
+    /// cache stay in host RAM. The layer count + 1 offloads everything. Default: everything.
     #[arg(long, alias = "ngl")]
     pub n_gpu_layers: Option<u64>,
+    /// llama.cpp builds before December 2025 (PR #18148): --n-gpu-layers counts decoder layers
+    /// only, the output layer offloaded only above the layer count.
+    #[arg(long, requires = "n_gpu_layers", conflicts_with = "fit")]
+    pub ngl_output_last: bool,
     /// llama.cpp: keep the routed-expert weights of the first N layers in host RAM
     /// (`--n-cpu-moe`); attention, shared experts and the KV cache stay on the GPUs.
     #[arg(long, value_name = "N", conflicts_with = "cpu_moe")]

@@ -215,12 +215,22 @@ fn calibration_keys_resolve_aliases() {
     assert!(f(&calibrated, "/throughput/decode_tokens_per_s") > f(&stock, "/throughput/decode_tokens_per_s"));
 }
 
-/// llama.cpp partial offload: the last N layers and their KV on the GPU, the rest (with the
-/// embeddings and, below all layers, the output layer) in host RAM; the total is conserved.
+/// llama.cpp partial offload: N units from the back on the GPU, the output layer first, then the
+/// last N − 1 layers with their KV; the rest (with the embeddings) in host RAM; the total is
+/// conserved. Builds before December 2025 counted the last N decoder layers and kept the output
+/// layer on the host (`--ngl-output-last`).
 #[test]
 fn n_gpu_layers_splits_weights_and_kv_between_gpu_and_host() {
     let all = plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090:2");
-    let part = plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090 --n-gpu-layers 40");
+    let part = plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090 --n-gpu-layers 41");
+    let legacy =
+        plan_json("llama-2-70b --weights q4_k_m --context 4096 --gpu rtx-4090 --n-gpu-layers 40 --ngl-output-last");
+    assert_eq!(u(&legacy, "/memory/kv_cache_bytes"), u(&part, "/memory/kv_cache_bytes"));
+    assert!(u(&legacy, "/memory/weights_bytes") < u(&part, "/memory/weights_bytes"));
+    assert_eq!(
+        u(&legacy, "/memory/weights_bytes") + u(&legacy, "/host/weights_bytes"),
+        u(&part, "/memory/weights_bytes") + u(&part, "/host/weights_bytes")
+    );
     let gpu_weights: u64 = all["per_gpu"].as_array().unwrap().iter().map(|g| u(g, "/memory/weights_bytes")).sum();
     let host = &part["host"];
     assert_eq!(

@@ -118,8 +118,8 @@ fn routed_experts_stay_in_host_ram_for_the_back_layers() {
     assert!(left(&with(on_host)) >= MARGIN && left(&with(on_host - 1)) < MARGIN);
 }
 
-/// Over the catalog: whatever `--fit` chose either leaves the margin or puts nothing at all on
-/// the GPU, and never keeps a context the user did not ask for when a shorter one would do.
+/// Over the catalog: whatever `--fit` chose on one GPU either leaves the margin or puts nothing
+/// at all on the GPU; on two it fits.
 #[test]
 fn every_fit_leaves_the_margin_or_nothing_fits() {
     for model in [
@@ -148,7 +148,6 @@ fn fit_refuses_what_it_cannot_search() {
     for (args, needle) in [
         ("llama-3.1-8b --weights q4_k_m --engine llama.cpp --fit", "add --gpu"),
         ("llama-3.1-8b --engine hf --gpu rtx-4090 --fit", "add --engine llama.cpp"),
-        ("llama-3.1-8b --weights q4_k_m --engine llama.cpp --gpu rtx-4090:2 --fit", "on 2 GPUs"),
         ("llama-3.1-8b --mode lora --gpu rtx-4090 --fit", "--fit"),
         ("llama-3.1-8b --engine llama.cpp --gpu rtx-4090 --fit-ctx 2048", "--fit"),
     ] {
@@ -157,6 +156,54 @@ fn fit_refuses_what_it_cannot_search() {
         assert!(!out.status.success() && err.contains(needle), "{args}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// On two GPUs the context falls along the same line, to a target lowered by three half
+/// layers for the whole layers each GPU wastes; the layers are then placed anyway, the last
+/// GPU filled first (and given the output layer), and each GPU holds the run `-ts` names.
+#[test]
+fn several_gpus_lower_the_target_by_the_layers_they_waste_then_split_the_layers() {
+    let base = "llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090:2";
+    let fitted = plan_json(&format!("{base} --fit"));
+    let (at_max, at_min) =
+        (plan_json(&format!("{base} --context 131072")), plan_json(&format!("{base} --context 4096")));
+    let gpus = |v: &Value| v["per_gpu"].as_array().unwrap().clone();
+    let sum_used = |v: &Value| {
+        gpus(v).iter().map(|g| (u(g, "/memory/total_bytes") - u(g, "/memory/cuda_context_bytes")) as i64).sum::<i64>()
+    };
+    let model: i64 = gpus(&at_max).iter().map(|g| u(g, "/memory/weights_bytes") as i64).sum();
+    let free = left(&at_max) + used(&at_max);
+    let target = 2 * (free - MARGIN) - 3 * (model / 80) / 2;
+    let line = 4096 + (131072 - 4096) * (target - sum_used(&at_min)) / (sum_used(&at_max) - sum_used(&at_min));
+    assert_eq!(u(&fitted, "/request/context") as i64, line - line % 256);
+    let value = chosen(&fitted);
+    let split: Vec<u64> = value.rsplit(" -ts ").next().unwrap().split(',').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(split.iter().sum::<u64>(), 81, "{value}");
+    let runs: Vec<(u64, u64)> = gpus(&fitted).iter().map(|g| (u(g, "/layers/0"), u(g, "/layers/1"))).collect();
+    assert_eq!(runs, vec![(0, split[0]), (split[0], 80)]);
+    assert!(fits(&fitted));
+}
+
+/// gpt-oss-120b on two 4090s: the second GPU takes the output layer and dense-only layers, the
+/// first then takes layers whole, and the second keeps its back layers' experts in host RAM.
+#[test]
+fn experts_of_the_last_gpus_back_layers_stay_in_host_ram() {
+    let fitted = plan_json("gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu rtx-4090:2 --fit");
+    let value = chosen(&fitted);
+    let (split, experts) =
+        value.strip_prefix("-c 4096 -ngl 37 -ts ").and_then(|r| r.split_once(", experts of layers ")).unwrap();
+    let split: Vec<u64> = split.split(',').map(|n| n.parse().unwrap()).collect();
+    let (first, last) = experts.strip_suffix(" in host RAM").and_then(|r| r.split_once('–')).unwrap();
+    assert_eq!((last, split.iter().sum::<u64>()), ("35", 37));
+    assert!(first.parse::<u64>().unwrap() > split[0], "{value}");
+    assert!(fits(&fitted));
+    // Two GPUs hold more experts than one.
+    let one = chosen(&plan_json("gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu rtx-4090 --fit"));
+    let host_layers = |v: &str| {
+        let (a, b) = v.rsplit("layers ").next().unwrap().strip_suffix(" in host RAM").unwrap().split_once('–').unwrap();
+        b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap()
+    };
+    assert!(host_layers(&value) < host_layers(&one), "{value} vs {one}");
 }
 
 /// A llama.cpp plan that does not fit says what `--fit` would load at its context.

@@ -124,9 +124,10 @@ fn layer_split_and_host_layers() {
         layer.saturating_sub(peak)
     );
     assert_eq!(per_gpu(&split, 1, "workspace_bytes"), per_gpu(&base, 1, "workspace_bytes"));
-    // Layers 0–9 wholly on the host: their experts count once, with the layers.
-    let ngl = plan_json(&format!("{two} --n-gpu-layers 26"));
-    let both = plan_json(&format!("{two} --n-gpu-layers 26 --n-cpu-moe 24"));
+    // Layers 0–9 wholly on the host (-ngl 27: the output layer and the last 26): their experts
+    // count once, with the layers.
+    let ngl = plan_json(&format!("{two} --n-gpu-layers 27"));
+    let both = plan_json(&format!("{two} --n-gpu-layers 27 --n-cpu-moe 24"));
     assert_eq!(u(&both, "/host/weights_bytes") - u(&ngl, "/host/weights_bytes"), 14 * layer);
 }
 

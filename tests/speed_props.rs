@@ -8,6 +8,7 @@ use headroom::commands::plan::{device, device_speed, runs_on};
 use headroom::model::tensors::{inventory, param_counts};
 use headroom::plan::basis::BasisLog;
 use headroom::plan::device::HostSpeed;
+use headroom::plan::engine::LayerSet;
 use headroom::plan::throughput::{plan_speed, work, Efficiency, Params, SpeedRequest};
 use headroom::plan::{plan_inference, Device, Engine, EngineOptions, Generation, InferenceRequest, WeightLayout};
 use headroom::quant::{KvFormat, WeightFormat};
@@ -110,7 +111,7 @@ proptest! {
         let base = EngineOptions { n_ubatch: ubatch, ..EngineOptions::default() };
         let layers = spec.num_layers;
         let n = n % layers;
-        let moe = |k: u64| speed(EngineOptions { cpu_moe: 0..k.min(layers), ..base.clone() }, gbs);
+        let moe = |k: u64| speed(EngineOptions { cpu_moe: LayerSet::first(k.min(layers)), ..base.clone() }, gbs);
         let ngl = |k: u64| speed(EngineOptions { gpu_layers: Some(k.min(layers)), ..base.clone() }, gbs);
         // 2–31 tokens a pass run the host's matmuls on the CPU, whose FLOP rate is not modelled.
         let tokens = batch.min(ubatch);
@@ -121,7 +122,7 @@ proptest! {
         let decode = |s: &headroom::plan::throughput::Speed| s.decode_tokens_per_s.unwrap();
         let (fewer, more) = (moe(n), moe(n + 1));
         prop_assert!(decode(&more) <= decode(&fewer) * (1.0 + 1e-12), "--n-cpu-moe {} → {}: {} > {}", n, n + 1, decode(&more), decode(&fewer));
-        let faster = speed(EngineOptions { cpu_moe: 0..(n + 1).min(layers), ..base.clone() }, gbs * 2.0);
+        let faster = speed(EngineOptions { cpu_moe: LayerSet::first((n + 1).min(layers)), ..base.clone() }, gbs * 2.0);
         prop_assert!(decode(&faster) >= decode(&more));
         prop_assert!(more.time_to_first_token_s.is_some_and(|t| t.is_finite() && t > 0.0));
         let (on_gpu, on_host) = (ngl(layers.saturating_sub(n)), ngl(layers.saturating_sub(n + 1)));

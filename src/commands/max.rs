@@ -32,9 +32,12 @@ pub struct MaxReport {
     pub max_batch: Option<u64>,
     /// vLLM: whole sequences of `--context` tokens its KV pool holds at once.
     pub max_concurrency: Option<u64>,
-    /// llama.cpp: the most decoder layers `--n-gpu-layers` can offload at `--context` and
-    /// `--batch` (layers + 1 means the output layer too: everything on the GPUs).
+    /// llama.cpp: the most layers `--n-gpu-layers` can offload at `--context` and `--batch`,
+    /// the output layer counted first (layers + 1: everything on the GPUs).
     pub max_gpu_layers: Option<u64>,
+    /// `max_gpu_layers` counts decoder layers only, as llama.cpp did before December 2025
+    /// (`--ngl-output-last`).
+    pub ngl_output_last: bool,
     /// Decode tokens/s (whole batch) at `max_gpu_layers`, the rest read from host RAM.
     pub max_gpu_layers_decode_tokens_per_s: Option<f64>,
     /// llama.cpp on a mixture of experts: the fewest layers whose routed experts `--n-cpu-moe`
@@ -180,6 +183,7 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         max_batch: largest(BATCH_LIMIT, |b| search.fits(args, context, b)),
         max_concurrency: base.vllm.as_ref().map(|v| v.max_concurrency.floor() as u64),
         max_gpu_layers,
+        ngl_output_last: args.ngl_output_last,
         max_gpu_layers_decode_tokens_per_s: gpu_layers_decode,
         min_cpu_moe,
         min_cpu_moe_decode_tokens_per_s: cpu_moe_decode,
@@ -213,7 +217,12 @@ fn listing(r: &MaxReport) -> Listing {
             Some(n) if n > layers => {
                 format!("every layer and the output layer{}", speed(r.max_gpu_layers_decode_tokens_per_s))
             }
-            Some(_) => format!("of {layers}; the rest run on the CPU{}", speed(r.max_gpu_layers_decode_tokens_per_s)),
+            Some(n) => format!(
+                "{} of {layers} layers{}; the rest run on the CPU{}",
+                if r.ngl_output_last { n } else { n.saturating_sub(1) },
+                if r.ngl_output_last || n == 0 { "" } else { " and the output layer" },
+                speed(r.max_gpu_layers_decode_tokens_per_s)
+            ),
             None => String::new(),
         };
         rows.push(vec![format!("max --n-gpu-layers at context {}", r.context), opt(r.max_gpu_layers), note]);

@@ -8,7 +8,7 @@ use crate::model::spec::Family;
 use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::device::{HostSpeed, UnifiedLimit};
-use crate::plan::engine::GgmlBackend;
+use crate::plan::engine::{GgmlBackend, LayerSet};
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
     plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
@@ -116,6 +116,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
     let ignored: Vec<&str> = if training {
         [
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
+            set(args.ngl_output_last, "--ngl-output-last"),
             set(args.n_cpu_moe.is_some(), "--n-cpu-moe"),
             set(args.cpu_moe, "--cpu-moe"),
             set(args.fit, "--fit"),
@@ -428,7 +429,13 @@ fn inference_report_on(
         max_num_seqs: args.max_num_seqs,
         n_ubatch: args.ubatch,
         gpu_layers: args.n_gpu_layers,
-        cpu_moe: 0..if args.cpu_moe { spec.num_layers } else { args.n_cpu_moe.unwrap_or(0).min(spec.num_layers) },
+        ngl_output_last: args.ngl_output_last,
+        cpu_moe: LayerSet::first(if args.cpu_moe {
+            spec.num_layers
+        } else {
+            args.n_cpu_moe.unwrap_or(0).min(spec.num_layers)
+        }),
+        layer_split: None,
         flash_attention: args.attention == AttentionArg::Flash,
         logits_all_positions: args.logits_all,
         prefix_caching: !args.no_prefix_caching,
@@ -520,8 +527,11 @@ fn fit_flags(req: &InferenceRequest) -> String {
     let ngl = req.options.gpu_layers.unwrap_or(req.spec.num_layers + 1);
     let experts = &req.options.cpu_moe;
     let mut flags = format!("-c {} -ngl {ngl}", req.context);
+    if let Some(split) = &req.options.layer_split {
+        flags += &format!(" -ts {}", split.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+    }
     if !experts.is_empty() {
-        flags += &format!(", experts of layers {}–{} in host RAM", experts.start, experts.end - 1);
+        flags += &format!(", experts of layers {experts} in host RAM");
     }
     flags
 }
@@ -535,6 +545,7 @@ fn apply_fit(
     let outcome = crate::plan::llama_fit::fit(req, settings)?;
     req.context = outcome.context;
     req.options.gpu_layers = outcome.gpu_layers;
+    req.options.layer_split = outcome.layer_split.clone();
     req.options.cpu_moe = outcome.cpu_moe.clone();
     Ok(outcome)
 }
@@ -545,8 +556,8 @@ fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan
     let settings = crate::plan::llama_fit::FitSettings { context_auto: false, ..fit_settings(args) };
     let mut fitted = req.clone();
     let outcome = apply_fit(&mut fitted, &settings).ok()?;
-    let moved = outcome.failure.is_none()
-        && (fitted.options.gpu_layers, &fitted.options.cpu_moe) != (req.options.gpu_layers, &req.options.cpu_moe);
+    let placement = |o: &EngineOptions| (o.gpu_layers, o.layer_split.clone(), o.cpu_moe.clone());
+    let moved = outcome.failure.is_none() && placement(&fitted.options) != placement(&req.options);
     let fits = plan_inference(&fitted).ok()?.fit.is_some_and(|f| f.fits);
     (moved && fits).then(|| crate::plan::Basis {
         name: crate::plan::llama_fit::WOULD_LOAD.into(),

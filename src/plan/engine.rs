@@ -311,13 +311,21 @@ pub struct EngineOptions {
     pub max_num_seqs: Option<u64>,
     /// llama.cpp `--ubatch-size`.
     pub n_ubatch: u64,
-    /// llama.cpp `--n-gpu-layers`: the last N decoder layers (and their KV cache) run on the
-    /// GPUs, the rest on the host; above the layer count the output layer moves too. `None`: all.
+    /// llama.cpp `--n-gpu-layers`: N units from the back run on the GPUs, the output layer the
+    /// first of them (since PR #18148, December 2025), then the decoder layers with their KV
+    /// cache; the rest stay on the host. `None`: all.
     pub gpu_layers: Option<u64>,
+    /// llama.cpp builds before PR #18148 (December 2025): `--n-gpu-layers` counts decoder layers
+    /// only, the last N, and the output layer joins them only above the layer count.
+    pub ngl_output_last: bool,
     /// llama.cpp: the decoder layers that keep their routed-expert weights in host RAM:
     /// `--n-cpu-moe N` the first N (`--cpu-moe`: all), `--fit` the back of the GPU layers it
     /// could not give experts room for; empty keeps every weight on the GPUs.
-    pub cpu_moe: std::ops::Range<u64>,
+    pub cpu_moe: LayerSet,
+    /// llama.cpp's layers per GPU (`--tensor-split` as `--fit` writes it): decoder layers from
+    /// the first on the GPUs, then the output layer when it is there, in consecutive runs of
+    /// these lengths. `None`: an even split.
+    pub layer_split: Option<Vec<u64>>,
     /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
     /// attention with the full score matrix.
     pub flash_attention: bool,
@@ -355,24 +363,77 @@ pub struct EngineOptions {
     pub enforce_eager: bool,
 }
 
+/// Decoder layers as sorted, disjoint, non-empty ranges: those whose routed experts llama.cpp
+/// keeps in host RAM (`--n-cpu-moe N`: one range from 0; `--fit`: the back of each GPU's run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LayerSet(Vec<std::ops::Range<u64>>);
+
+impl LayerSet {
+    /// The union of `ranges`, which must come in order without overlapping.
+    pub fn new(ranges: impl IntoIterator<Item = std::ops::Range<u64>>) -> Self {
+        let mut set: Vec<std::ops::Range<u64>> = Vec::new();
+        for r in ranges.into_iter().filter(|r| !r.is_empty()) {
+            match set.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => set.push(r),
+            }
+        }
+        LayerSet(set)
+    }
+
+    /// Layers `0..n`.
+    pub fn first(n: u64) -> Self {
+        LayerSet::new(std::iter::once(0..n))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn ranges(&self) -> &[std::ops::Range<u64>] {
+        &self.0
+    }
+
+    /// The layers of this set inside `layers`.
+    pub fn within(&self, layers: std::ops::Range<u64>) -> LayerSet {
+        LayerSet::new(self.0.iter().map(|r| r.start.max(layers.start)..r.end.min(layers.end)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().flat_map(Clone::clone)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|r| r.end - r.start).sum()
+    }
+}
+
+impl std::fmt::Display for LayerSet {
+    /// `12–35`, or `9–20, 30–35`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|r| format!("{}–{}", r.start, r.end - 1)).collect();
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
 /// Where llama.cpp's `--n-gpu-layers` and `--n-cpu-moe` leave weights in host RAM.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPlacement {
     /// Decoder layers `0..gpu_start` stay whole on the host with their KV cache (llama.cpp's
-    /// `i_gpu_start = n_layer − n_gpu_layers`); the rest run on the GPUs.
+    /// `i_gpu_start = n_layer + 1 − n_gpu_layers`, before December 2025 `n_layer −
+    /// n_gpu_layers`); the rest run on the GPUs.
     pub gpu_start: u64,
     /// Layers that keep their routed experts on the host (those of them on the GPUs matter).
-    pub cpu_moe: std::ops::Range<u64>,
-    /// The final norm and lm_head run on the last GPU (`--n-gpu-layers` above the layer count,
-    /// or absent).
+    pub cpu_moe: LayerSet,
+    /// The final norm and lm_head run on the last GPU (`--n-gpu-layers` of 1 or more, before
+    /// December 2025 above the layer count, or absent).
     pub output_on_gpu: bool,
 }
 
 impl HostPlacement {
     /// Layers on the GPUs whose routed experts stay in host RAM.
-    pub fn expert_layers(&self) -> std::ops::Range<u64> {
-        let start = self.cpu_moe.start.max(self.gpu_start);
-        start..self.cpu_moe.end.max(start)
+    pub fn expert_layers(&self) -> LayerSet {
+        self.cpu_moe.within(self.gpu_start..u64::MAX)
     }
 
     /// Whether any weight stays in host RAM.
@@ -421,11 +482,15 @@ impl EngineOptions {
 
     /// The host placement these options give a model of `num_layers` decoder layers.
     pub fn host_placement(&self, num_layers: u64) -> HostPlacement {
-        let gpu_layers = self.gpu_layers.map_or(num_layers, |n| n.min(num_layers));
+        let units = self.gpu_layers.map_or(num_layers + 1, |n| n.min(num_layers + 1));
+        let (decoder_layers, output_on_gpu) = match self.ngl_output_last {
+            true => (units.min(num_layers), units > num_layers),
+            false => (units.saturating_sub(1), units > 0),
+        };
         HostPlacement {
-            gpu_start: num_layers - gpu_layers,
-            cpu_moe: self.cpu_moe.start.min(num_layers)..self.cpu_moe.end.min(num_layers),
-            output_on_gpu: self.gpu_layers.is_none_or(|n| n > num_layers),
+            gpu_start: num_layers - decoder_layers,
+            cpu_moe: self.cpu_moe.within(0..num_layers),
+            output_on_gpu,
         }
     }
 }
@@ -439,7 +504,9 @@ impl Default for EngineOptions {
             max_num_seqs: None,
             n_ubatch: 512,
             gpu_layers: None,
-            cpu_moe: 0..0,
+            ngl_output_last: false,
+            cpu_moe: LayerSet::default(),
+            layer_split: None,
             flash_attention: true,
             logits_all_positions: false,
             prefix_caching: true,

@@ -289,7 +289,11 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
 
     let host = req.options.host_placement(spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
-    let stages = if split == Split::Tensor { 1 } else { count.min(spec.num_layers - host.gpu_start).max(1) };
+    let stages = match &req.options.layer_split {
+        _ if split == Split::Tensor => 1,
+        Some(runs) => runs.len() as u64,
+        None => count.min(spec.num_layers - host.gpu_start).max(1),
+    };
     let moe_load_extra = vllm_moe_load_extra(req, tp, &mut basis);
     let layout = Layout { kv, tp, stages, max_num_seqs, host, moe_load_extra };
     let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
@@ -305,9 +309,16 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         );
         per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..per_gpu[0].clone() }).collect();
     } else if stages > 1 {
+        let runs = match &req.options.layer_split {
+            Some(runs) => format!(
+                " in runs of {} (llama.cpp -ts, the output layer counted last)",
+                runs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
         basis.add(
             "layer split",
-            format!("{} layers over {stages} GPUs", spec.num_layers),
+            format!("{} layers over {stages} GPUs{runs}", spec.num_layers),
             "consecutive layers per GPU; embeddings on the first, lm_head on the last",
         );
     }
@@ -347,18 +358,33 @@ struct Layout<'a> {
     moe_load_extra: Bytes,
 }
 
+/// The decoder layers of pipeline stage `stage`, and whether it runs the output layer: even
+/// runs of the layers on the GPUs, the output layer on the last, or llama.cpp's layer split
+/// (runs of units, the output layer the last unit when it is on the GPUs).
+fn stage_layers(req: &InferenceRequest, layout: &Layout, stage: u64) -> (std::ops::Range<u64>, bool) {
+    let (start, stages, num_layers) = (layout.host.gpu_start, layout.stages, req.spec.num_layers);
+    match &req.options.layer_split {
+        Some(runs) if layout.tp == 1 => {
+            let from = start + runs[..stage as usize].iter().sum::<u64>();
+            let to = from + runs[stage as usize];
+            (from.min(num_layers)..to.min(num_layers), layout.host.output_on_gpu && (from..to).contains(&num_layers))
+        }
+        _ => {
+            let on_gpu = num_layers - start;
+            let layers = (start + stage * on_gpu / stages)..(start + (stage + 1) * on_gpu / stages);
+            (layers, stage == stages - 1 && layout.host.output_on_gpu)
+        }
+    }
+}
+
 /// Memory of the GPU that runs pipeline stage `stage`.
 fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut BasisLog) -> GpuMemory {
     let spec = req.spec;
-    let stages = layout.stages;
-    let on_gpu = spec.num_layers - layout.host.gpu_start;
-    let layers =
-        (layout.host.gpu_start + stage * on_gpu / stages)..(layout.host.gpu_start + (stage + 1) * on_gpu / stages);
-    let (first, last) = (stage == 0 && layout.host.gpu_start == 0, stage == stages - 1 && layout.host.output_on_gpu);
+    let (layers, last) = stage_layers(req, layout, stage);
+    let first = stage == 0 && layout.host.gpu_start == 0;
     // --n-cpu-moe (or --fit): the routed experts of these layers stay on the host.
-    let moe = &layout.host.cpu_moe;
-    let experts_on_host =
-        req.weights.experts_in(layers.start.max(moe.start)..layers.end.min(moe.end).max(layers.start));
+    let experts_on_host: Bytes =
+        layout.host.cpu_moe.within(layers.clone()).ranges().iter().map(|r| req.weights.experts_in(r.clone())).sum();
     // What the GPU holds outside its decoder layers.
     let mut outside_layers = Bytes::ZERO;
     if first && !req.engine.embeddings_on_host() {
@@ -547,8 +573,8 @@ fn host_weight_copy(req: &InferenceRequest, layout: &Layout, log: &mut BasisLog)
         return Bytes::ZERO;
     }
     let host_layers = (0..layout.host.gpu_start).map(|l| w.layers_in(l..l + 1));
-    let expert_range = layout.host.expert_layers();
-    let layer_experts = expert_range.map(|l| w.experts_in(l..l + 1));
+    let expert_layers = layout.host.expert_layers();
+    let layer_experts = expert_layers.iter().map(|l| w.experts_in(l..l + 1));
     let output = (!layout.host.output_on_gpu).then_some(w.output);
     let copy = host_layers.chain(layer_experts).chain(output).max().unwrap_or_default();
     if copy > Bytes::ZERO {
@@ -581,13 +607,13 @@ fn host_memory(
         );
     }
     let expert_layers = layout.host.expert_layers();
-    let experts = req.weights.experts_in(expert_layers.clone());
+    let experts: Bytes = expert_layers.ranges().iter().map(|r| req.weights.experts_in(r.clone())).sum();
     weights += experts;
     if experts > Bytes::ZERO {
         basis.add(
             "routed experts in host RAM",
-            format!("{} B, layers {}–{}", experts.0, expert_layers.start, expert_layers.end - 1),
-            "llama.cpp --n-cpu-moe N / --cpu-moe: the ffn_*_exps tensors of the first N layers in a CPU buffer (mmapped from the file) besides layers --n-gpu-layers leaves there; attention, shared experts, routers and the KV cache stay on the GPUs. With layers alike, --n-cpu-moe 1 frees nothing: the first GPU holds a copy of one layer's experts",
+            format!("{} B, layers {expert_layers}", experts.0),
+            "llama.cpp --n-cpu-moe N / --cpu-moe (or --fit): the ffn_*_exps tensors of the first N layers (--fit: the back layers of each GPU's run) in a CPU buffer (mmapped from the file) besides layers --n-gpu-layers leaves there; attention, shared experts, routers and the KV cache stay on the GPUs. With layers alike, --n-cpu-moe 1 frees nothing: the first GPU holds a copy of one layer's experts",
         );
     }
     if req.engine.embeddings_on_host() {
@@ -603,8 +629,12 @@ fn host_memory(
     if layout.host.gpu_start > 0 {
         basis.add(
             "layers on the host",
-            format!("{} of {} (--n-gpu-layers {})", layout.host.gpu_start, req.spec.num_layers, req.spec.num_layers - layout.host.gpu_start),
-            "llama.cpp offloads the last n layers (i_gpu_start = n_layer − n_gpu_layers); the rest and their KV stay in RAM",
+            format!("{} of {} (--n-gpu-layers {})", layout.host.gpu_start, req.spec.num_layers, req.options.gpu_layers.unwrap_or_default()),
+            if req.options.ngl_output_last {
+                "llama.cpp before December 2025 offloads the last n decoder layers (i_gpu_start = n_layer − n_gpu_layers), the output layer only above the layer count; the rest and their KV stay in RAM"
+            } else {
+                "llama.cpp offloads n units from the back, the output layer first (i_gpu_start = n_layer + 1 − n_gpu_layers, PR #18148); the rest and their KV stay in RAM"
+            },
         );
     }
     Some(HostMemory { weights_bytes: weights.0, kv_cache_bytes: kv_cache.0, total_bytes: (weights + kv_cache).0 })
@@ -628,6 +658,18 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
             return Err(PlanError::Unsupported { what: "backend", value: backend.id().into(), fix });
         }
     }
+    if let Some(runs) = &req.options.layer_split {
+        let host = req.options.host_placement(req.spec.num_layers);
+        let units = req.spec.num_layers - host.gpu_start + u64::from(host.output_on_gpu);
+        let gpus = req.device.as_ref().map_or(1, |d| d.count as usize);
+        if req.engine != Engine::LlamaCpp || runs.len() != gpus || runs.iter().sum::<u64>() != units {
+            return Err(PlanError::BadNumber {
+                what: "tensor-split",
+                value: format!("{runs:?}"),
+                fix: "a llama.cpp layer split gives each GPU a run of the layers on the GPUs (the output layer counted as the last), one run per GPU, covering them all",
+            });
+        }
+    }
     if req.engine == Engine::LlamaCpp && req.options.n_ubatch == 0 {
         return Err(PlanError::BadNumber { what: "ubatch", value: "0".into(), fix: "give at least 1 token" });
     }
@@ -635,14 +677,14 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
         if req.engine != Engine::LlamaCpp {
             return Err(PlanError::BadNumber {
                 what: "n-cpu-moe",
-                value: req.options.cpu_moe.end.to_string(),
+                value: req.options.cpu_moe.len().to_string(),
                 fix: "experts in host RAM are modelled for --engine llama.cpp only",
             });
         }
         if req.spec.moe.is_none() {
             return Err(PlanError::BadNumber {
                 what: "n-cpu-moe",
-                value: req.options.cpu_moe.end.to_string(),
+                value: req.options.cpu_moe.len().to_string(),
                 fix: "the model has no routed experts to keep in host RAM; use --n-gpu-layers",
             });
         }

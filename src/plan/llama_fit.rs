@@ -3,21 +3,26 @@
 //! `common_fit_params` in common/fit.cpp since PR #22171). llama.cpp measures each candidate by
 //! a dry run (the model and context allocated with `no_alloc`, per-device model + context +
 //! compute bytes); here each candidate is planned instead, so the same search runs on the
-//! plan's bytes. On one GPU:
+//! plan's bytes:
 //!
 //! 1. **Check.** The plan at the trained context (`-c` unset means `n_ctx_train`) with every
-//!    layer on the GPU: done when it leaves the margin (`-fitt`, 1,024 MiB) of the memory free
-//!    after the CUDA context and other processes.
-//! 2. **Context.** With `-c` unset, the plan at the minimum context (`-fitc`, 4,096) and a
-//!    straight line between the two: the context where the line meets the target, rounded down
-//!    to a multiple of 256 and never below the minimum. If that is above the minimum, done.
-//!    Otherwise the minimum is kept and the layers move.
-//! 3. **Layers.** With `-ngl`, `-ts`, `-ot` and `--n-cpu-moe` unset, layers from the back (the
-//!    output layer first) go on the GPU: the most that meet the target, found by false position
-//!    between none and all. A mixture of experts is filled first with its routed experts in host
-//!    RAM ("dense-only" layers).
-//! 4. **Experts.** When every dense-only layer fits, front layers get their experts back, the
-//!    most that meet the target, again by false position.
+//!    layer on the GPUs: done when each GPU keeps the margin (`-fitt`, 1,024 MiB) of the memory
+//!    free after the CUDA context and other processes.
+//! 2. **Context.** When the GPUs together miss their targets and `-c` is unset: the plan at the
+//!    minimum context (`-fitc`, 4,096) and a straight line between the two; the context where
+//!    the line meets the summed target, rounded down to a multiple of 256 and never below the
+//!    minimum. On one GPU, done if that is above the minimum. On several, the target is first
+//!    lowered by (GPUs + 1) × a layer's weights ÷ 2 (÷ 6 for a mixture of experts), for the
+//!    whole layers each GPU wastes, and the layers are then placed anyway. Where the line does
+//!    not reach the target, the minimum is kept.
+//! 3. **Layers.** With `-ngl`, `-ts`, `-ot` and `--n-cpu-moe` unset, the GPUs are filled from
+//!    the last (which takes the output layer, counted as one) to the first: on each, the most
+//!    of the layers left that meet its target, found by false position between what it has and
+//!    all of them. A mixture of experts is filled with its routed experts in host RAM
+//!    ("dense-only" layers).
+//! 4. **Experts.** When every dense-only layer fits, the GPUs from the first on take layers
+//!    back whole, experts included, the most that meet each one's target, again by false
+//!    position; the dense-only layers left keep their experts in host RAM.
 //!
 //! Worked example (tests/llama_cpp_fit.rs): Llama-3.1-8B in bf16 on an RTX 4090, 23,960 MiB
 //! free after the CUDA context. At its trained 131,072 tokens it needs 30,926 MiB (16 GiB of it
@@ -25,15 +30,14 @@
 //! them meets the 22,936 MiB target at 67,584 tokens (rounded to 256), with every layer on the
 //! GPU. Llama-3.1-70B Q4_K_M on the same card keeps 4,096 tokens and `-ngl 43`.
 //!
-//! Not modelled: llama.cpp then tries to place part of one more MoE layer on the GPU (its up,
-//! or up and gate experts) or its shared experts in host RAM; fits on several GPUs (which also
-//! choose the tensor split) are refused.
+//! Not modelled: after step 4 llama.cpp tries to place part of one more MoE layer on a GPU
+//! (its up, or up and gate experts, overflowing to the next GPU) or that layer's shared experts
+//! in host RAM: at most one layer's experts.
 
-use super::engine::Engine;
+use super::engine::{Engine, LayerSet};
 use super::inference::{plan_inference, InferenceRequest};
 use super::PlanError;
 use crate::units::Bytes;
-use std::ops::Range;
 
 /// The basis row of a llama.cpp plan that does not fit without `--fit`: what `--fit` would
 /// load it as at the same context.
@@ -67,22 +71,25 @@ pub struct FitSettings {
 pub struct FitOutcome {
     /// Tokens per sequence.
     pub context: u64,
-    /// `-ngl` as llama.cpp counts it (decoder layers from the back, the output layer first);
-    /// `None` when every layer stays on the GPU.
+    /// `-ngl`: decoder layers from the back on the GPUs; `None` when all of them and the output
+    /// layer are there.
     pub gpu_layers: Option<u64>,
+    /// Layers per GPU, the output layer counted on the last (`-ts` as `--fit` writes it); `None`
+    /// on one GPU or when the placement was left as requested.
+    pub layer_split: Option<Vec<u64>>,
     /// Decoder layers whose routed experts stay in host RAM.
-    pub cpu_moe: Range<u64>,
+    pub cpu_moe: LayerSet,
     /// The decisions, one line each.
     pub steps: Vec<String>,
-    /// Why it gave up before meeting the margin, when it did (llama.cpp then loads what it
-    /// chose so far).
+    /// Why it stopped before placing layers, when it did (llama.cpp then loads what it chose so
+    /// far).
     pub failure: Option<String>,
 }
 
-/// Layers one GPU holds in llama.cpp's terms (`ngl_t` in common/fit.cpp): `n_layer` from the
-/// back counting the output layer as one, of which `n_part` keep their routed experts in host
-/// RAM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Layers one GPU holds in llama.cpp's terms (`ngl_t` in common/fit.cpp): `n_layer` units (the
+/// last GPU's last unit is the output layer when all are placed), of which the last `n_part`
+/// keep their routed experts in host RAM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Layers {
     n_layer: u64,
     n_part: u64,
@@ -94,120 +101,156 @@ impl Layers {
     }
 }
 
-/// One candidate's bytes on the GPU beyond the CUDA context: what llama.cpp's dry run
-/// reports (model + context + compute buffers).
+/// A placement: one `Layers` per GPU.
+type Placement = Vec<Layers>;
+
+/// A candidate's bytes per GPU beyond the CUDA context (what llama.cpp's dry run reports as
+/// model + context + compute), and the weights among them.
+#[derive(Clone, Debug)]
+struct Measured {
+    used: Vec<i64>,
+    model: i64,
+}
+
 struct Search<'r, 'a> {
     req: &'r InferenceRequest<'a>,
-    /// The most a candidate may use: free memory less the margin.
-    target: i64,
+    gpus: usize,
     num_layers: u64,
 }
 
 impl Search<'_, '_> {
-    fn used(&self, context: u64, placement: Option<Layers>, all_experts_on_host: bool) -> Result<i64, PlanError> {
+    /// The plan at `context` with `placement` (or the request's own), optionally with every
+    /// routed expert in host RAM.
+    fn measure(
+        &self,
+        context: u64,
+        placement: Option<&[Layers]>,
+        all_experts_on_host: bool,
+    ) -> Result<Measured, PlanError> {
         let mut req = self.req.clone();
         req.context = context;
         if let Some(p) = placement {
-            let (gpu_layers, cpu_moe) = self.options(p);
-            req.options.gpu_layers = gpu_layers;
-            req.options.cpu_moe = cpu_moe;
+            (req.options.gpu_layers, req.options.layer_split, req.options.cpu_moe) = self.options(p);
         }
         if all_experts_on_host {
-            req.options.cpu_moe = 0..self.num_layers;
+            req.options.cpu_moe = LayerSet::first(self.num_layers);
         }
         let plan = plan_inference(&req)?;
-        let gpu = &plan.per_gpu[0].memory;
-        Ok(gpu.total.0 as i64 - gpu.cuda_context.0 as i64)
+        let mut used = vec![0; self.gpus];
+        let mut model = 0;
+        for g in &plan.per_gpu {
+            used[g.gpu_index as usize] = g.memory.total.0 as i64 - g.memory.cuda_context.0 as i64;
+            model += g.memory.weights.0 as i64;
+        }
+        Ok(Measured { used, model })
     }
 
-    /// `-ngl` and the expert overrides of a placement, as `set_ngl_tensor_split_tbo` writes
-    /// them: overrides start `n_full` units after `hp_ngl + 1 − ngl` (one past the first GPU
-    /// layer when the output layer stays on the host).
-    fn options(&self, p: Layers) -> (Option<u64>, Range<u64>) {
+    /// `-ngl`, the layer split and the expert overrides of a placement, as
+    /// `set_ngl_tensor_split_tbo` writes them: each GPU's overrides start `n_full` units into
+    /// its run, the runs counted from `hp_ngl + 1 − ngl` (one past the first GPU layer when the
+    /// output layer stays on the host).
+    fn options(&self, p: &[Layers]) -> (Option<u64>, Option<Vec<u64>>, LayerSet) {
         let l = self.num_layers;
-        let first = l + 1 - p.n_layer + p.n_full();
-        let cpu_moe = first.min(l)..(first + p.n_part).min(l);
-        let gpu_layers = (p.n_layer <= l).then_some(p.n_layer);
-        (gpu_layers, cpu_moe)
-    }
-
-    fn mib(bytes: i64) -> i64 {
-        bytes / (1 << 20)
+        let total: u64 = p.iter().map(|d| d.n_layer).sum();
+        let mut at = l + 1 - total;
+        let mut ranges = Vec::new();
+        for d in p {
+            at += d.n_full();
+            ranges.push(at.min(l)..(at + d.n_part).min(l));
+            at += d.n_part;
+        }
+        let split = (p.len() > 1).then(|| p.iter().map(|d| d.n_layer).collect());
+        ((total <= l).then_some(total), split, LayerSet::new(ranges))
     }
 }
 
-/// Runs llama.cpp's `--fit` on the request's one GPU: the context and placement it loads with.
+/// Runs llama.cpp's `--fit` on the request's GPUs: the context and placement it loads with.
 pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome, PlanError> {
-    let device = req.device.as_ref().filter(|_| req.engine == Engine::LlamaCpp);
-    let Some(device) = device else {
+    let Some(device) = req.device.as_ref().filter(|_| req.engine == Engine::LlamaCpp) else {
         return Err(PlanError::Unsupported {
             what: "fit",
             value: "here".into(),
-            fix: "--fit is llama.cpp's search of one GPU's memory: add --engine llama.cpp and --gpu",
+            fix: "--fit is llama.cpp's search of the GPUs' free memory: add --engine llama.cpp and --gpu",
         });
     };
-    if device.count > 1 {
-        return Err(PlanError::Unsupported {
-            what: "fit",
-            value: format!("on {} GPUs", device.count),
-            fix: "llama.cpp's fit over several GPUs also chooses the tensor split, which is not modelled: plan one GPU, or set --n-gpu-layers",
-        });
-    }
-    let plan = plan_inference(req)?;
-    let context_bytes = plan.per_gpu[0].memory.cuda_context;
-    let free = device.capacity.0 as i64 - device.in_use.0 as i64 - context_bytes.0 as i64;
+    let gpus = device.count as usize;
+    let s = Search { req, gpus, num_layers: req.spec.num_layers };
+    let first = plan_inference(req)?;
+    let free = device.capacity.0 as i64 - device.in_use.0 as i64 - first.memory.cuda_context.0 as i64;
     let margin = settings.margin.0 as i64;
-    let s = Search { req, target: free - margin, num_layers: req.spec.num_layers };
-    let mib = Search::mib;
+    let target = free - margin;
+    let mib = |bytes: i64| bytes / (1 << 20);
     let mut out = FitOutcome {
         context: req.context,
         gpu_layers: req.options.gpu_layers,
+        layer_split: req.options.layer_split.clone(),
         cpu_moe: req.options.cpu_moe.clone(),
         steps: Vec::new(),
         failure: None,
     };
 
     // Step 1: the request as given (the trained context when -c is unset).
-    let used = s.used(req.context, None, false)?;
-    out.steps.push(format!("projected to use {} MiB of device memory vs. {} MiB free", mib(used), mib(free)));
-    if free - used >= margin {
-        out.steps.push(format!("will leave {} >= {} MiB free: no changes needed", mib(free - used), mib(margin)));
+    let full = s.measure(req.context, None, false)?;
+    let sum_used: i64 = full.used.iter().sum();
+    let sum_target = target * gpus as i64;
+    out.steps.push(format!(
+        "projected to use {} MiB of device memory vs. {} MiB free",
+        mib(sum_used),
+        mib(free * gpus as i64)
+    ));
+    if full.used.iter().all(|&u| u <= target) {
+        out.steps.push(format!("every GPU keeps {} MiB free: no changes needed", mib(margin)));
         return Ok(out);
     }
-    out.steps.push(format!(
-        "cannot meet the free memory target of {} MiB: {} MiB too much",
-        mib(margin),
-        mib(used - s.target)
-    ));
 
     // Step 2: a shorter context, along the line between the minimum and the trained one.
-    let streams = req.batch;
-    if !settings.context_auto {
-        out.steps.push(format!("context size set by user to {} -> no change", req.context));
-    } else if req.context <= settings.min_context {
+    if sum_used > sum_target {
         out.steps.push(format!(
-            "default model context size is {} which is <= the min. context size of {} -> no change",
-            req.context, settings.min_context
+            "cannot meet the free memory target of {} MiB per GPU: {} MiB too much",
+            mib(margin),
+            mib(sum_used - sum_target)
         ));
-    } else {
-        let used_min = s.used(settings.min_context, None, false)?;
-        let (max_total, min_total) = (req.context * streams, settings.min_context * streams);
-        out.context = settings.min_context;
-        if s.target > used_min && used > used_min {
-            let step = (max_total - min_total) as i128 * (s.target - used_min) as i128 / (used - used_min) as i128;
-            let total = min_total + step as u64;
-            let total = (total - total % (CONTEXT_ALIGN * streams)).max(min_total);
-            out.context = total / streams;
-            out.steps
-                .push(format!("context size reduced from {} to {}: the entire model fits", req.context, out.context));
-            return Ok(out);
+        let streams = req.batch;
+        if !settings.context_auto {
+            out.steps.push(format!("context size set by user to {} -> no change", req.context));
+        } else if req.context <= settings.min_context {
+            out.steps.push(format!(
+                "default model context size is {} which is <= the min. context size of {} -> no change",
+                req.context, settings.min_context
+            ));
+        } else {
+            let moe_divisor = if req.spec.moe.is_some() { 6 } else { 2 };
+            // Several GPUs take whole layers: allow for what each wastes.
+            let waste = if gpus > 1 { (gpus as i64 + 1) * (full.model / s.num_layers as i64) / moe_divisor } else { 0 };
+            let used_target = sum_target - waste;
+            let used_min: i64 = s.measure(settings.min_context, None, false)?.used.iter().sum();
+            let (max_total, min_total) = (req.context * streams, settings.min_context * streams);
+            out.context = settings.min_context;
+            if used_target > used_min && sum_used > used_min {
+                let step =
+                    (max_total - min_total) as i128 * (used_target - used_min) as i128 / (sum_used - used_min) as i128;
+                let total = min_total + step as u64;
+                out.context = (total - total % (CONTEXT_ALIGN * streams)).max(min_total) / streams;
+                if gpus == 1 {
+                    out.steps.push(format!(
+                        "context size reduced from {} to {}: the entire model fits",
+                        req.context, out.context
+                    ));
+                    return Ok(out);
+                }
+                out.steps.push(format!(
+                    "context size reduced from {} to {}: the model should fit across the GPUs",
+                    req.context, out.context
+                ));
+            } else {
+                out.steps.push(format!(
+                    "context size reduced from {} to {} -> {} MiB less, not enough",
+                    req.context,
+                    out.context,
+                    mib(sum_used - used_min)
+                ));
+            }
         }
-        out.steps.push(format!(
-            "context size reduced from {} to {} -> {} MiB less, not enough",
-            req.context,
-            out.context,
-            mib(used - used_min)
-        ));
     }
 
     // Steps 3 and 4: layers and experts to host RAM.
@@ -217,98 +260,145 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
     }
     let context = out.context;
     let moe = req.spec.moe.is_some() && req.weights.routed_experts > Bytes::ZERO;
-    let surplus_dense_only = if moe { s.target - s.used(context, None, true)? } else { 0 };
+    let surplus_dense_only =
+        if moe { sum_target - s.measure(context, None, true)?.used.iter().sum::<i64>() } else { 0 };
     if moe {
         out.steps.push(if surplus_dense_only > 0 {
-            format!("with only dense weights on the GPU there is a surplus of {} MiB", mib(surplus_dense_only))
+            format!("with only dense weights on the GPUs there is a surplus of {} MiB", mib(surplus_dense_only))
         } else {
-            format!("with only dense weights on the GPU there is still a deficit of {} MiB", mib(-surplus_dense_only))
+            format!("with only dense weights on the GPUs there is still a deficit of {} MiB", mib(-surplus_dense_only))
         });
     }
-    let measure = |p: Layers| s.used(context, Some(p), false);
+    let measure = |p: &[Layers]| s.measure(context, Some(p), false).map(|m| m.used);
+    let last = gpus - 1;
+    let log = |out: &mut FitOutcome, p: &[Layers], used: &[i64], id: usize| {
+        out.steps.push(format!(
+            "GPU {id}: {} layers ({} with experts in host RAM), {} MiB used, {} MiB free",
+            p[id].n_layer,
+            p[id].n_part,
+            mib(used[id]),
+            mib(free - used[id])
+        ))
+    };
 
-    // Step 3: dense (or dense-only) layers from the back, by false position.
-    let all = s.num_layers + 1;
-    let none = Layers { n_layer: 0, n_part: 0 };
-    let every = Layers { n_layer: all, n_part: if moe { all - 1 } else { 0 } };
-    let (mut low, mut mem_low) = search(
-        (none, measure(none)?),
-        (every, measure(every)?),
-        s.target,
-        |low, high| high.n_layer - low.n_layer,
-        |low, step| Layers {
-            n_layer: low.n_layer + step,
-            // The first unit is the output layer, which is always whole.
+    // Step 3: dense (or dense-only) layers from the back, the last GPU first.
+    let mut placement: Placement = vec![Layers::default(); gpus];
+    let mut used = measure(&placement)?;
+    for id in (0..gpus).rev() {
+        let unassigned = s.num_layers + 1 - placement[id + 1..].iter().map(|d| d.n_layer).sum::<u64>();
+        let mut high = placement.clone();
+        high[id] = Layers {
+            n_layer: unassigned,
             n_part: if !moe {
                 0
-            } else if low.n_part == 0 {
-                step - 1
+            } else if id < last {
+                unassigned
             } else {
-                low.n_part + step
+                unassigned - 1
             },
-        },
-        measure,
-    )?;
-    out.steps.push(format!(
-        "-ngl {}{}: {} MiB used, {} MiB free",
-        low.n_layer,
-        if moe { " with the routed experts in host RAM" } else { "" },
-        mib(mem_low),
-        mib(free - mem_low)
-    ));
-
-    // Step 4: experts back into the front layers while they fit.
-    if moe && surplus_dense_only > 0 && low.n_layer > 0 {
-        let whole = Layers { n_layer: low.n_layer, n_part: 0 };
-        (low, mem_low) = search(
-            (low, mem_low),
-            (whole, measure(whole)?),
-            s.target,
-            |low, high| high.n_full() - low.n_full(),
-            |low, step| Layers { n_layer: low.n_layer, n_part: low.n_part - step.min(low.n_part) },
-            measure,
-        )?;
-        let (_, host) = s.options(low);
-        out.steps.push(format!(
-            "{} layers' routed experts left in host RAM: {} MiB used, {} MiB free",
-            host.end - host.start,
-            mib(mem_low),
-            mib(free - mem_low)
-        ));
+        };
+        if unassigned > 0 {
+            let high_used = measure(&high)?;
+            (placement, used) = search(
+                id,
+                (placement, used),
+                (high, high_used),
+                target,
+                |low, high| high[id].n_layer - low[id].n_layer,
+                |low, step| {
+                    let mut test = low.to_vec();
+                    let d = &mut test[id];
+                    d.n_layer += step;
+                    if moe {
+                        // The last GPU's first unit is the output layer, which is always whole.
+                        d.n_part += if id == last && d.n_part == 0 { step - 1 } else { step };
+                    }
+                    test
+                },
+                measure,
+            )?;
+        }
+        log(&mut out, &placement, &used, id);
     }
-    let (gpu_layers, cpu_moe) = s.options(low);
-    out.gpu_layers = gpu_layers;
-    out.cpu_moe = cpu_moe;
+
+    // Step 4: experts back into the front layers, GPU by GPU, while they fit.
+    if moe && surplus_dense_only > 0 {
+        let mut dense_start = (0..gpus).rev().take_while(|&d| placement[d].n_layer > 0).last().unwrap_or(gpus);
+        let mut id = 0;
+        while id <= dense_start && dense_start < gpus {
+            let mut high = placement.clone();
+            for jd in dense_start..gpus {
+                let moved = if jd < last { high[jd].n_layer } else { high[jd].n_layer - 1 };
+                high[jd].n_layer -= moved;
+                high[jd].n_part = 0;
+                high[id].n_layer += moved;
+            }
+            let high_used = measure(&high)?;
+            let start = dense_start;
+            (placement, used) = search(
+                id,
+                (placement, used),
+                (high, high_used),
+                target,
+                |low, high| high[id].n_full() - low[id].n_full(),
+                |low, step| convert(low, id, start, step),
+                measure,
+            )?;
+            log(&mut out, &placement, &used, id);
+            dense_start = (start..gpus).find(|&d| placement[d].n_part > 0).unwrap_or(gpus);
+            id += 1;
+        }
+    }
+    (out.gpu_layers, out.layer_split, out.cpu_moe) = s.options(&placement);
     Ok(out)
 }
 
-/// llama.cpp's method of false position between a placement within the target (`low`, with its
-/// bytes) and a larger one (`high`): taken whole when it is within the target too; otherwise
-/// each guess interpolates the bytes per unit between the bounds, replaces the bound it falls
-/// on, and the search stops one unit (`gap`) short of the high bound. `advance` moves `step`
-/// units up from the low bound.
-fn search(
-    low: (Layers, i64),
-    high: (Layers, i64),
-    target: i64,
-    gap: impl Fn(Layers, Layers) -> u64,
-    advance: impl Fn(Layers, u64) -> Layers,
-    measure: impl Fn(Layers) -> Result<i64, PlanError>,
-) -> Result<(Layers, i64), PlanError> {
-    let ((mut low, mut mem_low), (mut high, mut mem_high)) = (low, high);
-    if mem_high <= target {
-        return Ok((high, mem_high));
-    }
-    while gap(low, high) > 1 {
-        let test = advance(low, false_position(gap(low, high), target - mem_low, mem_high - mem_low));
-        let mem = measure(test)?;
-        if mem <= target {
-            (low, mem_low) = (test, mem);
-        } else {
-            (high, mem_high) = (test, mem);
+/// Step 4's move of `step` dense-only layers, front first from GPU `from` on, to GPU `id` as
+/// whole layers.
+fn convert(placement: &[Layers], id: usize, from: usize, step: u64) -> Placement {
+    let mut test = placement.to_vec();
+    let mut converted = 0;
+    for d in from..test.len() {
+        let n = (step - converted).min(test[d].n_part);
+        test[d].n_layer -= n;
+        test[d].n_part -= n;
+        test[id].n_layer += n;
+        converted += n;
+        if test[d].n_part > 0 {
+            break;
         }
     }
-    Ok((low, mem_low))
+    test
+}
+
+/// llama.cpp's method of false position for GPU `id`, between a placement within its target
+/// (`low`, with the bytes per GPU) and a larger one (`high`): taken whole when it is within the
+/// target too; otherwise each guess interpolates GPU `id`'s bytes per unit between the bounds,
+/// replaces the bound it falls on, and the search stops one unit (`gap`) short of the high
+/// bound. `advance` moves `step` units up from the low bound.
+fn search(
+    id: usize,
+    low: (Placement, Vec<i64>),
+    high: (Placement, Vec<i64>),
+    target: i64,
+    gap: impl Fn(&[Layers], &[Layers]) -> u64,
+    advance: impl Fn(&[Layers], u64) -> Placement,
+    measure: impl Fn(&[Layers]) -> Result<Vec<i64>, PlanError>,
+) -> Result<(Placement, Vec<i64>), PlanError> {
+    let ((mut low, mut low_used), (mut high, mut high_used)) = (low, high);
+    if high_used[id] <= target {
+        return Ok((high, high_used));
+    }
+    while gap(&low, &high) > 1 {
+        let test = advance(&low, false_position(gap(&low, &high), target - low_used[id], high_used[id] - low_used[id]));
+        let test_used = measure(&test)?;
+        if test_used[id] <= target {
+            (low, low_used) = (test, test_used);
+        } else {
+            (high, high_used) = (test, test_used);
+        }
+    }
+    Ok((low, low_used))
 }
 
 /// The method of false position's next step within `delta` layers: the share of the memory

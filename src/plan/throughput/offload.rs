@@ -47,7 +47,7 @@ pub fn placement(req: &SpeedRequest) -> Option<HostPlacement> {
 pub fn host_layer_bytes(req: &SpeedRequest, p: &HostPlacement, tokens: u64) -> f64 {
     let inf = req.inference;
     let (dense, experts) = work::layer_reads(inf, 0..p.gpu_start, tokens);
-    let (_, cpu_moe) = work::layer_reads(inf, p.expert_layers(), tokens);
+    let cpu_moe: f64 = p.expert_layers().ranges().iter().map(|r| work::layer_reads(inf, r.clone(), tokens).1).sum();
     dense + experts + cpu_moe
 }
 
@@ -73,7 +73,7 @@ pub fn decode_host_bytes(req: &SpeedRequest, p: &HostPlacement, tokens: u64) -> 
 /// logits copy.
 fn handoffs(req: &SpeedRequest, p: &HostPlacement) -> f64 {
     let w = req.inference.weights;
-    2.0 * p.expert_layers().filter(|&l| w.experts_in(l..l + 1) > Bytes::ZERO).count() as f64
+    2.0 * p.expert_layers().iter().filter(|&l| w.experts_in(l..l + 1) > Bytes::ZERO).count() as f64
 }
 
 /// Time `bytes` of host weights cost a pass of `rows` rows: from 32 rows their upload over PCIe

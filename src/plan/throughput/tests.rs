@@ -250,7 +250,7 @@ fn gpt_oss_offload(options: EngineOptions, context: u64, batch: u64, host: Optio
 
 /// gpt-oss-20b's 24 layers with their routed experts in host RAM (`--cpu-moe`).
 fn cpu_moe() -> EngineOptions {
-    EngineOptions { cpu_moe: 0..24, ..EngineOptions::default() }
+    EngineOptions { cpu_moe: crate::plan::engine::LayerSet::first(24), ..EngineOptions::default() }
 }
 
 /// The llama.cpp host constants: RAM efficiency, upload efficiency, seconds per hop.
@@ -299,14 +299,15 @@ fn cpu_moe_prefill_uploads_the_experts_each_ubatch() {
     assert!(partial.prefill_tokens_per_s.is_none() && partial.decode_tokens_per_s.is_some());
 }
 
-/// An output layer left on the host (`--n-gpu-layers` equal to the layer count) is read once per
+/// An output layer left on the host (`--n-gpu-layers` equal to the layer count, as llama.cpp
+/// counted it before December 2025: `--ngl-output-last`) is read once per
 /// decoded token, but a prompt needs it only for its last position: one CPU read of it, not an
 /// upload per ubatch (every ubatch's with `--logits-all`).
 #[test]
 fn a_host_output_layer_serves_only_the_last_prompt_position() {
     let (ram, upload, _) = host_constants();
     let host = HostSpeed::parse("96").unwrap();
-    let layers_only = EngineOptions { gpu_layers: Some(24), ..EngineOptions::default() };
+    let layers_only = EngineOptions { gpu_layers: Some(24), ngl_output_last: true, ..EngineOptions::default() };
     let (gpu, _, _) = gpt_oss_offload(EngineOptions::default(), 4096, 1, Some(&host));
     let (offloaded, output, _) = gpt_oss_offload(layers_only.clone(), 4096, 1, Some(&host));
     assert!(output > 5e8, "gpt-oss-20b's output layer is 0.58 GB: {output}");
