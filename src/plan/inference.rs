@@ -289,13 +289,21 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
 
     let host = req.options.host_placement(spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
-    let stages = match &req.options.layer_split {
+    // llama.cpp splits its units (layers, then the output layer) itself, or as -ts gives them.
+    let units = spec.num_layers - host.gpu_start + u64::from(host.output_on_gpu);
+    let runs = match &req.options.layer_split {
+        _ if split == Split::Tensor => None,
+        Some(runs) => Some(runs.clone()),
+        None if req.engine == Engine::LlamaCpp && count > 1 => Some(llama_cpp_runs(units, count)),
+        None => None,
+    };
+    let stages = match &runs {
         _ if split == Split::Tensor => 1,
         Some(runs) => runs.len() as u64,
         None => count.min(spec.num_layers - host.gpu_start).max(1),
     };
     let moe_load_extra = vllm_moe_load_extra(req, tp, &mut basis);
-    let layout = Layout { kv, tp, stages, max_num_seqs, host, moe_load_extra };
+    let layout = Layout { kv, tp, stages, runs, max_num_seqs, host, moe_load_extra };
     let mut per_gpu: Vec<GpuMemory> = Vec::with_capacity(count as usize);
     for stage in 0..stages {
         let mut scratch = BasisLog::default();
@@ -309,9 +317,9 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         );
         per_gpu = (0..tp as u32).map(|i| GpuMemory { gpu_index: i, ..per_gpu[0].clone() }).collect();
     } else if stages > 1 {
-        let runs = match &req.options.layer_split {
+        let runs = match &layout.runs {
             Some(runs) => format!(
-                " in runs of {} (llama.cpp -ts, the output layer counted last)",
+                " in runs of {} (llama.cpp's units: by -ts or free memory, the output layer last)",
                 runs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
             ),
             None => String::new(),
@@ -350,6 +358,9 @@ struct Layout<'a> {
     tp: u64,
     /// Pipeline stages of a layer split (1 with tensor parallelism).
     stages: u64,
+    /// llama.cpp's units (decoder layers on the GPUs, then the output layer) per GPU; `None`:
+    /// even runs of the layers, the output layer on the last.
+    runs: Option<Vec<u64>>,
     /// What llama.cpp's --n-gpu-layers and --n-cpu-moe leave in host RAM.
     host: HostPlacement,
     max_num_seqs: u64,
@@ -358,13 +369,22 @@ struct Layout<'a> {
     moe_load_extra: Bytes,
 }
 
+/// llama.cpp's own split of `units` over `gpus` GPUs with the same free memory
+/// (`get_layer_buft_list`): unit k goes to the first GPU whose running share of the free memory
+/// exceeds k / units, so GPU d takes units ⌈d·U/n⌉ to ⌈(d+1)·U/n⌉. Llama-2-70B's 80 layers and
+/// output layer over two GPUs: 41 and 40, the output layer with the second's 39 layers.
+fn llama_cpp_runs(units: u64, gpus: u64) -> Vec<u64> {
+    let edge = |d: u64| (d * units).div_ceil(gpus);
+    (0..gpus).map(|d| edge(d + 1) - edge(d)).collect()
+}
+
 /// The decoder layers of pipeline stage `stage`, and whether it runs the output layer: even
 /// runs of the layers on the GPUs, the output layer on the last, or llama.cpp's layer split
 /// (runs of units, the output layer the last unit when it is on the GPUs).
 fn stage_layers(req: &InferenceRequest, layout: &Layout, stage: u64) -> (std::ops::Range<u64>, bool) {
     let (start, stages, num_layers) = (layout.host.gpu_start, layout.stages, req.spec.num_layers);
-    match &req.options.layer_split {
-        Some(runs) if layout.tp == 1 => {
+    match &layout.runs {
+        Some(runs) => {
             let from = start + runs[..stage as usize].iter().sum::<u64>();
             let to = from + runs[stage as usize];
             (from.min(num_layers)..to.min(num_layers), layout.host.output_on_gpu && (from..to).contains(&num_layers))
