@@ -220,3 +220,19 @@ fn a_plan_that_does_not_fit_names_what_fit_would_load() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains("would load it as"), "{args}");
     }
 }
+
+/// `headroom max` says what `--fit` loads beside its own limits, as `plan --fit` plans it.
+#[test]
+fn max_reports_what_fit_loads() {
+    let base = "gpt-oss-120b --weights mxfp4_moe --engine llama.cpp --gpu rtx-4090";
+    let out = headroom().arg("max").args(base.split_whitespace()).args(["--format", "json"]).output().unwrap();
+    let max: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned = plan_json(&format!("{base} --fit"));
+    assert_eq!(max["llama_fit"].as_str().unwrap(), chosen(&planned));
+    assert_eq!(max["llama_fit_decode_tokens_per_s"], planned["throughput"]["decode_tokens_per_s"]);
+    // Other engines have none.
+    let out =
+        headroom().args("max llama-3.1-8b --engine vllm --gpu h100-sxm --format json".split(' ')).output().unwrap();
+    let vllm: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(vllm["llama_fit"].is_null());
+}

@@ -38,6 +38,11 @@ pub struct MaxReport {
     /// `max_gpu_layers` counts decoder layers only, as llama.cpp did before December 2025
     /// (`--ngl-output-last`).
     pub ngl_output_last: bool,
+    /// llama.cpp: what its `--fit` (on by default in llama-server and llama-cli) loads with the
+    /// options given, `-c` unset unless `--context` is given: `-c 67584 -ngl 33`.
+    pub llama_fit: Option<String>,
+    /// Decode tokens/s (whole batch) at `llama_fit`.
+    pub llama_fit_decode_tokens_per_s: Option<f64>,
     /// Decode tokens/s (whole batch) at `max_gpu_layers`, the rest read from host RAM.
     pub max_gpu_layers_decode_tokens_per_s: Option<f64>,
     /// llama.cpp on a mixture of experts: the fewest layers whose routed experts `--n-cpu-moe`
@@ -139,6 +144,8 @@ pub fn run(args: &MaxArgs) -> anyhow::Result<String> {
 
 pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     super::plan::check_mode_options(args)?;
+    // Every search below sets its own context and placement: --fit is reported on its own.
+    let args = &PlanArgs { fit: false, fit_target: None, fit_ctx: None, ..args.clone() };
     let gpu_arg = args.gpu.as_deref().context("max needs --gpu ID[:COUNT], e.g. --gpu rtx-4090")?;
     let gpu = parse_gpu_arg(gpu_arg)?;
     let model = resolve(&args.model)?;
@@ -172,6 +179,11 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         .then(|| smallest(weight_quarters, |q| search.fits_with(&with_offload(q))))
         .flatten();
     let offload_decode = min_offload.and_then(|q| search.decode_with(&with_offload(q)).0);
+    let fitted = llama_cpp
+        .then(|| plan_report_on(&model, &PlanArgs { fit: true, ..args.clone() }, Some(gpu), calibration.as_ref()).ok())
+        .flatten();
+    let llama_fit =
+        fitted.as_ref().and_then(|r| r.basis.iter().find(|b| b.name == "llama.cpp --fit")).map(|b| b.value.clone());
     Ok(MaxReport {
         model: base.model.id.clone(),
         gpu: gpu.0.id.clone(),
@@ -184,6 +196,8 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
         max_concurrency: base.vllm.as_ref().map(|v| v.max_concurrency.floor() as u64),
         max_gpu_layers,
         ngl_output_last: args.ngl_output_last,
+        llama_fit,
+        llama_fit_decode_tokens_per_s: fitted.and_then(|r| r.throughput.decode_tokens_per_s),
         max_gpu_layers_decode_tokens_per_s: gpu_layers_decode,
         min_cpu_moe,
         min_cpu_moe_decode_tokens_per_s: cpu_moe_decode,
@@ -233,6 +247,11 @@ fn listing(r: &MaxReport) -> Listing {
                 format!("of {layers} layers' routed experts in host RAM{}", speed(r.min_cpu_moe_decode_tokens_per_s))
             };
             rows.push(vec![format!("min --n-cpu-moe at context {}", r.context), n.to_string(), note]);
+        }
+        if let Some(fit) = &r.llama_fit {
+            let note =
+                format!("llama.cpp's default in llama-server and llama-cli{}", speed(r.llama_fit_decode_tokens_per_s));
+            rows.push(vec!["--fit loads".into(), fit.clone(), note]);
         }
     }
     if r.engine == "vllm" && r.min_cpu_offload_gb.is_none() {

@@ -990,6 +990,17 @@ mod tests {
     use super::*;
     use crate::model::tensors::inventory;
 
+    /// llama.cpp's split by free memory: 81 units over two GPUs 41 and 40; two units over four
+    /// GPUs land on the first and the third (unit k on the first GPU whose running share exceeds
+    /// k / units).
+    #[test]
+    fn llama_cpp_splits_units_by_running_share() {
+        assert_eq!(llama_cpp_runs(81, 2), vec![41, 40]);
+        assert_eq!(llama_cpp_runs(37, 2), vec![19, 18]);
+        assert_eq!(llama_cpp_runs(33, 3), vec![11, 11, 11]);
+        assert_eq!(llama_cpp_runs(2, 4), vec![1, 0, 1, 0]);
+    }
+
     /// The doc's example: Llama-2-13B in bf16 has 605 MiB per layer, so 8 GiB moves 13 whole
     /// layers and 0.54 of the 14th; at tensor parallel 2 each GPU's half-layers go twice as far;
     /// a budget beyond the layers moves them all; other engines move nothing.

@@ -408,3 +408,29 @@ fn false_position(delta: u64, below_target: i64, between: i64) -> u64 {
         if between > 0 { (delta as i128 * below_target as i128 / between as i128).max(0) as u64 } else { delta - 1 };
     step.clamp(1, delta - 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn false_position_steps_stay_inside_the_bounds() {
+        // 40 units apart, a quarter of the bytes between the bounds left under the target: 10.
+        assert_eq!(false_position(40, 250, 1000), 10);
+        // Never the bounds themselves, whatever the bytes say.
+        assert_eq!(false_position(40, -5, 1000), 1);
+        assert_eq!(false_position(40, 2000, 1000), 39);
+        assert_eq!(false_position(40, 10, 0), 39);
+    }
+
+    /// Step 4 takes dense-only layers from the front of the dense GPUs, GPU by GPU.
+    #[test]
+    fn converting_takes_dense_only_layers_front_first() {
+        let p =
+            vec![Layers { n_layer: 0, n_part: 0 }, Layers { n_layer: 3, n_part: 3 }, Layers { n_layer: 5, n_part: 4 }];
+        let moved = convert(&p, 0, 1, 5);
+        assert_eq!(moved[0], Layers { n_layer: 5, n_part: 0 });
+        assert_eq!(moved[1], Layers { n_layer: 0, n_part: 0 });
+        assert_eq!(moved[2], Layers { n_layer: 3, n_part: 2 });
+    }
+}
