@@ -182,8 +182,10 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     let fitted = llama_cpp
         .then(|| plan_report_on(&model, &PlanArgs { fit: true, ..args.clone() }, Some(gpu), calibration.as_ref()).ok())
         .flatten();
-    let llama_fit =
-        fitted.as_ref().and_then(|r| r.basis.iter().find(|b| b.name == "llama.cpp --fit")).map(|b| b.value.clone());
+    let llama_fit = fitted
+        .as_ref()
+        .and_then(|r| r.basis.iter().find(|b| b.name == crate::plan::llama_fit::FITTED))
+        .map(|b| b.value.clone());
     Ok(MaxReport {
         model: base.model.id.clone(),
         gpu: gpu.0.id.clone(),

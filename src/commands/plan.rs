@@ -9,6 +9,7 @@ use crate::model::tensors::TensorDesc;
 use crate::plan::basis::BasisLog;
 use crate::plan::device::{HostSpeed, UnifiedLimit};
 use crate::plan::engine::{GgmlBackend, LayerSet};
+use crate::plan::llama_fit;
 use crate::plan::throughput::{plan_speed, Calibration, Efficiency, Params, SpeedRequest};
 use crate::plan::{
     plan_inference, Device, DeviceSpeed, Engine, EngineOptions, Generation, InferenceRequest, Link, LinkKind, Plan,
@@ -462,7 +463,7 @@ fn inference_report_on(
             SplitArg::Layer => Split::Layer,
         }),
     };
-    let fitted = args.fit.then(|| llama_fit(&mut req, args)).transpose()?;
+    let fitted = args.fit.then(|| apply_llama_fit(&mut req, args)).transpose()?;
     let mut plan = plan_inference(&req)?;
     plan.basis.extend(fitted.into_iter().flatten());
     if engine == Engine::LlamaCpp && !args.fit && plan.fit.as_ref().is_some_and(|f| !f.fits) {
@@ -508,8 +509,8 @@ fn inference_report_on(
 }
 
 /// What llama.cpp's `--fit` may change for these options, and how much it keeps free.
-fn fit_settings(args: &PlanArgs) -> crate::plan::llama_fit::FitSettings {
-    use crate::plan::llama_fit::{FitSettings, DEFAULT_MARGIN_MIB, DEFAULT_MIN_CONTEXT};
+fn fit_settings(args: &PlanArgs) -> llama_fit::FitSettings {
+    use llama_fit::{FitSettings, DEFAULT_MARGIN_MIB, DEFAULT_MIN_CONTEXT};
     FitSettings {
         margin: crate::units::Bytes::from_mib(args.fit_target.unwrap_or(DEFAULT_MARGIN_MIB)),
         min_context: args.fit_ctx.unwrap_or(DEFAULT_MIN_CONTEXT),
@@ -521,59 +522,32 @@ fn fit_settings(args: &PlanArgs) -> crate::plan::llama_fit::FitSettings {
     }
 }
 
-/// A placement in llama.cpp's flags: `-c 4096 -ngl 43`, and the layers whose experts stay in
-/// host RAM.
-fn fit_flags(req: &InferenceRequest) -> String {
-    let ngl = req.options.gpu_layers.unwrap_or(req.spec.num_layers + 1);
-    let experts = &req.options.cpu_moe;
-    let mut flags = format!("-c {} -ngl {ngl}", req.context);
-    if let Some(split) = &req.options.layer_split {
-        flags += &format!(" -ts {}", split.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
-    }
-    if !experts.is_empty() {
-        flags += &format!(", experts of layers {experts} in host RAM");
-    }
-    flags
-}
-
-/// Runs llama.cpp's `--fit` on `req` and applies what it chooses: the context, `-ngl` and
-/// the experts kept in host RAM.
-fn apply_fit(
-    req: &mut InferenceRequest,
-    settings: &crate::plan::llama_fit::FitSettings,
-) -> anyhow::Result<crate::plan::llama_fit::FitOutcome> {
-    let outcome = crate::plan::llama_fit::fit(req, settings)?;
-    req.context = outcome.context;
-    req.options.gpu_layers = outcome.gpu_layers;
-    req.options.layer_split = outcome.layer_split.clone();
-    req.options.cpu_moe = outcome.cpu_moe.clone();
-    Ok(outcome)
-}
-
 /// For a llama.cpp plan that does not fit: what `--fit` would load at the same context (as if
 /// `-c` were given), when it moves anything and that fits; `None` otherwise.
 fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan::Basis> {
-    let settings = crate::plan::llama_fit::FitSettings { context_auto: false, ..fit_settings(args) };
+    let settings = llama_fit::FitSettings { context_auto: false, ..fit_settings(args) };
     let mut fitted = req.clone();
-    let outcome = apply_fit(&mut fitted, &settings).ok()?;
+    let outcome = llama_fit::fit(req, &settings).ok()?;
+    outcome.apply(&mut fitted);
     let placement = |o: &EngineOptions| (o.gpu_layers, o.layer_split.clone(), o.cpu_moe.clone());
     let moved = outcome.failure.is_none() && placement(&fitted.options) != placement(&req.options);
     let fits = plan_inference(&fitted).ok()?.fit.is_some_and(|f| f.fits);
     (moved && fits).then(|| crate::plan::Basis {
-        name: crate::plan::llama_fit::WOULD_LOAD.into(),
-        value: fit_flags(&fitted),
+        name: llama_fit::WOULD_LOAD.into(),
+        value: llama_fit::flags(&fitted),
         source: format!("common_fit_params at the planned context: {}", outcome.steps.join("; ")),
     })
 }
 
 /// Runs llama.cpp's `--fit` on the request and applies what it chooses. Returns the basis rows
 /// that say so.
-fn llama_fit(req: &mut InferenceRequest, args: &PlanArgs) -> anyhow::Result<Vec<crate::plan::Basis>> {
+fn apply_llama_fit(req: &mut InferenceRequest, args: &PlanArgs) -> anyhow::Result<Vec<crate::plan::Basis>> {
     let settings = fit_settings(args);
-    let outcome = apply_fit(req, &settings)?;
+    let outcome = llama_fit::fit(req, &settings)?;
+    outcome.apply(req);
     let mut rows = vec![crate::plan::Basis {
-        name: "llama.cpp --fit".into(),
-        value: fit_flags(req),
+        name: llama_fit::FITTED.into(),
+        value: llama_fit::flags(req),
         source: format!(
             "common_fit_params (llama-server, llama-cli; -fitt {} MiB, -fitc {}): {}. Not modelled: part of one more MoE layer placed after that",
             settings.margin.0 >> 20,
@@ -583,7 +557,7 @@ fn llama_fit(req: &mut InferenceRequest, args: &PlanArgs) -> anyhow::Result<Vec<
     }];
     if let Some(why) = outcome.failure {
         rows.push(crate::plan::Basis {
-            name: "llama.cpp --fit stopped".into(),
+            name: llama_fit::STOPPED.into(),
             value: "placement unchanged".into(),
             source: why,
         });

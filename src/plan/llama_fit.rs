@@ -43,6 +43,11 @@ use crate::units::Bytes;
 /// load it as at the same context.
 pub const WOULD_LOAD: &str = "llama.cpp --fit would load";
 
+/// The basis row of a plan made with `--fit`: what llama.cpp loads.
+pub const FITTED: &str = "llama.cpp --fit";
+/// The basis row of a fit that stopped before placing layers, and why.
+pub const STOPPED: &str = "llama.cpp --fit stopped";
+
 /// `-fitt`: MiB each GPU keeps free by default.
 pub const DEFAULT_MARGIN_MIB: u64 = 1024;
 /// `-fitc`: the smallest context `--fit` chooses by default.
@@ -84,6 +89,30 @@ pub struct FitOutcome {
     /// Why it stopped before placing layers, when it did (llama.cpp then loads what it chose so
     /// far).
     pub failure: Option<String>,
+}
+
+impl FitOutcome {
+    /// Puts the chosen context and placement into `req`.
+    pub fn apply(&self, req: &mut InferenceRequest) {
+        req.context = self.context;
+        req.options.gpu_layers = self.gpu_layers;
+        req.options.layer_split = self.layer_split.clone();
+        req.options.cpu_moe = self.cpu_moe.clone();
+    }
+}
+
+/// A request's context and placement as llama.cpp's flags: `-c 4096 -ngl 43`, `-ts 40,41` with a
+/// layer split, and the layers whose routed experts stay in host RAM.
+pub fn flags(req: &InferenceRequest) -> String {
+    let ngl = req.options.gpu_layers.unwrap_or(req.spec.num_layers + 1);
+    let mut flags = format!("-c {} -ngl {ngl}", req.context);
+    if let Some(split) = &req.options.layer_split {
+        flags += &format!(" -ts {}", split.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+    }
+    if !req.options.cpu_moe.is_empty() {
+        flags += &format!(", experts of layers {} in host RAM", req.options.cpu_moe);
+    }
+    flags
 }
 
 /// Layers one GPU holds in llama.cpp's terms (`ngl_t` in common/fit.cpp): `n_layer` units (the
