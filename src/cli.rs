@@ -304,17 +304,18 @@ pub struct PlanArgs {
     #[arg(long)]
     pub cpu_moe: bool,
     /// llama.cpp's `--fit` (on by default in llama-server and llama-cli since December 2025):
-    /// plan the context and layer placement it chooses on one GPU. Without --context it starts
-    /// from the model's trained context and shortens it down to --fit-ctx; without
-    /// --n-gpu-layers / --n-cpu-moe it then moves routed experts and layers to host RAM until
-    /// --fit-target MiB stay free.
+    /// plan the context and layer placement it chooses. Without --context it starts from the
+    /// model's trained context and shortens it down to --fit-ctx; without --n-gpu-layers /
+    /// --n-cpu-moe it then moves routed experts and layers to host RAM until --fit-target MiB
+    /// stay free on each GPU, and on several GPUs chooses the layer split (-ts).
     #[arg(long)]
     pub fit: bool,
-    /// llama.cpp `-fitt`: MiB of free memory --fit leaves on the GPU. Default: 1024.
-    #[arg(long, value_name = "MIB", requires = "fit")]
+    /// llama.cpp `-fitt`: MiB of free memory --fit leaves on each GPU (0 to 1,048,576). Default:
+    /// 1024.
+    #[arg(long, value_name = "MIB", requires = "fit", value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     pub fit_target: Option<u64>,
-    /// llama.cpp `-fitc`: the smallest context --fit chooses. Default: 4096.
-    #[arg(long, value_name = "N", requires = "fit")]
+    /// llama.cpp `-fitc`: the smallest context --fit chooses (1 to 16,777,216). Default: 4096.
+    #[arg(long, value_name = "N", requires = "fit", value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
     pub fit_ctx: Option<u64>,
     /// The host's RAM, for the speed of weights left there (--n-gpu-layers, --n-cpu-moe):
     /// `ddr5-6000:2` (type, MT/s, channels) or its peak bandwidth in GB/s (`96`). Default: two

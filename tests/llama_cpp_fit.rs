@@ -236,3 +236,32 @@ fn max_reports_what_fit_loads() {
     let vllm: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(vllm["llama_fit"].is_null());
 }
+
+/// Two sequences are two of llama.cpp's streams: `-c` counts both, rounded to 2 × 256, and the
+/// plan's context is one sequence's share.
+#[test]
+fn sequences_are_streams_of_the_context() {
+    let v = plan_json("llama-3.1-8b --weights bf16 --engine llama.cpp --gpu rtx-4090 --fit --batch 2");
+    let context = u(&v, "/request/context");
+    assert_eq!(context % 256, 0);
+    assert!(context < 67_584, "{context}");
+    assert_eq!(chosen(&v), format!("-c {} -ngl 33 -np 2", 2 * context));
+    assert!(left(&v) >= MARGIN);
+}
+
+/// llama.cpp's own split gives each GPU the units whose position falls in its share of the free
+/// memory: `-ngl 3` over eight GPUs puts the last two layers on GPUs 0 and 2 and the output
+/// layer on GPU 5; the others hold only their CUDA context and compute buffer.
+#[test]
+fn units_go_to_the_gpus_whose_share_they_fall_in() {
+    let v = plan_json("llama-3.1-8b --weights q4_k_m --engine llama.cpp --gpu rtx-4090:8 --n-gpu-layers 3");
+    let layers: Vec<(u64, u64)> =
+        (0..8).map(|i| (u(&v, &format!("/per_gpu/{i}/layers/0")), u(&v, &format!("/per_gpu/{i}/layers/1")))).collect();
+    assert_eq!(layers[0], (30, 31));
+    assert_eq!(layers[2], (31, 32));
+    let weights = |i: usize| u(&v, &format!("/per_gpu/{i}/memory/weights_bytes"));
+    assert!(weights(5) > 0 && layers[5].0 == layers[5].1, "{layers:?}");
+    for i in [1, 3, 4, 6, 7] {
+        assert_eq!(weights(i), 0, "GPU {i}: {layers:?}");
+    }
+}

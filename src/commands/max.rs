@@ -145,7 +145,7 @@ pub fn run(args: &MaxArgs) -> anyhow::Result<String> {
 pub fn report(args: &PlanArgs) -> anyhow::Result<MaxReport> {
     super::plan::check_mode_options(args)?;
     // Every search below sets its own context and placement: --fit is reported on its own.
-    let args = &PlanArgs { fit: false, fit_target: None, fit_ctx: None, ..args.clone() };
+    let args = &PlanArgs { fit: false, ..args.clone() };
     let gpu_arg = args.gpu.as_deref().context("max needs --gpu ID[:COUNT], e.g. --gpu rtx-4090")?;
     let gpu = parse_gpu_arg(gpu_arg)?;
     let model = resolve(&args.model)?;

@@ -322,9 +322,9 @@ pub struct EngineOptions {
     /// `--n-cpu-moe N` the first N (`--cpu-moe`: all), `--fit` the back of the GPU layers it
     /// could not give experts room for; empty keeps every weight on the GPUs.
     pub cpu_moe: LayerSet,
-    /// llama.cpp's layers per GPU (`--tensor-split` as `--fit` writes it): decoder layers from
-    /// the first on the GPUs, then the output layer when it is there, in consecutive runs of
-    /// these lengths. `None`: an even split.
+    /// llama.cpp's units per GPU (`-ts` as `--fit` writes it): decoder layers from the first on
+    /// the GPUs, then the output layer when it is there, in consecutive runs of these lengths.
+    /// `None`: llama.cpp's own split by free memory (other engines: even runs of layers).
     pub layer_split: Option<Vec<u64>>,
     /// Attention without materialised scores (FlashAttention / SDPA). Off means eager
     /// attention with the full score matrix.
@@ -434,6 +434,12 @@ impl HostPlacement {
     /// Layers on the GPUs whose routed experts stay in host RAM.
     pub fn expert_layers(&self) -> LayerSet {
         self.cpu_moe.within(self.gpu_start..u64::MAX)
+    }
+
+    /// llama.cpp's units on the GPUs of a model of `num_layers` layers: its decoder layers there,
+    /// then the output layer.
+    pub fn units(&self, num_layers: u64) -> u64 {
+        num_layers - self.gpu_start + u64::from(self.output_on_gpu)
     }
 
     /// Whether any weight stays in host RAM.

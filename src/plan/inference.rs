@@ -4,7 +4,7 @@
 use super::activations::{prefill_peak, ActivationRequest};
 use super::basis::BasisLog;
 use super::device::{Device, Generation};
-use super::engine::{self, Engine, EngineOptions, GgmlBackend, HostPlacement};
+use super::engine::{self, Engine, EngineOptions, GgmlBackend, HostPlacement, LayerSet};
 use super::kv::{self, KvRequest};
 use super::mlx::PromptSchedule;
 use super::vllm_moe;
@@ -122,6 +122,11 @@ impl WeightLayout {
     /// Routed-expert bytes of the decoder layers in `layers`.
     pub fn experts_in(&self, layers: std::ops::Range<u64>) -> Bytes {
         self.layers_of(layers).map(|l| l.experts).sum()
+    }
+
+    /// Routed-expert bytes of the decoder layers in `layers`.
+    pub fn experts_of(&self, layers: &LayerSet) -> Bytes {
+        layers.ranges().iter().map(|r| self.experts_in(r.clone())).sum()
     }
 
     /// Sums `bytes_of` over an inventory, by position in the model.
@@ -290,7 +295,7 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let host = req.options.host_placement(spec.num_layers);
     // Tensor parallel: every GPU holds the same share, so one is computed and repeated.
     // llama.cpp splits its units (layers, then the output layer) itself, or as -ts gives them.
-    let units = spec.num_layers - host.gpu_start + u64::from(host.output_on_gpu);
+    let units = host.units(spec.num_layers);
     let runs = match &req.options.layer_split {
         _ if split == Split::Tensor => None,
         Some(runs) => Some(runs.clone()),
@@ -327,7 +332,11 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
         basis.add(
             "layer split",
             format!("{} layers over {stages} GPUs{runs}", spec.num_layers),
-            "consecutive layers per GPU; embeddings on the first, lm_head on the last",
+            if layout.runs.is_some() {
+                "consecutive units per GPU (decoder layers, then the output layer with the GPU that holds the last unit); llama.cpp keeps the token embedding in host RAM"
+            } else {
+                "consecutive layers per GPU; embeddings on the first, lm_head on the last"
+            },
         );
     }
     if row_split {
@@ -403,8 +412,7 @@ fn stage_memory(req: &InferenceRequest, layout: &Layout, stage: u64, log: &mut B
     let (layers, last) = stage_layers(req, layout, stage);
     let first = stage == 0 && layout.host.gpu_start == 0;
     // --n-cpu-moe (or --fit): the routed experts of these layers stay on the host.
-    let experts_on_host: Bytes =
-        layout.host.cpu_moe.within(layers.clone()).ranges().iter().map(|r| req.weights.experts_in(r.clone())).sum();
+    let experts_on_host = req.weights.experts_of(&layout.host.cpu_moe.within(layers.clone()));
     // What the GPU holds outside its decoder layers.
     let mut outside_layers = Bytes::ZERO;
     if first && !req.engine.embeddings_on_host() {
@@ -627,7 +635,7 @@ fn host_memory(
         );
     }
     let expert_layers = layout.host.expert_layers();
-    let experts: Bytes = expert_layers.ranges().iter().map(|r| req.weights.experts_in(r.clone())).sum();
+    let experts = req.weights.experts_of(&expert_layers);
     weights += experts;
     if experts > Bytes::ZERO {
         basis.add(
@@ -680,13 +688,13 @@ fn validate(req: &InferenceRequest) -> Result<(), PlanError> {
     }
     if let Some(runs) = &req.options.layer_split {
         let host = req.options.host_placement(req.spec.num_layers);
-        let units = req.spec.num_layers - host.gpu_start + u64::from(host.output_on_gpu);
+        let units = host.units(req.spec.num_layers);
         let gpus = req.device.as_ref().map_or(1, |d| d.count as usize);
         if req.engine != Engine::LlamaCpp || runs.len() != gpus || runs.iter().sum::<u64>() != units {
             return Err(PlanError::BadNumber {
-                what: "tensor-split",
+                what: "n-gpu-layers",
                 value: format!("{runs:?}"),
-                fix: "a llama.cpp layer split gives each GPU a run of the layers on the GPUs (the output layer counted as the last), one run per GPU, covering them all",
+                fix: "a llama.cpp layer split (as --fit writes it) gives each GPU one run of the units on the GPUs, the output layer counted last, covering them all",
             });
         }
     }

@@ -10,8 +10,10 @@
 //!    free after the CUDA context and other processes.
 //! 2. **Context.** When the GPUs together miss their targets and `-c` is unset: the plan at the
 //!    minimum context (`-fitc`, 4,096) and a straight line between the two; the context where
-//!    the line meets the summed target, rounded down to a multiple of 256 and never below the
-//!    minimum. On one GPU, done if that is above the minimum. On several, the target is first
+//!    the line meets the summed target, rounded down to a multiple of 256 (per sequence: `--batch`
+//!    sequences are planned as llama.cpp's unshared streams, `n_streams = n_seq_max`; llama-server's
+//!    automatic slots share one cache, one stream) and never below the minimum. On one GPU, done
+//!    whenever the line reaches the target. On several, the target is first
 //!    lowered by (GPUs + 1) × a layer's weights ÷ 2 (÷ 6 for a mixture of experts), for the
 //!    whole layers each GPU wastes, and the layers are then placed anyway. Where the line does
 //!    not reach the target, the minimum is kept.
@@ -76,8 +78,8 @@ pub struct FitSettings {
 pub struct FitOutcome {
     /// Tokens per sequence.
     pub context: u64,
-    /// `-ngl`: decoder layers from the back on the GPUs; `None` when all of them and the output
-    /// layer are there.
+    /// `-ngl`: units from the back on the GPUs, the output layer first; `None` when every layer
+    /// and the output layer are there.
     pub gpu_layers: Option<u64>,
     /// Layers per GPU, the output layer counted on the last (`-ts` as `--fit` writes it); `None`
     /// on one GPU or when the placement was left as requested.
@@ -101,11 +103,15 @@ impl FitOutcome {
     }
 }
 
-/// A request's context and placement as llama.cpp's flags: `-c 4096 -ngl 43`, `-ts 40,41` with a
-/// layer split, and the layers whose routed experts stay in host RAM.
+/// A request's context and placement as llama.cpp's flags: `-c 4096 -ngl 43` (`-c` counts every
+/// sequence's tokens, `-np` the sequences), `-ts 40,41` with a layer split, and the layers whose
+/// routed experts stay in host RAM.
 pub fn flags(req: &InferenceRequest) -> String {
     let ngl = req.options.gpu_layers.unwrap_or(req.spec.num_layers + 1);
-    let mut flags = format!("-c {} -ngl {ngl}", req.context);
+    let mut flags = format!("-c {} -ngl {ngl}", req.context * req.batch);
+    if req.batch > 1 {
+        flags += &format!(" -np {}", req.batch);
+    }
     if let Some(split) = &req.options.layer_split {
         flags += &format!(" -ts {}", split.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
     }
@@ -139,6 +145,8 @@ type Placement = Vec<Layers>;
 struct Measured {
     used: Vec<i64>,
     model: i64,
+    /// The CUDA context each GPU holds besides.
+    cuda_context: i64,
 }
 
 struct Search<'r, 'a> {
@@ -166,18 +174,20 @@ impl Search<'_, '_> {
         }
         let plan = plan_inference(&req)?;
         let mut used = vec![0; self.gpus];
-        let mut model = 0;
+        let (mut model, mut cuda_context) = (0, 0);
         for g in &plan.per_gpu {
             used[g.gpu_index as usize] = g.memory.total.0 as i64 - g.memory.cuda_context.0 as i64;
             model += g.memory.weights.0 as i64;
+            cuda_context = g.memory.cuda_context.0 as i64;
         }
-        Ok(Measured { used, model })
+        Ok(Measured { used, model, cuda_context })
     }
 
     /// `-ngl`, the layer split and the expert overrides of a placement, as
-    /// `set_ngl_tensor_split_tbo` writes them: each GPU's overrides start `n_full` units into
-    /// its run, the runs counted from `hp_ngl + 1 − ngl` (one past the first GPU layer when the
-    /// output layer stays on the host).
+    /// `set_ngl_tensor_split_tbo` writes them: the runs start at `i_gpu_start = hp_ngl + 1 −
+    /// ngl`, and each GPU's overrides start `n_full` units into its run. So the unit kept whole on
+    /// the last GPU is the first layer of its run, and the output layer (the last unit, with no
+    /// experts) is among its "partial" units: the range is clipped to the decoder layers.
     fn options(&self, p: &[Layers]) -> (Option<u64>, Option<Vec<u64>>, LayerSet) {
         let l = self.num_layers;
         let total: u64 = p.iter().map(|d| d.n_layer).sum();
@@ -204,8 +214,9 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
     };
     let gpus = device.count as usize;
     let s = Search { req, gpus, num_layers: req.spec.num_layers };
-    let first = plan_inference(req)?;
-    let free = device.capacity.0 as i64 - device.in_use.0 as i64 - first.memory.cuda_context.0 as i64;
+    // Step 1: the request as given (the trained context when -c is unset).
+    let full = s.measure(req.context, None, false)?;
+    let free = device.capacity.0 as i64 - device.in_use.0 as i64 - full.cuda_context;
     let margin = settings.margin.0 as i64;
     let target = free - margin;
     let mib = |bytes: i64| bytes / (1 << 20);
@@ -218,8 +229,6 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
         failure: None,
     };
 
-    // Step 1: the request as given (the trained context when -c is unset).
-    let full = s.measure(req.context, None, false)?;
     let sum_used: i64 = full.used.iter().sum();
     let sum_target = target * gpus as i64;
     out.steps.push(format!(
@@ -250,7 +259,9 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
         } else {
             let moe_divisor = if req.spec.moe.is_some() { 6 } else { 2 };
             // Several GPUs take whole layers: allow for what each wastes.
-            let waste = if gpus > 1 { (gpus as i64 + 1) * (full.model / s.num_layers as i64) / moe_divisor } else { 0 };
+            // fit.cpp: the model's bytes over min(-ngl, layers) (all layers when -ngl is unset).
+            let placed = req.options.gpu_layers.map_or(s.num_layers, |n| n.min(s.num_layers)).max(1);
+            let waste = if gpus > 1 { (gpus as i64 + 1) * (full.model / placed as i64) / moe_divisor } else { 0 };
             let used_target = sum_target - waste;
             let used_min: i64 = s.measure(settings.min_context, None, false)?.used.iter().sum();
             let (max_total, min_total) = (req.context * streams, settings.min_context * streams);
@@ -339,7 +350,8 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
                     let d = &mut test[id];
                     d.n_layer += step;
                     if moe {
-                        // The last GPU's first unit is the output layer, which is always whole.
+                        // fit.cpp: "the first layer is the output layer which must always be
+                        // full": the last GPU keeps one unit whole (by index, its first layer).
                         d.n_part += if id == last && d.n_part == 0 { step - 1 } else { step };
                     }
                     test
@@ -433,8 +445,13 @@ fn search(
 /// The method of false position's next step within `delta` layers: the share of the memory
 /// between the bounds that is left under the target, at least 1 and short of the high bound.
 fn false_position(delta: u64, below_target: i64, between: i64) -> u64 {
-    let step =
-        if between > 0 { (delta as i128 * below_target as i128 / between as i128).max(0) as u64 } else { delta - 1 };
+    let step = match delta as i128 * below_target as i128 {
+        // llama.cpp casts a negative guess (the low bound already over the target) to uint32_t:
+        // a huge step, clamped to the last one below the high bound.
+        _ if between <= 0 => delta - 1,
+        guess if guess < 0 => delta - 1,
+        guess => (guess / between as i128).min(delta as i128) as u64,
+    };
     step.clamp(1, delta - 1)
 }
 
@@ -446,8 +463,9 @@ mod tests {
     fn false_position_steps_stay_inside_the_bounds() {
         // 40 units apart, a quarter of the bytes between the bounds left under the target: 10.
         assert_eq!(false_position(40, 250, 1000), 10);
-        // Never the bounds themselves, whatever the bytes say.
-        assert_eq!(false_position(40, -5, 1000), 1);
+        // Never the bounds themselves, whatever the bytes say (a negative guess wraps to the
+        // high end, as llama.cpp's unsigned cast does).
+        assert_eq!(false_position(40, -5, 1000), 39);
         assert_eq!(false_position(40, 2000, 1000), 39);
         assert_eq!(false_position(40, 10, 0), 39);
     }
