@@ -313,7 +313,9 @@ pub fn fit(req: &InferenceRequest, settings: &FitSettings) -> Result<FitOutcome,
     let last = gpus - 1;
     let log = |out: &mut FitOutcome, p: &[Layers], used: &[i64], id: usize| {
         out.steps.push(format!(
-            "GPU {id}: {} layers ({} with experts in host RAM), {} MiB used, {} MiB free",
+            // llama.cpp's own wording: units, of which the overflowing keep their experts on the
+            // host (on the last GPU the output unit counts among them).
+            "GPU {id}: {} layers ({} overflowing), {} MiB used, {} MiB free",
             p[id].n_layer,
             p[id].n_part,
             mib(used[id]),
