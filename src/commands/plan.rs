@@ -508,9 +508,11 @@ fn inference_report_on(
     })
 }
 
-/// What llama.cpp's `--fit` may change for these options, and how much it keeps free.
-fn fit_settings(args: &PlanArgs) -> llama_fit::FitSettings {
+/// What llama.cpp's `--fit` may change for these options on `req`'s GPUs, and how much it keeps
+/// free. A row split stops the placement only on several GPUs, as in fit.cpp.
+fn fit_settings(args: &PlanArgs, req: &InferenceRequest) -> llama_fit::FitSettings {
     use llama_fit::{FitSettings, DEFAULT_MARGIN_MIB, DEFAULT_MIN_CONTEXT};
+    let gpus = req.device.as_ref().map_or(1, |d| d.count);
     FitSettings {
         margin: crate::units::Bytes::from_mib(args.fit_target.unwrap_or(DEFAULT_MARGIN_MIB)),
         min_context: args.fit_ctx.unwrap_or(DEFAULT_MIN_CONTEXT),
@@ -518,14 +520,14 @@ fn fit_settings(args: &PlanArgs) -> llama_fit::FitSettings {
         placement_auto: args.n_gpu_layers.is_none()
             && args.n_cpu_moe.is_none()
             && !args.cpu_moe
-            && args.split != Some(SplitArg::Tensor),
+            && !(args.split == Some(SplitArg::Tensor) && gpus > 1),
     }
 }
 
 /// For a llama.cpp plan that does not fit: what `--fit` would load at the same context (as if
 /// `-c` were given), when it moves anything and that fits; `None` otherwise.
 fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan::Basis> {
-    let settings = llama_fit::FitSettings { context_auto: false, ..fit_settings(args) };
+    let settings = llama_fit::FitSettings { context_auto: false, ..fit_settings(args, req) };
     let mut fitted = req.clone();
     let outcome = llama_fit::fit(req, &settings).ok()?;
     outcome.apply(&mut fitted);
@@ -542,7 +544,7 @@ fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan
 /// Runs llama.cpp's `--fit` on the request and applies what it chooses. Returns the basis rows
 /// that say so.
 fn apply_llama_fit(req: &mut InferenceRequest, args: &PlanArgs) -> anyhow::Result<Vec<crate::plan::Basis>> {
-    let settings = fit_settings(args);
+    let settings = fit_settings(args, req);
     let outcome = llama_fit::fit(req, &settings)?;
     outcome.apply(req);
     let mut rows = vec![crate::plan::Basis {
