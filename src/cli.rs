@@ -296,6 +296,10 @@ pub struct PlanArgs {
     /// only, the output layer offloaded only above the layer count.
     #[arg(long, requires = "n_gpu_layers", conflicts_with = "fit")]
     pub ngl_output_last: bool,
+    /// llama.cpp `-ts`: each GPU's share of the layers, e.g. 3,1 (one number per GPU). Default:
+    /// shares of the free memory, equal on equal GPUs.
+    #[arg(long, alias = "ts", value_name = "SHARES", value_delimiter = ',', conflicts_with = "fit")]
+    pub tensor_split: Option<Vec<f32>>,
     /// llama.cpp: keep the routed-expert weights of the first N layers in host RAM
     /// (`--n-cpu-moe`); attention, shared experts and the KV cache stay on the GPUs.
     #[arg(long, value_name = "N", conflicts_with = "cpu_moe")]

@@ -208,3 +208,25 @@ fn larger_ubatches_recover_the_moe_prompt_rate() {
     let vllm = plan_json("gpt-oss-20b --engine vllm --gpu h100-sxm --context 4096");
     assert!(rate(&vllm).is_none());
 }
+
+/// `--tensor-split` (llama.cpp's `-ts`) shares the units (layers, then the output layer) by the
+/// given proportions: 3,1 over Llama-2-70B's 81 units gives 61 and 20, the output layer with
+/// the second GPU's 19 layers. A share per GPU, on llama.cpp only, one-line errors otherwise.
+#[test]
+fn tensor_split_shares_the_units_by_proportion() {
+    let v =
+        plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu rtx-4090:2 --context 4096 --tensor-split 3,1");
+    assert_eq!((u(&v, "/per_gpu/0/layers/0"), u(&v, "/per_gpu/0/layers/1")), (0, 61));
+    assert_eq!((u(&v, "/per_gpu/1/layers/0"), u(&v, "/per_gpu/1/layers/1")), (61, 80));
+    let even = plan_json("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu rtx-4090:2 --context 4096");
+    assert!(per_gpu(&v, 0, "weights_bytes") > per_gpu(&even, 0, "weights_bytes"));
+    for (args, needle) in [
+        ("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu rtx-4090:2 --tensor-split 1", "one per GPU"),
+        ("llama-2-70b --engine llama.cpp --weights q4_k_m --gpu rtx-4090:2 --tensor-split 0,0", "not all 0"),
+        ("llama-2-70b --weights gptq --gpu rtx-4090:2 --tensor-split 1,1", "--engine llama.cpp"),
+    ] {
+        let out = headroom().arg("plan").args(args.split_whitespace()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle) && err.trim_end().lines().count() == 1, "{args}: {err}");
+    }
+}

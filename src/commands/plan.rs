@@ -118,6 +118,7 @@ pub fn check_mode_options(args: &PlanArgs) -> anyhow::Result<()> {
         [
             set(args.n_gpu_layers.is_some(), "--n-gpu-layers"),
             set(args.ngl_output_last, "--ngl-output-last"),
+            set(args.tensor_split.is_some(), "--tensor-split"),
             set(args.n_cpu_moe.is_some(), "--n-cpu-moe"),
             set(args.cpu_moe, "--cpu-moe"),
             set(args.fit, "--fit"),
@@ -448,6 +449,10 @@ fn inference_report_on(
         ggml_backend: args.backend.map(BackendArg::ggml),
         enforce_eager: args.enforce_eager,
     };
+    let mut options = options;
+    if let Some(shares) = &args.tensor_split {
+        options.layer_split = Some(tensor_split(shares, &options, spec, engine, gpu.map_or(1, |g| g.1), args.split)?);
+    }
     let mut req = InferenceRequest {
         spec,
         weights: &weights,
@@ -508,6 +513,33 @@ fn inference_report_on(
     })
 }
 
+/// llama.cpp's `-ts`: the units on the GPUs (layers, then the output layer) split by `shares`.
+fn tensor_split(
+    shares: &[f32],
+    options: &EngineOptions,
+    spec: &crate::model::spec::ModelSpec,
+    engine: Engine,
+    gpus: u32,
+    split: Option<SplitArg>,
+) -> anyhow::Result<Vec<u64>> {
+    anyhow::ensure!(engine == Engine::LlamaCpp, "--tensor-split is a llama.cpp option: add --engine llama.cpp");
+    anyhow::ensure!(
+        split != Some(SplitArg::Tensor),
+        "--tensor-split with --split tensor (llama.cpp's row split) shares rows, which is not modelled: drop one"
+    );
+    anyhow::ensure!(
+        shares.len() == gpus as usize,
+        "--tensor-split gives {} shares for {gpus} GPU(s): give one per GPU (--gpu ID:COUNT)",
+        shares.len()
+    );
+    anyhow::ensure!(
+        shares.iter().all(|s| s.is_finite() && *s >= 0.0) && shares.iter().sum::<f32>() > 0.0,
+        "--tensor-split {shares:?}: give shares of 0 or more, not all 0"
+    );
+    let units = options.host_placement(spec.num_layers).units(spec.num_layers);
+    Ok(crate::plan::engine::llama_cpp_runs(units, shares))
+}
+
 /// What llama.cpp's `--fit` may change for these options on `req`'s GPUs, and how much it keeps
 /// free. A row split stops the placement only on several GPUs, as in fit.cpp.
 fn fit_settings(args: &PlanArgs, req: &InferenceRequest) -> llama_fit::FitSettings {
@@ -520,6 +552,7 @@ fn fit_settings(args: &PlanArgs, req: &InferenceRequest) -> llama_fit::FitSettin
         placement_auto: args.n_gpu_layers.is_none()
             && args.n_cpu_moe.is_none()
             && !args.cpu_moe
+            && args.tensor_split.is_none()
             && !(args.split == Some(SplitArg::Tensor) && gpus > 1),
     }
 }

@@ -363,6 +363,30 @@ pub struct EngineOptions {
     pub enforce_eager: bool,
 }
 
+/// llama.cpp's split of `units` (decoder layers on the GPUs, then the output layer) by `shares`,
+/// one per GPU: its free memory by default, or `-ts`. Unit k goes to the first GPU whose running
+/// share, normalized, exceeds k / units, in f32 as `get_layer_buft_list` computes it; with equal
+/// shares GPU d takes units ⌈d·U/n⌉ to ⌈(d+1)·U/n⌉. Llama-2-70B's 80 layers and output layer over
+/// two equal GPUs: 41 and 40, the output layer with the second's 39 layers.
+pub fn llama_cpp_runs(units: u64, shares: &[f32]) -> Vec<u64> {
+    let total: f32 = shares.iter().sum();
+    let mut running = 0.0f32;
+    let edges: Vec<f32> = shares
+        .iter()
+        .map(|s| {
+            running += s;
+            running / total
+        })
+        .collect();
+    let mut runs = vec![0; shares.len()];
+    for k in 0..units {
+        let at = k as f32 / units as f32;
+        let gpu = edges.iter().position(|&e| e > at).unwrap_or(shares.len() - 1);
+        runs[gpu] += 1;
+    }
+    runs
+}
+
 /// Decoder layers as sorted, disjoint, non-empty ranges: those whose routed experts llama.cpp
 /// keeps in host RAM (`--n-cpu-moe N`: one range from 0; `--fit`: the back of each GPU's run).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

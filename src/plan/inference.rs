@@ -299,7 +299,9 @@ pub fn plan_inference(req: &InferenceRequest) -> Result<Plan, PlanError> {
     let runs = match &req.options.layer_split {
         _ if split == Split::Tensor => None,
         Some(runs) => Some(runs.clone()),
-        None if req.engine == Engine::LlamaCpp && count > 1 => Some(llama_cpp_runs(units, count)),
+        None if req.engine == Engine::LlamaCpp && count > 1 => {
+            Some(engine::llama_cpp_runs(units, &vec![1.0; count as usize]))
+        }
         None => None,
     };
     let stages = match &runs {
@@ -376,15 +378,6 @@ struct Layout<'a> {
     /// Bytes an MoE layer holds on a GPU beyond its share of the checkpoint once the engine has
     /// loaded it (vLLM's MXFP4 backends).
     moe_load_extra: Bytes,
-}
-
-/// llama.cpp's own split of `units` over `gpus` GPUs with the same free memory
-/// (`get_layer_buft_list`): unit k goes to the first GPU whose running share of the free memory
-/// exceeds k / units, so GPU d takes units ⌈d·U/n⌉ to ⌈(d+1)·U/n⌉. Llama-2-70B's 80 layers and
-/// output layer over two GPUs: 41 and 40, the output layer with the second's 39 layers.
-fn llama_cpp_runs(units: u64, gpus: u64) -> Vec<u64> {
-    let edge = |d: u64| (d * units).div_ceil(gpus);
-    (0..gpus).map(|d| edge(d + 1) - edge(d)).collect()
 }
 
 /// The decoder layers of pipeline stage `stage`, and whether it runs the output layer: even
@@ -1003,10 +996,13 @@ mod tests {
     /// k / units).
     #[test]
     fn llama_cpp_splits_units_by_running_share() {
-        assert_eq!(llama_cpp_runs(81, 2), vec![41, 40]);
-        assert_eq!(llama_cpp_runs(37, 2), vec![19, 18]);
-        assert_eq!(llama_cpp_runs(33, 3), vec![11, 11, 11]);
-        assert_eq!(llama_cpp_runs(2, 4), vec![1, 0, 1, 0]);
+        let even = |units, gpus| engine::llama_cpp_runs(units, &vec![1.0; gpus]);
+        assert_eq!(even(81, 2), vec![41, 40]);
+        assert_eq!(even(37, 2), vec![19, 18]);
+        assert_eq!(even(33, 3), vec![11, 11, 11]);
+        assert_eq!(even(2, 4), vec![1, 0, 1, 0]);
+        // -ts 3,1: three quarters of the units on the first GPU.
+        assert_eq!(engine::llama_cpp_runs(81, &[3.0, 1.0]), vec![61, 20]);
     }
 
     /// The doc's example: Llama-2-13B in bf16 has 605 MiB per layer, so 8 GiB moves 13 whole
