@@ -424,7 +424,7 @@ fn inference_report_on(
         weights.drafter = crate::model::tensors::mtp_inventory(spec).iter().map(bytes_of).sum();
     }
     let weights_label = from_file.map_or_else(|| format.id().to_string(), |f| f.label.clone());
-    let options = EngineOptions {
+    let mut options = EngineOptions {
         gpu_memory_utilization: args.gpu_memory_utilization.unwrap_or(EngineOptions::default().gpu_memory_utilization),
         block_size: args.block_size,
         max_num_batched_tokens: args.max_num_batched_tokens,
@@ -449,7 +449,6 @@ fn inference_report_on(
         ggml_backend: args.backend.map(BackendArg::ggml),
         enforce_eager: args.enforce_eager,
     };
-    let mut options = options;
     if let Some(shares) = &args.tensor_split {
         options.layer_split = Some(tensor_split(shares, &options, spec, engine, gpu.map_or(1, |g| g.1), args.split)?);
     }
