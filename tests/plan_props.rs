@@ -52,6 +52,31 @@ proptest! {
         ));
     }
 
+    /// llama.cpp's `--fit` over any catalog model, GPU layout, context, batch and margin plans or
+    /// refuses, never panics; on one GPU what it chooses leaves the margin, or nothing of the
+    /// model fits on the GPU (`-ngl 0`).
+    #[test]
+    fn llama_cpp_fit_leaves_the_margin_or_places_nothing(
+        model in 0usize..1000, ctx_exp in prop::option::of(8u32..22), batch in 1u64..5,
+        gpus in prop::sample::select(vec!["rtx-3060", "rtx-4090", "rtx-4090:2", "rtx-3090:4", "a100-80gb:8", "m4-max"]),
+        margin_mib in prop::sample::select(vec![0u64, 512, 1024, 8192]),
+    ) {
+        let (id, _) = pick(model);
+        let context = ctx_exp.map_or(String::new(), |e| format!("--context {}", 1u64 << e));
+        let args = format!(
+            "{id} --weights q4_k_m --engine llama.cpp --gpu {gpus} --batch {batch} {context} --fit --fit-target {margin_mib}"
+        );
+        let argv = ["headroom", "plan"].into_iter().chain(args.split_whitespace());
+        let Command::Plan(plan_args) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+        if let Ok(r) = report(&plan_args) {
+            let chosen = r.basis.iter().find(|b| b.name == "llama.cpp --fit").map(|b| b.value.clone()).unwrap();
+            let fit = r.fit.unwrap();
+            if fit.gpu_count == 1 && !chosen.contains("-ngl 0") {
+                prop_assert!(fit.headroom_bytes >= (margin_mib << 20) as i64, "{args}: {chosen}, {} B left", fit.headroom_bytes);
+            }
+        }
+    }
+
     /// A user's config.json with any window, chunk or position-table size in the families that
     /// read one is planned or refused, in every engine: never an overflow.
     #[test]
