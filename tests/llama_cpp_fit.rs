@@ -16,9 +16,26 @@ fn left(v: &Value) -> i64 {
     v.pointer("/fit/headroom_bytes").and_then(Value::as_i64).unwrap()
 }
 
-/// The plan's bytes on the GPU beyond the CUDA context: what llama.cpp's dry run reports.
+/// The plan's bytes on its GPUs beyond their CUDA contexts: what llama.cpp's dry run reports.
 fn used(v: &Value) -> i64 {
-    (u(v, "/memory/total_bytes") - u(v, "/memory/cuda_context_bytes")) as i64
+    let gpus = v["per_gpu"].as_array().unwrap();
+    gpus.iter().map(|g| (u(g, "/memory/total_bytes") - u(g, "/memory/cuda_context_bytes")) as i64).sum()
+}
+
+/// Memory free on each GPU after its CUDA context.
+fn free(v: &Value) -> i64 {
+    (u(v, "/fit/capacity_bytes") - u(v, "/memory/cuda_context_bytes")) as i64
+}
+
+/// Step 2's context for `base` (no --context): where the line between its plans at 4,096 and
+/// 131,072 tokens meets `target` (given the plan at 131,072), rounded down to 256.
+fn on_the_line(base: &str, target: impl Fn(&Value) -> i64) -> u64 {
+    let (at_max, at_min) =
+        (plan_json(&format!("{base} --context 131072")), plan_json(&format!("{base} --context 4096")));
+    let target = target(&at_max);
+    assert!(used(&at_max) > target && used(&at_min) < target);
+    let line = 4096 + (131072 - 4096) * (target - used(&at_min)) / (used(&at_max) - used(&at_min));
+    (line - line % 256) as u64
 }
 
 /// The value of the `llama.cpp --fit` basis row.
@@ -35,14 +52,8 @@ fn chosen(v: &Value) -> String {
 fn context_falls_along_the_line_between_the_minimum_and_the_trained_context() {
     let base = "llama-3.1-8b --weights bf16 --engine llama.cpp --gpu rtx-4090";
     let fitted = plan_json(&format!("{base} --fit"));
-    let (at_max, at_min) =
-        (plan_json(&format!("{base} --context 131072")), plan_json(&format!("{base} --context 4096")));
-    let free = left(&at_max) + used(&at_max);
-    let target = free - MARGIN;
-    assert!(used(&at_max) > target && used(&at_min) < target);
-    let line = 4096 + (131072 - 4096) * (target - used(&at_min)) / (used(&at_max) - used(&at_min));
-    let expected = line - line % 256;
-    assert_eq!(u(&fitted, "/request/context"), expected as u64);
+    let expected = on_the_line(base, |at_max| free(at_max) - MARGIN);
+    assert_eq!(u(&fitted, "/request/context"), expected);
     assert_eq!(expected, 67_584);
     assert_eq!(chosen(&fitted), "-c 67584 -ngl 33");
     assert!(left(&fitted) >= MARGIN, "{}", left(&fitted));
@@ -165,17 +176,14 @@ fn fit_refuses_what_it_cannot_search() {
 fn several_gpus_lower_the_target_by_the_layers_they_waste_then_split_the_layers() {
     let base = "llama-3.1-70b --weights q4_k_m --engine llama.cpp --gpu rtx-4090:2";
     let fitted = plan_json(&format!("{base} --fit"));
-    let (at_max, at_min) =
-        (plan_json(&format!("{base} --context 131072")), plan_json(&format!("{base} --context 4096")));
+    // The target less (2 + 1) × a layer's weights ÷ 2.
+    let expected = on_the_line(base, |at_max| {
+        let model: i64 =
+            at_max["per_gpu"].as_array().unwrap().iter().map(|g| u(g, "/memory/weights_bytes") as i64).sum();
+        2 * (free(at_max) - MARGIN) - 3 * (model / 80) / 2
+    });
+    assert_eq!(u(&fitted, "/request/context"), expected);
     let gpus = |v: &Value| v["per_gpu"].as_array().unwrap().clone();
-    let sum_used = |v: &Value| {
-        gpus(v).iter().map(|g| (u(g, "/memory/total_bytes") - u(g, "/memory/cuda_context_bytes")) as i64).sum::<i64>()
-    };
-    let model: i64 = gpus(&at_max).iter().map(|g| u(g, "/memory/weights_bytes") as i64).sum();
-    let free = left(&at_max) + used(&at_max);
-    let target = 2 * (free - MARGIN) - 3 * (model / 80) / 2;
-    let line = 4096 + (131072 - 4096) * (target - sum_used(&at_min)) / (sum_used(&at_max) - sum_used(&at_min));
-    assert_eq!(u(&fitted, "/request/context") as i64, line - line % 256);
     let value = chosen(&fitted);
     let split: Vec<u64> = value.rsplit(" -ts ").next().unwrap().split(',').map(|n| n.parse().unwrap()).collect();
     assert_eq!(split.iter().sum::<u64>(), 81, "{value}");

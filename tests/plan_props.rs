@@ -69,7 +69,7 @@ proptest! {
         let argv = ["headroom", "plan"].into_iter().chain(args.split_whitespace());
         let Command::Plan(plan_args) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
         if let Ok(r) = report(&plan_args) {
-            let chosen = r.basis.iter().find(|b| b.name == "llama.cpp --fit").map(|b| b.value.clone()).unwrap();
+            let chosen = r.basis.iter().find(|b| b.name == headroom::plan::llama_fit::FITTED).map(|b| b.value.clone()).unwrap();
             let fit = r.fit.unwrap();
             if fit.gpu_count == 1 && !chosen.contains("-ngl 0") {
                 prop_assert!(fit.headroom_bytes >= (margin_mib << 20) as i64, "{args}: {chosen}, {} B left", fit.headroom_bytes);

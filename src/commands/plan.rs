@@ -33,7 +33,10 @@ pub fn report(args: &PlanArgs) -> anyhow::Result<PlanReport> {
     );
     anyhow::ensure!(args.wired_limit.is_none() || args.gpu.is_some(), "--wired-limit needs --gpu: an Apple silicon id");
     anyhow::ensure!(args.gtt_limit.is_none() || args.gpu.is_some(), "--gtt-limit needs --gpu: an AMD Strix Halo id");
-    plan_report(&resolve(&args.model)?, args)
+    let model = resolve(&args.model)?;
+    let mut report = plan_report(&model, args)?;
+    report.basis.extend(llama_fit_hint(&model, args, &report));
+    Ok(report)
 }
 
 /// Whether `engine` runs on `gpu`'s platform: vLLM on NVIDIA, AMD (ROCm) and Gaudi (vllm-gaudi),
@@ -470,9 +473,6 @@ fn inference_report_on(
     let fitted = args.fit.then(|| apply_llama_fit(&mut req, args)).transpose()?;
     let mut plan = plan_inference(&req)?;
     plan.basis.extend(fitted.into_iter().flatten());
-    if engine == Engine::LlamaCpp && !args.fit && plan.fit.as_ref().is_some_and(|f| !f.fits) {
-        plan.basis.extend(llama_fit_hint(&req, args));
-    }
     if let Some((native, why)) = converted {
         plan.basis.push(crate::plan::Basis {
             name: "weights as the engine runs them".into(),
@@ -556,21 +556,22 @@ fn fit_settings(args: &PlanArgs, req: &InferenceRequest) -> llama_fit::FitSettin
     }
 }
 
-/// For a llama.cpp plan that does not fit: what `--fit` would load at the same context (as if
-/// `-c` were given), when it moves anything and that fits; `None` otherwise.
-fn llama_fit_hint(req: &InferenceRequest, args: &PlanArgs) -> Option<crate::plan::Basis> {
-    let settings = llama_fit::FitSettings { context_auto: false, ..fit_settings(args, req) };
-    let mut fitted = req.clone();
-    let outcome = llama_fit::fit(req, &settings).ok()?;
-    outcome.apply(&mut fitted);
-    let placement = |o: &EngineOptions| (o.gpu_layers, o.layer_split.clone(), o.cpu_moe.clone());
-    let moved = outcome.failure.is_none() && placement(&fitted.options) != placement(&req.options);
-    let fits = plan_inference(&fitted).ok()?.fit.is_some_and(|f| f.fits);
-    (moved && fits).then(|| crate::plan::Basis {
-        name: llama_fit::WOULD_LOAD.into(),
-        value: llama_fit::flags(&fitted),
-        source: format!("common_fit_params at the planned context: {}", outcome.steps.join("; ")),
-    })
+/// For the user's llama.cpp plan that does not fit: what `--fit` would load at the same context
+/// (as if `-c` were given), when that fits. Only the plan a user reads gets it: `max` and `fit`
+/// plan many candidates that do not fit and skip this search.
+fn llama_fit_hint(model: &ResolvedModel, args: &PlanArgs, report: &PlanReport) -> Option<crate::plan::Basis> {
+    let short = report.request.engine == Engine::LlamaCpp.id() && report.fit.as_ref().is_some_and(|f| !f.fits);
+    if !short || args.fit || args.train.mode != ModeArg::Infer {
+        return None;
+    }
+    let fitted =
+        plan_report(model, &PlanArgs { fit: true, context: Some(report.request.context), ..args.clone() }).ok()?;
+    let stopped = fitted.basis.iter().any(|b| b.name == llama_fit::STOPPED);
+    if stopped || !fitted.fit.is_some_and(|f| f.fits) {
+        return None;
+    }
+    let row = fitted.basis.into_iter().find(|b| b.name == llama_fit::FITTED)?;
+    Some(crate::plan::Basis { name: llama_fit::WOULD_LOAD.into(), ..row })
 }
 
 /// Runs llama.cpp's `--fit` on the request and applies what it chooses. Returns the basis rows
