@@ -13,7 +13,10 @@
 //!    the line meets the summed target, rounded down to a multiple of 256 (per sequence: `--batch`
 //!    sequences are planned as llama.cpp's unshared streams, `n_streams = n_seq_max`; llama-server's
 //!    automatic slots share one cache, one stream) and never below the minimum. On one GPU, done
-//!    whenever the line reaches the target. On several, the target is first
+//!    whenever the line reaches the target, without planning that context again: memory that
+//!    grows more slowly than the line (sliding-window layers, whose cache stops at the window)
+//!    can end above the target, as in llama.cpp (Olmo-3-7B Q4_K_M, three sequences, on an RTX
+//!    3060 with `-fitt 0`: 111 MiB short). On several, the target is first
 //!    lowered by (GPUs + 1) × a layer's weights ÷ 2 (÷ 6 for a mixture of experts), for the
 //!    whole layers each GPU wastes, and the layers are then placed anyway. Where the line does
 //!    not reach the target, the minimum is kept.
